@@ -1,0 +1,7 @@
+//! Azure: sign-in (`auth`), tenant and subscription discovery (`discovery`), and the Graph and
+//! ARM calls of the onboarding (`graph`, `arm`).
+
+pub mod arm;
+pub mod auth;
+pub mod discovery;
+pub mod graph;

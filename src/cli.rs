@@ -1,0 +1,190 @@
+//! Command line: `spot-connect [--demo] [COMMAND] [OPTIONS]` (PRODUCT.md §2).
+//!
+//! Tokens and secrets are never taken from argv (it is visible in `ps`): the Spot token comes from
+//! `SPOTINST_TOKEN`, `--spot-token-file` or the endpoints file; Azure client secrets from
+//! `AZURE_CLIENT_SECRET`.
+
+use crate::endpoints::Cloud;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Exit codes (PRODUCT.md §2).
+pub mod exit {
+    pub const DONE: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const PARTIAL: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "spot-connect", version, about = "Connect an Azure subscription to Spot (spot.io), safely, in one run.")]
+pub struct Cli {
+    /// Run the full-screen wizard against the embedded simulator: no account needed.
+    #[arg(long)]
+    pub demo: bool,
+
+    #[command(flatten)]
+    pub opts: CommonOpts,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Onboard without the full-screen UI (automation, CI).
+    Apply,
+    /// Read-only: what apply would create, reuse or change, and why.
+    Plan,
+    /// What exists for a subscription: secret expiry, role drift, Spot connection.
+    Status,
+    /// New secret -> Spot -> old secret removed.
+    RotateSecret,
+    /// Undo what spot-connect created.
+    Remove(RemoveOpts),
+    /// Run the simulated clouds on their own.
+    Sim(SimOpts),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// Device code (default: works over SSH with no browser).
+    #[default]
+    DeviceCode,
+    /// Reuse the `az login` session.
+    AzureCli,
+    ManagedIdentity,
+    /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
+    ClientSecret,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct CommonOpts {
+    /// Subscription id (repeatable: several subscriptions in one run).
+    #[arg(long = "subscription", global = true, value_name = "ID")]
+    pub subscriptions: Vec<String>,
+    /// Every enabled subscription the sign-in can see.
+    #[arg(long, global = true)]
+    pub all_subscriptions: bool,
+    #[arg(long, global = true, value_name = "ID")]
+    pub tenant: Option<String>,
+    /// `act-…` to use that Spot account, or `new` to create one.
+    #[arg(long, global = true, value_name = "act-…|new")]
+    pub spot_account: Option<String>,
+    #[arg(long, global = true, value_enum)]
+    pub auth: Option<AuthMethod>,
+    /// Display name of the app registration (default: spot-connect-<tenant prefix>).
+    #[arg(long, global = true)]
+    pub app_name: Option<String>,
+    /// Name of the custom role (default: Spot.io Custom Role).
+    #[arg(long, global = true)]
+    pub role_name: Option<String>,
+    /// Client secret lifetime in months.
+    #[arg(long, global = true, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub secret_months: u32,
+    /// Role JSON to use instead of the embedded Spot policy (ARM or az CLI shape).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    #[arg(long, global = true, value_enum, default_value_t = Cloud::Public)]
+    pub cloud: Cloud,
+    /// Custom endpoints, as written by `spot-connect sim`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub endpoints: Option<PathBuf>,
+    /// Where state files, reports and the log go (default: $XDG_STATE_HOME/spot-connect).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Read the Spot token from this file instead of SPOTINST_TOKEN.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub spot_token_file: Option<PathBuf>,
+    /// Machine-readable report on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not ask before writing.
+    #[arg(long, global = true)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct RemoveOpts {
+    /// Also delete the Spot account (cannot be undone).
+    #[arg(long)]
+    pub delete_spot_account: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimOpts {
+    /// Address to listen on; port 0 takes a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Latency added to every call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency: u64,
+    /// Probability of an injected fault per call (429, 500, 503, dropped connection).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Seconds during which a new object is not yet visible where Azure is slow to propagate it.
+    #[arg(long, default_value_t = 0.0)]
+    pub replication_delay: f64,
+    /// Seed for the fault sequence and generated ids.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// ARM writes per second per tenant before 429.
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Extra subscriptions to seed in the first tenant (bulk tests).
+    #[arg(long, default_value_t = 0)]
+    pub subscriptions: u32,
+}
+
+impl Default for SimOpts {
+    fn default() -> Self {
+        SimOpts {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            latency: 0,
+            fault_rate: 0.0,
+            replication_delay: 0.0,
+            seed: 1,
+            rate_limit: None,
+            subscriptions: 0,
+        }
+    }
+}
+
+/// Default state directory: `$XDG_STATE_HOME/spot-connect`, else `~/.local/state/spot-connect`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("spot-connect");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/spot-connect")
+}
+
+impl CommonOpts {
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_work_before_and_after_the_command() {
+        let c = Cli::try_parse_from(["spot-connect", "apply", "--subscription", "a", "--subscription", "b", "--yes"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Apply)));
+        assert_eq!(c.opts.subscriptions, vec!["a", "b"]);
+        assert!(c.opts.yes);
+        let c = Cli::try_parse_from(["spot-connect", "--json", "plan"]).unwrap();
+        assert!(c.opts.json);
+        assert_eq!(c.opts.secret_months, 12);
+    }
+}

@@ -1,0 +1,218 @@
+//! Errors of the four services, in one shape: which service, HTTP status, the service's code and
+//! message, and its request id (for support). `ApiError::class` decides how a caller reacts.
+
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Login,
+    Graph,
+    Arm,
+    Spot,
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Service::Login => "Microsoft identity platform",
+            Service::Graph => "Microsoft Graph",
+            Service::Arm => "Azure Resource Manager",
+            Service::Spot => "Spot API",
+        })
+    }
+}
+
+/// Spot's error codes for a connect/validate that Azure refused. The real service does not
+/// document them (reference/spot-api.md §7); the simulator and the client agree on these.
+pub mod spot_codes {
+    /// The identity platform rejected the client id / secret (AADSTS7000215 and friends).
+    pub const INVALID_CREDENTIALS: &str = "AZURE_INVALID_CREDENTIALS";
+    /// The service principal lacks a role with Spot's actions on the subscription.
+    pub const MISSING_PERMISSIONS: &str = "AZURE_MISSING_PERMISSIONS";
+    /// The client secret's end date has passed.
+    pub const EXPIRED_SECRET: &str = "AZURE_EXPIRED_CREDENTIALS";
+    pub const ACCOUNT_NOT_FOUND: &str = "Account_DOESNT_EXIST";
+    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+}
+
+/// How a caller should react to an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// 429 / 503: wait `retry_after` (or back off) and send again.
+    Throttled,
+    /// 500 / 502 / 504 / dropped connection: the request may or may not have been applied;
+    /// look up before trying a write again.
+    Transient,
+    /// Azure has not propagated a recent write yet: retry with capped backoff.
+    Propagation,
+    /// 401 / 403: never retried; the operator needs a right they do not have.
+    Permission,
+    NotFound,
+    Conflict,
+    /// Anything else: a request the service will never accept as sent.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    pub service: Service,
+    /// HTTP status; 0 for a transport failure (no response).
+    pub status: u16,
+    pub code: String,
+    /// Codes from `error.details[]` (Graph puts `NoBackingApplicationObject` there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detail_codes: Vec<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn transport(service: Service, message: impl Into<String>) -> Self {
+        ApiError {
+            service,
+            status: 0,
+            code: "ConnectionError".into(),
+            detail_codes: vec![],
+            message: message.into(),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn has_code(&self, code: &str) -> bool {
+        self.code.eq_ignore_ascii_case(code) || self.detail_codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        const PROPAGATION: &[&str] = &[
+            "NoBackingApplicationObject",
+            "PrincipalNotFound",
+            "RoleDefinitionDoesNotExist",
+            spot_codes::MISSING_PERMISSIONS,
+            spot_codes::INVALID_CREDENTIALS,
+        ];
+        if PROPAGATION.iter().any(|c| self.has_code(c)) {
+            return ErrorClass::Propagation;
+        }
+        match self.status {
+            0 | 500 | 502 | 504 => ErrorClass::Transient,
+            429 | 503 => ErrorClass::Throttled,
+            401 | 403 => ErrorClass::Permission,
+            404 => ErrorClass::NotFound,
+            409 => ErrorClass::Conflict,
+            _ => ErrorClass::Invalid,
+        }
+    }
+
+    /// What the operator can do about it, where we know.
+    pub fn hint(&self) -> Option<&'static str> {
+        match (self.service, self.class()) {
+            (Service::Graph, ErrorClass::Permission) => Some(
+                "Your Entra account may not register applications here: ask for the Application Developer \
+                 or Cloud Application Administrator role, or for \"Users can register applications\" to be allowed.",
+            ),
+            (Service::Arm, ErrorClass::Permission) => Some(
+                "You need Owner or User Access Administrator on the subscription to create roles and role assignments.",
+            ),
+            (Service::Spot, ErrorClass::Permission) => Some(
+                "The Spot token was refused: use an Organization Admin token (SPOTINST_TOKEN).",
+            ),
+            (Service::Login, _) if self.has_code("invalid_client") => Some(
+                "The client id or secret was not accepted by the identity platform.",
+            ),
+            _ if self.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => Some(
+                "The tenant's app-management policy caps secret lifetimes: choose fewer months (--secret-months).",
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.status == 0 {
+            write!(f, "{}: {}", self.service, self.message)?;
+        } else {
+            write!(f, "{} {} {}: {}", self.service, self.status, self.code, self.message)?;
+        }
+        if let Some(id) = &self.request_id {
+            write!(f, " (request id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Api(ApiError),
+    #[error("sign-in failed: {0}")]
+    Auth(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Other(String),
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl Error {
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(service: Service, status: u16, code: &str) -> ApiError {
+        ApiError {
+            service,
+            status,
+            code: code.into(),
+            detail_codes: vec![],
+            message: "m".into(),
+            request_id: Some("rid-1".into()),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn classes_follow_the_documented_codes() {
+        let mut e = err(Service::Graph, 400, "Request_BadRequest");
+        assert_eq!(e.class(), ErrorClass::Invalid);
+        e.detail_codes.push("NoBackingApplicationObject".into());
+        assert_eq!(e.class(), ErrorClass::Propagation);
+        assert_eq!(err(Service::Arm, 400, "PrincipalNotFound").class(), ErrorClass::Propagation);
+        assert_eq!(err(Service::Arm, 429, "TooManyRequests").class(), ErrorClass::Throttled);
+        assert_eq!(err(Service::Arm, 403, "AuthorizationFailed").class(), ErrorClass::Permission);
+        assert_eq!(err(Service::Arm, 409, "RoleAssignmentExists").class(), ErrorClass::Conflict);
+        assert_eq!(ApiError::transport(Service::Spot, "reset").class(), ErrorClass::Transient);
+    }
+
+    #[test]
+    fn display_carries_code_message_and_request_id() {
+        let s = err(Service::Arm, 403, "AuthorizationFailed").to_string();
+        assert!(s.contains("403") && s.contains("AuthorizationFailed") && s.contains("rid-1"), "{s}");
+        assert!(err(Service::Arm, 403, "AuthorizationFailed").hint().unwrap().contains("Owner"));
+    }
+}

@@ -1,0 +1,16 @@
+//! spot-connect: connect an Azure subscription to Spot (spot.io) from a terminal.
+//! See docs/architecture.md for the map of these modules.
+
+pub mod app;
+pub mod azure;
+pub mod cli;
+pub mod commands;
+pub mod endpoints;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod onboard;
+pub mod secret;
+pub mod sim;
+pub mod spot;
+pub mod ui;

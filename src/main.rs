@@ -1,0 +1,40 @@
+use clap::Parser;
+use spot_connect::cli::{Cli, Command, exit};
+use spot_connect::{app, commands, logging, sim};
+
+fn main() {
+    let cli = Cli::parse();
+    let state_dir = cli.opts.state_dir();
+    if let Err(e) = logging::init(&state_dir) {
+        eprintln!("spot-connect: cannot open the log under {}: {e}", state_dir.display());
+        std::process::exit(exit::FAILED);
+    }
+    spot_connect::http::install_crypto_provider();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spot-connect: cannot start the runtime: {e}");
+            std::process::exit(exit::FAILED);
+        }
+    };
+    let code = rt.block_on(async {
+        match &cli.command {
+            None => app::run(&cli).await,
+            Some(Command::Apply) => commands::apply(&cli).await,
+            Some(Command::Plan) => commands::plan(&cli).await,
+            Some(Command::Status) => commands::not_yet("status").await,
+            Some(Command::RotateSecret) => commands::not_yet("rotate-secret").await,
+            Some(Command::Remove(_)) => commands::not_yet("remove").await,
+            Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {
+                Ok(()) => exit::DONE,
+                Err(e) => {
+                    eprintln!("spot-connect sim: {e}");
+                    exit::FAILED
+                }
+            },
+        }
+    });
+    // Do not wait for background tasks (e.g. a device-code poll) to finish.
+    rt.shutdown_background();
+    std::process::exit(code);
+}

@@ -1,0 +1,242 @@
+//! The vocabulary shared by the engine, `apply`/`plan` and the full-screen UI: steps, progress
+//! events, plans and reports. Nothing here does I/O.
+
+use crate::error::{ApiError, Error};
+use serde::Serialize;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The onboarding steps, in sidebar order (PRODUCT.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    SpotAccount,
+    AzureLogin,
+    Subscription,
+    AppRegistration,
+    ClientSecret,
+    CustomRole,
+    RoleAssignment,
+    ConnectSpot,
+    Done,
+}
+
+impl Step {
+    pub const ALL: [Step; 9] = [
+        Step::SpotAccount,
+        Step::AzureLogin,
+        Step::Subscription,
+        Step::AppRegistration,
+        Step::ClientSecret,
+        Step::CustomRole,
+        Step::RoleAssignment,
+        Step::ConnectSpot,
+        Step::Done,
+    ];
+
+    /// The sidebar label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Step::SpotAccount => "Spot account",
+            Step::AzureLogin => "Azure login",
+            Step::Subscription => "Subscription",
+            Step::AppRegistration => "App registration",
+            Step::ClientSecret => "Client secret",
+            Step::CustomRole => "Custom role",
+            Step::RoleAssignment => "Role assignment",
+            Step::ConnectSpot => "Connect to Spot",
+            Step::Done => "Done",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Step::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// What a step did to its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Reused,
+    Updated,
+}
+
+/// An error as shown to an operator: a one-line summary, the service's error when there is one
+/// (code, message, request id) and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorInfo {
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl From<&Error> for ErrorInfo {
+    fn from(e: &Error) -> Self {
+        let api = e.api().cloned();
+        ErrorInfo {
+            summary: e.to_string(),
+            hint: api.as_ref().and_then(|a| a.hint()).map(str::to_string),
+            api,
+        }
+    }
+}
+
+/// The device-code sign-in prompt: shown large by the UI, printed by `apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceCodePrompt {
+    pub user_code: String,
+    pub verification_uri: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The identity platform's own sentence ("To sign in, use a web browser to open …").
+    pub message: String,
+}
+
+/// Progress of one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepEvent {
+    Started {
+        detail: String,
+    },
+    /// A retry is scheduled: "waiting for Azure to propagate (attempt 3, next in 8 s)".
+    Waiting {
+        reason: String,
+        attempt: u32,
+        #[serde(with = "duration_ms")]
+        next_in: Duration,
+    },
+    Finished {
+        outcome: Outcome,
+        id: Option<String>,
+        detail: String,
+    },
+    Failed {
+        error: ErrorInfo,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+/// Everything background work reports, over one mpsc channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Progress {
+    Step {
+        /// None for steps that are not per subscription (Spot token, Azure login).
+        subscription: Option<String>,
+        step: Step,
+        event: StepEvent,
+    },
+    DeviceCode(DeviceCodePrompt),
+    Log {
+        message: String,
+    },
+}
+
+/// What `plan` says it would do to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanAction {
+    Create,
+    Reuse,
+    Update,
+    Blocked,
+}
+
+/// Actions missing from / extra in an existing role compared with Spot's policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub missing: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+impl Drift {
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.extra.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanItem {
+    pub step: Step,
+    /// "app registration", "service principal", "client secret", "custom role", …
+    pub object: String,
+    /// Display name of the object.
+    pub name: String,
+    pub action: PlanAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why this action ("no app named … exists", "ours: marker found", "blocked: 403 …").
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    pub fn blocked(&self) -> impl Iterator<Item = &PlanItem> {
+        self.items.iter().filter(|i| i.action == PlanAction::Blocked)
+    }
+    /// Items that write something (the confirmation screen lists these).
+    pub fn writes(&self) -> impl Iterator<Item = &PlanItem> {
+        self.items.iter().filter(|i| matches!(i.action, PlanAction::Create | PlanAction::Update))
+    }
+}
+
+/// One object in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectRef {
+    pub step: Step,
+    pub object: String,
+    pub name: String,
+    pub id: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Connected,
+    Failed,
+}
+
+/// What `apply` did for one subscription; printed with `--json`, saved under the state dir.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub subscription_name: String,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spot_account_id: Option<String>,
+    pub objects: Vec<ObjectRef>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub secret_expires: Option<OffsetDateTime>,
+    /// Per-step wall time in milliseconds.
+    pub durations_ms: Vec<(Step, u64)>,
+    pub total_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_path: Option<std::path::PathBuf>,
+}
+
+mod duration_ms {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}

@@ -1,0 +1,1 @@
+//! Spot's custom role JSON: embedded, or `--policy FILE`. PLACEHOLDER.
