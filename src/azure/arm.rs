@@ -132,7 +132,7 @@ impl Arm {
     }
 
     async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
-        let token = self.auth.token(Some(&self.tenant), Audience::Arm).await?;
+        let token = token_with_retry(&self.auth, &self.tenant, Audience::Arm).await?;
         let mut req = self.http.request(method, url).bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(b);
@@ -282,6 +282,27 @@ impl Arm {
             &[],
         );
         self.list(url).await
+    }
+}
+
+/// A token, asked again when the identity platform failed in flight (5xx, 429, dropped).
+pub(crate) async fn token_with_retry(
+    auth: &Auth,
+    tenant: &str,
+    audience: Audience,
+) -> Result<crate::secret::Secret> {
+    let mut tries = 0u64;
+    loop {
+        match auth.token(Some(tenant), audience).await {
+            Err(Error::Api(e))
+                if matches!(e.class(), ErrorClass::Transient | ErrorClass::Throttled)
+                    && tries < 4 =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250 * tries)).await;
+            }
+            r => return r,
+        }
     }
 }
 

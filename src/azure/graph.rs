@@ -1,6 +1,7 @@
 //! Microsoft Graph v1.0 calls of the onboarding (reference/azure-api.md §1): applications,
 //! their password credentials, and service principals.
 
+use crate::azure::arm::token_with_retry;
 use crate::azure::auth::{Audience, Auth};
 use crate::error::{ApiError, Error, ErrorClass, Result, Service};
 use crate::http::Http;
@@ -112,7 +113,7 @@ impl Graph {
     }
 
     async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
-        let token = self.auth.token(Some(&self.tenant), Audience::Graph).await?;
+        let token = token_with_retry(&self.auth, &self.tenant, Audience::Graph).await?;
         let mut req = self.http.request(method, url).bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(b);

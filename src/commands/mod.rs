@@ -83,17 +83,38 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         Err(e) => return fail(&e),
     };
     eprintln!("  … Azure login: signing in");
-    match session.auth.sign_in().await {
+    let mut tries = 0u64;
+    let signed_in = loop {
+        match session.auth.sign_in().await {
+            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+                tries += 1;
+                tracing::info!(error = %e, "sign-in failed in flight: trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => break r,
+        }
+    };
+    match signed_in {
         Ok(id) => eprintln!("  ✓ Azure login: signed in as {}", id.display),
         Err(e) => {
             eprintln!("  ✗ Azure login: {e}");
             return fail(&e);
         }
     }
-    let targets = match session
-        .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
-        .await
-    {
+    let mut tries = 0u64;
+    let resolved = loop {
+        match session
+            .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
+            .await
+        {
+            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => break r,
+        }
+    };
+    let targets = match resolved {
         Ok(t) if t.is_empty() => {
             eprintln!("spot-connect {cmd}: no enabled subscription to connect");
             return exit::FAILED;
