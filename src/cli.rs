@@ -138,7 +138,8 @@ pub struct SimOpts {
     #[arg(long)]
     pub rate_limit: Option<u32>,
     /// Extra subscriptions to seed in the first tenant (bulk tests).
-    #[arg(long, default_value_t = 0)]
+    /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
+    #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
     pub subscriptions: u32,
     /// Milliseconds after which a device code is approved (as the seeded operator user).
     #[arg(long, default_value_t = 1500)]
