@@ -18,7 +18,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "spot-connect", version, about = "Connect an Azure subscription to Spot (spot.io), safely, in one run.")]
+#[command(
+    name = "spot-connect",
+    version,
+    about = "Connect an Azure subscription to Spot (spot.io), safely, in one run."
+)]
 pub struct Cli {
     /// Run the full-screen wizard against the embedded simulator: no account needed.
     #[arg(long)]
@@ -157,7 +161,9 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("spot-connect");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/spot-connect")
 }
 
@@ -179,7 +185,16 @@ mod tests {
 
     #[test]
     fn options_work_before_and_after_the_command() {
-        let c = Cli::try_parse_from(["spot-connect", "apply", "--subscription", "a", "--subscription", "b", "--yes"]).unwrap();
+        let c = Cli::try_parse_from([
+            "spot-connect",
+            "apply",
+            "--subscription",
+            "a",
+            "--subscription",
+            "b",
+            "--yes",
+        ])
+        .unwrap();
         assert!(matches!(c.command, Some(Command::Apply)));
         assert_eq!(c.opts.subscriptions, vec!["a", "b"]);
         assert!(c.opts.yes);
