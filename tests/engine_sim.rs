@@ -558,3 +558,63 @@ async fn secret_lifetime_beyond_the_tenant_policy_says_to_use_fewer_months() {
     let _ = Duration::ZERO;
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_missing_actions_of_the_policy_is_updated_and_the_drift_shown() {
+    let env = env(SimOpts::default()).await;
+    let (first, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(first.verdict, Verdict::Connected);
+    // A policy in az CLI shape with one action more than Spot's embedded one.
+    let mut actions = spot_connect::onboard::policy::Policy::load(None)
+        .unwrap()
+        .actions;
+    actions.push("Microsoft.Compute/diskEncryptionSets/read".into());
+    let file = env.state_dir.join("policy.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({"Name": "{customRoleName}", "Description": "Spot", "Actions": actions,
+            "AssignableScopes": ["/subscriptions/{subscriptionId}"]})
+        .to_string(),
+    )
+    .unwrap();
+    let settings = Settings {
+        policy_file: Some(file),
+        ..Default::default()
+    };
+    let plan = onboard::plan(&env.session, &prod(), &settings)
+        .await
+        .unwrap();
+    let role = plan
+        .items
+        .iter()
+        .find(|i| i.object == "custom role")
+        .unwrap();
+    assert_eq!(role.action, PlanAction::Update);
+    let drift = role.drift.as_ref().expect("drift shown");
+    assert_eq!(
+        drift.missing,
+        vec!["Microsoft.Compute/diskEncryptionSets/read"]
+    );
+    assert!(drift.extra.is_empty());
+    let (report, _) = apply(&env, &prod(), &settings).await;
+    assert_eq!(report.verdict, Verdict::Connected, "{report:#?}");
+    let outcome = report
+        .objects
+        .iter()
+        .find(|o| o.step == Step::CustomRole)
+        .unwrap()
+        .outcome;
+    assert_eq!(outcome, Outcome::Updated);
+    let state = env.sim.state();
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    assert_eq!(
+        o.role["permissions"][0]["actions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        86
+    );
+    // Nothing else was touched: no new secret.
+    assert_eq!(secrets_for(&o.app, seed::SUB_CONTOSO_PROD).len(), 1);
+    env.sim.shutdown().await;
+}
