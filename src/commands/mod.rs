@@ -86,7 +86,13 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     let mut tries = 0u64;
     let signed_in = loop {
         match session.auth.sign_in().await {
-            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+            // A lost reply to the device-code poll makes the next poll "already redeemed"
+            // (AADSTS54005): start over, like any failure in flight.
+            Err(e)
+                if (crate::onboard::retry::is_transient(&e)
+                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
+                    && tries < 3 =>
+            {
                 tries += 1;
                 tracing::info!(error = %e, "sign-in failed in flight: trying again");
                 tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
