@@ -61,14 +61,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// Builds the clients. Endpoints: `endpoints` when given (e.g. the in-process simulator),
-    /// else `--endpoints FILE`, else `--cloud`. Spot token: `SPOTINST_TOKEN`, else
-    /// `--spot-token-file`, else the endpoints file's `spot_token`.
+    /// Builds the clients. Endpoints: `endpoints` when given (the in-process simulator of
+    /// `--demo`: its token is used, whatever the environment says), else `--endpoints FILE`,
+    /// else `--cloud`. Spot token: `SPOTINST_TOKEN`, else `--spot-token-file`, else the
+    /// endpoints file's `spot_token`.
     pub fn build(
         opts: &CommonOpts,
         endpoints: Option<(Endpoints, Secret)>,
         prompt: PromptFn,
     ) -> Result<Session> {
+        let given = endpoints.is_some();
         let (endpoints, file_token) = match endpoints {
             Some((e, t)) => (e, Some(t)),
             None => match &opts.endpoints {
@@ -79,7 +81,10 @@ impl Session {
                 None => (Endpoints::for_cloud(opts.cloud), None),
             },
         };
-        let token = spot_token(opts, file_token)?;
+        let token = match (given, file_token) {
+            (true, Some(t)) if !t.is_empty() => t,
+            (_, file_token) => spot_token(opts, file_token)?,
+        };
         let http = Http::new(endpoints.ca_pem()?.as_deref())?;
         let auth = Auth::new(
             opts.auth.unwrap_or_default(),
