@@ -618,3 +618,34 @@ async fn a_role_missing_actions_of_the_policy_is_updated_and_the_drift_shown() {
     assert_eq!(secrets_for(&o.app, seed::SUB_CONTOSO_PROD).len(), 1);
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_state_lost_the_tenants_app_and_role_are_found_and_reused() {
+    let env = env(SimOpts::default()).await;
+    let (first, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(first.verdict, Verdict::Connected);
+    std::fs::remove_dir_all(env.state_dir.join("state")).unwrap();
+    // Another subscription of the tenant: the role is assignable at Production only, so it is
+    // not visible at Dev's scope; it is found elsewhere in the tenant and gets Dev added.
+    let plan = onboard::plan(&env.session, &dev(), &Settings::default())
+        .await
+        .unwrap();
+    let action = |o: &str| plan.items.iter().find(|i| i.object == o).unwrap().action;
+    assert_eq!(action("app registration"), PlanAction::Reuse);
+    assert_eq!(action("service principal"), PlanAction::Reuse);
+    assert_eq!(action("custom role"), PlanAction::Update, "{plan:#?}");
+    assert_eq!(action("role assignment"), PlanAction::Create);
+    let (report, _) = apply(&env, &dev(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &dev(), &report);
+    // And Production, state lost too: everything reused, no new secret (Spot's expiry matches ours).
+    let before = counts(&state);
+    let (again, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(counts(&env.sim.state()), before);
+    assert!(
+        again.objects.iter().all(|o| o.outcome == Outcome::Reused),
+        "{:#?}",
+        again.objects
+    );
+    env.sim.shutdown().await;
+}

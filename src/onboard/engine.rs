@@ -497,10 +497,8 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        if found.is_none()
-            && let Ok(all) = self.arm.list_tenant_custom_roles().await
-        {
-            found = all.into_iter().find(|r| name_eq(r));
+        if found.is_none() {
+            found = self.find_role_elsewhere().await;
         }
         Ok(match found {
             None => RoleFact::Missing,
@@ -1201,19 +1199,28 @@ impl<'a> Ctx<'a> {
             return Some(r);
         }
         let subs = self.arm.list_subscription_ids().await.ok()?;
-        for sub in subs
-            .iter()
-            .filter(|s| !s.eq_ignore_ascii_case(&self.target.subscription_id))
-        {
-            if let Ok(found) = self
-                .arm
+        // A few at a time; a tenant with very many subscriptions is only sampled.
+        use futures::StreamExt;
+        let mut lookups = futures::stream::iter(
+            subs.into_iter()
+                .filter(|s| !s.eq_ignore_ascii_case(&self.target.subscription_id))
+                .take(200),
+        )
+        .map(|sub| async move {
+            self.arm
                 .find_role_definitions(&format!("/subscriptions/{sub}"), &self.role_name)
                 .await
-                && let Some(r) = found
-                    .into_iter()
-                    .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
-            {
-                return Some(r);
+                .ok()
+                .and_then(|found| {
+                    found
+                        .into_iter()
+                        .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
+                })
+        })
+        .buffer_unordered(8);
+        while let Some(r) = lookups.next().await {
+            if r.is_some() {
+                return r;
             }
         }
         None
