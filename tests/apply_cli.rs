@@ -439,3 +439,52 @@ async fn several_subscriptions_run_one_after_another_and_some_failing_exits_3() 
     assert_converged(&state, seed::SUB_CONTOSO_DEV);
     env.sim.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_exits_130_and_the_next_run_converges() {
+    let env = Env::start(SimOpts {
+        latency: 40,
+        ..Default::default()
+    })
+    .await;
+    let sub = seed::SUB_CONTOSO_PROD;
+    let mut child = env
+        .cmd(&["apply", "--subscription", sub, "--yes"])
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let sent = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            seen.push_str(&l);
+            seen.push('\n');
+            if l.contains("✓ ") && !l.contains("Azure login") {
+                let st = Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .await
+                    .unwrap();
+                return st.success();
+            }
+        }
+        false
+    })
+    .await
+    .expect("a step finishes");
+    assert!(sent, "{seen}");
+    while let Ok(Some(l)) = lines.next_line().await {
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted (SIGTERM)"), "{seen}");
+    let (code, _, stderr) = env
+        .run(&["apply", "--subscription", sub, "--yes"], &[])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_converged(&env.sim.state(), sub);
+    env.sim.shutdown().await;
+}

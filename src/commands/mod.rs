@@ -16,11 +16,47 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub async fn apply(cli: &Cli) -> i32 {
-    run(&cli.opts, true).await
+    interruptible(run(&cli.opts, true)).await
 }
 
 pub async fn plan(cli: &Cli) -> i32 {
-    run(&cli.opts, false).await
+    interruptible(run(&cli.opts, false)).await
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP: stop and exit 130. The state file already holds every write made
+/// (it is written after each one), so the next run continues from there.
+async fn interruptible(work: impl std::future::Future<Output = i32>) -> i32 {
+    tokio::select! {
+        code = work => code,
+        signal = interrupted() => {
+            eprintln!("spot-connect: interrupted ({signal}); what was done is recorded, run the command again to continue");
+            exit::INTERRUPTED
+        }
+    }
+}
+
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return "Ctrl-C";
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 pub async fn not_yet(name: &str) -> i32 {
