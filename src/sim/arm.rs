@@ -411,26 +411,32 @@ fn role_def_missing(ctx: &Ctx, guid: &str) -> Resp {
     )
 }
 
-fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: &str) -> Resp {
-    if !is_guid(guid) {
-        return err(
+/// A PUT's resource name must be a GUID and its body an object; returns `properties`.
+fn put_properties(ctx: &Ctx, name: &str, kind: &str, label: &str) -> Result<Value, Resp> {
+    if !is_guid(name) {
+        return Err(err(
             ctx,
             400,
-            "InvalidRoleDefinitionId",
-            &format!(
-                "The role definition ID '{guid}' is not valid. The role definition ID must be a GUID."
-            ),
-        );
+            &format!("Invalid{kind}Id"),
+            &format!("The {label} ID '{name}' is not valid. The {label} ID must be a GUID."),
+        ));
     }
-    let Some(body) = ctx.json().filter(Value::is_object) else {
-        return err(
+    let body = ctx.json().filter(Value::is_object).ok_or_else(|| {
+        err(
             ctx,
             400,
             "InvalidRequestContent",
             "The request content was invalid and could not be deserialized.",
-        );
+        )
+    })?;
+    Ok(prop(&body, "properties").cloned().unwrap_or(Value::Null))
+}
+
+fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: &str) -> Resp {
+    let props = match put_properties(ctx, guid, "RoleDefinition", "role definition") {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let props = prop(&body, "properties").cloned().unwrap_or(Value::Null);
     let role_name = prop_str(&props, "roleName")
         .unwrap_or_default()
         .trim()
@@ -635,25 +641,10 @@ fn put_role_assignment(
     name: &str,
     fault: Option<Fault>,
 ) -> Resp {
-    if !is_guid(name) {
-        return err(
-            ctx,
-            400,
-            "InvalidRoleAssignmentId",
-            &format!(
-                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
-            ),
-        );
-    }
-    let Some(body) = ctx.json().filter(Value::is_object) else {
-        return err(
-            ctx,
-            400,
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized.",
-        );
+    let props = match put_properties(ctx, name, "RoleAssignment", "role assignment") {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let props = prop(&body, "properties").cloned().unwrap_or(Value::Null);
     let (Some(role_id), Some(principal_id)) = (
         prop_str(&props, "roleDefinitionId"),
         prop_str(&props, "principalId"),
