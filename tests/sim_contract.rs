@@ -1010,6 +1010,19 @@ async fn arm_role_definitions_contract() {
         "RoleDefinitionWithSameNameExists",
     );
 
+    // Tenant scope shows it, with its assignable scopes, so a client can extend them.
+    let tenant_wide = t
+        .send("GET", &format!("/arm/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), Some(&arm), None)
+        .await;
+    assert_eq!(tenant_wide.status, 200);
+    assert_eq!(
+        tenant_wide.body["value"][0]["id"],
+        format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+    );
+    assert_eq!(
+        tenant_wide.body["value"][0]["properties"]["assignableScopes"],
+        json!([format!("/subscriptions/{SUB_CONTOSO_PROD}")])
+    );
     // Lists: built-ins and the custom role; filters.
     let all = t.send("GET", &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}"), Some(&arm), None).await;
     let names: Vec<&str> = all.body["value"]

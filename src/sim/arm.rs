@@ -141,6 +141,18 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
     match (ctx.method.as_str(), lower.as_slice()) {
         ("GET", ["tenants"]) => tenants(&w, ctx, &caller),
         ("GET", ["subscriptions"]) => subscriptions(sim, &w, ctx, &caller),
+        // Tenant scope: every role of the directory (reference/azure-api.md §2.2, name conflicts).
+        (
+            "GET",
+            [
+                "providers",
+                "microsoft.authorization",
+                "roledefinitions",
+                tail @ ..,
+            ],
+        ) if tail.len() <= 1 => {
+            role_definitions(&mut w, ctx, &caller, "", tail.first().map(|_| segs[3]))
+        }
         (_, ["subscriptions", _, rest @ ..]) => {
             let sub_id = segs[1];
             let Some(sub) = w.subscription(sub_id) else {
@@ -326,11 +338,15 @@ fn is_guid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
 
-/// Roles that apply at `scope`: built-ins and this tenant's custom roles assignable at or above it.
+/// Roles that apply at `scope`: built-ins and this tenant's custom roles assignable at or above it
+/// (`scope` "" = tenant scope: all of them).
 fn applies_at(r: &RoleDefinition, tenant: &str, scope: &str) -> bool {
     match &r.tenant_id {
         None => true,
-        Some(t) => t == tenant && r.assignable_scopes.iter().any(|s| scope_within(scope, s)),
+        Some(t) => {
+            t == tenant
+                && (scope.is_empty() || r.assignable_scopes.iter().any(|s| scope_within(scope, s)))
+        }
     }
 }
 
