@@ -604,6 +604,34 @@ async fn graph_and_arm_refuse_missing_or_wrong_tokens() {
 }
 
 #[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let t = start(SimOpts {
+        token_lifetime: 1,
+        ..fast()
+    })
+    .await;
+    let g = t.operator("graph").await;
+    assert_eq!(
+        t.send("GET", "/graph/v1.0/organization", Some(&g), None)
+            .await
+            .status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = t
+        .send("GET", "/graph/v1.0/organization", Some(&g), None)
+        .await;
+    assert_graph_error(&r, 401, "InvalidAuthenticationToken");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn graph_applications_service_principals_and_secrets() {
     let t = start(fast()).await;
     let g = t.operator("graph").await;
