@@ -106,6 +106,28 @@ fn filter_or_error(ctx: &Ctx) -> Result<Vec<(String, String)>, Resp> {
     }
 }
 
+/// `{"value":[…]}` of the items every `$filter` clause accepts (`matches(item, lowercased property, value)`).
+fn filtered<'a, T: 'a>(
+    ctx: &Ctx,
+    items: impl Iterator<Item = &'a T>,
+    matches: impl Fn(&T, &str, &str) -> bool,
+    to_json: impl Fn(&T) -> Value,
+) -> Resp {
+    let filter = match filter_or_error(ctx) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let value: Vec<Value> = items
+        .filter(|i| {
+            filter
+                .iter()
+                .all(|(p, v)| matches(i, &p.to_ascii_lowercase(), v))
+        })
+        .map(to_json)
+        .collect();
+    Resp::json(200, json!({ "value": value }))
+}
+
 fn subscription_json(s: &super::state::Subscription) -> Value {
     json!({
         "id": sub_scope(&s.id),
@@ -353,28 +375,18 @@ fn applies_at(r: &RoleDefinition, tenant: &str, scope: &str) -> bool {
 fn role_definitions(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, name: Option<&str>) -> Resp {
     let oid = c.principal.object_id().to_string();
     match (ctx.method.as_str(), name) {
-        ("GET", None) => {
-            let filter = match filter_or_error(ctx) {
-                Ok(f) => f,
-                Err(r) => return r,
-            };
-            let value: Vec<Value> = w
-                .role_definitions
+        ("GET", None) => filtered(
+            ctx,
+            w.role_definitions
                 .iter()
-                .filter(|r| applies_at(r, &c.tenant, scope))
-                .filter(|r| {
-                    filter
-                        .iter()
-                        .all(|(p, v)| match p.to_ascii_lowercase().as_str() {
-                            "rolename" => r.role_name.eq_ignore_ascii_case(v),
-                            "type" => r.role_type().eq_ignore_ascii_case(v),
-                            _ => true,
-                        })
-                })
-                .map(|r| r.to_json(scope))
-                .collect();
-            Resp::json(200, json!({"value": value}))
-        }
+                .filter(|r| applies_at(r, &c.tenant, scope)),
+            |r, p, v| match p {
+                "rolename" => r.role_name.eq_ignore_ascii_case(v),
+                "type" => r.role_type().eq_ignore_ascii_case(v),
+                _ => true,
+            },
+            |r| r.to_json(scope),
+        ),
         ("GET", Some(guid)) => match w.role_definition(&c.tenant, guid) {
             Some(r) => Resp::json(200, r.to_json(scope)),
             None => role_def_missing(ctx, guid),
@@ -594,28 +606,18 @@ fn role_assignments(
 ) -> Resp {
     let oid = c.principal.object_id().to_string();
     match (ctx.method.as_str(), name) {
-        ("GET", None) => {
-            let filter = match filter_or_error(ctx) {
-                Ok(f) => f,
-                Err(r) => return r,
-            };
-            let value: Vec<Value> = w
-                .role_assignments
+        ("GET", None) => filtered(
+            ctx,
+            w.role_assignments
                 .iter()
-                .filter(|a| a.tenant_id == c.tenant && scope_within(&a.scope, scope))
-                .filter(|a| {
-                    filter
-                        .iter()
-                        .all(|(p, v)| match p.to_ascii_lowercase().as_str() {
-                            "principalid" | "assignedto" => a.principal_id.eq_ignore_ascii_case(v),
-                            "atscope" => a.scope.eq_ignore_ascii_case(scope),
-                            _ => true,
-                        })
-                })
-                .map(RoleAssignment::to_json)
-                .collect();
-            Resp::json(200, json!({"value": value}))
-        }
+                .filter(|a| a.tenant_id == c.tenant && scope_within(&a.scope, scope)),
+            |a, p, v| match p {
+                "principalid" | "assignedto" => a.principal_id.eq_ignore_ascii_case(v),
+                "atscope" => a.scope.eq_ignore_ascii_case(scope),
+                _ => true,
+            },
+            RoleAssignment::to_json,
+        ),
         ("GET", Some(n)) => match w
             .role_assignments
             .iter()
