@@ -78,6 +78,22 @@ impl T {
         }
     }
 
+    async fn get(&self, path: &str, token: &str) -> R {
+        self.send("GET", path, Some(token), None).await
+    }
+
+    async fn delete(&self, path: &str, token: &str) -> R {
+        self.send("DELETE", path, Some(token), None).await
+    }
+
+    async fn put(&self, path: &str, token: &str, body: Value) -> R {
+        self.send("PUT", path, Some(token), Some(body)).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> R {
+        self.send("POST", path, Some(token), Some(body)).await
+    }
+
     async fn form(&self, tenant: &str, op: &str, form: &[(&str, &str)]) -> R {
         let resp = self
             .http
@@ -166,6 +182,15 @@ fn assert_arm_error(r: &R, status: u16, code: &str) {
     assert!(r.headers.contains_key("x-ms-correlation-request-id"));
 }
 
+/// An ARM resource at subscription scope: `id`, `type`, `name` as in the 2022-04-01 examples.
+fn assert_arm_resource(r: &R, status: u16, sub: &str, kind: &str, name: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let id = format!("/subscriptions/{sub}/providers/Microsoft.Authorization/{kind}/{name}");
+    assert_eq!(r.body["id"], id);
+    assert_eq!(r.body["type"], format!("Microsoft.Authorization/{kind}"));
+    assert_eq!(r.body["name"], name);
+}
+
 fn assert_spot_error(r: &R, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.body["response"]["errors"][0]["code"], code, "{}", r.body);
@@ -211,31 +236,24 @@ fn spot_role(sub: &str, name: &str) -> Value {
 /// App + SP + secret in Contoso; returns (appId, app object id, sp id, secret).
 async fn app_with_sp(t: &T, g: &str, name: &str) -> (String, String, String, String) {
     let app = t
-        .send(
-            "POST",
+        .post(
             "/graph/v1.0/applications",
-            Some(g),
-            Some(json!({"displayName": name, "signInAudience": "AzureADMyOrg"})),
+            g,
+            json!({"displayName": name, "signInAudience": "AzureADMyOrg"}),
         )
         .await;
     assert_eq!(app.status, 201);
     let app_id = app.body["appId"].as_str().unwrap().to_string();
     let oid = app.body["id"].as_str().unwrap().to_string();
     let sp = t
-        .send(
-            "POST",
-            "/graph/v1.0/servicePrincipals",
-            Some(g),
-            Some(json!({"appId": app_id})),
-        )
+        .post("/graph/v1.0/servicePrincipals", g, json!({"appId": app_id}))
         .await;
     assert_eq!(sp.status, 201, "{}", sp.body);
     let pw = t
-        .send(
-            "POST",
+        .post(
             &format!("/graph/v1.0/applications/{oid}/addPassword"),
-            Some(g),
-            Some(json!({"passwordCredential": {"displayName": "spot"}})),
+            g,
+            json!({"passwordCredential": {"displayName": "spot"}}),
         )
         .await;
     assert_eq!(pw.status, 200);
@@ -321,14 +339,7 @@ async fn device_code_flow_pending_slow_down_then_tokens_and_refresh() {
 
     // The home tenant's token sees Contoso's subscriptions and both tenants.
     let arm = tokens["access_token"].as_str().unwrap();
-    let tenants = t
-        .send(
-            "GET",
-            "/arm/tenants?api-version=2022-12-01",
-            Some(arm),
-            None,
-        )
-        .await;
+    let tenants = t.get("/arm/tenants?api-version=2022-12-01", arm).await;
     assert_eq!(tenants.body["value"].as_array().unwrap().len(), 2);
     assert_eq!(
         tenants.body["value"][0]["id"],
@@ -354,12 +365,7 @@ async fn device_code_flow_pending_slow_down_then_tokens_and_refresh() {
     assert_ne!(r.body["refresh_token"], rt);
     let fab = r.body["access_token"].as_str().unwrap();
     let subs = t
-        .send(
-            "GET",
-            "/arm/subscriptions?api-version=2022-12-01",
-            Some(fab),
-            None,
-        )
+        .get("/arm/subscriptions?api-version=2022-12-01", fab)
         .await;
     let ids: Vec<&str> = subs.body["value"]
         .as_array()
@@ -511,13 +517,7 @@ async fn client_credentials_wrong_unknown_and_expired_secrets() {
     // An expired secret is refused.
     let g = t.operator("graph").await;
     let (app_id, oid, _, _) = app_with_sp(&t, &g, "expiring").await;
-    let pw = t
-        .send(
-            "POST",
-            &format!("/graph/v1.0/applications/{oid}/addPassword"),
-            Some(&g),
-            Some(json!({"passwordCredential": {"startDateTime": "2020-01-01T00:00:00Z", "endDateTime": "2020-06-01T00:00:00Z"}})),
-        )
+    let pw = t.post(&format!("/graph/v1.0/applications/{oid}/addPassword"), &g, json!({"passwordCredential": {"startDateTime": "2020-01-01T00:00:00Z", "endDateTime": "2020-06-01T00:00:00Z"}}))
         .await;
     assert_eq!(pw.status, 200);
     let old = pw.body["secretText"].as_str().unwrap();
@@ -548,8 +548,7 @@ async fn graph_and_arm_refuse_missing_or_wrong_tokens() {
     );
     let arm = t.operator("arm").await;
     assert_graph_error(
-        &t.send("GET", "/graph/v1.0/applications", Some(&arm), None)
-            .await,
+        &t.get("/graph/v1.0/applications", &arm).await,
         401,
         "InvalidAuthenticationToken",
     );
@@ -566,37 +565,27 @@ async fn graph_and_arm_refuse_missing_or_wrong_tokens() {
     );
     let g = t.operator("graph").await;
     assert_arm_error(
-        &t.send(
-            "GET",
-            "/arm/subscriptions?api-version=2022-12-01",
-            Some(&g),
-            None,
-        )
-        .await,
+        &t.get("/arm/subscriptions?api-version=2022-12-01", &g).await,
         401,
         "InvalidAuthenticationToken",
     );
     // A Contoso token on a Fabrikam subscription.
     let r = t
-        .send(
-            "GET",
+        .get(
             &format!("/arm/subscriptions/{SUB_FABRIKAM_PROD}?api-version=2022-12-01"),
-            Some(&arm),
-            None,
+            &arm,
         )
         .await;
     assert_arm_error(&r, 401, "InvalidAuthenticationTokenTenant");
     assert_arm_error(
-        &t.send("GET", "/arm/subscriptions", Some(&arm), None).await,
+        &t.get("/arm/subscriptions", &arm).await,
         400,
         "MissingApiVersionParameter",
     );
     let r = t
-        .send(
-            "GET",
+        .get(
             &format!("/arm/subscriptions/{}?api-version=2022-12-01", new_guid()),
-            Some(&arm),
-            None,
+            &arm,
         )
         .await;
     assert_arm_error(&r, 404, "SubscriptionNotFound");
@@ -611,16 +600,9 @@ async fn expired_access_tokens_are_refused() {
     })
     .await;
     let g = t.operator("graph").await;
-    assert_eq!(
-        t.send("GET", "/graph/v1.0/organization", Some(&g), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(t.get("/graph/v1.0/organization", &g).await.status, 200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let r = t
-        .send("GET", "/graph/v1.0/organization", Some(&g), None)
-        .await;
+    let r = t.get("/graph/v1.0/organization", &g).await;
     assert_graph_error(&r, 401, "InvalidAuthenticationToken");
     assert!(
         r.body["error"]["message"]
@@ -636,13 +618,7 @@ async fn graph_applications_service_principals_and_secrets() {
     let t = start(fast()).await;
     let g = t.operator("graph").await;
     // reference/azure-api.md §1.1 request.
-    let app = t
-        .send(
-            "POST",
-            "/graph/v1.0/applications",
-            Some(&g),
-            Some(json!({"displayName": "O'Neil Spot", "signInAudience": "AzureADMyOrg", "web": {"redirectUris": ["https://spot.io"]}, "notes": "n", "tags": ["spot-connect"]})),
-        )
+    let app = t.post("/graph/v1.0/applications", &g, json!({"displayName": "O'Neil Spot", "signInAudience": "AzureADMyOrg", "web": {"redirectUris": ["https://spot.io"]}, "notes": "n", "tags": ["spot-connect"]}))
         .await;
     assert_eq!(app.status, 201, "{}", app.body);
     for k in [
@@ -661,31 +637,22 @@ async fn graph_applications_service_principals_and_secrets() {
         app.body["appId"].as_str().unwrap().to_string(),
     );
     assert_eq!(
-        t.send(
-            "GET",
-            &format!("/graph/v1.0/applications/{oid}"),
-            Some(&g),
-            None
-        )
-        .await
-        .body["notes"],
+        t.get(&format!("/graph/v1.0/applications/{oid}"), &g)
+            .await
+            .body["notes"],
         "n"
     );
     let list = t
-        .send(
-            "GET",
+        .get(
             "/graph/v1.0/applications?$filter=displayName%20eq%20'O''Neil%20Spot'&$select=id,appId",
-            Some(&g),
-            None,
+            &g,
         )
         .await;
     assert_eq!(list.body["value"], json!([{"id": oid, "appId": app_id}]));
     assert_eq!(
-        t.send(
-            "GET",
+        t.get(
             "/graph/v1.0/applications?$filter=displayName%20eq%20'O''Neil'",
-            Some(&g),
-            None
+            &g
         )
         .await
         .body["value"],
@@ -694,11 +661,10 @@ async fn graph_applications_service_principals_and_secrets() {
 
     // Secrets: secretText only in the addPassword answer; the policy caps lifetime at 24 months.
     let pw = t
-        .send(
-            "POST",
+        .post(
             &format!("/graph/v1.0/applications/{oid}/addPassword"),
-            Some(&g),
-            Some(json!({"passwordCredential": {"displayName": "spot-io"}})),
+            &g,
+            json!({"passwordCredential": {"displayName": "spot-io"}}),
         )
         .await;
     assert_eq!(pw.status, 200);
@@ -715,14 +681,7 @@ async fn graph_applications_service_principals_and_secrets() {
     )
     .unwrap();
     assert_eq!(end.year() - start.year(), 2);
-    let got = t
-        .send(
-            "GET",
-            &format!("/graph/v1.0/applications/{oid}"),
-            Some(&g),
-            None,
-        )
-        .await;
+    let got = t.get(&format!("/graph/v1.0/applications/{oid}"), &g).await;
     assert_eq!(
         got.body["passwordCredentials"][0]["secretText"],
         Value::Null
@@ -743,11 +702,10 @@ async fn graph_applications_service_principals_and_secrets() {
         secret.as_str()
     );
     let long = t
-        .send(
-            "POST",
+        .post(
             &format!("/graph/v1.0/applications/{oid}/addPassword"),
-            Some(&g),
-            Some(json!({"passwordCredential": {"endDateTime": "2099-01-01T00:00:00Z"}})),
+            &g,
+            json!({"passwordCredential": {"endDateTime": "2099-01-01T00:00:00Z"}}),
         )
         .await;
     assert_graph_error(&long, 400, "CredentialInvalidLifetimeAsPerAppPolicy");
@@ -757,39 +715,28 @@ async fn graph_applications_service_principals_and_secrets() {
     );
     assert_eq!(long.body["error"]["details"][0]["target"], "EndDate");
     let rm = t
-        .send(
-            "POST",
+        .post(
             &format!("/graph/v1.0/applications/{oid}/removePassword"),
-            Some(&g),
-            Some(json!({"keyId": pw.body["keyId"]})),
+            &g,
+            json!({"keyId": pw.body["keyId"]}),
         )
         .await;
     assert_eq!(rm.status, 204);
     assert_eq!(
-        t.send(
-            "GET",
-            &format!("/graph/v1.0/applications/{oid}"),
-            Some(&g),
-            None
-        )
-        .await
-        .body["passwordCredentials"],
+        t.get(&format!("/graph/v1.0/applications/{oid}"), &g)
+            .await
+            .body["passwordCredentials"],
         json!([])
     );
 
     // Service principal: 404 by appId, create, lookups.
     let by_app = format!("/graph/v1.0/servicePrincipals(appId='{app_id}')");
-    assert_graph_error(
-        &t.send("GET", &by_app, Some(&g), None).await,
-        404,
-        "Request_ResourceNotFound",
-    );
+    assert_graph_error(&t.get(&by_app, &g).await, 404, "Request_ResourceNotFound");
     let sp = t
-        .send(
-            "POST",
+        .post(
             "/graph/v1.0/servicePrincipals",
-            Some(&g),
-            Some(json!({"appId": app_id})),
+            &g,
+            json!({"appId": app_id}),
         )
         .await;
     assert_eq!(sp.status, 201);
@@ -797,37 +744,26 @@ async fn graph_applications_service_principals_and_secrets() {
     assert_eq!(sp.body["servicePrincipalNames"], json!([app_id]));
     assert_eq!(sp.body["accountEnabled"], true);
     let sp_id = sp.body["id"].as_str().unwrap().to_string();
+    assert_eq!(t.get(&by_app, &g).await.body["id"], sp_id.as_str());
     assert_eq!(
-        t.send("GET", &by_app, Some(&g), None).await.body["id"],
-        sp_id.as_str()
-    );
-    assert_eq!(
-        t.send(
-            "GET",
-            &format!("/graph/v1.0/servicePrincipals/{sp_id}"),
-            Some(&g),
-            None
-        )
-        .await
-        .status,
+        t.get(&format!("/graph/v1.0/servicePrincipals/{sp_id}"), &g)
+            .await
+            .status,
         200
     );
     let filtered = t
-        .send(
-            "GET",
+        .get(
             &format!("/graph/v1.0/servicePrincipals?$filter=appId%20eq%20'{app_id}'"),
-            Some(&g),
-            None,
+            &g,
         )
         .await;
     assert_eq!(filtered.body["value"].as_array().unwrap().len(), 1);
     // An appId that references no application.
     let none = t
-        .send(
-            "POST",
+        .post(
             "/graph/v1.0/servicePrincipals",
-            Some(&g),
-            Some(json!({"appId": new_guid()})),
+            &g,
+            json!({"appId": new_guid()}),
         )
         .await;
     assert_graph_error(&none, 400, "Request_BadRequest");
@@ -838,35 +774,19 @@ async fn graph_applications_service_principals_and_secrets() {
 
     // Deleting the application deletes its service principal.
     assert_eq!(
-        t.send(
-            "DELETE",
-            &format!("/graph/v1.0/applications/{oid}"),
-            Some(&g),
-            None
-        )
-        .await
-        .status,
+        t.delete(&format!("/graph/v1.0/applications/{oid}"), &g)
+            .await
+            .status,
         204
     );
     assert_graph_error(
-        &t.send(
-            "GET",
-            &format!("/graph/v1.0/servicePrincipals/{sp_id}"),
-            Some(&g),
-            None,
-        )
-        .await,
+        &t.get(&format!("/graph/v1.0/servicePrincipals/{sp_id}"), &g)
+            .await,
         404,
         "Request_ResourceNotFound",
     );
     assert_graph_error(
-        &t.send(
-            "GET",
-            &format!("/graph/v1.0/applications/{oid}"),
-            Some(&g),
-            None,
-        )
-        .await,
+        &t.get(&format!("/graph/v1.0/applications/{oid}"), &g).await,
         404,
         "Request_ResourceNotFound",
     );
@@ -881,11 +801,10 @@ async fn graph_applications_service_principals_and_secrets() {
         )
         .await;
     let denied = t
-        .send(
-            "POST",
+        .post(
             "/graph/v1.0/applications",
-            Some(&limited),
-            Some(json!({"displayName": "x"})),
+            &limited,
+            json!({"displayName": "x"}),
         )
         .await;
     assert_graph_error(&denied, 403, "Authorization_RequestDenied");
@@ -908,7 +827,7 @@ async fn arm_subscriptions_are_paged_and_scoped_to_the_token_tenant() {
     let mut all = vec![];
     let mut pages = 0;
     loop {
-        let r = t.send("GET", &url, Some(&arm), None).await;
+        let r = t.get(&url, &arm).await;
         assert_eq!(r.status, 200);
         pages += 1;
         all.extend(r.body["value"].as_array().unwrap().iter().cloned());
@@ -930,11 +849,9 @@ async fn arm_subscriptions_are_paged_and_scoped_to_the_token_tenant() {
             .any(|s| s["subscriptionId"] == extra_subscription_id(3).as_str())
     );
     let one = t
-        .send(
-            "GET",
+        .get(
             &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}?api-version=2022-12-01"),
-            Some(&arm),
-            None,
+            &arm,
         )
         .await;
     assert_eq!(one.body["id"], format!("/subscriptions/{SUB_CONTOSO_PROD}"));
@@ -954,22 +871,9 @@ async fn arm_role_definitions_contract() {
         "permissions": [{"actions": ["action"], "notActions": [], "dataActions": ["dataAction"], "notDataActions": []}],
     }});
     let r = t
-        .send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &guid),
-            Some(&arm),
-            Some(body.clone()),
-        )
+        .put(&rd_path(SUB_CONTOSO_PROD, &guid), &arm, body.clone())
         .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(
-        r.body["id"],
-        format!(
-            "/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
-        )
-    );
-    assert_eq!(r.body["type"], "Microsoft.Authorization/roleDefinitions");
-    assert_eq!(r.body["name"], guid.as_str());
+    assert_arm_resource(&r, 201, SUB_CONTOSO_PROD, "roleDefinitions", &guid);
     assert_eq!(r.body["properties"]["roleName"], "Role name");
     assert_eq!(r.body["properties"]["type"], "CustomRole");
     assert_eq!(
@@ -977,70 +881,43 @@ async fn arm_role_definitions_contract() {
         body["properties"]["permissions"]
     );
     assert_eq!(
-        t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &guid),
-            Some(&arm),
-            Some(body.clone())
-        )
-        .await
-        .status,
+        t.put(&rd_path(SUB_CONTOSO_PROD, &guid), &arm, body.clone())
+            .await
+            .status,
         200
     );
     assert_eq!(
-        t.send("GET", &rd_path(SUB_CONTOSO_PROD, &guid), Some(&arm), None)
-            .await
-            .body["name"],
+        t.get(&rd_path(SUB_CONTOSO_PROD, &guid), &arm).await.body["name"],
         guid.as_str()
     );
     assert_arm_error(
-        &t.send(
-            "GET",
-            &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            None,
-        )
-        .await,
+        &t.get(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm).await,
         404,
         "RoleDefinitionDoesNotExist",
     );
 
     // Names are unique per tenant, even when the other role is not assignable here.
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            Some(body.clone()),
-        )
-        .await,
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, body.clone())
+            .await,
         409,
         "RoleDefinitionWithSameNameExists",
     );
     let list = format!(
         "/arm/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=roleName%20eq%20'Role%20name'"
     );
-    assert_eq!(
-        t.send("GET", &list, Some(&arm), None).await.body["value"],
-        json!([])
-    );
+    assert_eq!(t.get(&list, &arm).await.body["value"], json!([]));
     let mut dev = body.clone();
     dev["properties"]["assignableScopes"] = json!([format!("/subscriptions/{SUB_CONTOSO_DEV}")]);
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(dev),
-        )
-        .await,
+        &t.put(&rd_path(SUB_CONTOSO_DEV, &new_guid()), &arm, dev)
+            .await,
         409,
         "RoleDefinitionWithSameNameExists",
     );
 
     // Tenant scope shows it, with its assignable scopes, so a client can extend them.
-    let tenant_wide = t
-        .send("GET", &format!("/arm/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), Some(&arm), None)
+    let tenant_wide = t.get(&format!("/arm/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), &arm)
         .await;
     assert_eq!(tenant_wide.status, 200);
     assert_eq!(
@@ -1052,7 +929,7 @@ async fn arm_role_definitions_contract() {
         json!([format!("/subscriptions/{SUB_CONTOSO_PROD}")])
     );
     // Lists: built-ins and the custom role; filters.
-    let all = t.send("GET", &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}"), Some(&arm), None).await;
+    let all = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}"), &arm).await;
     let names: Vec<&str> = all.body["value"]
         .as_array()
         .unwrap()
@@ -1062,12 +939,10 @@ async fn arm_role_definitions_contract() {
     for n in ["Owner", "Contributor", "Reader", "Role name"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
-    let custom = t
-        .send("GET", &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), Some(&arm), None)
+    let custom = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), &arm)
         .await;
     assert_eq!(custom.body["value"].as_array().unwrap().len(), 1);
-    let owner = t
-        .send("GET", &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=roleName+eq+'Owner'"), Some(&arm), None)
+    let owner = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=roleName+eq+'Owner'"), &arm)
         .await;
     assert_eq!(owner.body["value"][0]["properties"]["type"], "BuiltInRole");
 
@@ -1075,13 +950,8 @@ async fn arm_role_definitions_contract() {
     let mut no_name = body.clone();
     no_name["properties"]["roleName"] = json!("");
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            Some(no_name),
-        )
-        .await,
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, no_name)
+            .await,
         400,
         "RoleDefinitionNameNullOrEmpty",
     );
@@ -1089,13 +959,8 @@ async fn arm_role_definitions_contract() {
     no_scopes["properties"]["roleName"] = json!("other");
     no_scopes["properties"]["assignableScopes"] = json!([]);
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            Some(no_scopes),
-        )
-        .await,
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, no_scopes)
+            .await,
         400,
         "MissingAssignableScopes",
     );
@@ -1103,26 +968,16 @@ async fn arm_role_definitions_contract() {
     bad_scope["properties"]["roleName"] = json!("other");
     bad_scope["properties"]["assignableScopes"] = json!(["/subscriptions/nope"]);
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            Some(bad_scope),
-        )
-        .await,
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, bad_scope)
+            .await,
         400,
         "LinkedInvalidPropertyId",
     );
     let mut legacy = body.clone();
     legacy["properties"]["roleName"] = json!("legacy");
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_LEGACY, &new_guid()),
-            Some(&arm),
-            Some(legacy),
-        )
-        .await,
+        &t.put(&rd_path(SUB_CONTOSO_LEGACY, &new_guid()), &arm, legacy)
+            .await,
         409,
         "ReadOnlyDisabledSubscription",
     );
@@ -1131,52 +986,27 @@ async fn arm_role_definitions_contract() {
     let ra = new_guid();
     let assign = json!({"properties": {"roleDefinitionId": r.body["id"], "principalId": OPERATOR_USER_ID, "principalType": "User"}});
     assert_eq!(
-        t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_PROD, &ra),
-            Some(&arm),
-            Some(assign)
-        )
-        .await
-        .status,
+        t.put(&ra_path(SUB_CONTOSO_PROD, &ra), &arm, assign)
+            .await
+            .status,
         201
     );
     assert_arm_error(
-        &t.send(
-            "DELETE",
-            &rd_path(SUB_CONTOSO_PROD, &guid),
-            Some(&arm),
-            None,
-        )
-        .await,
+        &t.delete(&rd_path(SUB_CONTOSO_PROD, &guid), &arm).await,
         409,
         "RoleDefinitionHasAssignments",
     );
     assert_eq!(
-        t.send("DELETE", &ra_path(SUB_CONTOSO_PROD, &ra), Some(&arm), None)
-            .await
-            .status,
+        t.delete(&ra_path(SUB_CONTOSO_PROD, &ra), &arm).await.status,
         200
     );
-    let del = t
-        .send(
-            "DELETE",
-            &rd_path(SUB_CONTOSO_PROD, &guid),
-            Some(&arm),
-            None,
-        )
-        .await;
+    let del = t.delete(&rd_path(SUB_CONTOSO_PROD, &guid), &arm).await;
     assert_eq!(del.status, 200);
     assert_eq!(del.body["name"], guid.as_str());
     assert_eq!(
-        t.send(
-            "DELETE",
-            &rd_path(SUB_CONTOSO_PROD, &guid),
-            Some(&arm),
-            None
-        )
-        .await
-        .status,
+        t.delete(&rd_path(SUB_CONTOSO_PROD, &guid), &arm)
+            .await
+            .status,
         204
     );
 
@@ -1190,12 +1020,7 @@ async fn arm_role_definitions_contract() {
         )
         .await;
     let denied = t
-        .send(
-            "PUT",
-            &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&limited),
-            Some(body),
-        )
+        .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &limited, body)
         .await;
     assert_arm_error(&denied, 403, "AuthorizationFailed");
     let msg = denied.body["error"]["message"].as_str().unwrap();
@@ -1216,22 +1041,9 @@ async fn arm_role_assignments_and_permissions_contract() {
     let name = new_guid();
     let body = json!({"properties": {"roleDefinitionId": reader, "principalId": OPERATOR_USER_ID, "principalType": "User"}});
     let r = t
-        .send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &name),
-            Some(&arm),
-            Some(body.clone()),
-        )
+        .put(&ra_path(SUB_CONTOSO_DEV, &name), &arm, body.clone())
         .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(
-        r.body["id"],
-        format!(
-            "/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleAssignments/{name}"
-        )
-    );
-    assert_eq!(r.body["type"], "Microsoft.Authorization/roleAssignments");
-    assert_eq!(r.body["name"], name.as_str());
+    assert_arm_resource(&r, 201, SUB_CONTOSO_DEV, "roleAssignments", &name);
     assert_eq!(r.body["properties"]["principalType"], "User");
     assert_eq!(
         r.body["properties"]["scope"],
@@ -1244,12 +1056,7 @@ async fn arm_role_assignments_and_permissions_contract() {
             .ends_with(ROLE_READER)
     );
     let dup = t
-        .send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(body.clone()),
-        )
+        .put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, body.clone())
         .await;
     assert_arm_error(&dup, 409, "RoleAssignmentExists");
     assert!(
@@ -1261,25 +1068,15 @@ async fn arm_role_assignments_and_permissions_contract() {
 
     let unknown_role = json!({"properties": {"roleDefinitionId": format!("/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleDefinitions/{}", new_guid()), "principalId": OPERATOR_USER_ID}});
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(unknown_role),
-        )
-        .await,
+        &t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, unknown_role)
+            .await,
         400,
         "RoleDefinitionDoesNotExist",
     );
     let ghost = new_guid();
     let unknown = json!({"properties": {"roleDefinitionId": reader, "principalId": ghost, "principalType": "ServicePrincipal"}});
     let pnf = t
-        .send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(unknown),
-        )
+        .put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, unknown)
         .await;
     assert_arm_error(&pnf, 400, "PrincipalNotFound");
     let msg = pnf.body["error"]["message"].as_str().unwrap();
@@ -1291,13 +1088,8 @@ async fn arm_role_assignments_and_permissions_contract() {
     );
     let missing = json!({"properties": {"roleDefinitionId": reader}});
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(missing),
-        )
-        .await,
+        &t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, missing)
+            .await,
         400,
         "InvalidRequestContent",
     );
@@ -1306,65 +1098,43 @@ async fn arm_role_assignments_and_permissions_contract() {
     let (_, _, sp_id, _) = app_with_sp(&t, &g, "assignee").await;
     let as_user = json!({"properties": {"roleDefinitionId": reader, "principalId": sp_id, "principalType": "User"}});
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(as_user),
-        )
-        .await,
+        &t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, as_user)
+            .await,
         400,
         "UnmatchedPrincipalType",
     );
     let plain = json!({"properties": {"roleDefinitionId": reader, "principalId": sp_id}});
     let sp_name = new_guid();
     let ok = t
-        .send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &sp_name),
-            Some(&arm),
-            Some(plain),
-        )
+        .put(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm, plain)
         .await;
     assert_eq!(ok.status, 201);
     assert_eq!(ok.body["properties"]["principalType"], "ServicePrincipal");
 
-    let list = t
-        .send("GET", &format!("/arm/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleAssignments?{ARM_V}&$filter=principalId%20eq%20'{sp_id}'"), Some(&arm), None)
+    let list = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleAssignments?{ARM_V}&$filter=principalId%20eq%20'{sp_id}'"), &arm)
         .await;
     assert_eq!(list.body["value"].as_array().unwrap().len(), 1);
     assert_eq!(list.body["value"][0]["name"], sp_name.as_str());
     assert_eq!(
-        t.send("GET", &ra_path(SUB_CONTOSO_DEV, &sp_name), Some(&arm), None)
+        t.get(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm)
             .await
             .status,
         200
     );
     assert_eq!(
-        t.send(
-            "DELETE",
-            &ra_path(SUB_CONTOSO_DEV, &sp_name),
-            Some(&arm),
-            None
-        )
-        .await
-        .status,
+        t.delete(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm)
+            .await
+            .status,
         200
     );
     assert_eq!(
-        t.send(
-            "DELETE",
-            &ra_path(SUB_CONTOSO_DEV, &sp_name),
-            Some(&arm),
-            None
-        )
-        .await
-        .status,
+        t.delete(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm)
+            .await
+            .status,
         204
     );
     assert_arm_error(
-        &t.send("GET", &ra_path(SUB_CONTOSO_DEV, &sp_name), Some(&arm), None)
-            .await,
+        &t.get(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm).await,
         404,
         "RoleAssignmentNotFound",
     );
@@ -1374,7 +1144,7 @@ async fn arm_role_assignments_and_permissions_contract() {
         "/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/permissions?{ARM_V}"
     );
     assert_eq!(
-        t.send("GET", &perms, Some(&arm), None).await.body["value"][0]["actions"],
+        t.get(&perms, &arm).await.body["value"][0]["actions"],
         json!(["*"])
     );
     let limited = t
@@ -1385,16 +1155,11 @@ async fn arm_role_assignments_and_permissions_contract() {
             "arm",
         )
         .await;
-    let lp = t.send("GET", &perms, Some(&limited), None).await;
+    let lp = t.get(&perms, &limited).await;
     assert_eq!(lp.body["value"][0]["actions"], json!(["*/read"]));
     assert_eq!(lp.body["value"][0]["notActions"], json!([]));
     let denied = t
-        .send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&limited),
-            Some(body),
-        )
+        .put(&ra_path(SUB_CONTOSO_PROD, &new_guid()), &limited, body)
         .await;
     assert_arm_error(&denied, 403, "AuthorizationFailed");
     t.sim.shutdown().await;
@@ -1403,9 +1168,7 @@ async fn arm_role_assignments_and_permissions_contract() {
 #[tokio::test]
 async fn spot_accounts_and_credentials_contract() {
     let t = start(fast()).await;
-    let r = t
-        .send("GET", "/spot/setup/account", Some("wrong"), None)
-        .await;
+    let r = t.get("/spot/setup/account", "wrong").await;
     assert_spot_error(&r, 401, spot_codes::UNAUTHORIZED);
     let list = t.spot("GET", "/setup/account", None).await;
     assert_eq!(list.status, 200);
@@ -1519,24 +1282,18 @@ async fn spot_accounts_and_credentials_contract() {
     // A role with Spot's actions, assigned to the SP: connect succeeds.
     let role = new_guid();
     let rd = t
-        .send(
-            "PUT",
+        .put(
             &rd_path(SUB_CONTOSO_DEV, &role),
-            Some(&arm),
-            Some(spot_role(SUB_CONTOSO_DEV, "Spot.io Custom Role")),
+            &arm,
+            spot_role(SUB_CONTOSO_DEV, "Spot.io Custom Role"),
         )
         .await;
     assert_eq!(rd.status, 201, "{}", rd.body);
     let ra = json!({"properties": {"roleDefinitionId": rd.body["id"], "principalId": sp_id, "principalType": "ServicePrincipal"}});
     assert_eq!(
-        t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_DEV, &new_guid()),
-            Some(&arm),
-            Some(ra)
-        )
-        .await
-        .status,
+        t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, ra)
+            .await
+            .status,
         201
     );
     let v = t
@@ -1608,8 +1365,7 @@ async fn spot_refuses_an_expired_secret() {
     let t = start(fast()).await;
     let g = t.operator("graph").await;
     let (app_id, oid, _, _) = app_with_sp(&t, &g, "expired").await;
-    let pw = t
-        .send("POST", &format!("/graph/v1.0/applications/{oid}/addPassword"), Some(&g), Some(json!({"passwordCredential": {"startDateTime": "2021-01-01T00:00:00Z", "endDateTime": "2022-01-01T00:00:00Z"}})))
+    let pw = t.post(&format!("/graph/v1.0/applications/{oid}/addPassword"), &g, json!({"passwordCredential": {"startDateTime": "2021-01-01T00:00:00Z", "endDateTime": "2022-01-01T00:00:00Z"}}))
         .await;
     let old = pw.body["secretText"].as_str().unwrap();
     let r = t
@@ -1633,21 +1389,19 @@ async fn replication_delay_hides_new_objects_for_a_while() {
     let g = t.operator("graph").await;
     let arm = t.operator("arm").await;
     let app = t
-        .send(
-            "POST",
+        .post(
             "/graph/v1.0/applications",
-            Some(&g),
-            Some(json!({"displayName": "lagging"})),
+            &g,
+            json!({"displayName": "lagging"}),
         )
         .await;
     let app_id = app.body["appId"].as_str().unwrap().to_string();
     let oid = app.body["id"].as_str().unwrap().to_string();
     let first = t
-        .send(
-            "POST",
+        .post(
             "/graph/v1.0/servicePrincipals",
-            Some(&g),
-            Some(json!({"appId": app_id})),
+            &g,
+            json!({"appId": app_id}),
         )
         .await;
     assert_graph_error(&first, 400, "Request_BadRequest");
@@ -1665,11 +1419,10 @@ async fn replication_delay_hides_new_objects_for_a_while() {
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let r = t
-            .send(
-                "POST",
+            .post(
                 "/graph/v1.0/servicePrincipals",
-                Some(&g),
-                Some(json!({"appId": app_id})),
+                &g,
+                json!({"appId": app_id}),
             )
             .await;
         if r.status == 201 {
@@ -1689,36 +1442,25 @@ async fn replication_delay_hides_new_objects_for_a_while() {
     );
     let bare = json!({"properties": {"roleDefinitionId": role, "principalId": sp_id}});
     assert_arm_error(
-        &t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            Some(bare),
-        )
-        .await,
+        &t.put(&ra_path(SUB_CONTOSO_PROD, &new_guid()), &arm, bare)
+            .await,
         400,
         "PrincipalNotFound",
     );
     let typed = json!({"properties": {"roleDefinitionId": role, "principalId": sp_id, "principalType": "ServicePrincipal"}});
     assert_eq!(
-        t.send(
-            "PUT",
-            &ra_path(SUB_CONTOSO_PROD, &new_guid()),
-            Some(&arm),
-            Some(typed)
-        )
-        .await
-        .status,
+        t.put(&ra_path(SUB_CONTOSO_PROD, &new_guid()), &arm, typed)
+            .await
+            .status,
         201
     );
 
     // The new assignment has not taken effect for Spot yet; it does after the delay.
     let pw = t
-        .send(
-            "POST",
+        .post(
             &format!("/graph/v1.0/applications/{oid}/addPassword"),
-            Some(&g),
-            Some(json!({})),
+            &g,
+            json!({}),
         )
         .await;
     let secret = pw.body["secretText"].as_str().unwrap().to_string();
@@ -1857,12 +1599,7 @@ async fn arm_writes_are_rate_limited_per_tenant() {
     for i in 0..5 {
         let body = json!({"properties": {"roleName": format!("r{i}"), "assignableScopes": [format!("/subscriptions/{SUB_CONTOSO_PROD}")], "permissions": []}});
         let r = t
-            .send(
-                "PUT",
-                &rd_path(SUB_CONTOSO_PROD, &new_guid()),
-                Some(&arm),
-                Some(body),
-            )
+            .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, body)
             .await;
         if r.status == 429 {
             throttled = Some(r);
@@ -1875,14 +1612,9 @@ async fn arm_writes_are_rate_limited_per_tenant() {
     assert_eq!(r.headers["retry-after"], "1");
     // Reads are not counted.
     assert_eq!(
-        t.send(
-            "GET",
-            "/arm/subscriptions?api-version=2022-12-01",
-            Some(&arm),
-            None
-        )
-        .await
-        .status,
+        t.get("/arm/subscriptions?api-version=2022-12-01", &arm)
+            .await
+            .status,
         200
     );
     t.sim.shutdown().await;
