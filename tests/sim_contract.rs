@@ -182,6 +182,11 @@ fn assert_arm_error(r: &R, status: u16, code: &str) {
     assert!(r.headers.contains_key("x-ms-correlation-request-id"));
 }
 
+/// Does the array `list` hold an object whose `field` equals `value`?
+fn has(list: &Value, field: &str, value: &str) -> bool {
+    list.as_array().unwrap().iter().any(|o| o[field] == value)
+}
+
 /// An ARM resource at subscription scope: `id`, `type`, `name` as in the 2022-04-01 examples.
 fn assert_arm_resource(r: &R, status: u16, sub: &str, kind: &str, name: &str) {
     assert_eq!(r.status, status, "{}", r.body);
@@ -1626,13 +1631,7 @@ async fn inspect_state_lists_every_seeded_object() {
     let state: Value = t.send("GET", "/inspect/state", None, None).await.body;
     assert_eq!(state["tenants"].as_array().unwrap().len(), 2);
     assert_eq!(state["subscriptions"].as_array().unwrap().len(), 5);
-    assert!(
-        state["subscriptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["state"] == "Disabled")
-    );
+    assert!(has(&state["subscriptions"], "state", "Disabled"));
     assert_eq!(state["users"][0]["userPrincipalName"], OPERATOR_UPN);
     let ci = state["applications"]
         .as_array()
@@ -1644,27 +1643,13 @@ async fn inspect_state_lists_every_seeded_object() {
         ci["passwordCredentials"][0]["secretText"],
         CI_OPERATOR_SECRET
     );
-    assert!(
-        state["servicePrincipals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["id"] == CI_LIMITED_SP_ID)
-    );
-    assert!(
-        state["roleDefinitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["name"] == ROLE_OWNER)
-    );
-    assert!(
-        state["roleAssignments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["principalId"] == OPERATOR_USER_ID)
-    );
+    assert!(has(&state["servicePrincipals"], "id", CI_LIMITED_SP_ID));
+    assert!(has(&state["roleDefinitions"], "name", ROLE_OWNER));
+    assert!(has(
+        state["roleAssignments"],
+        "principalId",
+        OPERATOR_USER_ID
+    ));
     let connected = &state["spot"]["accounts"][1];
     assert_eq!(connected["accountId"], SPOT_ACCOUNT_CONNECTED);
     assert_eq!(
