@@ -1646,7 +1646,7 @@ async fn inspect_state_lists_every_seeded_object() {
     assert!(has(&state["servicePrincipals"], "id", CI_LIMITED_SP_ID));
     assert!(has(&state["roleDefinitions"], "name", ROLE_OWNER));
     assert!(has(
-        state["roleAssignments"],
+        &state["roleAssignments"],
         "principalId",
         OPERATOR_USER_ID
     ));
