@@ -2,7 +2,7 @@
 //! how, depends only on the seed and `seq` (the order of calls), never on the clock.
 
 use super::state::mix;
-use super::{Ctx, Resp};
+use super::{Ctx, Resp, Service};
 use crate::cli::SimOpts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,14 +45,40 @@ impl Fault {
     /// The reply for a fault that replaces the handler (in the service's error shape).
     pub fn reply(self, ctx: &Ctx) -> Resp {
         let s = ctx.service;
-        match self {
-            Fault::Throttle => s
-                .error(ctx, 429, "TooManyRequests", "The request is being throttled. Retry after the time in the Retry-After header.")
-                .header("retry-after", "1"),
-            Fault::Unavailable => s
-                .error(ctx, 503, "ServiceUnavailable", "The service is temporarily unavailable. Please retry.")
-                .header("retry-after", "1"),
-            _ => s.error(ctx, 500, "InternalServerError", "An internal server error occurred. Please retry the request."),
+        // (status, code, OAuth code, message, Retry-After)
+        let (status, code, oauth, message, retry) = match self {
+            Fault::Throttle => (
+                429,
+                "TooManyRequests",
+                "temporarily_unavailable",
+                "The request is being throttled. Retry after the time in the Retry-After header.",
+                true,
+            ),
+            Fault::Unavailable => (
+                503,
+                "ServiceUnavailable",
+                "temporarily_unavailable",
+                "The service is temporarily unavailable. Please retry.",
+                true,
+            ),
+            _ => (
+                500,
+                "InternalServerError",
+                "server_error",
+                "An internal server error occurred. Please retry the request.",
+                false,
+            ),
+        };
+        let r = s.error(
+            ctx,
+            status,
+            if s == Service::Login { oauth } else { code },
+            message,
+        );
+        if retry {
+            r.header("retry-after", "1")
+        } else {
+            r
         }
     }
 }
