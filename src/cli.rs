@@ -147,6 +147,9 @@ pub struct SimOpts {
     /// Polling interval, in seconds, the device-code response asks for (polling faster gets slow_down).
     #[arg(long, default_value_t = 1)]
     pub device_interval: u64,
+    /// Lifetime of issued access tokens, in seconds (`expires_in`).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_lifetime: u64,
 }
 
 impl Default for SimOpts {
@@ -161,6 +164,7 @@ impl Default for SimOpts {
             subscriptions: 0,
             approve_after: 1500,
             device_interval: 1,
+            token_lifetime: 3600,
         }
     }
 }

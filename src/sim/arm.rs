@@ -106,6 +106,28 @@ fn filter_or_error(ctx: &Ctx) -> Result<Vec<(String, String)>, Resp> {
     }
 }
 
+/// `{"value":[…]}` of the items every `$filter` clause accepts (`matches(item, lowercased property, value)`).
+fn filtered<'a, T: 'a>(
+    ctx: &Ctx,
+    items: impl Iterator<Item = &'a T>,
+    matches: impl Fn(&T, &str, &str) -> bool,
+    to_json: impl Fn(&T) -> Value,
+) -> Resp {
+    let filter = match filter_or_error(ctx) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let value: Vec<Value> = items
+        .filter(|i| {
+            filter
+                .iter()
+                .all(|(p, v)| matches(i, &p.to_ascii_lowercase(), v))
+        })
+        .map(to_json)
+        .collect();
+    Resp::json(200, json!({ "value": value }))
+}
+
 fn subscription_json(s: &super::state::Subscription) -> Value {
     json!({
         "id": sub_scope(&s.id),
@@ -141,6 +163,18 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
     match (ctx.method.as_str(), lower.as_slice()) {
         ("GET", ["tenants"]) => tenants(&w, ctx, &caller),
         ("GET", ["subscriptions"]) => subscriptions(sim, &w, ctx, &caller),
+        // Tenant scope: every role of the directory (reference/azure-api.md §2.2, name conflicts).
+        (
+            "GET",
+            [
+                "providers",
+                "microsoft.authorization",
+                "roledefinitions",
+                tail @ ..,
+            ],
+        ) if tail.len() <= 1 => {
+            role_definitions(&mut w, ctx, &caller, "", tail.first().map(|_| segs[3]))
+        }
         (_, ["subscriptions", _, rest @ ..]) => {
             let sub_id = segs[1];
             let Some(sub) = w.subscription(sub_id) else {
@@ -326,39 +360,33 @@ fn is_guid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok()
 }
 
-/// Roles that apply at `scope`: built-ins and this tenant's custom roles assignable at or above it.
+/// Roles that apply at `scope`: built-ins and this tenant's custom roles assignable at or above it
+/// (`scope` "" = tenant scope: all of them).
 fn applies_at(r: &RoleDefinition, tenant: &str, scope: &str) -> bool {
     match &r.tenant_id {
         None => true,
-        Some(t) => t == tenant && r.assignable_scopes.iter().any(|s| scope_within(scope, s)),
+        Some(t) => {
+            t == tenant
+                && (scope.is_empty() || r.assignable_scopes.iter().any(|s| scope_within(scope, s)))
+        }
     }
 }
 
 fn role_definitions(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, name: Option<&str>) -> Resp {
     let oid = c.principal.object_id().to_string();
     match (ctx.method.as_str(), name) {
-        ("GET", None) => {
-            let filter = match filter_or_error(ctx) {
-                Ok(f) => f,
-                Err(r) => return r,
-            };
-            let value: Vec<Value> = w
-                .role_definitions
+        ("GET", None) => filtered(
+            ctx,
+            w.role_definitions
                 .iter()
-                .filter(|r| applies_at(r, &c.tenant, scope))
-                .filter(|r| {
-                    filter
-                        .iter()
-                        .all(|(p, v)| match p.to_ascii_lowercase().as_str() {
-                            "rolename" => r.role_name.eq_ignore_ascii_case(v),
-                            "type" => r.role_type().eq_ignore_ascii_case(v),
-                            _ => true,
-                        })
-                })
-                .map(|r| r.to_json(scope))
-                .collect();
-            Resp::json(200, json!({"value": value}))
-        }
+                .filter(|r| applies_at(r, &c.tenant, scope)),
+            |r, p, v| match p {
+                "rolename" => r.role_name.eq_ignore_ascii_case(v),
+                "type" => r.role_type().eq_ignore_ascii_case(v),
+                _ => true,
+            },
+            |r| r.to_json(scope),
+        ),
         ("GET", Some(guid)) => match w.role_definition(&c.tenant, guid) {
             Some(r) => Resp::json(200, r.to_json(scope)),
             None => role_def_missing(ctx, guid),
@@ -411,26 +439,32 @@ fn role_def_missing(ctx: &Ctx, guid: &str) -> Resp {
     )
 }
 
-fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: &str) -> Resp {
-    if !is_guid(guid) {
-        return err(
+/// A PUT's resource name must be a GUID and its body an object; returns `properties`.
+fn put_properties(ctx: &Ctx, name: &str, kind: &str, label: &str) -> Result<Value, Resp> {
+    if !is_guid(name) {
+        return Err(err(
             ctx,
             400,
-            "InvalidRoleDefinitionId",
-            &format!(
-                "The role definition ID '{guid}' is not valid. The role definition ID must be a GUID."
-            ),
-        );
+            &format!("Invalid{kind}Id"),
+            &format!("The {label} ID '{name}' is not valid. The {label} ID must be a GUID."),
+        ));
     }
-    let Some(body) = ctx.json().filter(Value::is_object) else {
-        return err(
+    let body = ctx.json().filter(Value::is_object).ok_or_else(|| {
+        err(
             ctx,
             400,
             "InvalidRequestContent",
             "The request content was invalid and could not be deserialized.",
-        );
+        )
+    })?;
+    Ok(prop(&body, "properties").cloned().unwrap_or(Value::Null))
+}
+
+fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: &str) -> Resp {
+    let props = match put_properties(ctx, guid, "RoleDefinition", "role definition") {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let props = prop(&body, "properties").cloned().unwrap_or(Value::Null);
     let role_name = prop_str(&props, "roleName")
         .unwrap_or_default()
         .trim()
@@ -572,28 +606,18 @@ fn role_assignments(
 ) -> Resp {
     let oid = c.principal.object_id().to_string();
     match (ctx.method.as_str(), name) {
-        ("GET", None) => {
-            let filter = match filter_or_error(ctx) {
-                Ok(f) => f,
-                Err(r) => return r,
-            };
-            let value: Vec<Value> = w
-                .role_assignments
+        ("GET", None) => filtered(
+            ctx,
+            w.role_assignments
                 .iter()
-                .filter(|a| a.tenant_id == c.tenant && scope_within(&a.scope, scope))
-                .filter(|a| {
-                    filter
-                        .iter()
-                        .all(|(p, v)| match p.to_ascii_lowercase().as_str() {
-                            "principalid" | "assignedto" => a.principal_id.eq_ignore_ascii_case(v),
-                            "atscope" => a.scope.eq_ignore_ascii_case(scope),
-                            _ => true,
-                        })
-                })
-                .map(RoleAssignment::to_json)
-                .collect();
-            Resp::json(200, json!({"value": value}))
-        }
+                .filter(|a| a.tenant_id == c.tenant && scope_within(&a.scope, scope)),
+            |a, p, v| match p {
+                "principalid" | "assignedto" => a.principal_id.eq_ignore_ascii_case(v),
+                "atscope" => a.scope.eq_ignore_ascii_case(scope),
+                _ => true,
+            },
+            RoleAssignment::to_json,
+        ),
         ("GET", Some(n)) => match w
             .role_assignments
             .iter()
@@ -635,25 +659,10 @@ fn put_role_assignment(
     name: &str,
     fault: Option<Fault>,
 ) -> Resp {
-    if !is_guid(name) {
-        return err(
-            ctx,
-            400,
-            "InvalidRoleAssignmentId",
-            &format!(
-                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
-            ),
-        );
-    }
-    let Some(body) = ctx.json().filter(Value::is_object) else {
-        return err(
-            ctx,
-            400,
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized.",
-        );
+    let props = match put_properties(ctx, name, "RoleAssignment", "role assignment") {
+        Ok(p) => p,
+        Err(r) => return r,
     };
-    let props = prop(&body, "properties").cloned().unwrap_or(Value::Null);
     let (Some(role_id), Some(principal_id)) = (
         prop_str(&props, "roleDefinitionId"),
         prop_str(&props, "principalId"),

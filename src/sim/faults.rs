@@ -2,7 +2,7 @@
 //! how, depends only on the seed and `seq` (the order of calls), never on the clock.
 
 use super::state::mix;
-use super::{Ctx, Resp};
+use super::{Ctx, Resp, Service};
 use crate::cli::SimOpts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,19 +45,45 @@ impl Fault {
     /// The reply for a fault that replaces the handler (in the service's error shape).
     pub fn reply(self, ctx: &Ctx) -> Resp {
         let s = ctx.service;
-        match self {
-            Fault::Throttle => s
-                .error(ctx, 429, "TooManyRequests", "The request is being throttled. Retry after the time in the Retry-After header.")
-                .header("retry-after", "1"),
-            Fault::Unavailable => s
-                .error(ctx, 503, "ServiceUnavailable", "The service is temporarily unavailable. Please retry.")
-                .header("retry-after", "1"),
-            _ => s.error(ctx, 500, "InternalServerError", "An internal server error occurred. Please retry the request."),
+        // (status, code, OAuth code, message, Retry-After)
+        let (status, code, oauth, message, retry) = match self {
+            Fault::Throttle => (
+                429,
+                "TooManyRequests",
+                "temporarily_unavailable",
+                "The request is being throttled. Retry after the time in the Retry-After header.",
+                true,
+            ),
+            Fault::Unavailable => (
+                503,
+                "ServiceUnavailable",
+                "temporarily_unavailable",
+                "The service is temporarily unavailable. Please retry.",
+                true,
+            ),
+            _ => (
+                500,
+                "InternalServerError",
+                "server_error",
+                "An internal server error occurred. Please retry the request.",
+                false,
+            ),
+        };
+        let r = s.error(
+            ctx,
+            status,
+            if s == Service::Login { oauth } else { code },
+            message,
+        );
+        if retry {
+            r.header("retry-after", "1")
+        } else {
+            r
         }
     }
 }
 
-fn is_role_assignment_put(ctx: &Ctx) -> bool {
+pub(crate) fn is_role_assignment_put(ctx: &Ctx) -> bool {
     ctx.method == axum::http::Method::PUT
         && ctx
             .path
@@ -66,7 +92,7 @@ fn is_role_assignment_put(ctx: &Ctx) -> bool {
 }
 
 /// The fault for call number `seq`, if any.
-pub(crate) fn pick(opts: &SimOpts, seq: u64, ctx: &Ctx) -> Option<Fault> {
+pub(crate) fn pick(opts: &SimOpts, seq: u64, role_assignment_put: bool) -> Option<Fault> {
     if opts.fault_rate <= 0.0 {
         return None;
     }
@@ -82,8 +108,44 @@ pub(crate) fn pick(opts: &SimOpts, seq: u64, ctx: &Ctx) -> Option<Fault> {
         Fault::DropBefore,
         Fault::DropAfter,
     ];
-    if is_role_assignment_put(ctx) {
+    if role_assignment_put {
         kinds.push(Fault::PrincipalNotFound);
     }
     Some(kinds[(mix(h) % kinds.len() as u64) as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_faults_and_rate_is_roughly_respected() {
+        let opts = SimOpts {
+            fault_rate: 0.3,
+            seed: 42,
+            ..SimOpts::default()
+        };
+        let a: Vec<_> = (1..=1000).map(|n| pick(&opts, n, false)).collect();
+        let b: Vec<_> = (1..=1000).map(|n| pick(&opts, n, false)).collect();
+        assert_eq!(a, b);
+        let faults = a.iter().filter(|f| f.is_some()).count();
+        assert!((200..400).contains(&faults), "{faults} faults for rate 0.3");
+        let other = SimOpts {
+            seed: 43,
+            ..opts.clone()
+        };
+        assert_ne!(
+            a,
+            (1..=1000)
+                .map(|n| pick(&other, n, false))
+                .collect::<Vec<_>>()
+        );
+        assert!(!a.contains(&Some(Fault::PrincipalNotFound)));
+        let all = SimOpts {
+            fault_rate: 1.0,
+            ..opts
+        };
+        assert!((1..=200).any(|n| pick(&all, n, true) == Some(Fault::PrincipalNotFound)));
+        assert!((1..=200).all(|n| pick(&all, n, false).is_some()));
+    }
 }

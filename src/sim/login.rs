@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-pub const ACCESS_TOKEN_SECS: u64 = 3600;
 pub const DEVICE_CODE_SECS: u64 = 900;
 
 /// An OAuth 2.0 error body as the identity platform sends it.
@@ -94,6 +93,7 @@ fn resolve_user_tenant(w: &World, tenant: &str, user_id: &str) -> Result<String,
 }
 
 fn issue(
+    sim: &Sim,
     w: &mut World,
     tenant: &str,
     audience: Audience,
@@ -108,14 +108,14 @@ fn issue(
             tenant_id: tenant.to_string(),
             audience,
             principal: principal.clone(),
-            expires: Instant::now() + Duration::from_secs(ACCESS_TOKEN_SECS),
+            expires: Instant::now() + Duration::from_secs(sim.opts.token_lifetime),
         },
     );
     let mut body = json!({
         "token_type": "Bearer",
         "scope": scope,
-        "expires_in": ACCESS_TOKEN_SECS,
-        "ext_expires_in": ACCESS_TOKEN_SECS,
+        "expires_in": sim.opts.token_lifetime,
+        "ext_expires_in": sim.opts.token_lifetime,
         "access_token": token,
     });
     if let Principal::User { id } = &principal {
@@ -126,7 +126,7 @@ fn issue(
         }
         if scope.split_whitespace().any(|s| s == "openid") {
             let user = w.user(id);
-            let exp = OffsetDateTime::now_utc().unix_timestamp() + ACCESS_TOKEN_SECS as i64;
+            let exp = OffsetDateTime::now_utc().unix_timestamp() + sim.opts.token_lifetime as i64;
             let claims = json!({
                 "aud": "sim", "iss": format!("https://login.sim/{tenant}/v2.0"), "tid": tenant, "oid": id,
                 "preferred_username": user.map(|u| u.upn.clone()), "name": user.map(|u| u.name.clone()), "exp": exp,
@@ -355,6 +355,7 @@ fn poll(sim: &Sim, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
     Resp::json(
         200,
         issue(
+            sim,
             &mut w,
             &tenant,
             audience,
@@ -390,6 +391,7 @@ fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -
     Resp::json(
         200,
         issue(
+            sim,
             &mut w,
             &tenant_id,
             audience,
@@ -520,7 +522,10 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
         .map(String::as_str)
         .unwrap_or_default();
     match check_client_secret(&w, &tenant_id, client_id, secret) {
-        Ok(p) => Resp::json(200, issue(&mut w, &tenant_id, audience, p, scope, false)),
+        Ok(p) => Resp::json(
+            200,
+            issue(sim, &mut w, &tenant_id, audience, p, scope, false),
+        ),
         Err(e) => {
             let (status, error, code, msg) = e.aadsts();
             oauth_error(ctx, status, error, code, msg)

@@ -358,7 +358,7 @@ async fn entry(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let fault = if service == Service::Inspect {
         None
     } else {
-        faults::pick(&sim.opts, seq, &ctx)
+        faults::pick(&sim.opts, seq, faults::is_role_assignment_put(&ctx))
     };
     let resp = match fault {
         Some(f) if f.before_handling() => f.reply(&ctx),
