@@ -95,6 +95,9 @@ struct Ctx<'a> {
     /// Set when secrets of ours may have been left behind (the app existed before this run,
     /// or an addPassword reply was lost): look for them after connecting.
     sweep: std::sync::atomic::AtomicBool,
+    /// `plan`: look everywhere. `apply` leaves the tenant-wide role search to the role step
+    /// (off the critical path: a same-named role is then found when the create says it exists).
+    full_lookup: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -106,6 +109,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Ctx<'a>> {
         let tenant = &target.tenant_id;
         let state = State::load(&session.state_dir, tenant, &target.subscription_id)?;
+        let full_lookup = tx.is_none();
         Ok(Ctx {
             session,
             target,
@@ -136,6 +140,7 @@ impl<'a> Ctx<'a> {
             first_error: Mutex::new(None),
             wrote_azure: std::sync::atomic::AtomicBool::new(false),
             sweep: std::sync::atomic::AtomicBool::new(false),
+            full_lookup,
         })
     }
 
@@ -491,7 +496,7 @@ impl<'a> Ctx<'a> {
                 .await
                 .map(|v| v.into_iter().find(|r| name_eq(r)))
         };
-        let mut found = if ids.is_empty() {
+        let mut found = if ids.is_empty() && self.full_lookup {
             // Nothing recorded (first run here, or the state is lost): search the tenant at
             // the same time as the subscription, not after it.
             let (here, elsewhere) = tokio::join!(at_scope, self.find_role_elsewhere());
@@ -511,7 +516,7 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        if found.is_none() && !ids.is_empty() {
+        if found.is_none() && !ids.is_empty() && self.full_lookup {
             found = self.find_role_elsewhere().await;
         }
         Ok(match found {
