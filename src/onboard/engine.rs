@@ -1420,10 +1420,14 @@ impl<'a> Ctx<'a> {
                         r.handed_to_spot = true;
                     }
                 })?;
-                // Read back: Spot must report this app and this subscription.
-                let back = self
-                    .retry_read(&mut || spot.get_azure_credentials(&account.account_id))
-                    .await?;
+                // Read back: Spot must report this app and this subscription. Meanwhile, the
+                // secrets Spot no longer uses (never handed over, or replaced) are removed.
+                let mut read_back = || spot.get_azure_credentials(&account.account_id);
+                let (back, ()) = tokio::join!(
+                    self.retry_read(&mut read_back),
+                    self.remove_orphans(app, &rec.key_id)
+                );
+                let back = back?;
                 let ok = back.as_ref().is_some_and(|c| {
                     c.client_id
                         .as_deref()
@@ -1446,7 +1450,6 @@ impl<'a> Ctx<'a> {
                     &account.account_id,
                     Outcome::Created,
                 );
-                self.remove_orphans(app, &rec.key_id).await;
                 let detail = format!(
                     "{} connected; secret expires {}",
                     account.account_id,
