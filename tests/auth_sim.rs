@@ -239,3 +239,41 @@ async fn discovery_lists_both_tenants_and_every_subscription() {
     );
     assert_eq!(d.subscriptions.len(), 2);
 }
+
+#[tokio::test]
+async fn sign_in_and_discovery_survive_injected_faults() {
+    // 20 % of calls fail (429, 500, 503, dropped connections before or after handling): token
+    // requests are repeated where that is safe, and no tenant is skipped for a transient fault.
+    for fault_seed in 1..=4 {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SimOpts {
+            fault_rate: 0.2,
+            seed: fault_seed,
+            ..SimOpts::default()
+        };
+        let sim = sim::start(&opts, dir.path())
+            .await
+            .expect("simulator starts");
+        let endpoints = sim.endpoints();
+        let http = Http::new(Some(&sim.ca_pem())).unwrap();
+        let (prompt, prompts) = recording_prompt();
+        let auth = Auth::new(AuthMethod::DeviceCode, &endpoints, &http, None, prompt).unwrap();
+        let identity = bounded(auth.sign_in())
+            .await
+            .unwrap_or_else(|e| panic!("seed {fault_seed}: {e}"));
+        assert_eq!(identity.display, seed::OPERATOR_UPN);
+        assert!(!prompts.lock().unwrap().is_empty());
+        let d = bounded(discover(&auth, &endpoints, &http))
+            .await
+            .unwrap_or_else(|e| panic!("seed {fault_seed}: {e}"));
+        assert!(d.skipped.is_empty(), "seed {fault_seed}: {:?}", d.skipped);
+        assert_eq!(
+            (d.tenants.len(), d.subscriptions.len()),
+            (2, 5),
+            "seed {fault_seed}"
+        );
+        bounded(auth.token(Some(seed::FABRIKAM_TENANT_ID), Audience::Graph))
+            .await
+            .unwrap_or_else(|e| panic!("seed {fault_seed}: {e}"));
+    }
+}

@@ -165,7 +165,7 @@ impl ClientSecretCredential {
         if let Some(t) = self.cache.get(tenant, scope) {
             return Ok(t);
         }
-        let body = device_code::post_form(
+        let body = device_code::post_form_retrying(
             &self.http,
             &self.login,
             tenant,
