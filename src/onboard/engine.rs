@@ -293,7 +293,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A read, retried on transient errors beyond what the HTTP layer already does.
+    /// A read (or an idempotent write: a PUT under a deterministic name), retried on transient
+    /// errors beyond what the HTTP layer already does.
     async fn retry_read<T, L, LF>(&self, lookup: &mut L) -> Result<T>
     where
         L: FnMut() -> LF,
@@ -1198,7 +1199,9 @@ impl<'a> Ctx<'a> {
             .first()
             .cloned()
             .unwrap_or_else(|| self.scope.clone());
-        let updated = self.arm.put_role_definition(&at, &r.name, &props).await?;
+        let updated = self
+            .retry_read(&mut || self.arm.put_role_definition(&at, &r.name, &props))
+            .await?;
         self.wrote_azure
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut what = Vec::new();
@@ -1261,9 +1264,14 @@ impl<'a> Ctx<'a> {
                 RoleFact::Foreign(_) => return Err(Error::Other("the custom role step was blocked".into())),
                 RoleFact::Ours(r) => self.update_ours(r).await?,
                 RoleFact::Missing => {
-                    let guid = uuid::Uuid::new_v4().to_string();
+                    // A deterministic GUID: the PUT is idempotent, so it is simply repeated
+                    // when its reply is lost (it may have been applied).
+                    let guid = policy::role_definition_guid(&self.target.tenant_id, &name);
                     let props = self.policy.role_properties(&name, sub, vec![self.scope.clone()]);
-                    let created = match self.arm.put_role_definition(&self.scope, &guid, &props).await {
+                    let put = self
+                        .retry_read(&mut || self.arm.put_role_definition(&self.scope, &guid, &props))
+                        .await;
+                    let created = match put {
                         Ok(r) => r,
                         Err(Error::Api(e)) if e.has_code("RoleDefinitionWithSameNameExists") => {
                             // Assignable only at other subscriptions of the tenant: if it is
@@ -1320,10 +1328,13 @@ impl<'a> Ctx<'a> {
             let (id, outcome) = match existing {
                 Some(a) => (a.id, Outcome::Reused),
                 None => {
-                    let guid = uuid::Uuid::new_v4().to_string();
+                    // Deterministic: a PUT repeated after a lost reply names the same
+                    // assignment (then 409 RoleAssignmentExists, which is success).
+                    let guid = policy::role_assignment_name(&self.target.subscription_id, &sp.id, &role.id);
                     let out = self
-                        .propagate(Step::RoleAssignment, |_| false, || {
-                            self.arm.create_role_assignment(&self.scope, &guid, &role.id, &sp.id)
+                        .propagate(Step::RoleAssignment, |_| false, || async {
+                            self.retry_read(&mut || self.arm.create_role_assignment(&self.scope, &guid, &role.id, &sp.id))
+                                .await
                         })
                         .await?;
                     self.wrote_azure.store(true, std::sync::atomic::Ordering::Relaxed);
