@@ -17,7 +17,11 @@ use super::retry::{Backoff, is_propagation, is_transient};
 use super::state::{SecretRecord, State};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
-use crate::azure::graph::{Application, Graph, ServicePrincipal};
+use crate::azure::graph::{
+    APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, Application, DirectoryRole, Graph,
+    ServicePrincipal,
+};
+use crate::cli::AuthMethod;
 use crate::error::{ApiError, Error, ErrorClass, Result};
 use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo, SpotAccount};
@@ -57,8 +61,21 @@ enum AccountFact {
     Blocked(String, Option<ApiError>),
 }
 
+/// Whether the caller may register applications in the tenant (Entra), checked before writing.
+enum AppRights {
+    Allowed(String),
+    Denied(String),
+    /// Could not be read (no permission to read the policy, a managed identity, …): not blocking.
+    Unknown(String),
+}
+
+/// What to ask for when app registration is not allowed.
+const APP_RIGHTS_HINT: &str =
+    "ask for the Application Developer role or for 'Users can register applications'";
+
 struct Facts {
     account: AccountFact,
+    app_rights: AppRights,
     spot_creds: Option<AzureCredentialsInfo>,
     /// None: the caller's permissions could not be read (not blocking).
     permissions: Option<Vec<Permission>>,
@@ -420,6 +437,108 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The Entra right to register applications: for a user, the tenant's "Users can register
+    /// applications" (authorizationPolicy) or an app-management directory role; for a service
+    /// principal signed in with a secret, Graph's Application.ReadWrite.All/OwnedBy app role or
+    /// such a directory role. What cannot be read is "unknown", never a block.
+    async fn lookup_app_rights(&self) -> AppRights {
+        let role_named = |roles: &[DirectoryRole]| {
+            roles.iter().find_map(|r| {
+                let t = r.role_template_id.as_deref()?;
+                APP_REGISTRATION_ROLES
+                    .iter()
+                    .find(|(id, _)| id.eq_ignore_ascii_case(t))
+                    .map(|(_, name)| *name)
+            })
+        };
+        let why_unknown = |e: &Error| {
+            format!("could not check the right to register applications ({e}); the write will tell")
+        };
+        match self.session.auth.method() {
+            AuthMethod::DeviceCode | AuthMethod::AzureCli => {
+                let (mut policy_f, mut roles_f) = (
+                    || self.graph.users_may_create_apps(),
+                    || self.graph.my_directory_roles(),
+                );
+                let (policy, roles) = tokio::join!(
+                    self.retry_read(&mut policy_f),
+                    self.retry_read(&mut roles_f)
+                );
+                if let Ok(roles) = &roles
+                    && let Some(name) = role_named(roles)
+                {
+                    return AppRights::Allowed(format!("you hold the {name} directory role"));
+                }
+                match (policy, roles) {
+                    (Ok(Some(true)), _) => AppRights::Allowed(
+                        "users may register applications in this tenant".into(),
+                    ),
+                    (Ok(Some(false)), Ok(_)) => AppRights::Denied(format!(
+                        "you may not register applications in tenant {}: 'Users can register applications' is off and you hold none of the Application Developer, Cloud Application Administrator, Application Administrator or Global Administrator roles; {APP_RIGHTS_HINT}",
+                        self.target.tenant_id
+                    )),
+                    (Err(e), _) | (_, Err(e)) => AppRights::Unknown(why_unknown(&e)),
+                    (Ok(None), Ok(_)) => AppRights::Unknown(
+                        "could not check the right to register applications (the tenant policy has no allowedToCreateApps); the write will tell".into(),
+                    ),
+                }
+            }
+            AuthMethod::ClientSecret => {
+                let Some(client_id) = self.session.auth.client_id() else {
+                    return AppRights::Unknown(
+                        "could not check the right to register applications; the write will tell"
+                            .into(),
+                    );
+                };
+                let sp = match self
+                    .retry_read(&mut || self.graph.get_service_principal_by_app_id(&client_id))
+                    .await
+                {
+                    Ok(Some(sp)) => sp,
+                    Ok(None) => {
+                        return AppRights::Unknown(format!(
+                            "could not check the right to register applications (no service principal for {client_id} in this tenant); the write will tell"
+                        ));
+                    }
+                    Err(e) => return AppRights::Unknown(why_unknown(&e)),
+                };
+                let (mut grants_f, mut roles_f) = (
+                    || self.graph.app_role_assignments(&sp.id),
+                    || self.graph.service_principal_directory_roles(&sp.id),
+                );
+                let (grants, roles) = tokio::join!(
+                    self.retry_read(&mut grants_f),
+                    self.retry_read(&mut roles_f)
+                );
+                if let Ok(grants) = &grants
+                    && let Some((_, name)) = APP_REGISTRATION_APP_ROLES.iter().find(|(id, _)| {
+                        grants.iter().any(|g| g.app_role_id.eq_ignore_ascii_case(id))
+                    })
+                {
+                    return AppRights::Allowed(format!(
+                        "the service principal holds Microsoft Graph {name}"
+                    ));
+                }
+                if let Ok(roles) = &roles
+                    && let Some(name) = role_named(roles)
+                {
+                    return AppRights::Allowed(format!(
+                        "the service principal holds the {name} directory role"
+                    ));
+                }
+                match (grants, roles) {
+                    (Ok(_), Ok(_)) => AppRights::Denied(format!(
+                        "service principal {client_id} may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {APP_RIGHTS_HINT}"
+                    )),
+                    (Err(e), _) | (_, Err(e)) => AppRights::Unknown(why_unknown(&e)),
+                }
+            }
+            AuthMethod::ManagedIdentity => AppRights::Unknown(
+                "could not check a managed identity's right to register applications; the write will tell".into(),
+            ),
+        }
+    }
+
     async fn lookup_app(&self) -> Result<(AppFact, Option<ServicePrincipal>)> {
         // The id recorded by an earlier run (this subscription or another one of the tenant)
         // first: a list right after a create may not show the app yet.
@@ -505,8 +624,15 @@ impl<'a> Ctx<'a> {
         } else {
             at_scope.await?
         };
+        // Last, the GUID a run of ours would have written the role under (tenant scope): a
+        // role of ours assignable only at other subscriptions is found without a tenant-wide
+        // search, and a PUT of that GUID never replaces its assignable scopes with ours.
+        let by_guid = format!(
+            "/providers/Microsoft.Authorization/roleDefinitions/{}",
+            policy::role_definition_guid(&self.target.tenant_id, &self.role_name)
+        );
         if found.is_none() {
-            for id in &ids {
+            for id in ids.iter().chain(std::iter::once(&by_guid)) {
                 if let Ok(Some(r)) = self
                     .retry_read(&mut || self.arm.get_role_definition(id))
                     .await
@@ -546,11 +672,12 @@ impl<'a> Ctx<'a> {
     }
 
     async fn facts(&self) -> Result<Facts> {
-        let (spot, perms, app, role) = tokio::join!(
+        let (spot, perms, app, role, app_rights) = tokio::join!(
             self.lookup_spot(),
             self.lookup_permissions(),
             self.lookup_app(),
-            self.lookup_role()
+            self.lookup_role(),
+            self.lookup_app_rights()
         );
         let (account, spot_creds) = spot?;
         let permissions = perms?;
@@ -575,6 +702,7 @@ impl<'a> Ctx<'a> {
             self.secret_decision(&app, &account, spot_creds.as_ref());
         Ok(Facts {
             account,
+            app_rights,
             spot_creds,
             permissions,
             app,
@@ -733,6 +861,14 @@ impl<'a> Ctx<'a> {
                     "ours: it carries the spot-connect tag".into(),
                 ));
                 items.push(match &f.sp {
+                    None if let AppRights::Denied(why) = &f.app_rights => item(
+                        Step::AppRegistration,
+                        "service principal",
+                        &a.display_name,
+                        PlanAction::Blocked,
+                        None,
+                        format!("the app has no service principal and {why}"),
+                    ),
                     Some(sp) => item(
                         Step::AppRegistration,
                         "service principal",
@@ -752,7 +888,17 @@ impl<'a> Ctx<'a> {
                 });
             }
             Ok(AppFact::Missing) => {
-                items.push(item(Step::AppRegistration, "app registration", &self.app_name, PlanAction::Create, None, format!("no app registration named {} exists (single tenant, redirect URI https://spot.io)", self.app_name)));
+                items.push(match &f.app_rights {
+                    AppRights::Denied(why) => item(
+                        Step::AppRegistration,
+                        "app registration",
+                        &self.app_name,
+                        PlanAction::Blocked,
+                        None,
+                        why.clone(),
+                    ),
+                    AppRights::Allowed(why) | AppRights::Unknown(why) => item(Step::AppRegistration, "app registration", &self.app_name, PlanAction::Create, None, format!("no app registration named {} exists (single tenant, redirect URI https://spot.io); {why}", self.app_name)),
+                });
                 items.push(item(
                     Step::AppRegistration,
                     "service principal",
@@ -794,8 +940,14 @@ impl<'a> Ctx<'a> {
                 PlanAction::Create,
                 None,
                 format!(
-                    "{} ({} months)",
-                    f.secret_reason, self.settings.secret_months
+                    "{} ({} months){}",
+                    f.secret_reason,
+                    self.settings.secret_months,
+                    match (&f.app_rights, &f.app) {
+                        (AppRights::Denied(_), Ok(AppFact::Ours(_))) =>
+                            "; you may not register applications, so this works only if you own the app",
+                        _ => "",
+                    }
                 ),
             ),
         });
@@ -1605,9 +1757,15 @@ pub(super) async fn apply(
             (_, Err(e)) => e.api().cloned(),
             _ => None,
         };
+        let rights_blocked = matches!(facts.app_rights, AppRights::Denied(_))
+            && blocked.iter().any(|b| b.step == Step::AppRegistration);
         *ctx.first_error.lock().expect("lock") = Some(ErrorInfo {
             summary: format!("nothing was changed: {}", reasons.join("; ")),
-            hint: api.as_ref().and_then(ApiError::hint).map(str::to_string),
+            hint: api
+                .as_ref()
+                .and_then(ApiError::hint)
+                .map(str::to_string)
+                .or_else(|| rights_blocked.then(|| APP_RIGHTS_HINT.to_string())),
             api,
         });
         for step in [
