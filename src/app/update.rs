@@ -274,6 +274,8 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
             elapsed: None,
         },
         (_, Pane::SpotAccount) => Status::Pending,
+        // Automatic or new: the run decides, and reports it.
+        _ if !matches!(account_choice(s), SpotAccountChoice::Existing(_)) => Status::Pending,
         _ => Status::Done {
             outcome: Outcome::Reused,
             id: s.spot_account_id.clone(),

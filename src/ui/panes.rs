@@ -33,6 +33,11 @@ pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: 
         .title(Span::styled(title(s), t.bold()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let inner = Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(1),
+        ..inner
+    };
     match s.pane {
         Pane::SpotAccount => spot_account(frame, s, t, now, inner),
         Pane::AzureLogin => azure_login(frame, s, t, now, inner),
@@ -622,13 +627,16 @@ fn step_detail(st: &Status, t: Theme, now: Now) -> Vec<Line<'static>> {
             ..
         } => {
             let left = next_in.saturating_sub(now.mono.saturating_sub(*at));
-            vec![Line::from(vec![
-                Span::styled("◔ ", t.warn()),
-                Span::styled(
-                    format!("{reason}, attempt {attempt}, next in {} s", secs(left)),
+            vec![
+                Line::from(vec![
+                    Span::styled("◔ ", t.warn()),
+                    Span::styled(format!("{reason},"), t.warn()),
+                ]),
+                Line::from(Span::styled(
+                    format!("  attempt {attempt}, next in {} s", secs(left)),
                     t.warn(),
-                ),
-            ])]
+                )),
+            ]
         }
         Status::Done { detail, id, .. } => {
             let mut v = vec![Line::from(vec![
