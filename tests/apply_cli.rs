@@ -1,0 +1,490 @@
+//! `spot-connect apply` / `plan` as a process, against an in-process simulator: exit codes, the
+//! messages an operator sees, a real SIGKILL mid-run, and no secret anywhere on disk or stderr.
+
+use serde_json::Value;
+use spot_connect::cli::SimOpts;
+use spot_connect::sim::{self, SimHandle, seed};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
+
+struct Env {
+    sim: SimHandle,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start(opts: SimOpts) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = sim::start(&opts, &dir.path().join("sim"))
+            .await
+            .expect("simulator starts");
+        Env { sim, dir }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `spot-connect <args> --endpoints … --state-dir …`, no terminal, clean environment.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--endpoints")
+            .arg(&self.sim.endpoints_path)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .env_remove("SPOTINST_TOKEN")
+            .env_remove("AZURE_TENANT_ID")
+            .env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env("SPOT_CONNECT_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+        let mut c = self.cmd(args);
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(240), c.output())
+            .await
+            .expect("finishes in time")
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn counts(state: &Value) -> Vec<usize> {
+    let mut v: Vec<usize> = [
+        "applications",
+        "servicePrincipals",
+        "roleDefinitions",
+        "roleAssignments",
+    ]
+    .iter()
+    .map(|k| state[k].as_array().map_or(0, Vec::len))
+    .collect();
+    v.push(state["spot"]["accounts"].as_array().map_or(0, Vec::len));
+    v.push(
+        state["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["passwordCredentials"].as_array().map_or(0, Vec::len))
+            .sum(),
+    );
+    v
+}
+
+/// Exactly one of each of our objects for `sub`, and Spot holds this app's credentials.
+fn assert_converged(state: &Value, sub: &str) {
+    let apps: Vec<&Value> = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "spot-connect"))
+        })
+        .collect();
+    assert_eq!(apps.len(), 1, "one app of ours");
+    let app_id = apps[0]["appId"].as_str().unwrap();
+    let sps: Vec<&Value> = state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["appId"] == app_id)
+        .collect();
+    assert_eq!(sps.len(), 1, "one service principal");
+    let roles = state["roleDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["roleName"] == "Spot.io Custom Role")
+        .count();
+    assert_eq!(roles, 1, "one role");
+    let scope = format!("/subscriptions/{sub}");
+    let assignments = state["roleAssignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["principalId"] == sps[0]["id"] && a["scope"] == scope.as_str())
+        .count();
+    assert_eq!(assignments, 1, "one assignment");
+    let accounts: Vec<&Value> = state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["providerExternalId"] == sub)
+        .collect();
+    assert_eq!(accounts.len(), 1, "one Spot account");
+    assert_eq!(accounts[0]["credentials"]["clientId"], app_id);
+    let secrets = apps[0]["passwordCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["displayName"] == format!("spot-connect {sub}").as_str())
+        .count();
+    assert_eq!(
+        secrets, 1,
+        "one secret for the subscription (orphans removed)"
+    );
+}
+
+fn read_tree(dir: &Path) -> String {
+    let mut out = String::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push_str(&read_tree(&p));
+            } else if let Ok(t) = std::fs::read(&p) {
+                out.push_str(&String::from_utf8_lossy(&t));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_json_reports_then_plan_reports_all_reused_and_nothing_secret_leaks() {
+    let env = Env::start(SimOpts::default()).await;
+    let sub = seed::SUB_CONTOSO_PROD;
+    let (code, stdout, stderr) = env
+        .run(&["apply", "--subscription", sub, "--yes", "--json"], &[])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("--json prints the report");
+    assert_eq!(report["verdict"], "connected");
+    assert!(report["secret_expires"].is_string());
+    assert_eq!(report["objects"].as_array().unwrap().len(), 7);
+    assert!(stderr.contains("✓ Connect to Spot"), "{stderr}");
+    let saved = report["report_path"].as_str().unwrap();
+    assert!(Path::new(saved).starts_with(env.state_dir().join("reports")));
+    let state = env.sim.state();
+    assert_converged(&state, sub);
+
+    let (code, stdout, plan_err) = env
+        .run(&["plan", "--subscription", sub, "--json"], &[])
+        .await;
+    assert_eq!(code, 0, "{plan_err}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        plan["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["action"] == "reuse"),
+        "{plan:#}"
+    );
+
+    // The secret values the simulator holds, its tokens and the Spot token appear nowhere.
+    let state = env.sim.state();
+    let mut needles: Vec<String> =
+        vec![seed::SPOT_TOKEN.into(), "sim-at-".into(), "sim-rt-".into()];
+    for a in state["applications"].as_array().unwrap() {
+        for p in a["passwordCredentials"].as_array().unwrap() {
+            needles.push(p["secretText"].as_str().unwrap().to_string());
+        }
+    }
+    let disk = read_tree(&env.state_dir());
+    assert!(disk.contains("spot-connect.log") || env.state_dir().join("spot-connect.log").exists());
+    let all = format!("{disk}{stdout}{stderr}{plan_err}");
+    for n in &needles {
+        assert!(
+            !all.contains(n.as_str()),
+            "a secret or token leaked ({} chars)",
+            n.len()
+        );
+    }
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_run_the_next_run_converges() {
+    let env = Env::start(SimOpts {
+        latency: 40,
+        ..Default::default()
+    })
+    .await;
+    let sub = seed::SUB_CONTOSO_PROD;
+    let mut child = env
+        .cmd(&["apply", "--subscription", sub, "--yes"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let killed = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            // After the first object is made, while others are in flight.
+            if l.contains("✓ Custom role")
+                || l.contains("✓ Spot account")
+                || l.contains("✓ App registration")
+            {
+                child.start_kill().unwrap();
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("a step finishes");
+    assert!(killed, "killed mid-run");
+    let status = child.wait().await.unwrap();
+    assert!(!status.success());
+    let (code, _, stderr) = env
+        .run(&["apply", "--subscription", sub, "--yes"], &[])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_converged(&env.sim.state(), sub);
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limited_user_gets_a_permission_message_and_nothing_is_created() {
+    let env = Env::start(SimOpts::default()).await;
+    let before = counts(&env.sim.state());
+    let (code, _, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--auth",
+                "client-secret",
+                "--subscription",
+                seed::SUB_CONTOSO_PROD,
+                "--yes",
+            ],
+            &[
+                ("AZURE_TENANT_ID", seed::CONTOSO_TENANT_ID),
+                ("AZURE_CLIENT_ID", seed::CI_LIMITED_CLIENT_ID),
+                ("AZURE_CLIENT_SECRET", seed::CI_LIMITED_SECRET),
+            ],
+        )
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("Owner or User Access Administrator"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Microsoft.Authorization/roleAssignments/write"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(!stderr.contains(seed::CI_LIMITED_SECRET));
+    assert_eq!(counts(&env.sim.state()), before, "nothing created");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_failures_for_wrong_token_unknown_subscription_long_secret_and_missing_yes() {
+    let env = Env::start(SimOpts::default()).await;
+    let sub = seed::SUB_CONTOSO_PROD;
+
+    let (code, _, stderr) = env.run(&["apply", "--subscription", sub], &[]).await;
+    assert_eq!(code, 2, "writes need --yes without a terminal: {stderr}");
+    assert!(stderr.contains("--yes"));
+
+    let before = counts(&env.sim.state());
+    let (code, _, stderr) = env
+        .run(
+            &["apply", "--subscription", sub, "--yes"],
+            &[("SPOTINST_TOKEN", "not-the-token")],
+        )
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Spot token was refused"), "{stderr}");
+    assert!(!stderr.contains("not-the-token"));
+    assert_eq!(
+        counts(&env.sim.state()),
+        before,
+        "nothing created with a wrong Spot token"
+    );
+
+    let (code, _, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--subscription",
+                "00000000-dead-4000-8000-000000000000",
+                "--yes",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("00000000-dead-4000-8000-000000000000 is unknown"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--subscription",
+                sub,
+                "--yes",
+                "--secret-months",
+                "30",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("CredentialInvalidLifetimeAsPerAppPolicy"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fewer months"), "{stderr}");
+
+    // Several subscriptions, one of them unusable (Disabled): exit 3 would need it to get past
+    // discovery; a disabled one is refused up front as a usage error.
+    let (code, _, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--subscription",
+                sub,
+                "--subscription",
+                seed::SUB_CONTOSO_LEGACY,
+                "--yes",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Disabled"), "{stderr}");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_subscriptions_run_one_after_another_and_some_failing_exits_3() {
+    let env = Env::start(SimOpts::default()).await;
+    // With one existing, unconnected Spot account chosen for both: the first subscription
+    // connects it, the second is then blocked (the account is connected elsewhere): exit 3.
+    let (code, stdout, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--subscription",
+                seed::SUB_CONTOSO_PROD,
+                "--subscription",
+                seed::SUB_CONTOSO_DEV,
+                "--yes",
+                "--json",
+                "--spot-account",
+                seed::SPOT_ACCOUNT_UNCONNECTED,
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(code, 3, "one connected, one failed: {stderr}");
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    let verdicts: Vec<&str> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, vec!["connected", "failed"]);
+    assert_eq!(
+        reports[0]["spot_account_id"],
+        seed::SPOT_ACCOUNT_UNCONNECTED
+    );
+    assert!(
+        stderr.contains("already connected to subscription"),
+        "{stderr}"
+    );
+
+    // The second one alone, with its own (new) Spot account: both connected, nothing duplicated.
+    let (code, stdout, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--subscription",
+                seed::SUB_CONTOSO_PROD,
+                "--subscription",
+                seed::SUB_CONTOSO_DEV,
+                "--yes",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verdict"] == "connected")
+    );
+    let state = env.sim.state();
+    assert_converged(&state, seed::SUB_CONTOSO_PROD);
+    assert_converged(&state, seed::SUB_CONTOSO_DEV);
+    env.sim.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_run_exits_130_and_the_next_run_converges() {
+    let env = Env::start(SimOpts {
+        latency: 40,
+        ..Default::default()
+    })
+    .await;
+    let sub = seed::SUB_CONTOSO_PROD;
+    let mut child = env
+        .cmd(&["apply", "--subscription", sub, "--yes"])
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let sent = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            seen.push_str(&l);
+            seen.push('\n');
+            if l.contains("✓ ") && !l.contains("Azure login") {
+                let st = Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .await
+                    .unwrap();
+                return st.success();
+            }
+        }
+        false
+    })
+    .await
+    .expect("a step finishes");
+    assert!(sent, "{seen}");
+    while let Ok(Some(l)) = lines.next_line().await {
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted (SIGTERM)"), "{seen}");
+    let (code, _, stderr) = env
+        .run(&["apply", "--subscription", sub, "--yes"], &[])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_converged(&env.sim.state(), sub);
+    env.sim.shutdown().await;
+}

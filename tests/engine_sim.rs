@@ -1,0 +1,713 @@
+//! The onboarding engine against the in-process simulator: what it creates, that it creates it
+//! once, and that it converges after faults, replication delay and interruptions.
+
+use serde_json::Value;
+use spot_connect::cli::{CommonOpts, SimOpts};
+use spot_connect::onboard::model::{
+    Outcome, PlanAction, Progress, Report, Step, StepEvent, Verdict,
+};
+use spot_connect::onboard::{self, Session, Settings, Target};
+use spot_connect::secret::Secret;
+use spot_connect::sim::{self, SimHandle, seed};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+struct Env {
+    sim: SimHandle,
+    _dir: tempfile::TempDir,
+    state_dir: std::path::PathBuf,
+    session: Session,
+}
+
+async fn env(opts: SimOpts) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim::start(&opts, &dir.path().join("sim"))
+        .await
+        .expect("simulator starts");
+    let state_dir = dir.path().join("state");
+    let common = CommonOpts {
+        state_dir: Some(state_dir.clone()),
+        ..Default::default()
+    };
+    let endpoints = (
+        sim.endpoints(),
+        Secret::new(sim.endpoints.spot_token.clone()),
+    );
+    let session = Session::build(&common, Some(endpoints), Arc::new(|_| {})).expect("session");
+    session
+        .auth
+        .sign_in()
+        .await
+        .expect("device code sign-in (auto-approved)");
+    Env {
+        sim,
+        _dir: dir,
+        state_dir,
+        session,
+    }
+}
+
+fn prod() -> Target {
+    Target {
+        tenant_id: seed::CONTOSO_TENANT_ID.into(),
+        subscription_id: seed::SUB_CONTOSO_PROD.into(),
+        subscription_name: "Contoso Production".into(),
+    }
+}
+
+fn dev() -> Target {
+    Target {
+        tenant_id: seed::CONTOSO_TENANT_ID.into(),
+        subscription_id: seed::SUB_CONTOSO_DEV.into(),
+        subscription_name: "Contoso Dev".into(),
+    }
+}
+
+async fn apply(env: &Env, target: &Target, settings: &Settings) -> (Report, Vec<Progress>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let report = onboard::apply(&env.session, target, settings, tx)
+        .await
+        .expect("apply runs");
+    let mut events = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        events.push(p);
+    }
+    (report, events)
+}
+
+fn arr<'a>(state: &'a Value, key: &str) -> &'a Vec<Value> {
+    state[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("state has {key}"))
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("")
+}
+
+/// The objects spot-connect made for `sub`, and a check that each exists exactly once.
+struct Ours {
+    app: Value,
+    sp: Value,
+    role: Value,
+    assignment: Value,
+    account: Value,
+}
+
+fn ours(state: &Value, sub: &str) -> Ours {
+    let apps: Vec<&Value> = arr(state, "applications")
+        .iter()
+        .filter(|a| {
+            a["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "spot-connect"))
+        })
+        .collect();
+    assert_eq!(apps.len(), 1, "one app registration of ours: {apps:#?}");
+    let app = apps[0].clone();
+    let sps: Vec<&Value> = arr(state, "servicePrincipals")
+        .iter()
+        .filter(|p| s(p, "appId") == s(&app, "appId"))
+        .collect();
+    assert_eq!(sps.len(), 1, "one service principal: {sps:#?}");
+    let sp = sps[0].clone();
+    let roles: Vec<&Value> = arr(state, "roleDefinitions")
+        .iter()
+        .filter(|r| s(r, "roleName") == "Spot.io Custom Role")
+        .collect();
+    assert_eq!(roles.len(), 1, "one custom role: {roles:#?}");
+    let role = roles[0].clone();
+    let scope = format!("/subscriptions/{sub}");
+    let assignments: Vec<&Value> = arr(state, "roleAssignments")
+        .iter()
+        .filter(|a| s(a, "principalId") == s(&sp, "id") && s(a, "scope") == scope)
+        .collect();
+    assert_eq!(
+        assignments.len(),
+        1,
+        "one role assignment at {scope}: {assignments:#?}"
+    );
+    let accounts: Vec<&Value> = state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| s(a, "providerExternalId") == sub)
+        .collect();
+    assert_eq!(
+        accounts.len(),
+        1,
+        "one Spot account for {sub}: {accounts:#?}"
+    );
+    Ours {
+        app,
+        sp,
+        role,
+        assignment: assignments[0].clone(),
+        account: accounts[0].clone(),
+    }
+}
+
+/// Secrets of ours for `sub` on the app: exactly one once connected (orphans removed).
+fn secrets_for<'a>(app: &'a Value, sub: &str) -> Vec<&'a Value> {
+    app["passwordCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| s(p, "displayName") == format!("spot-connect {sub}"))
+        .collect()
+}
+
+fn counts(state: &Value) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = [
+        "applications",
+        "servicePrincipals",
+        "roleDefinitions",
+        "roleAssignments",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), arr(state, k).len()))
+    .collect();
+    v.push((
+        "spot accounts".into(),
+        state["spot"]["accounts"].as_array().unwrap().len(),
+    ));
+    let passwords: usize = arr(state, "applications")
+        .iter()
+        .map(|a| a["passwordCredentials"].as_array().map_or(0, Vec::len))
+        .sum();
+    v.push(("passwords".into(), passwords));
+    v
+}
+
+fn finished(events: &[Progress]) -> Vec<(Step, Outcome)> {
+    events
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Step {
+                step,
+                event: StepEvent::Finished { outcome, .. },
+                ..
+            } => Some((*step, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_connected(state: &Value, target: &Target, report: &Report) {
+    assert_eq!(report.verdict, Verdict::Connected, "{report:#?}");
+    let o = ours(state, &target.subscription_id);
+    let sub = &target.subscription_id;
+    let scope = format!("/subscriptions/{sub}");
+    // App registration: single tenant, Web redirect URI https://spot.io, our marker.
+    assert_eq!(s(&o.app, "signInAudience"), "AzureADMyOrg");
+    assert_eq!(
+        o.app["redirectUris"],
+        serde_json::json!(["https://spot.io"])
+    );
+    assert!(s(&o.app, "notes").contains("spot-connect"));
+    // Role: Spot's 85 actions, assignable at the subscription.
+    let actions = o.role["permissions"][0]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 85);
+    assert!(
+        o.role["assignableScopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == &scope)
+    );
+    // Assignment: the role, to the service principal's object id, as a ServicePrincipal.
+    assert_eq!(s(&o.assignment, "principalType"), "ServicePrincipal");
+    assert!(s(&o.assignment, "roleDefinitionId").ends_with(s(&o.role, "name")));
+    assert_eq!(s(&o.assignment, "principalId"), s(&o.sp, "id"));
+    // Spot: this app's credentials for this subscription, expiring with the secret.
+    let creds = &o.account["credentials"];
+    assert_eq!(s(creds, "clientId"), s(&o.app, "appId"));
+    assert_eq!(s(creds, "subscriptionId"), sub);
+    assert_eq!(s(creds, "tenantId"), target.tenant_id);
+    let secrets = secrets_for(&o.app, sub);
+    assert_eq!(
+        secrets.len(),
+        1,
+        "one secret for {sub}, orphans removed: {secrets:#?}"
+    );
+    assert_eq!(s(creds, "clientSecret"), s(secrets[0], "secretText"));
+    let parse = |x: &str| {
+        time::OffsetDateTime::parse(x, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    assert_eq!(
+        parse(s(creds, "expirationDate")),
+        parse(s(secrets[0], "endDateTime"))
+    );
+    assert_eq!(
+        report.secret_expires.map(|t| t.unix_timestamp()),
+        Some(parse(s(secrets[0], "endDateTime")).unix_timestamp())
+    );
+    assert_eq!(
+        report.spot_account_id.as_deref(),
+        Some(s(&o.account, "accountId"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_creates_the_seed_pages_objects_once_and_a_second_run_reuses_them() {
+    let env = env(SimOpts::default()).await;
+    let settings = Settings::default();
+    let (report, events) = apply(&env, &prod(), &settings).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let done = finished(&events);
+    for step in [
+        Step::SpotAccount,
+        Step::AppRegistration,
+        Step::ClientSecret,
+        Step::CustomRole,
+        Step::RoleAssignment,
+        Step::ConnectSpot,
+    ] {
+        assert!(
+            done.contains(&(step, Outcome::Created)),
+            "{step:?} created: {done:?}"
+        );
+    }
+    // The state file is private and holds no secret.
+    let state_files: Vec<_> = std::fs::read_dir(env.state_dir.join("state"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(state_files.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            state_files[0].metadata().unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // Second run: nothing new, everything reused.
+    let before = counts(&state);
+    let (again, events) = apply(&env, &prod(), &settings).await;
+    assert_eq!(again.verdict, Verdict::Connected);
+    let after = env.sim.state();
+    assert_eq!(counts(&after), before, "a second run creates nothing");
+    assert!(
+        again.objects.iter().all(|o| o.outcome == Outcome::Reused),
+        "{:#?}",
+        again.objects
+    );
+    assert!(finished(&events).iter().all(|(_, o)| *o == Outcome::Reused));
+    assert_connected(&after, &prod(), &again);
+
+    let plan = onboard::plan(&env.session, &prod(), &settings)
+        .await
+        .unwrap();
+    assert!(
+        plan.items.iter().all(|i| i.action == PlanAction::Reuse),
+        "{plan:#?}"
+    );
+    assert_eq!(plan.items.len(), 7);
+
+    // A second subscription of the tenant: the same app and role (scope added), its own
+    // assignment, secret and Spot account.
+    let (second, _) = apply(&env, &dev(), &settings).await;
+    let state = env.sim.state();
+    assert_connected(&state, &dev(), &second);
+    assert_connected(&state, &prod(), &again);
+    let role_outcome = second
+        .objects
+        .iter()
+        .find(|o| o.step == Step::CustomRole)
+        .unwrap()
+        .outcome;
+    assert_eq!(role_outcome, Outcome::Updated);
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_writes_nothing_and_says_what_apply_would_do() {
+    let env = env(SimOpts::default()).await;
+    let before = counts(&env.sim.state());
+    let plan = onboard::plan(&env.session, &prod(), &Settings::default())
+        .await
+        .unwrap();
+    assert_eq!(counts(&env.sim.state()), before);
+    let actions: Vec<(&str, PlanAction)> = plan
+        .items
+        .iter()
+        .map(|i| (i.object.as_str(), i.action))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("Spot account", PlanAction::Create),
+            ("app registration", PlanAction::Create),
+            ("service principal", PlanAction::Create),
+            ("client secret", PlanAction::Create),
+            ("custom role", PlanAction::Create),
+            ("role assignment", PlanAction::Create),
+            ("Spot connection", PlanAction::Create),
+        ]
+    );
+    assert!(
+        !env.state_dir.join("state").exists(),
+        "plan writes no state"
+    );
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_app_that_is_not_ours_is_never_taken_over() {
+    let env = env(SimOpts::default()).await;
+    let settings = Settings {
+        app_name: Some(seed::FABRIKAM_SPOT_APP_NAME.into()),
+        ..Default::default()
+    };
+    // That app lives in Fabrikam; look for it there.
+    let fabrikam = Target {
+        tenant_id: seed::FABRIKAM_TENANT_ID.into(),
+        subscription_id: seed::SUB_FABRIKAM_STAGING.into(),
+        subscription_name: "Fabrikam Staging".into(),
+    };
+    let before = counts(&env.sim.state());
+    let plan = onboard::plan(&env.session, &fabrikam, &settings)
+        .await
+        .unwrap();
+    let app = plan
+        .items
+        .iter()
+        .find(|i| i.object == "app registration")
+        .unwrap();
+    assert_eq!(app.action, PlanAction::Blocked);
+    assert!(app.reason.contains("--app-name"), "{}", app.reason);
+    let (report, _) = apply(&env, &fabrikam, &settings).await;
+    assert_eq!(report.verdict, Verdict::Failed);
+    assert!(
+        report
+            .error
+            .unwrap()
+            .summary
+            .contains("nothing was changed")
+    );
+    assert_eq!(counts(&env.sim.state()), before, "nothing written");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_replication_delay_end_connected_without_duplicates() {
+    let env = env(SimOpts {
+        fault_rate: 0.2,
+        replication_delay: 4.0,
+        seed: 7,
+        ..Default::default()
+    })
+    .await;
+    let settings = Settings::default();
+    let (report, events) = apply(&env, &prod(), &settings).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let waited = events.iter().any(|p| {
+        matches!(p, Progress::Step { event: StepEvent::Waiting { reason, .. }, .. } if reason.contains("propagate"))
+    });
+    assert!(waited, "replication delay is reported as a wait");
+    let (second, _) = apply(&env, &dev(), &settings).await;
+    let state = env.sim.state();
+    assert_connected(&state, &dev(), &second);
+    assert_connected(&state, &prod(), &report);
+    env.sim.shutdown().await;
+}
+
+/// Runs apply and aborts it when `step` finishes; returns whether it got there.
+async fn apply_until(env: &Env, target: &Target, step: Step) -> bool {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (session, target2, settings) = (env.session.clone(), target.clone(), Settings::default());
+    let task = tokio::spawn(async move { onboard::apply(&session, &target2, &settings, tx).await });
+    let mut reached = false;
+    while let Some(p) = rx.recv().await {
+        if let Progress::Step {
+            step: s,
+            event: StepEvent::Finished { .. },
+            ..
+        } = p
+            && s == step
+        {
+            task.abort();
+            reached = true;
+            break;
+        }
+    }
+    let _ = task.await;
+    reached
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_after_each_step_the_next_run_converges_without_duplicates() {
+    for step in [
+        Step::SpotAccount,
+        Step::AppRegistration,
+        Step::ClientSecret,
+        Step::CustomRole,
+        Step::RoleAssignment,
+        Step::ConnectSpot,
+    ] {
+        let env = env(SimOpts {
+            latency: 20,
+            ..Default::default()
+        })
+        .await;
+        assert!(apply_until(&env, &prod(), step).await, "{step:?} finished");
+        let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+        assert_connected(&env.sim.state(), &prod(), &report);
+        env.sim.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_never_handed_to_spot_is_replaced_and_removed() {
+    let env = env(SimOpts {
+        latency: 20,
+        ..Default::default()
+    })
+    .await;
+    assert!(apply_until(&env, &prod(), Step::ClientSecret).await);
+    let orphan_key = {
+        let st: Value = serde_json::from_slice(
+            &std::fs::read(
+                std::fs::read_dir(env.state_dir.join("state"))
+                    .unwrap()
+                    .flatten()
+                    .next()
+                    .unwrap()
+                    .path(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(st["secret"]["handed_to_spot"], false);
+        st["secret"]["key_id"].as_str().unwrap().to_string()
+    };
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    assert!(
+        secrets_for(&o.app, seed::SUB_CONTOSO_PROD)
+            .iter()
+            .all(|p| s(p, "keyId") != orphan_key)
+    );
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_and_tokens_never_reach_state_files_or_reports() {
+    let env = env(SimOpts::default()).await;
+    let (report, events) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(report.verdict, Verdict::Connected);
+    let state = env.sim.state();
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    let secret = s(secrets_for(&o.app, seed::SUB_CONTOSO_PROD)[0], "secretText").to_string();
+    assert!(secret.len() > 8);
+    let mut text = serde_json::to_string(&report).unwrap();
+    text.push_str(&serde_json::to_string(&events).unwrap());
+    text.push_str(&read_tree(&env.state_dir));
+    for needle in [secret.as_str(), seed::SPOT_TOKEN] {
+        assert!(!text.contains(needle), "a secret leaked");
+    }
+    env.sim.shutdown().await;
+}
+
+fn read_tree(dir: &Path) -> String {
+    let mut out = String::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push_str(&read_tree(&p));
+            } else if let Ok(t) = std::fs::read(&p) {
+                out.push_str(&String::from_utf8_lossy(&t));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_lifetime_beyond_the_tenant_policy_says_to_use_fewer_months() {
+    let env = env(SimOpts::default()).await;
+    let settings = Settings {
+        secret_months: 30,
+        ..Default::default()
+    };
+    let (report, _) = apply(&env, &prod(), &settings).await;
+    assert_eq!(report.verdict, Verdict::Failed);
+    let e = report.error.unwrap();
+    assert!(
+        e.summary
+            .contains("CredentialInvalidLifetimeAsPerAppPolicy"),
+        "{e:?}"
+    );
+    assert!(
+        e.summary.contains("fewer months")
+            || e.hint.as_deref().unwrap_or("").contains("fewer months"),
+        "{e:?}"
+    );
+    // With fewer months the next run converges.
+    let (ok, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_connected(&env.sim.state(), &prod(), &ok);
+    let _ = Duration::ZERO;
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_missing_actions_of_the_policy_is_updated_and_the_drift_shown() {
+    let env = env(SimOpts::default()).await;
+    let (first, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(first.verdict, Verdict::Connected);
+    // A policy in az CLI shape with one action more than Spot's embedded one.
+    let mut actions = spot_connect::onboard::policy::Policy::load(None)
+        .unwrap()
+        .actions;
+    actions.push("Microsoft.Compute/diskEncryptionSets/read".into());
+    let file = env.state_dir.join("policy.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({"Name": "{customRoleName}", "Description": "Spot", "Actions": actions,
+            "AssignableScopes": ["/subscriptions/{subscriptionId}"]})
+        .to_string(),
+    )
+    .unwrap();
+    let settings = Settings {
+        policy_file: Some(file),
+        ..Default::default()
+    };
+    let plan = onboard::plan(&env.session, &prod(), &settings)
+        .await
+        .unwrap();
+    let role = plan
+        .items
+        .iter()
+        .find(|i| i.object == "custom role")
+        .unwrap();
+    assert_eq!(role.action, PlanAction::Update);
+    let drift = role.drift.as_ref().expect("drift shown");
+    assert_eq!(
+        drift.missing,
+        vec!["Microsoft.Compute/diskEncryptionSets/read"]
+    );
+    assert!(drift.extra.is_empty());
+    let (report, _) = apply(&env, &prod(), &settings).await;
+    assert_eq!(report.verdict, Verdict::Connected, "{report:#?}");
+    let outcome = report
+        .objects
+        .iter()
+        .find(|o| o.step == Step::CustomRole)
+        .unwrap()
+        .outcome;
+    assert_eq!(outcome, Outcome::Updated);
+    let state = env.sim.state();
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    assert_eq!(
+        o.role["permissions"][0]["actions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        86
+    );
+    // Nothing else was touched: no new secret.
+    assert_eq!(secrets_for(&o.app, seed::SUB_CONTOSO_PROD).len(), 1);
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_state_lost_the_tenants_app_and_role_are_found_and_reused() {
+    let env = env(SimOpts::default()).await;
+    let (first, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(first.verdict, Verdict::Connected);
+    std::fs::remove_dir_all(env.state_dir.join("state")).unwrap();
+    // Another subscription of the tenant: the role is assignable at Production only, so it is
+    // not visible at Dev's scope; it is found elsewhere in the tenant and gets Dev added.
+    let plan = onboard::plan(&env.session, &dev(), &Settings::default())
+        .await
+        .unwrap();
+    let action = |o: &str| plan.items.iter().find(|i| i.object == o).unwrap().action;
+    assert_eq!(action("app registration"), PlanAction::Reuse);
+    assert_eq!(action("service principal"), PlanAction::Reuse);
+    assert_eq!(action("custom role"), PlanAction::Update, "{plan:#?}");
+    assert_eq!(action("role assignment"), PlanAction::Create);
+    let (report, _) = apply(&env, &dev(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &dev(), &report);
+    // And Production, state lost too: everything reused, no new secret (Spot's expiry matches ours).
+    let before = counts(&state);
+    let (again, _) = apply(&env, &prod(), &Settings::default()).await;
+    assert_eq!(counts(&env.sim.state()), before);
+    assert!(
+        again.objects.iter().all(|o| o.outcome == Outcome::Reused),
+        "{:#?}",
+        again.objects
+    );
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_role_that_is_not_ours_blocks_and_nothing_is_written() {
+    use spot_connect::azure::arm::{Arm, Permission, RoleDefinitionProperties};
+    let env = env(SimOpts::default()).await;
+    // Someone else's role, made by hand in the portal (no spot-connect marker).
+    let arm = Arm::new(
+        env.session.http.clone(),
+        &env.session.endpoints.arm,
+        env.session.auth.clone(),
+        seed::CONTOSO_TENANT_ID,
+    );
+    let scope = format!("/subscriptions/{}", seed::SUB_CONTOSO_PROD);
+    arm.put_role_definition(
+        &scope,
+        "0f0f0f0f-0000-4000-8000-000000000001",
+        &RoleDefinitionProperties {
+            role_name: "Spot Role".into(),
+            description: Some("made by hand".into()),
+            role_type: Some("CustomRole".into()),
+            permissions: vec![Permission {
+                actions: vec!["Microsoft.Compute/disks/read".into()],
+                ..Default::default()
+            }],
+            assignable_scopes: vec![scope.clone()],
+        },
+    )
+    .await
+    .unwrap();
+    let settings = Settings {
+        role_name: Some("Spot Role".into()),
+        ..Default::default()
+    };
+    let before = counts(&env.sim.state());
+    let plan = onboard::plan(&env.session, &prod(), &settings)
+        .await
+        .unwrap();
+    let role = plan
+        .items
+        .iter()
+        .find(|i| i.object == "custom role")
+        .unwrap();
+    assert_eq!(role.action, PlanAction::Blocked);
+    assert!(role.reason.contains("--role-name"), "{}", role.reason);
+    assert_eq!(
+        role.drift.as_ref().unwrap().missing.len(),
+        84,
+        "drift against Spot's policy shown"
+    );
+    let (report, events) = apply(&env, &prod(), &settings).await;
+    assert_eq!(report.verdict, Verdict::Failed);
+    assert!(events.iter().any(|p| matches!(
+        p,
+        Progress::Step {
+            step: Step::CustomRole,
+            event: StepEvent::Failed { .. },
+            ..
+        }
+    )));
+    assert_eq!(counts(&env.sim.state()), before, "nothing written");
+    env.sim.shutdown().await;
+}

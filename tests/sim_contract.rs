@@ -1,0 +1,1751 @@
+//! Contract tests of the simulated clouds: documented requests get the documented statuses and
+//! bodies; every named error case is reachable and has its service's shape.
+
+use serde_json::{Value, json};
+use spot_connect::cli::SimOpts;
+use spot_connect::error::spot_codes;
+use spot_connect::sim::{self, SimHandle, seed::*};
+use std::time::Duration;
+
+struct T {
+    sim: SimHandle,
+    http: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+struct R {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn start(opts: SimOpts) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim::start(&opts, dir.path()).await.unwrap();
+    let ca = std::fs::read(&sim.endpoints.ca_cert).unwrap();
+    let http = reqwest::Client::builder()
+        .https_only(true)
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let base = sim.endpoints.login.trim_end_matches("/login").to_string();
+    T {
+        sim,
+        http,
+        base,
+        _dir: dir,
+    }
+}
+
+fn fast() -> SimOpts {
+    SimOpts {
+        approve_after: 0,
+        ..SimOpts::default()
+    }
+}
+
+const ARM_V: &str = "api-version=2022-04-01";
+
+impl T {
+    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> R {
+        let url = if path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        R {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str, token: &str) -> R {
+        self.send("GET", path, Some(token), None).await
+    }
+
+    async fn delete(&self, path: &str, token: &str) -> R {
+        self.send("DELETE", path, Some(token), None).await
+    }
+
+    async fn put(&self, path: &str, token: &str, body: Value) -> R {
+        self.send("PUT", path, Some(token), Some(body)).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> R {
+        self.send("POST", path, Some(token), Some(body)).await
+    }
+
+    async fn form(&self, tenant: &str, op: &str, form: &[(&str, &str)]) -> R {
+        let resp = self
+            .http
+            .post(format!("{}/login/{tenant}/oauth2/v2.0/{op}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        R {
+            status,
+            headers,
+            body: resp.json().await.unwrap(),
+        }
+    }
+
+    fn scope(&self, service: &str) -> String {
+        format!("{}/{service}/.default", self.base)
+    }
+
+    async fn cc_token(&self, tenant: &str, client_id: &str, secret: &str, service: &str) -> String {
+        let scope = self.scope(service);
+        let r = self
+            .form(
+                tenant,
+                "token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    ("client_secret", secret),
+                    ("scope", &scope),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
+    }
+
+    async fn operator(&self, service: &str) -> String {
+        self.cc_token(
+            CONTOSO_TENANT_ID,
+            CI_OPERATOR_CLIENT_ID,
+            CI_OPERATOR_SECRET,
+            service,
+        )
+        .await
+    }
+
+    async fn spot(&self, method: &str, path: &str, body: Option<Value>) -> R {
+        self.send(method, &format!("/spot{path}"), Some(SPOT_TOKEN), body)
+            .await
+    }
+}
+
+fn assert_oauth_error(r: &R, status: u16, error: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"], error, "{}", r.body);
+    for k in [
+        "error_description",
+        "timestamp",
+        "trace_id",
+        "correlation_id",
+    ] {
+        assert!(r.body[k].is_string(), "{k} missing in {}", r.body);
+    }
+    assert!(r.body["error_codes"].is_array());
+}
+
+fn assert_graph_error(r: &R, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "{}", r.body);
+    assert!(r.body["error"]["message"].is_string());
+    let rid = r.body["error"]["innerError"]["request-id"]
+        .as_str()
+        .unwrap();
+    assert!(r.body["error"]["innerError"]["date"].is_string());
+    assert_eq!(r.headers["request-id"].to_str().unwrap(), rid);
+}
+
+fn assert_arm_error(r: &R, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], code, "{}", r.body);
+    assert!(r.body["error"]["message"].is_string());
+    assert!(r.headers.contains_key("x-ms-request-id"));
+    assert!(r.headers.contains_key("x-ms-correlation-request-id"));
+}
+
+/// Does the array `list` hold an object whose `field` equals `value`?
+fn has(list: &Value, field: &str, value: &str) -> bool {
+    list.as_array().unwrap().iter().any(|o| o[field] == value)
+}
+
+/// An ARM resource at subscription scope: `id`, `type`, `name` as in the 2022-04-01 examples.
+fn assert_arm_resource(r: &R, status: u16, sub: &str, kind: &str, name: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let id = format!("/subscriptions/{sub}/providers/Microsoft.Authorization/{kind}/{name}");
+    assert_eq!(r.body["id"], id);
+    assert_eq!(r.body["type"], format!("Microsoft.Authorization/{kind}"));
+    assert_eq!(r.body["name"], name);
+}
+
+fn assert_spot_error(r: &R, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["response"]["errors"][0]["code"], code, "{}", r.body);
+    assert!(r.body["response"]["errors"][0]["message"].is_string());
+    assert_eq!(r.body["response"]["status"]["code"], status);
+    for k in ["id", "url", "method", "timestamp"] {
+        assert!(
+            r.body["request"][k].is_string(),
+            "request.{k} missing in {}",
+            r.body
+        );
+    }
+}
+
+fn ra_path(sub: &str, name: &str) -> String {
+    format!(
+        "/arm/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/{name}?{ARM_V}"
+    )
+}
+
+fn rd_path(sub: &str, name: &str) -> String {
+    format!(
+        "/arm/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{name}?{ARM_V}"
+    )
+}
+
+fn new_guid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Spot's policy as an ARM role body for `sub`.
+fn spot_role(sub: &str, name: &str) -> Value {
+    let mut v: Value =
+        serde_json::from_str(include_str!("../assets/spot-core-role-2024-05.json")).unwrap();
+    v["properties"]["roleName"] = json!(name);
+    v["properties"]["assignableScopes"] = json!([format!("/subscriptions/{sub}")]);
+    if let Some(m) = v["properties"].as_object_mut() {
+        m.remove("isCustom");
+    }
+    v
+}
+
+/// App + SP + secret in Contoso; returns (appId, app object id, sp id, secret).
+async fn app_with_sp(t: &T, g: &str, name: &str) -> (String, String, String, String) {
+    let app = t
+        .post(
+            "/graph/v1.0/applications",
+            g,
+            json!({"displayName": name, "signInAudience": "AzureADMyOrg"}),
+        )
+        .await;
+    assert_eq!(app.status, 201);
+    let app_id = app.body["appId"].as_str().unwrap().to_string();
+    let oid = app.body["id"].as_str().unwrap().to_string();
+    let sp = t
+        .post("/graph/v1.0/servicePrincipals", g, json!({"appId": app_id}))
+        .await;
+    assert_eq!(sp.status, 201, "{}", sp.body);
+    let pw = t
+        .post(
+            &format!("/graph/v1.0/applications/{oid}/addPassword"),
+            g,
+            json!({"passwordCredential": {"displayName": "spot"}}),
+        )
+        .await;
+    assert_eq!(pw.status, 200);
+    (
+        app_id,
+        oid,
+        sp.body["id"].as_str().unwrap().to_string(),
+        pw.body["secretText"].as_str().unwrap().to_string(),
+    )
+}
+
+fn creds(app_id: &str, secret: &str, sub: &str) -> Value {
+    json!({"clientId": app_id, "clientSecret": secret, "tenantId": CONTOSO_TENANT_ID, "subscriptionId": sub, "expirationDate": "2027-06-01T00:00:00.000Z"})
+}
+
+#[tokio::test]
+async fn device_code_flow_pending_slow_down_then_tokens_and_refresh() {
+    let t = start(SimOpts {
+        approve_after: 300,
+        ..SimOpts::default()
+    })
+    .await;
+    let arm_scope = format!("{} offline_access openid profile", t.scope("arm"));
+    let dc = t
+        .form(
+            "organizations",
+            "devicecode",
+            &[("client_id", AZURE_CLI_CLIENT_ID), ("scope", &arm_scope)],
+        )
+        .await;
+    assert_eq!(dc.status, 200);
+    for k in ["device_code", "user_code", "verification_uri", "message"] {
+        assert!(dc.body[k].is_string(), "{k}");
+    }
+    assert_eq!(dc.body["expires_in"], 900);
+    let code = dc.body["device_code"].as_str().unwrap().to_string();
+    let poll = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", AZURE_CLI_CLIENT_ID),
+        ("device_code", code.as_str()),
+    ];
+    assert_oauth_error(
+        &t.form("organizations", "token", &poll).await,
+        400,
+        "authorization_pending",
+    );
+    assert_oauth_error(
+        &t.form("organizations", "token", &poll).await,
+        400,
+        "slow_down",
+    );
+    let mut tokens = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let r = t.form("organizations", "token", &poll).await;
+        if r.status == 200 {
+            tokens = Some(r.body);
+            break;
+        }
+        assert_eq!(r.body["error"], "authorization_pending");
+    }
+    let tokens = tokens.expect("device code approved");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    let id_token = tokens["id_token"].as_str().unwrap();
+    assert_eq!(id_token.split('.').count(), 3);
+    // The code is redeemed once.
+    assert_oauth_error(
+        &t.form("organizations", "token", &poll).await,
+        400,
+        "invalid_grant",
+    );
+    let bad = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ("client_id", AZURE_CLI_CLIENT_ID),
+        ("device_code", "nope"),
+    ];
+    assert_oauth_error(
+        &t.form("organizations", "token", &bad).await,
+        400,
+        "bad_verification_code",
+    );
+
+    // The home tenant's token sees Contoso's subscriptions and both tenants.
+    let arm = tokens["access_token"].as_str().unwrap();
+    let tenants = t.get("/arm/tenants?api-version=2022-12-01", arm).await;
+    assert_eq!(tenants.body["value"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        tenants.body["value"][0]["id"],
+        format!("/tenants/{CONTOSO_TENANT_ID}")
+    );
+
+    // Refresh into Fabrikam: new refresh token, Fabrikam's subscriptions only.
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let scope = t.scope("arm");
+    let r = t
+        .form(
+            FABRIKAM_TENANT_ID,
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", AZURE_CLI_CLIENT_ID),
+                ("refresh_token", rt),
+                ("scope", &scope),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body["refresh_token"], rt);
+    let fab = r.body["access_token"].as_str().unwrap();
+    let subs = t
+        .get("/arm/subscriptions?api-version=2022-12-01", fab)
+        .await;
+    let ids: Vec<&str> = subs.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["subscriptionId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [SUB_FABRIKAM_PROD, SUB_FABRIKAM_STAGING]);
+    assert!(
+        subs.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["tenantId"] == FABRIKAM_TENANT_ID)
+    );
+
+    // Graph token by refresh; an unknown refresh token is invalid_grant.
+    let gscope = format!("{} offline_access", t.scope("graph"));
+    let g = t
+        .form(
+            "organizations",
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", AZURE_CLI_CLIENT_ID),
+                ("refresh_token", rt),
+                ("scope", &gscope),
+            ],
+        )
+        .await;
+    assert_eq!(g.status, 200);
+    let org = t
+        .send(
+            "GET",
+            "/graph/v1.0/organization",
+            g.body["access_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(org.body["value"][0]["id"], CONTOSO_TENANT_ID);
+    let bad = t
+        .form(
+            "organizations",
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", AZURE_CLI_CLIENT_ID),
+                ("refresh_token", "x"),
+                ("scope", &gscope),
+            ],
+        )
+        .await;
+    assert_oauth_error(&bad, 400, "invalid_grant");
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn device_code_declined_and_expired() {
+    let t = start(SimOpts {
+        approve_after: 60_000,
+        ..SimOpts::default()
+    })
+    .await;
+    let scope = t.scope("arm");
+    for (action, expected) in [
+        ("decline", "authorization_declined"),
+        ("expire", "expired_token"),
+    ] {
+        let dc = t
+            .form(
+                CONTOSO_TENANT_ID,
+                "devicecode",
+                &[("client_id", AZURE_CLI_CLIENT_ID), ("scope", &scope)],
+            )
+            .await;
+        let user_code = dc.body["user_code"].as_str().unwrap();
+        let r = t
+            .send(
+                "POST",
+                &format!("/inspect/device/{action}?user_code={user_code}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204);
+        let code = dc.body["device_code"].as_str().unwrap();
+        let r = t
+            .form(
+                CONTOSO_TENANT_ID,
+                "token",
+                &[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", AZURE_CLI_CLIENT_ID),
+                    ("device_code", code),
+                ],
+            )
+            .await;
+        assert_oauth_error(&r, 400, expected);
+    }
+    let r = t
+        .form(
+            "00000000-0000-4000-8000-000000000000",
+            "devicecode",
+            &[("client_id", AZURE_CLI_CLIENT_ID), ("scope", &scope)],
+        )
+        .await;
+    assert_oauth_error(&r, 400, "invalid_request");
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_credentials_wrong_unknown_and_expired_secrets() {
+    let t = start(fast()).await;
+    let scope = t.scope("graph");
+    let wrong = t
+        .form(
+            CONTOSO_TENANT_ID,
+            "token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", CI_OPERATOR_CLIENT_ID),
+                ("client_secret", "nope"),
+                ("scope", &scope),
+            ],
+        )
+        .await;
+    assert_oauth_error(&wrong, 401, "invalid_client");
+    assert_eq!(wrong.body["error_codes"], json!([7000215]));
+    assert!(
+        wrong.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid client secret provided")
+    );
+    // Right secret, wrong tenant: the app is not there.
+    let other = t
+        .form(
+            FABRIKAM_TENANT_ID,
+            "token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", CI_OPERATOR_CLIENT_ID),
+                ("client_secret", CI_OPERATOR_SECRET),
+                ("scope", &scope),
+            ],
+        )
+        .await;
+    assert_oauth_error(&other, 400, "unauthorized_client");
+    // An expired secret is refused.
+    let g = t.operator("graph").await;
+    let (app_id, oid, _, _) = app_with_sp(&t, &g, "expiring").await;
+    let pw = t.post(&format!("/graph/v1.0/applications/{oid}/addPassword"), &g, json!({"passwordCredential": {"startDateTime": "2020-01-01T00:00:00Z", "endDateTime": "2020-06-01T00:00:00Z"}}))
+        .await;
+    assert_eq!(pw.status, 200);
+    let old = pw.body["secretText"].as_str().unwrap();
+    let r = t
+        .form(
+            CONTOSO_TENANT_ID,
+            "token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &app_id),
+                ("client_secret", old),
+                ("scope", &scope),
+            ],
+        )
+        .await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    assert_eq!(r.body["error_codes"], json!([7000222]));
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn graph_and_arm_refuse_missing_or_wrong_tokens() {
+    let t = start(fast()).await;
+    assert_graph_error(
+        &t.send("GET", "/graph/v1.0/applications", None, None).await,
+        401,
+        "InvalidAuthenticationToken",
+    );
+    let arm = t.operator("arm").await;
+    assert_graph_error(
+        &t.get("/graph/v1.0/applications", &arm).await,
+        401,
+        "InvalidAuthenticationToken",
+    );
+    assert_arm_error(
+        &t.send(
+            "GET",
+            "/arm/subscriptions?api-version=2022-12-01",
+            None,
+            None,
+        )
+        .await,
+        401,
+        "InvalidAuthenticationToken",
+    );
+    let g = t.operator("graph").await;
+    assert_arm_error(
+        &t.get("/arm/subscriptions?api-version=2022-12-01", &g).await,
+        401,
+        "InvalidAuthenticationToken",
+    );
+    // A Contoso token on a Fabrikam subscription.
+    let r = t
+        .get(
+            &format!("/arm/subscriptions/{SUB_FABRIKAM_PROD}?api-version=2022-12-01"),
+            &arm,
+        )
+        .await;
+    assert_arm_error(&r, 401, "InvalidAuthenticationTokenTenant");
+    assert_arm_error(
+        &t.get("/arm/subscriptions", &arm).await,
+        400,
+        "MissingApiVersionParameter",
+    );
+    let r = t
+        .get(
+            &format!("/arm/subscriptions/{}?api-version=2022-12-01", new_guid()),
+            &arm,
+        )
+        .await;
+    assert_arm_error(&r, 404, "SubscriptionNotFound");
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let t = start(SimOpts {
+        token_lifetime: 1,
+        ..fast()
+    })
+    .await;
+    let g = t.operator("graph").await;
+    assert_eq!(t.get("/graph/v1.0/organization", &g).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = t.get("/graph/v1.0/organization", &g).await;
+    assert_graph_error(&r, 401, "InvalidAuthenticationToken");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn graph_applications_service_principals_and_secrets() {
+    let t = start(fast()).await;
+    let g = t.operator("graph").await;
+    // reference/azure-api.md §1.1 request.
+    let app = t.post("/graph/v1.0/applications", &g, json!({"displayName": "O'Neil Spot", "signInAudience": "AzureADMyOrg", "web": {"redirectUris": ["https://spot.io"]}, "notes": "n", "tags": ["spot-connect"]}))
+        .await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    for k in [
+        "id",
+        "appId",
+        "displayName",
+        "signInAudience",
+        "createdDateTime",
+    ] {
+        assert!(app.body[k].is_string(), "{k}");
+    }
+    assert_eq!(app.body["web"]["redirectUris"], json!(["https://spot.io"]));
+    assert_eq!(app.body["passwordCredentials"], json!([]));
+    let (oid, app_id) = (
+        app.body["id"].as_str().unwrap().to_string(),
+        app.body["appId"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        t.get(&format!("/graph/v1.0/applications/{oid}"), &g)
+            .await
+            .body["notes"],
+        "n"
+    );
+    let list = t
+        .get(
+            "/graph/v1.0/applications?$filter=displayName%20eq%20'O''Neil%20Spot'&$select=id,appId",
+            &g,
+        )
+        .await;
+    assert_eq!(list.body["value"], json!([{"id": oid, "appId": app_id}]));
+    assert_eq!(
+        t.get(
+            "/graph/v1.0/applications?$filter=displayName%20eq%20'O''Neil'",
+            &g
+        )
+        .await
+        .body["value"],
+        json!([])
+    );
+
+    // Secrets: secretText only in the addPassword answer; the policy caps lifetime at 24 months.
+    let pw = t
+        .post(
+            &format!("/graph/v1.0/applications/{oid}/addPassword"),
+            &g,
+            json!({"passwordCredential": {"displayName": "spot-io"}}),
+        )
+        .await;
+    assert_eq!(pw.status, 200);
+    let secret = pw.body["secretText"].as_str().unwrap().to_string();
+    assert_eq!(pw.body["hint"], secret[..3]);
+    let start = time::OffsetDateTime::parse(
+        pw.body["startDateTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let end = time::OffsetDateTime::parse(
+        pw.body["endDateTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(end.year() - start.year(), 2);
+    let got = t.get(&format!("/graph/v1.0/applications/{oid}"), &g).await;
+    assert_eq!(
+        got.body["passwordCredentials"][0]["secretText"],
+        Value::Null
+    );
+    assert_eq!(
+        got.body["passwordCredentials"][0]["keyId"],
+        pw.body["keyId"]
+    );
+    let state = t.sim.state();
+    let stored = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == oid.as_str())
+        .unwrap();
+    assert_eq!(
+        stored["passwordCredentials"][0]["secretText"],
+        secret.as_str()
+    );
+    let long = t
+        .post(
+            &format!("/graph/v1.0/applications/{oid}/addPassword"),
+            &g,
+            json!({"passwordCredential": {"endDateTime": "2099-01-01T00:00:00Z"}}),
+        )
+        .await;
+    assert_graph_error(&long, 400, "CredentialInvalidLifetimeAsPerAppPolicy");
+    assert_eq!(
+        long.body["error"]["details"][0]["code"],
+        "InvalidKeyEndDate"
+    );
+    assert_eq!(long.body["error"]["details"][0]["target"], "EndDate");
+    let rm = t
+        .post(
+            &format!("/graph/v1.0/applications/{oid}/removePassword"),
+            &g,
+            json!({"keyId": pw.body["keyId"]}),
+        )
+        .await;
+    assert_eq!(rm.status, 204);
+    assert_eq!(
+        t.get(&format!("/graph/v1.0/applications/{oid}"), &g)
+            .await
+            .body["passwordCredentials"],
+        json!([])
+    );
+
+    // Service principal: 404 by appId, create, lookups.
+    let by_app = format!("/graph/v1.0/servicePrincipals(appId='{app_id}')");
+    assert_graph_error(&t.get(&by_app, &g).await, 404, "Request_ResourceNotFound");
+    let sp = t
+        .post(
+            "/graph/v1.0/servicePrincipals",
+            &g,
+            json!({"appId": app_id}),
+        )
+        .await;
+    assert_eq!(sp.status, 201);
+    assert_eq!(sp.body["appOwnerOrganizationId"], CONTOSO_TENANT_ID);
+    assert_eq!(sp.body["servicePrincipalNames"], json!([app_id]));
+    assert_eq!(sp.body["accountEnabled"], true);
+    let sp_id = sp.body["id"].as_str().unwrap().to_string();
+    assert_eq!(t.get(&by_app, &g).await.body["id"], sp_id.as_str());
+    assert_eq!(
+        t.get(&format!("/graph/v1.0/servicePrincipals/{sp_id}"), &g)
+            .await
+            .status,
+        200
+    );
+    let filtered = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals?$filter=appId%20eq%20'{app_id}'"),
+            &g,
+        )
+        .await;
+    assert_eq!(filtered.body["value"].as_array().unwrap().len(), 1);
+    // An appId that references no application.
+    let none = t
+        .post(
+            "/graph/v1.0/servicePrincipals",
+            &g,
+            json!({"appId": new_guid()}),
+        )
+        .await;
+    assert_graph_error(&none, 400, "Request_BadRequest");
+    assert_eq!(
+        none.body["error"]["details"][0]["code"],
+        "NoBackingApplicationObject"
+    );
+
+    // Deleting the application deletes its service principal.
+    assert_eq!(
+        t.delete(&format!("/graph/v1.0/applications/{oid}"), &g)
+            .await
+            .status,
+        204
+    );
+    assert_graph_error(
+        &t.get(&format!("/graph/v1.0/servicePrincipals/{sp_id}"), &g)
+            .await,
+        404,
+        "Request_ResourceNotFound",
+    );
+    assert_graph_error(
+        &t.get(&format!("/graph/v1.0/applications/{oid}"), &g).await,
+        404,
+        "Request_ResourceNotFound",
+    );
+
+    // ci-limited may not register applications.
+    let limited = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "graph",
+        )
+        .await;
+    let denied = t
+        .post(
+            "/graph/v1.0/applications",
+            &limited,
+            json!({"displayName": "x"}),
+        )
+        .await;
+    assert_graph_error(&denied, 403, "Authorization_RequestDenied");
+    assert_eq!(
+        denied.body["error"]["message"],
+        "Insufficient privileges to complete the operation."
+    );
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn arm_subscriptions_are_paged_and_scoped_to_the_token_tenant() {
+    let t = start(SimOpts {
+        subscriptions: 3,
+        ..fast()
+    })
+    .await;
+    let arm = t.operator("arm").await;
+    let mut url = "/arm/subscriptions?api-version=2022-12-01".to_string();
+    let mut all = vec![];
+    let mut pages = 0;
+    loop {
+        let r = t.get(&url, &arm).await;
+        assert_eq!(r.status, 200);
+        pages += 1;
+        all.extend(r.body["value"].as_array().unwrap().iter().cloned());
+        match r.body["nextLink"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    assert_eq!(all.len(), 6);
+    assert_eq!(pages, 3);
+    assert!(all.iter().all(|s| s["tenantId"] == CONTOSO_TENANT_ID));
+    assert!(
+        all.iter()
+            .any(|s| s["subscriptionId"] == SUB_CONTOSO_LEGACY && s["state"] == "Disabled")
+    );
+    assert!(
+        all.iter()
+            .any(|s| s["subscriptionId"] == extra_subscription_id(3).as_str())
+    );
+    let one = t
+        .get(
+            &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}?api-version=2022-12-01"),
+            &arm,
+        )
+        .await;
+    assert_eq!(one.body["id"], format!("/subscriptions/{SUB_CONTOSO_PROD}"));
+    assert_eq!(one.body["displayName"], "Contoso Production");
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn arm_role_definitions_contract() {
+    let t = start(fast()).await;
+    let arm = t.operator("arm").await;
+    let guid = new_guid();
+    // PutRoleDefinition.json, with a real subscription as scope.
+    let body = json!({"properties": {
+        "roleName": "Role name", "description": "Role description", "type": "CustomRole",
+        "assignableScopes": [format!("/subscriptions/{SUB_CONTOSO_PROD}")],
+        "permissions": [{"actions": ["action"], "notActions": [], "dataActions": ["dataAction"], "notDataActions": []}],
+    }});
+    let r = t
+        .put(&rd_path(SUB_CONTOSO_PROD, &guid), &arm, body.clone())
+        .await;
+    assert_arm_resource(&r, 201, SUB_CONTOSO_PROD, "roleDefinitions", &guid);
+    assert_eq!(r.body["properties"]["roleName"], "Role name");
+    assert_eq!(r.body["properties"]["type"], "CustomRole");
+    assert_eq!(
+        r.body["properties"]["permissions"],
+        body["properties"]["permissions"]
+    );
+    assert_eq!(
+        t.put(&rd_path(SUB_CONTOSO_PROD, &guid), &arm, body.clone())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.get(&rd_path(SUB_CONTOSO_PROD, &guid), &arm).await.body["name"],
+        guid.as_str()
+    );
+    assert_arm_error(
+        &t.get(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm).await,
+        404,
+        "RoleDefinitionDoesNotExist",
+    );
+
+    // Names are unique per tenant, even when the other role is not assignable here.
+    assert_arm_error(
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, body.clone())
+            .await,
+        409,
+        "RoleDefinitionWithSameNameExists",
+    );
+    let list = format!(
+        "/arm/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=roleName%20eq%20'Role%20name'"
+    );
+    assert_eq!(t.get(&list, &arm).await.body["value"], json!([]));
+    let mut dev = body.clone();
+    dev["properties"]["assignableScopes"] = json!([format!("/subscriptions/{SUB_CONTOSO_DEV}")]);
+    assert_arm_error(
+        &t.put(&rd_path(SUB_CONTOSO_DEV, &new_guid()), &arm, dev)
+            .await,
+        409,
+        "RoleDefinitionWithSameNameExists",
+    );
+
+    // Tenant scope shows it, with its assignable scopes, so a client can extend them.
+    let tenant_wide = t.get(&format!("/arm/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), &arm)
+        .await;
+    assert_eq!(tenant_wide.status, 200);
+    assert_eq!(
+        tenant_wide.body["value"][0]["id"],
+        format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+    );
+    assert_eq!(
+        tenant_wide.body["value"][0]["properties"]["assignableScopes"],
+        json!([format!("/subscriptions/{SUB_CONTOSO_PROD}")])
+    );
+    // Lists: built-ins and the custom role; filters.
+    let all = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}"), &arm).await;
+    let names: Vec<&str> = all.body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["properties"]["roleName"].as_str().unwrap())
+        .collect();
+    for n in ["Owner", "Contributor", "Reader", "Role name"] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let custom = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=type%20eq%20'CustomRole'"), &arm)
+        .await;
+    assert_eq!(custom.body["value"].as_array().unwrap().len(), 1);
+    let owner = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions?{ARM_V}&$filter=roleName+eq+'Owner'"), &arm)
+        .await;
+    assert_eq!(owner.body["value"][0]["properties"]["type"], "BuiltInRole");
+
+    // Validation errors.
+    let mut no_name = body.clone();
+    no_name["properties"]["roleName"] = json!("");
+    assert_arm_error(
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, no_name)
+            .await,
+        400,
+        "RoleDefinitionNameNullOrEmpty",
+    );
+    let mut no_scopes = body.clone();
+    no_scopes["properties"]["roleName"] = json!("other");
+    no_scopes["properties"]["assignableScopes"] = json!([]);
+    assert_arm_error(
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, no_scopes)
+            .await,
+        400,
+        "MissingAssignableScopes",
+    );
+    let mut bad_scope = body.clone();
+    bad_scope["properties"]["roleName"] = json!("other");
+    bad_scope["properties"]["assignableScopes"] = json!(["/subscriptions/nope"]);
+    assert_arm_error(
+        &t.put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, bad_scope)
+            .await,
+        400,
+        "LinkedInvalidPropertyId",
+    );
+    let mut legacy = body.clone();
+    legacy["properties"]["roleName"] = json!("legacy");
+    assert_arm_error(
+        &t.put(&rd_path(SUB_CONTOSO_LEGACY, &new_guid()), &arm, legacy)
+            .await,
+        409,
+        "ReadOnlyDisabledSubscription",
+    );
+
+    // Delete: refused while assigned, 200 then 204.
+    let ra = new_guid();
+    let assign = json!({"properties": {"roleDefinitionId": r.body["id"], "principalId": OPERATOR_USER_ID, "principalType": "User"}});
+    assert_eq!(
+        t.put(&ra_path(SUB_CONTOSO_PROD, &ra), &arm, assign)
+            .await
+            .status,
+        201
+    );
+    assert_arm_error(
+        &t.delete(&rd_path(SUB_CONTOSO_PROD, &guid), &arm).await,
+        409,
+        "RoleDefinitionHasAssignments",
+    );
+    assert_eq!(
+        t.delete(&ra_path(SUB_CONTOSO_PROD, &ra), &arm).await.status,
+        200
+    );
+    let del = t.delete(&rd_path(SUB_CONTOSO_PROD, &guid), &arm).await;
+    assert_eq!(del.status, 200);
+    assert_eq!(del.body["name"], guid.as_str());
+    assert_eq!(
+        t.delete(&rd_path(SUB_CONTOSO_PROD, &guid), &arm)
+            .await
+            .status,
+        204
+    );
+
+    // ci-limited has Reader only.
+    let limited = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "arm",
+        )
+        .await;
+    let denied = t
+        .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &limited, body)
+        .await;
+    assert_arm_error(&denied, 403, "AuthorizationFailed");
+    let msg = denied.body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("does not have authorization to perform action 'Microsoft.Authorization/roleDefinitions/write'"), "{msg}");
+    assert!(msg.contains(CI_LIMITED_SP_ID));
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn arm_role_assignments_and_permissions_contract() {
+    let t = start(fast()).await;
+    let arm = t.operator("arm").await;
+    let g = t.operator("graph").await;
+    let reader = format!(
+        "/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_READER}"
+    );
+    // RoleAssignments_CreateForSubscription.json shape, with the seeded user.
+    let name = new_guid();
+    let body = json!({"properties": {"roleDefinitionId": reader, "principalId": OPERATOR_USER_ID, "principalType": "User"}});
+    let r = t
+        .put(&ra_path(SUB_CONTOSO_DEV, &name), &arm, body.clone())
+        .await;
+    assert_arm_resource(&r, 201, SUB_CONTOSO_DEV, "roleAssignments", &name);
+    assert_eq!(r.body["properties"]["principalType"], "User");
+    assert_eq!(
+        r.body["properties"]["scope"],
+        format!("/subscriptions/{SUB_CONTOSO_DEV}")
+    );
+    assert!(
+        r.body["properties"]["roleDefinitionId"]
+            .as_str()
+            .unwrap()
+            .ends_with(ROLE_READER)
+    );
+    let dup = t
+        .put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, body.clone())
+        .await;
+    assert_arm_error(&dup, 409, "RoleAssignmentExists");
+    assert!(
+        dup.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The role assignment already exists.")
+    );
+
+    let unknown_role = json!({"properties": {"roleDefinitionId": format!("/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleDefinitions/{}", new_guid()), "principalId": OPERATOR_USER_ID}});
+    assert_arm_error(
+        &t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, unknown_role)
+            .await,
+        400,
+        "RoleDefinitionDoesNotExist",
+    );
+    let ghost = new_guid();
+    let unknown = json!({"properties": {"roleDefinitionId": reader, "principalId": ghost, "principalType": "ServicePrincipal"}});
+    let pnf = t
+        .put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, unknown)
+        .await;
+    assert_arm_error(&pnf, 400, "PrincipalNotFound");
+    let msg = pnf.body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&ghost.replace('-', ""))
+            && msg.contains("does not exist in the directory")
+            && msg.contains("principalType"),
+        "{msg}"
+    );
+    let missing = json!({"properties": {"roleDefinitionId": reader}});
+    assert_arm_error(
+        &t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, missing)
+            .await,
+        400,
+        "InvalidRequestContent",
+    );
+
+    // A service principal assigned as a User is refused; without principalType ARM resolves it.
+    let (_, _, sp_id, _) = app_with_sp(&t, &g, "assignee").await;
+    let as_user = json!({"properties": {"roleDefinitionId": reader, "principalId": sp_id, "principalType": "User"}});
+    assert_arm_error(
+        &t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, as_user)
+            .await,
+        400,
+        "UnmatchedPrincipalType",
+    );
+    let plain = json!({"properties": {"roleDefinitionId": reader, "principalId": sp_id}});
+    let sp_name = new_guid();
+    let ok = t
+        .put(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm, plain)
+        .await;
+    assert_eq!(ok.status, 201);
+    assert_eq!(ok.body["properties"]["principalType"], "ServicePrincipal");
+
+    let list = t.get(&format!("/arm/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/roleAssignments?{ARM_V}&$filter=principalId%20eq%20'{sp_id}'"), &arm)
+        .await;
+    assert_eq!(list.body["value"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["value"][0]["name"], sp_name.as_str());
+    assert_eq!(
+        t.get(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.delete(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        t.delete(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm)
+            .await
+            .status,
+        204
+    );
+    assert_arm_error(
+        &t.get(&ra_path(SUB_CONTOSO_DEV, &sp_name), &arm).await,
+        404,
+        "RoleAssignmentNotFound",
+    );
+
+    // permissions for the caller.
+    let perms = format!(
+        "/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/permissions?{ARM_V}"
+    );
+    assert_eq!(
+        t.get(&perms, &arm).await.body["value"][0]["actions"],
+        json!(["*"])
+    );
+    let limited = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "arm",
+        )
+        .await;
+    let lp = t.get(&perms, &limited).await;
+    assert_eq!(lp.body["value"][0]["actions"], json!(["*/read"]));
+    assert_eq!(lp.body["value"][0]["notActions"], json!([]));
+    let denied = t
+        .put(&ra_path(SUB_CONTOSO_PROD, &new_guid()), &limited, body)
+        .await;
+    assert_arm_error(&denied, 403, "AuthorizationFailed");
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn spot_accounts_and_credentials_contract() {
+    let t = start(fast()).await;
+    let r = t.get("/spot/setup/account", "wrong").await;
+    assert_spot_error(&r, 401, spot_codes::UNAUTHORIZED);
+    let list = t.spot("GET", "/setup/account", None).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["response"]["kind"], "spotinst:setup:account");
+    assert_eq!(list.body["response"]["count"], 2);
+    assert_eq!(list.body["request"]["method"], "GET");
+    assert_eq!(list.body["request"]["url"], "/setup/account");
+    let item = &list.body["response"]["items"][1];
+    for k in [
+        "accountId",
+        "name",
+        "organizationId",
+        "providerExternalId",
+        "cloudProvider",
+        "createdAt",
+    ] {
+        assert!(item[k].is_string(), "{k} in {item}");
+    }
+    let by_sub = t
+        .spot(
+            "GET",
+            &format!("/setup/account?cloudAccountId={SUB_FABRIKAM_PROD}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        by_sub.body["response"]["items"][0]["accountId"],
+        SPOT_ACCOUNT_CONNECTED
+    );
+    assert_eq!(by_sub.body["response"]["count"], 1);
+
+    assert_spot_error(
+        &t.spot(
+            "POST",
+            "/setup/account",
+            Some(json!({"account": {"name": "123"}})),
+        )
+        .await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    let created = t
+        .spot(
+            "POST",
+            "/setup/account",
+            Some(json!({"account": {"name": "Contoso Dev"}})),
+        )
+        .await;
+    assert_eq!(created.status, 200);
+    let acct = created.body["response"]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(acct.starts_with("act-") && acct.len() == 12, "{acct}");
+    assert_eq!(
+        created.body["response"]["items"][0]["organizationId"],
+        SPOT_ORG_ID
+    );
+
+    // Set credentials: validation of the body, of the account, of the credentials.
+    let g = t.operator("graph").await;
+    let arm = t.operator("arm").await;
+    let (app_id, _, sp_id, secret) = app_with_sp(&t, &g, "Spot.io-contoso-dev").await;
+    let set = format!("/azure/setup/credentials?accountId={acct}");
+    let mut partial = creds(&app_id, &secret, SUB_CONTOSO_DEV);
+    partial.as_object_mut().unwrap().remove("expirationDate");
+    let r = t.spot("POST", &set, Some(partial)).await;
+    assert_spot_error(&r, 400, "VALIDATION_ERROR");
+    assert_eq!(r.body["response"]["errors"][0]["field"], "expirationDate");
+    assert_spot_error(
+        &t.spot(
+            "POST",
+            "/azure/setup/credentials?accountId=act-00000000",
+            Some(creds(&app_id, &secret, SUB_CONTOSO_DEV)),
+        )
+        .await,
+        400,
+        spot_codes::ACCOUNT_NOT_FOUND,
+    );
+    assert_spot_error(
+        &t.spot(
+            "POST",
+            "/azure/setup/credentials",
+            Some(creds(&app_id, &secret, SUB_CONTOSO_DEV)),
+        )
+        .await,
+        400,
+        spot_codes::ACCOUNT_NOT_FOUND,
+    );
+    let wrong = t
+        .spot(
+            "POST",
+            &set,
+            Some(creds(&app_id, "not-the-secret", SUB_CONTOSO_DEV)),
+        )
+        .await;
+    assert_spot_error(&wrong, 400, spot_codes::INVALID_CREDENTIALS);
+    assert!(
+        wrong.body["response"]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AADSTS7000215")
+    );
+    assert_spot_error(
+        &t.spot("POST", &set, Some(creds(&app_id, &secret, SUB_CONTOSO_DEV)))
+            .await,
+        400,
+        spot_codes::MISSING_PERMISSIONS,
+    );
+
+    // A role with Spot's actions, assigned to the SP: connect succeeds.
+    let role = new_guid();
+    let rd = t
+        .put(
+            &rd_path(SUB_CONTOSO_DEV, &role),
+            &arm,
+            spot_role(SUB_CONTOSO_DEV, "Spot.io Custom Role"),
+        )
+        .await;
+    assert_eq!(rd.status, 201, "{}", rd.body);
+    let ra = json!({"properties": {"roleDefinitionId": rd.body["id"], "principalId": sp_id, "principalType": "ServicePrincipal"}});
+    assert_eq!(
+        t.put(&ra_path(SUB_CONTOSO_DEV, &new_guid()), &arm, ra)
+            .await
+            .status,
+        201
+    );
+    let v = t
+        .spot(
+            "POST",
+            &format!("/azure/setup/credentials/validation?accountId={acct}"),
+            Some(creds(&app_id, &secret, SUB_CONTOSO_DEV)),
+        )
+        .await;
+    assert_eq!(v.status, 200, "{}", v.body);
+    assert_eq!(v.body["response"]["status"]["code"], 200);
+    let ok = t
+        .spot("POST", &set, Some(creds(&app_id, &secret, SUB_CONTOSO_DEV)))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let got = t.spot("GET", &set, None).await;
+    assert_eq!(got.body["response"]["kind"], "spotinst:azure:credentials");
+    let c = &got.body["response"]["items"][0];
+    assert_eq!(c["clientId"], app_id.as_str());
+    assert_eq!(c["subscriptionId"], SUB_CONTOSO_DEV);
+    assert_eq!(c["expirationDate"], "2027-06-01T00:00:00.000Z");
+    let masked = c["clientSecret"].as_str().unwrap();
+    assert!(
+        masked.starts_with(&secret[..3]) && masked[3..].chars().all(|ch| ch == '*'),
+        "{masked}"
+    );
+    let listed = t
+        .spot(
+            "GET",
+            &format!("/setup/account?cloudAccountId={SUB_CONTOSO_DEV}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed.body["response"]["items"][0]["accountId"],
+        acct.as_str()
+    );
+    assert_eq!(
+        listed.body["response"]["items"][0]["cloudProvider"],
+        "AZURE"
+    );
+    let state = t.sim.state();
+    let stored = state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == acct.as_str())
+        .unwrap();
+    assert_eq!(stored["credentials"]["clientSecret"], secret.as_str());
+
+    // Delete the account.
+    assert_eq!(
+        t.spot("DELETE", &format!("/setup/account/{acct}"), None)
+            .await
+            .status,
+        200
+    );
+    assert_spot_error(
+        &t.spot("DELETE", &format!("/setup/account/{acct}"), None)
+            .await,
+        400,
+        spot_codes::ACCOUNT_NOT_FOUND,
+    );
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn spot_refuses_an_expired_secret() {
+    let t = start(fast()).await;
+    let g = t.operator("graph").await;
+    let (app_id, oid, _, _) = app_with_sp(&t, &g, "expired").await;
+    let pw = t.post(&format!("/graph/v1.0/applications/{oid}/addPassword"), &g, json!({"passwordCredential": {"startDateTime": "2021-01-01T00:00:00Z", "endDateTime": "2022-01-01T00:00:00Z"}}))
+        .await;
+    let old = pw.body["secretText"].as_str().unwrap();
+    let r = t
+        .spot(
+            "POST",
+            &format!("/azure/setup/credentials?accountId={SPOT_ACCOUNT_UNCONNECTED}"),
+            Some(creds(&app_id, old, SUB_CONTOSO_PROD)),
+        )
+        .await;
+    assert_spot_error(&r, 400, spot_codes::EXPIRED_SECRET);
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn replication_delay_hides_new_objects_for_a_while() {
+    let t = start(SimOpts {
+        replication_delay: 1.0,
+        ..fast()
+    })
+    .await;
+    let g = t.operator("graph").await;
+    let arm = t.operator("arm").await;
+    let app = t
+        .post(
+            "/graph/v1.0/applications",
+            &g,
+            json!({"displayName": "lagging"}),
+        )
+        .await;
+    let app_id = app.body["appId"].as_str().unwrap().to_string();
+    let oid = app.body["id"].as_str().unwrap().to_string();
+    let first = t
+        .post(
+            "/graph/v1.0/servicePrincipals",
+            &g,
+            json!({"appId": app_id}),
+        )
+        .await;
+    assert_graph_error(&first, 400, "Request_BadRequest");
+    assert_eq!(
+        first.body["error"]["details"][0]["code"],
+        "NoBackingApplicationObject"
+    );
+    assert_eq!(
+        first.body["error"]["message"],
+        format!(
+            "The appId '{app_id}' of the service principal does not reference a valid application object."
+        )
+    );
+    let mut sp = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = t
+            .post(
+                "/graph/v1.0/servicePrincipals",
+                &g,
+                json!({"appId": app_id}),
+            )
+            .await;
+        if r.status == 201 {
+            sp = Some(r.body["id"].as_str().unwrap().to_string());
+            break;
+        }
+        assert_eq!(
+            r.body["error"]["details"][0]["code"],
+            "NoBackingApplicationObject"
+        );
+    }
+    let sp_id = sp.expect("SP created after the delay");
+
+    // New SP unknown to ARM: without principalType → PrincipalNotFound; with it → 201.
+    let role = format!(
+        "/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_CONTRIBUTOR}"
+    );
+    let bare = json!({"properties": {"roleDefinitionId": role, "principalId": sp_id}});
+    assert_arm_error(
+        &t.put(&ra_path(SUB_CONTOSO_PROD, &new_guid()), &arm, bare)
+            .await,
+        400,
+        "PrincipalNotFound",
+    );
+    let typed = json!({"properties": {"roleDefinitionId": role, "principalId": sp_id, "principalType": "ServicePrincipal"}});
+    assert_eq!(
+        t.put(&ra_path(SUB_CONTOSO_PROD, &new_guid()), &arm, typed)
+            .await
+            .status,
+        201
+    );
+
+    // The new assignment has not taken effect for Spot yet; it does after the delay.
+    let pw = t
+        .post(
+            &format!("/graph/v1.0/applications/{oid}/addPassword"),
+            &g,
+            json!({}),
+        )
+        .await;
+    let secret = pw.body["secretText"].as_str().unwrap().to_string();
+    let validate =
+        format!("/azure/setup/credentials/validation?accountId={SPOT_ACCOUNT_UNCONNECTED}");
+    assert_spot_error(
+        &t.spot(
+            "POST",
+            &validate,
+            Some(creds(&app_id, &secret, SUB_CONTOSO_PROD)),
+        )
+        .await,
+        400,
+        spot_codes::MISSING_PERMISSIONS,
+    );
+    let mut connected = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = t
+            .spot(
+                "POST",
+                &validate,
+                Some(creds(&app_id, &secret, SUB_CONTOSO_PROD)),
+            )
+            .await;
+        if r.status == 200 {
+            connected = true;
+            break;
+        }
+        assert_eq!(
+            r.body["response"]["errors"][0]["code"],
+            spot_codes::MISSING_PERMISSIONS
+        );
+    }
+    assert!(connected);
+    t.sim.shutdown().await;
+}
+
+/// Outcome of one raw call: status, or 0 for a transport error.
+async fn outcome(t: &T, method: &str, path: &str, body: Option<Value>) -> (u16, Option<String>) {
+    let mut req = t
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", t.base))
+        .bearer_auth(SPOT_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let ra = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let status = r.status().as_u16();
+            match r.bytes().await {
+                Ok(_) => (status, ra),
+                Err(_) => (0, None),
+            }
+        }
+        Err(_) => (0, None),
+    }
+}
+
+#[tokio::test]
+async fn faults_are_deterministic_and_dropped_writes_may_have_happened() {
+    let opts = SimOpts {
+        fault_rate: 0.5,
+        seed: 7,
+        latency: 1,
+        ..fast()
+    };
+    let mut runs = vec![];
+    for _ in 0..2 {
+        let t = start(opts.clone()).await;
+        let mut seen = vec![];
+        for i in 0..40 {
+            seen.push(
+                outcome(
+                    &t,
+                    "POST",
+                    "/spot/setup/account",
+                    Some(json!({"account": {"name": format!("a{i}")}})),
+                )
+                .await,
+            );
+        }
+        let state = t.sim.state();
+        let log = t.sim.requests();
+        runs.push((seen, state, log));
+        t.sim.shutdown().await;
+    }
+    let (a, state, log) = &runs[0];
+    assert_eq!(a, &runs[1].0, "same seed, same faults");
+    let statuses: Vec<u16> = a.iter().map(|o| o.0).collect();
+    for s in [0, 429, 500, 503, 200] {
+        assert!(statuses.contains(&s), "status {s} among {statuses:?}");
+    }
+    assert!(
+        a.iter()
+            .filter(|o| o.0 == 429 || o.0 == 503)
+            .all(|o| o.1.as_deref() == Some("1"))
+    );
+    // Accounts created = answered 200 + processed-then-dropped.
+    let drops_after = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fault"] == "drop_after")
+        .count();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(drops_after > 0);
+    assert_eq!(
+        state["spot"]["accounts"].as_array().unwrap().len(),
+        2 + ok + drops_after
+    );
+    // The request log: no bodies.
+    let text = log.to_string();
+    assert!(!text.contains("\"a1\"") && !text.contains(SPOT_TOKEN));
+    assert!(
+        log[0]["method"] == "POST"
+            && log[0]["path"] == "/spot/setup/account"
+            && log[0]["service"] == "spot"
+            && log[0]["time"].is_string()
+    );
+}
+
+#[tokio::test]
+async fn arm_writes_are_rate_limited_per_tenant() {
+    let t = start(SimOpts {
+        rate_limit: Some(1),
+        ..fast()
+    })
+    .await;
+    let arm = t.operator("arm").await;
+    let mut throttled = None;
+    for i in 0..5 {
+        let body = json!({"properties": {"roleName": format!("r{i}"), "assignableScopes": [format!("/subscriptions/{SUB_CONTOSO_PROD}")], "permissions": []}});
+        let r = t
+            .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, body)
+            .await;
+        if r.status == 429 {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 201);
+    }
+    let r = throttled.expect("a write beyond the rate is throttled");
+    assert_arm_error(&r, 429, "TooManyRequests");
+    assert_eq!(r.headers["retry-after"], "1");
+    // Reads are not counted.
+    assert_eq!(
+        t.get("/arm/subscriptions?api-version=2022-12-01", &arm)
+            .await
+            .status,
+        200
+    );
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn inspect_state_lists_every_seeded_object() {
+    let t = start(fast()).await;
+    let state: Value = t.send("GET", "/inspect/state", None, None).await.body;
+    assert_eq!(state["tenants"].as_array().unwrap().len(), 2);
+    assert_eq!(state["subscriptions"].as_array().unwrap().len(), 5);
+    assert!(has(&state["subscriptions"], "state", "Disabled"));
+    assert_eq!(state["users"][0]["userPrincipalName"], OPERATOR_UPN);
+    let ci = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appId"] == CI_OPERATOR_CLIENT_ID)
+        .unwrap();
+    assert_eq!(
+        ci["passwordCredentials"][0]["secretText"],
+        CI_OPERATOR_SECRET
+    );
+    assert!(has(&state["servicePrincipals"], "id", CI_LIMITED_SP_ID));
+    assert!(has(&state["roleDefinitions"], "name", ROLE_OWNER));
+    assert!(has(
+        &state["roleAssignments"],
+        "principalId",
+        OPERATOR_USER_ID
+    ));
+    let connected = &state["spot"]["accounts"][1];
+    assert_eq!(connected["accountId"], SPOT_ACCOUNT_CONNECTED);
+    assert_eq!(
+        connected["credentials"]["subscriptionId"],
+        SUB_FABRIKAM_PROD
+    );
+    assert_eq!(state, t.sim.state());
+    // The connected seed account's credentials really validate.
+    let r = t
+        .spot(
+            "POST",
+            &format!("/azure/setup/credentials/validation?accountId={SPOT_ACCOUNT_CONNECTED}"),
+            Some(json!({"clientId": FABRIKAM_SPOT_APP_CLIENT_ID, "clientSecret": FABRIKAM_SPOT_SECRET, "tenantId": FABRIKAM_TENANT_ID, "subscriptionId": SUB_FABRIKAM_PROD})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    t.sim.shutdown().await;
+}
+
+#[test]
+fn sim_binary_prints_the_endpoints_line_first() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
+        .args(["sim", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a first line within 30 s");
+    let v: Value = serde_json::from_str(line.trim()).unwrap();
+    for k in ["login", "graph", "arm", "spot", "inspect"] {
+        assert!(
+            v[k].as_str().unwrap().starts_with("https://127.0.0.1:"),
+            "{k}"
+        );
+    }
+    assert_eq!(v["spot_token"], SPOT_TOKEN);
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("endpoints.json")).unwrap())
+            .unwrap();
+    assert_eq!(file, v);
+    let ca = std::path::PathBuf::from(v["ca_cert"].as_str().unwrap());
+    assert_eq!(ca, dir.path().join("sim-ca.pem"));
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("endpoints.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn the_product_endpoints_trust_only_the_sim_ca() {
+    let t = start(fast()).await;
+    let e = t.sim.endpoints();
+    assert_eq!(e.name, "custom");
+    assert_eq!(e.graph_scope, t.scope("graph"));
+    let http = spot_connect::http::Http::new(e.ca_pem().unwrap().as_deref()).unwrap();
+    let r = http
+        .send(
+            spot_connect::error::Service::Spot,
+            http.request(reqwest::Method::GET, &format!("{}/setup/account", e.spot))
+                .bearer_auth(SPOT_TOKEN),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["response"]["count"], 2);
+    // A client with the platform roots does not trust the simulator.
+    if let Ok(plain) = reqwest::Client::builder().build() {
+        assert!(
+            plain
+                .get(format!("{}/setup/account", e.spot))
+                .send()
+                .await
+                .is_err()
+        );
+    }
+    t.sim.shutdown().await;
+}
