@@ -162,10 +162,8 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         "Spot account for this subscription",
         t.bold(),
     ))];
-    let mut rows: Vec<(String, String)> = vec![(
-        "Automatic".into(),
-        "its own account, else a new one".into(),
-    )];
+    let mut rows: Vec<(String, String)> =
+        vec![("Automatic".into(), "its own account, else a new one".into())];
     for a in s.accounts_list() {
         rows.push((a.account_id.clone(), a.name.clone()));
     }
@@ -755,7 +753,10 @@ fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     lines.push(Line::from(""));
     let wide = area.width >= 90;
     let obj_w = 19;
-    for o in &r.objects {
+    // In step order, whatever order the run finished them in.
+    let mut objects: Vec<_> = r.objects.iter().collect();
+    objects.sort_by_key(|o| o.step);
+    for o in objects {
         let word = match o.outcome {
             crate::onboard::model::Outcome::Created => "created",
             crate::onboard::model::Outcome::Reused => "reused",
@@ -784,10 +785,16 @@ fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         ]));
     }
     if let Some(p) = &r.report_path {
-        lines.push(Line::from(vec![
-            Span::raw("Report "),
-            Span::styled(p.display().to_string(), t.accent()),
-        ]));
+        let path = p.display().to_string();
+        if path.chars().count() + 7 <= area.width as usize {
+            lines.push(Line::from(vec![
+                Span::raw("Report "),
+                Span::styled(path, t.accent()),
+            ]));
+        } else {
+            lines.push(Line::from("Report (JSON, no secrets):"));
+            lines.push(Line::from(Span::styled(path, t.accent())));
+        }
     }
     lines.push(Line::from(format!(
         "Took {}.",
