@@ -302,11 +302,16 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     para(frame, lines, area);
 }
 
+/// A GUID shortened to its first 8 characters when narrow; an ARM id to its last segment.
 fn short_id(id: &str, wide: bool) -> String {
-    if wide || id.len() <= 13 {
+    let last = id.rsplit('/').next().unwrap_or(id);
+    if id.contains('/') && !wide {
+        return short_id(last, false);
+    }
+    if wide || id.chars().count() <= 13 {
         id.to_string()
     } else {
-        format!("{}…", &id[..8])
+        format!("{}…", id.chars().take(8).collect::<String>())
     }
 }
 
@@ -691,7 +696,10 @@ fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             _ => t.dim(),
         };
         let id = match st {
-            Status::Done { id: Some(id), .. } => short_id(id, wide),
+            Status::Done { id: Some(id), .. } if wide => {
+                display_id(id, (area.width as usize).saturating_sub(26))
+            }
+            Status::Done { id: Some(id), .. } => short_id(id, false),
             _ => String::new(),
         };
         lines.push(Line::from(vec![

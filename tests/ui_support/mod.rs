@@ -433,7 +433,7 @@ pub fn waiting() -> State {
         vec![finished(
             Step::CustomRole,
             Outcome::Updated,
-            "4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+            "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleDefinitions/4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
             "added 1 action, removed 1",
         )],
     );
