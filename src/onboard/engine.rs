@@ -18,8 +18,8 @@ use super::state::{SecretRecord, State};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
 use crate::azure::graph::{
-    APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, Application, DirectoryRole, Graph,
-    ServicePrincipal,
+    APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, AppRoleAssignment, Application,
+    DirectoryRole, Graph, ServicePrincipal,
 };
 use crate::cli::AuthMethod;
 use crate::error::{ApiError, Error, ErrorClass, Result};
@@ -442,18 +442,6 @@ impl<'a> Ctx<'a> {
     /// principal signed in with a secret, Graph's Application.ReadWrite.All/OwnedBy app role or
     /// such a directory role. What cannot be read is "unknown", never a block.
     async fn lookup_app_rights(&self) -> AppRights {
-        let role_named = |roles: &[DirectoryRole]| {
-            roles.iter().find_map(|r| {
-                let t = r.role_template_id.as_deref()?;
-                APP_REGISTRATION_ROLES
-                    .iter()
-                    .find(|(id, _)| id.eq_ignore_ascii_case(t))
-                    .map(|(_, name)| *name)
-            })
-        };
-        let why_unknown = |e: &Error| {
-            format!("could not check the right to register applications ({e}); the write will tell")
-        };
         match self.session.auth.method() {
             AuthMethod::DeviceCode | AuthMethod::AzureCli => {
                 let (mut policy_f, mut roles_f) = (
@@ -464,24 +452,7 @@ impl<'a> Ctx<'a> {
                     self.retry_read(&mut policy_f),
                     self.retry_read(&mut roles_f)
                 );
-                if let Ok(roles) = &roles
-                    && let Some(name) = role_named(roles)
-                {
-                    return AppRights::Allowed(format!("you hold the {name} directory role"));
-                }
-                match (policy, roles) {
-                    (Ok(Some(true)), _) => AppRights::Allowed(
-                        "users may register applications in this tenant".into(),
-                    ),
-                    (Ok(Some(false)), Ok(_)) => AppRights::Denied(format!(
-                        "you may not register applications in tenant {}: 'Users can register applications' is off and you hold none of the Application Developer, Cloud Application Administrator, Application Administrator or Global Administrator roles; {APP_RIGHTS_HINT}",
-                        self.target.tenant_id
-                    )),
-                    (Err(e), _) | (_, Err(e)) => AppRights::Unknown(why_unknown(&e)),
-                    (Ok(None), Ok(_)) => AppRights::Unknown(
-                        "could not check the right to register applications (the tenant policy has no allowedToCreateApps); the write will tell".into(),
-                    ),
-                }
+                user_app_rights(&self.target.tenant_id, policy, roles)
             }
             AuthMethod::ClientSecret => {
                 let Some(client_id) = self.session.auth.client_id() else {
@@ -500,7 +471,7 @@ impl<'a> Ctx<'a> {
                             "could not check the right to register applications (no service principal for {client_id} in this tenant); the write will tell"
                         ));
                     }
-                    Err(e) => return AppRights::Unknown(why_unknown(&e)),
+                    Err(e) => return AppRights::Unknown(rights_unknown(&e)),
                 };
                 let (mut grants_f, mut roles_f) = (
                     || self.graph.app_role_assignments(&sp.id),
@@ -510,28 +481,7 @@ impl<'a> Ctx<'a> {
                     self.retry_read(&mut grants_f),
                     self.retry_read(&mut roles_f)
                 );
-                if let Ok(grants) = &grants
-                    && let Some((_, name)) = APP_REGISTRATION_APP_ROLES.iter().find(|(id, _)| {
-                        grants.iter().any(|g| g.app_role_id.eq_ignore_ascii_case(id))
-                    })
-                {
-                    return AppRights::Allowed(format!(
-                        "the service principal holds Microsoft Graph {name}"
-                    ));
-                }
-                if let Ok(roles) = &roles
-                    && let Some(name) = role_named(roles)
-                {
-                    return AppRights::Allowed(format!(
-                        "the service principal holds the {name} directory role"
-                    ));
-                }
-                match (grants, roles) {
-                    (Ok(_), Ok(_)) => AppRights::Denied(format!(
-                        "service principal {client_id} may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {APP_RIGHTS_HINT}"
-                    )),
-                    (Err(e), _) | (_, Err(e)) => AppRights::Unknown(why_unknown(&e)),
-                }
+                service_principal_app_rights(&client_id, grants, roles)
             }
             AuthMethod::ManagedIdentity => AppRights::Unknown(
                 "could not check a managed identity's right to register applications; the write will tell".into(),
@@ -1695,6 +1645,81 @@ enum SecretOutcome {
     New(SecretRecord, Secret),
 }
 
+/// The name of the first app-management directory role in `roles`.
+fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
+    roles.iter().find_map(|r| {
+        let t = r.role_template_id.as_deref()?;
+        APP_REGISTRATION_ROLES
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(t))
+            .map(|(_, name)| *name)
+    })
+}
+
+fn rights_unknown(e: &Error) -> String {
+    format!("could not check the right to register applications ({e}); the write will tell")
+}
+
+/// A user may register applications through the tenant's "Users can register applications"
+/// (`allowedToCreateApps`) or an app-management directory role. Denied only when both were
+/// read and neither allows it.
+fn user_app_rights(
+    tenant: &str,
+    policy: Result<Option<bool>>,
+    roles: Result<Vec<DirectoryRole>>,
+) -> AppRights {
+    if let Ok(roles) = &roles
+        && let Some(name) = app_role_named(roles)
+    {
+        return AppRights::Allowed(format!("you hold the {name} directory role"));
+    }
+    match (policy, roles) {
+        (Ok(Some(true)), _) => {
+            AppRights::Allowed("users may register applications in this tenant".into())
+        }
+        (Ok(Some(false)), Ok(_)) => AppRights::Denied(format!(
+            "you may not register applications in tenant {tenant}: 'Users can register applications' is off and you hold none of the Application Developer, Cloud Application Administrator, Application Administrator or Global Administrator roles; {APP_RIGHTS_HINT}"
+        )),
+        (Err(e), _) | (_, Err(e)) => AppRights::Unknown(rights_unknown(&e)),
+        (Ok(None), Ok(_)) => AppRights::Unknown(
+            "could not check the right to register applications (the tenant policy has no allowedToCreateApps); the write will tell".into(),
+        ),
+    }
+}
+
+/// A service principal may register applications through Graph's Application.ReadWrite.All or
+/// .OwnedBy app role, or an app-management directory role. Denied only when both were read.
+fn service_principal_app_rights(
+    client_id: &str,
+    grants: Result<Vec<AppRoleAssignment>>,
+    roles: Result<Vec<DirectoryRole>>,
+) -> AppRights {
+    if let Ok(grants) = &grants
+        && let Some((_, name)) = APP_REGISTRATION_APP_ROLES.iter().find(|(id, _)| {
+            grants
+                .iter()
+                .any(|g| g.app_role_id.eq_ignore_ascii_case(id))
+        })
+    {
+        return AppRights::Allowed(format!(
+            "the service principal holds Microsoft Graph {name}"
+        ));
+    }
+    if let Ok(roles) = &roles
+        && let Some(name) = app_role_named(roles)
+    {
+        return AppRights::Allowed(format!(
+            "the service principal holds the {name} directory role"
+        ));
+    }
+    match (grants, roles) {
+        (Ok(_), Ok(_)) => AppRights::Denied(format!(
+            "service principal {client_id} may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {APP_RIGHTS_HINT}"
+        )),
+        (Err(e), _) | (_, Err(e)) => AppRights::Unknown(rights_unknown(&e)),
+    }
+}
+
 fn is_our_role(r: &RoleDefinition) -> bool {
     r.properties
         .description
@@ -1880,6 +1905,86 @@ pub(super) async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn role(template: &str) -> DirectoryRole {
+        DirectoryRole {
+            id: Some("r1".into()),
+            display_name: None,
+            role_template_id: Some(template.into()),
+        }
+    }
+
+    fn denied() -> Error {
+        Error::Api(ApiError {
+            service: crate::error::Service::Graph,
+            status: 403,
+            code: "Authorization_RequestDenied".into(),
+            detail_codes: vec![],
+            message: "Insufficient privileges to complete the operation.".into(),
+            request_id: None,
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn a_user_may_register_apps_by_tenant_setting_or_role_and_is_denied_only_when_both_say_no() {
+        let dev = "cf1c38e5-3621-4004-a7cb-879624dced7c";
+        let other = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"; // Directory Readers
+        assert!(matches!(
+            user_app_rights("t", Ok(Some(true)), Ok(vec![])),
+            AppRights::Allowed(w) if w.contains("users may register")
+        ));
+        assert!(matches!(
+            user_app_rights("t", Ok(Some(false)), Ok(vec![role(dev)])),
+            AppRights::Allowed(w) if w.contains("Application Developer")
+        ));
+        // A role is enough even when the policy cannot be read.
+        assert!(matches!(
+            user_app_rights("t", Err(denied()), Ok(vec![role(&dev.to_uppercase())])),
+            AppRights::Allowed(_)
+        ));
+        match user_app_rights("t", Ok(Some(false)), Ok(vec![role(other)])) {
+            AppRights::Denied(why) => {
+                assert!(why.contains("may not register applications"), "{why}");
+                assert!(why.contains(APP_RIGHTS_HINT), "{why}");
+            }
+            _ => panic!("policy off and no app role: denied"),
+        }
+        assert!(matches!(
+            user_app_rights("t", Ok(Some(false)), Err(denied())),
+            AppRights::Unknown(w) if w.contains("the write will tell")
+        ));
+        assert!(matches!(
+            user_app_rights("t", Err(denied()), Ok(vec![])),
+            AppRights::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn a_service_principal_may_register_apps_by_graph_app_role_or_directory_role() {
+        let grant = |id: &str| AppRoleAssignment {
+            app_role_id: id.into(),
+            resource_id: None,
+            resource_display_name: Some("Microsoft Graph".into()),
+        };
+        assert!(matches!(
+            service_principal_app_rights("c", Ok(vec![grant("18a4783c-866b-4cc7-a460-3d5e5662c884")]), Ok(vec![])),
+            AppRights::Allowed(w) if w.contains("Application.ReadWrite.OwnedBy")
+        ));
+        assert!(matches!(
+            service_principal_app_rights("c", Ok(vec![]), Ok(vec![role("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")])),
+            AppRights::Allowed(w) if w.contains("Application Administrator")
+        ));
+        // Mail.Read only: denied.
+        assert!(matches!(
+            service_principal_app_rights("c", Ok(vec![grant("810c84a8-4a9e-49e6-bf7d-12d183f40d01")]), Ok(vec![])),
+            AppRights::Denied(w) if w.contains("Application.ReadWrite.All")
+        ));
+        assert!(matches!(
+            service_principal_app_rights("c", Err(denied()), Ok(vec![])),
+            AppRights::Unknown(_)
+        ));
+    }
 
     #[test]
     fn months_are_calendar_months() {
