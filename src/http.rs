@@ -31,6 +31,8 @@ pub struct Http {
     pub max_attempts: u32,
     /// Upper bound on one wait, whatever Retry-After says.
     pub max_wait: Duration,
+    /// 429 replies seen by this client (and its clones): bulk onboarding slows down on them.
+    throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 static INSTALL_PROVIDER: Once = Once::new();
@@ -64,7 +66,13 @@ impl Http {
             client,
             max_attempts: 6,
             max_wait: Duration::from_secs(60),
+            throttled: Default::default(),
         })
+    }
+
+    /// How many 429 replies this client (and its clones) has had so far.
+    pub fn throttled_count(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -133,6 +141,10 @@ impl Http {
                     ApiError::transport(service, transport_message(&e))
                 }
             };
+            if err.status == 429 {
+                self.throttled
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let retry = match err.status {
                 429 | 503 => true,
                 0 | 500 | 502 | 504 => idempotent,

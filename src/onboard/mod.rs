@@ -11,6 +11,10 @@ pub mod model;
 pub mod policy;
 pub mod retry;
 pub mod state;
+pub mod status;
+pub mod rotate;
+pub mod remove;
+pub mod bulk;
 
 use crate::azure::auth::{Auth, PromptFn};
 use crate::azure::discovery::{self, Discovery};
