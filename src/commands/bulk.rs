@@ -88,7 +88,10 @@ pub fn table(report: &BulkReport) -> String {
             ),
             Verdict::Failed => (
                 "FAILED",
-                r.error.as_ref().map(|e| e.summary.clone()).unwrap_or_default(),
+                r.error
+                    .as_ref()
+                    .map(|e| e.summary.clone())
+                    .unwrap_or_default(),
             ),
         };
         out.push_str(&format!(

@@ -17,7 +17,9 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
         Err(e) => return fail(&e),
     };
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
-        eprintln!("spot-connect remove: --subscription ID (repeatable) or --all-subscriptions is required");
+        eprintln!(
+            "spot-connect remove: --subscription ID (repeatable) or --all-subscriptions is required"
+        );
         return exit::USAGE;
     }
     if !opts.yes && !std::io::stdin().is_terminal() {
@@ -31,13 +33,17 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
     let ropts = RemoveOptions {
         delete_spot_account: ro.delete_spot_account,
     };
-    let plans = match crate::onboard::remove::plan_removal(&session, &targets, &settings, ropts).await
-    {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
+    let plans =
+        match crate::onboard::remove::plan_removal(&session, &targets, &settings, ropts).await {
+            Ok(p) => p,
+            Err(e) => return fail(&e),
+        };
     for p in &plans {
-        eprintln!("Tenant {} ({} subscription(s))", p.tenant_id, p.subscriptions.len());
+        eprintln!(
+            "Tenant {} ({} subscription(s))",
+            p.tenant_id,
+            p.subscriptions.len()
+        );
         for i in &p.items {
             let a = match i.action {
                 RemovalAction::Delete => "delete",

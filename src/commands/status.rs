@@ -144,4 +144,3 @@ pub fn table(list: &[SubscriptionStatus], _now: time::OffsetDateTime) -> String 
     }
     out
 }
-

@@ -9,9 +9,10 @@
 //! `Report`; a failure in one does not stop the others, but a sign-in or unreachable-service
 //! error stops everything (the rest are reported as not started).
 //!
-//! Concurrency adapts: it starts at `BulkOptions::concurrency`, halves whenever the services
-//! answered 429 since the last subscription finished (the HTTP layer already waits the
-//! Retry-After), and grows back by one after a window's worth of subscriptions without one.
+//! Concurrency adapts: it starts at `BulkOptions::concurrency`, halves (at most once a second)
+//! when ARM answered 429 with a spent quota (`x-ms-ratelimit-remaining-*: 0`) since the last
+//! subscription finished (the HTTP layer already waits the Retry-After), and grows back by one
+//! after a window's worth of subscriptions without one.
 
 use super::engine::add_months;
 use super::model::{ErrorInfo, ObjectRef, Outcome, Progress, Report, Step, StepEvent, Verdict};
@@ -56,7 +57,7 @@ pub struct BulkReport {
     /// The error that stopped everything (sign-in, unreachable service), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<ErrorInfo>,
-    /// 429 replies seen during the run.
+    /// Quota 429 replies (ARM's write limit) seen during the run.
     pub throttled: u64,
     /// The most subscriptions in flight at once.
     pub peak_concurrency: usize,
@@ -87,6 +88,7 @@ struct LimiterState {
     in_flight: usize,
     peak: usize,
     seen_throttled: u64,
+    last_decrease: Option<Instant>,
     calm: usize,
 }
 
@@ -100,6 +102,7 @@ impl Limiter {
                 in_flight: 0,
                 peak: 0,
                 seen_throttled: http.throttled_count(),
+                last_decrease: None,
                 calm: 0,
             }),
             notify: Notify::new(),
@@ -127,12 +130,18 @@ impl Limiter {
             let mut s = self.inner.lock().expect("limiter lock");
             s.in_flight -= 1;
             let t = self.http.throttled_count();
-            if t > s.seen_throttled {
+            // At most one decrease per second: the subscriptions in flight all see the same
+            // burst of 429s (Retry-After is about a second).
+            if t > s.seen_throttled
+                && s.last_decrease
+                    .is_none_or(|d| d.elapsed() >= Duration::from_secs(1))
+            {
                 s.seen_throttled = t;
+                s.last_decrease = Some(Instant::now());
                 s.limit = (s.limit / 2).max(1);
                 s.calm = 0;
                 tracing::info!(limit = s.limit, "throttled: fewer subscriptions at once");
-            } else {
+            } else if t == s.seen_throttled {
                 s.calm += 1;
                 if s.calm >= s.limit && s.limit < self.max {
                     s.limit += 1;
@@ -159,6 +168,9 @@ struct Run<'a> {
     stopped: Mutex<Option<ErrorInfo>>,
     limiter: Limiter,
 }
+
+/// Changes a subscription's state and writes it.
+type SaveFn<'a> = dyn Fn(&dyn Fn(&mut State)) -> Result<()> + Sync + 'a;
 
 /// The tenant's shared objects.
 struct Shared {
@@ -299,10 +311,7 @@ fn all_failed(targets: &[Target], e: &Error, t0: Instant) -> BulkReport {
 }
 
 /// Calls `f` again while Azure propagates a recent write, and on transient errors a few times.
-async fn propagate<T, F, Fut>(
-    mut f: F,
-    mut waiting: impl FnMut(u32, Duration),
-) -> Result<T>
+async fn propagate<T, F, Fut>(mut f: F, mut waiting: impl FnMut(u32, Duration)) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -398,7 +407,11 @@ impl Run<'_> {
         })
     }
 
-    async fn app_step(&self, tenant: &str, graph: &Graph) -> Result<(Application, ServicePrincipal)> {
+    async fn app_step(
+        &self,
+        tenant: &str,
+        graph: &Graph,
+    ) -> Result<(Application, ServicePrincipal)> {
         let name = self.settings.app_name_for(tenant);
         self.emit(
             None,
@@ -525,7 +538,10 @@ impl Run<'_> {
             None,
             Step::CustomRole,
             StepEvent::Started {
-                detail: format!("custom role {name}, assignable at {} subscription(s)", scopes.len()),
+                detail: format!(
+                    "custom role {name}, assignable at {} subscription(s)",
+                    scopes.len()
+                ),
             },
         );
         let r = async {
@@ -695,7 +711,9 @@ impl Run<'_> {
             },
         ];
         let mut durations = Vec::new();
-        let r = self.one_inner(shared, t, &mut objects, &mut durations).await;
+        let r = self
+            .one_inner(shared, t, &mut objects, &mut durations)
+            .await;
         let ms = t0.elapsed().as_millis() as u64;
         match r {
             Ok((account, expires)) => {
@@ -728,7 +746,13 @@ impl Run<'_> {
                 }
                 let mut info = ErrorInfo::from(&e);
                 info.summary = format!("{}: {}", step.label(), info.summary);
-                self.emit(Some(sub), step, StepEvent::Failed { error: info.clone() });
+                self.emit(
+                    Some(sub),
+                    step,
+                    StepEvent::Failed {
+                        error: info.clone(),
+                    },
+                );
                 let mut r = failed_report(t, &e, ms);
                 r.error = Some(info);
                 r.objects = objects;
@@ -747,9 +771,8 @@ impl Run<'_> {
     ) -> std::result::Result<(String, OffsetDateTime), (Step, Error)> {
         let sub = t.subscription_id.as_str();
         let dir = &self.session.state_dir;
-        let state = Mutex::new(
-            State::load(dir, &t.tenant_id, sub).map_err(|e| (Step::Subscription, e))?,
-        );
+        let state =
+            Mutex::new(State::load(dir, &t.tenant_id, sub).map_err(|e| (Step::Subscription, e))?);
         let save = |f: &dyn Fn(&mut State)| -> Result<()> {
             let mut s = state.lock().expect("state lock");
             f(&mut s);
@@ -772,7 +795,11 @@ impl Run<'_> {
                 Some(sub),
                 Step::RoleAssignment,
                 StepEvent::Started {
-                    detail: format!("assigning {} at {}", shared.role.properties.role_name, scope_of(sub)),
+                    detail: format!(
+                        "assigning {} at {}",
+                        shared.role.properties.role_name,
+                        scope_of(sub)
+                    ),
                 },
             );
             let r = self.assignment(shared, sub).await;
@@ -980,7 +1007,7 @@ impl Run<'_> {
         t: &Target,
         recorded: Option<&str>,
         pending: Option<&str>,
-        save: &dyn Fn(&dyn Fn(&mut State)) -> Result<()>,
+        save: &SaveFn<'_>,
     ) -> Result<(SpotAccount, Outcome)> {
         let sub = t.subscription_id.as_str();
         if let Some(a) = account_for(&shared.accounts, sub, recorded) {
@@ -1074,7 +1101,9 @@ impl Run<'_> {
         {
             match read(|| shared.graph.remove_password(&shared.app.id, &k)).await {
                 Ok(()) => tracing::info!(key_id = %k, "removed a client secret no longer in use"),
-                Err(e) => tracing::warn!(key_id = %k, error = %e, "could not remove a client secret"),
+                Err(e) => {
+                    tracing::warn!(key_id = %k, error = %e, "could not remove a client secret")
+                }
             }
         }
     }
@@ -1083,7 +1112,11 @@ impl Run<'_> {
 /// A new Spot account is named after the subscription (Spot wants a letter in the name).
 fn account_name(t: &Target) -> String {
     let n = t.subscription_name.trim();
-    let n = if n.is_empty() { t.subscription_id.as_str() } else { n };
+    let n = if n.is_empty() {
+        t.subscription_id.as_str()
+    } else {
+        n
+    };
     if n.chars().any(|c| c.is_ascii_alphabetic()) {
         n.to_string()
     } else {

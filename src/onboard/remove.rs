@@ -157,7 +157,10 @@ pub async fn plan_removal(
                     &r.properties.role_name,
                     &asg.id,
                     RemovalAction::Delete,
-                    format!("{role_name} assigned to our service principal at {}", scope_of(sub)),
+                    format!(
+                        "{role_name} assigned to our service principal at {}",
+                        scope_of(sub)
+                    ),
                     Op::DeleteAssignment(asg.id.clone()),
                 ));
             }
@@ -233,9 +236,10 @@ pub async fn plan_removal(
                 if !uses_app {
                     continue;
                 }
-                if !target_acct {
+                // Another subscription still onboarded (its state file is there) uses it. A
+                // subscription removed earlier keeps its Spot account, and that does not count.
+                if !target_acct && state_path(&session.state_dir, tenant, &sub).exists() {
                     app_used_elsewhere = true;
-                    continue;
                 }
             }
         }

@@ -158,28 +158,32 @@ pub async fn rotate(
     // The accounts that use this app: their credentials' clientId is our appId.
     let accounts = read(|| session.spot.list_accounts()).await?;
     let users = {
-        use futures::StreamExt;
-        let found: Vec<Result<Option<(String, AzureCredentialsInfo)>>> =
-            futures::stream::iter(accounts.iter().filter(|a| a.provider_external_id.is_some()))
-                .map(|a| async {
-                    let c = read(|| session.spot.get_azure_credentials(&a.account_id)).await?;
-                    Ok(c.filter(|c| {
-                        c.client_id
-                            .as_deref()
-                            .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
-                            && c.tenant_id
-                                .as_deref()
-                                .is_none_or(|t| t.eq_ignore_ascii_case(tenant))
-                    })
-                    .map(|c| (a.account_id.clone(), c)))
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
+        let azure: Vec<&crate::spot::SpotAccount> = accounts
+            .iter()
+            .filter(|a| a.provider_external_id.is_some())
+            .collect();
         let mut users = Vec::new();
-        for f in found {
-            if let Some(u) = f? {
-                users.push(u);
+        for chunk in azure.chunks(8) {
+            let mut futs = Vec::new();
+            for a in chunk {
+                futs.push(async move {
+                    let id = a.account_id.clone();
+                    let c = read(|| session.spot.get_azure_credentials(&id)).await?;
+                    Ok::<_, Error>((id, c))
+                });
+            }
+            for r in futures::future::join_all(futs).await {
+                let (id, c) = r?;
+                if let Some(c) = c.filter(|c| {
+                    c.client_id
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+                        && c.tenant_id
+                            .as_deref()
+                            .is_none_or(|t| t.eq_ignore_ascii_case(tenant))
+                }) {
+                    users.push((id, c));
+                }
             }
         }
         users.sort_by(|a, b| a.0.cmp(&b.0));
@@ -402,7 +406,12 @@ async fn give_up(ctx: &Ctx<'_>, app: &Application, new_key: &str, sub: &str, e: 
 }
 
 /// Spot reads back our app and the new end date.
-async fn verify(session: &Session, acct: &str, app: &Application, end: OffsetDateTime) -> Result<()> {
+async fn verify(
+    session: &Session,
+    acct: &str,
+    app: &Application,
+    end: OffsetDateTime,
+) -> Result<()> {
     let back = read(|| session.spot.get_azure_credentials(acct)).await?;
     let ok = back.as_ref().is_some_and(|c| {
         c.client_id

@@ -354,15 +354,15 @@ pub async fn status(
             policy: &policy,
             accounts: &accounts,
         };
-        use futures::StreamExt;
-        let results: Vec<Result<SubscriptionStatus>> = futures::stream::iter(subs)
-            .map(|t| one(session, &a, &ctx, t))
-            .buffer_unordered(8)
-            .collect()
-            .await;
-        for r in results {
-            let s = r?;
-            out.insert(s.subscription_id.clone(), s);
+        for chunk in subs.chunks(8) {
+            let mut futs = Vec::new();
+            for t in chunk {
+                futs.push(one(session, &a, &ctx, t));
+            }
+            for r in futures::future::join_all(futs).await {
+                let s = r?;
+                out.insert(s.subscription_id.clone(), s);
+            }
         }
     }
     Ok(targets
@@ -463,58 +463,58 @@ async fn one(
     let mut spot = None;
     match f.accounts {
         Err(e) => problems.push(format!("Spot accounts: cannot check: {e}")),
-        Ok(accounts) => match account_for(accounts, &t.subscription_id, recorded_account.as_deref())
-        {
-            None => problems.push("no Spot account is connected to this subscription".into()),
-            Some(acct) => {
-                let creds = match read(|| session.spot.get_azure_credentials(&acct.account_id))
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) if is_fatal(&e) => return Err(e),
-                    Err(e) => {
-                        problems.push(format!("Spot credentials: cannot read: {e}"));
-                        None
-                    }
-                };
-                match &creds {
-                    None => problems.push(format!(
-                        "Spot account {} has no Azure credentials",
-                        acct.account_id
-                    )),
-                    Some(c) => {
-                        let ours = f.app.is_some_and(|a| {
-                            c.client_id
+        Ok(accounts) => {
+            match account_for(accounts, &t.subscription_id, recorded_account.as_deref()) {
+                None => problems.push("no Spot account is connected to this subscription".into()),
+                Some(acct) => {
+                    let creds =
+                        match read(|| session.spot.get_azure_credentials(&acct.account_id)).await {
+                            Ok(c) => c,
+                            Err(e) if is_fatal(&e) => return Err(e),
+                            Err(e) => {
+                                problems.push(format!("Spot credentials: cannot read: {e}"));
+                                None
+                            }
+                        };
+                    match &creds {
+                        None => problems.push(format!(
+                            "Spot account {} has no Azure credentials",
+                            acct.account_id
+                        )),
+                        Some(c) => {
+                            let ours = f.app.is_some_and(|a| {
+                                c.client_id
+                                    .as_deref()
+                                    .is_some_and(|x| x.eq_ignore_ascii_case(&a.app_id))
+                            });
+                            if !ours {
+                                problems.push(format!(
+                                    "Spot account {} uses another app (client id {})",
+                                    acct.account_id,
+                                    c.client_id.as_deref().unwrap_or("?")
+                                ));
+                            }
+                            if !c
+                                .subscription_id
                                 .as_deref()
-                                .is_some_and(|x| x.eq_ignore_ascii_case(&a.app_id))
-                        });
-                        if !ours {
-                            problems.push(format!(
-                                "Spot account {} uses another app (client id {})",
-                                acct.account_id,
-                                c.client_id.as_deref().unwrap_or("?")
-                            ));
-                        }
-                        if !c
-                            .subscription_id
-                            .as_deref()
-                            .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id))
-                        {
-                            problems.push(format!(
-                                "Spot account {} holds credentials for subscription {}",
-                                acct.account_id,
-                                c.subscription_id.as_deref().unwrap_or("?")
-                            ));
+                                .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id))
+                            {
+                                problems.push(format!(
+                                    "Spot account {} holds credentials for subscription {}",
+                                    acct.account_id,
+                                    c.subscription_id.as_deref().unwrap_or("?")
+                                ));
+                            }
                         }
                     }
+                    spot = Some(SpotInfo {
+                        account_id: acct.account_id.clone(),
+                        name: acct.name.clone(),
+                        credentials: creds,
+                    });
                 }
-                spot = Some(SpotInfo {
-                    account_id: acct.account_id.clone(),
-                    name: acct.name.clone(),
-                    credentials: creds,
-                });
             }
-        },
+        }
     }
     let now = OffsetDateTime::now_utc();
     let recorded_key = state
@@ -536,9 +536,9 @@ async fn one(
     let mut expiring = false;
     if f.app.is_some() {
         match &secret {
-            None if spot.as_ref().is_some_and(|s| s.credentials.is_some()) => problems.push(
-                "the secret Spot holds is no longer on the app registration".into(),
-            ),
+            None if spot.as_ref().is_some_and(|s| s.credentials.is_some()) => {
+                problems.push("the secret Spot holds is no longer on the app registration".into())
+            }
             None => {}
             Some(s) => match s.end_date_time {
                 Some(end) if end <= now => {
