@@ -649,3 +649,121 @@ async fn with_the_state_lost_the_tenants_app_and_role_are_found_and_reused() {
     );
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_role_that_is_not_ours_blocks_and_nothing_is_written() {
+    use spot_connect::azure::arm::{Arm, Permission, RoleDefinitionProperties};
+    let env = env(SimOpts::default()).await;
+    // Someone else's role, made by hand in the portal (no spot-connect marker).
+    let arm = Arm::new(
+        env.session.http.clone(),
+        &env.session.endpoints.arm,
+        env.session.auth.clone(),
+        seed::CONTOSO_TENANT_ID,
+    );
+    let scope = format!("/subscriptions/{}", seed::SUB_CONTOSO_PROD);
+    arm.put_role_definition(
+        &scope,
+        "0f0f0f0f-0000-4000-8000-000000000001",
+        &RoleDefinitionProperties {
+            role_name: "Spot Role".into(),
+            description: Some("made by hand".into()),
+            role_type: Some("CustomRole".into()),
+            permissions: vec![Permission {
+                actions: vec!["Microsoft.Compute/disks/read".into()],
+                ..Default::default()
+            }],
+            assignable_scopes: vec![scope.clone()],
+        },
+    )
+    .await
+    .unwrap();
+    let settings = Settings {
+        role_name: Some("Spot Role".into()),
+        ..Default::default()
+    };
+    let before = counts(&env.sim.state());
+    let plan = onboard::plan(&env.session, &prod(), &settings)
+        .await
+        .unwrap();
+    let role = plan
+        .items
+        .iter()
+        .find(|i| i.object == "custom role")
+        .unwrap();
+    assert_eq!(role.action, PlanAction::Blocked);
+    assert!(role.reason.contains("--role-name"), "{}", role.reason);
+    assert_eq!(
+        role.drift.as_ref().unwrap().missing.len(),
+        84,
+        "drift against Spot's policy shown"
+    );
+    let (report, events) = apply(&env, &prod(), &settings).await;
+    assert_eq!(report.verdict, Verdict::Failed);
+    assert!(events.iter().any(|p| matches!(
+        p,
+        Progress::Step {
+            step: Step::CustomRole,
+            event: StepEvent::Failed { .. },
+            ..
+        }
+    )));
+    assert_eq!(counts(&env.sim.state()), before, "nothing written");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_replies_to_the_role_and_assignment_puts_leave_one_of_each_under_deterministic_names()
+{
+    use spot_connect::onboard::policy::{role_assignment_name, role_definition_guid};
+    let env = env(SimOpts::default()).await;
+    // Each PUT is applied, then its connection is dropped: the reply is lost.
+    env.sim.drop_after("PUT", "/roleDefinitions/", 1);
+    env.sim.drop_after("PUT", "/roleAssignments/", 1);
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    let role_guid = role_definition_guid(seed::CONTOSO_TENANT_ID, "Spot.io Custom Role");
+    assert_eq!(s(&o.role, "name"), role_guid);
+    let assignment = role_assignment_name(seed::SUB_CONTOSO_PROD, s(&o.sp, "id"), &role_guid);
+    assert_eq!(s(&o.assignment, "name"), assignment);
+    // Both replies were lost, and the repeated PUT named the same object.
+    let log = env.sim.requests();
+    let puts = |needle: &str| -> Vec<(String, String, Option<String>)> {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["method"] == "PUT" && s(e, "path").contains(needle))
+            .map(|e| {
+                (
+                    s(e, "path").split('?').next().unwrap().to_string(),
+                    e["status"].to_string(),
+                    e["fault"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let role_puts = puts("/roleDefinitions/");
+    assert_eq!(role_puts.len(), 2, "{role_puts:?}");
+    assert_eq!(role_puts[0].2.as_deref(), Some("drop_after"));
+    assert!(
+        role_puts.iter().all(|p| p.0.ends_with(&role_guid)),
+        "{role_puts:?}"
+    );
+    assert_eq!(role_puts[1].1, "200", "the repeat updates the same role");
+    let assign_puts = puts("/roleAssignments/");
+    assert_eq!(assign_puts.len(), 2, "{assign_puts:?}");
+    assert_eq!(assign_puts[0].2.as_deref(), Some("drop_after"));
+    assert!(assign_puts.iter().all(|p| p.0.ends_with(&assignment)));
+    assert_eq!(assign_puts[1].1, "409", "the repeat finds it already there");
+    // The recorded id is the real one.
+    let id = report
+        .objects
+        .iter()
+        .find(|x| x.step == Step::RoleAssignment)
+        .map(|x| x.id.clone())
+        .unwrap();
+    assert!(id.ends_with(&assignment), "{id}");
+    env.sim.shutdown().await;
+}

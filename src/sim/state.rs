@@ -152,6 +152,14 @@ pub struct DeviceCode {
     pub redeemed: bool,
 }
 
+/// A drop-after fault armed through `POST {inspect}/faults/drop-after` (tests): the next
+/// `remaining` calls with this method whose path contains `path` are handled, then dropped.
+pub struct ArmedDrop {
+    pub method: String,
+    pub path: String,
+    pub remaining: u32,
+}
+
 pub struct LogEntry {
     pub seq: u64,
     pub time: OffsetDateTime,
@@ -180,6 +188,7 @@ pub struct World {
     pub arm_writes: HashMap<String, VecDeque<Instant>>,
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
+    pub armed_drops: Vec<ArmedDrop>,
     pub seed: u64,
 }
 
@@ -544,6 +553,7 @@ impl World {
             log: vec![],
             arm_writes: HashMap::new(),
             id_counter: 0,
+            armed_drops: vec![],
             seed,
         };
         // Assignments: operator Owner everywhere; ci-operator Owner on Contoso's; ci-limited Reader
@@ -637,6 +647,21 @@ impl World {
         })
         .into_uuid()
         .to_string()
+    }
+
+    /// Whether an armed drop-after applies to this call (and uses it up).
+    pub fn take_armed_drop(&mut self, method: &str, path: &str) -> bool {
+        let path = path.to_ascii_lowercase();
+        let hit = self.armed_drops.iter_mut().find(|d| {
+            d.remaining > 0 && d.method.eq_ignore_ascii_case(method) && path.contains(&d.path)
+        });
+        match hit {
+            Some(d) => {
+                d.remaining -= 1;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn tenant(&self, id: &str) -> Option<&Tenant> {
