@@ -354,6 +354,34 @@ async fn plan_writes_nothing_and_says_what_apply_would_do() {
         !env.state_dir.join("state").exists(),
         "plan writes no state"
     );
+    // The right to register applications was checked: Contoso lets users register apps.
+    let app = &plan.items[1];
+    assert!(
+        app.reason
+            .contains("users may register applications in this tenant"),
+        "{}",
+        app.reason
+    );
+    // Fabrikam does not; the operator registers apps there as Cloud Application Administrator.
+    let fabrikam = Target {
+        tenant_id: seed::FABRIKAM_TENANT_ID.into(),
+        subscription_id: seed::SUB_FABRIKAM_STAGING.into(),
+        subscription_name: "Fabrikam Staging".into(),
+    };
+    let plan = onboard::plan(&env.session, &fabrikam, &Settings::default())
+        .await
+        .unwrap();
+    let app = plan
+        .items
+        .iter()
+        .find(|i| i.object == "app registration")
+        .unwrap();
+    assert_eq!(app.action, PlanAction::Create);
+    assert!(
+        app.reason.contains("Cloud Application Administrator"),
+        "{}",
+        app.reason
+    );
     env.sim.shutdown().await;
 }
 
