@@ -138,8 +138,15 @@ pub struct SimOpts {
     #[arg(long)]
     pub rate_limit: Option<u32>,
     /// Extra subscriptions to seed in the first tenant (bulk tests).
-    #[arg(long, default_value_t = 0)]
+    /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
+    #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
     pub subscriptions: u32,
+    /// Milliseconds after which a device code is approved (as the seeded operator user).
+    #[arg(long, default_value_t = 1500)]
+    pub approve_after: u64,
+    /// Polling interval, in seconds, the device-code response asks for (polling faster gets slow_down).
+    #[arg(long, default_value_t = 1)]
+    pub device_interval: u64,
 }
 
 impl Default for SimOpts {
@@ -152,6 +159,8 @@ impl Default for SimOpts {
             seed: 1,
             rate_limit: None,
             subscriptions: 0,
+            approve_after: 1500,
+            device_interval: 1,
         }
     }
 }
