@@ -45,10 +45,12 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
     let prompt: crate::azure::auth::PromptFn = Arc::new(|p: DeviceCodePrompt| {
         eprintln!("{}", p.message);
         eprintln!(
-            "  (code {} at {}; expires {})",
+            "  (code {} at {}; expires {:02}:{:02}:{:02} UTC)",
             p.user_code,
             p.verification_uri,
-            p.expires_at.time()
+            p.expires_at.hour(),
+            p.expires_at.minute(),
+            p.expires_at.second()
         );
     });
     Session::build(opts, None, prompt)
@@ -242,7 +244,12 @@ pub fn progress_line(p: &Progress) -> Option<String> {
                 format!("  ✓ {}: {o}: {detail}", step.label())
             }
             StepEvent::Failed { error } => {
-                let mut s = format!("  ✗ {}: {}", step.label(), error.summary);
+                let prefix = format!("{}: ", step.label());
+                let summary = error
+                    .summary
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&error.summary);
+                let mut s = format!("  ✗ {}: {summary}", step.label());
                 if let Some(h) = &error.hint {
                     s.push_str(&format!("\n    hint: {h}"));
                 }

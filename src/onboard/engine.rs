@@ -1141,7 +1141,7 @@ impl<'a> Ctx<'a> {
             };
             self.checkpoint(|s| s.secret = Some(rec.clone()))?;
             self.record(Step::ClientSecret, "client secret", &self.password_name, &rec.key_id, Outcome::Created);
-            let detail = format!("created (expires {})", end_actual.date());
+            let detail = format!("expires {}", end_actual.date());
             let id = rec.key_id.clone();
             Ok((SecretOutcome::New(rec, np.secret), Outcome::Created, Some(id), detail))
         })
@@ -1294,14 +1294,22 @@ impl<'a> Ctx<'a> {
                     Step::ConnectSpot,
                     |_| false,
                     || async {
-                        match spot
-                            .set_azure_credentials(&account.account_id, &creds)
-                            .await
-                        {
-                            Err(e) if is_propagation(&e) && !fresh => {
-                                Err(Error::Other(e.to_string()))
+                        // Setting credentials overwrites: safe to send again after a lost reply.
+                        let mut tries = 0;
+                        loop {
+                            match spot
+                                .set_azure_credentials(&account.account_id, &creds)
+                                .await
+                            {
+                                Err(e) if is_transient(&e) && tries < 5 => {
+                                    tries += 1;
+                                    tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+                                }
+                                Err(e) if is_propagation(&e) && !fresh => {
+                                    return Err(Error::Other(e.to_string()));
+                                }
+                                r => return r,
                             }
-                            r => r,
                         }
                     },
                 )
