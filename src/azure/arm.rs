@@ -263,6 +263,18 @@ impl Arm {
         ignore_not_found(self.call(Method::DELETE, &self.url(id, &[]), None).await)
     }
 
+    /// Ids of the subscriptions of this tenant the caller can see (api-version 2022-12-01).
+    pub async fn list_subscription_ids(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Sub {
+            subscription_id: String,
+        }
+        let url = format!("{}/subscriptions?api-version=2022-12-01", self.base);
+        let subs: Vec<Sub> = self.list(url).await?;
+        Ok(subs.into_iter().map(|s| s.subscription_id).collect())
+    }
+
     /// The caller's permissions at `scope`.
     pub async fn permissions(&self, scope: &str) -> Result<Vec<Permission>> {
         let url = self.url(

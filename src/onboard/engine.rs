@@ -1148,43 +1148,108 @@ impl<'a> Ctx<'a> {
         .await
     }
 
+    /// Brings our role up to date: this subscription in its assignable scopes, Spot's actions.
+    async fn update_ours(&self, r: &RoleDefinition) -> Result<(RoleDefinition, Outcome, String)> {
+        let d = policy::drift(&self.policy.actions, &r.properties.permissions);
+        let in_scope = r
+            .properties
+            .assignable_scopes
+            .iter()
+            .any(|s| self.scope_eq(s));
+        if in_scope && d.missing.is_empty() {
+            return Ok((
+                r.clone(),
+                Outcome::Reused,
+                format!("{} has all of Spot's actions", r.properties.role_name),
+            ));
+        }
+        let mut scopes = r.properties.assignable_scopes.clone();
+        if !in_scope {
+            scopes.push(self.scope.clone());
+        }
+        let props =
+            self.policy
+                .role_properties(&self.role_name, &self.target.subscription_id, scopes);
+        // Updated at a scope it is assignable at.
+        let at = r
+            .properties
+            .assignable_scopes
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.scope.clone());
+        let updated = self.arm.put_role_definition(&at, &r.name, &props).await?;
+        self.wrote_azure
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut what = Vec::new();
+        if !in_scope {
+            what.push(format!("assignable at {}", self.scope));
+        }
+        if !d.missing.is_empty() {
+            what.push(format!("{} missing action(s) added", d.missing.len()));
+        }
+        Ok((updated, Outcome::Updated, what.join(", ")))
+    }
+
+    /// The tenant's role named like ours, looked up at every subscription of the tenant the
+    /// caller sees (role names are unique per tenant).
+    async fn find_role_elsewhere(&self) -> Option<RoleDefinition> {
+        if let Ok(all) = self.arm.list_tenant_custom_roles().await
+            && let Some(r) = all
+                .into_iter()
+                .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
+        {
+            return Some(r);
+        }
+        let subs = self.arm.list_subscription_ids().await.ok()?;
+        for sub in subs
+            .iter()
+            .filter(|s| !s.eq_ignore_ascii_case(&self.target.subscription_id))
+        {
+            if let Ok(found) = self
+                .arm
+                .find_role_definitions(&format!("/subscriptions/{sub}"), &self.role_name)
+                .await
+                && let Some(r) = found
+                    .into_iter()
+                    .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
+            {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     async fn role_step(&self, fact: &RoleFact) -> Result<RoleDefinition> {
         let name = self.role_name.clone();
         self.step(Step::CustomRole, format!("custom role {name}"), async {
             let sub = self.target.subscription_id.as_str();
             let (role, outcome, detail) = match fact {
                 RoleFact::Foreign(_) => return Err(Error::Other("the custom role step was blocked".into())),
-                RoleFact::Ours(r) => {
-                    let d = policy::drift(&self.policy.actions, &r.properties.permissions);
-                    let in_scope = r.properties.assignable_scopes.iter().any(|s| self.scope_eq(s));
-                    if in_scope && d.missing.is_empty() {
-                        (r.clone(), Outcome::Reused, format!("{} has all of Spot's actions", r.properties.role_name))
-                    } else {
-                        let mut scopes = r.properties.assignable_scopes.clone();
-                        if !in_scope {
-                            scopes.push(self.scope.clone());
-                        }
-                        let props = self.policy.role_properties(&name, sub, scopes);
-                        // Updated at a scope it is assignable at.
-                        let at = r.properties.assignable_scopes.first().cloned().unwrap_or_else(|| self.scope.clone());
-                        let updated = self.arm.put_role_definition(&at, &r.name, &props).await?;
-                        self.wrote_azure.store(true, std::sync::atomic::Ordering::Relaxed);
-                        let mut what = Vec::new();
-                        if !in_scope {
-                            what.push(format!("assignable at {}", self.scope));
-                        }
-                        if !d.missing.is_empty() {
-                            what.push(format!("{} missing action(s) added", d.missing.len()));
-                        }
-                        (updated, Outcome::Updated, what.join(", "))
-                    }
-                }
+                RoleFact::Ours(r) => self.update_ours(r).await?,
                 RoleFact::Missing => {
                     let guid = uuid::Uuid::new_v4().to_string();
                     let props = self.policy.role_properties(&name, sub, vec![self.scope.clone()]);
                     let created = match self.arm.put_role_definition(&self.scope, &guid, &props).await {
                         Ok(r) => r,
                         Err(Error::Api(e)) if e.has_code("RoleDefinitionWithSameNameExists") => {
+                            // Assignable only at other subscriptions of the tenant: if it is
+                            // ours, add this subscription to it.
+                            if let Some(r) = self.find_role_elsewhere().await {
+                                if is_our_role(&r) {
+                                    let (role, outcome, detail) = self.update_ours(&r).await?;
+                                    self.checkpoint(|s| {
+                                        s.role_definition_id = Some(role.id.clone());
+                                        s.role_name = Some(role.properties.role_name.clone());
+                                    })?;
+                                    self.record(Step::CustomRole, "custom role", &role.properties.role_name, &role.id, outcome);
+                                    let id = role.id.clone();
+                                    return Ok((role, outcome, Some(id), detail));
+                                }
+                                return Err(Error::Other(format!(
+                                    "a role named {name} exists in this tenant ({}) but was not made by spot-connect: choose another name with --role-name",
+                                    r.id
+                                )));
+                            }
                             return Err(Error::Api(ApiError {
                                 message: format!(
                                     "{} It is not visible from this subscription: choose another name with --role-name.",
