@@ -18,7 +18,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "spot-connect", version, about = "Connect an Azure subscription to Spot (spot.io), safely, in one run.")]
+#[command(
+    name = "spot-connect",
+    version,
+    about = "Connect an Azure subscription to Spot (spot.io), safely, in one run."
+)]
 pub struct Cli {
     /// Run the full-screen wizard against the embedded simulator: no account needed.
     #[arg(long)]
@@ -134,8 +138,15 @@ pub struct SimOpts {
     #[arg(long)]
     pub rate_limit: Option<u32>,
     /// Extra subscriptions to seed in the first tenant (bulk tests).
-    #[arg(long, default_value_t = 0)]
+    /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
+    #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
     pub subscriptions: u32,
+    /// Milliseconds after which a device code is approved (as the seeded operator user).
+    #[arg(long, default_value_t = 1500)]
+    pub approve_after: u64,
+    /// Polling interval, in seconds, the device-code response asks for (polling faster gets slow_down).
+    #[arg(long, default_value_t = 1)]
+    pub device_interval: u64,
 }
 
 impl Default for SimOpts {
@@ -148,6 +159,8 @@ impl Default for SimOpts {
             seed: 1,
             rate_limit: None,
             subscriptions: 0,
+            approve_after: 1500,
+            device_interval: 1,
         }
     }
 }
@@ -157,7 +170,9 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(x).join("spot-connect");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/spot-connect")
 }
 
@@ -179,7 +194,16 @@ mod tests {
 
     #[test]
     fn options_work_before_and_after_the_command() {
-        let c = Cli::try_parse_from(["spot-connect", "apply", "--subscription", "a", "--subscription", "b", "--yes"]).unwrap();
+        let c = Cli::try_parse_from([
+            "spot-connect",
+            "apply",
+            "--subscription",
+            "a",
+            "--subscription",
+            "b",
+            "--yes",
+        ])
+        .unwrap();
         assert!(matches!(c.command, Some(Command::Apply)));
         assert_eq!(c.opts.subscriptions, vec!["a", "b"]);
         assert!(c.opts.yes);

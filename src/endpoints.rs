@@ -110,25 +110,34 @@ impl Endpoints {
 
     /// Reads an endpoints file; returns the endpoints and the Spot token it carries.
     pub fn load(path: &Path) -> Result<(Endpoints, Secret), Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("cannot read endpoints file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read endpoints file {}: {e}",
+                path.display()
+            ))
+        })?;
         let f: EndpointsFile = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("invalid endpoints file {}: {e}", path.display())))?;
         for url in [&f.login, &f.graph, &f.arm, &f.spot] {
             if !url.starts_with("https://") {
-                return Err(Error::Usage(format!("endpoint {url} is not https: the client never speaks plain HTTP")));
+                return Err(Error::Usage(format!(
+                    "endpoint {url} is not https: the client never speaks plain HTTP"
+                )));
             }
         }
-        Ok((Endpoints::from_file_contents(&f), Secret::new(f.spot_token.clone())))
+        Ok((
+            Endpoints::from_file_contents(&f),
+            Secret::new(f.spot_token.clone()),
+        ))
     }
 
     /// The CA certificate to trust, if these endpoints name one.
     pub fn ca_pem(&self) -> Result<Option<Vec<u8>>, Error> {
         match &self.ca_cert {
             None => Ok(None),
-            Some(p) => std::fs::read(p)
-                .map(Some)
-                .map_err(|e| Error::Usage(format!("cannot read CA certificate {}: {e}", p.display()))),
+            Some(p) => std::fs::read(p).map(Some).map_err(|e| {
+                Error::Usage(format!("cannot read CA certificate {}: {e}", p.display()))
+            }),
         }
     }
 }
@@ -144,7 +153,10 @@ mod tests {
         assert_eq!(e.graph_scope, "https://graph.microsoft.com/.default");
         let g = Endpoints::for_cloud(Cloud::Usgov);
         assert_eq!(g.graph, "https://graph.microsoft.us");
-        assert_eq!(Endpoints::for_cloud(Cloud::China).login, "https://login.chinacloudapi.cn");
+        assert_eq!(
+            Endpoints::for_cloud(Cloud::China).login,
+            "https://login.chinacloudapi.cn"
+        );
     }
 
     #[test]

@@ -87,7 +87,11 @@ impl ApiError {
     }
 
     pub fn has_code(&self, code: &str) -> bool {
-        self.code.eq_ignore_ascii_case(code) || self.detail_codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+        self.code.eq_ignore_ascii_case(code)
+            || self
+                .detail_codes
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(code))
     }
 
     pub fn class(&self) -> ErrorClass {
@@ -124,9 +128,9 @@ impl ApiError {
             (Service::Spot, ErrorClass::Permission) => Some(
                 "The Spot token was refused: use an Organization Admin token (SPOTINST_TOKEN).",
             ),
-            (Service::Login, _) if self.has_code("invalid_client") => Some(
-                "The client id or secret was not accepted by the identity platform.",
-            ),
+            (Service::Login, _) if self.has_code("invalid_client") => {
+                Some("The client id or secret was not accepted by the identity platform.")
+            }
             _ if self.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => Some(
                 "The tenant's app-management policy caps secret lifetimes: choose fewer months (--secret-months).",
             ),
@@ -140,7 +144,11 @@ impl fmt::Display for ApiError {
         if self.status == 0 {
             write!(f, "{}: {}", self.service, self.message)?;
         } else {
-            write!(f, "{} {} {}: {}", self.service, self.status, self.code, self.message)?;
+            write!(
+                f,
+                "{} {} {}: {}",
+                self.service, self.status, self.code, self.message
+            )?;
         }
         if let Some(id) = &self.request_id {
             write!(f, " (request id {id})")?;
@@ -202,17 +210,40 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Invalid);
         e.detail_codes.push("NoBackingApplicationObject".into());
         assert_eq!(e.class(), ErrorClass::Propagation);
-        assert_eq!(err(Service::Arm, 400, "PrincipalNotFound").class(), ErrorClass::Propagation);
-        assert_eq!(err(Service::Arm, 429, "TooManyRequests").class(), ErrorClass::Throttled);
-        assert_eq!(err(Service::Arm, 403, "AuthorizationFailed").class(), ErrorClass::Permission);
-        assert_eq!(err(Service::Arm, 409, "RoleAssignmentExists").class(), ErrorClass::Conflict);
-        assert_eq!(ApiError::transport(Service::Spot, "reset").class(), ErrorClass::Transient);
+        assert_eq!(
+            err(Service::Arm, 400, "PrincipalNotFound").class(),
+            ErrorClass::Propagation
+        );
+        assert_eq!(
+            err(Service::Arm, 429, "TooManyRequests").class(),
+            ErrorClass::Throttled
+        );
+        assert_eq!(
+            err(Service::Arm, 403, "AuthorizationFailed").class(),
+            ErrorClass::Permission
+        );
+        assert_eq!(
+            err(Service::Arm, 409, "RoleAssignmentExists").class(),
+            ErrorClass::Conflict
+        );
+        assert_eq!(
+            ApiError::transport(Service::Spot, "reset").class(),
+            ErrorClass::Transient
+        );
     }
 
     #[test]
     fn display_carries_code_message_and_request_id() {
         let s = err(Service::Arm, 403, "AuthorizationFailed").to_string();
-        assert!(s.contains("403") && s.contains("AuthorizationFailed") && s.contains("rid-1"), "{s}");
-        assert!(err(Service::Arm, 403, "AuthorizationFailed").hint().unwrap().contains("Owner"));
+        assert!(
+            s.contains("403") && s.contains("AuthorizationFailed") && s.contains("rid-1"),
+            "{s}"
+        );
+        assert!(
+            err(Service::Arm, 403, "AuthorizationFailed")
+                .hint()
+                .unwrap()
+                .contains("Owner")
+        );
     }
 }

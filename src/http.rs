@@ -90,9 +90,17 @@ impl Http {
                     let p = r.url().path().to_string();
                     (r, m, p)
                 }
-                Err(e) => return Err(ApiError::transport(service, format!("invalid request: {e}"))),
+                Err(e) => {
+                    return Err(ApiError::transport(
+                        service,
+                        format!("invalid request: {e}"),
+                    ));
+                }
             };
-            let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE | Method::HEAD);
+            let idempotent = matches!(
+                method,
+                Method::GET | Method::PUT | Method::DELETE | Method::HEAD
+            );
             let result = self.client.execute(request).await;
             let err = match result {
                 Ok(resp) => {
@@ -103,8 +111,9 @@ impl Http {
                     let body: Value = if bytes.is_empty() {
                         Value::Null
                     } else {
-                        serde_json::from_slice(&bytes)
-                            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+                        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                        })
                     };
                     tracing::debug!(%service, %method, path, status = status.as_u16(), request_id = ?request_id, attempt, "http");
                     if status.is_success() {
@@ -153,9 +162,14 @@ fn transport_message(e: &reqwest::Error) -> String {
 }
 
 fn header_request_id(h: &reqwest::header::HeaderMap) -> Option<String> {
-    ["x-ms-request-id", "request-id", "x-ms-correlation-request-id", "x-request-id"]
-        .iter()
-        .find_map(|k| h.get(*k).and_then(|v| v.to_str().ok()).map(str::to_string))
+    [
+        "x-ms-request-id",
+        "request-id",
+        "x-ms-correlation-request-id",
+        "x-request-id",
+    ]
+    .iter()
+    .find_map(|k| h.get(*k).and_then(|v| v.to_str().ok()).map(str::to_string))
 }
 
 fn parse_retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -171,7 +185,8 @@ fn parse_retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     if let Ok(secs) = v.parse::<f64>() {
         return Some(Duration::from_secs_f64(secs.max(0.0)));
     }
-    let when = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let delta = when - time::OffsetDateTime::now_utc();
     Some(Duration::from_secs_f64(delta.as_seconds_f64().max(0.0)))
 }
@@ -180,7 +195,10 @@ fn body_request_id(service: Service, body: &Value) -> Option<String> {
     let s = |v: &Value| v.as_str().map(str::to_string);
     match service {
         Service::Spot => body.pointer("/request/id").and_then(s),
-        Service::Login => body.get("correlation_id").and_then(s).or_else(|| body.get("trace_id").and_then(s)),
+        Service::Login => body
+            .get("correlation_id")
+            .and_then(s)
+            .or_else(|| body.get("trace_id").and_then(s)),
         Service::Graph | Service::Arm => body
             .pointer("/error/innerError/request-id")
             .or_else(|| body.pointer("/error/innererror/request-id"))
@@ -196,17 +214,27 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
         Value::Object(_) if service == Service::Spot => {
             let first = body.pointer("/response/errors/0");
             (
-                text(first.and_then(|e| e.get("code"))).unwrap_or_else(|| status.as_u16().to_string()),
+                text(first.and_then(|e| e.get("code")))
+                    .unwrap_or_else(|| status.as_u16().to_string()),
                 text(first.and_then(|e| e.get("message"))).unwrap_or(reason),
                 body.pointer("/response/errors")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().skip(1).filter_map(|e| text(e.get("code"))).collect())
+                    .map(|a| {
+                        a.iter()
+                            .skip(1)
+                            .filter_map(|e| text(e.get("code")))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             )
         }
         Value::Object(map) => match map.get("error") {
             // OAuth 2.0 (identity platform): "error" is a string.
-            Some(Value::String(code)) => (code.clone(), text(map.get("error_description")).unwrap_or(reason), vec![]),
+            Some(Value::String(code)) => (
+                code.clone(),
+                text(map.get("error_description")).unwrap_or(reason),
+                vec![],
+            ),
             // OData / ARM: "error" is an object.
             Some(Value::Object(e)) => (
                 text(e.get("code")).unwrap_or_else(|| status.as_u16().to_string()),
@@ -218,7 +246,11 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
             ),
             _ => (status.as_u16().to_string(), reason, vec![]),
         },
-        Value::String(s) if !s.is_empty() => (status.as_u16().to_string(), s.chars().take(300).collect(), vec![]),
+        Value::String(s) if !s.is_empty() => (
+            status.as_u16().to_string(),
+            s.chars().take(300).collect(),
+            vec![],
+        ),
         _ => (status.as_u16().to_string(), reason, vec![]),
     };
     ApiError {
@@ -255,7 +287,10 @@ mod tests {
             StatusCode::BAD_REQUEST,
             &json!({"error":"authorization_pending","error_description":"AADSTS70016: pending","correlation_id":"corr-1"}),
         );
-        assert_eq!((e.code.as_str(), e.request_id.as_deref()), ("authorization_pending", Some("corr-1")));
+        assert_eq!(
+            (e.code.as_str(), e.request_id.as_deref()),
+            ("authorization_pending", Some("corr-1"))
+        );
         let e = parse_error(
             Service::Spot,
             StatusCode::BAD_REQUEST,

@@ -69,7 +69,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("state.json");
         write_private(&p, b"{}").unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         write_private(&p, b"{\"a\":1}").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "{\"a\":1}");
     }

@@ -6,11 +6,17 @@ fn main() {
     let cli = Cli::parse();
     let state_dir = cli.opts.state_dir();
     if let Err(e) = logging::init(&state_dir) {
-        eprintln!("spot-connect: cannot open the log under {}: {e}", state_dir.display());
+        eprintln!(
+            "spot-connect: cannot open the log under {}: {e}",
+            state_dir.display()
+        );
         std::process::exit(exit::FAILED);
     }
     spot_connect::http::install_crypto_provider();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("spot-connect: cannot start the runtime: {e}");

@@ -1,1 +1,363 @@
-//! Azure Resource Manager calls of the onboarding.
+//! Azure Resource Manager calls of the onboarding (reference/azure-api.md §2): role definitions,
+//! role assignments and the caller's permissions, api-version 2022-04-01.
+
+use crate::azure::auth::{Audience, Auth};
+use crate::error::{ApiError, Error, ErrorClass, Result, Service};
+use crate::http::Http;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub const API_VERSION: &str = "2022-04-01";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permission {
+    #[serde(default)]
+    pub actions: Vec<String>,
+    #[serde(default)]
+    pub not_actions: Vec<String>,
+    #[serde(default)]
+    pub data_actions: Vec<String>,
+    #[serde(default)]
+    pub not_data_actions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleDefinitionProperties {
+    pub role_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub role_type: Option<String>,
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+    #[serde(default)]
+    pub assignable_scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoleDefinition {
+    /// "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+    pub id: String,
+    /// The GUID.
+    pub name: String,
+    pub properties: RoleDefinitionProperties,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentProperties {
+    pub role_definition_id: String,
+    pub principal_id: String,
+    #[serde(default)]
+    pub principal_type: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoleAssignment {
+    pub id: String,
+    pub name: String,
+    pub properties: RoleAssignmentProperties,
+}
+
+/// What `create_role_assignment` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentOutcome {
+    Created(RoleAssignment),
+    /// 409 RoleAssignmentExists: the same role is already assigned to the principal at the scope.
+    AlreadyExists,
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    value: Vec<T>,
+    #[serde(rename = "nextLink", default)]
+    next_link: Option<String>,
+}
+
+/// The last path segment of an ARM id (the GUID of a role definition or assignment).
+pub fn guid_of(id: &str) -> &str {
+    id.rsplit('/').next().unwrap_or(id)
+}
+
+/// Whether two role definition ids name the same role (the scope prefix may differ).
+pub fn same_role(a: &str, b: &str) -> bool {
+    guid_of(a).eq_ignore_ascii_case(guid_of(b))
+}
+
+/// OData string literal: `'` doubled.
+pub fn odata_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Whether ARM permission entries grant `action` (wildcards `*` and `Provider/*`, minus notActions).
+pub fn permits(perms: &[Permission], action: &str) -> bool {
+    perms.iter().any(|p| {
+        p.actions.iter().any(|a| action_matches(a, action))
+            && !p.not_actions.iter().any(|a| action_matches(a, action))
+    })
+}
+
+fn action_matches(pattern: &str, action: &str) -> bool {
+    let (p, a) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match p.find('*') {
+        None => p == a,
+        Some(i) => {
+            let (pre, post) = (&p[..i], &p[i + 1..]);
+            a.len() >= pre.len() + post.len() && a.starts_with(pre) && a.ends_with(post)
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Arm {
+    http: Http,
+    base: String,
+    auth: Auth,
+    tenant: String,
+}
+
+impl Arm {
+    pub fn new(http: Http, base: &str, auth: Auth, tenant: &str) -> Arm {
+        Arm {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            auth,
+            tenant: tenant.to_string(),
+        }
+    }
+
+    async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
+        let token = self.auth.token(Some(&self.tenant), Audience::Arm).await?;
+        let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(self.http.send(Service::Arm, req).await?.body)
+    }
+
+    async fn list<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut url = Some(first);
+        while let Some(u) = url.take() {
+            let page: List<T> = parse(self.call(Method::GET, &u, None).await?)?;
+            out.extend(page.value);
+            url = page.next_link;
+        }
+        Ok(out)
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut u =
+            url::Url::parse(&format!("{}{}", self.base, path)).expect("ARM base URL is valid");
+        {
+            let mut q = u.query_pairs_mut();
+            q.append_pair("api-version", API_VERSION);
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        u.to_string()
+    }
+
+    /// Role definitions named `role_name` applicable at `scope` (e.g. "/subscriptions/{sub}").
+    pub async fn find_role_definitions(
+        &self,
+        scope: &str,
+        role_name: &str,
+    ) -> Result<Vec<RoleDefinition>> {
+        let filter = format!("roleName eq {}", odata_quote(role_name));
+        let url = self.url(
+            &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions"),
+            &[("$filter", &filter)],
+        );
+        self.list(url).await
+    }
+
+    /// Custom roles of the whole tenant (to find a same-named role assignable elsewhere).
+    pub async fn list_tenant_custom_roles(&self) -> Result<Vec<RoleDefinition>> {
+        let url = self.url(
+            "/providers/Microsoft.Authorization/roleDefinitions",
+            &[("$filter", "type eq 'CustomRole'")],
+        );
+        self.list(url).await
+    }
+
+    /// A role definition by its full id; None when it does not exist.
+    pub async fn get_role_definition(&self, id: &str) -> Result<Option<RoleDefinition>> {
+        match self.call(Method::GET, &self.url(id, &[]), None).await {
+            Ok(v) => parse(v).map(Some),
+            Err(Error::Api(e)) if e.status == 404 || e.has_code("RoleDefinitionDoesNotExist") => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates (new `guid`) or updates (existing `guid`) a role definition at `scope`.
+    pub async fn put_role_definition(
+        &self,
+        scope: &str,
+        guid: &str,
+        props: &RoleDefinitionProperties,
+    ) -> Result<RoleDefinition> {
+        let url = self.url(
+            &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+            &[],
+        );
+        parse(
+            self.call(Method::PUT, &url, Some(&json!({ "properties": props })))
+                .await?,
+        )
+    }
+
+    pub async fn delete_role_definition(&self, id: &str) -> Result<()> {
+        ignore_not_found(self.call(Method::DELETE, &self.url(id, &[]), None).await)
+    }
+
+    /// Role assignments of `principal_id` at `scope` (and above/below, as ARM filters).
+    pub async fn list_role_assignments(
+        &self,
+        scope: &str,
+        principal_id: &str,
+    ) -> Result<Vec<RoleAssignment>> {
+        let filter = format!("principalId eq {}", odata_quote(principal_id));
+        let url = self.url(
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments"),
+            &[("$filter", &filter)],
+        );
+        self.list(url).await
+    }
+
+    /// Assigns `role_definition_id` to the service principal `principal_id` at `scope`.
+    pub async fn create_role_assignment(
+        &self,
+        scope: &str,
+        guid: &str,
+        role_definition_id: &str,
+        principal_id: &str,
+    ) -> Result<AssignmentOutcome> {
+        let url = self.url(
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{guid}"),
+            &[],
+        );
+        let body = json!({"properties": {
+            "roleDefinitionId": role_definition_id,
+            "principalId": principal_id,
+            "principalType": "ServicePrincipal",
+        }});
+        match self.call(Method::PUT, &url, Some(&body)).await {
+            Ok(v) => parse(v).map(AssignmentOutcome::Created),
+            Err(Error::Api(e)) if e.has_code("RoleAssignmentExists") => {
+                Ok(AssignmentOutcome::AlreadyExists)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_role_assignment(&self, id: &str) -> Result<()> {
+        ignore_not_found(self.call(Method::DELETE, &self.url(id, &[]), None).await)
+    }
+
+    /// Ids of the subscriptions of this tenant the caller can see (api-version 2022-12-01).
+    pub async fn list_subscription_ids(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Sub {
+            subscription_id: String,
+        }
+        let url = format!("{}/subscriptions?api-version=2022-12-01", self.base);
+        let subs: Vec<Sub> = self.list(url).await?;
+        Ok(subs.into_iter().map(|s| s.subscription_id).collect())
+    }
+
+    /// The caller's permissions at `scope`.
+    pub async fn permissions(&self, scope: &str) -> Result<Vec<Permission>> {
+        let url = self.url(
+            &format!("{scope}/providers/Microsoft.Authorization/permissions"),
+            &[],
+        );
+        self.list(url).await
+    }
+}
+
+fn ignore_not_found(r: Result<Value>) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| {
+        Error::Api(ApiError {
+            service: Service::Arm,
+            status: 200,
+            code: "UnexpectedResponse".into(),
+            detail_codes: vec![],
+            message: format!("unexpected response body: {e}"),
+            request_id: None,
+            retry_after: None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_and_not_actions_decide_permissions() {
+        let owner = vec![Permission {
+            actions: vec!["*".into()],
+            ..Default::default()
+        }];
+        assert!(permits(
+            &owner,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        let contributor = vec![Permission {
+            actions: vec!["*".into()],
+            not_actions: vec![
+                "Microsoft.Authorization/*/Delete".into(),
+                "Microsoft.Authorization/*/Write".into(),
+            ],
+            ..Default::default()
+        }];
+        assert!(!permits(
+            &contributor,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        assert!(permits(&contributor, "Microsoft.Compute/disks/write"));
+        let uaa = vec![Permission {
+            actions: vec!["Microsoft.Authorization/*".into(), "*/read".into()],
+            ..Default::default()
+        }];
+        assert!(permits(
+            &uaa,
+            "Microsoft.Authorization/roleDefinitions/write"
+        ));
+        let reader = vec![Permission {
+            actions: vec!["*/read".into()],
+            ..Default::default()
+        }];
+        assert!(!permits(
+            &reader,
+            "Microsoft.Authorization/roleDefinitions/write"
+        ));
+    }
+
+    #[test]
+    fn ids_and_quotes() {
+        assert!(same_role(
+            "/subscriptions/a/providers/Microsoft.Authorization/roleDefinitions/ABC",
+            "/providers/Microsoft.Authorization/roleDefinitions/abc"
+        ));
+        assert_eq!(odata_quote("O'Brien"), "'O''Brien'");
+    }
+}

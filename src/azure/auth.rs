@@ -1,12 +1,31 @@
-//! Azure sign-in behind azure_core's `TokenCredential`. PLACEHOLDER: replaced by the auth work.
+//! Azure sign-in behind azure_core's `TokenCredential` (PRODUCT.md §1 step 1).
+//!
+//! Four methods: our [`DeviceCodeCredential`] (default: works over SSH), azure_identity's
+//! `AzureCliCredential` and `ManagedIdentityCredential`, and a service principal's client secret
+//! from `AZURE_TENANT_ID` / `AZURE_CLIENT_ID` / `AZURE_CLIENT_SECRET` ([`ClientSecretCredential`]).
+//! [`Auth`] hands out access tokens per (tenant, audience) as [`Secret`]s, and the same thing as
+//! an `Arc<dyn TokenCredential>` ([`Auth::credential`]).
 
+use crate::azure::device_code::{
+    self, AZURE_CLI_CLIENT_ID, Clock, DeviceCodeCredential, DeviceCodeOptions, TokenCache,
+    decode_jwt_claims,
+};
 use crate::cli::AuthMethod;
 use crate::endpoints::Endpoints;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Service};
 use crate::http::Http;
 use crate::onboard::model::DeviceCodePrompt;
 use crate::secret::Secret;
-use std::sync::Arc;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, Executor, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Audience {
@@ -26,28 +45,697 @@ pub struct Identity {
 /// Called with the device code to show.
 pub type PromptFn = Arc<dyn Fn(DeviceCodePrompt) + Send + Sync>;
 
+/// The tenant the device flow signs in to when no `--tenant` was given (work/school accounts).
+pub const ORGANIZATIONS: &str = "organizations";
+
+const ARM_TENANTS_API: &str = "2022-12-01";
+
+// ---------------------------------------------------------------------------------------------
+// Service principal with a client secret
+// ---------------------------------------------------------------------------------------------
+
+/// A service principal's credentials. The secret only ever comes from the environment (or a
+/// caller's own secure source), never from argv.
+#[derive(Clone)]
+pub struct ServicePrincipal {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub secret: Secret,
+}
+
+impl fmt::Debug for ServicePrincipal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServicePrincipal")
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl ServicePrincipal {
+    /// `AZURE_TENANT_ID` (or `--tenant`), `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`.
+    pub fn from_env(tenant: Option<&str>) -> Result<ServicePrincipal> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let tenant_id = var("AZURE_TENANT_ID").or_else(|| tenant.map(str::to_string));
+        let client_id = var("AZURE_CLIENT_ID");
+        let secret = var("AZURE_CLIENT_SECRET").map(Secret::new);
+        match (tenant_id, client_id, secret) {
+            (Some(tenant_id), Some(client_id), Some(secret)) => Ok(ServicePrincipal {
+                tenant_id,
+                client_id,
+                secret,
+            }),
+            (t, c, s) => {
+                let missing: Vec<&str> = [
+                    (t.is_none(), "AZURE_TENANT_ID"),
+                    (c.is_none(), "AZURE_CLIENT_ID"),
+                    (s.is_none(), "AZURE_CLIENT_SECRET"),
+                ]
+                .iter()
+                .filter(|(m, _)| *m)
+                .map(|(_, k)| *k)
+                .collect();
+                Err(Error::Usage(format!(
+                    "--auth client-secret needs {} in the environment",
+                    missing.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+/// The OAuth client credentials grant with a client secret.
+///
+/// Why not azure_identity's `ClientSecretCredential`: it builds its token URL with
+/// `authority_host.join("/{tenant}/oauth2/v2.0/token")`, an absolute path that drops any path of
+/// the authority host, so it cannot be pointed at an authority that lives under a path (the
+/// simulator's `https://127.0.0.1:PORT/login`, or a corporate reverse proxy), even with a custom
+/// `CloudConfiguration` and transport. Its errors also keep only the numeric AADSTS codes,
+/// where the rest of this crate branches on the OAuth `error` code (`invalid_client`, …). The
+/// grant is one form POST; this implements it on the same `TokenCredential` trait, over the
+/// crate's HTTP layer (which trusts the simulator's CA when the endpoints file names one).
+pub struct ClientSecretCredential {
+    http: Http,
+    login: String,
+    sp: ServicePrincipal,
+    cache: TokenCache,
+}
+
+impl fmt::Debug for ClientSecretCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSecretCredential")
+            .field("login", &self.login)
+            .field("tenant_id", &self.sp.tenant_id)
+            .field("client_id", &self.sp.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientSecretCredential {
+    pub fn new(
+        http: Http,
+        login: &str,
+        sp: ServicePrincipal,
+        clock: Clock,
+    ) -> Arc<ClientSecretCredential> {
+        Arc::new(ClientSecretCredential {
+            http,
+            login: login.trim_end_matches('/').to_string(),
+            sp,
+            cache: TokenCache::new(clock),
+        })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.sp.client_id
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.sp.tenant_id
+    }
+
+    /// A token for `scope` in `tenant` (None: the service principal's tenant).
+    pub async fn token_for(
+        &self,
+        tenant: Option<&str>,
+        scope: &str,
+    ) -> Result<(Secret, OffsetDateTime)> {
+        let tenant = tenant.unwrap_or(&self.sp.tenant_id);
+        if let Some(t) = self.cache.get(tenant, scope) {
+            return Ok(t);
+        }
+        let body = device_code::post_form(
+            &self.http,
+            &self.login,
+            tenant,
+            "token",
+            &[
+                ("client_id", self.sp.client_id.as_str()),
+                ("client_secret", self.sp.secret.expose()),
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+            ],
+        )
+        .await?;
+        let grant = device_code::parse_token_grant(&body, self.cache.now())?;
+        self.cache
+            .put(tenant, scope, grant.access_token.clone(), grant.expires_on);
+        Ok((grant.access_token, grant.expires_on))
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for ClientSecretCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let scope = scopes.first().copied().ok_or_else(|| {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "no scopes specified",
+            )
+        })?;
+        let (token, expires_on) = self
+            .token_for(None, scope)
+            .await
+            .map_err(device_code::to_core_error)?;
+        Ok(AccessToken::new(token.expose().to_string(), expires_on))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// azure_identity credentials
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `az` with tokio (azure_identity is built without its `tokio` feature, whose default
+/// executor would block a runtime thread).
+#[derive(Debug)]
+struct TokioExecutor;
+
+#[async_trait::async_trait]
+impl Executor for TokioExecutor {
+    async fn run(
+        &self,
+        program: &std::ffi::OsStr,
+        args: &[&std::ffi::OsStr],
+    ) -> std::io::Result<std::process::Output> {
+        tokio::process::Command::new(program)
+            .args(args)
+            .output()
+            .await
+    }
+}
+
+/// An azure_core error as ours: the identity platform's OAuth error body when there is one
+/// (code, description, correlation id), else the credential's message.
+fn from_core_error(e: azure_core::Error) -> Error {
+    fn body_of(e: &azure_core::Error) -> Option<(u16, Value)> {
+        if let azure_core::error::ErrorKind::HttpResponse {
+            status,
+            raw_response: Some(raw),
+            ..
+        } = e.kind()
+        {
+            let body: Value = serde_json::from_slice(raw.body().as_ref()).ok()?;
+            return Some((u16::from(*status), body));
+        }
+        None
+    }
+    let found = body_of(&e).or_else(|| e.downcast_ref::<azure_core::Error>().and_then(body_of));
+    if let Some((status, body)) = found
+        && body.get("error").is_some()
+        && let Ok(status) = reqwest::StatusCode::from_u16(status)
+    {
+        return Error::Api(crate::http::parse_error(Service::Login, status, &body));
+    }
+    Error::Auth(e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Auth
+// ---------------------------------------------------------------------------------------------
+
+enum Backend {
+    DeviceCode(Arc<DeviceCodeCredential>),
+    ClientSecret(Arc<ClientSecretCredential>),
+    /// One `az` credential per tenant (`az account get-access-token --tenant`).
+    AzureCli(Mutex<HashMap<String, Arc<AzureCliCredential>>>),
+    ManagedIdentity(Arc<ManagedIdentityCredential>),
+}
+
+struct Inner {
+    method: AuthMethod,
+    endpoints: Endpoints,
+    http: Http,
+    /// `--tenant`.
+    tenant: Option<String>,
+    backend: Backend,
+    /// Tokens of the azure_identity credentials (`az` does not cache).
+    cache: TokenCache,
+    home_tenant: Mutex<Option<String>>,
+}
+
+/// The signed-in session: cheap to clone.
 #[derive(Clone)]
 pub struct Auth {
-    _p: (),
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("method", &self.inner.method)
+            .field("login", &self.inner.endpoints.login)
+            .field("tenant", &self.inner.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Auth {
     pub fn new(
-        _method: AuthMethod,
-        _endpoints: &Endpoints,
-        _http: &Http,
-        _tenant: Option<String>,
-        _prompt: PromptFn,
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        prompt: PromptFn,
     ) -> Result<Auth> {
-        Err(Error::Other("sign-in is not built yet".into()))
+        Self::with_clock(
+            method,
+            endpoints,
+            http,
+            tenant,
+            prompt,
+            device_code::system_clock(),
+        )
     }
 
+    /// As [`Auth::new`], with the time source injected (tests).
+    pub fn with_clock(
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        prompt: PromptFn,
+        clock: Clock,
+    ) -> Result<Auth> {
+        let custom = endpoints.name == "custom";
+        let backend = match method {
+            AuthMethod::DeviceCode => Backend::DeviceCode(DeviceCodeCredential::new(
+                http.clone(),
+                DeviceCodeOptions {
+                    login: endpoints.login.clone(),
+                    client_id: AZURE_CLI_CLIENT_ID.into(),
+                    tenant: tenant.clone().unwrap_or_else(|| ORGANIZATIONS.into()),
+                    scope: endpoints.arm_scope.clone(),
+                    clock: clock.clone(),
+                },
+                prompt,
+            )),
+            AuthMethod::ClientSecret => {
+                let sp = ServicePrincipal::from_env(tenant.as_deref())?;
+                return Ok(Self::client_secret_with_clock(
+                    endpoints, http, sp, tenant, clock,
+                ));
+            }
+            AuthMethod::AzureCli | AuthMethod::ManagedIdentity if custom => {
+                return Err(Error::Usage(format!(
+                    "--auth {} signs in to a real Azure cloud and cannot be used with custom endpoints: use device-code or client-secret",
+                    if method == AuthMethod::AzureCli {
+                        "azure-cli"
+                    } else {
+                        "managed-identity"
+                    }
+                )));
+            }
+            AuthMethod::AzureCli => Backend::AzureCli(Mutex::new(HashMap::new())),
+            AuthMethod::ManagedIdentity => {
+                let options = ManagedIdentityCredentialOptions {
+                    user_assigned_id: std::env::var("AZURE_CLIENT_ID")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .map(azure_identity::UserAssignedId::ClientId),
+                    ..Default::default()
+                };
+                Backend::ManagedIdentity(
+                    ManagedIdentityCredential::new(Some(options)).map_err(from_core_error)?,
+                )
+            }
+        };
+        Ok(Self::assemble(
+            method, endpoints, http, tenant, backend, clock,
+        ))
+    }
+
+    /// A service principal sign-in with credentials the caller already holds (tests, or a
+    /// caller with its own secure source). `Auth::new(ClientSecret, …)` reads them from the env.
+    pub fn client_secret(
+        endpoints: &Endpoints,
+        http: &Http,
+        sp: ServicePrincipal,
+        tenant: Option<String>,
+    ) -> Auth {
+        Self::client_secret_with_clock(endpoints, http, sp, tenant, device_code::system_clock())
+    }
+
+    fn client_secret_with_clock(
+        endpoints: &Endpoints,
+        http: &Http,
+        sp: ServicePrincipal,
+        tenant: Option<String>,
+        clock: Clock,
+    ) -> Auth {
+        let home = sp.tenant_id.clone();
+        let cred = ClientSecretCredential::new(http.clone(), &endpoints.login, sp, clock.clone());
+        let auth = Self::assemble(
+            AuthMethod::ClientSecret,
+            endpoints,
+            http,
+            tenant,
+            Backend::ClientSecret(cred),
+            clock,
+        );
+        *lock(&auth.inner.home_tenant) = Some(home);
+        auth
+    }
+
+    fn assemble(
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        backend: Backend,
+        clock: Clock,
+    ) -> Auth {
+        Auth {
+            inner: Arc::new(Inner {
+                method,
+                endpoints: endpoints.clone(),
+                http: http.clone(),
+                tenant,
+                backend,
+                cache: TokenCache::new(clock),
+                home_tenant: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn method(&self) -> AuthMethod {
+        self.inner.method
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    /// `--tenant`, when given.
+    pub fn requested_tenant(&self) -> Option<&str> {
+        self.inner.tenant.as_deref()
+    }
+
+    /// The signed-in identity's home tenant, once known (after [`Auth::sign_in`]).
+    pub fn home_tenant(&self) -> Option<String> {
+        if let Some(t) = lock(&self.inner.home_tenant).clone() {
+            return Some(t);
+        }
+        match &self.inner.backend {
+            Backend::DeviceCode(c) => c.account().and_then(|a| a.home_tenant),
+            _ => None,
+        }
+    }
+
+    /// Signs in (the device code prompt, or a first token from the other credentials) and says who.
     pub async fn sign_in(&self) -> Result<Identity> {
-        Err(Error::Other("sign-in is not built yet".into()))
+        let method = self.inner.method;
+        let (display, claims_tenant) = match &self.inner.backend {
+            Backend::DeviceCode(c) => {
+                let account = c.sign_in().await?;
+                (account.username, account.home_tenant)
+            }
+            Backend::ClientSecret(c) => {
+                let (token, _) = c
+                    .token_for(
+                        self.inner.tenant.as_deref(),
+                        &self.inner.endpoints.arm_scope,
+                    )
+                    .await?;
+                let claims = decode_jwt_claims(token.expose()).unwrap_or_default();
+                (
+                    Some(c.client_id().to_string()),
+                    claims.tenant_id.or_else(|| Some(c.tenant_id().to_string())),
+                )
+            }
+            Backend::AzureCli(_) | Backend::ManagedIdentity(_) => {
+                let token = self
+                    .token(self.inner.tenant.as_deref(), Audience::Arm)
+                    .await?;
+                let claims = decode_jwt_claims(token.expose()).unwrap_or_default();
+                let who = match method {
+                    AuthMethod::ManagedIdentity => claims
+                        .app_id
+                        .or(claims.object_id)
+                        .map(|id| format!("managed identity {id}")),
+                    _ => claims.username.or(claims.app_id),
+                };
+                (who, claims.tenant_id)
+            }
+        };
+        let home = match claims_tenant {
+            Some(t) => Some(t),
+            // Opaque tokens (the simulator's): ask ARM which tenant is home.
+            None => self.home_tenant_from_arm().await?,
+        };
+        if let Some(h) = &home {
+            *lock(&self.inner.home_tenant) = Some(h.clone());
+            if let Backend::DeviceCode(c) = &self.inner.backend {
+                c.set_home_tenant(h);
+            }
+        }
+        let display = display.unwrap_or_else(|| match (method, &home) {
+            (AuthMethod::DeviceCode | AuthMethod::AzureCli, Some(h)) => {
+                format!("user of tenant {h}")
+            }
+            (AuthMethod::ManagedIdentity, _) => "managed identity".to_string(),
+            _ => AZURE_CLI_CLIENT_ID.to_string(),
+        });
+        tracing::info!(method = ?method, home_tenant = ?home, "signed in");
+        Ok(Identity {
+            display,
+            home_tenant: home,
+            method,
+        })
+    }
+
+    /// `GET {arm}/tenants`: the `Home` tenant, or the only one.
+    async fn home_tenant_from_arm(&self) -> Result<Option<String>> {
+        let token = self
+            .token(self.inner.tenant.as_deref(), Audience::Arm)
+            .await?;
+        let url = format!(
+            "{}/tenants?api-version={ARM_TENANTS_API}",
+            self.inner.endpoints.arm
+        );
+        let req = self
+            .inner
+            .http
+            .request(reqwest::Method::GET, &url)
+            .bearer_auth(token.expose());
+        let body = self.inner.http.send(Service::Arm, req).await?.body;
+        let tenants = body
+            .get("value")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let id = |t: &Value| {
+            t.get("tenantId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let home = tenants
+            .iter()
+            .find(|t| t.get("tenantCategory").and_then(Value::as_str) == Some("Home"))
+            .and_then(id)
+            .or_else(|| {
+                if tenants.len() == 1 {
+                    id(&tenants[0])
+                } else {
+                    None
+                }
+            });
+        Ok(home)
+    }
+
+    fn scope(&self, audience: Audience) -> &str {
+        match audience {
+            Audience::Arm => &self.inner.endpoints.arm_scope,
+            Audience::Graph => &self.inner.endpoints.graph_scope,
+        }
     }
 
     /// An access token for `audience` in `tenant` (None: the sign-in's home/organizations tenant).
-    pub async fn token(&self, _tenant: Option<&str>, _audience: Audience) -> Result<Secret> {
-        Err(Error::Other("sign-in is not built yet".into()))
+    pub async fn token(&self, tenant: Option<&str>, audience: Audience) -> Result<Secret> {
+        let scope = self.scope(audience).to_string();
+        Ok(self.token_for_scope(tenant, &scope).await?.0)
+    }
+
+    /// An access token for any `scope` in `tenant`, with its expiry.
+    pub async fn token_for_scope(
+        &self,
+        tenant: Option<&str>,
+        scope: &str,
+    ) -> Result<(Secret, OffsetDateTime)> {
+        let tenant = tenant.or(self.inner.tenant.as_deref());
+        match &self.inner.backend {
+            Backend::DeviceCode(c) => c.token_for(tenant, scope).await,
+            Backend::ClientSecret(c) => c.token_for(tenant, scope).await,
+            Backend::AzureCli(creds) => {
+                let key = tenant.unwrap_or("").to_string();
+                if let Some(t) = self.inner.cache.get(&key, scope) {
+                    return Ok(t);
+                }
+                let cred = {
+                    let mut map = lock(creds);
+                    match map.get(&key) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = AzureCliCredential::new(Some(AzureCliCredentialOptions {
+                                tenant_id: tenant.map(str::to_string),
+                                executor: Some(Arc::new(TokioExecutor)),
+                                ..Default::default()
+                            }))
+                            .map_err(from_core_error)?;
+                            map.insert(key.clone(), c.clone());
+                            c
+                        }
+                    }
+                };
+                self.core_token(&key, scope, cred.as_ref()).await
+            }
+            Backend::ManagedIdentity(cred) => {
+                // A managed identity lives in one tenant: the tenant asked for is not selectable.
+                self.core_token("", scope, cred.as_ref()).await
+            }
+        }
+    }
+
+    async fn core_token(
+        &self,
+        key: &str,
+        scope: &str,
+        cred: &dyn TokenCredential,
+    ) -> Result<(Secret, OffsetDateTime)> {
+        if let Some(t) = self.inner.cache.get(key, scope) {
+            return Ok(t);
+        }
+        let at = cred
+            .get_token(&[scope], None)
+            .await
+            .map_err(from_core_error)?;
+        let token = Secret::new(at.token.secret());
+        self.inner
+            .cache
+            .put(key, scope, token.clone(), at.expires_on);
+        Ok((token, at.expires_on))
+    }
+
+    /// This sign-in as azure_core's `TokenCredential`, for `tenant` (None: the default tenant).
+    /// The scope asked for picks the audience.
+    pub fn credential(&self, tenant: Option<&str>) -> Arc<dyn TokenCredential> {
+        Arc::new(AuthCredential {
+            auth: self.clone(),
+            tenant: tenant.map(str::to_string),
+        })
+    }
+}
+
+/// [`Auth`] bound to one tenant, as a `TokenCredential`.
+struct AuthCredential {
+    auth: Auth,
+    tenant: Option<String>,
+}
+
+impl fmt::Debug for AuthCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthCredential")
+            .field("method", &self.auth.inner.method)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for AuthCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let scope = scopes.first().copied().ok_or_else(|| {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "no scopes specified",
+            )
+        })?;
+        let (token, expires_on) = self
+            .auth
+            .token_for_scope(self.tenant.as_deref(), scope)
+            .await
+            .map_err(device_code::to_core_error)?;
+        Ok(AccessToken::new(token.expose().to_string(), expires_on))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_principal_debug_hides_the_secret() {
+        let sp = ServicePrincipal {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            secret: Secret::new("s3cr3t-value"),
+        };
+        assert!(!format!("{sp:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn core_errors_keep_the_oauth_code() {
+        use azure_core::http::{RawResponse, StatusCode, headers::Headers};
+        let raw = RawResponse::from_bytes(
+            StatusCode::BadRequest,
+            Headers::default(),
+            br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret.","correlation_id":"c-1"}"#.to_vec(),
+        );
+        let e = azure_core::Error::new(
+            azure_core::error::ErrorKind::HttpResponse {
+                status: StatusCode::BadRequest,
+                error_code: Some("7000215".into()),
+                raw_response: Some(Box::new(raw)),
+            },
+            "AADSTS7000215",
+        );
+        let wrapped = azure_core::Error::with_error(
+            azure_core::error::ErrorKind::Credential,
+            e,
+            "ClientSecretCredential failed",
+        );
+        let ours = from_core_error(wrapped);
+        let api = ours.api().expect("an ApiError");
+        assert_eq!(
+            (api.code.as_str(), api.request_id.as_deref()),
+            ("invalid_client", Some("c-1"))
+        );
+        assert!(api.hint().is_some());
+        let plain = from_core_error(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            "az not found",
+        ));
+        assert!(matches!(plain, Error::Auth(m) if m.contains("az not found")));
+    }
+
+    #[test]
+    fn azure_cli_and_managed_identity_refuse_custom_endpoints() {
+        let f = crate::endpoints::EndpointsFile {
+            login: "https://127.0.0.1:1/login".into(),
+            graph: "https://127.0.0.1:1/graph".into(),
+            arm: "https://127.0.0.1:1/arm".into(),
+            spot: "https://127.0.0.1:1/spot".into(),
+            inspect: "https://127.0.0.1:1/inspect".into(),
+            ca_cert: "/nonexistent".into(),
+            spot_token: "x".into(),
+        };
+        let ep = Endpoints::from_file_contents(&f);
+        let http = Http::new(None).unwrap();
+        for m in [AuthMethod::AzureCli, AuthMethod::ManagedIdentity] {
+            let r = Auth::new(m, &ep, &http, None, Arc::new(|_| {}));
+            assert!(matches!(r, Err(Error::Usage(_))), "{m:?}");
+        }
     }
 }

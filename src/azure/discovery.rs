@@ -1,9 +1,18 @@
-//! Tenants and subscriptions the sign-in can see (reference/azure-api.md §3.5). PLACEHOLDER.
+//! Tenants and subscriptions the sign-in can see, the way az CLI finds them
+//! (reference/azure-api.md §3.5): ARM `/tenants` with the home-tenant token, then per tenant a
+//! token for that tenant and ARM `/subscriptions` (which only lists the token's tenant), following
+//! `nextLink`. A tenant that cannot be read (MFA / interaction required, no access) is reported in
+//! `skipped`, not fatal.
 
-use crate::azure::auth::Auth;
+use crate::azure::auth::{Audience, Auth};
 use crate::endpoints::Endpoints;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Service};
 use crate::http::Http;
+use serde_json::Value;
+
+const API_VERSION: &str = "2022-12-01";
+/// Bound on `nextLink` pages per listing (a loop guard, far above any real tenant).
+const MAX_PAGES: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tenant {
@@ -35,6 +44,199 @@ pub struct Discovery {
     pub skipped: Vec<(String, String)>,
 }
 
-pub async fn discover(_auth: &Auth, _endpoints: &Endpoints, _http: &Http) -> Result<Discovery> {
-    Err(Error::Other("discovery is not built yet".into()))
+impl Discovery {
+    pub fn tenant(&self, tenant_id: &str) -> Option<&Tenant> {
+        self.tenants
+            .iter()
+            .find(|t| t.tenant_id.eq_ignore_ascii_case(tenant_id))
+    }
+
+    pub fn subscription(&self, subscription_id: &str) -> Option<&Subscription> {
+        self.subscriptions
+            .iter()
+            .find(|s| s.subscription_id.eq_ignore_ascii_case(subscription_id))
+    }
+}
+
+/// GET `url`, then every `nextLink`, concatenating `value`.
+async fn get_all(
+    http: &Http,
+    token: &str,
+    url: String,
+) -> Result<Vec<Value>, crate::error::ApiError> {
+    let mut out = Vec::new();
+    let mut next = Some(url);
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        let req = http.request(reqwest::Method::GET, &url).bearer_auth(token);
+        let body = http.send(Service::Arm, req).await?.body;
+        if let Some(v) = body.get("value").and_then(Value::as_array) {
+            out.extend(v.iter().cloned());
+        }
+        next = body
+            .get("nextLink")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && pages < MAX_PAGES)
+            .map(str::to_string);
+    }
+    Ok(out)
+}
+
+fn text(v: &Value, k: &str) -> Option<String> {
+    v.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn parse_tenant(v: &Value) -> Option<Tenant> {
+    let tenant_id = text(v, "tenantId")?;
+    let default_domain = text(v, "defaultDomain").or_else(|| {
+        v.get("domains")
+            .and_then(Value::as_array)
+            .and_then(|d| d.first())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    Some(Tenant {
+        display_name: text(v, "displayName")
+            .or_else(|| default_domain.clone())
+            .unwrap_or_else(|| tenant_id.clone()),
+        tenant_id,
+        default_domain,
+    })
+}
+
+fn parse_subscription(v: &Value, tenant: &str) -> Option<Subscription> {
+    let subscription_id = text(v, "subscriptionId")?;
+    Some(Subscription {
+        display_name: text(v, "displayName").unwrap_or_else(|| subscription_id.clone()),
+        subscription_id,
+        tenant_id: text(v, "tenantId").unwrap_or_else(|| tenant.to_string()),
+        state: text(v, "state").unwrap_or_else(|| "Unknown".into()),
+    })
+}
+
+/// Why a tenant could not be read, for the operator.
+fn reason(e: &Error) -> String {
+    match e.api() {
+        Some(api)
+            if api.has_code("interaction_required") || api.message.contains("AADSTS50076") =>
+        {
+            format!(
+                "this tenant requires an interactive sign-in (MFA or Conditional Access): {api}"
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
+async fn subscriptions_of(
+    auth: &Auth,
+    endpoints: &Endpoints,
+    http: &Http,
+    tenant: &str,
+) -> Result<Vec<Subscription>> {
+    let token = auth.token(Some(tenant), Audience::Arm).await?;
+    let url = format!("{}/subscriptions?api-version={API_VERSION}", endpoints.arm);
+    let values = get_all(http, token.expose(), url).await?;
+    Ok(values
+        .iter()
+        .filter_map(|v| parse_subscription(v, tenant))
+        .collect())
+}
+
+/// Lists tenants and their subscriptions. With `--tenant`, only that tenant.
+pub async fn discover(auth: &Auth, endpoints: &Endpoints, http: &Http) -> Result<Discovery> {
+    let token = auth.token(None, Audience::Arm).await?;
+    let url = format!("{}/tenants?api-version={API_VERSION}", endpoints.arm);
+    let mut tenants: Vec<Tenant> = get_all(http, token.expose(), url)
+        .await?
+        .iter()
+        .filter_map(parse_tenant)
+        .collect();
+    drop(token);
+    if let Some(only) = auth.requested_tenant() {
+        tenants.retain(|t| {
+            t.tenant_id.eq_ignore_ascii_case(only)
+                || t.default_domain
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(only))
+        });
+        if tenants.is_empty() {
+            // Not listed (e.g. a guest tenant ARM does not show): still try it by id.
+            tenants.push(Tenant {
+                tenant_id: only.to_string(),
+                display_name: only.to_string(),
+                default_domain: None,
+            });
+        }
+    }
+    let results = futures::future::join_all(
+        tenants
+            .iter()
+            .map(|t| subscriptions_of(auth, endpoints, http, &t.tenant_id)),
+    )
+    .await;
+    let mut discovery = Discovery {
+        tenants,
+        ..Default::default()
+    };
+    for (tenant, result) in discovery.tenants.iter().zip(results) {
+        match result {
+            Ok(subs) => discovery.subscriptions.extend(subs),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.tenant_id, error = %e, "tenant skipped");
+                discovery
+                    .skipped
+                    .push((tenant.tenant_id.clone(), reason(&e)));
+            }
+        }
+    }
+    // A subscription can show up under two tenants (delegated access): keep the first.
+    let mut seen = std::collections::HashSet::new();
+    discovery
+        .subscriptions
+        .retain(|s| seen.insert(s.subscription_id.to_ascii_lowercase()));
+    discovery.subscriptions.sort_by(|a, b| {
+        (!a.selectable(), a.display_name.to_lowercase())
+            .cmp(&(!b.selectable(), b.display_name.to_lowercase()))
+    });
+    Ok(discovery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_arm_tenants_and_subscriptions() {
+        let t = parse_tenant(&json!({"id":"/tenants/t1","tenantId":"t1","tenantCategory":"Home",
+            "displayName":"Contoso","domains":["contoso.onmicrosoft.com"],"defaultDomain":"contoso.com"}))
+        .unwrap();
+        assert_eq!(
+            t,
+            Tenant {
+                tenant_id: "t1".into(),
+                display_name: "Contoso".into(),
+                default_domain: Some("contoso.com".into())
+            }
+        );
+        let t =
+            parse_tenant(&json!({"tenantId":"t2","domains":["fabrikam.onmicrosoft.com"]})).unwrap();
+        assert_eq!(t.display_name, "fabrikam.onmicrosoft.com");
+        assert!(parse_tenant(&json!({"id":"/tenants/x"})).is_none());
+
+        let s = parse_subscription(
+            &json!({"id":"/subscriptions/s1","subscriptionId":"s1","displayName":"Prod","tenantId":"t1","state":"Disabled"}),
+            "t9",
+        )
+        .unwrap();
+        assert_eq!(s.tenant_id, "t1");
+        assert!(!s.selectable());
+        let s = parse_subscription(&json!({"subscriptionId":"s2","state":"Warned"}), "t9").unwrap();
+        assert_eq!((s.tenant_id.as_str(), s.selectable()), ("t9", true));
+    }
 }

@@ -1,1 +1,298 @@
-//! Microsoft Graph v1.0 calls of the onboarding.
+//! Microsoft Graph v1.0 calls of the onboarding (reference/azure-api.md §1): applications,
+//! their password credentials, and service principals.
+
+use crate::azure::auth::{Audience, Auth};
+use crate::error::{ApiError, Error, ErrorClass, Result, Service};
+use crate::http::Http;
+use crate::secret::Secret;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// The tag that marks an app registration as ours: an app without it is never taken over.
+pub const APP_TAG: &str = "spot-connect";
+/// The app's `notes`.
+pub const APP_NOTES: &str = "Managed by spot-connect: connects this tenant's subscriptions to Spot (spot.io). \
+Do not delete while Spot uses it; `spot-connect remove` undoes it.";
+pub const REDIRECT_URI: &str = "https://spot.io";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Web {
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordCredential {
+    pub key_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub end_date_time: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start_date_time: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Object id: `/applications/{id}`.
+    pub id: String,
+    /// Application (client) id.
+    pub app_id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub sign_in_audience: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub web: Option<Web>,
+    #[serde(default)]
+    pub password_credentials: Vec<PasswordCredential>,
+}
+
+impl Application {
+    /// Whether this app carries our marker.
+    pub fn is_ours(&self) -> bool {
+        self.tags.iter().any(|t| t == APP_TAG)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    /// Object id: the RBAC principal id.
+    pub id: String,
+    pub app_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub app_owner_organization_id: Option<String>,
+}
+
+/// A password just added: the value is only here, once.
+pub struct NewPassword {
+    pub credential: PasswordCredential,
+    pub secret: Secret,
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Graph {
+    http: Http,
+    base: String,
+    auth: Auth,
+    tenant: String,
+}
+
+const APP_SELECT: &str = "id,appId,displayName,signInAudience,tags,notes,web,passwordCredentials";
+
+impl Graph {
+    /// `base` is the Graph root (`https://graph.microsoft.com`); calls go to `{base}/v1.0/…`.
+    pub fn new(http: Http, base: &str, auth: Auth, tenant: &str) -> Graph {
+        Graph {
+            http,
+            base: format!("{}/v1.0", base.trim_end_matches('/')),
+            auth,
+            tenant: tenant.to_string(),
+        }
+    }
+
+    async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
+        let token = self.auth.token(Some(&self.tenant), Audience::Graph).await?;
+        let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(self.http.send(Service::Graph, req).await?.body)
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let mut u =
+            url::Url::parse(&format!("{}{}", self.base, path)).expect("Graph base URL is valid");
+        if !query.is_empty() {
+            let mut q = u.query_pairs_mut();
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        u.to_string()
+    }
+
+    /// Applications whose displayName is exactly `name`.
+    pub async fn find_applications(&self, name: &str) -> Result<Vec<Application>> {
+        let filter = format!("displayName eq '{}'", name.replace('\'', "''"));
+        let mut url = Some(self.url(
+            "/applications",
+            &[("$filter", &filter), ("$select", APP_SELECT)],
+        ));
+        let mut out = Vec::new();
+        while let Some(u) = url.take() {
+            let page: List<Application> = parse(self.call(Method::GET, &u, None).await?)?;
+            out.extend(page.value.into_iter().filter(|a| a.display_name == name));
+            url = page.next_link;
+        }
+        Ok(out)
+    }
+
+    /// An application by object id; None when it does not exist (or is not visible yet).
+    pub async fn get_application(&self, id: &str) -> Result<Option<Application>> {
+        let url = self.url(&format!("/applications/{id}"), &[("$select", APP_SELECT)]);
+        not_found_is_none(self.call(Method::GET, &url, None).await)
+    }
+
+    /// Creates a single-tenant app with the `https://spot.io` Web redirect URI and our marker.
+    pub async fn create_application(&self, name: &str) -> Result<Application> {
+        let body = json!({
+            "displayName": name,
+            "signInAudience": "AzureADMyOrg",
+            "web": { "redirectUris": [REDIRECT_URI] },
+            "tags": [APP_TAG],
+            "notes": APP_NOTES,
+        });
+        parse(
+            self.call(Method::POST, &self.url("/applications", &[]), Some(&body))
+                .await?,
+        )
+    }
+
+    pub async fn delete_application(&self, id: &str) -> Result<()> {
+        not_found_is_none::<Value>(
+            self.call(
+                Method::DELETE,
+                &self.url(&format!("/applications/{id}"), &[]),
+                None,
+            )
+            .await,
+        )
+        .map(|_| ())
+    }
+
+    /// Adds a client secret ending at `end`. The value is returned only here.
+    pub async fn add_password(
+        &self,
+        app_object_id: &str,
+        display_name: &str,
+        end: OffsetDateTime,
+    ) -> Result<NewPassword> {
+        let end_s = end
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::Other(format!("cannot format a date: {e}")))?;
+        let body =
+            json!({"passwordCredential": {"displayName": display_name, "endDateTime": end_s}});
+        let url = self.url(&format!("/applications/{app_object_id}/addPassword"), &[]);
+        let mut v = self.call(Method::POST, &url, Some(&body)).await?;
+        let secret = match v.get_mut("secretText").map(Value::take) {
+            Some(Value::String(s)) if !s.is_empty() => Secret::new(s),
+            _ => return Err(unexpected("addPassword returned no secretText")),
+        };
+        let credential: PasswordCredential = parse(v)?;
+        Ok(NewPassword { credential, secret })
+    }
+
+    pub async fn remove_password(&self, app_object_id: &str, key_id: &str) -> Result<()> {
+        let url = self.url(
+            &format!("/applications/{app_object_id}/removePassword"),
+            &[],
+        );
+        not_found_is_none::<Value>(
+            self.call(Method::POST, &url, Some(&json!({"keyId": key_id})))
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    /// The service principal of `app_id`; None when there is none (yet).
+    pub async fn get_service_principal_by_app_id(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<ServicePrincipal>> {
+        let url = self.url(
+            &format!("/servicePrincipals(appId='{}')", app_id.replace('\'', "''")),
+            &[],
+        );
+        not_found_is_none(self.call(Method::GET, &url, None).await)
+    }
+
+    pub async fn create_service_principal(&self, app_id: &str) -> Result<ServicePrincipal> {
+        let body = json!({"appId": app_id, "accountEnabled": true});
+        parse(
+            self.call(
+                Method::POST,
+                &self.url("/servicePrincipals", &[]),
+                Some(&body),
+            )
+            .await?,
+        )
+    }
+
+    pub async fn delete_service_principal(&self, id: &str) -> Result<()> {
+        not_found_is_none::<Value>(
+            self.call(
+                Method::DELETE,
+                &self.url(&format!("/servicePrincipals/{id}"), &[]),
+                None,
+            )
+            .await,
+        )
+        .map(|_| ())
+    }
+}
+
+fn not_found_is_none<T: serde::de::DeserializeOwned>(r: Result<Value>) -> Result<Option<T>> {
+    match r {
+        Ok(Value::Null) => Ok(None),
+        Ok(v) => parse(v).map(Some),
+        Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn unexpected(msg: &str) -> Error {
+    Error::Api(ApiError {
+        service: Service::Graph,
+        status: 200,
+        code: "UnexpectedResponse".into(),
+        detail_codes: vec![],
+        message: msg.to_string(),
+        request_id: None,
+        retry_after: None,
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| unexpected(&format!("unexpected response body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applications_parse_with_marker_and_passwords() {
+        let v = json!({"id":"o1","appId":"a1","displayName":"spot-connect","tags":["spot-connect"],
+            "passwordCredentials":[{"keyId":"k1","displayName":"x","endDateTime":"2027-06-01T00:00:00Z","hint":"ab~"}]});
+        let a: Application = parse(v).unwrap();
+        assert!(a.is_ours());
+        assert_eq!(
+            a.password_credentials[0].end_date_time.unwrap().year(),
+            2027
+        );
+        let b: Application =
+            parse(json!({"id":"o2","appId":"a2","displayName":"spot-connect"})).unwrap();
+        assert!(!b.is_ours());
+    }
+}

@@ -3,5 +3,6 @@
 
 pub mod arm;
 pub mod auth;
+pub mod device_code;
 pub mod discovery;
 pub mod graph;

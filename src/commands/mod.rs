@@ -1,19 +1,325 @@
 //! The non-interactive commands: `apply`, `plan` (and later `status`, `rotate-secret`, `remove`).
-//! PLACEHOLDER: replaced by the engine work.
+//!
+//! A line per step on stderr (waits included), `--json` report on stdout, the same report saved
+//! under `<state_dir>/reports/`. Writes need `--yes` when stdin is not a terminal.
 
-use crate::cli::{Cli, exit};
+use crate::cli::{Cli, CommonOpts, exit};
+use crate::error::Error;
+use crate::logging::{ensure_private_dir, write_private};
+use crate::onboard::model::{
+    DeviceCodePrompt, Outcome, Plan, PlanAction, Progress, Report, StepEvent, Verdict,
+};
+use crate::onboard::policy::Policy;
+use crate::onboard::{self, Session, Settings, Target};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-pub async fn apply(_cli: &Cli) -> i32 {
-    eprintln!("spot-connect: apply is not built yet");
-    exit::FAILED
+pub async fn apply(cli: &Cli) -> i32 {
+    run(&cli.opts, true).await
 }
 
-pub async fn plan(_cli: &Cli) -> i32 {
-    eprintln!("spot-connect: plan is not built yet");
-    exit::FAILED
+pub async fn plan(cli: &Cli) -> i32 {
+    run(&cli.opts, false).await
 }
 
 pub async fn not_yet(name: &str) -> i32 {
     eprintln!("spot-connect: {name} is not built yet");
     exit::FAILED
+}
+
+fn fail(e: &Error) -> i32 {
+    eprintln!("spot-connect: {e}");
+    if let Some(h) = e.api().and_then(|a| a.hint()) {
+        eprintln!("  hint: {h}");
+    }
+    match e {
+        Error::Usage(_) => exit::USAGE,
+        Error::Cancelled => exit::INTERRUPTED,
+        _ => exit::FAILED,
+    }
+}
+
+/// The `Session` for a command, with the device-code prompt on stderr.
+fn session(opts: &CommonOpts) -> Result<Session, Error> {
+    let prompt: crate::azure::auth::PromptFn = Arc::new(|p: DeviceCodePrompt| {
+        eprintln!("{}", p.message);
+        eprintln!(
+            "  (code {} at {}; expires {:02}:{:02}:{:02} UTC)",
+            p.user_code,
+            p.verification_uri,
+            p.expires_at.hour(),
+            p.expires_at.minute(),
+            p.expires_at.second()
+        );
+    });
+    Session::build(opts, None, prompt)
+}
+
+async fn run(opts: &CommonOpts, write: bool) -> i32 {
+    let cmd = if write { "apply" } else { "plan" };
+    if opts.subscriptions.is_empty() && !opts.all_subscriptions {
+        eprintln!(
+            "spot-connect {cmd}: --subscription ID is required (repeat it for several subscriptions)"
+        );
+        return exit::USAGE;
+    }
+    let settings = match Settings::from_opts(opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = Policy::load(settings.policy_file.as_deref()) {
+        return fail(&e);
+    }
+    let interactive = std::io::stdin().is_terminal();
+    if write && !opts.yes && !interactive {
+        eprintln!(
+            "spot-connect apply: writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)"
+        );
+        return exit::USAGE;
+    }
+    let session = match session(opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    eprintln!("  … Azure login: signing in");
+    match session.auth.sign_in().await {
+        Ok(id) => eprintln!("  ✓ Azure login: signed in as {}", id.display),
+        Err(e) => {
+            eprintln!("  ✗ Azure login: {e}");
+            return fail(&e);
+        }
+    }
+    let targets = match session
+        .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
+        .await
+    {
+        Ok(t) if t.is_empty() => {
+            eprintln!("spot-connect {cmd}: no enabled subscription to connect");
+            return exit::FAILED;
+        }
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+
+    let mut outputs: Vec<serde_json::Value> = Vec::new();
+    let mut failed = 0usize;
+    for target in &targets {
+        eprintln!(
+            "Subscription {} ({}) in tenant {}",
+            target.subscription_name, target.subscription_id, target.tenant_id
+        );
+        let plan = match onboard::plan(&session, target, &settings).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("  ✗ plan: {e}");
+                if let Some(h) = e.api().and_then(|a| a.hint()) {
+                    eprintln!("    hint: {h}");
+                }
+                failed += 1;
+                outputs.push(serde_json::json!({"subscription_id": target.subscription_id, "error": crate::onboard::model::ErrorInfo::from(&e)}));
+                continue;
+            }
+        };
+        if !write {
+            print_plan(&plan);
+            if plan.blocked().next().is_some() {
+                failed += 1;
+            }
+            outputs.push(serde_json::to_value(&plan).unwrap_or_default());
+            continue;
+        }
+        if !opts.yes {
+            print_plan(&plan);
+            if plan.blocked().next().is_none() && plan.writes().next().is_some() && !confirm().await
+            {
+                eprintln!("  nothing was changed");
+                return exit::FAILED;
+            }
+        }
+        let report = apply_one(&session, target, &settings, opts).await;
+        match report {
+            Ok(r) => {
+                if r.verdict != Verdict::Connected {
+                    failed += 1;
+                }
+                outputs.push(serde_json::to_value(&r).unwrap_or_default());
+            }
+            Err(e) => {
+                eprintln!("  ✗ {e}");
+                failed += 1;
+                outputs.push(serde_json::json!({"subscription_id": target.subscription_id, "error": crate::onboard::model::ErrorInfo::from(&e)}));
+            }
+        }
+    }
+    if opts.json {
+        let out = if outputs.len() == 1 {
+            outputs.pop().unwrap_or_default()
+        } else {
+            serde_json::Value::Array(outputs)
+        };
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    }
+    match failed {
+        0 => exit::DONE,
+        n if n == targets.len() => exit::FAILED,
+        _ => exit::PARTIAL,
+    }
+}
+
+async fn apply_one(
+    session: &Session,
+    target: &Target,
+    settings: &Settings,
+    opts: &CommonOpts,
+) -> Result<Report, Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            if let Some(line) = progress_line(&p) {
+                eprintln!("{line}");
+            }
+        }
+    });
+    let result = onboard::apply(session, target, settings, tx).await;
+    let _ = printer.await;
+    let mut report = result?;
+    match save_report(&opts.state_dir(), &report) {
+        Ok(p) => {
+            report.report_path = Some(p.clone());
+            // Save again with its own path in it.
+            let _ = write_report(&p, &report);
+            eprintln!("  report: {}", p.display());
+        }
+        Err(e) => eprintln!("  (could not save the report: {e})"),
+    }
+    match report.verdict {
+        Verdict::Connected => eprintln!(
+            "  ✓ {} is connected to Spot{}{}",
+            target.subscription_id,
+            report
+                .spot_account_id
+                .as_deref()
+                .map(|a| format!(" (account {a})"))
+                .unwrap_or_default(),
+            report
+                .secret_expires
+                .map(|e| format!("; secret expires {}", e.date()))
+                .unwrap_or_default()
+        ),
+        Verdict::Failed => {
+            if let Some(e) = &report.error {
+                eprintln!("  ✗ failed: {}", e.summary);
+                if let Some(h) = &e.hint {
+                    eprintln!("    hint: {h}");
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// "  … Role assignment: waiting for Azure to propagate (attempt 3, next in 8 s)"
+pub fn progress_line(p: &Progress) -> Option<String> {
+    match p {
+        Progress::Step { step, event, .. } => Some(match event {
+            StepEvent::Started { detail } => format!("  … {}: {detail}", step.label()),
+            StepEvent::Waiting {
+                reason,
+                attempt,
+                next_in,
+            } => format!(
+                "  … {}: {reason} (attempt {attempt}, next in {} s)",
+                step.label(),
+                next_in.as_secs_f64().ceil() as u64
+            ),
+            StepEvent::Finished {
+                outcome, detail, ..
+            } => {
+                let o = match outcome {
+                    Outcome::Created => "created",
+                    Outcome::Reused => "reused",
+                    Outcome::Updated => "updated",
+                };
+                format!("  ✓ {}: {o}: {detail}", step.label())
+            }
+            StepEvent::Failed { error } => {
+                let prefix = format!("{}: ", step.label());
+                let summary = error
+                    .summary
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&error.summary);
+                let mut s = format!("  ✗ {}: {summary}", step.label());
+                if let Some(h) = &error.hint {
+                    s.push_str(&format!("\n    hint: {h}"));
+                }
+                s
+            }
+            StepEvent::Skipped { reason } => format!("  - {}: skipped ({reason})", step.label()),
+        }),
+        Progress::DeviceCode(d) => Some(d.message.clone()),
+        Progress::Log { message } => Some(format!("  {message}")),
+    }
+}
+
+fn print_plan(plan: &Plan) {
+    for i in &plan.items {
+        let a = match i.action {
+            PlanAction::Create => "create ",
+            PlanAction::Reuse => "reuse  ",
+            PlanAction::Update => "update ",
+            PlanAction::Blocked => "BLOCKED",
+        };
+        let name = if i.name.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", i.name)
+        };
+        eprintln!("  {a} {}{name}: {}", i.object, i.reason);
+        if let Some(d) = &i.drift {
+            if !d.missing.is_empty() {
+                eprintln!("          missing actions: {}", d.missing.join(", "));
+            }
+            if !d.extra.is_empty() {
+                eprintln!("          extra actions: {}", d.extra.join(", "));
+            }
+        }
+    }
+}
+
+async fn confirm() -> bool {
+    eprint!("Apply these changes? [y/N] ");
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).is_ok()
+            && matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn write_report(path: &std::path::Path, r: &Report) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
+    write_private(path, &bytes)
+}
+
+/// `<state_dir>/reports/<UTC time>-<subscription>.json`, 0600.
+pub fn save_report(state_dir: &std::path::Path, r: &Report) -> std::io::Result<PathBuf> {
+    let dir = state_dir.join("reports");
+    ensure_private_dir(state_dir)?;
+    ensure_private_dir(&dir)?;
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    );
+    let path = dir.join(format!("{stamp}-{}.json", r.subscription_id));
+    write_report(&path, r)?;
+    Ok(path)
 }

@@ -187,11 +187,15 @@ pub struct Plan {
 
 impl Plan {
     pub fn blocked(&self) -> impl Iterator<Item = &PlanItem> {
-        self.items.iter().filter(|i| i.action == PlanAction::Blocked)
+        self.items
+            .iter()
+            .filter(|i| i.action == PlanAction::Blocked)
     }
     /// Items that write something (the confirmation screen lists these).
     pub fn writes(&self) -> impl Iterator<Item = &PlanItem> {
-        self.items.iter().filter(|i| matches!(i.action, PlanAction::Create | PlanAction::Update))
+        self.items
+            .iter()
+            .filter(|i| matches!(i.action, PlanAction::Create | PlanAction::Update))
     }
 }
 

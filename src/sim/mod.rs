@@ -1,22 +1,634 @@
 //! The simulated clouds: identity platform, Microsoft Graph, ARM and the Spot API over HTTPS on
-//! loopback (PRODUCT.md §3). PLACEHOLDER: replaced by the simulator work.
+//! loopback (PRODUCT.md §3, docs/simulator.md).
+//!
+//! One listener; the first path segment picks the service (`/login`, `/graph`, `/arm`, `/spot`,
+//! `/inspect`). Every call goes through [`entry`]: latency, fault injection, the request log, then the
+//! service's handler, which works on the one [`state::World`] behind a lock. Handlers are plain
+//! functions from a [`Ctx`] to a [`Resp`]; errors carry each service's documented shape.
+
+mod arm;
+mod faults;
+mod graph;
+mod login;
+pub mod seed;
+mod spot;
+pub mod state;
+mod tls;
 
 use crate::cli::SimOpts;
-use crate::endpoints::EndpointsFile;
+use crate::endpoints::{Endpoints, EndpointsFile};
 use crate::error::{Error, Result};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+use state::{Audience, Principal, World};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 
+/// A running simulator.
 pub struct SimHandle {
     pub endpoints: EndpointsFile,
     pub endpoints_path: PathBuf,
+    sim: Arc<Sim>,
+    server: axum_server::Handle<SocketAddr>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// The endpoints in the form the clients use (custom cloud, CA to trust).
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::from_file_contents(&self.endpoints)
+    }
+
+    /// The CA certificate (PEM) the simulator's leaf is signed by.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        self.sim.ca_pem.clone().into_bytes()
+    }
+
+    /// The address the simulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.sim.addr
+    }
+
+    /// Same JSON as `GET {inspect}/state` (every object, secrets included).
+    pub fn state(&self) -> Value {
+        self.sim.world().inspect()
+    }
+
+    /// Same JSON as `GET {inspect}/requests`.
+    pub fn requests(&self) -> Value {
+        self.sim.world().requests_json()
+    }
+
+    /// Stops listening and closes connections.
+    pub async fn shutdown(mut self) {
+        self.server.shutdown();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.server.shutdown();
+    }
+}
+
+pub(crate) struct Sim {
+    pub opts: SimOpts,
+    world: Mutex<World>,
+    seq: AtomicU64,
+    /// `https://127.0.0.1:PORT`
+    pub base: String,
+    pub addr: SocketAddr,
+    ca_pem: String,
+}
+
+impl Sim {
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn delay(&self) -> Duration {
+        Duration::from_secs_f64(self.opts.replication_delay.max(0.0))
+    }
+
+    /// Has an object created at `born` replicated everywhere?
+    pub fn settled(&self, born: Instant) -> bool {
+        born.elapsed() >= self.delay()
+    }
+
+    pub fn graph_base(&self) -> String {
+        format!("{}/graph", self.base)
+    }
+
+    pub fn arm_base(&self) -> String {
+        format!("{}/arm", self.base)
+    }
+}
+
+/// Which simulated service a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    Login,
+    Graph,
+    Arm,
+    Spot,
+    Inspect,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::Login => "login",
+            Service::Graph => "graph",
+            Service::Arm => "arm",
+            Service::Spot => "spot",
+            Service::Inspect => "inspect",
+        }
+    }
+
+    /// An error reply in this service's documented shape.
+    pub fn error(self, ctx: &Ctx, status: u16, code: &str, message: &str) -> Resp {
+        let now = OffsetDateTime::now_utc();
+        let body = match self {
+            Service::Login => return login::oauth_error(ctx, status, code, 0, message),
+            Service::Graph => json!({"error": {
+                "code": code, "message": message,
+                "innerError": {
+                    "date": now.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")).unwrap_or_default(),
+                    "request-id": ctx.request_id, "client-request-id": ctx.client_request_id(),
+                }
+            }}),
+            Service::Arm | Service::Inspect => json!({"error": {"code": code, "message": message}}),
+            Service::Spot => json!({
+                "request": spot::request_json(ctx),
+                "response": {
+                    "status": {"code": status, "message": reason(status)},
+                    "errors": [{"code": code, "message": message}],
+                }
+            }),
+        };
+        Resp::json(status, body)
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+/// One request, as the handlers see it.
+pub(crate) struct Ctx {
+    pub service: Service,
+    pub method: Method,
+    /// Path below the service prefix, e.g. `/v1.0/applications`.
+    pub path: String,
+    /// Path and query below the service prefix (Spot's `request.url`).
+    pub url: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+impl Ctx {
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').filter(|s| !s.is_empty()).collect()
+    }
+
+    /// The JSON body; `None` when absent or not JSON.
+    pub fn json(&self) -> Option<Value> {
+        if self.body.is_empty() {
+            return Some(Value::Null);
+        }
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
+    }
+
+    pub fn bearer(&self) -> Option<&str> {
+        let v = self.headers.get("authorization")?.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+
+    pub fn client_request_id(&self) -> String {
+        self.headers
+            .get("client-request-id")
+            .or_else(|| self.headers.get("x-ms-client-request-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.request_id.clone())
+    }
+}
+
+/// A reply: status, optional JSON body, extra headers.
+pub(crate) struct Resp {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Resp {
+    pub fn json(status: u16, body: Value) -> Resp {
+        Resp {
+            status,
+            body: Some(body),
+            headers: vec![],
+        }
+    }
+
+    pub fn empty(status: u16) -> Resp {
+        Resp {
+            status,
+            body: None,
+            headers: vec![],
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Resp {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds `details` to an `{"error":{…}}` body (Graph / ARM).
+    pub fn details(mut self, details: Value) -> Resp {
+        if let Some(e) = self
+            .body
+            .as_mut()
+            .and_then(|b| b.get_mut("error"))
+            .and_then(Value::as_object_mut)
+        {
+            e.insert("details".into(), details);
+        }
+        self
+    }
+}
+
+/// Checks the bearer token of a Graph or ARM call: returns the token's tenant and principal.
+pub(crate) fn authenticate(
+    sim: &Sim,
+    w: &World,
+    ctx: &Ctx,
+    audience: Audience,
+) -> std::result::Result<(String, Principal), Resp> {
+    let deny = |m: &str| Err(ctx.service.error(ctx, 401, "InvalidAuthenticationToken", m));
+    let Some(token) = ctx.bearer() else {
+        return match ctx.service {
+            Service::Graph => deny("Access token is empty."),
+            _ => deny(
+                "The access token is missing. The 'Authorization' header must carry a bearer token.",
+            ),
+        };
+    };
+    let Some(t) = w.tokens.get(token) else {
+        return deny("Access token validation failure. Invalid audience or signature.");
+    };
+    if t.expires <= Instant::now() {
+        return match ctx.service {
+            Service::Graph => deny("Lifetime validation failed, the token is expired."),
+            _ => deny("The access token expiry UTC time is earlier than current UTC time."),
+        };
+    }
+    if t.audience != audience {
+        let expected = match audience {
+            Audience::Graph => sim.graph_base(),
+            Audience::Arm => sim.arm_base(),
+        };
+        return deny(&format!(
+            "Access token validation failure. Invalid audience: the token is not for '{expected}'."
+        ));
+    }
+    Ok((t.tenant_id.clone(), t.principal.clone()))
+}
+
+fn split_service(path: &str) -> Option<(Service, &str)> {
+    let table = [
+        ("/login", Service::Login),
+        ("/graph", Service::Graph),
+        ("/arm", Service::Arm),
+        ("/spot", Service::Spot),
+        ("/inspect", Service::Inspect),
+    ];
+    table.iter().find_map(|(prefix, s)| {
+        let rest = path.strip_prefix(prefix)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some((*s, rest))
+    })
+}
+
+async fn entry(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .unwrap_or_default();
+    let path = percent_decode(parts.uri.path());
+    let query_str = parts.uri.query().unwrap_or("").to_string();
+    let Some((service, rest)) = split_service(&path) else {
+        return to_response(Resp::json(
+            404,
+            json!({"error": {"code": "NotFound", "message": "No such service."}}),
+        ));
+    };
+    let rest = rest.to_string();
+    let seq = if service == Service::Inspect {
+        0
+    } else {
+        sim.seq.fetch_add(1, Ordering::SeqCst) + 1
+    };
+    let ctx = Ctx {
+        service,
+        method: parts.method.clone(),
+        url: if query_str.is_empty() {
+            rest.clone()
+        } else {
+            format!("{rest}?{query_str}")
+        },
+        path: rest,
+        query: url::form_urlencoded::parse(query_str.as_bytes())
+            .into_owned()
+            .collect(),
+        headers: parts.headers,
+        body,
+        request_id: uuid::Uuid::new_v4().to_string(),
+    };
+    if service != Service::Inspect && sim.opts.latency > 0 {
+        tokio::time::sleep(Duration::from_millis(sim.opts.latency)).await;
+    }
+    let fault = if service == Service::Inspect {
+        None
+    } else {
+        faults::pick(&sim.opts, seq, &ctx)
+    };
+    let resp = match fault {
+        Some(f) if f.before_handling() => f.reply(&ctx),
+        _ => match service {
+            Service::Login => login::handle(&sim, &ctx),
+            Service::Graph => graph::handle(&sim, &ctx),
+            Service::Arm => arm::handle(&sim, &ctx, fault),
+            Service::Spot => spot::handle(&sim, &ctx),
+            Service::Inspect => inspect(&sim, &ctx),
+        },
+    };
+    let resp = decorate(service, &ctx, resp);
+    if service != Service::Inspect {
+        let mut w = sim.world();
+        w.log.push(state::LogEntry {
+            seq,
+            time: OffsetDateTime::now_utc(),
+            service: service.name(),
+            method: ctx.method.to_string(),
+            path: format!("/{}{}", service.name(), ctx.url),
+            status: if fault.is_some_and(faults::Fault::drops) {
+                0
+            } else {
+                resp.status
+            },
+            fault: fault.map(faults::Fault::name),
+        });
+    }
+    tracing::debug!(service = service.name(), method = %ctx.method, path = %ctx.path, status = resp.status, "sim");
+    if fault.is_some_and(faults::Fault::drops) {
+        // Unwinds the connection task without running the panic hook: the client sees the
+        // connection close with no response.
+        std::panic::resume_unwind(Box::new("simulated dropped connection"));
+    }
+    to_response(resp)
+}
+
+/// `%XX` → byte (paths like `servicePrincipals(appId=%27…%27)`).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Headers every reply of a service carries.
+fn decorate(service: Service, ctx: &Ctx, resp: Resp) -> Resp {
+    match service {
+        Service::Graph => resp
+            .header("request-id", ctx.request_id.clone())
+            .header("client-request-id", ctx.client_request_id()),
+        Service::Arm => resp
+            .header("x-ms-request-id", ctx.request_id.clone())
+            .header("x-ms-correlation-request-id", ctx.client_request_id()),
+        Service::Login => resp
+            .header("x-ms-request-id", ctx.request_id.clone())
+            .header("cache-control", "no-store, no-cache"),
+        _ => resp,
+    }
+}
+
+fn to_response(resp: Resp) -> Response {
+    let mut b = Response::builder().status(resp.status);
+    for (k, v) in &resp.headers {
+        b = b.header(*k, v);
+    }
+    let body = match &resp.body {
+        Some(v) => {
+            b = b.header("content-type", "application/json; charset=utf-8");
+            Body::from(serde_json::to_vec(v).unwrap_or_default())
+        }
+        None => Body::empty(),
+    };
+    b.body(body)
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// `/inspect`: the test oracle (state, request log) and device-code controls.
+fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
+    let segs = ctx.segments();
+    match (ctx.method.as_str(), segs.as_slice()) {
+        ("GET", ["state"]) => Resp::json(200, sim.world().inspect()),
+        ("GET", ["requests"]) => Resp::json(200, sim.world().requests_json()),
+        ("POST", ["device", action @ ("decline" | "expire")]) => {
+            let code = ctx.q("user_code").map(str::to_string).or_else(|| {
+                ctx.json().and_then(|v| {
+                    v.get("user_code")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+            });
+            let mut w = sim.world();
+            let Some(dc) = w
+                .device_codes
+                .values_mut()
+                .find(|d| Some(&d.user_code) == code.as_ref())
+            else {
+                return ctx.service.error(
+                    ctx,
+                    404,
+                    "NotFound",
+                    "No device code with that user_code.",
+                );
+            };
+            if *action == "decline" {
+                dc.declined = true;
+            } else {
+                dc.expires = Instant::now();
+            }
+            Resp::empty(204)
+        }
+        _ => ctx
+            .service
+            .error(ctx, 404, "NotFound", "Unknown inspect route."),
+    }
 }
 
 /// Starts the simulator in this process; writes `<state_dir>/endpoints.json` and the CA file.
-pub async fn start(_opts: &SimOpts, _state_dir: &Path) -> Result<SimHandle> {
-    Err(Error::Other("the simulator is not built yet".into()))
+pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
+    crate::http::install_crypto_provider();
+    crate::logging::ensure_private_dir(state_dir)
+        .map_err(|e| Error::Other(format!("cannot create {}: {e}", state_dir.display())))?;
+    let certs = tls::generate()?;
+    let ca_path = state_dir.join("sim-ca.pem");
+    crate::logging::write_private(&ca_path, certs.ca_pem.as_bytes())
+        .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca_path.display())))?;
+
+    let listener = std::net::TcpListener::bind(opts.listen)
+        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", opts.listen)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Other(format!("cannot configure the listener: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(format!("cannot read the listen address: {e}")))?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("https://{host}:{}", addr.port());
+
+    let mut server_config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(certs.leaf_der)],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certs.leaf_key_der.into()),
+        )
+        .map_err(|e| Error::Other(format!("invalid simulator certificate: {e}")))?;
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server_config));
+
+    let sim = Arc::new(Sim {
+        opts: opts.clone(),
+        world: Mutex::new(World::seeded(opts.seed, opts.subscriptions)),
+        seq: AtomicU64::new(0),
+        base: base.clone(),
+        addr,
+        ca_pem: certs.ca_pem.clone(),
+    });
+    let app = axum::Router::new().fallback(entry).with_state(sim.clone());
+    let server = axum_server::Handle::new();
+    let srv = axum_server::from_tcp_rustls(listener, tls_config)
+        .map_err(|e| Error::Other(format!("cannot start the simulator: {e}")))?
+        .http1_only()
+        .handle(server.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = srv.serve(app.into_make_service()).await {
+            tracing::error!(error = %e, "simulator server stopped");
+        }
+    });
+
+    let endpoints = EndpointsFile {
+        login: format!("{base}/login"),
+        graph: format!("{base}/graph"),
+        arm: format!("{base}/arm"),
+        spot: format!("{base}/spot"),
+        inspect: format!("{base}/inspect"),
+        ca_cert: ca_path,
+        spot_token: seed::SPOT_TOKEN.to_string(),
+    };
+    let endpoints_path = state_dir.join("endpoints.json");
+    let line = serde_json::to_string(&endpoints).map_err(|e| Error::Other(e.to_string()))?;
+    crate::logging::write_private(&endpoints_path, format!("{line}\n").as_bytes())
+        .map_err(|e| Error::Other(format!("cannot write {}: {e}", endpoints_path.display())))?;
+    tracing::info!(%base, "simulator listening");
+    Ok(SimHandle {
+        endpoints,
+        endpoints_path,
+        sim,
+        server,
+        task: Some(task),
+    })
+}
+
+/// base64url without padding (for the unsigned id_token).
+pub(crate) fn base64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 /// `spot-connect sim`: start, print the endpoints JSON line, serve until interrupted.
-pub async fn run_cli(_opts: SimOpts, _state_dir: PathBuf) -> Result<()> {
-    Err(Error::Other("the simulator is not built yet".into()))
+pub async fn run_cli(opts: SimOpts, state_dir: PathBuf) -> Result<()> {
+    let handle = start(&opts, &state_dir).await?;
+    let line = serde_json::to_string(&handle.endpoints).map_err(|e| Error::Other(e.to_string()))?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::Other(format!("stdout: {e}")))?;
+    }
+    wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trip() {
+        assert_eq!(base64url(b"{\"a\":1}"), "eyJhIjoxfQ");
+    }
 }

@@ -1,0 +1,208 @@
+//! The resume file: one per tenant/subscription under `<state_dir>/state/`, mode 0600, written
+//! atomically after every write the engine makes. Ids and step status only: never a secret or
+//! a token (there is no field that could hold one).
+
+use crate::error::{Error, Result};
+use crate::logging::{ensure_private_dir, write_private};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+pub const VERSION: u32 = 1;
+
+/// A client secret we added. `handed_to_spot == false` after a crash means the value is lost:
+/// the next run makes a new one and removes this one by `key_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub key_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub end_date_time: OffsetDateTime,
+    pub handed_to_spot: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_object_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_object_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_definition_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_assignment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_account_id: Option<String>,
+    /// Name of a Spot account we were about to create (so a crash right after is recognised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_account_pending: Option<String>,
+    /// The secret Spot holds (or was about to get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretRecord>,
+    /// Secrets to remove once the current one is with Spot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphan_key_ids: Vec<String>,
+    /// step -> "done" | "failed" | "running"
+    #[serde(default)]
+    pub steps: BTreeMap<String, String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// A file name component: keep ids readable, drop anything else.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn state_path(state_dir: &Path, tenant: &str, subscription: &str) -> PathBuf {
+    state_dir
+        .join("state")
+        .join(format!("{}_{}.json", clean(tenant), clean(subscription)))
+}
+
+impl State {
+    pub fn new(tenant: &str, subscription: &str) -> State {
+        State {
+            version: VERSION,
+            tenant_id: tenant.to_string(),
+            subscription_id: subscription.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// The saved state, or a fresh one when there is none.
+    pub fn load(state_dir: &Path, tenant: &str, subscription: &str) -> Result<State> {
+        let p = state_path(state_dir, tenant, subscription);
+        match std::fs::read(&p) {
+            Ok(bytes) => {
+                let s: State = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Other(format!(
+                        "state file {} is damaged ({e}); move it away to start over",
+                        p.display()
+                    ))
+                })?;
+                if s.tenant_id != tenant || s.subscription_id != subscription {
+                    return Err(Error::Other(format!(
+                        "state file {} belongs to another subscription",
+                        p.display()
+                    )));
+                }
+                Ok(s)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(State::new(tenant, subscription))
+            }
+            Err(e) => Err(Error::Other(format!(
+                "cannot read state file {}: {e}",
+                p.display()
+            ))),
+        }
+    }
+
+    /// Other subscriptions' states of the same tenant (to find the tenant's app and role).
+    pub fn load_tenant_siblings(state_dir: &Path, tenant: &str, subscription: &str) -> Vec<State> {
+        let dir = state_dir.join("state");
+        let prefix = format!("{}_", clean(tenant));
+        let mut out = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with(&prefix) || !name.ends_with(".json") {
+                    continue;
+                }
+                if let Ok(s) = std::fs::read(e.path())
+                    .map_err(|_| ())
+                    .and_then(|b| serde_json::from_slice::<State>(&b).map_err(|_| ()))
+                    && s.tenant_id == tenant
+                    && s.subscription_id != subscription
+                {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes the state (0600, atomic).
+    pub fn save(&mut self, state_dir: &Path) -> Result<()> {
+        let p = state_path(state_dir, &self.tenant_id, &self.subscription_id);
+        let dir = p.parent().expect("state path has a parent");
+        ensure_private_dir(state_dir)
+            .and_then(|_| ensure_private_dir(dir))
+            .map_err(|e| {
+                Error::Other(format!(
+                    "cannot create the state directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        self.updated_at = Some(OffsetDateTime::now_utc());
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
+        write_private(&p, &bytes)
+            .map_err(|e| Error::Other(format!("cannot write state file {}: {e}", p.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_is_private_and_keyed_by_tenant_and_subscription() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = State::load(d.path(), "t-1", "s-1").unwrap();
+        assert_eq!(s, State::new("t-1", "s-1"));
+        s.app_object_id = Some("obj".into());
+        s.secret = Some(SecretRecord {
+            key_id: "k".into(),
+            end_date_time: time::macros::datetime!(2027-01-01 00:00 UTC),
+            handed_to_spot: false,
+        });
+        s.steps.insert("app_registration".into(), "done".into());
+        s.save(d.path()).unwrap();
+        let back = State::load(d.path(), "t-1", "s-1").unwrap();
+        assert_eq!(back, s);
+        let p = state_path(d.path(), "t-1", "s-1");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        // A sibling subscription of the same tenant is found; another tenant's is not.
+        let mut other = State::new("t-1", "s-2");
+        other.role_definition_id = Some("/r/1".into());
+        other.save(d.path()).unwrap();
+        State::new("t-2", "s-3").save(d.path()).unwrap();
+        let sib = State::load_tenant_siblings(d.path(), "t-1", "s-1");
+        assert_eq!(sib.len(), 1);
+        assert_eq!(sib[0].role_definition_id.as_deref(), Some("/r/1"));
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_not_a_fresh_start() {
+        let d = tempfile::tempdir().unwrap();
+        let p = state_path(d.path(), "t", "s");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"{not json").unwrap();
+        assert!(State::load(d.path(), "t", "s").is_err());
+    }
+}

@@ -1,0 +1,791 @@
+//! Azure Resource Manager: tenants, subscriptions (paged), role definitions, role assignments and
+//! permissions at subscription scope (Microsoft.Authorization 2022-04-01 shapes).
+
+use super::faults::Fault;
+use super::seed::SUBSCRIPTIONS_PAGE_SIZE;
+use super::state::{
+    Audience, Permission, Principal, RoleAssignment, RoleDefinition, World, role_guid,
+    scope_within, sub_scope,
+};
+use super::{Ctx, Resp, Sim, authenticate};
+use axum::http::Method;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const PRINCIPAL_TYPES: [&str; 5] = [
+    "User",
+    "Group",
+    "ServicePrincipal",
+    "ForeignGroup",
+    "Device",
+];
+
+/// Who is calling, in which tenant.
+struct Caller {
+    tenant: String,
+    principal: Principal,
+}
+
+fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> Resp {
+    ctx.service.error(ctx, status, code, message)
+}
+
+fn authorization_failed(w: &World, ctx: &Ctx, c: &Caller, action: &str, scope: &str) -> Resp {
+    err(
+        ctx,
+        403,
+        "AuthorizationFailed",
+        &format!(
+            "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+            w.principal_label(&c.principal),
+            c.principal.object_id()
+        ),
+    )
+}
+
+fn principal_not_found(ctx: &Ctx, principal_id: &str, tenant: &str) -> Resp {
+    err(
+        ctx,
+        400,
+        "PrincipalNotFound",
+        &format!(
+            "Principal {} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype",
+            principal_id.replace('-', "")
+        ),
+    )
+}
+
+/// Case-insensitive property lookup (ARM's JSON binding ignores case).
+fn prop<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v)
+}
+
+fn prop_str<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    prop(v, key).and_then(Value::as_str)
+}
+
+/// `a eq 'x' and b eq 'y'` → [(a, x), (b, y)]; functions like `atScope()` pass through as (name, "").
+fn parse_filter(f: &str) -> Option<Vec<(String, String)>> {
+    f.split(" and ")
+        .map(|clause| {
+            let c = clause.trim();
+            if let Some((p, v)) = c.split_once(" eq ") {
+                let v = v
+                    .trim()
+                    .strip_prefix('\'')?
+                    .strip_suffix('\'')?
+                    .replace("''", "'");
+                Some((p.trim().to_string(), v))
+            } else if let Some((func, arg)) = c.split_once('(') {
+                Some((
+                    func.to_string(),
+                    arg.trim_end_matches(')').trim_matches('\'').to_string(),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn filter_or_error(ctx: &Ctx) -> Result<Vec<(String, String)>, Resp> {
+    match ctx.q("$filter") {
+        None => Ok(vec![]),
+        Some(f) => parse_filter(f).ok_or_else(|| {
+            err(
+                ctx,
+                400,
+                "InvalidFilterInQueryString",
+                &format!("The filter '{f}' is not supported."),
+            )
+        }),
+    }
+}
+
+fn subscription_json(s: &super::state::Subscription) -> Value {
+    json!({
+        "id": sub_scope(&s.id),
+        "authorizationSource": "RoleBased",
+        "managedByTenants": [],
+        "subscriptionId": s.id,
+        "tenantId": s.tenant_id,
+        "displayName": s.name,
+        "state": s.state,
+        "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
+        "tags": {},
+    })
+}
+
+pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
+    let mut w = sim.world();
+    let (tenant, principal) = match authenticate(sim, &w, ctx, Audience::Arm) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let caller = Caller { tenant, principal };
+    if ctx.q("api-version").is_none_or(str::is_empty) {
+        return err(
+            ctx,
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    }
+    let segs = ctx.segments();
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match (ctx.method.as_str(), lower.as_slice()) {
+        ("GET", ["tenants"]) => tenants(&w, ctx, &caller),
+        ("GET", ["subscriptions"]) => subscriptions(sim, &w, ctx, &caller),
+        (_, ["subscriptions", _, rest @ ..]) => {
+            let sub_id = segs[1];
+            let Some(sub) = w.subscription(sub_id) else {
+                return err(
+                    ctx,
+                    404,
+                    "SubscriptionNotFound",
+                    &format!("The subscription '{sub_id}' could not be found."),
+                );
+            };
+            if sub.tenant_id != caller.tenant {
+                let t = sub.tenant_id.clone();
+                return err(
+                    ctx,
+                    401,
+                    "InvalidAuthenticationTokenTenant",
+                    &format!(
+                        "The access token is from the wrong issuer 'https://sts.windows.net/{}/'. It must match the tenant 'https://sts.windows.net/{t}/' associated with this subscription. Please use the authority (URL) 'https://login.windows.net/{t}' to get the token.",
+                        caller.tenant
+                    ),
+                );
+            }
+            let (sub_id, disabled) = (sub.id.clone(), sub.state == "Disabled");
+            let scope = sub_scope(&sub_id);
+            let write = ctx.method != Method::GET;
+            if write {
+                if disabled {
+                    return err(
+                        ctx,
+                        409,
+                        "ReadOnlyDisabledSubscription",
+                        &format!(
+                            "The subscription '{sub_id}' is disabled and therefore marked as read only. You cannot perform any write actions on this subscription until it is re-enabled."
+                        ),
+                    );
+                }
+                if let Some(r) = rate_limited(sim, &mut w, ctx, &caller.tenant) {
+                    return r;
+                }
+            }
+            match (ctx.method.as_str(), rest) {
+                ("GET", []) => {
+                    if !w.allowed(
+                        &caller.tenant,
+                        caller.principal.object_id(),
+                        &scope,
+                        "Microsoft.Resources/subscriptions/read",
+                    ) {
+                        return err(
+                            ctx,
+                            404,
+                            "SubscriptionNotFound",
+                            &format!("The subscription '{sub_id}' could not be found."),
+                        );
+                    }
+                    let s = w
+                        .subscription(&sub_id)
+                        .map(subscription_json)
+                        .unwrap_or(Value::Null);
+                    Resp::json(200, s)
+                }
+                (_, ["providers", "microsoft.authorization", coll, tail @ ..]) => {
+                    let name = tail.first().map(|_| segs[5]);
+                    match (*coll, tail.len()) {
+                        ("roledefinitions", 0 | 1) => {
+                            role_definitions(&mut w, ctx, &caller, &scope, name)
+                        }
+                        ("roleassignments", 0 | 1) => {
+                            role_assignments(sim, &mut w, ctx, &caller, &scope, name, fault)
+                        }
+                        ("permissions", 0) if ctx.method == Method::GET => {
+                            let perms = w.effective_permissions(
+                                &caller.tenant,
+                                caller.principal.object_id(),
+                                &scope,
+                                |_| true,
+                            );
+                            Resp::json(
+                                200,
+                                json!({"value": perms.iter().map(Permission::to_json).collect::<Vec<_>>()}),
+                            )
+                        }
+                        _ => no_route(ctx),
+                    }
+                }
+                _ => no_route(ctx),
+            }
+        }
+        _ => no_route(ctx),
+    }
+}
+
+fn no_route(ctx: &Ctx) -> Resp {
+    err(
+        ctx,
+        404,
+        "InvalidResourceType",
+        &format!(
+            "The resource type could not be found for '{} {}'.",
+            ctx.method, ctx.path
+        ),
+    )
+}
+
+/// `--rate-limit N`: at most N ARM writes per second per tenant.
+fn rate_limited(sim: &Sim, w: &mut World, ctx: &Ctx, tenant: &str) -> Option<Resp> {
+    let limit = sim.opts.rate_limit? as usize;
+    let now = Instant::now();
+    let q = w.arm_writes.entry(tenant.to_string()).or_default();
+    while q
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+    {
+        q.pop_front();
+    }
+    if q.len() >= limit {
+        return Some(
+            err(ctx, 429, "TooManyRequests", "The request is being throttled as the limit has been reached for operation type - Write. Please retry after the time in the Retry-After header.")
+                .header("retry-after", "1")
+                .header("x-ms-ratelimit-remaining-tenant-writes", "0"),
+        );
+    }
+    q.push_back(now);
+    None
+}
+
+fn tenants(w: &World, _ctx: &Ctx, c: &Caller) -> Resp {
+    let ids: Vec<String> = match &c.principal {
+        Principal::User { id } => w.user(id).map(|u| u.tenants.clone()).unwrap_or_default(),
+        Principal::ServicePrincipal { .. } => vec![c.tenant.clone()],
+    };
+    let value: Vec<Value> = w
+        .tenants
+        .iter()
+        .filter(|t| ids.contains(&t.id))
+        .map(|t| {
+            json!({
+                "id": format!("/tenants/{}", t.id), "tenantId": t.id, "countryCode": "US", "displayName": t.name,
+                "domains": [t.domain], "defaultDomain": t.domain, "tenantCategory": "Home", "tenantType": "AAD",
+            })
+        })
+        .collect();
+    Resp::json(200, json!({"value": value}))
+}
+
+fn subscriptions(sim: &Sim, w: &World, ctx: &Ctx, c: &Caller) -> Resp {
+    let visible: Vec<&super::state::Subscription> = w
+        .subscriptions
+        .iter()
+        .filter(|s| {
+            s.tenant_id == c.tenant
+                && w.allowed(
+                    &c.tenant,
+                    c.principal.object_id(),
+                    &sub_scope(&s.id),
+                    "Microsoft.Resources/subscriptions/read",
+                )
+        })
+        .collect();
+    let skip: usize = ctx
+        .q("$skiptoken")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = visible
+        .iter()
+        .skip(skip)
+        .take(SUBSCRIPTIONS_PAGE_SIZE)
+        .map(|s| subscription_json(s))
+        .collect();
+    let mut body = json!({"value": page});
+    if skip + SUBSCRIPTIONS_PAGE_SIZE < visible.len() {
+        let api = ctx.q("api-version").unwrap_or_default();
+        body["nextLink"] = json!(format!(
+            "{}/subscriptions?api-version={api}&%24skiptoken={}",
+            sim.arm_base(),
+            skip + SUBSCRIPTIONS_PAGE_SIZE
+        ));
+    }
+    Resp::json(200, body)
+}
+
+fn is_guid(s: &str) -> bool {
+    uuid::Uuid::parse_str(s).is_ok()
+}
+
+/// Roles that apply at `scope`: built-ins and this tenant's custom roles assignable at or above it.
+fn applies_at(r: &RoleDefinition, tenant: &str, scope: &str) -> bool {
+    match &r.tenant_id {
+        None => true,
+        Some(t) => t == tenant && r.assignable_scopes.iter().any(|s| scope_within(scope, s)),
+    }
+}
+
+fn role_definitions(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, name: Option<&str>) -> Resp {
+    let oid = c.principal.object_id().to_string();
+    match (ctx.method.as_str(), name) {
+        ("GET", None) => {
+            let filter = match filter_or_error(ctx) {
+                Ok(f) => f,
+                Err(r) => return r,
+            };
+            let value: Vec<Value> = w
+                .role_definitions
+                .iter()
+                .filter(|r| applies_at(r, &c.tenant, scope))
+                .filter(|r| {
+                    filter
+                        .iter()
+                        .all(|(p, v)| match p.to_ascii_lowercase().as_str() {
+                            "rolename" => r.role_name.eq_ignore_ascii_case(v),
+                            "type" => r.role_type().eq_ignore_ascii_case(v),
+                            _ => true,
+                        })
+                })
+                .map(|r| r.to_json(scope))
+                .collect();
+            Resp::json(200, json!({"value": value}))
+        }
+        ("GET", Some(guid)) => match w.role_definition(&c.tenant, guid) {
+            Some(r) => Resp::json(200, r.to_json(scope)),
+            None => role_def_missing(ctx, guid),
+        },
+        ("PUT", Some(guid)) => put_role_definition(w, ctx, c, scope, guid),
+        ("DELETE", Some(guid)) => {
+            if !w.allowed(
+                &c.tenant,
+                &oid,
+                scope,
+                "Microsoft.Authorization/roleDefinitions/delete",
+            ) {
+                return authorization_failed(
+                    w,
+                    ctx,
+                    c,
+                    "Microsoft.Authorization/roleDefinitions/delete",
+                    scope,
+                );
+            }
+            let Some(i) = w.role_definitions.iter().position(|r| {
+                r.guid.eq_ignore_ascii_case(guid) && r.tenant_id.as_deref() == Some(&c.tenant)
+            }) else {
+                return Resp::empty(204);
+            };
+            if w.role_assignments.iter().any(|a| {
+                a.tenant_id == c.tenant
+                    && role_guid(&a.role_definition_id).eq_ignore_ascii_case(guid)
+            }) {
+                return err(
+                    ctx,
+                    409,
+                    "RoleDefinitionHasAssignments",
+                    "There are existing role assignments referencing role (code: RoleDefinitionHasAssignments).",
+                );
+            }
+            let r = w.role_definitions.remove(i);
+            Resp::json(200, r.to_json(scope))
+        }
+        _ => no_route(ctx),
+    }
+}
+
+fn role_def_missing(ctx: &Ctx, guid: &str) -> Resp {
+    err(
+        ctx,
+        404,
+        "RoleDefinitionDoesNotExist",
+        &format!("The specified role definition with ID '{guid}' does not exist."),
+    )
+}
+
+fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: &str) -> Resp {
+    if !is_guid(guid) {
+        return err(
+            ctx,
+            400,
+            "InvalidRoleDefinitionId",
+            &format!(
+                "The role definition ID '{guid}' is not valid. The role definition ID must be a GUID."
+            ),
+        );
+    }
+    let Some(body) = ctx.json().filter(Value::is_object) else {
+        return err(
+            ctx,
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized.",
+        );
+    };
+    let props = prop(&body, "properties").cloned().unwrap_or(Value::Null);
+    let role_name = prop_str(&props, "roleName")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if role_name.is_empty() {
+        return err(
+            ctx,
+            400,
+            "RoleDefinitionNameNullOrEmpty",
+            "The role definition name cannot be null or empty.",
+        );
+    }
+    if let Some(t) = prop_str(&props, "type")
+        && !t.eq_ignore_ascii_case("CustomRole")
+    {
+        return err(
+            ctx,
+            400,
+            "InvalidRoleDefinitionType",
+            &format!(
+                "The role definition type '{t}' is not valid. Only 'CustomRole' can be created or updated."
+            ),
+        );
+    }
+    let scopes: Vec<String> = prop(&props, "assignableScopes")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if scopes.is_empty() {
+        return err(
+            ctx,
+            400,
+            "MissingAssignableScopes",
+            "The role definition must have at least one assignable scope.",
+        );
+    }
+    for (i, s) in scopes.iter().enumerate() {
+        let sub_ok = s
+            .strip_prefix("/subscriptions/")
+            .map(|rest| rest.split('/').next().unwrap_or_default())
+            .and_then(|id| w.subscription(id))
+            .is_some_and(|sub| sub.tenant_id == c.tenant);
+        if !sub_ok {
+            return err(
+                ctx,
+                400,
+                "LinkedInvalidPropertyId",
+                &format!(
+                    "Property id '{s}' at path 'properties.assignableScopes[{i}]' is invalid. Expect fully qualified resource Id that start with '/subscriptions/{{subscriptionId}}' or '/providers/{{resourceProviderNamespace}}/'."
+                ),
+            );
+        }
+    }
+    let action = "Microsoft.Authorization/roleDefinitions/write";
+    for s in std::iter::once(scope.to_string()).chain(scopes.iter().cloned()) {
+        if !w.allowed(&c.tenant, c.principal.object_id(), &s, action) {
+            return authorization_failed(w, ctx, c, action, &s);
+        }
+    }
+    if w.role_definitions
+        .iter()
+        .any(|r| r.guid.eq_ignore_ascii_case(guid) && r.tenant_id.as_deref() != Some(&c.tenant))
+    {
+        return err(
+            ctx,
+            409,
+            "RoleDefinitionExists",
+            &format!("A role definition with ID '{guid}' already exists."),
+        );
+    }
+    if w.role_definitions.iter().any(|r| {
+        r.tenant_id.as_deref() == Some(&c.tenant)
+            && !r.guid.eq_ignore_ascii_case(guid)
+            && r.role_name.eq_ignore_ascii_case(&role_name)
+    }) {
+        return err(
+            ctx,
+            409,
+            "RoleDefinitionWithSameNameExists",
+            "A custom role with the same name already exists in this directory.",
+        );
+    }
+    let permissions: Vec<Permission> = prop(&props, "permissions")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(Permission::from_json).collect())
+        .unwrap_or_default();
+    let description = prop_str(&props, "description")
+        .unwrap_or_default()
+        .to_string();
+    let now = OffsetDateTime::now_utc();
+    let oid = c.principal.object_id().to_string();
+    let existing = w
+        .role_definitions
+        .iter_mut()
+        .find(|r| r.guid.eq_ignore_ascii_case(guid) && r.tenant_id.as_deref() == Some(&c.tenant));
+    let (status, v) = match existing {
+        Some(r) => {
+            r.role_name = role_name;
+            r.description = description;
+            r.permissions = permissions;
+            r.assignable_scopes = scopes;
+            r.updated_on = now;
+            r.updated_by = Some(oid);
+            (200, r.to_json(scope))
+        }
+        None => {
+            let r = RoleDefinition {
+                guid: guid.to_ascii_lowercase(),
+                tenant_id: Some(c.tenant.clone()),
+                role_name,
+                description,
+                permissions,
+                assignable_scopes: scopes,
+                created_on: now,
+                updated_on: now,
+                created_by: Some(oid.clone()),
+                updated_by: Some(oid),
+            };
+            let v = r.to_json(scope);
+            w.role_definitions.push(r);
+            (201, v)
+        }
+    };
+    Resp::json(status, v)
+}
+
+fn role_assignments(
+    sim: &Sim,
+    w: &mut World,
+    ctx: &Ctx,
+    c: &Caller,
+    scope: &str,
+    name: Option<&str>,
+    fault: Option<Fault>,
+) -> Resp {
+    let oid = c.principal.object_id().to_string();
+    match (ctx.method.as_str(), name) {
+        ("GET", None) => {
+            let filter = match filter_or_error(ctx) {
+                Ok(f) => f,
+                Err(r) => return r,
+            };
+            let value: Vec<Value> = w
+                .role_assignments
+                .iter()
+                .filter(|a| a.tenant_id == c.tenant && scope_within(&a.scope, scope))
+                .filter(|a| {
+                    filter
+                        .iter()
+                        .all(|(p, v)| match p.to_ascii_lowercase().as_str() {
+                            "principalid" | "assignedto" => a.principal_id.eq_ignore_ascii_case(v),
+                            "atscope" => a.scope.eq_ignore_ascii_case(scope),
+                            _ => true,
+                        })
+                })
+                .map(RoleAssignment::to_json)
+                .collect();
+            Resp::json(200, json!({"value": value}))
+        }
+        ("GET", Some(n)) => match w
+            .role_assignments
+            .iter()
+            .find(|a| a.tenant_id == c.tenant && a.name.eq_ignore_ascii_case(n))
+        {
+            Some(a) => Resp::json(200, a.to_json()),
+            None => err(
+                ctx,
+                404,
+                "RoleAssignmentNotFound",
+                &format!("The role assignment '{n}' is not found."),
+            ),
+        },
+        ("DELETE", Some(n)) => {
+            let action = "Microsoft.Authorization/roleAssignments/delete";
+            if !w.allowed(&c.tenant, &oid, scope, action) {
+                return authorization_failed(w, ctx, c, action, scope);
+            }
+            match w
+                .role_assignments
+                .iter()
+                .position(|a| a.tenant_id == c.tenant && a.name.eq_ignore_ascii_case(n))
+            {
+                Some(i) => Resp::json(200, w.role_assignments.remove(i).to_json()),
+                None => Resp::empty(204),
+            }
+        }
+        ("PUT", Some(n)) => put_role_assignment(sim, w, ctx, c, scope, n, fault),
+        _ => no_route(ctx),
+    }
+}
+
+fn put_role_assignment(
+    sim: &Sim,
+    w: &mut World,
+    ctx: &Ctx,
+    c: &Caller,
+    scope: &str,
+    name: &str,
+    fault: Option<Fault>,
+) -> Resp {
+    if !is_guid(name) {
+        return err(
+            ctx,
+            400,
+            "InvalidRoleAssignmentId",
+            &format!(
+                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+            ),
+        );
+    }
+    let Some(body) = ctx.json().filter(Value::is_object) else {
+        return err(
+            ctx,
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized.",
+        );
+    };
+    let props = prop(&body, "properties").cloned().unwrap_or(Value::Null);
+    let (Some(role_id), Some(principal_id)) = (
+        prop_str(&props, "roleDefinitionId"),
+        prop_str(&props, "principalId"),
+    ) else {
+        let missing = if prop_str(&props, "roleDefinitionId").is_none() {
+            "roleDefinitionId"
+        } else {
+            "principalId"
+        };
+        return err(
+            ctx,
+            400,
+            "InvalidRequestContent",
+            &format!(
+                "The request content was invalid and could not be deserialized: 'Required property '{missing}' not found in JSON. Path 'properties'.'."
+            ),
+        );
+    };
+    let requested_type = prop_str(&props, "principalType");
+    if let Some(t) = requested_type
+        && !PRINCIPAL_TYPES.contains(&t)
+    {
+        return err(
+            ctx,
+            400,
+            "InvalidRequestContent",
+            &format!(
+                "The request content was invalid and could not be deserialized: 'Error converting value \"{t}\" to type 'PrincipalType'.'."
+            ),
+        );
+    }
+    let action = "Microsoft.Authorization/roleAssignments/write";
+    if !w.allowed(&c.tenant, c.principal.object_id(), scope, action) {
+        return authorization_failed(w, ctx, c, action, scope);
+    }
+    let guid = role_guid(role_id).to_string();
+    if !w
+        .role_definitions
+        .iter()
+        .any(|r| r.guid.eq_ignore_ascii_case(&guid) && applies_at(r, &c.tenant, scope))
+    {
+        return err(
+            ctx,
+            400,
+            "RoleDefinitionDoesNotExist",
+            &format!("The specified role definition with ID '{guid}' does not exist."),
+        );
+    }
+    if fault == Some(Fault::PrincipalNotFound) {
+        return principal_not_found(ctx, principal_id, &c.tenant);
+    }
+    // What the directory knows about the principal, as ARM sees it (after replication).
+    let user = w
+        .users
+        .iter()
+        .find(|u| u.id.eq_ignore_ascii_case(principal_id) && u.tenants.contains(&c.tenant));
+    let sp = w
+        .service_principals
+        .iter()
+        .find(|s| s.id.eq_ignore_ascii_case(principal_id) && s.tenant_id == c.tenant);
+    let (actual_type, replicated) = match (user, sp) {
+        (Some(_), _) => ("User", true),
+        (None, Some(s)) => ("ServicePrincipal", sim.settled(s.born)),
+        (None, None) => return principal_not_found(ctx, principal_id, &c.tenant),
+    };
+    let principal_type = match requested_type {
+        None if !replicated => return principal_not_found(ctx, principal_id, &c.tenant),
+        None => actual_type,
+        Some(t) if replicated && t != actual_type => {
+            return err(
+                ctx,
+                400,
+                "UnmatchedPrincipalType",
+                &format!(
+                    "The PrincipalType in the request '{t}' does not match the principal type '{actual_type}' of the principal ID '{principal_id}'."
+                ),
+            );
+        }
+        Some(t) => t,
+    };
+    let same = |a: &RoleAssignment| {
+        a.tenant_id == c.tenant
+            && a.scope.eq_ignore_ascii_case(scope)
+            && a.principal_id.eq_ignore_ascii_case(principal_id)
+            && role_guid(&a.role_definition_id).eq_ignore_ascii_case(&guid)
+    };
+    if let Some(existing) = w
+        .role_assignments
+        .iter()
+        .find(|a| a.tenant_id == c.tenant && a.name.eq_ignore_ascii_case(name))
+    {
+        return if same(existing) {
+            err(
+                ctx,
+                409,
+                "RoleAssignmentExists",
+                "The role assignment already exists.",
+            )
+        } else {
+            err(
+                ctx,
+                400,
+                "RoleAssignmentUpdateNotPermitted",
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+            )
+        };
+    }
+    if let Some(existing) = w.role_assignments.iter().find(|a| same(a)) {
+        return err(
+            ctx,
+            409,
+            "RoleAssignmentExists",
+            &format!(
+                "The role assignment already exists. The ID of the existing role assignment is {}.",
+                existing.name.replace('-', "")
+            ),
+        );
+    }
+    let a = RoleAssignment {
+        name: name.to_ascii_lowercase(),
+        tenant_id: c.tenant.clone(),
+        scope: scope.to_string(),
+        role_definition_id: format!(
+            "{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
+        ),
+        principal_id: principal_id.to_ascii_lowercase(),
+        principal_type: principal_type.to_string(),
+        created_on: OffsetDateTime::now_utc(),
+        created_by: Some(c.principal.object_id().to_string()),
+        born: Instant::now(),
+    };
+    let v = a.to_json();
+    w.role_assignments.push(a);
+    Resp::json(201, v)
+}

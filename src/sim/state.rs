@@ -1,0 +1,801 @@
+//! Everything the simulated clouds hold, behind one lock, plus the `/inspect/state` view of it.
+
+use super::seed::*;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+}
+
+pub struct Subscription {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub state: &'static str,
+}
+
+pub struct User {
+    pub id: String,
+    pub upn: String,
+    pub name: String,
+    pub home_tenant: String,
+    pub tenants: Vec<String>,
+}
+
+pub struct PasswordCredential {
+    pub key_id: String,
+    pub display_name: Option<String>,
+    pub hint: String,
+    pub secret_text: String,
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
+}
+
+pub struct Application {
+    pub id: String,
+    pub app_id: String,
+    pub tenant_id: String,
+    pub display_name: String,
+    pub sign_in_audience: String,
+    pub redirect_uris: Vec<String>,
+    pub notes: Option<String>,
+    pub tags: Vec<String>,
+    pub password_credentials: Vec<PasswordCredential>,
+    pub created: OffsetDateTime,
+    pub born: Instant,
+    /// May create applications in Graph (the seeded CI operator).
+    pub may_register_apps: bool,
+}
+
+pub struct ServicePrincipal {
+    pub id: String,
+    pub app_id: String,
+    pub tenant_id: String,
+    pub display_name: String,
+    pub account_enabled: bool,
+    pub born: Instant,
+}
+
+#[derive(Clone)]
+pub struct Permission {
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub data_actions: Vec<String>,
+    pub not_data_actions: Vec<String>,
+}
+
+pub struct RoleDefinition {
+    pub guid: String,
+    /// None: built-in (every tenant).
+    pub tenant_id: Option<String>,
+    pub role_name: String,
+    pub description: String,
+    pub permissions: Vec<Permission>,
+    pub assignable_scopes: Vec<String>,
+    pub created_on: OffsetDateTime,
+    pub updated_on: OffsetDateTime,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+pub struct RoleAssignment {
+    pub name: String,
+    pub tenant_id: String,
+    pub scope: String,
+    pub role_definition_id: String,
+    pub principal_id: String,
+    pub principal_type: String,
+    pub created_on: OffsetDateTime,
+    pub created_by: Option<String>,
+    pub born: Instant,
+}
+
+pub struct SpotCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub expiration_date: String,
+}
+
+pub struct SpotAccount {
+    pub id: String,
+    pub name: String,
+    pub provider_external_id: Option<String>,
+    pub cloud_provider: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub credentials: Option<SpotCredentials>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    User { id: String },
+    ServicePrincipal { id: String, app_id: String },
+}
+
+impl Principal {
+    pub fn object_id(&self) -> &str {
+        match self {
+            Principal::User { id } | Principal::ServicePrincipal { id, .. } => id,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    Graph,
+    Arm,
+}
+
+pub struct AccessToken {
+    pub tenant_id: String,
+    pub audience: Audience,
+    pub principal: Principal,
+    pub expires: Instant,
+}
+
+pub struct DeviceCode {
+    pub user_code: String,
+    pub tenant_id: String,
+    pub audience: Audience,
+    pub scope: String,
+    pub created: Instant,
+    pub expires: Instant,
+    pub interval: Duration,
+    pub last_poll: Option<Instant>,
+    pub declined: bool,
+    pub redeemed: bool,
+}
+
+pub struct LogEntry {
+    pub seq: u64,
+    pub time: OffsetDateTime,
+    pub service: &'static str,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub fault: Option<&'static str>,
+}
+
+pub struct World {
+    pub tenants: Vec<Tenant>,
+    pub subscriptions: Vec<Subscription>,
+    pub users: Vec<User>,
+    pub applications: Vec<Application>,
+    pub service_principals: Vec<ServicePrincipal>,
+    pub role_definitions: Vec<RoleDefinition>,
+    pub role_assignments: Vec<RoleAssignment>,
+    pub spot_accounts: Vec<SpotAccount>,
+    pub tokens: HashMap<String, AccessToken>,
+    /// refresh token → user id
+    pub refresh_tokens: HashMap<String, String>,
+    pub device_codes: HashMap<String, DeviceCode>,
+    pub log: Vec<LogEntry>,
+    /// ARM write times per tenant, for `--rate-limit`.
+    pub arm_writes: HashMap<String, VecDeque<Instant>>,
+    /// Counter behind generated ids (deterministic for a seed).
+    pub id_counter: u64,
+    pub seed: u64,
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// splitmix64: the simulator's deterministic mixing function (ids, faults).
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A random string from the OS generator (tokens, secrets): never derived from the seed.
+pub fn random_token(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Case-insensitive glob with `*` (Azure action wildcards).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Is `scope` equal to or below `parent`?
+pub fn scope_within(scope: &str, parent: &str) -> bool {
+    let s = scope.trim_end_matches('/').to_ascii_lowercase();
+    let p = parent.trim_end_matches('/').to_ascii_lowercase();
+    p.is_empty() || s == p || s.starts_with(&format!("{p}/"))
+}
+
+pub fn sub_scope(sub: &str) -> String {
+    format!("/subscriptions/{sub}")
+}
+
+fn perm(actions: &[&str], not_actions: &[&str]) -> Permission {
+    Permission {
+        actions: actions.iter().map(|s| s.to_string()).collect(),
+        not_actions: not_actions.iter().map(|s| s.to_string()).collect(),
+        data_actions: vec![],
+        not_data_actions: vec![],
+    }
+}
+
+impl Permission {
+    pub fn allows(&self, action: &str) -> bool {
+        self.actions.iter().any(|a| glob(a, action))
+            && !self.not_actions.iter().any(|a| glob(a, action))
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "actions": self.actions,
+            "notActions": self.not_actions,
+            "dataActions": self.data_actions,
+            "notDataActions": self.not_data_actions,
+        })
+    }
+
+    pub fn from_json(v: &Value) -> Permission {
+        let list = |k: &str| -> Vec<String> {
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Permission {
+            actions: list("actions"),
+            not_actions: list("notActions"),
+            data_actions: list("dataActions"),
+            not_data_actions: list("notDataActions"),
+        }
+    }
+}
+
+impl RoleDefinition {
+    pub fn role_type(&self) -> &'static str {
+        if self.tenant_id.is_none() {
+            "BuiltInRole"
+        } else {
+            "CustomRole"
+        }
+    }
+
+    /// ARM shape, with the id under `scope` (the scope the caller asked at).
+    pub fn to_json(&self, scope: &str) -> Value {
+        json!({
+            "id": format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{}", self.guid),
+            "type": "Microsoft.Authorization/roleDefinitions",
+            "name": self.guid,
+            "properties": {
+                "roleName": self.role_name,
+                "type": self.role_type(),
+                "description": self.description,
+                "assignableScopes": self.assignable_scopes,
+                "permissions": self.permissions.iter().map(Permission::to_json).collect::<Vec<_>>(),
+                "createdOn": rfc3339(self.created_on),
+                "updatedOn": rfc3339(self.updated_on),
+                "createdBy": self.created_by,
+                "updatedBy": self.updated_by,
+            }
+        })
+    }
+}
+
+impl RoleAssignment {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": format!("{}/providers/Microsoft.Authorization/roleAssignments/{}", self.scope, self.name),
+            "type": "Microsoft.Authorization/roleAssignments",
+            "name": self.name,
+            "properties": {
+                "roleDefinitionId": self.role_definition_id,
+                "principalId": self.principal_id,
+                "principalType": self.principal_type,
+                "scope": self.scope,
+                "condition": null,
+                "conditionVersion": null,
+                "createdOn": rfc3339(self.created_on),
+                "updatedOn": rfc3339(self.created_on),
+                "createdBy": self.created_by,
+                "updatedBy": self.created_by,
+                "delegatedManagedIdentityResourceId": null,
+                "description": null,
+            }
+        })
+    }
+}
+
+/// The last path segment of a role definition id (its GUID).
+pub fn role_guid(role_definition_id: &str) -> &str {
+    role_definition_id
+        .rsplit('/')
+        .next()
+        .unwrap_or(role_definition_id)
+}
+
+impl World {
+    pub fn seeded(seed: u64, extra_subscriptions: u32) -> World {
+        let now = OffsetDateTime::now_utc();
+        let born = Instant::now();
+        // Seeded objects are "old": replication delay never applies to them.
+        let old = born
+            .checked_sub(Duration::from_secs(86_400))
+            .unwrap_or(born);
+        let tenant = |id: &str, name: &str, domain: &str| Tenant {
+            id: id.into(),
+            name: name.into(),
+            domain: domain.into(),
+        };
+        let sub = |id: &str, t: &str, name: &str, state: &'static str| Subscription {
+            id: id.into(),
+            tenant_id: t.into(),
+            name: name.into(),
+            state,
+        };
+        let mut subscriptions = vec![
+            sub(
+                SUB_CONTOSO_PROD,
+                CONTOSO_TENANT_ID,
+                "Contoso Production",
+                "Enabled",
+            ),
+            sub(SUB_CONTOSO_DEV, CONTOSO_TENANT_ID, "Contoso Dev", "Enabled"),
+            sub(
+                SUB_CONTOSO_LEGACY,
+                CONTOSO_TENANT_ID,
+                "Contoso Legacy",
+                "Disabled",
+            ),
+            sub(
+                SUB_FABRIKAM_PROD,
+                FABRIKAM_TENANT_ID,
+                "Fabrikam Production",
+                "Enabled",
+            ),
+            sub(
+                SUB_FABRIKAM_STAGING,
+                FABRIKAM_TENANT_ID,
+                "Fabrikam Staging",
+                "Enabled",
+            ),
+        ];
+        for n in 1..=extra_subscriptions {
+            subscriptions.push(Subscription {
+                id: extra_subscription_id(n),
+                tenant_id: CONTOSO_TENANT_ID.into(),
+                name: format!("Contoso Bulk {n:03}"),
+                state: "Enabled",
+            });
+        }
+        let two_years = time::Duration::days(730);
+        let app =
+            |id: &str, app_id: &str, t: &str, name: &str, secret: &str, may: bool| Application {
+                id: id.into(),
+                app_id: app_id.into(),
+                tenant_id: t.into(),
+                display_name: name.into(),
+                sign_in_audience: "AzureADMyOrg".into(),
+                redirect_uris: vec![],
+                notes: None,
+                tags: vec![],
+                password_credentials: vec![PasswordCredential {
+                    key_id: format!("d{}", &id[1..]),
+                    display_name: Some("seed".into()),
+                    hint: secret.chars().take(3).collect(),
+                    secret_text: secret.into(),
+                    start: now - time::Duration::days(1),
+                    end: now + two_years,
+                }],
+                created: now - time::Duration::days(30),
+                born: old,
+                may_register_apps: may,
+            };
+        let applications = vec![
+            app(
+                CI_OPERATOR_APP_OBJECT_ID,
+                CI_OPERATOR_CLIENT_ID,
+                CONTOSO_TENANT_ID,
+                "ci-operator",
+                CI_OPERATOR_SECRET,
+                true,
+            ),
+            app(
+                CI_LIMITED_APP_OBJECT_ID,
+                CI_LIMITED_CLIENT_ID,
+                CONTOSO_TENANT_ID,
+                "ci-limited",
+                CI_LIMITED_SECRET,
+                false,
+            ),
+            app(
+                FABRIKAM_SPOT_APP_OBJECT_ID,
+                FABRIKAM_SPOT_APP_CLIENT_ID,
+                FABRIKAM_TENANT_ID,
+                FABRIKAM_SPOT_APP_NAME,
+                FABRIKAM_SPOT_SECRET,
+                false,
+            ),
+        ];
+        let service_principals = applications
+            .iter()
+            .zip([CI_OPERATOR_SP_ID, CI_LIMITED_SP_ID, FABRIKAM_SPOT_SP_ID])
+            .map(|(a, sp)| ServicePrincipal {
+                id: sp.into(),
+                app_id: a.app_id.clone(),
+                tenant_id: a.tenant_id.clone(),
+                display_name: a.display_name.clone(),
+                account_enabled: true,
+                born: old,
+            })
+            .collect();
+        let builtin = |guid: &str, name: &str, desc: &str, p: Permission| RoleDefinition {
+            guid: guid.into(),
+            tenant_id: None,
+            role_name: name.into(),
+            description: desc.into(),
+            permissions: vec![p],
+            assignable_scopes: vec!["/".into()],
+            created_on: now - time::Duration::days(3000),
+            updated_on: now - time::Duration::days(300),
+            created_by: None,
+            updated_by: None,
+        };
+        let role_definitions = vec![
+            builtin(
+                ROLE_OWNER,
+                "Owner",
+                "Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
+                perm(&["*"], &[]),
+            ),
+            builtin(
+                ROLE_CONTRIBUTOR,
+                "Contributor",
+                "Grants full access to manage all resources, but does not allow you to assign roles in Azure RBAC, manage assignments in Azure Blueprints, or share image galleries.",
+                perm(
+                    &["*"],
+                    &[
+                        "Microsoft.Authorization/*/Delete",
+                        "Microsoft.Authorization/*/Write",
+                        "Microsoft.Authorization/elevateAccess/Action",
+                        "Microsoft.Blueprint/blueprintAssignments/write",
+                        "Microsoft.Blueprint/blueprintAssignments/delete",
+                        "Microsoft.Compute/galleries/share/action",
+                    ],
+                ),
+            ),
+            builtin(
+                ROLE_READER,
+                "Reader",
+                "View all resources, but does not allow you to make any changes.",
+                perm(&["*/read"], &[]),
+            ),
+            builtin(
+                ROLE_USER_ACCESS_ADMIN,
+                "User Access Administrator",
+                "Lets you manage user access to Azure resources.",
+                perm(
+                    &["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+                    &[],
+                ),
+            ),
+        ];
+        let mut w = World {
+            tenants: vec![
+                tenant(CONTOSO_TENANT_ID, CONTOSO_NAME, CONTOSO_DOMAIN),
+                tenant(FABRIKAM_TENANT_ID, FABRIKAM_NAME, FABRIKAM_DOMAIN),
+            ],
+            subscriptions,
+            users: vec![User {
+                id: OPERATOR_USER_ID.into(),
+                upn: OPERATOR_UPN.into(),
+                name: OPERATOR_NAME.into(),
+                home_tenant: CONTOSO_TENANT_ID.into(),
+                tenants: vec![CONTOSO_TENANT_ID.into(), FABRIKAM_TENANT_ID.into()],
+            }],
+            applications,
+            service_principals,
+            role_definitions,
+            role_assignments: vec![],
+            spot_accounts: vec![],
+            tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            device_codes: HashMap::new(),
+            log: vec![],
+            arm_writes: HashMap::new(),
+            id_counter: 0,
+            seed,
+        };
+        // Assignments: operator Owner everywhere; ci-operator Owner on Contoso's; ci-limited Reader
+        // on Contoso Production; the Fabrikam Spot app Contributor on Fabrikam Production.
+        let mut grants: Vec<(String, String, &str, &str, &str)> = vec![];
+        for s in &w.subscriptions {
+            grants.push((
+                s.id.clone(),
+                s.tenant_id.clone(),
+                ROLE_OWNER,
+                OPERATOR_USER_ID,
+                "User",
+            ));
+            if s.tenant_id == CONTOSO_TENANT_ID {
+                grants.push((
+                    s.id.clone(),
+                    s.tenant_id.clone(),
+                    ROLE_OWNER,
+                    CI_OPERATOR_SP_ID,
+                    "ServicePrincipal",
+                ));
+            }
+        }
+        grants.push((
+            SUB_CONTOSO_PROD.into(),
+            CONTOSO_TENANT_ID.into(),
+            ROLE_READER,
+            CI_LIMITED_SP_ID,
+            "ServicePrincipal",
+        ));
+        grants.push((
+            SUB_FABRIKAM_PROD.into(),
+            FABRIKAM_TENANT_ID.into(),
+            ROLE_CONTRIBUTOR,
+            FABRIKAM_SPOT_SP_ID,
+            "ServicePrincipal",
+        ));
+        for (sub, tenant, role, principal, ptype) in grants {
+            let name = w.new_guid();
+            w.role_assignments.push(RoleAssignment {
+                name,
+                tenant_id: tenant,
+                scope: sub_scope(&sub),
+                role_definition_id: format!(
+                    "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
+                ),
+                principal_id: principal.into(),
+                principal_type: ptype.into(),
+                created_on: now - time::Duration::days(30),
+                created_by: None,
+                born: old,
+            });
+        }
+        w.spot_accounts = vec![
+            SpotAccount {
+                id: SPOT_ACCOUNT_UNCONNECTED.into(),
+                name: SPOT_ACCOUNT_UNCONNECTED_NAME.into(),
+                provider_external_id: None,
+                cloud_provider: None,
+                created_at: now - time::Duration::days(400),
+                credentials: None,
+            },
+            SpotAccount {
+                id: SPOT_ACCOUNT_CONNECTED.into(),
+                name: SPOT_ACCOUNT_CONNECTED_NAME.into(),
+                provider_external_id: Some(SUB_FABRIKAM_PROD.into()),
+                cloud_provider: Some("AZURE".into()),
+                created_at: now - time::Duration::days(200),
+                credentials: Some(SpotCredentials {
+                    client_id: FABRIKAM_SPOT_APP_CLIENT_ID.into(),
+                    client_secret: FABRIKAM_SPOT_SECRET.into(),
+                    tenant_id: FABRIKAM_TENANT_ID.into(),
+                    subscription_id: SUB_FABRIKAM_PROD.into(),
+                    expiration_date: rfc3339(now + two_years),
+                }),
+            },
+        ];
+        w
+    }
+
+    /// A new GUID, deterministic for the seed and the order of creation.
+    pub fn new_guid(&mut self) -> String {
+        self.id_counter += 1;
+        let a = mix(self.seed ^ mix(self.id_counter));
+        let b = mix(a ^ 0x5151_5151);
+        uuid::Builder::from_random_bytes({
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&a.to_be_bytes());
+            bytes[8..].copy_from_slice(&b.to_be_bytes());
+            bytes
+        })
+        .into_uuid()
+        .to_string()
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn subscription(&self, id: &str) -> Option<&Subscription> {
+        self.subscriptions
+            .iter()
+            .find(|s| s.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn user(&self, id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.id == id)
+    }
+
+    pub fn role_definition(&self, tenant: &str, guid: &str) -> Option<&RoleDefinition> {
+        self.role_definitions.iter().find(|r| {
+            r.guid.eq_ignore_ascii_case(guid) && r.tenant_id.as_deref().is_none_or(|t| t == tenant)
+        })
+    }
+
+    /// Display name of a principal for ARM messages (UPN for users, appId for service principals).
+    pub fn principal_label(&self, p: &Principal) -> String {
+        match p {
+            Principal::User { id } => self
+                .user(id)
+                .map(|u| u.upn.clone())
+                .unwrap_or_else(|| id.clone()),
+            Principal::ServicePrincipal { app_id, .. } => app_id.clone(),
+        }
+    }
+
+    /// Assignments of `principal_id` that apply at `scope` and that have taken effect.
+    pub fn effective_permissions(
+        &self,
+        tenant: &str,
+        principal_id: &str,
+        scope: &str,
+        settled: impl Fn(Instant) -> bool,
+    ) -> Vec<Permission> {
+        self.role_assignments
+            .iter()
+            .filter(|a| {
+                a.tenant_id == tenant
+                    && a.principal_id == principal_id
+                    && scope_within(scope, &a.scope)
+                    && settled(a.born)
+            })
+            .filter_map(|a| self.role_definition(tenant, role_guid(&a.role_definition_id)))
+            .flat_map(|r| r.permissions.iter().cloned())
+            .collect()
+    }
+
+    pub fn allowed(&self, tenant: &str, principal_id: &str, scope: &str, action: &str) -> bool {
+        self.effective_permissions(tenant, principal_id, scope, |_| true)
+            .iter()
+            .any(|p| p.allows(action))
+    }
+
+    /// `GET {inspect}/state`: every object, secrets included (test oracle only).
+    pub fn inspect(&self) -> Value {
+        let pc = |c: &PasswordCredential| {
+            json!({
+                "keyId": c.key_id, "displayName": c.display_name, "hint": c.hint,
+                "secretText": c.secret_text, "startDateTime": rfc3339(c.start), "endDateTime": rfc3339(c.end),
+            })
+        };
+        json!({
+            "tenants": self.tenants.iter().map(|t| json!({"tenantId": t.id, "displayName": t.name, "defaultDomain": t.domain})).collect::<Vec<_>>(),
+            "subscriptions": self.subscriptions.iter().map(|s| json!({"subscriptionId": s.id, "tenantId": s.tenant_id, "displayName": s.name, "state": s.state})).collect::<Vec<_>>(),
+            "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants})).collect::<Vec<_>>(),
+            "applications": self.applications.iter().map(|a| json!({
+                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "displayName": a.display_name,
+                "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
+                "createdDateTime": rfc3339(a.created),
+                "passwordCredentials": a.password_credentials.iter().map(pc).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "servicePrincipals": self.service_principals.iter().map(|s| json!({
+                "id": s.id, "appId": s.app_id, "tenantId": s.tenant_id, "displayName": s.display_name, "accountEnabled": s.account_enabled,
+            })).collect::<Vec<_>>(),
+            "roleDefinitions": self.role_definitions.iter().map(|r| json!({
+                "name": r.guid, "tenantId": r.tenant_id, "roleName": r.role_name, "type": r.role_type(),
+                "assignableScopes": r.assignable_scopes,
+                "permissions": r.permissions.iter().map(Permission::to_json).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "roleAssignments": self.role_assignments.iter().map(|a| json!({
+                "name": a.name, "tenantId": a.tenant_id, "scope": a.scope, "roleDefinitionId": a.role_definition_id,
+                "principalId": a.principal_id, "principalType": a.principal_type,
+            })).collect::<Vec<_>>(),
+            "spot": {
+                "organizationId": SPOT_ORG_ID,
+                "accounts": self.spot_accounts.iter().map(|a| json!({
+                    "accountId": a.id, "name": a.name, "providerExternalId": a.provider_external_id,
+                    "cloudProvider": a.cloud_provider, "createdAt": rfc3339(a.created_at),
+                    "credentials": a.credentials.as_ref().map(|c| json!({
+                        "clientId": c.client_id, "clientSecret": c.client_secret, "tenantId": c.tenant_id,
+                        "subscriptionId": c.subscription_id, "expirationDate": c.expiration_date,
+                    })),
+                })).collect::<Vec<_>>(),
+            },
+        })
+    }
+
+    pub fn requests_json(&self) -> Value {
+        Value::Array(
+            self.log
+                .iter()
+                .map(|e| {
+                    json!({
+                        "seq": e.seq, "time": rfc3339(e.time), "service": e.service, "method": e.method,
+                        "path": e.path, "status": e.status, "fault": e.fault,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_azure_wildcards() {
+        assert!(glob("*", "Microsoft.Compute/disks/read"));
+        assert!(glob("*/read", "Microsoft.Compute/disks/read"));
+        assert!(!glob("*/read", "Microsoft.Compute/disks/write"));
+        assert!(glob(
+            "Microsoft.Authorization/*/Write",
+            "microsoft.authorization/roleAssignments/write"
+        ));
+        assert!(!glob(
+            "Microsoft.Compute/disks/read",
+            "Microsoft.Compute/disks/readx"
+        ));
+    }
+
+    #[test]
+    fn contributor_cannot_write_role_assignments_but_owner_can() {
+        let w = World::seeded(1, 0);
+        let scope = sub_scope(SUB_FABRIKAM_PROD);
+        assert!(!w.allowed(
+            FABRIKAM_TENANT_ID,
+            FABRIKAM_SPOT_SP_ID,
+            &scope,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        assert!(w.allowed(
+            FABRIKAM_TENANT_ID,
+            FABRIKAM_SPOT_SP_ID,
+            &scope,
+            "Microsoft.Compute/virtualMachines/write"
+        ));
+        assert!(w.allowed(
+            FABRIKAM_TENANT_ID,
+            OPERATOR_USER_ID,
+            &scope,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+    }
+}
