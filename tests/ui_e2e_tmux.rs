@@ -216,18 +216,14 @@ fn inspect_state(state_dir: &Path) -> serde_json::Value {
     })
 }
 
-/// The subscription id on the Done pane.
+/// The subscription id on the Done pane ("│   subscription <id>").
 fn done_subscription(screen: &str) -> String {
     screen
         .lines()
-        .find_map(|l| {
-            l.split("subscription ")
-                .nth(1)
-                .filter(|_| l.contains("│  subscription"))
-        })
+        .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+        .find_map(|l| l.strip_prefix("subscription "))
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the Done pane names the subscription")
-        .trim_end_matches('│')
         .to_string()
 }
 

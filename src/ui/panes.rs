@@ -709,6 +709,19 @@ fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     para(frame, lines, area);
 }
 
+/// An id that fits: ARM ids (`/subscriptions/…/roleAssignments/<guid>`) shorten to `…/<type>/<guid>`.
+fn display_id(id: &str, room: usize) -> String {
+    if id.chars().count() <= room {
+        return id.to_string();
+    }
+    let parts: Vec<&str> = id.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [name, kind, _] if kind.len() + name.len() + 3 <= room => format!("…/{kind}/{name}"),
+        [name, _, _] => format!("…/{name}"),
+        _ => id.to_string(),
+    }
+}
+
 fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
     let Run::Finished(r) = &s.run else {
@@ -744,7 +757,10 @@ fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         lines.push(Line::from(vec![
             Span::styled(format!("{word:<8}"), t.ok()),
             Span::raw(format!("{:<obj_w$}", o.object)),
-            Span::styled(o.id.clone(), t.accent()),
+            Span::styled(
+                display_id(&o.id, area.width as usize - 8 - obj_w),
+                t.accent(),
+            ),
         ]));
         if wide {
             lines.push(Line::from(Span::styled(

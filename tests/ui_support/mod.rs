@@ -303,14 +303,14 @@ pub fn report() -> Report {
                 Step::CustomRole,
                 "custom role",
                 "Spot.io Custom Role",
-                "4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+                "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleDefinitions/4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
                 Outcome::Updated,
             ),
             obj(
                 Step::RoleAssignment,
                 "role assignment",
                 "Spot.io Custom Role",
-                "7a8b9c0d-1111-4222-8333-000000000013",
+                "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleAssignments/7a8b9c0d-1111-4222-8333-000000000013",
                 Outcome::Created,
             ),
             obj(
