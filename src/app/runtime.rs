@@ -325,12 +325,32 @@ impl Runner {
                         let r = onboard::apply(&s, &target, &settings, ptx).await;
                         // Every progress event before the result.
                         let _ = fwd.await;
+                        let r = r.map(|mut report| {
+                            save_report(&s.state_dir, &mut report);
+                            report
+                        });
                         let _ = tx.send(Action::Applied(r.map_err(|e| info(&e))));
                     }));
                 }
             }
         }
         None
+    }
+}
+
+/// Saves the report under `<state-dir>/reports/` (0600), with its own path in it.
+fn save_report(state_dir: &std::path::Path, report: &mut crate::onboard::model::Report) {
+    match crate::commands::save_report(state_dir, report) {
+        Ok(p) => {
+            report.report_path = Some(p.clone());
+            let saved = serde_json::to_vec_pretty(&*report)
+                .map_err(std::io::Error::other)
+                .and_then(|b| crate::logging::write_private(&p, &b));
+            if let Err(e) = saved {
+                tracing::warn!("could not rewrite the report {}: {e}", p.display());
+            }
+        }
+        Err(e) => tracing::warn!("could not save the report: {e}"),
     }
 }
 
@@ -404,21 +424,58 @@ fn install_panic_hook() {
     }));
 }
 
-/// The calls into the engine that are not on this branch yet.
+/// Building the session from the engine's pieces.
 mod compat {
     use super::*;
-    use crate::azure::auth::PromptFn;
+    use crate::azure::auth::{Auth, PromptFn};
     use crate::cli::CommonOpts;
+    use crate::http::Http;
 
+    /// `Session::build`, except that a missing Spot token is not an error here: the wizard asks
+    /// for it on its first pane. A token given explicitly (the simulator's) wins over the
+    /// environment.
     pub fn build_session(
-        _opts: &CommonOpts,
-        _endpoints: Option<(Endpoints, Secret)>,
-        _prompt: PromptFn,
+        opts: &CommonOpts,
+        endpoints: Option<(Endpoints, Secret)>,
+        prompt: PromptFn,
     ) -> Result<Session, Error> {
-        Err(Error::Other("the engine is not merged yet".into()))
+        let explicit = endpoints.as_ref().map(|(_, t)| t.clone());
+        match Session::build(opts, endpoints.clone(), prompt.clone()) {
+            Ok(mut s) => {
+                if let Some(t) = explicit {
+                    s.spot = SpotClient::new(&s.endpoints.spot, s.http.clone(), t);
+                }
+                Ok(s)
+            }
+            Err(e)
+                if explicit.is_none()
+                    && opts.endpoints.is_none()
+                    && opts.spot_token_file.is_none() =>
+            {
+                tracing::info!("no Spot token yet ({e}): the wizard asks for it");
+                let endpoints = Endpoints::for_cloud(opts.cloud);
+                let http = Http::new(endpoints.ca_pem()?.as_deref())?;
+                let auth = Auth::new(
+                    opts.auth.unwrap_or_default(),
+                    &endpoints,
+                    &http,
+                    opts.tenant.clone(),
+                    prompt,
+                )?;
+                let spot = SpotClient::new(&endpoints.spot, http.clone(), Secret::new(""));
+                Ok(Session {
+                    endpoints,
+                    http,
+                    auth,
+                    spot,
+                    state_dir: opts.state_dir(),
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    pub fn spot_client(s: &Session, _token: Secret) -> SpotClient {
-        s.spot.clone()
+    pub fn spot_client(s: &Session, token: Secret) -> SpotClient {
+        SpotClient::new(&s.endpoints.spot, s.http.clone(), token)
     }
 }
