@@ -46,6 +46,8 @@ pub enum Ctx {
     Help,
     /// The Done pane: Enter leaves.
     Finished,
+    /// Enter moves on (not while the onboarding runs).
+    CanContinue,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -126,7 +128,7 @@ pub const KEYMAP: &[Binding] = &[
         key_label: "Enter",
         cmd: Cmd::Continue,
         label: "continue",
-        contexts: &[Ctx::Nav, Ctx::Text],
+        contexts: &[Ctx::CanContinue, Ctx::Text],
         footer: true,
     },
     Binding {

@@ -402,6 +402,9 @@ impl State {
             v.push(Ctx::Text);
         } else {
             v.push(Ctx::Nav);
+            if self.pane != Pane::Apply {
+                v.push(Ctx::CanContinue);
+            }
             if self.pane.prev().is_some() {
                 v.push(Ctx::CanGoBack);
             }

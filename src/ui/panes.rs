@@ -150,7 +150,7 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         f,
     );
     let src_text = match &s.token_source {
-        Some(src) => format!("from {src} · never shown or stored"),
+        Some(src) => format!("from {src} (never shown)"),
         None => "not set: type or paste it (SPOTINST_TOKEN also works)".into(),
     };
     para(
@@ -164,7 +164,7 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     ))];
     let mut rows: Vec<(String, String)> = vec![(
         "Automatic".into(),
-        "its connected account, else a new one".into(),
+        "its own account, else a new one".into(),
     )];
     for a in s.accounts_list() {
         rows.push((a.account_id.clone(), a.name.clone()));
@@ -182,6 +182,13 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(format!("{a:<14}"), style.add_modifier(Modifier::BOLD)),
             Span::styled(format!(" {b}"), style),
         ]));
+    }
+    if s.device_code.is_some() && s.sign_in.is_loading() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "Azure sign-in is waiting for you: the code is on the next pane.",
+            t.warn(),
+        )));
     }
     match &s.accounts {
         Load::Loading { .. } => lines.push(loading("listing the organization's accounts…", t, now)),
