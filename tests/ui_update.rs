@@ -336,3 +336,40 @@ fn esc_goes_back_and_help_opens_and_closes() {
     feed(&mut s, 4.0, vec![ch('l')]);
     assert!(s.show_log);
 }
+
+#[test]
+fn without_a_token_enter_asks_for_it() {
+    let mut i = init();
+    i.token_prefill = None;
+    let mut s = State::new(i);
+    let fx = start(&mut s, at(0.0));
+    assert!(
+        matches!(&fx[..], [Effect::SignIn]),
+        "no listing without a token: {fx:?}"
+    );
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert_eq!(s.field, Some(spot_connect::app::state::Field::Token));
+    let mut typed: Vec<Action> = "tok-1".chars().map(ch).collect();
+    typed.push(enter());
+    let fx = feed(&mut s, 2.0, typed);
+    assert!(matches!(&fx[..], [Effect::LoadSpotAccounts { .. }]));
+    feed(&mut s, 3.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+}
+
+#[test]
+fn r_is_offered_only_where_the_error_shows() {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![Action::SignedIn(Err(connect_error()))]);
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert!(
+        feed(&mut s, 1.0, vec![ch('r')]).is_empty(),
+        "the sign-in error is not on this pane"
+    );
+    feed(&mut s, 1.0, vec![enter()]);
+    assert!(matches!(
+        &feed(&mut s, 2.0, vec![ch('r')])[..],
+        [Effect::SignIn]
+    ));
+}

@@ -384,7 +384,20 @@ impl State {
         if self.run_active() {
             return None;
         }
-        self.last_error.as_ref().map(|(o, _)| *o)
+        // Only where the error is on screen.
+        let (origin, _) = self.last_error.as_ref()?;
+        let here = match origin {
+            Origin::SpotAccounts => self.pane == Pane::SpotAccount,
+            Origin::SignIn | Origin::Discovery => {
+                matches!(self.pane, Pane::AzureLogin | Pane::Subscription)
+            }
+            Origin::Plan => matches!(
+                self.pane,
+                Pane::AppRegistration | Pane::ClientSecret | Pane::CustomRole | Pane::Confirm
+            ),
+            Origin::Apply => self.pane == Pane::Apply,
+        };
+        here.then_some(*origin)
     }
 
     /// The keymap contexts active now.

@@ -789,6 +789,11 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
     let mut fx = vec![];
     match s.pane {
         Pane::SpotAccount => {
+            if s.token_text().trim().is_empty() {
+                // Nothing can be done in Spot without a token: ask for it.
+                s.field = Some(Field::Token);
+                return vec![];
+            }
             if let SpotAccountChoice::Existing(id) = account_choice(s) {
                 s.spot_account_id = Some(id);
             } else {
