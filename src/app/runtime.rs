@@ -94,6 +94,7 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
 
 /// Runs the wizard to its end. Returns the exit code.
 pub async fn run(cli: &Cli) -> i32 {
+    let entered = Instant::now();
     let (tx, rx) = unbounded_channel::<Action>();
     let setup = match setup(cli, &tx).await {
         Ok(s) => s,
@@ -127,7 +128,7 @@ pub async fn run(cli: &Cli) -> i32 {
         apply: None,
         tasks: vec![],
     };
-    let (code, state) = event_loop(&mut terminal, setup.init, &mut rt, rx).await;
+    let (code, state) = event_loop(&mut terminal, setup.init, &mut rt, rx, entered).await;
     // Stop cleanly: the engine checkpoints after every write; cancelling it between two awaits
     // loses nothing a next run cannot find again.
     stop.store(true, Ordering::SeqCst);
@@ -176,7 +177,9 @@ async fn event_loop(
     init: Init,
     rt: &mut Runner,
     mut rx: UnboundedReceiver<Action>,
+    entered: Instant,
 ) -> (i32, Option<State>) {
+    let mut frames: u64 = 0;
     let t0 = Instant::now();
     let wall0 = time::OffsetDateTime::now_utc();
     let now = || {
@@ -194,6 +197,13 @@ async fn event_loop(
         if let Err(e) = terminal.draw(|f| crate::ui::draw(f, &state, n)) {
             tracing::error!("drawing failed: {e}");
             return (exit::FAILED, Some(state));
+        }
+        frames += 1;
+        if frames == 1 {
+            tracing::info!(
+                "first frame {} ms after the wizard started",
+                entered.elapsed().as_millis()
+            );
         }
         let first = if state.animating() {
             tokio::select! {
