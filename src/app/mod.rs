@@ -1,9 +1,20 @@
-//! The full-screen wizard: `State`, `Action`, `update`, and the event loop. PLACEHOLDER.
+//! The full-screen wizard: `State`, `Action`, `update`, the keymap, and the event loop.
+//!
+//! Terminal events and background results arrive as `Action`s over one channel;
+//! `update(&mut State, Action, at)` is the only place state changes and returns the `Effect`s
+//! (sign-in, lookups, plan, apply) the loop starts; `ui::draw` is a pure function of the state.
 
-use crate::cli::{Cli, exit};
+pub mod keymap;
+mod runtime;
+pub mod state;
+pub mod update;
+
+pub use state::{Init, Now, Pane, State};
+pub use update::{Action, Effect, SignalKind, update};
+
+use crate::cli::Cli;
 
 /// Runs the wizard (against the simulator when `cli.demo`). Returns the exit code.
-pub async fn run(_cli: &Cli) -> i32 {
-    eprintln!("spot-connect: the full-screen wizard is not built yet");
-    exit::FAILED
+pub async fn run(cli: &Cli) -> i32 {
+    runtime::run(cli).await
 }

@@ -1,1 +1,372 @@
-//! Drawing: a pure function of `app::State` (no I/O, no clock reads). PLACEHOLDER.
+//! Drawing: a pure function of `app::State` and the time passed in (no I/O, no clock reads).
+//! 16 ANSI colours only; none at all when `NO_COLOR` is set (`State::color`).
+
+mod panes;
+
+use crate::app::keymap;
+use crate::app::state::{Now, Pane, State, Status};
+use crate::onboard::model::{Outcome, Step};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use std::time::Duration;
+
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+const SIDEBAR_WIDTH: u16 = 28;
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/// The colours in use: the 16 ANSI ones, or none.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    pub(crate) fn ok(&self) -> Style {
+        self.fg(Color::Green)
+    }
+    pub(crate) fn bad(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+    pub(crate) fn warn(&self) -> Style {
+        self.fg(Color::Yellow)
+    }
+    pub(crate) fn accent(&self) -> Style {
+        self.fg(Color::Cyan)
+    }
+    pub(crate) fn dim(&self) -> Style {
+        if self.color {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default().add_modifier(Modifier::DIM)
+        }
+    }
+    pub(crate) fn bold(&self) -> Style {
+        Style::default().add_modifier(Modifier::BOLD)
+    }
+    pub(crate) fn key(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+    pub(crate) fn selected(&self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+}
+
+pub(crate) fn spinner(now: Now) -> &'static str {
+    SPINNER[(now.mono.as_millis() / 100) as usize % SPINNER.len()]
+}
+
+/// "0.4s", "12s", "3m05s".
+pub(crate) fn fmt_elapsed(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 60_000 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame, state: &State, now: Now) {
+    let area = frame.area();
+    let theme = Theme { color: state.color };
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = vec![
+            Line::from(Span::styled("terminal too small (need 80x24)", theme.bad())),
+            Line::from(format!(
+                "this one is {}x{}: make the window larger, or press q to quit",
+                area.width, area.height
+            )),
+        ];
+        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(10),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, state, theme, header);
+    let (main, log) = if state.show_log {
+        let [m, l] = Layout::vertical([Constraint::Min(10), Constraint::Length(7)]).areas(body);
+        (m, Some(l))
+    } else {
+        (body, None)
+    };
+    // The summary needs the width for its ids: on a narrow terminal it takes the whole body.
+    if state.pane == Pane::Done && main.width < 120 {
+        panes::draw_pane(frame, state, theme, now, main);
+    } else {
+        let [side, pane] =
+            Layout::horizontal([Constraint::Length(SIDEBAR_WIDTH), Constraint::Min(40)])
+                .areas(main);
+        draw_sidebar(frame, state, theme, now, side);
+        panes::draw_pane(frame, state, theme, now, pane);
+    }
+    if let Some(l) = log {
+        draw_log(frame, state, theme, l);
+    }
+    draw_footer(frame, state, theme, footer);
+    if state.show_help {
+        draw_help(frame, state, theme, area);
+    }
+    if state.confirm_quit {
+        draw_quit(frame, theme, area);
+    }
+}
+
+fn draw_header(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let mut l1 = vec![Span::styled(
+        " spot-connect ",
+        t.bold().add_modifier(Modifier::REVERSED),
+    )];
+    if s.demo {
+        l1.push(Span::styled(
+            " DEMO (simulated clouds) ",
+            t.warn().add_modifier(Modifier::BOLD),
+        ));
+    }
+    l1.push(Span::raw("  cloud "));
+    l1.push(Span::styled(s.cloud.clone(), t.accent()));
+    l1.push(Span::raw("  Spot account "));
+    l1.push(match &s.spot_account_id {
+        Some(a) => Span::styled(a.clone(), t.accent()),
+        None => Span::styled("-", t.dim()),
+    });
+    let wide = area.width >= 140;
+    let id = |x: &str| {
+        if wide || x.len() <= 13 {
+            x.to_string()
+        } else {
+            format!("{}…", &x[..8])
+        }
+    };
+    let (tenant, sub) = match &s.target {
+        Some(tg) => (
+            match s.tenant_name(&tg.tenant_id) {
+                Some(n) => format!("{n} ({})", id(&tg.tenant_id)),
+                None => tg.tenant_id.clone(),
+            },
+            format!("{} ({})", tg.subscription_name, id(&tg.subscription_id)),
+        ),
+        None => (
+            s.sign_in
+                .ready()
+                .and_then(|i| i.home_tenant.clone())
+                .unwrap_or_else(|| "-".into()),
+            "-".into(),
+        ),
+    };
+    let l2 = Line::from(vec![
+        Span::raw(" tenant "),
+        Span::styled(tenant, t.accent()),
+        Span::raw("  subscription "),
+        Span::styled(sub, t.accent()),
+    ]);
+    frame.render_widget(Paragraph::new(vec![Line::from(l1), l2]), area);
+}
+
+/// Icon, style and time column for a sidebar row.
+fn status_cell(st: &Status, t: Theme, now: Now) -> (String, Style, String) {
+    let since = |s: Duration| fmt_elapsed(now.mono.saturating_sub(s));
+    let time = |e: &Option<Duration>| e.map(fmt_elapsed).unwrap_or_default();
+    match st {
+        Status::Pending => ("·".into(), t.dim(), String::new()),
+        Status::Running { since: s, .. } => (spinner(now).into(), t.accent(), since(*s)),
+        Status::Waiting { since: s, .. } => ("◔".into(), t.warn(), since(*s)),
+        Status::Done {
+            outcome, elapsed, ..
+        } => match outcome {
+            Outcome::Created => ("✓".into(), t.ok(), time(elapsed)),
+            Outcome::Reused => ("=".into(), t.ok(), time(elapsed)),
+            Outcome::Updated => ("↑".into(), t.ok(), time(elapsed)),
+        },
+        Status::Failed { elapsed, .. } => ("✗".into(), t.bad(), time(elapsed)),
+        Status::Skipped { .. } => ("-".into(), t.dim(), String::new()),
+    }
+}
+
+pub(crate) fn status_word(st: &Status) -> &'static str {
+    match st {
+        Status::Pending => "pending",
+        Status::Running { .. } => "running",
+        Status::Waiting { .. } => "waiting",
+        Status::Done {
+            outcome: Outcome::Created,
+            ..
+        } => "created",
+        Status::Done {
+            outcome: Outcome::Reused,
+            ..
+        } => "reused",
+        Status::Done {
+            outcome: Outcome::Updated,
+            ..
+        } => "updated",
+        Status::Failed { .. } => "failed",
+        Status::Skipped { .. } => "skipped",
+    }
+}
+
+fn current_step(s: &State) -> Option<Step> {
+    match s.pane {
+        Pane::Apply => s.apply_focus,
+        p => p.step(),
+    }
+}
+
+fn draw_sidebar(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let cur = current_step(s);
+    let inner_w = area.width.saturating_sub(2) as usize;
+    let mut lines = Vec::new();
+    for step in Step::ALL {
+        let st = s.status(step);
+        let (icon, style, time) = status_cell(st, t, now);
+        let marker = if Some(step) == cur { "›" } else { " " };
+        let label_w = inner_w.saturating_sub(4 + time.len() + 1);
+        let mut row_style = Style::default();
+        if Some(step) == cur {
+            row_style = row_style.add_modifier(Modifier::BOLD);
+        }
+        lines.push(Line::from(vec![
+            Span::styled(marker, t.accent()),
+            Span::styled(format!("{icon} "), style),
+            Span::styled(format!("{:<label_w$}", step.label()), row_style),
+            Span::styled(
+                format!(" {time:>w$}", w = inner_w.saturating_sub(3 + label_w + 1)),
+                t.dim(),
+            ),
+        ]));
+    }
+    if s.pane == Pane::Confirm {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "› review before writing",
+            t.accent().add_modifier(Modifier::BOLD),
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(" · pending  ◔ waiting", t.dim())));
+    lines.push(Line::from(Span::styled(" ✓ created  = reused", t.dim())));
+    lines.push(Line::from(Span::styled(" ↑ updated  ✗ failed", t.dim())));
+    let block = Block::default().borders(Borders::ALL).title(" Steps ");
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn draw_log(frame: &mut Frame, s: &State, _t: Theme, area: Rect) {
+    let h = area.height.saturating_sub(2) as usize;
+    let lines: Vec<Line> = s
+        .log
+        .iter()
+        .skip(s.log.len().saturating_sub(h))
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Log (l to hide) ");
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn draw_footer(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let active = s.contexts();
+    let mut spans = vec![];
+    for b in keymap::visible(&active, true) {
+        spans.push(Span::styled(format!(" {}", b.key_label), t.key()));
+        spans.push(Span::raw(format!(" {} ", b.label)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let mut lines = vec![
+        Line::from(Span::styled("Keys on this screen", t.bold())),
+        Line::from(""),
+    ];
+    // Every binding of the pane, as if no overlay were open.
+    let mut under = s.clone();
+    under.show_help = false;
+    let active = under.contexts();
+    // One row per command, with every key that does it ("↑/k").
+    let mut rows: Vec<(String, &str, keymap::Cmd)> = vec![];
+    for b in keymap::KEYMAP
+        .iter()
+        .filter(|b| b.contexts.iter().any(|c| active.contains(c)))
+    {
+        match rows.iter_mut().find(|r| r.2 == b.cmd) {
+            Some(r) => {
+                if !r.0.split('/').any(|k| k == b.key_label) {
+                    r.0 = format!("{}/{}", r.0, b.key_label);
+                }
+            }
+            None => rows.push((b.key_label.to_string(), b.label, b.cmd)),
+        }
+    }
+    for (keys, label, _) in rows {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{keys:>10}  "), t.key()),
+            Span::raw(label),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "Typing goes to the focused field; Tab leaves it.",
+        t.dim(),
+    )));
+    lines.push(Line::from(Span::styled(
+        "Progress is saved: quit any time, run again to resume.",
+        t.dim(),
+    )));
+    let h = lines.len() as u16 + 2;
+    let r = centered(area, 60, h);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Help ")),
+        r,
+    );
+}
+
+fn draw_quit(frame: &mut Frame, t: Theme, area: Rect) {
+    let lines = vec![
+        Line::from(Span::styled("Onboarding is still running.", t.bold())),
+        Line::from(""),
+        Line::from("Quit now? What is done so far is saved;"),
+        Line::from("running spot-connect again resumes from there."),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(" y ", t.key()),
+            Span::raw("quit now    "),
+            Span::styled(" n/Esc ", t.key()),
+            Span::raw("keep going"),
+        ]),
+    ];
+    let r = centered(area, 52, 8);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Quit? ")),
+        r,
+    );
+}

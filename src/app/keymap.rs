@@ -1,0 +1,294 @@
+//! Keybindings as data: one table says which key does what, in which context, and with which
+//! label. The key handler, the footer and the `?` help overlay are all generated from it.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What a key asks for. `update` interprets these for the current pane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmd {
+    Quit,
+    Continue,
+    Back,
+    Up,
+    Down,
+    Retry,
+    ToggleLog,
+    Help,
+    Filter,
+    NextField,
+    Yes,
+    No,
+    CloseHelp,
+}
+
+/// Where a binding applies. `app::State::contexts` says which are active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctx {
+    /// Everywhere, modal overlays included.
+    Always,
+    /// No text field has the focus and no overlay is open.
+    Nav,
+    /// A text field has the focus: printable keys go to the field.
+    Text,
+    /// A list is shown and can be moved in.
+    List,
+    /// The subscription list is shown.
+    Filterable,
+    /// The pane has an editable field.
+    Fields,
+    /// Something failed and can be retried.
+    Failed,
+    /// A previous pane exists.
+    CanGoBack,
+    /// The "quit while work runs?" question is open.
+    QuitPrompt,
+    /// The help overlay is open.
+    Help,
+    /// The Done pane: Enter leaves.
+    Finished,
+    /// Enter moves on (not while the onboarding runs).
+    CanContinue,
+}
+
+/// A key: its code and the modifiers that must be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySpec {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+const fn k(code: KeyCode) -> KeySpec {
+    KeySpec {
+        code,
+        mods: KeyModifiers::NONE,
+    }
+}
+const fn c(ch: char) -> KeySpec {
+    KeySpec {
+        code: KeyCode::Char(ch),
+        mods: KeyModifiers::NONE,
+    }
+}
+const fn ctrl(ch: char) -> KeySpec {
+    KeySpec {
+        code: KeyCode::Char(ch),
+        mods: KeyModifiers::CONTROL,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    pub keys: &'static [KeySpec],
+    /// How the keys are written in the footer and help ("Enter", "↑/k").
+    pub key_label: &'static str,
+    pub cmd: Cmd,
+    /// What it does, in the footer and help.
+    pub label: &'static str,
+    pub contexts: &'static [Ctx],
+    /// Shown in the footer (the help overlay shows every binding).
+    pub footer: bool,
+}
+
+/// The keymap. Order matters: the first binding whose key matches in an active context wins.
+pub const KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[c('y'), k(KeyCode::Enter)],
+        key_label: "y",
+        cmd: Cmd::Yes,
+        label: "quit now",
+        contexts: &[Ctx::QuitPrompt],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('n'), k(KeyCode::Esc)],
+        key_label: "n/Esc",
+        cmd: Cmd::No,
+        label: "keep going",
+        contexts: &[Ctx::QuitPrompt],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Esc), c('?'), c('q')],
+        key_label: "Esc",
+        cmd: Cmd::CloseHelp,
+        label: "close help",
+        contexts: &[Ctx::Help],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Enter)],
+        key_label: "Enter",
+        cmd: Cmd::Continue,
+        label: "exit",
+        contexts: &[Ctx::Finished],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Enter)],
+        key_label: "Enter",
+        cmd: Cmd::Continue,
+        label: "continue",
+        contexts: &[Ctx::CanContinue, Ctx::Text],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Esc)],
+        key_label: "Esc",
+        cmd: Cmd::Back,
+        label: "back",
+        contexts: &[Ctx::CanGoBack, Ctx::Text],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Tab), k(KeyCode::BackTab)],
+        key_label: "Tab",
+        cmd: Cmd::NextField,
+        label: "edit/next field",
+        contexts: &[Ctx::Fields],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Up)],
+        key_label: "↑",
+        cmd: Cmd::Up,
+        label: "move up",
+        contexts: &[Ctx::List],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::Down)],
+        key_label: "↓",
+        cmd: Cmd::Down,
+        label: "move down",
+        contexts: &[Ctx::List],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('k')],
+        key_label: "k",
+        cmd: Cmd::Up,
+        label: "move up",
+        contexts: &[Ctx::Nav],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('j')],
+        key_label: "j",
+        cmd: Cmd::Down,
+        label: "move down",
+        contexts: &[Ctx::Nav],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('/')],
+        key_label: "/",
+        cmd: Cmd::Filter,
+        label: "filter",
+        contexts: &[Ctx::Filterable],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('r')],
+        key_label: "r",
+        cmd: Cmd::Retry,
+        label: "retry",
+        contexts: &[Ctx::Failed],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('l')],
+        key_label: "l",
+        cmd: Cmd::ToggleLog,
+        label: "log",
+        contexts: &[Ctx::Nav],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('?')],
+        key_label: "?",
+        cmd: Cmd::Help,
+        label: "help",
+        contexts: &[Ctx::Nav],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('q')],
+        key_label: "q",
+        cmd: Cmd::Quit,
+        label: "quit",
+        contexts: &[Ctx::Nav],
+        footer: true,
+    },
+    Binding {
+        keys: &[ctrl('c')],
+        key_label: "Ctrl-C",
+        cmd: Cmd::Quit,
+        label: "quit",
+        contexts: &[Ctx::Always],
+        footer: false,
+    },
+];
+
+fn matches(spec: &KeySpec, key: &KeyEvent) -> bool {
+    if spec.code != key.code {
+        return false;
+    }
+    // Shift is implied by the character itself ('?' is Shift-/ on most layouts).
+    let mods = key.modifiers - KeyModifiers::SHIFT;
+    let want = spec.mods - KeyModifiers::SHIFT;
+    mods == want
+}
+
+/// The first binding for `key` among the active contexts.
+pub fn lookup(key: &KeyEvent, active: &[Ctx]) -> Option<&'static Binding> {
+    KEYMAP.iter().find(|b| {
+        b.contexts.iter().any(|c| active.contains(c)) && b.keys.iter().any(|s| matches(s, key))
+    })
+}
+
+/// The bindings to show, in keymap order, one per command.
+pub fn visible(active: &[Ctx], footer_only: bool) -> Vec<&'static Binding> {
+    let mut out: Vec<&'static Binding> = Vec::new();
+    for b in KEYMAP {
+        if footer_only && !b.footer {
+            continue;
+        }
+        if !b.contexts.iter().any(|c| active.contains(c)) {
+            continue;
+        }
+        if out.iter().any(|o| o.cmd == b.cmd) {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn letters_are_commands_only_outside_text_fields() {
+        assert_eq!(
+            lookup(&key(KeyCode::Char('q')), &[Ctx::Nav]).map(|b| b.cmd),
+            Some(Cmd::Quit)
+        );
+        assert!(lookup(&key(KeyCode::Char('q')), &[Ctx::Text]).is_none());
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(
+            lookup(&ctrl_c, &[Ctx::Text, Ctx::Always]).map(|b| b.cmd),
+            Some(Cmd::Quit)
+        );
+    }
+
+    #[test]
+    fn question_mark_with_shift_opens_help() {
+        let k = KeyEvent::new(KeyCode::Char('?'), KeyModifiers::SHIFT);
+        assert_eq!(lookup(&k, &[Ctx::Nav]).map(|b| b.cmd), Some(Cmd::Help));
+    }
+}

@@ -1,0 +1,491 @@
+//! The event loop: the terminal, the one action channel, signals, and the effects `update` asks
+//! for (sign-in, discovery, Spot accounts, plan, apply) run as tokio tasks.
+
+use super::state::{Init, Now, State};
+use super::update::{self, Action, Choices, Effect, SignalKind};
+use crate::cli::{AuthMethod, Cli, exit};
+use crate::endpoints::Endpoints;
+use crate::error::Error;
+use crate::onboard::model::{ErrorInfo, Progress};
+use crate::onboard::{self, Session, Settings};
+use crate::secret::Secret;
+use crate::spot::SpotClient;
+use ratatui::crossterm::event::{self, Event};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+
+/// Spinner / countdown frame period, only while something animates.
+const TICK: Duration = Duration::from_millis(100);
+
+fn info(e: &Error) -> ErrorInfo {
+    ErrorInfo::from(e)
+}
+
+/// What the wizard needs before the first frame.
+struct Setup {
+    session: Session,
+    init: Init,
+    /// The Spot token the session was built with (what the field is prefilled with).
+    token: Option<Secret>,
+    /// Keeps the in-process simulator running (`--demo`).
+    _sim: Option<crate::sim::SimHandle>,
+}
+
+async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> {
+    let opts = &cli.opts;
+    let prompt_tx = tx.clone();
+    let prompt: crate::azure::auth::PromptFn =
+        Arc::new(move |p| drop(prompt_tx.send(Action::Progress(Progress::DeviceCode(p)))));
+    let (sim, endpoints, token_prefill) = if cli.demo {
+        let dir = opts.state_dir().join("demo");
+        let handle = crate::sim::start(&crate::cli::SimOpts::default(), &dir).await?;
+        let (e, t) = Endpoints::load(&handle.endpoints_path)?;
+        (
+            Some(handle),
+            Some((e, t.clone())),
+            Some((t, "the simulator's endpoints file".to_string())),
+        )
+    } else {
+        let prefill = match std::env::var("SPOTINST_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
+            Some(t) => Some((Secret::new(t.trim()), "SPOTINST_TOKEN".to_string())),
+            None => match &opts.spot_token_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .ok()
+                    .map(|t| (Secret::new(t.trim()), p.display().to_string())),
+                None => match &opts.endpoints {
+                    Some(p) => Endpoints::load(p)
+                        .ok()
+                        .map(|(_, t)| (t, p.display().to_string())),
+                    None => None,
+                },
+            },
+        };
+        (None, None, prefill)
+    };
+    let session = compat::build_session(opts, endpoints, prompt)?;
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let size = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
+    let init = Init {
+        demo: cli.demo,
+        color,
+        cloud: session.endpoints.name.clone(),
+        auth_method: opts.auth.unwrap_or(AuthMethod::DeviceCode),
+        token_prefill: token_prefill
+            .as_ref()
+            .map(|(t, src)| (t.expose().to_string(), src.clone())),
+        app_name: opts.app_name.clone(),
+        role_name: opts.role_name.clone(),
+        secret_months: opts.secret_months,
+        size,
+    };
+    Ok(Setup {
+        session,
+        init,
+        token: token_prefill.map(|(t, _)| t),
+        _sim: sim,
+    })
+}
+
+/// Runs the wizard to its end. Returns the exit code.
+pub async fn run(cli: &Cli) -> i32 {
+    let entered = Instant::now();
+    let (tx, rx) = unbounded_channel::<Action>();
+    let setup = match setup(cli, &tx).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot start the wizard: {e}");
+            eprintln!("spot-connect: {e}");
+            return match e {
+                Error::Usage(_) => exit::USAGE,
+                _ => exit::FAILED,
+            };
+        }
+    };
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "spot-connect: cannot open the terminal: {e} (use `spot-connect apply` without one)"
+            );
+            return exit::FAILED;
+        }
+    };
+    install_panic_hook();
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop.clone());
+    let signals = spawn_signals(tx.clone());
+    let mut rt = Runner {
+        tx: tx.clone(),
+        session: setup.session,
+        token: setup.token,
+        settings_cli: cli.clone_settings(),
+        apply: None,
+        tasks: vec![],
+    };
+    let (code, state) = event_loop(&mut terminal, setup.init, &mut rt, rx, entered).await;
+    // Stop cleanly: the engine checkpoints after every write; cancelling it between two awaits
+    // loses nothing a next run cannot find again.
+    stop.store(true, Ordering::SeqCst);
+    if let Some(h) = rt.apply.take() {
+        h.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+    }
+    for t in rt.tasks.drain(..) {
+        t.abort();
+    }
+    signals.abort();
+    ratatui::restore();
+    let _ = input.join();
+    if let Some(super::state::Run::Finished(r)) = state.as_ref().map(|s| &s.run) {
+        println!(
+            "spot-connect: {} ({}) is connected to Spot",
+            r.subscription_name, r.subscription_id
+        );
+        if let Some(p) = &r.report_path {
+            println!("report: {}", p.display());
+        }
+    }
+    code
+}
+
+trait CliExt {
+    fn clone_settings(&self) -> CliSettings;
+}
+
+/// The CLI options the effects need.
+#[derive(Clone)]
+struct CliSettings {
+    policy: Option<std::path::PathBuf>,
+}
+
+impl CliExt for Cli {
+    fn clone_settings(&self) -> CliSettings {
+        CliSettings {
+            policy: self.opts.policy.clone(),
+        }
+    }
+}
+
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    init: Init,
+    rt: &mut Runner,
+    mut rx: UnboundedReceiver<Action>,
+    entered: Instant,
+) -> (i32, Option<State>) {
+    let mut frames: u64 = 0;
+    let t0 = Instant::now();
+    let wall0 = time::OffsetDateTime::now_utc();
+    let now = || {
+        let mono = t0.elapsed();
+        Now {
+            mono,
+            wall: wall0 + mono,
+        }
+    };
+    let mut state = State::new(init);
+    let fx = update::start(&mut state, now().mono);
+    rt.run_effects(fx);
+    loop {
+        let n = now();
+        if let Err(e) = terminal.draw(|f| crate::ui::draw(f, &state, n)) {
+            tracing::error!("drawing failed: {e}");
+            return (exit::FAILED, Some(state));
+        }
+        frames += 1;
+        if frames == 1 {
+            tracing::info!(
+                "first frame {} ms after the wizard started",
+                entered.elapsed().as_millis()
+            );
+        }
+        let first = if state.animating() {
+            tokio::select! {
+                a = rx.recv() => a,
+                _ = tokio::time::sleep(TICK) => Some(Action::Tick),
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else {
+            return (exit::FAILED, Some(state));
+        };
+        let mut batch = vec![first];
+        while let Ok(a) = rx.try_recv() {
+            batch.push(a);
+            if batch.len() >= 64 {
+                break;
+            }
+        }
+        for a in batch {
+            let fx = update::update(&mut state, a, now().mono);
+            if let Some(code) = rt.run_effects(fx) {
+                return (code, Some(state));
+            }
+        }
+    }
+}
+
+struct Runner {
+    tx: UnboundedSender<Action>,
+    session: Session,
+    token: Option<Secret>,
+    settings_cli: CliSettings,
+    apply: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Runner {
+    fn settings(&self, c: &Choices) -> Settings {
+        Settings {
+            app_name: c.app_name.clone(),
+            role_name: c.role_name.clone(),
+            secret_months: c.secret_months,
+            spot_account: c.spot_account.clone(),
+            policy_file: self.settings_cli.policy.clone(),
+        }
+    }
+
+    /// Starts the effects; returns the exit code when one says to quit.
+    fn run_effects(&mut self, fx: Vec<Effect>) -> Option<i32> {
+        self.tasks.retain(|t| !t.is_finished());
+        for e in fx {
+            match e {
+                Effect::Quit(code) => return Some(code),
+                Effect::LoadSpotAccounts { token } => {
+                    let spot = if self.token.as_ref() == Some(&token) {
+                        self.session.spot.clone()
+                    } else {
+                        // The operator typed another token: the session's client uses it from now on.
+                        let c = compat::spot_client(&self.session, token.clone());
+                        self.session.spot = c.clone();
+                        self.token = Some(token);
+                        c
+                    };
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = spot.list_accounts().await.map_err(|e| info(&e));
+                        let _ = tx.send(Action::SpotAccounts(r));
+                    }));
+                }
+                Effect::SignIn => {
+                    let s = self.session.clone();
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        match s.auth.sign_in().await {
+                            Ok(id) => {
+                                let _ = tx.send(Action::SignedIn(Ok(id)));
+                                let d = crate::azure::discovery::discover(
+                                    &s.auth,
+                                    &s.endpoints,
+                                    &s.http,
+                                )
+                                .await;
+                                let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Action::SignedIn(Err(info(&e))));
+                            }
+                        }
+                    }));
+                }
+                Effect::Plan {
+                    generation,
+                    target,
+                    choices,
+                } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = onboard::plan(&s, &target, &settings)
+                            .await
+                            .map_err(|e| info(&e));
+                        let _ = tx.send(Action::Planned {
+                            generation,
+                            result: r,
+                        });
+                    }));
+                }
+                Effect::Apply { target, choices } => {
+                    if let Some(h) = &self.apply
+                        && !h.is_finished()
+                    {
+                        continue;
+                    }
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.apply = Some(tokio::spawn(async move {
+                        let (ptx, mut prx) = unbounded_channel::<Progress>();
+                        let fwd_tx = tx.clone();
+                        let fwd = tokio::spawn(async move {
+                            while let Some(p) = prx.recv().await {
+                                if fwd_tx.send(Action::Progress(p)).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        let r = onboard::apply(&s, &target, &settings, ptx).await;
+                        // Every progress event before the result.
+                        let _ = fwd.await;
+                        let r = r.map(|mut report| {
+                            save_report(&s.state_dir, &mut report);
+                            report
+                        });
+                        let _ = tx.send(Action::Applied(r.map_err(|e| info(&e))));
+                    }));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Saves the report under `<state-dir>/reports/` (0600), with its own path in it.
+fn save_report(state_dir: &std::path::Path, report: &mut crate::onboard::model::Report) {
+    match crate::commands::save_report(state_dir, report) {
+        Ok(p) => {
+            report.report_path = Some(p.clone());
+            let saved = serde_json::to_vec_pretty(&*report)
+                .map_err(std::io::Error::other)
+                .and_then(|b| crate::logging::write_private(&p, &b));
+            if let Err(e) = saved {
+                tracing::warn!("could not rewrite the report {}: {e}", p.display());
+            }
+        }
+        Err(e) => tracing::warn!("could not save the report: {e}"),
+    }
+}
+
+/// Terminal events, read on their own thread (crossterm's read blocks).
+fn spawn_input(tx: UnboundedSender<Action>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            match event::poll(Duration::from_millis(250)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => break,
+            }
+            let a = match event::read() {
+                Ok(Event::Key(k)) => Action::Key(k),
+                Ok(Event::Resize(w, h)) => Action::Resize(w, h),
+                Ok(_) => continue,
+                // The terminal is gone (SSH drop): end as on SIGHUP.
+                Err(_) => Action::Signal(SignalKind::Hup),
+            };
+            let gone = matches!(a, Action::Signal(_));
+            if tx.send(a).is_err() || gone {
+                break;
+            }
+        }
+    })
+}
+
+fn spawn_signals(tx: UnboundedSender<Action>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind as K, signal};
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+            signal(K::interrupt()),
+            signal(K::terminate()),
+            signal(K::hangup()),
+        ) else {
+            tracing::warn!("cannot listen for signals");
+            return;
+        };
+        loop {
+            let kind = tokio::select! {
+                _ = int.recv() => SignalKind::Int,
+                _ = term.recv() => SignalKind::Term,
+                _ = hup.recv() => SignalKind::Hup,
+            };
+            if tx.send(Action::Signal(kind)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Restores the terminal before anything is printed; the message goes to the log, and only
+/// where it happened to the terminal (a payload could carry data we do not control).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        ratatui::restore();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!("panic at {at}: {msg}");
+        eprintln!(
+            "spot-connect: internal error at {at} (details in the log); progress so far is saved"
+        );
+    }));
+}
+
+/// Building the session from the engine's pieces.
+mod compat {
+    use super::*;
+    use crate::azure::auth::{Auth, PromptFn};
+    use crate::cli::CommonOpts;
+    use crate::http::Http;
+
+    /// `Session::build`, except that a missing Spot token is not an error here: the wizard asks
+    /// for it on its first pane. A token given explicitly (the simulator's) wins over the
+    /// environment.
+    pub fn build_session(
+        opts: &CommonOpts,
+        endpoints: Option<(Endpoints, Secret)>,
+        prompt: PromptFn,
+    ) -> Result<Session, Error> {
+        let explicit = endpoints.as_ref().map(|(_, t)| t.clone());
+        match Session::build(opts, endpoints.clone(), prompt.clone()) {
+            Ok(mut s) => {
+                if let Some(t) = explicit {
+                    s.spot = SpotClient::new(&s.endpoints.spot, s.http.clone(), t);
+                }
+                Ok(s)
+            }
+            Err(e)
+                if explicit.is_none()
+                    && opts.endpoints.is_none()
+                    && opts.spot_token_file.is_none() =>
+            {
+                tracing::info!("no Spot token yet ({e}): the wizard asks for it");
+                let endpoints = Endpoints::for_cloud(opts.cloud);
+                let http = Http::new(endpoints.ca_pem()?.as_deref())?;
+                let auth = Auth::new(
+                    opts.auth.unwrap_or_default(),
+                    &endpoints,
+                    &http,
+                    opts.tenant.clone(),
+                    prompt,
+                )?;
+                let spot = SpotClient::new(&endpoints.spot, http.clone(), Secret::new(""));
+                Ok(Session {
+                    endpoints,
+                    http,
+                    auth,
+                    spot,
+                    state_dir: opts.state_dir(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn spot_client(s: &Session, token: Secret) -> SpotClient {
+        SpotClient::new(&s.endpoints.spot, s.http.clone(), token)
+    }
+}

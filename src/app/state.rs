@@ -1,0 +1,445 @@
+//! The wizard's state. Changed only by `app::update`; read by `ui::draw`.
+
+use super::keymap::Ctx;
+use crate::azure::auth::Identity;
+use crate::azure::discovery::{Discovery, Subscription};
+use crate::cli::AuthMethod;
+use crate::onboard::Target;
+use crate::onboard::model::{DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, Report, Step};
+use crate::spot::SpotAccount;
+use ratatui::style::Style;
+use ratatui_textarea::TextArea;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The time a frame is drawn at: monotonic time since the wizard started (spinners, elapsed
+/// times, retry countdowns) and the wall clock (device-code expiry). Passed in, never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono: Duration,
+    pub wall: OffsetDateTime,
+}
+
+/// The panes, in the order the operator walks through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pane {
+    SpotAccount,
+    AzureLogin,
+    Subscription,
+    AppRegistration,
+    ClientSecret,
+    CustomRole,
+    Confirm,
+    /// Onboarding runs: role assignment, connect, live retries.
+    Apply,
+    Done,
+}
+
+impl Pane {
+    pub const WIZARD: [Pane; 7] = [
+        Pane::SpotAccount,
+        Pane::AzureLogin,
+        Pane::Subscription,
+        Pane::AppRegistration,
+        Pane::ClientSecret,
+        Pane::CustomRole,
+        Pane::Confirm,
+    ];
+
+    pub fn prev(self) -> Option<Pane> {
+        let i = Pane::WIZARD.iter().position(|p| *p == self)?;
+        i.checked_sub(1).map(|j| Pane::WIZARD[j])
+    }
+
+    /// The sidebar row this pane belongs to (None: confirmation).
+    pub fn step(self) -> Option<Step> {
+        Some(match self {
+            Pane::SpotAccount => Step::SpotAccount,
+            Pane::AzureLogin => Step::AzureLogin,
+            Pane::Subscription => Step::Subscription,
+            Pane::AppRegistration => Step::AppRegistration,
+            Pane::ClientSecret => Step::ClientSecret,
+            Pane::CustomRole => Step::CustomRole,
+            Pane::Confirm | Pane::Apply => return None,
+            Pane::Done => Step::Done,
+        })
+    }
+}
+
+/// One sidebar row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Pending,
+    Running {
+        since: Duration,
+        detail: String,
+    },
+    Waiting {
+        since: Duration,
+        reason: String,
+        attempt: u32,
+        next_in: Duration,
+        at: Duration,
+    },
+    Done {
+        outcome: Outcome,
+        id: Option<String>,
+        detail: String,
+        elapsed: Option<Duration>,
+    },
+    Failed {
+        error: ErrorInfo,
+        elapsed: Option<Duration>,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+impl Status {
+    pub fn is_active(&self) -> bool {
+        matches!(self, Status::Running { .. } | Status::Waiting { .. })
+    }
+    pub fn since(&self) -> Option<Duration> {
+        match self {
+            Status::Running { since, .. } | Status::Waiting { since, .. } => Some(*since),
+            _ => None,
+        }
+    }
+}
+
+/// Something loaded in the background.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load<T> {
+    Idle,
+    Loading { since: Duration },
+    Ready(T),
+    Failed(ErrorInfo),
+}
+
+impl<T> Load<T> {
+    pub fn ready(&self) -> Option<&T> {
+        match self {
+            Load::Ready(t) => Some(t),
+            _ => None,
+        }
+    }
+    pub fn is_loading(&self) -> bool {
+        matches!(self, Load::Loading { .. })
+    }
+}
+
+/// The onboarding run itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Run {
+    NotStarted,
+    Running { since: Duration },
+    Finished(Box<Report>),
+    Failed(ErrorInfo),
+}
+
+/// Which text field has the focus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Token,
+    Filter,
+    AppName,
+    RoleName,
+}
+
+/// Where an error came from, so `r` knows what to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    SpotAccounts,
+    SignIn,
+    Discovery,
+    Plan,
+    Apply,
+}
+
+/// Client secret lifetimes offered (months).
+pub const SECRET_MONTHS: [u32; 4] = [3, 6, 12, 24];
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub demo: bool,
+    /// False when NO_COLOR is set.
+    pub color: bool,
+    /// "public", "usgov", "china", "custom".
+    pub cloud: String,
+    pub auth_method: AuthMethod,
+    /// Terminal size.
+    pub size: (u16, u16),
+    pub pane: Pane,
+    pub field: Option<Field>,
+    pub steps: BTreeMap<Step, Status>,
+
+    pub token: TextArea<'static>,
+    /// Where the prefilled token came from ("SPOTINST_TOKEN", "the simulator").
+    pub token_source: Option<String>,
+    /// The token text the account list was loaded with.
+    pub token_loaded: String,
+    pub accounts: Load<Vec<SpotAccount>>,
+    /// 0: automatic; 1..=n: the accounts; n+1: create a new one.
+    pub account_sel: usize,
+    /// `act-…` once known (chosen, or reported by the run).
+    pub spot_account_id: Option<String>,
+
+    pub sign_in: Load<Identity>,
+    pub device_code: Option<DeviceCodePrompt>,
+    pub discovery: Load<Discovery>,
+    pub filter: TextArea<'static>,
+    /// Index into `visible_subscriptions()`.
+    pub sub_sel: usize,
+    pub target: Option<Target>,
+
+    pub plan: Load<Plan>,
+    pub plan_gen: u64,
+    pub app_name: TextArea<'static>,
+    pub app_name_default: Option<String>,
+    pub role_name: TextArea<'static>,
+    pub role_name_default: Option<String>,
+    /// Index into `SECRET_MONTHS`.
+    pub months_sel: usize,
+
+    pub run: Run,
+    /// The step the Apply pane shows (the latest with news).
+    pub apply_focus: Option<Step>,
+    pub last_error: Option<(Origin, ErrorInfo)>,
+
+    pub log: VecDeque<String>,
+    pub show_log: bool,
+    pub show_help: bool,
+    pub confirm_quit: bool,
+    /// Set when the wizard ends: the exit code.
+    pub exit: Option<i32>,
+}
+
+pub const LOG_LINES: usize = 200;
+
+fn field(placeholder: &str, text: &str) -> TextArea<'static> {
+    let mut t = TextArea::new(vec![text.to_string()]);
+    t.set_placeholder_text(placeholder);
+    t.set_cursor_line_style(Style::default());
+    t.move_cursor(ratatui_textarea::CursorMove::End);
+    t
+}
+
+/// What the wizard starts from (the CLI's choices).
+#[derive(Debug, Clone, Default)]
+pub struct Init {
+    pub demo: bool,
+    pub color: bool,
+    pub cloud: String,
+    pub auth_method: AuthMethod,
+    pub token_prefill: Option<(String, String)>,
+    pub app_name: Option<String>,
+    pub role_name: Option<String>,
+    pub secret_months: u32,
+    pub size: (u16, u16),
+}
+
+impl State {
+    pub fn new(init: Init) -> State {
+        let (token_text, token_source) = match init.token_prefill {
+            Some((t, src)) => (t, Some(src)),
+            None => (String::new(), None),
+        };
+        let mut token = field("paste an Organization Admin API token", &token_text);
+        token.set_mask_char('•');
+        let months_sel = SECRET_MONTHS
+            .iter()
+            .position(|m| *m == init.secret_months)
+            .unwrap_or(2);
+        let mut steps = BTreeMap::new();
+        for s in Step::ALL {
+            steps.insert(s, Status::Pending);
+        }
+        State {
+            demo: init.demo,
+            color: init.color,
+            cloud: init.cloud,
+            auth_method: init.auth_method,
+            size: init.size,
+            pane: Pane::SpotAccount,
+            field: None,
+            steps,
+            token,
+            token_source,
+            token_loaded: String::new(),
+            accounts: Load::Idle,
+            account_sel: 0,
+            spot_account_id: None,
+            sign_in: Load::Idle,
+            device_code: None,
+            discovery: Load::Idle,
+            filter: field("type to filter by name or id", ""),
+            sub_sel: 0,
+            target: None,
+            plan: Load::Idle,
+            plan_gen: 0,
+            app_name: field(
+                "default name (from the plan)",
+                init.app_name.as_deref().unwrap_or(""),
+            ),
+            app_name_default: init.app_name,
+            role_name: field(
+                "Spot.io Custom Role",
+                init.role_name.as_deref().unwrap_or(""),
+            ),
+            role_name_default: init.role_name,
+            months_sel,
+            run: Run::NotStarted,
+            apply_focus: None,
+            last_error: None,
+            log: VecDeque::new(),
+            show_log: false,
+            show_help: false,
+            confirm_quit: false,
+            exit: None,
+        }
+    }
+
+    pub fn token_text(&self) -> String {
+        self.token.lines().join("")
+    }
+    pub fn filter_text(&self) -> String {
+        self.filter.lines().join("")
+    }
+    pub fn app_name_text(&self) -> String {
+        self.app_name.lines().join("").trim().to_string()
+    }
+    pub fn role_name_text(&self) -> String {
+        self.role_name.lines().join("").trim().to_string()
+    }
+    pub fn secret_months(&self) -> u32 {
+        SECRET_MONTHS[self.months_sel.min(SECRET_MONTHS.len() - 1)]
+    }
+
+    pub fn accounts_list(&self) -> &[SpotAccount] {
+        self.accounts.ready().map(Vec::as_slice).unwrap_or(&[])
+    }
+    /// Rows of the account list: automatic, the accounts, create new.
+    pub fn account_rows(&self) -> usize {
+        self.accounts_list().len() + 2
+    }
+
+    /// Subscriptions matching the filter, in discovery order.
+    pub fn visible_subscriptions(&self) -> Vec<&Subscription> {
+        let f = self.filter_text().to_lowercase();
+        match self.discovery.ready() {
+            None => vec![],
+            Some(d) => d
+                .subscriptions
+                .iter()
+                .filter(|s| {
+                    f.is_empty()
+                        || s.display_name.to_lowercase().contains(&f)
+                        || s.subscription_id.to_lowercase().contains(&f)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn selected_subscription(&self) -> Option<&Subscription> {
+        self.visible_subscriptions().get(self.sub_sel).copied()
+    }
+
+    pub fn tenant_name(&self, tenant_id: &str) -> Option<String> {
+        let d = self.discovery.ready()?;
+        d.tenants
+            .iter()
+            .find(|t| t.tenant_id == tenant_id)
+            .map(|t| t.display_name.clone())
+    }
+
+    pub fn plan_items(&self, step: Step) -> Vec<&PlanItem> {
+        match self.plan.ready() {
+            Some(p) => p.items.iter().filter(|i| i.step == step).collect(),
+            None => vec![],
+        }
+    }
+
+    pub fn status(&self, step: Step) -> &Status {
+        self.steps.get(&step).unwrap_or(&Status::Pending)
+    }
+
+    pub fn run_active(&self) -> bool {
+        matches!(self.run, Run::Running { .. })
+    }
+
+    /// A spinner or countdown is on screen: the loop ticks only then.
+    pub fn animating(&self) -> bool {
+        self.steps.values().any(Status::is_active)
+            || self.run_active()
+            || (self.device_code.is_some() && self.sign_in.is_loading())
+            || self.accounts.is_loading()
+            || self.discovery.is_loading()
+            || self.plan.is_loading()
+    }
+
+    /// The retry `r` would do, if any.
+    pub fn retryable(&self) -> Option<Origin> {
+        if self.run_active() {
+            return None;
+        }
+        // Only where the error is on screen.
+        let (origin, _) = self.last_error.as_ref()?;
+        let here = match origin {
+            Origin::SpotAccounts => self.pane == Pane::SpotAccount,
+            Origin::SignIn | Origin::Discovery => {
+                matches!(self.pane, Pane::AzureLogin | Pane::Subscription)
+            }
+            Origin::Plan => matches!(
+                self.pane,
+                Pane::AppRegistration | Pane::ClientSecret | Pane::CustomRole | Pane::Confirm
+            ),
+            Origin::Apply => self.pane == Pane::Apply,
+        };
+        here.then_some(*origin)
+    }
+
+    /// The keymap contexts active now.
+    pub fn contexts(&self) -> Vec<Ctx> {
+        let mut v = vec![Ctx::Always];
+        if self.confirm_quit {
+            v.push(Ctx::QuitPrompt);
+            return v;
+        }
+        if self.show_help {
+            v.push(Ctx::Help);
+            return v;
+        }
+        if self.field.is_some() {
+            v.push(Ctx::Text);
+        } else {
+            v.push(Ctx::Nav);
+            if self.pane != Pane::Apply {
+                v.push(Ctx::CanContinue);
+            }
+            if self.pane.prev().is_some() {
+                v.push(Ctx::CanGoBack);
+            }
+        }
+        if self.pane == Pane::Done {
+            v.push(Ctx::Finished);
+        }
+        match self.pane {
+            Pane::SpotAccount | Pane::AppRegistration | Pane::CustomRole => v.push(Ctx::Fields),
+            _ => {}
+        }
+        match self.pane {
+            Pane::SpotAccount | Pane::ClientSecret => v.push(Ctx::List),
+            Pane::Subscription => {
+                v.push(Ctx::List);
+                v.push(Ctx::Filterable);
+            }
+            _ => {}
+        }
+        if self.retryable().is_some() && self.field.is_none() {
+            v.push(Ctx::Failed);
+        }
+        v
+    }
+}

@@ -1,0 +1,851 @@
+//! `update`: the one place the wizard's state changes. It does no I/O: what must be started
+//! (sign-in, lookups, plan, apply) is returned as `Effect`s for the event loop to run.
+
+use super::keymap::{self, Cmd};
+use super::state::*;
+use crate::azure::auth::Identity;
+use crate::azure::discovery::Discovery;
+use crate::cli::exit;
+use crate::onboard::model::ErrorInfo;
+use crate::onboard::model::{
+    Outcome, Plan, PlanAction, Progress, Report, Step, StepEvent, Verdict,
+};
+use crate::onboard::{SpotAccountChoice, Target};
+use crate::secret::Secret;
+use crate::spot::SpotAccount;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use std::time::Duration;
+
+/// A signal that ends the wizard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    Int,
+    Term,
+    Hup,
+}
+
+/// Everything that can happen to the wizard: terminal input, timer ticks, signals and the
+/// results of background work. All arrive over one channel.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Resize(u16, u16),
+    /// A spinner / countdown tick: changes nothing but the frame.
+    Tick,
+    Signal(SignalKind),
+    SpotAccounts(Result<Vec<SpotAccount>, ErrorInfo>),
+    SignedIn(Result<Identity, ErrorInfo>),
+    Discovered(Result<Discovery, ErrorInfo>),
+    Planned {
+        generation: u64,
+        result: Result<Plan, ErrorInfo>,
+    },
+    Progress(Progress),
+    Applied(Result<Report, ErrorInfo>),
+}
+
+/// The operator's choices, as the engine takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices {
+    pub app_name: Option<String>,
+    pub role_name: Option<String>,
+    pub secret_months: u32,
+    pub spot_account: SpotAccountChoice,
+}
+
+/// Work the loop must start.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// List Spot accounts with this token.
+    LoadSpotAccounts {
+        token: Secret,
+    },
+    /// Sign in to Azure, then discover tenants and subscriptions.
+    SignIn,
+    Plan {
+        generation: u64,
+        target: Target,
+        choices: Choices,
+    },
+    Apply {
+        target: Target,
+        choices: Choices,
+    },
+    /// Stop everything and leave with this exit code.
+    Quit(i32),
+}
+
+/// Applies `action` received at `at` (time since the wizard started).
+pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
+    match action {
+        Action::Key(key) => on_key(s, key, at),
+        Action::Resize(w, h) => {
+            s.size = (w, h);
+            vec![]
+        }
+        Action::Tick => vec![],
+        Action::Signal(kind) => {
+            log(s, format!("received {kind:?} signal: stopping"));
+            quit(s, exit::INTERRUPTED)
+        }
+        Action::SpotAccounts(r) => {
+            match r {
+                Ok(list) => {
+                    log(s, format!("{} Spot account(s) found", list.len()));
+                    s.accounts = Load::Ready(list);
+                    s.account_sel = s.account_sel.min(s.account_rows() - 1);
+                    clear_error(s, Origin::SpotAccounts);
+                }
+                Err(e) => {
+                    log(s, format!("listing Spot accounts failed: {}", e.summary));
+                    s.accounts = Load::Failed(e.clone());
+                    s.last_error = Some((Origin::SpotAccounts, e));
+                }
+            }
+            refresh_pre_steps(s, at);
+            vec![]
+        }
+        Action::SignedIn(r) => {
+            let fx = vec![];
+            match r {
+                Ok(id) => {
+                    log(s, format!("signed in as {}", id.display));
+                    s.sign_in = Load::Ready(id);
+                    s.device_code = None;
+                    s.discovery = Load::Loading { since: at };
+                    clear_error(s, Origin::SignIn);
+                }
+                Err(e) => {
+                    log(s, format!("sign-in failed: {}", e.summary));
+                    s.sign_in = Load::Failed(e.clone());
+                    s.last_error = Some((Origin::SignIn, e));
+                }
+            }
+            refresh_pre_steps(s, at);
+            fx
+        }
+        Action::Discovered(r) => {
+            match r {
+                Ok(d) => {
+                    log(
+                        s,
+                        format!(
+                            "{} subscription(s) in {} tenant(s)",
+                            d.subscriptions.len(),
+                            d.tenants.len()
+                        ),
+                    );
+                    for (t, why) in &d.skipped {
+                        log(s, format!("tenant {t} skipped: {why}"));
+                    }
+                    s.discovery = Load::Ready(d);
+                    s.sub_sel = first_selectable(s).unwrap_or(0);
+                    clear_error(s, Origin::Discovery);
+                }
+                Err(e) => {
+                    log(s, format!("listing subscriptions failed: {}", e.summary));
+                    s.discovery = Load::Failed(e.clone());
+                    s.last_error = Some((Origin::Discovery, e));
+                }
+            }
+            refresh_pre_steps(s, at);
+            vec![]
+        }
+        Action::Planned { generation, result } => {
+            if generation != s.plan_gen {
+                return vec![];
+            }
+            match result {
+                Ok(p) => {
+                    log(
+                        s,
+                        format!(
+                            "plan: {} write(s), {} blocked",
+                            p.writes().count(),
+                            p.blocked().count()
+                        ),
+                    );
+                    prefill_names(s, &p);
+                    s.plan = Load::Ready(p);
+                    clear_error(s, Origin::Plan);
+                }
+                Err(e) => {
+                    log(s, format!("planning failed: {}", e.summary));
+                    s.plan = Load::Failed(e.clone());
+                    s.last_error = Some((Origin::Plan, e));
+                }
+            }
+            vec![]
+        }
+        Action::Progress(p) => {
+            on_progress(s, p, at);
+            vec![]
+        }
+        Action::Applied(r) => {
+            match r {
+                Ok(report) => {
+                    if let Some(a) = &report.spot_account_id {
+                        s.spot_account_id = Some(a.clone());
+                    }
+                    if report.verdict == Verdict::Connected {
+                        log(
+                            s,
+                            format!("subscription {} connected", report.subscription_id),
+                        );
+                        s.steps.insert(
+                            Step::Done,
+                            Status::Done {
+                                outcome: Outcome::Created,
+                                id: None,
+                                detail: "connected".into(),
+                                elapsed: None,
+                            },
+                        );
+                        s.run = Run::Finished(Box::new(report));
+                        s.pane = Pane::Done;
+                        s.last_error = None;
+                    } else {
+                        let e = report.error.clone().unwrap_or(ErrorInfo {
+                            summary: "the subscription was not connected".into(),
+                            api: None,
+                            hint: None,
+                        });
+                        log(s, format!("onboarding failed: {}", e.summary));
+                        s.run = Run::Failed(e.clone());
+                        s.last_error = Some((Origin::Apply, e));
+                    }
+                }
+                Err(e) => {
+                    log(s, format!("onboarding failed: {}", e.summary));
+                    s.run = Run::Failed(e.clone());
+                    s.last_error = Some((Origin::Apply, e));
+                }
+            }
+            vec![]
+        }
+    }
+}
+
+fn log(s: &mut State, line: String) {
+    if s.log.len() >= LOG_LINES {
+        s.log.pop_front();
+    }
+    s.log.push_back(line);
+}
+
+fn clear_error(s: &mut State, origin: Origin) {
+    if matches!(s.last_error, Some((o, _)) if o == origin) {
+        s.last_error = None;
+    }
+}
+
+fn quit(s: &mut State, code: i32) -> Vec<Effect> {
+    s.exit = Some(code);
+    vec![Effect::Quit(code)]
+}
+
+/// The exit code if the operator leaves now.
+fn exit_code(s: &State) -> i32 {
+    match &s.run {
+        Run::Finished(_) => exit::DONE,
+        Run::Failed(_) => exit::FAILED,
+        _ => exit::INTERRUPTED,
+    }
+}
+
+fn first_selectable(s: &State) -> Option<usize> {
+    s.visible_subscriptions()
+        .iter()
+        .position(|x| x.selectable())
+}
+
+/// Sidebar rows for the steps the wizard does itself (before the engine runs).
+fn refresh_pre_steps(s: &mut State, at: Duration) {
+    if !matches!(s.run, Run::NotStarted) {
+        return;
+    }
+    let spot = match (&s.accounts, s.pane) {
+        (Load::Loading { since }, _) => Status::Running {
+            since: *since,
+            detail: "listing Spot accounts".into(),
+        },
+        (Load::Failed(e), _) => Status::Failed {
+            error: e.clone(),
+            elapsed: None,
+        },
+        (_, Pane::SpotAccount) => Status::Pending,
+        // Automatic or new: the run decides, and reports it.
+        _ if !matches!(account_choice(s), SpotAccountChoice::Existing(_)) => Status::Pending,
+        _ => Status::Done {
+            outcome: Outcome::Reused,
+            id: s.spot_account_id.clone(),
+            detail: account_choice_label(s),
+            elapsed: None,
+        },
+    };
+    s.steps.insert(Step::SpotAccount, spot);
+    let login = match &s.sign_in {
+        Load::Idle => Status::Pending,
+        Load::Loading { since } => match &s.device_code {
+            Some(_) => Status::Waiting {
+                since: *since,
+                reason: "waiting for you to sign in".into(),
+                attempt: 1,
+                next_in: Duration::ZERO,
+                at,
+            },
+            None => Status::Running {
+                since: *since,
+                detail: "signing in".into(),
+            },
+        },
+        Load::Ready(id) => Status::Done {
+            outcome: Outcome::Reused,
+            id: None,
+            detail: id.display.clone(),
+            elapsed: None,
+        },
+        Load::Failed(e) => Status::Failed {
+            error: e.clone(),
+            elapsed: None,
+        },
+    };
+    s.steps.insert(Step::AzureLogin, login);
+    let sub = match (&s.target, &s.discovery) {
+        (Some(t), _) => Status::Done {
+            outcome: Outcome::Reused,
+            id: Some(t.subscription_id.clone()),
+            detail: t.subscription_name.clone(),
+            elapsed: None,
+        },
+        (None, Load::Loading { since }) => Status::Running {
+            since: *since,
+            detail: "listing subscriptions".into(),
+        },
+        (None, Load::Failed(e)) => Status::Failed {
+            error: e.clone(),
+            elapsed: None,
+        },
+        _ => Status::Pending,
+    };
+    s.steps.insert(Step::Subscription, sub);
+}
+
+fn account_choice_label(s: &State) -> String {
+    match account_choice(s) {
+        SpotAccountChoice::Auto => "automatic".into(),
+        SpotAccountChoice::New => "new account".into(),
+        SpotAccountChoice::Existing(id) => id,
+    }
+}
+
+pub fn account_choice(s: &State) -> SpotAccountChoice {
+    let n = s.accounts_list().len();
+    match s.account_sel {
+        0 => SpotAccountChoice::Auto,
+        i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
+        _ => SpotAccountChoice::New,
+    }
+}
+
+/// The names the plan will use are shown in the fields, unless the operator typed their own.
+fn prefill_names(s: &mut State, p: &Plan) {
+    let name_of = |step: Step, object: &str| {
+        p.items
+            .iter()
+            .find(|i| i.step == step && i.object == object)
+            .map(|i| i.name.clone())
+    };
+    if s.app_name_text().is_empty()
+        && let Some(n) = name_of(Step::AppRegistration, "app registration")
+    {
+        set_text(&mut s.app_name, &n);
+        s.app_name_default = Some(n);
+    }
+    if s.role_name_text().is_empty()
+        && let Some(n) = name_of(Step::CustomRole, "custom role")
+    {
+        set_text(&mut s.role_name, &n);
+        s.role_name_default = Some(n);
+    }
+}
+
+fn set_text(t: &mut ratatui_textarea::TextArea<'static>, text: &str) {
+    t.select_all();
+    t.cut();
+    t.insert_str(text);
+}
+
+pub fn choices(s: &State) -> Choices {
+    // An empty field means the default name (the engine's, or the plan's once known).
+    let name = |text: String, default: &Option<String>| {
+        if text.is_empty() {
+            default.clone()
+        } else {
+            Some(text)
+        }
+    };
+    Choices {
+        app_name: name(s.app_name_text(), &s.app_name_default),
+        role_name: name(s.role_name_text(), &s.role_name_default),
+        secret_months: s.secret_months(),
+        spot_account: account_choice(s),
+    }
+}
+
+fn start_plan(s: &mut State, at: Duration) -> Vec<Effect> {
+    let Some(target) = s.target.clone() else {
+        return vec![];
+    };
+    s.plan_gen += 1;
+    s.plan = Load::Loading { since: at };
+    vec![Effect::Plan {
+        generation: s.plan_gen,
+        target,
+        choices: choices(s),
+    }]
+}
+
+fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
+    let Some(target) = s.target.clone() else {
+        return vec![];
+    };
+    s.run = Run::Running { since: at };
+    s.last_error = None;
+    s.pane = Pane::Apply;
+    for step in [
+        Step::AppRegistration,
+        Step::ClientSecret,
+        Step::CustomRole,
+        Step::RoleAssignment,
+        Step::ConnectSpot,
+    ] {
+        if matches!(s.status(step), Status::Failed { .. }) {
+            s.steps.insert(step, Status::Pending);
+        }
+    }
+    log(
+        s,
+        format!(
+            "onboarding {} ({})",
+            target.subscription_name, target.subscription_id
+        ),
+    );
+    vec![Effect::Apply {
+        target,
+        choices: choices(s),
+    }]
+}
+
+fn on_progress(s: &mut State, p: Progress, at: Duration) {
+    match p {
+        Progress::DeviceCode(prompt) => {
+            log(
+                s,
+                format!("device code issued, expires {}", prompt.expires_at),
+            );
+            s.device_code = Some(prompt);
+            if matches!(s.sign_in, Load::Idle) {
+                s.sign_in = Load::Loading { since: at };
+            }
+            refresh_pre_steps(s, at);
+        }
+        Progress::Log { message } => log(s, message),
+        Progress::Step {
+            subscription,
+            step,
+            event,
+        } => {
+            if let (Some(sub), Some(t)) = (&subscription, &s.target)
+                && sub != &t.subscription_id
+            {
+                return;
+            }
+            let prev_since = s.status(step).since();
+            let elapsed = prev_since.map(|p| at.saturating_sub(p));
+            let status = match event {
+                StepEvent::Started { detail } => {
+                    log(s, format!("{}: {detail}", step.label()));
+                    Status::Running { since: at, detail }
+                }
+                StepEvent::Waiting {
+                    reason,
+                    attempt,
+                    next_in,
+                } => {
+                    log(
+                        s,
+                        format!(
+                            "{}: {reason} (attempt {attempt}, next in {} s)",
+                            step.label(),
+                            secs(next_in)
+                        ),
+                    );
+                    Status::Waiting {
+                        since: prev_since.unwrap_or(at),
+                        reason,
+                        attempt,
+                        next_in,
+                        at,
+                    }
+                }
+                StepEvent::Finished {
+                    outcome,
+                    id,
+                    detail,
+                } => {
+                    log(s, format!("{}: {detail}", step.label()));
+                    if step == Step::SpotAccount
+                        && let Some(id) = &id
+                    {
+                        s.spot_account_id = Some(id.clone());
+                    }
+                    Status::Done {
+                        outcome,
+                        id,
+                        detail,
+                        elapsed,
+                    }
+                }
+                StepEvent::Failed { error } => {
+                    log(s, format!("{}: failed: {}", step.label(), error.summary));
+                    s.last_error = Some((Origin::Apply, error.clone()));
+                    Status::Failed { error, elapsed }
+                }
+                StepEvent::Skipped { reason } => {
+                    log(s, format!("{}: skipped: {reason}", step.label()));
+                    Status::Skipped { reason }
+                }
+            };
+            s.steps.insert(step, status);
+            if s.run_active() || matches!(s.run, Run::Failed(_)) {
+                s.apply_focus = Some(step);
+            }
+        }
+    }
+}
+
+/// Whole seconds, rounded up ("next in 8 s").
+pub fn secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
+    if key.kind != ratatui::crossterm::event::KeyEventKind::Press {
+        return vec![];
+    }
+    let active = s.contexts();
+    match keymap::lookup(&key, &active) {
+        Some(b) => on_cmd(s, b.cmd, at),
+        None => {
+            if let Some(f) = s.field {
+                type_into(s, f, key);
+            }
+            vec![]
+        }
+    }
+}
+
+fn type_into(s: &mut State, f: Field, key: KeyEvent) {
+    // Single-line fields: no newlines, no multi-line shortcuts.
+    if matches!(key.code, KeyCode::Enter | KeyCode::Tab) {
+        return;
+    }
+    let area = match f {
+        Field::Token => &mut s.token,
+        Field::Filter => &mut s.filter,
+        Field::AppName => &mut s.app_name,
+        Field::RoleName => &mut s.role_name,
+    };
+    area.input(key);
+    if f == Field::Filter {
+        s.sub_sel = first_selectable(s).unwrap_or(0);
+    }
+}
+
+/// Leaves the focused field; a changed field starts what depends on it.
+fn leave_field(s: &mut State, at: Duration) -> Vec<Effect> {
+    let Some(f) = s.field.take() else {
+        return vec![];
+    };
+    match f {
+        Field::Token => {
+            let t = s.token_text();
+            if !t.is_empty() && t != s.token_loaded {
+                return load_accounts(s, at);
+            }
+            vec![]
+        }
+        Field::AppName | Field::RoleName => {
+            if s.target.is_some() {
+                let c = choices(s);
+                let planned = match s.plan.ready() {
+                    Some(p) => {
+                        let name = |step, obj: &str| {
+                            p.items
+                                .iter()
+                                .find(|i| i.step == step && i.object == obj)
+                                .map(|i| i.name.clone())
+                        };
+                        c.app_name == name(Step::AppRegistration, "app registration")
+                            && c.role_name == name(Step::CustomRole, "custom role")
+                    }
+                    None => false,
+                };
+                if !planned {
+                    return start_plan(s, at);
+                }
+            }
+            vec![]
+        }
+        Field::Filter => vec![],
+    }
+}
+
+pub fn load_accounts(s: &mut State, at: Duration) -> Vec<Effect> {
+    let t = s.token_text();
+    if t.is_empty() {
+        return vec![];
+    }
+    s.token_loaded = t.clone();
+    s.accounts = Load::Loading { since: at };
+    refresh_pre_steps(s, at);
+    vec![Effect::LoadSpotAccounts {
+        token: Secret::new(t),
+    }]
+}
+
+/// The effects the wizard starts with: the lookups that need nothing from the operator.
+pub fn start(s: &mut State, at: Duration) -> Vec<Effect> {
+    let mut fx = load_accounts(s, at);
+    s.sign_in = Load::Loading { since: at };
+    fx.push(Effect::SignIn);
+    refresh_pre_steps(s, at);
+    fx
+}
+
+fn list_len(s: &State) -> usize {
+    match s.pane {
+        Pane::SpotAccount => s.account_rows(),
+        Pane::Subscription => s.visible_subscriptions().len(),
+        Pane::ClientSecret => SECRET_MONTHS.len(),
+        _ => 0,
+    }
+}
+
+fn move_sel(s: &mut State, down: bool) {
+    let n = list_len(s);
+    if n == 0 {
+        return;
+    }
+    let step = |i: usize| {
+        if down {
+            (i + 1).min(n - 1)
+        } else {
+            i.saturating_sub(1)
+        }
+    };
+    match s.pane {
+        Pane::SpotAccount => s.account_sel = step(s.account_sel),
+        Pane::ClientSecret => s.months_sel = step(s.months_sel),
+        Pane::Subscription => {
+            // Skip rows that cannot be chosen (Disabled, Deleted, PastDue).
+            let subs = s.visible_subscriptions();
+            let mut i = s.sub_sel.min(n - 1);
+            loop {
+                let j = step(i);
+                if j == i {
+                    break;
+                }
+                i = j;
+                if subs[i].selectable() {
+                    s.sub_sel = i;
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
+    match cmd {
+        Cmd::Quit => {
+            if s.confirm_quit {
+                return quit(s, exit::INTERRUPTED);
+            }
+            if s.run_active() {
+                s.confirm_quit = true;
+                s.show_help = false;
+                vec![]
+            } else {
+                let code = exit_code(s);
+                quit(s, code)
+            }
+        }
+        Cmd::Yes => quit(s, exit::INTERRUPTED),
+        Cmd::No => {
+            s.confirm_quit = false;
+            vec![]
+        }
+        Cmd::Help => {
+            s.show_help = true;
+            vec![]
+        }
+        Cmd::CloseHelp => {
+            s.show_help = false;
+            vec![]
+        }
+        Cmd::ToggleLog => {
+            s.show_log = !s.show_log;
+            vec![]
+        }
+        Cmd::Up => {
+            move_sel(s, false);
+            vec![]
+        }
+        Cmd::Down => {
+            move_sel(s, true);
+            vec![]
+        }
+        Cmd::Filter => {
+            s.field = Some(Field::Filter);
+            vec![]
+        }
+        Cmd::NextField => {
+            if s.field.is_some() {
+                leave_field(s, at)
+            } else {
+                s.field = match s.pane {
+                    Pane::SpotAccount => Some(Field::Token),
+                    Pane::AppRegistration => Some(Field::AppName),
+                    Pane::CustomRole => Some(Field::RoleName),
+                    _ => None,
+                };
+                vec![]
+            }
+        }
+        Cmd::Back => {
+            if s.field == Some(Field::Filter) {
+                // Esc in the filter clears it.
+                set_text(&mut s.filter, "");
+                s.field = None;
+                s.sub_sel = first_selectable(s).unwrap_or(0);
+                return vec![];
+            }
+            if s.field.is_some() {
+                return leave_field(s, at);
+            }
+            if let Some(p) = s.pane.prev() {
+                s.pane = p;
+                refresh_pre_steps(s, at);
+            }
+            vec![]
+        }
+        Cmd::Retry => retry(s, at),
+        Cmd::Continue => {
+            if s.field.is_some() {
+                let fx = leave_field(s, at);
+                // Enter in the filter also picks the highlighted subscription.
+                if s.pane != Pane::Subscription {
+                    return fx;
+                }
+                let mut fx = fx;
+                fx.extend(advance(s, at));
+                return fx;
+            }
+            advance(s, at)
+        }
+    }
+}
+
+fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
+    let Some(origin) = s.retryable() else {
+        return vec![];
+    };
+    s.last_error = None;
+    match origin {
+        Origin::SpotAccounts => load_accounts(s, at),
+        Origin::SignIn => {
+            s.sign_in = Load::Loading { since: at };
+            s.device_code = None;
+            refresh_pre_steps(s, at);
+            vec![Effect::SignIn]
+        }
+        Origin::Discovery => {
+            // Discovery runs right after sign-in: sign in again (tokens are cached).
+            s.discovery = Load::Idle;
+            s.sign_in = Load::Loading { since: at };
+            refresh_pre_steps(s, at);
+            vec![Effect::SignIn]
+        }
+        Origin::Plan => start_plan(s, at),
+        Origin::Apply => start_apply(s, at),
+    }
+}
+
+/// Enter on a pane: take its choice and move on, when it can be taken.
+fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
+    let mut fx = vec![];
+    match s.pane {
+        Pane::SpotAccount => {
+            if s.token_text().trim().is_empty() {
+                // Nothing can be done in Spot without a token: ask for it.
+                s.field = Some(Field::Token);
+                return vec![];
+            }
+            if let SpotAccountChoice::Existing(id) = account_choice(s) {
+                s.spot_account_id = Some(id);
+            } else {
+                s.spot_account_id = None;
+            }
+            s.pane = Pane::AzureLogin;
+        }
+        Pane::AzureLogin => {
+            if s.sign_in.ready().is_some() {
+                s.pane = Pane::Subscription;
+            }
+        }
+        Pane::Subscription => {
+            let Some(sub) = s.selected_subscription() else {
+                return vec![];
+            };
+            if !sub.selectable() {
+                return vec![];
+            }
+            let target = Target {
+                tenant_id: sub.tenant_id.clone(),
+                subscription_id: sub.subscription_id.clone(),
+                subscription_name: sub.display_name.clone(),
+            };
+            let changed = s.target.as_ref() != Some(&target);
+            s.target = Some(target);
+            if changed || matches!(s.plan, Load::Idle | Load::Failed(_)) {
+                fx = start_plan(s, at);
+            }
+            s.pane = Pane::AppRegistration;
+        }
+        Pane::AppRegistration => s.pane = Pane::ClientSecret,
+        Pane::ClientSecret => s.pane = Pane::CustomRole,
+        Pane::CustomRole => s.pane = Pane::Confirm,
+        Pane::Confirm => {
+            if let Some(p) = s.plan.ready()
+                && !p.items.iter().any(|i| i.action == PlanAction::Blocked)
+            {
+                fx = start_apply(s, at);
+            }
+            return fx;
+        }
+        Pane::Apply => {
+            if let Run::Finished(_) = s.run {
+                s.pane = Pane::Done;
+            }
+        }
+        Pane::Done => {
+            let code = exit_code(s);
+            return quit(s, code);
+        }
+    }
+    refresh_pre_steps(s, at);
+    fx
+}

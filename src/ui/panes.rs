@@ -1,0 +1,797 @@
+//! One function per pane.
+
+use super::{Theme, fmt_elapsed, spinner, status_word};
+use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
+use crate::app::update::secs;
+use crate::cli::AuthMethod;
+use crate::onboard::model::{ErrorInfo, PlanAction, PlanItem, Step};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui_textarea::TextArea;
+
+fn title(s: &State) -> String {
+    let t = match s.pane {
+        Pane::SpotAccount => "Spot account",
+        Pane::AzureLogin => "Azure login",
+        Pane::Subscription => "Subscription",
+        Pane::AppRegistration => "App registration",
+        Pane::ClientSecret => "Client secret",
+        Pane::CustomRole => "Custom role",
+        Pane::Confirm => "Review: what will be written",
+        Pane::Apply => s.apply_focus.map(Step::label).unwrap_or("Onboarding"),
+        Pane::Done => "Done",
+    };
+    format!(" {t} ")
+}
+
+pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(title(s), t.bold()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let inner = Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(1),
+        ..inner
+    };
+    match s.pane {
+        Pane::SpotAccount => spot_account(frame, s, t, now, inner),
+        Pane::AzureLogin => azure_login(frame, s, t, now, inner),
+        Pane::Subscription => subscription(frame, s, t, now, inner),
+        Pane::AppRegistration => named(frame, s, t, now, inner, Field::AppName),
+        Pane::ClientSecret => client_secret(frame, s, t, now, inner),
+        Pane::CustomRole => named(frame, s, t, now, inner, Field::RoleName),
+        Pane::Confirm => confirm(frame, s, t, now, inner),
+        Pane::Apply => apply(frame, s, t, now, inner),
+        Pane::Done => done(frame, s, t, inner),
+    }
+}
+
+fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+/// A one-line text field with a border; highlighted when focused.
+fn field(
+    frame: &mut Frame,
+    ta: &TextArea<'static>,
+    label: &str,
+    focused: bool,
+    t: Theme,
+    area: Rect,
+) {
+    let mut ta = ta.clone();
+    let style = if focused { t.accent() } else { t.dim() };
+    let hint = if focused {
+        " Enter/Tab: done "
+    } else {
+        " Tab: edit "
+    };
+    ta.set_block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(style)
+            .title(format!(" {label} "))
+            .title_bottom(Line::from(hint).right_aligned()),
+    );
+    if !focused {
+        ta.set_cursor_style(ratatui::style::Style::default());
+    }
+    frame.render_widget(&ta, area);
+}
+
+pub(crate) fn error_lines(e: &ErrorInfo, t: Theme, retry: bool) -> Vec<Line<'static>> {
+    let mut v = vec![Line::from(vec![
+        Span::styled("✗ ", t.bad()),
+        Span::styled(e.summary.clone(), t.bad()),
+    ])];
+    if let Some(api) = &e.api {
+        let status = if api.status == 0 {
+            "no response".to_string()
+        } else {
+            format!("HTTP {}", api.status)
+        };
+        v.push(Line::from(format!("  {}, {}", api.service, status)));
+        v.push(Line::from(vec![
+            Span::raw("  code "),
+            Span::styled(api.code.clone(), t.bold()),
+        ]));
+        if !api.message.is_empty() && !e.summary.contains(&api.message) {
+            v.push(Line::from(format!("  {}", api.message)));
+        }
+        v.push(Line::from(vec![
+            Span::raw("  request id "),
+            Span::styled(
+                api.request_id.clone().unwrap_or_else(|| "(none)".into()),
+                t.accent(),
+            ),
+        ]));
+    }
+    if let Some(h) = &e.hint {
+        v.push(Line::from(vec![
+            Span::styled("  what to do: ", t.bold()),
+            Span::raw(h.clone()),
+        ]));
+    }
+    if retry {
+        v.push(Line::from(vec![
+            Span::raw("  press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to retry"),
+        ]));
+    }
+    v
+}
+
+fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{} ", spinner(now)), t.accent()),
+        Span::raw(what.to_string()),
+    ])
+}
+
+fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let [f, src, rest] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(2),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    field(
+        frame,
+        &s.token,
+        "Spot API token (Organization Admin)",
+        s.field == Some(Field::Token),
+        t,
+        f,
+    );
+    let src_text = match &s.token_source {
+        Some(src) => format!("from {src} (never shown)"),
+        None => "not set: type or paste it (SPOTINST_TOKEN also works)".into(),
+    };
+    para(
+        frame,
+        vec![Line::from(Span::styled(src_text, t.dim()))],
+        src,
+    );
+    let mut lines = vec![Line::from(Span::styled(
+        "Spot account for this subscription",
+        t.bold(),
+    ))];
+    let mut rows: Vec<(String, String)> = vec![(
+        "Automatic".into(),
+        "its own account, else a new one".into(),
+    )];
+    for a in s.accounts_list() {
+        rows.push((a.account_id.clone(), a.name.clone()));
+    }
+    rows.push(("+ New".into(), "create a new Spot account".into()));
+    for (i, (a, b)) in rows.into_iter().enumerate() {
+        let sel = i == s.account_sel;
+        let style = if sel && s.field.is_none() {
+            t.selected()
+        } else {
+            ratatui::style::Style::default()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(if sel { "› " } else { "  " }, t.accent()),
+            Span::styled(format!("{a:<14}"), style.add_modifier(Modifier::BOLD)),
+            Span::styled(format!(" {b}"), style),
+        ]));
+    }
+    if s.device_code.is_some() && s.sign_in.is_loading() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            "Azure sign-in is waiting for you: the code is on the next pane.",
+            t.warn(),
+        )));
+    }
+    match &s.accounts {
+        Load::Loading { .. } => lines.push(loading("listing the organization's accounts…", t, now)),
+        Load::Failed(e) => {
+            lines.push(Line::from(""));
+            lines.extend(error_lines(e, t, true));
+        }
+        _ => {}
+    }
+    para(frame, lines, rest);
+}
+
+fn method_text(m: AuthMethod) -> &'static str {
+    match m {
+        AuthMethod::DeviceCode => "device code",
+        AuthMethod::AzureCli => "the Azure CLI's login (az login)",
+        AuthMethod::ManagedIdentity => "this machine's managed identity",
+        AuthMethod::ClientSecret => "a service principal (AZURE_CLIENT_ID / AZURE_CLIENT_SECRET)",
+    }
+}
+
+fn countdown(d: time::Duration) -> String {
+    let s = d.whole_seconds().max(0);
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let mut lines: Vec<Line<'static>> = vec![];
+    match (&s.sign_in, &s.device_code) {
+        (Load::Ready(id), _) => {
+            lines.push(Line::from(vec![
+                Span::styled("✓ ", t.ok()),
+                Span::raw("Signed in as "),
+                Span::styled(id.display.clone(), t.bold()),
+            ]));
+            lines.push(Line::from(format!("  with {}", method_text(id.method))));
+            if let Some(ht) = &id.home_tenant {
+                lines.push(Line::from(format!("  home tenant {ht}")));
+            }
+            lines.push(Line::from(""));
+            match &s.discovery {
+                Load::Loading { .. } => {
+                    lines.push(loading("listing tenants and subscriptions…", t, now))
+                }
+                Load::Ready(d) => lines.push(Line::from(format!(
+                    "{} subscription(s) in {} tenant(s) found.",
+                    d.subscriptions.len(),
+                    d.tenants.len()
+                ))),
+                Load::Failed(e) => lines.extend(error_lines(e, t, true)),
+                Load::Idle => {}
+            }
+            lines.push(Line::from(""));
+            lines.push(Line::from(vec![
+                Span::styled("Enter", t.key()),
+                Span::raw(": choose the subscription"),
+            ]));
+        }
+        (Load::Failed(e), _) => lines.extend(error_lines(e, t, true)),
+        (Load::Loading { .. }, Some(dc)) => {
+            lines.push(Line::from("On any device with a browser, open"));
+            lines.push(Line::from(Span::styled(
+                format!("  {}", dc.verification_uri),
+                t.accent().add_modifier(Modifier::UNDERLINED),
+            )));
+            lines.push(Line::from("and enter this code:"));
+            let spaced: String = dc
+                .user_code
+                .chars()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let w = spaced.chars().count() + 4;
+            lines.push(Line::from(Span::styled(
+                format!("  ┏{}┓", "━".repeat(w)),
+                t.bold(),
+            )));
+            lines.push(Line::from(vec![
+                Span::styled("  ┃  ", t.bold()),
+                Span::styled(spaced, t.bold().add_modifier(Modifier::REVERSED)),
+                Span::styled("  ┃", t.bold()),
+            ]));
+            lines.push(Line::from(Span::styled(
+                format!("  ┗{}┛", "━".repeat(w)),
+                t.bold(),
+            )));
+            let left = dc.expires_at - now.wall;
+            if left.is_positive() {
+                lines.push(Line::from(vec![
+                    Span::raw("The code expires in "),
+                    Span::styled(countdown(left), t.warn()),
+                ]));
+            } else {
+                lines.push(Line::from(vec![
+                    Span::styled("The code has expired: ", t.bad()),
+                    Span::raw("press "),
+                    Span::styled("r", t.key()),
+                    Span::raw(" for a new one"),
+                ]));
+            }
+            lines.push(Line::from(""));
+            lines.push(loading("waiting for you to sign in…", t, now));
+        }
+        (Load::Loading { .. }, None) => {
+            lines.push(loading(
+                &format!("signing in with {}…", method_text(s.auth_method)),
+                t,
+                now,
+            ));
+        }
+        (Load::Idle, _) => lines.push(Line::from("Sign-in has not started.")),
+    }
+    para(frame, lines, area);
+}
+
+fn short_id(id: &str, wide: bool) -> String {
+    if wide || id.len() <= 13 {
+        id.to_string()
+    } else {
+        format!("{}…", &id[..8])
+    }
+}
+
+fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let [f, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+    field(
+        frame,
+        &s.filter,
+        "Filter (/)",
+        s.field == Some(Field::Filter),
+        t,
+        f,
+    );
+    let wide = area.width >= 80;
+    let mut lines: Vec<Line<'static>> = vec![];
+    match &s.discovery {
+        Load::Idle => lines.push(Line::from("Sign in first (Azure login).")),
+        Load::Loading { .. } => lines.push(loading("listing tenants and subscriptions…", t, now)),
+        Load::Failed(e) => lines.extend(error_lines(e, t, true)),
+        Load::Ready(d) => {
+            let subs = s.visible_subscriptions();
+            if subs.is_empty() {
+                lines.push(Line::from(if d.subscriptions.is_empty() {
+                    "No subscription is visible to this sign-in."
+                } else {
+                    "No subscription matches the filter (Esc clears it)."
+                }));
+            }
+            let name_w = if wide { 32 } else { 20 };
+            let max_rows = rest.height.saturating_sub(4) as usize;
+            let start = s.sub_sel.saturating_sub(max_rows.saturating_sub(1));
+            for (i, sub) in subs.iter().enumerate().skip(start).take(max_rows) {
+                let sel = i == s.sub_sel;
+                let base = if !sub.selectable() {
+                    t.dim()
+                } else if sel {
+                    t.selected()
+                } else {
+                    ratatui::style::Style::default()
+                };
+                let mut name: String = sub.display_name.chars().take(name_w).collect();
+                if sub.display_name.chars().count() > name_w {
+                    name.pop();
+                    name.push('…');
+                }
+                lines.push(Line::from(vec![
+                    Span::styled(if sel { "› " } else { "  " }, t.accent()),
+                    Span::styled(
+                        format!("{name:<name_w$} {} ", short_id(&sub.subscription_id, wide)),
+                        base,
+                    ),
+                    Span::styled(
+                        sub.state.clone(),
+                        if sub.selectable() { t.ok() } else { t.dim() },
+                    ),
+                ]));
+            }
+            if let Some(sel) = s.selected_subscription() {
+                lines.push(Line::from(""));
+                lines.push(Line::from(vec![
+                    Span::raw("id     "),
+                    Span::styled(sel.subscription_id.clone(), t.accent()),
+                ]));
+                let tn = s
+                    .tenant_name(&sel.tenant_id)
+                    .map(|n| format!("{n} "))
+                    .unwrap_or_default();
+                lines.push(Line::from(vec![
+                    Span::raw("tenant "),
+                    Span::styled(
+                        format!("{tn}{}", short_id(&sel.tenant_id, wide)),
+                        t.accent(),
+                    ),
+                ]));
+            }
+            if !d.skipped.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    format!("{} tenant(s) could not be read (see log)", d.skipped.len()),
+                    t.warn(),
+                )));
+            }
+        }
+    }
+    para(frame, lines, rest);
+}
+
+fn action_word(a: PlanAction) -> &'static str {
+    match a {
+        PlanAction::Create => "create",
+        PlanAction::Reuse => "reuse",
+        PlanAction::Update => "update",
+        PlanAction::Blocked => "BLOCKED",
+    }
+}
+
+fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
+    let style = match i.action {
+        PlanAction::Create => t.ok(),
+        PlanAction::Reuse => t.accent(),
+        PlanAction::Update => t.warn(),
+        PlanAction::Blocked => t.bad(),
+    };
+    let mut v = vec![Line::from(vec![
+        Span::styled(
+            format!("{:<7} ", action_word(i.action)),
+            style.add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!("{}: ", i.object)),
+        Span::styled(i.name.clone(), t.bold()),
+    ])];
+    v.push(Line::from(Span::styled(
+        format!("        {}", i.reason),
+        t.dim(),
+    )));
+    if let Some(id) = &i.id {
+        v.push(Line::from(Span::styled(
+            format!("        id {id}"),
+            t.dim(),
+        )));
+    }
+    if let Some(d) = &i.drift
+        && !d.is_empty()
+    {
+        v.push(Line::from(Span::styled(
+            format!(
+                "drift: {} missing (+), {} extra (-)",
+                d.missing.len(),
+                d.extra.len()
+            ),
+            t.warn(),
+        )));
+        for a in &d.missing {
+            v.push(Line::from(Span::styled(format!(" + {a}"), t.warn())));
+        }
+        for a in &d.extra {
+            v.push(Line::from(Span::styled(format!(" - {a}"), t.warn())));
+        }
+    }
+    v
+}
+
+fn plan_status(s: &State, t: Theme, now: Now, step: Step) -> Vec<Line<'static>> {
+    let mut v = vec![];
+    match &s.plan {
+        Load::Idle => v.push(Line::from(Span::styled(
+            "Choose a subscription to see the plan.",
+            t.dim(),
+        ))),
+        Load::Loading { .. } => v.push(loading("looking at what already exists…", t, now)),
+        Load::Failed(e) => v.extend(error_lines(e, t, true)),
+        Load::Ready(_) => {
+            for i in s.plan_items(step) {
+                v.extend(plan_line(i, t));
+            }
+        }
+    }
+    v
+}
+
+fn named(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect, which: Field) {
+    let [f, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+    let (ta, label, step) = match which {
+        Field::AppName => (&s.app_name, "Display name", Step::AppRegistration),
+        _ => (&s.role_name, "Role name", Step::CustomRole),
+    };
+    field(frame, ta, label, s.field == Some(which), t, f);
+    let mut lines: Vec<Line<'static>> = vec![];
+    match which {
+        Field::AppName => {
+            lines.push(Line::from(
+                "Single tenant (AzureADMyOrg), Web redirect URI https://spot.io, with its service principal. Ours is reused if it exists.",
+            ));
+        }
+        _ => {
+            let wide = area.width >= 80;
+            let scope = s
+                .target
+                .as_ref()
+                .map(|t| format!("/subscriptions/{}", short_id(&t.subscription_id, wide)))
+                .unwrap_or_else(|| "the subscription".into());
+            lines.push(Line::from(vec![
+                Span::raw("Spot's actions, assignable at "),
+                Span::styled(scope, t.accent()),
+            ]));
+            lines.push(Line::from(
+                "A role of the same name is reused, or updated if it drifted.",
+            ));
+        }
+    }
+    lines.push(Line::from(""));
+    lines.extend(plan_status(s, t, now, step));
+    para(frame, lines, rest);
+}
+
+fn add_months(d: time::Date, months: u32) -> time::Date {
+    let total = d.year() * 12 + (d.month() as i32 - 1) + months as i32;
+    let (y, m) = (total.div_euclid(12), total.rem_euclid(12) as u8 + 1);
+    let month = time::Month::try_from(m).unwrap_or(time::Month::January);
+    let last = time::util::days_in_month(month, y);
+    time::Date::from_calendar_date(y, month, d.day().min(last)).unwrap_or(d)
+}
+
+fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let mut lines = vec![Line::from(Span::styled(
+        "Lifetime of the client secret",
+        t.bold(),
+    ))];
+    for (i, m) in SECRET_MONTHS.iter().enumerate() {
+        let sel = i == s.months_sel;
+        let def = if *m == 12 { " (default)" } else { "" };
+        let until = add_months(now.wall.date(), *m);
+        lines.push(Line::from(vec![
+            Span::styled(if sel { "› " } else { "  " }, t.accent()),
+            Span::styled(
+                format!("{m:>2} months{def:<10}"),
+                if sel {
+                    t.selected()
+                } else {
+                    ratatui::style::Style::default()
+                },
+            ),
+            Span::styled(format!("  until {until}"), t.dim()),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(
+        "The secret's value goes straight to Spot: it is never shown, written to disk or logged. Only its expiry date and key id are kept. The tenant's policy may cap the lifetime.",
+    ));
+    lines.push(Line::from(""));
+    lines.extend(plan_status(s, t, now, Step::ClientSecret));
+    para(frame, lines, area);
+}
+
+fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let mut lines: Vec<Line<'static>> = vec![];
+    match &s.plan {
+        Load::Ready(p) => {
+            let writes: Vec<&PlanItem> = p.writes().collect();
+            let blocked: Vec<&PlanItem> = p.blocked().collect();
+            let reused: Vec<&PlanItem> = p
+                .items
+                .iter()
+                .filter(|i| i.action == PlanAction::Reuse)
+                .collect();
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "{} object(s) will be written (+ create, ~ update):",
+                    writes.len()
+                ),
+                t.bold(),
+            )));
+            for i in &writes {
+                let sign = if i.action == PlanAction::Create {
+                    "+"
+                } else {
+                    "~"
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!(" {sign} "),
+                        if i.action == PlanAction::Create {
+                            t.ok()
+                        } else {
+                            t.warn()
+                        },
+                    ),
+                    Span::raw(format!("{:<19}", i.object)),
+                    Span::styled(i.name.clone(), t.bold()),
+                ]));
+            }
+            if !reused.is_empty() {
+                lines.push(Line::from(""));
+                lines.push(Line::from(Span::styled("Reused as they are:", t.bold())));
+                for i in &reused {
+                    lines.push(Line::from(vec![
+                        Span::styled(" = ", t.accent()),
+                        Span::raw(format!("{:<19}", i.object)),
+                        Span::raw(i.name.clone()),
+                    ]));
+                }
+            }
+            lines.push(Line::from(""));
+            if blocked.is_empty() {
+                lines.push(Line::from(vec![
+                    Span::raw("Secret lifetime "),
+                    Span::styled(format!("{} months", s.secret_months()), t.bold()),
+                    Span::raw(". Nothing is written until you press "),
+                    Span::styled("Enter", t.key()),
+                    Span::raw("."),
+                ]));
+            } else {
+                for i in &blocked {
+                    lines.extend(plan_line(i, t));
+                }
+                lines.push(Line::from(vec![
+                    Span::styled("Blocked: ", t.bad()),
+                    Span::raw("fix the above, then press "),
+                    Span::styled("r", t.key()),
+                    Span::raw(" to plan again."),
+                ]));
+            }
+        }
+        _ => lines.extend(plan_status(s, t, now, Step::Done)),
+    }
+    para(frame, lines, area);
+}
+
+fn step_detail(st: &Status, t: Theme, now: Now) -> Vec<Line<'static>> {
+    match st {
+        Status::Pending => vec![Line::from(Span::styled("pending", t.dim()))],
+        Status::Running { detail, since } => vec![Line::from(vec![
+            Span::styled(format!("{} ", spinner(now)), t.accent()),
+            Span::raw(format!(
+                "{detail} ({})",
+                fmt_elapsed(now.mono.saturating_sub(*since))
+            )),
+        ])],
+        Status::Waiting {
+            reason,
+            attempt,
+            next_in,
+            at,
+            ..
+        } => {
+            let left = next_in.saturating_sub(now.mono.saturating_sub(*at));
+            vec![
+                Line::from(vec![
+                    Span::styled("◔ ", t.warn()),
+                    Span::styled(format!("{reason},"), t.warn()),
+                ]),
+                Line::from(Span::styled(
+                    format!("  attempt {attempt}, next in {} s", secs(left)),
+                    t.warn(),
+                )),
+            ]
+        }
+        Status::Done { detail, id, .. } => {
+            let mut v = vec![Line::from(vec![
+                Span::styled(format!("✓ {} ", status_word(st)), t.ok()),
+                Span::raw(detail.clone()),
+            ])];
+            if let Some(id) = id {
+                v.push(Line::from(Span::styled(format!("  id {id}"), t.dim())));
+            }
+            v
+        }
+        Status::Failed { error, .. } => error_lines(error, t, false),
+        Status::Skipped { reason } => vec![Line::from(Span::styled(
+            format!("skipped: {reason}"),
+            t.dim(),
+        ))],
+    }
+}
+
+fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let mut lines: Vec<Line<'static>> = vec![];
+    let mut shown_error = false;
+    if let Some(step) = s.apply_focus {
+        match s.status(step) {
+            Status::Failed { error, .. } => {
+                lines.extend(error_lines(error, t, s.retryable().is_some()));
+                shown_error = true;
+            }
+            st => lines.extend(step_detail(st, t, now)),
+        }
+        lines.push(Line::from(""));
+    } else if s.run_active() {
+        lines.push(loading("starting…", t, now));
+        lines.push(Line::from(""));
+    }
+    let wide = area.width >= 80;
+    for step in Step::ALL
+        .iter()
+        .filter(|st| !matches!(st, Step::Done | Step::AzureLogin | Step::Subscription))
+    {
+        let st = s.status(*step);
+        let style = match st {
+            Status::Failed { .. } => t.bad(),
+            Status::Waiting { .. } => t.warn(),
+            Status::Done { .. } => t.ok(),
+            Status::Running { .. } => t.accent(),
+            _ => t.dim(),
+        };
+        let id = match st {
+            Status::Done { id: Some(id), .. } => short_id(id, wide),
+            _ => String::new(),
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!("{:<17}", step.label())),
+            Span::styled(format!("{:<8}", status_word(st)), style),
+            Span::styled(id, t.dim()),
+        ]));
+    }
+    lines.push(Line::from(""));
+    match &s.run {
+        Run::Failed(e) if !shown_error => {
+            lines.extend(error_lines(e, t, s.retryable().is_some()));
+        }
+        Run::Running { .. } => lines.push(Line::from(Span::styled(
+            "Progress is saved after every write: q stops, a next run resumes.",
+            t.dim(),
+        ))),
+        _ => {}
+    }
+    para(frame, lines, area);
+}
+
+/// An id that fits: ARM ids (`/subscriptions/…/roleAssignments/<guid>`) shorten to `…/<type>/<guid>`.
+fn display_id(id: &str, room: usize) -> String {
+    if id.chars().count() <= room {
+        return id.to_string();
+    }
+    let parts: Vec<&str> = id.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [name, kind, _] if kind.len() + name.len() + 3 <= room => format!("…/{kind}/{name}"),
+        [name, _, _] => format!("…/{name}"),
+        _ => id.to_string(),
+    }
+}
+
+fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let mut lines: Vec<Line<'static>> = vec![];
+    let Run::Finished(r) = &s.run else {
+        para(frame, vec![Line::from("Not finished.")], area);
+        return;
+    };
+    lines.push(Line::from(vec![
+        Span::styled("✓ ", t.ok()),
+        Span::styled(
+            format!("{} is connected to Spot", r.subscription_name),
+            t.ok().add_modifier(Modifier::BOLD),
+        ),
+    ]));
+    lines.push(Line::from(vec![
+        Span::raw("  subscription "),
+        Span::styled(r.subscription_id.clone(), t.accent()),
+    ]));
+    if let Some(a) = &r.spot_account_id {
+        lines.push(Line::from(vec![
+            Span::raw("  Spot account "),
+            Span::styled(a.clone(), t.accent()),
+        ]));
+    }
+    lines.push(Line::from(""));
+    let wide = area.width >= 90;
+    let obj_w = 19;
+    for o in &r.objects {
+        let word = match o.outcome {
+            crate::onboard::model::Outcome::Created => "created",
+            crate::onboard::model::Outcome::Reused => "reused",
+            crate::onboard::model::Outcome::Updated => "updated",
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{word:<8}"), t.ok()),
+            Span::raw(format!("{:<obj_w$}", o.object)),
+            Span::styled(
+                display_id(&o.id, area.width as usize - 8 - obj_w),
+                t.accent(),
+            ),
+        ]));
+        if wide {
+            lines.push(Line::from(Span::styled(
+                format!("{:<8}{:<obj_w$}{}", "", "", o.name),
+                t.dim(),
+            )));
+        }
+    }
+    lines.push(Line::from(""));
+    if let Some(exp) = r.secret_expires {
+        lines.push(Line::from(vec![
+            Span::raw("Client secret expires "),
+            Span::styled(exp.date().to_string(), t.bold()),
+        ]));
+    }
+    if let Some(p) = &r.report_path {
+        lines.push(Line::from(vec![
+            Span::raw("Report "),
+            Span::styled(p.display().to_string(), t.accent()),
+        ]));
+    }
+    lines.push(Line::from(format!(
+        "Took {}.",
+        fmt_elapsed(std::time::Duration::from_millis(r.total_ms))
+    )));
+    para(frame, lines, area);
+}

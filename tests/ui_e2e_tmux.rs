@@ -1,0 +1,314 @@
+//! The real binary in a real terminal: `spot-connect --demo` in a detached tmux session (80x24),
+//! driven with Enter only, checked against the simulator's own state; and SIGTERM / SIGHUP in
+//! the middle of a run leave the terminal usable and the next run resumes.
+//!
+//! Needs tmux (CI installs it). Each test uses its own tmux server socket and temp dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
+
+struct Tmux {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "tmux is required for the end-to-end UI test: install it (apt-get install tmux)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        Tmux {
+            socket: format!("spotc-{tag}-{}", std::process::id()),
+            dir,
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts run `n` of the wizard in a fresh 80x24 window. After it exits, its exit code and
+    /// `stty -a` of the pane's terminal are written to files.
+    fn start(&self, n: u32) {
+        let d = self.dir.path().display();
+        let script = format!(
+            "echo $$ > {d}/pid{n}; {BIN} --demo --state-dir {} ; echo $? > {d}/exit{n}.tmp; \
+             stty -a > {d}/stty{n}; mv {d}/exit{n}.tmp {d}/exit{n}; sleep 600",
+            self.state_dir().display()
+        );
+        // `exec` is not used so the shell survives to report; the wizard is the shell's child.
+        let name = format!("run{n}");
+        let mut args = vec!["new-session", "-d", "-s", &name, "-x", "80", "-y", "24"];
+        if n > 1 {
+            args = vec!["new-window", "-t", "run1", "-n", &name];
+        }
+        let mut cmd = args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        cmd.push(format!(
+            "env -u NO_COLOR TERM=xterm-256color sh -c '{script}'"
+        ));
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(&cmd)
+            .output()
+            .expect("tmux new-session");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if n > 1 {
+            self.tmux(&[
+                "resize-window",
+                "-t",
+                &format!("run1:{name}"),
+                "-x",
+                "80",
+                "-y",
+                "24",
+            ]);
+        }
+    }
+
+    fn target(n: u32) -> String {
+        if n == 1 {
+            "run1".into()
+        } else {
+            format!("run1:run{n}")
+        }
+    }
+
+    fn screen(&self, n: u32) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", &Tmux::target(n)])
+    }
+
+    fn send(&self, n: u32, key: &str) {
+        self.tmux(&["send-keys", "-t", &Tmux::target(n), key]);
+    }
+
+    /// Presses Enter until `until` is on screen; panics after `limit`.
+    fn enter_until(&self, n: u32, until: &str, limit: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.screen(n);
+            if s.contains(until) {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "`{until}` did not show within {limit:?}; the screen:\n{s}"
+            );
+            if s.contains("spot-connect") {
+                self.send(n, "Enter");
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    }
+
+    /// Waits until the run's shell reports the wizard's exit code.
+    fn exit_code(&self, n: u32) -> i32 {
+        let f = self.dir.path().join(format!("exit{n}"));
+        let t0 = Instant::now();
+        while !f.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the wizard did not exit; screen:\n{}",
+                self.screen(n)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .trim()
+            .parse()
+            .expect("exit code")
+    }
+
+    /// The terminal was restored: canonical mode and echo are back on.
+    fn assert_terminal_restored(&self, n: u32) {
+        let stty =
+            std::fs::read_to_string(self.dir.path().join(format!("stty{n}"))).expect("stty output");
+        let words: Vec<&str> = stty.split_whitespace().collect();
+        assert!(
+            words.contains(&"icanon"),
+            "icanon is off after the wizard: {stty}"
+        );
+        assert!(
+            words.contains(&"echo"),
+            "echo is off after the wizard: {stty}"
+        );
+        assert!(
+            !self.screen(n).contains("Steps"),
+            "the alternate screen was left: {}",
+            self.screen(n)
+        );
+    }
+
+    /// The pid of the wizard (the child of the run's shell).
+    fn wizard_pid(&self, n: u32) -> String {
+        let shell = std::fs::read_to_string(self.dir.path().join(format!("pid{n}"))).unwrap();
+        let out = Command::new("pgrep")
+            .args(["-P", shell.trim()])
+            .output()
+            .expect("pgrep");
+        let pids = String::from_utf8_lossy(&out.stdout).into_owned();
+        pids.split_whitespace()
+            .next()
+            .expect("the wizard runs")
+            .to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn inspect_state(state_dir: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(state_dir.join("demo/endpoints.json")).expect("endpoints.json");
+    let f: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ca = std::fs::read(f["ca_cert"].as_str().unwrap()).expect("CA file");
+    spot_connect::http::install_crypto_provider();
+    let http = spot_connect::http::Http::new(Some(&ca)).expect("client");
+    let url = format!(
+        "{}/state",
+        f["inspect"].as_str().unwrap().trim_end_matches('/')
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        http.client()
+            .get(&url)
+            .send()
+            .await
+            .expect("GET inspect/state")
+            .json()
+            .await
+            .expect("json")
+    })
+}
+
+/// The subscription id on the Done pane ("│   subscription <id>").
+fn done_subscription(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+        .find_map(|l| l.strip_prefix("subscription "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the Done pane names the subscription")
+        .to_string()
+}
+
+fn assert_connected(state: &serde_json::Value, sub: &str) {
+    let account = state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["credentials"]["subscriptionId"] == sub)
+        .unwrap_or_else(|| panic!("no Spot account holds credentials for {sub}: {state:#}"));
+    let client_id = account["credentials"]["clientId"].as_str().unwrap();
+    let app = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["appId"] == client_id)
+        .expect("the app exists");
+    let secret = account["credentials"]["clientSecret"].as_str().unwrap();
+    assert!(
+        app["passwordCredentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["secretText"] == secret),
+        "Spot holds a secret of the app"
+    );
+    let sp = state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["appId"] == client_id)
+        .expect("its SP");
+    let scope = format!("/subscriptions/{sub}");
+    assert!(
+        state["roleAssignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["principalId"] == sp["id"]
+                && r["scope"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&scope))
+                && r["principalType"] == "ServicePrincipal"),
+        "the SP holds a role on the subscription"
+    );
+}
+
+#[test]
+fn demo_with_enter_only_ends_connected() {
+    let t = Tmux::new("enter");
+    t.start(1);
+    let done = t.enter_until(1, "is connected to Spot", Duration::from_secs(90));
+    println!("--- Done pane (80x24) ---\n{done}");
+    let sub = done_subscription(&done);
+    assert_connected(&inspect_state(&t.state_dir()), &sub);
+    t.send(1, "q");
+    assert_eq!(t.exit_code(1), 0);
+    t.assert_terminal_restored(1);
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal_and_a_next_run_resumes() {
+    let t = Tmux::new("signals");
+    for (n, sig) in [(1, "-TERM"), (2, "-HUP")] {
+        t.start(n);
+        // Walk to the confirmation screen; the second run also starts writing before the signal.
+        t.enter_until(n, "Review: what will be written", Duration::from_secs(60));
+        if n == 2 {
+            t.send(n, "Enter");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let pid = t.wizard_pid(n);
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+        assert_eq!(t.exit_code(n), 130, "interrupted");
+        t.assert_terminal_restored(n);
+    }
+    t.start(3);
+    let done = t.enter_until(3, "is connected to Spot", Duration::from_secs(90));
+    let sub = done_subscription(&done);
+    assert_connected(&inspect_state(&t.state_dir()), &sub);
+    t.send(3, "Enter");
+    assert_eq!(t.exit_code(3), 0);
+}

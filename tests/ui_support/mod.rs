@@ -1,0 +1,494 @@
+//! Fixtures for the UI tests: fixed ids and times, states built by feeding Actions to `update`
+//! the way the event loop does.
+#![allow(dead_code)]
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use spot_connect::app::state::{Init, Now, State};
+use spot_connect::app::update::{Action, Effect, start, update};
+use spot_connect::azure::auth::Identity;
+use spot_connect::azure::discovery::{Discovery, Subscription, Tenant};
+use spot_connect::cli::AuthMethod;
+use spot_connect::error::{ApiError, Service};
+use spot_connect::onboard::model::*;
+use spot_connect::spot::SpotAccount;
+use std::time::Duration;
+use time::macros::datetime;
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const TENANT2: &str = "0b5c1e2a-3d4f-4a6b-8c9d-0e1f2a3b4c5d";
+pub const SUB: &str = "9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13";
+pub const SUB_DISABLED: &str = "1a2b3c4d-0000-4000-8000-00000000dead";
+pub const SUB3: &str = "c0ffee00-1111-4222-8333-444455556666";
+pub const SUB4: &str = "5e7a9c1b-2222-4333-9444-555566667777";
+pub const ACCOUNT: &str = "act-7d3c9a21";
+
+pub fn at(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+/// The time frames are drawn at.
+pub fn now(secs: f64) -> Now {
+    Now {
+        mono: at(secs),
+        wall: datetime!(2026-11-28 23:30:00 UTC) + time::Duration::seconds_f64(secs),
+    }
+}
+
+pub fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+pub fn ch(c: char) -> Action {
+    key(KeyCode::Char(c))
+}
+pub fn enter() -> Action {
+    key(KeyCode::Enter)
+}
+
+pub fn init() -> Init {
+    Init {
+        demo: true,
+        color: true,
+        cloud: "custom".into(),
+        auth_method: AuthMethod::DeviceCode,
+        token_prefill: Some((
+            "sim-token-0123456789abcdef".into(),
+            "the simulator's endpoints file".into(),
+        )),
+        app_name: None,
+        role_name: None,
+        secret_months: 12,
+        size: (80, 24),
+    }
+}
+
+pub fn accounts() -> Vec<SpotAccount> {
+    vec![
+        SpotAccount {
+            account_id: "act-1f2e3d4c".into(),
+            name: "platform-prod".into(),
+            organization_id: Some("606079874a12".into()),
+            provider_external_id: Some("2c4b6d8f-aaaa-4bbb-8ccc-ddddeeeeffff".into()),
+            cloud_provider: Some("AZURE".into()),
+        },
+        SpotAccount {
+            account_id: "act-0a9b8c7d".into(),
+            name: "sandbox".into(),
+            organization_id: Some("606079874a12".into()),
+            provider_external_id: None,
+            cloud_provider: None,
+        },
+    ]
+}
+
+pub fn identity() -> Identity {
+    Identity {
+        display: "ops@contoso.example".into(),
+        home_tenant: Some(TENANT.into()),
+        method: AuthMethod::DeviceCode,
+    }
+}
+
+pub fn discovery() -> Discovery {
+    let sub = |id: &str, name: &str, tenant: &str, state: &str| Subscription {
+        subscription_id: id.into(),
+        display_name: name.into(),
+        tenant_id: tenant.into(),
+        state: state.into(),
+    };
+    Discovery {
+        tenants: vec![
+            Tenant {
+                tenant_id: TENANT.into(),
+                display_name: "Contoso".into(),
+                default_domain: Some("contoso.example".into()),
+            },
+            Tenant {
+                tenant_id: TENANT2.into(),
+                display_name: "Fabrikam".into(),
+                default_domain: None,
+            },
+        ],
+        subscriptions: vec![
+            sub(SUB_DISABLED, "Legacy (cancelled)", TENANT, "Disabled"),
+            sub(SUB, "Contoso Production", TENANT, "Enabled"),
+            sub(SUB3, "Contoso Staging", TENANT, "Enabled"),
+            sub(SUB4, "Fabrikam Analytics", TENANT2, "Warned"),
+        ],
+        skipped: vec![],
+    }
+}
+
+pub fn device_code() -> DeviceCodePrompt {
+    DeviceCodePrompt {
+        user_code: "GKQ7-XR2M".into(),
+        verification_uri: "https://microsoft.com/devicelogin".into(),
+        expires_at: datetime!(2026-11-28 23:44:48 UTC),
+        message: "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code GKQ7-XR2M to authenticate.".into(),
+    }
+}
+
+pub fn plan() -> Plan {
+    let item = |step, object: &str, name: &str, action, id: Option<&str>, reason: &str| PlanItem {
+        step,
+        object: object.into(),
+        name: name.into(),
+        action,
+        id: id.map(str::to_string),
+        reason: reason.into(),
+        drift: None,
+    };
+    let mut role = item(
+        Step::CustomRole,
+        "custom role",
+        "Spot.io Custom Role",
+        PlanAction::Update,
+        Some("4f1e2d3c-aaaa-4bbb-8ccc-000000000001"),
+        "a role of this name exists and differs from Spot's policy",
+    );
+    role.drift = Some(Drift {
+        missing: vec!["Microsoft.Compute/virtualMachineScaleSets/write".into()],
+        extra: vec!["Microsoft.Storage/storageAccounts/delete".into()],
+    });
+    Plan {
+        tenant_id: TENANT.into(),
+        subscription_id: SUB.into(),
+        items: vec![
+            item(
+                Step::SpotAccount,
+                "Spot account",
+                "Contoso Production",
+                PlanAction::Create,
+                None,
+                "no Spot account is connected to this subscription",
+            ),
+            item(
+                Step::AppRegistration,
+                "app registration",
+                "spot-connect-72f988bf",
+                PlanAction::Create,
+                None,
+                "no app of this name exists",
+            ),
+            item(
+                Step::AppRegistration,
+                "service principal",
+                "spot-connect-72f988bf",
+                PlanAction::Create,
+                None,
+                "created with the app",
+            ),
+            item(
+                Step::ClientSecret,
+                "client secret",
+                "spot-connect 2026-11-28",
+                PlanAction::Create,
+                None,
+                "a new secret for Spot, 12 months",
+            ),
+            role,
+            item(
+                Step::RoleAssignment,
+                "role assignment",
+                "Spot.io Custom Role",
+                PlanAction::Create,
+                None,
+                "the service principal has no role here",
+            ),
+            item(
+                Step::ConnectSpot,
+                "Spot credentials",
+                "Contoso Production",
+                PlanAction::Create,
+                None,
+                "not connected yet",
+            ),
+        ],
+    }
+}
+
+pub fn step(step: Step, event: StepEvent) -> Action {
+    Action::Progress(Progress::Step {
+        subscription: Some(SUB.into()),
+        step,
+        event,
+    })
+}
+
+pub fn finished(s: Step, outcome: Outcome, id: &str, detail: &str) -> Action {
+    step(
+        s,
+        StepEvent::Finished {
+            outcome,
+            id: Some(id.into()),
+            detail: detail.into(),
+        },
+    )
+}
+
+pub fn started(s: Step, detail: &str) -> Action {
+    step(
+        s,
+        StepEvent::Started {
+            detail: detail.into(),
+        },
+    )
+}
+
+pub fn connect_error() -> ErrorInfo {
+    let api = ApiError {
+        service: Service::Spot,
+        status: 400,
+        code: "AZURE_MISSING_PERMISSIONS".into(),
+        detail_codes: vec![],
+        message: "The service principal has no role with Spot's actions on the subscription".into(),
+        request_id: Some("5c2d7e1f-8a9b-4c3d-9e0f-1a2b3c4d5e6f".into()),
+        retry_after: None,
+    };
+    ErrorInfo {
+        summary: "connecting the subscription to Spot failed".into(),
+        hint: Some(
+            "Check that the role assignment exists, then retry: Azure may still be propagating it."
+                .into(),
+        ),
+        api: Some(api),
+    }
+}
+
+pub fn report() -> Report {
+    let obj = |step, object: &str, name: &str, id: &str, outcome| ObjectRef {
+        step,
+        object: object.into(),
+        name: name.into(),
+        id: id.into(),
+        outcome,
+    };
+    Report {
+        tenant_id: TENANT.into(),
+        subscription_id: SUB.into(),
+        subscription_name: "Contoso Production".into(),
+        verdict: Verdict::Connected,
+        spot_account_id: Some(ACCOUNT.into()),
+        objects: vec![
+            obj(
+                Step::SpotAccount,
+                "Spot account",
+                "Contoso Production",
+                ACCOUNT,
+                Outcome::Created,
+            ),
+            obj(
+                Step::AppRegistration,
+                "app registration",
+                "spot-connect-72f988bf",
+                "a1b2c3d4-1111-4222-8333-000000000010",
+                Outcome::Created,
+            ),
+            obj(
+                Step::AppRegistration,
+                "service principal",
+                "spot-connect-72f988bf",
+                "e5f6a7b8-1111-4222-8333-000000000011",
+                Outcome::Created,
+            ),
+            obj(
+                Step::ClientSecret,
+                "client secret",
+                "spot-connect 2026-11-28",
+                "0d1e2f3a-1111-4222-8333-000000000012",
+                Outcome::Created,
+            ),
+            obj(
+                Step::CustomRole,
+                "custom role",
+                "Spot.io Custom Role",
+                "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleDefinitions/4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+                Outcome::Updated,
+            ),
+            obj(
+                Step::RoleAssignment,
+                "role assignment",
+                "Spot.io Custom Role",
+                "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleAssignments/7a8b9c0d-1111-4222-8333-000000000013",
+                Outcome::Created,
+            ),
+            obj(
+                Step::ConnectSpot,
+                "Spot credentials",
+                "Contoso Production",
+                ACCOUNT,
+                Outcome::Created,
+            ),
+        ],
+        secret_expires: Some(datetime!(2027-11-28 23:31:04 UTC)),
+        durations_ms: vec![],
+        total_ms: 18_400,
+        error: None,
+        report_path: Some("/home/ops/.local/state/spot-connect/reports/9b1c3e7a.json".into()),
+    }
+}
+
+/// Feeds actions at `t` seconds; returns every effect.
+pub fn feed(s: &mut State, t: f64, actions: Vec<Action>) -> Vec<Effect> {
+    let mut fx = vec![];
+    for a in actions {
+        fx.extend(update(s, a, at(t)));
+    }
+    fx
+}
+
+/// The wizard after start-up, with the background lookups answered.
+pub fn started_state() -> State {
+    let mut s = State::new(init());
+    start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.3,
+        vec![Action::Progress(Progress::DeviceCode(device_code()))],
+    );
+    feed(&mut s, 0.6, vec![Action::SpotAccounts(Ok(accounts()))]);
+    s
+}
+
+/// Walked with Enter to the Subscription pane, signed in and discovered.
+pub fn at_subscription() -> State {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    feed(&mut s, 2.0, vec![Action::SignedIn(Ok(identity()))]);
+    feed(
+        &mut s,
+        3.0,
+        vec![Action::Discovered(Ok(discovery())), enter()],
+    );
+    s
+}
+
+/// On the confirmation screen with a plan.
+pub fn at_confirm() -> State {
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        6.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    s
+}
+
+/// Onboarding running, the role assignment waiting for propagation.
+pub fn waiting() -> State {
+    let mut s = at_confirm();
+    feed(&mut s, 10.0, vec![enter()]);
+    feed(
+        &mut s,
+        10.2,
+        vec![started(Step::SpotAccount, "creating the Spot account")],
+    );
+    feed(
+        &mut s,
+        10.9,
+        vec![finished(
+            Step::SpotAccount,
+            Outcome::Created,
+            ACCOUNT,
+            "created Contoso Production",
+        )],
+    );
+    feed(
+        &mut s,
+        10.3,
+        vec![started(
+            Step::AppRegistration,
+            "creating the app registration",
+        )],
+    );
+    feed(
+        &mut s,
+        11.5,
+        vec![finished(
+            Step::AppRegistration,
+            Outcome::Created,
+            "a1b2c3d4-1111-4222-8333-000000000010",
+            "created with its service principal",
+        )],
+    );
+    feed(
+        &mut s,
+        10.3,
+        vec![started(Step::CustomRole, "updating the role")],
+    );
+    feed(
+        &mut s,
+        11.1,
+        vec![finished(
+            Step::CustomRole,
+            Outcome::Updated,
+            "4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+            "added 1 action, removed 1",
+        )],
+    );
+    feed(
+        &mut s,
+        11.6,
+        vec![started(Step::ClientSecret, "adding a password")],
+    );
+    feed(
+        &mut s,
+        12.0,
+        vec![finished(
+            Step::ClientSecret,
+            Outcome::Created,
+            "0d1e2f3a-1111-4222-8333-000000000012",
+            "expires 2027-11-28",
+        )],
+    );
+    feed(
+        &mut s,
+        12.0,
+        vec![started(
+            Step::RoleAssignment,
+            "assigning the role to the service principal",
+        )],
+    );
+    feed(
+        &mut s,
+        20.0,
+        vec![step(
+            Step::RoleAssignment,
+            StepEvent::Waiting {
+                reason: "waiting for Azure to propagate".into(),
+                attempt: 3,
+                next_in: Duration::from_secs(8),
+            },
+        )],
+    );
+    s
+}
+
+/// Renders `s` into a `w`x`h` test terminal and returns the screen as text.
+pub fn render(s: &State, w: u16, h: u16, now: Now) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| spot_connect::ui::draw(f, s, now))
+        .expect("draw");
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

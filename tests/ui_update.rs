@@ -1,0 +1,375 @@
+//! The wizard's state machine, driven by Actions as the event loop drives it.
+
+mod ui_support;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use spot_connect::app::state::{Pane, Run, State, Status};
+use spot_connect::app::update::{Action, Effect, SignalKind, start, update};
+use spot_connect::onboard::SpotAccountChoice;
+use spot_connect::onboard::model::{Step, StepEvent};
+use ui_support::*;
+
+fn quit_code(fx: &[Effect]) -> Option<i32> {
+    fx.iter().find_map(|e| match e {
+        Effect::Quit(c) => Some(*c),
+        _ => None,
+    })
+}
+
+#[test]
+fn enter_at_every_prompt_completes_the_wizard() {
+    let mut s = State::new(init());
+    let fx = start(&mut s, at(0.0));
+    assert!(
+        matches!(fx[0], Effect::LoadSpotAccounts { .. }),
+        "accounts are listed at once"
+    );
+    assert!(
+        matches!(fx[1], Effect::SignIn),
+        "sign-in starts while the operator is on the first pane"
+    );
+    feed(
+        &mut s,
+        0.2,
+        vec![Action::Progress(
+            spot_connect::onboard::model::Progress::DeviceCode(device_code()),
+        )],
+    );
+
+    // Spot account: automatic by default, even before the list arrives.
+    feed(&mut s, 0.5, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    // Not signed in yet: Enter waits.
+    feed(&mut s, 0.6, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    feed(
+        &mut s,
+        1.5,
+        vec![
+            Action::SignedIn(Ok(identity())),
+            Action::SpotAccounts(Ok(accounts())),
+        ],
+    );
+    assert!(matches!(s.status(Step::AzureLogin), Status::Done { .. }));
+    assert!(
+        matches!(s.status(Step::Subscription), Status::Running { .. }),
+        "discovery runs after sign-in"
+    );
+    feed(
+        &mut s,
+        2.0,
+        vec![Action::Discovered(Ok(discovery())), enter()],
+    );
+    assert_eq!(s.pane, Pane::Subscription);
+
+    // The first subscription is Disabled: the first selectable one is preselected.
+    let fx = feed(&mut s, 3.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AppRegistration);
+    let gen_ = match &fx[..] {
+        [
+            Effect::Plan {
+                generation,
+                target,
+                choices,
+            },
+        ] => {
+            assert_eq!(target.subscription_id, SUB);
+            assert_eq!(target.tenant_id, TENANT);
+            assert_eq!(choices.spot_account, SpotAccountChoice::Auto);
+            assert_eq!(choices.secret_months, 12);
+            *generation
+        }
+        other => panic!("expected one Plan effect, got {other:?}"),
+    };
+    feed(
+        &mut s,
+        4.0,
+        vec![Action::Planned {
+            generation: gen_,
+            result: Ok(plan()),
+        }],
+    );
+    assert_eq!(
+        s.app_name_text(),
+        "spot-connect-72f988bf",
+        "the plan's name is prefilled"
+    );
+    assert_eq!(s.role_name_text(), "Spot.io Custom Role");
+
+    feed(&mut s, 5.0, vec![enter(), enter(), enter()]);
+    assert_eq!(s.pane, Pane::Confirm);
+    let fx = feed(&mut s, 6.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::Apply);
+    match &fx[..] {
+        [Effect::Apply { target, choices }] => {
+            assert_eq!(target.subscription_id, SUB);
+            assert_eq!(choices.app_name.as_deref(), Some("spot-connect-72f988bf"));
+            assert_eq!(choices.secret_months, 12);
+        }
+        other => panic!("expected one Apply effect, got {other:?}"),
+    }
+    // Enter while running changes nothing and writes nothing twice.
+    assert!(feed(&mut s, 7.0, vec![enter()]).is_empty());
+    feed(&mut s, 9.0, vec![Action::Applied(Ok(report()))]);
+    assert_eq!(s.pane, Pane::Done);
+    assert_eq!(s.spot_account_id.as_deref(), Some(ACCOUNT));
+    assert_eq!(quit_code(&feed(&mut s, 10.0, vec![enter()])), Some(0));
+}
+
+#[test]
+fn the_filter_narrows_the_list_and_typing_does_not_trigger_keys() {
+    let mut s = at_subscription();
+    assert_eq!(s.visible_subscriptions().len(), 4);
+    let fx = feed(
+        &mut s,
+        4.0,
+        vec![ch('/'), ch('s'), ch('t'), ch('a'), ch('q')],
+    );
+    assert!(fx.is_empty(), "q in the filter is text, not quit");
+    assert_eq!(s.filter_text(), "staq");
+    feed(&mut s, 4.0, vec![key(KeyCode::Backspace), ch('g')]);
+    let names: Vec<_> = s
+        .visible_subscriptions()
+        .iter()
+        .map(|x| x.display_name.clone())
+        .collect();
+    assert_eq!(names, ["Contoso Staging"]);
+    assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB3);
+    // Matches ids too.
+    feed(&mut s, 4.0, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.filter_text(), "", "Esc clears the filter");
+    assert_eq!(s.visible_subscriptions().len(), 4);
+    feed(&mut s, 4.0, vec![ch('/'), ch('5'), ch('e'), ch('7')]);
+    assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB4);
+    // Enter in the filter picks the highlighted subscription.
+    let fx = feed(&mut s, 4.5, vec![enter()]);
+    assert!(matches!(&fx[..], [Effect::Plan { target, .. }] if target.subscription_id == SUB4));
+}
+
+#[test]
+fn disabled_subscriptions_cannot_be_chosen() {
+    let mut s = at_subscription();
+    assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB);
+    feed(&mut s, 4.0, vec![key(KeyCode::Up), ch('k')]);
+    assert_eq!(
+        s.selected_subscription().unwrap().subscription_id,
+        SUB,
+        "moving up skips the Disabled row"
+    );
+    feed(&mut s, 4.0, vec![ch('j'), key(KeyCode::Down)]);
+    assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB4);
+    // Only the Disabled one left by the filter: Enter does nothing.
+    feed(&mut s, 4.0, vec![ch('/'), ch('l'), ch('e'), ch('g')]);
+    assert_eq!(s.visible_subscriptions().len(), 1);
+    let fx = feed(&mut s, 4.0, vec![enter()]);
+    assert!(fx.is_empty());
+    assert_eq!(s.pane, Pane::Subscription);
+    assert!(s.target.is_none());
+}
+
+#[test]
+fn quit_asks_while_work_runs_and_not_otherwise() {
+    let mut s = started_state();
+    assert_eq!(
+        quit_code(&feed(&mut s, 1.0, vec![ch('q')])),
+        Some(130),
+        "nothing written yet: quits at once"
+    );
+
+    let mut s = waiting();
+    assert!(feed(&mut s, 21.0, vec![ch('q')]).is_empty());
+    assert!(s.confirm_quit);
+    assert!(feed(&mut s, 21.0, vec![ch('n')]).is_empty());
+    assert!(!s.confirm_quit);
+    let ctrl_c = Action::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(
+        feed(&mut s, 21.0, vec![ctrl_c.clone()]).is_empty(),
+        "Ctrl-C asks too"
+    );
+    assert!(s.confirm_quit);
+    assert_eq!(quit_code(&feed(&mut s, 21.0, vec![ch('y')])), Some(130));
+}
+
+#[test]
+fn signals_end_the_wizard_as_interrupted() {
+    for sig in [SignalKind::Int, SignalKind::Term, SignalKind::Hup] {
+        let mut s = waiting();
+        let fx = update(&mut s, Action::Signal(sig), at(21.0));
+        assert_eq!(quit_code(&fx), Some(130));
+        assert_eq!(s.exit, Some(130));
+    }
+}
+
+#[test]
+fn r_retries_a_failed_run_and_resets_failed_steps() {
+    let mut s = waiting();
+    assert!(
+        feed(&mut s, 21.0, vec![ch('r')]).is_empty(),
+        "nothing to retry while running"
+    );
+    feed(
+        &mut s,
+        24.0,
+        vec![step(
+            Step::ConnectSpot,
+            StepEvent::Failed {
+                error: connect_error(),
+            },
+        )],
+    );
+    feed(&mut s, 24.0, vec![Action::Applied(Err(connect_error()))]);
+    assert!(matches!(s.run, Run::Failed(_)));
+    let fx = feed(&mut s, 30.0, vec![ch('r')]);
+    assert!(matches!(&fx[..], [Effect::Apply { target, .. }] if target.subscription_id == SUB));
+    assert!(matches!(s.run, Run::Running { .. }));
+    assert_eq!(s.status(Step::ConnectSpot), &Status::Pending);
+    assert!(
+        matches!(s.status(Step::AppRegistration), Status::Done { .. }),
+        "done steps stay done"
+    );
+}
+
+#[test]
+fn r_retries_a_failed_sign_in() {
+    let mut s = started_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![enter(), Action::SignedIn(Err(connect_error()))],
+    );
+    assert!(matches!(s.status(Step::AzureLogin), Status::Failed { .. }));
+    let fx = feed(&mut s, 2.0, vec![ch('r')]);
+    assert!(matches!(&fx[..], [Effect::SignIn]));
+}
+
+#[test]
+fn a_stale_plan_is_ignored_and_a_renamed_app_is_planned_again() {
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.5,
+        vec![Action::Planned {
+            generation: g,
+            result: Ok(plan()),
+        }],
+    );
+    // Rename the app: Tab into the field, clear it, type, Tab out.
+    let mut actions = vec![key(KeyCode::Tab)];
+    actions.extend(std::iter::repeat_n(key(KeyCode::Backspace), 40));
+    actions.extend("my-spot-app".chars().map(ch));
+    actions.push(key(KeyCode::Tab));
+    let fx = feed(&mut s, 6.0, actions);
+    match &fx[..] {
+        [
+            Effect::Plan {
+                generation,
+                choices,
+                ..
+            },
+        ] => {
+            assert_eq!(*generation, g + 1);
+            assert_eq!(choices.app_name.as_deref(), Some("my-spot-app"));
+        }
+        other => panic!("expected a new plan, got {other:?}"),
+    }
+    // The old plan's answer arriving late changes nothing.
+    let mut other = plan();
+    other.items.clear();
+    feed(
+        &mut s,
+        6.5,
+        vec![Action::Planned {
+            generation: g,
+            result: Ok(other),
+        }],
+    );
+    assert!(s.plan.is_loading());
+}
+
+#[test]
+fn a_new_token_lists_accounts_again_and_is_never_drawn() {
+    let mut s = started_state();
+    let mut actions = vec![key(KeyCode::Tab)];
+    actions.extend(std::iter::repeat_n(key(KeyCode::Backspace), 40));
+    actions.extend("tok-SECRET-42".chars().map(ch));
+    actions.push(enter());
+    let fx = feed(&mut s, 1.0, actions);
+    match &fx[..] {
+        [Effect::LoadSpotAccounts { token }] => assert_eq!(token.expose(), "tok-SECRET-42"),
+        other => panic!("expected a new listing, got {other:?}"),
+    }
+    assert!(format!("{fx:?}").contains("redacted") && !format!("{fx:?}").contains("SECRET"));
+    for (w, h) in [(80, 24), (120, 40)] {
+        let screen = render(&s, w, h, now(1.0));
+        assert!(!screen.contains("SECRET"), "the token is masked");
+        assert!(
+            screen.contains("•••••••••••••"),
+            "…but its length shows it is there"
+        );
+    }
+}
+
+#[test]
+fn choosing_an_existing_account_shows_it_in_the_header() {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![ch('j'), ch('j')]);
+    let fx = feed(&mut s, 1.0, vec![enter()]);
+    assert!(fx.is_empty());
+    assert_eq!(s.spot_account_id.as_deref(), Some("act-0a9b8c7d"));
+    assert!(render(&s, 80, 24, now(1.0)).contains("Spot account act-0a9b8c7d"));
+}
+
+#[test]
+fn esc_goes_back_and_help_opens_and_closes() {
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    feed(&mut s, 4.0, vec![ch('?')]);
+    assert!(s.show_help);
+    assert!(
+        feed(&mut s, 4.0, vec![ch('q')]).is_empty(),
+        "q closes help, it does not quit"
+    );
+    assert!(!s.show_help);
+    feed(&mut s, 4.0, vec![ch('l')]);
+    assert!(s.show_log);
+}
+
+#[test]
+fn without_a_token_enter_asks_for_it() {
+    let mut i = init();
+    i.token_prefill = None;
+    let mut s = State::new(i);
+    let fx = start(&mut s, at(0.0));
+    assert!(
+        matches!(&fx[..], [Effect::SignIn]),
+        "no listing without a token: {fx:?}"
+    );
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert_eq!(s.field, Some(spot_connect::app::state::Field::Token));
+    let mut typed: Vec<Action> = "tok-1".chars().map(ch).collect();
+    typed.push(enter());
+    let fx = feed(&mut s, 2.0, typed);
+    assert!(matches!(&fx[..], [Effect::LoadSpotAccounts { .. }]));
+    feed(&mut s, 3.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+}
+
+#[test]
+fn r_is_offered_only_where_the_error_shows() {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![Action::SignedIn(Err(connect_error()))]);
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert!(
+        feed(&mut s, 1.0, vec![ch('r')]).is_empty(),
+        "the sign-in error is not on this pane"
+    );
+    feed(&mut s, 1.0, vec![enter()]);
+    assert!(matches!(
+        &feed(&mut s, 2.0, vec![ch('r')])[..],
+        [Effect::SignIn]
+    ));
+}
