@@ -162,10 +162,8 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         "Spot account for this subscription",
         t.bold(),
     ))];
-    let mut rows: Vec<(String, String)> = vec![(
-        "Automatic".into(),
-        "its own account, else a new one".into(),
-    )];
+    let mut rows: Vec<(String, String)> =
+        vec![("Automatic".into(), "its own account, else a new one".into())];
     for a in s.accounts_list() {
         rows.push((a.account_id.clone(), a.name.clone()));
     }
