@@ -649,3 +649,65 @@ async fn with_the_state_lost_the_tenants_app_and_role_are_found_and_reused() {
     );
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_role_that_is_not_ours_blocks_and_nothing_is_written() {
+    use spot_connect::azure::arm::{Arm, Permission, RoleDefinitionProperties};
+    let env = env(SimOpts::default()).await;
+    // Someone else's role, made by hand in the portal (no spot-connect marker).
+    let arm = Arm::new(
+        env.session.http.clone(),
+        &env.session.endpoints.arm,
+        env.session.auth.clone(),
+        seed::CONTOSO_TENANT_ID,
+    );
+    let scope = format!("/subscriptions/{}", seed::SUB_CONTOSO_PROD);
+    arm.put_role_definition(
+        &scope,
+        "0f0f0f0f-0000-4000-8000-000000000001",
+        &RoleDefinitionProperties {
+            role_name: "Spot Role".into(),
+            description: Some("made by hand".into()),
+            role_type: Some("CustomRole".into()),
+            permissions: vec![Permission {
+                actions: vec!["Microsoft.Compute/disks/read".into()],
+                ..Default::default()
+            }],
+            assignable_scopes: vec![scope.clone()],
+        },
+    )
+    .await
+    .unwrap();
+    let settings = Settings {
+        role_name: Some("Spot Role".into()),
+        ..Default::default()
+    };
+    let before = counts(&env.sim.state());
+    let plan = onboard::plan(&env.session, &prod(), &settings)
+        .await
+        .unwrap();
+    let role = plan
+        .items
+        .iter()
+        .find(|i| i.object == "custom role")
+        .unwrap();
+    assert_eq!(role.action, PlanAction::Blocked);
+    assert!(role.reason.contains("--role-name"), "{}", role.reason);
+    assert_eq!(
+        role.drift.as_ref().unwrap().missing.len(),
+        84,
+        "drift against Spot's policy shown"
+    );
+    let (report, events) = apply(&env, &prod(), &settings).await;
+    assert_eq!(report.verdict, Verdict::Failed);
+    assert!(events.iter().any(|p| matches!(
+        p,
+        Progress::Step {
+            step: Step::CustomRole,
+            event: StepEvent::Failed { .. },
+            ..
+        }
+    )));
+    assert_eq!(counts(&env.sim.state()), before, "nothing written");
+    env.sim.shutdown().await;
+}

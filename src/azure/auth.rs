@@ -76,7 +76,15 @@ impl fmt::Debug for ServicePrincipal {
 impl ServicePrincipal {
     /// `AZURE_TENANT_ID` (or `--tenant`), `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`.
     pub fn from_env(tenant: Option<&str>) -> Result<ServicePrincipal> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(tenant, |k| std::env::var(k).ok())
+    }
+
+    /// As [`ServicePrincipal::from_env`], reading variables through `get`.
+    pub fn from_vars(
+        tenant: Option<&str>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServicePrincipal> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let tenant_id = var("AZURE_TENANT_ID").or_else(|| tenant.map(str::to_string));
         let client_id = var("AZURE_CLIENT_ID");
         let secret = var("AZURE_CLIENT_SECRET").map(Secret::new);
@@ -165,7 +173,7 @@ impl ClientSecretCredential {
         if let Some(t) = self.cache.get(tenant, scope) {
             return Ok(t);
         }
-        let body = device_code::post_form(
+        let body = device_code::post_form_retrying(
             &self.http,
             &self.login,
             tenant,
@@ -683,6 +691,55 @@ mod tests {
             secret: Secret::new("s3cr3t-value"),
         };
         assert!(!format!("{sp:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn client_secret_settings_come_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let sp = ServicePrincipal::from_vars(
+            None,
+            env(&[
+                ("AZURE_TENANT_ID", "t1"),
+                ("AZURE_CLIENT_ID", "c1"),
+                ("AZURE_CLIENT_SECRET", "s1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                sp.tenant_id.as_str(),
+                sp.client_id.as_str(),
+                sp.secret.expose()
+            ),
+            ("t1", "c1", "s1")
+        );
+        // --tenant stands in for AZURE_TENANT_ID; the error names what is missing.
+        let sp = ServicePrincipal::from_vars(
+            Some("t2"),
+            env(&[("AZURE_CLIENT_ID", "c1"), ("AZURE_CLIENT_SECRET", "s1")]),
+        );
+        assert_eq!(sp.unwrap().tenant_id, "t2");
+        match ServicePrincipal::from_vars(
+            None,
+            env(&[("AZURE_CLIENT_ID", "c1"), ("AZURE_CLIENT_SECRET", " ")]),
+        ) {
+            Err(Error::Usage(m)) => {
+                assert!(
+                    m.contains("AZURE_TENANT_ID")
+                        && m.contains("AZURE_CLIENT_SECRET")
+                        && !m.contains("AZURE_CLIENT_ID,"),
+                    "{m}"
+                )
+            }
+            other => panic!("expected a usage error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -196,6 +196,39 @@ pub(crate) async fn post_form(
     http.send(Service::Login, req).await.map(|r| r.body)
 }
 
+/// As [`post_form`], also retrying replies lost in transit (no reply, 500/502/504). Only for
+/// requests that change nothing a retry could duplicate: asking for a device code (none has been
+/// shown yet) and the refresh-token and client-credentials grants (each just issues a token).
+/// Device-code polls are not retried here: the poll loop owns their pacing.
+pub(crate) async fn post_form_retrying(
+    http: &Http,
+    login: &str,
+    tenant: &str,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Result<Value, ApiError> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match post_form(http, login, tenant, endpoint, form).await {
+            Err(e) if matches!(e.status, 0 | 500 | 502 | 504) && attempt < http.max_attempts => {
+                let wait = Duration::from_millis(250u64 << attempt.min(5));
+                tracing::info!(
+                    status = e.status,
+                    attempt,
+                    endpoint,
+                    "identity platform: retrying"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The message when a poll's successful reply was lost and the code is now redeemed.
+pub const LOST_REPLY: &str = "the identity platform's reply to the sign-in was lost in transit";
+
 /// A token for `scope` in `tenant` from a refresh token (reference/azure-api.md §3.4).
 pub(crate) async fn redeem_refresh_token(
     http: &Http,
@@ -207,7 +240,7 @@ pub(crate) async fn redeem_refresh_token(
     now: OffsetDateTime,
 ) -> Result<TokenGrant> {
     let scope = format!("{scope} offline_access");
-    let body = post_form(
+    let body = post_form_retrying(
         http,
         login,
         tenant,
@@ -257,6 +290,10 @@ where
             Ok(grant) => return Ok(grant),
             Err(e) => e,
         };
+        // A successful reply lost in transit redeems the code: the next poll is refused.
+        if transient > 0 && err.code == "invalid_grant" {
+            return Err(Error::Auth(LOST_REPLY.into()));
+        }
         match err.code.as_str() {
             "authorization_pending" => transient = 0,
             "slow_down" => {
@@ -417,7 +454,12 @@ impl DeviceCodeCredential {
             // A flow ended while we waited for it, and failed: do not prompt again for the same call.
             return Err(e);
         }
-        let result = self.run_device_flow().await;
+        let mut result = self.run_device_flow().await;
+        if matches!(&result, Err(Error::Auth(m)) if m == LOST_REPLY) {
+            // The operator signed in but the reply never arrived: a new code is the only way on.
+            tracing::info!("device code: reply lost in transit, starting a new device code");
+            result = self.run_device_flow().await;
+        }
         if let Err(e) = &result {
             *lock(&self.last_failure) = Some(e.clone());
         }
@@ -428,7 +470,7 @@ impl DeviceCodeCredential {
     async fn run_device_flow(&self) -> Result<Account> {
         let o = &self.opts;
         let scope = format!("{} offline_access openid profile", o.scope);
-        let body = post_form(
+        let body = post_form_retrying(
             &self.http,
             &o.login,
             &o.tenant,
@@ -778,6 +820,34 @@ mod tests {
             polls.load(Ordering::SeqCst),
             u64::from(MAX_TRANSIENT_POLL_FAILURES) + 1
         );
+    }
+
+    #[tokio::test]
+    async fn a_lost_success_reply_is_reported_as_such() {
+        let start = OffsetDateTime::now_utc();
+        let (clock, _) = fake_clock(start);
+        let replies = Mutex::new(
+            vec![
+                Err(ApiError::transport(Service::Login, "connection closed")),
+                Err(oauth_err("invalid_grant")),
+            ]
+            .into_iter(),
+        );
+        let res = poll_for_token(
+            Duration::from_secs(1),
+            start + time::Duration::seconds(900),
+            &clock,
+            || {
+                let r: Result<TokenGrant, ApiError> = lock(&replies).next().unwrap();
+                async move { r }
+            },
+            |_| async {},
+        )
+        .await;
+        assert!(matches!(res, Err(Error::Auth(m)) if m == LOST_REPLY));
+        // Without a transport failure before it, invalid_grant is the service's own answer.
+        let (res, _, _) = run_script(vec![Err("invalid_grant")], 1, 900).await;
+        assert_eq!(res.err().unwrap().api().unwrap().code, "invalid_grant");
     }
 
     fn jwt(payload: &str) -> String {

@@ -386,3 +386,91 @@ pub fn save_report(state_dir: &std::path::Path, r: &Report) -> std::io::Result<P
     write_report(&path, r)?;
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onboard::model::{ErrorInfo, Step};
+    use std::time::Duration;
+
+    fn step(step: Step, event: StepEvent) -> Progress {
+        Progress::Step {
+            subscription: Some("s".into()),
+            step,
+            event,
+        }
+    }
+
+    #[test]
+    fn progress_lines_read_as_the_operator_expects() {
+        let wait = step(
+            Step::RoleAssignment,
+            StepEvent::Waiting {
+                reason: "waiting for Azure to propagate".into(),
+                attempt: 3,
+                next_in: Duration::from_millis(7600),
+            },
+        );
+        assert_eq!(
+            progress_line(&wait).unwrap(),
+            "  … Role assignment: waiting for Azure to propagate (attempt 3, next in 8 s)"
+        );
+        let failed = step(
+            Step::ClientSecret,
+            StepEvent::Failed {
+                error: ErrorInfo {
+                    summary: "Client secret: Microsoft Graph 400 X: no".into(),
+                    api: None,
+                    hint: Some("use fewer months".into()),
+                },
+            },
+        );
+        assert_eq!(
+            progress_line(&failed).unwrap(),
+            "  ✗ Client secret: Microsoft Graph 400 X: no\n    hint: use fewer months"
+        );
+        let done = step(
+            Step::CustomRole,
+            StepEvent::Finished {
+                outcome: Outcome::Updated,
+                id: None,
+                detail: "assignable at /subscriptions/s".into(),
+            },
+        );
+        assert_eq!(
+            progress_line(&done).unwrap(),
+            "  ✓ Custom role: updated: assignable at /subscriptions/s"
+        );
+    }
+
+    #[test]
+    fn reports_are_saved_private_under_reports() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Report {
+            tenant_id: "t".into(),
+            subscription_id: "s-1".into(),
+            subscription_name: "S".into(),
+            verdict: Verdict::Connected,
+            spot_account_id: Some("act-1".into()),
+            objects: vec![],
+            secret_expires: None,
+            durations_ms: vec![],
+            total_ms: 1,
+            error: None,
+            report_path: None,
+        };
+        let p = save_report(d.path(), &r).unwrap();
+        assert!(p.starts_with(d.path().join("reports")));
+        assert!(p.to_string_lossy().ends_with("-s-1.json"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let back: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(back["verdict"], "connected");
+    }
+}

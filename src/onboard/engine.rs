@@ -92,6 +92,12 @@ struct Ctx<'a> {
     first_error: Mutex<Option<ErrorInfo>>,
     /// Set when this run wrote something Azure may not have propagated yet.
     wrote_azure: std::sync::atomic::AtomicBool,
+    /// Set when secrets of ours may have been left behind (the app existed before this run,
+    /// or an addPassword reply was lost): look for them after connecting.
+    sweep: std::sync::atomic::AtomicBool,
+    /// `plan`: look everywhere. `apply` leaves the tenant-wide role search to the role step
+    /// (off the critical path: a same-named role is then found when the create says it exists).
+    full_lookup: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -103,6 +109,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Ctx<'a>> {
         let tenant = &target.tenant_id;
         let state = State::load(&session.state_dir, tenant, &target.subscription_id)?;
+        let full_lookup = tx.is_none();
         Ok(Ctx {
             session,
             target,
@@ -132,6 +139,8 @@ impl<'a> Ctx<'a> {
             started: Mutex::new(HashSet::new()),
             first_error: Mutex::new(None),
             wrote_azure: std::sync::atomic::AtomicBool::new(false),
+            sweep: std::sync::atomic::AtomicBool::new(false),
+            full_lookup,
         })
     }
 
@@ -467,28 +476,38 @@ impl<'a> Ctx<'a> {
     async fn lookup_role(&self) -> Result<RoleFact> {
         let name_eq =
             |r: &RoleDefinition| r.properties.role_name.eq_ignore_ascii_case(&self.role_name);
-        let at_scope = self
-            .retry_read(&mut || self.arm.find_role_definitions(&self.scope, &self.role_name))
-            .await?;
-        let mut found = at_scope.into_iter().find(|r| name_eq(r));
+        // Role names are unique per tenant: ours may be assignable at other subscriptions only.
+        // Ids recorded by earlier runs (this subscription or others of the tenant) first.
+        let mut ids: Vec<String> = self
+            .state(|s| s.role_definition_id.clone())
+            .into_iter()
+            .collect();
+        ids.extend(
+            State::load_tenant_siblings(
+                &self.session.state_dir,
+                &self.target.tenant_id,
+                &self.target.subscription_id,
+            )
+            .into_iter()
+            .filter_map(|s| s.role_definition_id),
+        );
+        let at_scope = async {
+            self.retry_read(&mut || self.arm.find_role_definitions(&self.scope, &self.role_name))
+                .await
+                .map(|v| v.into_iter().find(|r| name_eq(r)))
+        };
+        let mut found = if ids.is_empty() && self.full_lookup {
+            // Nothing recorded (first run here, or the state is lost): search the tenant at
+            // the same time as the subscription, not after it.
+            let (here, elsewhere) = tokio::join!(at_scope, self.find_role_elsewhere());
+            here?.or(elsewhere)
+        } else {
+            at_scope.await?
+        };
         if found.is_none() {
-            // Role names are unique per tenant: ours may be assignable at other subscriptions only.
-            let mut ids: Vec<String> = self
-                .state(|s| s.role_definition_id.clone())
-                .into_iter()
-                .collect();
-            ids.extend(
-                State::load_tenant_siblings(
-                    &self.session.state_dir,
-                    &self.target.tenant_id,
-                    &self.target.subscription_id,
-                )
-                .into_iter()
-                .filter_map(|s| s.role_definition_id),
-            );
-            for id in ids {
+            for id in &ids {
                 if let Ok(Some(r)) = self
-                    .retry_read(&mut || self.arm.get_role_definition(&id))
+                    .retry_read(&mut || self.arm.get_role_definition(id))
                     .await
                     && name_eq(&r)
                 {
@@ -497,7 +516,7 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        if found.is_none() {
+        if found.is_none() && !ids.is_empty() && self.full_lookup {
             found = self.find_role_elsewhere().await;
         }
         Ok(match found {
@@ -985,7 +1004,10 @@ impl<'a> Ctx<'a> {
             format!("app registration {name}"),
             async {
                 let (app, app_outcome) = match fact {
-                    Some(AppFact::Ours(a)) => (a.clone(), Outcome::Reused),
+                    Some(AppFact::Ours(a)) => {
+                        self.sweep.store(true, std::sync::atomic::Ordering::Relaxed);
+                        (a.clone(), Outcome::Reused)
+                    }
                     Some(AppFact::Missing) => {
                         let a = self
                             .write_or_find(
@@ -1113,6 +1135,7 @@ impl<'a> Ctx<'a> {
                             match self.graph.add_password(&obj, &self.password_name, end).await {
                                 Err(e) if is_transient(&e) && tries < 5 => {
                                     tries += 1;
+                                    self.sweep.store(true, std::sync::atomic::Ordering::Relaxed);
                                     tokio::time::sleep(Duration::from_millis(300 * tries)).await;
                                 }
                                 r => return r,
@@ -1191,14 +1214,18 @@ impl<'a> Ctx<'a> {
     /// The tenant's role named like ours, looked up at every subscription of the tenant the
     /// caller sees (role names are unique per tenant).
     async fn find_role_elsewhere(&self) -> Option<RoleDefinition> {
-        if let Ok(all) = self.arm.list_tenant_custom_roles().await
+        let (tenant_wide, subs) = tokio::join!(
+            self.arm.list_tenant_custom_roles(),
+            self.arm.list_subscription_ids()
+        );
+        if let Ok(all) = tenant_wide
             && let Some(r) = all
                 .into_iter()
                 .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
         {
             return Some(r);
         }
-        let subs = self.arm.list_subscription_ids().await.ok()?;
+        let subs = subs.ok()?;
         // A few at a time; a tenant with very many subscriptions is only sampled.
         use futures::StreamExt;
         let mut lookups = futures::stream::iter(
@@ -1393,10 +1420,14 @@ impl<'a> Ctx<'a> {
                         r.handed_to_spot = true;
                     }
                 })?;
-                // Read back: Spot must report this app and this subscription.
-                let back = self
-                    .retry_read(&mut || spot.get_azure_credentials(&account.account_id))
-                    .await?;
+                // Read back: Spot must report this app and this subscription. Meanwhile, the
+                // secrets Spot no longer uses (never handed over, or replaced) are removed.
+                let mut read_back = || spot.get_azure_credentials(&account.account_id);
+                let (back, ()) = tokio::join!(
+                    self.retry_read(&mut read_back),
+                    self.remove_orphans(app, &rec.key_id)
+                );
+                let back = back?;
                 let ok = back.as_ref().is_some_and(|c| {
                     c.client_id
                         .as_deref()
@@ -1419,7 +1450,6 @@ impl<'a> Ctx<'a> {
                     &account.account_id,
                     Outcome::Created,
                 );
-                self.remove_orphans(app, &rec.key_id).await;
                 let detail = format!(
                     "{} connected; secret expires {}",
                     account.account_id,
@@ -1440,6 +1470,9 @@ impl<'a> Ctx<'a> {
     /// orphans, and any left by a run killed between addPassword and its checkpoint.
     async fn remove_orphans(&self, app: &Application, current: &str) {
         let mut keys: Vec<String> = self.state(|s| s.orphan_key_ids.clone());
+        if keys.is_empty() && !self.sweep.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if let Ok(Some(fresh)) = self.graph.get_application(&app.id).await {
             for p in fresh.password_credentials {
                 if p.display_name.as_deref() == Some(self.password_name.as_str())
