@@ -488,3 +488,89 @@ async fn sigterm_mid_run_exits_130_and_the_next_run_converges() {
     assert_converged(&env.sim.state(), sub);
     env.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_who_may_not_register_applications_is_blocked_before_anything_is_written() {
+    let env = Env::start(SimOpts::default()).await;
+    let before = env.sim.state();
+    let noapps = [
+        ("AZURE_TENANT_ID", seed::CONTOSO_TENANT_ID),
+        ("AZURE_CLIENT_ID", seed::CI_OWNER_NOAPPS_CLIENT_ID),
+        ("AZURE_CLIENT_SECRET", seed::CI_OWNER_NOAPPS_SECRET),
+    ];
+    let sub = seed::SUB_CONTOSO_PROD;
+    // plan: the app registration is blocked with the missing right and what to ask for; the
+    // ARM side (Owner) is fine.
+    let (code, stdout, stderr) = env
+        .run(
+            &[
+                "plan",
+                "--auth",
+                "client-secret",
+                "--subscription",
+                sub,
+                "--json",
+            ],
+            &noapps,
+        )
+        .await;
+    assert_eq!(code, 1, "a blocked plan exits 1: {stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let item = |o: &str| {
+        plan["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["object"] == o)
+            .unwrap_or_else(|| panic!("{o} in {plan:#}"))
+            .clone()
+    };
+    let app = item("app registration");
+    assert_eq!(app["action"], "blocked", "{plan:#}");
+    let reason = app["reason"].as_str().unwrap();
+    for needle in [
+        "may not register applications",
+        "Application.ReadWrite.All",
+        "ask for the Application Developer role or for 'Users can register applications'",
+    ] {
+        assert!(reason.contains(needle), "{needle} in {reason}");
+    }
+    assert_eq!(item("custom role")["action"], "create", "{plan:#}");
+    assert_eq!(item("role assignment")["action"], "create", "{plan:#}");
+
+    // apply: exit 1, the same reason, and nothing written anywhere (Spot included).
+    let (code, _, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--auth",
+                "client-secret",
+                "--subscription",
+                sub,
+                "--yes",
+            ],
+            &noapps,
+        )
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("may not register applications"), "{stderr}");
+    assert!(stderr.contains("Application Developer"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(!stderr.contains(seed::CI_OWNER_NOAPPS_SECRET));
+    assert_eq!(
+        env.sim.state(),
+        before,
+        "the simulator's state is unchanged"
+    );
+    let writes: Vec<Value> = env
+        .sim
+        .requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["service"] != "login" && r["method"] != "GET")
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "no write was even tried: {writes:#?}");
+    env.sim.shutdown().await;
+}

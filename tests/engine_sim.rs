@@ -354,6 +354,34 @@ async fn plan_writes_nothing_and_says_what_apply_would_do() {
         !env.state_dir.join("state").exists(),
         "plan writes no state"
     );
+    // The right to register applications was checked: Contoso lets users register apps.
+    let app = &plan.items[1];
+    assert!(
+        app.reason
+            .contains("users may register applications in this tenant"),
+        "{}",
+        app.reason
+    );
+    // Fabrikam does not; the operator registers apps there as Cloud Application Administrator.
+    let fabrikam = Target {
+        tenant_id: seed::FABRIKAM_TENANT_ID.into(),
+        subscription_id: seed::SUB_FABRIKAM_STAGING.into(),
+        subscription_name: "Fabrikam Staging".into(),
+    };
+    let plan = onboard::plan(&env.session, &fabrikam, &Settings::default())
+        .await
+        .unwrap();
+    let app = plan
+        .items
+        .iter()
+        .find(|i| i.object == "app registration")
+        .unwrap();
+    assert_eq!(app.action, PlanAction::Create);
+    assert!(
+        app.reason.contains("Cloud Application Administrator"),
+        "{}",
+        app.reason
+    );
     env.sim.shutdown().await;
 }
 
@@ -709,5 +737,61 @@ async fn a_same_named_role_that_is_not_ours_blocks_and_nothing_is_written() {
         }
     )));
     assert_eq!(counts(&env.sim.state()), before, "nothing written");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_replies_to_the_role_and_assignment_puts_leave_one_of_each_under_deterministic_names()
+{
+    use spot_connect::onboard::policy::{role_assignment_name, role_definition_guid};
+    let env = env(SimOpts::default()).await;
+    // Each PUT is applied, then its connection is dropped: the reply is lost.
+    env.sim.drop_after("PUT", "/roleDefinitions/", 1);
+    env.sim.drop_after("PUT", "/roleAssignments/", 1);
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    let role_guid = role_definition_guid(seed::CONTOSO_TENANT_ID, "Spot.io Custom Role");
+    assert_eq!(s(&o.role, "name"), role_guid);
+    let assignment = role_assignment_name(seed::SUB_CONTOSO_PROD, s(&o.sp, "id"), &role_guid);
+    assert_eq!(s(&o.assignment, "name"), assignment);
+    // Both replies were lost, and the repeated PUT named the same object.
+    let log = env.sim.requests();
+    let puts = |needle: &str| -> Vec<(String, String, Option<String>)> {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["method"] == "PUT" && s(e, "path").contains(needle))
+            .map(|e| {
+                (
+                    s(e, "path").split('?').next().unwrap().to_string(),
+                    e["status"].to_string(),
+                    e["fault"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let role_puts = puts("/roleDefinitions/");
+    assert_eq!(role_puts.len(), 2, "{role_puts:?}");
+    assert_eq!(role_puts[0].2.as_deref(), Some("drop_after"));
+    assert!(
+        role_puts.iter().all(|p| p.0.ends_with(&role_guid)),
+        "{role_puts:?}"
+    );
+    assert_eq!(role_puts[1].1, "200", "the repeat updates the same role");
+    let assign_puts = puts("/roleAssignments/");
+    assert_eq!(assign_puts.len(), 2, "{assign_puts:?}");
+    assert_eq!(assign_puts[0].2.as_deref(), Some("drop_after"));
+    assert!(assign_puts.iter().all(|p| p.0.ends_with(&assignment)));
+    assert_eq!(assign_puts[1].1, "409", "the repeat finds it already there");
+    // The recorded id is the real one.
+    let id = report
+        .objects
+        .iter()
+        .find(|x| x.step == Step::RoleAssignment)
+        .map(|x| x.id.clone())
+        .unwrap();
+    assert!(id.ends_with(&assignment), "{id}");
     env.sim.shutdown().await;
 }

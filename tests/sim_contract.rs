@@ -1749,3 +1749,180 @@ async fn the_product_endpoints_trust_only_the_sim_ca() {
     }
     t.sim.shutdown().await;
 }
+
+impl T {
+    /// A user (operator) token for `tenant` and `service` through the device-code flow.
+    async fn user_token(&self, tenant: &str, service: &str) -> String {
+        let scope = self.scope(service);
+        let dc = self
+            .form(
+                tenant,
+                "devicecode",
+                &[("client_id", AZURE_CLI_CLIENT_ID), ("scope", &scope)],
+            )
+            .await;
+        assert_eq!(dc.status, 200, "{}", dc.body);
+        let code = dc.body["device_code"].as_str().unwrap().to_string();
+        for _ in 0..10 {
+            let r = self
+                .form(
+                    tenant,
+                    "token",
+                    &[
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                        ("client_id", AZURE_CLI_CLIENT_ID),
+                        ("device_code", code.as_str()),
+                    ],
+                )
+                .await;
+            if r.status == 200 {
+                return r.body["access_token"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        panic!("device code not approved");
+    }
+}
+
+#[tokio::test]
+async fn graph_tells_who_may_register_applications() {
+    let t = start(fast()).await;
+    // Contoso: "Users can register applications" is on; the operator holds no directory role.
+    let contoso = t.user_token(CONTOSO_TENANT_ID, "graph").await;
+    let p = t
+        .get("/graph/v1.0/policies/authorizationPolicy", &contoso)
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(p.body["id"], "authorizationPolicy");
+    assert!(p.body.get("value").is_none(), "a single object in v1.0");
+    assert!(
+        p.body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("#policies/authorizationPolicy/$entity")
+    );
+    assert_eq!(
+        p.body["defaultUserRolePermissions"]["allowedToCreateApps"],
+        true
+    );
+    let roles = t
+        .get(
+            "/graph/v1.0/me/memberOf/microsoft.graph.directoryRole",
+            &contoso,
+        )
+        .await;
+    assert_eq!(roles.status, 200, "{}", roles.body);
+    assert_eq!(roles.body["value"], json!([]));
+    let me = t.get("/graph/v1.0/me", &contoso).await;
+    assert_eq!(me.body["userPrincipalName"], OPERATOR_UPN);
+
+    // Fabrikam restricts it; the operator registers apps as Cloud Application Administrator.
+    let fabrikam = t.user_token(FABRIKAM_TENANT_ID, "graph").await;
+    let p = t
+        .get("/graph/v1.0/policies/authorizationPolicy", &fabrikam)
+        .await;
+    assert_eq!(
+        p.body["defaultUserRolePermissions"]["allowedToCreateApps"],
+        false
+    );
+    for path in [
+        "/graph/v1.0/me/memberOf/microsoft.graph.directoryRole",
+        "/graph/v1.0/me/transitiveMemberOf/microsoft.graph.directoryRole?$select=id,displayName,roleTemplateId",
+    ] {
+        let roles = t.get(path, &fabrikam).await;
+        assert_eq!(roles.status, 200, "{}", roles.body);
+        let v = roles.body["value"].as_array().unwrap();
+        assert_eq!(v.len(), 1, "{}", roles.body);
+        assert_eq!(v[0]["@odata.type"], "#microsoft.graph.directoryRole");
+        assert_eq!(
+            v[0]["roleTemplateId"],
+            DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN
+        );
+        assert_eq!(v[0]["displayName"], "Cloud Application Administrator");
+        assert!(v[0]["id"].is_string());
+    }
+    let created = t
+        .post(
+            "/graph/v1.0/applications",
+            &fabrikam,
+            json!({"displayName": "by role"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    // Service principals: no /me; the policy needs Policy.Read.All, which none holds; the right
+    // to register apps is Graph's Application.ReadWrite.All app role.
+    let ci = t.operator("graph").await;
+    assert_graph_error(
+        &t.get("/graph/v1.0/me/memberOf/microsoft.graph.directoryRole", &ci)
+            .await,
+        400,
+        "BadRequest",
+    );
+    assert_graph_error(
+        &t.get("/graph/v1.0/policies/authorizationPolicy", &ci).await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    let grants = t
+        .get(
+            &format!(
+                "/graph/v1.0/servicePrincipals(appId='{CI_OPERATOR_CLIENT_ID}')/appRoleAssignments"
+            ),
+            &ci,
+        )
+        .await;
+    assert_eq!(grants.status, 200, "{}", grants.body);
+    let g = &grants.body["value"][0];
+    assert_eq!(g["appRoleId"], GRAPH_APPLICATION_READWRITE_ALL);
+    assert_eq!(g["principalId"], CI_OPERATOR_SP_ID);
+    assert_eq!(g["principalType"], "ServicePrincipal");
+    assert_eq!(g["resourceDisplayName"], "Microsoft Graph");
+
+    // ci-owner-noapps: Owner on Contoso Production, but no app role and no directory role.
+    let noapps = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_OWNER_NOAPPS_CLIENT_ID,
+            CI_OWNER_NOAPPS_SECRET,
+            "graph",
+        )
+        .await;
+    for path in [
+        format!("/graph/v1.0/servicePrincipals/{CI_OWNER_NOAPPS_SP_ID}/appRoleAssignments"),
+        format!(
+            "/graph/v1.0/servicePrincipals/{CI_OWNER_NOAPPS_SP_ID}/transitiveMemberOf/microsoft.graph.directoryRole"
+        ),
+    ] {
+        let r = t.get(&path, &noapps).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["value"], json!([]), "{path}");
+    }
+    assert_graph_error(
+        &t.post(
+            "/graph/v1.0/applications",
+            &noapps,
+            json!({"displayName": "x"}),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    let arm = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_OWNER_NOAPPS_CLIENT_ID,
+            CI_OWNER_NOAPPS_SECRET,
+            "arm",
+        )
+        .await;
+    let perms = t
+        .get(
+            &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}/providers/Microsoft.Authorization/permissions?{ARM_V}"),
+            &arm,
+        )
+        .await;
+    assert_eq!(perms.status, 200, "{}", perms.body);
+    assert_eq!(perms.body["value"][0]["actions"], json!(["*"]));
+    t.sim.shutdown().await;
+}

@@ -442,6 +442,14 @@ impl Auth {
         &self.inner.endpoints
     }
 
+    /// The client id of a service principal signed in with a client secret (None otherwise).
+    pub fn client_id(&self) -> Option<String> {
+        match &self.inner.backend {
+            Backend::ClientSecret(c) => Some(c.client_id().to_string()),
+            _ => None,
+        }
+    }
+
     /// `--tenant`, when given.
     pub fn requested_tenant(&self) -> Option<&str> {
         self.inner.tenant.as_deref()

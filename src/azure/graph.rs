@@ -253,6 +253,126 @@ impl Graph {
     }
 }
 
+/// Entra directory role templates that may register applications whatever the tenant's
+/// "Users can register applications" setting (reference/azure-api.md §1.1), with their names.
+pub const APP_REGISTRATION_ROLES: [(&str, &str); 4] = [
+    (
+        "cf1c38e5-3621-4004-a7cb-879624dced7c",
+        "Application Developer",
+    ),
+    (
+        "158c047a-c907-4556-b7ef-446551a6b5f7",
+        "Cloud Application Administrator",
+    ),
+    (
+        "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+        "Application Administrator",
+    ),
+    (
+        "62e90394-69f5-4237-9190-012177145e10",
+        "Global Administrator",
+    ),
+];
+
+/// Microsoft Graph app roles (application permissions) that allow creating applications.
+pub const APP_REGISTRATION_APP_ROLES: [(&str, &str); 2] = [
+    (
+        "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9",
+        "Application.ReadWrite.All",
+    ),
+    (
+        "18a4783c-866b-4cc7-a460-3d5e5662c884",
+        "Application.ReadWrite.OwnedBy",
+    ),
+];
+
+/// A directory role the caller holds (`memberOf/microsoft.graph.directoryRole`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryRole {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub role_template_id: Option<String>,
+}
+
+/// An app role a service principal holds on some resource (`appRoleAssignments`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleAssignment {
+    pub app_role_id: String,
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    #[serde(default)]
+    pub resource_display_name: Option<String>,
+}
+
+impl Graph {
+    async fn list_all<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {
+        let mut url = Some(first);
+        let mut out = Vec::new();
+        while let Some(u) = url.take() {
+            let page: List<T> = parse(self.call(Method::GET, &u, None).await?)?;
+            out.extend(page.value);
+            url = page.next_link;
+        }
+        Ok(out)
+    }
+
+    /// The tenant's `authorizationPolicy` → `defaultUserRolePermissions.allowedToCreateApps`
+    /// ("Users can register applications"). A single object in v1.0; needs Policy.Read.All.
+    pub async fn users_may_create_apps(&self) -> Result<Option<bool>> {
+        let v = self
+            .call(
+                Method::GET,
+                &self.url("/policies/authorizationPolicy", &[]),
+                None,
+            )
+            .await?;
+        // beta answers with a collection of one: accept that shape too.
+        let obj = match v.get("value").and_then(Value::as_array) {
+            Some(items) => items.first().cloned().unwrap_or(Value::Null),
+            None => v,
+        };
+        Ok(obj
+            .pointer("/defaultUserRolePermissions/allowedToCreateApps")
+            .and_then(Value::as_bool))
+    }
+
+    /// The signed-in user's directory roles (through groups too). Delegated sign-in only:
+    /// for an app token Graph answers 400.
+    pub async fn my_directory_roles(&self) -> Result<Vec<DirectoryRole>> {
+        self.list_all(self.url(
+            "/me/transitiveMemberOf/microsoft.graph.directoryRole",
+            &[("$select", "id,displayName,roleTemplateId")],
+        ))
+        .await
+    }
+
+    /// Directory roles held by the service principal `sp_id`.
+    pub async fn service_principal_directory_roles(
+        &self,
+        sp_id: &str,
+    ) -> Result<Vec<DirectoryRole>> {
+        self.list_all(self.url(
+            &format!("/servicePrincipals/{sp_id}/transitiveMemberOf/microsoft.graph.directoryRole"),
+            &[("$select", "id,displayName,roleTemplateId")],
+        ))
+        .await
+    }
+
+    /// App roles (application permissions) granted to the service principal `sp_id`.
+    pub async fn app_role_assignments(&self, sp_id: &str) -> Result<Vec<AppRoleAssignment>> {
+        self.list_all(self.url(
+            &format!("/servicePrincipals/{sp_id}/appRoleAssignments"),
+            &[],
+        ))
+        .await
+    }
+}
+
 fn not_found_is_none<T: serde::de::DeserializeOwned>(r: Result<Value>) -> Result<Option<T>> {
     match r {
         Ok(Value::Null) => Ok(None),

@@ -17,7 +17,11 @@ use super::retry::{Backoff, is_propagation, is_transient};
 use super::state::{SecretRecord, State};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
-use crate::azure::graph::{Application, Graph, ServicePrincipal};
+use crate::azure::graph::{
+    APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, AppRoleAssignment, Application,
+    DirectoryRole, Graph, ServicePrincipal,
+};
+use crate::cli::AuthMethod;
 use crate::error::{ApiError, Error, ErrorClass, Result};
 use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo, SpotAccount};
@@ -57,8 +61,21 @@ enum AccountFact {
     Blocked(String, Option<ApiError>),
 }
 
+/// Whether the caller may register applications in the tenant (Entra), checked before writing.
+enum AppRights {
+    Allowed(String),
+    Denied(String),
+    /// Could not be read (no permission to read the policy, a managed identity, …): not blocking.
+    Unknown(String),
+}
+
+/// What to ask for when app registration is not allowed.
+const APP_RIGHTS_HINT: &str =
+    "ask for the Application Developer role or for 'Users can register applications'";
+
 struct Facts {
     account: AccountFact,
+    app_rights: AppRights,
     spot_creds: Option<AzureCredentialsInfo>,
     /// None: the caller's permissions could not be read (not blocking).
     permissions: Option<Vec<Permission>>,
@@ -293,7 +310,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A read, retried on transient errors beyond what the HTTP layer already does.
+    /// A read (or an idempotent write: a PUT under a deterministic name), retried on transient
+    /// errors beyond what the HTTP layer already does.
     async fn retry_read<T, L, LF>(&self, lookup: &mut L) -> Result<T>
     where
         L: FnMut() -> LF,
@@ -419,6 +437,58 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The Entra right to register applications: for a user, the tenant's "Users can register
+    /// applications" (authorizationPolicy) or an app-management directory role; for a service
+    /// principal signed in with a secret, Graph's Application.ReadWrite.All/OwnedBy app role or
+    /// such a directory role. What cannot be read is "unknown", never a block.
+    async fn lookup_app_rights(&self) -> AppRights {
+        match self.session.auth.method() {
+            AuthMethod::DeviceCode | AuthMethod::AzureCli => {
+                let (mut policy_f, mut roles_f) = (
+                    || self.graph.users_may_create_apps(),
+                    || self.graph.my_directory_roles(),
+                );
+                let (policy, roles) = tokio::join!(
+                    self.retry_read(&mut policy_f),
+                    self.retry_read(&mut roles_f)
+                );
+                user_app_rights(&self.target.tenant_id, policy, roles)
+            }
+            AuthMethod::ClientSecret => {
+                let Some(client_id) = self.session.auth.client_id() else {
+                    return AppRights::Unknown(
+                        "could not check the right to register applications; the write will tell"
+                            .into(),
+                    );
+                };
+                let sp = match self
+                    .retry_read(&mut || self.graph.get_service_principal_by_app_id(&client_id))
+                    .await
+                {
+                    Ok(Some(sp)) => sp,
+                    Ok(None) => {
+                        return AppRights::Unknown(format!(
+                            "could not check the right to register applications (no service principal for {client_id} in this tenant); the write will tell"
+                        ));
+                    }
+                    Err(e) => return AppRights::Unknown(rights_unknown(&e)),
+                };
+                let (mut grants_f, mut roles_f) = (
+                    || self.graph.app_role_assignments(&sp.id),
+                    || self.graph.service_principal_directory_roles(&sp.id),
+                );
+                let (grants, roles) = tokio::join!(
+                    self.retry_read(&mut grants_f),
+                    self.retry_read(&mut roles_f)
+                );
+                service_principal_app_rights(&client_id, grants, roles)
+            }
+            AuthMethod::ManagedIdentity => AppRights::Unknown(
+                "could not check a managed identity's right to register applications; the write will tell".into(),
+            ),
+        }
+    }
+
     async fn lookup_app(&self) -> Result<(AppFact, Option<ServicePrincipal>)> {
         // The id recorded by an earlier run (this subscription or another one of the tenant)
         // first: a list right after a create may not show the app yet.
@@ -504,8 +574,15 @@ impl<'a> Ctx<'a> {
         } else {
             at_scope.await?
         };
+        // Last, the GUID a run of ours would have written the role under (tenant scope): a
+        // role of ours assignable only at other subscriptions is found without a tenant-wide
+        // search, and a PUT of that GUID never replaces its assignable scopes with ours.
+        let by_guid = format!(
+            "/providers/Microsoft.Authorization/roleDefinitions/{}",
+            policy::role_definition_guid(&self.target.tenant_id, &self.role_name)
+        );
         if found.is_none() {
-            for id in &ids {
+            for id in ids.iter().chain(std::iter::once(&by_guid)) {
                 if let Ok(Some(r)) = self
                     .retry_read(&mut || self.arm.get_role_definition(id))
                     .await
@@ -545,11 +622,12 @@ impl<'a> Ctx<'a> {
     }
 
     async fn facts(&self) -> Result<Facts> {
-        let (spot, perms, app, role) = tokio::join!(
+        let (spot, perms, app, role, app_rights) = tokio::join!(
             self.lookup_spot(),
             self.lookup_permissions(),
             self.lookup_app(),
-            self.lookup_role()
+            self.lookup_role(),
+            self.lookup_app_rights()
         );
         let (account, spot_creds) = spot?;
         let permissions = perms?;
@@ -574,6 +652,7 @@ impl<'a> Ctx<'a> {
             self.secret_decision(&app, &account, spot_creds.as_ref());
         Ok(Facts {
             account,
+            app_rights,
             spot_creds,
             permissions,
             app,
@@ -732,6 +811,14 @@ impl<'a> Ctx<'a> {
                     "ours: it carries the spot-connect tag".into(),
                 ));
                 items.push(match &f.sp {
+                    None if let AppRights::Denied(why) = &f.app_rights => item(
+                        Step::AppRegistration,
+                        "service principal",
+                        &a.display_name,
+                        PlanAction::Blocked,
+                        None,
+                        format!("the app has no service principal and {why}"),
+                    ),
                     Some(sp) => item(
                         Step::AppRegistration,
                         "service principal",
@@ -751,7 +838,17 @@ impl<'a> Ctx<'a> {
                 });
             }
             Ok(AppFact::Missing) => {
-                items.push(item(Step::AppRegistration, "app registration", &self.app_name, PlanAction::Create, None, format!("no app registration named {} exists (single tenant, redirect URI https://spot.io)", self.app_name)));
+                items.push(match &f.app_rights {
+                    AppRights::Denied(why) => item(
+                        Step::AppRegistration,
+                        "app registration",
+                        &self.app_name,
+                        PlanAction::Blocked,
+                        None,
+                        why.clone(),
+                    ),
+                    AppRights::Allowed(why) | AppRights::Unknown(why) => item(Step::AppRegistration, "app registration", &self.app_name, PlanAction::Create, None, format!("no app registration named {} exists (single tenant, redirect URI https://spot.io); {why}", self.app_name)),
+                });
                 items.push(item(
                     Step::AppRegistration,
                     "service principal",
@@ -793,8 +890,14 @@ impl<'a> Ctx<'a> {
                 PlanAction::Create,
                 None,
                 format!(
-                    "{} ({} months)",
-                    f.secret_reason, self.settings.secret_months
+                    "{} ({} months){}",
+                    f.secret_reason,
+                    self.settings.secret_months,
+                    match (&f.app_rights, &f.app) {
+                        (AppRights::Denied(_), Ok(AppFact::Ours(_))) =>
+                            "; you may not register applications, so this works only if you own the app",
+                        _ => "",
+                    }
                 ),
             ),
         });
@@ -1198,7 +1301,9 @@ impl<'a> Ctx<'a> {
             .first()
             .cloned()
             .unwrap_or_else(|| self.scope.clone());
-        let updated = self.arm.put_role_definition(&at, &r.name, &props).await?;
+        let updated = self
+            .retry_read(&mut || self.arm.put_role_definition(&at, &r.name, &props))
+            .await?;
         self.wrote_azure
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut what = Vec::new();
@@ -1261,9 +1366,14 @@ impl<'a> Ctx<'a> {
                 RoleFact::Foreign(_) => return Err(Error::Other("the custom role step was blocked".into())),
                 RoleFact::Ours(r) => self.update_ours(r).await?,
                 RoleFact::Missing => {
-                    let guid = uuid::Uuid::new_v4().to_string();
+                    // A deterministic GUID: the PUT is idempotent, so it is simply repeated
+                    // when its reply is lost (it may have been applied).
+                    let guid = policy::role_definition_guid(&self.target.tenant_id, &name);
                     let props = self.policy.role_properties(&name, sub, vec![self.scope.clone()]);
-                    let created = match self.arm.put_role_definition(&self.scope, &guid, &props).await {
+                    let put = self
+                        .retry_read(&mut || self.arm.put_role_definition(&self.scope, &guid, &props))
+                        .await;
+                    let created = match put {
                         Ok(r) => r,
                         Err(Error::Api(e)) if e.has_code("RoleDefinitionWithSameNameExists") => {
                             // Assignable only at other subscriptions of the tenant: if it is
@@ -1320,10 +1430,13 @@ impl<'a> Ctx<'a> {
             let (id, outcome) = match existing {
                 Some(a) => (a.id, Outcome::Reused),
                 None => {
-                    let guid = uuid::Uuid::new_v4().to_string();
+                    // Deterministic: a PUT repeated after a lost reply names the same
+                    // assignment (then 409 RoleAssignmentExists, which is success).
+                    let guid = policy::role_assignment_name(&self.target.subscription_id, &sp.id, &role.id);
                     let out = self
-                        .propagate(Step::RoleAssignment, |_| false, || {
-                            self.arm.create_role_assignment(&self.scope, &guid, &role.id, &sp.id)
+                        .propagate(Step::RoleAssignment, |_| false, || async {
+                            self.retry_read(&mut || self.arm.create_role_assignment(&self.scope, &guid, &role.id, &sp.id))
+                                .await
                         })
                         .await?;
                     self.wrote_azure.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1532,6 +1645,81 @@ enum SecretOutcome {
     New(SecretRecord, Secret),
 }
 
+/// The name of the first app-management directory role in `roles`.
+fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
+    roles.iter().find_map(|r| {
+        let t = r.role_template_id.as_deref()?;
+        APP_REGISTRATION_ROLES
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(t))
+            .map(|(_, name)| *name)
+    })
+}
+
+fn rights_unknown(e: &Error) -> String {
+    format!("could not check the right to register applications ({e}); the write will tell")
+}
+
+/// A user may register applications through the tenant's "Users can register applications"
+/// (`allowedToCreateApps`) or an app-management directory role. Denied only when both were
+/// read and neither allows it.
+fn user_app_rights(
+    tenant: &str,
+    policy: Result<Option<bool>>,
+    roles: Result<Vec<DirectoryRole>>,
+) -> AppRights {
+    if let Ok(roles) = &roles
+        && let Some(name) = app_role_named(roles)
+    {
+        return AppRights::Allowed(format!("you hold the {name} directory role"));
+    }
+    match (policy, roles) {
+        (Ok(Some(true)), _) => {
+            AppRights::Allowed("users may register applications in this tenant".into())
+        }
+        (Ok(Some(false)), Ok(_)) => AppRights::Denied(format!(
+            "you may not register applications in tenant {tenant}: 'Users can register applications' is off and you hold none of the Application Developer, Cloud Application Administrator, Application Administrator or Global Administrator roles; {APP_RIGHTS_HINT}"
+        )),
+        (Err(e), _) | (_, Err(e)) => AppRights::Unknown(rights_unknown(&e)),
+        (Ok(None), Ok(_)) => AppRights::Unknown(
+            "could not check the right to register applications (the tenant policy has no allowedToCreateApps); the write will tell".into(),
+        ),
+    }
+}
+
+/// A service principal may register applications through Graph's Application.ReadWrite.All or
+/// .OwnedBy app role, or an app-management directory role. Denied only when both were read.
+fn service_principal_app_rights(
+    client_id: &str,
+    grants: Result<Vec<AppRoleAssignment>>,
+    roles: Result<Vec<DirectoryRole>>,
+) -> AppRights {
+    if let Ok(grants) = &grants
+        && let Some((_, name)) = APP_REGISTRATION_APP_ROLES.iter().find(|(id, _)| {
+            grants
+                .iter()
+                .any(|g| g.app_role_id.eq_ignore_ascii_case(id))
+        })
+    {
+        return AppRights::Allowed(format!(
+            "the service principal holds Microsoft Graph {name}"
+        ));
+    }
+    if let Ok(roles) = &roles
+        && let Some(name) = app_role_named(roles)
+    {
+        return AppRights::Allowed(format!(
+            "the service principal holds the {name} directory role"
+        ));
+    }
+    match (grants, roles) {
+        (Ok(_), Ok(_)) => AppRights::Denied(format!(
+            "service principal {client_id} may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {APP_RIGHTS_HINT}"
+        )),
+        (Err(e), _) | (_, Err(e)) => AppRights::Unknown(rights_unknown(&e)),
+    }
+}
+
 fn is_our_role(r: &RoleDefinition) -> bool {
     r.properties
         .description
@@ -1594,9 +1782,15 @@ pub(super) async fn apply(
             (_, Err(e)) => e.api().cloned(),
             _ => None,
         };
+        let rights_blocked = matches!(facts.app_rights, AppRights::Denied(_))
+            && blocked.iter().any(|b| b.step == Step::AppRegistration);
         *ctx.first_error.lock().expect("lock") = Some(ErrorInfo {
             summary: format!("nothing was changed: {}", reasons.join("; ")),
-            hint: api.as_ref().and_then(ApiError::hint).map(str::to_string),
+            hint: api
+                .as_ref()
+                .and_then(ApiError::hint)
+                .map(str::to_string)
+                .or_else(|| rights_blocked.then(|| APP_RIGHTS_HINT.to_string())),
             api,
         });
         for step in [
@@ -1711,6 +1905,86 @@ pub(super) async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn role(template: &str) -> DirectoryRole {
+        DirectoryRole {
+            id: Some("r1".into()),
+            display_name: None,
+            role_template_id: Some(template.into()),
+        }
+    }
+
+    fn denied() -> Error {
+        Error::Api(ApiError {
+            service: crate::error::Service::Graph,
+            status: 403,
+            code: "Authorization_RequestDenied".into(),
+            detail_codes: vec![],
+            message: "Insufficient privileges to complete the operation.".into(),
+            request_id: None,
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn a_user_may_register_apps_by_tenant_setting_or_role_and_is_denied_only_when_both_say_no() {
+        let dev = "cf1c38e5-3621-4004-a7cb-879624dced7c";
+        let other = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"; // Directory Readers
+        assert!(matches!(
+            user_app_rights("t", Ok(Some(true)), Ok(vec![])),
+            AppRights::Allowed(w) if w.contains("users may register")
+        ));
+        assert!(matches!(
+            user_app_rights("t", Ok(Some(false)), Ok(vec![role(dev)])),
+            AppRights::Allowed(w) if w.contains("Application Developer")
+        ));
+        // A role is enough even when the policy cannot be read.
+        assert!(matches!(
+            user_app_rights("t", Err(denied()), Ok(vec![role(&dev.to_uppercase())])),
+            AppRights::Allowed(_)
+        ));
+        match user_app_rights("t", Ok(Some(false)), Ok(vec![role(other)])) {
+            AppRights::Denied(why) => {
+                assert!(why.contains("may not register applications"), "{why}");
+                assert!(why.contains(APP_RIGHTS_HINT), "{why}");
+            }
+            _ => panic!("policy off and no app role: denied"),
+        }
+        assert!(matches!(
+            user_app_rights("t", Ok(Some(false)), Err(denied())),
+            AppRights::Unknown(w) if w.contains("the write will tell")
+        ));
+        assert!(matches!(
+            user_app_rights("t", Err(denied()), Ok(vec![])),
+            AppRights::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn a_service_principal_may_register_apps_by_graph_app_role_or_directory_role() {
+        let grant = |id: &str| AppRoleAssignment {
+            app_role_id: id.into(),
+            resource_id: None,
+            resource_display_name: Some("Microsoft Graph".into()),
+        };
+        assert!(matches!(
+            service_principal_app_rights("c", Ok(vec![grant("18a4783c-866b-4cc7-a460-3d5e5662c884")]), Ok(vec![])),
+            AppRights::Allowed(w) if w.contains("Application.ReadWrite.OwnedBy")
+        ));
+        assert!(matches!(
+            service_principal_app_rights("c", Ok(vec![]), Ok(vec![role("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")])),
+            AppRights::Allowed(w) if w.contains("Application Administrator")
+        ));
+        // Mail.Read only: denied.
+        assert!(matches!(
+            service_principal_app_rights("c", Ok(vec![grant("810c84a8-4a9e-49e6-bf7d-12d183f40d01")]), Ok(vec![])),
+            AppRights::Denied(w) if w.contains("Application.ReadWrite.All")
+        ));
+        assert!(matches!(
+            service_principal_app_rights("c", Err(denied()), Ok(vec![])),
+            AppRights::Unknown(_)
+        ));
+    }
 
     #[test]
     fn months_are_calendar_months() {

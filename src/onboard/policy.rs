@@ -198,9 +198,81 @@ pub fn drift(policy_actions: &[String], existing: &[Permission]) -> Drift {
     Drift { missing, extra }
 }
 
+/// The namespace of spot-connect's UUIDv5 names (itself UUIDv5 of a URL in the URL namespace).
+fn names_namespace() -> uuid::Uuid {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"https://spot.io/spot-connect")
+}
+
+/// The GUID under which a new custom role is written: UUIDv5 of (tenant, role name), so a PUT
+/// repeated after a lost reply (or by a later run that did not see the role yet) writes the same
+/// role instead of a second one (reference/peers-and-tui-style.md A.4 point 3). Role names are
+/// unique per tenant and compared without case, hence lowercased. An existing role of ours found
+/// by lookup keeps its own GUID.
+pub fn role_definition_guid(tenant_id: &str, role_name: &str) -> String {
+    let key = format!(
+        "spot-connect/role/{}/{}",
+        tenant_id.trim().to_ascii_lowercase(),
+        role_name.trim().to_lowercase()
+    );
+    uuid::Uuid::new_v5(&names_namespace(), key.as_bytes()).to_string()
+}
+
+/// The name of the role assignment of `role_definition` (an id or a GUID) to `principal_id` at
+/// the subscription: UUIDv5 of the three, so repeating the PUT names the same assignment.
+pub fn role_assignment_name(
+    subscription_id: &str,
+    principal_id: &str,
+    role_definition: &str,
+) -> String {
+    let role_guid = role_definition
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(role_definition);
+    let key = format!(
+        "spot-connect/assignment/{}/{}/{}",
+        subscription_id.trim().to_ascii_lowercase(),
+        principal_id.trim().to_ascii_lowercase(),
+        role_guid.to_ascii_lowercase()
+    );
+    uuid::Uuid::new_v5(&names_namespace(), key.as_bytes()).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_names_are_stable_per_tenant_role_and_principal() {
+        let t = "c0c0c0c0-0000-4000-8000-00000000c001";
+        let g = role_definition_guid(t, "Spot.io Custom Role");
+        // Same inputs (any case) → same GUID, a valid v5 UUID; other tenant or name → another.
+        assert_eq!(
+            g,
+            role_definition_guid(&t.to_uppercase(), "spot.io custom role")
+        );
+        let u = uuid::Uuid::parse_str(&g).unwrap();
+        assert_eq!(u.get_version_num(), 5);
+        assert_ne!(
+            g,
+            role_definition_guid(
+                "fab0fab0-0000-4000-8000-00000000fab2",
+                "Spot.io Custom Role"
+            )
+        );
+        assert_ne!(g, role_definition_guid(t, "Spot Role"));
+        let sub = "5c000001-0000-4000-8000-0000000000a1";
+        let id =
+            format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{g}");
+        let a = role_assignment_name(sub, "b1", &id);
+        assert_eq!(a, role_assignment_name(sub, "B1", &g), "by role id or GUID");
+        assert_ne!(a, role_assignment_name(sub, "b2", &g));
+        assert_ne!(
+            a,
+            role_assignment_name("5c000002-0000-4000-8000-0000000000a2", "b1", &g)
+        );
+        assert_ne!(a, g);
+    }
 
     #[test]
     fn embedded_policy_has_spots_85_actions() {

@@ -5,7 +5,7 @@ use super::state::{
     Application, Audience, PasswordCredential, Principal, ServicePrincipal, World, parse_time,
     random_token, rfc3339,
 };
-use super::{Ctx, Resp, Sim, authenticate};
+use super::{Ctx, Resp, Sim, authenticate, seed};
 use axum::http::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -174,14 +174,100 @@ fn list(sim: &Sim, ctx: &Ctx, context: &str, items: Vec<Value>, props: &[&str]) 
     Resp::json(200, with_context(sim, json!({"value": value}), context))
 }
 
-fn may_write(w: &World, principal: &Principal) -> bool {
-    match principal {
-        Principal::User { .. } => true,
-        Principal::ServicePrincipal { app_id, .. } => w
-            .applications
-            .iter()
-            .any(|a| &a.app_id == app_id && a.may_register_apps),
+fn may_write(w: &World, tenant: &str, principal: &Principal) -> bool {
+    w.may_register_apps(tenant, principal)
+}
+
+/// `GET /policies/authorizationPolicy`: a single object in v1.0.
+fn authorization_policy(sim: &Sim, w: &World, tenant: &str) -> Value {
+    let allowed = w.tenant(tenant).is_some_and(|t| t.allowed_to_create_apps);
+    with_context(
+        sim,
+        json!({
+            "id": "authorizationPolicy",
+            "displayName": "Authorization Policy",
+            "description": "Used to manage authorization related settings across the company.",
+            "allowInvitesFrom": "everyone",
+            "allowedToSignUpEmailBasedSubscriptions": true,
+            "allowedToUseSSPR": true,
+            "allowEmailVerifiedUsersToJoinOrganization": false,
+            "blockMsolPowerShell": false,
+            "guestUserRoleId": "10dae51f-b6af-4016-8d66-8c2a99b929b3",
+            "defaultUserRolePermissions": {
+                "allowedToCreateApps": allowed,
+                "allowedToCreateSecurityGroups": true,
+                "allowedToCreateTenants": true,
+                "allowedToReadBitlockerKeysForOwnedDevice": true,
+                "allowedToReadOtherUsers": true,
+                "permissionGrantPoliciesAssigned": ["ManagePermissionGrantsForSelf.microsoft-user-default-legacy"],
+            },
+        }),
+        "policies/authorizationPolicy/$entity",
+    )
+}
+
+fn directory_role_name(template: &str) -> &'static str {
+    match template {
+        seed::DIRECTORY_ROLE_GLOBAL_ADMIN => "Global Administrator",
+        seed::DIRECTORY_ROLE_APPLICATION_ADMIN => "Application Administrator",
+        seed::DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN => "Cloud Application Administrator",
+        seed::DIRECTORY_ROLE_APPLICATION_DEVELOPER => "Application Developer",
+        _ => "Directory role",
     }
+}
+
+/// The user's directory roles in `tenant`, as `memberOf` lists them.
+fn directory_roles(w: &World, tenant: &str, user_id: &str) -> Vec<Value> {
+    w.user(user_id)
+        .map(|u| {
+            u.directory_roles
+                .iter()
+                .filter(|(t, _)| t.eq_ignore_ascii_case(tenant))
+                .map(|(t, template)| {
+                    // The activated role's object id is per tenant.
+                    let id = uuid::Uuid::new_v5(
+                        &uuid::Uuid::NAMESPACE_OID,
+                        format!("{t}/{template}").as_bytes(),
+                    );
+                    json!({
+                        "@odata.type": "#microsoft.graph.directoryRole",
+                        "id": id.to_string(),
+                        "deletedDateTime": null,
+                        "description": null,
+                        "displayName": directory_role_name(template),
+                        "roleTemplateId": template,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A service principal's app role assignments: Graph's Application.ReadWrite.All for an app
+/// that may register applications.
+fn app_role_assignments(w: &World, s: &ServicePrincipal) -> Vec<Value> {
+    let may = w
+        .applications
+        .iter()
+        .any(|a| a.app_id == s.app_id && a.may_register_apps);
+    if !may {
+        return vec![];
+    }
+    let graph_sp = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("{}/{}", s.tenant_id, seed::MICROSOFT_GRAPH_APP_ID).as_bytes(),
+    );
+    vec![json!({
+        "id": format!("{}-assign", &s.id[..8]),
+        "deletedDateTime": null,
+        "appRoleId": seed::GRAPH_APPLICATION_READWRITE_ALL,
+        "createdDateTime": "2026-01-01T00:00:00Z",
+        "principalDisplayName": s.display_name,
+        "principalId": s.id,
+        "principalType": "ServicePrincipal",
+        "resourceDisplayName": "Microsoft Graph",
+        "resourceId": graph_sp.to_string(),
+    })]
 }
 
 /// start + 24 months (Feb 29 → Feb 28).
@@ -242,6 +328,57 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 .collect();
             list(sim, ctx, "organization", orgs, &["id"])
         }
+        ("policies", Some(Key::Id(k)), None) if k == "authorizationPolicy" && m == Method::GET => {
+            // Needs Policy.Read.All: granted to users, held by none of the seeded apps.
+            if matches!(principal, Principal::ServicePrincipal { .. }) {
+                return denied(ctx);
+            }
+            Resp::json(200, authorization_policy(sim, &w, &tenant))
+        }
+        ("me", key, action) if m == Method::GET => {
+            let Principal::User { id } = &principal else {
+                return ctx.service.error(
+                    ctx,
+                    400,
+                    "BadRequest",
+                    "/me request is only valid with delegated authentication flow.",
+                );
+            };
+            match (key, action) {
+                (None, None) => {
+                    let Some(u) = w.user(id) else {
+                        return not_found(ctx, id);
+                    };
+                    Resp::json(
+                        200,
+                        with_context(
+                            sim,
+                            select(
+                                ctx,
+                                json!({"id": u.id, "displayName": u.name, "userPrincipalName": u.upn}),
+                            ),
+                            "users/$entity",
+                        ),
+                    )
+                }
+                // No groups are simulated: memberOf and transitiveMemberOf list the same
+                // directory roles, with or without the type cast.
+                (Some(Key::Id(rel)), cast)
+                    if (rel == "memberOf" || rel == "transitiveMemberOf")
+                        && cast.is_none_or(|c| c == "microsoft.graph.directoryRole") =>
+                {
+                    let items = directory_roles(&w, &tenant, id);
+                    list(
+                        sim,
+                        ctx,
+                        "directoryObjects",
+                        items,
+                        &["roleTemplateId", "displayName", "id"],
+                    )
+                }
+                _ => unsupported(ctx, first),
+            }
+        }
         ("applications", None, None) if m == Method::GET => {
             let items = w
                 .applications
@@ -258,7 +395,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             )
         }
         ("applications", None, None) if m == Method::POST => {
-            if !may_write(&w, &principal) {
+            if !may_write(&w, &tenant, &principal) {
                 return denied(ctx);
             }
             create_app(sim, ctx, &mut w, &tenant)
@@ -279,7 +416,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             )
         }
         ("servicePrincipals", None, None) if m == Method::POST => {
-            if !may_write(&w, &principal) {
+            if !may_write(&w, &tenant, &principal) {
                 return denied(ctx);
             }
             create_sp(sim, ctx, &mut w, &tenant)
@@ -309,7 +446,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                         "applications/$entity",
                     ),
                 ),
-                (_, _) if !may_write(&w, &principal) => denied(ctx),
+                (_, _) if !may_write(&w, &tenant, &principal) => denied(ctx),
                 ("DELETE", None) => {
                     let app = w.applications.remove(i);
                     w.service_principals
@@ -340,6 +477,47 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 _ => unsupported(ctx, first),
             }
         }
+        ("servicePrincipals", Some(key), Some("appRoleAssignments")) if m == Method::GET => {
+            let found = w.service_principals.iter().find(|s| {
+                s.tenant_id == tenant
+                    && match &key {
+                        Key::Id(id) => s.id.eq_ignore_ascii_case(id),
+                        Key::AppId(id) => s.app_id.eq_ignore_ascii_case(id),
+                    }
+            });
+            let Some(sp) = found else {
+                return not_found(
+                    ctx,
+                    match &key {
+                        Key::Id(s) | Key::AppId(s) => s,
+                    },
+                );
+            };
+            let items = app_role_assignments(&w, sp);
+            list(
+                sim,
+                ctx,
+                "appRoleAssignments",
+                items,
+                &["appRoleId", "resourceId"],
+            )
+        }
+        ("servicePrincipals", Some(key), Some(rel @ ("memberOf" | "transitiveMemberOf")))
+            if m == Method::GET =>
+        {
+            // No directory roles are assigned to service principals in the simulation.
+            let exists = w.service_principals.iter().any(|s| {
+                s.tenant_id == tenant
+                    && match &key {
+                        Key::Id(id) => s.id.eq_ignore_ascii_case(id),
+                        Key::AppId(id) => s.app_id.eq_ignore_ascii_case(id),
+                    }
+            });
+            if !exists {
+                return not_found(ctx, rel);
+            }
+            list(sim, ctx, "directoryObjects", vec![], &["roleTemplateId"])
+        }
         ("servicePrincipals", Some(key), None) => {
             let found = w.service_principals.iter().position(|s| {
                 s.tenant_id == tenant
@@ -365,7 +543,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                         "servicePrincipals/$entity",
                     ),
                 ),
-                "DELETE" if may_write(&w, &principal) => {
+                "DELETE" if may_write(&w, &tenant, &principal) => {
                     w.service_principals.remove(i);
                     Resp::empty(204)
                 }

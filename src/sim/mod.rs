@@ -66,6 +66,17 @@ impl SimHandle {
         self.sim.world().requests_json()
     }
 
+    /// Same as `POST {inspect}/faults/drop-after?method=…&path=…&count=…`: the next `count` calls
+    /// with `method` whose path (e.g. `/arm/subscriptions/…`) contains `path` (any case) are
+    /// handled, then their connection is dropped: the write happens, the reply is lost.
+    pub fn drop_after(&self, method: &str, path: &str, count: u32) {
+        self.sim.world().armed_drops.push(state::ArmedDrop {
+            method: method.to_ascii_uppercase(),
+            path: path.to_ascii_lowercase(),
+            remaining: count,
+        });
+    }
+
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
         self.server.shutdown();
@@ -358,7 +369,14 @@ async fn entry(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let fault = if service == Service::Inspect {
         None
     } else {
-        faults::pick(&sim.opts, seq, faults::is_role_assignment_put(&ctx))
+        faults::pick(&sim.opts, seq, faults::is_role_assignment_put(&ctx)).or_else(|| {
+            sim.world()
+                .take_armed_drop(
+                    ctx.method.as_str(),
+                    &format!("/{}{}", service.name(), ctx.path),
+                )
+                .then_some(faults::Fault::DropAfter)
+        })
     };
     let resp = match fault {
         Some(f) if f.before_handling() => f.reply(&ctx),
@@ -483,6 +501,20 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             } else {
                 dc.expires = Instant::now();
             }
+            Resp::empty(204)
+        }
+        ("POST", ["faults", "drop-after"]) => {
+            let (Some(method), Some(path)) = (ctx.q("method"), ctx.q("path")) else {
+                return ctx
+                    .service
+                    .error(ctx, 400, "BadRequest", "method and path are required.");
+            };
+            let count = ctx.q("count").and_then(|c| c.parse().ok()).unwrap_or(1);
+            sim.world().armed_drops.push(state::ArmedDrop {
+                method: method.to_ascii_uppercase(),
+                path: path.to_ascii_lowercase(),
+                remaining: count,
+            });
             Resp::empty(204)
         }
         _ => ctx

@@ -75,3 +75,23 @@ pub const SUBSCRIPTIONS_PAGE_SIZE: usize = 2;
 pub fn extra_subscription_id(n: u32) -> String {
     format!("5e000000-0000-4000-8000-{n:012x}")
 }
+
+/// Service principal (Contoso) with Owner on Contoso Production and Contoso Dev but no right to
+/// register applications: no Graph app role, so Graph writes get 403 Authorization_RequestDenied.
+pub const CI_OWNER_NOAPPS_CLIENT_ID: &str = "c1000004-0000-4000-8000-0000000000c4";
+pub const CI_OWNER_NOAPPS_APP_OBJECT_ID: &str = "a1000004-0000-4000-8000-0000000000c4";
+pub const CI_OWNER_NOAPPS_SP_ID: &str = "b1000004-0000-4000-8000-0000000000c4";
+/// FAKE secret of the simulator, not a credential.
+pub const CI_OWNER_NOAPPS_SECRET: &str = "sim~ci-owner-noapps-secret-NOT-REAL-0004";
+
+/// Entra directory role templates (real ids) that may register applications.
+pub const DIRECTORY_ROLE_GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+pub const DIRECTORY_ROLE_APPLICATION_ADMIN: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+pub const DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
+pub const DIRECTORY_ROLE_APPLICATION_DEVELOPER: &str = "cf1c38e5-3621-4004-a7cb-879624dced7c";
+
+/// Microsoft Graph's application id, and the ids of its app roles (application permissions)
+/// that allow creating applications.
+pub const MICROSOFT_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub const GRAPH_APPLICATION_READWRITE_ALL: &str = "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9";
+pub const GRAPH_APPLICATION_READWRITE_OWNEDBY: &str = "18a4783c-866b-4cc7-a460-3d5e5662c884";

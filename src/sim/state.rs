@@ -10,6 +10,9 @@ pub struct Tenant {
     pub id: String,
     pub name: String,
     pub domain: String,
+    /// authorizationPolicy `defaultUserRolePermissions.allowedToCreateApps` ("Users can
+    /// register applications").
+    pub allowed_to_create_apps: bool,
 }
 
 pub struct Subscription {
@@ -25,6 +28,8 @@ pub struct User {
     pub name: String,
     pub home_tenant: String,
     pub tenants: Vec<String>,
+    /// Active Entra directory roles: (tenant, roleTemplateId).
+    pub directory_roles: Vec<(String, String)>,
 }
 
 pub struct PasswordCredential {
@@ -152,6 +157,14 @@ pub struct DeviceCode {
     pub redeemed: bool,
 }
 
+/// A drop-after fault armed through `POST {inspect}/faults/drop-after` (tests): the next
+/// `remaining` calls with this method whose path contains `path` are handled, then dropped.
+pub struct ArmedDrop {
+    pub method: String,
+    pub path: String,
+    pub remaining: u32,
+}
+
 pub struct LogEntry {
     pub seq: u64,
     pub time: OffsetDateTime,
@@ -180,6 +193,7 @@ pub struct World {
     pub arm_writes: HashMap<String, VecDeque<Instant>>,
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
+    pub armed_drops: Vec<ArmedDrop>,
     pub seed: u64,
 }
 
@@ -191,6 +205,14 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
+
+/// Directory roles that may register applications whatever the tenant setting says.
+pub const APP_REGISTRATION_ROLES: [&str; 4] = [
+    DIRECTORY_ROLE_GLOBAL_ADMIN,
+    DIRECTORY_ROLE_APPLICATION_ADMIN,
+    DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN,
+    DIRECTORY_ROLE_APPLICATION_DEVELOPER,
+];
 
 /// splitmix64: the simulator's deterministic mixing function (ids, faults).
 pub fn mix(mut x: u64) -> u64 {
@@ -362,10 +384,11 @@ impl World {
         let old = born
             .checked_sub(Duration::from_secs(86_400))
             .unwrap_or(born);
-        let tenant = |id: &str, name: &str, domain: &str| Tenant {
+        let tenant = |id: &str, name: &str, domain: &str, apps: bool| Tenant {
             id: id.into(),
             name: name.into(),
             domain: domain.into(),
+            allowed_to_create_apps: apps,
         };
         let sub = |id: &str, t: &str, name: &str, state: &'static str| Subscription {
             id: id.into(),
@@ -456,10 +479,23 @@ impl World {
                 FABRIKAM_SPOT_SECRET,
                 false,
             ),
+            app(
+                CI_OWNER_NOAPPS_APP_OBJECT_ID,
+                CI_OWNER_NOAPPS_CLIENT_ID,
+                CONTOSO_TENANT_ID,
+                "ci-owner-noapps",
+                CI_OWNER_NOAPPS_SECRET,
+                false,
+            ),
         ];
         let service_principals = applications
             .iter()
-            .zip([CI_OPERATOR_SP_ID, CI_LIMITED_SP_ID, FABRIKAM_SPOT_SP_ID])
+            .zip([
+                CI_OPERATOR_SP_ID,
+                CI_LIMITED_SP_ID,
+                FABRIKAM_SPOT_SP_ID,
+                CI_OWNER_NOAPPS_SP_ID,
+            ])
             .map(|(a, sp)| ServicePrincipal {
                 id: sp.into(),
                 app_id: a.app_id.clone(),
@@ -522,8 +558,9 @@ impl World {
         ];
         let mut w = World {
             tenants: vec![
-                tenant(CONTOSO_TENANT_ID, CONTOSO_NAME, CONTOSO_DOMAIN),
-                tenant(FABRIKAM_TENANT_ID, FABRIKAM_NAME, FABRIKAM_DOMAIN),
+                // Contoso: users may register apps. Fabrikam restricts it to app roles.
+                tenant(CONTOSO_TENANT_ID, CONTOSO_NAME, CONTOSO_DOMAIN, true),
+                tenant(FABRIKAM_TENANT_ID, FABRIKAM_NAME, FABRIKAM_DOMAIN, false),
             ],
             subscriptions,
             users: vec![User {
@@ -532,6 +569,11 @@ impl World {
                 name: OPERATOR_NAME.into(),
                 home_tenant: CONTOSO_TENANT_ID.into(),
                 tenants: vec![CONTOSO_TENANT_ID.into(), FABRIKAM_TENANT_ID.into()],
+                // In Fabrikam the operator registers apps as Cloud Application Administrator.
+                directory_roles: vec![(
+                    FABRIKAM_TENANT_ID.into(),
+                    DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN.into(),
+                )],
             }],
             applications,
             service_principals,
@@ -544,6 +586,7 @@ impl World {
             log: vec![],
             arm_writes: HashMap::new(),
             id_counter: 0,
+            armed_drops: vec![],
             seed,
         };
         // Assignments: operator Owner everywhere; ci-operator Owner on Contoso's; ci-limited Reader
@@ -597,6 +640,26 @@ impl World {
                 born: old,
             });
         }
+        // ci-owner-noapps: Owner on Contoso Production and Dev (fixed names, so the ids generated
+        // above and after stay what they were).
+        for (name, sub) in [
+            ("0a000004-0000-4000-8000-0000000000a1", SUB_CONTOSO_PROD),
+            ("0a000004-0000-4000-8000-0000000000a2", SUB_CONTOSO_DEV),
+        ] {
+            w.role_assignments.push(RoleAssignment {
+                name: name.into(),
+                tenant_id: CONTOSO_TENANT_ID.into(),
+                scope: sub_scope(sub),
+                role_definition_id: format!(
+                    "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_OWNER}"
+                ),
+                principal_id: CI_OWNER_NOAPPS_SP_ID.into(),
+                principal_type: "ServicePrincipal".into(),
+                created_on: now - time::Duration::days(30),
+                created_by: None,
+                born: old,
+            });
+        }
         w.spot_accounts = vec![
             SpotAccount {
                 id: SPOT_ACCOUNT_UNCONNECTED.into(),
@@ -637,6 +700,43 @@ impl World {
         })
         .into_uuid()
         .to_string()
+    }
+
+    /// Whether an armed drop-after applies to this call (and uses it up).
+    pub fn take_armed_drop(&mut self, method: &str, path: &str) -> bool {
+        let path = path.to_ascii_lowercase();
+        let hit = self.armed_drops.iter_mut().find(|d| {
+            d.remaining > 0 && d.method.eq_ignore_ascii_case(method) && path.contains(&d.path)
+        });
+        match hit {
+            Some(d) => {
+                d.remaining -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `principal` may register applications in `tenant`: a user through the tenant's
+    /// "Users can register applications" or an app-management directory role; a service
+    /// principal through Graph's Application.ReadWrite.All (or .OwnedBy) app role.
+    pub fn may_register_apps(&self, tenant: &str, principal: &Principal) -> bool {
+        match principal {
+            Principal::User { id } => {
+                self.tenant(tenant)
+                    .is_some_and(|t| t.allowed_to_create_apps)
+                    || self.user(id).is_some_and(|u| {
+                        u.directory_roles.iter().any(|(t, r)| {
+                            t.eq_ignore_ascii_case(tenant)
+                                && APP_REGISTRATION_ROLES.contains(&r.as_str())
+                        })
+                    })
+            }
+            Principal::ServicePrincipal { app_id, .. } => self
+                .applications
+                .iter()
+                .any(|a| &a.app_id == app_id && a.may_register_apps),
+        }
     }
 
     pub fn tenant(&self, id: &str) -> Option<&Tenant> {
@@ -706,9 +806,10 @@ impl World {
             })
         };
         json!({
-            "tenants": self.tenants.iter().map(|t| json!({"tenantId": t.id, "displayName": t.name, "defaultDomain": t.domain})).collect::<Vec<_>>(),
+            "tenants": self.tenants.iter().map(|t| json!({"tenantId": t.id, "displayName": t.name, "defaultDomain": t.domain, "allowedToCreateApps": t.allowed_to_create_apps})).collect::<Vec<_>>(),
             "subscriptions": self.subscriptions.iter().map(|s| json!({"subscriptionId": s.id, "tenantId": s.tenant_id, "displayName": s.name, "state": s.state})).collect::<Vec<_>>(),
-            "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants})).collect::<Vec<_>>(),
+            "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants,
+                "directoryRoles": u.directory_roles.iter().map(|(t, r)| json!({"tenantId": t, "roleTemplateId": r})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "applications": self.applications.iter().map(|a| json!({
                 "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "displayName": a.display_name,
                 "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
