@@ -22,7 +22,7 @@ use spot_connect::cli::{CommonOpts, SimOpts};
 use spot_connect::onboard::model::Verdict;
 use spot_connect::onboard::{self, Session, Settings, Target};
 use spot_connect::secret::Secret;
-use spot_connect::sim::{self, seed};
+use spot_connect::sim::{self, SimHandle, seed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -226,6 +226,19 @@ struct Run {
     serial: Vec<(usize, Option<usize>)>,
 }
 
+/// The simulator on its own runtime (its own threads), as a remote service would be: the
+/// client's stalls (blocking file writes, CPU) do not delay the simulator's replies.
+async fn start_sim(
+    rt: &tokio::runtime::Handle,
+    opts: SimOpts,
+    dir: std::path::PathBuf,
+) -> SimHandle {
+    rt.spawn(async move { sim::start(&opts, &dir).await })
+        .await
+        .expect("simulator task")
+        .expect("simulator starts")
+}
+
 /// The simulator's log of calls that ended after `since`, in time order.
 fn calls_from_log(log: &serde_json::Value, since: OffsetDateTime) -> Vec<Call> {
     let mut calls = Vec::new();
@@ -258,16 +271,14 @@ fn calls_from_log(log: &serde_json::Value, since: OffsetDateTime) -> Vec<Call> {
     calls
 }
 
-async fn one_run(print: bool) -> Run {
+async fn one_run(print: bool, sim_rt: &tokio::runtime::Handle) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let opts = SimOpts {
         latency: LATENCY_MS,
         approve_after: 0,
         ..Default::default()
     };
-    let sim = sim::start(&opts, &dir.path().join("sim"))
-        .await
-        .expect("simulator starts");
+    let sim = start_sim(sim_rt, opts, dir.path().join("sim")).await;
     let common = CommonOpts {
         state_dir: Some(dir.path().join("state")),
         ..Default::default()
@@ -409,13 +420,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let sim_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime for the simulator");
     println!(
         "apply of one subscription from nothing, simulator latency {LATENCY_MS} ms per call, {runs} runs"
     );
     let mut walls = Vec::new();
     let mut ratios = Vec::new();
     for i in 0..runs {
-        let run = rt.block_on(one_run(i == 0 || all_logs));
+        let run = rt.block_on(one_run(i == 0 || all_logs, sim_rt.handle()));
         let wall_ms = run.wall.as_secs_f64() * 1000.0;
         let bound_ms = run.bound_calls as f64 * LATENCY_MS as f64;
         println!(
@@ -441,21 +456,19 @@ fn main() {
         if m <= 1.2 { "met" } else { "NOT met" }
     );
     println!();
-    rt.block_on(command_run());
+    rt.block_on(command_run(sim_rt.handle()));
 }
 
 /// `spot-connect apply --subscription … --yes` as a process against the same simulator: what the
 /// command adds around the engine (sign-in, discovery, the plan it prints).
-async fn command_run() {
+async fn command_run(sim_rt: &tokio::runtime::Handle) {
     let dir = tempfile::tempdir().expect("temp dir");
     let opts = SimOpts {
         latency: LATENCY_MS,
         approve_after: 0,
         ..Default::default()
     };
-    let sim = sim::start(&opts, &dir.path().join("sim"))
-        .await
-        .expect("simulator starts");
+    let sim = start_sim(sim_rt, opts, dir.path().join("sim")).await;
     let since = OffsetDateTime::now_utc();
     let t0 = Instant::now();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
