@@ -16,7 +16,14 @@
 //! complete (every write waits for every lookup). The bound is the longest chain of that graph
 //! over the calls the run made, times the latency. The run's own serial depth (the longest chain
 //! of calls that did not overlap in time) is printed next to it: where it is longer, the engine
-//! waited for something it did not need, and the calls on that chain are listed.
+//! waited for something it did not need, and the calls on that chain are listed. A call the
+//! classifier does not know (`Other`, e.g. the preflight's Graph reads) gets only the token and
+//! plan dependencies: if such calls came to depend on each other, the bound would be too short
+//! and the ratio pessimistic, never flattering.
+//!
+//! The simulator runs on its own tokio runtime, as a remote service would. After the runs, the
+//! `apply` command itself runs as a process (`--yes`, against a fresh simulator) and its request
+//! log after sign-in is printed: what the command adds around the engine.
 
 use spot_connect::cli::{CommonOpts, SimOpts};
 use spot_connect::onboard::model::Verdict;
