@@ -188,6 +188,13 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
             "Subscription {} ({}) in tenant {}",
             target.subscription_name, target.subscription_id, target.tenant_id
         );
+        // `apply --yes` shows no plan: `apply` makes its own before writing (looking
+        // everything up twice cost a whole lookup phase of round trips).
+        if write && opts.yes {
+            let report = apply_one(&session, target, &settings, opts).await;
+            record_apply(report, target, &mut outputs, &mut failed);
+            continue;
+        }
         let plan = match onboard::plan(&session, target, &settings).await {
             Ok(p) => p,
             Err(e) => {
@@ -217,19 +224,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
             }
         }
         let report = apply_one(&session, target, &settings, opts).await;
-        match report {
-            Ok(r) => {
-                if r.verdict != Verdict::Connected {
-                    failed += 1;
-                }
-                outputs.push(serde_json::to_value(&r).unwrap_or_default());
-            }
-            Err(e) => {
-                eprintln!("  ✗ {e}");
-                failed += 1;
-                outputs.push(serde_json::json!({"subscription_id": target.subscription_id, "error": crate::onboard::model::ErrorInfo::from(&e)}));
-            }
-        }
+        record_apply(report, target, &mut outputs, &mut failed);
     }
     if opts.json {
         let out = if outputs.len() == 1 {
@@ -243,6 +238,27 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         0 => exit::DONE,
         n if n == targets.len() => exit::FAILED,
         _ => exit::PARTIAL,
+    }
+}
+
+fn record_apply(
+    report: Result<Report, Error>,
+    target: &Target,
+    outputs: &mut Vec<serde_json::Value>,
+    failed: &mut usize,
+) {
+    match report {
+        Ok(r) => {
+            if r.verdict != Verdict::Connected {
+                *failed += 1;
+            }
+            outputs.push(serde_json::to_value(&r).unwrap_or_default());
+        }
+        Err(e) => {
+            eprintln!("  ✗ {e}");
+            *failed += 1;
+            outputs.push(serde_json::json!({"subscription_id": target.subscription_id, "error": crate::onboard::model::ErrorInfo::from(&e)}));
+        }
     }
 }
 
