@@ -54,6 +54,16 @@ fn device_code_requests(f: &Fixture) -> usize {
         .count()
 }
 
+fn token_requests(f: &Fixture) -> usize {
+    f.sim
+        .requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().is_some_and(|p| p.ends_with("/token")))
+        .count()
+}
+
 /// Every test is bounded: the simulator approves device codes after ~1.5 s.
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
@@ -117,6 +127,49 @@ async fn one_device_flow_gives_arm_and_graph_tokens_in_both_tenants() {
     assert_eq!(again.expose(), all[2].expose());
     assert_eq!(f.sim.requests().as_array().unwrap().len(), before);
     assert_eq!(device_code_requests(&f), 1, "no second device flow");
+
+    // Three callers at once for a token not cached yet: one request to the identity platform.
+    let tokens_before = token_requests(&f);
+    let (a, b, c) = bounded(async {
+        tokio::join!(
+            auth.token(Some(seed::FABRIKAM_TENANT_ID), Audience::Graph),
+            auth.token(Some(seed::CONTOSO_TENANT_ID), Audience::Arm),
+            auth.token(Some(seed::FABRIKAM_TENANT_ID), Audience::Graph),
+        )
+    })
+    .await;
+    assert_eq!(a.unwrap().expose(), c.unwrap().expose());
+    assert!(b.is_ok());
+    assert_eq!(
+        token_requests(&f),
+        tokens_before,
+        "all three were cached already"
+    );
+    let auth2 = Auth::new(
+        AuthMethod::DeviceCode,
+        &f.endpoints,
+        &f.http,
+        None,
+        recording_prompt().0,
+    )
+    .unwrap();
+    auth2.sign_in().await.unwrap();
+    let tokens_before = token_requests(&f);
+    let (a, b, c) = bounded(async {
+        tokio::join!(
+            auth2.token(Some(seed::FABRIKAM_TENANT_ID), Audience::Graph),
+            auth2.token(Some(seed::FABRIKAM_TENANT_ID), Audience::Graph),
+            auth2.token(Some(seed::FABRIKAM_TENANT_ID), Audience::Graph),
+        )
+    })
+    .await;
+    assert_eq!(a.unwrap().expose(), b.as_ref().unwrap().expose());
+    assert_eq!(b.unwrap().expose(), c.unwrap().expose());
+    assert_eq!(
+        token_requests(&f),
+        tokens_before + 1,
+        "concurrent callers for one (tenant, audience) share one token request"
+    );
 
     // The azure_core credential view gives the same tokens.
     let cred = auth.credential(Some(seed::FABRIKAM_TENANT_ID));

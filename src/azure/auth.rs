@@ -284,6 +284,9 @@ struct Inner {
     /// Tokens of the azure_identity credentials (`az` does not cache).
     cache: TokenCache,
     home_tenant: Mutex<Option<String>>,
+    /// One token request in flight per (tenant, scope): concurrent callers wait for it and
+    /// take the cached token instead of asking the identity platform again.
+    in_flight: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The signed-in session: cheap to clone.
@@ -430,6 +433,7 @@ impl Auth {
                 backend,
                 cache: TokenCache::new(clock),
                 home_tenant: Mutex::new(None),
+                in_flight: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -587,6 +591,11 @@ impl Auth {
         scope: &str,
     ) -> Result<(Secret, OffsetDateTime)> {
         let tenant = tenant.or(self.inner.tenant.as_deref());
+        let gate = lock(&self.inner.in_flight)
+            .entry((tenant.unwrap_or("").to_string(), scope.to_string()))
+            .or_default()
+            .clone();
+        let _one_at_a_time = gate.lock().await;
         match &self.inner.backend {
             Backend::DeviceCode(c) => c.token_for(tenant, scope).await,
             Backend::ClientSecret(c) => c.token_for(tenant, scope).await,
