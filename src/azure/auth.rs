@@ -274,6 +274,9 @@ enum Backend {
     ManagedIdentity(Arc<ManagedIdentityCredential>),
 }
 
+/// Serialises token requests for one (tenant, scope).
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 struct Inner {
     method: AuthMethod,
     endpoints: Endpoints,
@@ -286,7 +289,7 @@ struct Inner {
     home_tenant: Mutex<Option<String>>,
     /// One token request in flight per (tenant, scope): concurrent callers wait for it and
     /// take the cached token instead of asking the identity platform again.
-    in_flight: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    in_flight: Mutex<HashMap<(String, String), Gate>>,
 }
 
 /// The signed-in session: cheap to clone.
