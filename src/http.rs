@@ -31,6 +31,9 @@ pub struct Http {
     pub max_attempts: u32,
     /// Upper bound on one wait, whatever Retry-After says.
     pub max_wait: Duration,
+    /// 429 replies that say a quota is spent (`x-ms-ratelimit-remaining-*: 0`), seen by this
+    /// client and its clones: bulk onboarding sends fewer requests at once after one.
+    throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 static INSTALL_PROVIDER: Once = Once::new();
@@ -64,7 +67,13 @@ impl Http {
             client,
             max_attempts: 6,
             max_wait: Duration::from_secs(60),
+            throttled: Default::default(),
         })
+    }
+
+    /// How many quota 429 replies this client (and its clones) has had so far.
+    pub fn throttled_count(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -105,6 +114,10 @@ impl Http {
             let err = match result {
                 Ok(resp) => {
                     let status = resp.status();
+                    if status.as_u16() == 429 && quota_spent(resp.headers()) {
+                        self.throttled
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let request_id = header_request_id(resp.headers());
                     let retry_after = parse_retry_after(resp.headers());
                     let bytes = resp.bytes().await.unwrap_or_default();
@@ -170,6 +183,14 @@ fn header_request_id(h: &reqwest::header::HeaderMap) -> Option<String> {
     ]
     .iter()
     .find_map(|k| h.get(*k).and_then(|v| v.to_str().ok()).map(str::to_string))
+}
+
+/// ARM's throttling headers: `x-ms-ratelimit-remaining-*` at 0.
+fn quota_spent(h: &reqwest::header::HeaderMap) -> bool {
+    h.iter().any(|(k, v)| {
+        k.as_str().starts_with("x-ms-ratelimit-remaining-")
+            && v.to_str().is_ok_and(|v| v.trim() == "0")
+    })
 }
 
 fn parse_retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -15,6 +15,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub mod bulk;
+pub mod remove;
+pub mod rotate;
+pub mod status;
+
 pub async fn apply(cli: &Cli) -> i32 {
     interruptible(run(&cli.opts, true)).await
 }
@@ -165,6 +170,9 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         Err(e) => return fail(&e),
     };
 
+    if write && targets.len() > 1 {
+        return bulk::apply(&session, &targets, &settings, opts).await;
+    }
     let mut outputs: Vec<serde_json::Value> = Vec::new();
     let mut failed = 0usize;
     for target in &targets {

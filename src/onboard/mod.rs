@@ -6,11 +6,15 @@
 //!   independent calls concurrently, checkpointing ids to the state file after every write, and
 //!   reports progress over the channel.
 
+pub mod bulk;
 mod engine;
 pub mod model;
 pub mod policy;
+pub mod remove;
 pub mod retry;
+pub mod rotate;
 pub mod state;
+pub mod status;
 
 use crate::azure::auth::{Auth, PromptFn};
 use crate::azure::discovery::{self, Discovery};

@@ -1,0 +1,107 @@
+//! `spot-connect rotate-secret`: new secret -> every Spot account that uses the app -> old
+//! secrets removed. The tenant: `--tenant`, else the tenants of `--subscription`.
+//! Exit 0 when complete, 1 when nothing changed or the rotation is partial.
+
+use super::{fail, progress_line};
+use crate::cli::{Cli, CommonOpts, exit};
+use crate::onboard::Settings;
+use std::io::IsTerminal;
+
+pub async fn rotate_secret(cli: &Cli) -> i32 {
+    super::interruptible(run(&cli.opts)).await
+}
+
+async fn run(opts: &CommonOpts) -> i32 {
+    let settings = match Settings::from_opts(opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    if opts.tenant.is_none() && opts.subscriptions.is_empty() && !opts.all_subscriptions {
+        eprintln!("spot-connect rotate-secret: --tenant ID or --subscription ID is required");
+        return exit::USAGE;
+    }
+    if !opts.yes && !std::io::stdin().is_terminal() {
+        eprintln!(
+            "spot-connect rotate-secret: changes Azure and Spot: needs --yes when stdin is not a terminal"
+        );
+        return exit::USAGE;
+    }
+    let (session, targets) = match super::status::signed_in(opts, "rotate-secret", false).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let mut tenants: Vec<String> = opts.tenant.iter().cloned().collect();
+    for t in &targets {
+        if !tenants.contains(&t.tenant_id) {
+            tenants.push(t.tenant_id.clone());
+        }
+    }
+    if !opts.yes {
+        eprintln!(
+            "A new client secret will be made for the spot-connect app of {} tenant(s), set on every Spot account that uses it, and the old secrets removed.",
+            tenants.len()
+        );
+        eprint!("Rotate? [y/N] ");
+        if !super::remove::confirm_line().await {
+            eprintln!("  nothing was changed");
+            return exit::FAILED;
+        }
+    }
+    let mut reports = Vec::new();
+    let mut ok = true;
+    for tenant in &tenants {
+        eprintln!("Tenant {tenant}");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let printer = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                if let Some(line) = progress_line(&p) {
+                    eprintln!("{line}");
+                }
+            }
+        });
+        let r = crate::onboard::rotate::rotate(&session, tenant, &settings, tx).await;
+        let _ = printer.await;
+        match r {
+            Ok(r) => {
+                if r.complete {
+                    eprintln!(
+                        "  ✓ rotated: {} account(s) hold the new secret {} (expires {}); {} old secret(s) removed",
+                        r.accounts.len(),
+                        r.new_key_id.as_deref().unwrap_or("?"),
+                        r.new_end_date_time
+                            .map(|d| d.date().to_string())
+                            .unwrap_or_default(),
+                        r.removed_key_ids.len()
+                    );
+                } else {
+                    ok = false;
+                    for a in r.accounts.iter().filter(|a| !a.updated) {
+                        eprintln!(
+                            "  ✗ {} ({}) keeps the old secret: {}",
+                            a.account_id,
+                            a.subscription_id,
+                            a.error.as_ref().map(|e| e.summary.as_str()).unwrap_or("")
+                        );
+                    }
+                    for (k, why) in &r.left_key_ids {
+                        eprintln!("  ✗ old secret {k} not removed: {why}");
+                    }
+                    eprintln!("  run rotate-secret again to finish");
+                }
+                reports.push(serde_json::to_value(&r).unwrap_or_default());
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("  ✗ {e}");
+                reports.push(serde_json::json!({"tenant_id": tenant, "error": crate::onboard::model::ErrorInfo::from(&e)}));
+            }
+        }
+    }
+    if opts.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
+    }
+    if ok { exit::DONE } else { exit::FAILED }
+}

@@ -1,0 +1,146 @@
+//! `spot-connect status`: a table (or `--json`) of what exists per subscription, with a verdict.
+//! Read-only. Exit 0 when none is broken, 3 when some are, 1 when all are.
+
+use super::fail;
+use crate::cli::{Cli, CommonOpts, exit};
+use crate::onboard::status::{Health, SubscriptionStatus};
+use crate::onboard::{Session, Settings, Target};
+
+/// Signs in and resolves `--subscription`/`--all-subscriptions`; on failure, the exit code.
+pub(crate) async fn signed_in(
+    opts: &CommonOpts,
+    cmd: &str,
+    need_targets: bool,
+) -> Result<(Session, Vec<Target>), i32> {
+    if need_targets && opts.subscriptions.is_empty() && !opts.all_subscriptions {
+        eprintln!(
+            "spot-connect {cmd}: --subscription ID (repeatable) or --all-subscriptions is required"
+        );
+        return Err(exit::USAGE);
+    }
+    let session = super::session(opts).map_err(|e| fail(&e))?;
+    eprintln!("  … Azure login: signing in");
+    let mut tries = 0u64;
+    let signed = loop {
+        match session.auth.sign_in().await {
+            Err(e)
+                if (crate::onboard::retry::is_transient(&e)
+                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
+                    && tries < 3 =>
+            {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => break r,
+        }
+    };
+    match signed {
+        Ok(id) => eprintln!("  ✓ Azure login: signed in as {}", id.display),
+        Err(e) => {
+            eprintln!("  ✗ Azure login: {e}");
+            return Err(fail(&e));
+        }
+    }
+    if opts.subscriptions.is_empty() && !opts.all_subscriptions {
+        return Ok((session, vec![]));
+    }
+    let mut tries = 0u64;
+    let resolved = loop {
+        match session
+            .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
+            .await
+        {
+            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => break r,
+        }
+    };
+    match resolved {
+        Ok(t) if t.is_empty() && need_targets => {
+            eprintln!("spot-connect {cmd}: no enabled subscription");
+            Err(exit::FAILED)
+        }
+        Ok(t) => Ok((session, t)),
+        Err(e) => Err(fail(&e)),
+    }
+}
+
+pub async fn status(cli: &Cli) -> i32 {
+    super::interruptible(run(&cli.opts)).await
+}
+
+async fn run(opts: &CommonOpts) -> i32 {
+    let settings = match Settings::from_opts(opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let (session, targets) = match signed_in(opts, "status", true).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let list = match crate::onboard::status::status(&session, &targets, &settings).await {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    if opts.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+    } else {
+        print!("{}", table(&list, time::OffsetDateTime::now_utc()));
+    }
+    let broken = list.iter().filter(|s| s.verdict == Health::Broken).count();
+    match broken {
+        0 => exit::DONE,
+        n if n == list.len() => exit::FAILED,
+        _ => exit::PARTIAL,
+    }
+}
+
+/// The human table: one row per subscription, then the reasons for each broken one.
+pub fn table(list: &[SubscriptionStatus], _now: time::OffsetDateTime) -> String {
+    let mut out = format!(
+        "{:<36}  {:<22}  {:<9}  {:<18}  {:<13}  {}\n",
+        "SUBSCRIPTION", "NAME", "VERDICT", "SECRET ENDS", "ROLE", "SPOT ACCOUNT"
+    );
+    for s in list {
+        let verdict = match s.verdict {
+            Health::Connected => "connected",
+            Health::Expiring => "expiring",
+            Health::Broken => "BROKEN",
+        };
+        let secret = s
+            .secret
+            .as_ref()
+            .and_then(|x| x.end_date_time.map(|e| (e, x.days_left.unwrap_or(0))))
+            .map(|(e, d)| format!("{} ({d} d)", e.date()))
+            .unwrap_or_else(|| "-".into());
+        let role = match &s.role {
+            None => "-".to_string(),
+            Some(r) if !r.drift.missing.is_empty() => format!("{} missing", r.drift.missing.len()),
+            Some(r) if !r.drift.extra.is_empty() => format!("ok (+{} extra)", r.drift.extra.len()),
+            Some(_) if s.role_assignment_id.is_none() => "not assigned".into(),
+            Some(_) => "ok".into(),
+        };
+        let spot = s
+            .spot_account
+            .as_ref()
+            .map(|a| a.account_id.clone())
+            .unwrap_or_else(|| "-".into());
+        let name: String = s.subscription_name.chars().take(22).collect();
+        out.push_str(&format!(
+            "{:<36}  {:<22}  {:<9}  {:<18}  {:<13}  {}\n",
+            s.subscription_id, name, verdict, secret, role, spot
+        ));
+    }
+    for s in list.iter().filter(|s| !s.problems.is_empty()) {
+        out.push_str(&format!("\n{} is broken:\n", s.subscription_id));
+        for p in &s.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+    }
+    out
+}

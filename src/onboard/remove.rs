@@ -1,0 +1,510 @@
+//! `remove`: undo what spot-connect created, in a safe order, touching only objects that carry
+//! our marker (the app's `spot-connect` tag, the role's description marker, assignments of that
+//! role to that app's service principal, Spot accounts whose credentials name that app).
+//!
+//! Order: role assignments; the subscriptions out of the role's assignable scopes (the role
+//! deleted when none is left); the app's per-subscription secrets, or the app itself (with its
+//! service principal and secrets) when no other subscription uses it; the Spot account only with
+//! `--delete-spot-account`. Spot documents no call that deletes an account's Azure credentials:
+//! without the flag the account stays, listed as kept; it can no longer reach Azure once the
+//! assignment (or the app) is gone.
+
+use super::model::{ErrorInfo, Progress, Step, StepEvent};
+use super::rotate::SECRET_PREFIX;
+use super::state::state_path;
+use super::status::{self, account_for, find_assignment, is_fatal, is_our_role, read, scope_of};
+use super::{Session, Settings, Target};
+use crate::azure::arm::{RoleDefinition, RoleDefinitionProperties};
+use crate::error::Result;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovalAction {
+    Delete,
+    /// Changed, not deleted (the role loses these subscriptions from its assignable scopes).
+    Update,
+    /// Left as it is, with why.
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Op {
+    None,
+    DeleteAssignment(String),
+    SetRoleScopes(Box<RoleDefinition>, Vec<String>),
+    DeleteRole(String),
+    RemovePassword(String, String),
+    DeleteApp(String),
+    DeleteSpotAccount(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovalItem {
+    /// None for tenant-wide objects (app, role).
+    pub subscription_id: Option<String>,
+    /// "role assignment", "custom role", "client secret", "app registration", "Spot account"
+    pub object: String,
+    pub name: String,
+    pub id: String,
+    pub action: RemovalAction,
+    pub reason: String,
+    #[serde(skip)]
+    op: Op,
+}
+
+/// What `remove` would do in one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovalPlan {
+    pub tenant_id: String,
+    pub subscriptions: Vec<String>,
+    pub items: Vec<RemovalItem>,
+}
+
+impl RemovalPlan {
+    /// Items that change something.
+    pub fn changes(&self) -> impl Iterator<Item = &RemovalItem> {
+        self.items
+            .iter()
+            .filter(|i| i.action != RemovalAction::Keep)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// Also delete the Spot accounts connected with our app (cannot be undone).
+    pub delete_spot_account: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovalResult {
+    pub item: RemovalItem,
+    pub done: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+fn item(
+    sub: Option<&str>,
+    object: &str,
+    name: &str,
+    id: &str,
+    action: RemovalAction,
+    reason: String,
+    op: Op,
+) -> RemovalItem {
+    RemovalItem {
+        subscription_id: sub.map(str::to_string),
+        object: object.into(),
+        name: name.into(),
+        id: id.into(),
+        action,
+        reason,
+        op,
+    }
+}
+
+/// Looks everything up and says what `remove` would delete, change or keep, per tenant.
+/// Read-only.
+pub async fn plan_removal(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+    opts: RemoveOptions,
+) -> Result<Vec<RemovalPlan>> {
+    let mut tenants: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
+    tenants.dedup();
+    let tenants: Vec<&str> = tenants
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let accounts = read(|| session.spot.list_accounts()).await?;
+    let mut plans = Vec::new();
+    for tenant in tenants {
+        let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
+        let sub_ids: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
+        let is_target = |s: &str| sub_ids.iter().any(|x| x.eq_ignore_ascii_case(s));
+        let scopes: Vec<String> = sub_ids.iter().map(|s| scope_of(s)).collect();
+        let g = status::graph(session, tenant);
+        let a = status::arm(session, tenant);
+        let app_name = settings.app_name_for(tenant);
+        let role_name = settings.role_name();
+        let (app, role) = tokio::join!(
+            status::find_app(session, &g, tenant, &app_name),
+            status::find_role(session, &a, tenant, &role_name, &scopes)
+        );
+        let (app, foreign_apps) = app?;
+        let role = role?;
+        let sp = match &app {
+            Some(app) => read(|| g.get_service_principal_by_app_id(&app.app_id)).await?,
+            None => None,
+        };
+        let mut items = Vec::new();
+        let our_role = role.as_ref().filter(|r| is_our_role(r));
+
+        // Role assignments.
+        for t in &subs {
+            let sub = t.subscription_id.as_str();
+            if let (Some(r), Some(sp)) = (our_role, &sp)
+                && let Some(asg) = find_assignment(&a, sub, &sp.id, r).await?
+            {
+                items.push(item(
+                    Some(sub),
+                    "role assignment",
+                    &r.properties.role_name,
+                    &asg.id,
+                    RemovalAction::Delete,
+                    format!(
+                        "{role_name} assigned to our service principal at {}",
+                        scope_of(sub)
+                    ),
+                    Op::DeleteAssignment(asg.id.clone()),
+                ));
+            }
+        }
+
+        // The role.
+        let mut remaining_scopes = Vec::new();
+        match (&role, our_role) {
+            (Some(r), None) => items.push(item(
+                None,
+                "custom role",
+                &r.properties.role_name,
+                &r.id,
+                RemovalAction::Keep,
+                "not made by spot-connect (no marker in its description): never touched".into(),
+                Op::None,
+            )),
+            (_, Some(r)) => {
+                let (gone, left): (Vec<String>, Vec<String>) = r
+                    .properties
+                    .assignable_scopes
+                    .iter()
+                    .cloned()
+                    .partition(|s| {
+                        s.strip_prefix("/subscriptions/")
+                            .is_some_and(|x| is_target(x.trim_end_matches('/')))
+                    });
+                remaining_scopes = left.clone();
+                if left.is_empty() {
+                    items.push(item(
+                        None,
+                        "custom role",
+                        &r.properties.role_name,
+                        &r.id,
+                        RemovalAction::Delete,
+                        "no other subscription uses it".into(),
+                        Op::DeleteRole(role_path(
+                            &r.id,
+                            r.properties.assignable_scopes.first().map(String::as_str),
+                        )),
+                    ));
+                } else if !gone.is_empty() {
+                    items.push(item(
+                        None,
+                        "custom role",
+                        &r.properties.role_name,
+                        &r.id,
+                        RemovalAction::Update,
+                        format!(
+                            "remove {} from its assignable scopes; {} other subscription(s) keep it",
+                            gone.join(", "),
+                            left.len()
+                        ),
+                        Op::SetRoleScopes(Box::new(r.clone()), left),
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+
+        // Spot accounts, and whether other subscriptions' accounts use our app.
+        let mut app_used_elsewhere = !remaining_scopes.is_empty();
+        if let Some(app) = &app {
+            for acct in accounts.iter().filter(|x| x.provider_external_id.is_some()) {
+                let sub = acct.provider_external_id.clone().unwrap_or_default();
+                let target_acct = is_target(&sub);
+                let creds = read(|| session.spot.get_azure_credentials(&acct.account_id)).await?;
+                let uses_app = creds.as_ref().is_some_and(|c| {
+                    c.client_id
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+                });
+                if !uses_app {
+                    continue;
+                }
+                // Another subscription still onboarded (its state file is there) uses it. A
+                // subscription removed earlier keeps its Spot account, and that does not count.
+                if !target_acct && state_path(&session.state_dir, tenant, &sub).exists() {
+                    app_used_elsewhere = true;
+                }
+            }
+        }
+        for t in &subs {
+            let sub = t.subscription_id.as_str();
+            let recorded = super::state::State::load(&session.state_dir, tenant, sub)
+                .ok()
+                .and_then(|s| s.spot_account_id);
+            let Some(acct) = account_for(&accounts, sub, recorded.as_deref()) else {
+                continue;
+            };
+            let creds = read(|| session.spot.get_azure_credentials(&acct.account_id)).await?;
+            let ours = app.as_ref().is_some_and(|app| {
+                creds.as_ref().is_some_and(|c| {
+                    c.client_id
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+                })
+            });
+            if !ours {
+                if creds.is_some() {
+                    items.push(item(
+                        Some(sub),
+                        "Spot account",
+                        &acct.name,
+                        &acct.account_id,
+                        RemovalAction::Keep,
+                        "its credentials are not our app's: never touched".into(),
+                        Op::None,
+                    ));
+                }
+                continue;
+            }
+            if opts.delete_spot_account {
+                items.push(item(
+                    Some(sub),
+                    "Spot account",
+                    &acct.name,
+                    &acct.account_id,
+                    RemovalAction::Delete,
+                    "--delete-spot-account: the account and everything in it is deleted".into(),
+                    Op::DeleteSpotAccount(acct.account_id.clone()),
+                ));
+            } else {
+                items.push(item(
+                    Some(sub),
+                    "Spot account",
+                    &acct.name,
+                    &acct.account_id,
+                    RemovalAction::Keep,
+                    "Spot has no call to delete Azure credentials: the account stays, and can no longer reach Azure once the assignment is gone (--delete-spot-account deletes it)".into(),
+                    Op::None,
+                ));
+            }
+        }
+
+        // The app registration.
+        if let Some(app) = &app {
+            if app_used_elsewhere {
+                for t in &subs {
+                    let name = format!("{SECRET_PREFIX} {}", t.subscription_id);
+                    for p in app
+                        .password_credentials
+                        .iter()
+                        .filter(|p| p.display_name.as_deref() == Some(name.as_str()))
+                    {
+                        items.push(item(
+                            Some(&t.subscription_id),
+                            "client secret",
+                            &name,
+                            &p.key_id,
+                            RemovalAction::Delete,
+                            "this subscription's own secret".into(),
+                            Op::RemovePassword(app.id.clone(), p.key_id.clone()),
+                        ));
+                    }
+                }
+                items.push(item(
+                    None,
+                    "app registration",
+                    &app.display_name,
+                    &app.app_id,
+                    RemovalAction::Keep,
+                    "other subscriptions still use it".into(),
+                    Op::None,
+                ));
+            } else {
+                items.push(item(
+                    None,
+                    "app registration",
+                    &app.display_name,
+                    &app.app_id,
+                    RemovalAction::Delete,
+                    "no other subscription uses it (its service principal and secrets go with it)"
+                        .into(),
+                    Op::DeleteApp(app.id.clone()),
+                ));
+            }
+        }
+        if foreign_apps > 0 {
+            items.push(item(
+                None,
+                "app registration",
+                &app_name,
+                "",
+                RemovalAction::Keep,
+                format!(
+                    "{foreign_apps} same-named app(s) without the spot-connect tag: never touched"
+                ),
+                Op::None,
+            ));
+        }
+        // Safe order.
+        let rank = |o: &Op| match o {
+            Op::DeleteAssignment(_) => 0,
+            Op::SetRoleScopes(..) | Op::DeleteRole(_) => 1,
+            Op::RemovePassword(..) => 2,
+            Op::DeleteApp(_) => 3,
+            Op::DeleteSpotAccount(_) => 4,
+            Op::None => 5,
+        };
+        items.sort_by_key(|i| rank(&i.op));
+        plans.push(RemovalPlan {
+            tenant_id: tenant.to_string(),
+            subscriptions: sub_ids,
+            items,
+        });
+    }
+    Ok(plans)
+}
+
+/// Carries out a plan, in its order. A failed item does not stop the others, except that the
+/// role is not deleted while an assignment failed to go, nor the app while the role is left.
+/// The state files of the plan's subscriptions are deleted when every change succeeded.
+pub async fn remove(
+    session: &Session,
+    plan: &RemovalPlan,
+    progress: UnboundedSender<Progress>,
+) -> Vec<RemovalResult> {
+    let g = status::graph(session, &plan.tenant_id);
+    let a = status::arm(session, &plan.tenant_id);
+    let mut out = Vec::new();
+    let mut failed_rank: Option<u8> = None;
+    for it in &plan.items {
+        let step = match it.op {
+            Op::DeleteAssignment(_) => Step::RoleAssignment,
+            Op::SetRoleScopes(..) | Op::DeleteRole(_) => Step::CustomRole,
+            Op::RemovePassword(..) => Step::ClientSecret,
+            Op::DeleteApp(_) => Step::AppRegistration,
+            Op::DeleteSpotAccount(_) | Op::None => Step::SpotAccount,
+        };
+        let rank = match it.op {
+            Op::DeleteAssignment(_) => 0,
+            Op::SetRoleScopes(..) | Op::DeleteRole(_) => 1,
+            _ => 2,
+        };
+        if it.op == Op::None {
+            continue;
+        }
+        let emit = |event| {
+            let _ = progress.send(Progress::Step {
+                subscription: it.subscription_id.clone(),
+                step,
+                event,
+            });
+        };
+        emit(StepEvent::Started {
+            detail: format!("{} {} {}", verb(it.action), it.object, it.name),
+        });
+        let r = if failed_rank.is_some_and(|f| f < rank)
+            && matches!(it.op, Op::DeleteRole(_) | Op::DeleteApp(_))
+        {
+            Err(crate::error::Error::Other(
+                "kept: an earlier removal failed and this one depends on it".into(),
+            ))
+        } else {
+            run(session, &g, &a, &it.op).await
+        };
+        match r {
+            Ok(()) => {
+                emit(StepEvent::Finished {
+                    outcome: super::model::Outcome::Updated,
+                    id: Some(it.id.clone()),
+                    detail: format!("{} {}", past(it.action), it.object),
+                });
+                out.push(RemovalResult {
+                    item: it.clone(),
+                    done: true,
+                    error: None,
+                });
+            }
+            Err(e) => {
+                let info = ErrorInfo::from(&e);
+                emit(StepEvent::Failed {
+                    error: info.clone(),
+                });
+                failed_rank = Some(failed_rank.map_or(rank, |f| f.min(rank)));
+                out.push(RemovalResult {
+                    item: it.clone(),
+                    done: false,
+                    error: Some(info),
+                });
+                if is_fatal(&e) {
+                    break;
+                }
+            }
+        }
+    }
+    if failed_rank.is_none() {
+        for sub in &plan.subscriptions {
+            let _ = std::fs::remove_file(state_path(&session.state_dir, &plan.tenant_id, sub));
+        }
+    }
+    out
+}
+
+fn verb(a: RemovalAction) -> &'static str {
+    match a {
+        RemovalAction::Delete => "deleting",
+        RemovalAction::Update => "updating",
+        RemovalAction::Keep => "keeping",
+    }
+}
+
+fn past(a: RemovalAction) -> &'static str {
+    match a {
+        RemovalAction::Delete => "deleted",
+        RemovalAction::Update => "updated",
+        RemovalAction::Keep => "kept",
+    }
+}
+
+async fn run(
+    session: &Session,
+    g: &crate::azure::graph::Graph,
+    a: &crate::azure::arm::Arm,
+    op: &Op,
+) -> Result<()> {
+    match op {
+        Op::None => Ok(()),
+        Op::DeleteAssignment(id) => read(|| a.delete_role_assignment(id)).await,
+        Op::DeleteRole(id) => read(|| a.delete_role_definition(id)).await,
+        Op::SetRoleScopes(r, left) => {
+            let props = RoleDefinitionProperties {
+                assignable_scopes: left.clone(),
+                ..r.properties.clone()
+            };
+            read(|| a.put_role_definition(&left[0], &r.name, &props))
+                .await
+                .map(|_| ())
+        }
+        Op::RemovePassword(app, key) => read(|| g.remove_password(app, key)).await,
+        Op::DeleteApp(id) => read(|| g.delete_application(id)).await,
+        Op::DeleteSpotAccount(id) => read(|| session.spot.delete_account(id)).await,
+    }
+}
+
+/// A role id at a subscription scope (ARM deletes roles there, not at tenant scope).
+fn role_path(id: &str, scope: Option<&str>) -> String {
+    if id.starts_with("/subscriptions/") {
+        return id.to_string();
+    }
+    let guid = crate::azure::arm::guid_of(id);
+    match scope {
+        Some(s) => format!("{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+        None => id.to_string(),
+    }
+}

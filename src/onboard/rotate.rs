@@ -1,0 +1,458 @@
+//! `rotate-secret`: a new client secret for the tenant's app, handed to every Spot account that
+//! uses the app, verified, and only then the old secrets removed.
+//!
+//! Order, and what a failure (or a kill) at each point leaves:
+//! 1. `addPassword` (new secret N). Killed here: N is an unused secret; the old one still works.
+//! 2. Spot validates N for every account (nothing stored). A failure: N is removed, old kept.
+//! 3. N is set on each account, the account's state file updated (keyId, end date) right after.
+//!    A failure before any account took N: N is removed. After some did: both secrets stay
+//!    valid (the accounts that took N use it, the others keep the old one) and the report says
+//!    which; run `rotate-secret` again.
+//! 4. Read back from Spot (client id, expiration date = N's end).
+//! 5. Every other secret of ours on the app (display name `spot-connect …`) is removed by keyId:
+//!    the old one, and any left by an earlier rotation that was killed.
+//!
+//! The secret's value goes from Graph's reply straight to Spot; never to a file or a log.
+
+use super::engine::add_months;
+use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
+use super::retry::{Backoff, is_propagation, is_transient};
+use super::state::{SecretRecord, State};
+use super::status::{self, is_fatal, read};
+use super::{Session, Settings};
+use crate::azure::graph::{Application, Graph};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::spot::{AzureCredentials, AzureCredentialsInfo};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Display-name prefix of every client secret spot-connect adds.
+pub const SECRET_PREFIX: &str = "spot-connect";
+
+/// The display name of the tenant's shared secret (bulk onboarding and rotation).
+pub fn shared_secret_name(tenant: &str) -> String {
+    format!("{SECRET_PREFIX} {tenant}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotatedAccount {
+    pub account_id: String,
+    pub subscription_id: String,
+    /// Spot holds the new secret (set and read back).
+    pub updated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RotateReport {
+    pub tenant_id: String,
+    pub app_id: String,
+    /// The new secret's keyId (None when it was removed again after a failure).
+    pub new_key_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub new_end_date_time: Option<OffsetDateTime>,
+    pub accounts: Vec<RotatedAccount>,
+    /// Old secrets removed (by keyId).
+    pub removed_key_ids: Vec<String>,
+    /// Old secrets that could not be removed, with why.
+    pub left_key_ids: Vec<(String, String)>,
+    /// Every account holds the new secret and the old ones are gone.
+    pub complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+struct Ctx<'a> {
+    tenant: &'a str,
+    graph: Graph,
+    tx: UnboundedSender<Progress>,
+}
+
+impl Ctx<'_> {
+    fn emit(&self, sub: Option<&str>, step: Step, event: StepEvent) {
+        let _ = self.tx.send(Progress::Step {
+            subscription: sub.map(str::to_string),
+            step,
+            event,
+        });
+    }
+
+    fn log(&self, message: String) {
+        tracing::info!("{message}");
+        let _ = self.tx.send(Progress::Log { message });
+    }
+
+    /// Calls `f` again while Spot cannot use a brand-new secret yet, with capped backoff.
+    async fn propagate<T, F, Fut>(&self, sub: &str, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let backoff = Backoff {
+            initial: Duration::from_millis(500),
+            max_wait: Duration::from_secs(10),
+            budget: Duration::from_secs(90),
+        };
+        let start = Instant::now();
+        let mut attempt = 0;
+        let mut transient = 0u64;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) && transient < 5 => {
+                    transient += 1;
+                    tokio::time::sleep(Duration::from_millis(300 * transient)).await;
+                }
+                Err(e) if is_propagation(&e) => {
+                    attempt += 1;
+                    let Some(wait) = backoff.wait(attempt, start.elapsed()) else {
+                        return Err(e);
+                    };
+                    self.emit(
+                        Some(sub),
+                        Step::ConnectSpot,
+                        StepEvent::Waiting {
+                            reason: "waiting for Azure to propagate".into(),
+                            attempt,
+                            next_in: wait,
+                        },
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn remove_key(&self, app: &Application, key: &str) -> Result<()> {
+        read(|| self.graph.remove_password(&app.id, key)).await
+    }
+}
+
+/// Rotates the client secret of the tenant's app (see the module doc for the order).
+/// `Err` when nothing was changed (no app, no Spot account uses it, the new secret failed
+/// validation and was removed again). A partial rotation is `Ok` with `complete == false`.
+pub async fn rotate(
+    session: &Session,
+    tenant: &str,
+    settings: &Settings,
+    progress: UnboundedSender<Progress>,
+) -> Result<RotateReport> {
+    let ctx = Ctx {
+        tenant,
+        graph: status::graph(session, tenant),
+        tx: progress,
+    };
+    let app_name = settings.app_name_for(tenant);
+    let (app, _) = status::find_app(session, &ctx.graph, tenant, &app_name).await?;
+    let app = app.ok_or_else(|| {
+        Error::Other(format!(
+            "tenant {tenant} has no app registration of ours named {app_name}: nothing to rotate (run apply first)"
+        ))
+    })?;
+
+    // The accounts that use this app: their credentials' clientId is our appId.
+    let accounts = read(|| session.spot.list_accounts()).await?;
+    let users = {
+        let azure: Vec<&crate::spot::SpotAccount> = accounts
+            .iter()
+            .filter(|a| a.provider_external_id.is_some())
+            .collect();
+        let mut users = Vec::new();
+        for chunk in azure.chunks(8) {
+            let mut futs = Vec::new();
+            for a in chunk {
+                futs.push(async move {
+                    let id = a.account_id.clone();
+                    let c = read(|| session.spot.get_azure_credentials(&id)).await?;
+                    Ok::<_, Error>((id, c))
+                });
+            }
+            for r in futures::future::join_all(futs).await {
+                let (id, c) = r?;
+                if let Some(c) = c.filter(|c| {
+                    c.client_id
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+                        && c.tenant_id
+                            .as_deref()
+                            .is_none_or(|t| t.eq_ignore_ascii_case(tenant))
+                }) {
+                    users.push((id, c));
+                }
+            }
+        }
+        users.sort_by(|a, b| a.0.cmp(&b.0));
+        users
+    };
+    if users.is_empty() {
+        return Err(Error::Other(format!(
+            "no Spot account uses the app {} ({}): nothing to rotate",
+            app.display_name, app.app_id
+        )));
+    }
+    let sub_of = |c: &AzureCredentialsInfo| c.subscription_id.clone().unwrap_or_default();
+
+    // 1. The new secret.
+    let name = shared_secret_name(tenant);
+    ctx.emit(
+        None,
+        Step::ClientSecret,
+        StepEvent::Started {
+            detail: format!("new client secret for {}", app.display_name),
+        },
+    );
+    let end = add_months(OffsetDateTime::now_utc(), settings.secret_months);
+    let np = {
+        let mut tries = 0u64;
+        loop {
+            match ctx.graph.add_password(&app.id, &name, end).await {
+                Err(e) if is_transient(&e) && tries < 5 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+                }
+                Err(e) => {
+                    ctx.emit(
+                        None,
+                        Step::ClientSecret,
+                        StepEvent::Failed {
+                            error: ErrorInfo::from(&e),
+                        },
+                    );
+                    return Err(e);
+                }
+                Ok(np) => break np,
+            }
+        }
+    };
+    let new_key = np.credential.key_id.clone();
+    let new_end = np.credential.end_date_time.unwrap_or(end);
+    let value: Secret = np.secret;
+    ctx.emit(
+        None,
+        Step::ClientSecret,
+        StepEvent::Finished {
+            outcome: Outcome::Created,
+            id: Some(new_key.clone()),
+            detail: format!("expires {}", new_end.date()),
+        },
+    );
+    let creds_for = |c: &AzureCredentialsInfo| AzureCredentials {
+        client_id: app.app_id.clone(),
+        client_secret: value.clone(),
+        tenant_id: tenant.to_string(),
+        subscription_id: sub_of(c),
+        expiration_date: new_end,
+    };
+    let mut report = RotateReport {
+        tenant_id: tenant.to_string(),
+        app_id: app.app_id.clone(),
+        new_key_id: Some(new_key.clone()),
+        new_end_date_time: Some(new_end),
+        accounts: users
+            .iter()
+            .map(|(a, c)| RotatedAccount {
+                account_id: a.clone(),
+                subscription_id: sub_of(c),
+                updated: false,
+                error: None,
+            })
+            .collect(),
+        removed_key_ids: vec![],
+        left_key_ids: vec![],
+        complete: false,
+        error: None,
+    };
+
+    // 2. Spot validates the new secret for every account before any is changed.
+    for (i, (acct, c)) in users.iter().enumerate() {
+        let sub = sub_of(c);
+        let creds = creds_for(c);
+        if let Err(e) = ctx
+            .propagate(&sub, || {
+                session.spot.validate_azure_credentials(acct, &creds)
+            })
+            .await
+        {
+            report.accounts[i].error = Some(ErrorInfo::from(&e));
+            return Err(give_up(&ctx, &app, &new_key, &sub, e).await);
+        }
+    }
+
+    // 3. Set it on each account, recording it in the subscription's state right after.
+    let mut first_error: Option<Error> = None;
+    for (i, (acct, c)) in users.iter().enumerate() {
+        let sub = sub_of(c);
+        ctx.emit(
+            Some(&sub),
+            Step::ConnectSpot,
+            StepEvent::Started {
+                detail: format!("new secret to {acct}"),
+            },
+        );
+        let creds = creds_for(c);
+        let set = ctx
+            .propagate(&sub, || session.spot.set_azure_credentials(acct, &creds))
+            .await;
+        let set = match set {
+            Ok(()) => verify(session, acct, &app, new_end).await,
+            Err(e) => Err(e),
+        };
+        match set {
+            Ok(()) => {
+                report.accounts[i].updated = true;
+                record(session, tenant, &sub, &app, acct, &new_key, new_end);
+                ctx.emit(
+                    Some(&sub),
+                    Step::ConnectSpot,
+                    StepEvent::Finished {
+                        outcome: Outcome::Updated,
+                        id: Some(acct.clone()),
+                        detail: format!("{acct} holds the new secret (read back)"),
+                    },
+                );
+            }
+            Err(e) => {
+                if is_fatal(&e) && !report.accounts.iter().any(|a| a.updated) {
+                    return Err(give_up(&ctx, &app, &new_key, &sub, e).await);
+                }
+                report.accounts[i].error = Some(ErrorInfo::from(&e));
+                ctx.emit(
+                    Some(&sub),
+                    Step::ConnectSpot,
+                    StepEvent::Failed {
+                        error: ErrorInfo::from(&e),
+                    },
+                );
+                first_error.get_or_insert(e);
+                if is_fatal(first_error.as_ref().expect("set above")) {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        if !report.accounts.iter().any(|a| a.updated) {
+            let sub = report.accounts[0].subscription_id.clone();
+            return Err(give_up(&ctx, &app, &new_key, &sub, e).await);
+        }
+        ctx.log(format!(
+            "some accounts did not take the new secret: the old secret stays valid for them; run rotate-secret again ({e})"
+        ));
+        report.error = Some(ErrorInfo::from(&e));
+        return Ok(report);
+    }
+
+    // 5. Every account has the new secret: remove the others of ours.
+    let fresh = read(|| ctx.graph.get_application(&app.id))
+        .await?
+        .unwrap_or(app.clone());
+    for p in fresh.password_credentials.iter().filter(|p| {
+        !p.key_id.eq_ignore_ascii_case(&new_key)
+            && p.display_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(SECRET_PREFIX))
+    }) {
+        match ctx.remove_key(&fresh, &p.key_id).await {
+            Ok(()) => {
+                ctx.log(format!("removed the old client secret {}", p.key_id));
+                report.removed_key_ids.push(p.key_id.clone());
+            }
+            Err(e) => report.left_key_ids.push((p.key_id.clone(), e.to_string())),
+        }
+    }
+    // States of the tenant that recorded a removed key as an orphan: done.
+    for mut s in status::tenant_states(session, tenant) {
+        let before = s.orphan_key_ids.len();
+        s.orphan_key_ids
+            .retain(|k| !report.removed_key_ids.contains(k));
+        if s.orphan_key_ids.len() != before {
+            let _ = s.save(&session.state_dir);
+        }
+    }
+    report.complete = report.left_key_ids.is_empty();
+    Ok(report)
+}
+
+/// Nothing took the new secret: remove it again and keep the old one.
+async fn give_up(ctx: &Ctx<'_>, app: &Application, new_key: &str, sub: &str, e: Error) -> Error {
+    ctx.emit(
+        Some(sub),
+        Step::ConnectSpot,
+        StepEvent::Failed {
+            error: ErrorInfo::from(&e),
+        },
+    );
+    let undo = ctx.remove_key(app, new_key).await;
+    let what = match undo {
+        Ok(()) => "the new secret was removed again; the old secret is unchanged and still in use"
+            .to_string(),
+        Err(u) => format!(
+            "the old secret is unchanged and still in use; the new secret {new_key} could not be removed ({u}): the next rotation removes it"
+        ),
+    };
+    tracing::warn!(tenant = ctx.tenant, error = %e, "rotation abandoned");
+    match e {
+        Error::Api(mut a) => {
+            a.message = format!("{} ({what})", a.message);
+            Error::Api(a)
+        }
+        other => Error::Other(format!("{other} ({what})")),
+    }
+}
+
+/// Spot reads back our app and the new end date.
+async fn verify(
+    session: &Session,
+    acct: &str,
+    app: &Application,
+    end: OffsetDateTime,
+) -> Result<()> {
+    let back = read(|| session.spot.get_azure_credentials(acct)).await?;
+    let ok = back.as_ref().is_some_and(|c| {
+        c.client_id
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+            && c.expiration()
+                .is_none_or(|e| (e - end).abs() < time::Duration::seconds(2))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "Spot accepted the new secret but account {acct} reads back {:?}",
+            back.map(|c| (c.client_id, c.expiration_date))
+        )))
+    }
+}
+
+/// The subscription's state: the secret Spot now holds (keyId and end date, never the value).
+fn record(
+    session: &Session,
+    tenant: &str,
+    sub: &str,
+    app: &Application,
+    acct: &str,
+    key: &str,
+    end: OffsetDateTime,
+) {
+    let Ok(mut s) = State::load(&session.state_dir, tenant, sub) else {
+        return;
+    };
+    s.app_object_id.get_or_insert_with(|| app.id.clone());
+    s.app_id.get_or_insert_with(|| app.app_id.clone());
+    s.app_name.get_or_insert_with(|| app.display_name.clone());
+    s.spot_account_id = Some(acct.to_string());
+    s.secret = Some(SecretRecord {
+        key_id: key.to_string(),
+        end_date_time: end,
+        handed_to_spot: true,
+    });
+    if let Err(e) = s.save(&session.state_dir) {
+        tracing::warn!(error = %e, "could not record the new secret in the state file");
+    }
+}

@@ -1,0 +1,576 @@
+//! `status`: what exists for each subscription, read-only, with a verdict (connected; expiring
+//! within 30 days; broken, and why). Also the lookups that `rotate`, `remove` and `bulk` share.
+
+use super::model::Drift;
+use super::policy::{self, Policy, ROLE_MARKER};
+use super::retry::is_transient;
+use super::state::State;
+use super::{Session, Settings, Target};
+use crate::azure::arm::{self, Arm, RoleAssignment, RoleDefinition};
+use crate::azure::graph::{Application, Graph, PasswordCredential};
+use crate::error::{Error, ErrorClass, Result, Service};
+use crate::spot::{AzureCredentialsInfo, SpotAccount};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A secret closer than this to its end is "expiring".
+pub const EXPIRY_WARNING: time::Duration = time::Duration::days(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Connected,
+    /// Connected, but the secret ends within 30 days.
+    Expiring,
+    Broken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppInfo {
+    pub object_id: String,
+    pub app_id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretInfo {
+    pub key_id: String,
+    pub display_name: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub end_date_time: Option<OffsetDateTime>,
+    /// Whole days until the end (negative: expired).
+    pub days_left: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleInfo {
+    pub id: String,
+    pub name: String,
+    pub assignable_here: bool,
+    pub assignable_scopes: usize,
+    /// Compared with Spot's policy.
+    pub drift: Drift,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpotInfo {
+    pub account_id: String,
+    pub name: String,
+    /// What Spot reads back (the secret itself never comes back).
+    pub credentials: Option<AzureCredentialsInfo>,
+}
+
+/// One subscription's connection, as found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionStatus {
+    pub tenant_id: String,
+    pub subscription_id: String,
+    pub subscription_name: String,
+    pub verdict: Health,
+    /// Why the verdict is not `connected` (empty when it is).
+    pub problems: Vec<String>,
+    pub app: Option<AppInfo>,
+    pub service_principal_id: Option<String>,
+    /// The secret Spot holds (matched by its end date, or the one the state file records).
+    pub secret: Option<SecretInfo>,
+    pub role: Option<RoleInfo>,
+    pub role_assignment_id: Option<String>,
+    pub spot_account: Option<SpotInfo>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared lookups
+
+pub(crate) fn graph(session: &Session, tenant: &str) -> Graph {
+    Graph::new(
+        session.http.clone(),
+        &session.endpoints.graph,
+        session.auth.clone(),
+        tenant,
+    )
+}
+
+pub(crate) fn arm(session: &Session, tenant: &str) -> Arm {
+    Arm::new(
+        session.http.clone(),
+        &session.endpoints.arm,
+        session.auth.clone(),
+        tenant,
+    )
+}
+
+/// A read, tried again on transient errors beyond what the HTTP layer already does.
+pub(crate) async fn read<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match f().await {
+            Err(e) if is_transient(&e) && tries < 4 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Errors after which nothing else should be tried: sign-in failed, or a service cannot be
+/// reached at all.
+pub fn is_fatal(e: &Error) -> bool {
+    match e {
+        Error::Auth(_) | Error::Cancelled => true,
+        Error::Api(a) => {
+            (a.service == Service::Login
+                && matches!(a.class(), ErrorClass::Permission | ErrorClass::Invalid))
+                || (a.status == 0
+                    && ["Connect", "dns", "connection refused", "Connection refused"]
+                        .iter()
+                        .any(|m| a.message.contains(m)))
+                || (a.status == 401 && a.has_code("InvalidAuthenticationToken"))
+        }
+        _ => false,
+    }
+}
+
+/// Every state file of `tenant`.
+pub(crate) fn tenant_states(session: &Session, tenant: &str) -> Vec<State> {
+    State::load_tenant_siblings(&session.state_dir, tenant, "")
+}
+
+pub(crate) fn is_our_role(r: &RoleDefinition) -> bool {
+    r.properties
+        .description
+        .as_deref()
+        .is_some_and(|d| d.contains(ROLE_MARKER))
+}
+
+/// The tenant's app of ours named `name` (recorded ids first: a list right after a create may
+/// not show it yet), and how many same-named apps are not ours.
+pub(crate) async fn find_app(
+    session: &Session,
+    graph: &Graph,
+    tenant: &str,
+    name: &str,
+) -> Result<(Option<Application>, usize)> {
+    let mut ids: Vec<String> = tenant_states(session, tenant)
+        .into_iter()
+        .filter(|s| s.app_name.as_deref() == Some(name))
+        .filter_map(|s| s.app_object_id)
+        .collect();
+    ids.dedup();
+    for id in ids {
+        if let Some(a) = read(|| graph.get_application(&id)).await?
+            && a.is_ours()
+            && a.display_name == name
+        {
+            return Ok((Some(a), 0));
+        }
+    }
+    let apps = read(|| graph.find_applications(name)).await?;
+    let foreign = apps.iter().filter(|a| !a.is_ours()).count();
+    Ok((apps.into_iter().find(Application::is_ours), foreign))
+}
+
+/// The tenant's role named `name` (ours or not): recorded ids, the tenant's custom roles, then
+/// each of `scopes`.
+pub(crate) async fn find_role(
+    session: &Session,
+    arm: &Arm,
+    tenant: &str,
+    name: &str,
+    scopes: &[String],
+) -> Result<Option<RoleDefinition>> {
+    let name_eq = |r: &RoleDefinition| r.properties.role_name.eq_ignore_ascii_case(name);
+    let mut ids: Vec<String> = tenant_states(session, tenant)
+        .into_iter()
+        .filter_map(|s| s.role_definition_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        if let Ok(Some(r)) = read(|| arm.get_role_definition(&id)).await
+            && name_eq(&r)
+        {
+            return Ok(Some(r));
+        }
+    }
+    if let Ok(all) = read(|| arm.list_tenant_custom_roles()).await
+        && let Some(r) = all.into_iter().find(|r| name_eq(r))
+    {
+        return Ok(Some(r));
+    }
+    for scope in scopes {
+        if let Some(r) = read(|| arm.find_role_definitions(scope, name))
+            .await?
+            .into_iter()
+            .find(|r| name_eq(r))
+        {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+pub(crate) fn scope_of(subscription: &str) -> String {
+    format!("/subscriptions/{subscription}")
+}
+
+pub(crate) fn same_scope(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+/// Our role's assignment to our service principal at the subscription.
+pub(crate) async fn find_assignment(
+    arm: &Arm,
+    subscription: &str,
+    sp_id: &str,
+    role: &RoleDefinition,
+) -> Result<Option<RoleAssignment>> {
+    let scope = scope_of(subscription);
+    let list = read(|| arm.list_role_assignments(&scope, sp_id)).await?;
+    Ok(list.into_iter().find(|a| {
+        arm::same_role(&a.properties.role_definition_id, &role.id)
+            && a.properties.principal_id.eq_ignore_ascii_case(sp_id)
+            && a.properties
+                .scope
+                .as_deref()
+                .is_none_or(|s| same_scope(s, &scope))
+    }))
+}
+
+/// The Spot account connected to `subscription` (Spot's `providerExternalId`), else the one
+/// the state file records.
+pub(crate) fn account_for<'a>(
+    accounts: &'a [SpotAccount],
+    subscription: &str,
+    recorded: Option<&str>,
+) -> Option<&'a SpotAccount> {
+    accounts
+        .iter()
+        .find(|a| {
+            a.provider_external_id
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(subscription))
+        })
+        .or_else(|| {
+            recorded.and_then(|r| {
+                accounts
+                    .iter()
+                    .find(|a| a.account_id == r && a.provider_external_id.is_none())
+            })
+        })
+}
+
+/// The app's password whose end matches what Spot reports, else the recorded one.
+pub(crate) fn secret_in_use<'a>(
+    app: &'a Application,
+    creds: Option<&AzureCredentialsInfo>,
+    recorded: Option<&str>,
+) -> Option<&'a PasswordCredential> {
+    let spot_end = creds.and_then(AzureCredentialsInfo::expiration);
+    spot_end
+        .and_then(|end| {
+            app.password_credentials.iter().find(|p| {
+                p.end_date_time
+                    .is_some_and(|e| (e - end).abs() < time::Duration::seconds(2))
+            })
+        })
+        .or_else(|| {
+            recorded.and_then(|k| {
+                app.password_credentials
+                    .iter()
+                    .find(|p| p.key_id.eq_ignore_ascii_case(k))
+            })
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// status
+
+/// What exists for each target, with a verdict. Read-only. `Err` only for errors after which
+/// nothing can be checked (sign-in, unreachable service); other failures make a subscription
+/// `broken` with the reason.
+pub async fn status(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+) -> Result<Vec<SubscriptionStatus>> {
+    let policy = Policy::load(settings.policy_file.as_deref())?;
+    let accounts = read(|| session.spot.list_accounts()).await;
+    let accounts = match accounts {
+        Ok(a) => Ok(a),
+        Err(e) if is_fatal(&e) => return Err(e),
+        Err(e) => Err(e.to_string()),
+    };
+    let mut by_tenant: BTreeMap<&str, Vec<&Target>> = BTreeMap::new();
+    for t in targets {
+        by_tenant.entry(&t.tenant_id).or_default().push(t);
+    }
+    let mut out: BTreeMap<String, SubscriptionStatus> = BTreeMap::new();
+    for (tenant, subs) in by_tenant {
+        let g = graph(session, tenant);
+        let a = arm(session, tenant);
+        let app_name = settings.app_name_for(tenant);
+        let role_name = settings.role_name();
+        let scopes: Vec<String> = subs.iter().map(|t| scope_of(&t.subscription_id)).collect();
+        let (app, role) = tokio::join!(
+            find_app(session, &g, tenant, &app_name),
+            find_role(session, &a, tenant, &role_name, &scopes)
+        );
+        let tenant_problem = |e: &Error| format!("cannot check: {e}");
+        let (app, app_err) = match app {
+            Ok((a, _)) => (a, None),
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => (None, Some(tenant_problem(&e))),
+        };
+        let (role, role_err) = match role {
+            Ok(r) => (r, None),
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => (None, Some(tenant_problem(&e))),
+        };
+        let sp = match &app {
+            Some(app) => match read(|| g.get_service_principal_by_app_id(&app.app_id)).await {
+                Ok(sp) => sp,
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let ctx = TenantFacts {
+            app: app.as_ref(),
+            app_name: &app_name,
+            app_err: app_err.as_deref(),
+            sp_id: sp.as_ref().map(|s| s.id.as_str()),
+            role: role.as_ref(),
+            role_name: &role_name,
+            role_err: role_err.as_deref(),
+            policy: &policy,
+            accounts: &accounts,
+        };
+        for chunk in subs.chunks(8) {
+            let mut futs = Vec::new();
+            for t in chunk {
+                futs.push(one(session, &a, &ctx, t));
+            }
+            for r in futures::future::join_all(futs).await {
+                let s = r?;
+                out.insert(s.subscription_id.clone(), s);
+            }
+        }
+    }
+    Ok(targets
+        .iter()
+        .filter_map(|t| out.remove(&t.subscription_id))
+        .collect())
+}
+
+struct TenantFacts<'a> {
+    app: Option<&'a Application>,
+    app_name: &'a str,
+    app_err: Option<&'a str>,
+    sp_id: Option<&'a str>,
+    role: Option<&'a RoleDefinition>,
+    role_name: &'a str,
+    role_err: Option<&'a str>,
+    policy: &'a Policy,
+    accounts: &'a std::result::Result<Vec<SpotAccount>, String>,
+}
+
+async fn one(
+    session: &Session,
+    arm: &Arm,
+    f: &TenantFacts<'_>,
+    t: &Target,
+) -> Result<SubscriptionStatus> {
+    let mut problems = Vec::new();
+    let state = State::load(&session.state_dir, &t.tenant_id, &t.subscription_id).ok();
+    let scope = scope_of(&t.subscription_id);
+    match (f.app, f.app_err) {
+        (_, Some(e)) => problems.push(format!("app registration: {e}")),
+        (None, None) => problems.push(format!(
+            "no app registration of ours named {} (run apply)",
+            f.app_name
+        )),
+        (Some(_), None) if f.sp_id.is_none() => {
+            problems.push("the app registration has no service principal".into())
+        }
+        _ => {}
+    }
+    let role = match (f.role, f.role_err) {
+        (_, Some(e)) => {
+            problems.push(format!("custom role: {e}"));
+            None
+        }
+        (None, None) => {
+            problems.push(format!("no custom role named {}", f.role_name));
+            None
+        }
+        (Some(r), None) => {
+            let assignable_here = r
+                .properties
+                .assignable_scopes
+                .iter()
+                .any(|s| same_scope(s, &scope));
+            let drift = policy::drift(&f.policy.actions, &r.properties.permissions);
+            if !is_our_role(r) {
+                problems.push(format!(
+                    "the role {} was not made by spot-connect",
+                    r.properties.role_name
+                ));
+            }
+            if !assignable_here {
+                problems.push(format!("the role is not assignable at {scope}"));
+            }
+            if !drift.missing.is_empty() {
+                problems.push(format!(
+                    "the role lacks {} of Spot's actions (run apply to update it)",
+                    drift.missing.len()
+                ));
+            }
+            Some(RoleInfo {
+                id: r.id.clone(),
+                name: r.properties.role_name.clone(),
+                assignable_here,
+                assignable_scopes: r.properties.assignable_scopes.len(),
+                drift,
+            })
+        }
+    };
+    let assignment = match (f.role, f.sp_id) {
+        (Some(r), Some(sp)) => match find_assignment(arm, &t.subscription_id, sp, r).await {
+            Ok(a) => a,
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                problems.push(format!("role assignment: cannot check: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    if assignment.is_none() && f.role.is_some() && f.sp_id.is_some() {
+        problems.push(format!(
+            "the role is not assigned to the app's service principal at {scope}"
+        ));
+    }
+    let recorded_account = state.as_ref().and_then(|s| s.spot_account_id.clone());
+    let mut spot = None;
+    match f.accounts {
+        Err(e) => problems.push(format!("Spot accounts: cannot check: {e}")),
+        Ok(accounts) => {
+            match account_for(accounts, &t.subscription_id, recorded_account.as_deref()) {
+                None => problems.push("no Spot account is connected to this subscription".into()),
+                Some(acct) => {
+                    let creds =
+                        match read(|| session.spot.get_azure_credentials(&acct.account_id)).await {
+                            Ok(c) => c,
+                            Err(e) if is_fatal(&e) => return Err(e),
+                            Err(e) => {
+                                problems.push(format!("Spot credentials: cannot read: {e}"));
+                                None
+                            }
+                        };
+                    match &creds {
+                        None => problems.push(format!(
+                            "Spot account {} has no Azure credentials",
+                            acct.account_id
+                        )),
+                        Some(c) => {
+                            let ours = f.app.is_some_and(|a| {
+                                c.client_id
+                                    .as_deref()
+                                    .is_some_and(|x| x.eq_ignore_ascii_case(&a.app_id))
+                            });
+                            if !ours {
+                                problems.push(format!(
+                                    "Spot account {} uses another app (client id {})",
+                                    acct.account_id,
+                                    c.client_id.as_deref().unwrap_or("?")
+                                ));
+                            }
+                            if !c
+                                .subscription_id
+                                .as_deref()
+                                .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id))
+                            {
+                                problems.push(format!(
+                                    "Spot account {} holds credentials for subscription {}",
+                                    acct.account_id,
+                                    c.subscription_id.as_deref().unwrap_or("?")
+                                ));
+                            }
+                        }
+                    }
+                    spot = Some(SpotInfo {
+                        account_id: acct.account_id.clone(),
+                        name: acct.name.clone(),
+                        credentials: creds,
+                    });
+                }
+            }
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let recorded_key = state
+        .as_ref()
+        .and_then(|s| s.secret.as_ref().map(|r| r.key_id.clone()));
+    let secret = f.app.and_then(|app| {
+        secret_in_use(
+            app,
+            spot.as_ref().and_then(|s| s.credentials.as_ref()),
+            recorded_key.as_deref(),
+        )
+        .map(|p| SecretInfo {
+            key_id: p.key_id.clone(),
+            display_name: p.display_name.clone(),
+            end_date_time: p.end_date_time,
+            days_left: p.end_date_time.map(|e| (e - now).whole_days()),
+        })
+    });
+    let mut expiring = false;
+    if f.app.is_some() {
+        match &secret {
+            None if spot.as_ref().is_some_and(|s| s.credentials.is_some()) => {
+                problems.push("the secret Spot holds is no longer on the app registration".into())
+            }
+            None => {}
+            Some(s) => match s.end_date_time {
+                Some(end) if end <= now => {
+                    problems.push(format!("the client secret expired on {}", end.date()))
+                }
+                Some(end) if end - now < EXPIRY_WARNING => expiring = true,
+                _ => {}
+            },
+        }
+    }
+    let verdict = if !problems.is_empty() {
+        Health::Broken
+    } else if expiring {
+        Health::Expiring
+    } else {
+        Health::Connected
+    };
+    Ok(SubscriptionStatus {
+        tenant_id: t.tenant_id.clone(),
+        subscription_id: t.subscription_id.clone(),
+        subscription_name: t.subscription_name.clone(),
+        verdict,
+        problems,
+        app: f.app.map(|a| AppInfo {
+            object_id: a.id.clone(),
+            app_id: a.app_id.clone(),
+            display_name: a.display_name.clone(),
+        }),
+        service_principal_id: f.sp_id.map(str::to_string),
+        secret,
+        role,
+        role_assignment_id: assignment.map(|a| a.id),
+        spot_account: spot,
+    })
+}
