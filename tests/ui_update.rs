@@ -50,7 +50,11 @@ fn enter_at_every_prompt_completes_the_wizard() {
             Action::SpotAccounts(Ok(accounts())),
         ],
     );
-    assert!(matches!(s.status(Step::AzureLogin), Status::Done { .. }));
+    assert!(matches!(s.status(Step::AzureLogin), Status::Chosen { .. }));
+    assert!(
+        matches!(s.status(Step::SpotAccount), Status::Chosen { .. }),
+        "the account choice is done once the operator moved on"
+    );
     assert!(
         matches!(s.status(Step::Subscription), Status::Running { .. }),
         "discovery runs after sign-in"

@@ -20,6 +20,10 @@ use tokio::task::JoinHandle;
 /// Spinner / countdown frame period, only while something animates.
 const TICK: Duration = Duration::from_millis(100);
 
+/// `--demo`: latency per simulated call, and Azure's replication delay.
+const DEMO_LATENCY_MS: u64 = 80;
+const DEMO_REPLICATION_S: f64 = 3.0;
+
 fn info(e: &Error) -> ErrorInfo {
     ErrorInfo::from(e)
 }
@@ -41,7 +45,14 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         Arc::new(move |p| drop(prompt_tx.send(Action::Progress(Progress::DeviceCode(p)))));
     let (sim, endpoints, token_prefill) = if cli.demo {
         let dir = opts.state_dir().join("demo");
-        let handle = crate::sim::start(&crate::cli::SimOpts::default(), &dir).await?;
+        // Slow enough to watch: every call takes a moment, and Azure takes a few seconds to
+        // propagate a new service principal, so one "waiting for Azure" shows.
+        let sim_opts = crate::cli::SimOpts {
+            latency: DEMO_LATENCY_MS,
+            replication_delay: DEMO_REPLICATION_S,
+            ..crate::cli::SimOpts::default()
+        };
+        let handle = crate::sim::start(&sim_opts, &dir).await?;
         let (e, t) = Endpoints::load(&handle.endpoints_path)?;
         (
             Some(handle),
@@ -83,6 +94,7 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         role_name: opts.role_name.clone(),
         secret_months: opts.secret_months,
         size,
+        state_dir: Some(shown_path(&session.state_dir)),
     };
     Ok(Setup {
         session,
@@ -90,6 +102,15 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         token: token_prefill.map(|(t, _)| t),
         _sim: sim,
     })
+}
+
+/// A path as shown: `~/…` under the home directory.
+fn shown_path(p: &std::path::Path) -> String {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    match home.as_deref().and_then(|h| p.strip_prefix(h).ok()) {
+        Some(rest) if !rest.as_os_str().is_empty() => format!("~/{}", rest.display()),
+        _ => p.display().to_string(),
+    }
 }
 
 /// Runs the wizard to its end. Returns the exit code.

@@ -88,6 +88,11 @@ pub enum Status {
         detail: String,
         elapsed: Option<Duration>,
     },
+    /// Done by the operator (a choice made, signed in): nothing was created or reused yet.
+    Chosen {
+        id: Option<String>,
+        detail: String,
+    },
     Failed {
         error: ErrorInfo,
         elapsed: Option<Duration>,
@@ -208,6 +213,8 @@ pub struct State {
     pub apply_focus: Option<Step>,
     pub last_error: Option<(Origin, ErrorInfo)>,
 
+    /// The state directory, as shown; report paths under it are shown relative to it.
+    pub state_dir: Option<String>,
     pub log: VecDeque<String>,
     pub show_log: bool,
     pub show_help: bool,
@@ -238,6 +245,8 @@ pub struct Init {
     pub role_name: Option<String>,
     pub secret_months: u32,
     pub size: (u16, u16),
+    /// The state directory, as shown (`~/…` under the home directory).
+    pub state_dir: Option<String>,
 }
 
 impl State {
@@ -293,6 +302,7 @@ impl State {
             run: Run::NotStarted,
             apply_focus: None,
             last_error: None,
+            state_dir: init.state_dir,
             log: VecDeque::new(),
             show_log: false,
             show_help: false,

@@ -274,13 +274,10 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
             elapsed: None,
         },
         (_, Pane::SpotAccount) => Status::Pending,
-        // Automatic or new: the run decides, and reports it.
-        _ if !matches!(account_choice(s), SpotAccountChoice::Existing(_)) => Status::Pending,
-        _ => Status::Done {
-            outcome: Outcome::Reused,
+        // Chosen; the run says later whether it was created or reused.
+        _ => Status::Chosen {
             id: s.spot_account_id.clone(),
             detail: account_choice_label(s),
-            elapsed: None,
         },
     };
     s.steps.insert(Step::SpotAccount, spot);
@@ -299,11 +296,9 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
                 detail: "signing in".into(),
             },
         },
-        Load::Ready(id) => Status::Done {
-            outcome: Outcome::Reused,
+        Load::Ready(id) => Status::Chosen {
             id: None,
-            detail: id.display.clone(),
-            elapsed: None,
+            detail: format!("signed in as {}", id.display),
         },
         Load::Failed(e) => Status::Failed {
             error: e.clone(),
@@ -312,11 +307,9 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
     };
     s.steps.insert(Step::AzureLogin, login);
     let sub = match (&s.target, &s.discovery) {
-        (Some(t), _) => Status::Done {
-            outcome: Outcome::Reused,
+        (Some(t), _) => Status::Chosen {
             id: Some(t.subscription_id.clone()),
             detail: t.subscription_name.clone(),
-            elapsed: None,
         },
         (None, Load::Loading { since }) => Status::Running {
             since: *since,

@@ -194,6 +194,7 @@ fn status_cell(st: &Status, t: Theme, now: Now) -> (String, Style, String) {
             Outcome::Reused => ("=".into(), t.ok(), time(elapsed)),
             Outcome::Updated => ("↑".into(), t.ok(), time(elapsed)),
         },
+        Status::Chosen { .. } => ("✓".into(), t.ok(), String::new()),
         Status::Failed { elapsed, .. } => ("✗".into(), t.bad(), time(elapsed)),
         Status::Skipped { .. } => ("-".into(), t.dim(), String::new()),
     }
@@ -216,6 +217,7 @@ pub(crate) fn status_word(st: &Status) -> &'static str {
             outcome: Outcome::Updated,
             ..
         } => "updated",
+        Status::Chosen { .. } => "done",
         Status::Failed { .. } => "failed",
         Status::Skipped { .. } => "skipped",
     }
@@ -260,7 +262,10 @@ fn draw_sidebar(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(" · pending  ◔ waiting", t.dim())));
-    lines.push(Line::from(Span::styled(" ✓ created  = reused", t.dim())));
+    lines.push(Line::from(Span::styled(
+        " ✓ done/created  = reused",
+        t.dim(),
+    )));
     lines.push(Line::from(Span::styled(" ↑ updated  ✗ failed", t.dim())));
     let block = Block::default().borders(Borders::ALL).title(" Steps ");
     frame.render_widget(Paragraph::new(lines).block(block), area);

@@ -303,6 +303,77 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
 }
 
 /// A GUID shortened to its first 8 characters when narrow; an ARM id to its last segment.
+/// "Report reports/….json" and "in ~/.local/state/spot-connect": relative to the state dir
+/// when under it, the middle elided when still too long.
+fn report_lines(s: &State, p: &std::path::Path, t: Theme, w: usize) -> Vec<Line<'static>> {
+    let full = p.display().to_string();
+    let room = w.saturating_sub(7);
+    let under = s.state_dir.as_deref().and_then(|d| {
+        let d = d.trim_end_matches('/');
+        let abs = d
+            .strip_prefix("~/")
+            .and_then(|rest| {
+                full.find(&format!("/{rest}/"))
+                    .map(|i| &full[..i + rest.len() + 1])
+            })
+            .unwrap_or(d);
+        full.strip_prefix(abs)
+            .and_then(|r| r.strip_prefix('/'))
+            .map(|r| (r.to_string(), d.to_string()))
+    });
+    match under {
+        Some((rel, dir)) => vec![
+            Line::from(vec![
+                Span::raw("Report "),
+                Span::styled(elide_path(&rel, room), t.accent()),
+            ]),
+            Line::from(Span::styled(
+                format!("    in {}", elide_path(&dir, room)),
+                t.dim(),
+            )),
+        ],
+        None => vec![Line::from(vec![
+            Span::raw("Report "),
+            Span::styled(elide_path(&full, room), t.accent()),
+        ])],
+    }
+}
+
+/// `text` cut to `w` columns, with … where it was cut.
+pub(crate) fn fit(text: &str, w: usize) -> String {
+    if text.chars().count() <= w {
+        return text.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out: String = text.chars().take(w - 1).collect();
+    out.push('…');
+    out
+}
+
+/// A path that fits in `w` columns: its middle elided, the file name and its folder kept.
+pub(crate) fn elide_path(path: &str, w: usize) -> String {
+    let n = path.chars().count();
+    if n <= w {
+        return path.to_string();
+    }
+    let tail: Vec<&str> = path.rsplitn(3, '/').collect();
+    let keep = match tail.as_slice() {
+        [file, dir, _] => format!("{dir}/{file}"),
+        _ => path.to_string(),
+    };
+    let keep_n = keep.chars().count();
+    if keep_n + 2 > w {
+        // Not even the last two parts fit: keep the end.
+        let skip = n.saturating_sub(w.saturating_sub(1));
+        return format!("…{}", path.chars().skip(skip).collect::<String>());
+    }
+    let head_n = w - keep_n - 2;
+    let head: String = path.chars().take(head_n).collect();
+    format!("{head}…/{keep}")
+}
+
 fn short_id(id: &str, wide: bool) -> String {
     let last = id.rsplit('/').next().unwrap_or(id);
     if id.contains('/') && !wide {
@@ -549,6 +620,8 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
     match &s.plan {
         Load::Ready(p) => {
+            // One row per object, whatever the width: " + " object(19) name.
+            let name_w = (area.width as usize).saturating_sub(3 + 19);
             let writes: Vec<&PlanItem> = p.writes().collect();
             let blocked: Vec<&PlanItem> = p.blocked().collect();
             let reused: Vec<&PlanItem> = p
@@ -579,7 +652,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                         },
                     ),
                     Span::raw(format!("{:<19}", i.object)),
-                    Span::styled(i.name.clone(), t.bold()),
+                    Span::styled(fit(&i.name, name_w), t.bold()),
                 ]));
             }
             if !reused.is_empty() {
@@ -589,7 +662,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                     lines.push(Line::from(vec![
                         Span::styled(" = ", t.accent()),
                         Span::raw(format!("{:<19}", i.object)),
-                        Span::raw(i.name.clone()),
+                        Span::raw(fit(&i.name, name_w)),
                     ]));
                 }
             }
@@ -648,7 +721,7 @@ fn step_detail(st: &Status, t: Theme, now: Now) -> Vec<Line<'static>> {
                 )),
             ]
         }
-        Status::Done { detail, id, .. } => {
+        Status::Done { detail, id, .. } | Status::Chosen { detail, id } => {
             let mut v = vec![Line::from(vec![
                 Span::styled(format!("✓ {} ", status_word(st)), t.ok()),
                 Span::raw(detail.clone()),
@@ -691,7 +764,7 @@ fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         let style = match st {
             Status::Failed { .. } => t.bad(),
             Status::Waiting { .. } => t.warn(),
-            Status::Done { .. } => t.ok(),
+            Status::Done { .. } | Status::Chosen { .. } => t.ok(),
             Status::Running { .. } => t.accent(),
             _ => t.dim(),
         };
@@ -793,20 +866,39 @@ fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         ]));
     }
     if let Some(p) = &r.report_path {
-        let path = p.display().to_string();
-        if path.chars().count() + 7 <= area.width as usize {
-            lines.push(Line::from(vec![
-                Span::raw("Report "),
-                Span::styled(path, t.accent()),
-            ]));
-        } else {
-            lines.push(Line::from("Report (JSON, no secrets):"));
-            lines.push(Line::from(Span::styled(path, t.accent())));
-        }
+        lines.extend(report_lines(s, p, t, area.width as usize));
     }
     lines.push(Line::from(format!(
         "Took {}.",
         fmt_elapsed(std::time::Duration::from_millis(r.total_ms))
     )));
     para(frame, lines, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_with_an_ellipsis() {
+        assert_eq!(
+            fit("spot-connect 2026-11-28", 40),
+            "spot-connect 2026-11-28"
+        );
+        assert_eq!(fit("spot-connect 2026-11-28", 10), "spot-conn…");
+        assert_eq!(fit("abc", 0), "");
+    }
+
+    #[test]
+    fn long_paths_keep_their_end() {
+        let p = "/home/someone/with/a/very/long/state/dir/spot-connect/reports/9b1c3e7a.json";
+        let e = elide_path(p, 50);
+        assert_eq!(e.chars().count(), 50);
+        assert!(e.ends_with("…/reports/9b1c3e7a.json"), "{e}");
+        assert!(e.starts_with("/home/someone"), "{e}");
+        assert_eq!(elide_path("/a/b.json", 50), "/a/b.json");
+        let tiny = elide_path(p, 12);
+        assert_eq!(tiny.chars().count(), 12);
+        assert!(tiny.ends_with("e7a.json"), "{tiny}");
+    }
 }

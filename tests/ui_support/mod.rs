@@ -60,6 +60,7 @@ pub fn init() -> Init {
         role_name: None,
         secret_months: 12,
         size: (80, 24),
+        state_dir: Some("~/.local/state/spot-connect".into()),
     }
 }
 
@@ -182,7 +183,7 @@ pub fn plan() -> Plan {
             item(
                 Step::ClientSecret,
                 "client secret",
-                "spot-connect 2026-11-28",
+                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
                 PlanAction::Create,
                 None,
                 "a new secret for Spot, 12 months",
@@ -295,7 +296,7 @@ pub fn report() -> Report {
             obj(
                 Step::ClientSecret,
                 "client secret",
-                "spot-connect 2026-11-28",
+                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
                 "0d1e2f3a-1111-4222-8333-000000000012",
                 Outcome::Created,
             ),
@@ -325,7 +326,7 @@ pub fn report() -> Report {
         durations_ms: vec![],
         total_ms: 18_400,
         error: None,
-        report_path: Some("/home/ops/.local/state/spot-connect/reports/9b1c3e7a.json".into()),
+        report_path: Some("/home/operator/.local/state/spot-connect/reports/20261128T231502.123Z-9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13.json".into()),
     }
 }
 
