@@ -25,6 +25,7 @@ fn spot_account_pane() {
 fn spot_account_pane_while_listing() {
     let mut s = State::new(init());
     spot_connect::app::update::start(&mut s, at(0.0));
+    feed(&mut s, 0.1, vec![enter()]);
     snap("spot_account_loading", &s, now(0.4));
 }
 

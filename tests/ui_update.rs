@@ -35,6 +35,10 @@ fn enter_at_every_prompt_completes_the_wizard() {
             spot_connect::onboard::model::Progress::DeviceCode(device_code()),
         )],
     );
+    // The start screen first: Enter is "Connect subscriptions".
+    assert_eq!(s.pane, Pane::Start);
+    feed(&mut s, 0.3, vec![enter()]);
+    assert_eq!(s.pane, Pane::SpotAccount);
 
     // Spot account: automatic by default, even before the list arrives.
     feed(&mut s, 0.5, vec![enter()]);
@@ -351,6 +355,7 @@ fn without_a_token_enter_asks_for_it() {
         matches!(&fx[..], [Effect::SignIn]),
         "no listing without a token: {fx:?}"
     );
+    feed(&mut s, 0.5, vec![enter()]);
     feed(&mut s, 1.0, vec![enter()]);
     assert_eq!(s.pane, Pane::SpotAccount);
     assert_eq!(s.field, Some(spot_connect::app::state::Field::Token));

@@ -163,9 +163,19 @@ pub async fn run(cli: &Cli) -> i32 {
     signals.abort();
     ratatui::restore();
     let _ = input.join();
-    if let Some(super::state::Run::Finished(r)) = state.as_ref().map(|s| &s.run) {
+    let finished: Vec<&crate::onboard::model::Report> = match state.as_ref().map(|s| &s.run) {
+        Some(super::state::Run::Finished(r)) => vec![r],
+        Some(super::state::Run::FinishedMany(b)) => b.reports.iter().collect(),
+        _ => vec![],
+    };
+    for r in finished {
+        let what = if r.verdict == crate::onboard::model::Verdict::Connected {
+            "is connected to Spot"
+        } else {
+            "was NOT connected"
+        };
         println!(
-            "spot-connect: {} ({}) is connected to Spot",
+            "spot-connect: {} ({}) {what}",
             r.subscription_name, r.subscription_id
         );
         if let Some(p) = &r.report_path {
@@ -334,6 +344,84 @@ impl Runner {
                         });
                     }));
                 }
+                Effect::ApplyMany { targets, choices } => {
+                    if let Some(h) = &self.apply
+                        && !h.is_finished()
+                    {
+                        continue;
+                    }
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.apply = Some(tokio::spawn(async move {
+                        let (ptx, fwd) = forward_progress(tx.clone());
+                        let mut r = onboard::bulk::apply_many(
+                            &s,
+                            &targets,
+                            &settings,
+                            ptx,
+                            onboard::bulk::BulkOptions::default(),
+                        )
+                        .await;
+                        let _ = fwd.await;
+                        for report in &mut r.reports {
+                            save_report(&s.state_dir, report);
+                        }
+                        let _ = tx.send(Action::AppliedMany(Box::new(r)));
+                    }));
+                }
+                Effect::ReadStatus { targets, choices } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = onboard::status::status(&s, &targets, &settings)
+                            .await
+                            .map_err(|e| info(&e));
+                        let _ = tx.send(Action::StatusRead(r));
+                    }));
+                }
+                Effect::Rotate { tenant, choices } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let (ptx, fwd) = forward_progress(tx.clone());
+                        let r = onboard::rotate::rotate(&s, &tenant, &settings, ptx).await;
+                        let _ = fwd.await;
+                        let _ = tx.send(Action::Rotated(r.map(Box::new).map_err(|e| info(&e))));
+                    }));
+                }
+                Effect::PlanRemoval { targets, choices } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = onboard::remove::plan_removal(
+                            &s,
+                            &targets,
+                            &settings,
+                            onboard::remove::RemoveOptions::default(),
+                        )
+                        .await
+                        .map_err(|e| info(&e));
+                        let _ = tx.send(Action::RemovalPlanned(r));
+                    }));
+                }
+                Effect::Remove { plans } => {
+                    let s = self.session.clone();
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let (ptx, fwd) = forward_progress(tx.clone());
+                        let mut out = vec![];
+                        for p in &plans {
+                            out.extend(onboard::remove::remove(&s, p, ptx.clone()).await);
+                        }
+                        drop(ptx);
+                        let _ = fwd.await;
+                        let _ = tx.send(Action::Removed(out));
+                    }));
+                }
                 Effect::Apply { target, choices } => {
                     if let Some(h) = &self.apply
                         && !h.is_finished()
@@ -367,6 +455,19 @@ impl Runner {
         }
         None
     }
+}
+
+/// A progress channel whose events reach the wizard as actions; the handle ends after the last.
+fn forward_progress(tx: UnboundedSender<Action>) -> (UnboundedSender<Progress>, JoinHandle<()>) {
+    let (ptx, mut prx) = unbounded_channel::<Progress>();
+    let fwd = tokio::spawn(async move {
+        while let Some(p) = prx.recv().await {
+            if tx.send(Action::Progress(p)).is_err() {
+                break;
+            }
+        }
+    });
+    (ptx, fwd)
 }
 
 /// Saves the report under `<state-dir>/reports/` (0600), with its own path in it.

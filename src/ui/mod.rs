@@ -1,6 +1,7 @@
 //! Drawing: a pure function of `app::State` and the time passed in (no I/O, no clock reads).
 //! 16 ANSI colours only; none at all when `NO_COLOR` is set (`State::color`).
 
+mod life;
 mod panes;
 
 use crate::app::keymap;
@@ -107,7 +108,7 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         (body, None)
     };
     // The summary needs the width for its ids: on a narrow terminal it takes the whole body.
-    if state.pane == Pane::Done && main.width < 120 {
+    if state.pane.full_width() || (state.pane == Pane::Done && main.width < 120) {
         panes::draw_pane(frame, state, theme, now, main);
     } else {
         let [side, pane] =
@@ -154,7 +155,22 @@ fn draw_header(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
             format!("{}…", &x[..8])
         }
     };
+    let several = s.targets.len().max(if s.target.is_none() {
+        s.selected.len()
+    } else {
+        0
+    });
     let (tenant, sub) = match &s.target {
+        Some(_) | None if several > 1 => {
+            let ts: std::collections::BTreeSet<&str> =
+                s.targets.iter().map(|t| t.tenant_id.as_str()).collect();
+            let tenant = match (ts.len(), ts.iter().next()) {
+                (1, Some(t)) => s.tenant_name(t).unwrap_or_else(|| t.to_string()),
+                (0, _) => "-".into(),
+                (n, _) => format!("{n} tenants"),
+            };
+            (tenant, format!("{several} subscriptions"))
+        }
         Some(tg) => (
             match s.tenant_name(&tg.tenant_id) {
                 Some(n) => format!("{n} ({})", id(&tg.tenant_id)),

@@ -4,6 +4,7 @@ use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
 use crate::app::update::secs;
 use crate::cli::AuthMethod;
+use crate::onboard::bulk::BulkReport;
 use crate::onboard::model::{ErrorInfo, PlanAction, PlanItem, Step};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -23,6 +24,10 @@ fn title(s: &State) -> String {
         Pane::Confirm => "Review: what will be written",
         Pane::Apply => s.apply_focus.map(Step::label).unwrap_or("Onboarding"),
         Pane::Done => "Done",
+        Pane::Start => "What do you want to do?",
+        Pane::Status => "Status",
+        Pane::Rotate => "Rotate a client secret",
+        Pane::Remove => "Remove what spot-connect created",
     };
     format!(" {t} ")
 }
@@ -48,10 +53,14 @@ pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: 
         Pane::Confirm => confirm(frame, s, t, now, inner),
         Pane::Apply => apply(frame, s, t, now, inner),
         Pane::Done => done(frame, s, t, inner),
+        Pane::Start => super::life::start(frame, s, t, now, inner),
+        Pane::Status => super::life::status(frame, s, t, now, inner),
+        Pane::Rotate => super::life::rotate(frame, s, t, now, inner),
+        Pane::Remove => super::life::remove(frame, s, t, now, inner),
     }
 }
 
-fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
+pub(super) fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
@@ -127,7 +136,7 @@ pub(crate) fn error_lines(e: &ErrorInfo, t: Theme, retry: bool) -> Vec<Line<'sta
     v
 }
 
-fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
+pub(super) fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{} ", spinner(now)), t.accent()),
         Span::raw(what.to_string()),
@@ -374,7 +383,7 @@ pub(crate) fn elide_path(path: &str, w: usize) -> String {
     format!("{head}…/{keep}")
 }
 
-fn short_id(id: &str, wide: bool) -> String {
+pub(super) fn short_id(id: &str, wide: bool) -> String {
     let last = id.rsplit('/').next().unwrap_or(id);
     if id.contains('/') && !wide {
         return short_id(last, false);
@@ -428,8 +437,16 @@ fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                     name.pop();
                     name.push('…');
                 }
+                let mark = if !sub.selectable() {
+                    "   "
+                } else if s.selected.contains(&sub.subscription_id) {
+                    "[x]"
+                } else {
+                    "[ ]"
+                };
                 lines.push(Line::from(vec![
                     Span::styled(if sel { "› " } else { "  " }, t.accent()),
+                    Span::styled(format!("{mark} "), t.accent()),
                     Span::styled(
                         format!("{name:<name_w$} {} ", short_id(&sub.subscription_id, wide)),
                         base,
@@ -439,6 +456,16 @@ fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                         if sub.selectable() { t.ok() } else { t.dim() },
                     ),
                 ]));
+            }
+            if !s.selected.is_empty() {
+                lines.push(Line::from(""));
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "{} selected: Enter onboards them together (one app and role per tenant)",
+                        s.selected.len()
+                    ),
+                    t.bold(),
+                )));
             }
             if let Some(sel) = s.selected_subscription() {
                 lines.push(Line::from(""));
@@ -629,6 +656,12 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 .iter()
                 .filter(|i| i.action == PlanAction::Reuse)
                 .collect();
+            if s.targets.len() > 1 {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{} subscriptions", s.targets.len()), t.bold()),
+                    Span::raw(": the plan of the first is shown; the app, secret and role are shared per tenant, an assignment and Spot credentials are made for each."),
+                ]));
+            }
             lines.push(Line::from(Span::styled(
                 format!(
                     "{} object(s) will be written (+ create, ~ update):",
@@ -781,6 +814,10 @@ fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(id, t.dim()),
         ]));
     }
+    if s.targets.len() > 1 {
+        lines.push(Line::from(""));
+        lines.extend(bulk_rows(s, t, area.width as usize));
+    }
     lines.push(Line::from(""));
     match &s.run {
         Run::Failed(e) if !shown_error => {
@@ -808,8 +845,119 @@ fn display_id(id: &str, room: usize) -> String {
     }
 }
 
+/// One row per subscription of a bulk run: name, latest step, its status.
+fn bulk_rows(s: &State, t: Theme, w: usize) -> Vec<Line<'static>> {
+    let mut v = vec![];
+    for tg in &s.targets {
+        let Some((step, st)) = s.bulk_rows.get(&tg.subscription_id) else {
+            continue;
+        };
+        let style = match st {
+            Status::Failed { .. } => t.bad(),
+            Status::Waiting { .. } => t.warn(),
+            Status::Done { .. } => t.ok(),
+            Status::Running { .. } => t.accent(),
+            _ => t.dim(),
+        };
+        let name_w = w.saturating_sub(17 + 9).clamp(10, 40);
+        v.push(Line::from(vec![
+            Span::raw(format!("{:<name_w$} ", fit(&tg.subscription_name, name_w))),
+            Span::raw(format!("{:<17}", step.label())),
+            Span::styled(status_word(st).to_string(), style),
+        ]));
+    }
+    v
+}
+
+/// The Done pane of a bulk run: one row per subscription with its outcome.
+fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport) {
+    let mut lines: Vec<Line<'static>> = vec![];
+    let failed = b.failed();
+    let n = b.reports.len();
+    lines.push(Line::from(if failed == 0 && b.stopped.is_none() {
+        Span::styled(
+            format!("✓ {n} subscriptions are connected to Spot"),
+            t.ok().add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Span::styled(
+            format!(
+                "✗ {} of {n} subscriptions connected, {failed} failed",
+                n - failed
+            ),
+            t.bad(),
+        )
+    }));
+    lines.push(Line::from(""));
+    let w = area.width as usize;
+    let name_w = w.saturating_sub(11 + 10 + 14).clamp(12, 40);
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{:<11}{:<name_w$} {:<10}{}",
+            "outcome", "subscription", "id", "Spot account"
+        ),
+        t.dim(),
+    )));
+    for r in &b.reports {
+        let ok = r.verdict == crate::onboard::model::Verdict::Connected;
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{:<11}", if ok { "✓ connected" } else { "✗ failed" }),
+                if ok { t.ok() } else { t.bad() },
+            ),
+            Span::raw(format!("{:<name_w$} ", fit(&r.subscription_name, name_w))),
+            Span::styled(
+                format!("{:<10}", short_id(&r.subscription_id, false)),
+                t.dim(),
+            ),
+            Span::styled(
+                r.spot_account_id.clone().unwrap_or_else(|| "-".into()),
+                t.accent(),
+            ),
+        ]));
+        if let Some(e) = &r.error {
+            lines.push(Line::from(Span::styled(
+                format!("           {}", fit(&e.summary, w.saturating_sub(11))),
+                t.bad(),
+            )));
+        }
+    }
+    if let Some(e) = &b.stopped {
+        lines.push(Line::from(""));
+        lines.extend(error_lines(e, t, false));
+    }
+    lines.push(Line::from(""));
+    if let Some(exp) = b.reports.iter().filter_map(|r| r.secret_expires).min() {
+        lines.push(Line::from(vec![
+            Span::raw("Client secret expires "),
+            Span::styled(exp.date().to_string(), t.bold()),
+        ]));
+    }
+    if let Some(p) = b.reports.iter().find_map(|r| r.report_path.clone()) {
+        // One report per subscription, all in the same folder.
+        let dir = match (&s.state_dir, p.parent()) {
+            (Some(d), _) => format!("{d}/reports"),
+            (None, Some(d)) => d.display().to_string(),
+            (None, None) => String::new(),
+        };
+        lines.push(Line::from(vec![
+            Span::raw("Reports (one per subscription) in "),
+            Span::styled(elide_path(&dir, w.saturating_sub(34)), t.accent()),
+        ]));
+    }
+    lines.push(Line::from(format!(
+        "Took {}.",
+        fmt_elapsed(std::time::Duration::from_millis(b.total_ms))
+    )));
+    para(frame, lines, area);
+}
+
 fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
+    if let Run::FinishedMany(b) = &s.run {
+        done_many(frame, s, t, area, b);
+        return;
+    }
     let Run::Finished(r) = &s.run else {
         para(frame, vec![Line::from("Not finished.")], area);
         return;

@@ -349,6 +349,24 @@ pub fn started_state() -> State {
         vec![Action::Progress(Progress::DeviceCode(device_code()))],
     );
     feed(&mut s, 0.6, vec![Action::SpotAccounts(Ok(accounts()))]);
+    // The start screen: Enter is "Connect subscriptions".
+    feed(&mut s, 0.7, vec![enter()]);
+    s
+}
+
+/// The start screen, with sign-in and discovery answered.
+pub fn home_state() -> State {
+    let mut s = State::new(init());
+    start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.6,
+        vec![
+            Action::SpotAccounts(Ok(accounts())),
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+        ],
+    );
     s
 }
 
