@@ -656,3 +656,26 @@ fn library_futures_are_send(session: Session, targets: Vec<Target>) {
         let _ = apply_many(&session, &targets, &settings, tx, BulkOptions::default()).await;
     });
 }
+
+#[tokio::test]
+async fn one_failing_subscription_does_not_stop_the_others() {
+    let env = env(SimOpts::default()).await;
+    let legacy = target(seed::SUB_CONTOSO_LEGACY, "Contoso Legacy");
+    let r = bulk(&env, &[prod(), legacy, dev()]).await;
+    assert!(r.stopped.is_none(), "{r:#?}");
+    let v: Vec<Verdict> = r.reports.iter().map(|x| x.verdict).collect();
+    assert_eq!(
+        v,
+        vec![Verdict::Connected, Verdict::Failed, Verdict::Connected]
+    );
+    let e = r.reports[1].error.as_ref().unwrap();
+    assert!(
+        e.summary.starts_with("Role assignment")
+            && e.api.as_ref().unwrap().code == "ReadOnlyDisabledSubscription",
+        "{e:#?}"
+    );
+    assert_eq!(r.failed(), 1);
+    // The two others are connected for real.
+    all_working(&env, &[seed::SUB_CONTOSO_PROD, seed::SUB_CONTOSO_DEV]).await;
+    env.sim.shutdown().await;
+}

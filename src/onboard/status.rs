@@ -200,18 +200,19 @@ pub(crate) async fn find_role(
             return Ok(Some(r));
         }
     }
-    if let Ok(all) = read(|| arm.list_tenant_custom_roles()).await
-        && let Some(r) = all.into_iter().find(|r| name_eq(r))
-    {
-        return Ok(Some(r));
+    // The tenant's custom roles: when ARM answers, that is the whole answer.
+    if let Ok(all) = read(|| arm.list_tenant_custom_roles()).await {
+        return Ok(all.into_iter().find(|r| name_eq(r)));
     }
-    for scope in scopes {
-        if let Some(r) = read(|| arm.find_role_definitions(scope, name))
-            .await?
-            .into_iter()
-            .find(|r| name_eq(r))
-        {
-            return Ok(Some(r));
+    for chunk in scopes.chunks(8) {
+        let mut futs = Vec::new();
+        for scope in chunk {
+            futs.push(read(move || arm.find_role_definitions(scope, name)));
+        }
+        for found in futures::future::join_all(futs).await {
+            if let Some(r) = found?.into_iter().find(|r| name_eq(r)) {
+                return Ok(Some(r));
+            }
         }
     }
     Ok(None)
