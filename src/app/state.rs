@@ -62,7 +62,7 @@ impl Pane {
     pub fn prev(self) -> Option<Pane> {
         if matches!(
             self,
-            Pane::SpotAccount | Pane::Status | Pane::Rotate | Pane::Remove
+            Pane::SpotAccount | Pane::Status | Pane::Rotate | Pane::Remove | Pane::Done
         ) {
             return Some(Pane::Start);
         }
@@ -201,20 +201,14 @@ pub enum Origin {
 pub const MENU: [(&str, &str); 4] = [
     (
         "Connect subscriptions",
-        "app, secret, role and assignment in Azure; credentials to Spot",
+        "app, secret, role, assignment; credentials to Spot",
     ),
-    (
-        "Status",
-        "what is connected, secrets close to expiry, what is broken and why",
-    ),
+    ("Status", "connected, expiring or broken, and why"),
     (
         "Rotate secret",
-        "a new client secret for a tenant's app, handed to Spot, the old one removed",
+        "a new secret to Spot, then the old one removed",
     ),
-    (
-        "Remove",
-        "undo what spot-connect created for a subscription",
-    ),
+    ("Remove", "undo what spot-connect created"),
 ];
 
 /// Rotation and removal: choose, (plan,) confirm, run, result.

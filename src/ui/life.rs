@@ -2,7 +2,7 @@
 //! width (no step sidebar), from state only.
 
 use super::panes::{error_lines, fit, loading, para, short_id};
-use super::{Theme, fmt_elapsed, spinner, status_word};
+use super::{Theme, fmt_elapsed, spinner};
 use crate::app::state::{Load, MENU, Now, OpLine, OpPhase, State, Status};
 use crate::onboard::remove::RemovalAction;
 use crate::onboard::status::Health;
@@ -192,7 +192,7 @@ fn op_lines(lines: &mut Vec<Line<'static>>, ops: &[OpLine], t: Theme, now: Now) 
                 "{detail} ({})",
                 fmt_elapsed(now.mono.saturating_sub(*since))
             ),
-            Status::Done { detail, .. } => format!("{} {detail}", status_word(&l.status)),
+            Status::Done { detail, .. } => detail.clone(),
             Status::Waiting {
                 reason,
                 attempt,

@@ -162,8 +162,15 @@ fn draw_header(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     });
     let (tenant, sub) = match &s.target {
         Some(_) | None if several > 1 => {
-            let ts: std::collections::BTreeSet<&str> =
-                s.targets.iter().map(|t| t.tenant_id.as_str()).collect();
+            let ts: std::collections::BTreeSet<&str> = if s.targets.len() > 1 {
+                s.targets.iter().map(|t| t.tenant_id.as_str()).collect()
+            } else {
+                s.selectable_subscriptions()
+                    .into_iter()
+                    .filter(|x| s.selected.contains(&x.subscription_id))
+                    .map(|x| x.tenant_id.as_str())
+                    .collect()
+            };
             let tenant = match (ts.len(), ts.iter().next()) {
                 (1, Some(t)) => s.tenant_name(t).unwrap_or_else(|| t.to_string()),
                 (0, _) => "-".into(),

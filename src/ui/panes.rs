@@ -902,7 +902,7 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
         let ok = r.verdict == crate::onboard::model::Verdict::Connected;
         lines.push(Line::from(vec![
             Span::styled(
-                format!("{:<11}", if ok { "✓ connected" } else { "✗ failed" }),
+                format!("{:<12}", if ok { "✓ connected" } else { "✗ failed" }),
                 if ok { t.ok() } else { t.bad() },
             ),
             Span::raw(format!("{:<name_w$} ", fit(&r.subscription_name, name_w))),
@@ -917,7 +917,7 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
         ]));
         if let Some(e) = &r.error {
             lines.push(Line::from(Span::styled(
-                format!("           {}", fit(&e.summary, w.saturating_sub(11))),
+                format!("            {}", fit(&e.summary, w.saturating_sub(12))),
                 t.bad(),
             )));
         }
