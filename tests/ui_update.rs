@@ -445,9 +445,13 @@ fn space_selects_several_and_they_run_through_bulk() {
     );
     let fx = feed(&mut s, 6.5, vec![enter(), enter(), enter(), enter()]);
     match &fx[..] {
-        [Effect::ApplyMany { targets, .. }] => {
+        [Effect::ApplyMany { targets, choices }] => {
             let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
             assert_eq!(ids, [SUB, SUB3]);
+            assert_eq!(
+                choices.app_name, None,
+                "the first tenant's default app name is not forced on the others"
+            );
         }
         other => panic!("expected a bulk run, got {other:?}"),
     }
@@ -577,4 +581,32 @@ fn nothing_to_remove_offers_no_yes() {
     feed(&mut s, 2.0, vec![Action::RemovalPlanned(Ok(vec![]))]);
     assert_eq!(s.remove, OpPhase::Confirm);
     assert!(feed(&mut s, 2.1, vec![ch('y')]).is_empty());
+}
+
+#[test]
+fn subscriptions_from_the_command_line_skip_the_start_screen_and_are_preselected() {
+    let mut i = init();
+    i.subscriptions = vec![SUB3.into(), SUB4.into()];
+    let mut s = State::new(i);
+    start(&mut s, at(0.0));
+    assert_eq!(s.pane, Pane::SpotAccount);
+    feed(
+        &mut s,
+        0.5,
+        vec![
+            Action::SpotAccounts(Ok(accounts())),
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Subscription);
+    feed(&mut s, 1.0, vec![enter()]);
+    let ids: Vec<&str> = s
+        .targets
+        .iter()
+        .map(|t| t.subscription_id.as_str())
+        .collect();
+    assert_eq!(ids, [SUB3, SUB4]);
 }

@@ -95,6 +95,7 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         secret_months: opts.secret_months,
         size,
         state_dir: Some(shown_path(&session.state_dir)),
+        subscriptions: opts.subscriptions.clone(),
     };
     Ok(Setup {
         session,

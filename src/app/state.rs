@@ -321,6 +321,9 @@ pub struct State {
     pub plan_gen: u64,
     pub app_name: TextArea<'static>,
     pub app_name_default: Option<String>,
+    /// `--app-name` / `--role-name` as given (None: the per-tenant default).
+    pub app_name_cli: Option<String>,
+    pub role_name_cli: Option<String>,
     pub role_name: TextArea<'static>,
     pub role_name_default: Option<String>,
     /// Index into `SECRET_MONTHS`.
@@ -365,6 +368,8 @@ pub struct Init {
     pub size: (u16, u16),
     /// The state directory, as shown (`~/…` under the home directory).
     pub state_dir: Option<String>,
+    /// `--subscription` ids: preselected, and the start screen is skipped.
+    pub subscriptions: Vec<String>,
 }
 
 impl State {
@@ -389,7 +394,11 @@ impl State {
             cloud: init.cloud,
             auth_method: init.auth_method,
             size: init.size,
-            pane: Pane::Start,
+            pane: if init.subscriptions.is_empty() {
+                Pane::Start
+            } else {
+                Pane::SpotAccount
+            },
             field: None,
             steps,
             token,
@@ -404,7 +413,7 @@ impl State {
             filter: field("type to filter by name or id", ""),
             sub_sel: 0,
             target: None,
-            selected: BTreeSet::new(),
+            selected: init.subscriptions.iter().cloned().collect(),
             targets: vec![],
             bulk_rows: BTreeMap::new(),
             menu_sel: 0,
@@ -423,7 +432,9 @@ impl State {
                 "default name (from the plan)",
                 init.app_name.as_deref().unwrap_or(""),
             ),
-            app_name_default: init.app_name,
+            app_name_default: init.app_name.clone(),
+            app_name_cli: init.app_name,
+            role_name_cli: init.role_name.clone(),
             role_name: field(
                 "Spot.io Custom Role",
                 init.role_name.as_deref().unwrap_or(""),

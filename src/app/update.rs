@@ -496,6 +496,23 @@ pub fn choices(s: &State) -> Choices {
     }
 }
 
+/// The names for work over several tenants (bulk, status, rotate, remove): what the operator
+/// typed or gave on the command line, never the first tenant's default name.
+pub fn shared_choices(s: &State) -> Choices {
+    let pick = |text: String, default: &Option<String>, cli: &Option<String>| {
+        if text.is_empty() || Some(&text) == default.as_ref() {
+            cli.clone()
+        } else {
+            Some(text)
+        }
+    };
+    Choices {
+        app_name: pick(s.app_name_text(), &s.app_name_default, &s.app_name_cli),
+        role_name: pick(s.role_name_text(), &s.role_name_default, &s.role_name_cli),
+        ..choices(s)
+    }
+}
+
 fn start_plan(s: &mut State, at: Duration) -> Vec<Effect> {
     let Some(target) = s.target.clone() else {
         return vec![];
@@ -541,7 +558,7 @@ fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
             .collect();
         return vec![Effect::ApplyMany {
             targets,
-            choices: choices(s),
+            choices: shared_choices(s),
         }];
     }
     log(
@@ -619,7 +636,7 @@ fn read_status(s: &mut State, at: Duration) -> Vec<Effect> {
     s.health = Load::Loading { since: at };
     vec![Effect::ReadStatus {
         targets,
-        choices: choices(s),
+        choices: shared_choices(s),
     }]
 }
 
@@ -871,7 +888,7 @@ fn confirm_op(s: &mut State, at: Duration) -> Vec<Effect> {
             s.rotate = OpPhase::Running { since: at };
             vec![Effect::Rotate {
                 tenant,
-                choices: choices(s),
+                choices: shared_choices(s),
             }]
         }
         Pane::Remove if matches!(s.remove, OpPhase::Confirm) => {
@@ -1160,7 +1177,7 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
             s.op_lines.clear();
             return vec![Effect::PlanRemoval {
                 targets: vec![target],
-                choices: choices(s),
+                choices: shared_choices(s),
             }];
         }
         Pane::SpotAccount => {

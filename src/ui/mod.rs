@@ -125,7 +125,7 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         draw_help(frame, state, theme, area);
     }
     if state.confirm_quit {
-        draw_quit(frame, theme, area);
+        draw_quit(frame, state, theme, area);
     }
 }
 
@@ -377,9 +377,14 @@ fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     );
 }
 
-fn draw_quit(frame: &mut Frame, t: Theme, area: Rect) {
+fn draw_quit(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let what = match s.pane {
+        Pane::Rotate => "The rotation is still running.",
+        Pane::Remove => "The removal is still running.",
+        _ => "Onboarding is still running.",
+    };
     let lines = vec![
-        Line::from(Span::styled("Onboarding is still running.", t.bold())),
+        Line::from(Span::styled(what, t.bold())),
         Line::from(""),
         Line::from("Quit now? What is done so far is saved;"),
         Line::from("running spot-connect again resumes from there."),

@@ -61,6 +61,7 @@ pub fn init() -> Init {
         secret_months: 12,
         size: (80, 24),
         state_dir: Some("~/.local/state/spot-connect".into()),
+        subscriptions: vec![],
     }
 }
 
