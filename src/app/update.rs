@@ -1139,7 +1139,8 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
                 }
                 1 => {
                     s.pane = Pane::Status;
-                    if !matches!(s.health, Load::Ready(_) | Load::Loading { .. }) {
+                    // Read afresh each time: a rotation or removal may have changed it.
+                    if !s.health.is_loading() {
                         return read_status(s, at);
                     }
                 }

@@ -162,7 +162,7 @@ pub(super) fn status(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rec
                         what.push(format!("secret until {}", x.date()));
                     }
                     lines.push(Line::from(Span::styled(
-                        fit(&format!("  {}", what.join(", ")), w),
+                        format!("  {}", what.join(", ")),
                         t.ok(),
                     )));
                 }
@@ -416,8 +416,9 @@ pub(super) fn remove(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rec
                     Span::raw(format!("{:<19}", fit(&r.object, 18))),
                     Span::styled(fit(&r.name, name_w), t.bold()),
                 ]));
+                // Wrapped, not cut: the reason is why something is kept or changed.
                 lines.push(Line::from(Span::styled(
-                    fit(&format!("      {}", r.reason), w),
+                    format!("      {}", r.reason),
                     t.dim(),
                 )));
             }
