@@ -1,5 +1,6 @@
 //! `apply` with several subscriptions: `onboard::bulk::apply_many`, a line per step prefixed
-//! with the subscription, a per-subscription outcome table at the end, `--json` report.
+//! with the subscription, a per-subscription outcome table at the end, `--json`: the array of
+//! per-subscription reports (as when they run one after another).
 //! Exit 0 all connected, 3 some failed, 1 all failed or stopped (sign-in, unreachable service).
 
 use super::{progress_line, save_report};
@@ -57,7 +58,8 @@ pub async fn apply(
     if opts.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
+            // The same shape as one-after-another runs: an array of per-subscription reports.
+            serde_json::to_string_pretty(&report.reports).unwrap_or_default()
         );
     }
     if let Some(e) = &report.stopped {

@@ -170,7 +170,15 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         Err(e) => return fail(&e),
     };
 
-    if write && targets.len() > 1 {
+    // Several subscriptions: bulk (shared objects once, a few subscriptions at a time). With
+    // one named Spot account (`--spot-account act-…`) they run one after another instead.
+    if write
+        && targets.len() > 1
+        && !matches!(
+            settings.spot_account,
+            onboard::SpotAccountChoice::Existing(_)
+        )
+    {
         return bulk::apply(&session, &targets, &settings, opts).await;
     }
     let mut outputs: Vec<serde_json::Value> = Vec::new();

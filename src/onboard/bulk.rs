@@ -138,7 +138,7 @@ impl Limiter {
             {
                 s.seen_throttled = t;
                 s.last_decrease = Some(Instant::now());
-                s.limit = (s.limit / 2).max(1);
+                s.limit = (s.limit * 3 / 4).max(1);
                 s.calm = 0;
                 tracing::info!(limit = s.limit, "throttled: fewer subscriptions at once");
             } else if t == s.seen_throttled {
@@ -773,12 +773,18 @@ impl Run<'_> {
         let dir = &self.session.state_dir;
         let state =
             Mutex::new(State::load(dir, &t.tenant_id, sub).map_err(|e| (Step::Subscription, e))?);
+        // Each state write is an fsync: ids that only repeat what a lookup finds again are
+        // kept in memory and written with the next write that matters.
         let save = |f: &dyn Fn(&mut State)| -> Result<()> {
             let mut s = state.lock().expect("state lock");
             f(&mut s);
             s.save(dir)
         };
-        save(&|s| {
+        let set = |f: &dyn Fn(&mut State)| -> Result<()> {
+            f(&mut state.lock().expect("state lock"));
+            Ok(())
+        };
+        set(&|s| {
             s.app_object_id = Some(shared.app.id.clone());
             s.app_id = Some(shared.app.app_id.clone());
             s.app_name = Some(shared.app.display_name.clone());
@@ -810,7 +816,7 @@ impl Run<'_> {
             let recorded = state.lock().expect("lock").spot_account_id.clone();
             let pending = state.lock().expect("lock").spot_account_pending.clone();
             let r = self
-                .account(shared, t, recorded.as_deref(), pending.as_deref(), &save)
+                .account(shared, t, recorded.as_deref(), pending.as_deref(), &save, &set)
                 .await;
             (r, t1.elapsed().as_millis() as u64)
         };
@@ -835,7 +841,7 @@ impl Run<'_> {
             },
         );
         let (asg_id, asg_outcome) = assigned.map_err(|e| (Step::RoleAssignment, e))?;
-        save(&|s| s.role_assignment_id = Some(asg_id.clone()))
+        set(&|s| s.role_assignment_id = Some(asg_id.clone()))
             .map_err(|e| (Step::RoleAssignment, e))?;
         objects.push(ObjectRef {
             step: Step::RoleAssignment,
@@ -885,6 +891,7 @@ impl Run<'_> {
                         .is_some_and(|(n, _)| n.key_id == r.key_id))
         });
         if holds_ours && let Some(rec) = live {
+            save(&|_| {}).map_err(|e| (Step::ConnectSpot, e))?;
             objects.push(ObjectRef {
                 step: Step::ConnectSpot,
                 object: "Spot connection".into(),
@@ -1008,10 +1015,11 @@ impl Run<'_> {
         recorded: Option<&str>,
         pending: Option<&str>,
         save: &SaveFn<'_>,
+        set: &SaveFn<'_>,
     ) -> Result<(SpotAccount, Outcome)> {
         let sub = t.subscription_id.as_str();
         if let Some(a) = account_for(&shared.accounts, sub, recorded) {
-            save(&|s| s.spot_account_id = Some(a.account_id.clone()))?;
+            set(&|s| s.spot_account_id = Some(a.account_id.clone()))?;
             return Ok((a.clone(), Outcome::Reused));
         }
         if let Some(a) = pending.and_then(|n| {
