@@ -610,3 +610,45 @@ fn subscriptions_from_the_command_line_skip_the_start_screen_and_are_preselected
         .collect();
     assert_eq!(ids, [SUB3, SUB4]);
 }
+
+#[test]
+fn a_named_spot_account_cannot_take_several_subscriptions() {
+    let mut s = started_state();
+    // The first existing account, then two subscriptions.
+    feed(&mut s, 1.0, vec![key(KeyCode::Down), enter()]);
+    feed(
+        &mut s,
+        2.0,
+        vec![
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Subscription);
+    feed(
+        &mut s,
+        3.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    assert!(
+        feed(&mut s, 5.0, vec![enter()]).is_empty(),
+        "nothing is written"
+    );
+    assert!(spot_connect::app::update::one_account_for_several(&s));
+}

@@ -513,6 +513,11 @@ pub fn shared_choices(s: &State) -> Choices {
     }
 }
 
+/// A named Spot account holds one subscription: it cannot take several.
+pub fn one_account_for_several(s: &State) -> bool {
+    s.targets.len() > 1 && matches!(account_choice(s), SpotAccountChoice::Existing(_))
+}
+
 fn start_plan(s: &mut State, at: Duration) -> Vec<Effect> {
     let Some(target) = s.target.clone() else {
         return vec![];
@@ -1238,6 +1243,7 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
         Pane::Confirm => {
             if let Some(p) = s.plan.ready()
                 && !p.items.iter().any(|i| i.action == PlanAction::Blocked)
+                && !one_account_for_several(s)
             {
                 fx = start_apply(s, at);
             }

@@ -816,7 +816,14 @@ impl Run<'_> {
             let recorded = state.lock().expect("lock").spot_account_id.clone();
             let pending = state.lock().expect("lock").spot_account_pending.clone();
             let r = self
-                .account(shared, t, recorded.as_deref(), pending.as_deref(), &save, &set)
+                .account(
+                    shared,
+                    t,
+                    recorded.as_deref(),
+                    pending.as_deref(),
+                    &save,
+                    &set,
+                )
                 .await;
             (r, t1.elapsed().as_millis() as u64)
         };

@@ -700,7 +700,15 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 }
             }
             lines.push(Line::from(""));
-            if blocked.is_empty() {
+            if crate::app::update::one_account_for_several(s) {
+                lines.push(Line::from(vec![
+                    Span::styled("Blocked: ", t.bad()),
+                    Span::raw(format!(
+                        "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
+                        s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
+                    )),
+                ]));
+            } else if blocked.is_empty() {
                 lines.push(Line::from(vec![
                     Span::raw("Secret lifetime "),
                     Span::styled(format!("{} months", s.secret_months()), t.bold()),
