@@ -417,6 +417,10 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
     };
     s.steps.insert(Step::AzureLogin, login);
     let sub = match (&s.target, &s.discovery) {
+        (Some(_), _) if s.targets.len() > 1 => Status::Chosen {
+            id: None,
+            detail: format!("{} subscriptions", s.targets.len()),
+        },
         (Some(t), _) => Status::Chosen {
             id: Some(t.subscription_id.clone()),
             detail: t.subscription_name.clone(),
@@ -589,17 +593,17 @@ fn on_applied_many(s: &mut State, report: BulkReport) {
             report.reports.len()
         ),
     );
-    if let Some(a) = report
+    // One account each: the header names one only when they all share it.
+    let first = report
         .reports
         .iter()
-        .find_map(|r| r.spot_account_id.clone())
-        && report
+        .find_map(|r| r.spot_account_id.clone());
+    s.spot_account_id = first.filter(|a| {
+        report
             .reports
             .iter()
-            .all(|r| r.spot_account_id.as_ref() == Some(&a))
-    {
-        s.spot_account_id = Some(a);
-    }
+            .all(|r| r.spot_account_id.as_ref() == Some(a))
+    });
     let ok = failed == 0 && report.stopped.is_none();
     s.steps.insert(
         Step::Done,
@@ -770,7 +774,9 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
                     detail,
                 } => {
                     log(s, format!("{}: {detail}", step.label()));
+                    // Several subscriptions have an account each: the header names none.
                     if step == Step::SpotAccount
+                        && s.targets.len() <= 1
                         && let Some(id) = &id
                     {
                         s.spot_account_id = Some(id.clone());

@@ -898,10 +898,10 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
     }));
     lines.push(Line::from(""));
     let w = area.width as usize;
-    let name_w = w.saturating_sub(11 + 10 + 14).clamp(12, 40);
+    let name_w = w.saturating_sub(12 + 10 + 14).clamp(12, 40);
     lines.push(Line::from(Span::styled(
         format!(
-            "{:<11}{:<name_w$} {:<10}{}",
+            "{:<12}{:<name_w$} {:<10}{}",
             "outcome", "subscription", "id", "Spot account"
         ),
         t.dim(),
