@@ -505,7 +505,8 @@ fn action_word(a: PlanAction) -> &'static str {
     }
 }
 
-fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
+/// One plan item; its name cut with … to stay on the line (`w` columns).
+fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
     let style = match i.action {
         PlanAction::Create => t.ok(),
         PlanAction::Reuse => t.accent(),
@@ -518,7 +519,10 @@ fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
             style.add_modifier(Modifier::BOLD),
         ),
         Span::raw(format!("{}: ", i.object)),
-        Span::styled(i.name.clone(), t.bold()),
+        Span::styled(
+            fit(&i.name, w.saturating_sub(8 + i.object.chars().count() + 2)),
+            t.bold(),
+        ),
     ])];
     v.push(Line::from(Span::styled(
         format!("        {}", i.reason),
@@ -551,7 +555,7 @@ fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
     v
 }
 
-fn plan_status(s: &State, t: Theme, now: Now, step: Step) -> Vec<Line<'static>> {
+fn plan_status(s: &State, t: Theme, now: Now, step: Step, w: usize) -> Vec<Line<'static>> {
     let mut v = vec![];
     match &s.plan {
         Load::Idle => v.push(Line::from(Span::styled(
@@ -562,7 +566,7 @@ fn plan_status(s: &State, t: Theme, now: Now, step: Step) -> Vec<Line<'static>> 
         Load::Failed(e) => v.extend(error_lines(e, t, true)),
         Load::Ready(_) => {
             for i in s.plan_items(step) {
-                v.extend(plan_line(i, t));
+                v.extend(plan_line(i, t, w));
             }
         }
     }
@@ -600,7 +604,7 @@ fn named(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect, which: Fi
         }
     }
     lines.push(Line::from(""));
-    lines.extend(plan_status(s, t, now, step));
+    lines.extend(plan_status(s, t, now, step, area.width as usize));
     para(frame, lines, rest);
 }
 
@@ -639,7 +643,13 @@ fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         "The secret's value goes straight to Spot: it is never shown, written to disk or logged. Only its expiry date and key id are kept. The tenant's policy may cap the lifetime.",
     ));
     lines.push(Line::from(""));
-    lines.extend(plan_status(s, t, now, Step::ClientSecret));
+    lines.extend(plan_status(
+        s,
+        t,
+        now,
+        Step::ClientSecret,
+        area.width as usize,
+    ));
     para(frame, lines, area);
 }
 
@@ -718,7 +728,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 ]));
             } else {
                 for i in &blocked {
-                    lines.extend(plan_line(i, t));
+                    lines.extend(plan_line(i, t, area.width as usize));
                 }
                 lines.push(Line::from(vec![
                     Span::styled("Blocked: ", t.bad()),
@@ -728,7 +738,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 ]));
             }
         }
-        _ => lines.extend(plan_status(s, t, now, Step::Done)),
+        _ => lines.extend(plan_status(s, t, now, Step::Done, area.width as usize)),
     }
     para(frame, lines, area);
 }
