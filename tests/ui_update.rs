@@ -652,3 +652,44 @@ fn a_named_spot_account_cannot_take_several_subscriptions() {
     );
     assert!(spot_connect::app::update::one_account_for_several(&s));
 }
+
+#[test]
+fn r_after_a_bulk_run_retries_only_the_failed_subscriptions() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    feed(
+        &mut s,
+        9.0,
+        vec![Action::AppliedMany(Box::new(bulk_report()))],
+    );
+    assert_eq!(s.pane, Pane::Done);
+    let fx = feed(&mut s, 10.0, vec![ch('r')]);
+    match &fx[..] {
+        [Effect::ApplyMany { targets, choices }] => {
+            let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
+            assert_eq!(ids, [SUB3], "only the failed one");
+            assert_eq!(choices.app_name, None);
+        }
+        other => panic!("expected a bulk run of the failed one, got {other:?}"),
+    }
+    assert_eq!(s.pane, Pane::Apply);
+}

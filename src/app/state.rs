@@ -585,7 +585,11 @@ impl State {
                 self.pane,
                 Pane::AppRegistration | Pane::ClientSecret | Pane::CustomRole | Pane::Confirm
             ),
-            Origin::Apply => self.pane == Pane::Apply,
+            // A bulk run's failures are retried from its Done table.
+            Origin::Apply => {
+                self.pane == Pane::Apply
+                    || (self.pane == Pane::Done && matches!(self.run, Run::FinishedMany(_)))
+            }
             Origin::Status => false,
             Origin::Rotate => self.pane == Pane::Rotate,
             Origin::Remove => self.pane == Pane::Remove,

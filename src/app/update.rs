@@ -625,7 +625,16 @@ fn on_applied_many(s: &mut State, report: BulkReport) {
             }
         },
     );
-    s.last_error = None;
+    s.last_error = (!ok).then(|| {
+        (
+            Origin::Apply,
+            ErrorInfo {
+                summary: format!("{failed} subscription(s) not connected"),
+                api: None,
+                hint: Some("press r to run the failed ones again".into()),
+            },
+        )
+    });
     s.run = Run::FinishedMany(Box::new(report));
     s.pane = Pane::Done;
 }
@@ -1132,7 +1141,32 @@ fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
             vec![Effect::SignIn]
         }
         Origin::Plan => start_plan(s, at),
-        Origin::Apply => start_apply(s, at),
+        Origin::Apply => {
+            // After a bulk run: only the subscriptions that failed.
+            if let Run::FinishedMany(b) = &s.run {
+                let failed: Vec<String> = b
+                    .reports
+                    .iter()
+                    .filter(|r| r.verdict != Verdict::Connected)
+                    .map(|r| r.subscription_id.clone())
+                    .collect();
+                s.targets.retain(|t| failed.contains(&t.subscription_id));
+                s.target = s.targets.first().cloned();
+                // Through bulk again, even for one: the names are the shared ones.
+                let fx = start_apply(s, at);
+                return fx
+                    .into_iter()
+                    .map(|e| match e {
+                        Effect::Apply { target, .. } => Effect::ApplyMany {
+                            targets: vec![target],
+                            choices: shared_choices(s),
+                        },
+                        e => e,
+                    })
+                    .collect();
+            }
+            start_apply(s, at)
+        }
         Origin::Status => read_status(s, at),
         Origin::Rotate | Origin::Remove => vec![],
     }

@@ -944,6 +944,13 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
         lines.push(Line::from(""));
         lines.extend(error_lines(e, t, false));
     }
+    if s.retryable().is_some() {
+        lines.push(Line::from(vec![
+            Span::raw("Press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to run the failed ones again (what is done is kept)."),
+        ]));
+    }
     lines.push(Line::from(""));
     if let Some(exp) = b.reports.iter().filter_map(|r| r.secret_expires).min() {
         lines.push(Line::from(vec![
