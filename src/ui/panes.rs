@@ -945,6 +945,7 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
         lines.extend(error_lines(e, t, false));
     }
     if s.retryable().is_some() {
+        lines.push(Line::from(""));
         lines.push(Line::from(vec![
             Span::raw("Press "),
             Span::styled("r", t.key()),
