@@ -99,10 +99,11 @@ fn main() {
             .unwrap_or(0);
         // Lower bounds. Rate: the limiter admits `rate` writes in any 1 s window, so write n
         // (1-based) cannot start before floor((n-1)/rate) s. Path: the longest chain of
-        // dependent calls (tenant: find app, create app, find SP, create SP; per subscription:
-        // find assignment, PUT assignment, read Spot credentials, set them, read back), 9 calls.
+        // dependent calls (tenant: find app, create app, find SP, create SP; the first
+        // subscription: find assignment, PUT assignment, read Spot credentials, addPassword, set
+        // the credentials, read back), 10 calls.
         let rate_bound = ((arm_writes.max(1) - 1) / rate as usize) as f64 + latency as f64 / 1000.0;
-        let path_bound = 9.0 * latency as f64 / 1000.0;
+        let path_bound = 10.0 * latency as f64 / 1000.0;
         let bound = rate_bound.max(path_bound);
         println!(
             "{{\"subscriptions\":{subs},\"latency_ms\":{latency},\"rate_limit\":{rate},\"concurrency\":{concurrency},\"connected\":{connected},\"wall_s\":{wall:.2},\"arm_writes\":{arm_writes},\"calls\":{calls},\"http_429\":{throttled},\"quota_429_seen\":{},\"peak_in_flight\":{},\"rate_bound_s\":{rate_bound:.2},\"path_bound_s\":{path_bound:.2},\"ratio\":{:.2}}}",

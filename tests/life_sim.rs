@@ -679,3 +679,38 @@ async fn one_failing_subscription_does_not_stop_the_others() {
     all_working(&env, &[seed::SUB_CONTOSO_PROD, seed::SUB_CONTOSO_DEV]).await;
     env.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sign_in_failure_stops_every_subscription() {
+    let env = env(SimOpts::default()).await;
+    // A tenant the operator is not a member of: the identity platform refuses the token.
+    let stranger = Target {
+        tenant_id: "0badbad0-0000-4000-8000-000000000bad".into(),
+        subscription_id: "5bad0001-0000-4000-8000-000000000bad".into(),
+        subscription_name: "Elsewhere".into(),
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let r = apply_many(
+        &env.session,
+        &[stranger, prod(), dev()],
+        &Settings::default(),
+        tx,
+        BulkOptions::default(),
+    )
+    .await;
+    assert!(r.stopped.is_some(), "{r:#?}");
+    assert_eq!(r.failed(), 3);
+    for rep in &r.reports[1..] {
+        assert!(
+            rep.error
+                .as_ref()
+                .unwrap()
+                .summary
+                .starts_with("not started"),
+            "{rep:#?}"
+        );
+    }
+    // Nothing was written in the tenant that was not tried.
+    assert!(our_apps(&env.sim.state()).is_empty());
+    env.sim.shutdown().await;
+}

@@ -582,7 +582,7 @@ impl Run<'_> {
                         (r.name.clone(), at, wanted, Outcome::Updated)
                     }
                     None => (
-                        uuid::Uuid::new_v4().to_string(),
+                        super::policy::role_definition_guid(tenant, &name),
                         scopes[0].clone(),
                         vec![],
                         Outcome::Created,
@@ -994,8 +994,8 @@ impl Run<'_> {
             return Ok((a.id, Outcome::Reused));
         }
         let scope = scope_of(sub);
-        // One name for every attempt: a PUT sent twice is the same assignment (409 = done).
-        let guid = uuid::Uuid::new_v4().to_string();
+        // A deterministic name (as the engine's): a PUT sent twice is the same assignment.
+        let guid = super::policy::role_assignment_name(sub, &shared.sp.id, &shared.role.id);
         let out = propagate(
             || arm.create_role_assignment(&scope, &guid, &shared.role.id, &shared.sp.id),
             self.waiting(Some(sub), Step::RoleAssignment),
