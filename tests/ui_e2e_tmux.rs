@@ -125,6 +125,22 @@ impl Tmux {
         }
     }
 
+    /// Waits (pressing nothing) until `until` is on screen; panics after `limit`.
+    fn wait_for(&self, n: u32, until: &str, limit: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let s = self.screen(n);
+            if s.contains(until) {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "`{until}` did not show within {limit:?}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits until the run's shell reports the wizard's exit code.
     fn exit_code(&self, n: u32) -> i32 {
         let f = self.dir.path().join(format!("exit{n}"));
@@ -279,6 +295,21 @@ fn demo_with_enter_only_ends_connected() {
     println!("--- Done pane (80x24) ---\n{done}");
     let sub = done_subscription(&done);
     assert_connected(&inspect_state(&t.state_dir()), &sub);
+    // Esc: the start screen; ↓ Enter: Status, where the subscription just onboarded is connected.
+    t.send(1, "Escape");
+    t.wait_for(1, "What do you want to do?", Duration::from_secs(10));
+    t.send(1, "Down");
+    t.send(1, "Enter");
+    let status = t.wait_for(1, "✓ connected", Duration::from_secs(30));
+    println!("--- Status (80x24) ---\n{status}");
+    let row = status
+        .lines()
+        .find(|l| l.contains("✓ connected"))
+        .expect("a connected row");
+    assert!(
+        row.contains(&sub[..8]),
+        "the connected row is the onboarded subscription {sub}: {row}"
+    );
     t.send(1, "q");
     assert_eq!(t.exit_code(1), 0);
     t.assert_terminal_restored(1);

@@ -25,6 +25,7 @@ fn spot_account_pane() {
 fn spot_account_pane_while_listing() {
     let mut s = State::new(init());
     spot_connect::app::update::start(&mut s, at(0.0));
+    feed(&mut s, 0.1, vec![enter()]);
     snap("spot_account_loading", &s, now(0.4));
 }
 
@@ -306,4 +307,211 @@ fn no_color_means_no_colour_at_all() {
         render(&without, 80, 24, now(25.0))
     );
     let _ = KeyCode::Esc;
+}
+
+// --- the start screen and life after onboarding ---
+
+use spot_connect::app::state::{OpPhase, Run};
+use spot_connect::onboard::model::Progress;
+
+fn op_step(step: Step, sub: Option<&str>, event: StepEvent) -> Action {
+    Action::Progress(Progress::Step {
+        subscription: sub.map(str::to_string),
+        step,
+        event,
+    })
+}
+
+#[test]
+fn start_screen() {
+    let s = home_state();
+    assert_eq!(s.pane, Pane::Start);
+    snap("start", &s, now(1.0));
+}
+
+#[test]
+fn status_screen() {
+    let mut s = home_state();
+    feed(&mut s, 1.0, vec![key(KeyCode::Down), enter()]);
+    assert_eq!(s.pane, Pane::Status);
+    snap("status_loading", &s, now(1.3));
+    feed(
+        &mut s,
+        2.0,
+        vec![Action::StatusRead(Ok(statuses())), key(KeyCode::Down)],
+    );
+    snap("status", &s, now(2.5));
+}
+
+fn at_rotate() -> State {
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![key(KeyCode::Down), key(KeyCode::Down), enter()],
+    );
+    assert_eq!(s.pane, Pane::Rotate);
+    s
+}
+
+#[test]
+fn rotate_screens() {
+    let mut s = at_rotate();
+    snap("rotate_choose", &s, now(1.2));
+    feed(&mut s, 1.5, vec![enter()]);
+    assert_eq!(s.rotate, OpPhase::Confirm);
+    snap("rotate_confirm", &s, now(1.6));
+    feed(
+        &mut s,
+        2.0,
+        vec![
+            ch('y'),
+            op_step(
+                Step::ClientSecret,
+                None,
+                StepEvent::Finished {
+                    outcome: Outcome::Created,
+                    id: Some("9f8e7d6c-1111-4222-8333-000000000099".into()),
+                    detail: "new secret, until 2027-11-28".into(),
+                },
+            ),
+            op_step(
+                Step::ConnectSpot,
+                Some(SUB),
+                StepEvent::Started {
+                    detail: "giving act-7d3c9a21 the new secret".into(),
+                },
+            ),
+        ],
+    );
+    snap("rotate_running", &s, now(2.8));
+    let mut partial = s.clone();
+    feed(
+        &mut s,
+        3.0,
+        vec![Action::Rotated(Ok(Box::new(rotate_report(true))))],
+    );
+    snap("rotate_done", &s, now(3.1));
+    feed(
+        &mut partial,
+        3.0,
+        vec![Action::Rotated(Ok(Box::new(rotate_report(false))))],
+    );
+    snap("rotate_partial", &partial, now(3.1));
+}
+
+#[test]
+fn remove_screens() {
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Remove);
+    snap("remove_choose", &s, now(1.2));
+    feed(&mut s, 1.5, vec![enter()]);
+    assert!(matches!(s.remove, OpPhase::Planning { .. }));
+    // What plan_removal found (its items, as the review shows them).
+    s.removal_rows = removal_rows();
+    s.remove = OpPhase::Confirm;
+    snap("remove_confirm", &s, now(2.0));
+    feed(
+        &mut s,
+        2.5,
+        vec![
+            ch('y'),
+            op_step(
+                Step::RoleAssignment,
+                Some(SUB),
+                StepEvent::Finished {
+                    outcome: Outcome::Updated,
+                    id: None,
+                    detail: "role assignment deleted".into(),
+                },
+            ),
+            op_step(
+                Step::CustomRole,
+                None,
+                StepEvent::Started {
+                    detail: "removing the subscription from the role's scopes".into(),
+                },
+            ),
+        ],
+    );
+    snap("remove_running", &s, now(3.0));
+}
+
+#[test]
+fn subscription_pane_with_several_selected() {
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![ch(' '), key(KeyCode::Down), ch(' ')]);
+    assert_eq!(s.selected.len(), 2);
+    snap("subscription_multi", &s, now(4.5));
+}
+
+#[test]
+fn bulk_done_pane() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    snap("confirm_multi", &s, now(5.5));
+    feed(&mut s, 6.0, vec![enter()]);
+    feed(
+        &mut s,
+        7.0,
+        vec![
+            op_step(
+                Step::RoleAssignment,
+                Some(SUB),
+                StepEvent::Finished {
+                    outcome: Outcome::Created,
+                    id: None,
+                    detail: "assigned".into(),
+                },
+            ),
+            op_step(
+                Step::ConnectSpot,
+                Some(SUB3),
+                StepEvent::Waiting {
+                    reason: "waiting for Azure to propagate".into(),
+                    attempt: 1,
+                    next_in: std::time::Duration::from_secs(4),
+                },
+            ),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Apply);
+    snap("apply_multi", &s, now(8.0));
+    feed(
+        &mut s,
+        9.0,
+        vec![Action::AppliedMany(Box::new(bulk_report()))],
+    );
+    assert!(matches!(s.run, Run::FinishedMany(_)));
+    assert_eq!(s.pane, Pane::Done);
+    snap("done_multi", &s, now(9.5));
 }

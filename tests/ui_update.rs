@@ -35,6 +35,10 @@ fn enter_at_every_prompt_completes_the_wizard() {
             spot_connect::onboard::model::Progress::DeviceCode(device_code()),
         )],
     );
+    // The start screen first: Enter is "Connect subscriptions".
+    assert_eq!(s.pane, Pane::Start);
+    feed(&mut s, 0.3, vec![enter()]);
+    assert_eq!(s.pane, Pane::SpotAccount);
 
     // Spot account: automatic by default, even before the list arrives.
     feed(&mut s, 0.5, vec![enter()]);
@@ -50,7 +54,11 @@ fn enter_at_every_prompt_completes_the_wizard() {
             Action::SpotAccounts(Ok(accounts())),
         ],
     );
-    assert!(matches!(s.status(Step::AzureLogin), Status::Done { .. }));
+    assert!(matches!(s.status(Step::AzureLogin), Status::Chosen { .. }));
+    assert!(
+        matches!(s.status(Step::SpotAccount), Status::Chosen { .. }),
+        "the account choice is done once the operator moved on"
+    );
     assert!(
         matches!(s.status(Step::Subscription), Status::Running { .. }),
         "discovery runs after sign-in"
@@ -347,6 +355,7 @@ fn without_a_token_enter_asks_for_it() {
         matches!(&fx[..], [Effect::SignIn]),
         "no listing without a token: {fx:?}"
     );
+    feed(&mut s, 0.5, vec![enter()]);
     feed(&mut s, 1.0, vec![enter()]);
     assert_eq!(s.pane, Pane::SpotAccount);
     assert_eq!(s.field, Some(spot_connect::app::state::Field::Token));
@@ -372,4 +381,315 @@ fn r_is_offered_only_where_the_error_shows() {
         &feed(&mut s, 2.0, vec![ch('r')])[..],
         [Effect::SignIn]
     ));
+}
+
+// --- the start screen, status, rotate, remove, several subscriptions ---
+
+use spot_connect::app::state::OpPhase;
+use spot_connect::onboard::model::Progress;
+
+#[test]
+fn status_reads_every_selectable_subscription_and_r_reads_again() {
+    // Opened before sign-in finished: the read starts when the subscriptions are known.
+    let mut s = State::new(init());
+    start(&mut s, at(0.0));
+    let fx = feed(&mut s, 0.2, vec![key(KeyCode::Down), enter()]);
+    assert_eq!(s.pane, Pane::Status);
+    assert!(fx.is_empty(), "nothing to read before discovery: {fx:?}");
+    feed(&mut s, 0.5, vec![Action::SignedIn(Ok(identity()))]);
+    let fx = feed(&mut s, 0.8, vec![Action::Discovered(Ok(discovery()))]);
+    let targets = match &fx[..] {
+        [Effect::ReadStatus { targets, .. }] => targets.clone(),
+        other => panic!("expected a status read, got {other:?}"),
+    };
+    let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [SUB, SUB3, SUB4],
+        "Disabled subscriptions are not read"
+    );
+    assert!(
+        feed(&mut s, 0.9, vec![ch('r')]).is_empty(),
+        "no second read while one runs"
+    );
+    feed(&mut s, 1.5, vec![Action::StatusRead(Ok(statuses()))]);
+    assert_eq!(s.health.ready().map(Vec::len), Some(3));
+    let fx = feed(&mut s, 2.0, vec![ch('r')]);
+    assert!(matches!(&fx[..], [Effect::ReadStatus { targets, .. }] if targets.len() == 3));
+    feed(&mut s, 2.5, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.pane, Pane::Start);
+}
+
+#[test]
+fn space_selects_several_and_they_run_through_bulk() {
+    let mut s = at_subscription();
+    // The Disabled row cannot be selected (the cursor skips it; Space on it does nothing).
+    feed(&mut s, 4.0, vec![ch(' '), key(KeyCode::Down), ch(' ')]);
+    feed(&mut s, 4.1, vec![key(KeyCode::Down), ch(' ')]);
+    assert_eq!(s.selected.len(), 3);
+    assert!(!s.selected.contains(SUB_DISABLED));
+    // Unselect the last again.
+    feed(&mut s, 4.2, vec![ch(' ')]);
+    assert_eq!(s.selected.len(), 2);
+    let fx = feed(&mut s, 5.0, vec![enter()]);
+    assert!(matches!(&fx[..], [Effect::Plan { target, .. }] if target.subscription_id == SUB));
+    assert_eq!(s.targets.len(), 2);
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        6.0,
+        vec![Action::Planned {
+            generation: g,
+            result: Ok(plan()),
+        }],
+    );
+    let fx = feed(&mut s, 6.5, vec![enter(), enter(), enter(), enter()]);
+    match &fx[..] {
+        [Effect::ApplyMany { targets, choices }] => {
+            let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
+            assert_eq!(ids, [SUB, SUB3]);
+            assert_eq!(
+                choices.app_name, None,
+                "the first tenant's default app name is not forced on the others"
+            );
+        }
+        other => panic!("expected a bulk run, got {other:?}"),
+    }
+    feed(
+        &mut s,
+        9.0,
+        vec![Action::AppliedMany(Box::new(bulk_report()))],
+    );
+    assert_eq!(s.pane, Pane::Done);
+    let fx = feed(&mut s, 9.5, vec![enter()]);
+    assert_eq!(
+        quit_code(&fx),
+        Some(spot_connect::cli::exit::PARTIAL),
+        "one of two failed: exit 3"
+    );
+}
+
+#[test]
+fn enter_without_a_selection_takes_the_highlighted_subscription() {
+    let mut s = at_subscription();
+    let fx = feed(&mut s, 5.0, vec![enter()]);
+    assert!(matches!(&fx[..], [Effect::Plan { target, .. }] if target.subscription_id == SUB));
+    assert_eq!(s.targets.len(), 1);
+}
+
+#[test]
+fn rotation_asks_for_an_explicit_yes_and_shows_its_progress() {
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![key(KeyCode::Down), key(KeyCode::Down), enter()],
+    );
+    assert_eq!(s.pane, Pane::Rotate);
+    feed(&mut s, 1.1, vec![key(KeyCode::Down)]);
+    assert!(feed(&mut s, 1.2, vec![enter()]).is_empty());
+    assert_eq!(s.rotate, OpPhase::Confirm);
+    // Enter does not rotate: only y does.
+    assert!(feed(&mut s, 1.3, vec![enter()]).is_empty());
+    let fx = feed(&mut s, 1.4, vec![ch('y')]);
+    assert!(
+        matches!(&fx[..], [Effect::Rotate { tenant, .. }] if tenant == TENANT2),
+        "{fx:?}"
+    );
+    // q asks while it runs.
+    feed(&mut s, 1.5, vec![ch('q')]);
+    assert!(s.confirm_quit);
+    feed(&mut s, 1.6, vec![ch('n')]);
+    feed(
+        &mut s,
+        2.0,
+        vec![Action::Progress(Progress::Step {
+            subscription: None,
+            step: Step::ClientSecret,
+            event: StepEvent::Started {
+                detail: "adding a new secret".into(),
+            },
+        })],
+    );
+    assert_eq!(s.op_lines.len(), 1);
+    assert!(
+        matches!(s.status(Step::ClientSecret), Status::Pending),
+        "a rotation's progress is not the onboarding's sidebar"
+    );
+    feed(
+        &mut s,
+        3.0,
+        vec![Action::Rotated(Ok(Box::new(rotate_report(true))))],
+    );
+    assert!(matches!(s.rotate, OpPhase::Finished(ref r) if r.complete));
+    feed(&mut s, 3.5, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.pane, Pane::Start);
+    assert!(s.op_lines.is_empty());
+}
+
+#[test]
+fn removal_plans_first_and_runs_only_on_y() {
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Remove);
+    feed(&mut s, 1.1, vec![key(KeyCode::Down)]);
+    let fx = feed(&mut s, 1.2, vec![enter()]);
+    assert!(
+        matches!(&fx[..], [Effect::PlanRemoval { targets, .. }] if targets.len() == 1 && targets[0].subscription_id == SUB3),
+        "{fx:?}"
+    );
+    assert!(matches!(s.remove, OpPhase::Planning { .. }));
+    // The plan arrives (its rows, as update keeps them from plan_removal's items).
+    s.removal_rows = removal_rows();
+    s.remove = OpPhase::Confirm;
+    assert!(
+        feed(&mut s, 2.0, vec![enter()]).is_empty(),
+        "Enter does not remove"
+    );
+    let fx = feed(&mut s, 2.1, vec![ch('y')]);
+    assert!(matches!(&fx[..], [Effect::Remove { .. }]), "{fx:?}");
+    assert!(matches!(s.remove, OpPhase::Running { .. }));
+    assert!(feed(&mut s, 2.2, vec![key(KeyCode::Esc)]).is_empty());
+    assert_eq!(s.pane, Pane::Remove, "no leaving while it runs");
+    feed(&mut s, 3.0, vec![Action::Removed(vec![])]);
+    assert!(matches!(s.remove, OpPhase::Finished(_)));
+}
+
+#[test]
+fn nothing_to_remove_offers_no_yes() {
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            enter(),
+            enter(),
+        ],
+    );
+    feed(&mut s, 2.0, vec![Action::RemovalPlanned(Ok(vec![]))]);
+    assert_eq!(s.remove, OpPhase::Confirm);
+    assert!(feed(&mut s, 2.1, vec![ch('y')]).is_empty());
+}
+
+#[test]
+fn subscriptions_from_the_command_line_skip_the_start_screen_and_are_preselected() {
+    let mut i = init();
+    i.subscriptions = vec![SUB3.into(), SUB4.into()];
+    let mut s = State::new(i);
+    start(&mut s, at(0.0));
+    assert_eq!(s.pane, Pane::SpotAccount);
+    feed(
+        &mut s,
+        0.5,
+        vec![
+            Action::SpotAccounts(Ok(accounts())),
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Subscription);
+    feed(&mut s, 1.0, vec![enter()]);
+    let ids: Vec<&str> = s
+        .targets
+        .iter()
+        .map(|t| t.subscription_id.as_str())
+        .collect();
+    assert_eq!(ids, [SUB3, SUB4]);
+}
+
+#[test]
+fn a_named_spot_account_cannot_take_several_subscriptions() {
+    let mut s = started_state();
+    // The first existing account, then two subscriptions.
+    feed(&mut s, 1.0, vec![key(KeyCode::Down), enter()]);
+    feed(
+        &mut s,
+        2.0,
+        vec![
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Subscription);
+    feed(
+        &mut s,
+        3.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    assert!(
+        feed(&mut s, 5.0, vec![enter()]).is_empty(),
+        "nothing is written"
+    );
+    assert!(spot_connect::app::update::one_account_for_several(&s));
+}
+
+#[test]
+fn r_after_a_bulk_run_retries_only_the_failed_subscriptions() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    feed(
+        &mut s,
+        9.0,
+        vec![Action::AppliedMany(Box::new(bulk_report()))],
+    );
+    assert_eq!(s.pane, Pane::Done);
+    let fx = feed(&mut s, 10.0, vec![ch('r')]);
+    match &fx[..] {
+        [Effect::ApplyMany { targets, choices }] => {
+            let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
+            assert_eq!(ids, [SUB3], "only the failed one");
+            assert_eq!(choices.app_name, None);
+        }
+        other => panic!("expected a bulk run of the failed one, got {other:?}"),
+    }
+    assert_eq!(s.pane, Pane::Apply);
 }

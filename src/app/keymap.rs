@@ -19,6 +19,12 @@ pub enum Cmd {
     Yes,
     No,
     CloseHelp,
+    /// Space: select or unselect the highlighted subscription.
+    Toggle,
+    /// Read the status again.
+    Refresh,
+    /// The explicit yes of a rotation or removal.
+    Confirm,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -48,6 +54,12 @@ pub enum Ctx {
     Finished,
     /// Enter moves on (not while the onboarding runs).
     CanContinue,
+    /// Several subscriptions can be selected.
+    MultiSelect,
+    /// The status table can be read again.
+    Refreshable,
+    /// A rotation or removal waits for its explicit yes.
+    Confirmable,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -124,6 +136,14 @@ pub const KEYMAP: &[Binding] = &[
         footer: true,
     },
     Binding {
+        keys: &[c('y')],
+        key_label: "y",
+        cmd: Cmd::Confirm,
+        label: "yes, go ahead",
+        contexts: &[Ctx::Confirmable],
+        footer: true,
+    },
+    Binding {
         keys: &[k(KeyCode::Enter)],
         key_label: "Enter",
         cmd: Cmd::Continue,
@@ -178,6 +198,22 @@ pub const KEYMAP: &[Binding] = &[
         label: "move down",
         contexts: &[Ctx::Nav],
         footer: false,
+    },
+    Binding {
+        keys: &[c(' ')],
+        key_label: "Space",
+        cmd: Cmd::Toggle,
+        label: "select",
+        contexts: &[Ctx::MultiSelect],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('r')],
+        key_label: "r",
+        cmd: Cmd::Refresh,
+        label: "refresh",
+        contexts: &[Ctx::Refreshable],
+        footer: true,
     },
     Binding {
         keys: &[c('/')],

@@ -20,6 +20,10 @@ use tokio::task::JoinHandle;
 /// Spinner / countdown frame period, only while something animates.
 const TICK: Duration = Duration::from_millis(100);
 
+/// `--demo`: latency per simulated call, and Azure's replication delay.
+const DEMO_LATENCY_MS: u64 = 80;
+const DEMO_REPLICATION_S: f64 = 3.0;
+
 fn info(e: &Error) -> ErrorInfo {
     ErrorInfo::from(e)
 }
@@ -41,7 +45,14 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         Arc::new(move |p| drop(prompt_tx.send(Action::Progress(Progress::DeviceCode(p)))));
     let (sim, endpoints, token_prefill) = if cli.demo {
         let dir = opts.state_dir().join("demo");
-        let handle = crate::sim::start(&crate::cli::SimOpts::default(), &dir).await?;
+        // Slow enough to watch: every call takes a moment, and Azure takes a few seconds to
+        // propagate a new service principal, so one "waiting for Azure" shows.
+        let sim_opts = crate::cli::SimOpts {
+            latency: DEMO_LATENCY_MS,
+            replication_delay: DEMO_REPLICATION_S,
+            ..crate::cli::SimOpts::default()
+        };
+        let handle = crate::sim::start(&sim_opts, &dir).await?;
         let (e, t) = Endpoints::load(&handle.endpoints_path)?;
         (
             Some(handle),
@@ -83,6 +94,8 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         role_name: opts.role_name.clone(),
         secret_months: opts.secret_months,
         size,
+        state_dir: Some(shown_path(&session.state_dir)),
+        subscriptions: opts.subscriptions.clone(),
     };
     Ok(Setup {
         session,
@@ -90,6 +103,15 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         token: token_prefill.map(|(t, _)| t),
         _sim: sim,
     })
+}
+
+/// A path as shown: `~/…` under the home directory.
+fn shown_path(p: &std::path::Path) -> String {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    match home.as_deref().and_then(|h| p.strip_prefix(h).ok()) {
+        Some(rest) if !rest.as_os_str().is_empty() => format!("~/{}", rest.display()),
+        _ => p.display().to_string(),
+    }
 }
 
 /// Runs the wizard to its end. Returns the exit code.
@@ -142,9 +164,19 @@ pub async fn run(cli: &Cli) -> i32 {
     signals.abort();
     ratatui::restore();
     let _ = input.join();
-    if let Some(super::state::Run::Finished(r)) = state.as_ref().map(|s| &s.run) {
+    let finished: Vec<&crate::onboard::model::Report> = match state.as_ref().map(|s| &s.run) {
+        Some(super::state::Run::Finished(r)) => vec![r],
+        Some(super::state::Run::FinishedMany(b)) => b.reports.iter().collect(),
+        _ => vec![],
+    };
+    for r in finished {
+        let what = if r.verdict == crate::onboard::model::Verdict::Connected {
+            "is connected to Spot"
+        } else {
+            "was NOT connected"
+        };
         println!(
-            "spot-connect: {} ({}) is connected to Spot",
+            "spot-connect: {} ({}) {what}",
             r.subscription_name, r.subscription_id
         );
         if let Some(p) = &r.report_path {
@@ -313,6 +345,84 @@ impl Runner {
                         });
                     }));
                 }
+                Effect::ApplyMany { targets, choices } => {
+                    if let Some(h) = &self.apply
+                        && !h.is_finished()
+                    {
+                        continue;
+                    }
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.apply = Some(tokio::spawn(async move {
+                        let (ptx, fwd) = forward_progress(tx.clone());
+                        let mut r = onboard::bulk::apply_many(
+                            &s,
+                            &targets,
+                            &settings,
+                            ptx,
+                            onboard::bulk::BulkOptions::default(),
+                        )
+                        .await;
+                        let _ = fwd.await;
+                        for report in &mut r.reports {
+                            save_report(&s.state_dir, report);
+                        }
+                        let _ = tx.send(Action::AppliedMany(Box::new(r)));
+                    }));
+                }
+                Effect::ReadStatus { targets, choices } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = onboard::status::status(&s, &targets, &settings)
+                            .await
+                            .map_err(|e| info(&e));
+                        let _ = tx.send(Action::StatusRead(r));
+                    }));
+                }
+                Effect::Rotate { tenant, choices } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let (ptx, fwd) = forward_progress(tx.clone());
+                        let r = onboard::rotate::rotate(&s, &tenant, &settings, ptx).await;
+                        let _ = fwd.await;
+                        let _ = tx.send(Action::Rotated(r.map(Box::new).map_err(|e| info(&e))));
+                    }));
+                }
+                Effect::PlanRemoval { targets, choices } => {
+                    let s = self.session.clone();
+                    let settings = self.settings(&choices);
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let r = onboard::remove::plan_removal(
+                            &s,
+                            &targets,
+                            &settings,
+                            onboard::remove::RemoveOptions::default(),
+                        )
+                        .await
+                        .map_err(|e| info(&e));
+                        let _ = tx.send(Action::RemovalPlanned(r));
+                    }));
+                }
+                Effect::Remove { plans } => {
+                    let s = self.session.clone();
+                    let tx = self.tx.clone();
+                    self.tasks.push(tokio::spawn(async move {
+                        let (ptx, fwd) = forward_progress(tx.clone());
+                        let mut out = vec![];
+                        for p in &plans {
+                            out.extend(onboard::remove::remove(&s, p, ptx.clone()).await);
+                        }
+                        drop(ptx);
+                        let _ = fwd.await;
+                        let _ = tx.send(Action::Removed(out));
+                    }));
+                }
                 Effect::Apply { target, choices } => {
                     if let Some(h) = &self.apply
                         && !h.is_finished()
@@ -346,6 +456,19 @@ impl Runner {
         }
         None
     }
+}
+
+/// A progress channel whose events reach the wizard as actions; the handle ends after the last.
+fn forward_progress(tx: UnboundedSender<Action>) -> (UnboundedSender<Progress>, JoinHandle<()>) {
+    let (ptx, mut prx) = unbounded_channel::<Progress>();
+    let fwd = tokio::spawn(async move {
+        while let Some(p) = prx.recv().await {
+            if tx.send(Action::Progress(p)).is_err() {
+                break;
+            }
+        }
+    });
+    (ptx, fwd)
 }
 
 /// Saves the report under `<state-dir>/reports/` (0600), with its own path in it.

@@ -5,11 +5,15 @@ use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
 use crate::cli::AuthMethod;
 use crate::onboard::Target;
+use crate::onboard::bulk::BulkReport;
 use crate::onboard::model::{DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, Report, Step};
+use crate::onboard::remove::{RemovalAction, RemovalPlan, RemovalResult};
+use crate::onboard::rotate::RotateReport;
+use crate::onboard::status::SubscriptionStatus;
 use crate::spot::SpotAccount;
 use ratatui::style::Style;
 use ratatui_textarea::TextArea;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -24,6 +28,8 @@ pub struct Now {
 /// The panes, in the order the operator walks through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pane {
+    /// The start screen: connect, status, rotate, remove.
+    Start,
     SpotAccount,
     AzureLogin,
     Subscription,
@@ -34,6 +40,12 @@ pub enum Pane {
     /// Onboarding runs: role assignment, connect, live retries.
     Apply,
     Done,
+    /// The subscriptions of the signed-in tenants, with their verdict.
+    Status,
+    /// Rotate the client secret of a tenant's app.
+    Rotate,
+    /// Remove what spot-connect created for a subscription.
+    Remove,
 }
 
 impl Pane {
@@ -48,8 +60,22 @@ impl Pane {
     ];
 
     pub fn prev(self) -> Option<Pane> {
+        if matches!(
+            self,
+            Pane::SpotAccount | Pane::Status | Pane::Rotate | Pane::Remove | Pane::Done
+        ) {
+            return Some(Pane::Start);
+        }
         let i = Pane::WIZARD.iter().position(|p| *p == self)?;
         i.checked_sub(1).map(|j| Pane::WIZARD[j])
+    }
+
+    /// Panes drawn over the whole width (no step sidebar).
+    pub fn full_width(self) -> bool {
+        matches!(
+            self,
+            Pane::Start | Pane::Status | Pane::Rotate | Pane::Remove
+        )
     }
 
     /// The sidebar row this pane belongs to (None: confirmation).
@@ -62,6 +88,7 @@ impl Pane {
             Pane::ClientSecret => Step::ClientSecret,
             Pane::CustomRole => Step::CustomRole,
             Pane::Confirm | Pane::Apply => return None,
+            Pane::Start | Pane::Status | Pane::Rotate | Pane::Remove => return None,
             Pane::Done => Step::Done,
         })
     }
@@ -87,6 +114,11 @@ pub enum Status {
         id: Option<String>,
         detail: String,
         elapsed: Option<Duration>,
+    },
+    /// Done by the operator (a choice made, signed in): nothing was created or reused yet.
+    Chosen {
+        id: Option<String>,
+        detail: String,
     },
     Failed {
         error: ErrorInfo,
@@ -134,8 +166,12 @@ impl<T> Load<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Run {
     NotStarted,
-    Running { since: Duration },
+    Running {
+        since: Duration,
+    },
     Finished(Box<Report>),
+    /// Several subscriptions, through `onboard::bulk`.
+    FinishedMany(Box<BulkReport>),
     Failed(ErrorInfo),
 }
 
@@ -156,6 +192,73 @@ pub enum Origin {
     Discovery,
     Plan,
     Apply,
+    Status,
+    Rotate,
+    Remove,
+}
+
+/// The start screen's choices: label and what it does.
+pub const MENU: [(&str, &str); 4] = [
+    (
+        "Connect subscriptions",
+        "app, secret, role, assignment; credentials to Spot",
+    ),
+    ("Status", "connected, expiring or broken, and why"),
+    (
+        "Rotate secret",
+        "a new secret to Spot, then the old one removed",
+    ),
+    ("Remove", "undo what spot-connect created"),
+];
+
+/// Rotation and removal: choose, (plan,) confirm, run, result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpPhase<R> {
+    Choose,
+    Planning { since: Duration },
+    Confirm,
+    Running { since: Duration },
+    Finished(R),
+    Failed(ErrorInfo),
+}
+
+impl<R> OpPhase<R> {
+    pub fn running(&self) -> bool {
+        matches!(self, OpPhase::Running { .. } | OpPhase::Planning { .. })
+    }
+}
+
+/// One row of the removal review (what `plan_removal` found), as shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemovalRow {
+    pub object: String,
+    pub name: String,
+    pub id: String,
+    pub action: RemovalAction,
+    pub reason: String,
+}
+
+impl RemovalRow {
+    pub fn of(p: &RemovalPlan) -> Vec<RemovalRow> {
+        p.items
+            .iter()
+            .map(|i| RemovalRow {
+                object: i.object.clone(),
+                name: i.name.clone(),
+                id: i.id.clone(),
+                action: i.action,
+                reason: i.reason.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One line of a rotation's or removal's live progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpLine {
+    pub step: Step,
+    pub subscription: Option<String>,
+    pub status: Status,
 }
 
 /// Client secret lifetimes offered (months).
@@ -193,11 +296,34 @@ pub struct State {
     /// Index into `visible_subscriptions()`.
     pub sub_sel: usize,
     pub target: Option<Target>,
+    /// Subscriptions toggled with Space (ids).
+    pub selected: BTreeSet<String>,
+    /// Every subscription of the run (several: bulk); `target` is the first.
+    pub targets: Vec<Target>,
+    /// Per subscription of a bulk run: its latest step and status.
+    pub bulk_rows: BTreeMap<String, (Step, Status)>,
+
+    pub menu_sel: usize,
+    pub health: Load<Vec<SubscriptionStatus>>,
+    pub health_sel: usize,
+    /// Index into the tenants of the discovery.
+    pub tenant_sel: usize,
+    pub rotate: OpPhase<Box<RotateReport>>,
+    /// Index into the selectable subscriptions (Remove).
+    pub remove_sel: usize,
+    pub removal_plans: Vec<RemovalPlan>,
+    /// The plans' items, as the review shows them.
+    pub removal_rows: Vec<RemovalRow>,
+    pub remove: OpPhase<Vec<RemovalResult>>,
+    pub op_lines: Vec<OpLine>,
 
     pub plan: Load<Plan>,
     pub plan_gen: u64,
     pub app_name: TextArea<'static>,
     pub app_name_default: Option<String>,
+    /// `--app-name` / `--role-name` as given (None: the per-tenant default).
+    pub app_name_cli: Option<String>,
+    pub role_name_cli: Option<String>,
     pub role_name: TextArea<'static>,
     pub role_name_default: Option<String>,
     /// Index into `SECRET_MONTHS`.
@@ -208,6 +334,8 @@ pub struct State {
     pub apply_focus: Option<Step>,
     pub last_error: Option<(Origin, ErrorInfo)>,
 
+    /// The state directory, as shown; report paths under it are shown relative to it.
+    pub state_dir: Option<String>,
     pub log: VecDeque<String>,
     pub show_log: bool,
     pub show_help: bool,
@@ -238,6 +366,10 @@ pub struct Init {
     pub role_name: Option<String>,
     pub secret_months: u32,
     pub size: (u16, u16),
+    /// The state directory, as shown (`~/…` under the home directory).
+    pub state_dir: Option<String>,
+    /// `--subscription` ids: preselected, and the start screen is skipped.
+    pub subscriptions: Vec<String>,
 }
 
 impl State {
@@ -262,7 +394,11 @@ impl State {
             cloud: init.cloud,
             auth_method: init.auth_method,
             size: init.size,
-            pane: Pane::SpotAccount,
+            pane: if init.subscriptions.is_empty() {
+                Pane::Start
+            } else {
+                Pane::SpotAccount
+            },
             field: None,
             steps,
             token,
@@ -277,13 +413,28 @@ impl State {
             filter: field("type to filter by name or id", ""),
             sub_sel: 0,
             target: None,
+            selected: init.subscriptions.iter().cloned().collect(),
+            targets: vec![],
+            bulk_rows: BTreeMap::new(),
+            menu_sel: 0,
+            health: Load::Idle,
+            health_sel: 0,
+            tenant_sel: 0,
+            rotate: OpPhase::Choose,
+            remove_sel: 0,
+            removal_plans: vec![],
+            removal_rows: vec![],
+            remove: OpPhase::Choose,
+            op_lines: vec![],
             plan: Load::Idle,
             plan_gen: 0,
             app_name: field(
                 "default name (from the plan)",
                 init.app_name.as_deref().unwrap_or(""),
             ),
-            app_name_default: init.app_name,
+            app_name_default: init.app_name.clone(),
+            app_name_cli: init.app_name,
+            role_name_cli: init.role_name.clone(),
             role_name: field(
                 "Spot.io Custom Role",
                 init.role_name.as_deref().unwrap_or(""),
@@ -293,6 +444,7 @@ impl State {
             run: Run::NotStarted,
             apply_focus: None,
             last_error: None,
+            state_dir: init.state_dir,
             log: VecDeque::new(),
             show_log: false,
             show_help: false,
@@ -342,6 +494,42 @@ impl State {
         }
     }
 
+    /// Subscriptions that can be onboarded, status-checked or removed, in discovery order.
+    pub fn selectable_subscriptions(&self) -> Vec<&Subscription> {
+        match self.discovery.ready() {
+            None => vec![],
+            Some(d) => d.subscriptions.iter().filter(|s| s.selectable()).collect(),
+        }
+    }
+
+    /// Tenants that have at least one selectable subscription.
+    pub fn tenants_with_subscriptions(&self) -> Vec<(String, String)> {
+        let Some(d) = self.discovery.ready() else {
+            return vec![];
+        };
+        d.tenants
+            .iter()
+            .filter(|t| {
+                d.subscriptions
+                    .iter()
+                    .any(|s| s.tenant_id == t.tenant_id && s.selectable())
+            })
+            .map(|t| (t.tenant_id.clone(), t.display_name.clone()))
+            .collect()
+    }
+
+    /// Rotation or removal runs.
+    pub fn op_active(&self) -> bool {
+        self.rotate.running() || self.remove.running()
+    }
+
+    /// Something runs that `q` should ask about.
+    pub fn busy(&self) -> bool {
+        self.run_active()
+            || matches!(self.rotate, OpPhase::Running { .. })
+            || matches!(self.remove, OpPhase::Running { .. })
+    }
+
     pub fn selected_subscription(&self) -> Option<&Subscription> {
         self.visible_subscriptions().get(self.sub_sel).copied()
     }
@@ -377,6 +565,8 @@ impl State {
             || self.accounts.is_loading()
             || self.discovery.is_loading()
             || self.plan.is_loading()
+            || self.health.is_loading()
+            || self.op_active()
     }
 
     /// The retry `r` would do, if any.
@@ -395,7 +585,14 @@ impl State {
                 self.pane,
                 Pane::AppRegistration | Pane::ClientSecret | Pane::CustomRole | Pane::Confirm
             ),
-            Origin::Apply => self.pane == Pane::Apply,
+            // A bulk run's failures are retried from its Done table.
+            Origin::Apply => {
+                self.pane == Pane::Apply
+                    || (self.pane == Pane::Done && matches!(self.run, Run::FinishedMany(_)))
+            }
+            Origin::Status => false,
+            Origin::Rotate => self.pane == Pane::Rotate,
+            Origin::Remove => self.pane == Pane::Remove,
         };
         here.then_some(*origin)
     }
@@ -415,12 +612,39 @@ impl State {
             v.push(Ctx::Text);
         } else {
             v.push(Ctx::Nav);
-            if self.pane != Pane::Apply {
+            let can_continue = match self.pane {
+                Pane::Apply | Pane::Status => false,
+                Pane::Rotate => matches!(self.rotate, OpPhase::Choose),
+                Pane::Remove => matches!(self.remove, OpPhase::Choose),
+                _ => true,
+            };
+            if can_continue {
                 v.push(Ctx::CanContinue);
             }
-            if self.pane.prev().is_some() {
+            let can_back = match self.pane {
+                Pane::Rotate => !self.rotate.running(),
+                Pane::Remove => !self.remove.running(),
+                p => p.prev().is_some(),
+            };
+            if can_back {
                 v.push(Ctx::CanGoBack);
             }
+        }
+        match self.pane {
+            Pane::Rotate if matches!(self.rotate, OpPhase::Confirm) => v.push(Ctx::Confirmable),
+            Pane::Remove
+                if matches!(self.remove, OpPhase::Confirm)
+                    && self
+                        .removal_rows
+                        .iter()
+                        .any(|r| r.action != RemovalAction::Keep) =>
+            {
+                v.push(Ctx::Confirmable)
+            }
+            Pane::Status if !self.health.is_loading() && self.discovery.ready().is_some() => {
+                v.push(Ctx::Refreshable)
+            }
+            _ => {}
         }
         if self.pane == Pane::Done {
             v.push(Ctx::Finished);
@@ -430,10 +654,17 @@ impl State {
             _ => {}
         }
         match self.pane {
-            Pane::SpotAccount | Pane::ClientSecret => v.push(Ctx::List),
+            Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status => {
+                v.push(Ctx::List)
+            }
+            Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),
+            Pane::Remove if matches!(self.remove, OpPhase::Choose) => v.push(Ctx::List),
             Pane::Subscription => {
                 v.push(Ctx::List);
                 v.push(Ctx::Filterable);
+                if self.field.is_none() {
+                    v.push(Ctx::MultiSelect);
+                }
             }
             _ => {}
         }

@@ -6,10 +6,14 @@ use super::state::*;
 use crate::azure::auth::Identity;
 use crate::azure::discovery::Discovery;
 use crate::cli::exit;
+use crate::onboard::bulk::BulkReport;
 use crate::onboard::model::ErrorInfo;
 use crate::onboard::model::{
     Outcome, Plan, PlanAction, Progress, Report, Step, StepEvent, Verdict,
 };
+use crate::onboard::remove::{RemovalPlan, RemovalResult};
+use crate::onboard::rotate::RotateReport;
+use crate::onboard::status::SubscriptionStatus;
 use crate::onboard::{SpotAccountChoice, Target};
 use crate::secret::Secret;
 use crate::spot::SpotAccount;
@@ -42,6 +46,12 @@ pub enum Action {
     },
     Progress(Progress),
     Applied(Result<Report, ErrorInfo>),
+    /// Several subscriptions onboarded (`onboard::bulk`).
+    AppliedMany(Box<BulkReport>),
+    StatusRead(Result<Vec<SubscriptionStatus>, ErrorInfo>),
+    Rotated(Result<Box<RotateReport>, ErrorInfo>),
+    RemovalPlanned(Result<Vec<RemovalPlan>, ErrorInfo>),
+    Removed(Vec<RemovalResult>),
 }
 
 /// The operator's choices, as the engine takes them.
@@ -70,6 +80,30 @@ pub enum Effect {
     Apply {
         target: Target,
         choices: Choices,
+    },
+    /// Onboard several subscriptions (one app, secret and role per tenant).
+    ApplyMany {
+        targets: Vec<Target>,
+        choices: Choices,
+    },
+    /// Read the status of these subscriptions.
+    ReadStatus {
+        targets: Vec<Target>,
+        choices: Choices,
+    },
+    /// Rotate the client secret of the tenant's app.
+    Rotate {
+        tenant: String,
+        choices: Choices,
+    },
+    /// Look up what removing these subscriptions would delete.
+    PlanRemoval {
+        targets: Vec<Target>,
+        choices: Choices,
+    },
+    /// Carry out removal plans.
+    Remove {
+        plans: Vec<RemovalPlan>,
     },
     /// Stop everything and leave with this exit code.
     Quit(i32),
@@ -149,6 +183,78 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                 }
             }
             refresh_pre_steps(s, at);
+            // The Status screen was opened before the subscriptions were known.
+            if s.pane == Pane::Status && matches!(s.health, Load::Idle) {
+                return read_status(s, at);
+            }
+            vec![]
+        }
+        Action::AppliedMany(report) => {
+            on_applied_many(s, *report);
+            vec![]
+        }
+        Action::StatusRead(r) => {
+            match r {
+                Ok(list) => {
+                    log(s, format!("status of {} subscription(s) read", list.len()));
+                    s.health_sel = s.health_sel.min(list.len().saturating_sub(1));
+                    s.health = Load::Ready(list);
+                }
+                Err(e) => {
+                    log(s, format!("reading the status failed: {}", e.summary));
+                    s.health = Load::Failed(e);
+                }
+            }
+            vec![]
+        }
+        Action::Rotated(r) => {
+            match r {
+                Ok(rep) => {
+                    log(
+                        s,
+                        format!(
+                            "rotation in tenant {}: {}",
+                            rep.tenant_id,
+                            if rep.complete { "complete" } else { "partial" }
+                        ),
+                    );
+                    s.rotate = OpPhase::Finished(rep);
+                }
+                Err(e) => {
+                    log(s, format!("rotation failed: {}", e.summary));
+                    s.rotate = OpPhase::Failed(e);
+                }
+            }
+            vec![]
+        }
+        Action::RemovalPlanned(r) => {
+            match r {
+                Ok(plans) => {
+                    log(
+                        s,
+                        format!(
+                            "removal plan: {} change(s)",
+                            plans.iter().map(|p| p.changes().count()).sum::<usize>()
+                        ),
+                    );
+                    s.removal_rows = plans.iter().flat_map(RemovalRow::of).collect();
+                    s.removal_plans = plans;
+                    s.remove = OpPhase::Confirm;
+                }
+                Err(e) => {
+                    log(s, format!("planning the removal failed: {}", e.summary));
+                    s.remove = OpPhase::Failed(e);
+                }
+            }
+            vec![]
+        }
+        Action::Removed(results) => {
+            let failed = results.iter().filter(|r| r.error.is_some()).count();
+            log(
+                s,
+                format!("removal: {} item(s), {failed} failed", results.len()),
+            );
+            s.remove = OpPhase::Finished(results);
             vec![]
         }
         Action::Planned { generation, result } => {
@@ -248,7 +354,11 @@ fn quit(s: &mut State, code: i32) -> Vec<Effect> {
 fn exit_code(s: &State) -> i32 {
     match &s.run {
         Run::Finished(_) => exit::DONE,
-        Run::Failed(_) => exit::FAILED,
+        Run::FinishedMany(b) if b.failed() == 0 && b.stopped.is_none() => exit::DONE,
+        Run::FinishedMany(b) if b.failed() < b.reports.len() => exit::PARTIAL,
+        Run::FinishedMany(_) | Run::Failed(_) => exit::FAILED,
+        // Nothing onboarded: leaving the start screen or a life screen is not an interruption.
+        Run::NotStarted if s.pane.full_width() => exit::DONE,
         _ => exit::INTERRUPTED,
     }
 }
@@ -273,14 +383,11 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
             error: e.clone(),
             elapsed: None,
         },
-        (_, Pane::SpotAccount) => Status::Pending,
-        // Automatic or new: the run decides, and reports it.
-        _ if !matches!(account_choice(s), SpotAccountChoice::Existing(_)) => Status::Pending,
-        _ => Status::Done {
-            outcome: Outcome::Reused,
+        (_, p) if p == Pane::SpotAccount || p.full_width() => Status::Pending,
+        // Chosen; the run says later whether it was created or reused.
+        _ => Status::Chosen {
             id: s.spot_account_id.clone(),
             detail: account_choice_label(s),
-            elapsed: None,
         },
     };
     s.steps.insert(Step::SpotAccount, spot);
@@ -299,11 +406,9 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
                 detail: "signing in".into(),
             },
         },
-        Load::Ready(id) => Status::Done {
-            outcome: Outcome::Reused,
+        Load::Ready(id) => Status::Chosen {
             id: None,
-            detail: id.display.clone(),
-            elapsed: None,
+            detail: format!("signed in as {}", id.display),
         },
         Load::Failed(e) => Status::Failed {
             error: e.clone(),
@@ -312,11 +417,13 @@ fn refresh_pre_steps(s: &mut State, at: Duration) {
     };
     s.steps.insert(Step::AzureLogin, login);
     let sub = match (&s.target, &s.discovery) {
-        (Some(t), _) => Status::Done {
-            outcome: Outcome::Reused,
+        (Some(_), _) if s.targets.len() > 1 => Status::Chosen {
+            id: None,
+            detail: format!("{} subscriptions", s.targets.len()),
+        },
+        (Some(t), _) => Status::Chosen {
             id: Some(t.subscription_id.clone()),
             detail: t.subscription_name.clone(),
-            elapsed: None,
         },
         (None, Load::Loading { since }) => Status::Running {
             since: *since,
@@ -393,6 +500,28 @@ pub fn choices(s: &State) -> Choices {
     }
 }
 
+/// The names for work over several tenants (bulk, status, rotate, remove): what the operator
+/// typed or gave on the command line, never the first tenant's default name.
+pub fn shared_choices(s: &State) -> Choices {
+    let pick = |text: String, default: &Option<String>, cli: &Option<String>| {
+        if text.is_empty() || Some(&text) == default.as_ref() {
+            cli.clone()
+        } else {
+            Some(text)
+        }
+    };
+    Choices {
+        app_name: pick(s.app_name_text(), &s.app_name_default, &s.app_name_cli),
+        role_name: pick(s.role_name_text(), &s.role_name_default, &s.role_name_cli),
+        ..choices(s)
+    }
+}
+
+/// A named Spot account holds one subscription: it cannot take several.
+pub fn one_account_for_several(s: &State) -> bool {
+    s.targets.len() > 1 && matches!(account_choice(s), SpotAccountChoice::Existing(_))
+}
+
 fn start_plan(s: &mut State, at: Duration) -> Vec<Effect> {
     let Some(target) = s.target.clone() else {
         return vec![];
@@ -424,6 +553,23 @@ fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
             s.steps.insert(step, Status::Pending);
         }
     }
+    if s.targets.len() > 1 {
+        let targets = s.targets.clone();
+        log(s, format!("onboarding {} subscriptions", targets.len()));
+        s.bulk_rows = targets
+            .iter()
+            .map(|t| {
+                (
+                    t.subscription_id.clone(),
+                    (Step::AppRegistration, Status::Pending),
+                )
+            })
+            .collect();
+        return vec![Effect::ApplyMany {
+            targets,
+            choices: shared_choices(s),
+        }];
+    }
     log(
         s,
         format!(
@@ -435,6 +581,135 @@ fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
         target,
         choices: choices(s),
     }]
+}
+
+fn on_applied_many(s: &mut State, report: BulkReport) {
+    let failed = report.failed();
+    log(
+        s,
+        format!(
+            "{} of {} subscription(s) connected",
+            report.reports.len() - failed,
+            report.reports.len()
+        ),
+    );
+    // One account each: the header names one only when they all share it.
+    let first = report
+        .reports
+        .iter()
+        .find_map(|r| r.spot_account_id.clone());
+    s.spot_account_id = first.filter(|a| {
+        report
+            .reports
+            .iter()
+            .all(|r| r.spot_account_id.as_ref() == Some(a))
+    });
+    let ok = failed == 0 && report.stopped.is_none();
+    s.steps.insert(
+        Step::Done,
+        if ok {
+            Status::Done {
+                outcome: Outcome::Created,
+                id: None,
+                detail: "connected".into(),
+                elapsed: None,
+            }
+        } else {
+            Status::Failed {
+                error: report.stopped.clone().unwrap_or(ErrorInfo {
+                    summary: format!("{failed} subscription(s) not connected"),
+                    api: None,
+                    hint: None,
+                }),
+                elapsed: None,
+            }
+        },
+    );
+    s.last_error = (!ok).then(|| {
+        (
+            Origin::Apply,
+            ErrorInfo {
+                summary: format!("{failed} subscription(s) not connected"),
+                api: None,
+                hint: Some("press r to run the failed ones again".into()),
+            },
+        )
+    });
+    s.run = Run::FinishedMany(Box::new(report));
+    s.pane = Pane::Done;
+}
+
+/// The subscriptions whose status is read: every selectable one of the signed-in tenants.
+fn read_status(s: &mut State, at: Duration) -> Vec<Effect> {
+    if s.discovery.ready().is_none() {
+        // Started when the subscriptions arrive.
+        s.health = Load::Idle;
+        return vec![];
+    }
+    let targets: Vec<Target> = s
+        .selectable_subscriptions()
+        .into_iter()
+        .map(Target::from)
+        .collect();
+    s.health = Load::Loading { since: at };
+    vec![Effect::ReadStatus {
+        targets,
+        choices: shared_choices(s),
+    }]
+}
+
+fn status_of(event: StepEvent, prev_since: Option<Duration>, at: Duration) -> Status {
+    let elapsed = prev_since.map(|p| at.saturating_sub(p));
+    match event {
+        StepEvent::Started { detail } => Status::Running { since: at, detail },
+        StepEvent::Waiting {
+            reason,
+            attempt,
+            next_in,
+        } => Status::Waiting {
+            since: prev_since.unwrap_or(at),
+            reason,
+            attempt,
+            next_in,
+            at,
+        },
+        StepEvent::Finished {
+            outcome,
+            id,
+            detail,
+        } => Status::Done {
+            outcome,
+            id,
+            detail,
+            elapsed,
+        },
+        StepEvent::Failed { error } => Status::Failed { error, elapsed },
+        StepEvent::Skipped { reason } => Status::Skipped { reason },
+    }
+}
+
+/// A rotation's or removal's progress: one line per (step, subscription), latest status.
+fn op_progress(
+    s: &mut State,
+    step: Step,
+    subscription: Option<String>,
+    event: StepEvent,
+    at: Duration,
+) {
+    let i = s
+        .op_lines
+        .iter()
+        .position(|l| l.step == step && l.subscription == subscription);
+    let prev_since = i.and_then(|i| s.op_lines[i].status.since());
+    let status = status_of(event, prev_since, at);
+    match i {
+        Some(i) => s.op_lines[i].status = status,
+        None => s.op_lines.push(OpLine {
+            step,
+            subscription,
+            status,
+        }),
+    }
 }
 
 fn on_progress(s: &mut State, p: Progress, at: Duration) {
@@ -456,7 +731,20 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
             step,
             event,
         } => {
-            if let (Some(sub), Some(t)) = (&subscription, &s.target)
+            if s.op_active() {
+                op_progress(s, step, subscription, event, at);
+                return;
+            }
+            if let Some(sub) = &subscription
+                && s.targets.len() > 1
+            {
+                // Each subscription's row; the sidebar shows the latest news of any.
+                let Some((_, prev)) = s.bulk_rows.get(sub) else {
+                    return;
+                };
+                let row = status_of(event.clone(), prev.since(), at);
+                s.bulk_rows.insert(sub.clone(), (step, row));
+            } else if let (Some(sub), Some(t)) = (&subscription, &s.target)
                 && sub != &t.subscription_id
             {
                 return;
@@ -495,7 +783,9 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
                     detail,
                 } => {
                     log(s, format!("{}: {detail}", step.label()));
+                    // Several subscriptions have an account each: the header names none.
                     if step == Step::SpotAccount
+                        && s.targets.len() <= 1
                         && let Some(id) = &id
                     {
                         s.spot_account_id = Some(id.clone());
@@ -602,6 +892,36 @@ fn leave_field(s: &mut State, at: Duration) -> Vec<Effect> {
     }
 }
 
+/// The explicit yes of a rotation or removal.
+fn confirm_op(s: &mut State, at: Duration) -> Vec<Effect> {
+    match s.pane {
+        Pane::Rotate if matches!(s.rotate, OpPhase::Confirm) => {
+            let tenants = s.tenants_with_subscriptions();
+            let Some((tenant, name)) = tenants.get(s.tenant_sel).cloned() else {
+                return vec![];
+            };
+            log(
+                s,
+                format!("rotating the client secret in {name} ({tenant})"),
+            );
+            s.op_lines.clear();
+            s.rotate = OpPhase::Running { since: at };
+            vec![Effect::Rotate {
+                tenant,
+                choices: shared_choices(s),
+            }]
+        }
+        Pane::Remove if matches!(s.remove, OpPhase::Confirm) => {
+            let plans = s.removal_plans.clone();
+            log(s, "removing".to_string());
+            s.op_lines.clear();
+            s.remove = OpPhase::Running { since: at };
+            vec![Effect::Remove { plans }]
+        }
+        _ => vec![],
+    }
+}
+
 pub fn load_accounts(s: &mut State, at: Duration) -> Vec<Effect> {
     let t = s.token_text();
     if t.is_empty() {
@@ -626,6 +946,10 @@ pub fn start(s: &mut State, at: Duration) -> Vec<Effect> {
 
 fn list_len(s: &State) -> usize {
     match s.pane {
+        Pane::Start => MENU.len(),
+        Pane::Status => s.health.ready().map(Vec::len).unwrap_or(0),
+        Pane::Rotate => s.tenants_with_subscriptions().len(),
+        Pane::Remove => s.selectable_subscriptions().len(),
         Pane::SpotAccount => s.account_rows(),
         Pane::Subscription => s.visible_subscriptions().len(),
         Pane::ClientSecret => SECRET_MONTHS.len(),
@@ -647,6 +971,10 @@ fn move_sel(s: &mut State, down: bool) {
     };
     match s.pane {
         Pane::SpotAccount => s.account_sel = step(s.account_sel),
+        Pane::Start => s.menu_sel = step(s.menu_sel),
+        Pane::Status => s.health_sel = step(s.health_sel),
+        Pane::Rotate => s.tenant_sel = step(s.tenant_sel),
+        Pane::Remove => s.remove_sel = step(s.remove_sel),
         Pane::ClientSecret => s.months_sel = step(s.months_sel),
         Pane::Subscription => {
             // Skip rows that cannot be chosen (Disabled, Deleted, PastDue).
@@ -674,7 +1002,7 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             if s.confirm_quit {
                 return quit(s, exit::INTERRUPTED);
             }
-            if s.run_active() {
+            if s.busy() {
                 s.confirm_quit = true;
                 s.show_help = false;
                 vec![]
@@ -736,6 +1064,26 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             if s.field.is_some() {
                 return leave_field(s, at);
             }
+            match s.pane {
+                // From a confirmation back to the choice; from a result to the start screen.
+                Pane::Rotate if matches!(s.rotate, OpPhase::Confirm) => {
+                    s.rotate = OpPhase::Choose;
+                    return vec![];
+                }
+                Pane::Remove if matches!(s.remove, OpPhase::Confirm) => {
+                    s.remove = OpPhase::Choose;
+                    return vec![];
+                }
+                Pane::Rotate | Pane::Remove => {
+                    s.rotate = OpPhase::Choose;
+                    s.remove = OpPhase::Choose;
+                    s.op_lines.clear();
+                    if matches!(s.last_error, Some((Origin::Rotate | Origin::Remove, _))) {
+                        s.last_error = None;
+                    }
+                }
+                _ => {}
+            }
             if let Some(p) = s.pane.prev() {
                 s.pane = p;
                 refresh_pre_steps(s, at);
@@ -743,6 +1091,19 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             vec![]
         }
         Cmd::Retry => retry(s, at),
+        Cmd::Toggle => {
+            if let Some(sub) = s.selected_subscription()
+                && sub.selectable()
+            {
+                let id = sub.subscription_id.clone();
+                if !s.selected.remove(&id) {
+                    s.selected.insert(id);
+                }
+            }
+            vec![]
+        }
+        Cmd::Refresh => read_status(s, at),
+        Cmd::Confirm => confirm_op(s, at),
         Cmd::Continue => {
             if s.field.is_some() {
                 let fx = leave_field(s, at);
@@ -780,7 +1141,34 @@ fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
             vec![Effect::SignIn]
         }
         Origin::Plan => start_plan(s, at),
-        Origin::Apply => start_apply(s, at),
+        Origin::Apply => {
+            // After a bulk run: only the subscriptions that failed.
+            if let Run::FinishedMany(b) = &s.run {
+                let failed: Vec<String> = b
+                    .reports
+                    .iter()
+                    .filter(|r| r.verdict != Verdict::Connected)
+                    .map(|r| r.subscription_id.clone())
+                    .collect();
+                s.targets.retain(|t| failed.contains(&t.subscription_id));
+                s.target = s.targets.first().cloned();
+                // Through bulk again, even for one: the names are the shared ones.
+                let fx = start_apply(s, at);
+                return fx
+                    .into_iter()
+                    .map(|e| match e {
+                        Effect::Apply { target, .. } => Effect::ApplyMany {
+                            targets: vec![target],
+                            choices: shared_choices(s),
+                        },
+                        e => e,
+                    })
+                    .collect();
+            }
+            start_apply(s, at)
+        }
+        Origin::Status => read_status(s, at),
+        Origin::Rotate | Origin::Remove => vec![],
     }
 }
 
@@ -788,6 +1176,56 @@ fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
 fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
     let mut fx = vec![];
     match s.pane {
+        Pane::Start => {
+            match s.menu_sel {
+                0 => {
+                    s.pane = Pane::SpotAccount;
+                    refresh_pre_steps(s, at);
+                }
+                1 => {
+                    s.pane = Pane::Status;
+                    // Read afresh each time: a rotation or removal may have changed it.
+                    if !s.health.is_loading() {
+                        return read_status(s, at);
+                    }
+                }
+                2 => {
+                    s.pane = Pane::Rotate;
+                    s.rotate = OpPhase::Choose;
+                }
+                _ => {
+                    s.pane = Pane::Remove;
+                    s.remove = OpPhase::Choose;
+                }
+            }
+            return vec![];
+        }
+        Pane::Status => return vec![],
+        Pane::Rotate => {
+            if matches!(s.rotate, OpPhase::Choose)
+                && s.tenant_sel < s.tenants_with_subscriptions().len()
+            {
+                s.rotate = OpPhase::Confirm;
+            }
+            return vec![];
+        }
+        Pane::Remove => {
+            if !matches!(s.remove, OpPhase::Choose) {
+                return vec![];
+            }
+            let Some(sub) = s.selectable_subscriptions().get(s.remove_sel).copied() else {
+                return vec![];
+            };
+            let target = Target::from(sub);
+            s.remove = OpPhase::Planning { since: at };
+            s.removal_plans.clear();
+            s.removal_rows.clear();
+            s.op_lines.clear();
+            return vec![Effect::PlanRemoval {
+                targets: vec![target],
+                choices: shared_choices(s),
+            }];
+        }
         Pane::SpotAccount => {
             if s.token_text().trim().is_empty() {
                 // Nothing can be done in Spot without a token: ask for it.
@@ -807,17 +1245,31 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
             }
         }
         Pane::Subscription => {
-            let Some(sub) = s.selected_subscription() else {
-                return vec![];
+            // Toggled ones (in discovery order), or else the highlighted one.
+            let toggled: Vec<Target> = s
+                .discovery
+                .ready()
+                .map(|d| {
+                    d.subscriptions
+                        .iter()
+                        .filter(|x| x.selectable() && s.selected.contains(&x.subscription_id))
+                        .map(Target::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let targets = if toggled.is_empty() {
+                let Some(sub) = s.selected_subscription() else {
+                    return vec![];
+                };
+                if !sub.selectable() {
+                    return vec![];
+                }
+                vec![Target::from(sub)]
+            } else {
+                toggled
             };
-            if !sub.selectable() {
-                return vec![];
-            }
-            let target = Target {
-                tenant_id: sub.tenant_id.clone(),
-                subscription_id: sub.subscription_id.clone(),
-                subscription_name: sub.display_name.clone(),
-            };
+            let target = targets[0].clone();
+            s.targets = targets;
             let changed = s.target.as_ref() != Some(&target);
             s.target = Some(target);
             if changed || matches!(s.plan, Load::Idle | Load::Failed(_)) {
@@ -831,6 +1283,7 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
         Pane::Confirm => {
             if let Some(p) = s.plan.ready()
                 && !p.items.iter().any(|i| i.action == PlanAction::Blocked)
+                && !one_account_for_several(s)
             {
                 fx = start_apply(s, at);
             }

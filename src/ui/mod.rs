@@ -1,6 +1,7 @@
 //! Drawing: a pure function of `app::State` and the time passed in (no I/O, no clock reads).
 //! 16 ANSI colours only; none at all when `NO_COLOR` is set (`State::color`).
 
+mod life;
 mod panes;
 
 use crate::app::keymap;
@@ -107,7 +108,7 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         (body, None)
     };
     // The summary needs the width for its ids: on a narrow terminal it takes the whole body.
-    if state.pane == Pane::Done && main.width < 120 {
+    if state.pane.full_width() || (state.pane == Pane::Done && main.width < 120) {
         panes::draw_pane(frame, state, theme, now, main);
     } else {
         let [side, pane] =
@@ -124,7 +125,7 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         draw_help(frame, state, theme, area);
     }
     if state.confirm_quit {
-        draw_quit(frame, theme, area);
+        draw_quit(frame, state, theme, area);
     }
 }
 
@@ -154,7 +155,29 @@ fn draw_header(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
             format!("{}…", &x[..8])
         }
     };
+    let several = s.targets.len().max(if s.target.is_none() {
+        s.selected.len()
+    } else {
+        0
+    });
     let (tenant, sub) = match &s.target {
+        Some(_) | None if several > 1 => {
+            let ts: std::collections::BTreeSet<&str> = if s.targets.len() > 1 {
+                s.targets.iter().map(|t| t.tenant_id.as_str()).collect()
+            } else {
+                s.selectable_subscriptions()
+                    .into_iter()
+                    .filter(|x| s.selected.contains(&x.subscription_id))
+                    .map(|x| x.tenant_id.as_str())
+                    .collect()
+            };
+            let tenant = match (ts.len(), ts.iter().next()) {
+                (1, Some(t)) => s.tenant_name(t).unwrap_or_else(|| t.to_string()),
+                (0, _) => "-".into(),
+                (n, _) => format!("{n} tenants"),
+            };
+            (tenant, format!("{several} subscriptions"))
+        }
         Some(tg) => (
             match s.tenant_name(&tg.tenant_id) {
                 Some(n) => format!("{n} ({})", id(&tg.tenant_id)),
@@ -194,6 +217,7 @@ fn status_cell(st: &Status, t: Theme, now: Now) -> (String, Style, String) {
             Outcome::Reused => ("=".into(), t.ok(), time(elapsed)),
             Outcome::Updated => ("↑".into(), t.ok(), time(elapsed)),
         },
+        Status::Chosen { .. } => ("✓".into(), t.ok(), String::new()),
         Status::Failed { elapsed, .. } => ("✗".into(), t.bad(), time(elapsed)),
         Status::Skipped { .. } => ("-".into(), t.dim(), String::new()),
     }
@@ -216,6 +240,7 @@ pub(crate) fn status_word(st: &Status) -> &'static str {
             outcome: Outcome::Updated,
             ..
         } => "updated",
+        Status::Chosen { .. } => "done",
         Status::Failed { .. } => "failed",
         Status::Skipped { .. } => "skipped",
     }
@@ -260,7 +285,10 @@ fn draw_sidebar(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(" · pending  ◔ waiting", t.dim())));
-    lines.push(Line::from(Span::styled(" ✓ created  = reused", t.dim())));
+    lines.push(Line::from(Span::styled(
+        " ✓ done/created  = reused",
+        t.dim(),
+    )));
     lines.push(Line::from(Span::styled(" ↑ updated  ✗ failed", t.dim())));
     let block = Block::default().borders(Borders::ALL).title(" Steps ");
     frame.render_widget(Paragraph::new(lines).block(block), area);
@@ -349,9 +377,14 @@ fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     );
 }
 
-fn draw_quit(frame: &mut Frame, t: Theme, area: Rect) {
+fn draw_quit(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let what = match s.pane {
+        Pane::Rotate => "The rotation is still running.",
+        Pane::Remove => "The removal is still running.",
+        _ => "Onboarding is still running.",
+    };
     let lines = vec![
-        Line::from(Span::styled("Onboarding is still running.", t.bold())),
+        Line::from(Span::styled(what, t.bold())),
         Line::from(""),
         Line::from("Quit now? What is done so far is saved;"),
         Line::from("running spot-connect again resumes from there."),

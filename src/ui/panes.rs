@@ -4,6 +4,7 @@ use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
 use crate::app::update::secs;
 use crate::cli::AuthMethod;
+use crate::onboard::bulk::BulkReport;
 use crate::onboard::model::{ErrorInfo, PlanAction, PlanItem, Step};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -23,6 +24,10 @@ fn title(s: &State) -> String {
         Pane::Confirm => "Review: what will be written",
         Pane::Apply => s.apply_focus.map(Step::label).unwrap_or("Onboarding"),
         Pane::Done => "Done",
+        Pane::Start => "What do you want to do?",
+        Pane::Status => "Status",
+        Pane::Rotate => "Rotate a client secret",
+        Pane::Remove => "Remove what spot-connect created",
     };
     format!(" {t} ")
 }
@@ -48,10 +53,14 @@ pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: 
         Pane::Confirm => confirm(frame, s, t, now, inner),
         Pane::Apply => apply(frame, s, t, now, inner),
         Pane::Done => done(frame, s, t, inner),
+        Pane::Start => super::life::start(frame, s, t, now, inner),
+        Pane::Status => super::life::status(frame, s, t, now, inner),
+        Pane::Rotate => super::life::rotate(frame, s, t, now, inner),
+        Pane::Remove => super::life::remove(frame, s, t, now, inner),
     }
 }
 
-fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
+pub(super) fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
@@ -127,7 +136,7 @@ pub(crate) fn error_lines(e: &ErrorInfo, t: Theme, retry: bool) -> Vec<Line<'sta
     v
 }
 
-fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
+pub(super) fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
     Line::from(vec![
         Span::styled(format!("{} ", spinner(now)), t.accent()),
         Span::raw(what.to_string()),
@@ -303,7 +312,78 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
 }
 
 /// A GUID shortened to its first 8 characters when narrow; an ARM id to its last segment.
-fn short_id(id: &str, wide: bool) -> String {
+/// "Report reports/….json" and "in ~/.local/state/spot-connect": relative to the state dir
+/// when under it, the middle elided when still too long.
+fn report_lines(s: &State, p: &std::path::Path, t: Theme, w: usize) -> Vec<Line<'static>> {
+    let full = p.display().to_string();
+    let room = w.saturating_sub(7);
+    let under = s.state_dir.as_deref().and_then(|d| {
+        let d = d.trim_end_matches('/');
+        let abs = d
+            .strip_prefix("~/")
+            .and_then(|rest| {
+                full.find(&format!("/{rest}/"))
+                    .map(|i| &full[..i + rest.len() + 1])
+            })
+            .unwrap_or(d);
+        full.strip_prefix(abs)
+            .and_then(|r| r.strip_prefix('/'))
+            .map(|r| (r.to_string(), d.to_string()))
+    });
+    match under {
+        Some((rel, dir)) => vec![
+            Line::from(vec![
+                Span::raw("Report "),
+                Span::styled(elide_path(&rel, room), t.accent()),
+            ]),
+            Line::from(Span::styled(
+                format!("    in {}", elide_path(&dir, room)),
+                t.dim(),
+            )),
+        ],
+        None => vec![Line::from(vec![
+            Span::raw("Report "),
+            Span::styled(elide_path(&full, room), t.accent()),
+        ])],
+    }
+}
+
+/// `text` cut to `w` columns, with … where it was cut.
+pub(crate) fn fit(text: &str, w: usize) -> String {
+    if text.chars().count() <= w {
+        return text.to_string();
+    }
+    if w == 0 {
+        return String::new();
+    }
+    let mut out: String = text.chars().take(w - 1).collect();
+    out.push('…');
+    out
+}
+
+/// A path that fits in `w` columns: its middle elided, the file name and its folder kept.
+pub(crate) fn elide_path(path: &str, w: usize) -> String {
+    let n = path.chars().count();
+    if n <= w {
+        return path.to_string();
+    }
+    let tail: Vec<&str> = path.rsplitn(3, '/').collect();
+    let keep = match tail.as_slice() {
+        [file, dir, _] => format!("{dir}/{file}"),
+        _ => path.to_string(),
+    };
+    let keep_n = keep.chars().count();
+    if keep_n + 2 > w {
+        // Not even the last two parts fit: keep the end.
+        let skip = n.saturating_sub(w.saturating_sub(1));
+        return format!("…{}", path.chars().skip(skip).collect::<String>());
+    }
+    let head_n = w - keep_n - 2;
+    let head: String = path.chars().take(head_n).collect();
+    format!("{head}…/{keep}")
+}
+
+pub(super) fn short_id(id: &str, wide: bool) -> String {
     let last = id.rsplit('/').next().unwrap_or(id);
     if id.contains('/') && !wide {
         return short_id(last, false);
@@ -357,8 +437,16 @@ fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                     name.pop();
                     name.push('…');
                 }
+                let mark = if !sub.selectable() {
+                    "   "
+                } else if s.selected.contains(&sub.subscription_id) {
+                    "[x]"
+                } else {
+                    "[ ]"
+                };
                 lines.push(Line::from(vec![
                     Span::styled(if sel { "› " } else { "  " }, t.accent()),
+                    Span::styled(format!("{mark} "), t.accent()),
                     Span::styled(
                         format!("{name:<name_w$} {} ", short_id(&sub.subscription_id, wide)),
                         base,
@@ -368,6 +456,16 @@ fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                         if sub.selectable() { t.ok() } else { t.dim() },
                     ),
                 ]));
+            }
+            if !s.selected.is_empty() {
+                lines.push(Line::from(""));
+                lines.push(Line::from(Span::styled(
+                    format!(
+                        "{} selected: Enter onboards them together (one app and role per tenant)",
+                        s.selected.len()
+                    ),
+                    t.bold(),
+                )));
             }
             if let Some(sel) = s.selected_subscription() {
                 lines.push(Line::from(""));
@@ -407,7 +505,8 @@ fn action_word(a: PlanAction) -> &'static str {
     }
 }
 
-fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
+/// One plan item; its name cut with … to stay on the line (`w` columns).
+fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
     let style = match i.action {
         PlanAction::Create => t.ok(),
         PlanAction::Reuse => t.accent(),
@@ -420,7 +519,10 @@ fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
             style.add_modifier(Modifier::BOLD),
         ),
         Span::raw(format!("{}: ", i.object)),
-        Span::styled(i.name.clone(), t.bold()),
+        Span::styled(
+            fit(&i.name, w.saturating_sub(8 + i.object.chars().count() + 2)),
+            t.bold(),
+        ),
     ])];
     v.push(Line::from(Span::styled(
         format!("        {}", i.reason),
@@ -453,7 +555,7 @@ fn plan_line(i: &PlanItem, t: Theme) -> Vec<Line<'static>> {
     v
 }
 
-fn plan_status(s: &State, t: Theme, now: Now, step: Step) -> Vec<Line<'static>> {
+fn plan_status(s: &State, t: Theme, now: Now, step: Step, w: usize) -> Vec<Line<'static>> {
     let mut v = vec![];
     match &s.plan {
         Load::Idle => v.push(Line::from(Span::styled(
@@ -464,7 +566,7 @@ fn plan_status(s: &State, t: Theme, now: Now, step: Step) -> Vec<Line<'static>> 
         Load::Failed(e) => v.extend(error_lines(e, t, true)),
         Load::Ready(_) => {
             for i in s.plan_items(step) {
-                v.extend(plan_line(i, t));
+                v.extend(plan_line(i, t, w));
             }
         }
     }
@@ -502,7 +604,7 @@ fn named(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect, which: Fi
         }
     }
     lines.push(Line::from(""));
-    lines.extend(plan_status(s, t, now, step));
+    lines.extend(plan_status(s, t, now, step, area.width as usize));
     para(frame, lines, rest);
 }
 
@@ -541,7 +643,13 @@ fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         "The secret's value goes straight to Spot: it is never shown, written to disk or logged. Only its expiry date and key id are kept. The tenant's policy may cap the lifetime.",
     ));
     lines.push(Line::from(""));
-    lines.extend(plan_status(s, t, now, Step::ClientSecret));
+    lines.extend(plan_status(
+        s,
+        t,
+        now,
+        Step::ClientSecret,
+        area.width as usize,
+    ));
     para(frame, lines, area);
 }
 
@@ -549,6 +657,8 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
     match &s.plan {
         Load::Ready(p) => {
+            // One row per object, whatever the width: " + " object(19) name.
+            let name_w = (area.width as usize).saturating_sub(3 + 19);
             let writes: Vec<&PlanItem> = p.writes().collect();
             let blocked: Vec<&PlanItem> = p.blocked().collect();
             let reused: Vec<&PlanItem> = p
@@ -556,6 +666,12 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 .iter()
                 .filter(|i| i.action == PlanAction::Reuse)
                 .collect();
+            if s.targets.len() > 1 {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{} subscriptions", s.targets.len()), t.bold()),
+                    Span::raw(": the plan of the first is shown; the app, secret and role are shared per tenant, an assignment and Spot credentials are made for each."),
+                ]));
+            }
             lines.push(Line::from(Span::styled(
                 format!(
                     "{} object(s) will be written (+ create, ~ update):",
@@ -579,7 +695,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                         },
                     ),
                     Span::raw(format!("{:<19}", i.object)),
-                    Span::styled(i.name.clone(), t.bold()),
+                    Span::styled(fit(&i.name, name_w), t.bold()),
                 ]));
             }
             if !reused.is_empty() {
@@ -589,12 +705,20 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                     lines.push(Line::from(vec![
                         Span::styled(" = ", t.accent()),
                         Span::raw(format!("{:<19}", i.object)),
-                        Span::raw(i.name.clone()),
+                        Span::raw(fit(&i.name, name_w)),
                     ]));
                 }
             }
             lines.push(Line::from(""));
-            if blocked.is_empty() {
+            if crate::app::update::one_account_for_several(s) {
+                lines.push(Line::from(vec![
+                    Span::styled("Blocked: ", t.bad()),
+                    Span::raw(format!(
+                        "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
+                        s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
+                    )),
+                ]));
+            } else if blocked.is_empty() {
                 lines.push(Line::from(vec![
                     Span::raw("Secret lifetime "),
                     Span::styled(format!("{} months", s.secret_months()), t.bold()),
@@ -604,7 +728,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 ]));
             } else {
                 for i in &blocked {
-                    lines.extend(plan_line(i, t));
+                    lines.extend(plan_line(i, t, area.width as usize));
                 }
                 lines.push(Line::from(vec![
                     Span::styled("Blocked: ", t.bad()),
@@ -614,7 +738,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 ]));
             }
         }
-        _ => lines.extend(plan_status(s, t, now, Step::Done)),
+        _ => lines.extend(plan_status(s, t, now, Step::Done, area.width as usize)),
     }
     para(frame, lines, area);
 }
@@ -648,7 +772,7 @@ fn step_detail(st: &Status, t: Theme, now: Now) -> Vec<Line<'static>> {
                 )),
             ]
         }
-        Status::Done { detail, id, .. } => {
+        Status::Done { detail, id, .. } | Status::Chosen { detail, id } => {
             let mut v = vec![Line::from(vec![
                 Span::styled(format!("✓ {} ", status_word(st)), t.ok()),
                 Span::raw(detail.clone()),
@@ -691,7 +815,7 @@ fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         let style = match st {
             Status::Failed { .. } => t.bad(),
             Status::Waiting { .. } => t.warn(),
-            Status::Done { .. } => t.ok(),
+            Status::Done { .. } | Status::Chosen { .. } => t.ok(),
             Status::Running { .. } => t.accent(),
             _ => t.dim(),
         };
@@ -707,6 +831,10 @@ fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(format!("{:<8}", status_word(st)), style),
             Span::styled(id, t.dim()),
         ]));
+    }
+    if s.targets.len() > 1 {
+        lines.push(Line::from(""));
+        lines.extend(bulk_rows(s, t, area.width as usize));
     }
     lines.push(Line::from(""));
     match &s.run {
@@ -735,8 +863,127 @@ fn display_id(id: &str, room: usize) -> String {
     }
 }
 
+/// One row per subscription of a bulk run: name, latest step, its status.
+fn bulk_rows(s: &State, t: Theme, w: usize) -> Vec<Line<'static>> {
+    let mut v = vec![];
+    for tg in &s.targets {
+        let Some((step, st)) = s.bulk_rows.get(&tg.subscription_id) else {
+            continue;
+        };
+        let style = match st {
+            Status::Failed { .. } => t.bad(),
+            Status::Waiting { .. } => t.warn(),
+            Status::Done { .. } => t.ok(),
+            Status::Running { .. } => t.accent(),
+            _ => t.dim(),
+        };
+        let name_w = w.saturating_sub(17 + 9).clamp(10, 40);
+        v.push(Line::from(vec![
+            Span::raw(format!("{:<name_w$} ", fit(&tg.subscription_name, name_w))),
+            Span::raw(format!("{:<17}", step.label())),
+            Span::styled(status_word(st).to_string(), style),
+        ]));
+    }
+    v
+}
+
+/// The Done pane of a bulk run: one row per subscription with its outcome.
+fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport) {
+    let mut lines: Vec<Line<'static>> = vec![];
+    let failed = b.failed();
+    let n = b.reports.len();
+    lines.push(Line::from(if failed == 0 && b.stopped.is_none() {
+        Span::styled(
+            format!("✓ {n} subscriptions are connected to Spot"),
+            t.ok().add_modifier(Modifier::BOLD),
+        )
+    } else {
+        Span::styled(
+            format!(
+                "✗ {} of {n} subscriptions connected, {failed} failed",
+                n - failed
+            ),
+            t.bad(),
+        )
+    }));
+    lines.push(Line::from(""));
+    let w = area.width as usize;
+    let name_w = w.saturating_sub(12 + 10 + 14).clamp(12, 40);
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{:<12}{:<name_w$} {:<10}{}",
+            "outcome", "subscription", "id", "Spot account"
+        ),
+        t.dim(),
+    )));
+    for r in &b.reports {
+        let ok = r.verdict == crate::onboard::model::Verdict::Connected;
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{:<12}", if ok { "✓ connected" } else { "✗ failed" }),
+                if ok { t.ok() } else { t.bad() },
+            ),
+            Span::raw(format!("{:<name_w$} ", fit(&r.subscription_name, name_w))),
+            Span::styled(
+                format!("{:<10}", short_id(&r.subscription_id, false)),
+                t.dim(),
+            ),
+            Span::styled(
+                r.spot_account_id.clone().unwrap_or_else(|| "-".into()),
+                t.accent(),
+            ),
+        ]));
+        if let Some(e) = &r.error {
+            lines.push(Line::from(Span::styled(
+                format!("            {}", fit(&e.summary, w.saturating_sub(12))),
+                t.bad(),
+            )));
+        }
+    }
+    if let Some(e) = &b.stopped {
+        lines.push(Line::from(""));
+        lines.extend(error_lines(e, t, false));
+    }
+    if s.retryable().is_some() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(vec![
+            Span::raw("Press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to run the failed ones again (what is done is kept)."),
+        ]));
+    }
+    lines.push(Line::from(""));
+    if let Some(exp) = b.reports.iter().filter_map(|r| r.secret_expires).min() {
+        lines.push(Line::from(vec![
+            Span::raw("Client secret expires "),
+            Span::styled(exp.date().to_string(), t.bold()),
+        ]));
+    }
+    if let Some(p) = b.reports.iter().find_map(|r| r.report_path.clone()) {
+        // One report per subscription, all in the same folder.
+        let dir = match (&s.state_dir, p.parent()) {
+            (Some(d), _) => format!("{d}/reports"),
+            (None, Some(d)) => d.display().to_string(),
+            (None, None) => String::new(),
+        };
+        lines.push(Line::from(vec![
+            Span::raw("Reports (one per subscription) in "),
+            Span::styled(elide_path(&dir, w.saturating_sub(34)), t.accent()),
+        ]));
+    }
+    lines.push(Line::from(format!(
+        "Took {}.",
+        fmt_elapsed(std::time::Duration::from_millis(b.total_ms))
+    )));
+    para(frame, lines, area);
+}
+
 fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
+    if let Run::FinishedMany(b) = &s.run {
+        done_many(frame, s, t, area, b);
+        return;
+    }
     let Run::Finished(r) = &s.run else {
         para(frame, vec![Line::from("Not finished.")], area);
         return;
@@ -793,20 +1040,39 @@ fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         ]));
     }
     if let Some(p) = &r.report_path {
-        let path = p.display().to_string();
-        if path.chars().count() + 7 <= area.width as usize {
-            lines.push(Line::from(vec![
-                Span::raw("Report "),
-                Span::styled(path, t.accent()),
-            ]));
-        } else {
-            lines.push(Line::from("Report (JSON, no secrets):"));
-            lines.push(Line::from(Span::styled(path, t.accent())));
-        }
+        lines.extend(report_lines(s, p, t, area.width as usize));
     }
     lines.push(Line::from(format!(
         "Took {}.",
         fmt_elapsed(std::time::Duration::from_millis(r.total_ms))
     )));
     para(frame, lines, area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_with_an_ellipsis() {
+        assert_eq!(
+            fit("spot-connect 2026-11-28", 40),
+            "spot-connect 2026-11-28"
+        );
+        assert_eq!(fit("spot-connect 2026-11-28", 10), "spot-conn…");
+        assert_eq!(fit("abc", 0), "");
+    }
+
+    #[test]
+    fn long_paths_keep_their_end() {
+        let p = "/home/someone/with/a/very/long/state/dir/spot-connect/reports/9b1c3e7a.json";
+        let e = elide_path(p, 50);
+        assert_eq!(e.chars().count(), 50);
+        assert!(e.ends_with("…/reports/9b1c3e7a.json"), "{e}");
+        assert!(e.starts_with("/home/someone"), "{e}");
+        assert_eq!(elide_path("/a/b.json", 50), "/a/b.json");
+        let tiny = elide_path(p, 12);
+        assert_eq!(tiny.chars().count(), 12);
+        assert!(tiny.ends_with("e7a.json"), "{tiny}");
+    }
 }

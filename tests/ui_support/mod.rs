@@ -60,6 +60,8 @@ pub fn init() -> Init {
         role_name: None,
         secret_months: 12,
         size: (80, 24),
+        state_dir: Some("~/.local/state/spot-connect".into()),
+        subscriptions: vec![],
     }
 }
 
@@ -182,7 +184,7 @@ pub fn plan() -> Plan {
             item(
                 Step::ClientSecret,
                 "client secret",
-                "spot-connect 2026-11-28",
+                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
                 PlanAction::Create,
                 None,
                 "a new secret for Spot, 12 months",
@@ -295,7 +297,7 @@ pub fn report() -> Report {
             obj(
                 Step::ClientSecret,
                 "client secret",
-                "spot-connect 2026-11-28",
+                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
                 "0d1e2f3a-1111-4222-8333-000000000012",
                 Outcome::Created,
             ),
@@ -325,7 +327,7 @@ pub fn report() -> Report {
         durations_ms: vec![],
         total_ms: 18_400,
         error: None,
-        report_path: Some("/home/ops/.local/state/spot-connect/reports/9b1c3e7a.json".into()),
+        report_path: Some("/home/operator/.local/state/spot-connect/reports/20261128T231502.123Z-9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13.json".into()),
     }
 }
 
@@ -348,6 +350,24 @@ pub fn started_state() -> State {
         vec![Action::Progress(Progress::DeviceCode(device_code()))],
     );
     feed(&mut s, 0.6, vec![Action::SpotAccounts(Ok(accounts()))]);
+    // The start screen: Enter is "Connect subscriptions".
+    feed(&mut s, 0.7, vec![enter()]);
+    s
+}
+
+/// The start screen, with sign-in and discovery answered.
+pub fn home_state() -> State {
+    let mut s = State::new(init());
+    start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.6,
+        vec![
+            Action::SpotAccounts(Ok(accounts())),
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+        ],
+    );
     s
 }
 
@@ -491,4 +511,183 @@ pub fn render(s: &State, w: u16, h: u16, now: Now) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The status of the three selectable subscriptions: connected, expiring, broken.
+pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
+    use spot_connect::onboard::status::*;
+    let app = AppInfo {
+        object_id: "a1b2c3d4-1111-4222-8333-000000000010".into(),
+        app_id: "b2c3d4e5-1111-4222-8333-000000000020".into(),
+        display_name: "spot-connect-72f988bf".into(),
+    };
+    let secret = |days: i64| SecretInfo {
+        key_id: "0d1e2f3a-1111-4222-8333-000000000012".into(),
+        display_name: Some("spot-connect 72f988bf".into()),
+        end_date_time: Some(datetime!(2026-11-28 23:30:00 UTC) + time::Duration::days(days)),
+        days_left: Some(days),
+    };
+    let role = RoleInfo {
+        id: "4f1e2d3c-aaaa-4bbb-8ccc-000000000001".into(),
+        name: "Spot.io Custom Role".into(),
+        assignable_here: true,
+        assignable_scopes: 2,
+        drift: Drift::default(),
+    };
+    let spot = |id: &str| SpotInfo {
+        account_id: id.into(),
+        name: "Contoso Production".into(),
+        credentials: None,
+    };
+    vec![
+        SubscriptionStatus {
+            tenant_id: TENANT.into(),
+            subscription_id: SUB.into(),
+            subscription_name: "Contoso Production".into(),
+            verdict: Health::Connected,
+            problems: vec![],
+            app: Some(app.clone()),
+            service_principal_id: Some("e5f6a7b8-1111-4222-8333-000000000011".into()),
+            secret: Some(secret(364)),
+            role: Some(role.clone()),
+            role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000013".into()),
+            spot_account: Some(spot(ACCOUNT)),
+        },
+        SubscriptionStatus {
+            tenant_id: TENANT.into(),
+            subscription_id: SUB3.into(),
+            subscription_name: "Contoso Staging".into(),
+            verdict: Health::Expiring,
+            problems: vec!["the client secret ends in 12 days: run rotate-secret".into()],
+            app: Some(app),
+            service_principal_id: Some("e5f6a7b8-1111-4222-8333-000000000011".into()),
+            secret: Some(secret(12)),
+            role: Some(role),
+            role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000014".into()),
+            spot_account: Some(spot("act-51e0b7c2")),
+        },
+        SubscriptionStatus {
+            tenant_id: TENANT2.into(),
+            subscription_id: SUB4.into(),
+            subscription_name: "Fabrikam Analytics".into(),
+            verdict: Health::Broken,
+            problems: vec![
+                "no app registration named spot-connect-0b5c1e2a".into(),
+                "no Spot account is connected to this subscription".into(),
+            ],
+            app: None,
+            service_principal_id: None,
+            secret: None,
+            role: None,
+            role_assignment_id: None,
+            spot_account: None,
+        },
+    ]
+}
+
+pub fn rotate_report(complete: bool) -> spot_connect::onboard::rotate::RotateReport {
+    use spot_connect::onboard::rotate::*;
+    RotateReport {
+        tenant_id: TENANT.into(),
+        app_id: "b2c3d4e5-1111-4222-8333-000000000020".into(),
+        new_key_id: Some("9f8e7d6c-1111-4222-8333-000000000099".into()),
+        new_end_date_time: Some(datetime!(2027-11-28 23:31:00 UTC)),
+        accounts: vec![
+            RotatedAccount {
+                account_id: ACCOUNT.into(),
+                subscription_id: SUB.into(),
+                updated: true,
+                error: None,
+            },
+            RotatedAccount {
+                account_id: "act-51e0b7c2".into(),
+                subscription_id: SUB3.into(),
+                updated: complete,
+                error: (!complete).then(connect_error),
+            },
+        ],
+        removed_key_ids: if complete {
+            vec!["0d1e2f3a-1111-4222-8333-000000000012".into()]
+        } else {
+            vec![]
+        },
+        left_key_ids: if complete {
+            vec![]
+        } else {
+            vec![(
+                "0d1e2f3a-1111-4222-8333-000000000012".into(),
+                "act-51e0b7c2 still uses it".into(),
+            )]
+        },
+        complete,
+        error: None,
+    }
+}
+
+/// What removing Contoso Production would do (as `plan_removal` finds it).
+pub fn removal_rows() -> Vec<spot_connect::app::state::RemovalRow> {
+    use spot_connect::app::state::RemovalRow;
+    use spot_connect::onboard::remove::RemovalAction;
+    let row = |object: &str, name: &str, id: &str, action, reason: &str| RemovalRow {
+        object: object.into(),
+        name: name.into(),
+        id: id.into(),
+        action,
+        reason: reason.into(),
+    };
+    vec![
+        row(
+            "role assignment",
+            "Spot.io Custom Role",
+            "7a8b9c0d-1111-4222-8333-000000000013",
+            RemovalAction::Delete,
+            "ours: our role to our app's service principal",
+        ),
+        row(
+            "custom role",
+            "Spot.io Custom Role",
+            "4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+            RemovalAction::Update,
+            "still assignable in Contoso Staging: this subscription leaves its scopes",
+        ),
+        row(
+            "client secret",
+            "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
+            "0d1e2f3a-1111-4222-8333-000000000012",
+            RemovalAction::Delete,
+            "the secret of this subscription's Spot account",
+        ),
+        row(
+            "app registration",
+            "spot-connect-72f988bf",
+            "a1b2c3d4-1111-4222-8333-000000000010",
+            RemovalAction::Keep,
+            "Contoso Staging still uses it",
+        ),
+        row(
+            "Spot account",
+            "Contoso Production",
+            ACCOUNT,
+            RemovalAction::Keep,
+            "its Azure credentials are removed; the account stays (--delete-spot-account)",
+        ),
+    ]
+}
+
+/// Two subscriptions onboarded together: one connected, one failed.
+pub fn bulk_report() -> spot_connect::onboard::bulk::BulkReport {
+    let ok = report();
+    let mut failed = report();
+    failed.subscription_id = SUB3.into();
+    failed.subscription_name = "Contoso Staging".into();
+    failed.verdict = Verdict::Failed;
+    failed.spot_account_id = Some("act-51e0b7c2".into());
+    failed.error = Some(connect_error());
+    spot_connect::onboard::bulk::BulkReport {
+        reports: vec![ok, failed],
+        stopped: None,
+        throttled: 0,
+        peak_concurrency: 2,
+        total_ms: 21_400,
+    }
 }
