@@ -343,3 +343,63 @@ fn sigterm_and_sighup_restore_the_terminal_and_a_next_run_resumes() {
     t.send(3, "Enter");
     assert_eq!(t.exit_code(3), 0);
 }
+
+/// An SSH drop right after `q`: the terminal disappears while the wizard is shutting down. It
+/// must still exit (it used to wait forever for its input thread, spinning on the dead tty).
+#[test]
+fn the_wizard_exits_when_its_terminal_closes_right_after_q() {
+    let t = Tmux::new("hangup-q");
+    let state = t.state_dir();
+    let cmd = format!("{BIN} --demo --state-dir {}", state.display());
+    let out = Command::new("tmux")
+        .args([
+            "-L",
+            &t.socket,
+            "new-session",
+            "-d",
+            "-s",
+            "hq",
+            "-x",
+            "80",
+            "-y",
+            "24",
+        ])
+        .arg(&cmd)
+        .output()
+        .expect("tmux new-session");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    while !t
+        .tmux(&["capture-pane", "-p", "-t", "hq"])
+        .contains("What do you want to do?")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the wizard did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.tmux(&["send-keys", "-t", "hq", "q"]);
+    t.tmux(&["kill-server"]);
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("state-dir {}", state.display())])
+            .output()
+            .map(|o| !o.stdout.is_empty())
+            .unwrap_or(false)
+    };
+    let t1 = Instant::now();
+    while running() {
+        if t1.elapsed() > Duration::from_secs(10) {
+            let _ = Command::new("pkill")
+                .args(["-9", "-f", &format!("state-dir {}", state.display())])
+                .status();
+            panic!("the wizard is still running 10 s after its terminal closed");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

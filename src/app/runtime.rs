@@ -11,6 +11,7 @@ use crate::onboard::{self, Session, Settings};
 use crate::secret::Secret;
 use crate::spot::SpotClient;
 use ratatui::crossterm::event::{self, Event};
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -161,9 +162,18 @@ pub async fn run(cli: &Cli) -> i32 {
     for t in rt.tasks.drain(..) {
         t.abort();
     }
-    signals.abort();
     ratatui::restore();
-    let _ = input.join();
+    // The input thread notices `stop` within one poll (250 ms). A terminal that is already gone
+    // (an SSH drop right after `q`) can leave crossterm's read spinning on a dead tty: do not
+    // wait for it forever; the process exits right after this and takes the thread with it.
+    let waited = std::time::Instant::now();
+    while !input.is_finished() && waited.elapsed() < Duration::from_millis(600) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if input.is_finished() {
+        let _ = input.join();
+    }
+    signals.abort();
     let finished: Vec<&crate::onboard::model::Report> = match state.as_ref().map(|s| &s.run) {
         Some(super::state::Run::Finished(r)) => vec![r],
         Some(super::state::Run::FinishedMany(b)) => b.reports.iter().collect(),
@@ -175,12 +185,15 @@ pub async fn run(cli: &Cli) -> i32 {
         } else {
             "was NOT connected"
         };
-        println!(
+        // The terminal may be gone (SSH drop): a failed write must not panic.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "spot-connect: {} ({}) {what}",
             r.subscription_name, r.subscription_id
         );
         if let Some(p) = &r.report_path {
-            println!("report: {}", p.display());
+            let _ = writeln!(out, "report: {}", p.display());
         }
     }
     code
