@@ -50,9 +50,14 @@ impl Tmux {
     /// Starts run `n` of the wizard in a fresh 80x24 window. After it exits, its exit code and
     /// `stty -a` of the pane's terminal are written to files.
     fn start(&self, n: u32) {
+        self.start_with(n, "--demo");
+    }
+
+    /// Like `start`, with other arguments than `--demo` (e.g. `--endpoints FILE`).
+    fn start_with(&self, n: u32, args: &str) {
         let d = self.dir.path().display();
         let script = format!(
-            "echo $$ > {d}/pid{n}; {BIN} --demo --state-dir {} ; echo $? > {d}/exit{n}.tmp; \
+            "echo $$ > {d}/pid{n}; {BIN} {args} --state-dir {} ; echo $? > {d}/exit{n}.tmp; \
              stty -a > {d}/stty{n}; mv {d}/exit{n}.tmp {d}/exit{n}; sleep 600",
             self.state_dir().display()
         );
@@ -64,7 +69,7 @@ impl Tmux {
         }
         let mut cmd = args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         cmd.push(format!(
-            "env -u NO_COLOR TERM=xterm-256color sh -c '{script}'"
+            "env -u NO_COLOR -u SPOTINST_TOKEN TERM=xterm-256color sh -c '{script}'"
         ));
         let out = Command::new("tmux")
             .arg("-L")
@@ -402,4 +407,91 @@ fn the_wizard_exits_when_its_terminal_closes_right_after_q() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// SIGTERM in the middle of the writes, against a simulator that outlives the wizard (a real
+/// cloud does): the next run resumes from the state file and ends connected, with exactly one
+/// of each object.
+#[test]
+fn a_run_stopped_mid_write_is_resumed_by_the_next_run_without_duplicates() {
+    let t = Tmux::new("resume");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sim_dir = t.dir.path().join("sim");
+    let opts = spot_connect::cli::SimOpts {
+        latency: 80,
+        replication_delay: 4.0,
+        ..Default::default()
+    };
+    let sim = rt
+        .block_on(spot_connect::sim::start(&opts, &sim_dir))
+        .expect("simulator");
+    let args = format!("--endpoints {}", sim.endpoints_path.display());
+    t.start_with(1, &args);
+    t.enter_until(1, "Review: what will be written", Duration::from_secs(60));
+    t.send(1, "Enter");
+    // Stop it once something was written but before the end (the replication delay holds the
+    // service principal and the assignment back for seconds).
+    let t0 = Instant::now();
+    loop {
+        let st = sim.state();
+        if st["applications"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["tags"].to_string().contains("spot-connect"))
+        }) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "nothing was written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = t.wizard_pid(1);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(t.exit_code(1), 130, "interrupted");
+    t.assert_terminal_restored(1);
+    let mid = sim.state();
+    assert!(
+        mid["spot"]["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["credentials"].is_null()
+                || a["credentials"]["subscriptionId"] != "5c000002-0000-4000-8000-0000000000a2"),
+        "stopped before the connection"
+    );
+
+    t.start_with(2, &args);
+    let done = t.enter_until(2, "is connected to Spot", Duration::from_secs(90));
+    let sub = done_subscription(&done);
+    let state = sim.state();
+    assert_connected(&state, &sub);
+    let ours = |kind: &str| {
+        state[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["tags"].to_string().contains("spot-connect"))
+            .count()
+    };
+    assert_eq!(ours("applications"), 1, "one app registration: {state:#}");
+    let roles = state["roleDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["properties"]["roleName"] == "Spot.io Custom Role"
+                || r["roleName"] == "Spot.io Custom Role"
+        })
+        .count();
+    assert_eq!(roles, 1, "one custom role");
+    t.send(2, "Enter");
+    assert_eq!(t.exit_code(2), 0);
+    rt.block_on(sim.shutdown());
 }
