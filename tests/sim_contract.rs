@@ -1926,3 +1926,129 @@ async fn graph_tells_who_may_register_applications() {
     assert_eq!(perms.body["value"][0]["actions"], json!(["*"]));
     t.sim.shutdown().await;
 }
+
+/// The documented example files (verbatim copies under tests/fixtures/openapi/).
+fn example(name: &str) -> Value {
+    let p = format!(
+        "{}/tests/fixtures/openapi/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("fixture")).expect("json")
+}
+
+/// Every key path of `documented` exists in `actual` (arrays: their first element against every
+/// element of `actual`). Values may differ: they are the example's, not the simulator's.
+fn has_documented_shape(documented: &Value, actual: &Value, path: &str, missing: &mut Vec<String>) {
+    match (documented, actual) {
+        (Value::Object(d), Value::Object(a)) => {
+            for (k, dv) in d {
+                // A next page link is there only when there is a next page.
+                if k == "nextLink" {
+                    continue;
+                }
+                // A free-form map: its keys are the example's data, not fields.
+                if k == "tags" {
+                    if !a.get(k).is_some_and(Value::is_object) {
+                        missing.push(format!("{path}.{k}"));
+                    }
+                    continue;
+                }
+                match a.get(k) {
+                    Some(av) => has_documented_shape(dv, av, &format!("{path}.{k}"), missing),
+                    None => missing.push(format!("{path}.{k}")),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(a)) => {
+            if let Some(d0) = d.first() {
+                for (i, av) in a.iter().enumerate() {
+                    has_documented_shape(d0, av, &format!("{path}[{i}]"), missing);
+                }
+            }
+        }
+        (Value::Object(_) | Value::Array(_), _) => missing.push(format!("{path} (type)")),
+        _ => {}
+    }
+}
+
+fn assert_documented(example_name: &str, status: &str, actual: &R) {
+    let ex = example(example_name);
+    let documented = &ex["responses"][status]["body"];
+    assert!(
+        documented.is_object(),
+        "{example_name} documents status {status}"
+    );
+    assert_eq!(
+        actual.status.to_string(),
+        status,
+        "{example_name}: {}",
+        actual.body
+    );
+    let mut missing = vec![];
+    has_documented_shape(documented, &actual.body, "$", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "{example_name}: the simulator's answer lacks documented fields {missing:?}: {}",
+        actual.body
+    );
+}
+
+#[tokio::test]
+async fn documented_examples_get_tenants_and_subscriptions() {
+    let t = start(fast()).await;
+    let arm = t.operator("arm").await;
+    let v = example("GetTenants")["parameters"]["api-version"].clone();
+    let r = t
+        .get(
+            &format!("/arm/tenants?api-version={}", v.as_str().unwrap()),
+            &arm,
+        )
+        .await;
+    assert_documented("GetTenants", "200", &r);
+    let v = example("GetSubscriptions")["parameters"]["api-version"].clone();
+    let r = t
+        .get(
+            &format!("/arm/subscriptions?api-version={}", v.as_str().unwrap()),
+            &arm,
+        )
+        .await;
+    assert_documented("GetSubscriptions", "200", &r);
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn documented_examples_put_role_definition_and_assignment() {
+    let t = start(fast()).await;
+    let arm = t.operator("arm").await;
+    // PutRoleDefinition.json: its body, with a real subscription as the assignable scope (the
+    // example's "/subscriptions/subId" does not exist), sent in the ARM `properties` shape.
+    let ex = example("PutRoleDefinition");
+    let mut props = ex["parameters"]["body"]["roleDefinition"].clone();
+    for k in ["id", "type", "name"] {
+        props.as_object_mut().unwrap().remove(k);
+    }
+    props["assignableScopes"] = json!([format!("/subscriptions/{SUB_CONTOSO_PROD}")]);
+    props["type"] = json!("CustomRole");
+    let role = new_guid();
+    let r = t
+        .put(
+            &rd_path(SUB_CONTOSO_PROD, &role),
+            &arm,
+            json!({ "properties": props }),
+        )
+        .await;
+    assert_documented("PutRoleDefinition", "201", &r);
+
+    // RoleAssignments_CreateForSubscription.json: its body, with a real principal and role.
+    let ex = example("RoleAssignments_CreateForSubscription");
+    let mut body = ex["parameters"]["parameters"].clone();
+    body["properties"]["roleDefinitionId"] = r.body["id"].clone();
+    body["properties"]["principalId"] = json!(OPERATOR_USER_ID);
+    let name = ex["parameters"]["roleAssignmentName"].as_str().unwrap();
+    let a = t
+        .put(&ra_path(SUB_CONTOSO_PROD, name), &arm, body.clone())
+        .await;
+    assert_documented("RoleAssignments_CreateForSubscription", "201", &a);
+    assert_eq!(a.body["properties"]["principalType"], "User");
+    t.sim.shutdown().await;
+}
