@@ -17,7 +17,7 @@
 use super::engine::add_months;
 use super::model::{ErrorInfo, ObjectRef, Outcome, Progress, Report, Step, StepEvent, Verdict};
 use super::policy::Policy;
-use super::retry::{Backoff, is_propagation, is_transient};
+use super::retry::{Backoff, is_propagation, is_transient, resend_on_transient};
 use super::rotate::shared_secret_name;
 use super::state::{SecretRecord, State};
 use super::status::{
@@ -651,25 +651,22 @@ impl Run<'_> {
                 );
                 let end = add_months(OffsetDateTime::now_utc(), self.settings.secret_months);
                 let name = shared_secret_name(&shared.tenant);
-                let mut tries = 0u64;
-                let np = loop {
-                    match shared.graph.add_password(&shared.app.id, &name, end).await {
-                        Err(e) if is_transient(&e) && tries < 5 => {
-                            tries += 1;
-                            tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                        }
-                        Err(e) => {
-                            self.emit(
-                                None,
-                                Step::ClientSecret,
-                                StepEvent::Failed {
-                                    error: ErrorInfo::from(&e),
-                                },
-                            );
-                            return Err(e);
-                        }
-                        Ok(np) => break np,
+                let np = match resend_on_transient(|| {
+                    shared.graph.add_password(&shared.app.id, &name, end)
+                })
+                .await
+                {
+                    Err(e) => {
+                        self.emit(
+                            None,
+                            Step::ClientSecret,
+                            StepEvent::Failed {
+                                error: ErrorInfo::from(&e),
+                            },
+                        );
+                        return Err(e);
                     }
+                    Ok(np) => np,
                 };
                 let rec = SecretRecord {
                     key_id: np.credential.key_id.clone(),

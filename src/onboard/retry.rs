@@ -66,6 +66,25 @@ pub fn is_transient(e: &Error) -> bool {
         .is_some_and(|a| matches!(a.class(), ErrorClass::Transient | ErrorClass::Throttled))
 }
 
+/// A write tried again (up to 5 more times, 300 ms × try apart) while it fails transiently.
+/// Only for writes that are safe to send again, or whose lost copies are cleaned up later.
+pub(crate) async fn resend_on_transient<T, F, Fut>(mut f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match f().await {
+            Err(e) if is_transient(&e) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
