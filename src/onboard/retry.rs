@@ -85,6 +85,33 @@ where
     }
 }
 
+/// A create tried again (up to 5 more times) while it fails transiently; after each such
+/// failure `lookup` first checks whether the lost request was applied after all.
+pub(crate) async fn create_or_find<T, C, CF, L, LF>(
+    mut create: C,
+    mut lookup: L,
+) -> Result<T, Error>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, Error>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>, Error>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match create().await {
+            Err(e) if is_transient(&e) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+                if let Some(found) = lookup().await? {
+                    return Ok(found);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
