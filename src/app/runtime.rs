@@ -446,15 +446,7 @@ impl Runner {
                     let settings = self.settings(&choices);
                     let tx = self.tx.clone();
                     self.apply = Some(tokio::spawn(async move {
-                        let (ptx, mut prx) = unbounded_channel::<Progress>();
-                        let fwd_tx = tx.clone();
-                        let fwd = tokio::spawn(async move {
-                            while let Some(p) = prx.recv().await {
-                                if fwd_tx.send(Action::Progress(p)).is_err() {
-                                    break;
-                                }
-                            }
-                        });
+                        let (ptx, fwd) = forward_progress(tx.clone());
                         let r = onboard::apply(&s, &target, &settings, ptx).await;
                         // Every progress event before the result.
                         let _ = fwd.await;
@@ -573,9 +565,8 @@ fn install_panic_hook() {
 /// Building the session from the engine's pieces.
 mod compat {
     use super::*;
-    use crate::azure::auth::{Auth, PromptFn};
+    use crate::azure::auth::PromptFn;
     use crate::cli::CommonOpts;
-    use crate::http::Http;
 
     /// `Session::build`, except that a missing Spot token is not an error here: the wizard asks
     /// for it on its first pane. A token given explicitly (the simulator's) wins over the
@@ -599,23 +590,12 @@ mod compat {
                     && opts.spot_token_file.is_none() =>
             {
                 tracing::info!("no Spot token yet ({e}): the wizard asks for it");
-                let endpoints = Endpoints::for_cloud(opts.cloud);
-                let http = Http::new(endpoints.ca_pem()?.as_deref())?;
-                let auth = Auth::new(
-                    opts.auth.unwrap_or_default(),
-                    &endpoints,
-                    &http,
-                    opts.tenant.clone(),
+                Session::with_token(
+                    opts,
+                    Endpoints::for_cloud(opts.cloud),
+                    Secret::new(""),
                     prompt,
-                )?;
-                let spot = SpotClient::new(&endpoints.spot, http.clone(), Secret::new(""));
-                Ok(Session {
-                    endpoints,
-                    http,
-                    auth,
-                    spot,
-                    state_dir: opts.state_dir(),
-                })
+                )
             }
             Err(e) => Err(e),
         }

@@ -131,9 +131,12 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     clear_error(s, Origin::SpotAccounts);
                 }
                 Err(e) => {
-                    log(s, format!("listing Spot accounts failed: {}", e.summary));
-                    s.accounts = Load::Failed(e.clone());
-                    s.last_error = Some((Origin::SpotAccounts, e));
+                    s.accounts = Load::Failed(failed(
+                        s,
+                        "listing Spot accounts",
+                        Some(Origin::SpotAccounts),
+                        e,
+                    ));
                 }
             }
             refresh_pre_steps(s, at);
@@ -150,9 +153,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     clear_error(s, Origin::SignIn);
                 }
                 Err(e) => {
-                    log(s, format!("sign-in failed: {}", e.summary));
-                    s.sign_in = Load::Failed(e.clone());
-                    s.last_error = Some((Origin::SignIn, e));
+                    s.sign_in = Load::Failed(failed(s, "sign-in", Some(Origin::SignIn), e));
                 }
             }
             refresh_pre_steps(s, at);
@@ -177,9 +178,12 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     clear_error(s, Origin::Discovery);
                 }
                 Err(e) => {
-                    log(s, format!("listing subscriptions failed: {}", e.summary));
-                    s.discovery = Load::Failed(e.clone());
-                    s.last_error = Some((Origin::Discovery, e));
+                    s.discovery = Load::Failed(failed(
+                        s,
+                        "listing subscriptions",
+                        Some(Origin::Discovery),
+                        e,
+                    ));
                 }
             }
             refresh_pre_steps(s, at);
@@ -201,8 +205,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     s.health = Load::Ready(list);
                 }
                 Err(e) => {
-                    log(s, format!("reading the status failed: {}", e.summary));
-                    s.health = Load::Failed(e);
+                    s.health = Load::Failed(failed(s, "reading the status", None, e));
                 }
             }
             vec![]
@@ -221,8 +224,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     s.rotate = OpPhase::Finished(rep);
                 }
                 Err(e) => {
-                    log(s, format!("rotation failed: {}", e.summary));
-                    s.rotate = OpPhase::Failed(e);
+                    s.rotate = OpPhase::Failed(failed(s, "rotation", None, e));
                 }
             }
             vec![]
@@ -242,8 +244,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     s.remove = OpPhase::Confirm;
                 }
                 Err(e) => {
-                    log(s, format!("planning the removal failed: {}", e.summary));
-                    s.remove = OpPhase::Failed(e);
+                    s.remove = OpPhase::Failed(failed(s, "planning the removal", None, e));
                 }
             }
             vec![]
@@ -276,9 +277,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     clear_error(s, Origin::Plan);
                 }
                 Err(e) => {
-                    log(s, format!("planning failed: {}", e.summary));
-                    s.plan = Load::Failed(e.clone());
-                    s.last_error = Some((Origin::Plan, e));
+                    s.plan = Load::Failed(failed(s, "planning", Some(Origin::Plan), e));
                 }
             }
             vec![]
@@ -316,15 +315,11 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                             api: None,
                             hint: None,
                         });
-                        log(s, format!("onboarding failed: {}", e.summary));
-                        s.run = Run::Failed(e.clone());
-                        s.last_error = Some((Origin::Apply, e));
+                        s.run = Run::Failed(failed(s, "onboarding", Some(Origin::Apply), e));
                     }
                 }
                 Err(e) => {
-                    log(s, format!("onboarding failed: {}", e.summary));
-                    s.run = Run::Failed(e.clone());
-                    s.last_error = Some((Origin::Apply, e));
+                    s.run = Run::Failed(failed(s, "onboarding", Some(Origin::Apply), e));
                 }
             }
             vec![]
@@ -337,6 +332,16 @@ fn log(s: &mut State, line: String) {
         s.log.pop_front();
     }
     s.log.push_back(line);
+}
+
+/// Logs "{what} failed: …" and, with an origin, records the error for the status line and
+/// retry; returns it.
+fn failed(s: &mut State, what: &str, origin: Option<Origin>, e: ErrorInfo) -> ErrorInfo {
+    log(s, format!("{what} failed: {}", e.summary));
+    if let Some(o) = origin {
+        s.last_error = Some((o, e.clone()));
+    }
+    e
 }
 
 fn clear_error(s: &mut State, origin: Origin) {

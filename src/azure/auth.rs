@@ -200,12 +200,7 @@ impl TokenCredential for ClientSecretCredential {
         scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        let scope = scopes.first().copied().ok_or_else(|| {
-            azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                "no scopes specified",
-            )
-        })?;
+        let scope = device_code::first_scope(scopes)?;
         let (token, expires_on) = self
             .token_for(None, scope)
             .await
@@ -684,12 +679,7 @@ impl TokenCredential for AuthCredential {
         scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        let scope = scopes.first().copied().ok_or_else(|| {
-            azure_core::Error::with_message(
-                azure_core::error::ErrorKind::Credential,
-                "no scopes specified",
-            )
-        })?;
+        let scope = device_code::first_scope(scopes)?;
         let (token, expires_on) = self
             .auth
             .token_for_scope(self.tenant.as_deref(), scope)

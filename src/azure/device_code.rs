@@ -609,7 +609,7 @@ pub(crate) fn to_core_error(e: Error) -> azure_core::Error {
 }
 
 /// One resource per request: the identity platform answers for the first scope only.
-fn first_scope<'a>(scopes: &[&'a str]) -> azure_core::Result<&'a str> {
+pub(crate) fn first_scope<'a>(scopes: &[&'a str]) -> azure_core::Result<&'a str> {
     scopes.first().copied().ok_or_else(|| {
         azure_core::Error::with_message(
             azure_core::error::ErrorKind::Credential,

@@ -69,6 +69,56 @@ pub async fn not_yet(name: &str) -> i32 {
     exit::FAILED
 }
 
+/// Signs in (printing the outcome), trying again after a failure in flight; on failure, the
+/// exit code.
+async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
+    eprintln!("  … Azure login: signing in");
+    let mut tries = 0u64;
+    let signed_in = loop {
+        match session.auth.sign_in().await {
+            // A lost reply to the device-code poll makes the next poll "already redeemed"
+            // (AADSTS54005): start over, like any failure in flight.
+            Err(e)
+                if (crate::onboard::retry::is_transient(&e)
+                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
+                    && tries < 3 =>
+            {
+                tries += 1;
+                tracing::info!(error = %e, "sign-in failed in flight: trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => break r,
+        }
+    };
+    match signed_in {
+        Ok(id) => {
+            eprintln!("  ✓ Azure login: signed in as {}", id.display);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("  ✗ Azure login: {e}");
+            Err(fail(&e))
+        }
+    }
+}
+
+/// `--subscription`/`--all-subscriptions` resolved, tried again on transient errors.
+async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Target>, Error> {
+    let mut tries = 0u64;
+    loop {
+        match session
+            .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
+            .await
+        {
+            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 fn fail(e: &Error) -> i32 {
     eprintln!("spot-connect: {e}");
     if let Some(h) = e.api().and_then(|a| a.hint()) {
@@ -123,45 +173,10 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    eprintln!("  … Azure login: signing in");
-    let mut tries = 0u64;
-    let signed_in = loop {
-        match session.auth.sign_in().await {
-            // A lost reply to the device-code poll makes the next poll "already redeemed"
-            // (AADSTS54005): start over, like any failure in flight.
-            Err(e)
-                if (crate::onboard::retry::is_transient(&e)
-                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
-                    && tries < 3 =>
-            {
-                tries += 1;
-                tracing::info!(error = %e, "sign-in failed in flight: trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
-            }
-            r => break r,
-        }
-    };
-    match signed_in {
-        Ok(id) => eprintln!("  ✓ Azure login: signed in as {}", id.display),
-        Err(e) => {
-            eprintln!("  ✗ Azure login: {e}");
-            return fail(&e);
-        }
+    if let Err(code) = sign_in(&session).await {
+        return code;
     }
-    let mut tries = 0u64;
-    let resolved = loop {
-        match session
-            .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
-            .await
-        {
-            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
-            }
-            r => break r,
-        }
-    };
-    let targets = match resolved {
+    let targets = match resolve_targets(&session, opts).await {
         Ok(t) if t.is_empty() => {
             eprintln!("spot-connect {cmd}: no enabled subscription to connect");
             return exit::FAILED;
@@ -384,13 +399,7 @@ fn print_plan(plan: &Plan) {
 
 async fn confirm() -> bool {
     eprint!("Apply these changes? [y/N] ");
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).is_ok()
-            && matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
-    })
-    .await
-    .unwrap_or(false)
+    remove::confirm_line().await
 }
 
 fn write_report(path: &std::path::Path, r: &Report) -> std::io::Result<()> {

@@ -19,45 +19,11 @@ pub(crate) async fn signed_in(
         return Err(exit::USAGE);
     }
     let session = super::session(opts).map_err(|e| fail(&e))?;
-    eprintln!("  … Azure login: signing in");
-    let mut tries = 0u64;
-    let signed = loop {
-        match session.auth.sign_in().await {
-            Err(e)
-                if (crate::onboard::retry::is_transient(&e)
-                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
-                    && tries < 3 =>
-            {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
-            }
-            r => break r,
-        }
-    };
-    match signed {
-        Ok(id) => eprintln!("  ✓ Azure login: signed in as {}", id.display),
-        Err(e) => {
-            eprintln!("  ✗ Azure login: {e}");
-            return Err(fail(&e));
-        }
-    }
+    super::sign_in(&session).await?;
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
         return Ok((session, vec![]));
     }
-    let mut tries = 0u64;
-    let resolved = loop {
-        match session
-            .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
-            .await
-        {
-            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
-            }
-            r => break r,
-        }
-    };
-    match resolved {
+    match super::resolve_targets(&session, opts).await {
         Ok(t) if t.is_empty() && need_targets => {
             eprintln!("spot-connect {cmd}: no enabled subscription");
             Err(exit::FAILED)

@@ -17,7 +17,7 @@
 use super::engine::add_months;
 use super::model::{ErrorInfo, ObjectRef, Outcome, Progress, Report, Step, StepEvent, Verdict};
 use super::policy::Policy;
-use super::retry::{Backoff, is_propagation, is_transient};
+use super::retry::{Backoff, create_or_find, is_propagation, is_transient, resend_on_transient};
 use super::rotate::shared_secret_name;
 use super::state::{SecretRecord, State};
 use super::status::{
@@ -430,24 +430,17 @@ impl Run<'_> {
                     )));
                 }
                 None => {
-                    let mut tries = 0u64;
-                    let app = loop {
-                        match graph.create_application(&name).await {
-                            Ok(a) => break a,
-                            Err(e) if is_transient(&e) && tries < 5 => {
-                                tries += 1;
-                                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                                if let Some(a) = read(|| graph.find_applications(&name))
-                                    .await?
-                                    .into_iter()
-                                    .find(Application::is_ours)
-                                {
-                                    break a;
-                                }
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    };
+                    let name = &name;
+                    let app = create_or_find(
+                        || graph.create_application(name),
+                        || async move {
+                            Ok(read(|| graph.find_applications(name))
+                                .await?
+                                .into_iter()
+                                .find(Application::is_ours))
+                        },
+                    )
+                    .await?;
                     (app, Outcome::Created)
                 }
             };
@@ -651,25 +644,22 @@ impl Run<'_> {
                 );
                 let end = add_months(OffsetDateTime::now_utc(), self.settings.secret_months);
                 let name = shared_secret_name(&shared.tenant);
-                let mut tries = 0u64;
-                let np = loop {
-                    match shared.graph.add_password(&shared.app.id, &name, end).await {
-                        Err(e) if is_transient(&e) && tries < 5 => {
-                            tries += 1;
-                            tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                        }
-                        Err(e) => {
-                            self.emit(
-                                None,
-                                Step::ClientSecret,
-                                StepEvent::Failed {
-                                    error: ErrorInfo::from(&e),
-                                },
-                            );
-                            return Err(e);
-                        }
-                        Ok(np) => break np,
+                let np = match resend_on_transient(|| {
+                    shared.graph.add_password(&shared.app.id, &name, end)
+                })
+                .await
+                {
+                    Err(e) => {
+                        self.emit(
+                            None,
+                            Step::ClientSecret,
+                            StepEvent::Failed {
+                                error: ErrorInfo::from(&e),
+                            },
+                        );
+                        return Err(e);
                     }
+                    Ok(np) => np,
                 };
                 let rec = SecretRecord {
                     key_id: np.credential.key_id.clone(),
@@ -1062,24 +1052,17 @@ impl Run<'_> {
         );
         save(&|s| s.spot_account_pending = Some(name.clone()))?;
         let spot = &self.session.spot;
-        let mut tries = 0u64;
-        let a = loop {
-            match spot.create_account(&name).await {
-                Ok(a) => break a,
-                Err(e) if is_transient(&e) && tries < 5 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                    if let Some(a) = read(|| spot.list_accounts())
-                        .await?
-                        .into_iter()
-                        .find(|a| a.name == name && a.provider_external_id.is_none())
-                    {
-                        break a;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let name = &name;
+        let a = create_or_find(
+            || spot.create_account(name),
+            || async move {
+                Ok(read(|| spot.list_accounts())
+                    .await?
+                    .into_iter()
+                    .find(|a| a.name == *name && a.provider_external_id.is_none()))
+            },
+        )
+        .await?;
         save(&|s| {
             s.spot_account_id = Some(a.account_id.clone());
             s.spot_account_pending = None;

@@ -489,23 +489,33 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Ids recorded by earlier runs: this subscription's `own` first, then those `pick`
+    /// takes from the state of the tenant's other subscriptions.
+    fn recorded_ids(
+        &self,
+        own: Option<String>,
+        pick: impl FnMut(State) -> Option<String>,
+    ) -> Vec<String> {
+        own.into_iter()
+            .chain(
+                State::load_tenant_siblings(
+                    &self.session.state_dir,
+                    &self.target.tenant_id,
+                    &self.target.subscription_id,
+                )
+                .into_iter()
+                .filter_map(pick),
+            )
+            .collect()
+    }
+
     async fn lookup_app(&self) -> Result<(AppFact, Option<ServicePrincipal>)> {
         // The id recorded by an earlier run (this subscription or another one of the tenant)
         // first: a list right after a create may not show the app yet.
-        let mut ids: Vec<String> = self
-            .state(|s| s.app_object_id.clone())
-            .into_iter()
-            .collect();
-        ids.extend(
-            State::load_tenant_siblings(
-                &self.session.state_dir,
-                &self.target.tenant_id,
-                &self.target.subscription_id,
-            )
-            .into_iter()
-            .filter(|s| s.app_name.as_deref() == Some(self.app_name.as_str()))
-            .filter_map(|s| s.app_object_id),
-        );
+        let ids = self.recorded_ids(self.state(|s| s.app_object_id.clone()), |s| {
+            s.app_object_id
+                .filter(|_| s.app_name.as_deref() == Some(self.app_name.as_str()))
+        });
         let mut found = None;
         for id in ids {
             if let Some(a) = self
@@ -548,19 +558,9 @@ impl<'a> Ctx<'a> {
             |r: &RoleDefinition| r.properties.role_name.eq_ignore_ascii_case(&self.role_name);
         // Role names are unique per tenant: ours may be assignable at other subscriptions only.
         // Ids recorded by earlier runs (this subscription or others of the tenant) first.
-        let mut ids: Vec<String> = self
-            .state(|s| s.role_definition_id.clone())
-            .into_iter()
-            .collect();
-        ids.extend(
-            State::load_tenant_siblings(
-                &self.session.state_dir,
-                &self.target.tenant_id,
-                &self.target.subscription_id,
-            )
-            .into_iter()
-            .filter_map(|s| s.role_definition_id),
-        );
+        let ids = self.recorded_ids(self.state(|s| s.role_definition_id.clone()), |s| {
+            s.role_definition_id
+        });
         let at_scope = async {
             self.retry_read(&mut || self.arm.find_role_definitions(&self.scope, &self.role_name))
                 .await

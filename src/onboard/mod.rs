@@ -89,6 +89,16 @@ impl Session {
             (true, Some(t)) if !t.is_empty() => t,
             (_, file_token) => spot_token(opts, file_token)?,
         };
+        Session::with_token(opts, endpoints, token, prompt)
+    }
+
+    /// Builds the clients for these endpoints with this Spot token (which may be empty).
+    pub fn with_token(
+        opts: &CommonOpts,
+        endpoints: Endpoints,
+        token: Secret,
+        prompt: PromptFn,
+    ) -> Result<Session> {
         let http = Http::new(endpoints.ca_pem()?.as_deref())?;
         let auth = Auth::new(
             opts.auth.unwrap_or_default(),

@@ -252,6 +252,17 @@ pub async fn plan_removal(
                 continue;
             };
             let creds = read(|| session.spot.get_azure_credentials(&acct.account_id)).await?;
+            let account_item = |action, why: String, op| {
+                item(
+                    Some(sub),
+                    "Spot account",
+                    &acct.name,
+                    &acct.account_id,
+                    action,
+                    why,
+                    op,
+                )
+            };
             let ours = app.as_ref().is_some_and(|app| {
                 creds.as_ref().is_some_and(|c| {
                     c.client_id
@@ -261,11 +272,7 @@ pub async fn plan_removal(
             });
             if !ours {
                 if creds.is_some() {
-                    items.push(item(
-                        Some(sub),
-                        "Spot account",
-                        &acct.name,
-                        &acct.account_id,
+                    items.push(account_item(
                         RemovalAction::Keep,
                         "its credentials are not our app's: never touched".into(),
                         Op::None,
@@ -274,21 +281,13 @@ pub async fn plan_removal(
                 continue;
             }
             if opts.delete_spot_account {
-                items.push(item(
-                    Some(sub),
-                    "Spot account",
-                    &acct.name,
-                    &acct.account_id,
+                items.push(account_item(
                     RemovalAction::Delete,
                     "--delete-spot-account: the account and everything in it is deleted".into(),
                     Op::DeleteSpotAccount(acct.account_id.clone()),
                 ));
             } else {
-                items.push(item(
-                    Some(sub),
-                    "Spot account",
-                    &acct.name,
-                    &acct.account_id,
+                items.push(account_item(
                     RemovalAction::Keep,
                     "Spot has no call to delete Azure credentials: the account stays, and can no longer reach Azure once the assignment is gone (--delete-spot-account deletes it)".into(),
                     Op::None,

@@ -66,6 +66,52 @@ pub fn is_transient(e: &Error) -> bool {
         .is_some_and(|a| matches!(a.class(), ErrorClass::Transient | ErrorClass::Throttled))
 }
 
+/// A write tried again (up to 5 more times, 300 ms × try apart) while it fails transiently.
+/// Only for writes that are safe to send again, or whose lost copies are cleaned up later.
+pub(crate) async fn resend_on_transient<T, F, Fut>(mut f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match f().await {
+            Err(e) if is_transient(&e) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A create tried again (up to 5 more times) while it fails transiently; after each such
+/// failure `lookup` first checks whether the lost request was applied after all.
+pub(crate) async fn create_or_find<T, C, CF, L, LF>(
+    mut create: C,
+    mut lookup: L,
+) -> Result<T, Error>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, Error>>,
+    L: FnMut() -> LF,
+    LF: Future<Output = Result<Option<T>, Error>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match create().await {
+            Err(e) if is_transient(&e) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+                if let Some(found) = lookup().await? {
+                    return Ok(found);
+                }
+            }
+            r => return r,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 
 use super::engine::add_months;
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
-use super::retry::{Backoff, is_propagation, is_transient};
+use super::retry::{Backoff, is_propagation, is_transient, resend_on_transient};
 use super::state::{SecretRecord, State};
 use super::status::{self, is_fatal, read};
 use super::{Session, Settings};
@@ -207,27 +207,18 @@ pub async fn rotate(
         },
     );
     let end = add_months(OffsetDateTime::now_utc(), settings.secret_months);
-    let np = {
-        let mut tries = 0u64;
-        loop {
-            match ctx.graph.add_password(&app.id, &name, end).await {
-                Err(e) if is_transient(&e) && tries < 5 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                }
-                Err(e) => {
-                    ctx.emit(
-                        None,
-                        Step::ClientSecret,
-                        StepEvent::Failed {
-                            error: ErrorInfo::from(&e),
-                        },
-                    );
-                    return Err(e);
-                }
-                Ok(np) => break np,
-            }
+    let np = match resend_on_transient(|| ctx.graph.add_password(&app.id, &name, end)).await {
+        Err(e) => {
+            ctx.emit(
+                None,
+                Step::ClientSecret,
+                StepEvent::Failed {
+                    error: ErrorInfo::from(&e),
+                },
+            );
+            return Err(e);
         }
+        Ok(np) => np,
     };
     let new_key = np.credential.key_id.clone();
     let new_end = np.credential.end_date_time.unwrap_or(end);

@@ -193,14 +193,8 @@ impl SpotClient {
         account_id: &str,
         c: &AzureCredentials,
     ) -> Result<()> {
-        self.call(
-            Method::POST,
-            "/azure/setup/credentials",
-            &[("accountId", account_id)],
-            Some(&c.body(true)?),
-        )
-        .await
-        .map(|_| ())
+        self.post_credentials("/azure/setup/credentials", account_id, c.body(true)?)
+            .await
     }
 
     /// Checks credentials without setting them.
@@ -209,11 +203,20 @@ impl SpotClient {
         account_id: &str,
         c: &AzureCredentials,
     ) -> Result<()> {
+        self.post_credentials(
+            "/azure/setup/credentials/validation",
+            account_id,
+            c.body(false)?,
+        )
+        .await
+    }
+
+    async fn post_credentials(&self, path: &str, account_id: &str, body: Value) -> Result<()> {
         self.call(
             Method::POST,
-            "/azure/setup/credentials/validation",
+            path,
             &[("accountId", account_id)],
-            Some(&c.body(false)?),
+            Some(&body),
         )
         .await
         .map(|_| ())
