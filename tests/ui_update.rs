@@ -309,6 +309,12 @@ fn a_new_token_lists_accounts_again_and_is_never_drawn() {
         other => panic!("expected a new listing, got {other:?}"),
     }
     assert!(format!("{fx:?}").contains("redacted") && !format!("{fx:?}").contains("SECRET"));
+    // The state holds the token (field, and what the list was loaded with): Debug of the state
+    // (a panic message, a log line) must not show it.
+    assert!(
+        !format!("{s:?}").contains("SECRET"),
+        "Debug of the state shows the token"
+    );
     for (w, h) in [(80, 24), (120, 40)] {
         let screen = render(&s, w, h, now(1.0));
         assert!(!screen.contains("SECRET"), "the token is masked");

@@ -261,10 +261,25 @@ pub struct OpLine {
     pub status: Status,
 }
 
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("demo", &self.demo)
+            .field("cloud", &self.cloud)
+            .field("pane", &self.pane)
+            .field("field", &self.field)
+            .field("steps", &self.steps)
+            .field("token", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
 /// Client secret lifetimes offered (months).
 pub const SECRET_MONTHS: [u32; 4] = [3, 6, 12, 24];
 
-#[derive(Debug, Clone)]
+/// No derived `Debug`: the token field and `token_loaded` hold the Spot token (see the manual
+/// impl below, which leaves them out).
+#[derive(Clone)]
 pub struct State {
     pub demo: bool,
     /// False when NO_COLOR is set.
