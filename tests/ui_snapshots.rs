@@ -146,8 +146,8 @@ fn waiting_for_propagation() {
     snap("role_assignment_waiting", &s, now(23.0));
 }
 
-#[test]
-fn connect_running() {
+/// The role assignment done (24.0 s) and the connection to Spot started (24.1 s).
+fn connecting() -> State {
     let mut s = waiting();
     feed(
         &mut s,
@@ -167,30 +167,18 @@ fn connect_running() {
             "sending the credentials to Spot",
         )],
     );
+    s
+}
+
+#[test]
+fn connect_running() {
+    let s = connecting();
     snap("connect_running", &s, now(25.3));
 }
 
 #[test]
 fn error_with_request_id() {
-    let mut s = waiting();
-    feed(
-        &mut s,
-        24.0,
-        vec![finished(
-            Step::RoleAssignment,
-            Outcome::Created,
-            "7a8b9c0d-1111-4222-8333-000000000013",
-            "assigned at subscription scope",
-        )],
-    );
-    feed(
-        &mut s,
-        24.1,
-        vec![started(
-            Step::ConnectSpot,
-            "sending the credentials to Spot",
-        )],
-    );
+    let mut s = connecting();
     feed(
         &mut s,
         31.0,
@@ -207,25 +195,7 @@ fn error_with_request_id() {
 
 #[test]
 fn done_pane() {
-    let mut s = waiting();
-    feed(
-        &mut s,
-        24.0,
-        vec![finished(
-            Step::RoleAssignment,
-            Outcome::Created,
-            "7a8b9c0d-1111-4222-8333-000000000013",
-            "assigned at subscription scope",
-        )],
-    );
-    feed(
-        &mut s,
-        24.1,
-        vec![started(
-            Step::ConnectSpot,
-            "sending the credentials to Spot",
-        )],
-    );
+    let mut s = connecting();
     feed(
         &mut s,
         28.4,
