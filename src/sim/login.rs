@@ -1,5 +1,6 @@
 //! Identity platform v2: `/{tenant}/oauth2/v2.0/devicecode` and `/{tenant}/oauth2/v2.0/token`
-//! (device_code, refresh_token, client_credentials grants), form-encoded, OAuth error shape.
+//! (device_code, refresh_token, client_credentials and authorization_code grants), form-encoded,
+//! OAuth error shape. `/authorize` and its codes live in `authorize.rs`.
 
 use super::seed::OPERATOR_USER_ID;
 use super::state::{AccessToken, Audience, DeviceCode, Principal, World, random_token};
@@ -63,7 +64,11 @@ fn audience_of(sim: &Sim, scope: &str) -> Option<Audience> {
 }
 
 /// `{tenant}` of the URL → a tenant id for this user (organizations/common = home tenant).
-fn resolve_user_tenant(w: &World, tenant: &str, user_id: &str) -> Result<String, (u32, String)> {
+pub(crate) fn resolve_user_tenant(
+    w: &World,
+    tenant: &str,
+    user_id: &str,
+) -> Result<String, (u32, String)> {
     let user = w.user(user_id).ok_or((
         50034,
         "The user account does not exist in the directory.".to_string(),
@@ -143,6 +148,11 @@ fn issue(
 
 pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
     let segs = ctx.segments();
+    if let [tenant, "oauth2", "v2.0", "authorize"] = segs.as_slice()
+        && ctx.method == axum::http::Method::GET
+    {
+        return super::authorize::authorize(sim, ctx, tenant);
+    }
     let (tenant, op) = match segs.as_slice() {
         [tenant, "oauth2", "v2.0", op] if ctx.method == axum::http::Method::POST => (*tenant, *op),
         _ => {
@@ -190,6 +200,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             Some("urn:ietf:params:oauth:grant-type:device_code") => poll(sim, ctx, &form),
             Some("refresh_token") => refresh(sim, ctx, tenant, &form),
             Some("client_credentials") => client_credentials(sim, ctx, tenant, &form),
+            Some("authorization_code") => authorization_code(sim, ctx, tenant, &form),
             Some(other) => oauth_error(
                 ctx,
                 400,
@@ -349,23 +360,52 @@ fn poll(sim: &Sim, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
             "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
         );
     }
-    dc.redeemed = true;
     let (tenant, audience, scope) = (dc.tenant_id.clone(), dc.audience, dc.scope.clone());
+    if let Some(blocked) = super::authorize::device_code_blocked(sim, &w, ctx, &tenant) {
+        return blocked;
+    }
+    if let Some(dc) = w.device_codes.get_mut(&code) {
+        dc.redeemed = true;
+    }
     let refresh = scope.split_whitespace().any(|s| s == "offline_access");
-    Resp::json(
-        200,
-        issue(
-            sim,
-            &mut w,
-            &tenant,
-            audience,
-            Principal::User {
-                id: OPERATOR_USER_ID.into(),
-            },
-            &scope,
-            refresh,
-        ),
-    )
+    let body = issue(
+        sim,
+        &mut w,
+        &tenant,
+        audience,
+        Principal::User {
+            id: OPERATOR_USER_ID.into(),
+        },
+        &scope,
+        refresh,
+    );
+    super::authorize::signed_in_interactively(&mut w, &body, &tenant);
+    Resp::json(200, body)
+}
+
+/// The `authorization_code` grant: the code's checks are `authorize::redeem`'s.
+fn authorization_code(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -> Resp {
+    let (scope, audience) = match scope_of(ctx, sim, form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut w = sim.world();
+    let who = match super::authorize::redeem(&mut w, ctx, tenant, form) {
+        Ok(who) => who,
+        Err(r) => return r,
+    };
+    let refresh = scope.split_whitespace().any(|s| s == "offline_access");
+    let body = issue(
+        sim,
+        &mut w,
+        &who.tenant_id,
+        audience,
+        Principal::User { id: who.user_id },
+        scope,
+        refresh,
+    );
+    super::authorize::signed_in_interactively(&mut w, &body, &who.tenant_id);
+    Resp::json(200, body)
 }
 
 fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -> Resp {
@@ -388,18 +428,20 @@ fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -
         Ok(t) => t,
         Err((code, msg)) => return oauth_error(ctx, 400, "invalid_grant", code, &msg),
     };
-    Resp::json(
-        200,
-        issue(
-            sim,
-            &mut w,
-            &tenant_id,
-            audience,
-            Principal::User { id: user_id },
-            scope,
-            true,
-        ),
-    )
+    if let Some(r) = super::authorize::interaction_challenge(sim, &w, ctx, &tenant_id, &rt) {
+        return r;
+    }
+    let body = issue(
+        sim,
+        &mut w,
+        &tenant_id,
+        audience,
+        Principal::User { id: user_id },
+        scope,
+        true,
+    );
+    super::authorize::refreshed(&mut w, &rt, &body);
+    Resp::json(200, body)
 }
 
 /// Why a client id + secret is refused in a tenant (shared with Spot's validation).

@@ -7,6 +7,7 @@
 //! functions from a [`Ctx`] to a [`Resp`]; errors carry each service's documented shape.
 
 mod arm;
+mod authorize;
 mod faults;
 mod graph;
 mod login;

@@ -194,6 +194,8 @@ pub struct World {
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
     pub armed_drops: Vec<ArmedDrop>,
+    /// Authorization codes and interactive sign-ins (`authorize.rs`).
+    pub auth: super::authorize::AuthState,
     pub seed: u64,
 }
 
@@ -587,6 +589,7 @@ impl World {
             arm_writes: HashMap::new(),
             id_counter: 0,
             armed_drops: vec![],
+            auth: Default::default(),
             seed,
         };
         // Assignments: operator Owner everywhere; ci-operator Owner on Contoso's; ci-limited Reader
