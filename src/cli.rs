@@ -57,6 +57,9 @@ pub enum AuthMethod {
     /// Device code (default: works over SSH with no browser).
     #[default]
     DeviceCode,
+    /// Authorization code + PKCE in a browser on another machine (your laptop): for when
+    /// Conditional Access blocks the device code. See --redirect-port.
+    Browser,
     /// Reuse the `az login` session.
     AzureCli,
     ManagedIdentity,
@@ -79,6 +82,10 @@ pub struct CommonOpts {
     pub spot_account: Option<String>,
     #[arg(long, global = true, value_enum)]
     pub auth: Option<AuthMethod>,
+    /// `--auth browser`: the local port the sign-in redirects to (http://localhost:PORT);
+    /// default: a free port. Fix it to forward it with `ssh -L PORT:localhost:PORT`.
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub redirect_port: Option<u16>,
     /// Display name of the app registration (default: spot-connect-<tenant prefix>).
     #[arg(long, global = true)]
     pub app_name: Option<String>,

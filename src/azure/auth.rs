@@ -1,14 +1,16 @@
 //! Azure sign-in behind azure_core's `TokenCredential` (PRODUCT.md §1 step 1).
 //!
-//! Four methods: our [`DeviceCodeCredential`] (default: works over SSH), azure_identity's
+//! Five methods: our [`DeviceCodeCredential`] (default: works over SSH) and its browser variant
+//! (authorization code + PKCE from another machine's browser, `azure::browser`), azure_identity's
 //! `AzureCliCredential` and `ManagedIdentityCredential`, and a service principal's client secret
 //! from `AZURE_TENANT_ID` / `AZURE_CLIENT_ID` / `AZURE_CLIENT_SECRET` ([`ClientSecretCredential`]).
 //! [`Auth`] hands out access tokens per (tenant, audience) as [`Secret`]s, and the same thing as
 //! an `Arc<dyn TokenCredential>` ([`Auth::credential`]).
 
+use crate::azure::browser::BrowserPrompt;
 use crate::azure::device_code::{
-    self, AZURE_CLI_CLIENT_ID, Clock, DeviceCodeCredential, DeviceCodeOptions, TokenCache,
-    decode_jwt_claims,
+    self, AZURE_CLI_CLIENT_ID, Clock, DeviceCodeCredential, DeviceCodeOptions, Interactive,
+    TokenCache, decode_jwt_claims,
 };
 use crate::cli::AuthMethod;
 use crate::endpoints::Endpoints;
@@ -42,8 +44,25 @@ pub struct Identity {
     pub method: AuthMethod,
 }
 
-/// Called with the device code to show.
-pub type PromptFn = Arc<dyn Fn(DeviceCodePrompt) + Send + Sync>;
+/// What an interactive sign-in asks the front end to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInPrompt {
+    /// The device code to enter.
+    DeviceCode(DeviceCodePrompt),
+    /// The address to open in a browser, and how the answer comes back.
+    Browser(BrowserPrompt),
+    /// A tenant refused the refresh and wants the operator to sign in there (the prompt of
+    /// that sign-in follows).
+    Again { tenant: String, reason: String },
+    /// A pasted address or a redirect was refused (the sentence says why); the sign-in goes
+    /// on waiting.
+    Refused(String),
+    /// The interactive sign-in to `tenant` ended.
+    Finished { tenant: String, ok: bool },
+}
+
+/// Called with what to show during an interactive sign-in.
+pub type PromptFn = Arc<dyn Fn(SignInPrompt) + Send + Sync>;
 
 /// The tenant the device flow signs in to when no `--tenant` was given (work/school accounts).
 pub const ORGANIZATIONS: &str = "organizations";
@@ -315,11 +334,24 @@ impl Auth {
         tenant: Option<String>,
         prompt: PromptFn,
     ) -> Result<Auth> {
-        Self::with_clock(
+        Self::with_redirect_port(method, endpoints, http, tenant, None, prompt)
+    }
+
+    /// As [`Auth::new`]; the browser sign-in listens on `redirect_port` (None: a free port).
+    pub fn with_redirect_port(
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        redirect_port: Option<u16>,
+        prompt: PromptFn,
+    ) -> Result<Auth> {
+        Self::build(
             method,
             endpoints,
             http,
             tenant,
+            redirect_port,
             prompt,
             device_code::system_clock(),
         )
@@ -334,9 +366,21 @@ impl Auth {
         prompt: PromptFn,
         clock: Clock,
     ) -> Result<Auth> {
+        Self::build(method, endpoints, http, tenant, None, prompt, clock)
+    }
+
+    fn build(
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        redirect_port: Option<u16>,
+        prompt: PromptFn,
+        clock: Clock,
+    ) -> Result<Auth> {
         let custom = endpoints.name == "custom";
-        let backend = match method {
-            AuthMethod::DeviceCode => Backend::DeviceCode(DeviceCodeCredential::new(
+        let user = |interactive| {
+            Backend::DeviceCode(DeviceCodeCredential::with_interactive(
                 http.clone(),
                 DeviceCodeOptions {
                     login: endpoints.login.clone(),
@@ -345,8 +389,13 @@ impl Auth {
                     scope: endpoints.arm_scope.clone(),
                     clock: clock.clone(),
                 },
-                prompt,
-            )),
+                interactive,
+                prompt.clone(),
+            ))
+        };
+        let backend = match method {
+            AuthMethod::DeviceCode => user(Interactive::DeviceCode),
+            AuthMethod::Browser => user(Interactive::Browser { redirect_port }),
             AuthMethod::ClientSecret => {
                 let sp = ServicePrincipal::from_env(tenant.as_deref())?;
                 return Ok(Self::client_secret_with_clock(
@@ -452,6 +501,14 @@ impl Auth {
         }
     }
 
+    /// Hands the address the browser ended on to the browser sign-in waiting for it (pasted by
+    /// the operator). A refusal comes back through the prompt as [`SignInPrompt::Refused`].
+    pub fn paste_redirect(&self, address: &str) {
+        if let Backend::DeviceCode(c) = &self.inner.backend {
+            c.paste_redirect(address);
+        }
+    }
+
     /// `--tenant`, when given.
     pub fn requested_tenant(&self) -> Option<&str> {
         self.inner.tenant.as_deref()
@@ -516,7 +573,7 @@ impl Auth {
             }
         }
         let display = display.unwrap_or_else(|| match (method, &home) {
-            (AuthMethod::DeviceCode | AuthMethod::AzureCli, Some(h)) => {
+            (AuthMethod::DeviceCode | AuthMethod::Browser | AuthMethod::AzureCli, Some(h)) => {
                 format!("user of tenant {h}")
             }
             (AuthMethod::ManagedIdentity, _) => "managed identity".to_string(),

@@ -10,7 +10,7 @@
 //!
 //! Nothing here logs or Debug-prints a token, refresh token or device code.
 
-use crate::azure::auth::PromptFn;
+use crate::azure::auth::{PromptFn, SignInPrompt};
 use crate::error::{ApiError, Error, Result, Service};
 use crate::http::Http;
 use crate::onboard::model::DeviceCodePrompt;
@@ -183,38 +183,132 @@ pub fn parse_token_grant(body: &Value, now: OffsetDateTime) -> Result<TokenGrant
     })
 }
 
-/// `POST {login}/{tenant}/oauth2/v2.0/{endpoint}` with a form body.
-pub(crate) async fn post_form(
-    http: &Http,
-    login: &str,
-    tenant: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> Result<Value, ApiError> {
-    let url = format!("{login}/{tenant}/oauth2/v2.0/{endpoint}");
-    let req = http.request(reqwest::Method::POST, &url).form(form);
-    http.send(Service::Login, req).await.map(|r| r.body)
+/// A refusal of the identity platform: the error (its `error_codes` as `AADSTS…` in
+/// `detail_codes`), and the `claims` challenge when the reply carried one.
+#[derive(Debug, Clone)]
+pub struct TokenRefusal {
+    pub api: ApiError,
+    pub claims: Option<String>,
 }
 
-/// As [`post_form`], also retrying replies lost in transit (no reply, 500/502/504). Only for
-/// requests that change nothing a retry could duplicate: asking for a device code (none has been
-/// shown yet) and the refresh-token and client-credentials grants (each just issues a token).
-/// Device-code polls are not retried here: the poll loop owns their pacing.
-pub(crate) async fn post_form_retrying(
+/// The largest identity-platform reply read.
+const MAX_LOGIN_BODY: usize = 1 << 20;
+
+/// `POST {login}/{tenant}/oauth2/v2.0/{endpoint}` with a form body, once. Unlike the generic
+/// HTTP layer this keeps what the identity platform's error says beyond `error`: its
+/// `error_codes` (classified on, §5: the `error` string varies) and a `claims` challenge.
+async fn post_token_once(
+    http: &Http,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<Value, TokenRefusal> {
+    let refusal = |api| TokenRefusal { api, claims: None };
+    let resp = http
+        .request(reqwest::Method::POST, url)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| {
+            use std::error::Error as _;
+            let mut msg = e.to_string();
+            let mut src = e.source();
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            refusal(ApiError::transport(Service::Login, msg))
+        })?;
+    let status = resp.status();
+    let header_id = resp
+        .headers()
+        .get("x-ms-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if bytes.len() + c.len() > MAX_LOGIN_BODY {
+                    return Err(refusal(ApiError::transport(
+                        Service::Login,
+                        "the identity platform's reply is too large",
+                    )));
+                }
+                bytes.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(refusal(ApiError::transport(
+                    Service::Login,
+                    format!("reply cut off: {e}"),
+                )));
+            }
+        }
+    }
+    let body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    tracing::debug!(status = status.as_u16(), "identity platform");
+    if status.is_success() {
+        return Ok(body);
+    }
+    let mut api = crate::http::parse_error(Service::Login, status, &body);
+    api.request_id = api.request_id.or(header_id);
+    api.retry_after = retry_after;
+    if let Some(codes) = body.get("error_codes").and_then(Value::as_array) {
+        api.detail_codes.extend(
+            codes
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|c| format!("AADSTS{c}")),
+        );
+    }
+    let claims = body
+        .get("claims")
+        .and_then(Value::as_str)
+        .filter(|c| !c.trim().is_empty())
+        .map(str::to_string);
+    Err(TokenRefusal { api, claims })
+}
+
+/// [`post_token_once`], and with `retry` also again after a reply lost in transit (no reply,
+/// 500/502/504) or throttling (429/503, honouring a bounded Retry-After). Only for requests
+/// that change nothing a retry could duplicate: asking for a device code (none has been shown
+/// yet) and the refresh-token and client-credentials grants (each just issues a token). Never
+/// for device-code polls (the poll loop owns their pacing) or an authorization code (one use).
+pub(crate) async fn post_token(
     http: &Http,
     login: &str,
     tenant: &str,
     endpoint: &str,
     form: &[(&str, &str)],
-) -> Result<Value, ApiError> {
+    retry: bool,
+) -> Result<Value, TokenRefusal> {
+    let url = format!("{login}/{tenant}/oauth2/v2.0/{endpoint}");
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        match post_form(http, login, tenant, endpoint, form).await {
-            Err(e) if matches!(e.status, 0 | 500 | 502 | 504) && attempt < http.max_attempts => {
-                let wait = Duration::from_millis(250u64 << attempt.min(5));
+        match post_token_once(http, &url, form).await {
+            Err(r)
+                if retry
+                    && matches!(r.api.status, 0 | 429 | 500 | 502 | 503 | 504)
+                    && attempt < http.max_attempts =>
+            {
+                let backoff = Duration::from_millis(250u64 << attempt.min(5));
+                let wait = r.api.retry_after.unwrap_or(backoff).min(http.max_wait);
                 tracing::info!(
-                    status = e.status,
+                    status = r.api.status,
                     attempt,
                     endpoint,
                     "identity platform: retrying"
@@ -224,6 +318,32 @@ pub(crate) async fn post_form_retrying(
             other => return other,
         }
     }
+}
+
+/// [`post_token`] without retries, keeping the error only.
+pub(crate) async fn post_form(
+    http: &Http,
+    login: &str,
+    tenant: &str,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Result<Value, ApiError> {
+    post_token(http, login, tenant, endpoint, form, false)
+        .await
+        .map_err(|r| r.api)
+}
+
+/// [`post_token`] with retries, keeping the error only.
+pub(crate) async fn post_form_retrying(
+    http: &Http,
+    login: &str,
+    tenant: &str,
+    endpoint: &str,
+    form: &[(&str, &str)],
+) -> Result<Value, ApiError> {
+    post_token(http, login, tenant, endpoint, form, true)
+        .await
+        .map_err(|r| r.api)
 }
 
 /// The message when a poll's successful reply was lost and the code is now redeemed.
@@ -238,9 +358,9 @@ pub(crate) async fn redeem_refresh_token(
     scope: &str,
     refresh_token: &Secret,
     now: OffsetDateTime,
-) -> Result<TokenGrant> {
+) -> Result<TokenGrant, RefreshFailure> {
     let scope = format!("{scope} offline_access");
-    let body = post_form_retrying(
+    let body = post_token(
         http,
         login,
         tenant,
@@ -251,9 +371,80 @@ pub(crate) async fn redeem_refresh_token(
             ("refresh_token", refresh_token.expose()),
             ("scope", &scope),
         ],
+        true,
     )
-    .await?;
-    parse_token_grant(&body, now)
+    .await
+    .map_err(RefreshFailure::Refused)?;
+    parse_token_grant(&body, now).map_err(RefreshFailure::Other)
+}
+
+/// Why a refresh gave no token.
+pub(crate) enum RefreshFailure {
+    Refused(TokenRefusal),
+    Other(Error),
+}
+
+impl From<RefreshFailure> for Error {
+    fn from(f: RefreshFailure) -> Error {
+        match f {
+            RefreshFailure::Refused(r) => Error::Api(r.api),
+            RefreshFailure::Other(e) => e,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditional Access and interaction (reference/identity-and-clients.md §5)
+// ---------------------------------------------------------------------------------------------
+
+/// The codes with which Conditional Access or a device policy refuses the device-code flow.
+pub const DEVICE_CODE_BLOCKED: [&str; 5] = [
+    "AADSTS53003",
+    "AADSTS53000",
+    "AADSTS53001",
+    "AADSTS50097",
+    "AADSTS50005",
+];
+
+/// Did Conditional Access (or a device policy) refuse this sign-in? On `error_codes` only: the
+/// `error` string varies between reports.
+pub fn device_code_blocked(api: &ApiError) -> bool {
+    api.service == Service::Login && DEVICE_CODE_BLOCKED.iter().any(|c| api.has_code(c))
+}
+
+/// The sentence that ends a blocked device-code sign-in.
+pub fn blocked_message(api: &ApiError) -> String {
+    let code = DEVICE_CODE_BLOCKED
+        .iter()
+        .find(|c| api.has_code(c))
+        .copied()
+        .unwrap_or("AADSTS53003");
+    let why = match code {
+        "AADSTS53000" => "this machine is not a compliant device",
+        "AADSTS53001" => "this machine is not domain joined",
+        "AADSTS50097" | "AADSTS50005" => "the sign-in needs a registered device",
+        _ => "the policy does not allow the device-code flow",
+    };
+    format!(
+        "Conditional Access blocks the device-code sign-in ({code}: {why}); sign in with a browser instead: --auth browser"
+    )
+}
+
+/// Does this refusal of a refresh ask for an interactive sign-in to that tenant? And why, in
+/// words.
+pub fn interaction_reason(api: &ApiError) -> Option<String> {
+    let why = if api.has_code("AADSTS50076") {
+        "multi-factor authentication is required there (AADSTS50076)"
+    } else if api.has_code("AADSTS50079") {
+        "you must register for multi-factor authentication there (AADSTS50079)"
+    } else if api.has_code("AADSTS65001") {
+        "the Azure CLI's app needs your consent there (AADSTS65001)"
+    } else if api.has_code("interaction_required") {
+        "it asks for an interactive sign-in (interaction_required)"
+    } else {
+        return None;
+    };
+    Some(why.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -345,14 +536,23 @@ fn with_message(mut e: ApiError, what: &str) -> ApiError {
 // The credential
 // ---------------------------------------------------------------------------------------------
 
-/// Who the device flow signed in (from the id_token, when it is a JWT).
+/// Who the interactive sign-in signed in (from the id_token, when it is a JWT).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
     pub username: Option<String>,
     pub home_tenant: Option<String>,
 }
 
-/// Where the device flow runs.
+/// How the operator signs in interactively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interactive {
+    /// The device-code flow (RFC 8628).
+    DeviceCode,
+    /// Authorization code + PKCE in a browser on another machine (`azure::browser`).
+    Browser { redirect_port: Option<u16> },
+}
+
+/// Where the interactive sign-in runs.
 #[derive(Clone)]
 pub struct DeviceCodeOptions {
     /// Authority base URL without trailing slash (`https://login.microsoftonline.com`, or the
@@ -361,24 +561,32 @@ pub struct DeviceCodeOptions {
     pub client_id: String,
     /// `organizations` unless `--tenant` was given.
     pub tenant: String,
-    /// The scope asked for in the device flow (the ARM scope).
+    /// The scope asked for in the first sign-in (the ARM scope).
     pub scope: String,
     pub clock: Clock,
 }
 
+/// The operator's sign-in: one interactive flow (device code or browser), then a refresh token
+/// redeemed for every other (tenant, audience). A tenant that answers a refresh with
+/// `interaction_required` gets an interactive sign-in of its own (its authority, the `claims`
+/// challenge when given), and its refresh token replaces the one kept.
 pub struct DeviceCodeCredential {
     http: Http,
     opts: DeviceCodeOptions,
+    interactive: Interactive,
     prompt: PromptFn,
     refresh: Mutex<Option<Secret>>,
     account: Mutex<Option<Account>>,
     cache: TokenCache,
-    /// Held for the whole device flow: one flow in flight, other callers wait for it.
+    /// Held for the whole interactive flow: one flow in flight, other callers wait for it.
     flow: tokio::sync::Mutex<()>,
     /// Flows finished (successfully or not), and the last failure, so that callers who waited
     /// for a failed flow get its error instead of starting another prompt.
     flows_done: AtomicU64,
     last_failure: Mutex<Option<Error>>,
+    /// Addresses pasted by the operator, for the browser flow in progress.
+    paste_tx: tokio::sync::mpsc::UnboundedSender<String>,
+    pastes: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -387,6 +595,7 @@ impl fmt::Debug for DeviceCodeCredential {
             .field("login", &self.opts.login)
             .field("client_id", &self.opts.client_id)
             .field("tenant", &self.opts.tenant)
+            .field("interactive", &self.interactive)
             .field("signed_in", &self.has_refresh_token())
             .finish_non_exhaustive()
     }
@@ -398,24 +607,48 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl DeviceCodeCredential {
     pub fn new(http: Http, opts: DeviceCodeOptions, prompt: PromptFn) -> Arc<DeviceCodeCredential> {
+        Self::with_interactive(http, opts, Interactive::DeviceCode, prompt)
+    }
+
+    pub fn with_interactive(
+        http: Http,
+        opts: DeviceCodeOptions,
+        interactive: Interactive,
+        prompt: PromptFn,
+    ) -> Arc<DeviceCodeCredential> {
+        let (paste_tx, pastes) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(DeviceCodeCredential {
             http,
             cache: TokenCache::new(opts.clock.clone()),
             opts,
+            interactive,
             prompt,
             refresh: Mutex::new(None),
             account: Mutex::new(None),
             flow: tokio::sync::Mutex::new(()),
             flows_done: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            paste_tx,
+            pastes: tokio::sync::Mutex::new(pastes),
         })
+    }
+
+    pub fn interactive(&self) -> Interactive {
+        self.interactive
+    }
+
+    /// Hands the address the browser ended on to the browser sign-in waiting for it. It is
+    /// checked there (our redirect, our state, a code); a refusal comes back as
+    /// [`SignInPrompt::Refused`].
+    pub fn paste_redirect(&self, address: &str) {
+        let _ = self.paste_tx.send(address.to_string());
     }
 
     pub fn has_refresh_token(&self) -> bool {
         lock(&self.refresh).is_some()
     }
 
-    /// Who signed in, once the device flow has completed.
+    /// Who signed in, once the interactive flow has completed.
     pub fn account(&self) -> Option<Account> {
         lock(&self.account).clone()
     }
@@ -436,7 +669,7 @@ impl DeviceCodeCredential {
             .unwrap_or_else(|| self.opts.tenant.clone())
     }
 
-    /// Runs the device flow unless it has already run (or is running: then waits for it).
+    /// Runs the interactive flow unless it has already run (or is running: then waits for it).
     pub async fn sign_in(&self) -> Result<Account> {
         let seen = self.flows_done.load(Ordering::SeqCst);
         let _guard = self.flow.lock().await;
@@ -454,12 +687,44 @@ impl DeviceCodeCredential {
             // A flow ended while we waited for it, and failed: do not prompt again for the same call.
             return Err(e);
         }
-        let mut result = self.run_device_flow().await;
+        let tenant = self.opts.tenant.clone();
+        let scope = self.opts.scope.clone();
+        let mut result = self.run_interactive(&tenant, &scope, None).await;
         if matches!(&result, Err(Error::Auth(m)) if m == LOST_REPLY) {
             // The operator signed in but the reply never arrived: a new code is the only way on.
             tracing::info!("device code: reply lost in transit, starting a new device code");
-            result = self.run_device_flow().await;
+            result = self.run_interactive(&tenant, &scope, None).await;
         }
+        (self.prompt)(SignInPrompt::Finished {
+            tenant: tenant.clone(),
+            ok: result.is_ok(),
+        });
+        let result = result.map(|grant| {
+            let account = Account {
+                username: grant.claims.as_ref().and_then(|c| c.username.clone()),
+                home_tenant: grant.claims.as_ref().and_then(|c| c.tenant_id.clone()),
+            };
+            self.keep(&tenant, &scope, &grant);
+            if let Some(home) = &account.home_tenant {
+                self.cache
+                    .put(home, &scope, grant.access_token.clone(), grant.expires_on);
+            }
+            if grant.refresh_token.is_none() {
+                tracing::warn!(
+                    "the sign-in returned no refresh token: other tenants and Graph will be unavailable"
+                );
+            }
+            *lock(&self.account) = Some(account.clone());
+            match self.interactive {
+                Interactive::DeviceCode => {
+                    tracing::info!(home_tenant = ?account.home_tenant, "device code sign-in completed")
+                }
+                Interactive::Browser { .. } => {
+                    tracing::info!(home_tenant = ?account.home_tenant, "browser sign-in: signed in")
+                }
+            }
+            account
+        });
         if let Err(e) = &result {
             *lock(&self.last_failure) = Some(e.clone());
         }
@@ -467,17 +732,55 @@ impl DeviceCodeCredential {
         result
     }
 
-    async fn run_device_flow(&self) -> Result<Account> {
+    /// Caches the grant's access token for (tenant, scope) and keeps its refresh token.
+    fn keep(&self, tenant: &str, scope: &str, grant: &TokenGrant) {
+        self.cache
+            .put(tenant, scope, grant.access_token.clone(), grant.expires_on);
+        if let Some(rt) = &grant.refresh_token {
+            *lock(&self.refresh) = Some(rt.clone());
+        }
+    }
+
+    /// One interactive sign-in at `tenant`'s authority for `scope`.
+    async fn run_interactive(
+        &self,
+        tenant: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenGrant> {
+        let scopes = format!("{scope} offline_access openid profile");
+        match self.interactive {
+            Interactive::DeviceCode => self.run_device_flow(tenant, &scopes, claims).await,
+            Interactive::Browser { redirect_port } => {
+                let o = crate::azure::browser::BrowserOptions {
+                    login: self.opts.login.clone(),
+                    client_id: self.opts.client_id.clone(),
+                    tenant: tenant.to_string(),
+                    scope: scopes,
+                    redirect_port,
+                    claims: claims.map(str::to_string),
+                    clock: self.opts.clock.clone(),
+                };
+                let mut pastes = self.pastes.lock().await;
+                crate::azure::browser::sign_in(&self.http, &o, &self.prompt, &mut pastes).await
+            }
+        }
+    }
+
+    async fn run_device_flow(
+        &self,
+        tenant: &str,
+        scopes: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenGrant> {
         let o = &self.opts;
-        let scope = format!("{} offline_access openid profile", o.scope);
-        let body = post_form_retrying(
-            &self.http,
-            &o.login,
-            &o.tenant,
-            "devicecode",
-            &[("client_id", &o.client_id), ("scope", &scope)],
-        )
-        .await?;
+        let mut request = vec![("client_id", o.client_id.as_str()), ("scope", scopes)];
+        if let Some(c) = claims {
+            request.push(("claims", c));
+        }
+        let body = post_form_retrying(&self.http, &o.login, tenant, "devicecode", &request)
+            .await
+            .map_err(blocked_or)?;
         let text = |k: &str| {
             body.get(k)
                 .and_then(Value::as_str)
@@ -503,56 +806,35 @@ impl DeviceCodeCredential {
                 "To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."
             ),
         };
-        tracing::info!(tenant = %o.tenant, expires_in, interval_s = interval.as_secs(), "device code sign-in started");
-        (self.prompt)(DeviceCodePrompt {
+        tracing::info!(%tenant, expires_in, interval_s = interval.as_secs(), "device code sign-in started");
+        (self.prompt)(SignInPrompt::DeviceCode(DeviceCodePrompt {
             user_code,
             verification_uri,
             expires_at,
             message,
-        });
+        }));
 
         let form = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ("client_id", o.client_id.as_str()),
             ("device_code", device_code.expose()),
         ];
-        let grant = poll_for_token(
+        poll_for_token(
             interval,
             expires_at,
             &o.clock,
             || async {
-                let body = post_form(&self.http, &o.login, &o.tenant, "token", &form).await?;
+                let body = post_form(&self.http, &o.login, tenant, "token", &form).await?;
                 parse_token_grant(&body, (o.clock)())
                     .map_err(|e| ApiError::transport(Service::Login, e.to_string()))
             },
             tokio::time::sleep,
         )
-        .await?;
-
-        let account = Account {
-            username: grant.claims.as_ref().and_then(|c| c.username.clone()),
-            home_tenant: grant.claims.as_ref().and_then(|c| c.tenant_id.clone()),
-        };
-        self.cache.put(
-            &o.tenant,
-            &o.scope,
-            grant.access_token.clone(),
-            grant.expires_on,
-        );
-        if let Some(home) = &account.home_tenant {
-            self.cache
-                .put(home, &o.scope, grant.access_token.clone(), grant.expires_on);
-        }
-        if let Some(rt) = grant.refresh_token {
-            *lock(&self.refresh) = Some(rt);
-        } else {
-            tracing::warn!(
-                "device code sign-in returned no refresh token: other tenants and Graph will be unavailable"
-            );
-        }
-        *lock(&self.account) = Some(account.clone());
-        tracing::info!(home_tenant = ?account.home_tenant, "device code sign-in completed");
-        Ok(account)
+        .await
+        .map_err(|e| match e {
+            Error::Api(api) => blocked_or(api),
+            other => other,
+        })
     }
 
     /// An access token for `scope` in `tenant` (None: [`Self::default_tenant`]).
@@ -573,25 +855,79 @@ impl DeviceCodeCredential {
                 return Ok(t);
             }
         }
-        let rt = lock(&self.refresh).clone().ok_or_else(|| {
-            Error::Auth("no refresh token from the device code sign-in: cannot get tokens for another tenant or audience".into())
-        })?;
+        let rt = self.refresh_token()?;
+        match self.refresh(&tenant, scope, &rt).await {
+            Err(RefreshFailure::Refused(r)) => match interaction_reason(&r.api) {
+                Some(reason) => {
+                    self.sign_in_again(&tenant, scope, &rt, r.claims.as_deref(), &reason)
+                        .await
+                }
+                None => Err(Error::Api(r.api)),
+            },
+            other => other.map_err(Error::from),
+        }
+    }
+
+    fn refresh_token(&self) -> Result<Secret> {
+        lock(&self.refresh).clone().ok_or_else(|| {
+            Error::Auth("no refresh token from the sign-in: cannot get tokens for another tenant or audience".into())
+        })
+    }
+
+    async fn refresh(
+        &self,
+        tenant: &str,
+        scope: &str,
+        rt: &Secret,
+    ) -> Result<(Secret, OffsetDateTime), RefreshFailure> {
         let grant = redeem_refresh_token(
             &self.http,
             &self.opts.login,
             &self.opts.client_id,
-            &tenant,
+            tenant,
             scope,
-            &rt,
+            rt,
             self.cache.now(),
         )
         .await?;
-        if let Some(new_rt) = grant.refresh_token {
-            *lock(&self.refresh) = Some(new_rt);
-        }
-        self.cache
-            .put(&tenant, scope, grant.access_token.clone(), grant.expires_on);
+        self.keep(tenant, scope, &grant);
         tracing::debug!(%tenant, scope, "token from refresh token");
+        Ok((grant.access_token, grant.expires_on))
+    }
+
+    /// `tenant` refused the refresh token `stale` and wants the operator to sign in there.
+    async fn sign_in_again(
+        &self,
+        tenant: &str,
+        scope: &str,
+        stale: &Secret,
+        claims: Option<&str>,
+        reason: &str,
+    ) -> Result<(Secret, OffsetDateTime)> {
+        let _guard = self.flow.lock().await;
+        // Another caller may have signed in to this tenant while we waited.
+        if let Some(t) = self.cache.get(tenant, scope) {
+            return Ok(t);
+        }
+        let current = self.refresh_token()?;
+        if current.expose() != stale.expose()
+            && let Ok(t) = self.refresh(tenant, scope, &current).await
+        {
+            return Ok(t);
+        }
+        tracing::info!(%tenant, reason, "tenant asks for an interactive sign-in");
+        (self.prompt)(SignInPrompt::Again {
+            tenant: tenant.to_string(),
+            reason: reason.to_string(),
+        });
+        let result = self.run_interactive(tenant, scope, claims).await;
+        (self.prompt)(SignInPrompt::Finished {
+            tenant: tenant.to_string(),
+            ok: result.is_ok(),
+        });
+        let grant = result?;
+        self.keep(tenant, scope, &grant);
+        tracing::info!(%tenant, "signed in to the tenant again");
         Ok((grant.access_token, grant.expires_on))
     }
 
@@ -601,6 +937,17 @@ impl DeviceCodeCredential {
             inner: self.clone(),
             tenant: tenant.map(str::to_string),
         })
+    }
+}
+
+/// A blocked device-code sign-in gets the sentence that names Conditional Access and the way
+/// out; any other error stays as it is.
+fn blocked_or(api: ApiError) -> Error {
+    if device_code_blocked(&api) {
+        let what = blocked_message(&api);
+        Error::Api(with_message(api, &what))
+    } else {
+        Error::Api(api)
     }
 }
 

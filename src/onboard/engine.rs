@@ -443,7 +443,7 @@ impl<'a> Ctx<'a> {
     /// such a directory role. What cannot be read is "unknown", never a block.
     async fn lookup_app_rights(&self) -> AppRights {
         match self.session.auth.method() {
-            AuthMethod::DeviceCode | AuthMethod::AzureCli => {
+            AuthMethod::DeviceCode | AuthMethod::Browser | AuthMethod::AzureCli => {
                 let (mut policy_f, mut roles_f) = (
                     || self.graph.users_may_create_apps(),
                     || self.graph.my_directory_roles(),

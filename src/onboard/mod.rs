@@ -100,11 +100,12 @@ impl Session {
         prompt: PromptFn,
     ) -> Result<Session> {
         let http = Http::new(endpoints.ca_pem()?.as_deref())?;
-        let auth = Auth::new(
+        let auth = Auth::with_redirect_port(
             opts.auth.unwrap_or_default(),
             &endpoints,
             &http,
             opts.tenant.clone(),
+            opts.redirect_port,
             prompt,
         )?;
         let spot = SpotClient::new(&endpoints.spot, http.clone(), token);
