@@ -881,7 +881,8 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
         return vec![];
     }
     let active = s.contexts();
-    match keymap::lookup(&key, &active) {
+    let pane = s.pane;
+    let fx = match keymap::lookup(&key, &active) {
         Some(b) => on_cmd(s, b.cmd, at),
         None => {
             if let Some(f) = s.field {
@@ -889,7 +890,12 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
             }
             vec![]
         }
+    };
+    // Arriving where the browser sign-in waits: the paste field takes the keys.
+    if s.pane != pane && s.browser_shown() && s.field.is_none() {
+        s.field = Some(Field::Paste);
     }
+    fx
 }
 
 /// The interactive sign-in ended: its browser prompt, note and paste field go.

@@ -57,7 +57,8 @@ pub enum SignInPrompt {
     /// A pasted address or a redirect was refused (the sentence says why); the sign-in goes
     /// on waiting.
     Refused(String),
-    /// The interactive sign-in to `tenant` ended.
+    /// The sign-in again to `tenant` (after [`SignInPrompt::Again`]) ended. (The first
+    /// sign-in's end is [`Auth::sign_in`] returning.)
     Finished { tenant: String, ok: bool },
 }
 

@@ -174,7 +174,7 @@ pub fn check_redirect(
         || u.path() != ours.path()
     {
         return Err(format!(
-            "that address is not this sign-in's redirect ({expected}): paste the address of the tab this sign-in opened"
+            "that address is not this sign-in's redirect ({expected})"
         ));
     }
     // response_mode=query puts the answer in the query; accept a fragment too.
@@ -187,7 +187,7 @@ pub fn check_redirect(
         Some(s) if s == state => {}
         Some(_) => {
             return Err(
-                "that address belongs to another sign-in (its state does not match this one): open this sign-in's address again and paste where it ends"
+                "that address is from another sign-in (its state differs): open this sign-in's address again"
                     .into(),
             );
         }
@@ -205,9 +205,7 @@ pub fn check_redirect(
     }
     match get("code") {
         Some(c) if !c.is_empty() => Ok(Redirected::Code(Secret::new(c))),
-        _ => Err(format!(
-            "that address has no sign-in code: paste the whole address from the address bar ({expected})"
-        )),
+        _ => Err(format!("that address has no sign-in code ({expected})")),
     }
 }
 
@@ -354,15 +352,13 @@ pub fn ssh_command(port: u16, var: impl Fn(&str) -> Option<String>) -> String {
 fn try_again_later(api: &ApiError) -> Option<&'static str> {
     if api.has_code("AADSTS70008") {
         Some(
-            "the sign-in code expired before it reached spot-connect (codes last a few minutes): open the sign-in address again and bring back the new address",
+            "the sign-in code expired before it came back (codes last minutes): open the sign-in address again",
         )
     } else if api.has_code("AADSTS54005") {
-        Some(
-            "that sign-in code was already used: open the sign-in address again and bring back the new address",
-        )
+        Some("that sign-in code was already used: open the sign-in address again")
     } else if api.status == 0 {
         Some(
-            "the identity platform's answer was lost in transit (the code cannot be sent twice): open the sign-in address again and bring back the new address",
+            "the identity platform's answer was lost (a code is sent once only): open the sign-in address again",
         )
     } else {
         None
@@ -448,7 +444,9 @@ pub async fn sign_in(
                 Outcome::Failed(Error::Api(e))
             }
             Ok(Redirected::Code(code)) if !used.insert(code.expose().to_string()) => {
-                Outcome::Again("that address was already used: open the sign-in address again and bring back the new address".into())
+                Outcome::Again(
+                    "that address was already used: open the sign-in address again".into(),
+                )
             }
             Ok(Redirected::Code(code)) => {
                 match redeem(http, o, &redirect_uri, &code, &pkce.verifier).await {

@@ -695,10 +695,6 @@ impl DeviceCodeCredential {
             tracing::info!("device code: reply lost in transit, starting a new device code");
             result = self.run_interactive(&tenant, &scope, None).await;
         }
-        (self.prompt)(SignInPrompt::Finished {
-            tenant: tenant.clone(),
-            ok: result.is_ok(),
-        });
         let result = result.map(|grant| {
             let account = Account {
                 username: grant.claims.as_ref().and_then(|c| c.username.clone()),

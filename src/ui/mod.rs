@@ -385,7 +385,11 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let Some((tenant, reason)) = &s.sign_in_again else {
         return;
     };
-    let r = centered(area, area.width.saturating_sub(4).min(100), area.height);
+    let r = centered(
+        area,
+        area.width.saturating_sub(4).min(100),
+        area.height.min(24),
+    );
     frame.render_widget(Clear, r);
     let block = Block::default()
         .borders(Borders::ALL)
@@ -393,20 +397,14 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         .title(" Sign in again ");
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let head = vec![
-        Line::from(vec![
-            Span::raw("Tenant "),
-            Span::styled(tenant.clone(), t.bold()),
-            Span::raw(" asks you to sign in again:"),
-        ]),
-        Line::from(Span::styled(reason.clone(), t.warn())),
-        Line::from(""),
-    ];
-    let [h, rest] = Layout::vertical([
-        Constraint::Length(head.len() as u16 + 1),
-        Constraint::Min(1),
-    ])
-    .areas(inner);
+    let head = vec![Line::from(vec![
+        Span::raw("Tenant "),
+        Span::styled(tenant.clone(), t.bold()),
+        Span::raw(" asks you to sign in again: "),
+        Span::styled(reason.clone(), t.warn()),
+    ])];
+    let rows = panes::wrapped_rows(&head, inner.width);
+    let [h, rest] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
     frame.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), h);
     if s.browser.is_some() {
         panes::browser_prompt(frame, s, t, now, rest);

@@ -290,12 +290,37 @@ fn blocked_lines(t: Theme) -> Vec<Line<'static>> {
     ]
 }
 
-/// Rows `lines` take when wrapped at `width` (URLs have no spaces: they wrap by character).
-fn wrapped_rows(lines: &[Line<'static>], width: u16) -> u16 {
+/// Rows `lines` take when word-wrapped at `width` (a word longer than the width, such as a
+/// URL, is broken by character), as the paragraph wraps them.
+pub(crate) fn wrapped_rows(lines: &[Line<'static>], width: u16) -> u16 {
     let w = usize::from(width.max(1));
+    let rows = |text: &str| -> usize {
+        let (mut rows, mut col) = (1usize, 0usize);
+        for word in text.split(' ') {
+            let len = word.chars().count();
+            let need = if col == 0 { len } else { col + 1 + len };
+            if need <= w {
+                col = need;
+            } else if len <= w {
+                rows += 1;
+                col = len;
+            } else {
+                // Broken by character, starting on a fresh row when this one has text.
+                if col > 0 {
+                    rows += 1;
+                }
+                rows += (len - 1) / w;
+                col = len - (len - 1) / w * w;
+            }
+        }
+        rows
+    };
     lines
         .iter()
-        .map(|l| l.width().max(1).div_ceil(w) as u16)
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            rows(&text) as u16
+        })
         .sum()
 }
 
@@ -305,16 +330,14 @@ pub(crate) fn browser_prompt(frame: &mut Frame, s: &State, t: Theme, now: Now, a
         return;
     };
     let top = vec![
-        Line::from("Open this address in a browser on your laptop:"),
+        Line::from("Open in a browser on your laptop:"),
         Line::from(Span::styled(b.url.clone(), t.accent())),
-        Line::from(""),
+        Line::from(format!("Forward port {} first, from the laptop:", b.port)),
+        Line::from(Span::styled(format!("  {}", b.ssh_command), t.bold())),
         Line::from(format!(
-            "It ends on {}/?code=…. Forward that port first and the sign-in",
+            "or paste where the browser ends ({}/?code=…):",
             b.redirect_uri
         )),
-        Line::from("completes by itself:"),
-        Line::from(Span::styled(format!("  {}", b.ssh_command), t.bold())),
-        Line::from("or, when that page fails to load, paste its address here:"),
     ];
     let mut bottom = vec![];
     if let Some(n) = &s.sign_in_note {
@@ -324,15 +347,14 @@ pub(crate) fn browser_prompt(frame: &mut Frame, s: &State, t: Theme, now: Now, a
         ]));
     }
     let left = b.expires_at - now.wall;
-    bottom.push(loading(
-        &format!(
-            "waiting for the sign-in (tenant {}, {} left)…",
-            b.tenant,
-            countdown(left)
-        ),
-        t,
-        now,
-    ));
+    // The refusal, when there is one, is what matters (the sidebar still spins).
+    if bottom.is_empty() {
+        bottom.push(loading(
+            &format!("waiting for the sign-in… {} left", countdown(left)),
+            t,
+            now,
+        ));
+    }
     let top_h = wrapped_rows(&top, area.width);
     let [a, f, c] = Layout::vertical([
         Constraint::Length(top_h),
