@@ -321,13 +321,14 @@ fn html_escape(s: &str) -> String {
 // The ssh command shown to the operator
 // ---------------------------------------------------------------------------------------------
 
-/// `ssh -L <port>:localhost:<port> <user>@<jumpbox>`: the user from `$USER`/`$LOGNAME`, the host
-/// the operator's SSH client connected to (`$SSH_CONNECTION`'s server address), else this
-/// machine's host name.
+/// `ssh -L <port>:localhost:<port> <user>@<jumpbox>`: the user from `$USER`/`$LOGNAME` (else
+/// the account of this process in /etc/passwd), the host the operator's SSH client connected to
+/// (`$SSH_CONNECTION`'s server address), else this machine's host name.
 pub fn ssh_command(port: u16, var: impl Fn(&str) -> Option<String>) -> String {
     let user = var("USER")
         .or_else(|| var("LOGNAME"))
         .filter(|u| !u.trim().is_empty())
+        .or_else(passwd_user)
         .unwrap_or_else(|| "<user>".into());
     let host = var("SSH_CONNECTION")
         .and_then(|c| c.split_whitespace().nth(2).map(str::to_string))
@@ -341,6 +342,24 @@ pub fn ssh_command(port: u16, var: impl Fn(&str) -> Option<String>) -> String {
         })
         .unwrap_or_else(|| "<jumpbox>".into());
     format!("ssh -L {port}:localhost:{port} {user}@{host}")
+}
+
+/// The name of this process's user in /etc/passwd.
+fn passwd_user() -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid && !f[0].is_empty()).then(|| f[0].to_string())
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -622,7 +641,12 @@ mod tests {
             ),
             "ssh -L 9000:localhost:9000 me@[2001:db8::7]"
         );
-        assert!(ssh_command(1234, env(&[])).starts_with("ssh -L 1234:localhost:1234 <user>@"));
+        // Without the environment: this process's account and host name.
+        let c = ssh_command(1234, env(&[]));
+        assert!(
+            c.starts_with("ssh -L 1234:localhost:1234 ") && c.contains('@'),
+            "{c}"
+        );
     }
 
     #[tokio::test]

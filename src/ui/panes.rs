@@ -276,7 +276,6 @@ pub(crate) fn device_code_lines(
 /// Device code blocked: what `b` does.
 fn blocked_lines(t: Theme) -> Vec<Line<'static>> {
     vec![
-        Line::from(""),
         Line::from(Span::styled(
             "Conditional Access blocks the device-code sign-in here.",
             t.bold(),
@@ -407,10 +406,12 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             ]));
         }
         (Load::Failed(e), _) => {
-            lines.extend(error_lines(e, t, true));
+            // Blocked: the way out first, then the error.
             if s.device_code_blocked() {
                 lines.extend(blocked_lines(t));
+                lines.push(Line::from(""));
             }
+            lines.extend(error_lines(e, t, true));
         }
         (Load::Loading { .. }, _) if s.browser.is_some() => {
             return browser_prompt(frame, s, t, now, area);
