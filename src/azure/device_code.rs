@@ -282,11 +282,12 @@ async fn post_token_once(
     Err(TokenRefusal { api, claims })
 }
 
-/// [`post_token_once`], and with `retry` also again after a reply lost in transit (no reply,
-/// 500/502/504) or throttling (429/503, honouring a bounded Retry-After). Only for requests
-/// that change nothing a retry could duplicate: asking for a device code (none has been shown
+/// [`post_token_once`], again after throttling (429/503: the service did not act on the
+/// request; a bounded Retry-After is honoured), as the HTTP layer does for every POST. With
+/// `retry` also after a reply lost in transit (no reply, 500/502/504): only for requests that
+/// change nothing a retry could duplicate, i.e. asking for a device code (none has been shown
 /// yet) and the refresh-token and client-credentials grants (each just issues a token). Never
-/// for device-code polls (the poll loop owns their pacing) or an authorization code (one use).
+/// for device-code polls (the poll loop owns those) or an authorization code (one use).
 pub(crate) async fn post_token(
     http: &Http,
     login: &str,
@@ -301,8 +302,8 @@ pub(crate) async fn post_token(
         attempt += 1;
         match post_token_once(http, &url, form).await {
             Err(r)
-                if retry
-                    && matches!(r.api.status, 0 | 429 | 500 | 502 | 503 | 504)
+                if (matches!(r.api.status, 429 | 503)
+                    || (retry && matches!(r.api.status, 0 | 500 | 502 | 504)))
                     && attempt < http.max_attempts =>
             {
                 let backoff = Duration::from_millis(250u64 << attempt.min(5));
