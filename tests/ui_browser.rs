@@ -208,3 +208,40 @@ fn a_tenant_that_wants_interaction_with_the_browser_sign_in() {
     assert!(fx.is_empty());
     assert!(!s.reauth_open() && s.field.is_none());
 }
+
+#[test]
+fn with_auth_browser_the_prompt_waits_for_the_azure_login_pane_then_takes_the_keys() {
+    let mut i = init();
+    i.auth_method = AuthMethod::Browser;
+    let mut s = State::new(i);
+    spot_connect::app::update::start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.3,
+        vec![
+            Action::Progress(Progress::Browser(browser("organizations"))),
+            Action::SpotAccounts(Ok(accounts())),
+        ],
+    );
+    assert_eq!(s.field, None, "the start screen keeps its keys");
+    feed(&mut s, 0.7, vec![enter()]);
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert_eq!(s.field, None);
+    assert!(render(&s, 120, 40, now(0.8)).contains("the address to open is on the next pane"));
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    assert_eq!(s.field, Some(Field::Paste));
+    // Esc leaves the field; Tab takes it back.
+    feed(
+        &mut s,
+        1.1,
+        vec![key(ratatui::crossterm::event::KeyCode::Esc)],
+    );
+    assert_eq!(s.field, None);
+    feed(
+        &mut s,
+        1.2,
+        vec![key(ratatui::crossterm::event::KeyCode::Tab)],
+    );
+    assert_eq!(s.field, Some(Field::Paste));
+}

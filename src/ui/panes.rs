@@ -190,10 +190,14 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(format!(" {b}"), style),
         ]));
     }
-    if s.device_code.is_some() && s.sign_in.is_loading() {
+    if (s.device_code.is_some() || s.browser.is_some()) && s.sign_in.is_loading() {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
-            "Azure sign-in is waiting for you: the code is on the next pane.",
+            if s.browser.is_some() {
+                "Azure sign-in is waiting for you: the address to open is on the next pane."
+            } else {
+                "Azure sign-in is waiting for you: the code is on the next pane."
+            },
             t.warn(),
         )));
     }
