@@ -591,7 +591,10 @@ fn device_code_blocked_b_switches_to_the_browser_and_the_forwarded_port_signs_in
         .expect("the listener answers");
     assert!(page.contains("Signed in"), "{page}");
     t.wait_for(1, "Signed in as", Duration::from_secs(20));
-    let done = t.enter_until(1, "is connected to Spot", Duration::from_secs(90));
+    // Enter up to the review, then once: an Enter racing the Done pane would leave the wizard.
+    t.enter_until(1, "Review: what will be written", Duration::from_secs(60));
+    t.send(1, "Enter");
+    let done = t.wait_for(1, "is connected to Spot", Duration::from_secs(60));
     assert_connected(&sim.state(), &done_subscription(&done));
     t.send(1, "Enter");
     assert_eq!(t.exit_code(1), 0);
@@ -639,7 +642,10 @@ fn browser_sign_in_through_the_pasted_address_refuses_a_wrong_one_first() {
     assert!(!masked.contains(&code[..12]), "the pasted code is masked");
     t.send(1, "Enter");
     t.wait_for(1, "Signed in as", Duration::from_secs(20));
-    let done = t.enter_until(1, "is connected to Spot", Duration::from_secs(90));
+    // Enter up to the review, then once: an Enter racing the Done pane would leave the wizard.
+    t.enter_until(1, "Review: what will be written", Duration::from_secs(60));
+    t.send(1, "Enter");
+    let done = t.wait_for(1, "is connected to Spot", Duration::from_secs(60));
     assert_connected(&sim.state(), &done_subscription(&done));
     t.send(1, "Enter");
     assert_eq!(t.exit_code(1), 0);
