@@ -46,6 +46,7 @@ impl Env {
             .env_remove("AZURE_CLIENT_ID")
             .env_remove("AZURE_CLIENT_SECRET")
             .env("USER", "ops")
+            .env("SPOT_CONNECT_LOG", "trace")
             .env("SSH_CONNECTION", "10.0.0.5 50122 10.1.2.3 22")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -183,8 +184,10 @@ async fn apply_signs_in_through_the_forwarded_port() {
         .to_string();
     assert!(!t.contains(&code_value));
     let log =
-        std::fs::read_to_string(env.dir.path().join("state/spot-connect.log")).unwrap_or_default();
+        std::fs::read_to_string(env.dir.path().join("state/spot-connect.log")).expect("the log");
+    assert!(log.contains("browser sign-in completed"), "{log}");
     assert!(!log.contains(&code_value), "the code is not in the log");
+    assert!(!log.contains("code_verifier"), "nor the verifier");
     assert!(!log.contains("sim-rt-") && !log.contains("sim-at-"));
 }
 
