@@ -224,6 +224,7 @@ fn with_auth_browser_the_prompt_waits_for_the_azure_login_pane_then_takes_the_ke
         ],
     );
     assert_eq!(s.field, None, "the start screen keeps its keys");
+    assert!(render(&s, 120, 40, now(0.4)).contains("choose Connect to see the address to open"));
     feed(&mut s, 0.7, vec![enter()]);
     assert_eq!(s.pane, Pane::SpotAccount);
     assert_eq!(s.field, None);
