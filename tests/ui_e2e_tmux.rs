@@ -652,3 +652,40 @@ fn browser_sign_in_through_the_pasted_address_refuses_a_wrong_one_first() {
     t.assert_terminal_restored(1);
     rt.block_on(sim.shutdown());
 }
+
+#[test]
+fn a_tenant_that_requires_interaction_gets_the_sign_in_again_box_and_is_listed() {
+    let t = Tmux::new("reauth");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let opts = spot_connect::cli::SimOpts {
+        approve_after: 3000,
+        require_interaction: vec![spot_connect::sim::seed::FABRIKAM_TENANT_ID.into()],
+        ..Default::default()
+    };
+    let sim = rt
+        .block_on(spot_connect::sim::start(&opts, &t.dir.path().join("sim")))
+        .expect("simulator");
+    t.start_with(1, &format!("--endpoints {}", sim.endpoints_path.display()));
+    let again = t.wait_for(1, "asks you to sign in again", Duration::from_secs(60));
+    println!("--- sign in again (80x24) ---\n{again}");
+    assert!(
+        again.contains("Sign in again") && again.contains("AADSTS50076"),
+        "{again}"
+    );
+    assert!(
+        again.contains("fab0fab0-0000-4000-8000-00000000fab2"),
+        "{again}"
+    );
+    // The sim approves the code: the box goes, and Fabrikam's subscriptions are listed.
+    // 5 subscriptions: Fabrikam's two are not skipped.
+    let home = t.wait_for(
+        1,
+        "5 subscription(s) in 2 tenant(s)",
+        Duration::from_secs(60),
+    );
+    assert!(!home.contains("Sign in again"), "{home}");
+    t.send(1, "q");
+    assert_eq!(t.exit_code(1), 0);
+    t.assert_terminal_restored(1);
+    rt.block_on(sim.shutdown());
+}
