@@ -306,6 +306,24 @@ impl Runner {
         }
     }
 
+    /// Signs in, then discovers tenants and subscriptions, in the background.
+    fn sign_in(&mut self) {
+        let s = self.session.clone();
+        let tx = self.tx.clone();
+        self.tasks.push(tokio::spawn(async move {
+            match s.auth.sign_in().await {
+                Ok(id) => {
+                    let _ = tx.send(Action::SignedIn(Ok(id)));
+                    let d = crate::azure::discovery::discover(&s.auth, &s.endpoints, &s.http).await;
+                    let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
+                }
+                Err(e) => {
+                    let _ = tx.send(Action::SignedIn(Err(info(&e))));
+                }
+            }
+        }));
+    }
+
     /// Starts the effects; returns the exit code when one says to quit.
     fn run_effects(&mut self, fx: Vec<Effect>) -> Option<i32> {
         self.tasks.retain(|t| !t.is_finished());
@@ -337,7 +355,10 @@ impl Runner {
                         self.settings_cli.redirect_port,
                         self.prompt.clone(),
                     ) {
-                        Ok(a) => self.session.auth = a,
+                        Ok(a) => {
+                            self.session.auth = a;
+                            self.sign_in();
+                        }
                         Err(e) => {
                             let _ = self.tx.send(Action::SignedIn(Err(info(&e))));
                         }
@@ -346,27 +367,7 @@ impl Runner {
                 Effect::PasteRedirect(address) => {
                     self.session.auth.paste_redirect(address.expose());
                 }
-                Effect::SignIn => {
-                    let s = self.session.clone();
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        match s.auth.sign_in().await {
-                            Ok(id) => {
-                                let _ = tx.send(Action::SignedIn(Ok(id)));
-                                let d = crate::azure::discovery::discover(
-                                    &s.auth,
-                                    &s.endpoints,
-                                    &s.http,
-                                )
-                                .await;
-                                let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Action::SignedIn(Err(info(&e))));
-                            }
-                        }
-                    }));
-                }
+                Effect::SignIn => self.sign_in(),
                 Effect::Plan {
                     generation,
                     target,

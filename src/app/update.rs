@@ -72,7 +72,8 @@ pub enum Effect {
     },
     /// Sign in to Azure, then discover tenants and subscriptions.
     SignIn,
-    /// From now on sign in with a browser (device code was blocked): a new sign-in session.
+    /// From now on sign in with a browser (device code was blocked): a new sign-in session,
+    /// then the sign-in (as `SignIn`).
     UseBrowserSignIn,
     /// The address the operator pasted, for the browser sign-in waiting for it.
     PasteRedirect(Secret),
@@ -1207,7 +1208,7 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             s.pane = Pane::AzureLogin;
             s.sign_in = Load::Loading { since: at };
             refresh_pre_steps(s, at);
-            vec![Effect::UseBrowserSignIn, Effect::SignIn]
+            vec![Effect::UseBrowserSignIn]
         }
         Cmd::Continue if s.field == Some(Field::Paste) => submit_paste(s),
         Cmd::Continue => {
