@@ -286,7 +286,11 @@ async fn apply_with_a_redirect_port_already_taken_stops_before_signing_in() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r["path"].as_str().is_some_and(|p| p.starts_with("/login/")))
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/oauth2/v2.0/"))
+        })
         .count();
     assert_eq!(logins, 0, "no sign-in was started");
 }

@@ -257,7 +257,7 @@ async fn a_redirect_port_already_taken_is_a_clear_error_before_any_request() {
         Err(e) => panic!("unexpected {e}"),
         Ok(_) => panic!("signed in on a taken port"),
     }
-    assert_eq!(f.requests_to("/login/"), 0);
+    assert_eq!(f.requests_to("/oauth2/v2.0/"), 0);
 }
 
 #[tokio::test]
@@ -318,9 +318,7 @@ async fn a_tenant_that_wants_interaction_is_signed_in_to_again_with_its_authorit
         .count();
     assert_eq!(device_codes, 2, "the first sign-in and Fabrikam's");
     assert_eq!(
-        f.requests_to(&format!(
-            "/login/{FABRIKAM_TENANT_ID}/oauth2/v2.0/devicecode"
-        )),
+        f.requests_to(&format!("/{FABRIKAM_TENANT_ID}/oauth2/v2.0/devicecode")),
         1
     );
 }
