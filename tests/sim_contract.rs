@@ -50,6 +50,17 @@ const ARM_V: &str = "api-version=2022-04-01";
 
 impl T {
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> R {
+        self.send_with(method, path, token, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> R {
         let url = if path.starts_with("https://") {
             path.to_string()
         } else {
@@ -61,6 +72,9 @@ impl T {
         }
         if let Some(b) = body {
             req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
@@ -2051,4 +2065,261 @@ async fn documented_examples_put_role_definition_and_assignment() {
     assert_documented("RoleAssignments_CreateForSubscription", "201", &a);
     assert_eq!(a.body["properties"]["principalType"], "User");
     t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn graph_upserts_create_if_missing_update_or_404() {
+    let t = start(fast()).await;
+    let g = t.operator("graph").await;
+    let prefer = [("Prefer", "create-if-missing")];
+    let path = "/graph/v1.0/applications(uniqueName='spot-connect-contoso')";
+    // Without the header a missing application is 404 (application-upsert).
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"displayName": "Spot"})),
+            &[],
+        )
+        .await;
+    assert_graph_error(&r, 404, "Request_ResourceNotFound");
+    // displayName is required to create.
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"notes": "x"})),
+            &prefer,
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    // Created: 201 with the object, uniqueName set from the key.
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"displayName": "Spot", "signInAudience": "AzureADMyOrg"})),
+            &prefer,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["uniqueName"], "spot-connect-contoso");
+    assert_eq!(r.body["displayName"], "Spot");
+    let app_id = r.body["appId"].as_str().unwrap().to_string();
+    // Existing: 204, no body, updated in place (with or without the header).
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"displayName": "Spot renamed"})),
+            &prefer,
+        )
+        .await;
+    assert_eq!((r.status, r.body.clone()), (204, Value::Null));
+    let got = t.get(path, &g).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.body["displayName"], "Spot renamed");
+    let state = t.sim.state();
+    let apps: Vec<&Value> = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["uniqueName"] == "spot-connect-contoso")
+        .collect();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["displayName"], "Spot renamed");
+    // uniqueName is immutable; passwordCredentials cannot be set this way.
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"uniqueName": "other"})),
+            &[],
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"passwordCredentials": [{"displayName": "x"}]})),
+            &[],
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    // A user without the right to register apps cannot upsert.
+    let limited = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "graph",
+        )
+        .await;
+    let r = t
+        .send_with(
+            "PATCH",
+            "/graph/v1.0/applications(uniqueName='nope')",
+            Some(&limited),
+            Some(json!({"displayName": "x"})),
+            &prefer,
+        )
+        .await;
+    assert_graph_error(&r, 403, "Authorization_RequestDenied");
+
+    // The service principal upsert keyed by appId.
+    let sp_path = format!("/graph/v1.0/servicePrincipals(appId='{app_id}')");
+    let r = t
+        .send_with("PATCH", &sp_path, Some(&g), Some(json!({})), &[])
+        .await;
+    assert_graph_error(&r, 404, "Request_ResourceNotFound");
+    let r = t
+        .send_with(
+            "PATCH",
+            &sp_path,
+            Some(&g),
+            Some(json!({"accountEnabled": true})),
+            &prefer,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["appId"], app_id.as_str());
+    let r = t
+        .send_with(
+            "PATCH",
+            &sp_path,
+            Some(&g),
+            Some(json!({"accountEnabled": false})),
+            &prefer,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let state = t.sim.state();
+    let sps: Vec<&Value> = state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["appId"] == app_id.as_str())
+        .collect();
+    assert_eq!(sps.len(), 1);
+    assert_eq!(sps[0]["accountEnabled"], false);
+    // An appId with no application behind it.
+    let r = t
+        .send_with(
+            "PATCH",
+            &format!("/graph/v1.0/servicePrincipals(appId='{}')", new_guid()),
+            Some(&g),
+            Some(json!({})),
+            &prefer,
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+}
+
+#[tokio::test]
+async fn graph_service_principal_names_filter_get_by_ids_top_and_next_link() {
+    let t = start(fast()).await;
+    let g = t.operator("graph").await;
+    // servicePrincipalNames/any(c:c eq '{appId}') (the Azure CLI's `az ad sp show --id`).
+    let r = t
+        .get(
+            &format!(
+                "/graph/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c%20eq%20'{CI_LIMITED_CLIENT_ID}')"
+            ),
+            &g,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.body["value"].as_array().unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["id"], CI_LIMITED_SP_ID);
+    assert_eq!(v[0]["servicePrincipalNames"], json!([CI_LIMITED_CLIENT_ID]));
+    let r = t
+        .get(
+            &format!(
+                "/graph/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c%20eq%20'{}')",
+                new_guid()
+            ),
+            &g,
+        )
+        .await;
+    assert_eq!((r.status, r.body["value"].clone()), (200, json!([])));
+
+    // getByIds: users and service principals of this tenant, typed; unknown ids left out.
+    let r = t
+        .post(
+            "/graph/v1.0/directoryObjects/getByIds",
+            &g,
+            json!({"ids": [CI_LIMITED_SP_ID, OPERATOR_USER_ID, new_guid()], "types": ["user", "group", "servicePrincipal"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.body["value"].as_array().unwrap();
+    assert_eq!(v.len(), 2, "{}", r.body);
+    assert_eq!(v[0]["@odata.type"], "#microsoft.graph.servicePrincipal");
+    assert_eq!(v[0]["appId"], CI_LIMITED_CLIENT_ID);
+    assert!(v[0]["displayName"].is_string());
+    assert_eq!(v[1]["@odata.type"], "#microsoft.graph.user");
+    assert_eq!(v[1]["userPrincipalName"], OPERATOR_UPN);
+    // types limits the kinds.
+    let r = t
+        .post(
+            "/graph/v1.0/directoryObjects/getByIds",
+            &g,
+            json!({"ids": [CI_LIMITED_SP_ID, OPERATOR_USER_ID], "types": ["user"]}),
+        )
+        .await;
+    assert_eq!(r.body["value"].as_array().unwrap().len(), 1);
+    let r = t
+        .post(
+            "/graph/v1.0/directoryObjects/getByIds",
+            &g,
+            json!({"types": ["user"]}),
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+
+    // $top pages with an absolute @odata.nextLink; $select keeps only the named properties.
+    let mut url = "/graph/v1.0/servicePrincipals?$top=2&$select=id,appId".to_string();
+    let mut seen = vec![];
+    let mut pages = 0;
+    loop {
+        let r = t.get(&url, &g).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        pages += 1;
+        for sp in r.body["value"].as_array().unwrap() {
+            let keys: Vec<&String> = sp.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["appId", "id"], "{sp}");
+            seen.push(sp["id"].as_str().unwrap().to_string());
+        }
+        assert!(r.body["value"].as_array().unwrap().len() <= 2);
+        match r.body["@odata.nextLink"].as_str() {
+            Some(next) => {
+                assert!(next.starts_with(&t.sim.endpoints.graph), "{next}");
+                assert!(next.contains("skiptoken"), "{next}");
+                url = next.to_string();
+            }
+            None => break,
+        }
+    }
+    let all = t.sim.state()["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tenantId"] == CONTOSO_TENANT_ID)
+        .count();
+    assert_eq!(seen.len(), all);
+    assert!(pages >= 2);
+    let r = t.get("/graph/v1.0/servicePrincipals?$top=0", &g).await;
+    assert_graph_error(&r, 400, "Request_UnsupportedQuery");
+    let r = t
+        .get("/graph/v1.0/servicePrincipals?$skiptoken=bogus", &g)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
 }

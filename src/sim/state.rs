@@ -45,9 +45,12 @@ pub struct Application {
     pub id: String,
     pub app_id: String,
     pub tenant_id: String,
+    /// Graph's client-chosen, immutable alternate key (`applications(uniqueName='…')`).
+    pub unique_name: Option<String>,
     pub display_name: String,
     pub sign_in_audience: String,
     pub redirect_uris: Vec<String>,
+    pub identifier_uris: Vec<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
     pub password_credentials: Vec<PasswordCredential>,
@@ -437,9 +440,11 @@ impl World {
                 id: id.into(),
                 app_id: app_id.into(),
                 tenant_id: t.into(),
+                unique_name: None,
                 display_name: name.into(),
                 sign_in_audience: "AzureADMyOrg".into(),
                 redirect_uris: vec![],
+                identifier_uris: vec![],
                 notes: None,
                 tags: vec![],
                 password_credentials: vec![PasswordCredential {
@@ -811,7 +816,7 @@ impl World {
             "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants,
                 "directoryRoles": u.directory_roles.iter().map(|(t, r)| json!({"tenantId": t, "roleTemplateId": r})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "applications": self.applications.iter().map(|a| json!({
-                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "displayName": a.display_name,
+                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "uniqueName": a.unique_name, "displayName": a.display_name,
                 "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
                 "createdDateTime": rfc3339(a.created),
                 "passwordCredentials": a.password_credentials.iter().map(pc).collect::<Vec<_>>(),
