@@ -2,8 +2,8 @@
 //! bodies; every named error case is reachable and has its service's shape.
 
 use serde_json::{Value, json};
-use spot_connect::cli::SimOpts;
 use spot_connect::error::spot_codes;
+use spot_connect::sim::SimOpts;
 use spot_connect::sim::{self, SimHandle, seed::*};
 use std::time::Duration;
 
