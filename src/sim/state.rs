@@ -140,17 +140,11 @@ pub enum Audience {
     Arm,
 }
 
-pub struct AccessToken {
-    pub tenant_id: String,
-    pub audience: Audience,
-    pub principal: Principal,
-    pub expires: Instant,
-}
-
 pub struct DeviceCode {
     pub user_code: String,
     pub tenant_id: String,
-    pub audience: Audience,
+    /// The client the code was issued to.
+    pub client_id: String,
     pub scope: String,
     pub created: Instant,
     pub expires: Instant,
@@ -187,7 +181,6 @@ pub struct World {
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
     pub spot_accounts: Vec<SpotAccount>,
-    pub tokens: HashMap<String, AccessToken>,
     /// refresh token → user id
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
@@ -585,7 +578,6 @@ impl World {
             role_definitions,
             role_assignments: vec![],
             spot_accounts: vec![],
-            tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
