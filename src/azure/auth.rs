@@ -353,16 +353,14 @@ impl Auth {
                     endpoints, http, sp, tenant, clock,
                 ));
             }
-            AuthMethod::AzureCli | AuthMethod::ManagedIdentity if custom => {
-                return Err(Error::Usage(format!(
-                    "--auth {} signs in to a real Azure cloud and cannot be used with custom endpoints: use device-code or client-secret",
-                    if method == AuthMethod::AzureCli {
-                        "azure-cli"
-                    } else {
-                        "managed-identity"
-                    }
-                )));
+            AuthMethod::ManagedIdentity if custom => {
+                return Err(Error::Usage(
+                    "--auth managed-identity signs in to a real Azure cloud and cannot be used with custom endpoints: use device-code, azure-cli or client-secret".into(),
+                ));
             }
+            // With custom endpoints too: `az account get-access-token --scope {arm}/.default`
+            // works against whatever cloud `az` is signed in to (`az cloud register` + `az login`;
+            // docs/architecture.md).
             AuthMethod::AzureCli => Backend::AzureCli(Mutex::new(HashMap::new())),
             AuthMethod::ManagedIdentity => {
                 let options = ManagedIdentityCredentialOptions {
