@@ -128,8 +128,16 @@ pub(crate) struct Grant<'a> {
     pub nonce: Option<&'a str>,
     /// `client_info=1` was sent: add `client_info`.
     pub client_info: bool,
-    /// How the client authenticated: `appidacr` "0" public client, "1" client secret.
-    pub client_secret: bool,
+    /// How the client authenticated.
+    pub client_auth: ClientAuth,
+}
+
+/// `appidacr`: "0" a public client, "1" a client secret, "2" a certificate (managed identities).
+#[derive(Clone, Copy)]
+pub(crate) enum ClientAuth {
+    Public,
+    Secret,
+    Certificate,
 }
 
 fn now_secs() -> i64 {
@@ -169,7 +177,11 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         "tid": g.tenant,
         "oid": oid,
         "appid": g.client_id,
-        "appidacr": if g.client_secret { "1" } else { "0" },
+        "appidacr": match g.client_auth {
+            ClientAuth::Public => "0",
+            ClientAuth::Secret => "1",
+            ClientAuth::Certificate => "2",
+        },
         "ver": "1.0",
         "uti": random_token("")[..22].to_string(),
     });
@@ -193,10 +205,7 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         Principal::ServicePrincipal { app_id, .. } => {
             at["idtyp"] = json!("app");
             at["sub"] = json!(oid);
-            let may = w
-                .applications
-                .iter()
-                .any(|a| &a.app_id == app_id && a.may_register_apps);
+            let may = w.sp_may_register_apps(app_id);
             if audience == Some(Audience::Graph) && may {
                 at["roles"] = json!(["Application.ReadWrite.All"]);
             }
@@ -313,6 +322,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             [_, "discovery", "v2.0", "keys"] | ["discovery", "v2.0", "keys"] => {
                 return Resp::json(200, jwt::key().jwks());
             }
+            ["msi", "token"] => return managed_identity(sim, ctx),
             _ => {}
         }
     }
@@ -538,7 +548,7 @@ fn poll(sim: &Sim, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
             refresh,
             nonce: None,
             client_info: wants_client_info(form),
-            client_secret: false,
+            client_auth: ClientAuth::Public,
         },
     );
     Resp::json(200, body)
@@ -581,7 +591,7 @@ fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -
             refresh: true,
             nonce: None,
             client_info: wants_client_info(form),
-            client_secret: false,
+            client_auth: ClientAuth::Public,
         },
     );
     Resp::json(200, body)
@@ -719,7 +729,7 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
                     refresh: false,
                     nonce: None,
                     client_info: false,
-                    client_secret: true,
+                    client_auth: ClientAuth::Secret,
                 },
             );
             Resp::json(200, body)
@@ -729,4 +739,85 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
             oauth_error(ctx, status, error, code, msg)
         }
     }
+}
+
+/// The simulated App Service identity endpoint (`IDENTITY_ENDPOINT` = `{login}/msi/token`,
+/// `IDENTITY_HEADER` = [`seed::MANAGED_IDENTITY_HEADER`]): `GET ?api-version=2019-08-01&resource=R
+/// [&client_id=…]` with `X-IDENTITY-HEADER` → `{"access_token","expires_on" (epoch seconds, a
+/// string),"resource","token_type","client_id"}` for the seeded managed identity.
+fn managed_identity(sim: &Sim, ctx: &Ctx) -> Resp {
+    use super::seed::{
+        CONTOSO_TENANT_ID, MANAGED_IDENTITY_CLIENT_ID, MANAGED_IDENTITY_HEADER,
+        MANAGED_IDENTITY_SP_ID,
+    };
+    // The error body is a guess (docs/simulator.md): App Service documents statuses, not bodies.
+    let fail = |status: u16, message: &str| {
+        Resp::json(
+            status,
+            json!({"statusCode": status, "message": message, "correlationId": ctx.request_id}),
+        )
+    };
+    let header = ctx
+        .headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    if header != Some(MANAGED_IDENTITY_HEADER) {
+        return fail(401, "The X-IDENTITY-HEADER header is missing or wrong.");
+    }
+    if ctx.q("api-version") != Some("2019-08-01") {
+        return fail(
+            400,
+            "Unsupported or missing api-version: 2019-08-01 is required.",
+        );
+    }
+    let Some(resource) = ctx.q("resource").filter(|r| !r.is_empty()) else {
+        return fail(400, "The resource parameter is required.");
+    };
+    if audience_of_resource(sim, resource).is_none() {
+        return fail(
+            400,
+            &format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant."
+            ),
+        );
+    }
+    if ctx
+        .q("client_id")
+        .is_some_and(|c| !c.eq_ignore_ascii_case(MANAGED_IDENTITY_CLIENT_ID))
+        || ctx
+            .q("principal_id")
+            .is_some_and(|p| !p.eq_ignore_ascii_case(MANAGED_IDENTITY_SP_ID))
+        || ctx.q("mi_res_id").is_some()
+    {
+        return fail(400, "No managed identity found for the specified identity.");
+    }
+    let scope = format!("{resource}/.default");
+    let body = issue_tokens(
+        sim,
+        &mut sim.world(),
+        Grant {
+            tenant: CONTOSO_TENANT_ID,
+            principal: Principal::ServicePrincipal {
+                id: MANAGED_IDENTITY_SP_ID.into(),
+                app_id: MANAGED_IDENTITY_CLIENT_ID.into(),
+            },
+            client_id: MANAGED_IDENTITY_CLIENT_ID,
+            scope: &scope,
+            refresh: false,
+            nonce: None,
+            client_info: false,
+            client_auth: ClientAuth::Certificate,
+        },
+    );
+    let expires_on = now_secs() + sim.opts.token_lifetime as i64;
+    Resp::json(
+        200,
+        json!({
+            "access_token": body["access_token"],
+            "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": MANAGED_IDENTITY_CLIENT_ID,
+        }),
+    )
 }
