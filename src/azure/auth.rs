@@ -403,25 +403,27 @@ impl Auth {
                     endpoints, http, sp, tenant, clock,
                 ));
             }
-            AuthMethod::AzureCli | AuthMethod::ManagedIdentity if custom => {
-                return Err(Error::Usage(format!(
-                    "--auth {} signs in to a real Azure cloud and cannot be used with custom endpoints: use device-code or client-secret",
-                    if method == AuthMethod::AzureCli {
-                        "azure-cli"
-                    } else {
-                        "managed-identity"
-                    }
-                )));
-            }
+            // With custom endpoints too: `az account get-access-token --scope {arm}/.default`
+            // works against whatever cloud `az` is signed in to (`az cloud register` + `az login`;
+            // docs/architecture.md).
             AuthMethod::AzureCli => Backend::AzureCli(Mutex::new(HashMap::new())),
             AuthMethod::ManagedIdentity => {
-                let options = ManagedIdentityCredentialOptions {
+                let mut options = ManagedIdentityCredentialOptions {
                     user_assigned_id: std::env::var("AZURE_CLIENT_ID")
                         .ok()
                         .filter(|v| !v.is_empty())
                         .map(azure_identity::UserAssignedId::ClientId),
                     ..Default::default()
                 };
+                // Custom endpoints: the identity endpoint comes from App Service's
+                // IDENTITY_ENDPOINT / IDENTITY_HEADER (azure_identity reads them), and is reached
+                // through our HTTP client, which trusts the endpoints' CA (HTTPS only). A real
+                // cloud keeps azure_identity's own transport (IMDS is plain HTTP).
+                if custom {
+                    options.client_options.transport = Some(azure_core::http::Transport::new(
+                        Arc::new(http.client().clone()),
+                    ));
+                }
                 Backend::ManagedIdentity(
                     ManagedIdentityCredential::new(Some(options)).map_err(from_core_error)?,
                 )
@@ -528,6 +530,8 @@ impl Auth {
 
     /// Signs in (the device code prompt, or a first token from the other credentials) and says who.
     pub async fn sign_in(&self) -> Result<Identity> {
+        // Endpoints from a file: every origin answers, signed by its CA (errors name the field).
+        self.inner.endpoints.verify(&self.inner.http).await?;
         let method = self.inner.method;
         let (display, claims_tenant) = match &self.inner.backend {
             Backend::DeviceCode(c) => {
@@ -846,21 +850,25 @@ mod tests {
     }
 
     #[test]
-    fn azure_cli_and_managed_identity_refuse_custom_endpoints() {
+    fn azure_cli_and_managed_identity_work_with_custom_endpoints() {
+        // Both used to refuse custom endpoints; `az` signed in to a custom cloud and an App
+        // Service identity endpoint make them usable there (tests/azure_cli.rs,
+        // tests/managed_identity.rs run them against the simulator).
         let f = crate::endpoints::EndpointsFile {
-            login: "https://127.0.0.1:1/login".into(),
-            graph: "https://127.0.0.1:1/graph".into(),
-            arm: "https://127.0.0.1:1/arm".into(),
-            spot: "https://127.0.0.1:1/spot".into(),
-            inspect: "https://127.0.0.1:1/inspect".into(),
+            login: "https://127.0.0.1:1".into(),
+            graph: "https://127.0.0.1:2".into(),
+            arm: "https://127.0.0.1:3".into(),
+            spot: "https://127.0.0.1:4".into(),
+            inspect: "https://127.0.0.1:5".into(),
             ca_cert: "/nonexistent".into(),
             spot_token: "x".into(),
         };
         let ep = Endpoints::from_file_contents(&f);
         let http = Http::new(None).unwrap();
         for m in [AuthMethod::AzureCli, AuthMethod::ManagedIdentity] {
-            let r = Auth::new(m, &ep, &http, None, Arc::new(|_| {}));
-            assert!(matches!(r, Err(Error::Usage(_))), "{m:?}");
+            let auth = Auth::new(m, &ep, &http, None, Arc::new(|_| {})).unwrap();
+            assert_eq!(auth.method(), m);
+            assert_eq!(auth.endpoints().arm_scope, "https://127.0.0.1:3/.default");
         }
     }
 }

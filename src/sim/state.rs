@@ -45,9 +45,12 @@ pub struct Application {
     pub id: String,
     pub app_id: String,
     pub tenant_id: String,
+    /// Graph's client-chosen, immutable alternate key (`applications(uniqueName='…')`).
+    pub unique_name: Option<String>,
     pub display_name: String,
     pub sign_in_audience: String,
     pub redirect_uris: Vec<String>,
+    pub identifier_uris: Vec<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
     pub password_credentials: Vec<PasswordCredential>,
@@ -64,6 +67,11 @@ pub struct ServicePrincipal {
     pub display_name: String,
     pub account_enabled: bool,
     pub born: Instant,
+    /// `servicePrincipalType`: "Application", or "ManagedIdentity" (no application object here).
+    pub kind: &'static str,
+    /// Holds Graph's Application.ReadWrite.All itself (a managed identity; apps get it through
+    /// their application's flag).
+    pub may_register_apps: bool,
 }
 
 #[derive(Clone)]
@@ -137,17 +145,11 @@ pub enum Audience {
     Arm,
 }
 
-pub struct AccessToken {
-    pub tenant_id: String,
-    pub audience: Audience,
-    pub principal: Principal,
-    pub expires: Instant,
-}
-
 pub struct DeviceCode {
     pub user_code: String,
     pub tenant_id: String,
-    pub audience: Audience,
+    /// The client the code was issued to.
+    pub client_id: String,
     pub scope: String,
     pub created: Instant,
     pub expires: Instant,
@@ -184,7 +186,6 @@ pub struct World {
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
     pub spot_accounts: Vec<SpotAccount>,
-    pub tokens: HashMap<String, AccessToken>,
     /// refresh token → user id
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
@@ -439,9 +440,11 @@ impl World {
                 id: id.into(),
                 app_id: app_id.into(),
                 tenant_id: t.into(),
+                unique_name: None,
                 display_name: name.into(),
                 sign_in_audience: "AzureADMyOrg".into(),
                 redirect_uris: vec![],
+                identifier_uris: vec![],
                 notes: None,
                 tags: vec![],
                 password_credentials: vec![PasswordCredential {
@@ -505,7 +508,19 @@ impl World {
                 display_name: a.display_name.clone(),
                 account_enabled: true,
                 born: old,
+                kind: "Application",
+                may_register_apps: false,
             })
+            .chain([ServicePrincipal {
+                id: MANAGED_IDENTITY_SP_ID.into(),
+                app_id: MANAGED_IDENTITY_CLIENT_ID.into(),
+                tenant_id: CONTOSO_TENANT_ID.into(),
+                display_name: MANAGED_IDENTITY_NAME.into(),
+                account_enabled: true,
+                born: old,
+                kind: "ManagedIdentity",
+                may_register_apps: true,
+            }])
             .collect();
         let builtin = |guid: &str, name: &str, desc: &str, p: Permission| RoleDefinition {
             guid: guid.into(),
@@ -582,7 +597,6 @@ impl World {
             role_definitions,
             role_assignments: vec![],
             spot_accounts: vec![],
-            tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
@@ -643,11 +657,24 @@ impl World {
                 born: old,
             });
         }
-        // ci-owner-noapps: Owner on Contoso Production and Dev (fixed names, so the ids generated
-        // above and after stay what they were).
-        for (name, sub) in [
-            ("0a000004-0000-4000-8000-0000000000a1", SUB_CONTOSO_PROD),
-            ("0a000004-0000-4000-8000-0000000000a2", SUB_CONTOSO_DEV),
+        // ci-owner-noapps: Owner on Contoso Production and Dev; the managed identity: Owner on
+        // Contoso Dev (fixed names, so the ids generated above and after stay what they were).
+        for (name, sub, principal) in [
+            (
+                "0a000004-0000-4000-8000-0000000000a1",
+                SUB_CONTOSO_PROD,
+                CI_OWNER_NOAPPS_SP_ID,
+            ),
+            (
+                "0a000004-0000-4000-8000-0000000000a2",
+                SUB_CONTOSO_DEV,
+                CI_OWNER_NOAPPS_SP_ID,
+            ),
+            (
+                "0a000005-0000-4000-8000-0000000000a2",
+                SUB_CONTOSO_DEV,
+                MANAGED_IDENTITY_SP_ID,
+            ),
         ] {
             w.role_assignments.push(RoleAssignment {
                 name: name.into(),
@@ -656,7 +683,7 @@ impl World {
                 role_definition_id: format!(
                     "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_OWNER}"
                 ),
-                principal_id: CI_OWNER_NOAPPS_SP_ID.into(),
+                principal_id: principal.into(),
                 principal_type: "ServicePrincipal".into(),
                 created_on: now - time::Duration::days(30),
                 created_by: None,
@@ -735,11 +762,19 @@ impl World {
                         })
                     })
             }
-            Principal::ServicePrincipal { app_id, .. } => self
-                .applications
-                .iter()
-                .any(|a| &a.app_id == app_id && a.may_register_apps),
+            Principal::ServicePrincipal { app_id, .. } => self.sp_may_register_apps(app_id),
         }
+    }
+
+    /// Whether the service principal of `app_id` holds Graph's Application.ReadWrite.All.
+    pub fn sp_may_register_apps(&self, app_id: &str) -> bool {
+        self.applications
+            .iter()
+            .any(|a| a.app_id == app_id && a.may_register_apps)
+            || self
+                .service_principals
+                .iter()
+                .any(|s| s.app_id == app_id && s.may_register_apps)
     }
 
     pub fn tenant(&self, id: &str) -> Option<&Tenant> {
@@ -814,7 +849,7 @@ impl World {
             "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants,
                 "directoryRoles": u.directory_roles.iter().map(|(t, r)| json!({"tenantId": t, "roleTemplateId": r})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "applications": self.applications.iter().map(|a| json!({
-                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "displayName": a.display_name,
+                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "uniqueName": a.unique_name, "displayName": a.display_name,
                 "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
                 "createdDateTime": rfc3339(a.created),
                 "passwordCredentials": a.password_credentials.iter().map(pc).collect::<Vec<_>>(),
