@@ -84,7 +84,11 @@ fn audience_of(sim: &Sim, scope: &str) -> Option<Audience> {
 }
 
 /// `{tenant}` of the URL → a tenant id for this user (organizations/common = home tenant).
-pub(crate) fn resolve_user_tenant(w: &World, tenant: &str, user_id: &str) -> Result<String, (u32, String)> {
+pub(crate) fn resolve_user_tenant(
+    w: &World,
+    tenant: &str,
+    user_id: &str,
+) -> Result<String, (u32, String)> {
     let user = w.user(user_id).ok_or((
         50034,
         "The user account does not exist in the directory.".to_string(),
