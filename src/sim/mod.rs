@@ -678,7 +678,7 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     })
 }
 
-/// base64url without padding (for the unsigned id_token).
+/// base64url without padding (JWT parts, `client_info`).
 pub(crate) fn base64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
