@@ -2605,6 +2605,12 @@ async fn oidc_discovery_jwks_and_documented_token_claims() {
     let fab_claims = verified_claims(&jwks, fab_at);
     assert_eq!(fab_claims["tid"], FABRIKAM_TENANT_ID);
     assert_eq!(fab_claims["aud"], format!("{}/", t.sim.endpoints.arm));
+    // The operator is a guest in Fabrikam: `idp` names the home tenant (absent at home).
+    assert_eq!(
+        fab_claims["idp"],
+        format!("https://sts.windows.net/{CONTOSO_TENANT_ID}/")
+    );
+    assert!(at.get("idp").is_none());
     let subs = t
         .get("/arm/subscriptions?api-version=2022-12-01", fab_at)
         .await;

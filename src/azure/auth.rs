@@ -137,8 +137,8 @@ impl ServicePrincipal {
 ///
 /// Why not azure_identity's `ClientSecretCredential`: it builds its token URL with
 /// `authority_host.join("/{tenant}/oauth2/v2.0/token")`, an absolute path that drops any path of
-/// the authority host, so it cannot be pointed at an authority that lives under a path (the
-/// simulator's `https://127.0.0.1:PORT/login`, or a corporate reverse proxy), even with a custom
+/// the authority host, so it cannot be pointed at an authority that lives under a path (a
+/// corporate reverse proxy; the simulator used to serve one too), even with a custom
 /// `CloudConfiguration` and transport. Its errors also keep only the numeric AADSTS codes,
 /// where the rest of this crate branches on the OAuth `error` code (`invalid_client`, …). The
 /// grant is one form POST; this implements it on the same `TokenCredential` trait, over the
@@ -568,7 +568,7 @@ impl Auth {
         };
         let home = match claims_tenant {
             Some(t) => Some(t),
-            // Opaque tokens (the simulator's): ask ARM which tenant is home.
+            // Opaque tokens (not JWTs, or without `tid`): ask ARM which tenant is home.
             None => self.home_tenant_from_arm().await?,
         };
         if let Some(h) = &home {

@@ -199,6 +199,12 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
             at["unique_name"] = json!(user.map(|u| u.upn.clone()));
             at["name"] = json!(user.map(|u| u.name.clone()));
             at["amr"] = json!(["pwd"]);
+            // A guest (a tenant other than the user's home): `idp` names the home tenant's
+            // issuer (access-token-claims-reference: "identical to the value of the Issuer claim
+            // unless the user account isn't in the same tenant as the issuer, such as guests").
+            if let Some(u) = user.filter(|u| !u.home_tenant.eq_ignore_ascii_case(g.tenant)) {
+                at["idp"] = json!(format!("https://sts.windows.net/{}/", u.home_tenant));
+            }
             // Delegated permissions: ARM's only one; for Graph, what the Azure CLI's public
             // client is consented to for these operations (a guess: the real list is longer).
             at["scp"] = json!(match audience {
