@@ -203,3 +203,43 @@ fn man_page_documents_every_command_option_and_exit_code() {
     assert!(plain.contains(&format!("(commit {})", expected_commit())));
     assert_state_untouched(home.path());
 }
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
+#[test]
+fn fish_completes_past_a_command_and_zsh_parses_its_script() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if have("fish") {
+        let (o, _home) = run(&["completions", "fish"]);
+        let script = dir.path().join("spot-connect.fish");
+        std::fs::write(&script, &o.stdout).expect("write script");
+        let o = Command::new("fish")
+            .arg("-c")
+            .arg(format!(
+                "source {}; complete -C'spot-connect sim --la'",
+                script.display()
+            ))
+            .output()
+            .expect("run fish");
+        assert!(o.status.success(), "{o:?}");
+        let first = stdout(&o);
+        assert!(first.starts_with("--latency\t"), "fish completed: {first}");
+    } else {
+        eprintln!("skipped fish: not installed");
+    }
+    if have("zsh") {
+        let (o, _home) = run(&["completions", "zsh"]);
+        let script = dir.path().join("_spot-connect");
+        std::fs::write(&script, &o.stdout).expect("write script");
+        let o = Command::new("zsh")
+            .arg("-n")
+            .arg(&script)
+            .output()
+            .expect("run zsh");
+        assert!(o.status.success(), "zsh -n: {o:?}");
+    } else {
+        eprintln!("skipped zsh: not installed");
+    }
+}
