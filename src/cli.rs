@@ -19,10 +19,19 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// `spot-connect --version`: the crate version and the git commit it was built from (build.rs;
+/// "unknown" when built outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SPOT_CONNECT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "spot-connect",
-    version,
+    version = VERSION,
     about = "Connect an Azure subscription to Spot (spot.io), safely, in one run."
 )]
 pub struct Cli {
@@ -51,6 +60,13 @@ pub enum Command {
     Remove(RemoveOpts),
     /// Run the simulated clouds on their own.
     Sim(SimOpts),
+    /// Print the shell completion script (bash: `source <(spot-connect completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `spot-connect man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]

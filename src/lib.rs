@@ -5,6 +5,7 @@ pub mod app;
 pub mod azure;
 pub mod cli;
 pub mod commands;
+pub mod docgen;
 pub mod endpoints;
 pub mod error;
 pub mod http;

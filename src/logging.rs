@@ -4,6 +4,9 @@
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Creates `dir` (0700) if needed.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
@@ -36,7 +39,8 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Sends tracing output to `<state_dir>/spot-connect.log` (level from `SPOT_CONNECT_LOG`,
-/// default `info`). Returns the log path.
+/// default `info`: a level, or `target=level` directives such as `info,spot_connect::http=debug`;
+/// a value that does not parse means `info`). Returns the log path.
 pub fn init(state_dir: &Path) -> io::Result<PathBuf> {
     ensure_private_dir(state_dir)?;
     let path = state_dir.join("spot-connect.log");
@@ -48,12 +52,19 @@ pub fn init(state_dir: &Path) -> io::Result<PathBuf> {
         opts.mode(0o600);
     }
     let file = opts.open(&path)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPOT_CONNECT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `Targets`, not `EnvFilter`: the same directives without span filters, and without the
+    // regex crates EnvFilter needs (smaller binary, shorter build).
+    let filter: Targets = std::env::var("SPOT_CONNECT_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::Level::TRACE) // `Targets` below decides
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
+        .finish()
+        .with(filter)
         .try_init();
     Ok(path)
 }

@@ -1,9 +1,23 @@
 use clap::Parser;
 use spot_connect::cli::{Cli, Command, exit};
-use spot_connect::{app, commands, logging, sim};
+use spot_connect::{app, commands, docgen, logging, sim};
+use std::io::Write;
 
 fn main() {
     let cli = Cli::parse();
+    // Generated text on stdout: no state directory, log or runtime needed.
+    if let Some(c @ (Command::Completions { .. } | Command::Man)) = &cli.command {
+        let mut out = std::io::stdout().lock();
+        let written = match c {
+            Command::Completions { shell } => docgen::write_completions(*shell, &mut out),
+            _ => docgen::write_man_page(&mut out),
+        };
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            eprintln!("spot-connect: cannot write to stdout: {e}");
+            std::process::exit(exit::FAILED);
+        }
+        return;
+    }
     let state_dir = cli.opts.state_dir();
     if let Err(e) = logging::init(&state_dir) {
         eprintln!(
@@ -38,6 +52,7 @@ fn main() {
                     exit::FAILED
                 }
             },
+            Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
         }
     });
     // Do not wait for background tasks (e.g. a device-code poll) to finish.

@@ -10,6 +10,7 @@ use spot_connect::secret::Secret;
 use spot_connect::sim::{self, seed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt;
 
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
@@ -30,12 +31,15 @@ async fn tokens_never_reach_the_log_or_debug_output() {
     let file = std::fs::File::create(&log_path).unwrap();
     // Everything at TRACE (HTTP, TLS, ours), except the simulator's own lines.
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,spot_connect::sim=off",
-        ))
+        .with_max_level(tracing::Level::TRACE) // `Targets` below decides
         .with_ansi(false)
         .with_writer(Mutex::new(file))
-        .finish();
+        .finish()
+        .with(
+            "trace,spot_connect::sim=off"
+                .parse::<tracing_subscriber::filter::Targets>()
+                .expect("valid directives"),
+        );
     let _guard = tracing::subscriber::set_default(subscriber); // this (current-thread) runtime's thread
 
     let auth = Auth::new(
