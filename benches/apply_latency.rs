@@ -6,8 +6,8 @@
 //!
 //! Each run: a fresh simulator (latency 50 ms, no faults, no replication delay) and a fresh state
 //! dir, device-code sign-in (not timed: the simulator approves it after a pause that stands for
-//! the operator), then `onboard::apply` of Contoso Production from nothing: lookups, plan,
-//! writes, connect, read-back. Timed: the `apply` call.
+//! the operator), then `onboard::plan` and `onboard::apply` of that plan for Contoso Production
+//! from nothing: lookups, plan, writes, connect, read-back. Timed: both calls.
 //!
 //! The bound is derived from the simulator's request log of that same run. Every logged call is
 //! classified ([`Kind`]) and given the calls it needs the result of ([`needs`]): a data dependency
@@ -307,9 +307,12 @@ async fn one_run(print: bool, sim_rt: &tokio::runtime::Handle) -> Run {
 
     let started_at = OffsetDateTime::now_utc();
     let t0 = Instant::now();
-    let report = onboard::apply(&session, &target, &settings, tx)
+    // What `apply --yes` does: the plan (every lookup), then exactly that plan.
+    let plan = onboard::plan(&session, std::slice::from_ref(&target), &settings)
         .await
-        .expect("apply runs");
+        .expect("plan");
+    let mut run_report = onboard::apply(&session, &plan, tx).await;
+    let report = run_report.reports.remove(0);
     let wall = t0.elapsed();
     let _ = drain.await;
     assert_eq!(

@@ -5,7 +5,7 @@
 //! `AZURE_CLIENT_SECRET`.
 
 use crate::endpoints::Cloud;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Exit codes (PRODUCT.md §2).
@@ -51,18 +51,8 @@ pub enum Command {
     Sim(SimOpts),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthMethod {
-    /// Device code (default: works over SSH with no browser).
-    #[default]
-    DeviceCode,
-    /// Reuse the `az login` session.
-    AzureCli,
-    ManagedIdentity,
-    /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
-    ClientSecret,
-}
+/// The sign-in method (defined with the clients: the engine and the clients need it too).
+pub use crate::azure::auth::AuthMethod;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct CommonOpts {

@@ -143,7 +143,11 @@ impl Http {
                 }
                 Err(e) => {
                     tracing::debug!(%service, %method, path, error = %e, attempt, "http transport error");
-                    ApiError::transport(service, transport_message(&e))
+                    if e.is_connect() {
+                        ApiError::connect_failed(service, transport_message(&e))
+                    } else {
+                        ApiError::transport(service, transport_message(&e))
+                    }
                 }
             };
             let retry = match err.status {

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 use spot_connect::azure::arm::Arm;
 use spot_connect::azure::auth::Audience;
 use spot_connect::cli::{CommonOpts, SimOpts};
-use spot_connect::onboard::bulk::{BulkOptions, apply_many};
 use spot_connect::onboard::model::{Progress, Step, StepEvent, Verdict};
 use spot_connect::onboard::remove::{RemoveOptions, plan_removal, remove};
 use spot_connect::onboard::rotate::rotate;
@@ -68,16 +67,13 @@ fn dev() -> Target {
     target(seed::SUB_CONTOSO_DEV, "Contoso Dev")
 }
 
-async fn bulk(env: &Env, targets: &[Target]) -> spot_connect::onboard::bulk::BulkReport {
+/// Several subscriptions through the one engine: plan, then apply that plan.
+async fn bulk(env: &Env, targets: &[Target]) -> spot_connect::onboard::model::RunReport {
     let (tx, _rx) = mpsc::unbounded_channel();
-    apply_many(
-        &env.session,
-        targets,
-        &Settings::default(),
-        tx,
-        BulkOptions::default(),
-    )
-    .await
+    let plan = spot_connect::onboard::plan(&env.session, targets, &Settings::default())
+        .await
+        .expect("plan");
+    spot_connect::onboard::apply(&env.session, &plan, tx).await
 }
 
 fn arr<'a>(state: &'a Value, key: &str) -> Vec<&'a Value> {
@@ -653,7 +649,9 @@ fn library_futures_are_send(session: Session, targets: Vec<Target>) {
         if let Ok(p) = p {
             let _ = remove(&session, &p[0], tx.clone()).await;
         }
-        let _ = apply_many(&session, &targets, &settings, tx, BulkOptions::default()).await;
+        if let Ok(p) = spot_connect::onboard::plan(&session, &targets, &settings).await {
+            let _ = spot_connect::onboard::apply(&session, &p, tx).await;
+        }
     });
 }
 
@@ -689,28 +687,16 @@ async fn a_sign_in_failure_stops_every_subscription() {
         subscription_id: "5bad0001-0000-4000-8000-000000000bad".into(),
         subscription_name: "Elsewhere".into(),
     };
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let r = apply_many(
+    // The plan looks every tenant up before anything is written: it fails as a whole.
+    let r = spot_connect::onboard::plan(
         &env.session,
         &[stranger, prod(), dev()],
         &Settings::default(),
-        tx,
-        BulkOptions::default(),
     )
     .await;
-    assert!(r.stopped.is_some(), "{r:#?}");
-    assert_eq!(r.failed(), 3);
-    for rep in &r.reports[1..] {
-        assert!(
-            rep.error
-                .as_ref()
-                .unwrap()
-                .summary
-                .starts_with("not started"),
-            "{rep:#?}"
-        );
-    }
-    // Nothing was written in the tenant that was not tried.
+    let e = r.expect_err("a tenant that refuses the sign-in fails the plan");
+    assert!(spot_connect::onboard::status::is_fatal(&e), "{e:#?}");
+    // Nothing was written anywhere.
     assert!(our_apps(&env.sim.state()).is_empty());
     env.sim.shutdown().await;
 }

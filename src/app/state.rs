@@ -5,8 +5,7 @@ use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
 use crate::cli::AuthMethod;
 use crate::onboard::Target;
-use crate::onboard::bulk::BulkReport;
-use crate::onboard::model::{DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, Report, Step};
+use crate::onboard::model::{DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step};
 use crate::onboard::remove::{RemovalAction, RemovalPlan, RemovalResult};
 use crate::onboard::rotate::RotateReport;
 use crate::onboard::status::SubscriptionStatus;
@@ -169,9 +168,8 @@ pub enum Run {
     Running {
         since: Duration,
     },
-    Finished(Box<Report>),
-    /// Several subscriptions, through `onboard::bulk`.
-    FinishedMany(Box<BulkReport>),
+    /// The plan was carried out (one report per subscription).
+    Finished(Box<RunReport>),
     Failed(ErrorInfo),
 }
 
@@ -343,6 +341,8 @@ pub struct State {
     pub role_name_default: Option<String>,
     /// Index into `SECRET_MONTHS`.
     pub months_sel: usize,
+    /// First line of the review shown (it scrolls when the plan does not fit).
+    pub review_scroll: usize,
 
     pub run: Run,
     /// The step the Apply pane shows (the latest with news).
@@ -456,6 +456,7 @@ impl State {
             ),
             role_name_default: init.role_name,
             months_sel,
+            review_scroll: 0,
             run: Run::NotStarted,
             apply_focus: None,
             last_error: None,
@@ -603,7 +604,7 @@ impl State {
             // A bulk run's failures are retried from its Done table.
             Origin::Apply => {
                 self.pane == Pane::Apply
-                    || (self.pane == Pane::Done && matches!(self.run, Run::FinishedMany(_)))
+                    || (self.pane == Pane::Done && matches!(self.run, Run::Finished(_)))
             }
             Origin::Status => false,
             Origin::Rotate => self.pane == Pane::Rotate,
@@ -669,7 +670,11 @@ impl State {
             _ => {}
         }
         match self.pane {
-            Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status => {
+            Pane::SpotAccount
+            | Pane::ClientSecret
+            | Pane::Start
+            | Pane::Status
+            | Pane::Confirm => {
                 v.push(Ctx::List)
             }
             Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),

@@ -10,7 +10,6 @@ use crate::azure::device_code::{
     self, AZURE_CLI_CLIENT_ID, Clock, DeviceCodeCredential, DeviceCodeOptions, TokenCache,
     decode_jwt_claims,
 };
-use crate::cli::AuthMethod;
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result, Service};
 use crate::http::Http;
@@ -26,6 +25,19 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// Device code (default: works over SSH with no browser).
+    #[default]
+    DeviceCode,
+    /// Reuse the `az login` session.
+    AzureCli,
+    ManagedIdentity,
+    /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
+    ClientSecret,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Audience {

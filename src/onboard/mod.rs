@@ -1,12 +1,12 @@
 //! The onboarding engine: plan, apply, checkpoint, retry. Knows nothing of the terminal.
 //!
 //! - [`Session::build`] makes the clients from the command-line options (or the wizard's).
-//! - [`plan`] looks everything up and says, per object, create / reuse / update / blocked.
-//! - [`apply`] refuses to write when the plan has a blocked item, then writes in dependency order,
-//!   independent calls concurrently, checkpointing ids to the state file after every write, and
-//!   reports progress over the channel.
+//! - [`plan`] looks everything up for one subscription or many (grouped by tenant) and says, per
+//!   object, create / reuse / update / blocked.
+//! - [`apply`] carries out exactly that plan: nothing when it has a blocked item, else in
+//!   dependency order, independent calls concurrently, checkpointing ids to the state files
+//!   after every write, and reports progress over the channel.
 
-pub mod bulk;
 mod engine;
 pub mod model;
 pub mod policy;
@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::Secret;
 use crate::spot::SpotClient;
-use model::{Plan, Progress, Report};
+use model::{Plan, Progress, RunReport};
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -256,7 +256,7 @@ pub fn default_app_name(tenant: &str) -> String {
 }
 
 /// The subscription to onboard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Target {
     pub tenant_id: String,
     pub subscription_id: String,
@@ -273,21 +273,22 @@ impl From<&discovery::Subscription> for Target {
     }
 }
 
-/// Read-only: what `apply` would create, reuse, update, or cannot do (blocked, with why).
-pub async fn plan(session: &Session, target: &Target, settings: &Settings) -> Result<Plan> {
-    engine::plan(session, target, settings).await
+/// Read-only: what `apply` would create, reuse, update, or cannot do (blocked, with why), for
+/// every object of every target: the tenant's shared objects once, then each subscription's.
+/// `Err` when nothing could be looked up (or the input is wrong).
+pub async fn plan(session: &Session, targets: &[Target], settings: &Settings) -> Result<Plan> {
+    engine::plan(session, targets, settings).await
 }
 
-/// Onboards `target`. A failure after the plan is reported in the returned `Report`
-/// (`verdict: Failed`, `error`); `Err` only when nothing could be looked up.
-/// Nothing is written when the plan has a blocked item.
+/// Carries out `plan` (made by [`plan`]): nothing is written when it has a blocked item. Each
+/// subscription's outcome is in the returned report (`verdict: Failed`, `error`); a sign-in or
+/// unreachable-service error stops the run (`stopped`).
 pub async fn apply(
     session: &Session,
-    target: &Target,
-    settings: &Settings,
+    plan: &Plan,
     progress: UnboundedSender<Progress>,
-) -> Result<Report> {
-    engine::apply(session, target, settings, progress).await
+) -> RunReport {
+    engine::apply(session, plan, progress).await
 }
 
 #[cfg(test)]

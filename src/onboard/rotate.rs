@@ -16,7 +16,7 @@
 
 use super::engine::add_months;
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
-use super::retry::{Backoff, is_propagation, is_transient, resend_on_transient};
+use super::retry::{Backoff, propagate, resend_on_transient};
 use super::state::{SecretRecord, State};
 use super::status::{self, is_fatal, read};
 use super::{Session, Settings};
@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo};
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -86,46 +86,29 @@ impl Ctx<'_> {
         let _ = self.tx.send(Progress::Log { message });
     }
 
-    /// Calls `f` again while Spot cannot use a brand-new secret yet, with capped backoff.
-    async fn propagate<T, F, Fut>(&self, sub: &str, mut f: F) -> Result<T>
+    /// Calls `f` again while Spot cannot use a brand-new secret yet (the one retry policy,
+    /// with a 90 s budget).
+    async fn propagate<T, F, Fut>(&self, sub: &str, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         let backoff = Backoff {
-            initial: Duration::from_millis(500),
-            max_wait: Duration::from_secs(10),
             budget: Duration::from_secs(90),
+            ..Backoff::default()
         };
-        let start = Instant::now();
-        let mut attempt = 0;
-        let mut transient = 0u64;
-        loop {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) && transient < 5 => {
-                    transient += 1;
-                    tokio::time::sleep(Duration::from_millis(300 * transient)).await;
-                }
-                Err(e) if is_propagation(&e) => {
-                    attempt += 1;
-                    let Some(wait) = backoff.wait(attempt, start.elapsed()) else {
-                        return Err(e);
-                    };
-                    self.emit(
-                        Some(sub),
-                        Step::ConnectSpot,
-                        StepEvent::Waiting {
-                            reason: "waiting for Azure to propagate".into(),
-                            attempt,
-                            next_in: wait,
-                        },
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        propagate(&backoff, |_| false, f, |attempt, next_in| {
+            self.emit(
+                Some(sub),
+                Step::ConnectSpot,
+                StepEvent::Waiting {
+                    reason: "waiting for Azure to propagate".into(),
+                    attempt,
+                    next_in,
+                },
+            )
+        })
+        .await
     }
 
     async fn remove_key(&self, app: &Application, key: &str) -> Result<()> {

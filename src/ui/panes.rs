@@ -4,7 +4,7 @@ use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
 use crate::app::update::secs;
 use crate::cli::AuthMethod;
-use crate::onboard::bulk::BulkReport;
+use crate::onboard::model::RunReport;
 use crate::onboard::model::{ErrorInfo, PlanAction, PlanItem, Step};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -653,92 +653,134 @@ fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     para(frame, lines, area);
 }
 
+/// " + " / " ~ " / " = " / " ✗ " and its style.
+fn action_sign(a: PlanAction, t: Theme) -> (&'static str, ratatui::style::Style) {
+    match a {
+        PlanAction::Create => (" + ", t.ok()),
+        PlanAction::Update => (" ~ ", t.warn()),
+        PlanAction::Reuse => (" = ", t.accent()),
+        PlanAction::Blocked => (" ✗ ", t.bad()),
+    }
+}
+
+/// The review: every object of every subscription (the tenant's shared ones once), a count per
+/// kind, and what Enter does. It scrolls (↑/↓) when it does not fit.
 fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
-    match &s.plan {
-        Load::Ready(p) => {
-            // One row per object, whatever the width: " + " object(19) name.
-            let name_w = (area.width as usize).saturating_sub(3 + 19);
-            let writes: Vec<&PlanItem> = p.writes().collect();
-            let blocked: Vec<&PlanItem> = p.blocked().collect();
-            let reused: Vec<&PlanItem> = p
-                .items
-                .iter()
-                .filter(|i| i.action == PlanAction::Reuse)
-                .collect();
-            if s.targets.len() > 1 {
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{} subscriptions", s.targets.len()), t.bold()),
-                    Span::raw(": the plan of the first is shown; the app, secret and role are shared per tenant, an assignment and Spot credentials are made for each."),
-                ]));
-            }
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "{} object(s) will be written (+ create, ~ update):",
-                    writes.len()
-                ),
+    let Load::Ready(p) = &s.plan else {
+        lines.extend(plan_status(s, t, now, Step::Done, area.width as usize));
+        para(frame, lines, area);
+        return;
+    };
+    let wide = area.width >= 80;
+    // One row per object: " + " object(19) name.
+    let name_w = (area.width as usize).saturating_sub(3 + 19);
+    let writes = p.writes().count();
+    let blocked: Vec<&PlanItem> = p.blocked().collect();
+    if p.subscriptions.len() > 1 {
+        let mut tenants: Vec<&str> = p.subscriptions.iter().map(|t| t.tenant_id.as_str()).collect();
+        tenants.sort();
+        tenants.dedup();
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{} subscriptions in {} tenant(s)", p.subscriptions.len(), tenants.len()),
                 t.bold(),
-            )));
-            for i in &writes {
-                let sign = if i.action == PlanAction::Create {
-                    "+"
-                } else {
-                    "~"
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(
-                        format!(" {sign} "),
-                        if i.action == PlanAction::Create {
-                            t.ok()
-                        } else {
-                            t.warn()
-                        },
-                    ),
-                    Span::raw(format!("{:<19}", i.object)),
-                    Span::styled(fit(&i.name, name_w), t.bold()),
-                ]));
-            }
-            if !reused.is_empty() {
-                lines.push(Line::from(""));
-                lines.push(Line::from(Span::styled("Reused as they are:", t.bold())));
-                for i in &reused {
-                    lines.push(Line::from(vec![
-                        Span::styled(" = ", t.accent()),
-                        Span::raw(format!("{:<19}", i.object)),
-                        Span::raw(fit(&i.name, name_w)),
-                    ]));
-                }
-            }
-            lines.push(Line::from(""));
-            if crate::app::update::one_account_for_several(s) {
-                lines.push(Line::from(vec![
-                    Span::styled("Blocked: ", t.bad()),
-                    Span::raw(format!(
-                        "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
-                        s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
-                    )),
-                ]));
-            } else if blocked.is_empty() {
-                lines.push(Line::from(vec![
-                    Span::raw("Secret lifetime "),
-                    Span::styled(format!("{} months", s.secret_months()), t.bold()),
-                    Span::raw(". Nothing is written until you press "),
-                    Span::styled("Enter", t.key()),
-                    Span::raw("."),
-                ]));
-            } else {
-                for i in &blocked {
-                    lines.extend(plan_line(i, t, area.width as usize));
-                }
-                lines.push(Line::from(vec![
-                    Span::styled("Blocked: ", t.bad()),
-                    Span::raw("fix the above, then press "),
-                    Span::styled("r", t.key()),
-                    Span::raw(" to plan again."),
-                ]));
+            ),
+            Span::raw(": per tenant one app, service principal, secret and role; per subscription an assignment, a Spot account and its credentials."),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("{writes} object(s) will be written (+ create, ~ update, = reuse):"),
+        t.bold(),
+    )));
+    for c in &p.counts {
+        let mut v = vec![];
+        for (n, w) in [(c.create, "create"), (c.update, "update"), (c.reuse, "reuse"), (c.blocked, "BLOCKED")] {
+            if n > 0 {
+                v.push(format!("{n} {w}"));
             }
         }
-        _ => lines.extend(plan_status(s, t, now, Step::Done, area.width as usize)),
+        lines.push(Line::from(vec![
+            Span::raw(format!("   {:<19}", c.object)),
+            Span::styled(v.join(", "), t.dim()),
+        ]));
+    }
+    let mut last: Option<(&str, Option<&str>)> = None;
+    for i in &p.items {
+        let here = (i.tenant_id.as_str(), i.subscription_id.as_deref());
+        if last != Some(here) {
+            let head = match here {
+                (tid, None) => format!(
+                    "Tenant {} (shared)",
+                    s.tenant_name(tid).unwrap_or_else(|| short_id(tid, wide))
+                ),
+                (_, Some(sub)) => {
+                    let name = p
+                        .subscriptions
+                        .iter()
+                        .find(|t| t.subscription_id == sub)
+                        .map(|t| t.subscription_name.clone())
+                        .unwrap_or_default();
+                    format!("Subscription {name} ({})", short_id(sub, wide))
+                }
+            };
+            lines.push(Line::from(Span::styled(head, t.bold())));
+            last = Some(here);
+        }
+        let (sign, style) = action_sign(i.action, t);
+        lines.push(Line::from(vec![
+            Span::styled(sign, style),
+            Span::raw(format!("{:<19}", i.object)),
+            Span::styled(fit(&i.name, name_w), t.bold()),
+        ]));
+    }
+    lines.push(Line::from(""));
+    if crate::app::update::one_account_for_several(s) {
+        lines.push(Line::from(vec![
+            Span::styled("Blocked: ", t.bad()),
+            Span::raw(format!(
+                "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
+                s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
+            )),
+        ]));
+    } else if blocked.is_empty() {
+        lines.push(Line::from(vec![
+            Span::raw("Secret lifetime "),
+            Span::styled(format!("{} months", s.secret_months()), t.bold()),
+            Span::raw(". Nothing is written until you press "),
+            Span::styled("Enter", t.key()),
+            Span::raw("."),
+        ]));
+    } else {
+        for i in &blocked {
+            lines.extend(plan_line(i, t, area.width as usize));
+        }
+        lines.push(Line::from(vec![
+            Span::styled("Blocked: ", t.bad()),
+            Span::raw("nothing is written; fix the above, then press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to plan again."),
+        ]));
+    }
+    // Scrolling: the first line shown, and where the view is when not everything fits.
+    let h = area.height as usize;
+    if lines.len() > h && h > 1 {
+        let max = lines.len() - (h - 1);
+        let top = s.review_scroll.min(max);
+        let shown: Vec<Line<'static>> = lines.into_iter().skip(top).take(h - 1).collect();
+        let total = shown.len();
+        let mut out = shown;
+        out.push(Line::from(Span::styled(
+            format!(
+                "↑/↓ scroll: lines {}-{} of {}",
+                top + 1,
+                top + total,
+                max + h - 1
+            ),
+            t.dim(),
+        )));
+        frame.render_widget(Paragraph::new(out), area);
+        return;
     }
     para(frame, lines, area);
 }
@@ -888,7 +930,7 @@ fn bulk_rows(s: &State, t: Theme, w: usize) -> Vec<Line<'static>> {
 }
 
 /// The Done pane of a bulk run: one row per subscription with its outcome.
-fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport) {
+fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &RunReport) {
     let mut lines: Vec<Line<'static>> = vec![];
     let failed = b.failed();
     let n = b.reports.len();
@@ -980,13 +1022,16 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
 
 fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
-    if let Run::FinishedMany(b) = &s.run {
-        done_many(frame, s, t, area, b);
-        return;
-    }
-    let Run::Finished(r) = &s.run else {
+    let Run::Finished(b) = &s.run else {
         para(frame, vec![Line::from("Not finished.")], area);
         return;
+    };
+    let r = match b.reports.as_slice() {
+        [one] if b.stopped.is_none() => one,
+        _ => {
+            done_many(frame, s, t, area, b);
+            return;
+        }
     };
     lines.push(Line::from(vec![
         Span::styled("✓ ", t.ok()),

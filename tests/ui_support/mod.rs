@@ -137,6 +137,13 @@ pub fn plan() -> Plan {
         object: object.into(),
         name: name.into(),
         action,
+        tenant_id: TENANT.into(),
+        // The account, assignment and connection are the subscription's; the rest shared.
+        subscription_id: matches!(
+            step,
+            Step::SpotAccount | Step::RoleAssignment | Step::ConnectSpot
+        )
+        .then(|| SUB.to_string()),
         id: id.map(str::to_string),
         reason: reason.into(),
         drift: None,
@@ -153,10 +160,13 @@ pub fn plan() -> Plan {
         missing: vec!["Microsoft.Compute/virtualMachineScaleSets/write".into()],
         extra: vec!["Microsoft.Storage/storageAccounts/delete".into()],
     });
-    Plan {
-        tenant_id: TENANT.into(),
-        subscription_id: SUB.into(),
-        items: vec![
+    Plan::new(
+        vec![spot_connect::onboard::Target {
+            tenant_id: TENANT.into(),
+            subscription_id: SUB.into(),
+            subscription_name: "Contoso Production".into(),
+        }],
+        vec![
             item(
                 Step::SpotAccount,
                 "Spot account",
@@ -207,7 +217,7 @@ pub fn plan() -> Plan {
                 "not connected yet",
             ),
         ],
-    }
+    )
 }
 
 pub fn step(step: Step, event: StepEvent) -> Action {
@@ -674,8 +684,19 @@ pub fn removal_rows() -> Vec<spot_connect::app::state::RemovalRow> {
     ]
 }
 
+/// The run of one subscription that connected.
+pub fn run_report() -> Box<RunReport> {
+    Box::new(RunReport {
+        reports: vec![report()],
+        stopped: None,
+        throttled: 0,
+        peak_concurrency: 1,
+        total_ms: 21_400,
+    })
+}
+
 /// Two subscriptions onboarded together: one connected, one failed.
-pub fn bulk_report() -> spot_connect::onboard::bulk::BulkReport {
+pub fn bulk_report() -> RunReport {
     let ok = report();
     let mut failed = report();
     failed.subscription_id = SUB3.into();
@@ -683,7 +704,7 @@ pub fn bulk_report() -> spot_connect::onboard::bulk::BulkReport {
     failed.verdict = Verdict::Failed;
     failed.spot_account_id = Some("act-51e0b7c2".into());
     failed.error = Some(connect_error());
-    spot_connect::onboard::bulk::BulkReport {
+    RunReport {
         reports: vec![ok, failed],
         stopped: None,
         throttled: 0,
