@@ -240,7 +240,11 @@ fn assert_connected(state: &Value, target: &Target, report: &Report) {
         .copied()
         .filter(|p| s(p, "secretText") == s(creds, "clientSecret"))
         .collect();
-    assert_eq!(secrets.len(), 1, "Spot holds one secret of ours for {sub}: {ours_all:#?}");
+    assert_eq!(
+        secrets.len(),
+        1,
+        "Spot holds one secret of ours for {sub}: {ours_all:#?}"
+    );
     let held: Vec<&str> = state["spot"]["accounts"]
         .as_array()
         .unwrap()
@@ -248,7 +252,10 @@ fn assert_connected(state: &Value, target: &Target, report: &Report) {
         .map(|a| s(&a["credentials"], "clientSecret"))
         .collect();
     for p in &ours_all {
-        assert!(held.contains(&s(p, "secretText")), "an orphaned secret is left: {p:#?}");
+        assert!(
+            held.contains(&s(p, "secretText")),
+            "an orphaned secret is left: {p:#?}"
+        );
     }
     let parse = |x: &str| {
         time::OffsetDateTime::parse(x, &time::format_description::well_known::Rfc3339).unwrap()
@@ -386,9 +393,13 @@ async fn plan_writes_nothing_and_says_what_apply_would_do() {
         subscription_id: seed::SUB_FABRIKAM_STAGING.into(),
         subscription_name: "Fabrikam Staging".into(),
     };
-    let plan = onboard::plan(&env.session, std::slice::from_ref(&fabrikam), &Settings::default())
-        .await
-        .unwrap();
+    let plan = onboard::plan(
+        &env.session,
+        std::slice::from_ref(&fabrikam),
+        &Settings::default(),
+    )
+    .await
+    .unwrap();
     let app = plan
         .items
         .iter()

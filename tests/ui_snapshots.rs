@@ -440,7 +440,7 @@ fn bulk_done_pane() {
         vec![
             Action::Planned {
                 generation: g,
-                result: Ok(plan()),
+                result: Ok(plan_many()),
             },
             enter(),
             enter(),

@@ -152,7 +152,9 @@ fn the_filter_narrows_the_list_and_typing_does_not_trigger_keys() {
     assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB4);
     // Enter in the filter picks the highlighted subscription.
     let fx = feed(&mut s, 4.5, vec![enter()]);
-    assert!(matches!(&fx[..], [Effect::Plan { targets, .. }] if targets[0].subscription_id == SUB4));
+    assert!(
+        matches!(&fx[..], [Effect::Plan { targets, .. }] if targets[0].subscription_id == SUB4)
+    );
 }
 
 #[test]
@@ -231,13 +233,28 @@ fn r_retries_a_failed_run_and_resets_failed_steps() {
     // r plans again (what the failed run wrote is then reused) and shows the new plan for review.
     let fx = feed(&mut s, 30.0, vec![ch('r')]);
     let g = match &fx[..] {
-        [Effect::Plan { targets, generation, .. }] if targets[0].subscription_id == SUB => *generation,
+        [
+            Effect::Plan {
+                targets,
+                generation,
+                ..
+            },
+        ] if targets[0].subscription_id == SUB => *generation,
         other => panic!("expected a new plan, got {other:?}"),
     };
     assert_eq!(s.pane, Pane::Confirm);
-    feed(&mut s, 30.5, vec![Action::Planned { generation: g, result: Ok(plan()) }]);
+    feed(
+        &mut s,
+        30.5,
+        vec![Action::Planned {
+            generation: g,
+            result: Ok(plan()),
+        }],
+    );
     let fx = feed(&mut s, 31.0, vec![enter()]);
-    assert!(matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions[0].subscription_id == SUB));
+    assert!(
+        matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions[0].subscription_id == SUB)
+    );
     assert!(matches!(s.run, Run::Running { .. }));
     assert_eq!(s.status(Step::ConnectSpot), &Status::Pending);
     assert!(
@@ -448,7 +465,11 @@ fn space_selects_several_and_they_run_through_bulk() {
     assert_eq!(s.selected.len(), 2);
     let fx = feed(&mut s, 5.0, vec![enter()]);
     match &fx[..] {
-        [Effect::Plan { targets, choices, .. }] => {
+        [
+            Effect::Plan {
+                targets, choices, ..
+            },
+        ] => {
             // One plan for both: the engine groups them by tenant.
             let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
             assert_eq!(ids, [SUB, SUB3]);
@@ -703,12 +724,53 @@ fn r_after_a_bulk_run_retries_only_the_failed_subscriptions() {
     assert_eq!(s.pane, Pane::Done);
     let fx = feed(&mut s, 10.0, vec![ch('r')]);
     match &fx[..] {
-        [Effect::Plan { targets, choices, .. }] => {
+        [
+            Effect::Plan {
+                targets, choices, ..
+            },
+        ] => {
             let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
             assert_eq!(ids, [SUB3], "only the failed one");
             assert_eq!(choices.app_name, None);
         }
         other => panic!("expected a new plan of the failed one, got {other:?}"),
     }
-    assert_eq!(s.pane, Pane::Confirm, "reviewed again before anything is written");
+    assert_eq!(
+        s.pane,
+        Pane::Confirm,
+        "reviewed again before anything is written"
+    );
+}
+
+#[test]
+fn the_review_scrolls_when_the_plan_does_not_fit() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan_many()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    assert_eq!(s.review_scroll, 0);
+    feed(&mut s, 5.5, vec![key(KeyCode::Down), key(KeyCode::Down)]);
+    assert_eq!(s.review_scroll, 2, "↓ scrolls the review");
+    feed(&mut s, 5.6, vec![key(KeyCode::Up)]);
+    assert_eq!(s.review_scroll, 1);
+    // Enter still applies the reviewed plan.
+    let fx = feed(&mut s, 6.0, vec![enter()]);
+    assert!(matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions.len() == 2));
 }

@@ -5,7 +5,9 @@ use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
 use crate::cli::AuthMethod;
 use crate::onboard::Target;
-use crate::onboard::model::{DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step};
+use crate::onboard::model::{
+    DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,
+};
 use crate::onboard::remove::{RemovalAction, RemovalPlan, RemovalResult};
 use crate::onboard::rotate::RotateReport;
 use crate::onboard::status::SubscriptionStatus;
@@ -670,11 +672,7 @@ impl State {
             _ => {}
         }
         match self.pane {
-            Pane::SpotAccount
-            | Pane::ClientSecret
-            | Pane::Start
-            | Pane::Status
-            | Pane::Confirm => {
+            Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status | Pane::Confirm => {
                 v.push(Ctx::List)
             }
             Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),

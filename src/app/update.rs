@@ -65,9 +65,7 @@ pub struct Choices {
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// List Spot accounts with this token.
-    LoadSpotAccounts {
-        token: Secret,
-    },
+    LoadSpotAccounts { token: Secret },
     /// Sign in to Azure, then discover tenants and subscriptions.
     SignIn,
     /// Plan the selected subscriptions (one or many: the engine groups them by tenant).
@@ -77,28 +75,21 @@ pub enum Effect {
         choices: Choices,
     },
     /// Carry out the plan the operator confirmed, exactly.
-    Apply {
-        plan: Box<Plan>,
-    },
+    Apply { plan: Box<Plan> },
     /// Read the status of these subscriptions.
     ReadStatus {
         targets: Vec<Target>,
         choices: Choices,
     },
     /// Rotate the client secret of the tenant's app.
-    Rotate {
-        tenant: String,
-        choices: Choices,
-    },
+    Rotate { tenant: String, choices: Choices },
     /// Look up what removing these subscriptions would delete.
     PlanRemoval {
         targets: Vec<Target>,
         choices: Choices,
     },
     /// Carry out removal plans.
-    Remove {
-        plans: Vec<RemovalPlan>,
-    },
+    Remove { plans: Vec<RemovalPlan> },
     /// Stop everything and leave with this exit code.
     Quit(i32),
 }
@@ -536,7 +527,10 @@ fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
         }
     }
     if plan.subscriptions.len() > 1 {
-        log(s, format!("onboarding {} subscriptions", plan.subscriptions.len()));
+        log(
+            s,
+            format!("onboarding {} subscriptions", plan.subscriptions.len()),
+        );
         s.bulk_rows = plan
             .subscriptions
             .iter()
@@ -958,7 +952,10 @@ fn list_len(s: &State) -> usize {
         Pane::Subscription => s.visible_subscriptions().len(),
         Pane::ClientSecret => SECRET_MONTHS.len(),
         // The review's lines: one per object, plus headers.
-        Pane::Confirm => s.plan.ready().map_or(0, |p| p.items.len() * 2 + p.counts.len() + 8),
+        Pane::Confirm => s
+            .plan
+            .ready()
+            .map_or(0, |p| p.items.len() * 2 + p.counts.len() + 8),
         _ => 0,
     }
 }

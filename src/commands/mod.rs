@@ -8,11 +8,11 @@
 
 use crate::cli::{Cli, CommonOpts, exit};
 use crate::error::Error;
-use crate::onboard::state::save_report;
 use crate::onboard::model::{
     DeviceCodePrompt, Outcome, Plan, PlanAction, Progress, RunReport, StepEvent, Verdict,
 };
 use crate::onboard::policy::Policy;
+use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Settings, Target};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -210,7 +210,10 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     let blocked = plan.blocked().next().is_some();
     if !write {
         if opts.json {
-            println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
         }
         return if blocked { exit::FAILED } else { exit::DONE };
     }
@@ -425,10 +428,16 @@ pub fn plan_text(plan: &Plan) -> String {
         out.push_str(&format!("  {a} {}{name}: {}\n", i.object, i.reason));
         if let Some(d) = &i.drift {
             if !d.missing.is_empty() {
-                out.push_str(&format!("          missing actions: {}\n", d.missing.join(", ")));
+                out.push_str(&format!(
+                    "          missing actions: {}\n",
+                    d.missing.join(", ")
+                ));
             }
             if !d.extra.is_empty() {
-                out.push_str(&format!("          extra actions: {}\n", d.extra.join(", ")));
+                out.push_str(&format!(
+                    "          extra actions: {}\n",
+                    d.extra.join(", ")
+                ));
             }
         }
     }
@@ -467,7 +476,7 @@ async fn confirm() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onboard::model::{ErrorInfo, Step};
+    use crate::onboard::model::{ErrorInfo, Report, Step};
     use std::time::Duration;
 
     fn step(step: Step, event: StepEvent) -> Progress {

@@ -13,17 +13,19 @@
 //! ```
 
 use super::model::{
-    ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, RunReport,
-    Step, StepEvent, Verdict,
+    ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, RunReport, Step,
+    StepEvent, Verdict,
 };
 use super::policy::{self, Policy};
 use super::retry::{self, Backoff, create_or_find, is_not_found, read};
 use super::rotate::{SECRET_PREFIX, shared_secret_name};
 use super::state::{SecretRecord, State, StepStatus, Store, lock};
-use super::status::{self, account_for, find_assignment, is_fatal, is_our_role, same_scope, scope_of};
+use super::status::{
+    self, account_for, find_assignment, is_fatal, is_our_role, same_scope, scope_of,
+};
 use super::{Session, Settings, SpotAccountChoice, Target};
-use crate::azure::auth::AuthMethod;
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
+use crate::azure::auth::AuthMethod;
 use crate::azure::graph::{
     APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, AppRoleAssignment, Application,
     DirectoryRole, Graph, ServicePrincipal,
@@ -144,7 +146,11 @@ impl TenantFacts {
 // ---------------------------------------------------------------------------------------------
 // Lookups
 
-pub(super) async fn plan(session: &Session, targets: &[Target], settings: &Settings) -> Result<Plan> {
+pub(super) async fn plan(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+) -> Result<Plan> {
     let mut targets: Vec<Target> = targets.to_vec();
     let mut seen = std::collections::HashSet::new();
     targets.retain(|t| seen.insert(t.subscription_id.to_ascii_lowercase()));
@@ -181,7 +187,11 @@ pub(super) async fn plan(session: &Session, targets: &[Target], settings: &Setti
         policy,
         tenants,
     };
-    let items = facts.tenants.iter().flat_map(|t| plan_items(&facts, t)).collect();
+    let items = facts
+        .tenants
+        .iter()
+        .flat_map(|t| plan_items(&facts, t))
+        .collect();
     let mut plan = Plan::new(targets, items);
     plan.facts = Some(std::sync::Arc::new(facts));
     Ok(plan)
@@ -228,22 +238,17 @@ async fn lookup_tenant(
         let mut all = all.into_iter().peekable();
         while all.peek().is_some() {
             let chunk: Vec<_> = all.by_ref().take(CONCURRENCY).collect();
-            let found = futures::future::join_all(
-                chunk
-                    .into_iter()
-                    .map(|(t, state)| lookup_sub(session, &arm, settings, t, state, accounts, names)),
-            )
-            .await;
+            let found =
+                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
+                    lookup_sub(session, &arm, settings, t, state, accounts, names)
+                }))
+                .await;
             out.extend(found);
         }
         out
     };
-    let (app, role, rights, subs) = tokio::join!(
-        app_f,
-        role_f,
-        app_rights(session, &graph, tenant),
-        subs_f
-    );
+    let (app, role, rights, subs) =
+        tokio::join!(app_f, role_f, app_rights(session, &graph, tenant), subs_f);
     let (app, sp) = app?;
     let role = match role? {
         None => RoleFact::Missing,
@@ -302,7 +307,9 @@ async fn lookup_sub(
         Ok(accounts) => account_fact(settings, t, &state, accounts, names),
     };
     let spot_creds = match &account {
-        AccountFact::Reuse(a, _) => read(|| session.spot.get_azure_credentials(&a.account_id)).await?,
+        AccountFact::Reuse(a, _) => {
+            read(|| session.spot.get_azure_credentials(&a.account_id)).await?
+        }
         _ => None,
     };
     Ok(SubFacts {
@@ -327,7 +334,10 @@ fn account_fact(
     let sub = &t.subscription_id;
     if let SpotAccountChoice::Existing(id) = &settings.spot_account {
         return match accounts.iter().find(|a| &a.account_id == id) {
-            None => AccountFact::Blocked(format!("Spot account {id} is not in your organization"), None),
+            None => AccountFact::Blocked(
+                format!("Spot account {id} is not in your organization"),
+                None,
+            ),
             Some(a) => match &a.provider_external_id {
                 Some(p) if !p.eq_ignore_ascii_case(sub) => AccountFact::Blocked(
                     format!("Spot account {id} is already connected to subscription {p}"),
@@ -367,7 +377,11 @@ fn account_fact(
 /// A new Spot account is named after the subscription (Spot wants a letter in the name).
 fn account_name(t: &Target) -> String {
     let n = t.subscription_name.trim();
-    let n = if n.is_empty() { t.subscription_id.as_str() } else { n };
+    let n = if n.is_empty() {
+        t.subscription_id.as_str()
+    } else {
+        n
+    };
     if n.chars().any(|c| c.is_ascii_alphabetic()) {
         n.to_string()
     } else {
@@ -443,39 +457,53 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
     }
     // The secret Spot holds: the one recorded, or (state lost) one of ours whose end date is
     // the expiration Spot reports.
-    let rec = s.state.secret.clone().filter(|r| r.handed_to_spot).or_else(|| {
-        let spot_end = creds.and_then(AzureCredentialsInfo::expiration)?;
-        app.password_credentials
-            .iter()
-            .filter(|p| {
-                p.display_name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(SECRET_PREFIX))
-            })
-            .find(|p| {
-                p.end_date_time
-                    .is_some_and(|e| (e - spot_end).abs() < time::Duration::seconds(2))
-            })
-            .map(|p| SecretRecord {
-                key_id: p.key_id.clone(),
-                end_date_time: p.end_date_time.unwrap_or(spot_end),
-                handed_to_spot: true,
-            })
-    });
+    let rec = s
+        .state
+        .secret
+        .clone()
+        .filter(|r| r.handed_to_spot)
+        .or_else(|| {
+            let spot_end = creds.and_then(AzureCredentialsInfo::expiration)?;
+            app.password_credentials
+                .iter()
+                .filter(|p| {
+                    p.display_name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(SECRET_PREFIX))
+                })
+                .find(|p| {
+                    p.end_date_time
+                        .is_some_and(|e| (e - spot_end).abs() < time::Duration::seconds(2))
+                })
+                .map(|p| SecretRecord {
+                    key_id: p.key_id.clone(),
+                    end_date_time: p.end_date_time.unwrap_or(spot_end),
+                    handed_to_spot: true,
+                })
+        });
     let Some(rec) = rec else {
-        return (None, "no secret recorded as handed to Spot: a new one replaces it".into());
+        return (
+            None,
+            "no secret recorded as handed to Spot: a new one replaces it".into(),
+        );
     };
     if !app
         .password_credentials
         .iter()
         .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id))
     {
-        return (None, format!("the recorded secret {} is no longer on the app", rec.key_id));
+        return (
+            None,
+            format!("the recorded secret {} is no longer on the app", rec.key_id),
+        );
     }
     if rec.end_date_time - OffsetDateTime::now_utc() < EXPIRY_MARGIN {
         return (
             None,
-            format!("the secret expires on {}: a new one replaces it", rec.end_date_time.date()),
+            format!(
+                "the secret expires on {}: a new one replaces it",
+                rec.end_date_time.date()
+            ),
         );
     }
     let why = format!("Spot holds it; it expires on {}", rec.end_date_time.date());
@@ -487,8 +515,8 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
 
 fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     let mut items = Vec::new();
-    let shared = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
-        PlanItem {
+    let shared =
+        |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
             step,
             object: object.into(),
             name: name.into(),
@@ -498,14 +526,16 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             id,
             reason,
             drift: None,
-        }
-    };
+        };
     let n = f.subs.len();
     let for_subs = |subs: Vec<&SubFacts>| -> String {
         if n == 1 {
             return String::new();
         }
-        let ids: Vec<&str> = subs.iter().map(|s| s.target.subscription_id.as_str()).collect();
+        let ids: Vec<&str> = subs
+            .iter()
+            .map(|s| s.target.subscription_id.as_str())
+            .collect();
         format!(" (for {} subscription(s): {})", ids.len(), ids.join(", "))
     };
     // App registration + service principal
@@ -651,14 +681,20 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         RoleFact::Ours(r) => f
             .scopes()
             .into_iter()
-            .filter(|s| !r.properties.assignable_scopes.iter().any(|x| same_scope(x, s)))
+            .filter(|s| {
+                !r.properties
+                    .assignable_scopes
+                    .iter()
+                    .any(|x| same_scope(x, s))
+            })
             .collect(),
         _ => f.scopes(),
     };
     let drift = match &f.role {
-        RoleFact::Ours(r) | RoleFact::Foreign(r) => {
-            Some(policy::drift(&facts.policy.actions, &r.properties.permissions))
-        }
+        RoleFact::Ours(r) | RoleFact::Foreign(r) => Some(policy::drift(
+            &facts.policy.actions,
+            &r.properties.permissions,
+        )),
         RoleFact::Missing => None,
     };
     let at = |scopes: &[String]| -> String {
@@ -697,7 +733,10 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             let d = drift.clone().unwrap_or_default();
             let mut why = Vec::new();
             if !missing_scopes.is_empty() {
-                why.push(format!("add {} to its assignable scopes", at(&missing_scopes)));
+                why.push(format!(
+                    "add {} to its assignable scopes",
+                    at(&missing_scopes)
+                ));
             }
             if !d.missing.is_empty() {
                 why.push(format!("add {} missing action(s)", d.missing.len()));
@@ -731,7 +770,11 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     role_item.drift = drift.filter(|d| !d.is_empty());
     if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
         // The role's new assignable scopes must all be writable by the caller.
-        let denied: Vec<&SubFacts> = f.subs.iter().filter(|s| !s.can(NEED_ROLE_DEF_WRITE)).collect();
+        let denied: Vec<&SubFacts> = f
+            .subs
+            .iter()
+            .filter(|s| !s.can(NEED_ROLE_DEF_WRITE))
+            .collect();
         if !denied.is_empty() {
             role_item.action = PlanAction::Blocked;
             role_item.reason = lacks(NEED_ROLE_DEF_WRITE, &denied);
@@ -740,12 +783,11 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     items.push(role_item);
     // Per subscription: Spot account, role assignment, Spot connection.
     for s in &f.subs {
-        let sub = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
-            PlanItem {
+        let sub =
+            |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
                 subscription_id: Some(s.target.subscription_id.clone()),
                 ..shared(step, object, name, action, id, reason)
-            }
-        };
+            };
         items.push(match &s.account {
             AccountFact::Reuse(a, why) => sub(
                 Step::SpotAccount,
@@ -898,7 +940,11 @@ pub(super) async fn apply(
     let Some(facts) = plan.facts.as_deref() else {
         let e = Error::Other("this plan was not made by onboard::plan: nothing was changed".into());
         return RunReport {
-            reports: plan.subscriptions.iter().map(|t| failed_report(t, ErrorInfo::from(&e))).collect(),
+            reports: plan
+                .subscriptions
+                .iter()
+                .map(|t| failed_report(t, ErrorInfo::from(&e)))
+                .collect(),
             stopped: Some(ErrorInfo::from(&e)),
             throttled: 0,
             peak_concurrency: 0,
@@ -915,14 +961,21 @@ pub(super) async fn apply(
     // Blocked means nothing written.
     let blocked: Vec<&PlanItem> = plan.blocked().collect();
     if !blocked.is_empty() {
-        let reasons: Vec<String> = blocked.iter().map(|b| format!("{}: {}", b.object, b.reason)).collect();
+        let reasons: Vec<String> = blocked
+            .iter()
+            .map(|b| format!("{}: {}", b.object, b.reason))
+            .collect();
         for b in &blocked {
             let error = ErrorInfo {
                 summary: format!("{}: {}", b.object, b.reason),
                 api: None,
                 hint: None,
             };
-            emit(b.subscription_id.as_deref(), b.step, StepEvent::Failed { error });
+            emit(
+                b.subscription_id.as_deref(),
+                b.step,
+                StepEvent::Failed { error },
+            );
         }
         let api = facts.tenants.iter().find_map(|t| match &t.app {
             AppFact::Unreadable(_, e) => e.clone(),
@@ -931,7 +984,10 @@ pub(super) async fn apply(
                 _ => None,
             }),
         });
-        let rights_blocked = facts.tenants.iter().any(|t| matches!(t.app_rights, AppRights::Denied(_)))
+        let rights_blocked = facts
+            .tenants
+            .iter()
+            .any(|t| matches!(t.app_rights, AppRights::Denied(_)))
             && blocked.iter().any(|b| b.step == Step::AppRegistration);
         let error = ErrorInfo {
             summary: format!("nothing was changed: {}", reasons.join("; ")),
@@ -944,11 +1000,21 @@ pub(super) async fn apply(
         };
         for step in RUN_STEPS {
             if !blocked.iter().any(|b| b.step == step) {
-                emit(None, step, StepEvent::Skipped { reason: "blocked: nothing is written".into() });
+                emit(
+                    None,
+                    step,
+                    StepEvent::Skipped {
+                        reason: "blocked: nothing is written".into(),
+                    },
+                );
             }
         }
         return RunReport {
-            reports: plan.subscriptions.iter().map(|t| failed_report(t, error.clone())).collect(),
+            reports: plan
+                .subscriptions
+                .iter()
+                .map(|t| failed_report(t, error.clone()))
+                .collect(),
             stopped: None,
             throttled: 0,
             peak_concurrency: 0,
@@ -986,10 +1052,17 @@ pub(super) async fn apply(
         };
         async move { run.run().await }
     });
-    let mut reports: Vec<Report> = futures::future::join_all(runs).await.into_iter().flatten().collect();
+    let mut reports: Vec<Report> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let mut ordered = Vec::new();
     for t in &plan.subscriptions {
-        if let Some(i) = reports.iter().position(|r| r.subscription_id == t.subscription_id) {
+        if let Some(i) = reports
+            .iter()
+            .position(|r| r.subscription_id == t.subscription_id)
+        {
             ordered.push(reports.swap_remove(i));
         }
     }
@@ -1103,7 +1176,15 @@ impl TenantRun<'_> {
         match r {
             Ok((v, outcome, id, detail)) => {
                 self.mark(i, step, StepStatus::Done);
-                self.emit(sub, step, StepEvent::Finished { outcome, id, detail });
+                self.emit(
+                    sub,
+                    step,
+                    StepEvent::Finished {
+                        outcome,
+                        id,
+                        detail,
+                    },
+                );
                 Ok(v)
             }
             Err(e) => {
@@ -1148,7 +1229,8 @@ impl TenantRun<'_> {
             .map(|i| self.sub_run(i, app_f.clone(), role_f.clone(), secret_f.clone()))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>();
-        let (_, _, _, reports) = tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
+        let (_, _, _, reports) =
+            tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
         if let Ok((app, _)) = app_f.await {
             self.reclaim_orphans(&app).await;
         }
@@ -1170,7 +1252,10 @@ impl TenantRun<'_> {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
         let result = if self.stop.load(Ordering::SeqCst) {
-            let why = lock(self.stopped).as_ref().map(|e| e.summary.clone()).unwrap_or_default();
+            let why = lock(self.stopped)
+                .as_ref()
+                .map(|e| e.summary.clone())
+                .unwrap_or_default();
             Err(Error::Other(format!("not started: {why}")))
         } else {
             let account_f = self.account_step(i, &run);
@@ -1184,7 +1269,10 @@ impl TenantRun<'_> {
                 (Ok(account), Ok(())) => {
                     let secret = secret_f.await.map_err(|_| dependency("Client secret"));
                     match secret {
-                        Ok(()) => self.connect_step(i, &account, &run).await.map(|e| (account, e)),
+                        Ok(()) => self
+                            .connect_step(i, &account, &run)
+                            .await
+                            .map(|e| (account, e)),
                         Err(e) => Err(e),
                     }
                 }
@@ -1210,7 +1298,11 @@ impl TenantRun<'_> {
                     Some(sub),
                     Step::Done,
                     StepEvent::Finished {
-                        outcome: if changed { Outcome::Created } else { Outcome::Reused },
+                        outcome: if changed {
+                            Outcome::Created
+                        } else {
+                            Outcome::Reused
+                        },
                         id: Some(account.account_id.clone()),
                         detail: format!("{sub} is connected to Spot"),
                     },
@@ -1223,7 +1315,13 @@ impl TenantRun<'_> {
             Err(e) => {
                 for step in RUN_STEPS {
                     if !report.durations_ms.iter().any(|(s, _)| *s == step) {
-                        self.emit(Some(sub), step, StepEvent::Skipped { reason: "an earlier step failed".into() });
+                        self.emit(
+                            Some(sub),
+                            step,
+                            StepEvent::Skipped {
+                                reason: "an earlier step failed".into(),
+                            },
+                        );
                     }
                 }
                 report.spot_account_id = self.stores[i].get(|s| s.spot_account_id.clone());
@@ -1238,72 +1336,105 @@ impl TenantRun<'_> {
     // Steps: the tenant's shared objects
 
     /// The app (sent on `app_tx` as soon as it exists) and its service principal.
-    async fn app_step(&self, app_tx: tokio::sync::oneshot::Sender<Application>) -> Result<(Application, ServicePrincipal)> {
+    async fn app_step(
+        &self,
+        app_tx: tokio::sync::oneshot::Sender<Application>,
+    ) -> Result<(Application, ServicePrincipal)> {
         let name = self.f.app_name.clone();
-        self.step(None, Step::AppRegistration, format!("app registration {name}"), async {
-            let graph = &self.graph;
-            let (app, app_outcome) = match &self.f.app {
-                AppFact::Ours(a) => (a.clone(), Outcome::Reused),
-                AppFact::Missing => {
-                    let a = create_or_find(
-                        || graph.create_application(&name),
-                        || async {
-                            Ok(graph.find_applications(&name).await?.into_iter().find(Application::is_ours))
-                        },
-                    )
-                    .await?;
-                    self.wrote_azure.store(true, Ordering::Relaxed);
-                    (a, Outcome::Created)
-                }
-                _ => return Err(Error::Other("the app registration step was blocked".into())),
-            };
-            self.save_shared(|s| {
-                s.app_object_id = Some(app.id.clone());
-                s.app_id = Some(app.app_id.clone());
-                s.app_name = Some(app.display_name.clone());
-            })
-            .await?;
-            self.shared_object(Step::AppRegistration, "app registration", &app.display_name, &app.app_id, app_outcome);
-            let _ = app_tx.send(app.clone());
+        self.step(
+            None,
+            Step::AppRegistration,
+            format!("app registration {name}"),
+            async {
+                let graph = &self.graph;
+                let (app, app_outcome) = match &self.f.app {
+                    AppFact::Ours(a) => (a.clone(), Outcome::Reused),
+                    AppFact::Missing => {
+                        let a = create_or_find(
+                            || graph.create_application(&name),
+                            || async {
+                                Ok(graph
+                                    .find_applications(&name)
+                                    .await?
+                                    .into_iter()
+                                    .find(Application::is_ours))
+                            },
+                        )
+                        .await?;
+                        self.wrote_azure.store(true, Ordering::Relaxed);
+                        (a, Outcome::Created)
+                    }
+                    _ => return Err(Error::Other("the app registration step was blocked".into())),
+                };
+                self.save_shared(|s| {
+                    s.app_object_id = Some(app.id.clone());
+                    s.app_id = Some(app.app_id.clone());
+                    s.app_name = Some(app.display_name.clone());
+                })
+                .await?;
+                self.shared_object(
+                    Step::AppRegistration,
+                    "app registration",
+                    &app.display_name,
+                    &app.app_id,
+                    app_outcome,
+                );
+                let _ = app_tx.send(app.clone());
 
-            let (sp, sp_outcome) = match &self.f.sp {
-                Some(sp) => (sp.clone(), Outcome::Reused),
-                None => {
-                    let app_id = app.app_id.clone();
-                    let created_app = app_outcome == Outcome::Created;
-                    let sp = retry::propagate(
-                        &self.backoff,
-                        |e| created_app && is_not_found(e),
-                        || create_or_find(
-                            || graph.create_service_principal(&app_id),
-                            || graph.get_service_principal_by_app_id(&app_id),
-                        ),
-                        self.waiting(None, Step::AppRegistration),
-                    )
-                    .await;
-                    let sp = match sp {
-                        Ok(sp) => sp,
-                        // Created meanwhile (e.g. by an earlier attempt whose reply was lost).
-                        Err(Error::Api(e)) if e.class() == ErrorClass::Conflict => read(|| graph.get_service_principal_by_app_id(&app_id))
-                            .await?
-                            .ok_or(Error::Api(e))?,
-                        Err(e) => return Err(e),
-                    };
-                    self.wrote_azure.store(true, Ordering::Relaxed);
-                    (sp, Outcome::Created)
-                }
-            };
-            self.save_shared(|s| s.sp_object_id = Some(sp.id.clone())).await?;
-            self.shared_object(Step::AppRegistration, "service principal", &app.display_name, &sp.id, sp_outcome);
-            let outcome = if app_outcome == Outcome::Created || sp_outcome == Outcome::Created {
-                Outcome::Created
-            } else {
-                Outcome::Reused
-            };
-            let detail = format!("{} (client id {}, service principal {})", app.display_name, app.app_id, sp.id);
-            let id = app.app_id.clone();
-            Ok(((app, sp), outcome, Some(id), detail))
-        }, None)
+                let (sp, sp_outcome) = match &self.f.sp {
+                    Some(sp) => (sp.clone(), Outcome::Reused),
+                    None => {
+                        let app_id = app.app_id.clone();
+                        let created_app = app_outcome == Outcome::Created;
+                        let sp = retry::propagate(
+                            &self.backoff,
+                            |e| created_app && is_not_found(e),
+                            || {
+                                create_or_find(
+                                    || graph.create_service_principal(&app_id),
+                                    || graph.get_service_principal_by_app_id(&app_id),
+                                )
+                            },
+                            self.waiting(None, Step::AppRegistration),
+                        )
+                        .await;
+                        let sp = match sp {
+                            Ok(sp) => sp,
+                            // Created meanwhile (e.g. by an earlier attempt whose reply was lost).
+                            Err(Error::Api(e)) if e.class() == ErrorClass::Conflict => {
+                                read(|| graph.get_service_principal_by_app_id(&app_id))
+                                    .await?
+                                    .ok_or(Error::Api(e))?
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        self.wrote_azure.store(true, Ordering::Relaxed);
+                        (sp, Outcome::Created)
+                    }
+                };
+                self.save_shared(|s| s.sp_object_id = Some(sp.id.clone()))
+                    .await?;
+                self.shared_object(
+                    Step::AppRegistration,
+                    "service principal",
+                    &app.display_name,
+                    &sp.id,
+                    sp_outcome,
+                );
+                let outcome = if app_outcome == Outcome::Created || sp_outcome == Outcome::Created {
+                    Outcome::Created
+                } else {
+                    Outcome::Reused
+                };
+                let detail = format!(
+                    "{} (client id {}, service principal {})",
+                    app.display_name, app.app_id, sp.id
+                );
+                let id = app.app_id.clone();
+                Ok(((app, sp), outcome, Some(id), detail))
+            },
+            None,
+        )
         .await
     }
 
@@ -1370,70 +1501,119 @@ impl TenantRun<'_> {
         let name = self.f.role_name.clone();
         let scopes = self.f.scopes();
         let policy = &self.facts.policy;
-        self.step(None, Step::CustomRole, format!("custom role {name}"), async {
-            let first = &self.f.subs[0].target.subscription_id;
-            let (guid, at, wanted, outcome, detail) = match &self.f.role {
-                RoleFact::Foreign(_) => return Err(Error::Other("the custom role step was blocked".into())),
-                RoleFact::Ours(r) => {
-                    let missing: Vec<String> = scopes
-                        .iter()
-                        .filter(|s| !r.properties.assignable_scopes.iter().any(|x| same_scope(x, s)))
-                        .cloned()
-                        .collect();
-                    let d = policy::drift(&policy.actions, &r.properties.permissions);
-                    if missing.is_empty() && d.missing.is_empty() {
-                        (None, String::new(), vec![], Outcome::Reused, format!("{} has all of Spot's actions", r.properties.role_name))
-                    } else {
-                        let mut what = Vec::new();
-                        if !missing.is_empty() {
-                            what.push(format!("assignable at {}", missing.join(", ")));
-                        }
-                        if !d.missing.is_empty() {
-                            what.push(format!("{} missing action(s) added", d.missing.len()));
-                        }
-                        let mut wanted = r.properties.assignable_scopes.clone();
-                        wanted.extend(missing);
-                        // Updated at a scope it is assignable at.
-                        let at = r.properties.assignable_scopes.first().cloned().unwrap_or_else(|| scopes[0].clone());
-                        (Some(r.name.clone()), at, wanted, Outcome::Updated, what.join(", "))
+        self.step(
+            None,
+            Step::CustomRole,
+            format!("custom role {name}"),
+            async {
+                let first = &self.f.subs[0].target.subscription_id;
+                let (guid, at, wanted, outcome, detail) = match &self.f.role {
+                    RoleFact::Foreign(_) => {
+                        return Err(Error::Other("the custom role step was blocked".into()));
                     }
-                }
-                RoleFact::Missing => (
-                    // A deterministic GUID: the PUT is idempotent, so it is simply repeated
-                    // when its reply is lost.
-                    Some(policy::role_definition_guid(&self.f.tenant, &name)),
-                    scopes[0].clone(),
-                    scopes.clone(),
-                    Outcome::Created,
-                    format!("{} actions, assignable at {}", policy.actions.len(), scopes.join(", ")),
-                ),
-            };
-            let role = match (guid, &self.f.role) {
-                (None, RoleFact::Ours(r)) => r.clone(),
-                (Some(guid), _) => {
-                    let props = policy.role_properties(&name, first, wanted);
-                    let r = read(|| self.arm.put_role_definition(&at, &guid, &props)).await?;
-                    self.wrote_azure.store(true, Ordering::Relaxed);
-                    r
-                }
-                (None, _) => return Err(Error::Other("the custom role step was blocked".into())),
-            };
-            self.save_shared(|s| {
-                s.role_definition_id = Some(role.id.clone());
-                s.role_name = Some(role.properties.role_name.clone());
-            })
-            .await?;
-            self.shared_object(Step::CustomRole, "custom role", &role.properties.role_name, &role.id, outcome);
-            let id = role.id.clone();
-            Ok((role, outcome, Some(id), detail))
-        }, None)
+                    RoleFact::Ours(r) => {
+                        let missing: Vec<String> = scopes
+                            .iter()
+                            .filter(|s| {
+                                !r.properties
+                                    .assignable_scopes
+                                    .iter()
+                                    .any(|x| same_scope(x, s))
+                            })
+                            .cloned()
+                            .collect();
+                        let d = policy::drift(&policy.actions, &r.properties.permissions);
+                        if missing.is_empty() && d.missing.is_empty() {
+                            (
+                                None,
+                                String::new(),
+                                vec![],
+                                Outcome::Reused,
+                                format!("{} has all of Spot's actions", r.properties.role_name),
+                            )
+                        } else {
+                            let mut what = Vec::new();
+                            if !missing.is_empty() {
+                                what.push(format!("assignable at {}", missing.join(", ")));
+                            }
+                            if !d.missing.is_empty() {
+                                what.push(format!("{} missing action(s) added", d.missing.len()));
+                            }
+                            let mut wanted = r.properties.assignable_scopes.clone();
+                            wanted.extend(missing);
+                            // Updated at a scope it is assignable at.
+                            let at = r
+                                .properties
+                                .assignable_scopes
+                                .first()
+                                .cloned()
+                                .unwrap_or_else(|| scopes[0].clone());
+                            (
+                                Some(r.name.clone()),
+                                at,
+                                wanted,
+                                Outcome::Updated,
+                                what.join(", "),
+                            )
+                        }
+                    }
+                    RoleFact::Missing => (
+                        // A deterministic GUID: the PUT is idempotent, so it is simply repeated
+                        // when its reply is lost.
+                        Some(policy::role_definition_guid(&self.f.tenant, &name)),
+                        scopes[0].clone(),
+                        scopes.clone(),
+                        Outcome::Created,
+                        format!(
+                            "{} actions, assignable at {}",
+                            policy.actions.len(),
+                            scopes.join(", ")
+                        ),
+                    ),
+                };
+                let role = match (guid, &self.f.role) {
+                    (None, RoleFact::Ours(r)) => r.clone(),
+                    (Some(guid), _) => {
+                        let props = policy.role_properties(&name, first, wanted);
+                        let r = read(|| self.arm.put_role_definition(&at, &guid, &props)).await?;
+                        self.wrote_azure.store(true, Ordering::Relaxed);
+                        r
+                    }
+                    (None, _) => {
+                        return Err(Error::Other("the custom role step was blocked".into()));
+                    }
+                };
+                self.save_shared(|s| {
+                    s.role_definition_id = Some(role.id.clone());
+                    s.role_name = Some(role.properties.role_name.clone());
+                })
+                .await?;
+                self.shared_object(
+                    Step::CustomRole,
+                    "custom role",
+                    &role.properties.role_name,
+                    &role.id,
+                    outcome,
+                );
+                let id = role.id.clone();
+                Ok((role, outcome, Some(id), detail))
+            },
+            None,
+        )
         .await
     }
 
     // -----------------------------------------------------------------------------------------
     // Steps: per subscription
 
-    fn object(run: &Mutex<SubRun>, step: Step, object: &str, name: &str, id: &str, outcome: Outcome) {
+    fn object(
+        run: &Mutex<SubRun>,
+        step: Step,
+        object: &str,
+        name: &str,
+        id: &str,
+        outcome: Outcome,
+    ) {
         lock(run).objects.push(ObjectRef {
             step,
             object: object.into(),
@@ -1447,48 +1627,73 @@ impl TenantRun<'_> {
         let spot = &self.session.spot;
         let store = &self.stores[i];
         let (detail, fact) = match &self.f.subs[i].account {
-            AccountFact::Reuse(a, _) => (format!("using {}", a.account_id), &self.f.subs[i].account),
-            AccountFact::Create(n) => (format!("creating Spot account {n}"), &self.f.subs[i].account),
+            AccountFact::Reuse(a, _) => {
+                (format!("using {}", a.account_id), &self.f.subs[i].account)
+            }
+            AccountFact::Create(n) => (
+                format!("creating Spot account {n}"),
+                &self.f.subs[i].account,
+            ),
             AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
         };
-        self.step(Some(i), Step::SpotAccount, detail, async {
-            let (a, outcome, why) = match fact {
-                AccountFact::Reuse(a, why) => {
-                    store.set(|s| s.spot_account_id = Some(a.account_id.clone()));
-                    (a.clone(), Outcome::Reused, format!(": {why}"))
-                }
-                AccountFact::Create(name) => {
-                    store.save(|s| s.spot_account_pending = Some(name.clone())).await?;
-                    let a = create_or_find(
-                        || spot.create_account(name),
-                        || async {
-                            Ok(spot
-                                .list_accounts()
-                                .await?
-                                .into_iter()
-                                .find(|a| &a.name == name && a.provider_external_id.is_none()))
-                        },
-                    )
-                    .await?;
-                    store
-                        .save(|s| {
-                            s.spot_account_id = Some(a.account_id.clone());
-                            s.spot_account_pending = None;
-                        })
-                        .await?;
-                    (a, Outcome::Created, String::new())
-                }
-                AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
-            };
-            Self::object(run, Step::SpotAccount, "Spot account", &a.name, &a.account_id, outcome);
-            let id = a.account_id.clone();
-            let detail = format!("{} ({}){why}", a.name, a.account_id);
-            Ok((a, outcome, Some(id), detail))
-        }, Some(run))
+        self.step(
+            Some(i),
+            Step::SpotAccount,
+            detail,
+            async {
+                let (a, outcome, why) = match fact {
+                    AccountFact::Reuse(a, why) => {
+                        store.set(|s| s.spot_account_id = Some(a.account_id.clone()));
+                        (a.clone(), Outcome::Reused, format!(": {why}"))
+                    }
+                    AccountFact::Create(name) => {
+                        store
+                            .save(|s| s.spot_account_pending = Some(name.clone()))
+                            .await?;
+                        let a =
+                            create_or_find(
+                                || spot.create_account(name),
+                                || async {
+                                    Ok(spot.list_accounts().await?.into_iter().find(|a| {
+                                        &a.name == name && a.provider_external_id.is_none()
+                                    }))
+                                },
+                            )
+                            .await?;
+                        store
+                            .save(|s| {
+                                s.spot_account_id = Some(a.account_id.clone());
+                                s.spot_account_pending = None;
+                            })
+                            .await?;
+                        (a, Outcome::Created, String::new())
+                    }
+                    AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+                };
+                Self::object(
+                    run,
+                    Step::SpotAccount,
+                    "Spot account",
+                    &a.name,
+                    &a.account_id,
+                    outcome,
+                );
+                let id = a.account_id.clone();
+                let detail = format!("{} ({}){why}", a.name, a.account_id);
+                Ok((a, outcome, Some(id), detail))
+            },
+            Some(run),
+        )
         .await
     }
 
-    async fn assignment_step(&self, i: usize, sp: &ServicePrincipal, role: &RoleDefinition, run: &Mutex<SubRun>) -> Result<()> {
+    async fn assignment_step(
+        &self,
+        i: usize,
+        sp: &ServicePrincipal,
+        role: &RoleDefinition,
+        run: &Mutex<SubRun>,
+    ) -> Result<()> {
         let s = &self.f.subs[i];
         let sub = s.target.subscription_id.as_str();
         let scope = s.scope();
@@ -1523,68 +1728,117 @@ impl TenantRun<'_> {
         .await
     }
 
-    async fn connect_step(&self, i: usize, account: &SpotAccount, run: &Mutex<SubRun>) -> Result<OffsetDateTime> {
+    async fn connect_step(
+        &self,
+        i: usize,
+        account: &SpotAccount,
+        run: &Mutex<SubRun>,
+    ) -> Result<OffsetDateTime> {
         let s = &self.f.subs[i];
         let sub = s.target.subscription_id.as_str();
         let spot = &self.session.spot;
         let store = &self.stores[i];
-        self.step(Some(i), Step::ConnectSpot, format!("connecting {} to Spot", account.account_id), async {
-            if let Some(rec) = &s.secret_reuse {
-                Self::object(run, Step::ConnectSpot, "Spot connection", &account.name, &account.account_id, Outcome::Reused);
-                let detail = format!("{} already holds this app's credentials", account.account_id);
-                return Ok((rec.end_date_time, Outcome::Reused, Some(account.account_id.clone()), detail));
-            }
-            let (Some(app), Some((rec, value))) = (self.app_id(), self.new_secret.get()) else {
-                return Err(dependency("Client secret"));
-            };
-            let creds = AzureCredentials {
-                client_id: app.clone(),
-                client_secret: value.clone(),
-                tenant_id: self.f.tenant.clone(),
-                subscription_id: sub.to_string(),
-                expiration_date: rec.end_date_time,
-            };
-            // Spot validates against Azure: right after our writes (a new secret is one) it
-            // may not see them yet. Setting credentials overwrites: safe to send again.
-            retry::propagate(
-                &self.backoff,
-                |_| false,
-                || spot.set_azure_credentials(&account.account_id, &creds),
-                self.waiting(Some(sub), Step::ConnectSpot),
-            )
-            .await?;
-            let old = store.get(|s| s.secret.clone());
-            store
-                .save(|s| {
-                    if let Some(old) = old.as_ref().filter(|o| o.key_id != rec.key_id)
-                        && !s.orphan_key_ids.contains(&old.key_id)
-                    {
-                        // Kept until no subscription holds it (see `reclaim_orphans`).
-                        s.orphan_key_ids.push(old.key_id.clone());
-                    }
-                    s.orphan_key_ids.retain(|k| k != &rec.key_id);
-                    s.spot_account_id = Some(account.account_id.clone());
-                    s.secret = Some(SecretRecord { handed_to_spot: true, ..rec.clone() });
-                    s.secret_pending_since = None;
-                })
+        self.step(
+            Some(i),
+            Step::ConnectSpot,
+            format!("connecting {} to Spot", account.account_id),
+            async {
+                if let Some(rec) = &s.secret_reuse {
+                    Self::object(
+                        run,
+                        Step::ConnectSpot,
+                        "Spot connection",
+                        &account.name,
+                        &account.account_id,
+                        Outcome::Reused,
+                    );
+                    let detail = format!(
+                        "{} already holds this app's credentials",
+                        account.account_id
+                    );
+                    return Ok((
+                        rec.end_date_time,
+                        Outcome::Reused,
+                        Some(account.account_id.clone()),
+                        detail,
+                    ));
+                }
+                let (Some(app), Some((rec, value))) = (self.app_id(), self.new_secret.get()) else {
+                    return Err(dependency("Client secret"));
+                };
+                let creds = AzureCredentials {
+                    client_id: app.clone(),
+                    client_secret: value.clone(),
+                    tenant_id: self.f.tenant.clone(),
+                    subscription_id: sub.to_string(),
+                    expiration_date: rec.end_date_time,
+                };
+                // Spot validates against Azure: right after our writes (a new secret is one) it
+                // may not see them yet. Setting credentials overwrites: safe to send again.
+                retry::propagate(
+                    &self.backoff,
+                    |_| false,
+                    || spot.set_azure_credentials(&account.account_id, &creds),
+                    self.waiting(Some(sub), Step::ConnectSpot),
+                )
                 .await?;
-            // Read back: Spot must report this app and this subscription.
-            let back = read(|| spot.get_azure_credentials(&account.account_id)).await?;
-            let ok = back.as_ref().is_some_and(|c| {
-                c.client_id.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&app))
-                    && c.subscription_id.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(sub))
-            });
-            if !ok {
-                return Err(Error::Other(format!(
-                    "Spot accepted the credentials but reads back {:?} for account {}",
-                    back.map(|c| (c.client_id, c.subscription_id)),
-                    account.account_id
-                )));
-            }
-            Self::object(run, Step::ConnectSpot, "Spot connection", &account.name, &account.account_id, Outcome::Created);
-            let detail = format!("{} connected; secret expires {}", account.account_id, rec.end_date_time.date());
-            Ok((rec.end_date_time, Outcome::Created, Some(account.account_id.clone()), detail))
-        }, Some(run))
+                let old = store.get(|s| s.secret.clone());
+                store
+                    .save(|s| {
+                        if let Some(old) = old.as_ref().filter(|o| o.key_id != rec.key_id)
+                            && !s.orphan_key_ids.contains(&old.key_id)
+                        {
+                            // Kept until no subscription holds it (see `reclaim_orphans`).
+                            s.orphan_key_ids.push(old.key_id.clone());
+                        }
+                        s.orphan_key_ids.retain(|k| k != &rec.key_id);
+                        s.spot_account_id = Some(account.account_id.clone());
+                        s.secret = Some(SecretRecord {
+                            handed_to_spot: true,
+                            ..rec.clone()
+                        });
+                        s.secret_pending_since = None;
+                    })
+                    .await?;
+                // Read back: Spot must report this app and this subscription.
+                let back = read(|| spot.get_azure_credentials(&account.account_id)).await?;
+                let ok = back.as_ref().is_some_and(|c| {
+                    c.client_id
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&app))
+                        && c.subscription_id
+                            .as_deref()
+                            .is_some_and(|x| x.eq_ignore_ascii_case(sub))
+                });
+                if !ok {
+                    return Err(Error::Other(format!(
+                        "Spot accepted the credentials but reads back {:?} for account {}",
+                        back.map(|c| (c.client_id, c.subscription_id)),
+                        account.account_id
+                    )));
+                }
+                Self::object(
+                    run,
+                    Step::ConnectSpot,
+                    "Spot connection",
+                    &account.name,
+                    &account.account_id,
+                    Outcome::Created,
+                );
+                let detail = format!(
+                    "{} connected; secret expires {}",
+                    account.account_id,
+                    rec.end_date_time.date()
+                );
+                Ok((
+                    rec.end_date_time,
+                    Outcome::Created,
+                    Some(account.account_id.clone()),
+                    detail,
+                ))
+            },
+            Some(run),
+        )
         .await
     }
 
@@ -1608,7 +1862,10 @@ impl TenantRun<'_> {
             .iter()
             .filter_map(|s| s.secret.as_ref().map(|r| r.key_id.to_ascii_lowercase()))
             .collect();
-        let mut drop: Vec<String> = states.iter().flat_map(|s| s.orphan_key_ids.clone()).collect();
+        let mut drop: Vec<String> = states
+            .iter()
+            .flat_map(|s| s.orphan_key_ids.clone())
+            .collect();
         let since = self
             .f
             .subs
@@ -1619,7 +1876,10 @@ impl TenantRun<'_> {
         let look = self.sweep.load(Ordering::Relaxed) || since < self.started;
         if look && let Ok(Some(fresh)) = read(|| self.graph.get_application(&app.id)).await {
             for p in fresh.password_credentials {
-                let ours = p.display_name.as_deref().is_some_and(|n| n.starts_with(SECRET_PREFIX));
+                let ours = p
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(SECRET_PREFIX));
                 if ours && p.start_date_time.is_some_and(|s| s >= since) {
                     drop.push(p.key_id);
                 }
@@ -1636,14 +1896,20 @@ impl TenantRun<'_> {
                     tracing::info!(key_id = %k, "removed a client secret no subscription holds");
                     removed.push(k);
                 }
-                Err(e) => tracing::warn!(key_id = %k, error = %e, "could not remove a client secret"),
+                Err(e) => {
+                    tracing::warn!(key_id = %k, error = %e, "could not remove a client secret")
+                }
             }
         }
         for s in states {
-            let held_orphans = s.orphan_key_ids.iter().any(|k| removed.contains(k) || held.contains(&k.to_ascii_lowercase()));
+            let held_orphans = s
+                .orphan_key_ids
+                .iter()
+                .any(|k| removed.contains(k) || held.contains(&k.to_ascii_lowercase()));
             if held_orphans {
                 let mut s = s;
-                s.orphan_key_ids.retain(|k| !removed.contains(k) && !held.contains(&k.to_ascii_lowercase()));
+                s.orphan_key_ids
+                    .retain(|k| !removed.contains(k) && !held.contains(&k.to_ascii_lowercase()));
                 let dir = self.session.state_dir.clone();
                 let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
             }
@@ -1733,7 +1999,8 @@ fn service_principal_app_rights(
 pub(crate) fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let total = t.month() as i32 - 1 + months as i32;
     let year = t.year() + total.div_euclid(12);
-    let month = time::Month::try_from((total.rem_euclid(12) + 1) as u8).unwrap_or(time::Month::January);
+    let month =
+        time::Month::try_from((total.rem_euclid(12) + 1) as u8).unwrap_or(time::Month::January);
     let day = t.day().min(time::util::days_in_month(month, year));
     match time::Date::from_calendar_date(year, month, day) {
         Ok(date) => t.replace_date(date).replace_nanosecond(0).unwrap_or(t),

@@ -196,7 +196,10 @@ mod tests {
         assert!(s.iter().take(60).all(|d| *d == Duration::from_millis(500)));
         assert!(s[60] > Duration::from_millis(500));
         assert!(s.iter().all(|d| *d <= Duration::from_secs(15)));
-        assert!(s.windows(2).skip(60).all(|w| w[0] <= w[1]));
+        assert!(
+            s[..s.len() - 1].windows(2).skip(60).all(|w| w[0] <= w[1]),
+            "{s:?}"
+        );
         let total: Duration = s.iter().sum();
         assert_eq!(total, Duration::from_secs(180));
     }
@@ -229,7 +232,7 @@ mod tests {
         })
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn propagate_polls_while_azure_catches_up_and_reports_each_wait() {
         let calls = AtomicU32::new(0);
         let mut waits = vec![];
@@ -255,15 +258,17 @@ mod tests {
             ]
         );
         // Anything else is returned at once.
-        let r: Result<(), Error> =
-            propagate(&Backoff::default(), |_| false, || async { Err(api(403, "AuthorizationFailed")) }, |_, _| {
-                panic!("no wait for a permission error")
-            })
-            .await;
+        let r: Result<(), Error> = propagate(
+            &Backoff::default(),
+            |_| false,
+            || async { Err(api(403, "AuthorizationFailed")) },
+            |_, _| panic!("no wait for a permission error"),
+        )
+        .await;
         assert!(r.is_err());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_lost_create_is_found_before_it_is_sent_again() {
         let creates = AtomicU32::new(0);
         let r = create_or_find(

@@ -97,17 +97,22 @@ impl Ctx<'_> {
             budget: Duration::from_secs(90),
             ..Backoff::default()
         };
-        propagate(&backoff, |_| false, f, |attempt, next_in| {
-            self.emit(
-                Some(sub),
-                Step::ConnectSpot,
-                StepEvent::Waiting {
-                    reason: "waiting for Azure to propagate".into(),
-                    attempt,
-                    next_in,
-                },
-            )
-        })
+        propagate(
+            &backoff,
+            |_| false,
+            f,
+            |attempt, next_in| {
+                self.emit(
+                    Some(sub),
+                    Step::ConnectSpot,
+                    StepEvent::Waiting {
+                        reason: "waiting for Azure to propagate".into(),
+                        attempt,
+                        next_in,
+                    },
+                )
+            },
+        )
         .await
     }
 

@@ -55,7 +55,11 @@ pub struct State {
     pub orphan_key_ids: Vec<String>,
     /// Set just before a run asks for the tenant's new secret, cleared once it is recorded: a
     /// secret of ours made after this time that no subscription holds was lost by a kill.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub secret_pending_since: Option<OffsetDateTime>,
     #[serde(default)]
     pub steps: BTreeMap<Step, StepStatus>,

@@ -233,9 +233,12 @@ async fn find_role_elsewhere(arm: &Arm, name: &str, skip: &[String]) -> Option<R
         let found =
             futures::future::join_all(chunk.iter().map(|s| arm.find_role_definitions(s, name)))
                 .await;
-        if let Some(r) = found.into_iter().flatten().flatten().find(|r| {
-            r.properties.role_name.eq_ignore_ascii_case(name)
-        }) {
+        if let Some(r) = found
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|r| r.properties.role_name.eq_ignore_ascii_case(name))
+        {
             return Some(r);
         }
     }

@@ -678,24 +678,34 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let writes = p.writes().count();
     let blocked: Vec<&PlanItem> = p.blocked().collect();
     if p.subscriptions.len() > 1 {
-        let mut tenants: Vec<&str> = p.subscriptions.iter().map(|t| t.tenant_id.as_str()).collect();
+        let mut tenants: Vec<&str> = p
+            .subscriptions
+            .iter()
+            .map(|t| t.tenant_id.as_str())
+            .collect();
         tenants.sort();
         tenants.dedup();
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("{} subscriptions in {} tenant(s)", p.subscriptions.len(), tenants.len()),
-                t.bold(),
+        lines.push(Line::from(vec![Span::styled(
+            format!(
+                "{} subscriptions in {} tenant(s)",
+                p.subscriptions.len(),
+                tenants.len()
             ),
-            Span::raw(": per tenant one app, service principal, secret and role; per subscription an assignment, a Spot account and its credentials."),
-        ]));
+            t.bold(),
+        )]));
     }
     lines.push(Line::from(Span::styled(
-        format!("{writes} object(s) will be written (+ create, ~ update, = reuse):"),
+        format!("{writes} to write (+ create ~ update = reuse), per kind:"),
         t.bold(),
     )));
     for c in &p.counts {
         let mut v = vec![];
-        for (n, w) in [(c.create, "create"), (c.update, "update"), (c.reuse, "reuse"), (c.blocked, "BLOCKED")] {
+        for (n, w) in [
+            (c.create, "create"),
+            (c.update, "update"),
+            (c.reuse, "reuse"),
+            (c.blocked, "BLOCKED"),
+        ] {
             if n > 0 {
                 v.push(format!("{n} {w}"));
             }
@@ -745,9 +755,8 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         ]));
     } else if blocked.is_empty() {
         lines.push(Line::from(vec![
-            Span::raw("Secret lifetime "),
-            Span::styled(format!("{} months", s.secret_months()), t.bold()),
-            Span::raw(". Nothing is written until you press "),
+            Span::styled(format!("{}-month", s.secret_months()), t.bold()),
+            Span::raw(" secret. Nothing is written before "),
             Span::styled("Enter", t.key()),
             Span::raw("."),
         ]));

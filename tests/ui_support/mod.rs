@@ -131,24 +131,32 @@ pub fn device_code() -> DeviceCodePrompt {
     }
 }
 
-pub fn plan() -> Plan {
-    let item = |step, object: &str, name: &str, action, id: Option<&str>, reason: &str| PlanItem {
+fn plan_item(
+    sub: Option<&str>,
+    step: Step,
+    object: &str,
+    name: &str,
+    action: PlanAction,
+    id: Option<&str>,
+    reason: &str,
+) -> PlanItem {
+    PlanItem {
         step,
         object: object.into(),
         name: name.into(),
         action,
         tenant_id: TENANT.into(),
-        // The account, assignment and connection are the subscription's; the rest shared.
-        subscription_id: matches!(
-            step,
-            Step::SpotAccount | Step::RoleAssignment | Step::ConnectSpot
-        )
-        .then(|| SUB.to_string()),
+        subscription_id: sub.map(str::to_string),
         id: id.map(str::to_string),
         reason: reason.into(),
         drift: None,
-    };
-    let mut role = item(
+    }
+}
+
+/// The tenant's shared objects as the engine plans them (app, service principal, secret, role).
+fn shared_items() -> Vec<PlanItem> {
+    let mut role = plan_item(
+        None,
         Step::CustomRole,
         "custom role",
         "Spot.io Custom Role",
@@ -160,63 +168,97 @@ pub fn plan() -> Plan {
         missing: vec!["Microsoft.Compute/virtualMachineScaleSets/write".into()],
         extra: vec!["Microsoft.Storage/storageAccounts/delete".into()],
     });
+    vec![
+        plan_item(
+            None,
+            Step::AppRegistration,
+            "app registration",
+            "spot-connect-72f988bf",
+            PlanAction::Create,
+            None,
+            "no app of this name exists",
+        ),
+        plan_item(
+            None,
+            Step::AppRegistration,
+            "service principal",
+            "spot-connect-72f988bf",
+            PlanAction::Create,
+            None,
+            "created with the app",
+        ),
+        plan_item(
+            None,
+            Step::ClientSecret,
+            "client secret",
+            &format!("spot-connect {TENANT}"),
+            PlanAction::Create,
+            None,
+            "a new secret for Spot, 12 months",
+        ),
+        role,
+    ]
+}
+
+/// One subscription's objects (Spot account, role assignment, Spot credentials).
+fn sub_items(sub: &str, name: &str) -> Vec<PlanItem> {
+    vec![
+        plan_item(
+            Some(sub),
+            Step::SpotAccount,
+            "Spot account",
+            name,
+            PlanAction::Create,
+            None,
+            "no Spot account is connected to this subscription",
+        ),
+        plan_item(
+            Some(sub),
+            Step::RoleAssignment,
+            "role assignment",
+            "Spot.io Custom Role",
+            PlanAction::Create,
+            None,
+            "the service principal has no role here",
+        ),
+        plan_item(
+            Some(sub),
+            Step::ConnectSpot,
+            "Spot credentials",
+            name,
+            PlanAction::Create,
+            None,
+            "not connected yet",
+        ),
+    ]
+}
+
+fn target_of(sub: &str, name: &str) -> spot_connect::onboard::Target {
+    spot_connect::onboard::Target {
+        tenant_id: TENANT.into(),
+        subscription_id: sub.into(),
+        subscription_name: name.into(),
+    }
+}
+
+/// The plan of Contoso Production, in the engine's order.
+pub fn plan() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    Plan::new(vec![target_of(SUB, "Contoso Production")], items)
+}
+
+/// The plan of Contoso Production and Contoso Staging: the shared objects once.
+pub fn plan_many() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    items.extend(sub_items(SUB3, "Contoso Staging"));
     Plan::new(
-        vec![spot_connect::onboard::Target {
-            tenant_id: TENANT.into(),
-            subscription_id: SUB.into(),
-            subscription_name: "Contoso Production".into(),
-        }],
         vec![
-            item(
-                Step::SpotAccount,
-                "Spot account",
-                "Contoso Production",
-                PlanAction::Create,
-                None,
-                "no Spot account is connected to this subscription",
-            ),
-            item(
-                Step::AppRegistration,
-                "app registration",
-                "spot-connect-72f988bf",
-                PlanAction::Create,
-                None,
-                "no app of this name exists",
-            ),
-            item(
-                Step::AppRegistration,
-                "service principal",
-                "spot-connect-72f988bf",
-                PlanAction::Create,
-                None,
-                "created with the app",
-            ),
-            item(
-                Step::ClientSecret,
-                "client secret",
-                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
-                PlanAction::Create,
-                None,
-                "a new secret for Spot, 12 months",
-            ),
-            role,
-            item(
-                Step::RoleAssignment,
-                "role assignment",
-                "Spot.io Custom Role",
-                PlanAction::Create,
-                None,
-                "the service principal has no role here",
-            ),
-            item(
-                Step::ConnectSpot,
-                "Spot credentials",
-                "Contoso Production",
-                PlanAction::Create,
-                None,
-                "not connected yet",
-            ),
+            target_of(SUB, "Contoso Production"),
+            target_of(SUB3, "Contoso Staging"),
         ],
+        items,
     )
 }
 
