@@ -235,6 +235,13 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     }
     if let Some(e) = &report.stopped {
         eprintln!("spot-connect apply: stopped: {}", e.summary);
+    }
+    exit_of(&report)
+}
+
+/// Exit 0 all connected, 3 some failed, 1 all failed or stopped.
+fn exit_of(report: &RunReport) -> i32 {
+    if report.stopped.is_some() {
         return exit::FAILED;
     }
     match report.failed() {
@@ -526,6 +533,51 @@ mod tests {
         assert_eq!(
             progress_line(&done).unwrap(),
             "  ✓ Custom role: updated: assignable at /subscriptions/s"
+        );
+    }
+
+    #[test]
+    fn exit_codes_say_all_some_or_none_connected() {
+        let r = |v: Verdict| Report {
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            subscription_name: "S".into(),
+            verdict: v,
+            spot_account_id: None,
+            objects: vec![],
+            secret_expires: None,
+            durations_ms: vec![],
+            total_ms: 1,
+            error: None,
+            report_path: None,
+        };
+        let run = |reports: Vec<Report>, stopped: bool| RunReport {
+            reports,
+            stopped: stopped.then(|| ErrorInfo {
+                summary: "sign-in".into(),
+                api: None,
+                hint: None,
+            }),
+            throttled: 0,
+            peak_concurrency: 1,
+            total_ms: 1,
+        };
+        use Verdict::*;
+        assert_eq!(
+            exit_of(&run(vec![r(Connected), r(Connected)], false)),
+            exit::DONE
+        );
+        assert_eq!(
+            exit_of(&run(vec![r(Connected), r(Failed)], false)),
+            exit::PARTIAL
+        );
+        assert_eq!(
+            exit_of(&run(vec![r(Failed), r(Failed)], false)),
+            exit::FAILED
+        );
+        assert_eq!(
+            exit_of(&run(vec![r(Connected), r(Failed)], true)),
+            exit::FAILED
         );
     }
 
