@@ -700,3 +700,85 @@ async fn a_sign_in_failure_stops_every_subscription() {
     assert!(our_apps(&env.sim.state()).is_empty());
     env.sim.shutdown().await;
 }
+
+/// One secret model: a run makes at most one new secret per tenant; each subscription records
+/// the keyId it holds; removing a subscription deletes a secret only when no other still holds
+/// it; rotation moves every subscription of the tenant to one new secret.
+#[tokio::test]
+async fn a_secret_is_removed_only_when_no_subscription_holds_it_and_rotation_moves_them_all() {
+    let env = env(SimOpts::default()).await;
+    let settings = Settings::default();
+    let recorded = |sub: &str| {
+        spot_connect::onboard::state::State::load(
+            &env.session.state_dir,
+            seed::CONTOSO_TENANT_ID,
+            sub,
+        )
+        .unwrap()
+        .secret
+        .map(|r| r.key_id)
+    };
+    // Production alone, then Dev alone: two runs, two secrets, each held by its subscription.
+    assert_eq!(bulk(&env, &[prod()]).await.failed(), 0);
+    assert_eq!(bulk(&env, &[dev()]).await.failed(), 0);
+    let (k_prod, k_dev) = (
+        recorded(seed::SUB_CONTOSO_PROD).unwrap(),
+        recorded(seed::SUB_CONTOSO_DEV).unwrap(),
+    );
+    assert_ne!(k_prod, k_dev);
+    assert_eq!(our_secrets(&env.sim.state()).len(), 2);
+    // Rotation: both subscriptions on one new secret, the two old ones gone.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let rot = rotate(&env.session, seed::CONTOSO_TENANT_ID, &settings, tx)
+        .await
+        .unwrap();
+    assert!(rot.complete, "{rot:#?}");
+    let k_new = rot.new_key_id.clone().unwrap();
+    assert_eq!(
+        recorded(seed::SUB_CONTOSO_PROD).as_deref(),
+        Some(k_new.as_str())
+    );
+    assert_eq!(
+        recorded(seed::SUB_CONTOSO_DEV).as_deref(),
+        Some(k_new.as_str())
+    );
+    let keys: Vec<String> = our_secrets(&env.sim.state())
+        .iter()
+        .map(|p| s(p, "keyId").to_string())
+        .collect();
+    assert_eq!(keys, vec![k_new.clone()]);
+    // Status names the secret each subscription holds.
+    let st = status(&env.session, &[prod(), dev()], &settings)
+        .await
+        .unwrap();
+    assert!(
+        st.iter()
+            .all(|x| x.secret.as_ref().is_some_and(|k| k.key_id == k_new)),
+        "{st:#?}"
+    );
+    // Removing Dev keeps the secret Production still holds.
+    let plans = plan_removal(&env.session, &[dev()], &settings, RemoveOptions::default())
+        .await
+        .unwrap();
+    let secret_items: Vec<_> = plans[0]
+        .items
+        .iter()
+        .filter(|i| i.object == "client secret")
+        .collect();
+    assert_eq!(secret_items.len(), 1, "{:#?}", plans[0].items);
+    assert_eq!(
+        secret_items[0].action,
+        spot_connect::onboard::remove::RemovalAction::Keep
+    );
+    assert!(
+        secret_items[0]
+            .reason
+            .contains("1 other subscription(s) still hold it")
+    );
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let res = remove(&env.session, &plans[0], tx).await;
+    assert!(res.iter().all(|r| r.done), "{res:#?}");
+    assert_eq!(our_secrets(&env.sim.state()).len(), 1);
+    all_working(&env, &[seed::SUB_CONTOSO_PROD]).await;
+    env.sim.shutdown().await;
+}
