@@ -482,7 +482,10 @@ pub fn one_account_for_several(s: &State) -> bool {
 /// The operator's choices for this run: with several subscriptions (maybe of several
 /// tenants) the shared names, never the first tenant's default.
 fn run_choices(s: &State) -> Choices {
-    if s.targets.len() > 1 {
+    let several = s.targets.len() > 1
+        || s.plan.ready().is_some_and(|p| p.subscriptions.len() > 1)
+        || matches!(&s.run, Run::Finished(b) if b.reports.len() > 1);
+    if several {
         shared_choices(s)
     } else {
         choices(s)
@@ -498,12 +501,13 @@ fn start_plan(s: &mut State, at: Duration) -> Vec<Effect> {
     if targets.is_empty() {
         return vec![];
     }
+    let choices = run_choices(s);
     s.plan_gen += 1;
     s.plan = Load::Loading { since: at };
     vec![Effect::Plan {
         generation: s.plan_gen,
         targets,
-        choices: run_choices(s),
+        choices,
     }]
 }
 
@@ -1158,10 +1162,12 @@ fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
                 s.targets.retain(|t| failed.contains(&t.subscription_id));
                 s.target = s.targets.first().cloned();
             }
+            // The names of the run (shared ones after a run of several), then a fresh start.
+            let fx = start_plan(s, at);
             s.run = Run::NotStarted;
             s.last_error = None;
             s.pane = Pane::Confirm;
-            start_plan(s, at)
+            fx
         }
         Origin::Status => read_status(s, at),
         Origin::Rotate | Origin::Remove => vec![],

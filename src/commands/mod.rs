@@ -81,7 +81,7 @@ async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
             // (AADSTS54005): start over, like any failure in flight.
             Err(e)
                 if (crate::onboard::retry::is_transient(&e)
-                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
+                    || e.api().is_some_and(|a| a.has_code("AADSTS54005")))
                     && tries < 3 =>
             {
                 tries += 1;
