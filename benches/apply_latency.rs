@@ -258,7 +258,9 @@ fn calls_from_log(log: &serde_json::Value, since: OffsetDateTime) -> Vec<Call> {
         if end_ms < 0.0 {
             continue;
         }
-        let (method, path) = (s("method"), s("path"));
+        // Each service has its own origin: the log's path has no service prefix, so the
+        // classification below gets `/{service}{path}`.
+        let (method, path) = (s("method"), format!("/{}{}", s("service"), s("path")));
         calls.push(Call {
             seq: e["seq"].as_u64().unwrap_or(0),
             kind: classify(&method, &path),

@@ -35,9 +35,13 @@ pub struct Endpoints {
     pub arm_scope: String,
     /// OAuth scope for Graph tokens.
     pub graph_scope: String,
+    /// The endpoints file these came from (named in errors).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
-/// The JSON line `spot-connect sim` prints and writes (PRODUCT.md §3).
+/// The JSON line `spot-connect sim` prints and writes (PRODUCT.md §3): each service's origin
+/// (`https://host:port`, no path), the inspect origin, the CA to trust and the Spot token.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct EndpointsFile {
     pub login: String,
@@ -90,6 +94,7 @@ impl Endpoints {
             // az CLI keeps the double slash: "<resource>/" + "/.default".
             arm_scope: format!("{arm_audience}/.default"),
             graph_scope: format!("{graph}/.default"),
+            source: None,
         }
     }
 
@@ -105,10 +110,14 @@ impl Endpoints {
             ca_cert: Some(f.ca_cert.clone()),
             arm_scope: format!("{}/.default", trim(&f.arm)),
             graph_scope: format!("{}/.default", trim(&f.graph)),
+            source: None,
         }
     }
 
-    /// Reads an endpoints file; returns the endpoints and the Spot token it carries.
+    /// Reads an endpoints file; returns the endpoints and the Spot token it carries. Checks that
+    /// each service is an `https` origin without a path and that `ca_cert` is a readable PEM
+    /// certificate; every error names the file and the field. [`Endpoints::verify`] then checks
+    /// that each origin answers and is signed by that CA.
     pub fn load(path: &Path) -> Result<(Endpoints, Secret), Error> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::Usage(format!(
@@ -118,17 +127,85 @@ impl Endpoints {
         })?;
         let f: EndpointsFile = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("invalid endpoints file {}: {e}", path.display())))?;
-        for url in [&f.login, &f.graph, &f.arm, &f.spot] {
-            if !url.starts_with("https://") {
-                return Err(Error::Usage(format!(
-                    "endpoint {url} is not https: the client never speaks plain HTTP"
-                )));
-            }
+        let bad = |field: &str, why: String| {
+            Error::Usage(format!(
+                "endpoints file {}: `{field}` {why}",
+                path.display()
+            ))
+        };
+        for (field, url) in [
+            ("login", &f.login),
+            ("graph", &f.graph),
+            ("arm", &f.arm),
+            ("spot", &f.spot),
+            ("inspect", &f.inspect),
+        ] {
+            check_origin(url).map_err(|why| bad(field, why))?;
         }
-        Ok((
-            Endpoints::from_file_contents(&f),
-            Secret::new(f.spot_token.clone()),
-        ))
+        let ca = std::fs::read(&f.ca_cert).map_err(|e| {
+            bad(
+                "ca_cert",
+                format!(
+                    "{}: cannot read the CA certificate: {e}",
+                    f.ca_cert.display()
+                ),
+            )
+        })?;
+        check_pem(&ca).map_err(|why| bad("ca_cert", format!("{}: {why}", f.ca_cert.display())))?;
+        let mut e = Endpoints::from_file_contents(&f);
+        e.source = Some(path.to_path_buf());
+        Ok((e, Secret::new(f.spot_token.clone())))
+    }
+
+    /// For endpoints read from a file: each service's origin answers over TLS with a certificate
+    /// that `ca_cert` verifies (one request to `/` each, side by side; any HTTP status will do).
+    /// Errors name the file and the field. Nothing to check for a national cloud.
+    pub async fn verify(&self, http: &crate::http::Http) -> Result<(), Error> {
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        let ca = self
+            .ca_cert
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let services = [
+            ("login", &self.login),
+            ("graph", &self.graph),
+            ("arm", &self.arm),
+            ("spot", &self.spot),
+        ];
+        let probes = services.iter().map(|(field, url)| async move {
+            let r = http
+                .client()
+                .get(format!("{url}/"))
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .await;
+            (*field, *url, r)
+        });
+        for (field, url, r) in futures::future::join_all(probes).await {
+            let Err(e) = r else { continue };
+            let chain = error_chain(&e);
+            let untrusted = chain.contains("certificate") || chain.contains("UnknownIssuer");
+            let why = if untrusted {
+                return Err(Error::Usage(format!(
+                    "endpoints file {}: `ca_cert` {ca} does not verify the certificate of `{field}` ({url}): {chain}",
+                    source.display()
+                )));
+            } else if e.is_connect() || e.is_timeout() {
+                format!(
+                    "{url} is unreachable ({chain}): is the simulator (or the service) running?"
+                )
+            } else {
+                format!("{url}: {chain}")
+            };
+            return Err(Error::Usage(format!(
+                "endpoints file {}: `{field}` {why}",
+                source.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The CA certificate to trust, if these endpoints name one.
@@ -140,6 +217,62 @@ impl Endpoints {
             }),
         }
     }
+}
+
+/// An `https` origin without a path, query or fragment (`https://host[:port]`, a trailing `/` allowed).
+fn check_origin(url: &str) -> Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("is not a URL ({url}): {e}"))?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "is {url}: not https, and the client never speaks plain HTTP"
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("is {url}: it has no host"));
+    }
+    if u.path() != "/" && !u.path().is_empty() {
+        return Err(format!(
+            "is {url}: a service is an origin without a path (https://host:port). This is the old one-origin shape: start `spot-connect sim` again to write a new endpoints file"
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+        return Err(format!(
+            "is {url}: an origin has no query, fragment or user"
+        ));
+    }
+    Ok(())
+}
+
+/// At least one PEM certificate, each one usable as a trust anchor.
+fn check_pem(pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(())
+}
+
+/// An error and its sources, joined (reqwest hides the TLS reason in the chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = s.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -165,9 +298,45 @@ mod tests {
         let p = dir.path().join("endpoints.json");
         std::fs::write(
             &p,
-            r#"{"login":"http://127.0.0.1:1/login","graph":"https://x/graph","arm":"https://x/arm","spot":"https://x/spot","inspect":"https://x/inspect","ca_cert":"/tmp/ca.pem","spot_token":"t"}"#,
+            r#"{"login":"http://127.0.0.1:1","graph":"https://x","arm":"https://x","spot":"https://x","inspect":"https://x","ca_cert":"/tmp/ca.pem","spot_token":"t"}"#,
         )
         .unwrap();
-        assert!(Endpoints::load(&p).is_err());
+        let e = Endpoints::load(&p).unwrap_err().to_string();
+        assert!(e.contains("`login`") && e.contains("not https"), "{e}");
+        assert!(e.contains(&p.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn the_old_one_origin_shape_and_a_bad_ca_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("endpoints.json");
+        std::fs::write(
+            &p,
+            r#"{"login":"https://127.0.0.1:1/login","graph":"https://127.0.0.1:1/graph","arm":"https://127.0.0.1:1/arm","spot":"https://127.0.0.1:1/spot","inspect":"https://127.0.0.1:1/inspect","ca_cert":"/nonexistent/ca.pem","spot_token":"t"}"#,
+        )
+        .unwrap();
+        let e = Endpoints::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("`login`") && e.contains("old one-origin shape"),
+            "{e}"
+        );
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"login":"https://127.0.0.1:1","graph":"https://127.0.0.1:2/","arm":"https://127.0.0.1:3","spot":"https://127.0.0.1:4","inspect":"https://127.0.0.1:5","ca_cert":{:?},"spot_token":"t"}}"#,
+                ca.display().to_string()
+            ),
+        )
+        .unwrap();
+        let e = Endpoints::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("`ca_cert`") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        std::fs::remove_file(&ca).unwrap();
+        let e = Endpoints::load(&p).unwrap_err().to_string();
+        assert!(e.contains("`ca_cert`") && e.contains("cannot read"), "{e}");
     }
 }

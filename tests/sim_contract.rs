@@ -2,15 +2,14 @@
 //! bodies; every named error case is reachable and has its service's shape.
 
 use serde_json::{Value, json};
-use spot_connect::cli::SimOpts;
 use spot_connect::error::spot_codes;
+use spot_connect::sim::SimOpts;
 use spot_connect::sim::{self, SimHandle, seed::*};
 use std::time::Duration;
 
 struct T {
     sim: SimHandle,
     http: reqwest::Client,
-    base: String,
     _dir: tempfile::TempDir,
 }
 
@@ -30,11 +29,9 @@ async fn start(opts: SimOpts) -> T {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let base = sim.endpoints.login.trim_end_matches("/login").to_string();
     T {
         sim,
         http,
-        base,
         _dir: dir,
     }
 }
@@ -49,18 +46,52 @@ fn fast() -> SimOpts {
 const ARM_V: &str = "api-version=2022-04-01";
 
 impl T {
+    /// The origin of a service (`login`, `graph`, `arm`, `spot`, `inspect`).
+    fn origin(&self, service: &str) -> &str {
+        let e = &self.sim.endpoints;
+        match service {
+            "login" => &e.login,
+            "graph" => &e.graph,
+            "arm" => &e.arm,
+            "spot" => &e.spot,
+            "inspect" => &e.inspect,
+            other => panic!("no service {other}"),
+        }
+    }
+
+    /// `/graph/v1.0/x` → `{graph}/v1.0/x`: the first segment of a test path names the service,
+    /// whose origin replaces it. Absolute URLs pass through.
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("https://") {
+            return path.to_string();
+        }
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let (service, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        format!("{}/{tail}", self.origin(service))
+    }
+
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> R {
-        let url = if path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.base)
-        };
+        self.send_with(method, path, token, body, &[]).await
+    }
+
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> R {
+        let url = self.url(path);
         let mut req = self.http.request(method.parse().unwrap(), url);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
             req = req.json(&b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
@@ -97,7 +128,7 @@ impl T {
     async fn form(&self, tenant: &str, op: &str, form: &[(&str, &str)]) -> R {
         let resp = self
             .http
-            .post(format!("{}/login/{tenant}/oauth2/v2.0/{op}", self.base))
+            .post(self.url(&format!("/login/{tenant}/oauth2/v2.0/{op}")))
             .form(form)
             .send()
             .await
@@ -112,7 +143,7 @@ impl T {
     }
 
     fn scope(&self, service: &str) -> String {
-        format!("{}/{service}/.default", self.base)
+        format!("{}/.default", self.origin(service))
     }
 
     async fn cc_token(&self, tenant: &str, client_id: &str, secret: &str, service: &str) -> String {
@@ -1508,7 +1539,7 @@ async fn replication_delay_hides_new_objects_for_a_while() {
 async fn outcome(t: &T, method: &str, path: &str, body: Option<Value>) -> (u16, Option<String>) {
     let mut req = t
         .http
-        .request(method.parse().unwrap(), format!("{}{path}", t.base))
+        .request(method.parse().unwrap(), t.url(path))
         .bearer_auth(SPOT_TOKEN);
     if let Some(b) = body {
         req = req.json(&b);
@@ -1586,7 +1617,7 @@ async fn faults_are_deterministic_and_dropped_writes_may_have_happened() {
     assert!(!text.contains("\"a1\"") && !text.contains(SPOT_TOKEN));
     assert!(
         log[0]["method"] == "POST"
-            && log[0]["path"] == "/spot/setup/account"
+            && log[0]["path"] == "/setup/account"
             && log[0]["service"] == "spot"
             && log[0]["time"].is_string()
     );
@@ -1692,12 +1723,15 @@ fn sim_binary_prints_the_endpoints_line_first() {
     let _ = child.wait();
     let line = line.expect("a first line within 30 s");
     let v: Value = serde_json::from_str(line.trim()).unwrap();
+    // Each service at the root of its own origin: https://127.0.0.1:PORT, no path, five ports.
+    let mut ports = std::collections::HashSet::new();
     for k in ["login", "graph", "arm", "spot", "inspect"] {
-        assert!(
-            v[k].as_str().unwrap().starts_with("https://127.0.0.1:"),
-            "{k}"
-        );
+        let origin = v[k].as_str().unwrap();
+        let port = origin.strip_prefix("https://127.0.0.1:").expect(k);
+        assert!(port.parse::<u16>().is_ok(), "{k}: {origin} has a path");
+        ports.insert(port.to_string());
     }
+    assert_eq!(ports.len(), 5);
     assert_eq!(v["spot_token"], SPOT_TOKEN);
     let file: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("endpoints.json")).unwrap())
@@ -1748,6 +1782,57 @@ async fn the_product_endpoints_trust_only_the_sim_ca() {
         );
     }
     t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn endpoints_file_errors_name_the_file_and_the_field() {
+    use spot_connect::endpoints::Endpoints;
+    async fn load_and_verify(path: &std::path::Path) -> Result<Endpoints, String> {
+        let (e, _) = Endpoints::load(path).map_err(|e| e.to_string())?;
+        let http = spot_connect::http::Http::new(e.ca_pem().unwrap().as_deref()).unwrap();
+        e.verify(&http).await.map_err(|e| e.to_string())?;
+        Ok(e)
+    }
+    let a = start(fast()).await;
+    let b = start(fast()).await;
+    let loaded = load_and_verify(&a.sim.endpoints_path).await.unwrap();
+    assert_eq!(loaded.arm, a.sim.endpoints().arm);
+    assert_eq!(
+        loaded.source.as_deref(),
+        Some(a.sim.endpoints_path.as_path())
+    );
+    // A CA that did not sign the simulator's certificate (the other simulator's).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("endpoints.json");
+    let original: Value =
+        serde_json::from_str(&std::fs::read_to_string(&a.sim.endpoints_path).unwrap()).unwrap();
+    let mut f = original.clone();
+    f["ca_cert"] = json!(b.sim.endpoints.ca_cert);
+    std::fs::write(&path, f.to_string()).unwrap();
+    let e = load_and_verify(&path).await.unwrap_err();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(
+        e.contains("`ca_cert`") && e.contains("does not verify"),
+        "{e}"
+    );
+    // An origin nobody listens on.
+    let b_arm = b.sim.endpoints.arm.clone();
+    b.sim.shutdown().await;
+    let mut f = original.clone();
+    f["arm"] = json!(b_arm);
+    std::fs::write(&path, f.to_string()).unwrap();
+    let e = load_and_verify(&path).await.unwrap_err();
+    assert!(e.contains("`arm`") && e.contains("unreachable"), "{e}");
+    // The old shape: one origin with a path per service.
+    let mut f = original.clone();
+    f["arm"] = json!(format!("{}/arm", a.sim.endpoints.login));
+    std::fs::write(&path, f.to_string()).unwrap();
+    let e = load_and_verify(&path).await.unwrap_err();
+    assert!(
+        e.contains("`arm`") && e.contains("old one-origin shape"),
+        "{e}"
+    );
+    a.sim.shutdown().await;
 }
 
 impl T {
@@ -2051,4 +2136,562 @@ async fn documented_examples_put_role_definition_and_assignment() {
     assert_documented("RoleAssignments_CreateForSubscription", "201", &a);
     assert_eq!(a.body["properties"]["principalType"], "User");
     t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn graph_upserts_create_if_missing_update_or_404() {
+    let t = start(fast()).await;
+    let g = t.operator("graph").await;
+    let prefer = [("Prefer", "create-if-missing")];
+    let path = "/graph/v1.0/applications(uniqueName='spot-connect-contoso')";
+    // Without the header a missing application is 404 (application-upsert).
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"displayName": "Spot"})),
+            &[],
+        )
+        .await;
+    assert_graph_error(&r, 404, "Request_ResourceNotFound");
+    // displayName is required to create.
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"notes": "x"})),
+            &prefer,
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    // Created: 201 with the object, uniqueName set from the key.
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"displayName": "Spot", "signInAudience": "AzureADMyOrg"})),
+            &prefer,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["uniqueName"], "spot-connect-contoso");
+    assert_eq!(r.body["displayName"], "Spot");
+    let app_id = r.body["appId"].as_str().unwrap().to_string();
+    // Existing: 204, no body, updated in place (with or without the header).
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"displayName": "Spot renamed"})),
+            &prefer,
+        )
+        .await;
+    assert_eq!((r.status, r.body.clone()), (204, Value::Null));
+    let got = t.get(path, &g).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.body["displayName"], "Spot renamed");
+    let state = t.sim.state();
+    let apps: Vec<&Value> = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["uniqueName"] == "spot-connect-contoso")
+        .collect();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["displayName"], "Spot renamed");
+    // uniqueName is immutable; passwordCredentials cannot be set this way.
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"uniqueName": "other"})),
+            &[],
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    let r = t
+        .send_with(
+            "PATCH",
+            path,
+            Some(&g),
+            Some(json!({"passwordCredentials": [{"displayName": "x"}]})),
+            &[],
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    // A user without the right to register apps cannot upsert.
+    let limited = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "graph",
+        )
+        .await;
+    let r = t
+        .send_with(
+            "PATCH",
+            "/graph/v1.0/applications(uniqueName='nope')",
+            Some(&limited),
+            Some(json!({"displayName": "x"})),
+            &prefer,
+        )
+        .await;
+    assert_graph_error(&r, 403, "Authorization_RequestDenied");
+
+    // The service principal upsert keyed by appId.
+    let sp_path = format!("/graph/v1.0/servicePrincipals(appId='{app_id}')");
+    let r = t
+        .send_with("PATCH", &sp_path, Some(&g), Some(json!({})), &[])
+        .await;
+    assert_graph_error(&r, 404, "Request_ResourceNotFound");
+    let r = t
+        .send_with(
+            "PATCH",
+            &sp_path,
+            Some(&g),
+            Some(json!({"accountEnabled": true})),
+            &prefer,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["appId"], app_id.as_str());
+    let r = t
+        .send_with(
+            "PATCH",
+            &sp_path,
+            Some(&g),
+            Some(json!({"accountEnabled": false})),
+            &prefer,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let state = t.sim.state();
+    let sps: Vec<&Value> = state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["appId"] == app_id.as_str())
+        .collect();
+    assert_eq!(sps.len(), 1);
+    assert_eq!(sps[0]["accountEnabled"], false);
+    // An appId with no application behind it.
+    let r = t
+        .send_with(
+            "PATCH",
+            &format!("/graph/v1.0/servicePrincipals(appId='{}')", new_guid()),
+            Some(&g),
+            Some(json!({})),
+            &prefer,
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+}
+
+#[tokio::test]
+async fn graph_service_principal_names_filter_get_by_ids_top_and_next_link() {
+    let t = start(fast()).await;
+    let g = t.operator("graph").await;
+    // servicePrincipalNames/any(c:c eq '{appId}') (the Azure CLI's `az ad sp show --id`).
+    let r = t
+        .get(
+            &format!(
+                "/graph/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c%20eq%20'{CI_LIMITED_CLIENT_ID}')"
+            ),
+            &g,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.body["value"].as_array().unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0]["id"], CI_LIMITED_SP_ID);
+    assert_eq!(v[0]["servicePrincipalNames"], json!([CI_LIMITED_CLIENT_ID]));
+    let r = t
+        .get(
+            &format!(
+                "/graph/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c%20eq%20'{}')",
+                new_guid()
+            ),
+            &g,
+        )
+        .await;
+    assert_eq!((r.status, r.body["value"].clone()), (200, json!([])));
+
+    // getByIds: users and service principals of this tenant, typed; unknown ids left out.
+    let r = t
+        .post(
+            "/graph/v1.0/directoryObjects/getByIds",
+            &g,
+            json!({"ids": [CI_LIMITED_SP_ID, OPERATOR_USER_ID, new_guid()], "types": ["user", "group", "servicePrincipal"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.body["value"].as_array().unwrap();
+    assert_eq!(v.len(), 2, "{}", r.body);
+    assert_eq!(v[0]["@odata.type"], "#microsoft.graph.servicePrincipal");
+    assert_eq!(v[0]["appId"], CI_LIMITED_CLIENT_ID);
+    assert!(v[0]["displayName"].is_string());
+    assert_eq!(v[1]["@odata.type"], "#microsoft.graph.user");
+    assert_eq!(v[1]["userPrincipalName"], OPERATOR_UPN);
+    // types limits the kinds.
+    let r = t
+        .post(
+            "/graph/v1.0/directoryObjects/getByIds",
+            &g,
+            json!({"ids": [CI_LIMITED_SP_ID, OPERATOR_USER_ID], "types": ["user"]}),
+        )
+        .await;
+    assert_eq!(r.body["value"].as_array().unwrap().len(), 1);
+    let r = t
+        .post(
+            "/graph/v1.0/directoryObjects/getByIds",
+            &g,
+            json!({"types": ["user"]}),
+        )
+        .await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+
+    // $top pages with an absolute @odata.nextLink; $select keeps only the named properties.
+    let mut url = "/graph/v1.0/servicePrincipals?$top=2&$select=id,appId".to_string();
+    let mut seen = vec![];
+    let mut pages = 0;
+    loop {
+        let r = t.get(&url, &g).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        pages += 1;
+        for sp in r.body["value"].as_array().unwrap() {
+            let keys: Vec<&String> = sp.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["appId", "id"], "{sp}");
+            seen.push(sp["id"].as_str().unwrap().to_string());
+        }
+        assert!(r.body["value"].as_array().unwrap().len() <= 2);
+        match r.body["@odata.nextLink"].as_str() {
+            Some(next) => {
+                assert!(next.starts_with(&t.sim.endpoints.graph), "{next}");
+                assert!(next.contains("skiptoken"), "{next}");
+                url = next.to_string();
+            }
+            None => break,
+        }
+    }
+    let all = t.sim.state()["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tenantId"] == CONTOSO_TENANT_ID)
+        .count();
+    assert_eq!(seen.len(), all);
+    assert!(pages >= 2);
+    let r = t.get("/graph/v1.0/servicePrincipals?$top=0", &g).await;
+    assert_graph_error(&r, 400, "Request_UnsupportedQuery");
+    let r = t
+        .get("/graph/v1.0/servicePrincipals?$skiptoken=bogus", &g)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// base64url without padding, both ways (RFC 4648 §5), for the JWT checks.
+fn b64url_decode(s: &str) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut out, mut acc, mut bits) = (vec![], 0u32, 0);
+    for c in s.bytes() {
+        let v = A.iter().position(|a| *a == c).expect("base64url") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn b64url_encode(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The claims of a JWT, after checking its RS256 signature against the JWKS at `jwks_uri`.
+fn verified_claims(jwks: &Value, token: &str) -> Value {
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::signature::Verifier;
+    let b64 = b64url_decode;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS has three parts");
+    let header: Value = serde_json::from_slice(&b64(parts[0])).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the token's kid is in the JWKS");
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["use"].as_str()),
+        (Some("RSA"), Some("sig"))
+    );
+    let n = rsa::BigUint::from_bytes_be(&b64(jwk["n"].as_str().unwrap()));
+    let e = rsa::BigUint::from_bytes_be(&b64(jwk["e"].as_str().unwrap()));
+    let key = VerifyingKey::<rsa::sha2::Sha256>::new(rsa::RsaPublicKey::new(n, e).unwrap());
+    let sig = Signature::try_from(b64(parts[2]).as_slice()).unwrap();
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .expect("the signature verifies with the published key");
+    serde_json::from_slice(&b64(parts[1])).unwrap()
+}
+
+#[tokio::test]
+async fn oidc_discovery_jwks_and_documented_token_claims() {
+    let t = start(fast()).await;
+    let login = t.sim.endpoints.login.clone();
+    // Discovery for a tenant id, a domain, organizations and common (v2-protocols-oidc).
+    let anon = |path: String| {
+        let url = format!("{login}{path}");
+        let http = t.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, d) = anon(format!(
+        "/{CONTOSO_TENANT_ID}/v2.0/.well-known/openid-configuration"
+    ))
+    .await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["issuer"], format!("{login}/{CONTOSO_TENANT_ID}/v2.0"));
+    for (k, p) in [
+        ("token_endpoint", "oauth2/v2.0/token"),
+        ("authorization_endpoint", "oauth2/v2.0/authorize"),
+        ("device_authorization_endpoint", "oauth2/v2.0/devicecode"),
+        ("end_session_endpoint", "oauth2/v2.0/logout"),
+        ("jwks_uri", "discovery/v2.0/keys"),
+    ] {
+        assert_eq!(d[k], format!("{login}/{CONTOSO_TENANT_ID}/{p}"), "{k}");
+    }
+    assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    assert_eq!(d["subject_types_supported"], json!(["pairwise"]));
+    assert!(
+        d["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("offline_access"))
+    );
+    let (_, by_domain) = anon(format!(
+        "/{CONTOSO_DOMAIN}/v2.0/.well-known/openid-configuration"
+    ))
+    .await;
+    assert_eq!(by_domain["issuer"], d["issuer"]);
+    for word in ["organizations", "common"] {
+        let (status, w) = anon(format!("/{word}/v2.0/.well-known/openid-configuration")).await;
+        assert_eq!(status, 200);
+        assert_eq!(w["issuer"], format!("{login}/{{tenantid}}/v2.0"));
+        assert_eq!(
+            w["token_endpoint"],
+            format!("{login}/{word}/oauth2/v2.0/token")
+        );
+    }
+    let (status, unknown) =
+        anon("/nope.example/v2.0/.well-known/openid-configuration".into()).await;
+    assert_eq!(status, 400);
+    assert_eq!(unknown["error_codes"], json!([90002]));
+    let (status, jwks) = anon(format!("/{CONTOSO_TENANT_ID}/discovery/v2.0/keys")).await;
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"][0]["e"], "AQAB");
+
+    // A user's tokens: device code with client_info=1.
+    let arm_scope = format!("{} offline_access openid profile", t.scope("arm"));
+    let dc = t
+        .form(
+            "organizations",
+            "devicecode",
+            &[("client_id", AZURE_CLI_CLIENT_ID), ("scope", &arm_scope)],
+        )
+        .await;
+    let code = dc.body["device_code"].as_str().unwrap().to_string();
+    let r = t
+        .form(
+            "organizations",
+            "token",
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", AZURE_CLI_CLIENT_ID),
+                ("device_code", &code),
+                ("client_info", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let id = verified_claims(&jwks, r.body["id_token"].as_str().unwrap());
+    assert_eq!(id["aud"], AZURE_CLI_CLIENT_ID);
+    assert_eq!(id["iss"], format!("{login}/{CONTOSO_TENANT_ID}/v2.0"));
+    assert_eq!(id["tid"], CONTOSO_TENANT_ID);
+    assert_eq!(id["oid"], OPERATOR_USER_ID);
+    assert_eq!(id["preferred_username"], OPERATOR_UPN);
+    assert_eq!(id["ver"], "2.0");
+    assert!(
+        id["sub"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s != OPERATOR_USER_ID)
+    );
+    for k in ["iat", "nbf", "exp"] {
+        assert!(id[k].as_i64().unwrap().abs_diff(now) <= 3700, "{k}");
+    }
+    let at = verified_claims(&jwks, r.body["access_token"].as_str().unwrap());
+    assert_eq!(at["aud"], t.sim.endpoints.arm);
+    assert_eq!(
+        at["iss"],
+        format!("https://sts.windows.net/{CONTOSO_TENANT_ID}/")
+    );
+    assert_eq!(
+        (at["tid"].clone(), at["oid"].clone()),
+        (json!(CONTOSO_TENANT_ID), json!(OPERATOR_USER_ID))
+    );
+    assert_eq!(at["appid"], AZURE_CLI_CLIENT_ID);
+    assert_eq!(at["ver"], "1.0");
+    assert_eq!(at["idtyp"], "user");
+    assert_eq!(at["upn"], OPERATOR_UPN);
+    assert_eq!(at["scp"], "user_impersonation");
+    assert_eq!(
+        at["exp"].as_i64().unwrap() - at["iat"].as_i64().unwrap(),
+        3600
+    );
+    let info: Value =
+        serde_json::from_slice(&b64url_decode(r.body["client_info"].as_str().unwrap())).unwrap();
+    assert_eq!(
+        info,
+        json!({"uid": OPERATOR_USER_ID, "utid": CONTOSO_TENANT_ID})
+    );
+    // A refresh for Fabrikam: bound to Fabrikam; ARM refuses it for a Contoso subscription.
+    // The audience may be named with the Azure CLI's trailing slash (`{arm}/` + `/.default`).
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    let fab = t
+        .form(
+            FABRIKAM_TENANT_ID,
+            "token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("client_id", AZURE_CLI_CLIENT_ID),
+                ("refresh_token", &rt),
+                (
+                    "scope",
+                    &format!(
+                        "{}//.default offline_access openid profile",
+                        t.sim.endpoints.arm
+                    ),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(fab.status, 200, "{}", fab.body);
+    assert!(fab.body.get("client_info").is_none(), "only when asked");
+    let fab_at = fab.body["access_token"].as_str().unwrap();
+    let fab_claims = verified_claims(&jwks, fab_at);
+    assert_eq!(fab_claims["tid"], FABRIKAM_TENANT_ID);
+    assert_eq!(fab_claims["aud"], format!("{}/", t.sim.endpoints.arm));
+    let subs = t
+        .get("/arm/subscriptions?api-version=2022-12-01", fab_at)
+        .await;
+    assert!(
+        has(&subs.body["value"], "subscriptionId", SUB_FABRIKAM_PROD),
+        "{}",
+        subs.body
+    );
+    let other = t
+        .get(
+            &format!("/arm/subscriptions/{SUB_CONTOSO_PROD}?api-version=2022-12-01"),
+            fab_at,
+        )
+        .await;
+    assert_arm_error(&other, 401, "InvalidAuthenticationTokenTenant");
+
+    // An app's token: no upn/scp, idtyp app, sub = oid = the service principal.
+    let g = t.operator("graph").await;
+    let app = verified_claims(&jwks, &g);
+    assert_eq!(app["idtyp"], "app");
+    assert_eq!(app["oid"], CI_OPERATOR_SP_ID);
+    assert_eq!(app["sub"], CI_OPERATOR_SP_ID);
+    assert_eq!(app["appid"], CI_OPERATOR_CLIENT_ID);
+    assert_eq!(app["aud"], t.sim.endpoints.graph);
+    assert_eq!(app["roles"], json!(["Application.ReadWrite.All"]));
+    assert!(app.get("upn").is_none() && app.get("scp").is_none());
+
+    // Graph and ARM check the signature and the audience: a re-signed or edited token fails.
+    let parts: Vec<&str> = g.split('.').collect();
+    let forged_payload = {
+        let mut c = app.clone();
+        c["oid"] = json!(OPERATOR_USER_ID);
+        b64url_encode(c.to_string().as_bytes())
+    };
+    let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+    assert_graph_error(
+        &t.get("/graph/v1.0/applications", &forged).await,
+        401,
+        "InvalidAuthenticationToken",
+    );
+    assert_arm_error(
+        &t.get("/arm/subscriptions?api-version=2022-12-01", &g).await,
+        401,
+        "InvalidAuthenticationToken",
+    );
+    assert_eq!(t.get("/graph/v1.0/applications", &g).await.status, 200);
+}
+
+#[tokio::test]
+async fn arm_metadata_endpoints_are_anonymous_and_name_the_simulator() {
+    let t = start(fast()).await;
+    let e = &t.sim.endpoints;
+    let get = |q: &str| {
+        let url = format!("{}/metadata/endpoints{q}", e.arm);
+        let http = t.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // 2022-09-01: one object, no token needed.
+    let (status, m) = get("?api-version=2022-09-01").await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["resourceManager"], format!("{}/", e.arm));
+    assert_eq!(m["authentication"]["loginEndpoint"], e.login.as_str());
+    assert_eq!(m["authentication"]["audiences"][0], format!("{}/", e.arm));
+    assert_eq!(m["microsoftGraphResourceId"], format!("{}/", e.graph));
+    assert!(m["name"].is_string() && m["suffixes"].is_object());
+    // Earlier versions: an array of clouds.
+    let (status, old) = get("?api-version=2019-05-01").await;
+    assert_eq!(status, 200);
+    assert_eq!(old, json!([m]));
+    let (status, _) = get("").await;
+    assert_eq!(status, 400);
+    // The audience it names gets tokens ARM accepts.
+    let arm = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_OPERATOR_CLIENT_ID,
+            CI_OPERATOR_SECRET,
+            "arm",
+        )
+        .await;
+    assert_eq!(
+        t.get("/arm/subscriptions?api-version=2022-12-01", &arm)
+            .await
+            .status,
+        200
+    );
 }

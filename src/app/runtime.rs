@@ -48,10 +48,10 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         let dir = opts.state_dir().join("demo");
         // Slow enough to watch: every call takes a moment, and Azure takes a few seconds to
         // propagate a new service principal, so one "waiting for Azure" shows.
-        let sim_opts = crate::cli::SimOpts {
+        let sim_opts = crate::sim::SimOpts {
             latency: DEMO_LATENCY_MS,
             replication_delay: DEMO_REPLICATION_S,
-            ..crate::cli::SimOpts::default()
+            ..crate::sim::SimOpts::default()
         };
         let handle = crate::sim::start(&sim_opts, &dir).await?;
         let (e, t) = Endpoints::load(&handle.endpoints_path)?;

@@ -482,6 +482,8 @@ impl Auth {
 
     /// Signs in (the device code prompt, or a first token from the other credentials) and says who.
     pub async fn sign_in(&self) -> Result<Identity> {
+        // Endpoints from a file: every origin answers, signed by its CA (errors name the field).
+        self.inner.endpoints.verify(&self.inner.http).await?;
         let method = self.inner.method;
         let (display, claims_tenant) = match &self.inner.backend {
             Backend::DeviceCode(c) => {

@@ -142,7 +142,52 @@ fn subscription_json(s: &super::state::Subscription) -> Value {
     })
 }
 
+/// `GET /metadata/endpoints?api-version=…` (anonymous): this cloud's endpoints, the simulator's
+/// own origins. api-version 2022-09-01 and later answer one object; earlier ones an array of
+/// clouds (azure-powershell-common PR #374: "ArmMetadata with API version 2022-09-01 has changed
+/// the response format from array to single object"; azure-cli `az cloud register` reads the
+/// 2022-09-01 object).
+fn metadata_endpoints(sim: &Sim, ctx: &Ctx) -> Resp {
+    let Some(api) = ctx.q("api-version").filter(|v| !v.is_empty()) else {
+        return err(
+            ctx,
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
+    };
+    let o = &sim.origins;
+    let cloud = json!({
+        "name": "SpotConnectSim",
+        "portal": o.arm,
+        "resourceManager": format!("{}/", o.arm),
+        "authentication": {
+            "loginEndpoint": o.login,
+            "audiences": [format!("{}/", o.arm)],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "microsoftGraphResourceId": format!("{}/", o.graph),
+        // No storage, Key Vault or other data-plane services are simulated.
+        "suffixes": {},
+    });
+    if api.as_bytes() >= b"2022-09-01".as_slice() {
+        Resp::json(200, cloud)
+    } else {
+        Resp::json(200, json!([cloud]))
+    }
+}
+
 pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
+    if ctx.method == Method::GET
+        && ctx
+            .segments()
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .eq(["metadata", "endpoints"])
+    {
+        return metadata_endpoints(sim, ctx);
+    }
     let mut w = sim.world();
     let (tenant, principal) = match authenticate(sim, &w, ctx, Audience::Arm) {
         Ok(x) => x,

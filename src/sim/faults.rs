@@ -1,9 +1,9 @@
 //! `--fault-rate P --seed N`: deterministic injected faults. Whether call number `seq` fails, and
 //! how, depends only on the seed and `seq` (the order of calls), never on the clock.
 
+use super::SimOpts;
 use super::state::mix;
 use super::{Ctx, Resp, Service};
-use crate::cli::SimOpts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fault {

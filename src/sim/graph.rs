@@ -17,20 +17,56 @@ const SIGN_IN_AUDIENCES: [&str; 4] = [
     "PersonalMicrosoftAccount",
 ];
 
-/// How an entity is addressed: `/applications/{id}` or `/applications(appId='…')`.
+/// How an entity is addressed: `/applications/{id}`, `/applications(appId='…')`,
+/// `/applications(uniqueName='…')`, `/servicePrincipals(appId='…')`.
 enum Key {
     Id(String),
     AppId(String),
+    UniqueName(String),
 }
 
-/// `applications`, `applications(appId='x')` → (collection, key).
+impl Key {
+    fn value(&self) -> &str {
+        match self {
+            Key::Id(s) | Key::AppId(s) | Key::UniqueName(s) => s,
+        }
+    }
+
+    fn app(&self, a: &Application) -> bool {
+        match self {
+            Key::Id(id) => a.id.eq_ignore_ascii_case(id),
+            Key::AppId(id) => a.app_id.eq_ignore_ascii_case(id),
+            Key::UniqueName(n) => a
+                .unique_name
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(n)),
+        }
+    }
+
+    fn sp(&self, s: &ServicePrincipal) -> bool {
+        match self {
+            Key::Id(id) => s.id.eq_ignore_ascii_case(id),
+            Key::AppId(id) => s.app_id.eq_ignore_ascii_case(id),
+            // Not an alternate key of service principals.
+            Key::UniqueName(_) => false,
+        }
+    }
+}
+
+/// `applications`, `applications(appId='x')`, `applications(uniqueName='x')` → (collection, key).
 fn collection(seg: &str) -> (&str, Option<Key>) {
     if let Some((name, rest)) = seg.split_once('(') {
         let inner = rest.trim_end_matches(')');
-        if let Some(v) = inner.strip_prefix("appId=") {
-            return (name, Some(Key::AppId(v.trim_matches('\'').to_string())));
+        let literal = |v: &str| v.trim().trim_matches('\'').replace("''", "'");
+        if let Some((k, v)) = inner.split_once('=') {
+            if k.trim().eq_ignore_ascii_case("appId") {
+                return (name, Some(Key::AppId(literal(v))));
+            }
+            if k.trim().eq_ignore_ascii_case("uniqueName") {
+                return (name, Some(Key::UniqueName(literal(v))));
+            }
         }
-        return (name, Some(Key::Id(inner.trim_matches('\'').to_string())));
+        return (name, Some(Key::Id(literal(inner))));
     }
     (seg, None)
 }
@@ -48,8 +84,44 @@ fn bad_request(ctx: &Ctx, message: &str) -> Resp {
     ctx.service.error(ctx, 400, "Request_BadRequest", message)
 }
 
-/// `$filter`: `prop eq 'v'` or `startswith(prop,'v')` (OData literals, `''` = `'`).
-fn parse_filter(filter: &str) -> Option<(String, bool, String)> {
+/// One `$filter` clause the simulator understands.
+#[derive(Debug, PartialEq)]
+enum Filter {
+    /// `prop eq 'v'`
+    Eq(String, String),
+    /// `startswith(prop,'v')`
+    StartsWith(String, String),
+    /// `prop/any(c:c eq 'v')`: a collection property holds the value.
+    Any(String, String),
+}
+
+impl Filter {
+    fn property(&self) -> &str {
+        match self {
+            Filter::Eq(p, _) | Filter::StartsWith(p, _) | Filter::Any(p, _) => p,
+        }
+    }
+
+    /// Graph compares strings without regard to case.
+    fn accepts(&self, item: &Value) -> bool {
+        let eq = |v: &Value, lit: &str| v.as_str().is_some_and(|s| s.eq_ignore_ascii_case(lit));
+        match self {
+            Filter::Eq(p, lit) => item.get(p).is_some_and(|v| eq(v, lit)),
+            Filter::StartsWith(p, lit) => item.get(p).and_then(Value::as_str).is_some_and(|v| {
+                v.to_ascii_lowercase()
+                    .starts_with(&lit.to_ascii_lowercase())
+            }),
+            Filter::Any(p, lit) => item
+                .get(p)
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|v| eq(v, lit))),
+        }
+    }
+}
+
+/// `$filter`: `prop eq 'v'`, `startswith(prop,'v')` or `prop/any(x:x eq 'v')` (OData literals,
+/// `''` = `'`).
+fn parse_filter(filter: &str) -> Option<Filter> {
     let f = filter.trim();
     let literal = |s: &str| -> Option<String> {
         let s = s.trim();
@@ -59,10 +131,19 @@ fn parse_filter(filter: &str) -> Option<(String, bool, String)> {
     if let Some(rest) = f.strip_prefix("startswith(") {
         let rest = rest.strip_suffix(')')?;
         let (prop, lit) = rest.split_once(',')?;
-        return Some((prop.trim().to_string(), true, literal(lit)?));
+        return Some(Filter::StartsWith(prop.trim().to_string(), literal(lit)?));
+    }
+    if let Some((prop, lambda)) = f.split_once("/any(") {
+        let body = lambda.strip_suffix(')')?;
+        let (var, cond) = body.split_once(':')?;
+        let (lhs, lit) = cond.split_once(" eq ")?;
+        if lhs.trim() != var.trim() || var.trim().is_empty() {
+            return None;
+        }
+        return Some(Filter::Any(prop.trim().to_string(), literal(lit)?));
     }
     let (prop, lit) = f.split_once(" eq ")?;
-    Some((prop.trim().to_string(), false, literal(lit)?))
+    Some(Filter::Eq(prop.trim().to_string(), literal(lit)?))
 }
 
 fn select(ctx: &Ctx, mut v: Value) -> Value {
@@ -94,7 +175,8 @@ fn app_json(w: &World, a: &Application) -> Value {
         "createdDateTime": rfc3339(a.created),
         "description": null,
         "displayName": a.display_name,
-        "identifierUris": [],
+        "uniqueName": a.unique_name,
+        "identifierUris": a.identifier_uris,
         "notes": a.notes,
         "publisherDomain": w.tenant(&a.tenant_id).map(|t| t.domain.clone()),
         "signInAudience": a.sign_in_audience,
@@ -121,7 +203,10 @@ fn sp_json(w: &World, s: &ServicePrincipal) -> Value {
         "appId": s.app_id,
         "appOwnerOrganizationId": app.map(|a| a.tenant_id.clone()).unwrap_or_else(|| s.tenant_id.clone()),
         "displayName": s.display_name,
-        "servicePrincipalNames": [s.app_id],
+        // The app's appId and its identifier URIs (resources/serviceprincipal).
+        "servicePrincipalNames": std::iter::once(s.app_id.clone())
+            .chain(app.map(|a| a.identifier_uris.clone()).unwrap_or_default())
+            .collect::<Vec<_>>(),
         "servicePrincipalType": "Application",
         "signInAudience": app.map(|a| a.sign_in_audience.clone()),
         "tags": [],
@@ -140,10 +225,16 @@ fn with_context(sim: &Sim, mut v: Value, context: &str) -> Value {
     v
 }
 
+/// Graph's default page size for directory objects, and the largest `$top` it takes.
+const PAGE_DEFAULT: usize = 100;
+const PAGE_MAX: usize = 999;
+
+/// A collection reply: `$filter` on `props`, then `$top` / `$skiptoken` paging with an absolute
+/// `@odata.nextLink`, then `$select`.
 fn list(sim: &Sim, ctx: &Ctx, context: &str, items: Vec<Value>, props: &[&str]) -> Resp {
     let mut items = items;
     if let Some(f) = ctx.q("$filter") {
-        let Some((prop, starts, lit)) = parse_filter(f) else {
+        let Some(filter) = parse_filter(f) else {
             return ctx.service.error(
                 ctx,
                 400,
@@ -151,27 +242,80 @@ fn list(sim: &Sim, ctx: &Ctx, context: &str, items: Vec<Value>, props: &[&str]) 
                 &format!("Unsupported or invalid query filter clause specified: '{f}'."),
             );
         };
-        if !props.iter().any(|p| p.eq_ignore_ascii_case(&prop)) {
+        if !props
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(filter.property()))
+        {
             return ctx.service.error(
                 ctx,
                 400,
                 "Request_UnsupportedQuery",
-                &format!("Unsupported or invalid query filter clause specified for property '{prop}' of resource '{context}'."),
+                &format!(
+                    "Unsupported or invalid query filter clause specified for property '{}' of resource '{context}'.",
+                    filter.property()
+                ),
             );
         }
-        items.retain(|v| {
-            let value = v.get(&prop).and_then(Value::as_str).unwrap_or_default();
-            if starts {
-                value
-                    .to_ascii_lowercase()
-                    .starts_with(&lit.to_ascii_lowercase())
-            } else {
-                value.eq_ignore_ascii_case(&lit)
-            }
-        });
+        items.retain(|v| filter.accepts(v));
     }
-    let value: Vec<Value> = items.into_iter().map(|v| select(ctx, v)).collect();
-    Resp::json(200, with_context(sim, json!({"value": value}), context))
+    let top = match ctx.q("$top") {
+        None => PAGE_DEFAULT,
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+            _ => {
+                return ctx.service.error(
+                    ctx,
+                    400,
+                    "Request_UnsupportedQuery",
+                    &format!("Invalid page size specified: '{t}'. Must be between 1 and {PAGE_MAX} inclusive."),
+                );
+            }
+        },
+    };
+    let skip = match ctx.q("$skiptoken") {
+        None => 0,
+        Some(tok) => match decode_skiptoken(tok) {
+            Some(n) => n,
+            None => {
+                return ctx.service.error(
+                    ctx,
+                    400,
+                    "Directory_ExpiredPageToken",
+                    "The specified page token value has expired and can no longer be included in your request.",
+                );
+            }
+        },
+    };
+    let total = items.len();
+    let value: Vec<Value> = items
+        .into_iter()
+        .skip(skip)
+        .take(top)
+        .map(|v| select(ctx, v))
+        .collect();
+    let mut body = json!({"value": value});
+    if skip + top < total {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in ctx
+            .query
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("$skiptoken"))
+        {
+            q.append_pair(k, v);
+        }
+        q.append_pair("$skiptoken", &encode_skiptoken(skip + top));
+        body["@odata.nextLink"] = json!(format!("{}{}?{}", sim.graph_base(), ctx.path, q.finish()));
+    }
+    Resp::json(200, with_context(sim, body, context))
+}
+
+/// An opaque page token (Graph's are opaque too): the offset of the next page.
+fn encode_skiptoken(offset: usize) -> String {
+    format!("RFNwdAIAAQAAA{offset:08x}")
+}
+
+fn decode_skiptoken(tok: &str) -> Option<usize> {
+    usize::from_str_radix(tok.strip_prefix("RFNwdAIAAQAAA")?, 16).ok()
 }
 
 fn may_write(w: &World, tenant: &str, principal: &Principal) -> bool {
@@ -379,6 +523,38 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 _ => unsupported(ctx, first),
             }
         }
+        ("users", None, None) if m == Method::GET => {
+            let items = w
+                .users
+                .iter()
+                .filter(|u| u.tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant)))
+                .map(user_json)
+                .collect();
+            list(
+                sim,
+                ctx,
+                "users",
+                items,
+                &["userPrincipalName", "displayName", "id", "mail"],
+            )
+        }
+        ("users", Some(key), None) if m == Method::GET => {
+            let v = key.value();
+            let found = w.users.iter().find(|u| {
+                u.tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant))
+                    && (u.id.eq_ignore_ascii_case(v) || u.upn.eq_ignore_ascii_case(v))
+            });
+            match found {
+                Some(u) => Resp::json(
+                    200,
+                    with_context(sim, select(ctx, user_json(u)), "users/$entity"),
+                ),
+                None => not_found(ctx, v),
+            }
+        }
+        ("directoryObjects", Some(Key::Id(op)), None) if op == "getByIds" && m == Method::POST => {
+            get_by_ids(sim, ctx, &w, &tenant)
+        }
         ("applications", None, None) if m == Method::GET => {
             let items = w
                 .applications
@@ -391,14 +567,17 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 ctx,
                 "applications",
                 items,
-                &["displayName", "appId", "id"],
+                &["displayName", "appId", "id", "uniqueName", "identifierUris"],
             )
         }
         ("applications", None, None) if m == Method::POST => {
             if !may_write(&w, &tenant, &principal) {
                 return denied(ctx);
             }
-            create_app(sim, ctx, &mut w, &tenant)
+            let Some(body) = ctx.json().filter(Value::is_object) else {
+                return unreadable(ctx);
+            };
+            create_app(sim, ctx, &mut w, &tenant, &body, None)
         }
         ("servicePrincipals", None, None) if m == Method::GET => {
             let items = w
@@ -412,30 +591,37 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 ctx,
                 "servicePrincipals",
                 items,
-                &["appId", "displayName", "id"],
+                &["appId", "displayName", "id", "servicePrincipalNames"],
             )
         }
         ("servicePrincipals", None, None) if m == Method::POST => {
             if !may_write(&w, &tenant, &principal) {
                 return denied(ctx);
             }
-            create_sp(sim, ctx, &mut w, &tenant)
+            let body = ctx.json().unwrap_or(Value::Null);
+            create_sp(sim, ctx, &mut w, &tenant, &body)
         }
         ("applications", Some(key), action) => {
-            let found = w.applications.iter().position(|a| {
-                a.tenant_id == tenant
-                    && match &key {
-                        Key::Id(id) => a.id.eq_ignore_ascii_case(id),
-                        Key::AppId(id) => a.app_id.eq_ignore_ascii_case(id),
-                    }
-            });
+            let found = w
+                .applications
+                .iter()
+                .position(|a| a.tenant_id == tenant && key.app(a));
             let Some(i) = found else {
-                return not_found(
-                    ctx,
-                    match &key {
-                        Key::Id(s) | Key::AppId(s) => s,
-                    },
-                );
+                // The upsert: `PATCH /applications(uniqueName='…')` with `Prefer: create-if-missing`.
+                if m == Method::PATCH
+                    && action.is_none()
+                    && let Key::UniqueName(name) = &key
+                    && create_if_missing(ctx)
+                {
+                    if !may_write(&w, &tenant, &principal) {
+                        return denied(ctx);
+                    }
+                    let Some(body) = ctx.json().filter(Value::is_object) else {
+                        return unreadable(ctx);
+                    };
+                    return create_app(sim, ctx, &mut w, &tenant, &body, Some(name.clone()));
+                }
+                return not_found(ctx, key.value());
             };
             match (m.as_str(), action) {
                 ("GET", None) => Resp::json(
@@ -447,6 +633,15 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                     ),
                 ),
                 (_, _) if !may_write(&w, &tenant, &principal) => denied(ctx),
+                ("PATCH", None) => {
+                    let Some(body) = ctx.json().filter(Value::is_object) else {
+                        return unreadable(ctx);
+                    };
+                    match update_app(ctx, &mut w.applications[i], &body) {
+                        Ok(()) => Resp::empty(204),
+                        Err(r) => r,
+                    }
+                }
                 ("DELETE", None) => {
                     let app = w.applications.remove(i);
                     w.service_principals
@@ -478,20 +673,12 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             }
         }
         ("servicePrincipals", Some(key), Some("appRoleAssignments")) if m == Method::GET => {
-            let found = w.service_principals.iter().find(|s| {
-                s.tenant_id == tenant
-                    && match &key {
-                        Key::Id(id) => s.id.eq_ignore_ascii_case(id),
-                        Key::AppId(id) => s.app_id.eq_ignore_ascii_case(id),
-                    }
-            });
+            let found = w
+                .service_principals
+                .iter()
+                .find(|s| s.tenant_id == tenant && key.sp(s));
             let Some(sp) = found else {
-                return not_found(
-                    ctx,
-                    match &key {
-                        Key::Id(s) | Key::AppId(s) => s,
-                    },
-                );
+                return not_found(ctx, key.value());
             };
             let items = app_role_assignments(&w, sp);
             list(
@@ -506,33 +693,36 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             if m == Method::GET =>
         {
             // No directory roles are assigned to service principals in the simulation.
-            let exists = w.service_principals.iter().any(|s| {
-                s.tenant_id == tenant
-                    && match &key {
-                        Key::Id(id) => s.id.eq_ignore_ascii_case(id),
-                        Key::AppId(id) => s.app_id.eq_ignore_ascii_case(id),
-                    }
-            });
+            let exists = w
+                .service_principals
+                .iter()
+                .any(|s| s.tenant_id == tenant && key.sp(s));
             if !exists {
                 return not_found(ctx, rel);
             }
             list(sim, ctx, "directoryObjects", vec![], &["roleTemplateId"])
         }
         ("servicePrincipals", Some(key), None) => {
-            let found = w.service_principals.iter().position(|s| {
-                s.tenant_id == tenant
-                    && match &key {
-                        Key::Id(id) => s.id.eq_ignore_ascii_case(id),
-                        Key::AppId(id) => s.app_id.eq_ignore_ascii_case(id),
-                    }
-            });
+            let found = w
+                .service_principals
+                .iter()
+                .position(|s| s.tenant_id == tenant && key.sp(s));
             let Some(i) = found else {
-                return not_found(
-                    ctx,
-                    match &key {
-                        Key::Id(s) | Key::AppId(s) => s,
-                    },
-                );
+                // The upsert: `PATCH /servicePrincipals(appId='…')` with `Prefer: create-if-missing`.
+                if m == Method::PATCH
+                    && let Key::AppId(app_id) = &key
+                    && create_if_missing(ctx)
+                {
+                    if !may_write(&w, &tenant, &principal) {
+                        return denied(ctx);
+                    }
+                    let Some(mut body) = ctx.json().filter(Value::is_object) else {
+                        return unreadable(ctx);
+                    };
+                    body["appId"] = json!(app_id);
+                    return create_sp(sim, ctx, &mut w, &tenant, &body);
+                }
+                return not_found(ctx, key.value());
             };
             match m.as_str() {
                 "GET" => Resp::json(
@@ -543,16 +733,122 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                         "servicePrincipals/$entity",
                     ),
                 ),
-                "DELETE" if may_write(&w, &tenant, &principal) => {
+                _ if !may_write(&w, &tenant, &principal) => denied(ctx),
+                "PATCH" => {
+                    let Some(body) = ctx.json().filter(Value::is_object) else {
+                        return unreadable(ctx);
+                    };
+                    match update_sp(ctx, &mut w.service_principals[i], &body) {
+                        Ok(()) => Resp::empty(204),
+                        Err(r) => r,
+                    }
+                }
+                "DELETE" => {
                     w.service_principals.remove(i);
                     Resp::empty(204)
                 }
-                "DELETE" => denied(ctx),
                 _ => unsupported(ctx, first),
             }
         }
         _ => unsupported(ctx, first),
     }
+}
+
+/// `Prefer: create-if-missing` (the upserts of application-upsert / serviceprincipal-upsert).
+fn create_if_missing(ctx: &Ctx) -> bool {
+    ctx.headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("create-if-missing"))
+        })
+    })
+}
+
+fn unreadable(ctx: &Ctx) -> Resp {
+    ctx.service.error(
+        ctx,
+        400,
+        "BadRequest",
+        "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.",
+    )
+}
+
+fn user_json(u: &super::state::User) -> Value {
+    json!({
+        "id": u.id,
+        "businessPhones": [],
+        "displayName": u.name,
+        "givenName": null,
+        "jobTitle": null,
+        "mail": null,
+        "mobilePhone": null,
+        "officeLocation": null,
+        "preferredLanguage": null,
+        "surname": null,
+        "userPrincipalName": u.upn,
+    })
+}
+
+/// `POST /directoryObjects/getByIds` `{"ids":[…],"types":[…]}`: the objects of this tenant with
+/// those ids, each with its `@odata.type` (unknown ids are left out).
+fn get_by_ids(sim: &Sim, ctx: &Ctx, w: &World, tenant: &str) -> Resp {
+    let Some(body) = ctx.json().filter(Value::is_object) else {
+        return unreadable(ctx);
+    };
+    let Some(ids) = body.get("ids").and_then(Value::as_array) else {
+        return bad_request(
+            ctx,
+            "A value is required for property 'ids' of resource 'getByIds'.",
+        );
+    };
+    if ids.len() > 1000 {
+        return bad_request(ctx, "Too many ids: at most 1000 are allowed.");
+    }
+    let types: Option<Vec<String>> = body.get("types").and_then(Value::as_array).map(|t| {
+        t.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_ascii_lowercase)
+            .collect()
+    });
+    let wants = |t: &str| {
+        types
+            .as_ref()
+            .is_none_or(|ts| ts.is_empty() || ts.iter().any(|x| x == t))
+    };
+    let typed = |t: &str, mut v: Value| {
+        v["@odata.type"] = json!(format!("#microsoft.graph.{t}"));
+        v
+    };
+    let mut value = vec![];
+    for id in ids.iter().filter_map(Value::as_str) {
+        if wants("user")
+            && let Some(u) = w.users.iter().find(|u| {
+                u.id.eq_ignore_ascii_case(id)
+                    && u.tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant))
+            })
+        {
+            value.push(typed("user", user_json(u)));
+        } else if wants("serviceprincipal")
+            && let Some(s) = w
+                .service_principals
+                .iter()
+                .find(|s| s.tenant_id == tenant && s.id.eq_ignore_ascii_case(id))
+        {
+            value.push(typed("servicePrincipal", sp_json(w, s)));
+        } else if wants("application")
+            && let Some(a) = w
+                .applications
+                .iter()
+                .find(|a| a.tenant_id == tenant && a.id.eq_ignore_ascii_case(id))
+        {
+            value.push(typed("application", app_json(w, a)));
+        }
+    }
+    let value: Vec<Value> = value.into_iter().map(|v| select(ctx, v)).collect();
+    Resp::json(
+        200,
+        with_context(sim, json!({"value": value}), "directoryObjects"),
+    )
 }
 
 fn denied(ctx: &Ctx) -> Resp {
@@ -573,64 +869,163 @@ fn unsupported(ctx: &Ctx, seg: &str) -> Resp {
     )
 }
 
-fn create_app(sim: &Sim, ctx: &Ctx, w: &mut World, tenant: &str) -> Resp {
-    let Some(body) = ctx.json().filter(Value::is_object) else {
-        return ctx.service.error(ctx, 400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.");
-    };
-    let Some(name) = body
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The writable application properties of a POST or PATCH body, checked, applied to `app`.
+fn apply_app_body(ctx: &Ctx, app: &mut Application, body: &Value) -> Result<(), Resp> {
+    if body
+        .get("passwordCredentials")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Err(bad_request(
+            ctx,
+            "Property 'passwordCredentials' cannot be set this way: use the addPassword and removePassword actions.",
+        ));
+    }
+    if let Some(name) = body.get("displayName") {
+        match name.as_str().filter(|s| !s.trim().is_empty()) {
+            Some(n) => app.display_name = n.to_string(),
+            None => {
+                return Err(bad_request(
+                    ctx,
+                    "A value is required for property 'displayName' of resource 'Application'.",
+                ));
+            }
+        }
+    }
+    if let Some(aud) = body.get("signInAudience") {
+        match aud.as_str().filter(|a| SIGN_IN_AUDIENCES.contains(a)) {
+            Some(a) => app.sign_in_audience = a.to_string(),
+            None => {
+                return Err(bad_request(
+                    ctx,
+                    "Invalid value specified for property 'signInAudience' of resource 'Application'.",
+                ));
+            }
+        }
+    }
+    if let Some(uris) = body.pointer("/web/redirectUris") {
+        app.redirect_uris = strings(Some(uris));
+    }
+    if let Some(notes) = body.get("notes") {
+        app.notes = notes.as_str().map(str::to_string);
+    }
+    if let Some(tags) = body.get("tags") {
+        app.tags = strings(Some(tags));
+    }
+    if let Some(uris) = body.get("identifierUris") {
+        app.identifier_uris = strings(Some(uris));
+    }
+    Ok(())
+}
+
+/// `POST /applications`, or the create half of the `uniqueName` upsert (`unique_name` from the URL).
+fn create_app(
+    sim: &Sim,
+    ctx: &Ctx,
+    w: &mut World,
+    tenant: &str,
+    body: &Value,
+    unique_name: Option<String>,
+) -> Resp {
+    if body
         .get("displayName")
         .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-    else {
+        .is_none_or(|s| s.trim().is_empty())
+    {
         return bad_request(
             ctx,
             "A value is required for property 'displayName' of resource 'Application'.",
         );
-    };
-    let audience = body
-        .get("signInAudience")
-        .and_then(Value::as_str)
-        .unwrap_or("AzureADandPersonalMicrosoftAccount");
-    if !SIGN_IN_AUDIENCES.contains(&audience) {
-        return bad_request(
+    }
+    let unique_name = unique_name.or_else(|| {
+        body.get("uniqueName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    if let Some(u) = &unique_name
+        && w.applications.iter().any(|a| {
+            a.tenant_id == tenant
+                && a.unique_name
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(u))
+        })
+    {
+        return ctx.service.error(
             ctx,
-            "Invalid value specified for property 'signInAudience' of resource 'Application'.",
+            409,
+            "Request_MultipleObjectsWithSameKeyValue",
+            &format!(
+                "Another object with the same value for property uniqueName already exists: '{u}'."
+            ),
         );
     }
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let app = Application {
+    let mut app = Application {
         id: w.new_guid(),
         app_id: w.new_guid(),
         tenant_id: tenant.to_string(),
-        display_name: name.to_string(),
-        sign_in_audience: audience.to_string(),
-        redirect_uris: strings(body.pointer("/web/redirectUris")),
-        notes: body
-            .get("notes")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        tags: strings(body.get("tags")),
+        unique_name,
+        display_name: String::new(),
+        sign_in_audience: "AzureADandPersonalMicrosoftAccount".into(),
+        redirect_uris: vec![],
+        identifier_uris: vec![],
+        notes: None,
+        tags: vec![],
         password_credentials: vec![],
         created: OffsetDateTime::now_utc(),
         born: std::time::Instant::now(),
         may_register_apps: false,
     };
+    if let Err(r) = apply_app_body(ctx, &mut app, body) {
+        return r;
+    }
     let v = with_context(sim, app_json(w, &app), "applications/$entity");
     let location = format!("{}/v1.0/applications/{}", sim.graph_base(), app.id);
     w.applications.push(app);
     Resp::json(201, v).header("location", location)
 }
 
-fn create_sp(sim: &Sim, ctx: &Ctx, w: &mut World, tenant: &str) -> Resp {
-    let body = ctx.json().unwrap_or(Value::Null);
+/// `PATCH /applications/{id}` (or by an alternate key): 204; `uniqueName` cannot change.
+fn update_app(ctx: &Ctx, app: &mut Application, body: &Value) -> Result<(), Resp> {
+    if let Some(u) = body.get("uniqueName")
+        && u.as_str() != app.unique_name.as_deref()
+    {
+        return Err(bad_request(
+            ctx,
+            "Property 'uniqueName' is immutable: it can only be set when the application is created.",
+        ));
+    }
+    apply_app_body(ctx, app, body)
+}
+
+/// `PATCH /servicePrincipals/{id}`: 204.
+fn update_sp(ctx: &Ctx, sp: &mut ServicePrincipal, body: &Value) -> Result<(), Resp> {
+    if let Some(v) = body.get("accountEnabled") {
+        let Some(b) = v.as_bool() else {
+            return Err(bad_request(
+                ctx,
+                "Invalid value specified for property 'accountEnabled' of resource 'ServicePrincipal'.",
+            ));
+        };
+        sp.account_enabled = b;
+    }
+    if let Some(n) = body.get("displayName").and_then(Value::as_str) {
+        sp.display_name = n.to_string();
+    }
+    Ok(())
+}
+
+/// `POST /servicePrincipals {"appId"}`, or the create half of the `appId` upsert.
+fn create_sp(sim: &Sim, ctx: &Ctx, w: &mut World, tenant: &str, body: &Value) -> Resp {
     let Some(app_id) = body.get("appId").and_then(Value::as_str) else {
         return bad_request(
             ctx,
@@ -760,15 +1155,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filter_parses_escaped_quotes_and_startswith() {
+    fn filter_parses_escaped_quotes_startswith_and_any() {
         assert_eq!(
             parse_filter("displayName eq 'O''Neil app'"),
-            Some(("displayName".into(), false, "O'Neil app".into()))
+            Some(Filter::Eq("displayName".into(), "O'Neil app".into()))
         );
         assert_eq!(
             parse_filter("startswith(displayName,'Spot')"),
-            Some(("displayName".into(), true, "Spot".into()))
+            Some(Filter::StartsWith("displayName".into(), "Spot".into()))
+        );
+        assert_eq!(
+            parse_filter("servicePrincipalNames/any(c:c eq 'abc')"),
+            Some(Filter::Any("servicePrincipalNames".into(), "abc".into()))
+        );
+        assert_eq!(
+            parse_filter("servicePrincipalNames/any(c:d eq 'abc')"),
+            None
         );
         assert_eq!(parse_filter("displayName ne 'x'"), None);
+        let sp = json!({"servicePrincipalNames": ["ABC", "api://x"]});
+        assert!(Filter::Any("servicePrincipalNames".into(), "abc".into()).accepts(&sp));
+        assert!(!Filter::Any("servicePrincipalNames".into(), "api://y".into()).accepts(&sp));
+    }
+
+    #[test]
+    fn skiptoken_round_trips() {
+        assert_eq!(decode_skiptoken(&encode_skiptoken(1234)), Some(1234));
+        assert_eq!(decode_skiptoken("garbage"), None);
     }
 }

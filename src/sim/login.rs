@@ -2,8 +2,8 @@
 //! (device_code, refresh_token, client_credentials grants), form-encoded, OAuth error shape.
 
 use super::seed::OPERATOR_USER_ID;
-use super::state::{AccessToken, Audience, DeviceCode, Principal, World, random_token};
-use super::{Ctx, Resp, Sim, base64url};
+use super::state::{Audience, DeviceCode, Principal, World, random_token};
+use super::{Ctx, Resp, Sim, base64url, jwt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -43,23 +43,43 @@ pub(crate) fn oauth_error(ctx: &Ctx, status: u16, error: &str, aadsts: u32, mess
     Resp::json(status, body)
 }
 
+/// The resource a scope names, as requested: `X/.default` or `X/permission` → `X`
+/// (`https://127.0.0.1:PORT/` stays with its slash: it is the audience the token will carry).
+pub(crate) fn resource_of(scope: &str) -> Option<&str> {
+    let (resource, _permission) = scope.rsplit_once('/')?;
+    resource.contains("://").then_some(resource)
+}
+
+/// Which service a resource is: the simulator's own origins, or the public cloud's identifiers
+/// (compared without case and without trailing slashes).
+pub(crate) fn audience_of_resource(sim: &Sim, resource: &str) -> Option<Audience> {
+    let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+    let r = norm(resource);
+    let graph = [
+        norm(&sim.graph_base()),
+        "https://graph.microsoft.com".into(),
+        "00000003-0000-0000-c000-000000000000".into(),
+    ];
+    let arm = [
+        norm(&sim.arm_base()),
+        "https://management.core.windows.net".into(),
+        "https://management.azure.com".into(),
+    ];
+    if graph.contains(&r) {
+        Some(Audience::Graph)
+    } else if arm.contains(&r) {
+        Some(Audience::Arm)
+    } else {
+        None
+    }
+}
+
 /// Which resource the first scope names (the identity platform issues for the first resource).
 fn audience_of(sim: &Sim, scope: &str) -> Option<Audience> {
     let first = scope
         .split_whitespace()
         .find(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))?;
-    let lower = first.to_ascii_lowercase();
-    if lower.starts_with(&sim.graph_base().to_ascii_lowercase())
-        || lower.starts_with("https://graph.microsoft.com")
-    {
-        Some(Audience::Graph)
-    } else if lower.starts_with(&sim.arm_base().to_ascii_lowercase())
-        || lower.starts_with("https://management.")
-    {
-        Some(Audience::Arm)
-    } else {
-        None
-    }
+    audience_of_resource(sim, resource_of(first)?)
 }
 
 /// `{tenant}` of the URL → a tenant id for this user (organizations/common = home tenant).
@@ -92,57 +112,210 @@ fn resolve_user_tenant(w: &World, tenant: &str, user_id: &str) -> Result<String,
     }
 }
 
-fn issue(
-    sim: &Sim,
-    w: &mut World,
-    tenant: &str,
-    audience: Audience,
-    principal: Principal,
-    scope: &str,
-    refresh: bool,
-) -> Value {
-    let token = random_token("sim-at-");
-    w.tokens.insert(
-        token.clone(),
-        AccessToken {
-            tenant_id: tenant.to_string(),
-            audience,
-            principal: principal.clone(),
-            expires: Instant::now() + Duration::from_secs(sim.opts.token_lifetime),
-        },
+/// What a grant has established, for [`issue_tokens`]: every grant (device code, refresh token,
+/// client credentials, and any other) ends by calling it.
+pub(crate) struct Grant<'a> {
+    /// The tenant id the tokens are for.
+    pub tenant: &'a str,
+    pub principal: Principal,
+    /// The client (`client_id`) the tokens are issued to.
+    pub client_id: &'a str,
+    /// The scopes granted (the request's `scope`).
+    pub scope: &'a str,
+    /// Whether to issue a refresh token (`offline_access`, users only).
+    pub refresh: bool,
+    /// `nonce` of the authorization request, echoed in the id token.
+    pub nonce: Option<&'a str>,
+    /// `client_info=1` was sent: add `client_info`.
+    pub client_info: bool,
+    /// How the client authenticated: `appidacr` "0" public client, "1" client secret.
+    pub client_secret: bool,
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A stable pairwise `sub` for (principal, client), as Entra's are per application.
+fn pairwise_sub(oid: &str, client_id: &str) -> String {
+    let id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("sub/{oid}/{client_id}").as_bytes(),
     );
+    base64url(id.as_bytes())
+}
+
+/// The token response (reference/identity-and-clients.md §3): a v1.0 access token for the
+/// resource of the first scope, and for users an id token (with `openid`), a refresh token (with
+/// `offline_access`) and `client_info` (when asked). Tokens are RS256 JWTs signed by
+/// [`jwt::key`]; Graph and ARM check signature, `aud`, `tid` and `exp`.
+pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
+    let key = jwt::key();
+    let now = now_secs();
+    let exp = now + sim.opts.token_lifetime as i64;
+    let resource = g
+        .scope
+        .split_whitespace()
+        .find(|s| !OIDC_SCOPES.contains(s))
+        .and_then(resource_of)
+        .unwrap_or_default()
+        .to_string();
+    let audience = audience_of_resource(sim, &resource);
+    let oid = g.principal.object_id().to_string();
+    let mut at = json!({
+        "aud": resource,
+        "iss": format!("https://sts.windows.net/{}/", g.tenant),
+        "iat": now, "nbf": now, "exp": exp,
+        "tid": g.tenant,
+        "oid": oid,
+        "appid": g.client_id,
+        "appidacr": if g.client_secret { "1" } else { "0" },
+        "ver": "1.0",
+        "uti": random_token("")[..22].to_string(),
+    });
+    match &g.principal {
+        Principal::User { id } => {
+            let user = w.user(id);
+            at["idtyp"] = json!("user");
+            at["sub"] = json!(pairwise_sub(id, g.client_id));
+            at["upn"] = json!(user.map(|u| u.upn.clone()));
+            at["unique_name"] = json!(user.map(|u| u.upn.clone()));
+            at["name"] = json!(user.map(|u| u.name.clone()));
+            at["amr"] = json!(["pwd"]);
+            // Delegated permissions: ARM's only one; for Graph, what the Azure CLI's public
+            // client is consented to for these operations (a guess: the real list is longer).
+            at["scp"] = json!(match audience {
+                Some(Audience::Graph) =>
+                    "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All Directory.AccessAsUser.All Group.ReadWrite.All User.Read.All",
+                _ => "user_impersonation",
+            });
+        }
+        Principal::ServicePrincipal { app_id, .. } => {
+            at["idtyp"] = json!("app");
+            at["sub"] = json!(oid);
+            let may = w
+                .applications
+                .iter()
+                .any(|a| &a.app_id == app_id && a.may_register_apps);
+            if audience == Some(Audience::Graph) && may {
+                at["roles"] = json!(["Application.ReadWrite.All"]);
+            }
+        }
+    }
     let mut body = json!({
         "token_type": "Bearer",
-        "scope": scope,
+        "scope": g.scope,
         "expires_in": sim.opts.token_lifetime,
         "ext_expires_in": sim.opts.token_lifetime,
-        "access_token": token,
+        "access_token": key.sign(&at),
     });
-    if let Principal::User { id } = &principal {
-        if refresh {
+    if let Principal::User { id } = &g.principal {
+        let user = w.user(id);
+        let home = user
+            .map(|u| u.home_tenant.clone())
+            .unwrap_or_else(|| g.tenant.to_string());
+        if g.scope.split_whitespace().any(|s| s == "openid") {
+            let mut idt = json!({
+                "aud": g.client_id,
+                "iss": format!("{}/{}/v2.0", sim.origins.login, g.tenant),
+                "iat": now, "nbf": now, "exp": exp,
+                "sub": pairwise_sub(id, g.client_id),
+                "oid": id,
+                "tid": g.tenant,
+                "preferred_username": user.map(|u| u.upn.clone()),
+                "name": user.map(|u| u.name.clone()),
+                "ver": "2.0",
+            });
+            if let Some(n) = g.nonce {
+                idt["nonce"] = json!(n);
+            }
+            body["id_token"] = json!(key.sign(&idt));
+        }
+        if g.refresh {
             let rt = random_token("sim-rt-");
             w.refresh_tokens.insert(rt.clone(), id.clone());
             body["refresh_token"] = json!(rt);
         }
-        if scope.split_whitespace().any(|s| s == "openid") {
-            let user = w.user(id);
-            let exp = OffsetDateTime::now_utc().unix_timestamp() + sim.opts.token_lifetime as i64;
-            let claims = json!({
-                "aud": "sim", "iss": format!("https://login.sim/{tenant}/v2.0"), "tid": tenant, "oid": id,
-                "preferred_username": user.map(|u| u.upn.clone()), "name": user.map(|u| u.name.clone()), "exp": exp,
-            });
-            body["id_token"] = json!(format!(
-                "{}.{}.",
-                base64url(br#"{"alg":"none","typ":"JWT"}"#),
-                base64url(claims.to_string().as_bytes())
+        if g.client_info {
+            body["client_info"] = json!(base64url(
+                json!({"uid": id, "utid": home}).to_string().as_bytes()
             ));
         }
     }
     body
 }
 
+const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
+
+/// `GET {login}/{tenant}/v2.0/.well-known/openid-configuration` (v2-protocols-oidc): for a tenant
+/// id or domain the endpoints and issuer carry the tenant id; for `common`/`organizations` the
+/// endpoints carry that word and the issuer the literal `{tenantid}`.
+fn discovery(sim: &Sim, ctx: &Ctx, tenant: &str) -> Resp {
+    let lower = tenant.to_ascii_lowercase();
+    let (path_tenant, issuer_tenant) =
+        if matches!(lower.as_str(), "organizations" | "common") {
+            (lower.clone(), "{tenantid}".to_string())
+        } else {
+            let w = sim.world();
+            let Some(t) = w.tenants.iter().find(|t| {
+                t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant)
+            }) else {
+                return oauth_error(ctx, 400, "invalid_tenant", 90002, &tenant_not_found(tenant));
+            };
+            (t.id.clone(), t.id.clone())
+        };
+    let login = &sim.origins.login;
+    let host = login.strip_prefix("https://").unwrap_or(login);
+    let ep = |p: &str| format!("{login}/{path_tenant}/{p}");
+    Resp::json(
+        200,
+        json!({
+            "token_endpoint": ep("oauth2/v2.0/token"),
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+            "jwks_uri": ep("discovery/v2.0/keys"),
+            "response_modes_supported": ["query", "fragment", "form_post"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "issuer": format!("{login}/{issuer_tenant}/v2.0"),
+            "request_uri_parameter_supported": false,
+            "userinfo_endpoint": format!("{}/oidc/userinfo", sim.origins.graph),
+            "authorization_endpoint": ep("oauth2/v2.0/authorize"),
+            "device_authorization_endpoint": ep("oauth2/v2.0/devicecode"),
+            "http_logout_supported": true,
+            "frontchannel_logout_supported": true,
+            "end_session_endpoint": ep("oauth2/v2.0/logout"),
+            "claims_supported": ["sub", "iss", "cloud_instance_name", "cloud_instance_host_name", "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+            "kerberos_endpoint": ep("kerberos"),
+            "tenant_region_scope": null,
+            "cloud_instance_name": host,
+            "cloud_graph_host_name": host,
+            "msgraph_host": sim.origins.graph.strip_prefix("https://").unwrap_or(&sim.origins.graph),
+            "rbac_url": sim.origins.arm,
+        }),
+    )
+}
+
+fn tenant_not_found(tenant: &str) -> String {
+    format!(
+        "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+    )
+}
+
 pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
     let segs = ctx.segments();
+    if ctx.method == axum::http::Method::GET {
+        match segs.as_slice() {
+            [tenant, "v2.0", ".well-known", "openid-configuration"] => {
+                return discovery(sim, ctx, tenant);
+            }
+            [_, "discovery", "v2.0", "keys"] | ["discovery", "v2.0", "keys"] => {
+                return Resp::json(200, jwt::key().jwks());
+            }
+            _ => {}
+        }
+    }
     let (tenant, op) = match segs.as_slice() {
         [tenant, "oauth2", "v2.0", op] if ctx.method == axum::http::Method::POST => (*tenant, *op),
         _ => {
@@ -238,7 +411,7 @@ fn scope_of<'a>(
 }
 
 fn device_code(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -> Resp {
-    let (scope, audience) = match scope_of(ctx, sim, form) {
+    let (scope, _audience) = match scope_of(ctx, sim, form) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -262,7 +435,7 @@ fn device_code(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String
         DeviceCode {
             user_code: user_code.clone(),
             tenant_id,
-            audience,
+            client_id: form.get("client_id").cloned().unwrap_or_default(),
             scope: scope.to_string(),
             created: now,
             expires: now + Duration::from_secs(DEVICE_CODE_SECS),
@@ -350,26 +523,34 @@ fn poll(sim: &Sim, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
         );
     }
     dc.redeemed = true;
-    let (tenant, audience, scope) = (dc.tenant_id.clone(), dc.audience, dc.scope.clone());
+    let (tenant, scope, client_id) = (dc.tenant_id.clone(), dc.scope.clone(), dc.client_id.clone());
     let refresh = scope.split_whitespace().any(|s| s == "offline_access");
-    Resp::json(
-        200,
-        issue(
-            sim,
-            &mut w,
-            &tenant,
-            audience,
-            Principal::User {
+    let body = issue_tokens(
+        sim,
+        &mut w,
+        Grant {
+            tenant: &tenant,
+            principal: Principal::User {
                 id: OPERATOR_USER_ID.into(),
             },
-            &scope,
+            client_id: &client_id,
+            scope: &scope,
             refresh,
-        ),
-    )
+            nonce: None,
+            client_info: wants_client_info(form),
+            client_secret: false,
+        },
+    );
+    Resp::json(200, body)
+}
+
+/// `client_info=1` in the token request.
+fn wants_client_info(form: &HashMap<String, String>) -> bool {
+    form.get("client_info").is_some_and(|v| v == "1")
 }
 
 fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -> Resp {
-    let (scope, audience) = match scope_of(ctx, sim, form) {
+    let (scope, _audience) = match scope_of(ctx, sim, form) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -388,18 +569,22 @@ fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -
         Ok(t) => t,
         Err((code, msg)) => return oauth_error(ctx, 400, "invalid_grant", code, &msg),
     };
-    Resp::json(
-        200,
-        issue(
-            sim,
-            &mut w,
-            &tenant_id,
-            audience,
-            Principal::User { id: user_id },
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let body = issue_tokens(
+        sim,
+        &mut w,
+        Grant {
+            tenant: &tenant_id,
+            principal: Principal::User { id: user_id },
+            client_id: &client_id,
             scope,
-            true,
-        ),
-    )
+            refresh: true,
+            nonce: None,
+            client_info: wants_client_info(form),
+            client_secret: false,
+        },
+    );
+    Resp::json(200, body)
 }
 
 /// Why a client id + secret is refused in a tenant (shared with Spot's validation).
@@ -477,7 +662,7 @@ pub(crate) fn check_client_secret(
 }
 
 fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -> Resp {
-    let (scope, audience) = match scope_of(ctx, sim, form) {
+    let (scope, _audience) = match scope_of(ctx, sim, form) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -522,10 +707,23 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
         .map(String::as_str)
         .unwrap_or_default();
     match check_client_secret(&w, &tenant_id, client_id, secret) {
-        Ok(p) => Resp::json(
-            200,
-            issue(sim, &mut w, &tenant_id, audience, p, scope, false),
-        ),
+        Ok(p) => {
+            let body = issue_tokens(
+                sim,
+                &mut w,
+                Grant {
+                    tenant: &tenant_id,
+                    principal: p,
+                    client_id,
+                    scope,
+                    refresh: false,
+                    nonce: None,
+                    client_info: false,
+                    client_secret: true,
+                },
+            );
+            Resp::json(200, body)
+        }
         Err(e) => {
             let (status, error, code, msg) = e.aadsts();
             oauth_error(ctx, status, error, code, msg)

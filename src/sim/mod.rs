@@ -1,27 +1,30 @@
 //! The simulated clouds: identity platform, Microsoft Graph, ARM and the Spot API over HTTPS on
 //! loopback (PRODUCT.md §3, docs/simulator.md).
 //!
-//! One listener; the first path segment picks the service (`/login`, `/graph`, `/arm`, `/spot`,
-//! `/inspect`). Every call goes through [`entry`]: latency, fault injection, the request log, then the
+//! One HTTPS listener per service, each service at the root of its own origin as the real hosts
+//! are (`login`, `graph`, `arm`, `spot`, and `inspect` for the test oracle). Every call goes
+//! through [`entry`]: latency, fault injection, the request log, then the
 //! service's handler, which works on the one [`state::World`] behind a lock. Handlers are plain
 //! functions from a [`Ctx`] to a [`Resp`]; errors carry each service's documented shape.
 
 mod arm;
 mod faults;
 mod graph;
+mod jwt;
 mod login;
+mod opts;
 pub mod seed;
 mod spot;
 pub mod state;
 mod tls;
 
-use crate::cli::SimOpts;
 use crate::endpoints::{Endpoints, EndpointsFile};
 use crate::error::{Error, Result};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+pub use opts::SimOpts;
 use serde_json::{Value, json};
 use state::{Audience, Principal, World};
 use std::net::SocketAddr;
@@ -36,8 +39,8 @@ pub struct SimHandle {
     pub endpoints: EndpointsFile,
     pub endpoints_path: PathBuf,
     sim: Arc<Sim>,
-    server: axum_server::Handle<SocketAddr>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    servers: Vec<axum_server::Handle<SocketAddr>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl SimHandle {
@@ -51,9 +54,13 @@ impl SimHandle {
         self.sim.ca_pem.clone().into_bytes()
     }
 
-    /// The address the simulator listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.sim.addr
+    /// The address each service listens on.
+    pub fn addr(&self, service: &str) -> Option<SocketAddr> {
+        self.sim
+            .addrs
+            .iter()
+            .find(|(s, _)| s.name() == service)
+            .map(|(_, a)| *a)
     }
 
     /// Same JSON as `GET {inspect}/state` (every object, secrets included).
@@ -67,7 +74,7 @@ impl SimHandle {
     }
 
     /// Same as `POST {inspect}/faults/drop-after?method=…&path=…&count=…`: the next `count` calls
-    /// with `method` whose path (e.g. `/arm/subscriptions/…`) contains `path` (any case) are
+    /// with `method` whose path (e.g. `/subscriptions/…/roleAssignments/…`) contains `path` (any case) are
     /// handled, then their connection is dropped: the write happens, the reply is lost.
     pub fn drop_after(&self, method: &str, path: &str, count: u32) {
         self.sim.world().armed_drops.push(state::ArmedDrop {
@@ -79,8 +86,10 @@ impl SimHandle {
 
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
-        self.server.shutdown();
-        if let Some(task) = self.task.take() {
+        for s in &self.servers {
+            s.shutdown();
+        }
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }
@@ -88,7 +97,9 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
-        self.server.shutdown();
+        for s in &self.servers {
+            s.shutdown();
+        }
     }
 }
 
@@ -96,10 +107,19 @@ pub(crate) struct Sim {
     pub opts: SimOpts,
     world: Mutex<World>,
     seq: AtomicU64,
-    /// `https://127.0.0.1:PORT`
-    pub base: String,
-    pub addr: SocketAddr,
+    /// The origin of each service (`https://127.0.0.1:PORT`, no path).
+    pub origins: Origins,
+    addrs: Vec<(Service, SocketAddr)>,
     ca_pem: String,
+}
+
+/// Where each simulated service lives: an origin without a path.
+pub(crate) struct Origins {
+    pub login: String,
+    pub graph: String,
+    pub arm: String,
+    pub spot: String,
+    pub inspect: String,
 }
 
 impl Sim {
@@ -117,11 +137,11 @@ impl Sim {
     }
 
     pub fn graph_base(&self) -> String {
-        format!("{}/graph", self.base)
+        self.origins.graph.clone()
     }
 
     pub fn arm_base(&self) -> String {
-        format!("{}/arm", self.base)
+        self.origins.arm.clone()
     }
 }
 
@@ -136,6 +156,14 @@ pub(crate) enum Service {
 }
 
 impl Service {
+    const ALL: [Service; 5] = [
+        Service::Login,
+        Service::Graph,
+        Service::Arm,
+        Service::Spot,
+        Service::Inspect,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Service::Login => "login",
@@ -182,9 +210,9 @@ fn reason(status: u16) -> &'static str {
 pub(crate) struct Ctx {
     pub service: Service,
     pub method: Method,
-    /// Path below the service prefix, e.g. `/v1.0/applications`.
+    /// The request path (percent-decoded), e.g. `/v1.0/applications`.
     pub path: String,
-    /// Path and query below the service prefix (Spot's `request.url`).
+    /// Path and query (Spot's `request.url`).
     pub url: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
@@ -293,16 +321,19 @@ pub(crate) fn authenticate(
             ),
         };
     };
-    let Some(t) = w.tokens.get(token) else {
+    // An RS256 JWT signed by the simulator's key (jwt.rs), for this audience, tenant and time.
+    let Some(claims) = jwt::key().verify(token) else {
         return deny("Access token validation failure. Invalid audience or signature.");
     };
-    if t.expires <= Instant::now() {
+    let s = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+    let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp <= OffsetDateTime::now_utc().unix_timestamp() {
         return match ctx.service {
             Service::Graph => deny("Lifetime validation failed, the token is expired."),
             _ => deny("The access token expiry UTC time is earlier than current UTC time."),
         };
     }
-    if t.audience != audience {
+    if login::audience_of_resource(sim, s("aud")) != Some(audience) {
         let expected = match audience {
             Audience::Graph => sim.graph_base(),
             Audience::Arm => sim.arm_base(),
@@ -311,37 +342,30 @@ pub(crate) fn authenticate(
             "Access token validation failure. Invalid audience: the token is not for '{expected}'."
         ));
     }
-    Ok((t.tenant_id.clone(), t.principal.clone()))
+    let tenant = s("tid");
+    if w.tenant(tenant).is_none() || s("iss") != format!("https://sts.windows.net/{tenant}/") {
+        return deny("Access token validation failure. Invalid issuer or tenant.");
+    }
+    let principal = match s("idtyp") {
+        "user" => Principal::User {
+            id: s("oid").to_string(),
+        },
+        "app" => Principal::ServicePrincipal {
+            id: s("oid").to_string(),
+            app_id: s("appid").to_string(),
+        },
+        _ => return deny("Access token validation failure. Unknown token type."),
+    };
+    Ok((tenant.to_string(), principal))
 }
 
-fn split_service(path: &str) -> Option<(Service, &str)> {
-    let table = [
-        ("/login", Service::Login),
-        ("/graph", Service::Graph),
-        ("/arm", Service::Arm),
-        ("/spot", Service::Spot),
-        ("/inspect", Service::Inspect),
-    ];
-    table.iter().find_map(|(prefix, s)| {
-        let rest = path.strip_prefix(prefix)?;
-        (rest.is_empty() || rest.starts_with('/')).then_some((*s, rest))
-    })
-}
-
-async fn entry(State(sim): State<Arc<Sim>>, req: Request) -> Response {
+async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 4 << 20)
         .await
         .unwrap_or_default();
-    let path = percent_decode(parts.uri.path());
+    let rest = percent_decode(parts.uri.path());
     let query_str = parts.uri.query().unwrap_or("").to_string();
-    let Some((service, rest)) = split_service(&path) else {
-        return to_response(Resp::json(
-            404,
-            json!({"error": {"code": "NotFound", "message": "No such service."}}),
-        ));
-    };
-    let rest = rest.to_string();
     let seq = if service == Service::Inspect {
         0
     } else {
@@ -371,10 +395,7 @@ async fn entry(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     } else {
         faults::pick(&sim.opts, seq, faults::is_role_assignment_put(&ctx)).or_else(|| {
             sim.world()
-                .take_armed_drop(
-                    ctx.method.as_str(),
-                    &format!("/{}{}", service.name(), ctx.path),
-                )
+                .take_armed_drop(ctx.method.as_str(), &ctx.path)
                 .then_some(faults::Fault::DropAfter)
         })
     };
@@ -396,7 +417,7 @@ async fn entry(State(sim): State<Arc<Sim>>, req: Request) -> Response {
             time: OffsetDateTime::now_utc(),
             service: service.name(),
             method: ctx.method.to_string(),
-            path: format!("/{}{}", service.name(), ctx.url),
+            path: ctx.url.clone(),
             status: if fault.is_some_and(faults::Fault::drops) {
                 0
             } else {
@@ -523,6 +544,27 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
     }
 }
 
+/// The address of each service's listener: all on `listen`'s IP; port 0 gives each a free port,
+/// port P gives login P, graph P+1, arm P+2, spot P+3, inspect P+4.
+fn listen_addrs(listen: SocketAddr) -> Result<Vec<(Service, SocketAddr)>> {
+    Service::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let port = match listen.port() {
+                0 => Some(0),
+                p => p.checked_add(i as u16),
+            }
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "--listen {listen}: the port is too high for five services"
+                ))
+            })?;
+            Ok((*s, SocketAddr::new(listen.ip(), port)))
+        })
+        .collect()
+}
+
 /// Starts the simulator in this process; writes `<state_dir>/endpoints.json` and the CA file.
 pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     crate::http::install_crypto_provider();
@@ -533,20 +575,47 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     crate::logging::write_private(&ca_path, certs.ca_pem.as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca_path.display())))?;
 
-    let listener = std::net::TcpListener::bind(opts.listen)
-        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", opts.listen)))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Other(format!("cannot configure the listener: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Other(format!("cannot read the listen address: {e}")))?;
-    let host = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
+    let mut listeners = vec![];
+    let mut addrs = vec![];
+    for (service, want) in listen_addrs(opts.listen)? {
+        let listener = std::net::TcpListener::bind(want).map_err(|e| {
+            Error::Other(format!(
+                "cannot listen on {want} (the {} service): {e}",
+                service.name()
+            ))
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Other(format!("cannot configure the listener: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Other(format!("cannot read the listen address: {e}")))?;
+        listeners.push((service, listener));
+        addrs.push((service, addr));
+    }
+    let origin = |service: Service| {
+        let addr = addrs
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, a)| *a)
+            .unwrap_or(opts.listen);
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            match addr.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            }
+        };
+        format!("https://{host}:{}", addr.port())
     };
-    let base = format!("https://{host}:{}", addr.port());
+    let origins = Origins {
+        login: origin(Service::Login),
+        graph: origin(Service::Graph),
+        arm: origin(Service::Arm),
+        spot: origin(Service::Spot),
+        inspect: origin(Service::Inspect),
+    };
 
     let mut server_config = rustls::ServerConfig::builder()
         .with_no_client_auth()
@@ -562,28 +631,36 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
         opts: opts.clone(),
         world: Mutex::new(World::seeded(opts.seed, opts.subscriptions)),
         seq: AtomicU64::new(0),
-        base: base.clone(),
-        addr,
+        origins,
+        addrs,
         ca_pem: certs.ca_pem.clone(),
     });
-    let app = axum::Router::new().fallback(entry).with_state(sim.clone());
-    let server = axum_server::Handle::new();
-    let srv = axum_server::from_tcp_rustls(listener, tls_config)
-        .map_err(|e| Error::Other(format!("cannot start the simulator: {e}")))?
-        .http1_only()
-        .handle(server.clone());
-    let task = tokio::spawn(async move {
-        if let Err(e) = srv.serve(app.into_make_service()).await {
-            tracing::error!(error = %e, "simulator server stopped");
-        }
-    });
+    let mut servers = vec![];
+    let mut tasks = vec![];
+    for (service, listener) in listeners {
+        let app = axum::Router::new()
+            .fallback(entry)
+            .with_state((sim.clone(), service));
+        let handle = axum_server::Handle::new();
+        let srv = axum_server::from_tcp_rustls(listener, tls_config.clone())
+            .map_err(|e| Error::Other(format!("cannot start the simulator: {e}")))?
+            .http1_only()
+            .handle(handle.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = srv.serve(app.into_make_service()).await {
+                tracing::error!(error = %e, service = service.name(), "simulator server stopped");
+            }
+        }));
+        servers.push(handle);
+    }
 
+    let o = &sim.origins;
     let endpoints = EndpointsFile {
-        login: format!("{base}/login"),
-        graph: format!("{base}/graph"),
-        arm: format!("{base}/arm"),
-        spot: format!("{base}/spot"),
-        inspect: format!("{base}/inspect"),
+        login: o.login.clone(),
+        graph: o.graph.clone(),
+        arm: o.arm.clone(),
+        spot: o.spot.clone(),
+        inspect: o.inspect.clone(),
         ca_cert: ca_path,
         spot_token: seed::SPOT_TOKEN.to_string(),
     };
@@ -591,13 +668,13 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     let line = serde_json::to_string(&endpoints).map_err(|e| Error::Other(e.to_string()))?;
     crate::logging::write_private(&endpoints_path, format!("{line}\n").as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", endpoints_path.display())))?;
-    tracing::info!(%base, "simulator listening");
+    tracing::info!(login = %o.login, graph = %o.graph, arm = %o.arm, spot = %o.spot, "simulator listening");
     Ok(SimHandle {
         endpoints,
         endpoints_path,
         sim,
-        server,
-        task: Some(task),
+        servers,
+        tasks,
     })
 }
 

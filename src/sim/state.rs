@@ -45,9 +45,12 @@ pub struct Application {
     pub id: String,
     pub app_id: String,
     pub tenant_id: String,
+    /// Graph's client-chosen, immutable alternate key (`applications(uniqueName='…')`).
+    pub unique_name: Option<String>,
     pub display_name: String,
     pub sign_in_audience: String,
     pub redirect_uris: Vec<String>,
+    pub identifier_uris: Vec<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
     pub password_credentials: Vec<PasswordCredential>,
@@ -137,17 +140,11 @@ pub enum Audience {
     Arm,
 }
 
-pub struct AccessToken {
-    pub tenant_id: String,
-    pub audience: Audience,
-    pub principal: Principal,
-    pub expires: Instant,
-}
-
 pub struct DeviceCode {
     pub user_code: String,
     pub tenant_id: String,
-    pub audience: Audience,
+    /// The client the code was issued to.
+    pub client_id: String,
     pub scope: String,
     pub created: Instant,
     pub expires: Instant,
@@ -184,7 +181,6 @@ pub struct World {
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
     pub spot_accounts: Vec<SpotAccount>,
-    pub tokens: HashMap<String, AccessToken>,
     /// refresh token → user id
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
@@ -437,9 +433,11 @@ impl World {
                 id: id.into(),
                 app_id: app_id.into(),
                 tenant_id: t.into(),
+                unique_name: None,
                 display_name: name.into(),
                 sign_in_audience: "AzureADMyOrg".into(),
                 redirect_uris: vec![],
+                identifier_uris: vec![],
                 notes: None,
                 tags: vec![],
                 password_credentials: vec![PasswordCredential {
@@ -580,7 +578,6 @@ impl World {
             role_definitions,
             role_assignments: vec![],
             spot_accounts: vec![],
-            tokens: HashMap::new(),
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
@@ -811,7 +808,7 @@ impl World {
             "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants,
                 "directoryRoles": u.directory_roles.iter().map(|(t, r)| json!({"tenantId": t, "roleTemplateId": r})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "applications": self.applications.iter().map(|a| json!({
-                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "displayName": a.display_name,
+                "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "uniqueName": a.unique_name, "displayName": a.display_name,
                 "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
                 "createdDateTime": rfc3339(a.created),
                 "passwordCredentials": a.password_credentials.iter().map(pc).collect::<Vec<_>>(),

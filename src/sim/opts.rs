@@ -1,0 +1,55 @@
+//! The simulator's options (`spot-connect sim --…`, `sim::start`): clap arguments the CLI embeds.
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct SimOpts {
+    /// Address to listen on; port 0 takes a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Latency added to every call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency: u64,
+    /// Probability of an injected fault per call (429, 500, 503, dropped connection).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Seconds during which a new object is not yet visible where Azure is slow to propagate it.
+    #[arg(long, default_value_t = 0.0)]
+    pub replication_delay: f64,
+    /// Seed for the fault sequence and generated ids.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// ARM writes per second per tenant before 429.
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// Extra subscriptions to seed in the first tenant (bulk tests).
+    /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
+    #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
+    pub subscriptions: u32,
+    /// Milliseconds after which a device code is approved (as the seeded operator user).
+    #[arg(long, default_value_t = 1500)]
+    pub approve_after: u64,
+    /// Polling interval, in seconds, the device-code response asks for (polling faster gets slow_down).
+    #[arg(long, default_value_t = 1)]
+    pub device_interval: u64,
+    /// Lifetime of issued access tokens, in seconds (`expires_in`).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_lifetime: u64,
+}
+
+impl Default for SimOpts {
+    fn default() -> Self {
+        SimOpts {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            latency: 0,
+            fault_rate: 0.0,
+            replication_delay: 0.0,
+            seed: 1,
+            rate_limit: None,
+            subscriptions: 0,
+            approve_after: 1500,
+            device_interval: 1,
+            token_lifetime: 3600,
+        }
+    }
+}
