@@ -830,3 +830,72 @@ async fn lost_replies_to_the_role_and_assignment_puts_leave_one_of_each_under_de
     assert!(id.ends_with(&assignment), "{id}");
     env.sim.shutdown().await;
 }
+
+/// Idempotent by construction: the app is upserted by uniqueName and the service principal by
+/// appId, so lost replies to both leave one of each; an app made by an earlier version (POST, no
+/// uniqueName) is still found and reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_upsert_replies_leave_one_app_and_one_principal_and_old_apps_are_reused() {
+    let env = env(SimOpts::default()).await;
+    env.sim.drop_after("PATCH", "/applications(uniquename=", 1);
+    env.sim.drop_after("PATCH", "/serviceprincipals(appid=", 1);
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    assert_eq!(s(&o.app, "uniqueName"), "spot-connect-c0c0c0c0");
+    let log = env.sim.requests();
+    let patches = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "PATCH")
+        .count();
+    assert!(
+        patches >= 4,
+        "both upserts were sent again after the lost replies: {patches}"
+    );
+    assert!(
+        !log.as_array().unwrap().iter().any(|e| e["method"] == "POST"
+            && (s(e, "path").ends_with("/applications")
+                || s(e, "path").ends_with("/servicePrincipals"))),
+        "no POST create"
+    );
+    env.sim.shutdown().await;
+
+    // An app of an earlier version: created by POST, no uniqueName, our tag.
+    let env = env_fresh().await;
+    let graph = spot_connect::azure::graph::Graph::new(
+        env.session.http.clone(),
+        &env.session.endpoints.graph,
+        env.session.auth.clone(),
+        seed::CONTOSO_TENANT_ID,
+    );
+    let old = graph
+        .create_application("spot-connect-c0c0c0c0")
+        .await
+        .unwrap();
+    assert!(old.unique_name.is_none());
+    let plan = onboard::plan(&env.session, &[prod()], &Settings::default())
+        .await
+        .unwrap();
+    let app = plan
+        .items
+        .iter()
+        .find(|i| i.object == "app registration")
+        .unwrap();
+    assert_eq!(app.action, PlanAction::Reuse, "{app:#?}");
+    assert_eq!(app.id.as_deref(), Some(old.app_id.as_str()));
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    assert_eq!(
+        s(&ours(&state, seed::SUB_CONTOSO_PROD).app, "appId"),
+        old.app_id
+    );
+    env.sim.shutdown().await;
+}
+
+async fn env_fresh() -> Env {
+    env(SimOpts::default()).await
+}

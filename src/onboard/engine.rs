@@ -1350,17 +1350,9 @@ impl TenantRun<'_> {
                 let (app, app_outcome) = match &self.f.app {
                     AppFact::Ours(a) => (a.clone(), Outcome::Reused),
                     AppFact::Missing => {
-                        let a = create_or_find(
-                            || graph.create_application(&name),
-                            || async {
-                                Ok(graph
-                                    .find_applications(&name)
-                                    .await?
-                                    .into_iter()
-                                    .find(Application::is_ours))
-                            },
-                        )
-                        .await?;
+                        // An upsert by uniqueName (the app's name): sent again after a lost
+                        // reply, it is still one app.
+                        let a = read(|| graph.upsert_application(&name, &name)).await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         (a, Outcome::Created)
                     }
@@ -1386,28 +1378,15 @@ impl TenantRun<'_> {
                     None => {
                         let app_id = app.app_id.clone();
                         let created_app = app_outcome == Outcome::Created;
+                        // An upsert by appId: never two service principals. Right after the app
+                        // was created, Graph may not know it yet: polled.
                         let sp = retry::propagate(
                             &self.backoff,
                             |e| created_app && is_not_found(e),
-                            || {
-                                create_or_find(
-                                    || graph.create_service_principal(&app_id),
-                                    || graph.get_service_principal_by_app_id(&app_id),
-                                )
-                            },
+                            || graph.upsert_service_principal(&app_id),
                             self.waiting(None, Step::AppRegistration),
                         )
-                        .await;
-                        let sp = match sp {
-                            Ok(sp) => sp,
-                            // Created meanwhile (e.g. by an earlier attempt whose reply was lost).
-                            Err(Error::Api(e)) if e.class() == ErrorClass::Conflict => {
-                                read(|| graph.get_service_principal_by_app_id(&app_id))
-                                    .await?
-                                    .ok_or(Error::Api(e))?
-                            }
-                            Err(e) => return Err(e),
-                        };
+                        .await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         (sp, Outcome::Created)
                     }

@@ -150,9 +150,22 @@ pub(crate) async fn find_app(
             return Ok((Some(a), 0));
         }
     }
-    let apps = read(|| graph.find_applications(name)).await?;
+    // By the uniqueName this version creates it under, and by display name (apps made by
+    // earlier versions have no uniqueName), at once.
+    let (by_key, apps) = tokio::join!(
+        read(|| graph.get_application_by_unique_name(name)),
+        read(|| graph.find_applications(name))
+    );
+    let (by_key, apps) = (by_key?, apps?);
+    let foreign_key = by_key.as_ref().is_some_and(|a| !a.is_ours());
+    if let Some(a) = by_key.filter(Application::is_ours) {
+        return Ok((Some(a), 0));
+    }
     let foreign = apps.iter().filter(|a| !a.is_ours()).count();
-    Ok((apps.into_iter().find(Application::is_ours), foreign))
+    let ours = apps.into_iter().find(Application::is_ours);
+    // A foreign app holding our uniqueName: ours could never be created under it.
+    let foreign = if foreign_key { foreign.max(1) } else { foreign };
+    Ok((ours.filter(|_| !foreign_key), foreign))
 }
 
 /// The tenant's role named `name` (ours or not). Role names are unique per tenant, and ours may
