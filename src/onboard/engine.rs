@@ -16,6 +16,7 @@ use super::model::{
     ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, RunReport, Step,
     StepEvent, Verdict,
 };
+use super::pace::WriteBudget;
 use super::policy::{self, Policy};
 use super::retry::{self, Backoff, create_or_find, is_not_found, read};
 use super::rotate::{SECRET_PREFIX, shared_secret_name};
@@ -49,8 +50,11 @@ const PROPAGATION: &str = "waiting for Azure to propagate";
 /// What to ask for when app registration is not allowed.
 const APP_RIGHTS_HINT: &str =
     "ask for the Application Developer role or for 'Users can register applications'";
-/// Subscriptions in flight at once within a tenant.
-const CONCURRENCY: usize = 8;
+/// Subscriptions in flight at once within a tenant (their ARM writes are paced by the tenant's
+/// write budget, `pace::WriteBudget`, not by this).
+const CONCURRENCY: usize = 16;
+/// Subscriptions looked up at once (reads only).
+const LOOKUP_CONCURRENCY: usize = 32;
 
 // ---------------------------------------------------------------------------------------------
 // Facts: what exists, looked up before anything is written. They travel with the `Plan`.
@@ -237,7 +241,7 @@ async fn lookup_tenant(
         let all: Vec<(&Target, State)> = subs.iter().copied().zip(states).collect();
         let mut all = all.into_iter().peekable();
         while all.peek().is_some() {
-            let chunk: Vec<_> = all.by_ref().take(CONCURRENCY).collect();
+            let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
             let found =
                 futures::future::join_all(chunk.into_iter().map(|(t, state)| {
                     lookup_sub(session, &arm, settings, t, state, accounts, names)
@@ -916,6 +920,8 @@ struct TenantRun<'a> {
     sweep: AtomicBool,
     new_secret: OnceCell<(SecretRecord, Secret)>,
     started: OffsetDateTime,
+    /// The tenant's ARM write budget.
+    budget: WriteBudget,
 }
 
 /// A subscription's run: its objects, step times and the first error.
@@ -1049,6 +1055,7 @@ pub(super) async fn apply(
             sweep: AtomicBool::new(false),
             new_secret: OnceCell::new(),
             started: OffsetDateTime::now_utc() - time::Duration::minutes(1),
+            budget: WriteBudget::new(session.http.throttled_count()),
         };
         async move { run.run().await }
     });
@@ -1554,7 +1561,9 @@ impl TenantRun<'_> {
                     (None, RoleFact::Ours(r)) => r.clone(),
                     (Some(guid), _) => {
                         let props = policy.role_properties(&name, first, wanted);
-                        let r = read(|| self.arm.put_role_definition(&at, &guid, &props)).await?;
+                        let r =
+                            read(|| self.paced(self.arm.put_role_definition(&at, &guid, &props)))
+                                .await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         r
                     }
@@ -1686,7 +1695,12 @@ impl TenantRun<'_> {
                     let out = retry::propagate(
                         &self.backoff,
                         |_| false,
-                        || self.arm.create_role_assignment(&scope, &guid, &role.id, &sp.id),
+                        || {
+                            self.paced(
+                                self.arm
+                                    .create_role_assignment(&scope, &guid, &role.id, &sp.id),
+                            )
+                        },
                         self.waiting(Some(sub), Step::RoleAssignment),
                     )
                     .await?;
@@ -1819,6 +1833,14 @@ impl TenantRun<'_> {
             Some(run),
         )
         .await
+    }
+
+    /// An ARM write, in its slot of the tenant's write budget.
+    async fn paced<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
+        self.budget.acquire().await;
+        let r = write.await;
+        self.budget.done(self.session.http.throttled_count());
+        r
     }
 
     fn app_id(&self) -> Option<String> {

@@ -9,6 +9,7 @@
 
 mod engine;
 pub mod model;
+pub mod pace;
 pub mod policy;
 pub mod remove;
 pub mod retry;
