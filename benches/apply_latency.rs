@@ -121,6 +121,11 @@ fn classify(method: &str, path: &str) -> Kind {
     if p.starts_with("/graph") {
         return match m {
             "GET" if p.ends_with("/applications") => Kind::FindApp,
+            // Our app by its uniqueName (a lookup, like the search by name).
+            "GET" if p.contains("/applications(") => Kind::FindApp,
+            // The upserts that create the app and its service principal.
+            "PATCH" if p.contains("/applications(") => Kind::CreateApp,
+            "PATCH" if p.contains("/servicePrincipals(") => Kind::CreateServicePrincipal,
             "GET" if p.contains("/applications/") => Kind::GetApp,
             "GET" if p.contains("servicePrincipals") => Kind::GetServicePrincipal,
             "POST" if p.ends_with("/applications") => Kind::CreateApp,

@@ -124,6 +124,32 @@ impl CommonOpts {
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(default_state_dir)
     }
+
+    /// The operator's choices, as the engine takes them (a bad `--spot-account` is an error
+    /// that names it).
+    pub fn settings(&self) -> crate::error::Result<crate::onboard::Settings> {
+        Ok(crate::onboard::Settings {
+            app_name: self.app_name.clone().filter(|s| !s.trim().is_empty()),
+            role_name: self.role_name.clone().filter(|s| !s.trim().is_empty()),
+            secret_months: self.secret_months,
+            spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,
+            policy_file: self.policy.clone(),
+        })
+    }
+}
+
+/// The front end converts its options for the engine.
+impl From<&CommonOpts> for crate::onboard::SessionOptions {
+    fn from(o: &CommonOpts) -> Self {
+        crate::onboard::SessionOptions {
+            auth: o.auth.unwrap_or_default(),
+            tenant: o.tenant.clone(),
+            endpoints_file: o.endpoints.clone(),
+            cloud: o.cloud,
+            spot_token_file: o.spot_token_file.clone(),
+            state_dir: o.state_dir(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -692,3 +692,28 @@ impl State {
         v
     }
 }
+
+/// Whole seconds, rounded up ("next in 8 s").
+pub fn secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+/// The Spot account the operator chose (the highlighted row of the Spot account pane).
+pub fn account_choice(s: &State) -> crate::onboard::SpotAccountChoice {
+    use crate::onboard::SpotAccountChoice;
+    let n = s.accounts_list().len();
+    match s.account_sel {
+        0 => SpotAccountChoice::Auto,
+        i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
+        _ => SpotAccountChoice::New,
+    }
+}
+
+/// A named Spot account holds one subscription: it cannot take several.
+pub fn one_account_for_several(s: &State) -> bool {
+    s.targets.len() > 1
+        && matches!(
+            account_choice(s),
+            crate::onboard::SpotAccountChoice::Existing(_)
+        )
+}

@@ -3,6 +3,8 @@
 
 use super::keymap::{self, Cmd};
 use super::state::*;
+/// Pure helpers of the state the UI reads too (defined in `app::state`).
+pub use super::state::{account_choice, one_account_for_several, secs};
 use crate::azure::auth::Identity;
 use crate::azure::discovery::Discovery;
 use crate::cli::exit;
@@ -403,15 +405,6 @@ fn account_choice_label(s: &State) -> String {
     }
 }
 
-pub fn account_choice(s: &State) -> SpotAccountChoice {
-    let n = s.accounts_list().len();
-    match s.account_sel {
-        0 => SpotAccountChoice::Auto,
-        i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
-        _ => SpotAccountChoice::New,
-    }
-}
-
 /// The names the plan will use are shown in the fields, unless the operator typed their own.
 fn prefill_names(s: &mut State, p: &Plan) {
     let name_of = |step: Step, object: &str| {
@@ -472,11 +465,6 @@ pub fn shared_choices(s: &State) -> Choices {
         role_name: pick(s.role_name_text(), &s.role_name_default, &s.role_name_cli),
         ..choices(s)
     }
-}
-
-/// A named Spot account holds one subscription: it cannot take several.
-pub fn one_account_for_several(s: &State) -> bool {
-    s.targets.len() > 1 && matches!(account_choice(s), SpotAccountChoice::Existing(_))
 }
 
 /// The operator's choices for this run: with several subscriptions (maybe of several
@@ -815,11 +803,6 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
             }
         }
     }
-}
-
-/// Whole seconds, rounded up ("next in 8 s").
-pub fn secs(d: Duration) -> u64 {
-    d.as_millis().div_ceil(1000) as u64
 }
 
 fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {

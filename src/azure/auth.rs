@@ -13,7 +13,6 @@ use crate::azure::device_code::{
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result, Service};
 use crate::http::Http;
-use crate::onboard::model::DeviceCodePrompt;
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_identity::{
@@ -54,8 +53,8 @@ pub struct Identity {
     pub method: AuthMethod,
 }
 
-/// Called with the device code to show.
-pub type PromptFn = Arc<dyn Fn(DeviceCodePrompt) + Send + Sync>;
+/// Called with the device code to show (defined with the device-code flow).
+pub use super::device_code::{DeviceCodePrompt, PromptFn};
 
 /// The tenant the device flow signs in to when no `--tenant` was given (work/school accounts).
 pub const ORGANIZATIONS: &str = "organizations";

@@ -10,10 +10,8 @@
 //!
 //! Nothing here logs or Debug-prints a token, refresh token or device code.
 
-use crate::azure::auth::PromptFn;
 use crate::error::{ApiError, Error, Result, Service};
 use crate::http::Http;
-use crate::onboard::model::DeviceCodePrompt;
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use serde_json::Value;
@@ -24,6 +22,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
+
+/// The device-code sign-in prompt: shown large by the UI, printed by `apply`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceCodePrompt {
+    pub user_code: String,
+    pub verification_uri: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The identity platform's own sentence ("To sign in, use a web browser to open …").
+    pub message: String,
+}
+
+/// Called with the device code to show.
+pub type PromptFn = std::sync::Arc<dyn Fn(DeviceCodePrompt) + Send + Sync>;
 
 /// The Azure CLI's public client id: first-party, preauthorized for ARM and Graph, same in
 /// every cloud (reference/azure-api.md §3.1).

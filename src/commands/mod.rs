@@ -13,7 +13,7 @@ use crate::onboard::model::{
 };
 use crate::onboard::policy::Policy;
 use crate::onboard::state::save_report;
-use crate::onboard::{self, Session, Settings, Target};
+use crate::onboard::{self, Session, Target};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -156,7 +156,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         );
         return exit::USAGE;
     }
-    let settings = match Settings::from_opts(opts) {
+    let settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -649,10 +649,20 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     }
     for (r, subs) in kept {
         let reason = format!("{}{}", subs[0].secret_reason, for_subs(subs.clone()));
+        // Its own name (earlier versions named a secret after its subscription).
+        let name = match &f.app {
+            AppFact::Ours(a) => a
+                .password_credentials
+                .iter()
+                .find(|p| p.key_id.eq_ignore_ascii_case(&r.key_id))
+                .and_then(|p| p.display_name.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| shared_secret_name(&f.tenant));
         items.push(shared(
             Step::ClientSecret,
             "client secret",
-            &shared_secret_name(&f.tenant),
+            &name,
             PlanAction::Reuse,
             Some(r.key_id.clone()),
             reason,
@@ -1837,9 +1847,10 @@ impl TenantRun<'_> {
 
     /// An ARM write, in its slot of the tenant's write budget.
     async fn paced<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
-        self.budget.acquire().await;
+        let ticket = self.budget.acquire().await;
         let r = write.await;
-        self.budget.done(self.session.http.throttled_count());
+        self.budget
+            .done(ticket, self.session.http.throttled_count());
         r
     }
 

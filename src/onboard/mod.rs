@@ -17,9 +17,10 @@ pub mod rotate;
 pub mod state;
 pub mod status;
 
+use crate::azure::auth::AuthMethod;
 use crate::azure::auth::{Auth, PromptFn};
 use crate::azure::discovery::{self, Discovery};
-use crate::cli::CommonOpts;
+use crate::endpoints::Cloud;
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result};
 use crate::http::Http;
@@ -55,6 +56,20 @@ impl SpotAccountChoice {
     }
 }
 
+/// What a session is built from. The front ends make it from their options (`cli::CommonOpts`
+/// converts with `From`); the engine knows nothing of them.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub auth: AuthMethod,
+    /// `--tenant`: sign in to this tenant only.
+    pub tenant: Option<String>,
+    /// `--endpoints FILE` (the file `spot-connect sim` writes).
+    pub endpoints_file: Option<PathBuf>,
+    pub cloud: Cloud,
+    pub spot_token_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
 /// Everything the engine needs to talk to the services.
 #[derive(Clone)]
 pub struct Session {
@@ -71,14 +86,15 @@ impl Session {
     /// else `--cloud`. Spot token: `SPOTINST_TOKEN`, else `--spot-token-file`, else the
     /// endpoints file's `spot_token`.
     pub fn build(
-        opts: &CommonOpts,
+        opts: impl Into<SessionOptions>,
         endpoints: Option<(Endpoints, Secret)>,
         prompt: PromptFn,
     ) -> Result<Session> {
+        let opts = opts.into();
         let given = endpoints.is_some();
         let (endpoints, file_token) = match endpoints {
             Some((e, t)) => (e, Some(t)),
-            None => match &opts.endpoints {
+            None => match &opts.endpoints_file {
                 Some(p) => {
                     let (e, t) = Endpoints::load(p)?;
                     (e, Some(t))
@@ -88,33 +104,28 @@ impl Session {
         };
         let token = match (given, file_token) {
             (true, Some(t)) if !t.is_empty() => t,
-            (_, file_token) => spot_token(opts, file_token)?,
+            (_, file_token) => spot_token(&opts, file_token)?,
         };
         Session::with_token(opts, endpoints, token, prompt)
     }
 
     /// Builds the clients for these endpoints with this Spot token (which may be empty).
     pub fn with_token(
-        opts: &CommonOpts,
+        opts: impl Into<SessionOptions>,
         endpoints: Endpoints,
         token: Secret,
         prompt: PromptFn,
     ) -> Result<Session> {
+        let opts = opts.into();
         let http = Http::new(endpoints.ca_pem()?.as_deref())?;
-        let auth = Auth::new(
-            opts.auth.unwrap_or_default(),
-            &endpoints,
-            &http,
-            opts.tenant.clone(),
-            prompt,
-        )?;
+        let auth = Auth::new(opts.auth, &endpoints, &http, opts.tenant.clone(), prompt)?;
         let spot = SpotClient::new(&endpoints.spot, http.clone(), token);
         Ok(Session {
             endpoints,
             http,
             auth,
             spot,
-            state_dir: opts.state_dir(),
+            state_dir: opts.state_dir,
         })
     }
 
@@ -174,7 +185,7 @@ impl Session {
     }
 }
 
-fn spot_token(opts: &CommonOpts, file_token: Option<Secret>) -> Result<Secret> {
+fn spot_token(opts: &SessionOptions, file_token: Option<Secret>) -> Result<Secret> {
     if let Ok(t) = std::env::var("SPOTINST_TOKEN") {
         let t = t.trim().to_string();
         if !t.is_empty() {
@@ -226,16 +237,6 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn from_opts(opts: &CommonOpts) -> Result<Settings> {
-        Ok(Settings {
-            app_name: opts.app_name.clone().filter(|s| !s.trim().is_empty()),
-            role_name: opts.role_name.clone().filter(|s| !s.trim().is_empty()),
-            secret_months: opts.secret_months,
-            spot_account: SpotAccountChoice::parse(opts.spot_account.as_deref())?,
-            policy_file: opts.policy.clone(),
-        })
-    }
-
     /// The app registration's name in `tenant`.
     pub fn app_name_for(&self, tenant: &str) -> String {
         self.app_name

@@ -87,16 +87,8 @@ impl From<&Error> for ErrorInfo {
     }
 }
 
-/// The device-code sign-in prompt: shown large by the UI, printed by `apply`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceCodePrompt {
-    pub user_code: String,
-    pub verification_uri: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// The identity platform's own sentence ("To sign in, use a web browser to open …").
-    pub message: String,
-}
+/// The device-code sign-in prompt (made by the client that signs in; part of the progress).
+pub use crate::azure::device_code::DeviceCodePrompt;
 
 /// Progress of one step.
 #[derive(Debug, Clone, PartialEq, Serialize)]

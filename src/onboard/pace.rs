@@ -3,9 +3,12 @@
 //!
 //! The rate is unknown until ARM says it is spent: a 429 whose `x-ms-ratelimit-remaining-*` is 0
 //! (counted by `http::Http::throttled_count`, which also waits its `Retry-After` and sends the
-//! write again). The writes ARM admitted in the second before it are then the rate; from there
-//! each write takes the next slot of the bucket, so writes go out at the rate ARM admits instead
-//! of in bursts that are refused and wait a whole `Retry-After`. Until then nothing is paced.
+//! write again). The writes sent in the second before it are then the rate; from there each
+//! write takes the next slot of the bucket (the first when the oldest write of that second ages
+//! out), so writes go out at the rate ARM admits instead of in bursts that are refused and wait a
+//! whole `Retry-After`. A quota 429 while paced lowers the rate by a tenth (at most once a
+//! second). Until the first one nothing is paced. The count is per `Http` (all tenants of the
+//! session): a 429 of one tenant slows the others' pacing too, never speeds it.
 
 use super::state::lock;
 use std::collections::VecDeque;
@@ -15,7 +18,13 @@ use std::time::{Duration, Instant};
 /// The window ARM's per-second write limit is counted over.
 const WINDOW: Duration = Duration::from_secs(1);
 /// Slots a little wider than the rate: arrivals jitter on the network.
-const MARGIN: f64 = 1.05;
+const MARGIN: f64 = 1.02;
+
+/// A write's slot: whether it was paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    paced: bool,
+}
 
 #[derive(Debug)]
 pub struct WriteBudget {
@@ -32,6 +41,8 @@ struct Inner {
     admitted: VecDeque<Instant>,
     /// `throttled_count` as last seen.
     throttled: u64,
+    /// When the rate was last lowered.
+    last_cut: Option<Instant>,
 }
 
 impl WriteBudget {
@@ -42,6 +53,7 @@ impl WriteBudget {
                 next: Instant::now(),
                 admitted: VecDeque::new(),
                 throttled,
+                last_cut: None,
             }),
         }
     }
@@ -51,24 +63,31 @@ impl WriteBudget {
         lock(&self.inner).interval
     }
 
-    /// Waits for this write's slot (at once while the rate is unknown).
-    pub async fn acquire(&self) {
+    /// Waits for this write's slot (at once while the rate is unknown); give the ticket back to
+    /// [`WriteBudget::done`].
+    pub async fn acquire(&self) -> Ticket {
         let at = {
             let mut s = lock(&self.inner);
-            let Some(iv) = s.interval else {
-                return;
-            };
             let now = Instant::now();
-            let slot = s.next.max(now);
-            s.next = slot + iv;
-            slot
+            let (slot, paced) = match s.interval {
+                None => (now, false),
+                Some(iv) => {
+                    let slot = s.next.max(now);
+                    s.next = slot + iv;
+                    (slot, true)
+                }
+            };
+            s.admitted.push_back(slot);
+            (slot, paced)
         };
-        tokio::time::sleep_until(at.into()).await;
+        tokio::time::sleep_until(at.0.into()).await;
+        Ticket { paced: at.1 }
     }
 
-    /// After a write: `throttled` is `http::Http::throttled_count()` now. A quota 429 since the
-    /// last call sets the rate to the writes admitted in the second before it.
-    pub fn done(&self, throttled: u64) {
+    /// After a write: `throttled` is `http::Http::throttled_count()` now. The first quota 429
+    /// sets the rate to the writes sent in the second before it (a later, fuller count raises
+    /// it); a quota 429 while paced lowers it by a tenth, at most once a second.
+    pub fn done(&self, ticket: Ticket, throttled: u64) {
         let mut s = lock(&self.inner);
         let now = Instant::now();
         while s
@@ -78,21 +97,37 @@ impl WriteBudget {
         {
             s.admitted.pop_front();
         }
-        if throttled > s.throttled {
-            s.throttled = throttled;
-            let rate = s.admitted.len().max(1) as f64;
-            let iv = WINDOW.mul_f64(MARGIN / rate);
-            // A lower rate is believed at once; a higher one only when none is known yet.
-            if s.interval.is_none_or(|old| iv > old) {
-                tracing::info!(
-                    writes_per_second = rate,
-                    "ARM's write budget is spent: pacing writes"
-                );
-                s.interval = Some(iv);
-                s.next = s.next.max(now);
-            }
+        if throttled <= s.throttled {
+            return;
         }
-        s.admitted.push_back(now);
+        s.throttled = throttled;
+        // The writes of the last second, this refused one aside.
+        let counted = s.admitted.len().saturating_sub(1).max(1) as f64;
+        let from_count = WINDOW.mul_f64(MARGIN / counted);
+        let iv = match s.interval {
+            None => from_count,
+            Some(old) if from_count < old => from_count,
+            // A write sent before the pacing began was refused: nothing new.
+            Some(old) if !ticket.paced => old,
+            Some(old) if s.last_cut.is_none_or(|t| now.duration_since(t) >= WINDOW) => {
+                s.last_cut = Some(now);
+                old.mul_f64(1.1)
+            }
+            Some(old) => old,
+        };
+        if s.interval != Some(iv) {
+            tracing::info!(
+                writes_per_second = 1.0 / iv.as_secs_f64(),
+                "ARM's write budget is spent: pacing writes"
+            );
+        }
+        if s.interval.is_none() {
+            // The window frees as the writes in it age out: the first slot is when the oldest
+            // leaves it.
+            let first = s.admitted.front().map_or(now, |t| *t + WINDOW);
+            s.next = s.next.max(first);
+        }
+        s.interval = Some(iv);
     }
 }
 
@@ -105,28 +140,41 @@ mod tests {
         let b = WriteBudget::new(0);
         let t0 = Instant::now();
         for _ in 0..20 {
-            b.acquire().await;
-            b.done(0);
+            let t = b.acquire().await;
+            b.done(t, 0);
         }
         assert!(t0.elapsed() < Duration::from_millis(100), "no pacing yet");
         assert_eq!(b.interval(), None);
         // The 21st write of the second was refused: 20 per second.
-        b.acquire().await;
-        b.done(1);
+        let t = b.acquire().await;
+        b.done(t, 1);
         let iv = b.interval().unwrap();
         assert!(
             iv >= Duration::from_millis(50) && iv < Duration::from_millis(56),
             "{iv:?}"
         );
+        // The window frees when its oldest write ages out: the next slot is a second after it,
+        // then one every interval.
+        let t = b.acquire().await;
+        b.done(t, 1);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(950),
+            "{:?}",
+            t0.elapsed()
+        );
         let t1 = Instant::now();
         for _ in 0..4 {
-            b.acquire().await;
-            b.done(1);
+            let t = b.acquire().await;
+            b.done(t, 1);
         }
         let spent = t1.elapsed();
         assert!(
-            spent >= iv * 3 && spent < Duration::from_millis(400),
+            spent >= iv * 4 - Duration::from_millis(5) && spent < Duration::from_millis(400),
             "{spent:?}"
         );
+        // A further quota 429 while paced: a tenth slower (once a second at most).
+        let t = b.acquire().await;
+        b.done(t, 2);
+        assert!(b.interval().unwrap() > iv);
     }
 }

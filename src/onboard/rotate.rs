@@ -284,7 +284,7 @@ pub async fn rotate(
         match set {
             Ok(()) => {
                 report.accounts[i].updated = true;
-                record(session, tenant, &sub, &app, acct, &new_key, new_end);
+                record(session, tenant, &sub, &app, acct, &new_key, new_end).await;
                 ctx.emit(
                     Some(&sub),
                     Step::ConnectSpot,
@@ -350,7 +350,8 @@ pub async fn rotate(
         s.orphan_key_ids
             .retain(|k| !report.removed_key_ids.contains(k));
         if s.orphan_key_ids.len() != before {
-            let _ = s.save(&session.state_dir);
+            let dir = session.state_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
         }
     }
     report.complete = report.left_key_ids.is_empty();
@@ -410,7 +411,7 @@ async fn verify(
 }
 
 /// The subscription's state: the secret Spot now holds (keyId and end date, never the value).
-fn record(
+async fn record(
     session: &Session,
     tenant: &str,
     sub: &str,
@@ -431,7 +432,10 @@ fn record(
         end_date_time: end,
         handed_to_spot: true,
     });
-    if let Err(e) = s.save(&session.state_dir) {
-        tracing::warn!(error = %e, "could not record the new secret in the state file");
+    // The atomic write and its fsync on the blocking pool, not on a tokio worker.
+    let dir = session.state_dir.clone();
+    let saved = tokio::task::spawn_blocking(move || s.save(&dir)).await;
+    if !matches!(saved, Ok(Ok(()))) {
+        tracing::warn!("could not record the new secret in the state file");
     }
 }

@@ -1,48 +1,22 @@
 //! One function per pane.
 
+use super::widgets::{elide_path, error_lines, fit, loading, para, short_id};
 use super::{Theme, fmt_elapsed, spinner, status_word};
+use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
-use crate::app::update::secs;
 use crate::cli::AuthMethod;
 use crate::onboard::model::RunReport;
-use crate::onboard::model::{ErrorInfo, PlanAction, PlanItem, Step};
+use crate::onboard::model::{PlanAction, PlanItem, Step};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_textarea::TextArea;
 
-fn title(s: &State) -> String {
-    let t = match s.pane {
-        Pane::SpotAccount => "Spot account",
-        Pane::AzureLogin => "Azure login",
-        Pane::Subscription => "Subscription",
-        Pane::AppRegistration => "App registration",
-        Pane::ClientSecret => "Client secret",
-        Pane::CustomRole => "Custom role",
-        Pane::Confirm => "Review: what will be written",
-        Pane::Apply => s.apply_focus.map(Step::label).unwrap_or("Onboarding"),
-        Pane::Done => "Done",
-        Pane::Start => "What do you want to do?",
-        Pane::Status => "Status",
-        Pane::Rotate => "Rotate a client secret",
-        Pane::Remove => "Remove what spot-connect created",
-    };
-    format!(" {t} ")
-}
-
-pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(Span::styled(title(s), t.bold()));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let inner = Rect {
-        x: inner.x + 1,
-        width: inner.width.saturating_sub(1),
-        ..inner
-    };
+/// The panes of the onboarding steps (the start, status, rotate and remove screens are
+/// `ui::life`'s).
+pub(super) fn wizard_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, inner: Rect) {
     match s.pane {
         Pane::SpotAccount => spot_account(frame, s, t, now, inner),
         Pane::AzureLogin => azure_login(frame, s, t, now, inner),
@@ -53,15 +27,8 @@ pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: 
         Pane::Confirm => confirm(frame, s, t, now, inner),
         Pane::Apply => apply(frame, s, t, now, inner),
         Pane::Done => done(frame, s, t, inner),
-        Pane::Start => super::life::start(frame, s, t, now, inner),
-        Pane::Status => super::life::status(frame, s, t, now, inner),
-        Pane::Rotate => super::life::rotate(frame, s, t, now, inner),
-        Pane::Remove => super::life::remove(frame, s, t, now, inner),
+        Pane::Start | Pane::Status | Pane::Rotate | Pane::Remove => {}
     }
-}
-
-pub(super) fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
 /// A one-line text field with a border; highlighted when focused.
@@ -91,56 +58,6 @@ fn field(
         ta.set_cursor_style(ratatui::style::Style::default());
     }
     frame.render_widget(&ta, area);
-}
-
-pub(crate) fn error_lines(e: &ErrorInfo, t: Theme, retry: bool) -> Vec<Line<'static>> {
-    let mut v = vec![Line::from(vec![
-        Span::styled("✗ ", t.bad()),
-        Span::styled(e.summary.clone(), t.bad()),
-    ])];
-    if let Some(api) = &e.api {
-        let status = if api.status == 0 {
-            "no response".to_string()
-        } else {
-            format!("HTTP {}", api.status)
-        };
-        v.push(Line::from(format!("  {}, {}", api.service, status)));
-        v.push(Line::from(vec![
-            Span::raw("  code "),
-            Span::styled(api.code.clone(), t.bold()),
-        ]));
-        if !api.message.is_empty() && !e.summary.contains(&api.message) {
-            v.push(Line::from(format!("  {}", api.message)));
-        }
-        v.push(Line::from(vec![
-            Span::raw("  request id "),
-            Span::styled(
-                api.request_id.clone().unwrap_or_else(|| "(none)".into()),
-                t.accent(),
-            ),
-        ]));
-    }
-    if let Some(h) = &e.hint {
-        v.push(Line::from(vec![
-            Span::styled("  what to do: ", t.bold()),
-            Span::raw(h.clone()),
-        ]));
-    }
-    if retry {
-        v.push(Line::from(vec![
-            Span::raw("  press "),
-            Span::styled("r", t.key()),
-            Span::raw(" to retry"),
-        ]));
-    }
-    v
-}
-
-pub(super) fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
-    Line::from(vec![
-        Span::styled(format!("{} ", spinner(now)), t.accent()),
-        Span::raw(what.to_string()),
-    ])
 }
 
 fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
@@ -349,52 +266,6 @@ fn report_lines(s: &State, p: &std::path::Path, t: Theme, w: usize) -> Vec<Line<
 }
 
 /// `text` cut to `w` columns, with … where it was cut.
-pub(crate) fn fit(text: &str, w: usize) -> String {
-    if text.chars().count() <= w {
-        return text.to_string();
-    }
-    if w == 0 {
-        return String::new();
-    }
-    let mut out: String = text.chars().take(w - 1).collect();
-    out.push('…');
-    out
-}
-
-/// A path that fits in `w` columns: its middle elided, the file name and its folder kept.
-pub(crate) fn elide_path(path: &str, w: usize) -> String {
-    let n = path.chars().count();
-    if n <= w {
-        return path.to_string();
-    }
-    let tail: Vec<&str> = path.rsplitn(3, '/').collect();
-    let keep = match tail.as_slice() {
-        [file, dir, _] => format!("{dir}/{file}"),
-        _ => path.to_string(),
-    };
-    let keep_n = keep.chars().count();
-    if keep_n + 2 > w {
-        // Not even the last two parts fit: keep the end.
-        let skip = n.saturating_sub(w.saturating_sub(1));
-        return format!("…{}", path.chars().skip(skip).collect::<String>());
-    }
-    let head_n = w - keep_n - 2;
-    let head: String = path.chars().take(head_n).collect();
-    format!("{head}…/{keep}")
-}
-
-pub(super) fn short_id(id: &str, wide: bool) -> String {
-    let last = id.rsplit('/').next().unwrap_or(id);
-    if id.contains('/') && !wide {
-        return short_id(last, false);
-    }
-    if wide || id.chars().count() <= 13 {
-        id.to_string()
-    } else {
-        format!("{}…", id.chars().take(8).collect::<String>())
-    }
-}
-
 fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let [f, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
     field(
@@ -745,7 +616,7 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         ]));
     }
     lines.push(Line::from(""));
-    if crate::app::update::one_account_for_several(s) {
+    if crate::app::state::one_account_for_several(s) {
         lines.push(Line::from(vec![
             Span::styled("Blocked: ", t.bad()),
             Span::raw(format!(
