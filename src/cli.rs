@@ -71,6 +71,10 @@ pub struct CommonOpts {
     pub spot_account: Option<String>,
     #[arg(long, global = true, value_enum)]
     pub auth: Option<AuthMethod>,
+    /// `--auth browser`: the local port the sign-in redirects to (http://localhost:PORT);
+    /// default: a free port. Fix it to forward it with `ssh -L PORT:localhost:PORT`.
+    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub redirect_port: Option<u16>,
     /// Display name of the app registration (default: spot-connect-<tenant prefix>).
     #[arg(long, global = true)]
     pub app_name: Option<String>,
@@ -144,6 +148,7 @@ impl From<&CommonOpts> for crate::onboard::SessionOptions {
         crate::onboard::SessionOptions {
             auth: o.auth.unwrap_or_default(),
             tenant: o.tenant.clone(),
+            redirect_port: o.redirect_port,
             endpoints_file: o.endpoints.clone(),
             cloud: o.cloud,
             spot_token_file: o.spot_token_file.clone(),

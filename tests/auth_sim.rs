@@ -1,6 +1,6 @@
 //! Sign-in and discovery against the in-process simulator (identity platform + ARM).
 
-use spot_connect::azure::auth::{Audience, Auth, PromptFn, ServicePrincipal};
+use spot_connect::azure::auth::{Audience, Auth, PromptFn, ServicePrincipal, SignInPrompt};
 use spot_connect::azure::discovery::discover;
 use spot_connect::cli::{AuthMethod, SimOpts};
 use spot_connect::endpoints::Endpoints;
@@ -34,10 +34,18 @@ async fn start() -> Fixture {
     }
 }
 
+/// Records the device codes shown (the other sign-in prompts are not device codes).
 fn recording_prompt() -> (PromptFn, Arc<Mutex<Vec<DeviceCodePrompt>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    (Arc::new(move |p| s.lock().unwrap().push(p)), seen)
+    (
+        Arc::new(move |p| {
+            if let SignInPrompt::DeviceCode(d) = p {
+                s.lock().unwrap().push(d)
+            }
+        }),
+        seen,
+    )
 }
 
 fn device_code_requests(f: &Fixture) -> usize {

@@ -2605,6 +2605,12 @@ async fn oidc_discovery_jwks_and_documented_token_claims() {
     let fab_claims = verified_claims(&jwks, fab_at);
     assert_eq!(fab_claims["tid"], FABRIKAM_TENANT_ID);
     assert_eq!(fab_claims["aud"], format!("{}/", t.sim.endpoints.arm));
+    // The operator is a guest in Fabrikam: `idp` names the home tenant (absent at home).
+    assert_eq!(
+        fab_claims["idp"],
+        format!("https://sts.windows.net/{CONTOSO_TENANT_ID}/")
+    );
+    assert!(at.get("idp").is_none());
     let subs = t
         .get("/arm/subscriptions?api-version=2022-12-01", fab_at)
         .await;
@@ -2694,4 +2700,88 @@ async fn arm_metadata_endpoints_are_anonymous_and_name_the_simulator() {
             .status,
         200
     );
+}
+
+#[tokio::test]
+async fn managed_identity_endpoint_issues_tokens_for_the_seeded_identity() {
+    let t = start(fast()).await;
+    let url = format!("{}/msi/token", t.sim.endpoints.login);
+    let get = |query: Vec<(&'static str, String)>, header: Option<&'static str>| {
+        let mut req = t.http.get(&url).query(&query);
+        if let Some(h) = header {
+            req = req.header("X-IDENTITY-HEADER", h);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let arm = format!("{}/", t.sim.endpoints.arm);
+    let q = |extra: &[(&'static str, &str)]| {
+        let mut v = vec![
+            ("api-version", "2019-08-01".to_string()),
+            ("resource", arm.clone()),
+        ];
+        v.extend(extra.iter().map(|(k, x)| (*k, x.to_string())));
+        v
+    };
+    assert_eq!(get(q(&[]), None).await.0, 401);
+    assert_eq!(get(q(&[]), Some("wrong")).await.0, 401);
+    let mut bad_version = q(&[]);
+    bad_version[0].1 = "2017-09-01".into();
+    assert_eq!(get(bad_version, Some(MANAGED_IDENTITY_HEADER)).await.0, 400);
+    let (status, _) = get(
+        q(&[("client_id", CI_OPERATOR_CLIENT_ID)]),
+        Some(MANAGED_IDENTITY_HEADER),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = get(
+        q(&[("client_id", MANAGED_IDENTITY_CLIENT_ID)]),
+        Some(MANAGED_IDENTITY_HEADER),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["resource"], arm.as_str());
+    assert_eq!(body["client_id"], MANAGED_IDENTITY_CLIENT_ID);
+    let expires: i64 = body["expires_on"].as_str().unwrap().parse().unwrap();
+    assert!(expires > time::OffsetDateTime::now_utc().unix_timestamp());
+    let token = body["access_token"].as_str().unwrap();
+    // The identity is Owner on Contoso Dev only.
+    let dev = t
+        .get(
+            &format!("/arm/subscriptions/{SUB_CONTOSO_DEV}/providers/Microsoft.Authorization/permissions?{ARM_V}"),
+            token,
+        )
+        .await;
+    assert_eq!(dev.status, 200, "{}", dev.body);
+    assert_eq!(dev.body["value"][0]["actions"], json!(["*"]));
+    let st = t.sim.state();
+    assert!(has(&st["servicePrincipals"], "id", MANAGED_IDENTITY_SP_ID));
+    // A Graph token for it may register applications.
+    let (_, g) = get(
+        vec![
+            ("api-version", "2019-08-01".into()),
+            ("resource", t.sim.endpoints.graph.clone()),
+        ],
+        Some(MANAGED_IDENTITY_HEADER),
+    )
+    .await;
+    let g = g["access_token"].as_str().unwrap().to_string();
+    let app = t
+        .post(
+            "/graph/v1.0/applications",
+            &g,
+            json!({"displayName": "made by a managed identity"}),
+        )
+        .await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    let sp = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals/{MANAGED_IDENTITY_SP_ID}"),
+            &g,
+        )
+        .await;
+    assert_eq!(sp.body["servicePrincipalType"], "ManagedIdentity");
 }

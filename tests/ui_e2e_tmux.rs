@@ -495,3 +495,197 @@ fn a_run_stopped_mid_write_is_resumed_by_the_next_run_without_duplicates() {
     assert_eq!(t.exit_code(2), 0);
     rt.block_on(sim.shutdown());
 }
+
+/// The sign-in address of the browser prompt, put together from the lines it wraps over.
+fn sign_in_url(screen: &str) -> String {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let (i, col) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let s: String = l.iter().collect();
+            s.find("Open in a browser on your laptop:")
+                .map(|b| (i, s[..b].chars().count()))
+        })
+        .unwrap_or_else(|| panic!("no browser prompt on screen:\n{screen}"));
+    let mut url = String::new();
+    for l in &lines[i + 1..] {
+        let seg: String = l.iter().skip(col).take_while(|c| **c != '│').collect();
+        let seg = seg.trim_end();
+        if seg.starts_with("Forward port") {
+            break;
+        }
+        url.push_str(seg);
+    }
+    url
+}
+
+/// The browser: signs in at `url` (the simulator redirects at once) and returns where it is
+/// sent (not followed).
+fn browse(ca: &[u8], url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca).unwrap()])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c.get(url).send().await.expect("GET the sign-in address");
+        assert_eq!(r.status().as_u16(), 302, "{url}");
+        r.headers()["location"].to_str().unwrap().to_string()
+    })
+}
+
+/// A simulator that blocks the device code, for the browser sign-in tests.
+fn blocking_sim(
+    t: &Tmux,
+) -> (
+    tokio::runtime::Runtime,
+    spot_connect::sim::SimHandle,
+    String,
+) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let opts = spot_connect::cli::SimOpts {
+        approve_after: 0,
+        block_device_code: vec!["all".into()],
+        ..Default::default()
+    };
+    let sim = rt
+        .block_on(spot_connect::sim::start(&opts, &t.dir.path().join("sim")))
+        .expect("simulator");
+    let args = format!("--endpoints {}", sim.endpoints_path.display());
+    (rt, sim, args)
+}
+
+#[test]
+fn device_code_blocked_b_switches_to_the_browser_and_the_forwarded_port_signs_in() {
+    let t = Tmux::new("browser-port");
+    let (rt, sim, args) = blocking_sim(&t);
+    t.start_with(1, &args);
+    t.wait_for(1, "What do you want to do?", Duration::from_secs(30));
+    t.send(1, "Enter");
+    t.wait_for(1, "Spot account", Duration::from_secs(10));
+    t.send(1, "Enter");
+    let blocked = t.wait_for(1, "Press b", Duration::from_secs(30));
+    println!("--- device code blocked (80x24) ---\n{blocked}");
+    assert!(blocked.contains("Conditional Access"), "{blocked}");
+    t.send(1, "b");
+    let prompt = t.wait_for(
+        1,
+        "Open in a browser on your laptop:",
+        Duration::from_secs(20),
+    );
+    println!("--- browser sign-in (80x24) ---\n{prompt}");
+    let url = sign_in_url(&prompt);
+    assert!(
+        url.contains("/oauth2/v2.0/authorize?") && url.contains("code_challenge_method=S256"),
+        "{url}"
+    );
+    let location = browse(&sim.ca_pem(), &url);
+    // The forwarded port: the browser's request reaches the wizard's listener.
+    let page = rt
+        .block_on(async { reqwest::get(&location).await?.text().await })
+        .expect("the listener answers");
+    assert!(page.contains("Signed in"), "{page}");
+    t.wait_for(1, "Signed in as", Duration::from_secs(20));
+    // Enter up to the review, then once: an Enter racing the Done pane would leave the wizard.
+    t.enter_until(1, "Review: what will be written", Duration::from_secs(60));
+    t.send(1, "Enter");
+    let done = t.wait_for(1, "is connected to Spot", Duration::from_secs(60));
+    assert_connected(&sim.state(), &done_subscription(&done));
+    t.send(1, "Enter");
+    assert_eq!(t.exit_code(1), 0);
+    t.assert_terminal_restored(1);
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn browser_sign_in_through_the_pasted_address_refuses_a_wrong_one_first() {
+    let t = Tmux::new("browser-paste");
+    let (rt, sim, args) = blocking_sim(&t);
+    t.start_with(1, &format!("{args} --auth browser"));
+    t.wait_for(1, "What do you want to do?", Duration::from_secs(30));
+    t.send(1, "Enter");
+    t.wait_for(1, "Spot account", Duration::from_secs(10));
+    t.send(1, "Enter");
+    let prompt = t.wait_for(
+        1,
+        "Open in a browser on your laptop:",
+        Duration::from_secs(20),
+    );
+    let url = sign_in_url(&prompt);
+    let location = browse(&sim.ca_pem(), &url);
+    // The paste field has the keys already; a wrong address first.
+    t.tmux(&[
+        "send-keys",
+        "-t",
+        "run1",
+        "-l",
+        "http://localhost:1/?code=x&state=y",
+    ]);
+    t.send(1, "Enter");
+    let refused = t.wait_for(1, "not this sign-in", Duration::from_secs(10));
+    println!("--- pasted address refused (80x24) ---\n{refused}");
+    assert!(!refused.contains("Signed in as"));
+    t.tmux(&["send-keys", "-t", "run1", "-l", &location]);
+    let masked = t.screen(1);
+    let code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    assert!(!masked.contains(&code[..12]), "the pasted code is masked");
+    t.send(1, "Enter");
+    t.wait_for(1, "Signed in as", Duration::from_secs(20));
+    // Enter up to the review, then once: an Enter racing the Done pane would leave the wizard.
+    t.enter_until(1, "Review: what will be written", Duration::from_secs(60));
+    t.send(1, "Enter");
+    let done = t.wait_for(1, "is connected to Spot", Duration::from_secs(60));
+    assert_connected(&sim.state(), &done_subscription(&done));
+    t.send(1, "Enter");
+    assert_eq!(t.exit_code(1), 0);
+    t.assert_terminal_restored(1);
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn a_tenant_that_requires_interaction_gets_the_sign_in_again_box_and_is_listed() {
+    let t = Tmux::new("reauth");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let opts = spot_connect::cli::SimOpts {
+        approve_after: 3000,
+        require_interaction: vec![spot_connect::sim::seed::FABRIKAM_TENANT_ID.into()],
+        ..Default::default()
+    };
+    let sim = rt
+        .block_on(spot_connect::sim::start(&opts, &t.dir.path().join("sim")))
+        .expect("simulator");
+    t.start_with(1, &format!("--endpoints {}", sim.endpoints_path.display()));
+    let again = t.wait_for(1, "asks you to sign in again", Duration::from_secs(60));
+    println!("--- sign in again (80x24) ---\n{again}");
+    assert!(
+        again.contains("Sign in again") && again.contains("AADSTS50076"),
+        "{again}"
+    );
+    assert!(
+        again.contains("fab0fab0-0000-4000-8000-00000000fab2"),
+        "{again}"
+    );
+    // The sim approves the code: the box goes, and Fabrikam's subscriptions are listed.
+    // 5 subscriptions: Fabrikam's two are not skipped.
+    let home = t.wait_for(
+        1,
+        "5 subscription(s) in 2 tenant(s)",
+        Duration::from_secs(60),
+    );
+    assert!(!home.contains("Sign in again"), "{home}");
+    t.send(1, "q");
+    assert_eq!(t.exit_code(1), 0);
+    t.assert_terminal_restored(1);
+    rt.block_on(sim.shutdown());
+}

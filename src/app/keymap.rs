@@ -25,6 +25,8 @@ pub enum Cmd {
     Refresh,
     /// The explicit yes of a rotation or removal.
     Confirm,
+    /// Device code blocked: sign in with a browser instead.
+    BrowserSignIn,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -60,6 +62,8 @@ pub enum Ctx {
     Refreshable,
     /// A rotation or removal waits for its explicit yes.
     Confirmable,
+    /// Conditional Access blocked the device-code sign-in.
+    DeviceCodeBlocked,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -221,6 +225,14 @@ pub const KEYMAP: &[Binding] = &[
         cmd: Cmd::Filter,
         label: "filter",
         contexts: &[Ctx::Filterable],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('b')],
+        key_label: "b",
+        cmd: Cmd::BrowserSignIn,
+        label: "sign in with a browser",
+        contexts: &[Ctx::DeviceCodeBlocked],
         footer: true,
     },
     Binding {

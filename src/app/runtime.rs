@@ -37,13 +37,14 @@ struct Setup {
     token: Option<Secret>,
     /// Keeps the in-process simulator running (`--demo`).
     _sim: Option<crate::sim::SimHandle>,
+    prompt: crate::azure::auth::PromptFn,
 }
 
 async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> {
     let opts = &cli.opts;
     let prompt_tx = tx.clone();
     let prompt: crate::azure::auth::PromptFn =
-        Arc::new(move |p| drop(prompt_tx.send(Action::Progress(Progress::DeviceCode(p)))));
+        Arc::new(move |p| drop(prompt_tx.send(Action::Progress(Progress::from(p)))));
     let (sim, endpoints, token_prefill) = if cli.demo {
         let dir = opts.state_dir().join("demo");
         // Slow enough to watch: every call takes a moment, and Azure takes a few seconds to
@@ -80,7 +81,7 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         };
         (None, None, prefill)
     };
-    let session = compat::build_session(opts, endpoints, prompt)?;
+    let session = compat::build_session(opts, endpoints, prompt.clone())?;
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let size = ratatui::crossterm::terminal::size().unwrap_or((80, 24));
     let init = Init {
@@ -103,6 +104,7 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         init,
         token: token_prefill.map(|(t, _)| t),
         _sim: sim,
+        prompt,
     })
 }
 
@@ -148,6 +150,7 @@ pub async fn run(cli: &Cli) -> i32 {
         session: setup.session,
         token: setup.token,
         settings_cli: cli.clone_settings(),
+        prompt: setup.prompt,
         apply: None,
         tasks: vec![],
     };
@@ -206,12 +209,16 @@ trait CliExt {
 #[derive(Clone)]
 struct CliSettings {
     policy: Option<std::path::PathBuf>,
+    tenant: Option<String>,
+    redirect_port: Option<u16>,
 }
 
 impl CliExt for Cli {
     fn clone_settings(&self) -> CliSettings {
         CliSettings {
             policy: self.opts.policy.clone(),
+            tenant: self.opts.tenant.clone(),
+            redirect_port: self.opts.redirect_port,
         }
     }
 }
@@ -281,6 +288,8 @@ struct Runner {
     session: Session,
     token: Option<Secret>,
     settings_cli: CliSettings,
+    /// The sign-in prompt (a new sign-in session reports through it too).
+    prompt: crate::azure::auth::PromptFn,
     apply: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -294,6 +303,24 @@ impl Runner {
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
         }
+    }
+
+    /// Signs in, then discovers tenants and subscriptions, in the background.
+    fn sign_in(&mut self) {
+        let s = self.session.clone();
+        let tx = self.tx.clone();
+        self.tasks.push(tokio::spawn(async move {
+            match s.auth.sign_in().await {
+                Ok(id) => {
+                    let _ = tx.send(Action::SignedIn(Ok(id)));
+                    let d = crate::azure::discovery::discover(&s.auth, &s.endpoints, &s.http).await;
+                    let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
+                }
+                Err(e) => {
+                    let _ = tx.send(Action::SignedIn(Err(info(&e))));
+                }
+            }
+        }));
     }
 
     /// Starts the effects; returns the exit code when one says to quit.
@@ -318,27 +345,28 @@ impl Runner {
                         let _ = tx.send(Action::SpotAccounts(r));
                     }));
                 }
-                Effect::SignIn => {
-                    let s = self.session.clone();
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        match s.auth.sign_in().await {
-                            Ok(id) => {
-                                let _ = tx.send(Action::SignedIn(Ok(id)));
-                                let d = crate::azure::discovery::discover(
-                                    &s.auth,
-                                    &s.endpoints,
-                                    &s.http,
-                                )
-                                .await;
-                                let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
-                            }
-                            Err(e) => {
-                                let _ = tx.send(Action::SignedIn(Err(info(&e))));
-                            }
+                Effect::UseBrowserSignIn => {
+                    match crate::azure::auth::Auth::with_redirect_port(
+                        AuthMethod::Browser,
+                        &self.session.endpoints,
+                        &self.session.http,
+                        self.settings_cli.tenant.clone(),
+                        self.settings_cli.redirect_port,
+                        self.prompt.clone(),
+                    ) {
+                        Ok(a) => {
+                            self.session.auth = a;
+                            self.sign_in();
                         }
-                    }));
+                        Err(e) => {
+                            let _ = self.tx.send(Action::SignedIn(Err(info(&e))));
+                        }
+                    }
                 }
+                Effect::PasteRedirect(address) => {
+                    self.session.auth.paste_redirect(address.expose());
+                }
+                Effect::SignIn => self.sign_in(),
                 Effect::Plan {
                     generation,
                     targets,

@@ -6,7 +6,7 @@ use crate::azure::discovery::{Discovery, Subscription};
 use crate::cli::AuthMethod;
 use crate::onboard::Target;
 use crate::onboard::model::{
-    DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,
+    BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,
 };
 use crate::onboard::remove::{RemovalAction, RemovalPlan, RemovalResult};
 use crate::onboard::rotate::RotateReport;
@@ -182,6 +182,8 @@ pub enum Field {
     Filter,
     AppName,
     RoleName,
+    /// The address the browser ended on (browser sign-in).
+    Paste,
 }
 
 /// Where an error came from, so `r` knows what to retry.
@@ -306,6 +308,15 @@ pub struct State {
 
     pub sign_in: Load<Identity>,
     pub device_code: Option<DeviceCodePrompt>,
+    /// The browser sign-in waiting for its redirect or a pasted address.
+    pub browser: Option<BrowserPrompt>,
+    /// The pasted address (masked: it carries the sign-in code).
+    pub paste: TextArea<'static>,
+    /// Why the last pasted address or redirect was refused.
+    pub sign_in_note: Option<String>,
+    /// A tenant that asked to be signed in to again: (tenant, why). Its prompt is shown over
+    /// whatever pane is open.
+    pub sign_in_again: Option<(String, String)>,
     pub discovery: Load<Discovery>,
     pub filter: TextArea<'static>,
     /// Index into `visible_subscriptions()`.
@@ -426,6 +437,14 @@ impl State {
             spot_account_id: None,
             sign_in: Load::Idle,
             device_code: None,
+            browser: None,
+            paste: {
+                let mut p = field("paste the address the browser ended on", "");
+                p.set_mask_char('•');
+                p
+            },
+            sign_in_note: None,
+            sign_in_again: None,
             discovery: Load::Idle,
             filter: field("type to filter by name or id", ""),
             sub_sel: 0,
@@ -580,11 +599,33 @@ impl State {
         self.steps.values().any(Status::is_active)
             || self.run_active()
             || (self.device_code.is_some() && self.sign_in.is_loading())
+            || self.browser.is_some()
+            || self.reauth_open()
             || self.accounts.is_loading()
             || self.discovery.is_loading()
             || self.plan.is_loading()
             || self.health.is_loading()
             || self.op_active()
+    }
+
+    /// A tenant's sign-in-again prompt is open (over every pane).
+    pub fn reauth_open(&self) -> bool {
+        self.sign_in_again.is_some() && (self.browser.is_some() || self.device_code.is_some())
+    }
+
+    /// The browser sign-in's prompt is on screen (Azure login pane, or the sign-in-again box).
+    pub fn browser_shown(&self) -> bool {
+        self.browser.is_some()
+            && (self.sign_in_again.is_some()
+                || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
+    }
+
+    /// The device-code sign-in failed because Conditional Access blocks it (`b` switches to
+    /// the browser sign-in).
+    pub fn device_code_blocked(&self) -> bool {
+        self.auth_method == AuthMethod::DeviceCode
+            && matches!(&self.sign_in, Load::Failed(e)
+                if e.api.as_ref().is_some_and(crate::azure::device_code::device_code_blocked))
     }
 
     /// The retry `r` would do, if any.
@@ -669,7 +710,14 @@ impl State {
         }
         match self.pane {
             Pane::SpotAccount | Pane::AppRegistration | Pane::CustomRole => v.push(Ctx::Fields),
+            _ if self.browser_shown() => v.push(Ctx::Fields),
             _ => {}
+        }
+        if self.device_code_blocked()
+            && self.field.is_none()
+            && matches!(self.pane, Pane::AzureLogin | Pane::Subscription)
+        {
+            v.push(Ctx::DeviceCodeBlocked);
         }
         match self.pane {
             Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status | Pane::Confirm => {

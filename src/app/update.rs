@@ -70,6 +70,11 @@ pub enum Effect {
     LoadSpotAccounts { token: Secret },
     /// Sign in to Azure, then discover tenants and subscriptions.
     SignIn,
+    /// From now on sign in with a browser (device code was blocked): a new sign-in session,
+    /// then the sign-in (as `SignIn`).
+    UseBrowserSignIn,
+    /// The address the operator pasted, for the browser sign-in waiting for it.
+    PasteRedirect(Secret),
     /// Plan the selected subscriptions (one or many: the engine groups them by tenant).
     Plan {
         generation: u64,
@@ -136,10 +141,12 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     log(s, format!("signed in as {}", id.display));
                     s.sign_in = Load::Ready(id);
                     s.device_code = None;
+                    end_interactive(s);
                     s.discovery = Load::Loading { since: at };
                     clear_error(s, Origin::SignIn);
                 }
                 Err(e) => {
+                    end_interactive(s);
                     s.sign_in = Load::Failed(failed(s, "sign-in", Some(Origin::SignIn), e));
                 }
             }
@@ -715,6 +722,51 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
             }
             refresh_pre_steps(s, at);
         }
+        Progress::Browser(prompt) => {
+            log(
+                s,
+                format!(
+                    "browser sign-in started (tenant {}, redirect {})",
+                    prompt.tenant, prompt.redirect_uri
+                ),
+            );
+            s.browser = Some(prompt);
+            s.device_code = None;
+            s.sign_in_note = None;
+            set_text(&mut s.paste, "");
+            if matches!(s.sign_in, Load::Idle) {
+                s.sign_in = Load::Loading { since: at };
+            }
+            if s.browser_shown() && s.field.is_none() {
+                s.field = Some(Field::Paste);
+            }
+            refresh_pre_steps(s, at);
+        }
+        Progress::SignInAgain { tenant, reason } => {
+            log(
+                s,
+                format!("tenant {tenant} asks to sign in again: {reason}"),
+            );
+            s.sign_in_again = Some((tenant, reason));
+        }
+        Progress::RedirectRefused { message } => {
+            log(s, format!("address refused: {message}"));
+            s.sign_in_note = Some(message);
+        }
+        Progress::SignInFinished { tenant, ok } => {
+            if s.sign_in_again.is_some() {
+                log(
+                    s,
+                    if ok {
+                        format!("signed in to tenant {tenant} again")
+                    } else {
+                        format!("signing in to tenant {tenant} again failed")
+                    },
+                );
+                s.device_code = None;
+            }
+            end_interactive(s);
+        }
         Progress::Log { message } => log(s, message),
         Progress::Step {
             subscription,
@@ -810,7 +862,8 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
         return vec![];
     }
     let active = s.contexts();
-    match keymap::lookup(&key, &active) {
+    let pane = s.pane;
+    let fx = match keymap::lookup(&key, &active) {
         Some(b) => on_cmd(s, b.cmd, at),
         None => {
             if let Some(f) = s.field {
@@ -818,7 +871,37 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
             }
             vec![]
         }
+    };
+    // Arriving where the browser sign-in waits: the paste field takes the keys.
+    if s.pane != pane && s.browser_shown() && s.field.is_none() {
+        s.field = Some(Field::Paste);
     }
+    fx
+}
+
+/// The interactive sign-in ended: its browser prompt, note and paste field go.
+fn end_interactive(s: &mut State) {
+    s.browser = None;
+    s.sign_in_note = None;
+    s.sign_in_again = None;
+    set_text(&mut s.paste, "");
+    if s.field == Some(Field::Paste) {
+        s.field = None;
+    }
+}
+
+/// Enter in the paste field: the address goes to the browser sign-in (which checks it).
+fn submit_paste(s: &mut State) -> Vec<Effect> {
+    let text = s.paste.lines().join("").trim().to_string();
+    set_text(&mut s.paste, "");
+    if text.is_empty() {
+        s.sign_in_note = Some(
+            "nothing was pasted: paste the whole address from the browser's address bar".into(),
+        );
+        return vec![];
+    }
+    s.sign_in_note = None;
+    vec![Effect::PasteRedirect(Secret::new(text))]
 }
 
 fn type_into(s: &mut State, f: Field, key: KeyEvent) {
@@ -831,6 +914,7 @@ fn type_into(s: &mut State, f: Field, key: KeyEvent) {
         Field::Filter => &mut s.filter,
         Field::AppName => &mut s.app_name,
         Field::RoleName => &mut s.role_name,
+        Field::Paste => &mut s.paste,
     };
     area.input(key);
     if f == Field::Filter {
@@ -873,7 +957,7 @@ fn leave_field(s: &mut State, at: Duration) -> Vec<Effect> {
             }
             vec![]
         }
-        Field::Filter => vec![],
+        Field::Filter | Field::Paste => vec![],
     }
 }
 
@@ -1036,6 +1120,7 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
                 leave_field(s, at)
             } else {
                 s.field = match s.pane {
+                    _ if s.browser_shown() => Some(Field::Paste),
                     Pane::SpotAccount => Some(Field::Token),
                     Pane::AppRegistration => Some(Field::AppName),
                     Pane::CustomRole => Some(Field::RoleName),
@@ -1095,6 +1180,23 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         }
         Cmd::Refresh => read_status(s, at),
         Cmd::Confirm => confirm_op(s, at),
+        Cmd::BrowserSignIn => {
+            if !s.device_code_blocked() {
+                return vec![];
+            }
+            log(
+                s,
+                "device code blocked by Conditional Access: signing in with a browser".into(),
+            );
+            s.auth_method = crate::cli::AuthMethod::Browser;
+            s.last_error = None;
+            s.device_code = None;
+            s.pane = Pane::AzureLogin;
+            s.sign_in = Load::Loading { since: at };
+            refresh_pre_steps(s, at);
+            vec![Effect::UseBrowserSignIn]
+        }
+        Cmd::Continue if s.field == Some(Field::Paste) => submit_paste(s),
         Cmd::Continue => {
             if s.field.is_some() {
                 let fx = leave_field(s, at);

@@ -1,15 +1,16 @@
 //! Azure sign-in behind azure_core's `TokenCredential` (PRODUCT.md §1 step 1).
 //!
-//! Four methods: our [`DeviceCodeCredential`] (default: works over SSH), azure_identity's
+//! Five methods: our [`DeviceCodeCredential`] (default: works over SSH) and its browser variant
+//! (authorization code + PKCE from another machine's browser, `azure::browser`), azure_identity's
 //! `AzureCliCredential` and `ManagedIdentityCredential`, and a service principal's client secret
 //! from `AZURE_TENANT_ID` / `AZURE_CLIENT_ID` / `AZURE_CLIENT_SECRET` ([`ClientSecretCredential`]).
 //! [`Auth`] hands out access tokens per (tenant, audience) as [`Secret`]s, and the same thing as
 //! an `Arc<dyn TokenCredential>` ([`Auth::credential`]).
 
 use crate::azure::device_code::{
-    self, AZURE_CLI_CLIENT_ID, Clock, DeviceCodeCredential, DeviceCodeOptions, TokenCache,
-    decode_jwt_claims,
+    self, AZURE_CLI_CLIENT_ID, DeviceCodeCredential, DeviceCodeOptions, Interactive, TokenCache,
 };
+use crate::azure::token::{self, Clock, decode_jwt_claims};
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result, Service};
 use crate::http::Http;
@@ -31,6 +32,9 @@ pub enum AuthMethod {
     /// Device code (default: works over SSH with no browser).
     #[default]
     DeviceCode,
+    /// Authorization code + PKCE in a browser on another machine (your laptop): for when
+    /// Conditional Access blocks the device code. See --redirect-port.
+    Browser,
     /// Reuse the `az login` session.
     AzureCli,
     ManagedIdentity,
@@ -53,8 +57,9 @@ pub struct Identity {
     pub method: AuthMethod,
 }
 
-/// Called with the device code to show (defined with the device-code flow).
-pub use super::device_code::{DeviceCodePrompt, PromptFn};
+/// What an interactive sign-in shows, and the callback that shows it (defined in
+/// `azure::prompt`, which the device-code and browser flows use too).
+pub use super::prompt::{BrowserPrompt, DeviceCodePrompt, PromptFn, SignInPrompt};
 
 /// The tenant the device flow signs in to when no `--tenant` was given (work/school accounts).
 pub const ORGANIZATIONS: &str = "organizations";
@@ -128,8 +133,8 @@ impl ServicePrincipal {
 ///
 /// Why not azure_identity's `ClientSecretCredential`: it builds its token URL with
 /// `authority_host.join("/{tenant}/oauth2/v2.0/token")`, an absolute path that drops any path of
-/// the authority host, so it cannot be pointed at an authority that lives under a path (the
-/// simulator's `https://127.0.0.1:PORT/login`, or a corporate reverse proxy), even with a custom
+/// the authority host, so it cannot be pointed at an authority that lives under a path (a
+/// corporate reverse proxy; the simulator used to serve one too), even with a custom
 /// `CloudConfiguration` and transport. Its errors also keep only the numeric AADSTS codes,
 /// where the rest of this crate branches on the OAuth `error` code (`invalid_client`, …). The
 /// grant is one form POST; this implements it on the same `TokenCredential` trait, over the
@@ -184,7 +189,7 @@ impl ClientSecretCredential {
         if let Some(t) = self.cache.get(tenant, scope) {
             return Ok(t);
         }
-        let body = device_code::post_form_retrying(
+        let body = token::post_form_retrying(
             &self.http,
             &self.login,
             tenant,
@@ -197,7 +202,7 @@ impl ClientSecretCredential {
             ],
         )
         .await?;
-        let grant = device_code::parse_token_grant(&body, self.cache.now())?;
+        let grant = token::parse_token_grant(&body, self.cache.now())?;
         self.cache
             .put(tenant, scope, grant.access_token.clone(), grant.expires_on);
         Ok((grant.access_token, grant.expires_on))
@@ -326,13 +331,26 @@ impl Auth {
         tenant: Option<String>,
         prompt: PromptFn,
     ) -> Result<Auth> {
-        Self::with_clock(
+        Self::with_redirect_port(method, endpoints, http, tenant, None, prompt)
+    }
+
+    /// As [`Auth::new`]; the browser sign-in listens on `redirect_port` (None: a free port).
+    pub fn with_redirect_port(
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        redirect_port: Option<u16>,
+        prompt: PromptFn,
+    ) -> Result<Auth> {
+        Self::build(
             method,
             endpoints,
             http,
             tenant,
+            redirect_port,
             prompt,
-            device_code::system_clock(),
+            token::system_clock(),
         )
     }
 
@@ -345,9 +363,21 @@ impl Auth {
         prompt: PromptFn,
         clock: Clock,
     ) -> Result<Auth> {
+        Self::build(method, endpoints, http, tenant, None, prompt, clock)
+    }
+
+    fn build(
+        method: AuthMethod,
+        endpoints: &Endpoints,
+        http: &Http,
+        tenant: Option<String>,
+        redirect_port: Option<u16>,
+        prompt: PromptFn,
+        clock: Clock,
+    ) -> Result<Auth> {
         let custom = endpoints.name == "custom";
-        let backend = match method {
-            AuthMethod::DeviceCode => Backend::DeviceCode(DeviceCodeCredential::new(
+        let user = |interactive| {
+            Backend::DeviceCode(DeviceCodeCredential::with_interactive(
                 http.clone(),
                 DeviceCodeOptions {
                     login: endpoints.login.clone(),
@@ -356,33 +386,40 @@ impl Auth {
                     scope: endpoints.arm_scope.clone(),
                     clock: clock.clone(),
                 },
-                prompt,
-            )),
+                interactive,
+                prompt.clone(),
+            ))
+        };
+        let backend = match method {
+            AuthMethod::DeviceCode => user(Interactive::DeviceCode),
+            AuthMethod::Browser => user(Interactive::Browser { redirect_port }),
             AuthMethod::ClientSecret => {
                 let sp = ServicePrincipal::from_env(tenant.as_deref())?;
                 return Ok(Self::client_secret_with_clock(
                     endpoints, http, sp, tenant, clock,
                 ));
             }
-            AuthMethod::AzureCli | AuthMethod::ManagedIdentity if custom => {
-                return Err(Error::Usage(format!(
-                    "--auth {} signs in to a real Azure cloud and cannot be used with custom endpoints: use device-code or client-secret",
-                    if method == AuthMethod::AzureCli {
-                        "azure-cli"
-                    } else {
-                        "managed-identity"
-                    }
-                )));
-            }
+            // With custom endpoints too: `az account get-access-token --scope {arm}/.default`
+            // works against whatever cloud `az` is signed in to (`az cloud register` + `az login`;
+            // docs/architecture.md).
             AuthMethod::AzureCli => Backend::AzureCli(Mutex::new(HashMap::new())),
             AuthMethod::ManagedIdentity => {
-                let options = ManagedIdentityCredentialOptions {
+                let mut options = ManagedIdentityCredentialOptions {
                     user_assigned_id: std::env::var("AZURE_CLIENT_ID")
                         .ok()
                         .filter(|v| !v.is_empty())
                         .map(azure_identity::UserAssignedId::ClientId),
                     ..Default::default()
                 };
+                // Custom endpoints: the identity endpoint comes from App Service's
+                // IDENTITY_ENDPOINT / IDENTITY_HEADER (azure_identity reads them), and is reached
+                // through our HTTP client, which trusts the endpoints' CA (HTTPS only). A real
+                // cloud keeps azure_identity's own transport (IMDS is plain HTTP).
+                if custom {
+                    options.client_options.transport = Some(azure_core::http::Transport::new(
+                        Arc::new(http.client().clone()),
+                    ));
+                }
                 Backend::ManagedIdentity(
                     ManagedIdentityCredential::new(Some(options)).map_err(from_core_error)?,
                 )
@@ -401,7 +438,7 @@ impl Auth {
         sp: ServicePrincipal,
         tenant: Option<String>,
     ) -> Auth {
-        Self::client_secret_with_clock(endpoints, http, sp, tenant, device_code::system_clock())
+        Self::client_secret_with_clock(endpoints, http, sp, tenant, token::system_clock())
     }
 
     fn client_secret_with_clock(
@@ -463,6 +500,14 @@ impl Auth {
         }
     }
 
+    /// Hands the address the browser ended on to the browser sign-in waiting for it (pasted by
+    /// the operator). A refusal comes back through the prompt as [`SignInPrompt::Refused`].
+    pub fn paste_redirect(&self, address: &str) {
+        if let Backend::DeviceCode(c) = &self.inner.backend {
+            c.paste_redirect(address);
+        }
+    }
+
     /// `--tenant`, when given.
     pub fn requested_tenant(&self) -> Option<&str> {
         self.inner.tenant.as_deref()
@@ -519,7 +564,7 @@ impl Auth {
         };
         let home = match claims_tenant {
             Some(t) => Some(t),
-            // Opaque tokens (the simulator's): ask ARM which tenant is home.
+            // Opaque tokens (not JWTs, or without `tid`): ask ARM which tenant is home.
             None => self.home_tenant_from_arm().await?,
         };
         if let Some(h) = &home {
@@ -529,7 +574,7 @@ impl Auth {
             }
         }
         let display = display.unwrap_or_else(|| match (method, &home) {
-            (AuthMethod::DeviceCode | AuthMethod::AzureCli, Some(h)) => {
+            (AuthMethod::DeviceCode | AuthMethod::Browser | AuthMethod::AzureCli, Some(h)) => {
                 format!("user of tenant {h}")
             }
             (AuthMethod::ManagedIdentity, _) => "managed identity".to_string(),
@@ -801,21 +846,25 @@ mod tests {
     }
 
     #[test]
-    fn azure_cli_and_managed_identity_refuse_custom_endpoints() {
+    fn azure_cli_and_managed_identity_work_with_custom_endpoints() {
+        // Both used to refuse custom endpoints; `az` signed in to a custom cloud and an App
+        // Service identity endpoint make them usable there (tests/azure_cli.rs,
+        // tests/managed_identity.rs run them against the simulator).
         let f = crate::endpoints::EndpointsFile {
-            login: "https://127.0.0.1:1/login".into(),
-            graph: "https://127.0.0.1:1/graph".into(),
-            arm: "https://127.0.0.1:1/arm".into(),
-            spot: "https://127.0.0.1:1/spot".into(),
-            inspect: "https://127.0.0.1:1/inspect".into(),
+            login: "https://127.0.0.1:1".into(),
+            graph: "https://127.0.0.1:2".into(),
+            arm: "https://127.0.0.1:3".into(),
+            spot: "https://127.0.0.1:4".into(),
+            inspect: "https://127.0.0.1:5".into(),
             ca_cert: "/nonexistent".into(),
             spot_token: "x".into(),
         };
         let ep = Endpoints::from_file_contents(&f);
         let http = Http::new(None).unwrap();
         for m in [AuthMethod::AzureCli, AuthMethod::ManagedIdentity] {
-            let r = Auth::new(m, &ep, &http, None, Arc::new(|_| {}));
-            assert!(matches!(r, Err(Error::Usage(_))), "{m:?}");
+            let auth = Auth::new(m, &ep, &http, None, Arc::new(|_| {})).unwrap();
+            assert_eq!(auth.method(), m);
+            assert_eq!(auth.endpoints().arm_scope, "https://127.0.0.1:3/.default");
         }
     }
 }

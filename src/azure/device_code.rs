@@ -10,6 +10,11 @@
 //!
 //! Nothing here logs or Debug-prints a token, refresh token or device code.
 
+use crate::azure::prompt::{DeviceCodePrompt, PromptFn, SignInPrompt};
+use crate::azure::token::{
+    Clock, TokenGrant, TokenRefusal, parse_token_grant, post_form, post_form_retrying, post_token,
+    seconds,
+};
 use crate::error::{ApiError, Error, Result, Service};
 use crate::http::Http;
 use crate::secret::Secret;
@@ -22,20 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
-
-/// The device-code sign-in prompt: shown large by the UI, printed by `apply`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeviceCodePrompt {
-    pub user_code: String,
-    pub verification_uri: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// The identity platform's own sentence ("To sign in, use a web browser to open …").
-    pub message: String,
-}
-
-/// Called with the device code to show.
-pub type PromptFn = std::sync::Arc<dyn Fn(DeviceCodePrompt) + Send + Sync>;
 
 /// The Azure CLI's public client id: first-party, preauthorized for ARM and Graph, same in
 /// every cloud (reference/azure-api.md §3.1).
@@ -50,13 +41,6 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// Polls that failed in transit (no reply, 500/502/504) tolerated in a row before giving up.
 /// A poll changes nothing on the service, so repeating it is safe.
 const MAX_TRANSIENT_POLL_FAILURES: u32 = 5;
-
-/// The time source (injected in tests).
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(OffsetDateTime::now_utc)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Token cache
@@ -110,135 +94,6 @@ impl TokenCache {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// JWT claims (display only: never verified, never trusted for access decisions)
-// ---------------------------------------------------------------------------------------------
-
-/// The claims we show: who signed in and in which tenant.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Claims {
-    /// `tid`: the tenant the token was issued in.
-    pub tenant_id: Option<String>,
-    /// `preferred_username`, `upn`, `unique_name` or `email`.
-    pub username: Option<String>,
-    /// `appid` / `azp`: the client (for a service principal or managed identity).
-    pub app_id: Option<String>,
-    pub object_id: Option<String>,
-}
-
-/// Decodes a JWT's payload without verifying it. `None` for an opaque token (the simulator's)
-/// or anything that is not a JSON payload.
-pub fn decode_jwt_claims(token: &str) -> Option<Claims> {
-    let mut parts = token.split('.');
-    let (_header, payload) = (parts.next()?, parts.next()?);
-    parts.next()?; // a JWS has three parts
-    let bytes = azure_core::base64::decode_url_safe(payload).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    let s = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let claims = Claims {
-        tenant_id: s("tid"),
-        username: s("preferred_username")
-            .or_else(|| s("upn"))
-            .or_else(|| s("unique_name"))
-            .or_else(|| s("email")),
-        app_id: s("appid").or_else(|| s("azp")),
-        object_id: s("oid"),
-    };
-    Some(claims)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Token endpoint
-// ---------------------------------------------------------------------------------------------
-
-/// A successful token response. No `Debug`: it holds tokens.
-pub struct TokenGrant {
-    pub access_token: Secret,
-    pub expires_on: OffsetDateTime,
-    pub refresh_token: Option<Secret>,
-    /// Claims of the id_token (or of the access token when that is a JWT).
-    pub claims: Option<Claims>,
-}
-
-fn seconds(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// Parses a token endpoint reply body (`expires_in` as number or string, as v1 endpoints sent).
-pub fn parse_token_grant(body: &Value, now: OffsetDateTime) -> Result<TokenGrant> {
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let access = text("access_token").ok_or_else(|| {
-        Error::Auth("the identity platform's token response has no access_token".into())
-    })?;
-    let expires_in = seconds(body.get("expires_in")).unwrap_or(3600).max(0);
-    let claims = text("id_token")
-        .and_then(decode_jwt_claims)
-        .or_else(|| decode_jwt_claims(access));
-    Ok(TokenGrant {
-        access_token: Secret::new(access),
-        expires_on: now + time::Duration::seconds(expires_in),
-        refresh_token: text("refresh_token").map(Secret::new),
-        claims,
-    })
-}
-
-/// `POST {login}/{tenant}/oauth2/v2.0/{endpoint}` with a form body.
-pub(crate) async fn post_form(
-    http: &Http,
-    login: &str,
-    tenant: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> Result<Value, ApiError> {
-    let url = format!("{login}/{tenant}/oauth2/v2.0/{endpoint}");
-    let req = http.request(reqwest::Method::POST, &url).form(form);
-    http.send(Service::Login, req).await.map(|r| r.body)
-}
-
-/// As [`post_form`], also retrying replies lost in transit (no reply, 500/502/504). Only for
-/// requests that change nothing a retry could duplicate: asking for a device code (none has been
-/// shown yet) and the refresh-token and client-credentials grants (each just issues a token).
-/// Device-code polls are not retried here: the poll loop owns their pacing.
-pub(crate) async fn post_form_retrying(
-    http: &Http,
-    login: &str,
-    tenant: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> Result<Value, ApiError> {
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match post_form(http, login, tenant, endpoint, form).await {
-            Err(e) if matches!(e.status, 0 | 500 | 502 | 504) && attempt < http.max_attempts => {
-                let wait = Duration::from_millis(250u64 << attempt.min(5));
-                tracing::info!(
-                    status = e.status,
-                    attempt,
-                    endpoint,
-                    "identity platform: retrying"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// The message when a poll's successful reply was lost and the code is now redeemed.
 pub const LOST_REPLY: &str = "the identity platform's reply to the sign-in was lost in transit";
 
 /// A token for `scope` in `tenant` from a refresh token (reference/azure-api.md §3.4).
@@ -250,9 +105,9 @@ pub(crate) async fn redeem_refresh_token(
     scope: &str,
     refresh_token: &Secret,
     now: OffsetDateTime,
-) -> Result<TokenGrant> {
+) -> Result<TokenGrant, RefreshFailure> {
     let scope = format!("{scope} offline_access");
-    let body = post_form_retrying(
+    let body = post_token(
         http,
         login,
         tenant,
@@ -263,9 +118,80 @@ pub(crate) async fn redeem_refresh_token(
             ("refresh_token", refresh_token.expose()),
             ("scope", &scope),
         ],
+        true,
     )
-    .await?;
-    parse_token_grant(&body, now)
+    .await
+    .map_err(RefreshFailure::Refused)?;
+    parse_token_grant(&body, now).map_err(RefreshFailure::Other)
+}
+
+/// Why a refresh gave no token.
+pub(crate) enum RefreshFailure {
+    Refused(TokenRefusal),
+    Other(Error),
+}
+
+impl From<RefreshFailure> for Error {
+    fn from(f: RefreshFailure) -> Error {
+        match f {
+            RefreshFailure::Refused(r) => Error::Api(r.api),
+            RefreshFailure::Other(e) => e,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditional Access and interaction (reference/identity-and-clients.md §5)
+// ---------------------------------------------------------------------------------------------
+
+/// The codes with which Conditional Access or a device policy refuses the device-code flow.
+pub const DEVICE_CODE_BLOCKED: [&str; 5] = [
+    "AADSTS53003",
+    "AADSTS53000",
+    "AADSTS53001",
+    "AADSTS50097",
+    "AADSTS50005",
+];
+
+/// Did Conditional Access (or a device policy) refuse this sign-in? On `error_codes` only: the
+/// `error` string varies between reports.
+pub fn device_code_blocked(api: &ApiError) -> bool {
+    api.service == Service::Login && DEVICE_CODE_BLOCKED.iter().any(|c| api.has_code(c))
+}
+
+/// The sentence that ends a blocked device-code sign-in.
+pub fn blocked_message(api: &ApiError) -> String {
+    let code = DEVICE_CODE_BLOCKED
+        .iter()
+        .find(|c| api.has_code(c))
+        .copied()
+        .unwrap_or("AADSTS53003");
+    let why = match code {
+        "AADSTS53000" => "this machine is not a compliant device",
+        "AADSTS53001" => "this machine is not domain joined",
+        "AADSTS50097" | "AADSTS50005" => "the sign-in needs a registered device",
+        _ => "the policy does not allow the device-code flow",
+    };
+    format!(
+        "Conditional Access blocks the device-code sign-in ({code}: {why}); sign in with a browser instead: --auth browser"
+    )
+}
+
+/// Does this refusal of a refresh ask for an interactive sign-in to that tenant? And why, in
+/// words.
+pub fn interaction_reason(api: &ApiError) -> Option<String> {
+    let why = if api.has_code("AADSTS50076") {
+        "multi-factor authentication is required there (AADSTS50076)"
+    } else if api.has_code("AADSTS50079") {
+        "you must register for multi-factor authentication there (AADSTS50079)"
+    } else if api.has_code("AADSTS65001") {
+        "the Azure CLI's app needs your consent there (AADSTS65001)"
+    } else if api.has_code("interaction_required") {
+        "it asks for an interactive sign-in (interaction_required)"
+    } else {
+        return None;
+    };
+    Some(why.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,14 +283,23 @@ fn with_message(mut e: ApiError, what: &str) -> ApiError {
 // The credential
 // ---------------------------------------------------------------------------------------------
 
-/// Who the device flow signed in (from the id_token, when it is a JWT).
+/// Who the interactive sign-in signed in (from the id_token, when it is a JWT).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
     pub username: Option<String>,
     pub home_tenant: Option<String>,
 }
 
-/// Where the device flow runs.
+/// How the operator signs in interactively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interactive {
+    /// The device-code flow (RFC 8628).
+    DeviceCode,
+    /// Authorization code + PKCE in a browser on another machine (`azure::browser`).
+    Browser { redirect_port: Option<u16> },
+}
+
+/// Where the interactive sign-in runs.
 #[derive(Clone)]
 pub struct DeviceCodeOptions {
     /// Authority base URL without trailing slash (`https://login.microsoftonline.com`, or the
@@ -373,24 +308,32 @@ pub struct DeviceCodeOptions {
     pub client_id: String,
     /// `organizations` unless `--tenant` was given.
     pub tenant: String,
-    /// The scope asked for in the device flow (the ARM scope).
+    /// The scope asked for in the first sign-in (the ARM scope).
     pub scope: String,
     pub clock: Clock,
 }
 
+/// The operator's sign-in: one interactive flow (device code or browser), then a refresh token
+/// redeemed for every other (tenant, audience). A tenant that answers a refresh with
+/// `interaction_required` gets an interactive sign-in of its own (its authority, the `claims`
+/// challenge when given), and its refresh token replaces the one kept.
 pub struct DeviceCodeCredential {
     http: Http,
     opts: DeviceCodeOptions,
+    interactive: Interactive,
     prompt: PromptFn,
     refresh: Mutex<Option<Secret>>,
     account: Mutex<Option<Account>>,
     cache: TokenCache,
-    /// Held for the whole device flow: one flow in flight, other callers wait for it.
+    /// Held for the whole interactive flow: one flow in flight, other callers wait for it.
     flow: tokio::sync::Mutex<()>,
     /// Flows finished (successfully or not), and the last failure, so that callers who waited
     /// for a failed flow get its error instead of starting another prompt.
     flows_done: AtomicU64,
     last_failure: Mutex<Option<Error>>,
+    /// Addresses pasted by the operator, for the browser flow in progress.
+    paste_tx: tokio::sync::mpsc::UnboundedSender<String>,
+    pastes: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -399,6 +342,7 @@ impl fmt::Debug for DeviceCodeCredential {
             .field("login", &self.opts.login)
             .field("client_id", &self.opts.client_id)
             .field("tenant", &self.opts.tenant)
+            .field("interactive", &self.interactive)
             .field("signed_in", &self.has_refresh_token())
             .finish_non_exhaustive()
     }
@@ -410,24 +354,48 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl DeviceCodeCredential {
     pub fn new(http: Http, opts: DeviceCodeOptions, prompt: PromptFn) -> Arc<DeviceCodeCredential> {
+        Self::with_interactive(http, opts, Interactive::DeviceCode, prompt)
+    }
+
+    pub fn with_interactive(
+        http: Http,
+        opts: DeviceCodeOptions,
+        interactive: Interactive,
+        prompt: PromptFn,
+    ) -> Arc<DeviceCodeCredential> {
+        let (paste_tx, pastes) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(DeviceCodeCredential {
             http,
             cache: TokenCache::new(opts.clock.clone()),
             opts,
+            interactive,
             prompt,
             refresh: Mutex::new(None),
             account: Mutex::new(None),
             flow: tokio::sync::Mutex::new(()),
             flows_done: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            paste_tx,
+            pastes: tokio::sync::Mutex::new(pastes),
         })
+    }
+
+    pub fn interactive(&self) -> Interactive {
+        self.interactive
+    }
+
+    /// Hands the address the browser ended on to the browser sign-in waiting for it. It is
+    /// checked there (our redirect, our state, a code); a refusal comes back as
+    /// [`SignInPrompt::Refused`].
+    pub fn paste_redirect(&self, address: &str) {
+        let _ = self.paste_tx.send(address.to_string());
     }
 
     pub fn has_refresh_token(&self) -> bool {
         lock(&self.refresh).is_some()
     }
 
-    /// Who signed in, once the device flow has completed.
+    /// Who signed in, once the interactive flow has completed.
     pub fn account(&self) -> Option<Account> {
         lock(&self.account).clone()
     }
@@ -448,7 +416,7 @@ impl DeviceCodeCredential {
             .unwrap_or_else(|| self.opts.tenant.clone())
     }
 
-    /// Runs the device flow unless it has already run (or is running: then waits for it).
+    /// Runs the interactive flow unless it has already run (or is running: then waits for it).
     pub async fn sign_in(&self) -> Result<Account> {
         let seen = self.flows_done.load(Ordering::SeqCst);
         let _guard = self.flow.lock().await;
@@ -466,12 +434,40 @@ impl DeviceCodeCredential {
             // A flow ended while we waited for it, and failed: do not prompt again for the same call.
             return Err(e);
         }
-        let mut result = self.run_device_flow().await;
+        let tenant = self.opts.tenant.clone();
+        let scope = self.opts.scope.clone();
+        let mut result = self.run_interactive(&tenant, &scope, None).await;
         if matches!(&result, Err(Error::Auth(m)) if m == LOST_REPLY) {
             // The operator signed in but the reply never arrived: a new code is the only way on.
             tracing::info!("device code: reply lost in transit, starting a new device code");
-            result = self.run_device_flow().await;
+            result = self.run_interactive(&tenant, &scope, None).await;
         }
+        let result = result.map(|grant| {
+            let account = Account {
+                username: grant.claims.as_ref().and_then(|c| c.username.clone()),
+                home_tenant: grant.claims.as_ref().and_then(|c| c.tenant_id.clone()),
+            };
+            self.keep(&tenant, &scope, &grant);
+            if let Some(home) = &account.home_tenant {
+                self.cache
+                    .put(home, &scope, grant.access_token.clone(), grant.expires_on);
+            }
+            if grant.refresh_token.is_none() {
+                tracing::warn!(
+                    "the sign-in returned no refresh token: other tenants and Graph will be unavailable"
+                );
+            }
+            *lock(&self.account) = Some(account.clone());
+            match self.interactive {
+                Interactive::DeviceCode => {
+                    tracing::info!(home_tenant = ?account.home_tenant, "device code sign-in completed")
+                }
+                Interactive::Browser { .. } => {
+                    tracing::info!(home_tenant = ?account.home_tenant, "browser sign-in: signed in")
+                }
+            }
+            account
+        });
         if let Err(e) = &result {
             *lock(&self.last_failure) = Some(e.clone());
         }
@@ -479,17 +475,55 @@ impl DeviceCodeCredential {
         result
     }
 
-    async fn run_device_flow(&self) -> Result<Account> {
+    /// Caches the grant's access token for (tenant, scope) and keeps its refresh token.
+    fn keep(&self, tenant: &str, scope: &str, grant: &TokenGrant) {
+        self.cache
+            .put(tenant, scope, grant.access_token.clone(), grant.expires_on);
+        if let Some(rt) = &grant.refresh_token {
+            *lock(&self.refresh) = Some(rt.clone());
+        }
+    }
+
+    /// One interactive sign-in at `tenant`'s authority for `scope`.
+    async fn run_interactive(
+        &self,
+        tenant: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenGrant> {
+        let scopes = format!("{scope} offline_access openid profile");
+        match self.interactive {
+            Interactive::DeviceCode => self.run_device_flow(tenant, &scopes, claims).await,
+            Interactive::Browser { redirect_port } => {
+                let o = crate::azure::browser::BrowserOptions {
+                    login: self.opts.login.clone(),
+                    client_id: self.opts.client_id.clone(),
+                    tenant: tenant.to_string(),
+                    scope: scopes,
+                    redirect_port,
+                    claims: claims.map(str::to_string),
+                    clock: self.opts.clock.clone(),
+                };
+                let mut pastes = self.pastes.lock().await;
+                crate::azure::browser::sign_in(&self.http, &o, &self.prompt, &mut pastes).await
+            }
+        }
+    }
+
+    async fn run_device_flow(
+        &self,
+        tenant: &str,
+        scopes: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenGrant> {
         let o = &self.opts;
-        let scope = format!("{} offline_access openid profile", o.scope);
-        let body = post_form_retrying(
-            &self.http,
-            &o.login,
-            &o.tenant,
-            "devicecode",
-            &[("client_id", &o.client_id), ("scope", &scope)],
-        )
-        .await?;
+        let mut request = vec![("client_id", o.client_id.as_str()), ("scope", scopes)];
+        if let Some(c) = claims {
+            request.push(("claims", c));
+        }
+        let body = post_form_retrying(&self.http, &o.login, tenant, "devicecode", &request)
+            .await
+            .map_err(blocked_or)?;
         let text = |k: &str| {
             body.get(k)
                 .and_then(Value::as_str)
@@ -515,56 +549,35 @@ impl DeviceCodeCredential {
                 "To sign in, use a web browser to open the page {verification_uri} and enter the code {user_code} to authenticate."
             ),
         };
-        tracing::info!(tenant = %o.tenant, expires_in, interval_s = interval.as_secs(), "device code sign-in started");
-        (self.prompt)(DeviceCodePrompt {
+        tracing::info!(%tenant, expires_in, interval_s = interval.as_secs(), "device code sign-in started");
+        (self.prompt)(SignInPrompt::DeviceCode(DeviceCodePrompt {
             user_code,
             verification_uri,
             expires_at,
             message,
-        });
+        }));
 
         let form = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ("client_id", o.client_id.as_str()),
             ("device_code", device_code.expose()),
         ];
-        let grant = poll_for_token(
+        poll_for_token(
             interval,
             expires_at,
             &o.clock,
             || async {
-                let body = post_form(&self.http, &o.login, &o.tenant, "token", &form).await?;
+                let body = post_form(&self.http, &o.login, tenant, "token", &form).await?;
                 parse_token_grant(&body, (o.clock)())
                     .map_err(|e| ApiError::transport(Service::Login, e.to_string()))
             },
             tokio::time::sleep,
         )
-        .await?;
-
-        let account = Account {
-            username: grant.claims.as_ref().and_then(|c| c.username.clone()),
-            home_tenant: grant.claims.as_ref().and_then(|c| c.tenant_id.clone()),
-        };
-        self.cache.put(
-            &o.tenant,
-            &o.scope,
-            grant.access_token.clone(),
-            grant.expires_on,
-        );
-        if let Some(home) = &account.home_tenant {
-            self.cache
-                .put(home, &o.scope, grant.access_token.clone(), grant.expires_on);
-        }
-        if let Some(rt) = grant.refresh_token {
-            *lock(&self.refresh) = Some(rt);
-        } else {
-            tracing::warn!(
-                "device code sign-in returned no refresh token: other tenants and Graph will be unavailable"
-            );
-        }
-        *lock(&self.account) = Some(account.clone());
-        tracing::info!(home_tenant = ?account.home_tenant, "device code sign-in completed");
-        Ok(account)
+        .await
+        .map_err(|e| match e {
+            Error::Api(api) => blocked_or(api),
+            other => other,
+        })
     }
 
     /// An access token for `scope` in `tenant` (None: [`Self::default_tenant`]).
@@ -585,25 +598,79 @@ impl DeviceCodeCredential {
                 return Ok(t);
             }
         }
-        let rt = lock(&self.refresh).clone().ok_or_else(|| {
-            Error::Auth("no refresh token from the device code sign-in: cannot get tokens for another tenant or audience".into())
-        })?;
+        let rt = self.refresh_token()?;
+        match self.refresh(&tenant, scope, &rt).await {
+            Err(RefreshFailure::Refused(r)) => match interaction_reason(&r.api) {
+                Some(reason) => {
+                    self.sign_in_again(&tenant, scope, &rt, r.claims.as_deref(), &reason)
+                        .await
+                }
+                None => Err(Error::Api(r.api)),
+            },
+            other => other.map_err(Error::from),
+        }
+    }
+
+    fn refresh_token(&self) -> Result<Secret> {
+        lock(&self.refresh).clone().ok_or_else(|| {
+            Error::Auth("no refresh token from the sign-in: cannot get tokens for another tenant or audience".into())
+        })
+    }
+
+    async fn refresh(
+        &self,
+        tenant: &str,
+        scope: &str,
+        rt: &Secret,
+    ) -> Result<(Secret, OffsetDateTime), RefreshFailure> {
         let grant = redeem_refresh_token(
             &self.http,
             &self.opts.login,
             &self.opts.client_id,
-            &tenant,
+            tenant,
             scope,
-            &rt,
+            rt,
             self.cache.now(),
         )
         .await?;
-        if let Some(new_rt) = grant.refresh_token {
-            *lock(&self.refresh) = Some(new_rt);
-        }
-        self.cache
-            .put(&tenant, scope, grant.access_token.clone(), grant.expires_on);
+        self.keep(tenant, scope, &grant);
         tracing::debug!(%tenant, scope, "token from refresh token");
+        Ok((grant.access_token, grant.expires_on))
+    }
+
+    /// `tenant` refused the refresh token `stale` and wants the operator to sign in there.
+    async fn sign_in_again(
+        &self,
+        tenant: &str,
+        scope: &str,
+        stale: &Secret,
+        claims: Option<&str>,
+        reason: &str,
+    ) -> Result<(Secret, OffsetDateTime)> {
+        let _guard = self.flow.lock().await;
+        // Another caller may have signed in to this tenant while we waited.
+        if let Some(t) = self.cache.get(tenant, scope) {
+            return Ok(t);
+        }
+        let current = self.refresh_token()?;
+        if current.expose() != stale.expose()
+            && let Ok(t) = self.refresh(tenant, scope, &current).await
+        {
+            return Ok(t);
+        }
+        tracing::info!(%tenant, reason, "tenant asks for an interactive sign-in");
+        (self.prompt)(SignInPrompt::Again {
+            tenant: tenant.to_string(),
+            reason: reason.to_string(),
+        });
+        let result = self.run_interactive(tenant, scope, claims).await;
+        (self.prompt)(SignInPrompt::Finished {
+            tenant: tenant.to_string(),
+            ok: result.is_ok(),
+        });
+        let grant = result?;
+        self.keep(tenant, scope, &grant);
+        tracing::info!(%tenant, "signed in to the tenant again");
         Ok((grant.access_token, grant.expires_on))
     }
 
@@ -613,6 +680,17 @@ impl DeviceCodeCredential {
             inner: self.clone(),
             tenant: tenant.map(str::to_string),
         })
+    }
+}
+
+/// A blocked device-code sign-in gets the sentence that names Conditional Access and the way
+/// out; any other error stays as it is.
+fn blocked_or(api: ApiError) -> Error {
+    if device_code_blocked(&api) {
+        let what = blocked_message(&api);
+        Error::Api(with_message(api, &what))
+    } else {
+        Error::Api(api)
     }
 }
 
@@ -860,56 +938,6 @@ mod tests {
         // Without a transport failure before it, invalid_grant is the service's own answer.
         let (res, _, _) = run_script(vec![Err("invalid_grant")], 1, 900).await;
         assert_eq!(res.err().unwrap().api().unwrap().code, "invalid_grant");
-    }
-
-    fn jwt(payload: &str) -> String {
-        format!(
-            "{}.{}.sig",
-            azure_core::base64::encode_url_safe(br#"{"alg":"RS256","typ":"JWT"}"#),
-            azure_core::base64::encode_url_safe(payload.as_bytes())
-        )
-    }
-
-    #[test]
-    fn jwt_claims_are_decoded_and_opaque_tokens_are_not() {
-        let t = jwt(
-            r#"{"tid":"72f988bf-0000","preferred_username":"ops@contoso.com","oid":"o-1","appid":"04b0"}"#,
-        );
-        let c = decode_jwt_claims(&t).unwrap();
-        assert_eq!(c.tenant_id.as_deref(), Some("72f988bf-0000"));
-        assert_eq!(c.username.as_deref(), Some("ops@contoso.com"));
-        assert_eq!(c.app_id.as_deref(), Some("04b0"));
-        let c = decode_jwt_claims(&jwt(r#"{"tid":"t","upn":"u@x"}"#)).unwrap();
-        assert_eq!(c.username.as_deref(), Some("u@x"));
-        assert_eq!(decode_jwt_claims("sim-opaque-token-123"), None);
-        assert_eq!(decode_jwt_claims("a.b.c"), None);
-        assert_eq!(
-            decode_jwt_claims(&format!(
-                "x.{}.y",
-                azure_core::base64::encode_url_safe(b"not json")
-            )),
-            None
-        );
-    }
-
-    #[test]
-    fn token_grant_prefers_id_token_claims_and_accepts_string_expiry() {
-        let now = OffsetDateTime::now_utc();
-        let body = serde_json::json!({
-            "access_token": "opaque-at", "expires_in": "3599", "refresh_token": "rt-1",
-            "id_token": jwt(r#"{"tid":"home-t","preferred_username":"me@x"}"#)
-        });
-        let g = parse_token_grant(&body, now).unwrap();
-        assert_eq!(g.expires_on, now + time::Duration::seconds(3599));
-        assert_eq!(g.refresh_token.unwrap().expose(), "rt-1");
-        assert_eq!(g.claims.unwrap().tenant_id.as_deref(), Some("home-t"));
-        let g = parse_token_grant(
-            &serde_json::json!({"access_token":"opaque","expires_in":60}),
-            now,
-        )
-        .unwrap();
-        assert!(g.claims.is_none() && g.refresh_token.is_none());
-        assert!(parse_token_grant(&serde_json::json!({"token_type":"Bearer"}), now).is_err());
     }
 
     #[test]

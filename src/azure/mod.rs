@@ -3,6 +3,9 @@
 
 pub mod arm;
 pub mod auth;
+pub mod browser;
 pub mod device_code;
 pub mod discovery;
 pub mod graph;
+pub mod prompt;
+pub mod token;

@@ -8,17 +8,15 @@
 
 use crate::cli::{Cli, CommonOpts, exit};
 use crate::error::Error;
-use crate::onboard::model::{
-    DeviceCodePrompt, Outcome, Plan, PlanAction, Progress, RunReport, StepEvent, Verdict,
-};
+use crate::onboard::model::{Outcome, Plan, PlanAction, Progress, RunReport, StepEvent, Verdict};
 use crate::onboard::policy::Policy;
 use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};
 use std::io::IsTerminal;
-use std::sync::Arc;
 
 pub mod remove;
 pub mod rotate;
+pub mod signin;
 pub mod status;
 
 pub async fn apply(cli: &Cli) -> i32 {
@@ -132,20 +130,17 @@ fn fail(e: &Error) -> i32 {
     }
 }
 
-/// The `Session` for a command, with the device-code prompt on stderr.
+/// The `Session` for a command, with the sign-in prompts on stderr (and, for a browser
+/// sign-in, stdin lines as the pasted address).
 fn session(opts: &CommonOpts) -> Result<Session, Error> {
-    let prompt: crate::azure::auth::PromptFn = Arc::new(|p: DeviceCodePrompt| {
-        eprintln!("{}", p.message);
-        eprintln!(
-            "  (code {} at {}; expires {:02}:{:02}:{:02} UTC)",
-            p.user_code,
-            p.verification_uri,
-            p.expires_at.hour(),
-            p.expires_at.minute(),
-            p.expires_at.second()
-        );
-    });
-    Session::build(opts, None, prompt)
+    let (prompt, slot) = signin::prompt();
+    let session = Session::build(opts, None, prompt)?;
+    let _ = slot.set(session.auth.clone());
+    Ok(session)
+}
+
+fn hms(t: time::OffsetDateTime) -> String {
+    format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second())
 }
 
 async fn run(opts: &CommonOpts, write: bool) -> i32 {
@@ -394,7 +389,36 @@ pub fn progress_line(p: &Progress) -> Option<String> {
             }
             StepEvent::Skipped { reason } => format!("  - {}: skipped ({reason})", step.label()),
         }),
-        Progress::DeviceCode(d) => Some(d.message.clone()),
+        Progress::DeviceCode(d) => Some(format!(
+            "{}\n  (code {} at {}; expires {})",
+            d.message,
+            d.user_code,
+            d.verification_uri,
+            hms(d.expires_at)
+        )),
+        Progress::Browser(b) => Some(format!(
+            "To sign in, open this address in a browser on any machine (your laptop):\n\n  {url}\n\n\
+             After the sign-in the browser goes to {redirect}/?code=…, on this machine. Either\n\
+             \x20 - forward that port before you open the address, from your laptop:\n\
+             \x20     {ssh}\n\
+             \x20   and the sign-in completes by itself, or\n\
+             \x20 - when that page fails to load, copy the whole address from the browser's address bar,\n\
+             \x20   paste it here and press Enter.\n\
+             \x20 (tenant {tenant}; waiting until {until})",
+            url = b.url,
+            redirect = b.redirect_uri,
+            ssh = b.ssh_command,
+            tenant = b.tenant,
+            until = hms(b.expires_at)
+        )),
+        Progress::SignInAgain { tenant, reason } => Some(format!(
+            "  … Azure login: tenant {tenant} asks you to sign in again: {reason}"
+        )),
+        Progress::RedirectRefused { message } => Some(format!("  ✗ not signed in yet: {message}")),
+        Progress::SignInFinished { tenant, ok: true } => {
+            Some(format!("  ✓ Azure login: signed in at tenant {tenant}"))
+        }
+        Progress::SignInFinished { .. } => None,
         Progress::Log { message } => Some(format!("  {message}")),
     }
 }

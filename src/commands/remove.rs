@@ -98,12 +98,9 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
 }
 
 /// Reads a y/yes answer from stdin (the question is already printed).
+/// (stdin is read through `signin::next_line`, which a browser sign-in shares.)
 pub(crate) async fn confirm_line() -> bool {
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).is_ok()
-            && matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
-    })
-    .await
-    .unwrap_or(false)
+    super::signin::next_line()
+        .await
+        .is_some_and(|line| matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }

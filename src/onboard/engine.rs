@@ -399,7 +399,7 @@ fn account_name(t: &Target) -> String {
 /// such a directory role. What cannot be read is "unknown", never a block.
 async fn app_rights(session: &Session, graph: &Graph, tenant: &str) -> AppRights {
     match session.auth.method() {
-        AuthMethod::DeviceCode | AuthMethod::AzureCli => {
+        AuthMethod::DeviceCode | AuthMethod::Browser | AuthMethod::AzureCli => {
             let (policy, roles) = tokio::join!(
                 read(|| graph.users_may_create_apps()),
                 read(|| graph.my_directory_roles())

@@ -63,6 +63,8 @@ pub struct SessionOptions {
     pub auth: AuthMethod,
     /// `--tenant`: sign in to this tenant only.
     pub tenant: Option<String>,
+    /// `--redirect-port`: the loopback port of the browser sign-in (default: a free one).
+    pub redirect_port: Option<u16>,
     /// `--endpoints FILE` (the file `spot-connect sim` writes).
     pub endpoints_file: Option<PathBuf>,
     pub cloud: Cloud,
@@ -118,7 +120,14 @@ impl Session {
     ) -> Result<Session> {
         let opts = opts.into();
         let http = Http::new(endpoints.ca_pem()?.as_deref())?;
-        let auth = Auth::new(opts.auth, &endpoints, &http, opts.tenant.clone(), prompt)?;
+        let auth = Auth::with_redirect_port(
+            opts.auth,
+            &endpoints,
+            &http,
+            opts.tenant.clone(),
+            opts.redirect_port,
+            prompt,
+        )?;
         let spot = SpotClient::new(&endpoints.spot, http.clone(), token);
         Ok(Session {
             endpoints,

@@ -1,6 +1,8 @@
 //! The vocabulary shared by the engine, `apply`/`plan` and the full-screen UI: steps, progress
 //! events, plans and reports. Nothing here does I/O.
 
+pub use crate::azure::prompt::BrowserPrompt;
+use crate::azure::prompt::SignInPrompt;
 use crate::error::{ApiError, Error};
 use serde::Serialize;
 use std::time::Duration;
@@ -88,7 +90,7 @@ impl From<&Error> for ErrorInfo {
 }
 
 /// The device-code sign-in prompt (made by the client that signs in; part of the progress).
-pub use crate::azure::device_code::DeviceCodePrompt;
+pub use crate::azure::prompt::DeviceCodePrompt;
 
 /// Progress of one step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -128,9 +130,37 @@ pub enum Progress {
         event: StepEvent,
     },
     DeviceCode(DeviceCodePrompt),
+    /// The browser sign-in: the address to open and how the answer comes back.
+    Browser(BrowserPrompt),
+    /// A tenant refused the refresh and wants the operator to sign in there, and why.
+    SignInAgain {
+        tenant: String,
+        reason: String,
+    },
+    /// A pasted address or a redirect was refused; the sign-in still waits.
+    RedirectRefused {
+        message: String,
+    },
+    /// The interactive sign-in to `tenant` ended.
+    SignInFinished {
+        tenant: String,
+        ok: bool,
+    },
     Log {
         message: String,
     },
+}
+
+impl From<SignInPrompt> for Progress {
+    fn from(p: SignInPrompt) -> Progress {
+        match p {
+            SignInPrompt::DeviceCode(d) => Progress::DeviceCode(d),
+            SignInPrompt::Browser(b) => Progress::Browser(b),
+            SignInPrompt::Again { tenant, reason } => Progress::SignInAgain { tenant, reason },
+            SignInPrompt::Refused(message) => Progress::RedirectRefused { message },
+            SignInPrompt::Finished { tenant, ok } => Progress::SignInFinished { tenant, ok },
+        }
+    }
 }
 
 /// What `plan` says it would do to an object.

@@ -207,7 +207,7 @@ fn sp_json(w: &World, s: &ServicePrincipal) -> Value {
         "servicePrincipalNames": std::iter::once(s.app_id.clone())
             .chain(app.map(|a| a.identifier_uris.clone()).unwrap_or_default())
             .collect::<Vec<_>>(),
-        "servicePrincipalType": "Application",
+        "servicePrincipalType": s.kind,
         "signInAudience": app.map(|a| a.sign_in_audience.clone()),
         "tags": [],
         "keyCredentials": [],
@@ -390,10 +390,7 @@ fn directory_roles(w: &World, tenant: &str, user_id: &str) -> Vec<Value> {
 /// A service principal's app role assignments: Graph's Application.ReadWrite.All for an app
 /// that may register applications.
 fn app_role_assignments(w: &World, s: &ServicePrincipal) -> Vec<Value> {
-    let may = w
-        .applications
-        .iter()
-        .any(|a| a.app_id == s.app_id && a.may_register_apps);
+    let may = w.sp_may_register_apps(&s.app_id);
     if !may {
         return vec![];
     }
@@ -1069,6 +1066,8 @@ fn create_sp(sim: &Sim, ctx: &Ctx, w: &mut World, tenant: &str, body: &Value) ->
             .and_then(Value::as_bool)
             .unwrap_or(true),
         born: std::time::Instant::now(),
+        kind: "Application",
+        may_register_apps: false,
     };
     let sp = ServicePrincipal {
         id: w.new_guid(),

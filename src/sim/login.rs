@@ -1,5 +1,6 @@
 //! Identity platform v2: `/{tenant}/oauth2/v2.0/devicecode` and `/{tenant}/oauth2/v2.0/token`
-//! (device_code, refresh_token, client_credentials grants), form-encoded, OAuth error shape.
+//! (device_code, refresh_token, client_credentials and authorization_code grants), form-encoded,
+//! OAuth error shape. `/authorize` and its codes live in `authorize.rs`.
 
 use super::seed::OPERATOR_USER_ID;
 use super::state::{Audience, DeviceCode, Principal, World, random_token};
@@ -83,7 +84,11 @@ fn audience_of(sim: &Sim, scope: &str) -> Option<Audience> {
 }
 
 /// `{tenant}` of the URL → a tenant id for this user (organizations/common = home tenant).
-fn resolve_user_tenant(w: &World, tenant: &str, user_id: &str) -> Result<String, (u32, String)> {
+pub(crate) fn resolve_user_tenant(
+    w: &World,
+    tenant: &str,
+    user_id: &str,
+) -> Result<String, (u32, String)> {
     let user = w.user(user_id).ok_or((
         50034,
         "The user account does not exist in the directory.".to_string(),
@@ -128,8 +133,16 @@ pub(crate) struct Grant<'a> {
     pub nonce: Option<&'a str>,
     /// `client_info=1` was sent: add `client_info`.
     pub client_info: bool,
-    /// How the client authenticated: `appidacr` "0" public client, "1" client secret.
-    pub client_secret: bool,
+    /// How the client authenticated.
+    pub client_auth: ClientAuth,
+}
+
+/// `appidacr`: "0" a public client, "1" a client secret, "2" a certificate (managed identities).
+#[derive(Clone, Copy)]
+pub(crate) enum ClientAuth {
+    Public,
+    Secret,
+    Certificate,
 }
 
 fn now_secs() -> i64 {
@@ -169,7 +182,11 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         "tid": g.tenant,
         "oid": oid,
         "appid": g.client_id,
-        "appidacr": if g.client_secret { "1" } else { "0" },
+        "appidacr": match g.client_auth {
+            ClientAuth::Public => "0",
+            ClientAuth::Secret => "1",
+            ClientAuth::Certificate => "2",
+        },
         "ver": "1.0",
         "uti": random_token("")[..22].to_string(),
     });
@@ -182,6 +199,12 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
             at["unique_name"] = json!(user.map(|u| u.upn.clone()));
             at["name"] = json!(user.map(|u| u.name.clone()));
             at["amr"] = json!(["pwd"]);
+            // A guest (a tenant other than the user's home): `idp` names the home tenant's
+            // issuer (access-token-claims-reference: "identical to the value of the Issuer claim
+            // unless the user account isn't in the same tenant as the issuer, such as guests").
+            if let Some(u) = user.filter(|u| !u.home_tenant.eq_ignore_ascii_case(g.tenant)) {
+                at["idp"] = json!(format!("https://sts.windows.net/{}/", u.home_tenant));
+            }
             // Delegated permissions: ARM's only one; for Graph, what the Azure CLI's public
             // client is consented to for these operations (a guess: the real list is longer).
             at["scp"] = json!(match audience {
@@ -193,10 +216,7 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         Principal::ServicePrincipal { app_id, .. } => {
             at["idtyp"] = json!("app");
             at["sub"] = json!(oid);
-            let may = w
-                .applications
-                .iter()
-                .any(|a| &a.app_id == app_id && a.may_register_apps);
+            let may = w.sp_may_register_apps(app_id);
             if audience == Some(Audience::Graph) && may {
                 at["roles"] = json!(["Application.ReadWrite.All"]);
             }
@@ -313,6 +333,10 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             [_, "discovery", "v2.0", "keys"] | ["discovery", "v2.0", "keys"] => {
                 return Resp::json(200, jwt::key().jwks());
             }
+            ["msi", "token"] => return managed_identity(sim, ctx),
+            [tenant, "oauth2", "v2.0", "authorize"] => {
+                return super::authorize::authorize(sim, ctx, tenant);
+            }
             _ => {}
         }
     }
@@ -363,6 +387,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             Some("urn:ietf:params:oauth:grant-type:device_code") => poll(sim, ctx, &form),
             Some("refresh_token") => refresh(sim, ctx, tenant, &form),
             Some("client_credentials") => client_credentials(sim, ctx, tenant, &form),
+            Some("authorization_code") => authorization_code(sim, ctx, tenant, &form),
             Some(other) => oauth_error(
                 ctx,
                 400,
@@ -522,8 +547,13 @@ fn poll(sim: &Sim, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
             "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
         );
     }
-    dc.redeemed = true;
     let (tenant, scope, client_id) = (dc.tenant_id.clone(), dc.scope.clone(), dc.client_id.clone());
+    if let Some(blocked) = super::authorize::device_code_blocked(sim, &w, ctx, &tenant) {
+        return blocked;
+    }
+    if let Some(dc) = w.device_codes.get_mut(&code) {
+        dc.redeemed = true;
+    }
     let refresh = scope.split_whitespace().any(|s| s == "offline_access");
     let body = issue_tokens(
         sim,
@@ -538,9 +568,41 @@ fn poll(sim: &Sim, ctx: &Ctx, form: &HashMap<String, String>) -> Resp {
             refresh,
             nonce: None,
             client_info: wants_client_info(form),
-            client_secret: false,
+            client_auth: ClientAuth::Public,
         },
     );
+    super::authorize::signed_in_interactively(&mut w, &body, &tenant);
+    Resp::json(200, body)
+}
+
+/// The `authorization_code` grant: the code's checks are `authorize::redeem`'s.
+fn authorization_code(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -> Resp {
+    let (scope, _audience) = match scope_of(ctx, sim, form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut w = sim.world();
+    let who = match super::authorize::redeem(&mut w, ctx, tenant, form) {
+        Ok(who) => who,
+        Err(r) => return r,
+    };
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let refresh = scope.split_whitespace().any(|s| s == "offline_access");
+    let body = issue_tokens(
+        sim,
+        &mut w,
+        Grant {
+            tenant: &who.tenant_id,
+            principal: Principal::User { id: who.user_id },
+            client_id: &client_id,
+            scope,
+            refresh,
+            nonce: None,
+            client_info: wants_client_info(form),
+            client_auth: ClientAuth::Public,
+        },
+    );
+    super::authorize::signed_in_interactively(&mut w, &body, &who.tenant_id);
     Resp::json(200, body)
 }
 
@@ -569,6 +631,9 @@ fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -
         Ok(t) => t,
         Err((code, msg)) => return oauth_error(ctx, 400, "invalid_grant", code, &msg),
     };
+    if let Some(r) = super::authorize::interaction_challenge(sim, &w, ctx, &tenant_id, &rt) {
+        return r;
+    }
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     let body = issue_tokens(
         sim,
@@ -581,9 +646,10 @@ fn refresh(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String, String>) -
             refresh: true,
             nonce: None,
             client_info: wants_client_info(form),
-            client_secret: false,
+            client_auth: ClientAuth::Public,
         },
     );
+    super::authorize::refreshed(&mut w, &rt, &body);
     Resp::json(200, body)
 }
 
@@ -719,7 +785,7 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
                     refresh: false,
                     nonce: None,
                     client_info: false,
-                    client_secret: true,
+                    client_auth: ClientAuth::Secret,
                 },
             );
             Resp::json(200, body)
@@ -729,4 +795,85 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
             oauth_error(ctx, status, error, code, msg)
         }
     }
+}
+
+/// The simulated App Service identity endpoint (`IDENTITY_ENDPOINT` = `{login}/msi/token`,
+/// `IDENTITY_HEADER` = [`seed::MANAGED_IDENTITY_HEADER`]): `GET ?api-version=2019-08-01&resource=R
+/// [&client_id=…]` with `X-IDENTITY-HEADER` → `{"access_token","expires_on" (epoch seconds, a
+/// string),"resource","token_type","client_id"}` for the seeded managed identity.
+fn managed_identity(sim: &Sim, ctx: &Ctx) -> Resp {
+    use super::seed::{
+        CONTOSO_TENANT_ID, MANAGED_IDENTITY_CLIENT_ID, MANAGED_IDENTITY_HEADER,
+        MANAGED_IDENTITY_SP_ID,
+    };
+    // The error body is a guess (docs/simulator.md): App Service documents statuses, not bodies.
+    let fail = |status: u16, message: &str| {
+        Resp::json(
+            status,
+            json!({"statusCode": status, "message": message, "correlationId": ctx.request_id}),
+        )
+    };
+    let header = ctx
+        .headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
+    if header != Some(MANAGED_IDENTITY_HEADER) {
+        return fail(401, "The X-IDENTITY-HEADER header is missing or wrong.");
+    }
+    if ctx.q("api-version") != Some("2019-08-01") {
+        return fail(
+            400,
+            "Unsupported or missing api-version: 2019-08-01 is required.",
+        );
+    }
+    let Some(resource) = ctx.q("resource").filter(|r| !r.is_empty()) else {
+        return fail(400, "The resource parameter is required.");
+    };
+    if audience_of_resource(sim, resource).is_none() {
+        return fail(
+            400,
+            &format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant."
+            ),
+        );
+    }
+    if ctx
+        .q("client_id")
+        .is_some_and(|c| !c.eq_ignore_ascii_case(MANAGED_IDENTITY_CLIENT_ID))
+        || ctx
+            .q("principal_id")
+            .is_some_and(|p| !p.eq_ignore_ascii_case(MANAGED_IDENTITY_SP_ID))
+        || ctx.q("mi_res_id").is_some()
+    {
+        return fail(400, "No managed identity found for the specified identity.");
+    }
+    let scope = format!("{resource}/.default");
+    let body = issue_tokens(
+        sim,
+        &mut sim.world(),
+        Grant {
+            tenant: CONTOSO_TENANT_ID,
+            principal: Principal::ServicePrincipal {
+                id: MANAGED_IDENTITY_SP_ID.into(),
+                app_id: MANAGED_IDENTITY_CLIENT_ID.into(),
+            },
+            client_id: MANAGED_IDENTITY_CLIENT_ID,
+            scope: &scope,
+            refresh: false,
+            nonce: None,
+            client_info: false,
+            client_auth: ClientAuth::Certificate,
+        },
+    );
+    let expires_on = now_secs() + sim.opts.token_lifetime as i64;
+    Resp::json(
+        200,
+        json!({
+            "access_token": body["access_token"],
+            "expires_on": expires_on.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": MANAGED_IDENTITY_CLIENT_ID,
+        }),
+    )
 }

@@ -8,6 +8,7 @@
 //! functions from a [`Ctx`] to a [`Resp`]; errors carry each service's documented shape.
 
 mod arm;
+mod authorize;
 mod faults;
 mod graph;
 mod jwt;
@@ -678,7 +679,7 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     })
 }
 
-/// base64url without padding (for the unsigned id_token).
+/// base64url without padding (JWT parts, `client_info`).
 pub(crate) fn base64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
@@ -735,6 +736,26 @@ async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_service_gets_its_own_port() {
+        let free = listen_addrs("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(free.len(), 5);
+        assert!(free.iter().all(|(_, a)| a.port() == 0));
+        let fixed = listen_addrs("127.0.0.1:8440".parse().unwrap()).unwrap();
+        let ports: Vec<(&str, u16)> = fixed.iter().map(|(s, a)| (s.name(), a.port())).collect();
+        assert_eq!(
+            ports,
+            [
+                ("login", 8440),
+                ("graph", 8441),
+                ("arm", 8442),
+                ("spot", 8443),
+                ("inspect", 8444)
+            ]
+        );
+        assert!(listen_addrs("127.0.0.1:65533".parse().unwrap()).is_err());
+    }
 
     #[test]
     fn base64_round_trip() {

@@ -35,6 +35,20 @@ pub struct SimOpts {
     /// Lifetime of issued access tokens, in seconds (`expires_in`).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub token_lifetime: u64,
+    /// Conditional Access blocks the device-code flow in this tenant (id, domain, or `all`):
+    /// the token endpoint answers the device-code grant with AADSTS53003. Repeatable.
+    #[arg(long, value_name = "TENANT|all")]
+    pub block_device_code: Vec<String>,
+    /// This tenant (id, domain, or `all`) wants an interactive sign-in: a refresh-token grant for
+    /// it answers interaction_required (AADSTS50076) until the user signs in to it. Repeatable.
+    #[arg(long, value_name = "TENANT")]
+    pub require_interaction: Vec<String>,
+    /// With --require-interaction: the refusal carries a `claims` challenge.
+    #[arg(long)]
+    pub interaction_claims: bool,
+    /// Lifetime of authorization codes from `/authorize`, in seconds.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub auth_code_lifetime: u64,
 }
 
 impl Default for SimOpts {
@@ -50,6 +64,10 @@ impl Default for SimOpts {
             approve_after: 1500,
             device_interval: 1,
             token_lifetime: 3600,
+            block_device_code: vec![],
+            require_interaction: vec![],
+            interaction_claims: false,
+            auth_code_lifetime: 600,
         }
     }
 }

@@ -95,3 +95,13 @@ pub const DIRECTORY_ROLE_APPLICATION_DEVELOPER: &str = "cf1c38e5-3621-4004-a7cb-
 pub const MICROSOFT_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub const GRAPH_APPLICATION_READWRITE_ALL: &str = "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9";
 pub const GRAPH_APPLICATION_READWRITE_OWNEDBY: &str = "18a4783c-866b-4cc7-a460-3d5e5662c884";
+
+/// A managed identity in Contoso (system-assigned, as on an App Service app): Owner on Contoso
+/// Dev, may register apps (Graph Application.ReadWrite.All). Its tokens come from the simulated
+/// App Service identity endpoint `{login}/msi/token` (docs/simulator.md).
+pub const MANAGED_IDENTITY_CLIENT_ID: &str = "c1000005-0000-4000-8000-0000000000c5";
+pub const MANAGED_IDENTITY_SP_ID: &str = "b1000005-0000-4000-8000-0000000000c5";
+pub const MANAGED_IDENTITY_NAME: &str = "spot-connect-sim-identity";
+/// The `IDENTITY_HEADER` value the identity endpoint wants in `X-IDENTITY-HEADER`. Not a real
+/// credential.
+pub const MANAGED_IDENTITY_HEADER: &str = "sim-identity-header-NOT-REAL";

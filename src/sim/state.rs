@@ -67,6 +67,11 @@ pub struct ServicePrincipal {
     pub display_name: String,
     pub account_enabled: bool,
     pub born: Instant,
+    /// `servicePrincipalType`: "Application", or "ManagedIdentity" (no application object here).
+    pub kind: &'static str,
+    /// Holds Graph's Application.ReadWrite.All itself (a managed identity; apps get it through
+    /// their application's flag).
+    pub may_register_apps: bool,
 }
 
 #[derive(Clone)]
@@ -190,6 +195,8 @@ pub struct World {
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
     pub armed_drops: Vec<ArmedDrop>,
+    /// Authorization codes and interactive sign-ins (`authorize.rs`).
+    pub auth: super::authorize::AuthState,
     pub seed: u64,
 }
 
@@ -501,7 +508,19 @@ impl World {
                 display_name: a.display_name.clone(),
                 account_enabled: true,
                 born: old,
+                kind: "Application",
+                may_register_apps: false,
             })
+            .chain([ServicePrincipal {
+                id: MANAGED_IDENTITY_SP_ID.into(),
+                app_id: MANAGED_IDENTITY_CLIENT_ID.into(),
+                tenant_id: CONTOSO_TENANT_ID.into(),
+                display_name: MANAGED_IDENTITY_NAME.into(),
+                account_enabled: true,
+                born: old,
+                kind: "ManagedIdentity",
+                may_register_apps: true,
+            }])
             .collect();
         let builtin = |guid: &str, name: &str, desc: &str, p: Permission| RoleDefinition {
             guid: guid.into(),
@@ -584,6 +603,7 @@ impl World {
             arm_writes: HashMap::new(),
             id_counter: 0,
             armed_drops: vec![],
+            auth: Default::default(),
             seed,
         };
         // Assignments: operator Owner everywhere; ci-operator Owner on Contoso's; ci-limited Reader
@@ -637,11 +657,24 @@ impl World {
                 born: old,
             });
         }
-        // ci-owner-noapps: Owner on Contoso Production and Dev (fixed names, so the ids generated
-        // above and after stay what they were).
-        for (name, sub) in [
-            ("0a000004-0000-4000-8000-0000000000a1", SUB_CONTOSO_PROD),
-            ("0a000004-0000-4000-8000-0000000000a2", SUB_CONTOSO_DEV),
+        // ci-owner-noapps: Owner on Contoso Production and Dev; the managed identity: Owner on
+        // Contoso Dev (fixed names, so the ids generated above and after stay what they were).
+        for (name, sub, principal) in [
+            (
+                "0a000004-0000-4000-8000-0000000000a1",
+                SUB_CONTOSO_PROD,
+                CI_OWNER_NOAPPS_SP_ID,
+            ),
+            (
+                "0a000004-0000-4000-8000-0000000000a2",
+                SUB_CONTOSO_DEV,
+                CI_OWNER_NOAPPS_SP_ID,
+            ),
+            (
+                "0a000005-0000-4000-8000-0000000000a2",
+                SUB_CONTOSO_DEV,
+                MANAGED_IDENTITY_SP_ID,
+            ),
         ] {
             w.role_assignments.push(RoleAssignment {
                 name: name.into(),
@@ -650,7 +683,7 @@ impl World {
                 role_definition_id: format!(
                     "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_OWNER}"
                 ),
-                principal_id: CI_OWNER_NOAPPS_SP_ID.into(),
+                principal_id: principal.into(),
                 principal_type: "ServicePrincipal".into(),
                 created_on: now - time::Duration::days(30),
                 created_by: None,
@@ -729,11 +762,19 @@ impl World {
                         })
                     })
             }
-            Principal::ServicePrincipal { app_id, .. } => self
-                .applications
-                .iter()
-                .any(|a| &a.app_id == app_id && a.may_register_apps),
+            Principal::ServicePrincipal { app_id, .. } => self.sp_may_register_apps(app_id),
         }
+    }
+
+    /// Whether the service principal of `app_id` holds Graph's Application.ReadWrite.All.
+    pub fn sp_may_register_apps(&self, app_id: &str) -> bool {
+        self.applications
+            .iter()
+            .any(|a| a.app_id == app_id && a.may_register_apps)
+            || self
+                .service_principals
+                .iter()
+                .any(|s| s.app_id == app_id && s.may_register_apps)
     }
 
     pub fn tenant(&self, id: &str) -> Option<&Tenant> {

@@ -26,6 +26,10 @@ fn sign_in_line(s: &State, t: Theme, now: Now) -> Line<'static> {
             t.dim(),
         )),
         (Load::Ready(_), _) => loading("listing tenants and subscriptions…", t, now),
+        _ if s.browser.is_some() => Line::from(Span::styled(
+            "Azure sign-in waits for you: choose Connect to see the address to open.",
+            t.warn(),
+        )),
         _ if s.device_code.is_some() => Line::from(Span::styled(
             "Azure sign-in waits for you: choose Connect to see the code.",
             t.warn(),

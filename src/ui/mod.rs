@@ -122,6 +122,9 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         draw_log(frame, state, theme, l);
     }
     draw_footer(frame, state, theme, footer);
+    if state.reauth_open() {
+        draw_reauth(frame, state, theme, now, body);
+    }
     if state.show_help {
         draw_help(frame, state, theme, area);
     }
@@ -376,6 +379,42 @@ fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Help ")),
         r,
     );
+}
+
+/// A tenant asked to be signed in to again: which, why, and its sign-in, over every pane.
+fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let Some((tenant, reason)) = &s.sign_in_again else {
+        return;
+    };
+    let r = centered(
+        area,
+        area.width.saturating_sub(4).min(100),
+        area.height.min(24),
+    );
+    frame.render_widget(Clear, r);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.accent())
+        .title(" Sign in again ");
+    let inner = block.inner(r);
+    frame.render_widget(block, r);
+    let head = vec![Line::from(vec![
+        Span::raw("Tenant "),
+        Span::styled(tenant.clone(), t.bold()),
+        Span::raw(" asks you to sign in again: "),
+        Span::styled(reason.clone(), t.warn()),
+    ])];
+    let rows = widgets::wrapped_rows(&head, inner.width);
+    let [h, rest] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), h);
+    if s.browser.is_some() {
+        panes::browser_prompt(frame, s, t, now, rest);
+    } else if let Some(dc) = &s.device_code {
+        let mut lines = panes::device_code_lines(dc, t, now);
+        lines.push(Line::from(""));
+        lines.push(widgets::loading("waiting for you to sign in…", t, now));
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);
+    }
 }
 
 fn draw_quit(frame: &mut Frame, s: &State, t: Theme, area: Rect) {

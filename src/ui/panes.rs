@@ -1,6 +1,6 @@
 //! One function per pane.
 
-use super::widgets::{elide_path, error_lines, fit, loading, para, short_id};
+use super::widgets::{elide_path, error_lines, fit, loading, para, short_id, wrapped_rows};
 use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
@@ -107,10 +107,14 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(format!(" {b}"), style),
         ]));
     }
-    if s.device_code.is_some() && s.sign_in.is_loading() {
+    if (s.device_code.is_some() || s.browser.is_some()) && s.sign_in.is_loading() {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
-            "Azure sign-in is waiting for you: the code is on the next pane.",
+            if s.browser.is_some() {
+                "Azure sign-in is waiting for you: the address to open is on the next pane."
+            } else {
+                "Azure sign-in is waiting for you: the code is on the next pane."
+            },
             t.warn(),
         )));
     }
@@ -128,6 +132,7 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
 fn method_text(m: AuthMethod) -> &'static str {
     match m {
         AuthMethod::DeviceCode => "device code",
+        AuthMethod::Browser => "a browser sign-in (authorization code + PKCE)",
         AuthMethod::AzureCli => "the Azure CLI's login (az login)",
         AuthMethod::ManagedIdentity => "this machine's managed identity",
         AuthMethod::ClientSecret => "a service principal (AZURE_CLIENT_ID / AZURE_CLIENT_SECRET)",
@@ -137,6 +142,122 @@ fn method_text(m: AuthMethod) -> &'static str {
 fn countdown(d: time::Duration) -> String {
     let s = d.whole_seconds().max(0);
     format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// The device code, large, and its countdown.
+pub(crate) fn device_code_lines(
+    dc: &crate::onboard::model::DeviceCodePrompt,
+    t: Theme,
+    now: Now,
+) -> Vec<Line<'static>> {
+    let mut lines: Vec<Line<'static>> = vec![];
+    lines.push(Line::from("On any device with a browser, open"));
+    lines.push(Line::from(Span::styled(
+        format!("  {}", dc.verification_uri),
+        t.accent().add_modifier(Modifier::UNDERLINED),
+    )));
+    lines.push(Line::from("and enter this code:"));
+    let spaced: String = dc
+        .user_code
+        .chars()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let w = spaced.chars().count() + 4;
+    lines.push(Line::from(Span::styled(
+        format!("  ┏{}┓", "━".repeat(w)),
+        t.bold(),
+    )));
+    lines.push(Line::from(vec![
+        Span::styled("  ┃  ", t.bold()),
+        Span::styled(spaced, t.bold().add_modifier(Modifier::REVERSED)),
+        Span::styled("  ┃", t.bold()),
+    ]));
+    lines.push(Line::from(Span::styled(
+        format!("  ┗{}┛", "━".repeat(w)),
+        t.bold(),
+    )));
+    let left = dc.expires_at - now.wall;
+    if left.is_positive() {
+        lines.push(Line::from(vec![
+            Span::raw("The code expires in "),
+            Span::styled(countdown(left), t.warn()),
+        ]));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled("The code has expired: ", t.bad()),
+            Span::raw("press "),
+            Span::styled("r", t.key()),
+            Span::raw(" for a new one"),
+        ]));
+    }
+    lines
+}
+
+/// Device code blocked: what `b` does.
+fn blocked_lines(t: Theme) -> Vec<Line<'static>> {
+    vec![
+        Line::from(Span::styled(
+            "Conditional Access blocks the device-code sign-in here.",
+            t.bold(),
+        )),
+        Line::from(vec![
+            Span::raw("Press "),
+            Span::styled("b", t.key()),
+            Span::raw(" to sign in with a browser instead: you open a link on your laptop,"),
+        ]),
+        Line::from("and the address it ends on comes back here (forwarded port, or pasted)."),
+    ]
+}
+
+/// The browser sign-in: the address to open, the ssh command, the paste field.
+pub(crate) fn browser_prompt(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let Some(b) = &s.browser else {
+        return;
+    };
+    let top = vec![
+        Line::from("Open in a browser on your laptop:"),
+        Line::from(Span::styled(b.url.clone(), t.accent())),
+        Line::from(format!("Forward port {} first, from the laptop:", b.port)),
+        Line::from(Span::styled(format!("  {}", b.ssh_command), t.bold())),
+        Line::from(format!(
+            "or paste where the browser ends ({}/?code=…):",
+            b.redirect_uri
+        )),
+    ];
+    let mut bottom = vec![];
+    if let Some(n) = &s.sign_in_note {
+        bottom.push(Line::from(vec![
+            Span::styled("✗ ", t.bad()),
+            Span::styled(n.clone(), t.bad()),
+        ]));
+    }
+    let left = b.expires_at - now.wall;
+    // The refusal, when there is one, is what matters (the sidebar still spins).
+    if bottom.is_empty() {
+        bottom.push(loading(
+            &format!("waiting for the sign-in… {} left", countdown(left)),
+            t,
+            now,
+        ));
+    }
+    let top_h = wrapped_rows(&top, area.width);
+    let [a, f, c] = Layout::vertical([
+        Constraint::Length(top_h),
+        Constraint::Length(3),
+        Constraint::Min(1),
+    ])
+    .areas(area);
+    para(frame, top, a);
+    field(
+        frame,
+        &s.paste,
+        "address from the browser",
+        s.field == Some(Field::Paste),
+        t,
+        f,
+    );
+    para(frame, bottom, c);
 }
 
 fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
@@ -171,48 +292,19 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 Span::raw(": choose the subscription"),
             ]));
         }
-        (Load::Failed(e), _) => lines.extend(error_lines(e, t, true)),
-        (Load::Loading { .. }, Some(dc)) => {
-            lines.push(Line::from("On any device with a browser, open"));
-            lines.push(Line::from(Span::styled(
-                format!("  {}", dc.verification_uri),
-                t.accent().add_modifier(Modifier::UNDERLINED),
-            )));
-            lines.push(Line::from("and enter this code:"));
-            let spaced: String = dc
-                .user_code
-                .chars()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let w = spaced.chars().count() + 4;
-            lines.push(Line::from(Span::styled(
-                format!("  ┏{}┓", "━".repeat(w)),
-                t.bold(),
-            )));
-            lines.push(Line::from(vec![
-                Span::styled("  ┃  ", t.bold()),
-                Span::styled(spaced, t.bold().add_modifier(Modifier::REVERSED)),
-                Span::styled("  ┃", t.bold()),
-            ]));
-            lines.push(Line::from(Span::styled(
-                format!("  ┗{}┛", "━".repeat(w)),
-                t.bold(),
-            )));
-            let left = dc.expires_at - now.wall;
-            if left.is_positive() {
-                lines.push(Line::from(vec![
-                    Span::raw("The code expires in "),
-                    Span::styled(countdown(left), t.warn()),
-                ]));
-            } else {
-                lines.push(Line::from(vec![
-                    Span::styled("The code has expired: ", t.bad()),
-                    Span::raw("press "),
-                    Span::styled("r", t.key()),
-                    Span::raw(" for a new one"),
-                ]));
+        (Load::Failed(e), _) => {
+            // Blocked: the way out first, then the error.
+            if s.device_code_blocked() {
+                lines.extend(blocked_lines(t));
+                lines.push(Line::from(""));
             }
+            lines.extend(error_lines(e, t, true));
+        }
+        (Load::Loading { .. }, _) if s.browser.is_some() => {
+            return browser_prompt(frame, s, t, now, area);
+        }
+        (Load::Loading { .. }, Some(dc)) => {
+            lines.extend(device_code_lines(dc, t, now));
             lines.push(Line::from(""));
             lines.push(loading("waiting for you to sign in…", t, now));
         }

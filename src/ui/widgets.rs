@@ -107,3 +107,37 @@ pub(crate) fn short_id(id: &str, wide: bool) -> String {
         format!("{}…", id.chars().take(8).collect::<String>())
     }
 }
+
+/// Rows `lines` take when word-wrapped at `width` (a word longer than the width, such as a
+/// URL, is broken by character), as the paragraph wraps them.
+pub(crate) fn wrapped_rows(lines: &[Line<'static>], width: u16) -> u16 {
+    let w = usize::from(width.max(1));
+    let rows = |text: &str| -> usize {
+        let (mut rows, mut col) = (1usize, 0usize);
+        for word in text.split(' ') {
+            let len = word.chars().count();
+            let need = if col == 0 { len } else { col + 1 + len };
+            if need <= w {
+                col = need;
+            } else if len <= w {
+                rows += 1;
+                col = len;
+            } else {
+                // Broken by character, starting on a fresh row when this one has text.
+                if col > 0 {
+                    rows += 1;
+                }
+                rows += (len - 1) / w;
+                col = len - (len - 1) / w * w;
+            }
+        }
+        rows
+    };
+    lines
+        .iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            rows(&text) as u16
+        })
+        .sum()
+}
