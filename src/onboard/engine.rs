@@ -912,6 +912,8 @@ struct TenantRun<'a> {
     f: &'a TenantFacts,
     graph: Graph,
     arm: Arm,
+    /// ARM for the writes: 429s are paced by `budget`, not resent by the HTTP layer.
+    arm_writes: Arm,
     tx: &'a UnboundedSender<Progress>,
     stop: &'a AtomicBool,
     stopped: &'a Mutex<Option<ErrorInfo>>,
@@ -1047,6 +1049,17 @@ pub(super) async fn apply(
             f,
             graph: status::graph(session, &f.tenant),
             arm: status::arm(session, &f.tenant),
+            arm_writes: {
+                // 429s come back to `paced`, which resends them in the write budget's slots.
+                let mut http = session.http.clone();
+                http.max_attempts = 1;
+                Arm::new(
+                    http,
+                    &session.endpoints.arm,
+                    session.auth.clone(),
+                    &f.tenant,
+                )
+            },
             tx: &progress,
             stop: &stop,
             stopped: &stopped,
@@ -1571,9 +1584,10 @@ impl TenantRun<'_> {
                     (None, RoleFact::Ours(r)) => r.clone(),
                     (Some(guid), _) => {
                         let props = policy.role_properties(&name, first, wanted);
-                        let r =
-                            read(|| self.paced(self.arm.put_role_definition(&at, &guid, &props)))
-                                .await?;
+                        let r = read(|| {
+                            self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props))
+                        })
+                        .await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         r
                     }
@@ -1706,10 +1720,11 @@ impl TenantRun<'_> {
                         &self.backoff,
                         |_| false,
                         || {
-                            self.paced(
-                                self.arm
-                                    .create_role_assignment(&scope, &guid, &role.id, &sp.id),
-                            )
+                            self.paced(|| {
+                                self.arm_writes.create_role_assignment(
+                                    &scope, &guid, &role.id, &sp.id,
+                                )
+                            })
                         },
                         self.waiting(Some(sub), Step::RoleAssignment),
                     )
@@ -1845,13 +1860,33 @@ impl TenantRun<'_> {
         .await
     }
 
-    /// An ARM write, in its slot of the tenant's write budget.
-    async fn paced<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
-        let ticket = self.budget.acquire().await;
-        let r = write.await;
-        self.budget
-            .done(ticket, self.session.http.throttled_count());
-        r
+    /// An ARM write (`write` uses `arm_writes`, whose HTTP layer does not resend a 429), in
+    /// its slot of the tenant's write budget; refused (429), it waits its Retry-After and takes
+    /// a new slot, so every resend is paced too.
+    async fn paced<T, F, Fut>(&self, mut write: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut tries = 0u32;
+        loop {
+            let ticket = self.budget.acquire().await;
+            let r = write().await;
+            let refused = matches!(&r, Err(Error::Api(a)) if a.status == 429);
+            self.budget
+                .done(ticket, refused, self.session.http.throttled_count());
+            match r {
+                Err(Error::Api(a)) if a.status == 429 && tries < 30 => {
+                    tries += 1;
+                    let wait = a
+                        .retry_after
+                        .unwrap_or(std::time::Duration::from_secs(1))
+                        .min(self.session.http.max_wait);
+                    tokio::time::sleep(wait).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     fn app_id(&self) -> Option<String> {
