@@ -168,11 +168,17 @@ pub(super) async fn plan(
         ));
     }
     let policy = Policy::load(settings.policy_file.as_deref())?;
-    let accounts = match read(|| session.spot.list_accounts()).await {
-        Ok(a) => Ok(a),
-        Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Err(e),
-        Err(e) => return Err(e),
-    };
+    // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
+    // for them only where it needs them).
+    let accounts: AccountsF<'_> = async {
+        match read(|| session.spot.list_accounts()).await {
+            Ok(a) => Ok(Ok(a)),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    }
+    .boxed()
+    .shared();
     let mut tenants: Vec<String> = Vec::new();
     for t in &targets {
         if !tenants.contains(&t.tenant_id) {
@@ -183,7 +189,7 @@ pub(super) async fn plan(
     let names = Mutex::new(Vec::<String>::new());
     let lookups = tenants.iter().map(|tenant| {
         let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
-        lookup_tenant(session, settings, &policy, tenant, subs, &accounts, &names)
+        lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
     });
     let tenants = futures::future::try_join_all(lookups).await?;
     let facts = Facts {
@@ -201,13 +207,20 @@ pub(super) async fn plan(
     Ok(plan)
 }
 
+/// Spot's accounts (or why the token was refused), listed once per plan.
+type AccountsF<'a> = futures::future::Shared<
+    futures::future::BoxFuture<
+        'a,
+        std::result::Result<std::result::Result<Vec<SpotAccount>, ApiError>, Error>,
+    >,
+>;
+
 async fn lookup_tenant(
     session: &Session,
     settings: &Settings,
-    policy: &Policy,
     tenant: &str,
     subs: Vec<&Target>,
-    accounts: &std::result::Result<Vec<SpotAccount>, ApiError>,
+    accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
 ) -> Result<TenantFacts> {
     let graph = status::graph(session, tenant);
@@ -242,11 +255,10 @@ async fn lookup_tenant(
         let mut all = all.into_iter().peekable();
         while all.peek().is_some() {
             let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
-            let found =
-                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
-                    lookup_sub(session, &arm, settings, t, state, accounts, names)
-                }))
-                .await;
+            let found = futures::future::join_all(chunk.into_iter().map(|(t, state)| {
+                lookup_sub(session, &arm, settings, t, state, accounts.clone(), names)
+            }))
+            .await;
             out.extend(found);
         }
         out
@@ -266,7 +278,6 @@ async fn lookup_tenant(
         }
         (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
     }
-    let _ = policy;
     Ok(TenantFacts {
         tenant: tenant.to_string(),
         app_name,
@@ -285,11 +296,13 @@ async fn lookup_sub(
     settings: &Settings,
     t: &Target,
     state: State,
-    accounts: &std::result::Result<Vec<SpotAccount>, ApiError>,
+    accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
 ) -> Result<SubFacts> {
     let scope = scope_of(&t.subscription_id);
-    let permissions = match read(|| arm.permissions(&scope)).await {
+    let (permissions, accounts) = tokio::join!(read(|| arm.permissions(&scope)), accounts);
+    let accounts = accounts?;
+    let permissions = match permissions {
         Ok(p) => Some(p),
         Err(Error::Api(e))
             if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
@@ -303,7 +316,7 @@ async fn lookup_sub(
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let account = match accounts {
+    let account = match &accounts {
         Err(e) => AccountFact::Blocked(
             format!("the Spot token was refused ({} {})", e.status, e.code),
             Some(e.clone()),
