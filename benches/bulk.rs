@@ -2,10 +2,13 @@
 //! ARM's write limit at 20 per second per tenant. Prints the wall time next to the lower bound
 //! that latency and the rate limit allow (docs/performance.md, "Bulk onboarding").
 //!
-//! `cargo bench --bench bulk` (env: BULK_SUBS, BULK_LATENCY_MS, BULK_RATE, BULK_CONCURRENCY).
+//! The time is the whole run as `apply --yes` makes it: `onboard::plan` (every lookup) then
+//! `onboard::apply` of that plan.
+//!
+//! `cargo bench --bench bulk` (env: BULK_SUBS, BULK_LATENCY_MS, BULK_RATE).
 
 use spot_connect::cli::{CommonOpts, SimOpts};
-use spot_connect::onboard::bulk::{BulkOptions, apply_many};
+use spot_connect::onboard;
 use spot_connect::onboard::model::Verdict;
 use spot_connect::onboard::{Session, Settings, Target};
 use spot_connect::secret::Secret;
@@ -24,7 +27,6 @@ fn main() {
     let subs = env_or("BULK_SUBS", 100) as u32;
     let latency = env_or("BULK_LATENCY_MS", 50);
     let rate = env_or("BULK_RATE", 20) as u32;
-    let concurrency = env_or("BULK_CONCURRENCY", 8) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,14 +66,11 @@ fn main() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let t0 = Instant::now();
-        let report = apply_many(
-            &session,
-            &targets,
-            &Settings::default(),
-            tx,
-            BulkOptions { concurrency },
-        )
-        .await;
+        let plan = onboard::plan(&session, &targets, &Settings::default())
+            .await
+            .expect("plan");
+        let planned = t0.elapsed().as_secs_f64();
+        let report = onboard::apply(&session, &plan, tx).await;
         let wall = t0.elapsed().as_secs_f64();
         let _ = drain.await;
         let connected = report
@@ -106,7 +105,7 @@ fn main() {
         let path_bound = 10.0 * latency as f64 / 1000.0;
         let bound = rate_bound.max(path_bound);
         println!(
-            "{{\"subscriptions\":{subs},\"latency_ms\":{latency},\"rate_limit\":{rate},\"concurrency\":{concurrency},\"connected\":{connected},\"wall_s\":{wall:.2},\"arm_writes\":{arm_writes},\"calls\":{calls},\"http_429\":{throttled},\"quota_429_seen\":{},\"peak_in_flight\":{},\"rate_bound_s\":{rate_bound:.2},\"path_bound_s\":{path_bound:.2},\"ratio\":{:.2}}}",
+            "{{\"subscriptions\":{subs},\"latency_ms\":{latency},\"rate_limit\":{rate},\"connected\":{connected},\"plan_s\":{planned:.2},\"wall_s\":{wall:.2},\"arm_writes\":{arm_writes},\"calls\":{calls},\"http_429\":{throttled},\"quota_429_seen\":{},\"peak_in_flight\":{},\"rate_bound_s\":{rate_bound:.2},\"path_bound_s\":{path_bound:.2},\"ratio\":{:.2}}}",
             report.throttled,
             report.peak_concurrency,
             wall / bound

@@ -7,7 +7,7 @@
 use crate::endpoints::Cloud;
 /// The simulator owns its options; the CLI flattens them into `spot-connect sim`.
 pub use crate::sim::SimOpts;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Exit codes (PRODUCT.md §2).
@@ -69,21 +69,8 @@ pub enum Command {
     Man,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuthMethod {
-    /// Device code (default: works over SSH with no browser).
-    #[default]
-    DeviceCode,
-    /// Authorization code + PKCE in a browser on another machine (your laptop): for when
-    /// Conditional Access blocks the device code. See --redirect-port.
-    Browser,
-    /// Reuse the `az login` session.
-    AzureCli,
-    ManagedIdentity,
-    /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
-    ClientSecret,
-}
+/// The sign-in method (defined with the clients: the engine and the clients need it too).
+pub use crate::azure::auth::AuthMethod;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct CommonOpts {
@@ -156,6 +143,33 @@ pub fn default_state_dir() -> PathBuf {
 impl CommonOpts {
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    /// The operator's choices, as the engine takes them (a bad `--spot-account` is an error
+    /// that names it).
+    pub fn settings(&self) -> crate::error::Result<crate::onboard::Settings> {
+        Ok(crate::onboard::Settings {
+            app_name: self.app_name.clone().filter(|s| !s.trim().is_empty()),
+            role_name: self.role_name.clone().filter(|s| !s.trim().is_empty()),
+            secret_months: self.secret_months,
+            spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,
+            policy_file: self.policy.clone(),
+        })
+    }
+}
+
+/// The front end converts its options for the engine.
+impl From<&CommonOpts> for crate::onboard::SessionOptions {
+    fn from(o: &CommonOpts) -> Self {
+        crate::onboard::SessionOptions {
+            auth: o.auth.unwrap_or_default(),
+            tenant: o.tenant.clone(),
+            redirect_port: o.redirect_port,
+            endpoints_file: o.endpoints.clone(),
+            cloud: o.cloud,
+            spot_token_file: o.spot_token_file.clone(),
+            state_dir: o.state_dir(),
+        }
     }
 }
 

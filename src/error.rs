@@ -73,7 +73,20 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
+/// The code of a transport failure where no connection could be made at all (refused, DNS,
+/// TLS handshake): the service cannot be reached, so nothing else is tried. Set from
+/// `reqwest::Error::is_connect`, never from message text.
+pub const CONNECT_FAILED: &str = "ConnectFailed";
+
 impl ApiError {
+    /// A transport failure (no connection could be made: `code` CONNECT_FAILED).
+    pub fn connect_failed(service: Service, message: impl Into<String>) -> Self {
+        ApiError {
+            code: CONNECT_FAILED.into(),
+            ..ApiError::transport(service, message)
+        }
+    }
+
     pub fn transport(service: Service, message: impl Into<String>) -> Self {
         ApiError {
             service,

@@ -143,7 +143,11 @@ impl Http {
                 }
                 Err(e) => {
                     tracing::debug!(%service, %method, path, error = %e, attempt, "http transport error");
-                    ApiError::transport(service, transport_message(&e))
+                    if e.is_connect() {
+                        ApiError::connect_failed(service, transport_message(&e))
+                    } else {
+                        ApiError::transport(service, transport_message(&e))
+                    }
                 }
             };
             let retry = match err.status {
@@ -251,10 +255,20 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
         }
         Value::Object(map) => match map.get("error") {
             // OAuth 2.0 (identity platform): "error" is a string.
+            // Its numeric `error_codes` become detail codes "AADSTS<n>", so callers match the
+            // code, never the description text.
             Some(Value::String(code)) => (
                 code.clone(),
                 text(map.get("error_description")).unwrap_or(reason),
-                vec![],
+                map.get("error_codes")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_u64)
+                            .map(|n| format!("AADSTS{n}"))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             ),
             // OData / ARM: "error" is an object.
             Some(Value::Object(e)) => (
@@ -312,6 +326,13 @@ mod tests {
             (e.code.as_str(), e.request_id.as_deref()),
             ("authorization_pending", Some("corr-1"))
         );
+        // The numeric AADSTS codes are matched as codes, not as text of the description.
+        let e = parse_error(
+            Service::Login,
+            StatusCode::BAD_REQUEST,
+            &json!({"error":"invalid_grant","error_description":"already redeemed","error_codes":[54005]}),
+        );
+        assert!(e.has_code("AADSTS54005") && e.has_code("invalid_grant"));
         let e = parse_error(
             Service::Spot,
             StatusCode::BAD_REQUEST,

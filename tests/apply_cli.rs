@@ -382,11 +382,12 @@ async fn clear_failures_for_wrong_token_unknown_subscription_long_secret_and_mis
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn several_subscriptions_run_one_after_another_and_some_failing_exits_3() {
+async fn one_spot_account_cannot_take_several_subscriptions_and_several_connect_together() {
     let env = Env::start(SimOpts::default()).await;
-    // With one existing, unconnected Spot account chosen for both: the first subscription
-    // connects it, the second is then blocked (the account is connected elsewhere): exit 3.
-    let (code, stdout, stderr) = env
+    // One named Spot account holds one subscription: naming it for two is bad input, refused
+    // before anything is looked up or written.
+    let before = counts(&env.sim.state());
+    let (code, _stdout, stderr) = env
         .run(
             &[
                 "apply",
@@ -402,25 +403,15 @@ async fn several_subscriptions_run_one_after_another_and_some_failing_exits_3() 
             &[],
         )
         .await;
-    assert_eq!(code, 3, "one connected, one failed: {stderr}");
-    let reports: Value = serde_json::from_str(&stdout).unwrap();
-    let verdicts: Vec<&str> = reports
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["verdict"].as_str().unwrap())
-        .collect();
-    assert_eq!(verdicts, vec!["connected", "failed"]);
-    assert_eq!(
-        reports[0]["spot_account_id"],
-        seed::SPOT_ACCOUNT_UNCONNECTED
-    );
+    assert_eq!(code, spot_connect::cli::exit::USAGE, "{stderr}");
     assert!(
-        stderr.contains("already connected to subscription"),
+        stderr.contains("cannot be used with several subscriptions"),
         "{stderr}"
     );
+    assert_eq!(counts(&env.sim.state()), before, "nothing written");
 
-    // The second one alone, with its own (new) Spot account: both connected, nothing duplicated.
+    // Without it: one plan, both connected, nothing duplicated (exit 3 for a partial run is
+    // `commands::tests::exit_codes_say_all_some_or_none_connected`).
     let (code, stdout, stderr) = env
         .run(
             &[
@@ -582,5 +573,375 @@ async fn an_owner_who_may_not_register_applications_is_blocked_before_anything_i
         .cloned()
         .collect();
     assert!(writes.is_empty(), "no write was even tried: {writes:#?}");
+    env.sim.shutdown().await;
+}
+
+/// A role named like ours, made by someone else (no spot-connect marker) and assignable only
+/// at another subscription (so a lookup at the target subscription does not see it).
+async fn foreign_role_at_dev(env: &Env) {
+    use spot_connect::azure::arm::{Arm, Permission, RoleDefinitionProperties};
+    let common = spot_connect::cli::CommonOpts {
+        state_dir: Some(env.dir.path().join("other-operator")),
+        ..Default::default()
+    };
+    let session = spot_connect::onboard::Session::build(
+        &common,
+        Some((
+            env.sim.endpoints(),
+            spot_connect::secret::Secret::new(env.sim.endpoints.spot_token.clone()),
+        )),
+        std::sync::Arc::new(|_| {}),
+    )
+    .unwrap();
+    session.auth.sign_in().await.unwrap();
+    let arm = Arm::new(
+        session.http.clone(),
+        &session.endpoints.arm,
+        session.auth.clone(),
+        seed::CONTOSO_TENANT_ID,
+    );
+    let scope = format!("/subscriptions/{}", seed::SUB_CONTOSO_DEV);
+    arm.put_role_definition(
+        &scope,
+        "0f0f0f0f-0000-4000-8000-00000000f00d",
+        &RoleDefinitionProperties {
+            role_name: "Spot.io Custom Role".into(),
+            description: Some("made by hand in the portal".into()),
+            role_type: Some("CustomRole".into()),
+            permissions: vec![Permission {
+                actions: vec!["Microsoft.Compute/disks/read".into()],
+                ..Default::default()
+            }],
+            assignable_scopes: vec![scope.clone()],
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_role_made_by_someone_else_at_another_subscription_blocks_plan_and_apply_writes_nothing()
+ {
+    let env = Env::start(SimOpts::default()).await;
+    foreign_role_at_dev(&env).await;
+    let before = counts(&env.sim.state());
+    let log_before = env.sim.requests().as_array().unwrap().len();
+    let (code, stdout, stderr) = env
+        .run(
+            &["plan", "--subscription", seed::SUB_CONTOSO_PROD, "--json"],
+            &[],
+        )
+        .await;
+    assert_eq!(code, spot_connect::cli::exit::FAILED, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let role = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["object"] == "custom role")
+        .unwrap();
+    assert_eq!(role["action"], "blocked", "{role:#}");
+    assert!(stderr.contains("BLOCKED custom role"), "{stderr}");
+    // apply --yes plans exactly as plan does: blocked, nothing written (no app, no secret, no
+    // Spot account before a role PUT that would answer 409).
+    let (code, stdout, stderr) = env
+        .run(
+            &[
+                "apply",
+                "--subscription",
+                seed::SUB_CONTOSO_PROD,
+                "--yes",
+                "--json",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(code, spot_connect::cli::exit::FAILED, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"], "failed");
+    assert!(
+        report["error"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing was changed"),
+        "{report:#}"
+    );
+    assert_eq!(counts(&env.sim.state()), before, "nothing written");
+    let writes = env
+        .sim
+        .requests()
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(log_before)
+        .filter(|r| {
+            r["method"] != "GET"
+                && r["service"] != "login"
+                && !(r["service"] == "spot"
+                    && r["method"] == "POST"
+                    && r["path"].as_str().is_some_and(|p| p.contains("validate")))
+        })
+        .map(|r| format!("{} {} {}", r["service"], r["method"], r["path"]))
+        .collect::<Vec<_>>();
+    assert!(writes.is_empty(), "no write reached a service: {writes:#?}");
+    env.sim.shutdown().await;
+}
+
+/// The plan is the contract: `plan --json` for three subscriptions of Contoso and one of
+/// Fabrikam lists exactly what `apply --yes` then creates, object by object, as the simulator
+/// holds it afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_json_of_four_subscriptions_in_two_tenants_is_what_apply_writes() {
+    let env = Env::start(SimOpts {
+        subscriptions: 1,
+        ..Default::default()
+    })
+    .await;
+    let contoso = [
+        seed::SUB_CONTOSO_PROD.to_string(),
+        seed::SUB_CONTOSO_DEV.to_string(),
+        seed::extra_subscription_id(1),
+    ];
+    let fabrikam = seed::SUB_FABRIKAM_STAGING.to_string();
+    let mut args: Vec<&str> = vec!["plan", "--json"];
+    for s in contoso.iter().chain([&fabrikam]) {
+        args.extend(["--subscription", s.as_str()]);
+    }
+    let before = env.sim.state();
+    let (code, stdout, stderr) = env.run(&args, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let items = plan["items"].as_array().unwrap();
+    let count = |object: &str, action: &str, sub: Option<&str>| {
+        items
+            .iter()
+            .filter(|i| {
+                i["object"] == object
+                    && i["action"] == action
+                    && sub.is_none_or(|s| i["subscription_id"] == s)
+            })
+            .count()
+    };
+    // Per tenant: one app, one service principal, one new secret, one role; per subscription an
+    // assignment, a Spot account and the connection.
+    for (object, n) in [
+        ("app registration", 2),
+        ("service principal", 2),
+        ("client secret", 2),
+        ("custom role", 2),
+        ("role assignment", 4),
+        ("Spot account", 4),
+        ("Spot connection", 4),
+    ] {
+        assert_eq!(count(object, "create", None), n, "{object}: {items:#?}");
+    }
+    assert_eq!(items.len(), 20, "nothing but those: {items:#?}");
+    let counts_json = plan["counts"].as_array().unwrap();
+    assert!(
+        counts_json
+            .iter()
+            .any(|c| c["object"] == "role assignment" && c["create"] == 4),
+        "{counts_json:#?}"
+    );
+    assert_eq!(env.sim.state(), before, "plan writes nothing");
+
+    args[0] = "apply";
+    args.push("--yes");
+    let (code, stdout, stderr) = env.run(&args, &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 4);
+    let after = env.sim.state();
+
+    // Object by object: what the simulator holds now and did not before is what the plan said.
+    let new_of = |key: &str, id: &str| -> Vec<Value> {
+        let old: Vec<&Value> = before[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| &v[id])
+            .collect();
+        after[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| !old.contains(&&v[id]))
+            .cloned()
+            .collect()
+    };
+    let apps = new_of("applications", "id");
+    let sps = new_of("servicePrincipals", "id");
+    let roles = new_of("roleDefinitions", "name");
+    let assignments = new_of("roleAssignments", "name");
+    let accounts: Vec<Value> = {
+        let old: Vec<&Value> = before["spot"]["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| &a["accountId"])
+            .collect();
+        after["spot"]["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| !old.contains(&&a["accountId"]))
+            .cloned()
+            .collect()
+    };
+    let plan_names = |object: &str| -> Vec<String> {
+        let mut v: Vec<String> = items
+            .iter()
+            .filter(|i| i["object"] == object)
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let names = |objs: &[Value], key: &str| -> Vec<String> {
+        let mut v: Vec<String> = objs
+            .iter()
+            .map(|o| o[key].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&apps, "displayName"), plan_names("app registration"));
+    assert_eq!(names(&sps, "displayName"), plan_names("service principal"));
+    assert_eq!(names(&roles, "roleName"), plan_names("custom role"));
+    assert_eq!(names(&accounts, "name"), plan_names("Spot account"));
+    assert_eq!(assignments.len(), count("role assignment", "create", None));
+    // Each planned assignment is at its subscription, and each planned connection is held by
+    // that subscription's account.
+    for sub in contoso.iter().chain([&fabrikam]) {
+        let scope = format!("/subscriptions/{sub}");
+        assert_eq!(
+            assignments
+                .iter()
+                .filter(|a| a["scope"] == scope.as_str())
+                .count(),
+            count("role assignment", "create", Some(sub)),
+            "{sub}"
+        );
+        let acct = accounts
+            .iter()
+            .find(|a| a["providerExternalId"] == sub.as_str())
+            .unwrap_or_else(|| panic!("{sub} has its planned Spot account"));
+        assert_eq!(count("Spot connection", "create", Some(sub)), 1);
+        assert!(acct["credentials"]["clientId"].is_string());
+    }
+    // The role of each tenant is assignable at exactly that tenant's planned subscriptions.
+    for r in &roles {
+        let scopes: Vec<&str> = r["assignableScopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let n = if scopes.iter().any(|s| s.contains(&fabrikam)) {
+            1
+        } else {
+            3
+        };
+        assert_eq!(scopes.len(), n, "{scopes:?}");
+    }
+    // Secrets: exactly one new per tenant (the planned "client secret" creates), each held by
+    // every Spot account of its tenant.
+    let secrets: Vec<(String, String)> = after["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            a["passwordCredentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| {
+                    p["displayName"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("spot-connect "))
+                })
+                .map(|p| {
+                    (
+                        a["appId"].as_str().unwrap().to_string(),
+                        p["secretText"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        secrets.len(),
+        count("client secret", "create", None),
+        "{secrets:?}"
+    );
+    for a in &accounts {
+        let c = &a["credentials"];
+        assert!(
+            secrets
+                .iter()
+                .any(|(app, s)| c["clientId"] == app.as_str() && c["clientSecret"] == s.as_str()),
+            "{a:#}"
+        );
+    }
+    // The comparison, as the closing note shows it.
+    for (object, planned, found) in [
+        (
+            "app registration",
+            count("app registration", "create", None),
+            apps.len(),
+        ),
+        (
+            "service principal",
+            count("service principal", "create", None),
+            sps.len(),
+        ),
+        (
+            "client secret",
+            count("client secret", "create", None),
+            secrets.len(),
+        ),
+        (
+            "custom role",
+            count("custom role", "create", None),
+            roles.len(),
+        ),
+        (
+            "role assignment",
+            count("role assignment", "create", None),
+            assignments.len(),
+        ),
+        (
+            "Spot account",
+            count("Spot account", "create", None),
+            accounts.len(),
+        ),
+        (
+            "Spot connection",
+            count("Spot connection", "create", None),
+            accounts
+                .iter()
+                .filter(|a| a["credentials"].is_object())
+                .count(),
+        ),
+    ] {
+        eprintln!(
+            "plan vs state: {object:<18} planned create {planned}  new in the simulator {found}"
+        );
+        assert_eq!(planned, found, "{object}");
+    }
+    // The same plan again: everything is reused.
+    args.pop();
+    args[0] = "plan";
+    let (code, stdout, _) = env.run(&args, &[]).await;
+    assert_eq!(code, 0);
+    let again: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        again["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["action"] == "reuse"),
+        "{again:#}"
+    );
     env.sim.shutdown().await;
 }

@@ -65,11 +65,15 @@ fn dev() -> Target {
     }
 }
 
+/// What `apply --yes` does for one subscription: plan, then apply exactly that plan.
 async fn apply(env: &Env, target: &Target, settings: &Settings) -> (Report, Vec<Progress>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let report = onboard::apply(&env.session, target, settings, tx)
+    let plan = onboard::plan(&env.session, std::slice::from_ref(target), settings)
         .await
-        .expect("apply runs");
+        .expect("plan");
+    let mut run = onboard::apply(&env.session, &plan, tx).await;
+    assert_eq!(run.reports.len(), 1);
+    let report = run.reports.remove(0);
     let mut events = Vec::new();
     while let Ok(p) = rx.try_recv() {
         events.push(p);
@@ -149,13 +153,15 @@ fn ours(state: &Value, sub: &str) -> Ours {
     }
 }
 
-/// Secrets of ours for `sub` on the app: exactly one once connected (orphans removed).
+/// Secrets of ours on the app (the tenant's shared secret, `spot-connect <tenant>`): exactly
+/// one once connected (orphans removed). `sub` only names the subscription in messages.
 fn secrets_for<'a>(app: &'a Value, sub: &str) -> Vec<&'a Value> {
+    let _ = sub;
     app["passwordCredentials"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| s(p, "displayName") == format!("spot-connect {sub}"))
+        .filter(|p| s(p, "displayName").starts_with("spot-connect "))
         .collect()
 }
 
@@ -226,13 +232,31 @@ fn assert_connected(state: &Value, target: &Target, report: &Report) {
     assert_eq!(s(creds, "clientId"), s(&o.app, "appId"));
     assert_eq!(s(creds, "subscriptionId"), sub);
     assert_eq!(s(creds, "tenantId"), target.tenant_id);
-    let secrets = secrets_for(&o.app, sub);
+    // The secret Spot holds for this subscription is one of ours; and every secret of ours is
+    // held by some Spot account (no orphans: a run makes at most one per tenant).
+    let ours_all = secrets_for(&o.app, sub);
+    let secrets: Vec<&Value> = ours_all
+        .iter()
+        .copied()
+        .filter(|p| s(p, "secretText") == s(creds, "clientSecret"))
+        .collect();
     assert_eq!(
         secrets.len(),
         1,
-        "one secret for {sub}, orphans removed: {secrets:#?}"
+        "Spot holds one secret of ours for {sub}: {ours_all:#?}"
     );
-    assert_eq!(s(creds, "clientSecret"), s(secrets[0], "secretText"));
+    let held: Vec<&str> = state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| s(&a["credentials"], "clientSecret"))
+        .collect();
+    for p in &ours_all {
+        assert!(
+            held.contains(&s(p, "secretText")),
+            "an orphaned secret is left: {p:#?}"
+        );
+    }
     let parse = |x: &str| {
         time::OffsetDateTime::parse(x, &time::format_description::well_known::Rfc3339).unwrap()
     };
@@ -300,7 +324,7 @@ async fn happy_path_creates_the_seed_pages_objects_once_and_a_second_run_reuses_
     assert!(finished(&events).iter().all(|(_, o)| *o == Outcome::Reused));
     assert_connected(&after, &prod(), &again);
 
-    let plan = onboard::plan(&env.session, &prod(), &settings)
+    let plan = onboard::plan(&env.session, &[prod()], &settings)
         .await
         .unwrap();
     assert!(
@@ -329,7 +353,7 @@ async fn happy_path_creates_the_seed_pages_objects_once_and_a_second_run_reuses_
 async fn plan_writes_nothing_and_says_what_apply_would_do() {
     let env = env(SimOpts::default()).await;
     let before = counts(&env.sim.state());
-    let plan = onboard::plan(&env.session, &prod(), &Settings::default())
+    let plan = onboard::plan(&env.session, &[prod()], &Settings::default())
         .await
         .unwrap();
     assert_eq!(counts(&env.sim.state()), before);
@@ -340,12 +364,13 @@ async fn plan_writes_nothing_and_says_what_apply_would_do() {
         .collect();
     assert_eq!(
         actions,
+        // The tenant's shared objects, then the subscription's.
         vec![
-            ("Spot account", PlanAction::Create),
             ("app registration", PlanAction::Create),
             ("service principal", PlanAction::Create),
             ("client secret", PlanAction::Create),
             ("custom role", PlanAction::Create),
+            ("Spot account", PlanAction::Create),
             ("role assignment", PlanAction::Create),
             ("Spot connection", PlanAction::Create),
         ]
@@ -355,7 +380,7 @@ async fn plan_writes_nothing_and_says_what_apply_would_do() {
         "plan writes no state"
     );
     // The right to register applications was checked: Contoso lets users register apps.
-    let app = &plan.items[1];
+    let app = &plan.items[0];
     assert!(
         app.reason
             .contains("users may register applications in this tenant"),
@@ -368,9 +393,13 @@ async fn plan_writes_nothing_and_says_what_apply_would_do() {
         subscription_id: seed::SUB_FABRIKAM_STAGING.into(),
         subscription_name: "Fabrikam Staging".into(),
     };
-    let plan = onboard::plan(&env.session, &fabrikam, &Settings::default())
-        .await
-        .unwrap();
+    let plan = onboard::plan(
+        &env.session,
+        std::slice::from_ref(&fabrikam),
+        &Settings::default(),
+    )
+    .await
+    .unwrap();
     let app = plan
         .items
         .iter()
@@ -399,7 +428,7 @@ async fn a_same_named_app_that_is_not_ours_is_never_taken_over() {
         subscription_name: "Fabrikam Staging".into(),
     };
     let before = counts(&env.sim.state());
-    let plan = onboard::plan(&env.session, &fabrikam, &settings)
+    let plan = onboard::plan(&env.session, std::slice::from_ref(&fabrikam), &settings)
         .await
         .unwrap();
     let app = plan
@@ -450,7 +479,10 @@ async fn faults_and_replication_delay_end_connected_without_duplicates() {
 async fn apply_until(env: &Env, target: &Target, step: Step) -> bool {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (session, target2, settings) = (env.session.clone(), target.clone(), Settings::default());
-    let task = tokio::spawn(async move { onboard::apply(&session, &target2, &settings, tx).await });
+    let task = tokio::spawn(async move {
+        let plan = onboard::plan(&session, &[target2], &settings).await?;
+        Ok::<_, spot_connect::error::Error>(onboard::apply(&session, &plan, tx).await)
+    });
     let mut reached = false;
     while let Some(p) = rx.recv().await {
         if let Progress::Step {
@@ -512,8 +544,11 @@ async fn a_secret_never_handed_to_spot_is_replaced_and_removed() {
             .unwrap(),
         )
         .unwrap();
-        assert_eq!(st["secret"]["handed_to_spot"], false);
-        st["secret"]["key_id"].as_str().unwrap().to_string()
+        // Recorded as an orphan until Spot has it (nothing holds it yet).
+        assert!(st["secret"].is_null(), "{st:#}");
+        let orphans = st["orphan_key_ids"].as_array().unwrap();
+        assert_eq!(orphans.len(), 1, "{st:#}");
+        orphans[0].as_str().unwrap().to_string()
     };
     let (report, _) = apply(&env, &prod(), &Settings::default()).await;
     let state = env.sim.state();
@@ -609,7 +644,7 @@ async fn a_role_missing_actions_of_the_policy_is_updated_and_the_drift_shown() {
         policy_file: Some(file),
         ..Default::default()
     };
-    let plan = onboard::plan(&env.session, &prod(), &settings)
+    let plan = onboard::plan(&env.session, &[prod()], &settings)
         .await
         .unwrap();
     let role = plan
@@ -655,7 +690,7 @@ async fn with_the_state_lost_the_tenants_app_and_role_are_found_and_reused() {
     std::fs::remove_dir_all(env.state_dir.join("state")).unwrap();
     // Another subscription of the tenant: the role is assignable at Production only, so it is
     // not visible at Dev's scope; it is found elsewhere in the tenant and gets Dev added.
-    let plan = onboard::plan(&env.session, &dev(), &Settings::default())
+    let plan = onboard::plan(&env.session, &[dev()], &Settings::default())
         .await
         .unwrap();
     let action = |o: &str| plan.items.iter().find(|i| i.object == o).unwrap().action;
@@ -711,7 +746,7 @@ async fn a_same_named_role_that_is_not_ours_blocks_and_nothing_is_written() {
         ..Default::default()
     };
     let before = counts(&env.sim.state());
-    let plan = onboard::plan(&env.session, &prod(), &settings)
+    let plan = onboard::plan(&env.session, &[prod()], &settings)
         .await
         .unwrap();
     let role = plan
@@ -794,4 +829,73 @@ async fn lost_replies_to_the_role_and_assignment_puts_leave_one_of_each_under_de
         .unwrap();
     assert!(id.ends_with(&assignment), "{id}");
     env.sim.shutdown().await;
+}
+
+/// Idempotent by construction: the app is upserted by uniqueName and the service principal by
+/// appId, so lost replies to both leave one of each; an app made by an earlier version (POST, no
+/// uniqueName) is still found and reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_upsert_replies_leave_one_app_and_one_principal_and_old_apps_are_reused() {
+    let env = env(SimOpts::default()).await;
+    env.sim.drop_after("PATCH", "/applications(uniquename=", 1);
+    env.sim.drop_after("PATCH", "/serviceprincipals(appid=", 1);
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    let o = ours(&state, seed::SUB_CONTOSO_PROD);
+    assert_eq!(s(&o.app, "uniqueName"), "spot-connect-c0c0c0c0");
+    let log = env.sim.requests();
+    let patches = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "PATCH")
+        .count();
+    assert!(
+        patches >= 4,
+        "both upserts were sent again after the lost replies: {patches}"
+    );
+    assert!(
+        !log.as_array().unwrap().iter().any(|e| e["method"] == "POST"
+            && (s(e, "path").ends_with("/applications")
+                || s(e, "path").ends_with("/servicePrincipals"))),
+        "no POST create"
+    );
+    env.sim.shutdown().await;
+
+    // An app of an earlier version: created by POST, no uniqueName, our tag.
+    let env = env_fresh().await;
+    let graph = spot_connect::azure::graph::Graph::new(
+        env.session.http.clone(),
+        &env.session.endpoints.graph,
+        env.session.auth.clone(),
+        seed::CONTOSO_TENANT_ID,
+    );
+    let old = graph
+        .create_application("spot-connect-c0c0c0c0")
+        .await
+        .unwrap();
+    assert!(old.unique_name.is_none());
+    let plan = onboard::plan(&env.session, &[prod()], &Settings::default())
+        .await
+        .unwrap();
+    let app = plan
+        .items
+        .iter()
+        .find(|i| i.object == "app registration")
+        .unwrap();
+    assert_eq!(app.action, PlanAction::Reuse, "{app:#?}");
+    assert_eq!(app.id.as_deref(), Some(old.app_id.as_str()));
+    let (report, _) = apply(&env, &prod(), &Settings::default()).await;
+    let state = env.sim.state();
+    assert_connected(&state, &prod(), &report);
+    assert_eq!(
+        s(&ours(&state, seed::SUB_CONTOSO_PROD).app, "appId"),
+        old.app_id
+    );
+    env.sim.shutdown().await;
+}
+
+async fn env_fresh() -> Env {
+    env(SimOpts::default()).await
 }

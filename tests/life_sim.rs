@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 use spot_connect::azure::arm::Arm;
 use spot_connect::azure::auth::Audience;
 use spot_connect::cli::{CommonOpts, SimOpts};
-use spot_connect::onboard::bulk::{BulkOptions, apply_many};
 use spot_connect::onboard::model::{Progress, Step, StepEvent, Verdict};
 use spot_connect::onboard::remove::{RemoveOptions, plan_removal, remove};
 use spot_connect::onboard::rotate::rotate;
@@ -68,16 +67,13 @@ fn dev() -> Target {
     target(seed::SUB_CONTOSO_DEV, "Contoso Dev")
 }
 
-async fn bulk(env: &Env, targets: &[Target]) -> spot_connect::onboard::bulk::BulkReport {
+/// Several subscriptions through the one engine: plan, then apply that plan.
+async fn bulk(env: &Env, targets: &[Target]) -> spot_connect::onboard::model::RunReport {
     let (tx, _rx) = mpsc::unbounded_channel();
-    apply_many(
-        &env.session,
-        targets,
-        &Settings::default(),
-        tx,
-        BulkOptions::default(),
-    )
-    .await
+    let plan = spot_connect::onboard::plan(&env.session, targets, &Settings::default())
+        .await
+        .expect("plan");
+    spot_connect::onboard::apply(&env.session, &plan, tx).await
 }
 
 fn arr<'a>(state: &'a Value, key: &str) -> Vec<&'a Value> {
@@ -653,7 +649,9 @@ fn library_futures_are_send(session: Session, targets: Vec<Target>) {
         if let Ok(p) = p {
             let _ = remove(&session, &p[0], tx.clone()).await;
         }
-        let _ = apply_many(&session, &targets, &settings, tx, BulkOptions::default()).await;
+        if let Ok(p) = spot_connect::onboard::plan(&session, &targets, &settings).await {
+            let _ = spot_connect::onboard::apply(&session, &p, tx).await;
+        }
     });
 }
 
@@ -689,28 +687,98 @@ async fn a_sign_in_failure_stops_every_subscription() {
         subscription_id: "5bad0001-0000-4000-8000-000000000bad".into(),
         subscription_name: "Elsewhere".into(),
     };
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let r = apply_many(
+    // The plan looks every tenant up before anything is written: it fails as a whole.
+    let r = spot_connect::onboard::plan(
         &env.session,
         &[stranger, prod(), dev()],
         &Settings::default(),
-        tx,
-        BulkOptions::default(),
     )
     .await;
-    assert!(r.stopped.is_some(), "{r:#?}");
-    assert_eq!(r.failed(), 3);
-    for rep in &r.reports[1..] {
-        assert!(
-            rep.error
-                .as_ref()
-                .unwrap()
-                .summary
-                .starts_with("not started"),
-            "{rep:#?}"
-        );
-    }
-    // Nothing was written in the tenant that was not tried.
+    let e = r.expect_err("a tenant that refuses the sign-in fails the plan");
+    assert!(spot_connect::onboard::status::is_fatal(&e), "{e:#?}");
+    // Nothing was written anywhere.
     assert!(our_apps(&env.sim.state()).is_empty());
+    env.sim.shutdown().await;
+}
+
+/// One secret model: a run makes at most one new secret per tenant; each subscription records
+/// the keyId it holds; removing a subscription deletes a secret only when no other still holds
+/// it; rotation moves every subscription of the tenant to one new secret.
+#[tokio::test]
+async fn a_secret_is_removed_only_when_no_subscription_holds_it_and_rotation_moves_them_all() {
+    let env = env(SimOpts::default()).await;
+    let settings = Settings::default();
+    let recorded = |sub: &str| {
+        spot_connect::onboard::state::State::load(
+            &env.session.state_dir,
+            seed::CONTOSO_TENANT_ID,
+            sub,
+        )
+        .unwrap()
+        .secret
+        .map(|r| r.key_id)
+    };
+    // Production alone, then Dev alone: two runs, two secrets, each held by its subscription.
+    assert_eq!(bulk(&env, &[prod()]).await.failed(), 0);
+    assert_eq!(bulk(&env, &[dev()]).await.failed(), 0);
+    let (k_prod, k_dev) = (
+        recorded(seed::SUB_CONTOSO_PROD).unwrap(),
+        recorded(seed::SUB_CONTOSO_DEV).unwrap(),
+    );
+    assert_ne!(k_prod, k_dev);
+    assert_eq!(our_secrets(&env.sim.state()).len(), 2);
+    // Rotation: both subscriptions on one new secret, the two old ones gone.
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let rot = rotate(&env.session, seed::CONTOSO_TENANT_ID, &settings, tx)
+        .await
+        .unwrap();
+    assert!(rot.complete, "{rot:#?}");
+    let k_new = rot.new_key_id.clone().unwrap();
+    assert_eq!(
+        recorded(seed::SUB_CONTOSO_PROD).as_deref(),
+        Some(k_new.as_str())
+    );
+    assert_eq!(
+        recorded(seed::SUB_CONTOSO_DEV).as_deref(),
+        Some(k_new.as_str())
+    );
+    let keys: Vec<String> = our_secrets(&env.sim.state())
+        .iter()
+        .map(|p| s(p, "keyId").to_string())
+        .collect();
+    assert_eq!(keys, vec![k_new.clone()]);
+    // Status names the secret each subscription holds.
+    let st = status(&env.session, &[prod(), dev()], &settings)
+        .await
+        .unwrap();
+    assert!(
+        st.iter()
+            .all(|x| x.secret.as_ref().is_some_and(|k| k.key_id == k_new)),
+        "{st:#?}"
+    );
+    // Removing Dev keeps the secret Production still holds.
+    let plans = plan_removal(&env.session, &[dev()], &settings, RemoveOptions::default())
+        .await
+        .unwrap();
+    let secret_items: Vec<_> = plans[0]
+        .items
+        .iter()
+        .filter(|i| i.object == "client secret")
+        .collect();
+    assert_eq!(secret_items.len(), 1, "{:#?}", plans[0].items);
+    assert_eq!(
+        secret_items[0].action,
+        spot_connect::onboard::remove::RemovalAction::Keep
+    );
+    assert!(
+        secret_items[0]
+            .reason
+            .contains("1 other subscription(s) still hold it")
+    );
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let res = remove(&env.session, &plans[0], tx).await;
+    assert!(res.iter().all(|r| r.done), "{res:#?}");
+    assert_eq!(our_secrets(&env.sim.state()).len(), 1);
+    all_working(&env, &[seed::SUB_CONTOSO_PROD]).await;
     env.sim.shutdown().await;
 }

@@ -206,7 +206,7 @@ fn done_pane() {
             "connected; read back",
         )],
     );
-    feed(&mut s, 28.5, vec![Action::Applied(Ok(report()))]);
+    feed(&mut s, 28.5, vec![Action::Applied(Ok(run_report()))]);
     assert_eq!(s.pane, Pane::Done);
     snap("done", &s, now(30.0));
 }
@@ -440,7 +440,7 @@ fn bulk_done_pane() {
         vec![
             Action::Planned {
                 generation: g,
-                result: Ok(plan()),
+                result: Ok(plan_many()),
             },
             enter(),
             enter(),
@@ -479,9 +479,9 @@ fn bulk_done_pane() {
     feed(
         &mut s,
         9.0,
-        vec![Action::AppliedMany(Box::new(bulk_report()))],
+        vec![Action::Applied(Ok(Box::new(bulk_report())))],
     );
-    assert!(matches!(s.run, Run::FinishedMany(_)));
+    assert!(matches!(s.run, Run::Finished(_)));
     assert_eq!(s.pane, Pane::Done);
     snap("done_multi", &s, now(9.5));
 }

@@ -77,12 +77,13 @@ fn enter_at_every_prompt_completes_the_wizard() {
         [
             Effect::Plan {
                 generation,
-                target,
+                targets,
                 choices,
             },
         ] => {
-            assert_eq!(target.subscription_id, SUB);
-            assert_eq!(target.tenant_id, TENANT);
+            assert_eq!(targets.len(), 1);
+            assert_eq!(targets[0].subscription_id, SUB);
+            assert_eq!(targets[0].tenant_id, TENANT);
             assert_eq!(choices.spot_account, SpotAccountChoice::Auto);
             assert_eq!(choices.secret_months, 12);
             *generation
@@ -109,16 +110,16 @@ fn enter_at_every_prompt_completes_the_wizard() {
     let fx = feed(&mut s, 6.0, vec![enter()]);
     assert_eq!(s.pane, Pane::Apply);
     match &fx[..] {
-        [Effect::Apply { target, choices }] => {
-            assert_eq!(target.subscription_id, SUB);
-            assert_eq!(choices.app_name.as_deref(), Some("spot-connect-72f988bf"));
-            assert_eq!(choices.secret_months, 12);
+        [Effect::Apply { plan: p }] => {
+            // Exactly the plan the review showed.
+            assert_eq!(**p, plan());
+            assert_eq!(p.subscriptions[0].subscription_id, SUB);
         }
         other => panic!("expected one Apply effect, got {other:?}"),
     }
     // Enter while running changes nothing and writes nothing twice.
     assert!(feed(&mut s, 7.0, vec![enter()]).is_empty());
-    feed(&mut s, 9.0, vec![Action::Applied(Ok(report()))]);
+    feed(&mut s, 9.0, vec![Action::Applied(Ok(run_report()))]);
     assert_eq!(s.pane, Pane::Done);
     assert_eq!(s.spot_account_id.as_deref(), Some(ACCOUNT));
     assert_eq!(quit_code(&feed(&mut s, 10.0, vec![enter()])), Some(0));
@@ -151,7 +152,9 @@ fn the_filter_narrows_the_list_and_typing_does_not_trigger_keys() {
     assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB4);
     // Enter in the filter picks the highlighted subscription.
     let fx = feed(&mut s, 4.5, vec![enter()]);
-    assert!(matches!(&fx[..], [Effect::Plan { target, .. }] if target.subscription_id == SUB4));
+    assert!(
+        matches!(&fx[..], [Effect::Plan { targets, .. }] if targets[0].subscription_id == SUB4)
+    );
 }
 
 #[test]
@@ -227,8 +230,31 @@ fn r_retries_a_failed_run_and_resets_failed_steps() {
     );
     feed(&mut s, 24.0, vec![Action::Applied(Err(connect_error()))]);
     assert!(matches!(s.run, Run::Failed(_)));
+    // r plans again (what the failed run wrote is then reused) and shows the new plan for review.
     let fx = feed(&mut s, 30.0, vec![ch('r')]);
-    assert!(matches!(&fx[..], [Effect::Apply { target, .. }] if target.subscription_id == SUB));
+    let g = match &fx[..] {
+        [
+            Effect::Plan {
+                targets,
+                generation,
+                ..
+            },
+        ] if targets[0].subscription_id == SUB => *generation,
+        other => panic!("expected a new plan, got {other:?}"),
+    };
+    assert_eq!(s.pane, Pane::Confirm);
+    feed(
+        &mut s,
+        30.5,
+        vec![Action::Planned {
+            generation: g,
+            result: Ok(plan()),
+        }],
+    );
+    let fx = feed(&mut s, 31.0, vec![enter()]);
+    assert!(
+        matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions[0].subscription_id == SUB)
+    );
     assert!(matches!(s.run, Run::Running { .. }));
     assert_eq!(s.status(Step::ConnectSpot), &Status::Pending);
     assert!(
@@ -438,7 +464,22 @@ fn space_selects_several_and_they_run_through_bulk() {
     feed(&mut s, 4.2, vec![ch(' ')]);
     assert_eq!(s.selected.len(), 2);
     let fx = feed(&mut s, 5.0, vec![enter()]);
-    assert!(matches!(&fx[..], [Effect::Plan { target, .. }] if target.subscription_id == SUB));
+    match &fx[..] {
+        [
+            Effect::Plan {
+                targets, choices, ..
+            },
+        ] => {
+            // One plan for both: the engine groups them by tenant.
+            let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
+            assert_eq!(ids, [SUB, SUB3]);
+            assert_eq!(
+                choices.app_name, None,
+                "the first tenant's default app name is not forced on the others"
+            );
+        }
+        other => panic!("expected one plan of both, got {other:?}"),
+    }
     assert_eq!(s.targets.len(), 2);
     let g = s.plan_gen;
     feed(
@@ -451,20 +492,13 @@ fn space_selects_several_and_they_run_through_bulk() {
     );
     let fx = feed(&mut s, 6.5, vec![enter(), enter(), enter(), enter()]);
     match &fx[..] {
-        [Effect::ApplyMany { targets, choices }] => {
-            let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
-            assert_eq!(ids, [SUB, SUB3]);
-            assert_eq!(
-                choices.app_name, None,
-                "the first tenant's default app name is not forced on the others"
-            );
-        }
-        other => panic!("expected a bulk run, got {other:?}"),
+        [Effect::Apply { plan: p }] => assert_eq!(**p, plan(), "the reviewed plan"),
+        other => panic!("expected the run of the plan, got {other:?}"),
     }
     feed(
         &mut s,
         9.0,
-        vec![Action::AppliedMany(Box::new(bulk_report()))],
+        vec![Action::Applied(Ok(Box::new(bulk_report())))],
     );
     assert_eq!(s.pane, Pane::Done);
     let fx = feed(&mut s, 9.5, vec![enter()]);
@@ -479,7 +513,7 @@ fn space_selects_several_and_they_run_through_bulk() {
 fn enter_without_a_selection_takes_the_highlighted_subscription() {
     let mut s = at_subscription();
     let fx = feed(&mut s, 5.0, vec![enter()]);
-    assert!(matches!(&fx[..], [Effect::Plan { target, .. }] if target.subscription_id == SUB));
+    assert!(matches!(&fx[..], [Effect::Plan { targets, .. }] if targets[0].subscription_id == SUB));
     assert_eq!(s.targets.len(), 1);
 }
 
@@ -685,17 +719,58 @@ fn r_after_a_bulk_run_retries_only_the_failed_subscriptions() {
     feed(
         &mut s,
         9.0,
-        vec![Action::AppliedMany(Box::new(bulk_report()))],
+        vec![Action::Applied(Ok(Box::new(bulk_report())))],
     );
     assert_eq!(s.pane, Pane::Done);
     let fx = feed(&mut s, 10.0, vec![ch('r')]);
     match &fx[..] {
-        [Effect::ApplyMany { targets, choices }] => {
+        [
+            Effect::Plan {
+                targets, choices, ..
+            },
+        ] => {
             let ids: Vec<&str> = targets.iter().map(|t| t.subscription_id.as_str()).collect();
             assert_eq!(ids, [SUB3], "only the failed one");
             assert_eq!(choices.app_name, None);
         }
-        other => panic!("expected a bulk run of the failed one, got {other:?}"),
+        other => panic!("expected a new plan of the failed one, got {other:?}"),
     }
-    assert_eq!(s.pane, Pane::Apply);
+    assert_eq!(
+        s.pane,
+        Pane::Confirm,
+        "reviewed again before anything is written"
+    );
+}
+
+#[test]
+fn the_review_scrolls_when_the_plan_does_not_fit() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![ch(' '), key(KeyCode::Down), ch(' '), enter()],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan_many()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    assert_eq!(s.review_scroll, 0);
+    feed(&mut s, 5.5, vec![key(KeyCode::Down), key(KeyCode::Down)]);
+    assert_eq!(s.review_scroll, 2, "↓ scrolls the review");
+    feed(&mut s, 5.6, vec![key(KeyCode::Up)]);
+    assert_eq!(s.review_scroll, 1);
+    // Enter still applies the reviewed plan.
+    let fx = feed(&mut s, 6.0, vec![enter()]);
+    assert!(matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions.len() == 2));
 }

@@ -178,8 +178,7 @@ pub async fn run(cli: &Cli) -> i32 {
     }
     signals.abort();
     let finished: Vec<&crate::onboard::model::Report> = match state.as_ref().map(|s| &s.run) {
-        Some(super::state::Run::Finished(r)) => vec![r],
-        Some(super::state::Run::FinishedMany(b)) => b.reports.iter().collect(),
+        Some(super::state::Run::Finished(b)) => b.reports.iter().collect(),
         _ => vec![],
     };
     for r in finished {
@@ -370,46 +369,20 @@ impl Runner {
                 Effect::SignIn => self.sign_in(),
                 Effect::Plan {
                     generation,
-                    target,
+                    targets,
                     choices,
                 } => {
                     let s = self.session.clone();
                     let settings = self.settings(&choices);
                     let tx = self.tx.clone();
                     self.tasks.push(tokio::spawn(async move {
-                        let r = onboard::plan(&s, &target, &settings)
+                        let r = onboard::plan(&s, &targets, &settings)
                             .await
                             .map_err(|e| info(&e));
                         let _ = tx.send(Action::Planned {
                             generation,
                             result: r,
                         });
-                    }));
-                }
-                Effect::ApplyMany { targets, choices } => {
-                    if let Some(h) = &self.apply
-                        && !h.is_finished()
-                    {
-                        continue;
-                    }
-                    let s = self.session.clone();
-                    let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.apply = Some(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
-                        let mut r = onboard::bulk::apply_many(
-                            &s,
-                            &targets,
-                            &settings,
-                            ptx,
-                            onboard::bulk::BulkOptions::default(),
-                        )
-                        .await;
-                        let _ = fwd.await;
-                        for report in &mut r.reports {
-                            save_report(&s.state_dir, report);
-                        }
-                        let _ = tx.send(Action::AppliedMany(Box::new(r)));
                     }));
                 }
                 Effect::ReadStatus { targets, choices } => {
@@ -464,25 +437,23 @@ impl Runner {
                         let _ = tx.send(Action::Removed(out));
                     }));
                 }
-                Effect::Apply { target, choices } => {
+                Effect::Apply { plan } => {
                     if let Some(h) = &self.apply
                         && !h.is_finished()
                     {
                         continue;
                     }
                     let s = self.session.clone();
-                    let settings = self.settings(&choices);
                     let tx = self.tx.clone();
                     self.apply = Some(tokio::spawn(async move {
                         let (ptx, fwd) = forward_progress(tx.clone());
-                        let r = onboard::apply(&s, &target, &settings, ptx).await;
+                        let mut r = onboard::apply(&s, &plan, ptx).await;
                         // Every progress event before the result.
                         let _ = fwd.await;
-                        let r = r.map(|mut report| {
-                            save_report(&s.state_dir, &mut report);
-                            report
-                        });
-                        let _ = tx.send(Action::Applied(r.map_err(|e| info(&e))));
+                        for report in &mut r.reports {
+                            save_report(&s.state_dir, report);
+                        }
+                        let _ = tx.send(Action::Applied(Ok(Box::new(r))));
                     }));
                 }
             }
@@ -506,17 +477,8 @@ fn forward_progress(tx: UnboundedSender<Action>) -> (UnboundedSender<Progress>, 
 
 /// Saves the report under `<state-dir>/reports/` (0600), with its own path in it.
 fn save_report(state_dir: &std::path::Path, report: &mut crate::onboard::model::Report) {
-    match crate::commands::save_report(state_dir, report) {
-        Ok(p) => {
-            report.report_path = Some(p.clone());
-            let saved = serde_json::to_vec_pretty(&*report)
-                .map_err(std::io::Error::other)
-                .and_then(|b| crate::logging::write_private(&p, &b));
-            if let Err(e) = saved {
-                tracing::warn!("could not rewrite the report {}: {e}", p.display());
-            }
-        }
-        Err(e) => tracing::warn!("could not save the report: {e}"),
+    if let Err(e) = crate::onboard::state::save_report(state_dir, report) {
+        tracing::warn!("could not save the report: {e}");
     }
 }
 

@@ -5,9 +5,8 @@ use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
 use crate::cli::AuthMethod;
 use crate::onboard::Target;
-use crate::onboard::bulk::BulkReport;
 use crate::onboard::model::{
-    BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, Report, Step,
+    BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,
 };
 use crate::onboard::remove::{RemovalAction, RemovalPlan, RemovalResult};
 use crate::onboard::rotate::RotateReport;
@@ -171,9 +170,8 @@ pub enum Run {
     Running {
         since: Duration,
     },
-    Finished(Box<Report>),
-    /// Several subscriptions, through `onboard::bulk`.
-    FinishedMany(Box<BulkReport>),
+    /// The plan was carried out (one report per subscription).
+    Finished(Box<RunReport>),
     Failed(ErrorInfo),
 }
 
@@ -356,6 +354,8 @@ pub struct State {
     pub role_name_default: Option<String>,
     /// Index into `SECRET_MONTHS`.
     pub months_sel: usize,
+    /// First line of the review shown (it scrolls when the plan does not fit).
+    pub review_scroll: usize,
 
     pub run: Run,
     /// The step the Apply pane shows (the latest with news).
@@ -477,6 +477,7 @@ impl State {
             ),
             role_name_default: init.role_name,
             months_sel,
+            review_scroll: 0,
             run: Run::NotStarted,
             apply_focus: None,
             last_error: None,
@@ -646,7 +647,7 @@ impl State {
             // A bulk run's failures are retried from its Done table.
             Origin::Apply => {
                 self.pane == Pane::Apply
-                    || (self.pane == Pane::Done && matches!(self.run, Run::FinishedMany(_)))
+                    || (self.pane == Pane::Done && matches!(self.run, Run::Finished(_)))
             }
             Origin::Status => false,
             Origin::Rotate => self.pane == Pane::Rotate,
@@ -719,7 +720,7 @@ impl State {
             v.push(Ctx::DeviceCodeBlocked);
         }
         match self.pane {
-            Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status => {
+            Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status | Pane::Confirm => {
                 v.push(Ctx::List)
             }
             Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),
@@ -738,4 +739,29 @@ impl State {
         }
         v
     }
+}
+
+/// Whole seconds, rounded up ("next in 8 s").
+pub fn secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+/// The Spot account the operator chose (the highlighted row of the Spot account pane).
+pub fn account_choice(s: &State) -> crate::onboard::SpotAccountChoice {
+    use crate::onboard::SpotAccountChoice;
+    let n = s.accounts_list().len();
+    match s.account_sel {
+        0 => SpotAccountChoice::Auto,
+        i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
+        _ => SpotAccountChoice::New,
+    }
+}
+
+/// A named Spot account holds one subscription: it cannot take several.
+pub fn one_account_for_several(s: &State) -> bool {
+    s.targets.len() > 1
+        && matches!(
+            account_choice(s),
+            crate::onboard::SpotAccountChoice::Existing(_)
+        )
 }

@@ -3,13 +3,14 @@
 
 use super::keymap::{self, Cmd};
 use super::state::*;
+/// Pure helpers of the state the UI reads too (defined in `app::state`).
+pub use super::state::{account_choice, one_account_for_several, secs};
 use crate::azure::auth::Identity;
 use crate::azure::discovery::Discovery;
 use crate::cli::exit;
-use crate::onboard::bulk::BulkReport;
 use crate::onboard::model::ErrorInfo;
 use crate::onboard::model::{
-    Outcome, Plan, PlanAction, Progress, Report, Step, StepEvent, Verdict,
+    Outcome, Plan, PlanAction, Progress, RunReport, Step, StepEvent, Verdict,
 };
 use crate::onboard::remove::{RemovalPlan, RemovalResult};
 use crate::onboard::rotate::RotateReport;
@@ -45,9 +46,8 @@ pub enum Action {
         result: Result<Plan, ErrorInfo>,
     },
     Progress(Progress),
-    Applied(Result<Report, ErrorInfo>),
-    /// Several subscriptions onboarded (`onboard::bulk`).
-    AppliedMany(Box<BulkReport>),
+    /// The run of the confirmed plan (one subscription or many).
+    Applied(Result<Box<RunReport>, ErrorInfo>),
     StatusRead(Result<Vec<SubscriptionStatus>, ErrorInfo>),
     Rotated(Result<Box<RotateReport>, ErrorInfo>),
     RemovalPlanned(Result<Vec<RemovalPlan>, ErrorInfo>),
@@ -67,9 +67,7 @@ pub struct Choices {
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// List Spot accounts with this token.
-    LoadSpotAccounts {
-        token: Secret,
-    },
+    LoadSpotAccounts { token: Secret },
     /// Sign in to Azure, then discover tenants and subscriptions.
     SignIn,
     /// From now on sign in with a browser (device code was blocked): a new sign-in session,
@@ -77,39 +75,28 @@ pub enum Effect {
     UseBrowserSignIn,
     /// The address the operator pasted, for the browser sign-in waiting for it.
     PasteRedirect(Secret),
+    /// Plan the selected subscriptions (one or many: the engine groups them by tenant).
     Plan {
         generation: u64,
-        target: Target,
-        choices: Choices,
-    },
-    Apply {
-        target: Target,
-        choices: Choices,
-    },
-    /// Onboard several subscriptions (one app, secret and role per tenant).
-    ApplyMany {
         targets: Vec<Target>,
         choices: Choices,
     },
+    /// Carry out the plan the operator confirmed, exactly.
+    Apply { plan: Box<Plan> },
     /// Read the status of these subscriptions.
     ReadStatus {
         targets: Vec<Target>,
         choices: Choices,
     },
     /// Rotate the client secret of the tenant's app.
-    Rotate {
-        tenant: String,
-        choices: Choices,
-    },
+    Rotate { tenant: String, choices: Choices },
     /// Look up what removing these subscriptions would delete.
     PlanRemoval {
         targets: Vec<Target>,
         choices: Choices,
     },
     /// Carry out removal plans.
-    Remove {
-        plans: Vec<RemovalPlan>,
-    },
+    Remove { plans: Vec<RemovalPlan> },
     /// Stop everything and leave with this exit code.
     Quit(i32),
 }
@@ -200,10 +187,6 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
             }
             vec![]
         }
-        Action::AppliedMany(report) => {
-            on_applied_many(s, *report);
-            vec![]
-        }
         Action::StatusRead(r) => {
             match r {
                 Ok(list) => {
@@ -281,6 +264,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
                     );
                     prefill_names(s, &p);
                     s.plan = Load::Ready(p);
+                    s.review_scroll = 0;
                     clear_error(s, Origin::Plan);
                 }
                 Err(e) => {
@@ -295,36 +279,7 @@ pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
         }
         Action::Applied(r) => {
             match r {
-                Ok(report) => {
-                    if let Some(a) = &report.spot_account_id {
-                        s.spot_account_id = Some(a.clone());
-                    }
-                    if report.verdict == Verdict::Connected {
-                        log(
-                            s,
-                            format!("subscription {} connected", report.subscription_id),
-                        );
-                        s.steps.insert(
-                            Step::Done,
-                            Status::Done {
-                                outcome: Outcome::Created,
-                                id: None,
-                                detail: "connected".into(),
-                                elapsed: None,
-                            },
-                        );
-                        s.run = Run::Finished(Box::new(report));
-                        s.pane = Pane::Done;
-                        s.last_error = None;
-                    } else {
-                        let e = report.error.clone().unwrap_or(ErrorInfo {
-                            summary: "the subscription was not connected".into(),
-                            api: None,
-                            hint: None,
-                        });
-                        s.run = Run::Failed(failed(s, "onboarding", Some(Origin::Apply), e));
-                    }
-                }
+                Ok(report) => on_applied(s, *report),
                 Err(e) => {
                     s.run = Run::Failed(failed(s, "onboarding", Some(Origin::Apply), e));
                 }
@@ -365,10 +320,9 @@ fn quit(s: &mut State, code: i32) -> Vec<Effect> {
 /// The exit code if the operator leaves now.
 fn exit_code(s: &State) -> i32 {
     match &s.run {
-        Run::Finished(_) => exit::DONE,
-        Run::FinishedMany(b) if b.failed() == 0 && b.stopped.is_none() => exit::DONE,
-        Run::FinishedMany(b) if b.failed() < b.reports.len() => exit::PARTIAL,
-        Run::FinishedMany(_) | Run::Failed(_) => exit::FAILED,
+        Run::Finished(b) if b.failed() == 0 && b.stopped.is_none() => exit::DONE,
+        Run::Finished(b) if b.failed() < b.reports.len() => exit::PARTIAL,
+        Run::Finished(_) | Run::Failed(_) => exit::FAILED,
         // Nothing onboarded: leaving the start screen or a life screen is not an interruption.
         Run::NotStarted if s.pane.full_width() => exit::DONE,
         _ => exit::INTERRUPTED,
@@ -458,15 +412,6 @@ fn account_choice_label(s: &State) -> String {
     }
 }
 
-pub fn account_choice(s: &State) -> SpotAccountChoice {
-    let n = s.accounts_list().len();
-    match s.account_sel {
-        0 => SpotAccountChoice::Auto,
-        i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
-        _ => SpotAccountChoice::New,
-    }
-}
-
 /// The names the plan will use are shown in the fields, unless the operator typed their own.
 fn prefill_names(s: &mut State, p: &Plan) {
     let name_of = |step: Step, object: &str| {
@@ -529,26 +474,41 @@ pub fn shared_choices(s: &State) -> Choices {
     }
 }
 
-/// A named Spot account holds one subscription: it cannot take several.
-pub fn one_account_for_several(s: &State) -> bool {
-    s.targets.len() > 1 && matches!(account_choice(s), SpotAccountChoice::Existing(_))
+/// The operator's choices for this run: with several subscriptions (maybe of several
+/// tenants) the shared names, never the first tenant's default.
+fn run_choices(s: &State) -> Choices {
+    let several = s.targets.len() > 1
+        || s.plan.ready().is_some_and(|p| p.subscriptions.len() > 1)
+        || matches!(&s.run, Run::Finished(b) if b.reports.len() > 1);
+    if several {
+        shared_choices(s)
+    } else {
+        choices(s)
+    }
 }
 
 fn start_plan(s: &mut State, at: Duration) -> Vec<Effect> {
-    let Some(target) = s.target.clone() else {
-        return vec![];
+    let targets = if s.targets.is_empty() {
+        s.target.iter().cloned().collect()
+    } else {
+        s.targets.clone()
     };
+    if targets.is_empty() {
+        return vec![];
+    }
+    let choices = run_choices(s);
     s.plan_gen += 1;
     s.plan = Load::Loading { since: at };
     vec![Effect::Plan {
         generation: s.plan_gen,
-        target,
-        choices: choices(s),
+        targets,
+        choices,
     }]
 }
 
+/// Carries out the plan on screen (the one the operator confirmed).
 fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
-    let Some(target) = s.target.clone() else {
+    let Some(plan) = s.plan.ready().cloned() else {
         return vec![];
     };
     s.run = Run::Running { since: at };
@@ -565,10 +525,13 @@ fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
             s.steps.insert(step, Status::Pending);
         }
     }
-    if s.targets.len() > 1 {
-        let targets = s.targets.clone();
-        log(s, format!("onboarding {} subscriptions", targets.len()));
-        s.bulk_rows = targets
+    if plan.subscriptions.len() > 1 {
+        log(
+            s,
+            format!("onboarding {} subscriptions", plan.subscriptions.len()),
+        );
+        s.bulk_rows = plan
+            .subscriptions
             .iter()
             .map(|t| {
                 (
@@ -577,25 +540,47 @@ fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
                 )
             })
             .collect();
-        return vec![Effect::ApplyMany {
-            targets,
-            choices: shared_choices(s),
-        }];
+    } else if let Some(t) = plan.subscriptions.first() {
+        log(
+            s,
+            format!("onboarding {} ({})", t.subscription_name, t.subscription_id),
+        );
     }
-    log(
-        s,
-        format!(
-            "onboarding {} ({})",
-            target.subscription_name, target.subscription_id
-        ),
-    );
     vec![Effect::Apply {
-        target,
-        choices: choices(s),
+        plan: Box::new(plan),
     }]
 }
 
-fn on_applied_many(s: &mut State, report: BulkReport) {
+fn on_applied(s: &mut State, report: RunReport) {
+    // One subscription that failed: the error stays on the Apply screen (r plans again).
+    if let ([one], None) = (report.reports.as_slice(), &report.stopped) {
+        if let Some(a) = &one.spot_account_id {
+            s.spot_account_id = Some(a.clone());
+        }
+        if one.verdict != Verdict::Connected {
+            let e = one.error.clone().unwrap_or(ErrorInfo {
+                summary: "the subscription was not connected".into(),
+                api: None,
+                hint: None,
+            });
+            s.run = Run::Failed(failed(s, "onboarding", Some(Origin::Apply), e));
+            return;
+        }
+        log(s, format!("subscription {} connected", one.subscription_id));
+        s.steps.insert(
+            Step::Done,
+            Status::Done {
+                outcome: Outcome::Created,
+                id: None,
+                detail: "connected".into(),
+                elapsed: None,
+            },
+        );
+        s.run = Run::Finished(Box::new(report));
+        s.pane = Pane::Done;
+        s.last_error = None;
+        return;
+    }
     let failed = report.failed();
     log(
         s,
@@ -643,11 +628,11 @@ fn on_applied_many(s: &mut State, report: BulkReport) {
             ErrorInfo {
                 summary: format!("{failed} subscription(s) not connected"),
                 api: None,
-                hint: Some("press r to run the failed ones again".into()),
+                hint: Some("press r to plan the failed ones again".into()),
             },
         )
     });
-    s.run = Run::FinishedMany(Box::new(report));
+    s.run = Run::Finished(Box::new(report));
     s.pane = Pane::Done;
 }
 
@@ -872,11 +857,6 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
     }
 }
 
-/// Whole seconds, rounded up ("next in 8 s").
-pub fn secs(d: Duration) -> u64 {
-    d.as_millis().div_ceil(1000) as u64
-}
-
 fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
     if key.kind != ratatui::crossterm::event::KeyEventKind::Press {
         return vec![];
@@ -1042,6 +1022,11 @@ fn list_len(s: &State) -> usize {
         Pane::SpotAccount => s.account_rows(),
         Pane::Subscription => s.visible_subscriptions().len(),
         Pane::ClientSecret => SECRET_MONTHS.len(),
+        // The review's lines: one per object, plus headers.
+        Pane::Confirm => s
+            .plan
+            .ready()
+            .map_or(0, |p| p.items.len() * 2 + p.counts.len() + 8),
         _ => 0,
     }
 }
@@ -1065,6 +1050,7 @@ fn move_sel(s: &mut State, down: bool) {
         Pane::Rotate => s.tenant_sel = step(s.tenant_sel),
         Pane::Remove => s.remove_sel = step(s.remove_sel),
         Pane::ClientSecret => s.months_sel = step(s.months_sel),
+        Pane::Confirm => s.review_scroll = step(s.review_scroll),
         Pane::Subscription => {
             // Skip rows that cannot be chosen (Disabled, Deleted, PastDue).
             let subs = s.visible_subscriptions();
@@ -1249,8 +1235,9 @@ fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
         }
         Origin::Plan => start_plan(s, at),
         Origin::Apply => {
-            // After a bulk run: only the subscriptions that failed.
-            if let Run::FinishedMany(b) = &s.run {
+            // What was written since the plan was made: plan again (the failed subscriptions
+            // only, after a run of several) and review it before anything more is written.
+            if let Run::Finished(b) = &s.run {
                 let failed: Vec<String> = b
                     .reports
                     .iter()
@@ -1259,20 +1246,13 @@ fn retry(s: &mut State, at: Duration) -> Vec<Effect> {
                     .collect();
                 s.targets.retain(|t| failed.contains(&t.subscription_id));
                 s.target = s.targets.first().cloned();
-                // Through bulk again, even for one: the names are the shared ones.
-                let fx = start_apply(s, at);
-                return fx
-                    .into_iter()
-                    .map(|e| match e {
-                        Effect::Apply { target, .. } => Effect::ApplyMany {
-                            targets: vec![target],
-                            choices: shared_choices(s),
-                        },
-                        e => e,
-                    })
-                    .collect();
             }
-            start_apply(s, at)
+            // The names of the run (shared ones after a run of several), then a fresh start.
+            let fx = start_plan(s, at);
+            s.run = Run::NotStarted;
+            s.last_error = None;
+            s.pane = Pane::Confirm;
+            fx
         }
         Origin::Status => read_status(s, at),
         Origin::Rotate | Origin::Remove => vec![],
@@ -1376,8 +1356,8 @@ fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
                 toggled
             };
             let target = targets[0].clone();
+            let changed = s.target.as_ref() != Some(&target) || s.targets != targets;
             s.targets = targets;
-            let changed = s.target.as_ref() != Some(&target);
             s.target = Some(target);
             if changed || matches!(s.plan, Load::Idle | Load::Failed(_)) {
                 fx = start_plan(s, at);

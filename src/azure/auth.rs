@@ -7,16 +7,13 @@
 //! [`Auth`] hands out access tokens per (tenant, audience) as [`Secret`]s, and the same thing as
 //! an `Arc<dyn TokenCredential>` ([`Auth::credential`]).
 
-use crate::azure::browser::BrowserPrompt;
 use crate::azure::device_code::{
-    self, AZURE_CLI_CLIENT_ID, Clock, DeviceCodeCredential, DeviceCodeOptions, Interactive,
-    TokenCache, decode_jwt_claims,
+    self, AZURE_CLI_CLIENT_ID, DeviceCodeCredential, DeviceCodeOptions, Interactive, TokenCache,
 };
-use crate::cli::AuthMethod;
+use crate::azure::token::{self, Clock, decode_jwt_claims};
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result, Service};
 use crate::http::Http;
-use crate::onboard::model::DeviceCodePrompt;
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_identity::{
@@ -28,6 +25,22 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// Device code (default: works over SSH with no browser).
+    #[default]
+    DeviceCode,
+    /// Authorization code + PKCE in a browser on another machine (your laptop): for when
+    /// Conditional Access blocks the device code. See --redirect-port.
+    Browser,
+    /// Reuse the `az login` session.
+    AzureCli,
+    ManagedIdentity,
+    /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
+    ClientSecret,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Audience {
@@ -44,26 +57,9 @@ pub struct Identity {
     pub method: AuthMethod,
 }
 
-/// What an interactive sign-in asks the front end to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignInPrompt {
-    /// The device code to enter.
-    DeviceCode(DeviceCodePrompt),
-    /// The address to open in a browser, and how the answer comes back.
-    Browser(BrowserPrompt),
-    /// A tenant refused the refresh and wants the operator to sign in there (the prompt of
-    /// that sign-in follows).
-    Again { tenant: String, reason: String },
-    /// A pasted address or a redirect was refused (the sentence says why); the sign-in goes
-    /// on waiting.
-    Refused(String),
-    /// The sign-in again to `tenant` (after [`SignInPrompt::Again`]) ended. (The first
-    /// sign-in's end is [`Auth::sign_in`] returning.)
-    Finished { tenant: String, ok: bool },
-}
-
-/// Called with what to show during an interactive sign-in.
-pub type PromptFn = Arc<dyn Fn(SignInPrompt) + Send + Sync>;
+/// What an interactive sign-in shows, and the callback that shows it (defined in
+/// `azure::prompt`, which the device-code and browser flows use too).
+pub use super::prompt::{BrowserPrompt, DeviceCodePrompt, PromptFn, SignInPrompt};
 
 /// The tenant the device flow signs in to when no `--tenant` was given (work/school accounts).
 pub const ORGANIZATIONS: &str = "organizations";
@@ -193,7 +189,7 @@ impl ClientSecretCredential {
         if let Some(t) = self.cache.get(tenant, scope) {
             return Ok(t);
         }
-        let body = device_code::post_form_retrying(
+        let body = token::post_form_retrying(
             &self.http,
             &self.login,
             tenant,
@@ -206,7 +202,7 @@ impl ClientSecretCredential {
             ],
         )
         .await?;
-        let grant = device_code::parse_token_grant(&body, self.cache.now())?;
+        let grant = token::parse_token_grant(&body, self.cache.now())?;
         self.cache
             .put(tenant, scope, grant.access_token.clone(), grant.expires_on);
         Ok((grant.access_token, grant.expires_on))
@@ -354,7 +350,7 @@ impl Auth {
             tenant,
             redirect_port,
             prompt,
-            device_code::system_clock(),
+            token::system_clock(),
         )
     }
 
@@ -442,7 +438,7 @@ impl Auth {
         sp: ServicePrincipal,
         tenant: Option<String>,
     ) -> Auth {
-        Self::client_secret_with_clock(endpoints, http, sp, tenant, device_code::system_clock())
+        Self::client_secret_with_clock(endpoints, http, sp, tenant, token::system_clock())
     }
 
     fn client_secret_with_clock(

@@ -12,39 +12,20 @@
 //! Either way the address must come from our redirect URI and carry our `state`; the code is
 //! redeemed once, with the verifier. Neither the code, the verifier nor a token is logged.
 
-use crate::azure::auth::{PromptFn, SignInPrompt};
-use crate::azure::device_code::{Clock, TokenGrant, TokenRefusal, parse_token_grant, post_token};
+pub use crate::azure::prompt::BrowserPrompt;
+use crate::azure::prompt::{PromptFn, SignInPrompt};
+use crate::azure::token::{Clock, TokenGrant, TokenRefusal, parse_token_grant, post_token};
 use crate::error::{ApiError, Error, Result, Service};
 use crate::http::Http;
 use crate::secret::Secret;
-use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long a browser sign-in waits for the redirect or a pasted address.
 pub const WAIT: Duration = Duration::from_secs(15 * 60);
-
-/// What the operator is shown: where to sign in, and how the answer comes back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BrowserPrompt {
-    /// The sign-in address to open in a browser (carries `state` and the PKCE challenge, never
-    /// the verifier).
-    pub url: String,
-    /// `http://localhost:<port>`
-    pub redirect_uri: String,
-    pub port: u16,
-    /// `ssh -L <port>:localhost:<port> <user>@<jumpbox>`: forwards the redirect to this machine.
-    pub ssh_command: String,
-    /// The authority's tenant (`organizations`, or the tenant signed in to again).
-    pub tenant: String,
-    /// When this sign-in stops waiting.
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-}
 
 /// Where a browser sign-in runs.
 #[derive(Clone)]

@@ -10,10 +10,13 @@
 //!
 //! Nothing here logs or Debug-prints a token, refresh token or device code.
 
-use crate::azure::auth::{PromptFn, SignInPrompt};
+use crate::azure::prompt::{DeviceCodePrompt, PromptFn, SignInPrompt};
+use crate::azure::token::{
+    Clock, TokenGrant, TokenRefusal, parse_token_grant, post_form, post_form_retrying, post_token,
+    seconds,
+};
 use crate::error::{ApiError, Error, Result, Service};
 use crate::http::Http;
-use crate::onboard::model::DeviceCodePrompt;
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use serde_json::Value;
@@ -38,13 +41,6 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// Polls that failed in transit (no reply, 500/502/504) tolerated in a row before giving up.
 /// A poll changes nothing on the service, so repeating it is safe.
 const MAX_TRANSIENT_POLL_FAILURES: u32 = 5;
-
-/// The time source (injected in tests).
-pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(OffsetDateTime::now_utc)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Token cache
@@ -98,256 +94,6 @@ impl TokenCache {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// JWT claims (display only: never verified, never trusted for access decisions)
-// ---------------------------------------------------------------------------------------------
-
-/// The claims we show: who signed in and in which tenant.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Claims {
-    /// `tid`: the tenant the token was issued in.
-    pub tenant_id: Option<String>,
-    /// `preferred_username`, `upn`, `unique_name` or `email`.
-    pub username: Option<String>,
-    /// `appid` / `azp`: the client (for a service principal or managed identity).
-    pub app_id: Option<String>,
-    pub object_id: Option<String>,
-}
-
-/// Decodes a JWT's payload without verifying it. `None` for an opaque token (the simulator's)
-/// or anything that is not a JSON payload.
-pub fn decode_jwt_claims(token: &str) -> Option<Claims> {
-    let mut parts = token.split('.');
-    let (_header, payload) = (parts.next()?, parts.next()?);
-    parts.next()?; // a JWS has three parts
-    let bytes = azure_core::base64::decode_url_safe(payload).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
-    let s = |k: &str| {
-        v.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let claims = Claims {
-        tenant_id: s("tid"),
-        username: s("preferred_username")
-            .or_else(|| s("upn"))
-            .or_else(|| s("unique_name"))
-            .or_else(|| s("email")),
-        app_id: s("appid").or_else(|| s("azp")),
-        object_id: s("oid"),
-    };
-    Some(claims)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Token endpoint
-// ---------------------------------------------------------------------------------------------
-
-/// A successful token response. No `Debug`: it holds tokens.
-pub struct TokenGrant {
-    pub access_token: Secret,
-    pub expires_on: OffsetDateTime,
-    pub refresh_token: Option<Secret>,
-    /// Claims of the id_token (or of the access token when that is a JWT).
-    pub claims: Option<Claims>,
-}
-
-fn seconds(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// Parses a token endpoint reply body (`expires_in` as number or string, as v1 endpoints sent).
-pub fn parse_token_grant(body: &Value, now: OffsetDateTime) -> Result<TokenGrant> {
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let access = text("access_token").ok_or_else(|| {
-        Error::Auth("the identity platform's token response has no access_token".into())
-    })?;
-    let expires_in = seconds(body.get("expires_in")).unwrap_or(3600).max(0);
-    let claims = text("id_token")
-        .and_then(decode_jwt_claims)
-        .or_else(|| decode_jwt_claims(access));
-    Ok(TokenGrant {
-        access_token: Secret::new(access),
-        expires_on: now + time::Duration::seconds(expires_in),
-        refresh_token: text("refresh_token").map(Secret::new),
-        claims,
-    })
-}
-
-/// A refusal of the identity platform: the error (its `error_codes` as `AADSTS…` in
-/// `detail_codes`), and the `claims` challenge when the reply carried one.
-#[derive(Debug, Clone)]
-pub struct TokenRefusal {
-    pub api: ApiError,
-    pub claims: Option<String>,
-}
-
-/// The largest identity-platform reply read.
-const MAX_LOGIN_BODY: usize = 1 << 20;
-
-/// `POST {login}/{tenant}/oauth2/v2.0/{endpoint}` with a form body, once. Unlike the generic
-/// HTTP layer this keeps what the identity platform's error says beyond `error`: its
-/// `error_codes` (classified on, §5: the `error` string varies) and a `claims` challenge.
-async fn post_token_once(
-    http: &Http,
-    url: &str,
-    form: &[(&str, &str)],
-) -> Result<Value, TokenRefusal> {
-    let refusal = |api| TokenRefusal { api, claims: None };
-    let resp = http
-        .request(reqwest::Method::POST, url)
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| {
-            use std::error::Error as _;
-            let mut msg = e.to_string();
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            refusal(ApiError::transport(Service::Login, msg))
-        })?;
-    let status = resp.status();
-    let header_id = resp
-        .headers()
-        .get("x-ms-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let mut resp = resp;
-    let mut bytes = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if bytes.len() + c.len() > MAX_LOGIN_BODY {
-                    return Err(refusal(ApiError::transport(
-                        Service::Login,
-                        "the identity platform's reply is too large",
-                    )));
-                }
-                bytes.extend_from_slice(&c);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return Err(refusal(ApiError::transport(
-                    Service::Login,
-                    format!("reply cut off: {e}"),
-                )));
-            }
-        }
-    }
-    let body: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    tracing::debug!(status = status.as_u16(), "identity platform");
-    if status.is_success() {
-        return Ok(body);
-    }
-    let mut api = crate::http::parse_error(Service::Login, status, &body);
-    api.request_id = api.request_id.or(header_id);
-    api.retry_after = retry_after;
-    if let Some(codes) = body.get("error_codes").and_then(Value::as_array) {
-        api.detail_codes.extend(
-            codes
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|c| format!("AADSTS{c}")),
-        );
-    }
-    let claims = body
-        .get("claims")
-        .and_then(Value::as_str)
-        .filter(|c| !c.trim().is_empty())
-        .map(str::to_string);
-    Err(TokenRefusal { api, claims })
-}
-
-/// [`post_token_once`], again after throttling (429/503: the service did not act on the
-/// request; a bounded Retry-After is honoured), as the HTTP layer does for every POST. With
-/// `retry` also after a reply lost in transit (no reply, 500/502/504): only for requests that
-/// change nothing a retry could duplicate, i.e. asking for a device code (none has been shown
-/// yet) and the refresh-token and client-credentials grants (each just issues a token). Never
-/// for device-code polls (the poll loop owns those) or an authorization code (one use).
-pub(crate) async fn post_token(
-    http: &Http,
-    login: &str,
-    tenant: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-    retry: bool,
-) -> Result<Value, TokenRefusal> {
-    let url = format!("{login}/{tenant}/oauth2/v2.0/{endpoint}");
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        match post_token_once(http, &url, form).await {
-            Err(r)
-                if (matches!(r.api.status, 429 | 503)
-                    || (retry && matches!(r.api.status, 0 | 500 | 502 | 504)))
-                    && attempt < http.max_attempts =>
-            {
-                let backoff = Duration::from_millis(250u64 << attempt.min(5));
-                let wait = r.api.retry_after.unwrap_or(backoff).min(http.max_wait);
-                tracing::info!(
-                    status = r.api.status,
-                    attempt,
-                    endpoint,
-                    "identity platform: retrying"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// [`post_token`] without retries, keeping the error only.
-pub(crate) async fn post_form(
-    http: &Http,
-    login: &str,
-    tenant: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> Result<Value, ApiError> {
-    post_token(http, login, tenant, endpoint, form, false)
-        .await
-        .map_err(|r| r.api)
-}
-
-/// [`post_token`] with retries, keeping the error only.
-pub(crate) async fn post_form_retrying(
-    http: &Http,
-    login: &str,
-    tenant: &str,
-    endpoint: &str,
-    form: &[(&str, &str)],
-) -> Result<Value, ApiError> {
-    post_token(http, login, tenant, endpoint, form, true)
-        .await
-        .map_err(|r| r.api)
-}
-
-/// The message when a poll's successful reply was lost and the code is now redeemed.
 pub const LOST_REPLY: &str = "the identity platform's reply to the sign-in was lost in transit";
 
 /// A token for `scope` in `tenant` from a refresh token (reference/azure-api.md §3.4).
@@ -1192,56 +938,6 @@ mod tests {
         // Without a transport failure before it, invalid_grant is the service's own answer.
         let (res, _, _) = run_script(vec![Err("invalid_grant")], 1, 900).await;
         assert_eq!(res.err().unwrap().api().unwrap().code, "invalid_grant");
-    }
-
-    fn jwt(payload: &str) -> String {
-        format!(
-            "{}.{}.sig",
-            azure_core::base64::encode_url_safe(br#"{"alg":"RS256","typ":"JWT"}"#),
-            azure_core::base64::encode_url_safe(payload.as_bytes())
-        )
-    }
-
-    #[test]
-    fn jwt_claims_are_decoded_and_opaque_tokens_are_not() {
-        let t = jwt(
-            r#"{"tid":"72f988bf-0000","preferred_username":"ops@contoso.com","oid":"o-1","appid":"04b0"}"#,
-        );
-        let c = decode_jwt_claims(&t).unwrap();
-        assert_eq!(c.tenant_id.as_deref(), Some("72f988bf-0000"));
-        assert_eq!(c.username.as_deref(), Some("ops@contoso.com"));
-        assert_eq!(c.app_id.as_deref(), Some("04b0"));
-        let c = decode_jwt_claims(&jwt(r#"{"tid":"t","upn":"u@x"}"#)).unwrap();
-        assert_eq!(c.username.as_deref(), Some("u@x"));
-        assert_eq!(decode_jwt_claims("sim-opaque-token-123"), None);
-        assert_eq!(decode_jwt_claims("a.b.c"), None);
-        assert_eq!(
-            decode_jwt_claims(&format!(
-                "x.{}.y",
-                azure_core::base64::encode_url_safe(b"not json")
-            )),
-            None
-        );
-    }
-
-    #[test]
-    fn token_grant_prefers_id_token_claims_and_accepts_string_expiry() {
-        let now = OffsetDateTime::now_utc();
-        let body = serde_json::json!({
-            "access_token": "opaque-at", "expires_in": "3599", "refresh_token": "rt-1",
-            "id_token": jwt(r#"{"tid":"home-t","preferred_username":"me@x"}"#)
-        });
-        let g = parse_token_grant(&body, now).unwrap();
-        assert_eq!(g.expires_on, now + time::Duration::seconds(3599));
-        assert_eq!(g.refresh_token.unwrap().expose(), "rt-1");
-        assert_eq!(g.claims.unwrap().tenant_id.as_deref(), Some("home-t"));
-        let g = parse_token_grant(
-            &serde_json::json!({"access_token":"opaque","expires_in":60}),
-            now,
-        )
-        .unwrap();
-        assert!(g.claims.is_none() && g.refresh_token.is_none());
-        assert!(parse_token_grant(&serde_json::json!({"token_type":"Bearer"}), now).is_err());
     }
 
     #[test]

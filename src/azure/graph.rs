@@ -47,6 +47,10 @@ pub struct Application {
     /// Application (client) id.
     pub app_id: String,
     pub display_name: String,
+    /// The alternate key this version creates the app under (None for apps of earlier
+    /// versions, created by POST).
+    #[serde(default)]
+    pub unique_name: Option<String>,
     #[serde(default)]
     pub sign_in_audience: Option<String>,
     #[serde(default)]
@@ -99,7 +103,8 @@ pub struct Graph {
     tenant: String,
 }
 
-const APP_SELECT: &str = "id,appId,displayName,signInAudience,tags,notes,web,passwordCredentials";
+const APP_SELECT: &str =
+    "id,appId,displayName,uniqueName,signInAudience,tags,notes,web,passwordCredentials";
 
 impl Graph {
     /// `base` is the Graph root (`https://graph.microsoft.com`); calls go to `{base}/v1.0/…`.
@@ -113,12 +118,90 @@ impl Graph {
     }
 
     async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
+        self.call_with(method, url, body, None).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        prefer: Option<&str>,
+    ) -> Result<Value> {
         let token = token_with_retry(&self.auth, &self.tenant, Audience::Graph).await?;
         let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        if let Some(p) = prefer {
+            req = req.header("Prefer", p);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
         Ok(self.http.send(Service::Graph, req).await?.body)
+    }
+
+    /// `/applications(uniqueName='…')`: the alternate key of an application.
+    fn app_by_unique_name(&self, unique_name: &str) -> String {
+        format!(
+            "/applications(uniqueName='{}')",
+            unique_name.replace('\'', "''")
+        )
+    }
+
+    /// The application whose `uniqueName` is `unique_name`; None when there is none (yet).
+    pub async fn get_application_by_unique_name(
+        &self,
+        unique_name: &str,
+    ) -> Result<Option<Application>> {
+        let url = self.url(
+            &self.app_by_unique_name(unique_name),
+            &[("$select", APP_SELECT)],
+        );
+        not_found_is_none(self.call(Method::GET, &url, None).await)
+    }
+
+    /// Idempotent by construction: `PATCH /applications(uniqueName='…')` with
+    /// `Prefer: create-if-missing` creates the app (201, the app in the reply) or, when one with
+    /// that uniqueName exists, updates it (204): sent twice after a lost reply, it is still one
+    /// app. The same properties as [`Graph::create_application`].
+    pub async fn upsert_application(&self, unique_name: &str, name: &str) -> Result<Application> {
+        let body = json!({
+            "displayName": name,
+            "signInAudience": "AzureADMyOrg",
+            "web": { "redirectUris": [REDIRECT_URI] },
+            "tags": [APP_TAG],
+            "notes": APP_NOTES,
+        });
+        let url = self.url(&self.app_by_unique_name(unique_name), &[]);
+        let v = self
+            .call_with(Method::PATCH, &url, Some(&body), Some("create-if-missing"))
+            .await?;
+        if v.get("appId").is_some() {
+            return parse(v);
+        }
+        // 204: it existed and was updated; read it back.
+        self.get_application_by_unique_name(unique_name)
+            .await?
+            .ok_or_else(|| unexpected("the upserted application cannot be read back"))
+    }
+
+    /// Idempotent by construction: `PATCH /servicePrincipals(appId='…')` with
+    /// `Prefer: create-if-missing` creates the app's service principal (201) or leaves the
+    /// existing one (204, read back).
+    pub async fn upsert_service_principal(&self, app_id: &str) -> Result<ServicePrincipal> {
+        let url = self.url(
+            &format!("/servicePrincipals(appId='{}')", app_id.replace('\'', "''")),
+            &[],
+        );
+        let body = json!({"accountEnabled": true});
+        let v = self
+            .call_with(Method::PATCH, &url, Some(&body), Some("create-if-missing"))
+            .await?;
+        if v.get("id").is_some() {
+            return parse(v);
+        }
+        self.get_service_principal_by_app_id(app_id)
+            .await?
+            .ok_or_else(|| unexpected("the upserted service principal cannot be read back"))
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {

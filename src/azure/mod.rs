@@ -7,3 +7,5 @@ pub mod browser;
 pub mod device_code;
 pub mod discovery;
 pub mod graph;
+pub mod prompt;
+pub mod token;

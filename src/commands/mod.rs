@@ -1,18 +1,19 @@
-//! The non-interactive commands: `apply`, `plan` (and later `status`, `rotate-secret`, `remove`).
+//! The non-interactive commands: `apply`, `plan`, `status`, `rotate-secret`, `remove`.
 //!
-//! A line per step on stderr (waits included), `--json` report on stdout, the same report saved
-//! under `<state_dir>/reports/`. Writes need `--yes` when stdin is not a terminal.
+//! `plan` and `apply` make one plan for all the subscriptions given (the engine groups them by
+//! tenant); `apply` writes exactly that plan. A line per step on stderr (waits included),
+//! `--json` on stdout (the plan; the report of one subscription, or the array of reports), each
+//! report saved under `<state_dir>/reports/`. Writes need `--yes` when stdin is not a terminal.
+//! Exit 0 all connected, 3 some failed, 1 all failed, stopped or blocked.
 
 use crate::cli::{Cli, CommonOpts, exit};
 use crate::error::Error;
-use crate::logging::{ensure_private_dir, write_private};
-use crate::onboard::model::{Outcome, Plan, PlanAction, Progress, Report, StepEvent, Verdict};
+use crate::onboard::model::{Outcome, Plan, PlanAction, Progress, RunReport, StepEvent, Verdict};
 use crate::onboard::policy::Policy;
-use crate::onboard::{self, Session, Settings, Target};
+use crate::onboard::state::save_report;
+use crate::onboard::{self, Session, Target};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
-pub mod bulk;
 pub mod remove;
 pub mod rotate;
 pub mod signin;
@@ -78,7 +79,7 @@ async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
             // (AADSTS54005): start over, like any failure in flight.
             Err(e)
                 if (crate::onboard::retry::is_transient(&e)
-                    || e.api().is_some_and(|a| a.message.contains("AADSTS54005")))
+                    || e.api().is_some_and(|a| a.has_code("AADSTS54005")))
                     && tries < 3 =>
             {
                 tries += 1;
@@ -150,7 +151,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         );
         return exit::USAGE;
     }
-    let settings = match Settings::from_opts(opts) {
+    let settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -180,148 +181,174 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         Err(e) => return fail(&e),
     };
 
-    // Several subscriptions: bulk (shared objects once, a few subscriptions at a time). With
-    // one named Spot account (`--spot-account act-…`) they run one after another instead.
-    if write
-        && targets.len() > 1
-        && !matches!(
-            settings.spot_account,
-            onboard::SpotAccountChoice::Existing(_)
-        )
-    {
-        return bulk::apply(&session, &targets, &settings, opts).await;
-    }
-    let mut outputs: Vec<serde_json::Value> = Vec::new();
-    let mut failed = 0usize;
-    for target in &targets {
+    let tenants = {
+        let mut t: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
+        t.sort();
+        t.dedup();
+        t.len()
+    };
+    if targets.len() > 1 {
         eprintln!(
-            "Subscription {} ({}) in tenant {}",
-            target.subscription_name, target.subscription_id, target.tenant_id
+            "{} subscriptions in {tenants} tenant(s): one app, service principal, secret and role per tenant; an assignment, a Spot account and its credentials per subscription",
+            targets.len()
         );
-        // `apply --yes` shows no plan: `apply` makes its own before writing (looking
-        // everything up twice cost a whole lookup phase of round trips).
-        if write && opts.yes {
-            let report = apply_one(&session, target, &settings, opts).await;
-            record_apply(report, target, &mut outputs, &mut failed);
-            continue;
-        }
-        let plan = match onboard::plan(&session, target, &settings).await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("  ✗ plan: {e}");
-                if let Some(h) = e.api().and_then(|a| a.hint()) {
-                    eprintln!("    hint: {h}");
-                }
-                failed += 1;
-                outputs.push(serde_json::json!({"subscription_id": target.subscription_id, "error": crate::onboard::model::ErrorInfo::from(&e)}));
-                continue;
-            }
-        };
-        if !write {
-            print_plan(&plan);
-            if plan.blocked().next().is_some() {
-                failed += 1;
-            }
-            outputs.push(serde_json::to_value(&plan).unwrap_or_default());
-            continue;
-        }
-        if !opts.yes {
-            print_plan(&plan);
-            if plan.blocked().next().is_none() && plan.writes().next().is_some() && !confirm().await
-            {
-                eprintln!("  nothing was changed");
-                return exit::FAILED;
-            }
-        }
-        let report = apply_one(&session, target, &settings, opts).await;
-        record_apply(report, target, &mut outputs, &mut failed);
     }
+    // `apply` plans exactly as `plan` does, and writes exactly that plan.
+    let plan = match onboard::plan(&session, &targets, &settings).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("  ✗ plan: {e}");
+            return fail(&e);
+        }
+    };
+    eprint!("{}", plan_text(&plan));
+    let blocked = plan.blocked().next().is_some();
+    if !write {
+        if opts.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan).unwrap_or_default()
+            );
+        }
+        return if blocked { exit::FAILED } else { exit::DONE };
+    }
+    if !opts.yes && !blocked && plan.writes().next().is_some() && !confirm().await {
+        eprintln!("  nothing was changed");
+        return exit::FAILED;
+    }
+    let report = apply_plan(&session, &plan, opts).await;
     if opts.json {
-        let out = if outputs.len() == 1 {
-            outputs.pop().unwrap_or_default()
-        } else {
-            serde_json::Value::Array(outputs)
+        // One subscription: its report; several: the array of their reports.
+        let out = match report.reports.as_slice() {
+            [one] => serde_json::to_value(one),
+            many => serde_json::to_value(many),
         };
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out.unwrap_or_default()).unwrap_or_default()
+        );
     }
-    match failed {
+    if let Some(e) = &report.stopped {
+        eprintln!("spot-connect apply: stopped: {}", e.summary);
+    }
+    exit_of(&report)
+}
+
+/// Exit 0 all connected, 3 some failed, 1 all failed or stopped.
+fn exit_of(report: &RunReport) -> i32 {
+    if report.stopped.is_some() {
+        return exit::FAILED;
+    }
+    match report.failed() {
         0 => exit::DONE,
-        n if n == targets.len() => exit::FAILED,
+        n if n == report.reports.len() => exit::FAILED,
         _ => exit::PARTIAL,
     }
 }
 
-fn record_apply(
-    report: Result<Report, Error>,
-    target: &Target,
-    outputs: &mut Vec<serde_json::Value>,
-    failed: &mut usize,
-) {
-    match report {
-        Ok(r) => {
-            if r.verdict != Verdict::Connected {
-                *failed += 1;
-            }
-            outputs.push(serde_json::to_value(&r).unwrap_or_default());
-        }
-        Err(e) => {
-            eprintln!("  ✗ {e}");
-            *failed += 1;
-            outputs.push(serde_json::json!({"subscription_id": target.subscription_id, "error": crate::onboard::model::ErrorInfo::from(&e)}));
-        }
-    }
-}
-
-async fn apply_one(
-    session: &Session,
-    target: &Target,
-    settings: &Settings,
-    opts: &CommonOpts,
-) -> Result<Report, Error> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// Applies the plan with a line per step on stderr (prefixed with the subscription when there
+/// are several), saves each subscription's report and prints the outcome.
+async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunReport {
+    let many = plan.subscriptions.len() > 1;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let printer = tokio::spawn(async move {
         while let Some(p) = rx.recv().await {
+            let prefix = match &p {
+                _ if !many => String::new(),
+                Progress::Step {
+                    subscription: Some(s),
+                    ..
+                } => format!("[{}]", &s[..s.len().min(8)]),
+                _ => "[tenant]".into(),
+            };
             if let Some(line) = progress_line(&p) {
-                eprintln!("{line}");
+                eprintln!("{prefix}{line}");
             }
         }
     });
-    let result = onboard::apply(session, target, settings, tx).await;
+    let mut report = onboard::apply(session, plan, tx).await;
     let _ = printer.await;
-    let mut report = result?;
-    match save_report(&opts.state_dir(), &report) {
-        Ok(p) => {
-            report.report_path = Some(p.clone());
-            // Save again with its own path in it.
-            let _ = write_report(&p, &report);
-            eprintln!("  report: {}", p.display());
+    for r in report.reports.iter_mut() {
+        match save_report(&opts.state_dir(), r) {
+            Ok(p) => {
+                if !many {
+                    eprintln!("  report: {}", p.display());
+                }
+            }
+            Err(e) => eprintln!("  (could not save the report: {e})"),
         }
-        Err(e) => eprintln!("  (could not save the report: {e})"),
     }
-    match report.verdict {
-        Verdict::Connected => eprintln!(
-            "  ✓ {} is connected to Spot{}{}",
-            target.subscription_id,
-            report
-                .spot_account_id
-                .as_deref()
-                .map(|a| format!(" (account {a})"))
-                .unwrap_or_default(),
-            report
-                .secret_expires
-                .map(|e| format!("; secret expires {}", e.date()))
-                .unwrap_or_default()
-        ),
-        Verdict::Failed => {
-            if let Some(e) = &report.error {
-                eprintln!("  ✗ failed: {}", e.summary);
-                if let Some(h) = &e.hint {
-                    eprintln!("    hint: {h}");
+    if many {
+        eprint!("{}", table(&report));
+        return report;
+    }
+    for r in &report.reports {
+        match r.verdict {
+            Verdict::Connected => eprintln!(
+                "  ✓ {} is connected to Spot{}{}",
+                r.subscription_id,
+                r.spot_account_id
+                    .as_deref()
+                    .map(|a| format!(" (account {a})"))
+                    .unwrap_or_default(),
+                r.secret_expires
+                    .map(|e| format!("; secret expires {}", e.date()))
+                    .unwrap_or_default()
+            ),
+            Verdict::Failed => {
+                if let Some(e) = &r.error {
+                    eprintln!("  ✗ failed: {}", e.summary);
+                    if let Some(h) = &e.hint {
+                        eprintln!("    hint: {h}");
+                    }
                 }
             }
         }
     }
-    Ok(report)
+    report
+}
+
+/// The per-subscription outcome table.
+pub fn table(report: &RunReport) -> String {
+    let mut out = format!(
+        "\n{:<36}  {:<22}  {:<9}  {:<14}  {}\n",
+        "SUBSCRIPTION", "NAME", "RESULT", "SPOT ACCOUNT", "SECRET ENDS / ERROR"
+    );
+    for r in &report.reports {
+        let name: String = r.subscription_name.chars().take(22).collect();
+        let (result, last) = match r.verdict {
+            Verdict::Connected => (
+                "connected",
+                r.secret_expires
+                    .map(|e| e.date().to_string())
+                    .unwrap_or_default(),
+            ),
+            Verdict::Failed => (
+                "FAILED",
+                r.error
+                    .as_ref()
+                    .map(|e| e.summary.clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        out.push_str(&format!(
+            "{:<36}  {:<22}  {:<9}  {:<14}  {}\n",
+            r.subscription_id,
+            name,
+            result,
+            r.spot_account_id.as_deref().unwrap_or("-"),
+            last
+        ));
+    }
+    out.push_str(&format!(
+        "{} connected, {} failed in {:.1} s (429 replies: {}, most at once: {})\n",
+        report.reports.len() - report.failed(),
+        report.failed(),
+        report.total_ms as f64 / 1000.0,
+        report.throttled,
+        report.peak_concurrency
+    ));
+    out
 }
 
 /// "  … Role assignment: waiting for Azure to propagate (attempt 3, next in 8 s)"
@@ -396,8 +423,28 @@ pub fn progress_line(p: &Progress) -> Option<String> {
     }
 }
 
-fn print_plan(plan: &Plan) {
+/// The plan as the operator reads it: per tenant its shared objects, then each subscription's,
+/// then how many objects of each kind.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let mut last: Option<(&str, Option<&str>)> = None;
     for i in &plan.items {
+        let here = (i.tenant_id.as_str(), i.subscription_id.as_deref());
+        if last != Some(here) {
+            match here {
+                (t, None) => out.push_str(&format!("Tenant {t} (shared):\n")),
+                (_, Some(sub)) => {
+                    let name = plan
+                        .subscriptions
+                        .iter()
+                        .find(|t| t.subscription_id == sub)
+                        .map(|t| t.subscription_name.as_str())
+                        .unwrap_or("");
+                    out.push_str(&format!("Subscription {name} ({sub}):\n"));
+                }
+            }
+            last = Some(here);
+        }
         let a = match i.action {
             PlanAction::Create => "create ",
             PlanAction::Reuse => "reuse  ",
@@ -409,16 +456,47 @@ fn print_plan(plan: &Plan) {
         } else {
             format!(" {}", i.name)
         };
-        eprintln!("  {a} {}{name}: {}", i.object, i.reason);
+        out.push_str(&format!("  {a} {}{name}: {}\n", i.object, i.reason));
         if let Some(d) = &i.drift {
             if !d.missing.is_empty() {
-                eprintln!("          missing actions: {}", d.missing.join(", "));
+                out.push_str(&format!(
+                    "          missing actions: {}\n",
+                    d.missing.join(", ")
+                ));
             }
             if !d.extra.is_empty() {
-                eprintln!("          extra actions: {}", d.extra.join(", "));
+                out.push_str(&format!(
+                    "          extra actions: {}\n",
+                    d.extra.join(", ")
+                ));
             }
         }
     }
+    out.push_str(&format!("{}\n", counts_line(plan)));
+    out
+}
+
+/// "Plan: app registration 1 create; role assignment 3 create, 1 reuse; …"
+pub fn counts_line(plan: &Plan) -> String {
+    let kinds: Vec<String> = plan
+        .counts
+        .iter()
+        .map(|c| {
+            let mut v = vec![];
+            for (n, w) in [
+                (c.create, "create"),
+                (c.update, "update"),
+                (c.reuse, "reuse"),
+                (c.blocked, "BLOCKED"),
+            ] {
+                if n > 0 {
+                    v.push(format!("{n} {w}"));
+                }
+            }
+            format!("{} {}", c.object, v.join(", "))
+        })
+        .collect();
+    format!("Plan: {}", kinds.join("; "))
 }
 
 async fn confirm() -> bool {
@@ -426,36 +504,10 @@ async fn confirm() -> bool {
     remove::confirm_line().await
 }
 
-fn write_report(path: &std::path::Path, r: &Report) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
-    write_private(path, &bytes)
-}
-
-/// `<state_dir>/reports/<UTC time>-<subscription>.json`, 0600.
-pub fn save_report(state_dir: &std::path::Path, r: &Report) -> std::io::Result<PathBuf> {
-    let dir = state_dir.join("reports");
-    ensure_private_dir(state_dir)?;
-    ensure_private_dir(&dir)?;
-    let now = time::OffsetDateTime::now_utc();
-    let stamp = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    );
-    let path = dir.join(format!("{stamp}-{}.json", r.subscription_id));
-    write_report(&path, r)?;
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onboard::model::{ErrorInfo, Step};
+    use crate::onboard::model::{ErrorInfo, Report, Step};
     use std::time::Duration;
 
     fn step(step: Step, event: StepEvent) -> Progress {
@@ -509,6 +561,51 @@ mod tests {
     }
 
     #[test]
+    fn exit_codes_say_all_some_or_none_connected() {
+        let r = |v: Verdict| Report {
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            subscription_name: "S".into(),
+            verdict: v,
+            spot_account_id: None,
+            objects: vec![],
+            secret_expires: None,
+            durations_ms: vec![],
+            total_ms: 1,
+            error: None,
+            report_path: None,
+        };
+        let run = |reports: Vec<Report>, stopped: bool| RunReport {
+            reports,
+            stopped: stopped.then(|| ErrorInfo {
+                summary: "sign-in".into(),
+                api: None,
+                hint: None,
+            }),
+            throttled: 0,
+            peak_concurrency: 1,
+            total_ms: 1,
+        };
+        use Verdict::*;
+        assert_eq!(
+            exit_of(&run(vec![r(Connected), r(Connected)], false)),
+            exit::DONE
+        );
+        assert_eq!(
+            exit_of(&run(vec![r(Connected), r(Failed)], false)),
+            exit::PARTIAL
+        );
+        assert_eq!(
+            exit_of(&run(vec![r(Failed), r(Failed)], false)),
+            exit::FAILED
+        );
+        assert_eq!(
+            exit_of(&run(vec![r(Connected), r(Failed)], true)),
+            exit::FAILED
+        );
+    }
+
+    #[test]
     fn reports_are_saved_private_under_reports() {
         let d = tempfile::tempdir().unwrap();
         let r = Report {
@@ -524,7 +621,9 @@ mod tests {
             error: None,
             report_path: None,
         };
-        let p = save_report(d.path(), &r).unwrap();
+        let mut r = r;
+        let p = save_report(d.path(), &mut r).unwrap();
+        assert_eq!(r.report_path.as_deref(), Some(p.as_path()));
         assert!(p.starts_with(d.path().join("reports")));
         assert!(p.to_string_lossy().ends_with("-s-1.json"));
         #[cfg(unix)]

@@ -3,7 +3,6 @@
 
 use super::{fail, progress_line};
 use crate::cli::{Cli, CommonOpts, RemoveOpts, exit};
-use crate::onboard::Settings;
 use crate::onboard::remove::{RemovalAction, RemoveOptions};
 use std::io::IsTerminal;
 
@@ -12,7 +11,7 @@ pub async fn remove(cli: &Cli, ro: &RemoveOpts) -> i32 {
 }
 
 async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
-    let settings = match Settings::from_opts(opts) {
+    let settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

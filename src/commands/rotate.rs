@@ -4,7 +4,6 @@
 
 use super::{fail, progress_line};
 use crate::cli::{Cli, CommonOpts, exit};
-use crate::onboard::Settings;
 use std::io::IsTerminal;
 
 pub async fn rotate_secret(cli: &Cli) -> i32 {
@@ -12,7 +11,7 @@ pub async fn rotate_secret(cli: &Cli) -> i32 {
 }
 
 async fn run(opts: &CommonOpts) -> i32 {
-    let settings = match Settings::from_opts(opts) {
+    let settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

@@ -4,7 +4,7 @@
 use super::fail;
 use crate::cli::{Cli, CommonOpts, exit};
 use crate::onboard::status::{Health, SubscriptionStatus};
-use crate::onboard::{Session, Settings, Target};
+use crate::onboard::{Session, Target};
 
 /// Signs in and resolves `--subscription`/`--all-subscriptions`; on failure, the exit code.
 pub(crate) async fn signed_in(
@@ -38,7 +38,7 @@ pub async fn status(cli: &Cli) -> i32 {
 }
 
 async fn run(opts: &CommonOpts) -> i32 {
-    let settings = match Settings::from_opts(opts) {
+    let settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };

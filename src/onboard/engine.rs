@@ -1,60 +1,82 @@
-//! The engine behind `onboard::plan` and `onboard::apply`.
+//! The one engine behind `onboard::plan` and `onboard::apply`, for one subscription or many.
 //!
-//! Dependencies (not the sidebar order) decide what runs when:
+//! `plan` groups the targets by tenant and looks everything up once per tenant (app, service
+//! principal, role, the right to register apps) and once per subscription (permissions, Spot
+//! account and its credentials, role assignment); the facts travel with the `Plan`. `apply`
+//! writes exactly that plan, nothing when it has a blocked item. Per tenant, dependencies (not
+//! the sidebar order) decide what runs when; one subscription is a tenant of one:
 //! ```text
-//! Spot account ────────────────────────────────────────────┐
-//! App registration ─┬─ service principal ─┐                 ├─ Connect to Spot ─ orphan cleanup
-//!                   └─ client secret ─────┼─────────────────┤
-//! Custom role ────────────────────────────┴─ role assignment┘
+//! Spot account (each) ──────────────────────────────────────────┐
+//! App registration ─┬─ service principal ─┐                      ├─ Connect to Spot (each)
+//!                   └─ client secret (one per tenant) ───────────┤   └─ orphan cleanup
+//! Custom role (one, assignable at all) ───┴─ role assignment (each)┘
 //! ```
 
 use super::model::{
-    Drift, ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, Step,
+    ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, RunReport, Step,
     StepEvent, Verdict,
 };
-use super::policy::{self, Policy, ROLE_MARKER};
-use super::retry::{Backoff, is_propagation, is_transient};
-use super::state::{SecretRecord, State};
+use super::pace::WriteBudget;
+use super::policy::{self, Policy};
+use super::retry::{self, Backoff, create_or_find, is_not_found, read};
+use super::rotate::{SECRET_PREFIX, shared_secret_name};
+use super::state::{SecretRecord, State, StepStatus, Store, lock};
+use super::status::{
+    self, account_for, find_assignment, is_fatal, is_our_role, same_scope, scope_of,
+};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
+use crate::azure::auth::AuthMethod;
 use crate::azure::graph::{
     APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, AppRoleAssignment, Application,
     DirectoryRole, Graph, ServicePrincipal,
 };
-use crate::cli::AuthMethod;
 use crate::error::{ApiError, Error, ErrorClass, Result};
 use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo, SpotAccount};
-use futures::FutureExt;
-use std::collections::HashSet;
-use std::future::Future;
+use futures::{FutureExt, StreamExt};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedSender;
 
 const NEED_ROLE_DEF_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
 const NEED_ROLE_ASSIGN_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
 /// A secret closer than this to its end is replaced.
-const EXPIRY_MARGIN: time::Duration = time::Duration::days(30);
+const EXPIRY_MARGIN: time::Duration = status::EXPIRY_WARNING;
 const PROPAGATION: &str = "waiting for Azure to propagate";
+/// What to ask for when app registration is not allowed.
+const APP_RIGHTS_HINT: &str =
+    "ask for the Application Developer role or for 'Users can register applications'";
+/// Subscriptions in flight at once within a tenant (their ARM writes are paced by the tenant's
+/// write budget, `pace::WriteBudget`, not by this).
+const CONCURRENCY: usize = 16;
+/// Subscriptions looked up at once (reads only).
+const LOOKUP_CONCURRENCY: usize = 32;
 
 // ---------------------------------------------------------------------------------------------
-// Facts: what exists, looked up before anything is written.
+// Facts: what exists, looked up before anything is written. They travel with the `Plan`.
 
+#[derive(Debug, Clone)]
 enum AppFact {
     Ours(Application),
     Missing,
     /// Same-named apps without our marker.
     Foreign(usize),
+    /// Graph refused to list apps.
+    Unreadable(String, Option<ApiError>),
 }
 
+#[derive(Debug, Clone)]
 enum RoleFact {
     Ours(RoleDefinition),
     Missing,
     Foreign(RoleDefinition),
 }
 
+#[derive(Debug, Clone)]
 enum AccountFact {
     Reuse(SpotAccount, String),
     Create(String),
@@ -62,6 +84,7 @@ enum AccountFact {
 }
 
 /// Whether the caller may register applications in the tenant (Entra), checked before writing.
+#[derive(Debug, Clone)]
 enum AppRights {
     Allowed(String),
     Denied(String),
@@ -69,640 +92,402 @@ enum AppRights {
     Unknown(String),
 }
 
-/// What to ask for when app registration is not allowed.
-const APP_RIGHTS_HINT: &str =
-    "ask for the Application Developer role or for 'Users can register applications'";
+/// Everything `apply` needs, as `plan` found it.
+#[derive(Debug)]
+pub(crate) struct Facts {
+    settings: Settings,
+    policy: Policy,
+    tenants: Vec<TenantFacts>,
+}
 
-struct Facts {
-    account: AccountFact,
+#[derive(Debug)]
+struct TenantFacts {
+    tenant: String,
+    app_name: String,
+    role_name: String,
     app_rights: AppRights,
+    app: AppFact,
+    sp: Option<ServicePrincipal>,
+    role: RoleFact,
+    subs: Vec<SubFacts>,
+}
+
+#[derive(Debug)]
+struct SubFacts {
+    target: Target,
+    state: State,
+    account: AccountFact,
     spot_creds: Option<AzureCredentialsInfo>,
     /// None: the caller's permissions could not be read (not blocking).
     permissions: Option<Vec<Permission>>,
-    app: std::result::Result<AppFact, Error>,
-    sp: Option<ServicePrincipal>,
-    role: RoleFact,
-    drift: Option<Drift>,
     assignment: Option<RoleAssignment>,
     /// Some(record): the recorded secret is with Spot, present on the app and not expiring.
     secret_reuse: Option<SecretRecord>,
     secret_reason: String,
 }
 
-struct Ctx<'a> {
-    session: &'a Session,
-    target: &'a Target,
-    settings: &'a Settings,
-    graph: Graph,
-    arm: Arm,
-    policy: Policy,
-    app_name: String,
-    role_name: String,
-    scope: String,
-    password_name: String,
-    backoff: Backoff,
-    tx: Option<UnboundedSender<Progress>>,
-    state: Mutex<State>,
-    objects: Mutex<Vec<ObjectRef>>,
-    durations: Mutex<Vec<(Step, u64)>>,
-    started: Mutex<HashSet<Step>>,
-    first_error: Mutex<Option<ErrorInfo>>,
-    /// Set when this run wrote something Azure may not have propagated yet.
-    wrote_azure: std::sync::atomic::AtomicBool,
-    /// Set when secrets of ours may have been left behind (the app existed before this run,
-    /// or an addPassword reply was lost): look for them after connecting.
-    sweep: std::sync::atomic::AtomicBool,
-    /// `plan`: look everywhere. `apply` leaves the tenant-wide role search to the role step
-    /// (off the critical path: a same-named role is then found when the create says it exists).
-    full_lookup: bool,
+impl SubFacts {
+    fn scope(&self) -> String {
+        scope_of(&self.target.subscription_id)
+    }
+    fn can(&self, action: &str) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|p| arm::permits(p, action))
+    }
 }
 
-impl<'a> Ctx<'a> {
-    fn new(
-        session: &'a Session,
-        target: &'a Target,
-        settings: &'a Settings,
-        tx: Option<UnboundedSender<Progress>>,
-    ) -> Result<Ctx<'a>> {
-        let tenant = &target.tenant_id;
-        let state = State::load(&session.state_dir, tenant, &target.subscription_id)?;
-        let full_lookup = tx.is_none();
-        Ok(Ctx {
-            session,
-            target,
-            settings,
-            graph: Graph::new(
-                session.http.clone(),
-                &session.endpoints.graph,
-                session.auth.clone(),
-                tenant,
-            ),
-            arm: Arm::new(
-                session.http.clone(),
-                &session.endpoints.arm,
-                session.auth.clone(),
-                tenant,
-            ),
-            policy: Policy::load(settings.policy_file.as_deref())?,
-            app_name: settings.app_name_for(tenant),
-            role_name: settings.role_name(),
-            scope: format!("/subscriptions/{}", target.subscription_id),
-            password_name: format!("spot-connect {}", target.subscription_id),
-            backoff: Backoff::default(),
-            tx,
-            state: Mutex::new(state),
-            objects: Mutex::new(Vec::new()),
-            durations: Mutex::new(Vec::new()),
-            started: Mutex::new(HashSet::new()),
-            first_error: Mutex::new(None),
-            wrote_azure: std::sync::atomic::AtomicBool::new(false),
-            sweep: std::sync::atomic::AtomicBool::new(false),
-            full_lookup,
-        })
+impl TenantFacts {
+    /// Whether the run makes the tenant's one new client secret.
+    fn new_secret(&self) -> bool {
+        self.subs.iter().any(|s| s.secret_reuse.is_none())
     }
-
-    fn emit(&self, step: Step, event: StepEvent) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(Progress::Step {
-                subscription: Some(self.target.subscription_id.clone()),
-                step,
-                event,
-            });
-        }
+    fn scopes(&self) -> Vec<String> {
+        self.subs.iter().map(SubFacts::scope).collect()
     }
+}
 
-    fn state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        f(&mut self.state.lock().expect("state lock"))
+// ---------------------------------------------------------------------------------------------
+// Lookups
+
+pub(super) async fn plan(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+) -> Result<Plan> {
+    let mut targets: Vec<Target> = targets.to_vec();
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|t| seen.insert(t.subscription_id.to_ascii_lowercase()));
+    if targets.is_empty() {
+        return Err(Error::Usage("no subscription to plan".into()));
     }
-
-    /// Changes the state and writes it (0600, atomic).
-    fn checkpoint(&self, f: impl FnOnce(&mut State)) -> Result<()> {
-        let mut s = self.state.lock().expect("state lock");
-        f(&mut s);
-        s.save(&self.session.state_dir)
+    if matches!(settings.spot_account, SpotAccountChoice::Existing(_)) && targets.len() > 1 {
+        return Err(Error::Usage(
+            "--spot-account act-… names one account: it cannot be used with several subscriptions"
+                .into(),
+        ));
     }
-
-    fn record(&self, step: Step, object: &str, name: &str, id: &str, outcome: Outcome) {
-        self.objects.lock().expect("objects lock").push(ObjectRef {
-            step,
-            object: object.into(),
-            name: name.into(),
-            id: id.into(),
-            outcome,
-        });
-    }
-
-    fn scope_eq(&self, s: &str) -> bool {
-        s.trim_end_matches('/').eq_ignore_ascii_case(&self.scope)
-    }
-
-    /// Runs one step: Started, then Finished or Failed, wall time, step status in the state.
-    async fn step<T>(
-        &self,
-        step: Step,
-        detail: String,
-        fut: impl Future<Output = Result<(T, Outcome, Option<String>, String)>>,
-    ) -> Result<T> {
-        self.started.lock().expect("lock").insert(step);
-        self.emit(step, StepEvent::Started { detail });
-        let t0 = Instant::now();
-        let r = fut.await;
-        self.durations
-            .lock()
-            .expect("lock")
-            .push((step, t0.elapsed().as_millis() as u64));
-        let key = serde_json::to_value(step)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
-        match r {
-            Ok((v, outcome, id, detail)) => {
-                let _ = self.checkpoint(|s| {
-                    s.steps.insert(key, "done".into());
-                });
-                self.emit(
-                    step,
-                    StepEvent::Finished {
-                        outcome,
-                        id,
-                        detail,
-                    },
-                );
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.checkpoint(|s| {
-                    s.steps.insert(key, "failed".into());
-                });
-                let mut info = ErrorInfo::from(&e);
-                info.summary = format!("{}: {}", step.label(), info.summary);
-                self.first_error
-                    .lock()
-                    .expect("lock")
-                    .get_or_insert(info.clone());
-                self.emit(step, StepEvent::Failed { error: info });
-                Err(e)
-            }
-        }
-    }
-
-    /// Calls `f` again while Azure propagates (or `also(e)`), with capped backoff, reporting
-    /// each wait as `StepEvent::Waiting`.
-    async fn propagate<T, F, Fut>(
-        &self,
-        step: Step,
-        also: impl Fn(&Error) -> bool,
-        mut f: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let start = Instant::now();
-        let mut attempt = 0;
-        loop {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_propagation(&e) || also(&e) => {
-                    attempt += 1;
-                    let Some(wait) = self.backoff.wait(attempt, start.elapsed()) else {
-                        return Err(e);
-                    };
-                    tracing::info!(step = ?step, attempt, wait_ms = wait.as_millis() as u64, error = %e, "waiting for propagation");
-                    self.emit(
-                        step,
-                        StepEvent::Waiting {
-                            reason: PROPAGATION.into(),
-                            attempt,
-                            next_in: wait,
-                        },
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// A non-idempotent write: on a transient failure (it may have been applied) look up first,
-    /// and write again only when the lookup finds nothing.
-    async fn write_or_find<T, W, WF, L, LF>(&self, mut write: W, mut lookup: L) -> Result<T>
-    where
-        W: FnMut() -> WF,
-        WF: Future<Output = Result<T>>,
-        L: FnMut() -> LF,
-        LF: Future<Output = Result<Option<T>>>,
-    {
-        let mut tries = 0u32;
-        loop {
-            match write().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) && tries < 5 => {
-                    tries += 1;
-                    tracing::info!(error = %e, tries, "write failed in flight: looking up before writing again");
-                    tokio::time::sleep(Duration::from_millis(300 * u64::from(tries))).await;
-                    if let Some(v) = self.retry_read(&mut lookup).await? {
-                        return Ok(v);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// A read (or an idempotent write: a PUT under a deterministic name), retried on transient
-    /// errors beyond what the HTTP layer already does.
-    async fn retry_read<T, L, LF>(&self, lookup: &mut L) -> Result<T>
-    where
-        L: FnMut() -> LF,
-        LF: Future<Output = Result<T>>,
-    {
-        let mut tries = 0u32;
-        loop {
-            match lookup().await {
-                Err(e) if is_transient(&e) && tries < 3 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(tries))).await;
-                }
-                r => return r,
-            }
-        }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Lookups
-
-    async fn lookup_spot(&self) -> Result<(AccountFact, Option<AzureCredentialsInfo>)> {
-        let spot = &self.session.spot;
-        let accounts = match self.retry_read(&mut || spot.list_accounts()).await {
-            Ok(a) => a,
-            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => {
-                return Ok((
-                    AccountFact::Blocked(
-                        format!("the Spot token was refused ({} {})", e.status, e.code),
-                        Some(e),
-                    ),
-                    None,
-                ));
-            }
-            Err(e) => return Err(e),
-        };
-        let sub = &self.target.subscription_id;
-        let connected = accounts.iter().find(|a| {
-            a.provider_external_id
-                .as_deref()
-                .is_some_and(|p| p.eq_ignore_ascii_case(sub))
-        });
-        let (recorded, pending) =
-            self.state(|s| (s.spot_account_id.clone(), s.spot_account_pending.clone()));
-        let fact = match &self.settings.spot_account {
-            SpotAccountChoice::Existing(id) => {
-                match accounts.iter().find(|a| &a.account_id == id) {
-                    None => AccountFact::Blocked(
-                        format!("Spot account {id} is not in your organization"),
-                        None,
-                    ),
-                    Some(a) => match &a.provider_external_id {
-                        Some(p) if !p.eq_ignore_ascii_case(sub) => AccountFact::Blocked(
-                            format!("Spot account {id} is already connected to subscription {p}"),
-                            None,
-                        ),
-                        _ => AccountFact::Reuse(a.clone(), "the account you chose".into()),
-                    },
-                }
-            }
-            SpotAccountChoice::Auto | SpotAccountChoice::New => {
-                if let Some(a) = connected {
-                    AccountFact::Reuse(a.clone(), "already connected to this subscription".into())
-                } else if let Some(a) = recorded.as_ref().and_then(|r| {
-                    accounts
-                        .iter()
-                        .find(|a| &a.account_id == r && a.provider_external_id.is_none())
-                }) {
-                    AccountFact::Reuse(a.clone(), "created by an earlier run".into())
-                } else if let Some(a) = pending.as_ref().and_then(|n| {
-                    accounts
-                        .iter()
-                        .find(|a| &a.name == n && a.provider_external_id.is_none())
-                }) {
-                    AccountFact::Reuse(a.clone(), "created by an interrupted run".into())
-                } else {
-                    AccountFact::Create(self.account_name())
-                }
-            }
-        };
-        let creds = match &fact {
-            AccountFact::Reuse(a, _) => {
-                let id = a.account_id.clone();
-                self.retry_read(&mut || spot.get_azure_credentials(&id))
-                    .await?
-            }
-            _ => None,
-        };
-        Ok((fact, creds))
-    }
-
-    /// A new Spot account is named after the subscription (Spot wants a letter in the name).
-    fn account_name(&self) -> String {
-        let n = self.target.subscription_name.trim();
-        let n = if n.is_empty() {
-            self.target.subscription_id.as_str()
-        } else {
-            n
-        };
-        if n.chars().any(|c| c.is_ascii_alphabetic()) {
-            n.to_string()
-        } else {
-            format!("azure-{n}")
-        }
-    }
-
-    async fn lookup_permissions(&self) -> Result<Option<Vec<Permission>>> {
-        match self
-            .retry_read(&mut || self.arm.permissions(&self.scope))
-            .await
-        {
-            Ok(p) => Ok(Some(p)),
-            Err(Error::Api(e))
-                if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
-            {
-                Err(Error::Other(format!(
-                    "subscription {} was not found in tenant {} ({e})",
-                    self.target.subscription_id, self.target.tenant_id
-                )))
-            }
-            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Some(vec![])),
-            Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => Ok(None),
+    let policy = Policy::load(settings.policy_file.as_deref())?;
+    // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
+    // for them only where it needs them).
+    let accounts: AccountsF<'_> = async {
+        match read(|| session.spot.list_accounts()).await {
+            Ok(a) => Ok(Ok(a)),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Err(e)),
             Err(e) => Err(e),
         }
     }
-
-    /// The Entra right to register applications: for a user, the tenant's "Users can register
-    /// applications" (authorizationPolicy) or an app-management directory role; for a service
-    /// principal signed in with a secret, Graph's Application.ReadWrite.All/OwnedBy app role or
-    /// such a directory role. What cannot be read is "unknown", never a block.
-    async fn lookup_app_rights(&self) -> AppRights {
-        match self.session.auth.method() {
-            AuthMethod::DeviceCode | AuthMethod::Browser | AuthMethod::AzureCli => {
-                let (mut policy_f, mut roles_f) = (
-                    || self.graph.users_may_create_apps(),
-                    || self.graph.my_directory_roles(),
-                );
-                let (policy, roles) = tokio::join!(
-                    self.retry_read(&mut policy_f),
-                    self.retry_read(&mut roles_f)
-                );
-                user_app_rights(&self.target.tenant_id, policy, roles)
-            }
-            AuthMethod::ClientSecret => {
-                let Some(client_id) = self.session.auth.client_id() else {
-                    return AppRights::Unknown(
-                        "could not check the right to register applications; the write will tell"
-                            .into(),
-                    );
-                };
-                let sp = match self
-                    .retry_read(&mut || self.graph.get_service_principal_by_app_id(&client_id))
-                    .await
-                {
-                    Ok(Some(sp)) => sp,
-                    Ok(None) => {
-                        return AppRights::Unknown(format!(
-                            "could not check the right to register applications (no service principal for {client_id} in this tenant); the write will tell"
-                        ));
-                    }
-                    Err(e) => return AppRights::Unknown(rights_unknown(&e)),
-                };
-                let (mut grants_f, mut roles_f) = (
-                    || self.graph.app_role_assignments(&sp.id),
-                    || self.graph.service_principal_directory_roles(&sp.id),
-                );
-                let (grants, roles) = tokio::join!(
-                    self.retry_read(&mut grants_f),
-                    self.retry_read(&mut roles_f)
-                );
-                service_principal_app_rights(&client_id, grants, roles)
-            }
-            AuthMethod::ManagedIdentity => AppRights::Unknown(
-                "could not check a managed identity's right to register applications; the write will tell".into(),
-            ),
+    .boxed()
+    .shared();
+    let mut tenants: Vec<String> = Vec::new();
+    for t in &targets {
+        if !tenants.contains(&t.tenant_id) {
+            tenants.push(t.tenant_id.clone());
         }
     }
+    // New Spot accounts are named after their subscription; two of one name get " (2)".
+    let names = Mutex::new(Vec::<String>::new());
+    let lookups = tenants.iter().map(|tenant| {
+        let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
+        lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
+    });
+    let tenants = futures::future::try_join_all(lookups).await?;
+    let facts = Facts {
+        settings: settings.clone(),
+        policy,
+        tenants,
+    };
+    let items = facts
+        .tenants
+        .iter()
+        .flat_map(|t| plan_items(&facts, t))
+        .collect();
+    let mut plan = Plan::new(targets, items);
+    plan.facts = Some(std::sync::Arc::new(facts));
+    Ok(plan)
+}
 
-    /// Ids recorded by earlier runs: this subscription's `own` first, then those `pick`
-    /// takes from the state of the tenant's other subscriptions.
-    fn recorded_ids(
-        &self,
-        own: Option<String>,
-        pick: impl FnMut(State) -> Option<String>,
-    ) -> Vec<String> {
-        own.into_iter()
-            .chain(
-                State::load_tenant_siblings(
-                    &self.session.state_dir,
-                    &self.target.tenant_id,
-                    &self.target.subscription_id,
-                )
-                .into_iter()
-                .filter_map(pick),
-            )
-            .collect()
-    }
+/// Spot's accounts (or why the token was refused), listed once per plan.
+type AccountsF<'a> = futures::future::Shared<
+    futures::future::BoxFuture<
+        'a,
+        std::result::Result<std::result::Result<Vec<SpotAccount>, ApiError>, Error>,
+    >,
+>;
 
-    async fn lookup_app(&self) -> Result<(AppFact, Option<ServicePrincipal>)> {
-        // The id recorded by an earlier run (this subscription or another one of the tenant)
-        // first: a list right after a create may not show the app yet.
-        let ids = self.recorded_ids(self.state(|s| s.app_object_id.clone()), |s| {
-            s.app_object_id
-                .filter(|_| s.app_name.as_deref() == Some(self.app_name.as_str()))
-        });
-        let mut found = None;
-        for id in ids {
-            if let Some(a) = self
-                .retry_read(&mut || self.graph.get_application(&id))
-                .await?
-                && a.is_ours()
-                && a.display_name == self.app_name
-            {
-                found = Some(a);
-                break;
+async fn lookup_tenant(
+    session: &Session,
+    settings: &Settings,
+    tenant: &str,
+    subs: Vec<&Target>,
+    accounts: AccountsF<'_>,
+    names: &Mutex<Vec<String>>,
+) -> Result<TenantFacts> {
+    let graph = status::graph(session, tenant);
+    let arm = status::arm(session, tenant);
+    let app_name = settings.app_name_for(tenant);
+    let role_name = settings.role_name();
+    let scopes: Vec<String> = subs.iter().map(|t| scope_of(&t.subscription_id)).collect();
+    let states: Vec<State> = subs
+        .iter()
+        .map(|t| State::load(&session.state_dir, tenant, &t.subscription_id))
+        .collect::<Result<_>>()?;
+    let app_f = async {
+        let (fact, sp) = match status::find_app(session, &graph, tenant, &app_name).await {
+            Ok((Some(a), _)) => (AppFact::Ours(a), None),
+            Ok((None, 0)) => (AppFact::Missing, None),
+            Ok((None, n)) => (AppFact::Foreign(n), None),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => {
+                (AppFact::Unreadable(e.to_string(), Some(e)), None)
             }
-        }
-        let fact = match found {
-            Some(a) => AppFact::Ours(a),
-            None => {
-                let apps = self
-                    .retry_read(&mut || self.graph.find_applications(&self.app_name))
-                    .await?;
-                let (ours, foreign): (Vec<_>, Vec<_>) = apps.into_iter().partition(|a| a.is_ours());
-                match ours.into_iter().next() {
-                    Some(a) => AppFact::Ours(a),
-                    None if !foreign.is_empty() => AppFact::Foreign(foreign.len()),
-                    None => AppFact::Missing,
-                }
-            }
-        };
-        let sp = match &fact {
-            AppFact::Ours(a) => {
-                let app_id = a.app_id.clone();
-                self.retry_read(&mut || self.graph.get_service_principal_by_app_id(&app_id))
-                    .await?
-            }
-            _ => None,
-        };
-        Ok((fact, sp))
-    }
-
-    async fn lookup_role(&self) -> Result<RoleFact> {
-        let name_eq =
-            |r: &RoleDefinition| r.properties.role_name.eq_ignore_ascii_case(&self.role_name);
-        // Role names are unique per tenant: ours may be assignable at other subscriptions only.
-        // Ids recorded by earlier runs (this subscription or others of the tenant) first.
-        let ids = self.recorded_ids(self.state(|s| s.role_definition_id.clone()), |s| {
-            s.role_definition_id
-        });
-        let at_scope = async {
-            self.retry_read(&mut || self.arm.find_role_definitions(&self.scope, &self.role_name))
-                .await
-                .map(|v| v.into_iter().find(|r| name_eq(r)))
-        };
-        let mut found = if ids.is_empty() && self.full_lookup {
-            // Nothing recorded (first run here, or the state is lost): search the tenant at
-            // the same time as the subscription, not after it.
-            let (here, elsewhere) = tokio::join!(at_scope, self.find_role_elsewhere());
-            here?.or(elsewhere)
-        } else {
-            at_scope.await?
-        };
-        // Last, the GUID a run of ours would have written the role under (tenant scope): a
-        // role of ours assignable only at other subscriptions is found without a tenant-wide
-        // search, and a PUT of that GUID never replaces its assignable scopes with ours.
-        let by_guid = format!(
-            "/providers/Microsoft.Authorization/roleDefinitions/{}",
-            policy::role_definition_guid(&self.target.tenant_id, &self.role_name)
-        );
-        if found.is_none() {
-            for id in ids.iter().chain(std::iter::once(&by_guid)) {
-                if let Ok(Some(r)) = self
-                    .retry_read(&mut || self.arm.get_role_definition(id))
-                    .await
-                    && name_eq(&r)
-                {
-                    found = Some(r);
-                    break;
-                }
-            }
-        }
-        if found.is_none() && !ids.is_empty() && self.full_lookup {
-            found = self.find_role_elsewhere().await;
-        }
-        Ok(match found {
-            None => RoleFact::Missing,
-            Some(r) if is_our_role(&r) => RoleFact::Ours(r),
-            Some(r) => RoleFact::Foreign(r),
-        })
-    }
-
-    async fn lookup_assignment(
-        &self,
-        sp: &ServicePrincipal,
-        role: &RoleDefinition,
-    ) -> Result<Option<RoleAssignment>> {
-        let list = self
-            .retry_read(&mut || self.arm.list_role_assignments(&self.scope, &sp.id))
-            .await?;
-        Ok(list.into_iter().find(|a| {
-            arm::same_role(&a.properties.role_definition_id, &role.id)
-                && a.properties.principal_id.eq_ignore_ascii_case(&sp.id)
-                && a.properties
-                    .scope
-                    .as_deref()
-                    .is_none_or(|s| self.scope_eq(s))
-        }))
-    }
-
-    async fn facts(&self) -> Result<Facts> {
-        let (spot, perms, app, role, app_rights) = tokio::join!(
-            self.lookup_spot(),
-            self.lookup_permissions(),
-            self.lookup_app(),
-            self.lookup_role(),
-            self.lookup_app_rights()
-        );
-        let (account, spot_creds) = spot?;
-        let permissions = perms?;
-        let role = role?;
-        let (app, sp) = match app {
-            Ok((a, sp)) => (Ok(a), sp),
-            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => (Err(Error::Api(e)), None),
             Err(e) => return Err(e),
         };
-        let drift = match &role {
-            RoleFact::Ours(r) | RoleFact::Foreign(r) => Some(policy::drift(
-                &self.policy.actions,
-                &r.properties.permissions,
-            )),
-            RoleFact::Missing => None,
+        let sp = match &fact {
+            AppFact::Ours(a) => read(|| graph.get_service_principal_by_app_id(&a.app_id)).await?,
+            _ => sp,
         };
-        let assignment = match (&sp, &role) {
-            (Some(sp), RoleFact::Ours(r)) => self.lookup_assignment(sp, r).await?,
-            _ => None,
-        };
-        let (secret_reuse, secret_reason) =
-            self.secret_decision(&app, &account, spot_creds.as_ref());
-        Ok(Facts {
-            account,
-            app_rights,
-            spot_creds,
-            permissions,
-            app,
-            sp,
-            role,
-            drift,
-            assignment,
-            secret_reuse,
-            secret_reason,
-        })
-    }
-
-    fn secret_decision(
-        &self,
-        app: &std::result::Result<AppFact, Error>,
-        account: &AccountFact,
-        creds: Option<&AzureCredentialsInfo>,
-    ) -> (Option<SecretRecord>, String) {
-        let Ok(AppFact::Ours(app)) = app else {
-            return (None, "a new app registration needs a secret".into());
-        };
-        let AccountFact::Reuse(acct, _) = account else {
-            return (None, "a new secret for the new Spot account".into());
-        };
-        let spot_has_it = creds.is_some_and(|c| {
-            c.client_id
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
-                && c.subscription_id
-                    .as_deref()
-                    .is_some_and(|x| x.eq_ignore_ascii_case(&self.target.subscription_id))
-        });
-        if !spot_has_it {
-            return (
-                None,
-                format!(
-                    "Spot account {} has no credentials of this app for this subscription",
-                    acct.account_id
-                ),
-            );
+        Ok((fact, sp))
+    };
+    let role_f = status::find_role(session, &arm, tenant, &role_name, &scopes);
+    let subs_f = async {
+        let mut out = Vec::new();
+        let all: Vec<(&Target, State)> = subs.iter().copied().zip(states).collect();
+        let mut all = all.into_iter().peekable();
+        while all.peek().is_some() {
+            let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
+            let found = futures::future::join_all(chunk.into_iter().map(|(t, state)| {
+                lookup_sub(session, &arm, settings, t, state, accounts.clone(), names)
+            }))
+            .await;
+            out.extend(found);
         }
-        let rec = self.state(|s| s.secret.clone());
-        let now = OffsetDateTime::now_utc();
-        // The secret Spot holds: the one recorded, or (state lost) ours by name whose end date
-        // is the expiration Spot reports.
-        let rec = rec.filter(|r| r.handed_to_spot).or_else(|| {
+        out
+    };
+    let (app, role, rights, subs) =
+        tokio::join!(app_f, role_f, app_rights(session, &graph, tenant), subs_f);
+    let (app, sp) = app?;
+    let role = match role? {
+        None => RoleFact::Missing,
+        Some(r) if is_our_role(&r) => RoleFact::Ours(r),
+        Some(r) => RoleFact::Foreign(r),
+    };
+    let mut subs = subs.into_iter().collect::<Result<Vec<_>>>()?;
+    for s in &mut subs {
+        if let (Some(sp), RoleFact::Ours(r)) = (&sp, &role) {
+            s.assignment = find_assignment(&arm, &s.target.subscription_id, &sp.id, r).await?;
+        }
+        (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
+    }
+    Ok(TenantFacts {
+        tenant: tenant.to_string(),
+        app_name,
+        role_name,
+        app_rights: rights,
+        app,
+        sp,
+        role,
+        subs,
+    })
+}
+
+async fn lookup_sub(
+    session: &Session,
+    arm: &Arm,
+    settings: &Settings,
+    t: &Target,
+    state: State,
+    accounts: AccountsF<'_>,
+    names: &Mutex<Vec<String>>,
+) -> Result<SubFacts> {
+    let scope = scope_of(&t.subscription_id);
+    let (permissions, accounts) = tokio::join!(read(|| arm.permissions(&scope)), accounts);
+    let accounts = accounts?;
+    let permissions = match permissions {
+        Ok(p) => Some(p),
+        Err(Error::Api(e))
+            if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
+        {
+            return Err(Error::Other(format!(
+                "subscription {} was not found in tenant {} ({e})",
+                t.subscription_id, t.tenant_id
+            )));
+        }
+        Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Some(vec![]),
+        Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let account = match &accounts {
+        Err(e) => AccountFact::Blocked(
+            format!("the Spot token was refused ({} {})", e.status, e.code),
+            Some(e.clone()),
+        ),
+        Ok(accounts) => account_fact(settings, t, &state, accounts, names),
+    };
+    let spot_creds = match &account {
+        AccountFact::Reuse(a, _) => {
+            read(|| session.spot.get_azure_credentials(&a.account_id)).await?
+        }
+        _ => None,
+    };
+    Ok(SubFacts {
+        target: t.clone(),
+        state,
+        account,
+        spot_creds,
+        permissions,
+        assignment: None,
+        secret_reuse: None,
+        secret_reason: String::new(),
+    })
+}
+
+fn account_fact(
+    settings: &Settings,
+    t: &Target,
+    state: &State,
+    accounts: &[SpotAccount],
+    names: &Mutex<Vec<String>>,
+) -> AccountFact {
+    let sub = &t.subscription_id;
+    if let SpotAccountChoice::Existing(id) = &settings.spot_account {
+        return match accounts.iter().find(|a| &a.account_id == id) {
+            None => AccountFact::Blocked(
+                format!("Spot account {id} is not in your organization"),
+                None,
+            ),
+            Some(a) => match &a.provider_external_id {
+                Some(p) if !p.eq_ignore_ascii_case(sub) => AccountFact::Blocked(
+                    format!("Spot account {id} is already connected to subscription {p}"),
+                    None,
+                ),
+                _ => AccountFact::Reuse(a.clone(), "the account you chose".into()),
+            },
+        };
+    }
+    if let Some(a) = account_for(accounts, sub, state.spot_account_id.as_deref()) {
+        let why = if a.provider_external_id.is_some() {
+            "already connected to this subscription"
+        } else {
+            "created by an earlier run"
+        };
+        return AccountFact::Reuse(a.clone(), why.into());
+    }
+    if let Some(a) = state.spot_account_pending.as_ref().and_then(|n| {
+        accounts
+            .iter()
+            .find(|a| &a.name == n && a.provider_external_id.is_none())
+    }) {
+        return AccountFact::Reuse(a.clone(), "created by an interrupted run".into());
+    }
+    let base = account_name(t);
+    let mut names = lock(names);
+    let mut n = base.clone();
+    let mut i = 2;
+    while names.contains(&n) {
+        n = format!("{base} ({i})");
+        i += 1;
+    }
+    names.push(n.clone());
+    AccountFact::Create(n)
+}
+
+/// A new Spot account is named after the subscription (Spot wants a letter in the name).
+fn account_name(t: &Target) -> String {
+    let n = t.subscription_name.trim();
+    let n = if n.is_empty() {
+        t.subscription_id.as_str()
+    } else {
+        n
+    };
+    if n.chars().any(|c| c.is_ascii_alphabetic()) {
+        n.to_string()
+    } else {
+        format!("azure-{n}")
+    }
+}
+
+/// The Entra right to register applications: for a user, the tenant's "Users can register
+/// applications" (authorizationPolicy) or an app-management directory role; for a service
+/// principal signed in with a secret, Graph's Application.ReadWrite.All/OwnedBy app role or
+/// such a directory role. What cannot be read is "unknown", never a block.
+async fn app_rights(session: &Session, graph: &Graph, tenant: &str) -> AppRights {
+    match session.auth.method() {
+        AuthMethod::DeviceCode | AuthMethod::Browser | AuthMethod::AzureCli => {
+            let (policy, roles) = tokio::join!(
+                read(|| graph.users_may_create_apps()),
+                read(|| graph.my_directory_roles())
+            );
+            user_app_rights(tenant, policy, roles)
+        }
+        AuthMethod::ClientSecret => {
+            let Some(client_id) = session.auth.client_id() else {
+                return AppRights::Unknown(
+                    "could not check the right to register applications; the write will tell".into(),
+                );
+            };
+            let sp = match read(|| graph.get_service_principal_by_app_id(&client_id)).await {
+                Ok(Some(sp)) => sp,
+                Ok(None) => {
+                    return AppRights::Unknown(format!(
+                        "could not check the right to register applications (no service principal for {client_id} in this tenant); the write will tell"
+                    ));
+                }
+                Err(e) => return AppRights::Unknown(rights_unknown(&e)),
+            };
+            let (grants, roles) = tokio::join!(
+                read(|| graph.app_role_assignments(&sp.id)),
+                read(|| graph.service_principal_directory_roles(&sp.id))
+            );
+            service_principal_app_rights(&client_id, grants, roles)
+        }
+        AuthMethod::ManagedIdentity => AppRights::Unknown(
+            "could not check a managed identity's right to register applications; the write will tell".into(),
+        ),
+    }
+}
+
+/// Whether the secret Spot holds for this subscription can stay, and why (not).
+fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String) {
+    let AppFact::Ours(app) = app else {
+        return (None, "a new app registration needs a secret".into());
+    };
+    let AccountFact::Reuse(acct, _) = &s.account else {
+        return (None, "a new Spot account needs the secret".into());
+    };
+    let creds = s.spot_creds.as_ref();
+    let spot_has_it = creds.is_some_and(|c| {
+        c.client_id
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+            && c.subscription_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&s.target.subscription_id))
+    });
+    if !spot_has_it {
+        return (
+            None,
+            format!(
+                "Spot account {} has no credentials of this app for this subscription",
+                acct.account_id
+            ),
+        );
+    }
+    // The secret Spot holds: the one recorded, or (state lost) one of ours whose end date is
+    // the expiration Spot reports.
+    let rec = s
+        .state
+        .secret
+        .clone()
+        .filter(|r| r.handed_to_spot)
+        .or_else(|| {
             let spot_end = creds.and_then(AzureCredentialsInfo::expiration)?;
             app.password_credentials
                 .iter()
-                .filter(|p| p.display_name.as_deref() == Some(self.password_name.as_str()))
+                .filter(|p| {
+                    p.display_name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(SECRET_PREFIX))
+                })
                 .find(|p| {
                     p.end_date_time
                         .is_some_and(|e| (e - spot_end).abs() < time::Duration::seconds(2))
@@ -713,53 +498,325 @@ impl<'a> Ctx<'a> {
                     handed_to_spot: true,
                 })
         });
-        let Some(rec) = rec else {
-            return (
-                None,
-                "no secret recorded as handed to Spot: a new one replaces it".into(),
-            );
-        };
-        let present = app
-            .password_credentials
-            .iter()
-            .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id));
-        if !present {
-            return (
-                None,
-                format!("the recorded secret {} is no longer on the app", rec.key_id),
-            );
-        }
-        if rec.end_date_time - now < EXPIRY_MARGIN {
-            return (
-                None,
-                format!(
-                    "the secret expires on {}: a new one replaces it",
-                    rec.end_date_time.date()
-                ),
-            );
-        }
-        (
-            Some(rec.clone()),
-            format!("Spot holds it; it expires on {}", rec.end_date_time.date()),
-        )
+    let Some(rec) = rec else {
+        return (
+            None,
+            "no secret recorded as handed to Spot: a new one replaces it".into(),
+        );
+    };
+    if !app
+        .password_credentials
+        .iter()
+        .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id))
+    {
+        return (
+            None,
+            format!("the recorded secret {} is no longer on the app", rec.key_id),
+        );
     }
+    if rec.end_date_time - OffsetDateTime::now_utc() < EXPIRY_MARGIN {
+        return (
+            None,
+            format!(
+                "the secret expires on {}: a new one replaces it",
+                rec.end_date_time.date()
+            ),
+        );
+    }
+    let why = format!("Spot holds it; it expires on {}", rec.end_date_time.date());
+    (Some(rec), why)
+}
 
-    fn plan_from(&self, f: &Facts) -> Plan {
-        let mut items = Vec::new();
-        let t = &self.target;
-        let item =
+// ---------------------------------------------------------------------------------------------
+// The plan
+
+fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
+    let mut items = Vec::new();
+    let shared =
+        |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
+            step,
+            object: object.into(),
+            name: name.into(),
+            action,
+            tenant_id: f.tenant.clone(),
+            subscription_id: None,
+            id,
+            reason,
+            drift: None,
+        };
+    let n = f.subs.len();
+    let for_subs = |subs: Vec<&SubFacts>| -> String {
+        if n == 1 {
+            return String::new();
+        }
+        let ids: Vec<&str> = subs
+            .iter()
+            .map(|s| s.target.subscription_id.as_str())
+            .collect();
+        format!(" (for {} subscription(s): {})", ids.len(), ids.join(", "))
+    };
+    // App registration + service principal
+    match &f.app {
+        AppFact::Ours(a) => {
+            items.push(shared(
+                Step::AppRegistration,
+                "app registration",
+                &a.display_name,
+                PlanAction::Reuse,
+                Some(a.app_id.clone()),
+                "ours: it carries the spot-connect tag".into(),
+            ));
+            items.push(match (&f.sp, &f.app_rights) {
+                (Some(sp), _) => shared(
+                    Step::AppRegistration,
+                    "service principal",
+                    &a.display_name,
+                    PlanAction::Reuse,
+                    Some(sp.id.clone()),
+                    "exists for the app".into(),
+                ),
+                (None, AppRights::Denied(why)) => shared(
+                    Step::AppRegistration,
+                    "service principal",
+                    &a.display_name,
+                    PlanAction::Blocked,
+                    None,
+                    format!("the app has no service principal and {why}"),
+                ),
+                (None, _) => shared(
+                    Step::AppRegistration,
+                    "service principal",
+                    &a.display_name,
+                    PlanAction::Create,
+                    None,
+                    "the app has no service principal yet".into(),
+                ),
+            });
+        }
+        AppFact::Missing => {
+            items.push(match &f.app_rights {
+                AppRights::Denied(why) => shared(
+                    Step::AppRegistration,
+                    "app registration",
+                    &f.app_name,
+                    PlanAction::Blocked,
+                    None,
+                    why.clone(),
+                ),
+                AppRights::Allowed(why) | AppRights::Unknown(why) => shared(
+                    Step::AppRegistration,
+                    "app registration",
+                    &f.app_name,
+                    PlanAction::Create,
+                    None,
+                    format!(
+                        "no app registration named {} exists (single tenant, redirect URI https://spot.io); {why}",
+                        f.app_name
+                    ),
+                ),
+            });
+            items.push(shared(
+                Step::AppRegistration,
+                "service principal",
+                &f.app_name,
+                PlanAction::Create,
+                None,
+                "for the new app".into(),
+            ));
+        }
+        AppFact::Foreign(k) => items.push(shared(
+            Step::AppRegistration,
+            "app registration",
+            &f.app_name,
+            PlanAction::Blocked,
+            None,
+            format!(
+                "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over; choose another name with --app-name",
+                f.app_name
+            ),
+        )),
+        AppFact::Unreadable(e, api) => items.push(shared(
+            Step::AppRegistration,
+            "app registration",
+            &f.app_name,
+            PlanAction::Blocked,
+            None,
+            format!(
+                "cannot read app registrations ({e}).{}",
+                api.as_ref()
+                    .and_then(ApiError::hint)
+                    .map(|h| format!(" {h}"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
+    // Client secrets: the secrets Spot keeps, then the tenant's one new secret.
+    let mut kept: Vec<(&SecretRecord, Vec<&SubFacts>)> = Vec::new();
+    for s in &f.subs {
+        if let Some(r) = &s.secret_reuse {
+            match kept.iter_mut().find(|(k, _)| k.key_id == r.key_id) {
+                Some((_, v)) => v.push(s),
+                None => kept.push((r, vec![s])),
+            }
+        }
+    }
+    for (r, subs) in kept {
+        let reason = format!("{}{}", subs[0].secret_reason, for_subs(subs.clone()));
+        // Its own name (earlier versions named a secret after its subscription).
+        let name = match &f.app {
+            AppFact::Ours(a) => a
+                .password_credentials
+                .iter()
+                .find(|p| p.key_id.eq_ignore_ascii_case(&r.key_id))
+                .and_then(|p| p.display_name.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| shared_secret_name(&f.tenant));
+        items.push(shared(
+            Step::ClientSecret,
+            "client secret",
+            &name,
+            PlanAction::Reuse,
+            Some(r.key_id.clone()),
+            reason,
+        ));
+    }
+    if f.new_secret() {
+        let needing: Vec<&SubFacts> = f.subs.iter().filter(|s| s.secret_reuse.is_none()).collect();
+        let owner_only = match (&f.app_rights, &f.app) {
+            (AppRights::Denied(_), AppFact::Ours(_)) => {
+                "; you may not register applications, so this works only if you own the app"
+            }
+            _ => "",
+        };
+        items.push(shared(
+            Step::ClientSecret,
+            "client secret",
+            &shared_secret_name(&f.tenant),
+            PlanAction::Create,
+            None,
+            format!(
+                "{} ({} months){}{owner_only}",
+                needing[0].secret_reason,
+                facts.settings.secret_months,
+                for_subs(needing.clone())
+            ),
+        ));
+    }
+    // Custom role: one, assignable at every subscription of the run.
+    let missing_scopes: Vec<String> = match &f.role {
+        RoleFact::Ours(r) => f
+            .scopes()
+            .into_iter()
+            .filter(|s| {
+                !r.properties
+                    .assignable_scopes
+                    .iter()
+                    .any(|x| same_scope(x, s))
+            })
+            .collect(),
+        _ => f.scopes(),
+    };
+    let drift = match &f.role {
+        RoleFact::Ours(r) | RoleFact::Foreign(r) => Some(policy::drift(
+            &facts.policy.actions,
+            &r.properties.permissions,
+        )),
+        RoleFact::Missing => None,
+    };
+    let at = |scopes: &[String]| -> String {
+        if scopes.len() == 1 {
+            scopes[0].clone()
+        } else {
+            format!("{} subscriptions", scopes.len())
+        }
+    };
+    let mut role_item = match &f.role {
+        RoleFact::Missing => shared(
+            Step::CustomRole,
+            "custom role",
+            &f.role_name,
+            PlanAction::Create,
+            None,
+            format!(
+                "no role named {} exists; Spot's actions from the {}, assignable at {}",
+                f.role_name,
+                facts.policy.source,
+                at(&f.scopes())
+            ),
+        ),
+        RoleFact::Foreign(r) => shared(
+            Step::CustomRole,
+            "custom role",
+            &f.role_name,
+            PlanAction::Blocked,
+            Some(r.id.clone()),
+            format!(
+                "a role named {} exists ({}) but was not made by spot-connect (no marker in its description): it is never changed; choose another name with --role-name",
+                f.role_name, r.id
+            ),
+        ),
+        RoleFact::Ours(r) => {
+            let d = drift.clone().unwrap_or_default();
+            let mut why = Vec::new();
+            if !missing_scopes.is_empty() {
+                why.push(format!(
+                    "add {} to its assignable scopes",
+                    at(&missing_scopes)
+                ));
+            }
+            if !d.missing.is_empty() {
+                why.push(format!("add {} missing action(s)", d.missing.len()));
+            }
+            if why.is_empty() {
+                let extra = if d.extra.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} extra action(s) left as they are)", d.extra.len())
+                };
+                shared(
+                    Step::CustomRole,
+                    "custom role",
+                    &f.role_name,
+                    PlanAction::Reuse,
+                    Some(r.id.clone()),
+                    format!("ours, with all of Spot's actions{extra}"),
+                )
+            } else {
+                shared(
+                    Step::CustomRole,
+                    "custom role",
+                    &f.role_name,
+                    PlanAction::Update,
+                    Some(r.id.clone()),
+                    format!("ours: {}", why.join(", ")),
+                )
+            }
+        }
+    };
+    role_item.drift = drift.filter(|d| !d.is_empty());
+    if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
+        // The role's new assignable scopes must all be writable by the caller.
+        let denied: Vec<&SubFacts> = f
+            .subs
+            .iter()
+            .filter(|s| !s.can(NEED_ROLE_DEF_WRITE))
+            .collect();
+        if !denied.is_empty() {
+            role_item.action = PlanAction::Blocked;
+            role_item.reason = lacks(NEED_ROLE_DEF_WRITE, &denied);
+        }
+    }
+    items.push(role_item);
+    // Per subscription: Spot account, role assignment, Spot connection.
+    for s in &f.subs {
+        let sub =
             |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
-                step,
-                object: object.into(),
-                name: name.into(),
-                action,
-                id,
-                reason,
-                drift: None,
+                subscription_id: Some(s.target.subscription_id.clone()),
+                ..shared(step, object, name, action, id, reason)
             };
-        // Spot account
-        items.push(match &f.account {
-            AccountFact::Reuse(a, why) => item(
+        items.push(match &s.account {
+            AccountFact::Reuse(a, why) => sub(
                 Step::SpotAccount,
                 "Spot account",
                 &a.name,
@@ -767,7 +824,7 @@ impl<'a> Ctx<'a> {
                 Some(a.account_id.clone()),
                 why.clone(),
             ),
-            AccountFact::Create(n) => item(
+            AccountFact::Create(n) => sub(
                 Step::SpotAccount,
                 "Spot account",
                 n,
@@ -775,368 +832,582 @@ impl<'a> Ctx<'a> {
                 None,
                 "no Spot account is connected to this subscription".into(),
             ),
-            AccountFact::Blocked(why, e) => {
-                let hint = e
-                    .as_ref()
-                    .and_then(ApiError::hint)
-                    .map(|h| format!(": {h}"))
-                    .unwrap_or_default();
-                item(
-                    Step::SpotAccount,
-                    "Spot account",
-                    "",
-                    PlanAction::Blocked,
-                    None,
-                    format!("{why}{hint}"),
-                )
-            }
-        });
-        // App registration + service principal
-        let graph_denied = |e: &Error| {
-            let hint = e
-                .api()
-                .and_then(ApiError::hint)
-                .map(|h| format!(" {h}"))
-                .unwrap_or_default();
-            format!("cannot read app registrations ({e}).{hint}")
-        };
-        match &f.app {
-            Ok(AppFact::Ours(a)) => {
-                items.push(item(
-                    Step::AppRegistration,
-                    "app registration",
-                    &a.display_name,
-                    PlanAction::Reuse,
-                    Some(a.app_id.clone()),
-                    "ours: it carries the spot-connect tag".into(),
-                ));
-                items.push(match &f.sp {
-                    None if let AppRights::Denied(why) = &f.app_rights => item(
-                        Step::AppRegistration,
-                        "service principal",
-                        &a.display_name,
-                        PlanAction::Blocked,
-                        None,
-                        format!("the app has no service principal and {why}"),
-                    ),
-                    Some(sp) => item(
-                        Step::AppRegistration,
-                        "service principal",
-                        &a.display_name,
-                        PlanAction::Reuse,
-                        Some(sp.id.clone()),
-                        "exists for the app".into(),
-                    ),
-                    None => item(
-                        Step::AppRegistration,
-                        "service principal",
-                        &a.display_name,
-                        PlanAction::Create,
-                        None,
-                        "the app has no service principal yet".into(),
-                    ),
-                });
-            }
-            Ok(AppFact::Missing) => {
-                items.push(match &f.app_rights {
-                    AppRights::Denied(why) => item(
-                        Step::AppRegistration,
-                        "app registration",
-                        &self.app_name,
-                        PlanAction::Blocked,
-                        None,
-                        why.clone(),
-                    ),
-                    AppRights::Allowed(why) | AppRights::Unknown(why) => item(Step::AppRegistration, "app registration", &self.app_name, PlanAction::Create, None, format!("no app registration named {} exists (single tenant, redirect URI https://spot.io); {why}", self.app_name)),
-                });
-                items.push(item(
-                    Step::AppRegistration,
-                    "service principal",
-                    &self.app_name,
-                    PlanAction::Create,
-                    None,
-                    "for the new app".into(),
-                ));
-            }
-            Ok(AppFact::Foreign(n)) => {
-                items.push(item(Step::AppRegistration, "app registration", &self.app_name, PlanAction::Blocked, None, format!(
-                    "{n} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over; choose another name with --app-name",
-                    self.app_name
-                )));
-            }
-            Err(e) => items.push(item(
-                Step::AppRegistration,
-                "app registration",
-                &self.app_name,
+            AccountFact::Blocked(why, e) => sub(
+                Step::SpotAccount,
+                "Spot account",
+                "",
                 PlanAction::Blocked,
                 None,
-                graph_denied(e),
-            )),
-        }
-        // Client secret
-        items.push(match &f.secret_reuse {
-            Some(r) => item(
-                Step::ClientSecret,
-                "client secret",
-                &self.password_name,
-                PlanAction::Reuse,
-                Some(r.key_id.clone()),
-                f.secret_reason.clone(),
-            ),
-            None => item(
-                Step::ClientSecret,
-                "client secret",
-                &self.password_name,
-                PlanAction::Create,
-                None,
                 format!(
-                    "{} ({} months){}",
-                    f.secret_reason,
-                    self.settings.secret_months,
-                    match (&f.app_rights, &f.app) {
-                        (AppRights::Denied(_), Ok(AppFact::Ours(_))) =>
-                            "; you may not register applications, so this works only if you own the app",
-                        _ => "",
-                    }
+                    "{why}{}",
+                    e.as_ref()
+                        .and_then(ApiError::hint)
+                        .map(|h| format!(": {h}"))
+                        .unwrap_or_default()
                 ),
             ),
         });
-        // Custom role
-        let can = |action: &str| {
-            f.permissions
-                .as_ref()
-                .is_none_or(|p| arm::permits(p, action))
-        };
-        let denied = |action: &str| {
-            format!(
-                "you lack {action} on {}: you need Owner or User Access Administrator on the subscription",
-                self.scope
-            )
-        };
-        let mut role_item = match &f.role {
-            RoleFact::Missing => item(
-                Step::CustomRole,
-                "custom role",
-                &self.role_name,
-                PlanAction::Create,
-                None,
-                format!(
-                    "no role named {} exists; Spot's actions from the {}, assignable at {}",
-                    self.role_name, self.policy.source, self.scope
-                ),
-            ),
-            RoleFact::Foreign(r) => item(
-                Step::CustomRole,
-                "custom role",
-                &self.role_name,
-                PlanAction::Blocked,
-                Some(r.id.clone()),
-                format!(
-                    "a role named {} exists but was not made by spot-connect (no marker in its description): it is never changed; choose another name with --role-name",
-                    self.role_name
-                ),
-            ),
-            RoleFact::Ours(r) => {
-                let d = f.drift.clone().unwrap_or_default();
-                let in_scope = r
-                    .properties
-                    .assignable_scopes
-                    .iter()
-                    .any(|s| self.scope_eq(s));
-                let mut why = Vec::new();
-                if !in_scope {
-                    why.push(format!("add {} to its assignable scopes", self.scope));
-                }
-                if !d.missing.is_empty() {
-                    why.push(format!("add {} missing action(s)", d.missing.len()));
-                }
-                if why.is_empty() {
-                    let extra = if d.extra.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({} extra action(s) left as they are)", d.extra.len())
-                    };
-                    item(
-                        Step::CustomRole,
-                        "custom role",
-                        &self.role_name,
-                        PlanAction::Reuse,
-                        Some(r.id.clone()),
-                        format!("ours, with all of Spot's actions{extra}"),
-                    )
-                } else {
-                    item(
-                        Step::CustomRole,
-                        "custom role",
-                        &self.role_name,
-                        PlanAction::Update,
-                        Some(r.id.clone()),
-                        format!("ours: {}", why.join(", ")),
-                    )
-                }
-            }
-        };
-        role_item.drift = f.drift.clone().filter(|d| !d.is_empty());
-        if matches!(role_item.action, PlanAction::Create | PlanAction::Update)
-            && !can(NEED_ROLE_DEF_WRITE)
-        {
-            role_item.action = PlanAction::Blocked;
-            role_item.reason = denied(NEED_ROLE_DEF_WRITE);
-        }
-        items.push(role_item);
-        // Role assignment
-        let mut assign = match &f.assignment {
-            Some(a) => item(
+        let scope = s.scope();
+        items.push(match &s.assignment {
+            Some(a) => sub(
                 Step::RoleAssignment,
                 "role assignment",
-                &self.role_name,
+                &f.role_name,
                 PlanAction::Reuse,
                 Some(a.id.clone()),
-                format!(
-                    "the role is assigned to the service principal at {}",
-                    self.scope
-                ),
+                format!("the role is assigned to the service principal at {scope}"),
             ),
-            None => item(
+            None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
                 Step::RoleAssignment,
                 "role assignment",
-                &self.role_name,
+                &f.role_name,
+                PlanAction::Blocked,
+                None,
+                lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
+            ),
+            None => sub(
+                Step::RoleAssignment,
+                "role assignment",
+                &f.role_name,
                 PlanAction::Create,
                 None,
+                format!("assign the role to the app's service principal at {scope}"),
+            ),
+        });
+        items.push(match (&s.secret_reuse, &s.account) {
+            (Some(_), AccountFact::Reuse(a, _)) => sub(
+                Step::ConnectSpot,
+                "Spot connection",
+                &a.name,
+                PlanAction::Reuse,
+                Some(a.account_id.clone()),
                 format!(
-                    "assign the role to the app's service principal at {}",
-                    self.scope
+                    "Spot holds this app's credentials for this subscription{}",
+                    s.spot_creds
+                        .as_ref()
+                        .and_then(|c| c.expiration_date.clone())
+                        .map(|d| format!(" (expire {d})"))
+                        .unwrap_or_default()
                 ),
             ),
-        };
-        if assign.action == PlanAction::Create && !can(NEED_ROLE_ASSIGN_WRITE) {
-            assign.action = PlanAction::Blocked;
-            assign.reason = denied(NEED_ROLE_ASSIGN_WRITE);
-        }
-        items.push(assign);
-        // Spot connection
-        items.push(match (&f.secret_reuse, &f.account) {
-            (Some(_), AccountFact::Reuse(a, _)) => item(Step::ConnectSpot, "Spot connection", &a.name, PlanAction::Reuse, Some(a.account_id.clone()), format!(
-                "Spot holds this app's credentials for this subscription{}",
-                f.spot_creds.as_ref().and_then(|c| c.expiration_date.clone()).map(|d| format!(" (expire {d})")).unwrap_or_default()
-            )),
-            _ => item(Step::ConnectSpot, "Spot connection", "", PlanAction::Create, None, "set the Azure credentials on the Spot account (Spot validates them), then read them back".into()),
+            (_, a) => sub(
+                Step::ConnectSpot,
+                "Spot connection",
+                match a {
+                    AccountFact::Reuse(a, _) => &a.name,
+                    AccountFact::Create(n) => n,
+                    AccountFact::Blocked(..) => "",
+                },
+                PlanAction::Create,
+                None,
+                "set the Azure credentials on the Spot account (Spot validates them), then read them back".into(),
+            ),
         });
-        Plan {
-            tenant_id: t.tenant_id.clone(),
-            subscription_id: t.subscription_id.clone(),
-            items,
+    }
+    items
+}
+
+fn lacks(action: &str, subs: &[&SubFacts]) -> String {
+    let scopes: Vec<String> = subs.iter().map(|s| s.scope()).collect();
+    format!(
+        "you lack {action} on {}: you need Owner or User Access Administrator on the subscription",
+        scopes.join(", ")
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Apply
+
+/// One tenant's run.
+struct TenantRun<'a> {
+    session: &'a Session,
+    facts: &'a Facts,
+    f: &'a TenantFacts,
+    graph: Graph,
+    arm: Arm,
+    /// ARM for the writes: 429s are paced by `budget`, not resent by the HTTP layer.
+    arm_writes: Arm,
+    tx: &'a UnboundedSender<Progress>,
+    stop: &'a AtomicBool,
+    stopped: &'a Mutex<Option<ErrorInfo>>,
+    in_flight: &'a AtomicUsize,
+    peak: &'a AtomicUsize,
+    stores: Vec<Store>,
+    backoff: Backoff,
+    /// The outcomes of the tenant's shared objects, listed in every subscription's report.
+    shared_objects: Mutex<Vec<ObjectRef>>,
+    shared_durations: Mutex<Vec<(Step, u64)>>,
+    /// The first failure of a shared step (the subscriptions that needed it report it).
+    shared_error: Mutex<Option<ErrorInfo>>,
+    /// This run wrote something Azure may not have propagated yet.
+    wrote_azure: AtomicBool,
+    /// A secret of ours may have been left behind (an addPassword reply was lost).
+    sweep: AtomicBool,
+    new_secret: OnceCell<(SecretRecord, Secret)>,
+    started: OffsetDateTime,
+    /// The tenant's ARM write budget.
+    budget: WriteBudget,
+}
+
+/// A subscription's run: its objects, step times and the first error.
+#[derive(Default)]
+struct SubRun {
+    objects: Vec<ObjectRef>,
+    durations: Vec<(Step, u64)>,
+    error: Option<ErrorInfo>,
+}
+
+fn dependency(what: &str) -> Error {
+    Error::Other(format!("skipped: {what} did not complete"))
+}
+
+pub(super) async fn apply(
+    session: &Session,
+    plan: &Plan,
+    progress: UnboundedSender<Progress>,
+) -> RunReport {
+    let t0 = Instant::now();
+    let throttled0 = session.http.throttled_count();
+    let Some(facts) = plan.facts.as_deref() else {
+        let e = Error::Other("this plan was not made by onboard::plan: nothing was changed".into());
+        return RunReport {
+            reports: plan
+                .subscriptions
+                .iter()
+                .map(|t| failed_report(t, ErrorInfo::from(&e)))
+                .collect(),
+            stopped: Some(ErrorInfo::from(&e)),
+            throttled: 0,
+            peak_concurrency: 0,
+            total_ms: 0,
+        };
+    };
+    let emit = |sub: Option<&str>, step, event| {
+        let _ = progress.send(Progress::Step {
+            subscription: sub.map(str::to_string),
+            step,
+            event,
+        });
+    };
+    // Blocked means nothing written.
+    let blocked: Vec<&PlanItem> = plan.blocked().collect();
+    if !blocked.is_empty() {
+        let reasons: Vec<String> = blocked
+            .iter()
+            .map(|b| format!("{}: {}", b.object, b.reason))
+            .collect();
+        for b in &blocked {
+            let error = ErrorInfo {
+                summary: format!("{}: {}", b.object, b.reason),
+                api: None,
+                hint: None,
+            };
+            emit(
+                b.subscription_id.as_deref(),
+                b.step,
+                StepEvent::Failed { error },
+            );
         }
+        let api = facts.tenants.iter().find_map(|t| match &t.app {
+            AppFact::Unreadable(_, e) => e.clone(),
+            _ => t.subs.iter().find_map(|s| match &s.account {
+                AccountFact::Blocked(_, e) => e.clone(),
+                _ => None,
+            }),
+        });
+        let rights_blocked = facts
+            .tenants
+            .iter()
+            .any(|t| matches!(t.app_rights, AppRights::Denied(_)))
+            && blocked.iter().any(|b| b.step == Step::AppRegistration);
+        let error = ErrorInfo {
+            summary: format!("nothing was changed: {}", reasons.join("; ")),
+            hint: api
+                .as_ref()
+                .and_then(ApiError::hint)
+                .map(str::to_string)
+                .or_else(|| rights_blocked.then(|| APP_RIGHTS_HINT.to_string())),
+            api,
+        };
+        for step in RUN_STEPS {
+            if !blocked.iter().any(|b| b.step == step) {
+                emit(
+                    None,
+                    step,
+                    StepEvent::Skipped {
+                        reason: "blocked: nothing is written".into(),
+                    },
+                );
+            }
+        }
+        return RunReport {
+            reports: plan
+                .subscriptions
+                .iter()
+                .map(|t| failed_report(t, error.clone()))
+                .collect(),
+            stopped: None,
+            throttled: 0,
+            peak_concurrency: 0,
+            total_ms: t0.elapsed().as_millis() as u64,
+        };
+    }
+    let stop = AtomicBool::new(false);
+    let stopped = Mutex::new(None);
+    let (in_flight, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let runs = facts.tenants.iter().map(|f| {
+        let run = TenantRun {
+            session,
+            facts,
+            f,
+            graph: status::graph(session, &f.tenant),
+            arm: status::arm(session, &f.tenant),
+            arm_writes: {
+                // 429s come back to `paced`, which resends them in the write budget's slots.
+                let mut http = session.http.clone();
+                http.max_attempts = 1;
+                Arm::new(
+                    http,
+                    &session.endpoints.arm,
+                    session.auth.clone(),
+                    &f.tenant,
+                )
+            },
+            tx: &progress,
+            stop: &stop,
+            stopped: &stopped,
+            in_flight: &in_flight,
+            peak: &peak,
+            stores: f
+                .subs
+                .iter()
+                .map(|s| Store::new(&session.state_dir, s.state.clone()))
+                .collect(),
+            backoff: Backoff::default(),
+            shared_objects: Mutex::new(vec![]),
+            shared_durations: Mutex::new(vec![]),
+            shared_error: Mutex::new(None),
+            wrote_azure: AtomicBool::new(false),
+            sweep: AtomicBool::new(false),
+            new_secret: OnceCell::new(),
+            started: OffsetDateTime::now_utc() - time::Duration::minutes(1),
+            budget: WriteBudget::new(session.http.throttled_count()),
+        };
+        async move { run.run().await }
+    });
+    let mut reports: Vec<Report> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut ordered = Vec::new();
+    for t in &plan.subscriptions {
+        if let Some(i) = reports
+            .iter()
+            .position(|r| r.subscription_id == t.subscription_id)
+        {
+            ordered.push(reports.swap_remove(i));
+        }
+    }
+    RunReport {
+        reports: ordered,
+        stopped: lock(&stopped).clone(),
+        throttled: session.http.throttled_count() - throttled0,
+        peak_concurrency: peak.load(Ordering::Relaxed),
+        total_ms: t0.elapsed().as_millis() as u64,
+    }
+}
+
+const RUN_STEPS: [Step; 6] = [
+    Step::SpotAccount,
+    Step::AppRegistration,
+    Step::ClientSecret,
+    Step::CustomRole,
+    Step::RoleAssignment,
+    Step::ConnectSpot,
+];
+
+fn failed_report(t: &Target, error: ErrorInfo) -> Report {
+    Report {
+        tenant_id: t.tenant_id.clone(),
+        subscription_id: t.subscription_id.clone(),
+        subscription_name: t.subscription_name.clone(),
+        verdict: Verdict::Failed,
+        spot_account_id: None,
+        objects: vec![],
+        secret_expires: None,
+        durations_ms: vec![],
+        total_ms: 0,
+        error: Some(error),
+        report_path: None,
+    }
+}
+
+impl TenantRun<'_> {
+    fn emit(&self, sub: Option<&str>, step: Step, event: StepEvent) {
+        let _ = self.tx.send(Progress::Step {
+            subscription: sub.map(str::to_string),
+            step,
+            event,
+        });
+    }
+
+    fn waiting(&self, sub: Option<&str>, step: Step) -> impl FnMut(u32, std::time::Duration) + '_ {
+        let sub = sub.map(str::to_string);
+        move |attempt, next_in| {
+            self.emit(
+                sub.as_deref(),
+                step,
+                StepEvent::Waiting {
+                    reason: PROPAGATION.into(),
+                    attempt,
+                    next_in,
+                },
+            )
+        }
+    }
+
+    fn halt(&self, e: &Error) {
+        if is_fatal(e) {
+            self.stop.store(true, Ordering::SeqCst);
+            lock(self.stopped).get_or_insert_with(|| ErrorInfo::from(e));
+        }
+    }
+
+    /// Writes the tenant's shared ids: to the first subscription's state at once (a later run
+    /// finds them through it), to the others with their next write.
+    async fn save_shared(&self, f: impl Fn(&mut State)) -> Result<()> {
+        for s in &self.stores[1..] {
+            s.set(&f);
+        }
+        self.stores[0].save(&f).await
+    }
+
+    fn mark(&self, i: Option<usize>, step: Step, status: StepStatus) {
+        match i {
+            Some(i) => self.stores[i].set(|s| {
+                s.steps.insert(step, status);
+            }),
+            None => self.stores.iter().for_each(|st| {
+                st.set(|s| {
+                    s.steps.insert(step, status);
+                })
+            }),
+        }
+    }
+
+    /// Runs one step: Started, then Finished or Failed, its wall time, its status in the state.
+    /// `i`: the subscription (None: the tenant's shared object).
+    async fn step<T>(
+        &self,
+        i: Option<usize>,
+        step: Step,
+        detail: String,
+        fut: impl Future<Output = Result<(T, Outcome, Option<String>, String)>>,
+        run: Option<&Mutex<SubRun>>,
+    ) -> Result<T> {
+        let sub = i.map(|i| self.f.subs[i].target.subscription_id.as_str());
+        self.emit(sub, step, StepEvent::Started { detail });
+        self.mark(i, step, StepStatus::Running);
+        let t0 = Instant::now();
+        let r = fut.await;
+        let ms = t0.elapsed().as_millis() as u64;
+        match run {
+            Some(run) => lock(run).durations.push((step, ms)),
+            None => lock(&self.shared_durations).push((step, ms)),
+        }
+        match r {
+            Ok((v, outcome, id, detail)) => {
+                self.mark(i, step, StepStatus::Done);
+                self.emit(
+                    sub,
+                    step,
+                    StepEvent::Finished {
+                        outcome,
+                        id,
+                        detail,
+                    },
+                );
+                Ok(v)
+            }
+            Err(e) => {
+                self.mark(i, step, StepStatus::Failed);
+                self.halt(&e);
+                let mut info = ErrorInfo::from(&e);
+                info.summary = format!("{}: {}", step.label(), info.summary);
+                match run {
+                    Some(run) => lock(run).error.get_or_insert(info.clone()),
+                    None => lock(&self.shared_error).get_or_insert(info.clone()),
+                };
+                self.emit(sub, step, StepEvent::Failed { error: info });
+                Err(e)
+            }
+        }
+    }
+
+    fn shared_object(&self, step: Step, object: &str, name: &str, id: &str, outcome: Outcome) {
+        lock(&self.shared_objects).push(ObjectRef {
+            step,
+            object: object.into(),
+            name: name.into(),
+            id: id.into(),
+            outcome,
+        });
+    }
+
+    async fn run(&self) -> Vec<Report> {
+        let (app_tx, app_rx) = tokio::sync::oneshot::channel::<Application>();
+        let app_f = self.app_step(app_tx).shared();
+        let app_only = async { app_rx.await.map_err(|_| dependency("App registration")) }.shared();
+        let role_f = self.role_step().shared();
+        let secret_f = async {
+            if !self.f.new_secret() {
+                return Ok(());
+            }
+            let app = app_only.clone().await?;
+            self.secret_step(&app).await
+        }
+        .shared();
+        let subs = futures::stream::iter(0..self.f.subs.len())
+            .map(|i| self.sub_run(i, app_f.clone(), role_f.clone(), secret_f.clone()))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>();
+        let (_, _, _, reports) =
+            tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
+        if let Ok((app, _)) = app_f.await {
+            self.reclaim_orphans(&app).await;
+        }
+        reports
+    }
+
+    /// One subscription: Spot account and role assignment (together), then the connection.
+    async fn sub_run(
+        &self,
+        i: usize,
+        app_f: impl Future<Output = Result<(Application, ServicePrincipal)>>,
+        role_f: impl Future<Output = Result<RoleDefinition>>,
+        secret_f: impl Future<Output = Result<()>>,
+    ) -> Report {
+        let t0 = Instant::now();
+        let s = &self.f.subs[i];
+        let sub = s.target.subscription_id.as_str();
+        let run = Mutex::new(SubRun::default());
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        let result = if self.stop.load(Ordering::SeqCst) {
+            let why = lock(self.stopped)
+                .as_ref()
+                .map(|e| e.summary.clone())
+                .unwrap_or_default();
+            Err(Error::Other(format!("not started: {why}")))
+        } else {
+            let account_f = self.account_step(i, &run);
+            let assign_f = async {
+                let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
+                let role = role_f.await.map_err(|_| dependency("Custom role"))?;
+                self.assignment_step(i, &sp, &role, &run).await
+            };
+            let (account, assigned) = tokio::join!(account_f, assign_f);
+            match (account, assigned) {
+                (Ok(account), Ok(())) => {
+                    let secret = secret_f.await.map_err(|_| dependency("Client secret"));
+                    match secret {
+                        Ok(()) => self
+                            .connect_step(i, &account, &run)
+                            .await
+                            .map(|e| (account, e)),
+                        Err(e) => Err(e),
+                    }
+                }
+                (Err(_), _) => Err(dependency("Spot account")),
+                (_, Err(_)) => Err(dependency("Role assignment")),
+            }
+        };
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut run = run.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut objects = lock(&self.shared_objects).clone();
+        objects.append(&mut run.objects);
+        let mut durations = lock(&self.shared_durations).clone();
+        durations.append(&mut run.durations);
+        let mut report = failed_report(&s.target, ErrorInfo::from(&dependency("the run")));
+        report.objects = objects;
+        report.durations_ms = durations;
+        report.total_ms = t0.elapsed().as_millis() as u64;
+        let _ = self.stores[i].save(|_| {}).await;
+        match result {
+            Ok((account, expires)) => {
+                let changed = report.objects.iter().any(|o| o.outcome != Outcome::Reused);
+                self.emit(
+                    Some(sub),
+                    Step::Done,
+                    StepEvent::Finished {
+                        outcome: if changed {
+                            Outcome::Created
+                        } else {
+                            Outcome::Reused
+                        },
+                        id: Some(account.account_id.clone()),
+                        detail: format!("{sub} is connected to Spot"),
+                    },
+                );
+                report.verdict = Verdict::Connected;
+                report.spot_account_id = Some(account.account_id);
+                report.secret_expires = Some(expires);
+                report.error = None;
+            }
+            Err(e) => {
+                for step in RUN_STEPS {
+                    if !report.durations_ms.iter().any(|(s, _)| *s == step) {
+                        self.emit(
+                            Some(sub),
+                            step,
+                            StepEvent::Skipped {
+                                reason: "an earlier step failed".into(),
+                            },
+                        );
+                    }
+                }
+                report.spot_account_id = self.stores[i].get(|s| s.spot_account_id.clone());
+                let shared = lock(&self.shared_error).clone();
+                report.error = Some(run.error.or(shared).unwrap_or_else(|| ErrorInfo::from(&e)));
+            }
+        }
+        report
     }
 
     // -----------------------------------------------------------------------------------------
-    // Steps
-
-    async fn spot_account_step(&self, fact: &AccountFact) -> Result<SpotAccount> {
-        let spot = &self.session.spot;
-        match fact {
-            AccountFact::Reuse(a, why) => {
-                let a = a.clone();
-                self.step(
-                    Step::SpotAccount,
-                    format!("using {}", a.account_id),
-                    async {
-                        self.checkpoint(|s| s.spot_account_id = Some(a.account_id.clone()))?;
-                        self.record(
-                            Step::SpotAccount,
-                            "Spot account",
-                            &a.name,
-                            &a.account_id,
-                            Outcome::Reused,
-                        );
-                        let id = a.account_id.clone();
-                        let detail = format!("{} ({}): {why}", a.name, a.account_id);
-                        Ok((a, Outcome::Reused, Some(id), detail))
-                    },
-                )
-                .await
-            }
-            AccountFact::Create(name) => {
-                self.step(
-                    Step::SpotAccount,
-                    format!("creating Spot account {name}"),
-                    async {
-                        self.checkpoint(|s| s.spot_account_pending = Some(name.clone()))?;
-                        let a = self
-                            .write_or_find(
-                                || spot.create_account(name),
-                                || async {
-                                    Ok(spot.list_accounts().await?.into_iter().find(|a| {
-                                        &a.name == name && a.provider_external_id.is_none()
-                                    }))
-                                },
-                            )
-                            .await?;
-                        self.checkpoint(|s| {
-                            s.spot_account_id = Some(a.account_id.clone());
-                            s.spot_account_pending = None;
-                        })?;
-                        self.record(
-                            Step::SpotAccount,
-                            "Spot account",
-                            &a.name,
-                            &a.account_id,
-                            Outcome::Created,
-                        );
-                        let id = a.account_id.clone();
-                        let detail = format!("{} ({})", a.name, a.account_id);
-                        Ok((a, Outcome::Created, Some(id), detail))
-                    },
-                )
-                .await
-            }
-            AccountFact::Blocked(why, _) => Err(Error::Other(why.clone())),
-        }
-    }
+    // Steps: the tenant's shared objects
 
     /// The app (sent on `app_tx` as soon as it exists) and its service principal.
-    async fn app_registration_step(
+    async fn app_step(
         &self,
-        fact: Option<&AppFact>,
-        sp_fact: Option<ServicePrincipal>,
         app_tx: tokio::sync::oneshot::Sender<Application>,
     ) -> Result<(Application, ServicePrincipal)> {
-        let name = self.app_name.clone();
+        let name = self.f.app_name.clone();
         self.step(
+            None,
             Step::AppRegistration,
             format!("app registration {name}"),
             async {
-                let (app, app_outcome) = match fact {
-                    Some(AppFact::Ours(a)) => {
-                        self.sweep.store(true, std::sync::atomic::Ordering::Relaxed);
-                        (a.clone(), Outcome::Reused)
-                    }
-                    Some(AppFact::Missing) => {
-                        let a = self
-                            .write_or_find(
-                                || self.graph.create_application(&name),
-                                || async {
-                                    Ok(self
-                                        .graph
-                                        .find_applications(&name)
-                                        .await?
-                                        .into_iter()
-                                        .find(Application::is_ours))
-                                },
-                            )
-                            .await?;
-                        self.wrote_azure
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                let graph = &self.graph;
+                let (app, app_outcome) = match &self.f.app {
+                    AppFact::Ours(a) => (a.clone(), Outcome::Reused),
+                    AppFact::Missing => {
+                        // An upsert by uniqueName (the app's name): sent again after a lost
+                        // reply, it is still one app.
+                        let a = read(|| graph.upsert_application(&name, &name)).await?;
+                        self.wrote_azure.store(true, Ordering::Relaxed);
                         (a, Outcome::Created)
                     }
                     _ => return Err(Error::Other("the app registration step was blocked".into())),
                 };
-                self.checkpoint(|s| {
+                self.save_shared(|s| {
                     s.app_object_id = Some(app.id.clone());
                     s.app_id = Some(app.app_id.clone());
                     s.app_name = Some(app.display_name.clone());
-                })?;
-                self.record(
+                })
+                .await?;
+                self.shared_object(
                     Step::AppRegistration,
                     "app registration",
                     &app.display_name,
@@ -1145,40 +1416,27 @@ impl<'a> Ctx<'a> {
                 );
                 let _ = app_tx.send(app.clone());
 
-                let (sp, sp_outcome) = match sp_fact {
-                    Some(sp) => (sp, Outcome::Reused),
+                let (sp, sp_outcome) = match &self.f.sp {
+                    Some(sp) => (sp.clone(), Outcome::Reused),
                     None => {
                         let app_id = app.app_id.clone();
                         let created_app = app_outcome == Outcome::Created;
-                        let sp = self
-                            .propagate(
-                                Step::AppRegistration,
-                                |e| created_app && is_not_found(e),
-                                || {
-                                    self.write_or_find(
-                                        || self.graph.create_service_principal(&app_id),
-                                        || self.graph.get_service_principal_by_app_id(&app_id),
-                                    )
-                                },
-                            )
-                            .await;
-                        let sp = match sp {
-                            Ok(sp) => sp,
-                            // Created meanwhile (e.g. by an earlier attempt whose reply was lost).
-                            Err(Error::Api(e)) if e.class() == ErrorClass::Conflict => self
-                                .graph
-                                .get_service_principal_by_app_id(&app_id)
-                                .await?
-                                .ok_or(Error::Api(e))?,
-                            Err(e) => return Err(e),
-                        };
-                        self.wrote_azure
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        // An upsert by appId: never two service principals. Right after the app
+                        // was created, Graph may not know it yet: polled.
+                        let sp = retry::propagate(
+                            &self.backoff,
+                            |e| created_app && is_not_found(e),
+                            || graph.upsert_service_principal(&app_id),
+                            self.waiting(None, Step::AppRegistration),
+                        )
+                        .await?;
+                        self.wrote_azure.store(true, Ordering::Relaxed);
                         (sp, Outcome::Created)
                     }
                 };
-                self.checkpoint(|s| s.sp_object_id = Some(sp.id.clone()))?;
-                self.record(
+                self.save_shared(|s| s.sp_object_id = Some(sp.id.clone()))
+                    .await?;
+                self.shared_object(
                     Step::AppRegistration,
                     "service principal",
                     &app.display_name,
@@ -1197,357 +1455,391 @@ impl<'a> Ctx<'a> {
                 let id = app.app_id.clone();
                 Ok(((app, sp), outcome, Some(id), detail))
             },
+            None,
         )
         .await
     }
 
-    async fn secret_step(
-        &self,
-        app: &Application,
-        reuse: Option<SecretRecord>,
-    ) -> Result<SecretOutcome> {
-        let months = self.settings.secret_months;
-        self.step(Step::ClientSecret, format!("client secret for {}", app.display_name), async {
-            if let Some(rec) = reuse {
-                self.record(Step::ClientSecret, "client secret", &self.password_name, &rec.key_id, Outcome::Reused);
-                let detail = format!("kept (expires {})", rec.end_date_time.date());
-                let id = rec.key_id.clone();
-                return Ok((SecretOutcome::Reused(rec), Outcome::Reused, Some(id), detail));
-            }
-            // The previous secret (never handed to Spot, expiring, or unknown to Spot) is
-            // removed once the new one is with Spot.
-            self.checkpoint(|s| {
-                if let Some(old) = s.secret.take()
-                    && !s.orphan_key_ids.contains(&old.key_id)
-                {
-                    s.orphan_key_ids.push(old.key_id);
-                }
-            })?;
+    /// The tenant's one new secret. Its value stays in memory until Spot has it.
+    /// (The only place the engine creates a client secret.)
+    async fn secret_step(&self, app: &Application) -> Result<()> {
+        let months = self.facts.settings.secret_months;
+        let name = shared_secret_name(&self.f.tenant);
+        self.step(None, Step::ClientSecret, format!("client secret for {}", app.display_name), async {
             let end = add_months(OffsetDateTime::now_utc(), months);
-            let created_app = self.wrote_azure.load(std::sync::atomic::Ordering::Relaxed);
-            let obj = app.id.clone();
-            let np = self
-                .propagate(
-                    Step::ClientSecret,
-                    |e| created_app && is_not_found(e),
-                    || async {
-                        let mut tries = 0;
-                        loop {
-                            // Not idempotent, and a lost reply loses the value: try again;
-                            // the orphan is removed by name after the connection.
-                            match self.graph.add_password(&obj, &self.password_name, end).await {
-                                Err(e) if is_transient(&e) && tries < 5 => {
-                                    tries += 1;
-                                    self.sweep.store(true, std::sync::atomic::Ordering::Relaxed);
-                                    tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                                }
-                                r => return r,
-                            }
-                        }
-                    },
-                )
-                .await
-                .map_err(|e| match e {
-                    Error::Api(a) if a.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => Error::Api(ApiError {
-                        message: format!(
-                            "{} The tenant's policy does not allow a {months}-month secret: use fewer months (--secret-months).",
-                            a.message
-                        ),
-                        ..a
-                    }),
-                    e => e,
-                })?;
-            let end_actual = np.credential.end_date_time.unwrap_or(end);
+            let created_app = self.wrote_azure.load(Ordering::Relaxed);
+            let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+            self.save_shared(|s| s.secret_pending_since = Some(since)).await?;
+            let np = retry::propagate(
+                &self.backoff,
+                |e| created_app && is_not_found(e),
+                || async {
+                    // Not idempotent, and a lost reply loses the value: the copy made by a lost
+                    // request is removed after the connection (see `reclaim_orphans`).
+                    let r = self.graph.add_password(&app.id, &name, end).await;
+                    if r.as_ref().is_err_and(retry::is_transient) {
+                        self.sweep.store(true, Ordering::Relaxed);
+                    }
+                    r
+                },
+                self.waiting(None, Step::ClientSecret),
+            )
+            .await
+            .map_err(|e| match e {
+                Error::Api(a) if a.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => Error::Api(ApiError {
+                    message: format!(
+                        "{} The tenant's policy does not allow a {months}-month secret: use fewer months (--secret-months).",
+                        a.message
+                    ),
+                    ..a
+                }),
+                e => e,
+            })?;
             let rec = SecretRecord {
                 key_id: np.credential.key_id.clone(),
-                end_date_time: end_actual,
+                end_date_time: np.credential.end_date_time.unwrap_or(end),
                 handed_to_spot: false,
             };
-            self.checkpoint(|s| s.secret = Some(rec.clone()))?;
-            self.record(Step::ClientSecret, "client secret", &self.password_name, &rec.key_id, Outcome::Created);
-            let detail = format!("expires {}", end_actual.date());
+            // An orphan until a subscription hands it to Spot: a run killed before that loses
+            // the value, and the next run removes it by keyId.
+            self.save_shared(|s| {
+                s.secret_pending_since = None;
+                if !s.orphan_key_ids.contains(&rec.key_id) {
+                    s.orphan_key_ids.push(rec.key_id.clone());
+                }
+            })
+            .await?;
+            self.shared_object(Step::ClientSecret, "client secret", &name, &rec.key_id, Outcome::Created);
+            let detail = format!("expires {}", rec.end_date_time.date());
             let id = rec.key_id.clone();
-            Ok((SecretOutcome::New(rec, np.secret), Outcome::Created, Some(id), detail))
-        })
+            let _ = self.new_secret.set((rec, np.secret));
+            Ok(((), Outcome::Created, Some(id), detail))
+        }, None)
         .await
     }
 
-    /// Brings our role up to date: this subscription in its assignable scopes, Spot's actions.
-    async fn update_ours(&self, r: &RoleDefinition) -> Result<(RoleDefinition, Outcome, String)> {
-        let d = policy::drift(&self.policy.actions, &r.properties.permissions);
-        let in_scope = r
-            .properties
-            .assignable_scopes
-            .iter()
-            .any(|s| self.scope_eq(s));
-        if in_scope && d.missing.is_empty() {
-            return Ok((
-                r.clone(),
-                Outcome::Reused,
-                format!("{} has all of Spot's actions", r.properties.role_name),
-            ));
-        }
-        let mut scopes = r.properties.assignable_scopes.clone();
-        if !in_scope {
-            scopes.push(self.scope.clone());
-        }
-        let props =
-            self.policy
-                .role_properties(&self.role_name, &self.target.subscription_id, scopes);
-        // Updated at a scope it is assignable at.
-        let at = r
-            .properties
-            .assignable_scopes
-            .first()
-            .cloned()
-            .unwrap_or_else(|| self.scope.clone());
-        let updated = self
-            .retry_read(&mut || self.arm.put_role_definition(&at, &r.name, &props))
-            .await?;
-        self.wrote_azure
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut what = Vec::new();
-        if !in_scope {
-            what.push(format!("assignable at {}", self.scope));
-        }
-        if !d.missing.is_empty() {
-            what.push(format!("{} missing action(s) added", d.missing.len()));
-        }
-        Ok((updated, Outcome::Updated, what.join(", ")))
-    }
-
-    /// The tenant's role named like ours, looked up at every subscription of the tenant the
-    /// caller sees (role names are unique per tenant).
-    async fn find_role_elsewhere(&self) -> Option<RoleDefinition> {
-        let (tenant_wide, subs) = tokio::join!(
-            self.arm.list_tenant_custom_roles(),
-            self.arm.list_subscription_ids()
-        );
-        if let Ok(all) = tenant_wide
-            && let Some(r) = all
-                .into_iter()
-                .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
-        {
-            return Some(r);
-        }
-        let subs = subs.ok()?;
-        // A few at a time; a tenant with very many subscriptions is only sampled.
-        use futures::StreamExt;
-        let mut lookups = futures::stream::iter(
-            subs.into_iter()
-                .filter(|s| !s.eq_ignore_ascii_case(&self.target.subscription_id))
-                .take(200),
-        )
-        .map(|sub| async move {
-            self.arm
-                .find_role_definitions(&format!("/subscriptions/{sub}"), &self.role_name)
-                .await
-                .ok()
-                .and_then(|found| {
-                    found
-                        .into_iter()
-                        .find(|r| r.properties.role_name.eq_ignore_ascii_case(&self.role_name))
-                })
-        })
-        .buffer_unordered(8);
-        while let Some(r) = lookups.next().await {
-            if r.is_some() {
-                return r;
-            }
-        }
-        None
-    }
-
-    async fn role_step(&self, fact: &RoleFact) -> Result<RoleDefinition> {
-        let name = self.role_name.clone();
-        self.step(Step::CustomRole, format!("custom role {name}"), async {
-            let sub = self.target.subscription_id.as_str();
-            let (role, outcome, detail) = match fact {
-                RoleFact::Foreign(_) => return Err(Error::Other("the custom role step was blocked".into())),
-                RoleFact::Ours(r) => self.update_ours(r).await?,
-                RoleFact::Missing => {
-                    // A deterministic GUID: the PUT is idempotent, so it is simply repeated
-                    // when its reply is lost (it may have been applied).
-                    let guid = policy::role_definition_guid(&self.target.tenant_id, &name);
-                    let props = self.policy.role_properties(&name, sub, vec![self.scope.clone()]);
-                    let put = self
-                        .retry_read(&mut || self.arm.put_role_definition(&self.scope, &guid, &props))
-                        .await;
-                    let created = match put {
-                        Ok(r) => r,
-                        Err(Error::Api(e)) if e.has_code("RoleDefinitionWithSameNameExists") => {
-                            // Assignable only at other subscriptions of the tenant: if it is
-                            // ours, add this subscription to it.
-                            if let Some(r) = self.find_role_elsewhere().await {
-                                if is_our_role(&r) {
-                                    let (role, outcome, detail) = self.update_ours(&r).await?;
-                                    self.checkpoint(|s| {
-                                        s.role_definition_id = Some(role.id.clone());
-                                        s.role_name = Some(role.properties.role_name.clone());
-                                    })?;
-                                    self.record(Step::CustomRole, "custom role", &role.properties.role_name, &role.id, outcome);
-                                    let id = role.id.clone();
-                                    return Ok((role, outcome, Some(id), detail));
-                                }
-                                return Err(Error::Other(format!(
-                                    "a role named {name} exists in this tenant ({}) but was not made by spot-connect: choose another name with --role-name",
-                                    r.id
-                                )));
+    /// One role for the tenant, assignable at every subscription of the run: one PUT at most.
+    async fn role_step(&self) -> Result<RoleDefinition> {
+        let name = self.f.role_name.clone();
+        let scopes = self.f.scopes();
+        let policy = &self.facts.policy;
+        self.step(
+            None,
+            Step::CustomRole,
+            format!("custom role {name}"),
+            async {
+                let first = &self.f.subs[0].target.subscription_id;
+                let (guid, at, wanted, outcome, detail) = match &self.f.role {
+                    RoleFact::Foreign(_) => {
+                        return Err(Error::Other("the custom role step was blocked".into()));
+                    }
+                    RoleFact::Ours(r) => {
+                        let missing: Vec<String> = scopes
+                            .iter()
+                            .filter(|s| {
+                                !r.properties
+                                    .assignable_scopes
+                                    .iter()
+                                    .any(|x| same_scope(x, s))
+                            })
+                            .cloned()
+                            .collect();
+                        let d = policy::drift(&policy.actions, &r.properties.permissions);
+                        if missing.is_empty() && d.missing.is_empty() {
+                            (
+                                None,
+                                String::new(),
+                                vec![],
+                                Outcome::Reused,
+                                format!("{} has all of Spot's actions", r.properties.role_name),
+                            )
+                        } else {
+                            let mut what = Vec::new();
+                            if !missing.is_empty() {
+                                what.push(format!("assignable at {}", missing.join(", ")));
                             }
-                            return Err(Error::Api(ApiError {
-                                message: format!(
-                                    "{} It is not visible from this subscription: choose another name with --role-name.",
-                                    e.message
-                                ),
-                                ..e
-                            }));
+                            if !d.missing.is_empty() {
+                                what.push(format!("{} missing action(s) added", d.missing.len()));
+                            }
+                            let mut wanted = r.properties.assignable_scopes.clone();
+                            wanted.extend(missing);
+                            // Updated at a scope it is assignable at.
+                            let at = r
+                                .properties
+                                .assignable_scopes
+                                .first()
+                                .cloned()
+                                .unwrap_or_else(|| scopes[0].clone());
+                            (
+                                Some(r.name.clone()),
+                                at,
+                                wanted,
+                                Outcome::Updated,
+                                what.join(", "),
+                            )
                         }
-                        Err(e) => return Err(e),
-                    };
-                    self.wrote_azure.store(true, std::sync::atomic::Ordering::Relaxed);
-                    let n = self.policy.actions.len();
-                    (created, Outcome::Created, format!("{n} actions, assignable at {}", self.scope))
-                }
-            };
-            self.checkpoint(|s| {
-                s.role_definition_id = Some(role.id.clone());
-                s.role_name = Some(role.properties.role_name.clone());
-            })?;
-            self.record(Step::CustomRole, "custom role", &role.properties.role_name, &role.id, outcome);
-            let id = role.id.clone();
-            Ok((role, outcome, Some(id), detail))
-        })
+                    }
+                    RoleFact::Missing => (
+                        // A deterministic GUID: the PUT is idempotent, so it is simply repeated
+                        // when its reply is lost.
+                        Some(policy::role_definition_guid(&self.f.tenant, &name)),
+                        scopes[0].clone(),
+                        scopes.clone(),
+                        Outcome::Created,
+                        format!(
+                            "{} actions, assignable at {}",
+                            policy.actions.len(),
+                            scopes.join(", ")
+                        ),
+                    ),
+                };
+                let role = match (guid, &self.f.role) {
+                    (None, RoleFact::Ours(r)) => r.clone(),
+                    (Some(guid), _) => {
+                        let props = policy.role_properties(&name, first, wanted);
+                        let r = read(|| {
+                            self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props))
+                        })
+                        .await?;
+                        self.wrote_azure.store(true, Ordering::Relaxed);
+                        r
+                    }
+                    (None, _) => {
+                        return Err(Error::Other("the custom role step was blocked".into()));
+                    }
+                };
+                self.save_shared(|s| {
+                    s.role_definition_id = Some(role.id.clone());
+                    s.role_name = Some(role.properties.role_name.clone());
+                })
+                .await?;
+                self.shared_object(
+                    Step::CustomRole,
+                    "custom role",
+                    &role.properties.role_name,
+                    &role.id,
+                    outcome,
+                );
+                let id = role.id.clone();
+                Ok((role, outcome, Some(id), detail))
+            },
+            None,
+        )
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Steps: per subscription
+
+    fn object(
+        run: &Mutex<SubRun>,
+        step: Step,
+        object: &str,
+        name: &str,
+        id: &str,
+        outcome: Outcome,
+    ) {
+        lock(run).objects.push(ObjectRef {
+            step,
+            object: object.into(),
+            name: name.into(),
+            id: id.into(),
+            outcome,
+        });
+    }
+
+    async fn account_step(&self, i: usize, run: &Mutex<SubRun>) -> Result<SpotAccount> {
+        let spot = &self.session.spot;
+        let store = &self.stores[i];
+        let (detail, fact) = match &self.f.subs[i].account {
+            AccountFact::Reuse(a, _) => {
+                (format!("using {}", a.account_id), &self.f.subs[i].account)
+            }
+            AccountFact::Create(n) => (
+                format!("creating Spot account {n}"),
+                &self.f.subs[i].account,
+            ),
+            AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+        };
+        self.step(
+            Some(i),
+            Step::SpotAccount,
+            detail,
+            async {
+                let (a, outcome, why) = match fact {
+                    AccountFact::Reuse(a, why) => {
+                        store.set(|s| s.spot_account_id = Some(a.account_id.clone()));
+                        (a.clone(), Outcome::Reused, format!(": {why}"))
+                    }
+                    AccountFact::Create(name) => {
+                        store
+                            .save(|s| s.spot_account_pending = Some(name.clone()))
+                            .await?;
+                        let a =
+                            create_or_find(
+                                || spot.create_account(name),
+                                || async {
+                                    Ok(spot.list_accounts().await?.into_iter().find(|a| {
+                                        &a.name == name && a.provider_external_id.is_none()
+                                    }))
+                                },
+                            )
+                            .await?;
+                        store
+                            .save(|s| {
+                                s.spot_account_id = Some(a.account_id.clone());
+                                s.spot_account_pending = None;
+                            })
+                            .await?;
+                        (a, Outcome::Created, String::new())
+                    }
+                    AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+                };
+                Self::object(
+                    run,
+                    Step::SpotAccount,
+                    "Spot account",
+                    &a.name,
+                    &a.account_id,
+                    outcome,
+                );
+                let id = a.account_id.clone();
+                let detail = format!("{} ({}){why}", a.name, a.account_id);
+                Ok((a, outcome, Some(id), detail))
+            },
+            Some(run),
+        )
         .await
     }
 
     async fn assignment_step(
         &self,
+        i: usize,
         sp: &ServicePrincipal,
         role: &RoleDefinition,
-        existing: Option<RoleAssignment>,
+        run: &Mutex<SubRun>,
     ) -> Result<()> {
-        self.step(Step::RoleAssignment, format!("assigning {} to the service principal", role.properties.role_name), async {
-            let (id, outcome) = match existing {
-                Some(a) => (a.id, Outcome::Reused),
+        let s = &self.f.subs[i];
+        let sub = s.target.subscription_id.as_str();
+        let scope = s.scope();
+        self.step(Some(i), Step::RoleAssignment, format!("assigning {} to the service principal", role.properties.role_name), async {
+            let (id, outcome) = match &s.assignment {
+                Some(a) => (a.id.clone(), Outcome::Reused),
                 None => {
                     // Deterministic: a PUT repeated after a lost reply names the same
                     // assignment (then 409 RoleAssignmentExists, which is success).
-                    let guid = policy::role_assignment_name(&self.target.subscription_id, &sp.id, &role.id);
-                    let out = self
-                        .propagate(Step::RoleAssignment, |_| false, || async {
-                            self.retry_read(&mut || self.arm.create_role_assignment(&self.scope, &guid, &role.id, &sp.id))
-                                .await
-                        })
-                        .await?;
-                    self.wrote_azure.store(true, std::sync::atomic::Ordering::Relaxed);
+                    let guid = policy::role_assignment_name(sub, &sp.id, &role.id);
+                    let out = retry::propagate(
+                        &self.backoff,
+                        |_| false,
+                        || {
+                            self.paced(|| {
+                                self.arm_writes.create_role_assignment(
+                                    &scope, &guid, &role.id, &sp.id,
+                                )
+                            })
+                        },
+                        self.waiting(Some(sub), Step::RoleAssignment),
+                    )
+                    .await?;
+                    self.wrote_azure.store(true, Ordering::Relaxed);
                     match out {
                         AssignmentOutcome::Created(a) => (a.id, Outcome::Created),
-                        AssignmentOutcome::AlreadyExists => match self.lookup_assignment(sp, role).await? {
+                        AssignmentOutcome::AlreadyExists => match find_assignment(&self.arm, sub, &sp.id, role).await? {
                             Some(a) => (a.id, Outcome::Reused),
-                            None => (
-                                format!("{}/providers/Microsoft.Authorization/roleAssignments/{guid}", self.scope),
-                                Outcome::Reused,
-                            ),
+                            None => (format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{guid}"), Outcome::Reused),
                         },
                     }
                 }
             };
-            self.checkpoint(|s| s.role_assignment_id = Some(id.clone()))?;
-            self.record(Step::RoleAssignment, "role assignment", &role.properties.role_name, &id, outcome);
-            Ok(((), outcome, Some(id), format!("principalType ServicePrincipal at {}", self.scope)))
-        })
+            self.stores[i].save(|s| s.role_assignment_id = Some(id.clone())).await?;
+            Self::object(run, Step::RoleAssignment, "role assignment", &role.properties.role_name, &id, outcome);
+            Ok(((), outcome, Some(id), format!("principalType ServicePrincipal at {scope}")))
+        }, Some(run))
         .await
     }
 
     async fn connect_step(
         &self,
+        i: usize,
         account: &SpotAccount,
-        app: &Application,
-        secret: &SecretOutcome,
-    ) -> Result<Option<OffsetDateTime>> {
+        run: &Mutex<SubRun>,
+    ) -> Result<OffsetDateTime> {
+        let s = &self.f.subs[i];
+        let sub = s.target.subscription_id.as_str();
         let spot = &self.session.spot;
+        let store = &self.stores[i];
         self.step(
+            Some(i),
             Step::ConnectSpot,
             format!("connecting {} to Spot", account.account_id),
             async {
-                let (rec, value) = match secret {
-                    SecretOutcome::Reused(rec) => {
-                        self.record(
-                            Step::ConnectSpot,
-                            "Spot connection",
-                            &account.name,
-                            &account.account_id,
-                            Outcome::Reused,
-                        );
-                        let detail = format!(
-                            "{} already holds this app's credentials",
-                            account.account_id
-                        );
-                        return Ok((
-                            Some(rec.end_date_time),
-                            Outcome::Reused,
-                            Some(account.account_id.clone()),
-                            detail,
-                        ));
-                    }
-                    SecretOutcome::New(rec, value) => (rec, value),
+                if let Some(rec) = &s.secret_reuse {
+                    Self::object(
+                        run,
+                        Step::ConnectSpot,
+                        "Spot connection",
+                        &account.name,
+                        &account.account_id,
+                        Outcome::Reused,
+                    );
+                    let detail = format!(
+                        "{} already holds this app's credentials",
+                        account.account_id
+                    );
+                    return Ok((
+                        rec.end_date_time,
+                        Outcome::Reused,
+                        Some(account.account_id.clone()),
+                        detail,
+                    ));
+                }
+                let (Some(app), Some((rec, value))) = (self.app_id(), self.new_secret.get()) else {
+                    return Err(dependency("Client secret"));
                 };
                 let creds = AzureCredentials {
-                    client_id: app.app_id.clone(),
+                    client_id: app.clone(),
                     client_secret: value.clone(),
-                    tenant_id: self.target.tenant_id.clone(),
-                    subscription_id: self.target.subscription_id.clone(),
+                    tenant_id: self.f.tenant.clone(),
+                    subscription_id: sub.to_string(),
                     expiration_date: rec.end_date_time,
                 };
-                // Spot validates against Azure: right after our writes it may not see them yet.
-                let fresh = self.wrote_azure.load(std::sync::atomic::Ordering::Relaxed)
-                    || !rec.handed_to_spot;
-                self.propagate(
-                    Step::ConnectSpot,
+                // Spot validates against Azure: right after our writes (a new secret is one) it
+                // may not see them yet. Setting credentials overwrites: safe to send again.
+                retry::propagate(
+                    &self.backoff,
                     |_| false,
-                    || async {
-                        // Setting credentials overwrites: safe to send again after a lost reply.
-                        let mut tries = 0;
-                        loop {
-                            match spot
-                                .set_azure_credentials(&account.account_id, &creds)
-                                .await
-                            {
-                                Err(e) if is_transient(&e) && tries < 5 => {
-                                    tries += 1;
-                                    tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                                }
-                                Err(e) if is_propagation(&e) && !fresh => {
-                                    return Err(Error::Other(e.to_string()));
-                                }
-                                r => return r,
-                            }
-                        }
-                    },
+                    || spot.set_azure_credentials(&account.account_id, &creds),
+                    self.waiting(Some(sub), Step::ConnectSpot),
                 )
                 .await?;
-                self.checkpoint(|s| {
-                    if let Some(r) = s.secret.as_mut()
-                        && r.key_id == rec.key_id
-                    {
-                        r.handed_to_spot = true;
-                    }
-                })?;
-                // Read back: Spot must report this app and this subscription. Meanwhile, the
-                // secrets Spot no longer uses (never handed over, or replaced) are removed.
-                let mut read_back = || spot.get_azure_credentials(&account.account_id);
-                let (back, ()) = tokio::join!(
-                    self.retry_read(&mut read_back),
-                    self.remove_orphans(app, &rec.key_id)
-                );
-                let back = back?;
+                let old = store.get(|s| s.secret.clone());
+                store
+                    .save(|s| {
+                        if let Some(old) = old.as_ref().filter(|o| o.key_id != rec.key_id)
+                            && !s.orphan_key_ids.contains(&old.key_id)
+                        {
+                            // Kept until no subscription holds it (see `reclaim_orphans`).
+                            s.orphan_key_ids.push(old.key_id.clone());
+                        }
+                        s.orphan_key_ids.retain(|k| k != &rec.key_id);
+                        s.spot_account_id = Some(account.account_id.clone());
+                        s.secret = Some(SecretRecord {
+                            handed_to_spot: true,
+                            ..rec.clone()
+                        });
+                        s.secret_pending_since = None;
+                    })
+                    .await?;
+                // Read back: Spot must report this app and this subscription.
+                let back = read(|| spot.get_azure_credentials(&account.account_id)).await?;
                 let ok = back.as_ref().is_some_and(|c| {
                     c.client_id
                         .as_deref()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&app))
                         && c.subscription_id
                             .as_deref()
-                            .is_some_and(|x| x.eq_ignore_ascii_case(&self.target.subscription_id))
+                            .is_some_and(|x| x.eq_ignore_ascii_case(sub))
                 });
                 if !ok {
                     return Err(Error::Other(format!(
@@ -1556,7 +1848,8 @@ impl<'a> Ctx<'a> {
                         account.account_id
                     )));
                 }
-                self.record(
+                Self::object(
+                    run,
                     Step::ConnectSpot,
                     "Spot connection",
                     &account.name,
@@ -1569,81 +1862,123 @@ impl<'a> Ctx<'a> {
                     rec.end_date_time.date()
                 );
                 Ok((
-                    Some(rec.end_date_time),
+                    rec.end_date_time,
                     Outcome::Created,
                     Some(account.account_id.clone()),
                     detail,
                 ))
             },
+            Some(run),
         )
         .await
     }
 
-    /// Removes secrets of ours for this subscription other than `current`: the ones recorded as
-    /// orphans, and any left by a run killed between addPassword and its checkpoint.
-    async fn remove_orphans(&self, app: &Application, current: &str) {
-        let mut keys: Vec<String> = self.state(|s| s.orphan_key_ids.clone());
-        if keys.is_empty() && !self.sweep.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
+    /// An ARM write (`write` uses `arm_writes`, whose HTTP layer does not resend a 429), in
+    /// its slot of the tenant's write budget; refused (429), it waits its Retry-After and takes
+    /// a new slot, so every resend is paced too.
+    async fn paced<T, F, Fut>(&self, mut write: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut tries = 0u32;
+        loop {
+            let ticket = self.budget.acquire().await;
+            let r = write().await;
+            let refused = matches!(&r, Err(Error::Api(a)) if a.status == 429);
+            self.budget
+                .done(ticket, refused, self.session.http.throttled_count());
+            match r {
+                Err(Error::Api(a)) if a.status == 429 && tries < 30 => {
+                    tries += 1;
+                    let wait = a
+                        .retry_after
+                        .unwrap_or(std::time::Duration::from_secs(1))
+                        .min(self.session.http.max_wait);
+                    tokio::time::sleep(wait).await;
+                }
+                r => return r,
+            }
         }
-        if let Ok(Some(fresh)) = self.graph.get_application(&app.id).await {
+    }
+
+    fn app_id(&self) -> Option<String> {
+        lock(&self.shared_objects)
+            .iter()
+            .find(|o| o.object == "app registration")
+            .map(|o| o.id.clone())
+    }
+
+    /// Removes the secrets of ours no subscription holds any more: the ones the subscriptions
+    /// of this run held before (recorded as orphans), and any made by a lost addPassword reply
+    /// of this run or of a run killed before it recorded its secret. A secret some state file of
+    /// the tenant still holds is never removed.
+    async fn reclaim_orphans(&self, app: &Application) {
+        let Some((current, _)) = self.new_secret.get() else {
+            return;
+        };
+        let states = status::tenant_states(self.session, &self.f.tenant);
+        let held: Vec<String> = states
+            .iter()
+            .filter_map(|s| s.secret.as_ref().map(|r| r.key_id.to_ascii_lowercase()))
+            .collect();
+        let mut drop: Vec<String> = states
+            .iter()
+            .flat_map(|s| s.orphan_key_ids.clone())
+            .collect();
+        let since = self
+            .f
+            .subs
+            .iter()
+            .filter_map(|s| s.state.secret_pending_since)
+            .min()
+            .map_or(self.started, |t| t.min(self.started));
+        let look = self.sweep.load(Ordering::Relaxed) || since < self.started;
+        if look && let Ok(Some(fresh)) = read(|| self.graph.get_application(&app.id)).await {
             for p in fresh.password_credentials {
-                if p.display_name.as_deref() == Some(self.password_name.as_str())
-                    && !p.key_id.eq_ignore_ascii_case(current)
-                    && !keys.contains(&p.key_id)
-                {
-                    keys.push(p.key_id);
+                let ours = p
+                    .display_name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(SECRET_PREFIX));
+                if ours && p.start_date_time.is_some_and(|s| s >= since) {
+                    drop.push(p.key_id);
                 }
             }
         }
-        for k in keys
-            .into_iter()
-            .filter(|k| !k.eq_ignore_ascii_case(current))
-        {
-            match self.graph.remove_password(&app.id, &k).await {
+        drop.sort();
+        drop.dedup();
+        let mut removed = Vec::new();
+        for k in drop.into_iter().filter(|k| {
+            !k.eq_ignore_ascii_case(&current.key_id) && !held.contains(&k.to_ascii_lowercase())
+        }) {
+            match read(|| self.graph.remove_password(&app.id, &k)).await {
                 Ok(()) => {
-                    tracing::info!(key_id = %k, "removed an orphaned client secret");
-                    let _ = self.checkpoint(|s| s.orphan_key_ids.retain(|x| x != &k));
+                    tracing::info!(key_id = %k, "removed a client secret no subscription holds");
+                    removed.push(k);
                 }
                 Err(e) => {
-                    tracing::warn!(key_id = %k, error = %e, "could not remove an orphaned client secret")
+                    tracing::warn!(key_id = %k, error = %e, "could not remove a client secret")
                 }
             }
         }
-    }
-
-    fn report(
-        &self,
-        verdict: Verdict,
-        account: Option<String>,
-        secret_expires: Option<OffsetDateTime>,
-        t0: Instant,
-    ) -> Report {
-        Report {
-            tenant_id: self.target.tenant_id.clone(),
-            subscription_id: self.target.subscription_id.clone(),
-            subscription_name: self.target.subscription_name.clone(),
-            verdict,
-            spot_account_id: account,
-            objects: self.objects.lock().expect("lock").clone(),
-            secret_expires,
-            durations_ms: self.durations.lock().expect("lock").clone(),
-            total_ms: t0.elapsed().as_millis() as u64,
-            error: if verdict == Verdict::Failed {
-                self.first_error.lock().expect("lock").clone()
-            } else {
-                None
-            },
-            report_path: None,
+        for s in states {
+            let held_orphans = s
+                .orphan_key_ids
+                .iter()
+                .any(|k| removed.contains(k) || held.contains(&k.to_ascii_lowercase()));
+            if held_orphans {
+                let mut s = s;
+                s.orphan_key_ids
+                    .retain(|k| !removed.contains(k) && !held.contains(&k.to_ascii_lowercase()));
+                let dir = self.session.state_dir.clone();
+                let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
+            }
         }
     }
 }
 
-#[derive(Clone)]
-enum SecretOutcome {
-    Reused(SecretRecord),
-    New(SecretRecord, Secret),
-}
+// ---------------------------------------------------------------------------------------------
+// Rights
 
 /// The name of the first app-management directory role in `roles`.
 fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
@@ -1720,186 +2055,17 @@ fn service_principal_app_rights(
     }
 }
 
-fn is_our_role(r: &RoleDefinition) -> bool {
-    r.properties
-        .description
-        .as_deref()
-        .is_some_and(|d| d.contains(ROLE_MARKER))
-}
-
-fn is_not_found(e: &Error) -> bool {
-    e.api().is_some_and(|a| {
-        a.class() == ErrorClass::NotFound || a.has_code("Request_ResourceNotFound")
-    })
-}
-
 /// `t` plus `months` calendar months (clamped to the month's last day).
 pub(crate) fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let total = t.month() as i32 - 1 + months as i32;
     let year = t.year() + total.div_euclid(12);
-    let month = time::Month::try_from((total.rem_euclid(12) + 1) as u8).expect("valid month");
+    let month =
+        time::Month::try_from((total.rem_euclid(12) + 1) as u8).unwrap_or(time::Month::January);
     let day = t.day().min(time::util::days_in_month(month, year));
-    let date = time::Date::from_calendar_date(year, month, day).expect("valid date");
-    t.replace_date(date)
-        .replace_nanosecond(0)
-        .expect("valid time")
-}
-
-fn dependency(what: &str) -> Error {
-    Error::Other(format!("skipped: {what} did not complete"))
-}
-
-pub(super) async fn plan(session: &Session, target: &Target, settings: &Settings) -> Result<Plan> {
-    let ctx = Ctx::new(session, target, settings, None)?;
-    let facts = ctx.facts().await?;
-    Ok(ctx.plan_from(&facts))
-}
-
-pub(super) async fn apply(
-    session: &Session,
-    target: &Target,
-    settings: &Settings,
-    progress: UnboundedSender<Progress>,
-) -> Result<Report> {
-    let t0 = Instant::now();
-    let ctx = Ctx::new(session, target, settings, Some(progress))?;
-    let facts = ctx.facts().await?;
-    let plan = ctx.plan_from(&facts);
-    let blocked: Vec<&PlanItem> = plan.blocked().collect();
-    if !blocked.is_empty() {
-        let mut reasons = Vec::new();
-        for b in &blocked {
-            let info = ErrorInfo {
-                summary: format!("{}: {}", b.object, b.reason),
-                api: None,
-                hint: None,
-            };
-            ctx.emit(b.step, StepEvent::Failed { error: info });
-            reasons.push(format!("{}: {}", b.object, b.reason));
-        }
-        let api = match (&facts.account, &facts.app) {
-            (AccountFact::Blocked(_, Some(e)), _) => Some(e.clone()),
-            (_, Err(e)) => e.api().cloned(),
-            _ => None,
-        };
-        let rights_blocked = matches!(facts.app_rights, AppRights::Denied(_))
-            && blocked.iter().any(|b| b.step == Step::AppRegistration);
-        *ctx.first_error.lock().expect("lock") = Some(ErrorInfo {
-            summary: format!("nothing was changed: {}", reasons.join("; ")),
-            hint: api
-                .as_ref()
-                .and_then(ApiError::hint)
-                .map(str::to_string)
-                .or_else(|| rights_blocked.then(|| APP_RIGHTS_HINT.to_string())),
-            api,
-        });
-        for step in [
-            Step::SpotAccount,
-            Step::AppRegistration,
-            Step::ClientSecret,
-            Step::CustomRole,
-            Step::RoleAssignment,
-            Step::ConnectSpot,
-        ] {
-            if !blocked.iter().any(|b| b.step == step) {
-                ctx.emit(
-                    step,
-                    StepEvent::Skipped {
-                        reason: "blocked: nothing is written".into(),
-                    },
-                );
-            }
-        }
-        return Ok(ctx.report(Verdict::Failed, None, None, t0));
+    match time::Date::from_calendar_date(year, month, day) {
+        Ok(date) => t.replace_date(date).replace_nanosecond(0).unwrap_or(t),
+        Err(_) => t,
     }
-
-    let (app_tx, app_rx) = tokio::sync::oneshot::channel::<Application>();
-    let app_fact = facts.app.as_ref().ok();
-    let role_f = ctx.role_step(&facts.role).shared();
-    let spot_f = ctx.spot_account_step(&facts.account).shared();
-    let app_f = ctx
-        .app_registration_step(app_fact, facts.sp.clone(), app_tx)
-        .shared();
-    let secret_reuse = facts.secret_reuse.clone();
-    let secret_f = async {
-        let app = app_rx.await.map_err(|_| dependency("App registration"))?;
-        ctx.secret_step(&app, secret_reuse).await
-    }
-    .shared();
-    let existing_assignment = facts.assignment.clone();
-    let assign_f = async {
-        let (_, sp) = app_f
-            .clone()
-            .await
-            .map_err(|_| dependency("App registration"))?;
-        let role = role_f
-            .clone()
-            .await
-            .map_err(|_| dependency("Custom role"))?;
-        ctx.assignment_step(&sp, &role, existing_assignment).await
-    };
-    let connect_f = async {
-        let (secret, assigned, account) = tokio::join!(secret_f.clone(), assign_f, spot_f.clone());
-        let secret = secret.map_err(|_| dependency("Client secret"))?;
-        assigned.map_err(|_| dependency("Role assignment"))?;
-        let account = account.map_err(|_| dependency("Spot account"))?;
-        let (app, _) = app_f
-            .clone()
-            .await
-            .map_err(|_| dependency("App registration"))?;
-        ctx.connect_step(&account, &app, &secret).await
-    };
-    let (_, account, _, _, connected) = tokio::join!(
-        role_f.clone(),
-        spot_f.clone(),
-        app_f.clone(),
-        secret_f.clone(),
-        connect_f
-    );
-
-    let started = ctx.started.lock().expect("lock").clone();
-    for step in [
-        Step::SpotAccount,
-        Step::AppRegistration,
-        Step::ClientSecret,
-        Step::CustomRole,
-        Step::RoleAssignment,
-        Step::ConnectSpot,
-    ] {
-        if !started.contains(&step) {
-            ctx.emit(
-                step,
-                StepEvent::Skipped {
-                    reason: "an earlier step failed".into(),
-                },
-            );
-        }
-    }
-    let account_id = account.ok().map(|a| a.account_id);
-    Ok(match connected {
-        Ok(expires) => {
-            ctx.emit(
-                Step::Done,
-                StepEvent::Finished {
-                    outcome: if ctx
-                        .objects
-                        .lock()
-                        .expect("lock")
-                        .iter()
-                        .any(|o| o.outcome != Outcome::Reused)
-                    {
-                        Outcome::Created
-                    } else {
-                        Outcome::Reused
-                    },
-                    id: account_id.clone(),
-                    detail: format!("{} is connected to Spot", target.subscription_id),
-                },
-            );
-            ctx.report(Verdict::Connected, account_id, expires, t0)
-        }
-        Err(_) => ctx.report(Verdict::Failed, account_id, None, t0),
-    })
 }
 
 #[cfg(test)]

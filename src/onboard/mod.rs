@@ -1,14 +1,15 @@
 //! The onboarding engine: plan, apply, checkpoint, retry. Knows nothing of the terminal.
 //!
 //! - [`Session::build`] makes the clients from the command-line options (or the wizard's).
-//! - [`plan`] looks everything up and says, per object, create / reuse / update / blocked.
-//! - [`apply`] refuses to write when the plan has a blocked item, then writes in dependency order,
-//!   independent calls concurrently, checkpointing ids to the state file after every write, and
-//!   reports progress over the channel.
+//! - [`plan`] looks everything up for one subscription or many (grouped by tenant) and says, per
+//!   object, create / reuse / update / blocked.
+//! - [`apply`] carries out exactly that plan: nothing when it has a blocked item, else in
+//!   dependency order, independent calls concurrently, checkpointing ids to the state files
+//!   after every write, and reports progress over the channel.
 
-pub mod bulk;
 mod engine;
 pub mod model;
+pub mod pace;
 pub mod policy;
 pub mod remove;
 pub mod retry;
@@ -16,15 +17,16 @@ pub mod rotate;
 pub mod state;
 pub mod status;
 
+use crate::azure::auth::AuthMethod;
 use crate::azure::auth::{Auth, PromptFn};
 use crate::azure::discovery::{self, Discovery};
-use crate::cli::CommonOpts;
+use crate::endpoints::Cloud;
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::Secret;
 use crate::spot::SpotClient;
-use model::{Plan, Progress, Report};
+use model::{Plan, Progress, RunReport};
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -54,6 +56,22 @@ impl SpotAccountChoice {
     }
 }
 
+/// What a session is built from. The front ends make it from their options (`cli::CommonOpts`
+/// converts with `From`); the engine knows nothing of them.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub auth: AuthMethod,
+    /// `--tenant`: sign in to this tenant only.
+    pub tenant: Option<String>,
+    /// `--redirect-port`: the loopback port of the browser sign-in (default: a free one).
+    pub redirect_port: Option<u16>,
+    /// `--endpoints FILE` (the file `spot-connect sim` writes).
+    pub endpoints_file: Option<PathBuf>,
+    pub cloud: Cloud,
+    pub spot_token_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
 /// Everything the engine needs to talk to the services.
 #[derive(Clone)]
 pub struct Session {
@@ -70,14 +88,15 @@ impl Session {
     /// else `--cloud`. Spot token: `SPOTINST_TOKEN`, else `--spot-token-file`, else the
     /// endpoints file's `spot_token`.
     pub fn build(
-        opts: &CommonOpts,
+        opts: impl Into<SessionOptions>,
         endpoints: Option<(Endpoints, Secret)>,
         prompt: PromptFn,
     ) -> Result<Session> {
+        let opts = opts.into();
         let given = endpoints.is_some();
         let (endpoints, file_token) = match endpoints {
             Some((e, t)) => (e, Some(t)),
-            None => match &opts.endpoints {
+            None => match &opts.endpoints_file {
                 Some(p) => {
                     let (e, t) = Endpoints::load(p)?;
                     (e, Some(t))
@@ -87,21 +106,22 @@ impl Session {
         };
         let token = match (given, file_token) {
             (true, Some(t)) if !t.is_empty() => t,
-            (_, file_token) => spot_token(opts, file_token)?,
+            (_, file_token) => spot_token(&opts, file_token)?,
         };
         Session::with_token(opts, endpoints, token, prompt)
     }
 
     /// Builds the clients for these endpoints with this Spot token (which may be empty).
     pub fn with_token(
-        opts: &CommonOpts,
+        opts: impl Into<SessionOptions>,
         endpoints: Endpoints,
         token: Secret,
         prompt: PromptFn,
     ) -> Result<Session> {
+        let opts = opts.into();
         let http = Http::new(endpoints.ca_pem()?.as_deref())?;
         let auth = Auth::with_redirect_port(
-            opts.auth.unwrap_or_default(),
+            opts.auth,
             &endpoints,
             &http,
             opts.tenant.clone(),
@@ -114,7 +134,7 @@ impl Session {
             http,
             auth,
             spot,
-            state_dir: opts.state_dir(),
+            state_dir: opts.state_dir,
         })
     }
 
@@ -174,7 +194,7 @@ impl Session {
     }
 }
 
-fn spot_token(opts: &CommonOpts, file_token: Option<Secret>) -> Result<Secret> {
+fn spot_token(opts: &SessionOptions, file_token: Option<Secret>) -> Result<Secret> {
     if let Ok(t) = std::env::var("SPOTINST_TOKEN") {
         let t = t.trim().to_string();
         if !t.is_empty() {
@@ -226,16 +246,6 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn from_opts(opts: &CommonOpts) -> Result<Settings> {
-        Ok(Settings {
-            app_name: opts.app_name.clone().filter(|s| !s.trim().is_empty()),
-            role_name: opts.role_name.clone().filter(|s| !s.trim().is_empty()),
-            secret_months: opts.secret_months,
-            spot_account: SpotAccountChoice::parse(opts.spot_account.as_deref())?,
-            policy_file: opts.policy.clone(),
-        })
-    }
-
     /// The app registration's name in `tenant`.
     pub fn app_name_for(&self, tenant: &str) -> String {
         self.app_name
@@ -257,7 +267,7 @@ pub fn default_app_name(tenant: &str) -> String {
 }
 
 /// The subscription to onboard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Target {
     pub tenant_id: String,
     pub subscription_id: String,
@@ -274,21 +284,22 @@ impl From<&discovery::Subscription> for Target {
     }
 }
 
-/// Read-only: what `apply` would create, reuse, update, or cannot do (blocked, with why).
-pub async fn plan(session: &Session, target: &Target, settings: &Settings) -> Result<Plan> {
-    engine::plan(session, target, settings).await
+/// Read-only: what `apply` would create, reuse, update, or cannot do (blocked, with why), for
+/// every object of every target: the tenant's shared objects once, then each subscription's.
+/// `Err` when nothing could be looked up (or the input is wrong).
+pub async fn plan(session: &Session, targets: &[Target], settings: &Settings) -> Result<Plan> {
+    engine::plan(session, targets, settings).await
 }
 
-/// Onboards `target`. A failure after the plan is reported in the returned `Report`
-/// (`verdict: Failed`, `error`); `Err` only when nothing could be looked up.
-/// Nothing is written when the plan has a blocked item.
+/// Carries out `plan` (made by [`plan`]): nothing is written when it has a blocked item. Each
+/// subscription's outcome is in the returned report (`verdict: Failed`, `error`); a sign-in or
+/// unreachable-service error stops the run (`stopped`).
 pub async fn apply(
     session: &Session,
-    target: &Target,
-    settings: &Settings,
+    plan: &Plan,
     progress: UnboundedSender<Progress>,
-) -> Result<Report> {
-    engine::apply(session, target, settings, progress).await
+) -> RunReport {
+    engine::apply(session, plan, progress).await
 }
 
 #[cfg(test)]

@@ -1,15 +1,17 @@
 //! The vocabulary shared by the engine, `apply`/`plan` and the full-screen UI: steps, progress
 //! events, plans and reports. Nothing here does I/O.
 
-use crate::azure::auth::SignInPrompt;
-pub use crate::azure::browser::BrowserPrompt;
+pub use crate::azure::prompt::BrowserPrompt;
+use crate::azure::prompt::SignInPrompt;
 use crate::error::{ApiError, Error};
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The onboarding steps, in sidebar order (PRODUCT.md §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     SpotAccount,
@@ -87,16 +89,8 @@ impl From<&Error> for ErrorInfo {
     }
 }
 
-/// The device-code sign-in prompt: shown large by the UI, printed by `apply`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceCodePrompt {
-    pub user_code: String,
-    pub verification_uri: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    /// The identity platform's own sentence ("To sign in, use a web browser to open …").
-    pub message: String,
-}
+/// The device-code sign-in prompt (made by the client that signs in; part of the progress).
+pub use crate::azure::prompt::DeviceCodePrompt;
 
 /// Progress of one step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -200,6 +194,9 @@ pub struct PlanItem {
     /// Display name of the object.
     pub name: String,
     pub action: PlanAction,
+    pub tenant_id: String,
+    /// None for the tenant's shared objects (app, service principal, secret, role).
+    pub subscription_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Why this action ("no app named … exists", "ours: marker found", "blocked: 403 …").
@@ -208,14 +205,75 @@ pub struct PlanItem {
     pub drift: Option<Drift>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How many objects of one kind the plan creates, updates, reuses or cannot do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    pub object: String,
+    pub create: usize,
+    pub update: usize,
+    pub reuse: usize,
+    pub blocked: usize,
+}
+
+/// What `apply` will do: every object of every subscription, the tenant's shared ones once.
+/// `onboard::apply` carries out exactly this plan (the facts it was made from travel with it,
+/// never serialized).
+#[derive(Clone, Serialize)]
 pub struct Plan {
-    pub tenant_id: String,
-    pub subscription_id: String,
+    pub subscriptions: Vec<super::Target>,
     pub items: Vec<PlanItem>,
+    /// Per kind of object, in the order of first appearance.
+    pub counts: Vec<KindCount>,
+    #[serde(skip)]
+    pub(crate) facts: Option<std::sync::Arc<super::engine::Facts>>,
+}
+
+impl PartialEq for Plan {
+    fn eq(&self, o: &Plan) -> bool {
+        self.subscriptions == o.subscriptions && self.items == o.items
+    }
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("subscriptions", &self.subscriptions)
+            .field("items", &self.items)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Plan {
+    /// A plan of these items (for front ends and tests); `apply` refuses it: only a plan made by
+    /// `onboard::plan` can be applied.
+    pub fn new(subscriptions: Vec<super::Target>, items: Vec<PlanItem>) -> Plan {
+        let mut counts: Vec<KindCount> = Vec::new();
+        for i in &items {
+            let c = match counts.iter().position(|c| c.object == i.object) {
+                Some(n) => &mut counts[n],
+                None => {
+                    counts.push(KindCount {
+                        object: i.object.clone(),
+                        ..Default::default()
+                    });
+                    counts.last_mut().expect("just pushed")
+                }
+            };
+            match i.action {
+                PlanAction::Create => c.create += 1,
+                PlanAction::Update => c.update += 1,
+                PlanAction::Reuse => c.reuse += 1,
+                PlanAction::Blocked => c.blocked += 1,
+            }
+        }
+        Plan {
+            subscriptions,
+            items,
+            counts,
+            facts: None,
+        }
+    }
+
     pub fn blocked(&self) -> impl Iterator<Item = &PlanItem> {
         self.items
             .iter()
@@ -265,6 +323,29 @@ pub struct Report {
     pub error: Option<ErrorInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report_path: Option<std::path::PathBuf>,
+}
+
+/// What `apply` did: one `Report` per subscription of the plan, in the plan's order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    pub reports: Vec<Report>,
+    /// The error that stopped everything (sign-in, unreachable service), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<ErrorInfo>,
+    /// Quota 429 replies (ARM's write limit) seen during the run.
+    pub throttled: u64,
+    /// The most subscriptions in flight at once.
+    pub peak_concurrency: usize,
+    pub total_ms: u64,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Failed)
+            .count()
+    }
 }
 
 mod duration_ms {

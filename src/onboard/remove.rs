@@ -3,8 +3,9 @@
 //! role to that app's service principal, Spot accounts whose credentials name that app).
 //!
 //! Order: role assignments; the subscriptions out of the role's assignable scopes (the role
-//! deleted when none is left); the app's per-subscription secrets, or the app itself (with its
-//! service principal and secrets) when no other subscription uses it; the Spot account only with
+//! deleted when none is left); the secrets the removed subscriptions hold that no other
+//! subscription still holds, or the app itself (with its service principal and secrets) when no
+//! other subscription uses it; the Spot account only with
 //! `--delete-spot-account`. Spot documents no call that deletes an account's Azure credentials:
 //! without the flag the account stays, listed as kept; it can no longer reach Azure once the
 //! assignment (or the app) is gone.
@@ -298,22 +299,66 @@ pub async fn plan_removal(
         // The app registration.
         if let Some(app) = &app {
             if app_used_elsewhere {
-                for t in &subs {
-                    let name = format!("{SECRET_PREFIX} {}", t.subscription_id);
-                    for p in app
-                        .password_credentials
+                // A secret goes only when no other subscription still holds it: the removed
+                // subscriptions' own (named after them, by earlier versions), the one each
+                // records, and its recorded orphans.
+                let states = status::tenant_states(session, tenant);
+                let held_elsewhere = |k: &str| {
+                    states
                         .iter()
-                        .filter(|p| p.display_name.as_deref() == Some(name.as_str()))
-                    {
-                        items.push(item(
-                            Some(&t.subscription_id),
-                            "client secret",
-                            &name,
-                            &p.key_id,
-                            RemovalAction::Delete,
-                            "this subscription's own secret".into(),
-                            Op::RemovePassword(app.id.clone(), p.key_id.clone()),
-                        ));
+                        .filter(|s| !is_target(&s.subscription_id))
+                        .filter(|s| {
+                            s.secret
+                                .as_ref()
+                                .is_some_and(|r| r.key_id.eq_ignore_ascii_case(k))
+                        })
+                        .count()
+                };
+                let mut seen = BTreeSet::new();
+                for t in &subs {
+                    let own = format!("{SECRET_PREFIX} {}", t.subscription_id);
+                    let state = states
+                        .iter()
+                        .find(|s| s.subscription_id == t.subscription_id);
+                    let recorded: Vec<&str> = state
+                        .into_iter()
+                        .flat_map(|s| {
+                            s.secret
+                                .iter()
+                                .map(|r| r.key_id.as_str())
+                                .chain(s.orphan_key_ids.iter().map(String::as_str))
+                        })
+                        .collect();
+                    for p in app.password_credentials.iter().filter(|p| {
+                        p.display_name.as_deref() == Some(own.as_str())
+                            || recorded.iter().any(|k| k.eq_ignore_ascii_case(&p.key_id))
+                    }) {
+                        if !seen.insert(p.key_id.to_ascii_lowercase()) {
+                            continue;
+                        }
+                        let name = p.display_name.clone().unwrap_or_default();
+                        let others = held_elsewhere(&p.key_id);
+                        items.push(if others > 0 {
+                            item(
+                                Some(&t.subscription_id),
+                                "client secret",
+                                &name,
+                                &p.key_id,
+                                RemovalAction::Keep,
+                                format!("{others} other subscription(s) still hold it"),
+                                Op::None,
+                            )
+                        } else {
+                            item(
+                                Some(&t.subscription_id),
+                                "client secret",
+                                &name,
+                                &p.key_id,
+                                RemovalAction::Delete,
+                                "no other subscription holds it".into(),
+                                Op::RemovePassword(app.id.clone(), p.key_id.clone()),
+                            )
+                        });
                     }
                 }
                 items.push(item(

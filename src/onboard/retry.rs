@@ -1,23 +1,42 @@
-//! Retries by error class (`ApiError::class`): capped exponential backoff while Azure propagates
-//! a recent write. Throttling and idempotent 5xx are already retried by `http::Http`.
+//! The one retry policy of the engine, by error class (`ApiError::class`), never by message
+//! text:
+//! - [`read`]: a read (or a write that is safe to send again) is sent again after a transient
+//!   failure;
+//! - [`create_or_find`]: a create whose reply was lost is looked up before it is sent again;
+//! - [`propagate`]: a call Azure refuses until a recent write has propagated is polled, and
+//!   each wait is reported (the caller turns it into `StepEvent::Waiting`).
+//!
+//! Throttling (429/503 with Retry-After) and idempotent 5xx are already retried by `http::Http`.
 
 use crate::error::{Error, ErrorClass};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Capped exponential backoff with a total budget.
+/// How many times a transient failure is sent again.
+const TRANSIENT_TRIES: u64 = 5;
+/// The pause before transient retry number n is n × this.
+const TRANSIENT_STEP: Duration = Duration::from_millis(300);
+
+/// Propagation waits: a short poll while Azure usually catches up (a few seconds), then waits
+/// that grow with the time already spent (a third of it, capped), within a total budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
-    pub initial: Duration,
+    /// The wait while polling.
+    pub poll: Duration,
+    /// How long to poll at `poll` before waits grow.
+    pub poll_for: Duration,
     pub max_wait: Duration,
     /// Sum of all waits.
     pub budget: Duration,
 }
 
 impl Default for Backoff {
-    /// About 3 minutes in all, no wait above 15 s (az CLI waits 36 × 5 s).
+    /// A 500 ms poll for the first 30 s (Azure is usually ready within 5-10 s, and a wait that
+    /// ends right after it is ready costs at most one poll), then up to 15 s between tries;
+    /// about 3 minutes in all (az CLI waits 36 × 5 s).
     fn default() -> Self {
         Backoff {
-            initial: Duration::from_secs(1),
+            poll: Duration::from_millis(500),
+            poll_for: Duration::from_secs(30),
             max_wait: Duration::from_secs(15),
             budget: Duration::from_secs(180),
         }
@@ -25,36 +44,35 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The wait before retry number `attempt` (1-based), or None when the budget is spent.
-    pub fn wait(&self, attempt: u32, spent: Duration) -> Option<Duration> {
+    /// The wait before the next try after `spent` waiting, or None when the budget is spent.
+    pub fn wait(&self, spent: Duration) -> Option<Duration> {
         if spent >= self.budget {
             return None;
         }
-        let exp = self
-            .initial
-            .checked_mul(1u32 << (attempt.saturating_sub(1)).min(16))
-            .unwrap_or(self.max_wait);
-        Some(exp.min(self.max_wait).min(self.budget - spent))
+        let w = if spent < self.poll_for {
+            self.poll
+        } else {
+            (spent / 3).clamp(self.poll, self.max_wait)
+        };
+        Some(w.min(self.budget - spent))
     }
 
     /// All waits, in order.
     pub fn schedule(&self) -> Vec<Duration> {
         let mut out = Vec::new();
         let mut spent = Duration::ZERO;
-        let mut attempt = 1;
-        while let Some(w) = self.wait(attempt, spent) {
+        while let Some(w) = self.wait(spent) {
             if w.is_zero() {
                 break;
             }
             out.push(w);
             spent += w;
-            attempt += 1;
         }
         out
     }
 }
 
-/// Whether an error is Azure catching up with a write (retry with backoff).
+/// Whether an error is Azure catching up with a write (poll).
 pub fn is_propagation(e: &Error) -> bool {
     e.api()
         .is_some_and(|a| a.class() == ErrorClass::Propagation)
@@ -66,9 +84,16 @@ pub fn is_transient(e: &Error) -> bool {
         .is_some_and(|a| matches!(a.class(), ErrorClass::Transient | ErrorClass::Throttled))
 }
 
-/// A write tried again (up to 5 more times, 300 ms × try apart) while it fails transiently.
-/// Only for writes that are safe to send again, or whose lost copies are cleaned up later.
-pub(crate) async fn resend_on_transient<T, F, Fut>(mut f: F) -> Result<T, Error>
+/// Whether an error is "not found" (HTTP 404 or Graph's `Request_ResourceNotFound`).
+pub fn is_not_found(e: &Error) -> bool {
+    e.api().is_some_and(|a| {
+        a.class() == ErrorClass::NotFound || a.has_code("Request_ResourceNotFound")
+    })
+}
+
+/// A read, or a write that is safe to send again (a PUT under a deterministic name, setting
+/// Spot credentials), sent again while it fails transiently.
+pub(crate) async fn read<T, F, Fut>(mut f: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
@@ -76,17 +101,27 @@ where
     let mut tries = 0u64;
     loop {
         match f().await {
-            Err(e) if is_transient(&e) && tries < 5 => {
+            Err(e) if is_transient(&e) && tries < TRANSIENT_TRIES => {
                 tries += 1;
-                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
+                tokio::time::sleep(TRANSIENT_STEP * tries as u32).await;
             }
             r => return r,
         }
     }
 }
 
-/// A create tried again (up to 5 more times) while it fails transiently; after each such
-/// failure `lookup` first checks whether the lost request was applied after all.
+/// A write that is not idempotent but whose lost copies are cleaned up later (addPassword),
+/// sent again while it fails transiently.
+pub(crate) async fn resend_on_transient<T, F, Fut>(f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    read(f).await
+}
+
+/// A create tried again while it fails transiently; after each such failure `lookup` first
+/// checks whether the lost request was applied after all.
 pub(crate) async fn create_or_find<T, C, CF, L, LF>(
     mut create: C,
     mut lookup: L,
@@ -100,10 +135,10 @@ where
     let mut tries = 0u64;
     loop {
         match create().await {
-            Err(e) if is_transient(&e) && tries < 5 => {
+            Err(e) if is_transient(&e) && tries < TRANSIENT_TRIES => {
                 tries += 1;
-                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-                if let Some(found) = lookup().await? {
+                tokio::time::sleep(TRANSIENT_STEP * tries as u32).await;
+                if let Some(found) = read(&mut lookup).await? {
                     return Ok(found);
                 }
             }
@@ -112,16 +147,59 @@ where
     }
 }
 
+/// Calls `f` until it succeeds: again after a transient failure (a few times), and, while
+/// Azure propagates a recent write (or `also(e)`), after the waits of `backoff`, each reported
+/// to `on_wait(attempt, next_in)` first.
+pub(crate) async fn propagate<T, F, Fut>(
+    backoff: &Backoff,
+    also: impl Fn(&Error) -> bool,
+    mut f: F,
+    mut on_wait: impl FnMut(u32, Duration),
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let start = Instant::now();
+    let (mut attempt, mut transient) = (0u32, 0u64);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if is_transient(&e) && transient < TRANSIENT_TRIES => {
+                transient += 1;
+                tokio::time::sleep(TRANSIENT_STEP * transient as u32).await;
+            }
+            Err(e) if is_propagation(&e) || also(&e) => {
+                attempt += 1;
+                let Some(wait) = backoff.wait(start.elapsed()) else {
+                    return Err(e);
+                };
+                tracing::info!(attempt, wait_ms = wait.as_millis() as u64, error = %e, "waiting for propagation");
+                on_wait(attempt, wait);
+                tokio::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{ApiError, Service};
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     #[test]
-    fn schedule_doubles_caps_at_15s_and_spends_about_three_minutes() {
+    fn schedule_polls_then_grows_capped_at_15s_and_spends_three_minutes() {
         let s = Backoff::default().schedule();
-        let secs: Vec<u64> = s.iter().take(6).map(|d| d.as_secs()).collect();
-        assert_eq!(secs, vec![1, 2, 4, 8, 15, 15]);
+        // 30 s of 500 ms polls: a wait ends at most 500 ms after Azure is ready.
+        assert!(s.iter().take(60).all(|d| *d == Duration::from_millis(500)));
+        assert!(s[60] > Duration::from_millis(500));
         assert!(s.iter().all(|d| *d <= Duration::from_secs(15)));
+        assert!(
+            s[..s.len() - 1].windows(2).skip(60).all(|w| w[0] <= w[1]),
+            "{s:?}"
+        );
         let total: Duration = s.iter().sum();
         assert_eq!(total, Duration::from_secs(180));
     }
@@ -129,15 +207,79 @@ mod tests {
     #[test]
     fn no_wait_once_the_budget_is_spent() {
         let b = Backoff {
-            initial: Duration::from_millis(100),
+            poll: Duration::from_millis(100),
+            poll_for: Duration::from_millis(200),
             max_wait: Duration::from_millis(300),
             budget: Duration::from_millis(500),
         };
-        assert_eq!(b.wait(1, Duration::ZERO), Some(Duration::from_millis(100)));
+        assert_eq!(b.wait(Duration::ZERO), Some(Duration::from_millis(100)));
         assert_eq!(
-            b.wait(3, Duration::from_millis(300)),
-            Some(Duration::from_millis(200))
+            b.wait(Duration::from_millis(450)),
+            Some(Duration::from_millis(50))
         );
-        assert_eq!(b.wait(4, Duration::from_millis(500)), None);
+        assert_eq!(b.wait(Duration::from_millis(500)), None);
+    }
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api(ApiError {
+            service: Service::Arm,
+            status,
+            code: code.into(),
+            detail_codes: vec![],
+            message: "m".into(),
+            request_id: None,
+            retry_after: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn propagate_polls_while_azure_catches_up_and_reports_each_wait() {
+        let calls = AtomicU32::new(0);
+        let mut waits = vec![];
+        let r = propagate(
+            &Backoff::default(),
+            |_| false,
+            || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err(api(400, "PrincipalNotFound")),
+                    2 => Err(api(502, "BadGateway")),
+                    _ => Ok(7),
+                }
+            },
+            |attempt, next| waits.push((attempt, next)),
+        )
+        .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(
+            waits,
+            vec![
+                (1, Duration::from_millis(500)),
+                (2, Duration::from_millis(500))
+            ]
+        );
+        // Anything else is returned at once.
+        let r: Result<(), Error> = propagate(
+            &Backoff::default(),
+            |_| false,
+            || async { Err(api(403, "AuthorizationFailed")) },
+            |_, _| panic!("no wait for a permission error"),
+        )
+        .await;
+        assert!(r.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_lost_create_is_found_before_it_is_sent_again() {
+        let creates = AtomicU32::new(0);
+        let r = create_or_find(
+            || async {
+                creates.fetch_add(1, Ordering::SeqCst);
+                Err::<u32, _>(api(0, "ConnectionError"))
+            },
+            || async { Ok(Some(42)) },
+        )
+        .await;
+        assert_eq!(r.unwrap(), 42);
+        assert_eq!(creates.load(Ordering::SeqCst), 1);
     }
 }

@@ -16,7 +16,7 @@
 
 use super::engine::add_months;
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
-use super::retry::{Backoff, is_propagation, is_transient, resend_on_transient};
+use super::retry::{Backoff, propagate, resend_on_transient};
 use super::state::{SecretRecord, State};
 use super::status::{self, is_fatal, read};
 use super::{Session, Settings};
@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo};
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -86,46 +86,34 @@ impl Ctx<'_> {
         let _ = self.tx.send(Progress::Log { message });
     }
 
-    /// Calls `f` again while Spot cannot use a brand-new secret yet, with capped backoff.
-    async fn propagate<T, F, Fut>(&self, sub: &str, mut f: F) -> Result<T>
+    /// Calls `f` again while Spot cannot use a brand-new secret yet (the one retry policy,
+    /// with a 90 s budget).
+    async fn propagate<T, F, Fut>(&self, sub: &str, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
         let backoff = Backoff {
-            initial: Duration::from_millis(500),
-            max_wait: Duration::from_secs(10),
             budget: Duration::from_secs(90),
+            ..Backoff::default()
         };
-        let start = Instant::now();
-        let mut attempt = 0;
-        let mut transient = 0u64;
-        loop {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) && transient < 5 => {
-                    transient += 1;
-                    tokio::time::sleep(Duration::from_millis(300 * transient)).await;
-                }
-                Err(e) if is_propagation(&e) => {
-                    attempt += 1;
-                    let Some(wait) = backoff.wait(attempt, start.elapsed()) else {
-                        return Err(e);
-                    };
-                    self.emit(
-                        Some(sub),
-                        Step::ConnectSpot,
-                        StepEvent::Waiting {
-                            reason: "waiting for Azure to propagate".into(),
-                            attempt,
-                            next_in: wait,
-                        },
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        propagate(
+            &backoff,
+            |_| false,
+            f,
+            |attempt, next_in| {
+                self.emit(
+                    Some(sub),
+                    Step::ConnectSpot,
+                    StepEvent::Waiting {
+                        reason: "waiting for Azure to propagate".into(),
+                        attempt,
+                        next_in,
+                    },
+                )
+            },
+        )
+        .await
     }
 
     async fn remove_key(&self, app: &Application, key: &str) -> Result<()> {
@@ -296,7 +284,7 @@ pub async fn rotate(
         match set {
             Ok(()) => {
                 report.accounts[i].updated = true;
-                record(session, tenant, &sub, &app, acct, &new_key, new_end);
+                record(session, tenant, &sub, &app, acct, &new_key, new_end).await;
                 ctx.emit(
                     Some(&sub),
                     Step::ConnectSpot,
@@ -362,7 +350,8 @@ pub async fn rotate(
         s.orphan_key_ids
             .retain(|k| !report.removed_key_ids.contains(k));
         if s.orphan_key_ids.len() != before {
-            let _ = s.save(&session.state_dir);
+            let dir = session.state_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
         }
     }
     report.complete = report.left_key_ids.is_empty();
@@ -422,7 +411,7 @@ async fn verify(
 }
 
 /// The subscription's state: the secret Spot now holds (keyId and end date, never the value).
-fn record(
+async fn record(
     session: &Session,
     tenant: &str,
     sub: &str,
@@ -443,7 +432,10 @@ fn record(
         end_date_time: end,
         handed_to_spot: true,
     });
-    if let Err(e) = s.save(&session.state_dir) {
-        tracing::warn!(error = %e, "could not record the new secret in the state file");
+    // The atomic write and its fsync on the blocking pool, not on a tokio worker.
+    let dir = session.state_dir.clone();
+    let saved = tokio::task::spawn_blocking(move || s.save(&dir)).await;
+    if !matches!(saved, Ok(Ok(()))) {
+        tracing::warn!("could not record the new secret in the state file");
     }
 }

@@ -2,11 +2,13 @@
 //! atomically after every write the engine makes. Ids and step status only: never a secret or
 //! a token (there is no field that could hold one).
 
+use super::model::Step;
 use crate::error::{Error, Result};
 use crate::logging::{ensure_private_dir, write_private};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 use time::OffsetDateTime;
 
 pub const VERSION: u32 = 1;
@@ -51,11 +53,71 @@ pub struct State {
     /// Secrets to remove once the current one is with Spot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphan_key_ids: Vec<String>,
-    /// step -> "done" | "failed" | "running"
+    /// Set just before a run asks for the tenant's new secret, cleared once it is recorded: a
+    /// secret of ours made after this time that no subscription holds was lost by a kill.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret_pending_since: Option<OffsetDateTime>,
     #[serde(default)]
-    pub steps: BTreeMap<String, String>,
+    pub steps: BTreeMap<Step, StepStatus>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
+}
+
+/// How a step of the last run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A lock that a panic elsewhere does not poison for good: the data is plain ids.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One subscription's state during a run: changed in memory, written by one writer at a time
+/// on the blocking pool (the atomic write and its fsync never run on a tokio worker, and no
+/// lock is held while they do). The latest state is what is written.
+pub struct Store {
+    dir: PathBuf,
+    state: Mutex<State>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl Store {
+    pub fn new(dir: &Path, state: State) -> Store {
+        Store {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(state),
+            writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn get<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&lock(&self.state))
+    }
+
+    /// Changes the state in memory only (written with the next `save`).
+    pub fn set(&self, f: impl FnOnce(&mut State)) {
+        f(&mut lock(&self.state))
+    }
+
+    /// Changes the state and writes it (0600, atomic, fsync).
+    pub async fn save(&self, f: impl FnOnce(&mut State)) -> Result<()> {
+        self.set(f);
+        let _one_writer = self.writer.lock().await;
+        let mut snapshot = self.get(State::clone);
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || snapshot.save(&dir))
+            .await
+            .map_err(|e| Error::Other(format!("the state writer stopped: {e}")))?
+    }
 }
 
 /// A file name component: keep ids readable, drop anything else.
@@ -159,6 +221,30 @@ impl State {
     }
 }
 
+/// Saves `r` as `<state_dir>/reports/<UTC time>-<subscription>.json` (0600), with its own
+/// path in it (`report_path`), and returns the path.
+pub fn save_report(state_dir: &Path, r: &mut super::model::Report) -> std::io::Result<PathBuf> {
+    let dir = state_dir.join("reports");
+    ensure_private_dir(state_dir)?;
+    ensure_private_dir(&dir)?;
+    let now = OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    );
+    let path = dir.join(format!("{stamp}-{}.json", clean(&r.subscription_id)));
+    r.report_path = Some(path.clone());
+    let bytes = serde_json::to_vec_pretty(&*r).map_err(std::io::Error::other)?;
+    write_private(&path, &bytes)?;
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +260,7 @@ mod tests {
             end_date_time: time::macros::datetime!(2027-01-01 00:00 UTC),
             handed_to_spot: false,
         });
-        s.steps.insert("app_registration".into(), "done".into());
+        s.steps.insert(Step::AppRegistration, StepStatus::Done);
         s.save(d.path()).unwrap();
         let back = State::load(d.path(), "t-1", "s-1").unwrap();
         assert_eq!(back, s);
@@ -195,6 +281,34 @@ mod tests {
         let sib = State::load_tenant_siblings(d.path(), "t-1", "s-1");
         assert_eq!(sib.len(), 1);
         assert_eq!(sib[0].role_definition_id.as_deref(), Some("/r/1"));
+    }
+
+    #[test]
+    fn step_status_keeps_the_file_format_of_earlier_versions() {
+        let old = r#"{"version":1,"tenant_id":"t","subscription_id":"s","steps":{"app_registration":"done","connect_spot":"failed"}}"#;
+        let s: State = serde_json::from_str(old).unwrap();
+        assert_eq!(s.steps[&Step::AppRegistration], StepStatus::Done);
+        assert_eq!(s.steps[&Step::ConnectSpot], StepStatus::Failed);
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["steps"]["connect_spot"], "failed");
+    }
+
+    #[tokio::test]
+    async fn the_store_writes_the_latest_state_off_the_workers() {
+        let d = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(Store::new(d.path(), State::new("t", "s")));
+        let mut tasks = vec![];
+        for i in 0..8 {
+            let st = store.clone();
+            tasks.push(tokio::spawn(async move {
+                st.save(|s| s.orphan_key_ids.push(format!("k{i}"))).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let back = State::load(d.path(), "t", "s").unwrap();
+        assert_eq!(back.orphan_key_ids.len(), 8);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use super::model::Drift;
 use super::policy::{self, Policy, ROLE_MARKER};
-use super::retry::is_transient;
 use super::state::State;
 use super::{Session, Settings, Target};
 use crate::azure::arm::{self, Arm, RoleAssignment, RoleDefinition};
@@ -12,8 +11,6 @@ use crate::error::{Error, ErrorClass, Result, Service};
 use crate::spot::{AzureCredentialsInfo, SpotAccount};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 use time::OffsetDateTime;
 
 /// A secret closer than this to its end is "expiring".
@@ -102,36 +99,17 @@ pub(crate) fn arm(session: &Session, tenant: &str) -> Arm {
     )
 }
 
-/// A read, tried again on transient errors beyond what the HTTP layer already does.
-pub(crate) async fn read<T, F, Fut>(mut f: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut tries = 0u64;
-    loop {
-        match f().await {
-            Err(e) if is_transient(&e) && tries < 4 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-            }
-            r => return r,
-        }
-    }
-}
+pub(crate) use super::retry::read;
 
-/// Errors after which nothing else should be tried: sign-in failed, or a service cannot be
-/// reached at all.
+/// Errors after which nothing else should be tried: sign-in failed, a token was refused, or a
+/// service cannot be reached at all (no connection could be made). By type and code only.
 pub fn is_fatal(e: &Error) -> bool {
     match e {
         Error::Auth(_) | Error::Cancelled => true,
         Error::Api(a) => {
             (a.service == Service::Login
                 && matches!(a.class(), ErrorClass::Permission | ErrorClass::Invalid))
-                || (a.status == 0
-                    && ["Connect", "dns", "connection refused", "Connection refused"]
-                        .iter()
-                        .any(|m| a.message.contains(m)))
+                || a.has_code(crate::error::CONNECT_FAILED)
                 || (a.status == 401 && a.has_code("InvalidAuthenticationToken"))
         }
         _ => false,
@@ -172,13 +150,29 @@ pub(crate) async fn find_app(
             return Ok((Some(a), 0));
         }
     }
-    let apps = read(|| graph.find_applications(name)).await?;
+    // By the uniqueName this version creates it under, and by display name (apps made by
+    // earlier versions have no uniqueName), at once.
+    let (by_key, apps) = tokio::join!(
+        read(|| graph.get_application_by_unique_name(name)),
+        read(|| graph.find_applications(name))
+    );
+    let (by_key, apps) = (by_key?, apps?);
+    let foreign_key = by_key.as_ref().is_some_and(|a| !a.is_ours());
+    if let Some(a) = by_key.filter(Application::is_ours) {
+        return Ok((Some(a), 0));
+    }
     let foreign = apps.iter().filter(|a| !a.is_ours()).count();
-    Ok((apps.into_iter().find(Application::is_ours), foreign))
+    let ours = apps.into_iter().find(Application::is_ours);
+    // A foreign app holding our uniqueName: ours could never be created under it.
+    let foreign = if foreign_key { foreign.max(1) } else { foreign };
+    Ok((ours.filter(|_| !foreign_key), foreign))
 }
 
-/// The tenant's role named `name` (ours or not): recorded ids, the tenant's custom roles, then
-/// each of `scopes`.
+/// The tenant's role named `name` (ours or not). Role names are unique per tenant, and ours may
+/// be assignable at other subscriptions only, so this looks at once at: the ids earlier runs
+/// recorded and the GUID a run of ours would have written it under; the tenant's custom roles;
+/// and each of `scopes`. When ARM cannot list the tenant's roles, the other subscriptions the
+/// caller sees are searched too (at most 200).
 pub(crate) async fn find_role(
     session: &Session,
     arm: &Arm,
@@ -191,31 +185,91 @@ pub(crate) async fn find_role(
         .into_iter()
         .filter_map(|s| s.role_definition_id)
         .collect();
+    ids.push(format!(
+        "/providers/Microsoft.Authorization/roleDefinitions/{}",
+        policy::role_definition_guid(tenant, name)
+    ));
     ids.sort();
     ids.dedup();
-    for id in ids {
-        if let Ok(Some(r)) = read(|| arm.get_role_definition(&id)).await
-            && name_eq(&r)
-        {
-            return Ok(Some(r));
+    let recorded = async {
+        for id in &ids {
+            if let Ok(Some(r)) = read(|| arm.get_role_definition(id)).await
+                && name_eq(&r)
+            {
+                return Some(r);
+            }
         }
+        None
+    };
+    // The first subscription alongside the tenant-wide list (no extra round trip when that
+    // list cannot be read); the others only then.
+    let first = &scopes[..scopes.len().min(1)];
+    let (recorded, tenant_wide, at_first) = tokio::join!(
+        recorded,
+        read(|| arm.list_tenant_custom_roles()),
+        roles_at(arm, name, first)
+    );
+    if let Some(r) = recorded {
+        return Ok(Some(r));
     }
-    // The tenant's custom roles: when ARM answers, that is the whole answer.
-    if let Ok(all) = read(|| arm.list_tenant_custom_roles()).await {
-        return Ok(all.into_iter().find(|r| name_eq(r)));
+    let at_first = at_first?;
+    match tenant_wide {
+        // The tenant's custom roles: when ARM answers, that is the whole answer.
+        Ok(all) => Ok(all.into_iter().find(|r| name_eq(r)).or(at_first)),
+        Err(_) if at_first.is_some() => Ok(at_first),
+        Err(_) => match roles_at(arm, name, &scopes[first.len()..]).await? {
+            Some(r) => Ok(Some(r)),
+            None => Ok(find_role_elsewhere(arm, name, scopes).await),
+        },
     }
+}
+
+/// The role named `name` found at one of `scopes` (8 at a time).
+async fn roles_at(arm: &Arm, name: &str, scopes: &[String]) -> Result<Option<RoleDefinition>> {
+    let mut out = None;
     for chunk in scopes.chunks(8) {
-        let mut futs = Vec::new();
-        for scope in chunk {
-            futs.push(read(move || arm.find_role_definitions(scope, name)));
-        }
-        for found in futures::future::join_all(futs).await {
-            if let Some(r) = found?.into_iter().find(|r| name_eq(r)) {
-                return Ok(Some(r));
+        let found = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|scope| read(move || arm.find_role_definitions(scope, name))),
+        )
+        .await;
+        for f in found {
+            if let Some(r) = f?
+                .into_iter()
+                .find(|r| r.properties.role_name.eq_ignore_ascii_case(name))
+            {
+                out.get_or_insert(r);
             }
         }
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// The role named `name` at the subscriptions the caller sees other than `skip` (a few at a
+/// time; a tenant with very many subscriptions is only sampled).
+async fn find_role_elsewhere(arm: &Arm, name: &str, skip: &[String]) -> Option<RoleDefinition> {
+    let subs = read(|| arm.list_subscription_ids()).await.ok()?;
+    let scopes: Vec<String> = subs
+        .into_iter()
+        .map(|s| scope_of(&s))
+        .filter(|s| !skip.iter().any(|k| same_scope(k, s)))
+        .take(200)
+        .collect();
+    for chunk in scopes.chunks(8) {
+        let found =
+            futures::future::join_all(chunk.iter().map(|s| arm.find_role_definitions(s, name)))
+                .await;
+        if let Some(r) = found
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|r| r.properties.role_name.eq_ignore_ascii_case(name))
+        {
+            return Some(r);
+        }
+    }
+    None
 }
 
 pub(crate) fn scope_of(subscription: &str) -> String {

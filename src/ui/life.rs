@@ -1,7 +1,7 @@
 //! Life after onboarding: the start screen, Status, Rotate and Remove. Drawn over the whole
 //! width (no step sidebar), from state only.
 
-use super::panes::{error_lines, fit, loading, para, short_id};
+use super::widgets::{error_lines, fit, loading, para, short_id};
 use super::{Theme, fmt_elapsed, spinner};
 use crate::app::state::{Load, MENU, Now, OpLine, OpPhase, State, Status};
 use crate::onboard::remove::RemovalAction;
@@ -205,7 +205,7 @@ fn op_lines(lines: &mut Vec<Line<'static>>, ops: &[OpLine], t: Theme, now: Now) 
                 ..
             } => format!(
                 "{reason} (attempt {attempt}, next in {} s)",
-                crate::app::update::secs(next_in.saturating_sub(now.mono.saturating_sub(*at)))
+                crate::app::state::secs(next_in.saturating_sub(now.mono.saturating_sub(*at)))
             ),
             Status::Failed { error, .. } => error.summary.clone(),
             Status::Skipped { reason } => format!("skipped: {reason}"),

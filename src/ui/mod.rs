@@ -3,6 +3,7 @@
 
 mod life;
 mod panes;
+mod widgets;
 
 use crate::app::keymap;
 use crate::app::state::{Now, Pane, State, Status};
@@ -109,13 +110,13 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
     };
     // The summary needs the width for its ids: on a narrow terminal it takes the whole body.
     if state.pane.full_width() || (state.pane == Pane::Done && main.width < 120) {
-        panes::draw_pane(frame, state, theme, now, main);
+        draw_pane(frame, state, theme, now, main);
     } else {
         let [side, pane] =
             Layout::horizontal([Constraint::Length(SIDEBAR_WIDTH), Constraint::Min(40)])
                 .areas(main);
         draw_sidebar(frame, state, theme, now, side);
-        panes::draw_pane(frame, state, theme, now, pane);
+        draw_pane(frame, state, theme, now, pane);
     }
     if let Some(l) = log {
         draw_log(frame, state, theme, l);
@@ -403,7 +404,7 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         Span::raw(" asks you to sign in again: "),
         Span::styled(reason.clone(), t.warn()),
     ])];
-    let rows = panes::wrapped_rows(&head, inner.width);
+    let rows = widgets::wrapped_rows(&head, inner.width);
     let [h, rest] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
     frame.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), h);
     if s.browser.is_some() {
@@ -411,7 +412,7 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     } else if let Some(dc) = &s.device_code {
         let mut lines = panes::device_code_lines(dc, t, now);
         lines.push(Line::from(""));
-        lines.push(panes::loading("waiting for you to sign in…", t, now));
+        lines.push(widgets::loading("waiting for you to sign in…", t, now));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);
     }
 }
@@ -441,4 +442,43 @@ fn draw_quit(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" Quit? ")),
         r,
     );
+}
+
+fn title(s: &State) -> String {
+    let t = match s.pane {
+        Pane::SpotAccount => "Spot account",
+        Pane::AzureLogin => "Azure login",
+        Pane::Subscription => "Subscription",
+        Pane::AppRegistration => "App registration",
+        Pane::ClientSecret => "Client secret",
+        Pane::CustomRole => "Custom role",
+        Pane::Confirm => "Review: what will be written",
+        Pane::Apply => s.apply_focus.map(Step::label).unwrap_or("Onboarding"),
+        Pane::Done => "Done",
+        Pane::Start => "What do you want to do?",
+        Pane::Status => "Status",
+        Pane::Rotate => "Rotate a client secret",
+        Pane::Remove => "Remove what spot-connect created",
+    };
+    format!(" {t} ")
+}
+
+fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Span::styled(title(s), t.bold()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let inner = Rect {
+        x: inner.x + 1,
+        width: inner.width.saturating_sub(1),
+        ..inner
+    };
+    match s.pane {
+        Pane::Start => life::start(frame, s, t, now, inner),
+        Pane::Status => life::status(frame, s, t, now, inner),
+        Pane::Rotate => life::rotate(frame, s, t, now, inner),
+        Pane::Remove => life::remove(frame, s, t, now, inner),
+        _ => panes::wizard_pane(frame, s, t, now, inner),
+    }
 }

@@ -1,48 +1,22 @@
 //! One function per pane.
 
+use super::widgets::{elide_path, error_lines, fit, loading, para, short_id, wrapped_rows};
 use super::{Theme, fmt_elapsed, spinner, status_word};
+use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
-use crate::app::update::secs;
 use crate::cli::AuthMethod;
-use crate::onboard::bulk::BulkReport;
-use crate::onboard::model::{ErrorInfo, PlanAction, PlanItem, Step};
+use crate::onboard::model::RunReport;
+use crate::onboard::model::{PlanAction, PlanItem, Step};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_textarea::TextArea;
 
-fn title(s: &State) -> String {
-    let t = match s.pane {
-        Pane::SpotAccount => "Spot account",
-        Pane::AzureLogin => "Azure login",
-        Pane::Subscription => "Subscription",
-        Pane::AppRegistration => "App registration",
-        Pane::ClientSecret => "Client secret",
-        Pane::CustomRole => "Custom role",
-        Pane::Confirm => "Review: what will be written",
-        Pane::Apply => s.apply_focus.map(Step::label).unwrap_or("Onboarding"),
-        Pane::Done => "Done",
-        Pane::Start => "What do you want to do?",
-        Pane::Status => "Status",
-        Pane::Rotate => "Rotate a client secret",
-        Pane::Remove => "Remove what spot-connect created",
-    };
-    format!(" {t} ")
-}
-
-pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title(Span::styled(title(s), t.bold()));
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let inner = Rect {
-        x: inner.x + 1,
-        width: inner.width.saturating_sub(1),
-        ..inner
-    };
+/// The panes of the onboarding steps (the start, status, rotate and remove screens are
+/// `ui::life`'s).
+pub(super) fn wizard_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, inner: Rect) {
     match s.pane {
         Pane::SpotAccount => spot_account(frame, s, t, now, inner),
         Pane::AzureLogin => azure_login(frame, s, t, now, inner),
@@ -53,15 +27,8 @@ pub(super) fn draw_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, area: 
         Pane::Confirm => confirm(frame, s, t, now, inner),
         Pane::Apply => apply(frame, s, t, now, inner),
         Pane::Done => done(frame, s, t, inner),
-        Pane::Start => super::life::start(frame, s, t, now, inner),
-        Pane::Status => super::life::status(frame, s, t, now, inner),
-        Pane::Rotate => super::life::rotate(frame, s, t, now, inner),
-        Pane::Remove => super::life::remove(frame, s, t, now, inner),
+        Pane::Start | Pane::Status | Pane::Rotate | Pane::Remove => {}
     }
-}
-
-pub(super) fn para(frame: &mut Frame, lines: Vec<Line<'static>>, area: Rect) {
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }
 
 /// A one-line text field with a border; highlighted when focused.
@@ -91,56 +58,6 @@ fn field(
         ta.set_cursor_style(ratatui::style::Style::default());
     }
     frame.render_widget(&ta, area);
-}
-
-pub(crate) fn error_lines(e: &ErrorInfo, t: Theme, retry: bool) -> Vec<Line<'static>> {
-    let mut v = vec![Line::from(vec![
-        Span::styled("✗ ", t.bad()),
-        Span::styled(e.summary.clone(), t.bad()),
-    ])];
-    if let Some(api) = &e.api {
-        let status = if api.status == 0 {
-            "no response".to_string()
-        } else {
-            format!("HTTP {}", api.status)
-        };
-        v.push(Line::from(format!("  {}, {}", api.service, status)));
-        v.push(Line::from(vec![
-            Span::raw("  code "),
-            Span::styled(api.code.clone(), t.bold()),
-        ]));
-        if !api.message.is_empty() && !e.summary.contains(&api.message) {
-            v.push(Line::from(format!("  {}", api.message)));
-        }
-        v.push(Line::from(vec![
-            Span::raw("  request id "),
-            Span::styled(
-                api.request_id.clone().unwrap_or_else(|| "(none)".into()),
-                t.accent(),
-            ),
-        ]));
-    }
-    if let Some(h) = &e.hint {
-        v.push(Line::from(vec![
-            Span::styled("  what to do: ", t.bold()),
-            Span::raw(h.clone()),
-        ]));
-    }
-    if retry {
-        v.push(Line::from(vec![
-            Span::raw("  press "),
-            Span::styled("r", t.key()),
-            Span::raw(" to retry"),
-        ]));
-    }
-    v
-}
-
-pub(super) fn loading(what: &str, t: Theme, now: Now) -> Line<'static> {
-    Line::from(vec![
-        Span::styled(format!("{} ", spinner(now)), t.accent()),
-        Span::raw(what.to_string()),
-    ])
 }
 
 fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
@@ -293,40 +210,6 @@ fn blocked_lines(t: Theme) -> Vec<Line<'static>> {
     ]
 }
 
-/// Rows `lines` take when word-wrapped at `width` (a word longer than the width, such as a
-/// URL, is broken by character), as the paragraph wraps them.
-pub(crate) fn wrapped_rows(lines: &[Line<'static>], width: u16) -> u16 {
-    let w = usize::from(width.max(1));
-    let rows = |text: &str| -> usize {
-        let (mut rows, mut col) = (1usize, 0usize);
-        for word in text.split(' ') {
-            let len = word.chars().count();
-            let need = if col == 0 { len } else { col + 1 + len };
-            if need <= w {
-                col = need;
-            } else if len <= w {
-                rows += 1;
-                col = len;
-            } else {
-                // Broken by character, starting on a fresh row when this one has text.
-                if col > 0 {
-                    rows += 1;
-                }
-                rows += (len - 1) / w;
-                col = len - (len - 1) / w * w;
-            }
-        }
-        rows
-    };
-    lines
-        .iter()
-        .map(|l| {
-            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
-            rows(&text) as u16
-        })
-        .sum()
-}
-
 /// The browser sign-in: the address to open, the ssh command, the paste field.
 pub(crate) fn browser_prompt(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let Some(b) = &s.browser else {
@@ -475,52 +358,6 @@ fn report_lines(s: &State, p: &std::path::Path, t: Theme, w: usize) -> Vec<Line<
 }
 
 /// `text` cut to `w` columns, with … where it was cut.
-pub(crate) fn fit(text: &str, w: usize) -> String {
-    if text.chars().count() <= w {
-        return text.to_string();
-    }
-    if w == 0 {
-        return String::new();
-    }
-    let mut out: String = text.chars().take(w - 1).collect();
-    out.push('…');
-    out
-}
-
-/// A path that fits in `w` columns: its middle elided, the file name and its folder kept.
-pub(crate) fn elide_path(path: &str, w: usize) -> String {
-    let n = path.chars().count();
-    if n <= w {
-        return path.to_string();
-    }
-    let tail: Vec<&str> = path.rsplitn(3, '/').collect();
-    let keep = match tail.as_slice() {
-        [file, dir, _] => format!("{dir}/{file}"),
-        _ => path.to_string(),
-    };
-    let keep_n = keep.chars().count();
-    if keep_n + 2 > w {
-        // Not even the last two parts fit: keep the end.
-        let skip = n.saturating_sub(w.saturating_sub(1));
-        return format!("…{}", path.chars().skip(skip).collect::<String>());
-    }
-    let head_n = w - keep_n - 2;
-    let head: String = path.chars().take(head_n).collect();
-    format!("{head}…/{keep}")
-}
-
-pub(super) fn short_id(id: &str, wide: bool) -> String {
-    let last = id.rsplit('/').next().unwrap_or(id);
-    if id.contains('/') && !wide {
-        return short_id(last, false);
-    }
-    if wide || id.chars().count() <= 13 {
-        id.to_string()
-    } else {
-        format!("{}…", id.chars().take(8).collect::<String>())
-    }
-}
-
 fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let [f, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
     field(
@@ -779,92 +616,143 @@ fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     para(frame, lines, area);
 }
 
+/// " + " / " ~ " / " = " / " ✗ " and its style.
+fn action_sign(a: PlanAction, t: Theme) -> (&'static str, ratatui::style::Style) {
+    match a {
+        PlanAction::Create => (" + ", t.ok()),
+        PlanAction::Update => (" ~ ", t.warn()),
+        PlanAction::Reuse => (" = ", t.accent()),
+        PlanAction::Blocked => (" ✗ ", t.bad()),
+    }
+}
+
+/// The review: every object of every subscription (the tenant's shared ones once), a count per
+/// kind, and what Enter does. It scrolls (↑/↓) when it does not fit.
 fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
-    match &s.plan {
-        Load::Ready(p) => {
-            // One row per object, whatever the width: " + " object(19) name.
-            let name_w = (area.width as usize).saturating_sub(3 + 19);
-            let writes: Vec<&PlanItem> = p.writes().collect();
-            let blocked: Vec<&PlanItem> = p.blocked().collect();
-            let reused: Vec<&PlanItem> = p
-                .items
-                .iter()
-                .filter(|i| i.action == PlanAction::Reuse)
-                .collect();
-            if s.targets.len() > 1 {
-                lines.push(Line::from(vec![
-                    Span::styled(format!("{} subscriptions", s.targets.len()), t.bold()),
-                    Span::raw(": the plan of the first is shown; the app, secret and role are shared per tenant, an assignment and Spot credentials are made for each."),
-                ]));
-            }
-            lines.push(Line::from(Span::styled(
-                format!(
-                    "{} object(s) will be written (+ create, ~ update):",
-                    writes.len()
-                ),
-                t.bold(),
-            )));
-            for i in &writes {
-                let sign = if i.action == PlanAction::Create {
-                    "+"
-                } else {
-                    "~"
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(
-                        format!(" {sign} "),
-                        if i.action == PlanAction::Create {
-                            t.ok()
-                        } else {
-                            t.warn()
-                        },
-                    ),
-                    Span::raw(format!("{:<19}", i.object)),
-                    Span::styled(fit(&i.name, name_w), t.bold()),
-                ]));
-            }
-            if !reused.is_empty() {
-                lines.push(Line::from(""));
-                lines.push(Line::from(Span::styled("Reused as they are:", t.bold())));
-                for i in &reused {
-                    lines.push(Line::from(vec![
-                        Span::styled(" = ", t.accent()),
-                        Span::raw(format!("{:<19}", i.object)),
-                        Span::raw(fit(&i.name, name_w)),
-                    ]));
-                }
-            }
-            lines.push(Line::from(""));
-            if crate::app::update::one_account_for_several(s) {
-                lines.push(Line::from(vec![
-                    Span::styled("Blocked: ", t.bad()),
-                    Span::raw(format!(
-                        "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
-                        s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
-                    )),
-                ]));
-            } else if blocked.is_empty() {
-                lines.push(Line::from(vec![
-                    Span::raw("Secret lifetime "),
-                    Span::styled(format!("{} months", s.secret_months()), t.bold()),
-                    Span::raw(". Nothing is written until you press "),
-                    Span::styled("Enter", t.key()),
-                    Span::raw("."),
-                ]));
-            } else {
-                for i in &blocked {
-                    lines.extend(plan_line(i, t, area.width as usize));
-                }
-                lines.push(Line::from(vec![
-                    Span::styled("Blocked: ", t.bad()),
-                    Span::raw("fix the above, then press "),
-                    Span::styled("r", t.key()),
-                    Span::raw(" to plan again."),
-                ]));
+    let Load::Ready(p) = &s.plan else {
+        lines.extend(plan_status(s, t, now, Step::Done, area.width as usize));
+        para(frame, lines, area);
+        return;
+    };
+    let wide = area.width >= 80;
+    // One row per object: " + " object(19) name.
+    let name_w = (area.width as usize).saturating_sub(3 + 19);
+    let writes = p.writes().count();
+    let blocked: Vec<&PlanItem> = p.blocked().collect();
+    if p.subscriptions.len() > 1 {
+        let mut tenants: Vec<&str> = p
+            .subscriptions
+            .iter()
+            .map(|t| t.tenant_id.as_str())
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        lines.push(Line::from(vec![Span::styled(
+            format!(
+                "{} subscriptions in {} tenant(s)",
+                p.subscriptions.len(),
+                tenants.len()
+            ),
+            t.bold(),
+        )]));
+    }
+    lines.push(Line::from(Span::styled(
+        format!("{writes} to write (+ create ~ update = reuse), per kind:"),
+        t.bold(),
+    )));
+    for c in &p.counts {
+        let mut v = vec![];
+        for (n, w) in [
+            (c.create, "create"),
+            (c.update, "update"),
+            (c.reuse, "reuse"),
+            (c.blocked, "BLOCKED"),
+        ] {
+            if n > 0 {
+                v.push(format!("{n} {w}"));
             }
         }
-        _ => lines.extend(plan_status(s, t, now, Step::Done, area.width as usize)),
+        lines.push(Line::from(vec![
+            Span::raw(format!("   {:<19}", c.object)),
+            Span::styled(v.join(", "), t.dim()),
+        ]));
+    }
+    let mut last: Option<(&str, Option<&str>)> = None;
+    for i in &p.items {
+        let here = (i.tenant_id.as_str(), i.subscription_id.as_deref());
+        if last != Some(here) {
+            let head = match here {
+                (tid, None) => format!(
+                    "Tenant {} (shared)",
+                    s.tenant_name(tid).unwrap_or_else(|| short_id(tid, wide))
+                ),
+                (_, Some(sub)) => {
+                    let name = p
+                        .subscriptions
+                        .iter()
+                        .find(|t| t.subscription_id == sub)
+                        .map(|t| t.subscription_name.clone())
+                        .unwrap_or_default();
+                    format!("Subscription {name} ({})", short_id(sub, wide))
+                }
+            };
+            lines.push(Line::from(Span::styled(head, t.bold())));
+            last = Some(here);
+        }
+        let (sign, style) = action_sign(i.action, t);
+        lines.push(Line::from(vec![
+            Span::styled(sign, style),
+            Span::raw(format!("{:<19}", i.object)),
+            Span::styled(fit(&i.name, name_w), t.bold()),
+        ]));
+    }
+    lines.push(Line::from(""));
+    if crate::app::state::one_account_for_several(s) {
+        lines.push(Line::from(vec![
+            Span::styled("Blocked: ", t.bad()),
+            Span::raw(format!(
+                "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
+                s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
+            )),
+        ]));
+    } else if blocked.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{}-month", s.secret_months()), t.bold()),
+            Span::raw(" secret. Nothing is written before "),
+            Span::styled("Enter", t.key()),
+            Span::raw("."),
+        ]));
+    } else {
+        for i in &blocked {
+            lines.extend(plan_line(i, t, area.width as usize));
+        }
+        lines.push(Line::from(vec![
+            Span::styled("Blocked: ", t.bad()),
+            Span::raw("nothing is written; fix the above, then press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to plan again."),
+        ]));
+    }
+    // Scrolling: the first line shown, and where the view is when not everything fits.
+    let h = area.height as usize;
+    if lines.len() > h && h > 1 {
+        let max = lines.len() - (h - 1);
+        let top = s.review_scroll.min(max);
+        let shown: Vec<Line<'static>> = lines.into_iter().skip(top).take(h - 1).collect();
+        let total = shown.len();
+        let mut out = shown;
+        out.push(Line::from(Span::styled(
+            format!(
+                "↑/↓ scroll: lines {}-{} of {}",
+                top + 1,
+                top + total,
+                max + h - 1
+            ),
+            t.dim(),
+        )));
+        frame.render_widget(Paragraph::new(out), area);
+        return;
     }
     para(frame, lines, area);
 }
@@ -1014,7 +902,7 @@ fn bulk_rows(s: &State, t: Theme, w: usize) -> Vec<Line<'static>> {
 }
 
 /// The Done pane of a bulk run: one row per subscription with its outcome.
-fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport) {
+fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &RunReport) {
     let mut lines: Vec<Line<'static>> = vec![];
     let failed = b.failed();
     let n = b.reports.len();
@@ -1106,13 +994,16 @@ fn done_many(frame: &mut Frame, s: &State, t: Theme, area: Rect, b: &BulkReport)
 
 fn done(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut lines: Vec<Line<'static>> = vec![];
-    if let Run::FinishedMany(b) = &s.run {
-        done_many(frame, s, t, area, b);
-        return;
-    }
-    let Run::Finished(r) = &s.run else {
+    let Run::Finished(b) = &s.run else {
         para(frame, vec![Line::from("Not finished.")], area);
         return;
+    };
+    let r = match b.reports.as_slice() {
+        [one] if b.stopped.is_none() => one,
+        _ => {
+            done_many(frame, s, t, area, b);
+            return;
+        }
     };
     lines.push(Line::from(vec![
         Span::styled("✓ ", t.ok()),

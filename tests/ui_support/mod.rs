@@ -131,17 +131,32 @@ pub fn device_code() -> DeviceCodePrompt {
     }
 }
 
-pub fn plan() -> Plan {
-    let item = |step, object: &str, name: &str, action, id: Option<&str>, reason: &str| PlanItem {
+fn plan_item(
+    sub: Option<&str>,
+    step: Step,
+    object: &str,
+    name: &str,
+    action: PlanAction,
+    id: Option<&str>,
+    reason: &str,
+) -> PlanItem {
+    PlanItem {
         step,
         object: object.into(),
         name: name.into(),
         action,
+        tenant_id: TENANT.into(),
+        subscription_id: sub.map(str::to_string),
         id: id.map(str::to_string),
         reason: reason.into(),
         drift: None,
-    };
-    let mut role = item(
+    }
+}
+
+/// The tenant's shared objects as the engine plans them (app, service principal, secret, role).
+fn shared_items() -> Vec<PlanItem> {
+    let mut role = plan_item(
+        None,
         Step::CustomRole,
         "custom role",
         "Spot.io Custom Role",
@@ -153,61 +168,98 @@ pub fn plan() -> Plan {
         missing: vec!["Microsoft.Compute/virtualMachineScaleSets/write".into()],
         extra: vec!["Microsoft.Storage/storageAccounts/delete".into()],
     });
-    Plan {
+    vec![
+        plan_item(
+            None,
+            Step::AppRegistration,
+            "app registration",
+            "spot-connect-72f988bf",
+            PlanAction::Create,
+            None,
+            "no app of this name exists",
+        ),
+        plan_item(
+            None,
+            Step::AppRegistration,
+            "service principal",
+            "spot-connect-72f988bf",
+            PlanAction::Create,
+            None,
+            "created with the app",
+        ),
+        plan_item(
+            None,
+            Step::ClientSecret,
+            "client secret",
+            &format!("spot-connect {TENANT}"),
+            PlanAction::Create,
+            None,
+            "a new secret for Spot, 12 months",
+        ),
+        role,
+    ]
+}
+
+/// One subscription's objects (Spot account, role assignment, Spot credentials).
+fn sub_items(sub: &str, name: &str) -> Vec<PlanItem> {
+    vec![
+        plan_item(
+            Some(sub),
+            Step::SpotAccount,
+            "Spot account",
+            name,
+            PlanAction::Create,
+            None,
+            "no Spot account is connected to this subscription",
+        ),
+        plan_item(
+            Some(sub),
+            Step::RoleAssignment,
+            "role assignment",
+            "Spot.io Custom Role",
+            PlanAction::Create,
+            None,
+            "the service principal has no role here",
+        ),
+        plan_item(
+            Some(sub),
+            Step::ConnectSpot,
+            "Spot credentials",
+            name,
+            PlanAction::Create,
+            None,
+            "not connected yet",
+        ),
+    ]
+}
+
+fn target_of(sub: &str, name: &str) -> spot_connect::onboard::Target {
+    spot_connect::onboard::Target {
         tenant_id: TENANT.into(),
-        subscription_id: SUB.into(),
-        items: vec![
-            item(
-                Step::SpotAccount,
-                "Spot account",
-                "Contoso Production",
-                PlanAction::Create,
-                None,
-                "no Spot account is connected to this subscription",
-            ),
-            item(
-                Step::AppRegistration,
-                "app registration",
-                "spot-connect-72f988bf",
-                PlanAction::Create,
-                None,
-                "no app of this name exists",
-            ),
-            item(
-                Step::AppRegistration,
-                "service principal",
-                "spot-connect-72f988bf",
-                PlanAction::Create,
-                None,
-                "created with the app",
-            ),
-            item(
-                Step::ClientSecret,
-                "client secret",
-                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
-                PlanAction::Create,
-                None,
-                "a new secret for Spot, 12 months",
-            ),
-            role,
-            item(
-                Step::RoleAssignment,
-                "role assignment",
-                "Spot.io Custom Role",
-                PlanAction::Create,
-                None,
-                "the service principal has no role here",
-            ),
-            item(
-                Step::ConnectSpot,
-                "Spot credentials",
-                "Contoso Production",
-                PlanAction::Create,
-                None,
-                "not connected yet",
-            ),
-        ],
+        subscription_id: sub.into(),
+        subscription_name: name.into(),
     }
+}
+
+/// The plan of Contoso Production, in the engine's order.
+pub fn plan() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    Plan::new(vec![target_of(SUB, "Contoso Production")], items)
+}
+
+/// The plan of Contoso Production and Contoso Staging: the shared objects once.
+pub fn plan_many() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    items.extend(sub_items(SUB3, "Contoso Staging"));
+    Plan::new(
+        vec![
+            target_of(SUB, "Contoso Production"),
+            target_of(SUB3, "Contoso Staging"),
+        ],
+        items,
+    )
 }
 
 pub fn step(step: Step, event: StepEvent) -> Action {
@@ -674,8 +726,19 @@ pub fn removal_rows() -> Vec<spot_connect::app::state::RemovalRow> {
     ]
 }
 
+/// The run of one subscription that connected.
+pub fn run_report() -> Box<RunReport> {
+    Box::new(RunReport {
+        reports: vec![report()],
+        stopped: None,
+        throttled: 0,
+        peak_concurrency: 1,
+        total_ms: 21_400,
+    })
+}
+
 /// Two subscriptions onboarded together: one connected, one failed.
-pub fn bulk_report() -> spot_connect::onboard::bulk::BulkReport {
+pub fn bulk_report() -> RunReport {
     let ok = report();
     let mut failed = report();
     failed.subscription_id = SUB3.into();
@@ -683,7 +746,7 @@ pub fn bulk_report() -> spot_connect::onboard::bulk::BulkReport {
     failed.verdict = Verdict::Failed;
     failed.spot_account_id = Some("act-51e0b7c2".into());
     failed.error = Some(connect_error());
-    spot_connect::onboard::bulk::BulkReport {
+    RunReport {
         reports: vec![ok, failed],
         stopped: None,
         throttled: 0,
