@@ -126,8 +126,9 @@ pub fn is_fatal(e: &Error) -> bool {
     match e {
         Error::Auth(_) | Error::Cancelled => true,
         Error::Api(a) => {
-            (a.service == Service::Login
-                && matches!(a.class(), ErrorClass::Permission | ErrorClass::Invalid))
+            a.class() == ErrorClass::Fatal
+                || (a.service == Service::Login
+                    && matches!(a.class(), ErrorClass::Permission | ErrorClass::Invalid))
                 || (a.status == 0
                     && ["Connect", "dns", "connection refused", "Connection refused"]
                         .iter()
