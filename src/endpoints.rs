@@ -118,13 +118,7 @@ impl Endpoints {
         })?;
         let f: EndpointsFile = serde_json::from_str(&text)
             .map_err(|e| Error::Usage(format!("invalid endpoints file {}: {e}", path.display())))?;
-        for url in [&f.login, &f.graph, &f.arm, &f.spot] {
-            if !url.starts_with("https://") {
-                return Err(Error::Usage(format!(
-                    "endpoint {url} is not https: the client never speaks plain HTTP"
-                )));
-            }
-        }
+        validate_file(path, &f)?;
         Ok((
             Endpoints::from_file_contents(&f),
             Secret::new(f.spot_token.clone()),
@@ -140,6 +134,52 @@ impl Endpoints {
             }),
         }
     }
+}
+
+/// Every URL of an endpoints file is an absolute `https://` URL with a host, no user info, query
+/// or fragment: checked when the file is read, so no client ever builds a request from a bad one.
+/// The error names the file and the field.
+pub fn validate_file(path: &Path, f: &EndpointsFile) -> Result<(), Error> {
+    for (field, value) in [
+        ("login", &f.login),
+        ("graph", &f.graph),
+        ("arm", &f.arm),
+        ("spot", &f.spot),
+        ("inspect", &f.inspect),
+    ] {
+        check_url(value).map_err(|why| {
+            Error::Usage(format!(
+                "endpoints file {}: \"{field}\" is {value:?}: {why}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Why `value` is not a usable service base URL, if it is not.
+pub fn check_url(value: &str) -> Result<(), String> {
+    let u = url::Url::parse(value.trim()).map_err(|e| match e {
+        url::ParseError::EmptyHost => "there is no host".to_string(),
+        e => format!("not a URL ({e})"),
+    })?;
+    if u.scheme() != "https" {
+        return Err(format!(
+            "the scheme is {:?}: spot-connect speaks HTTPS only",
+            u.scheme()
+        ));
+    }
+    match u.host_str() {
+        None | Some("") => return Err("there is no host".into()),
+        Some(_) => {}
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("it carries a user name or password".into());
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err("it has a query or fragment (only a base URL is accepted)".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -169,5 +209,35 @@ mod tests {
         )
         .unwrap();
         assert!(Endpoints::load(&p).is_err());
+    }
+
+    #[test]
+    fn endpoint_urls_are_checked_when_the_file_is_read_and_the_error_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("endpoints.json");
+        let good = r#"{"login":"https://x/login","graph":"https://x/graph","arm":"https://x/arm","spot":"https://x/spot","inspect":"https://x/inspect","ca_cert":"/tmp/ca.pem","spot_token":"t"}"#;
+        std::fs::write(&p, good).unwrap();
+        assert!(Endpoints::load(&p).is_ok());
+        for (field, bad, why) in [
+            ("graph", "https://", "no host"),
+            ("spot", "ftp://x/spot", "HTTPS only"),
+            ("login", "x/login", "not a URL"),
+            ("inspect", "https://u:p@x/inspect", "user name"),
+            ("graph", "https://x/graph?a=1", "query"),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(good).unwrap();
+            v[field] = serde_json::json!(bad);
+            std::fs::write(&p, v.to_string()).unwrap();
+            let e = match Endpoints::load(&p) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{field}={bad} accepted"),
+            };
+            assert!(
+                e.contains(&p.display().to_string())
+                    && e.contains(&format!("\"{field}\""))
+                    && e.contains(why),
+                "{e}"
+            );
+        }
     }
 }
