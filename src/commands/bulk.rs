@@ -56,11 +56,8 @@ pub async fn apply(
     }
     eprint!("{}", table(&report));
     if opts.json {
-        println!(
-            "{}",
-            // The same shape as one-after-another runs: an array of per-subscription reports.
-            serde_json::to_string_pretty(&report.reports).unwrap_or_default()
-        );
+        // The same shape as one-after-another runs: an array of per-subscription reports.
+        crate::cli::json_out::print(&serde_json::to_value(&report.reports).unwrap_or_default());
     }
     if let Some(e) = &report.stopped {
         eprintln!("spot-connect apply: stopped: {}", e.summary);

@@ -121,6 +121,9 @@ async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Tar
 
 fn fail(e: &Error) -> i32 {
     eprintln!("spot-connect: {e}");
+    crate::cli::json_out::note_error(
+        serde_json::to_value(crate::onboard::model::ErrorInfo::from(e)).unwrap_or_default(),
+    );
     if let Some(h) = e.api().and_then(|a| a.hint()) {
         eprintln!("  hint: {h}");
     }
@@ -150,9 +153,11 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
 async fn run(opts: &CommonOpts, write: bool) -> i32 {
     let cmd = if write { "apply" } else { "plan" };
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
-        eprintln!(
+        let msg = format!(
             "spot-connect {cmd}: --subscription ID is required (repeat it for several subscriptions)"
         );
+        eprintln!("{msg}");
+        crate::cli::json_out::note_error(serde_json::json!(msg));
         return exit::USAGE;
     }
     let settings = match Settings::from_opts(opts) {
@@ -164,9 +169,9 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     }
     let interactive = std::io::stdin().is_terminal();
     if write && !opts.yes && !interactive {
-        eprintln!(
-            "spot-connect apply: writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)"
-        );
+        let msg = "spot-connect apply: writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)";
+        eprintln!("{msg}");
+        crate::cli::json_out::note_error(serde_json::json!(msg));
         return exit::USAGE;
     }
     let session = match session(opts) {
@@ -247,7 +252,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         } else {
             serde_json::Value::Array(outputs)
         };
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        crate::cli::json_out::print(&out);
     }
     match failed {
         0 => exit::DONE,

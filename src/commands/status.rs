@@ -51,10 +51,7 @@ async fn run(opts: &CommonOpts) -> i32 {
         Err(e) => return fail(&e),
     };
     if opts.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
+        crate::cli::json_out::print(&serde_json::to_value(&list).unwrap_or_default());
     } else {
         print!("{}", table(&list, time::OffsetDateTime::now_utc()));
     }
