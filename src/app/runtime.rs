@@ -541,10 +541,31 @@ fn spawn_signals(tx: UnboundedSender<Action>) -> JoinHandle<()> {
 }
 
 /// Restores the terminal before anything is printed; the message goes to the log, and only
-/// where it happened to the terminal (a payload could carry data we do not control).
+/// where it happened to the terminal (a payload could carry data we do not control). Then the
+/// process ends: a panic in a background task would otherwise leave the wizard running with
+/// no screen, cursor hidden, deaf to `q`.
 fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        ratatui::restore();
+    std::panic::set_hook(panic_hook(
+        || {
+            ratatui::restore();
+            let _ =
+                ratatui::crossterm::execute!(std::io::stderr(), ratatui::crossterm::cursor::Show);
+        },
+        |code| std::process::exit(code),
+    ));
+}
+
+/// The exit code after a panic in the wizard.
+pub const PANIC_EXIT: i32 = 101;
+
+/// The wizard's panic hook: `restore` the terminal, log, print one line without the payload,
+/// then `end` the process with [`PANIC_EXIT`] (parameters so the path is testable).
+pub fn panic_hook(
+    restore: impl Fn() + Send + Sync + 'static,
+    end: impl Fn(i32) + Send + Sync + 'static,
+) -> Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static> {
+    Box::new(move |info| {
+        restore();
         let msg = info
             .payload()
             .downcast_ref::<&str>()
@@ -559,7 +580,8 @@ fn install_panic_hook() {
         eprintln!(
             "spot-connect: internal error at {at} (details in the log); progress so far is saved"
         );
-    }));
+        end(PANIC_EXIT);
+    })
 }
 
 /// Building the session from the engine's pieces.
