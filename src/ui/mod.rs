@@ -4,6 +4,8 @@
 mod life;
 mod panes;
 
+pub use panes::MASK_DOTS;
+
 use crate::app::keymap;
 use crate::app::state::{Now, Pane, State, Status};
 use crate::onboard::model::{Outcome, Step};
