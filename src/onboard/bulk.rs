@@ -211,6 +211,11 @@ pub async fn apply_many(
         );
         return all_failed(targets, &e, t0);
     }
+    // One run per subscription at a time (onboard::lock).
+    let _guard = match super::lock::guard(session, targets, settings, &progress).await {
+        Ok(g) => g,
+        Err(e) => return all_failed(targets, &e, t0),
+    };
     let run = Run {
         session,
         settings,

@@ -8,6 +8,7 @@
 
 pub mod bulk;
 mod engine;
+pub mod lock;
 pub mod model;
 pub mod policy;
 pub mod remove;
@@ -287,6 +288,7 @@ pub async fn apply(
     settings: &Settings,
     progress: UnboundedSender<Progress>,
 ) -> Result<Report> {
+    let _guard = lock::guard(session, std::slice::from_ref(target), settings, &progress).await?;
     engine::apply(session, target, settings, progress).await
 }
 
