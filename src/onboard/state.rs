@@ -48,6 +48,14 @@ pub struct State {
     /// The secret Spot holds (or was about to get).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretRecord>,
+    /// Set just before `addPassword`, cleared once its keyId is recorded: a run that stopped in
+    /// between may have left a secret (found and reclaimed by `onboard::orphans`).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secret_intent: Option<OffsetDateTime>,
     /// Secrets to remove once the current one is with Spot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphan_key_ids: Vec<String>,
@@ -98,6 +106,13 @@ impl State {
                         p.display()
                     ))
                 })?;
+                if s.version != VERSION {
+                    return Err(Error::Other(format!(
+                        "state file {} has version {}, this spot-connect reads version {VERSION}: use the spot-connect that wrote it, or move the file away to start over",
+                        p.display(),
+                        s.version
+                    )));
+                }
                 if s.tenant_id != tenant || s.subscription_id != subscription {
                     return Err(Error::Other(format!(
                         "state file {} belongs to another subscription",
@@ -204,5 +219,19 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"{not json").unwrap();
         assert!(State::load(d.path(), "t", "s").is_err());
+    }
+
+    #[test]
+    fn a_state_file_of_an_unknown_version_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = State::new("t", "s");
+        s.version = VERSION + 1;
+        s.save(d.path()).unwrap();
+        let e = State::load(d.path(), "t", "s").unwrap_err().to_string();
+        let p = state_path(d.path(), "t", "s");
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains(&format!("version {}", VERSION + 1)),
+            "{e}"
+        );
     }
 }
