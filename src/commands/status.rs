@@ -55,6 +55,9 @@ async fn run(opts: &CommonOpts) -> i32 {
     } else {
         print!("{}", table(&list, time::OffsetDateTime::now_utc()));
     }
+    for line in crate::onboard::orphans::status_lines(&session, &targets).await {
+        eprintln!("  ! {line}");
+    }
     let broken = list.iter().filter(|s| s.verdict == Health::Broken).count();
     match broken {
         0 => exit::DONE,

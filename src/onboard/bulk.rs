@@ -216,6 +216,7 @@ pub async fn apply_many(
         Ok(g) => g,
         Err(e) => return all_failed(targets, &e, t0),
     };
+    let reclaim_tx = progress.clone();
     let run = Run {
         session,
         settings,
@@ -280,6 +281,7 @@ pub async fn apply_many(
             ordered.push(reports.swap_remove(i));
         }
     }
+    super::orphans::reclaim_after_apply(session, targets, &reclaim_tx).await;
     BulkReport {
         reports: ordered,
         stopped: run.stopped.lock().expect("lock").clone(),

@@ -1224,6 +1224,8 @@ impl<'a> Ctx<'a> {
                 }
             })?;
             let end = add_months(OffsetDateTime::now_utc(), months);
+            // Intent first: a run killed before the keyId is recorded leaves a trace.
+            self.checkpoint(|s| s.secret_intent = Some(OffsetDateTime::now_utc()))?;
             let created_app = self.wrote_azure.load(std::sync::atomic::Ordering::Relaxed);
             let obj = app.id.clone();
             let np = self
@@ -1263,7 +1265,10 @@ impl<'a> Ctx<'a> {
                 end_date_time: end_actual,
                 handed_to_spot: false,
             };
-            self.checkpoint(|s| s.secret = Some(rec.clone()))?;
+            self.checkpoint(|s| {
+                s.secret = Some(rec.clone());
+                s.secret_intent = None;
+            })?;
             self.record(Step::ClientSecret, "client secret", &self.password_name, &rec.key_id, Outcome::Created);
             let detail = format!("expires {}", end_actual.date());
             let id = rec.key_id.clone();
@@ -1600,7 +1605,7 @@ impl<'a> Ctx<'a> {
             .into_iter()
             .filter(|k| !k.eq_ignore_ascii_case(current))
         {
-            match self.graph.remove_password(&app.id, &k).await {
+            match super::orphans::remove_secret(&self.graph, &app.id, &k).await {
                 Ok(()) => {
                     tracing::info!(key_id = %k, "removed an orphaned client secret");
                     let _ = self.checkpoint(|s| s.orphan_key_ids.retain(|x| x != &k));

@@ -10,6 +10,7 @@ pub mod bulk;
 mod engine;
 pub mod lock;
 pub mod model;
+pub mod orphans;
 pub mod policy;
 pub mod remove;
 pub mod retry;
@@ -288,8 +289,13 @@ pub async fn apply(
     settings: &Settings,
     progress: UnboundedSender<Progress>,
 ) -> Result<Report> {
-    let _guard = lock::guard(session, std::slice::from_ref(target), settings, &progress).await?;
-    engine::apply(session, target, settings, progress).await
+    let targets = std::slice::from_ref(target);
+    let _guard = lock::guard(session, targets, settings, &progress).await?;
+    let report = engine::apply(session, target, settings, progress.clone()).await;
+    // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
+    // removePassword reply) are removed, whatever this run did.
+    orphans::reclaim_after_apply(session, targets, &progress).await;
+    report
 }
 
 #[cfg(test)]
