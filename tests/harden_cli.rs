@@ -500,3 +500,22 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     assert_eq!(problems(&env.sim.state(), SUB), Vec::<String>::new());
     env.sim.shutdown().await;
 }
+
+/// Throttling replies with `Retry-After` are announced as they happen, on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_waits_are_shown_live() {
+    let env = Env::start(SimOpts {
+        fault_rate: 0.3,
+        seed: 7,
+        ..Default::default()
+    })
+    .await;
+    let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("asks to wait 1 s"),
+        "a 429/503 with Retry-After: 1 is announced: {stderr}"
+    );
+    assert_eq!(problems(&env.sim.state(), SUB), Vec::<String>::new());
+    env.sim.shutdown().await;
+}

@@ -147,7 +147,15 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
             p.expires_at.second()
         );
     });
-    Session::build(opts, None, prompt)
+    let session = Session::build(opts, None, prompt)?;
+    // Waits outside `apply` (sign-in, discovery, status, rotate, remove) go straight to stderr;
+    // `apply` routes them through its progress lines while it runs (onboard::lock).
+    session
+        .http
+        .set_wait_hook(Some(Arc::new(|n: &crate::http::WaitNotice| {
+            eprintln!("  … {}", n.message())
+        })));
+    Ok(session)
 }
 
 async fn run(opts: &CommonOpts, write: bool) -> i32 {

@@ -5,10 +5,10 @@
 //!   The kernel drops the lock when that process ends, however it ends (a SIGKILL included), so a
 //!   dead run never blocks the next one. A second run waits [`LOCK_WAIT`] for it, then stops
 //!   with "another spot-connect is connecting this subscription (pid N)" and changes nothing.
-//! - **In the cloud**, where the API allows: a run that has never run this subscription from
-//!   this state dir (no lock file yet) and finds a fresh app registration of ours (created less
-//!   than [`FRESH`] ago) that no state file here records, is probably racing a run that uses
-//!   another state dir: it stops with a message naming the app instead of making a second set
+//! - **In the cloud**, where the API allows: a run from a state dir that has never run this
+//!   tenant (no lock file of the tenant yet) that finds a fresh app registration of ours (created
+//!   less than [`FRESH`] ago) that no state file here records, is probably racing a run that
+//!   uses another state dir: it stops with a message naming the app instead of making a second set
 //!   of objects. Two runs started within the same second from two state dirs can still both
 //!   pass this check: only an idempotent create (Graph's `uniqueName` upsert) closes that.
 //!
@@ -143,6 +143,16 @@ pub async fn acquire(
     })
 }
 
+/// Whether this state dir has run any subscription of `tenant` before (a lock file of the
+/// tenant exists: they are never deleted).
+pub fn tenant_seen(state_dir: &Path, tenant: &str) -> bool {
+    let prefix = format!("{}_", clean(&tenant.to_ascii_lowercase()));
+    std::fs::read_dir(state_dir.join("locks")).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+    })
+}
+
 /// What a run holds while it writes: its locks, and the wait hook on the HTTP layer.
 pub struct RunGuard {
     _locks: Vec<RunLock>,
@@ -172,6 +182,12 @@ pub async fn guard(
         )
     });
     sorted.dedup_by_key(|t| t.subscription_id.to_ascii_lowercase());
+    // Tenants this state dir has run before (any subscription): looked at before our own lock
+    // files exist.
+    let seen: Vec<bool> = sorted
+        .iter()
+        .map(|t| tenant_seen(&session.state_dir, &t.tenant_id))
+        .collect();
     let mut locks = Vec::new();
     for t in &sorted {
         locks.push(
@@ -184,8 +200,8 @@ pub async fn guard(
             .await?,
         );
     }
-    for (t, l) in sorted.iter().zip(&locks) {
-        if l.first_time {
+    for (t, seen) in sorted.iter().zip(seen) {
+        if !seen {
             competing_run(session, t, settings).await?;
         }
     }
@@ -304,5 +320,7 @@ mod tests {
         drop(first);
         let second = waiter.await.unwrap().unwrap();
         assert!(!second.first_time);
+        assert!(tenant_seen(d.path(), "T-1"));
+        assert!(!tenant_seen(d.path(), "t-2"));
     }
 }
