@@ -206,8 +206,12 @@ async fn handler(State(h): State<Arc<Hostile>>, req: Request) -> Response {
         );
     }
     let first = format!("{path}?{query}");
+    let role_definitions = path.contains("roleDefinitions");
     let page = |next: Option<String>| {
         let mut v = serde_json::json!({"value": [{"tenantId": "t1", "subscriptionId": "s1", "id": "o1", "appId": "a1", "displayName": "x"}]});
+        if role_definitions {
+            v = serde_json::json!({"value": []});
+        }
         if let Some(n) = next {
             v["nextLink"] = serde_json::json!(n);
             v["@odata.nextLink"] = serde_json::json!(n);
@@ -345,6 +349,14 @@ async fn a_next_link_to_another_origin_gets_no_token_and_fails_the_listing() {
     let graph =
         spot_connect::azure::graph::Graph::new(http.clone(), &s.endpoints().graph, auth, "t1");
     let e = graph.find_applications("x").await.unwrap_err();
+    assert_eq!(api(&e).code, codes::NEXT_LINK, "{e}");
+    // ARM's role definitions.
+    let arm =
+        spot_connect::azure::arm::Arm::new(http.clone(), &s.endpoints().arm, s.auth(&http), "t1");
+    let e = arm
+        .find_role_definitions("/subscriptions/s1", "Spot.io Custom Role")
+        .await
+        .unwrap_err();
     assert_eq!(api(&e).code, codes::NEXT_LINK, "{e}");
     assert!(s.evil_requests().is_empty(), "{:?}", s.evil_requests());
 }
