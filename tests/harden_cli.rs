@@ -268,6 +268,53 @@ async fn two_at_once_same_state_dir_never_duplicates() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// Two `apply` at once with separate state dirs, started at the same moment: both may pass the
+/// checks before either has made anything (only an idempotent create closes that), but they
+/// never both say "connected" over a second set of objects: the run with the later app reports
+/// the duplicate and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_at_once_separate_state_dirs_never_both_claim_success_over_duplicates() {
+    const TRIALS: usize = 3;
+    let mut failures = Vec::new();
+    let (mut duplicated, mut reported) = (0, 0);
+    for trial in 0..TRIALS {
+        let env = Env::start(SimOpts {
+            latency: 30,
+            seed: 200 + trial as u64,
+            ..Default::default()
+        })
+        .await;
+        let args = ["apply", "--subscription", SUB, "--yes"];
+        let (da, db) = (env.dir.path().join("a"), env.dir.path().join("b"));
+        let (a, b) = tokio::join!(env.run_in(&da, &args), env.run_in(&db, &args));
+        let apps = ours(&env.sim.state()).len();
+        let said = |r: &(i32, String, String)| r.0 == 1 && r.2.contains("at the same moment");
+        let refused = |r: &(i32, String, String)| {
+            r.0 == 1
+                && r.2
+                    .contains("another spot-connect is connecting this subscription")
+        };
+        match apps {
+            1 if (a.0 == 0 || refused(&a)) && (b.0 == 0 || refused(&b)) => {}
+            2 => {
+                duplicated += 1;
+                if said(&a) ^ said(&b) && (a.0 == 0 || b.0 == 0) {
+                    reported += 1;
+                } else {
+                    failures.push((trial, format!("a: {} {}\nb: {} {}", a.0, a.2, b.0, b.2)));
+                }
+            }
+            n => failures.push((trial, format!("{n} apps; a: {} b: {}", a.0, b.0))),
+        }
+        env.sim.shutdown().await;
+    }
+    eprintln!(
+        "two at once, separate state dirs: {TRIALS} trials, {duplicated} duplicated, {reported} reported by exactly one run, failures: {}",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// A second run with another state dir, started once the first has registered its app: stops
 /// with a message naming the app instead of making a second set of objects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

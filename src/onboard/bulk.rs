@@ -212,7 +212,7 @@ pub async fn apply_many(
         return all_failed(targets, &e, t0);
     }
     // One run per subscription at a time (onboard::lock).
-    let _guard = match super::lock::guard(session, targets, settings, &progress).await {
+    let guard = match super::lock::guard(session, targets, settings, &progress).await {
         Ok(g) => g,
         Err(e) => return all_failed(targets, &e, t0),
     };
@@ -282,6 +282,9 @@ pub async fn apply_many(
         }
     }
     super::orphans::reclaim_after_apply(session, targets, &reclaim_tx).await;
+    for r in &mut ordered {
+        guard.race_report(session, settings, r).await;
+    }
     BulkReport {
         reports: ordered,
         stopped: run.stopped.lock().expect("lock").clone(),

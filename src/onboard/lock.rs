@@ -158,6 +158,8 @@ pub struct RunGuard {
     _locks: Vec<RunLock>,
     session_http: crate::http::Http,
     previous: Option<WaitHook>,
+    /// Tenants this state dir had never run: checked for a race after the run.
+    new_tenants: Vec<String>,
 }
 
 impl Drop for RunGuard {
@@ -200,9 +202,13 @@ pub async fn guard(
             .await?,
         );
     }
+    let mut new_tenants = Vec::new();
     for (t, seen) in sorted.iter().zip(seen) {
         if !seen {
             competing_run(session, t, settings).await?;
+            if !new_tenants.contains(&t.tenant_id) {
+                new_tenants.push(t.tenant_id.clone());
+            }
         }
     }
     let tx = progress.clone();
@@ -216,7 +222,83 @@ pub async fn guard(
         _locks: locks,
         session_http: session.http.clone(),
         previous,
+        new_tenants,
     })
+}
+
+impl RunGuard {
+    /// After the run, for a tenant this state dir had never run: did a run with another state
+    /// dir, started at the same moment, register the same app too? The run whose app is the
+    /// later one (by `createdDateTime`, then id) sees the other's and reports the duplicate as
+    /// its failure, naming both apps, instead of "connected". (The earlier one cannot see the
+    /// later app yet, and need not: it is the one to keep.)
+    pub async fn race_report(
+        &self,
+        session: &Session,
+        settings: &Settings,
+        report: &mut super::model::Report,
+    ) {
+        if !self.new_tenants.contains(&report.tenant_id) {
+            return;
+        }
+        let Ok(state) = State::load(
+            &session.state_dir,
+            &report.tenant_id,
+            &report.subscription_id,
+        ) else {
+            return;
+        };
+        let Some(mine) = state.app_object_id else {
+            return;
+        };
+        let graph = Graph::new(
+            session.http.clone(),
+            &session.endpoints.graph,
+            session.auth.clone(),
+            &report.tenant_id,
+        );
+        let Ok(apps) = graph
+            .find_applications(&settings.app_name_for(&report.tenant_id))
+            .await
+        else {
+            return;
+        };
+        let key =
+            |a: &crate::azure::graph::Application| (a.created_date_time, a.id.to_ascii_lowercase());
+        let Some(me) = apps.iter().find(|a| a.id.eq_ignore_ascii_case(&mine)) else {
+            return;
+        };
+        let now = OffsetDateTime::now_utc();
+        let Some(other) = apps.iter().find(|a| {
+            a.is_ours()
+                && !a.id.eq_ignore_ascii_case(&mine)
+                && a.created_date_time.is_some_and(|c| now - c < FRESH)
+                && key(a) < key(me)
+        }) else {
+            return;
+        };
+        let account = report
+            .spot_account_id
+            .as_deref()
+            .map(|a| format!(" and Spot account {a}"))
+            .unwrap_or_default();
+        let summary = format!(
+            "{}: a run with another state dir registered {} ({}) at the same moment as this run's {} ({}); keep the other one and delete this run's duplicates: app registration {}{account} (the custom role is shared: leave it)",
+            busy_message(None),
+            other.display_name,
+            other.app_id,
+            me.display_name,
+            me.app_id,
+            me.app_id,
+        );
+        tracing::warn!("{summary}");
+        report.verdict = super::model::Verdict::Failed;
+        report.error = Some(super::model::ErrorInfo {
+            summary,
+            api: None,
+            hint: None,
+        });
+    }
 }
 
 /// The cloud check: a fresh app of ours for this tenant that no state file here records.

@@ -290,11 +290,14 @@ pub async fn apply(
     progress: UnboundedSender<Progress>,
 ) -> Result<Report> {
     let targets = std::slice::from_ref(target);
-    let _guard = lock::guard(session, targets, settings, &progress).await?;
-    let report = engine::apply(session, target, settings, progress.clone()).await;
+    let guard = lock::guard(session, targets, settings, &progress).await?;
+    let mut report = engine::apply(session, target, settings, progress.clone()).await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // removePassword reply) are removed, whatever this run did.
     orphans::reclaim_after_apply(session, targets, &progress).await;
+    if let Ok(r) = report.as_mut() {
+        guard.race_report(session, settings, r).await;
+    }
     report
 }
 
