@@ -268,6 +268,37 @@ async fn two_at_once_same_state_dir_never_duplicates() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
+/// While another process holds the subscription's lock, `apply` waits briefly, then exits 1
+/// naming the holder's pid, having written nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_stops_with_the_holders_pid_while_another_run_holds_the_lock() {
+    let env = Env::start(SimOpts::default()).await;
+    let held = spot_connect::onboard::lock::acquire(
+        &env.state_dir(),
+        seed::CONTOSO_TENANT_ID,
+        SUB,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another spot-connect is connecting this subscription (pid {})",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    assert!(t0.elapsed() >= spot_connect::onboard::lock::LOCK_WAIT);
+    assert!(ours(&env.sim.state()).is_empty(), "nothing written");
+    drop(held);
+    let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    env.sim.shutdown().await;
+}
+
 /// Two `apply` at once with separate state dirs, started at the same moment: both may pass the
 /// checks before either has made anything (only an idempotent create closes that), but they
 /// never both say "connected" over a second set of objects: the run with the later app reports

@@ -143,6 +143,17 @@ pub async fn run(cli: &Cli) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
     let signals = spawn_signals(tx.clone());
+    // Waits the HTTP layer makes (Retry-After, backoff) show in the log as they happen; during
+    // a run the engine routes them through the run's progress instead (onboard::lock).
+    let wait_tx = tx.clone();
+    setup
+        .session
+        .http
+        .set_wait_hook(Some(Arc::new(move |n: &crate::http::WaitNotice| {
+            let _ = wait_tx.send(Action::Progress(Progress::Log {
+                message: n.message(),
+            }));
+        })));
     let mut rt = Runner {
         tx: tx.clone(),
         session: setup.session,
