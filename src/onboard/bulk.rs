@@ -281,7 +281,16 @@ pub async fn apply_many(
             ordered.push(reports.swap_remove(i));
         }
     }
-    super::orphans::reclaim_after_apply(session, targets, &reclaim_tx).await;
+    let connected: Vec<Target> = targets
+        .iter()
+        .filter(|t| {
+            ordered
+                .iter()
+                .any(|r| r.subscription_id == t.subscription_id && r.verdict == Verdict::Connected)
+        })
+        .cloned()
+        .collect();
+    super::orphans::reclaim_after_apply(session, &connected, &reclaim_tx).await;
     for r in &mut ordered {
         guard.race_report(session, settings, r).await;
     }

@@ -293,8 +293,11 @@ pub async fn apply(
     let guard = lock::guard(session, targets, settings, &progress).await?;
     let mut report = engine::apply(session, target, settings, progress.clone()).await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
-    // removePassword reply) are removed, whatever this run did.
-    orphans::reclaim_after_apply(session, targets, &progress).await;
+    // removePassword reply) are removed once the subscription is connected (a blocked or
+    // failed run writes nothing more).
+    if matches!(&report, Ok(r) if r.verdict == model::Verdict::Connected) {
+        orphans::reclaim_after_apply(session, targets, &progress).await;
+    }
     if let Ok(r) = report.as_mut() {
         guard.race_report(session, settings, r).await;
     }

@@ -184,7 +184,7 @@ async fn recorded_app(
     Ok(None)
 }
 
-/// After `apply` of `targets`: per tenant, our app's secrets that no Spot account holds are
+/// After `apply` connected `targets`: per tenant, our app's secrets that no Spot account holds are
 /// removed (and dropped from the state files' orphan lists). Reported as log lines.
 pub async fn reclaim_after_apply(
     session: &Session,
