@@ -212,7 +212,8 @@ pub async fn apply_many(
         return all_failed(targets, &e, t0);
     }
     // One run per subscription at a time (onboard::lock).
-    let guard = match super::lock::guard(session, targets, settings, &progress).await {
+    let app_name = |tenant: &str| settings.app_name_for(tenant);
+    let guard = match super::lock::guard(session, targets, &app_name, &progress).await {
         Ok(g) => g,
         Err(e) => return all_failed(targets, &e, t0),
     };
@@ -292,7 +293,7 @@ pub async fn apply_many(
         .collect();
     super::orphans::reclaim_after_apply(session, &connected, &reclaim_tx).await;
     for r in &mut ordered {
-        guard.race_report(session, settings, r).await;
+        guard.race_report(session, &app_name, r).await;
     }
     BulkReport {
         reports: ordered,

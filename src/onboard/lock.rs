@@ -17,7 +17,7 @@
 
 use super::model::Progress;
 use super::state::{State, state_path};
-use super::{Session, Settings, Target};
+use super::{Session, Target};
 use crate::azure::graph::Graph;
 use crate::error::{Error, Result};
 use crate::http::{WaitHook, WaitNotice};
@@ -153,6 +153,9 @@ pub fn tenant_seen(state_dir: &Path, tenant: &str) -> bool {
     })
 }
 
+/// The app registration's display name in a tenant (`Settings::app_name_for`).
+pub type AppName<'a> = &'a (dyn Fn(&str) -> String + Sync);
+
 /// What a run holds while it writes: its locks, and the wait hook on the HTTP layer.
 pub struct RunGuard {
     _locks: Vec<RunLock>,
@@ -173,7 +176,7 @@ impl Drop for RunGuard {
 pub async fn guard(
     session: &Session,
     targets: &[Target],
-    settings: &Settings,
+    app_name: AppName<'_>,
     progress: &UnboundedSender<Progress>,
 ) -> Result<RunGuard> {
     let mut sorted: Vec<&Target> = targets.iter().collect();
@@ -205,7 +208,7 @@ pub async fn guard(
     let mut new_tenants = Vec::new();
     for (t, seen) in sorted.iter().zip(seen) {
         if !seen {
-            competing_run(session, t, settings).await?;
+            competing_run(session, t, app_name).await?;
             if !new_tenants.contains(&t.tenant_id) {
                 new_tenants.push(t.tenant_id.clone());
             }
@@ -235,7 +238,7 @@ impl RunGuard {
     pub async fn race_report(
         &self,
         session: &Session,
-        settings: &Settings,
+        app_name: AppName<'_>,
         report: &mut super::model::Report,
     ) {
         if !self.new_tenants.contains(&report.tenant_id) {
@@ -257,10 +260,7 @@ impl RunGuard {
             session.auth.clone(),
             &report.tenant_id,
         );
-        let Ok(apps) = graph
-            .find_applications(&settings.app_name_for(&report.tenant_id))
-            .await
-        else {
+        let Ok(apps) = graph.find_applications(&app_name(&report.tenant_id)).await else {
             return;
         };
         let key =
@@ -302,8 +302,8 @@ impl RunGuard {
 }
 
 /// The cloud check: a fresh app of ours for this tenant that no state file here records.
-async fn competing_run(session: &Session, target: &Target, settings: &Settings) -> Result<()> {
-    let name = settings.app_name_for(&target.tenant_id);
+async fn competing_run(session: &Session, target: &Target, app_name: AppName<'_>) -> Result<()> {
+    let name = app_name(&target.tenant_id);
     let graph = Graph::new(
         session.http.clone(),
         &session.endpoints.graph,

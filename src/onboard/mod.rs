@@ -290,7 +290,8 @@ pub async fn apply(
     progress: UnboundedSender<Progress>,
 ) -> Result<Report> {
     let targets = std::slice::from_ref(target);
-    let guard = lock::guard(session, targets, settings, &progress).await?;
+    let app_name = |tenant: &str| settings.app_name_for(tenant);
+    let guard = lock::guard(session, targets, &app_name, &progress).await?;
     let mut report = engine::apply(session, target, settings, progress.clone()).await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // removePassword reply) are removed once the subscription is connected (a blocked or
@@ -299,7 +300,7 @@ pub async fn apply(
         orphans::reclaim_after_apply(session, targets, &progress).await;
     }
     if let Ok(r) = report.as_mut() {
-        guard.race_report(session, settings, r).await;
+        guard.race_report(session, &app_name, r).await;
     }
     report
 }
