@@ -223,7 +223,11 @@ pub(crate) async fn post_form_retrying(
     loop {
         attempt += 1;
         match post_form(http, login, tenant, endpoint, form).await {
-            Err(e) if matches!(e.status, 0 | 500 | 502 | 504) && attempt < http.max_attempts => {
+            Err(e)
+                if matches!(e.status, 0 | 500 | 502 | 504)
+                    && e.class() != crate::error::ErrorClass::Fatal
+                    && attempt < http.max_attempts =>
+            {
                 let wait = Duration::from_millis(250u64 << attempt.min(5));
                 tracing::info!(
                     status = e.status,
@@ -329,6 +333,7 @@ where
                 )));
             }
             _ if matches!(err.status, 0 | 500 | 502 | 504)
+                && err.class() != crate::error::ErrorClass::Fatal
                 && transient < MAX_TRANSIENT_POLL_FAILURES =>
             {
                 transient += 1;
