@@ -191,11 +191,17 @@ pub(super) async fn plan(
         ));
     }
     let policy = Policy::load(settings.policy_file.as_deref())?;
-    let accounts = match read(|| session.spot.list_accounts()).await {
-        Ok(a) => Ok(a),
-        Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Err(e),
-        Err(e) => return Err(e),
-    };
+    // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
+    // for them only where it needs them).
+    let accounts: AccountsF<'_> = async {
+        match read(|| session.spot.list_accounts()).await {
+            Ok(a) => Ok(Ok(a)),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    }
+    .boxed()
+    .shared();
     let mut tenants: Vec<String> = Vec::new();
     for t in &targets {
         if !tenants.contains(&t.tenant_id) {
@@ -206,7 +212,7 @@ pub(super) async fn plan(
     let names = Mutex::new(Vec::<String>::new());
     let lookups = tenants.iter().map(|tenant| {
         let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
-        lookup_tenant(session, settings, &policy, tenant, subs, &accounts, &names)
+        lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
     });
     let tenants = futures::future::try_join_all(lookups).await?;
     let facts = Facts {
@@ -224,13 +230,20 @@ pub(super) async fn plan(
     Ok(plan)
 }
 
+/// Spot's accounts (or why the token was refused), listed once per plan.
+type AccountsF<'a> = futures::future::Shared<
+    futures::future::BoxFuture<
+        'a,
+        std::result::Result<std::result::Result<Vec<SpotAccount>, ApiError>, Error>,
+    >,
+>;
+
 async fn lookup_tenant(
     session: &Session,
     settings: &Settings,
-    policy: &Policy,
     tenant: &str,
     subs: Vec<&Target>,
-    accounts: &std::result::Result<Vec<SpotAccount>, ApiError>,
+    accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
 ) -> Result<TenantFacts> {
     let graph = status::graph(session, tenant);
@@ -265,11 +278,10 @@ async fn lookup_tenant(
         let mut all = all.into_iter().peekable();
         while all.peek().is_some() {
             let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
-            let found =
-                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
-                    lookup_sub(session, &arm, settings, t, state, accounts, names)
-                }))
-                .await;
+            let found = futures::future::join_all(chunk.into_iter().map(|(t, state)| {
+                lookup_sub(session, &arm, settings, t, state, accounts.clone(), names)
+            }))
+            .await;
             out.extend(found);
         }
         out
@@ -289,7 +301,6 @@ async fn lookup_tenant(
         }
         (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
     }
-    let _ = policy;
     Ok(TenantFacts {
         tenant: tenant.to_string(),
         app_name,
@@ -308,11 +319,13 @@ async fn lookup_sub(
     settings: &Settings,
     t: &Target,
     state: State,
-    accounts: &std::result::Result<Vec<SpotAccount>, ApiError>,
+    accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
 ) -> Result<SubFacts> {
     let scope = scope_of(&t.subscription_id);
-    let permissions = match read(|| arm.permissions(&scope)).await {
+    let (permissions, accounts) = tokio::join!(read(|| arm.permissions(&scope)), accounts);
+    let accounts = accounts?;
+    let permissions = match permissions {
         Ok(p) => Some(p),
         Err(Error::Api(e))
             if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
@@ -326,7 +339,7 @@ async fn lookup_sub(
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let account = match accounts {
+    let account = match &accounts {
         Err(e) => AccountFact::Blocked(
             format!("the Spot token was refused ({} {})", e.status, e.code),
             Some(e.clone()),
@@ -935,6 +948,8 @@ struct TenantRun<'a> {
     f: &'a TenantFacts,
     graph: Graph,
     arm: Arm,
+    /// ARM for the writes: 429s are paced by `budget`, not resent by the HTTP layer.
+    arm_writes: Arm,
     tx: &'a UnboundedSender<Progress>,
     stop: &'a AtomicBool,
     stopped: &'a Mutex<Option<ErrorInfo>>,
@@ -1067,6 +1082,17 @@ pub(super) async fn apply(
             f,
             graph: status::graph(session, &f.tenant),
             arm: status::arm(session, &f.tenant),
+            arm_writes: {
+                // 429s come back to `paced`, which resends them in the write budget's slots.
+                let mut http = session.http.clone();
+                http.max_attempts = 1;
+                Arm::new(
+                    http,
+                    &session.endpoints.arm,
+                    session.auth.clone(),
+                    &f.tenant,
+                )
+            },
             tx: &progress,
             stop: &stop,
             stopped: &stopped,
@@ -1587,9 +1613,10 @@ impl TenantRun<'_> {
                     (None, RoleFact::Ours(r)) => r.clone(),
                     (Some(guid), _) => {
                         let props = policy.role_properties(&name, first, wanted);
-                        let r =
-                            read(|| self.paced(self.arm.put_role_definition(&at, &guid, &props)))
-                                .await?;
+                        let r = read(|| {
+                            self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props))
+                        })
+                        .await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         r
                     }
@@ -1722,10 +1749,11 @@ impl TenantRun<'_> {
                         &self.backoff,
                         |_| false,
                         || {
-                            self.paced(
-                                self.arm
-                                    .create_role_assignment(&scope, &guid, &role.id, &sp.id),
-                            )
+                            self.paced(|| {
+                                self.arm_writes.create_role_assignment(
+                                    &scope, &guid, &role.id, &sp.id,
+                                )
+                            })
                         },
                         self.waiting(Some(sub), Step::RoleAssignment),
                     )
@@ -1860,13 +1888,33 @@ impl TenantRun<'_> {
         .await
     }
 
-    /// An ARM write, in its slot of the tenant's write budget.
-    async fn paced<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
-        let ticket = self.budget.acquire().await;
-        let r = write.await;
-        self.budget
-            .done(ticket, self.session.http.throttled_count());
-        r
+    /// An ARM write (`write` uses `arm_writes`, whose HTTP layer does not resend a 429), in
+    /// its slot of the tenant's write budget; refused (429), it waits its Retry-After and takes
+    /// a new slot, so every resend is paced too.
+    async fn paced<T, F, Fut>(&self, mut write: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut tries = 0u32;
+        loop {
+            let ticket = self.budget.acquire().await;
+            let r = write().await;
+            let refused = matches!(&r, Err(Error::Api(a)) if a.status == 429);
+            self.budget
+                .done(ticket, refused, self.session.http.throttled_count());
+            match r {
+                Err(Error::Api(a)) if a.status == 429 && tries < 30 => {
+                    tries += 1;
+                    let wait = a
+                        .retry_after
+                        .unwrap_or(std::time::Duration::from_secs(1))
+                        .min(self.session.http.max_wait);
+                    tokio::time::sleep(wait).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     fn app_id(&self) -> Option<String> {

@@ -3,7 +3,7 @@
 //!
 //! The rate is unknown until ARM says it is spent: a 429 whose `x-ms-ratelimit-remaining-*` is 0
 //! (counted by `http::Http::throttled_count`, which also waits its `Retry-After` and sends the
-//! write again). The writes sent in the second before it are then the rate; from there each
+//! write again). The most writes ARM let through within one second are then the rate; from there each
 //! write takes the next slot of the bucket (the first when the oldest write of that second ages
 //! out), so writes go out at the rate ARM admits instead of in bursts that are refused and wait a
 //! whole `Retry-After`. A quota 429 while paced lowers the rate by a tenth (at most once a
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// The window ARM's per-second write limit is counted over.
 const WINDOW: Duration = Duration::from_secs(1);
+/// How long sent writes are remembered.
+const HISTORY: Duration = Duration::from_secs(3);
 /// Slots a little wider than the rate: arrivals jitter on the network.
 const MARGIN: f64 = 1.02;
 
@@ -24,6 +26,7 @@ const MARGIN: f64 = 1.02;
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     paced: bool,
+    at: Instant,
 }
 
 #[derive(Debug)]
@@ -77,23 +80,32 @@ impl WriteBudget {
                     (slot, true)
                 }
             };
-            s.admitted.push_back(slot);
             (slot, paced)
         };
         tokio::time::sleep_until(at.0.into()).await;
-        Ticket { paced: at.1 }
+        Ticket {
+            paced: at.1,
+            at: at.0,
+        }
     }
 
-    /// After a write: `throttled` is `http::Http::throttled_count()` now. The first quota 429
-    /// sets the rate to the writes sent in the second before it (a later, fuller count raises
-    /// it); a quota 429 while paced lowers it by a tenth, at most once a second.
-    pub fn done(&self, ticket: Ticket, throttled: u64) {
+    /// After a write: whether ARM refused it (429), and `http::Http::throttled_count()` now. The
+    /// first quota 429 sets the rate to the most writes ARM let through within one second (a
+    /// later, fuller count raises it); a quota 429 of a paced write lowers it by a tenth, at most
+    /// once a second.
+    pub fn done(&self, ticket: Ticket, refused: bool, throttled: u64) {
         let mut s = lock(&self.inner);
         let now = Instant::now();
+        if !refused {
+            let i = s.admitted.partition_point(|t| *t <= ticket.at);
+            s.admitted.insert(i, ticket.at);
+        }
+        // A refused write reports when it is done, after the HTTP layer waited its Retry-After:
+        // the second the limit was counted over is then in the past. Kept: a few seconds.
         while s
             .admitted
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            .is_some_and(|t| now.saturating_duration_since(*t) >= HISTORY)
         {
             s.admitted.pop_front();
         }
@@ -101,8 +113,18 @@ impl WriteBudget {
             return;
         }
         s.throttled = throttled;
-        // The writes of the last second, this refused one aside.
-        let counted = s.admitted.len().saturating_sub(1).max(1) as f64;
+        // The most writes ARM let through within one second of the history.
+        let sent: Vec<Instant> = s.admitted.iter().copied().collect();
+        let counted = (0..sent.len())
+            .map(|i| {
+                sent[i..]
+                    .iter()
+                    .take_while(|t| t.saturating_duration_since(sent[i]) < WINDOW)
+                    .count()
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
         let from_count = WINDOW.mul_f64(MARGIN / counted);
         let iv = match s.interval {
             None => from_count,
@@ -124,7 +146,12 @@ impl WriteBudget {
         if s.interval.is_none() {
             // The window frees as the writes in it age out: the first slot is when the oldest
             // leaves it.
-            let first = s.admitted.front().map_or(now, |t| *t + WINDOW);
+            let first = s
+                .admitted
+                .iter()
+                .rev()
+                .nth(counted as usize - 1)
+                .map_or(now, |t| *t + WINDOW);
             s.next = s.next.max(first);
         }
         s.interval = Some(iv);
@@ -141,13 +168,13 @@ mod tests {
         let t0 = Instant::now();
         for _ in 0..20 {
             let t = b.acquire().await;
-            b.done(t, 0);
+            b.done(t, false, 0);
         }
         assert!(t0.elapsed() < Duration::from_millis(100), "no pacing yet");
         assert_eq!(b.interval(), None);
         // The 21st write of the second was refused: 20 per second.
         let t = b.acquire().await;
-        b.done(t, 1);
+        b.done(t, true, 1);
         let iv = b.interval().unwrap();
         assert!(
             iv >= Duration::from_millis(50) && iv < Duration::from_millis(56),
@@ -156,7 +183,7 @@ mod tests {
         // The window frees when its oldest write ages out: the next slot is a second after it,
         // then one every interval.
         let t = b.acquire().await;
-        b.done(t, 1);
+        b.done(t, false, 1);
         assert!(
             t0.elapsed() >= Duration::from_millis(950),
             "{:?}",
@@ -165,7 +192,7 @@ mod tests {
         let t1 = Instant::now();
         for _ in 0..4 {
             let t = b.acquire().await;
-            b.done(t, 1);
+            b.done(t, false, 1);
         }
         let spent = t1.elapsed();
         assert!(
@@ -174,7 +201,7 @@ mod tests {
         );
         // A further quota 429 while paced: a tenth slower (once a second at most).
         let t = b.acquire().await;
-        b.done(t, 2);
+        b.done(t, true, 2);
         assert!(b.interval().unwrap() > iv);
     }
 }

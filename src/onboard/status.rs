@@ -202,35 +202,49 @@ pub(crate) async fn find_role(
         }
         None
     };
-    let at_scopes = async {
-        let mut out = None;
-        for chunk in scopes.chunks(8) {
-            let found = futures::future::join_all(
-                chunk
-                    .iter()
-                    .map(|scope| read(move || arm.find_role_definitions(scope, name))),
-            )
-            .await;
-            for f in found {
-                if let Some(r) = f?.into_iter().find(|r| name_eq(r)) {
-                    out.get_or_insert(r);
-                }
-            }
-        }
-        Ok::<_, Error>(out)
-    };
-    let (recorded, tenant_wide, at_scopes) =
-        tokio::join!(recorded, read(|| arm.list_tenant_custom_roles()), at_scopes);
+    // The first subscription alongside the tenant-wide list (no extra round trip when that
+    // list cannot be read); the others only then.
+    let first = &scopes[..scopes.len().min(1)];
+    let (recorded, tenant_wide, at_first) = tokio::join!(
+        recorded,
+        read(|| arm.list_tenant_custom_roles()),
+        roles_at(arm, name, first)
+    );
     if let Some(r) = recorded {
         return Ok(Some(r));
     }
-    let at_scopes = at_scopes?;
+    let at_first = at_first?;
     match tenant_wide {
         // The tenant's custom roles: when ARM answers, that is the whole answer.
-        Ok(all) => Ok(all.into_iter().find(|r| name_eq(r)).or(at_scopes)),
-        Err(_) if at_scopes.is_some() => Ok(at_scopes),
-        Err(_) => Ok(find_role_elsewhere(arm, name, scopes).await),
+        Ok(all) => Ok(all.into_iter().find(|r| name_eq(r)).or(at_first)),
+        Err(_) if at_first.is_some() => Ok(at_first),
+        Err(_) => match roles_at(arm, name, &scopes[first.len()..]).await? {
+            Some(r) => Ok(Some(r)),
+            None => Ok(find_role_elsewhere(arm, name, scopes).await),
+        },
     }
+}
+
+/// The role named `name` found at one of `scopes` (8 at a time).
+async fn roles_at(arm: &Arm, name: &str, scopes: &[String]) -> Result<Option<RoleDefinition>> {
+    let mut out = None;
+    for chunk in scopes.chunks(8) {
+        let found = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|scope| read(move || arm.find_role_definitions(scope, name))),
+        )
+        .await;
+        for f in found {
+            if let Some(r) = f?
+                .into_iter()
+                .find(|r| r.properties.role_name.eq_ignore_ascii_case(name))
+            {
+                out.get_or_insert(r);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The role named `name` at the subscriptions the caller sees other than `skip` (a few at a
