@@ -275,25 +275,7 @@ impl Http {
                 return Err(err);
             }
             let (wait, asked) = match err.retry_after {
-                Some(asked) => {
-                    if asked_total + asked > self.retry_budget {
-                        let secs = asked.as_secs_f64().ceil() as u64;
-                        return Err(ApiError {
-                            code: codes::WAIT_TOO_LONG.into(),
-                            message: format!(
-                                "{} {} asks to wait {secs} s before trying again; spot-connect waits at most {} s in all per request ({} s already): try again later ({})",
-                                service,
-                                err.status,
-                                self.retry_budget.as_secs(),
-                                asked_total.as_secs(),
-                                err.message
-                            ),
-                            ..err
-                        });
-                    }
-                    asked_total += asked;
-                    (asked, true)
-                }
+                Some(asked) => (self.within_budget(&err, asked, &mut asked_total)?, true),
                 None => (
                     Duration::from_millis(250u64 << attempt.min(6)).min(self.max_wait),
                     false,
@@ -311,6 +293,58 @@ impl Http {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// `asked` more of waiting on `Retry-After` for one call that has waited `asked_total`:
+    /// within [`Http::retry_budget`], else the `RetryAfterTooLong` error (Fatal).
+    fn within_budget(
+        &self,
+        err: &ApiError,
+        asked: Duration,
+        asked_total: &mut Duration,
+    ) -> Result<Duration, ApiError> {
+        if *asked_total + asked > self.retry_budget {
+            let secs = asked.as_secs_f64().ceil() as u64;
+            return Err(ApiError {
+                code: codes::WAIT_TOO_LONG.into(),
+                message: format!(
+                    "{} {} asks to wait {secs} s before trying again; spot-connect waits at most {} s in all per request ({} s already): try again later ({})",
+                    err.service,
+                    err.status,
+                    self.retry_budget.as_secs(),
+                    asked_total.as_secs(),
+                    err.message
+                ),
+                ..err.clone()
+            });
+        }
+        *asked_total += asked;
+        Ok(asked)
+    }
+
+    /// For a caller that sends a throttled (429) request again itself (the engine's paced ARM
+    /// writes, on a client with `max_attempts` 1): the wait before try `attempt + 1`, its
+    /// `Retry-After` (1 s when it gives none) within the same per-call budget as
+    /// [`Http::send`]'s own and announced the same way; beyond the budget, the
+    /// `RetryAfterTooLong` error (Fatal), at once.
+    pub fn throttled_wait(
+        &self,
+        err: ApiError,
+        asked_total: &mut Duration,
+        attempt: u32,
+    ) -> Result<Duration, ApiError> {
+        let said = err.retry_after.is_some();
+        let asked = err.retry_after.unwrap_or(Duration::from_secs(1));
+        let (service, status) = (err.service, err.status);
+        let wait = self.within_budget(&err, asked, asked_total)?;
+        self.notify(&WaitNotice {
+            service,
+            status,
+            wait,
+            asked: said,
+            attempt,
+        });
+        Ok(wait)
     }
 
     /// The reply as a [`Reply`] (2xx) or the service's error; the body is read up to
@@ -720,6 +754,49 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The engine's paced ARM writes resend a 429 themselves: their waits share `send`'s
+    /// budget, are announced, and an ask beyond the budget fails at once, Fatal.
+    #[test]
+    fn throttled_waits_of_a_paced_write_share_the_budget_and_are_announced() {
+        let http = Http::new(None).unwrap();
+        let heard = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let h = heard.clone();
+        http.set_wait_hook(Some(Arc::new(move |n: &WaitNotice| {
+            h.lock().unwrap().push(n.message())
+        })));
+        let refused = |secs: Option<u64>| ApiError {
+            retry_after: secs.map(Duration::from_secs),
+            ..ApiError::transport(Service::Arm, "m")
+        };
+        let refused = |secs| ApiError {
+            status: 429,
+            code: "TooManyRequests".into(),
+            ..refused(secs)
+        };
+        let mut asked = Duration::ZERO;
+        assert_eq!(
+            http.throttled_wait(refused(Some(100)), &mut asked, 1)
+                .unwrap(),
+            Duration::from_secs(100)
+        );
+        assert_eq!(
+            http.throttled_wait(refused(None), &mut asked, 2).unwrap(),
+            Duration::from_secs(1)
+        );
+        let e = http
+            .throttled_wait(refused(Some(30)), &mut asked, 3)
+            .unwrap_err();
+        assert_eq!(e.code, codes::WAIT_TOO_LONG);
+        assert_eq!(e.class(), ErrorClass::Fatal);
+        assert_eq!(asked, Duration::from_secs(101));
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert!(
+            heard[0].starts_with("Azure asks to wait 100 s"),
+            "{heard:?}"
+        );
+    }
 
     #[test]
     fn parses_graph_error_with_details_and_inner_request_id() {

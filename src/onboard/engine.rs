@@ -1897,6 +1897,9 @@ impl TenantRun<'_> {
         Fut: Future<Output = Result<T>>,
     {
         let mut tries = 0u32;
+        // The Retry-After waits of one write share the HTTP layer's per-call budget (2 min):
+        // announced as they start, and an ask beyond it fails at once (Fatal: not resent).
+        let mut asked = std::time::Duration::ZERO;
         loop {
             let ticket = self.budget.acquire().await;
             let r = write().await;
@@ -1906,10 +1909,7 @@ impl TenantRun<'_> {
             match r {
                 Err(Error::Api(a)) if a.status == 429 && tries < 30 => {
                     tries += 1;
-                    let wait = a
-                        .retry_after
-                        .unwrap_or(std::time::Duration::from_secs(1))
-                        .min(self.session.http.max_wait);
+                    let wait = self.session.http.throttled_wait(a, &mut asked, tries)?;
                     tokio::time::sleep(wait).await;
                 }
                 r => return r,
