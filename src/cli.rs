@@ -28,6 +28,56 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// `--json`: every command prints its one JSON document through [`json_out::print`]; when a
+/// command fails before it has one, `main` prints `{"error": {...}}` instead (stdout is never
+/// empty with `--json`).
+pub mod json_out {
+    use serde_json::{Value, json};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static PRINTED: AtomicBool = AtomicBool::new(false);
+    static LAST_ERROR: Mutex<Option<Value>> = Mutex::new(None);
+
+    /// Prints the command's JSON document on stdout.
+    pub fn print(v: &Value) {
+        PRINTED.store(true, Ordering::SeqCst);
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    /// Remembers the error a command is about to exit on (an `ErrorInfo` or a message).
+    pub fn note_error(v: Value) {
+        if let Ok(mut g) = LAST_ERROR.lock() {
+            *g = Some(v);
+        }
+    }
+
+    /// The error object for a failed run that printed nothing, else None.
+    pub fn error_object(json: bool, code: i32) -> Option<Value> {
+        if !json || code == super::exit::DONE || PRINTED.load(Ordering::SeqCst) {
+            return None;
+        }
+        let last = LAST_ERROR.lock().ok().and_then(|g| g.clone());
+        let error = match last {
+            Some(Value::String(s)) => json!({ "summary": s }),
+            Some(v) => v,
+            None => json!({ "summary": "spot-connect failed (see stderr)" }),
+        };
+        Some(json!({ "error": error, "exit_code": code }))
+    }
+}
+
+/// `--subscription`: a GUID (checked before any sign-in; a typo exits 2 at once).
+pub fn parse_subscription_id(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    match uuid::Uuid::try_parse(t) {
+        Ok(_) if t.len() == 36 => Ok(t.to_string()),
+        _ => Err(format!(
+            "{s:?} is not a subscription id (a GUID like 00000000-0000-0000-0000-000000000000)"
+        )),
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "spot-connect",
@@ -75,7 +125,7 @@ pub use crate::azure::auth::AuthMethod;
 #[derive(Debug, Clone, Args, Default)]
 pub struct CommonOpts {
     /// Subscription id (repeatable: several subscriptions in one run).
-    #[arg(long = "subscription", global = true, value_name = "ID")]
+    #[arg(long = "subscription", global = true, value_name = "ID", value_parser = parse_subscription_id)]
     pub subscriptions: Vec<String>,
     /// Every enabled subscription the sign-in can see.
     #[arg(long, global = true)]
@@ -189,17 +239,48 @@ mod tests {
             "spot-connect",
             "apply",
             "--subscription",
-            "a",
+            "5c000001-0000-4000-8000-0000000000a1",
             "--subscription",
-            "b",
+            "5c000002-0000-4000-8000-0000000000a2",
             "--yes",
         ])
         .unwrap();
         assert!(matches!(c.command, Some(Command::Apply)));
-        assert_eq!(c.opts.subscriptions, vec!["a", "b"]);
+        assert_eq!(
+            c.opts.subscriptions,
+            vec![
+                "5c000001-0000-4000-8000-0000000000a1",
+                "5c000002-0000-4000-8000-0000000000a2"
+            ]
+        );
         assert!(c.opts.yes);
         let c = Cli::try_parse_from(["spot-connect", "--json", "plan"]).unwrap();
         assert!(c.opts.json);
         assert_eq!(c.opts.secret_months, 12);
+    }
+
+    #[test]
+    fn a_subscription_that_is_not_a_guid_is_a_usage_error() {
+        for bad in [
+            "a",
+            "5c000001-0000-4000-8000",
+            "{5c000001-0000-4000-8000-0000000000a1}",
+            "5c0000010000400080000000000000a1",
+        ] {
+            let e =
+                Cli::try_parse_from(["spot-connect", "apply", "--subscription", bad]).unwrap_err();
+            assert_eq!(e.exit_code(), exit::USAGE, "{bad}");
+            assert!(e.to_string().contains("is not a subscription id"), "{e}");
+        }
+    }
+
+    #[test]
+    fn json_error_object_only_for_a_failure_that_printed_nothing() {
+        assert_eq!(json_out::error_object(false, exit::FAILED), None);
+        assert_eq!(json_out::error_object(true, exit::DONE), None);
+        json_out::note_error(serde_json::json!("cannot read endpoints file x"));
+        let v = json_out::error_object(true, exit::USAGE).unwrap();
+        assert_eq!(v["error"]["summary"], "cannot read endpoints file x");
+        assert_eq!(v["exit_code"], 2);
     }
 }

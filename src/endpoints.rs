@@ -176,18 +176,32 @@ impl Endpoints {
             ("spot", &self.spot),
         ];
         let probes = services.iter().map(|(field, url)| async move {
-            let r = http
-                .client()
-                .get(format!("{url}/"))
-                .timeout(std::time::Duration::from_secs(10))
-                .send()
-                .await;
-            (*field, *url, r)
+            // A connection dropped mid-handshake says nothing about the file: tried 3 times
+            // (an untrusted certificate is final at once).
+            let mut tries = 0u32;
+            loop {
+                let r = http
+                    .client()
+                    .get(format!("{url}/"))
+                    .timeout(std::time::Duration::from_secs(10))
+                    .send()
+                    .await;
+                match r {
+                    Err(e) if tries < 2 && !is_untrusted(&error_chain(&e)) => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            200 * u64::from(tries),
+                        ))
+                        .await;
+                    }
+                    r => return (*field, *url, r),
+                }
+            }
         });
         for (field, url, r) in futures::future::join_all(probes).await {
             let Err(e) = r else { continue };
             let chain = error_chain(&e);
-            if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+            if is_untrusted(&chain) {
                 return Err(Error::Usage(format!(
                     "endpoints file {}: `ca_cert` {ca} does not verify the certificate of `{field}` ({url}): {chain}",
                     source.display()
@@ -218,7 +232,10 @@ impl Endpoints {
 
 /// An `https` origin without a path, query or fragment (`https://host[:port]`, a trailing `/` allowed).
 fn check_origin(url: &str) -> Result<(), String> {
-    let u = url::Url::parse(url).map_err(|e| format!("is not a URL ({url}): {e}"))?;
+    let u = url::Url::parse(url).map_err(|e| match e {
+        url::ParseError::EmptyHost => format!("is {url}: it has no host"),
+        e => format!("is not a URL ({url}): {e}"),
+    })?;
     if u.scheme() != "https" {
         return Err(format!(
             "is {url}: not https, and the client never speaks plain HTTP"
@@ -232,7 +249,11 @@ fn check_origin(url: &str) -> Result<(), String> {
             "is {url}: a service is an origin without a path (https://host:port). This is the old one-origin shape: start `spot-connect sim` again to write a new endpoints file"
         ));
     }
-    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+    if u.query().is_some()
+        || u.fragment().is_some()
+        || !u.username().is_empty()
+        || u.password().is_some()
+    {
         return Err(format!(
             "is {url}: an origin has no query, fragment or user"
         ));
@@ -255,6 +276,11 @@ fn check_pem(pem: &[u8]) -> Result<(), String> {
         return Err("holds no PEM certificate".into());
     }
     Ok(())
+}
+
+/// Whether a probe failed on the server's certificate (the CA file does not verify it).
+fn is_untrusted(chain: &str) -> bool {
+    chain.contains("certificate") || chain.contains("UnknownIssuer")
 }
 
 /// An error and its sources, joined (reqwest hides the TLS reason in the chain).
@@ -335,5 +361,38 @@ mod tests {
         std::fs::remove_file(&ca).unwrap();
         let e = Endpoints::load(&p).unwrap_err().to_string();
         assert!(e.contains("`ca_cert`") && e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn endpoint_urls_are_checked_when_the_file_is_read_and_the_error_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("endpoints.json");
+        // Every URL is fine: the check goes on to the CA certificate (missing here).
+        let good = r#"{"login":"https://x:1","graph":"https://x:2","arm":"https://x:3","spot":"https://x:4","inspect":"https://x:5","ca_cert":"/nonexistent/ca.pem","spot_token":"t"}"#;
+        std::fs::write(&p, good).unwrap();
+        let e = Endpoints::load(&p).unwrap_err().to_string();
+        assert!(e.contains("`ca_cert`"), "{e}");
+        for (field, bad, why) in [
+            ("graph", "https://", "no host"),
+            ("spot", "ftp://x:4", "not https"),
+            ("login", "x/login", "not a URL"),
+            ("inspect", "https://u:p@x:5", "user"),
+            ("inspect", "https://:p@x:5", "user"),
+            ("graph", "https://x:2/?a=1", "query"),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(good).unwrap();
+            v[field] = serde_json::json!(bad);
+            std::fs::write(&p, v.to_string()).unwrap();
+            let e = match Endpoints::load(&p) {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("{field}={bad} accepted"),
+            };
+            assert!(
+                e.contains(&p.display().to_string())
+                    && e.contains(&format!("`{field}`"))
+                    && e.contains(why),
+                "{field}={bad}: {e}"
+            );
+        }
     }
 }

@@ -55,6 +55,10 @@ pub enum ErrorClass {
     Conflict,
     /// Anything else: a request the service will never accept as sent.
     Invalid,
+    /// A failure no retry can fix and no caller should retry: an untrusted certificate, plain
+    /// HTTP, a refused connection or redirect, a reply too large, a bad `nextLink`, a
+    /// `Retry-After` beyond what we wait (`http::codes::FATAL`).
+    Fatal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,6 +112,9 @@ impl ApiError {
     }
 
     pub fn class(&self) -> ErrorClass {
+        if crate::http::codes::FATAL.contains(&self.code.as_str()) {
+            return ErrorClass::Fatal;
+        }
         const PROPAGATION: &[&str] = &[
             "NoBackingApplicationObject",
             "PrincipalNotFound",

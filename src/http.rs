@@ -9,12 +9,33 @@
 //! the request) honouring `Retry-After`, and, for idempotent methods (GET, PUT, DELETE), 5xx and
 //! dropped connections. A POST that failed in flight is returned to the caller, which looks up
 //! before writing again (see `onboard`).
+//!
+//! What a hostile or broken server cannot do (docs/architecture.md, "HTTP hardening"):
+//! - make us follow a redirect: none is followed; a 3xx is an error naming where it pointed,
+//!   so no token, secret or form body ever leaves for a host we did not choose;
+//! - page us elsewhere or forever: [`Pages`] keeps every `nextLink` on the first request's
+//!   origin, refuses a link seen before, and stops at [`MAX_PAGES`] with an error;
+//! - flood us: a reply above [`Http::max_body`] bytes is refused (streamed, never buffered whole);
+//! - pass a broken reply off as a good one: a body that fails to read, or a 2xx body that is not
+//!   JSON, is an error, never an empty success;
+//! - keep us waiting: the `Retry-After` waits of one call add up to [`RETRY_AFTER_BUDGET`] at
+//!   most; a longer ask is an error at once, and every wait is announced through the wait hook;
+//! - waste retries: an untrusted certificate, plain `http://`, a refused connection, a refused
+//!   redirect are [`ErrorClass::Fatal`] and never retried.
 
-use crate::error::{ApiError, Error, Service};
+use crate::error::{ApiError, Error, ErrorClass, Service};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
-use std::sync::Once;
+use std::collections::HashSet;
+use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
+
+/// Most `nextLink` pages one listing follows (a loop guard far above any real tenant).
+pub const MAX_PAGES: usize = 500;
+/// Default cap on one reply's body.
+pub const MAX_BODY: usize = 16 << 20;
+/// The most one call waits in all because a service said `Retry-After`.
+pub const RETRY_AFTER_BUDGET: Duration = Duration::from_secs(120);
 
 /// A reply with a 2xx status.
 #[derive(Debug, Clone)]
@@ -24,16 +45,68 @@ pub struct Reply {
     pub request_id: Option<String>,
 }
 
+/// A wait before a retry, for the front end to show ("Azure asks to wait 30 s").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitNotice {
+    pub service: Service,
+    pub status: u16,
+    pub wait: Duration,
+    /// True when the service asked for it (`Retry-After`), false for our own backoff.
+    pub asked: bool,
+    /// The attempt that failed (1-based).
+    pub attempt: u32,
+}
+
+impl WaitNotice {
+    /// One line for the operator.
+    pub fn message(&self) -> String {
+        let who = match self.service {
+            Service::Spot => "Spot",
+            _ => "Azure",
+        };
+        let secs = self.wait.as_secs_f64().ceil() as u64;
+        if self.asked {
+            format!(
+                "{who} asks to wait {secs} s ({} {}, attempt {}): waiting",
+                self.service, self.status, self.attempt
+            )
+        } else {
+            format!(
+                "{} answered {}: trying again in {secs} s (attempt {})",
+                self.service, self.status, self.attempt
+            )
+        }
+    }
+}
+
+/// Called before every wait of [`Http::send`].
+pub type WaitHook = Arc<dyn Fn(&WaitNotice) + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Hook(Arc<RwLock<Option<WaitHook>>>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Http {
     client: reqwest::Client,
     /// Attempts for the always-safe retries (throttling, idempotent 5xx).
     pub max_attempts: u32,
-    /// Upper bound on one wait, whatever Retry-After says.
+    /// Upper bound on one backoff wait of ours (a `Retry-After` is honoured up to the budget).
     pub max_wait: Duration,
+    /// Upper bound on the sum of the `Retry-After` waits of one call.
+    pub retry_budget: Duration,
+    /// Largest reply body accepted, in bytes.
+    pub max_body: usize,
     /// 429 replies that say a quota is spent (`x-ms-ratelimit-remaining-*: 0`), seen by this
     /// client and its clones: bulk onboarding sends fewer requests at once after one.
     throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Shared by clones: who hears about waits.
+    hook: Hook,
 }
 
 static INSTALL_PROVIDER: Once = Once::new();
@@ -45,13 +118,51 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// Error codes of ours (status 0 or the reply's status) for failures that are never retried.
+pub mod codes {
+    pub const CERTIFICATE: &str = "CertificateNotTrusted";
+    pub const INSECURE_SCHEME: &str = "InsecureScheme";
+    pub const REFUSED: &str = "ConnectionRefused";
+    pub const REDIRECT: &str = "RedirectRefused";
+    pub const WAIT_TOO_LONG: &str = "RetryAfterTooLong";
+    pub const TOO_LARGE: &str = "ReplyTooLarge";
+    pub const NEXT_LINK: &str = "NextLinkRefused";
+    pub const TOO_MANY_PAGES: &str = "TooManyPages";
+    /// Retryable like a dropped connection: the reply could not be read in full.
+    pub const INCOMPLETE: &str = "IncompleteReply";
+    /// The codes above that [`crate::error::ErrorClass::Fatal`] covers.
+    pub const FATAL: &[&str] = &[
+        CERTIFICATE,
+        INSECURE_SCHEME,
+        REFUSED,
+        REDIRECT,
+        WAIT_TOO_LONG,
+        TOO_LARGE,
+        NEXT_LINK,
+        TOO_MANY_PAGES,
+    ];
+}
+
+fn ours(service: Service, status: u16, code: &str, message: String) -> ApiError {
+    ApiError {
+        service,
+        status,
+        code: code.into(),
+        detail_codes: vec![],
+        message,
+        request_id: None,
+        retry_after: None,
+    }
+}
+
 impl Http {
     /// A client that trusts the platform's roots, or, when `ca_pem` is given (the simulator's
-    /// CA), that CA only.
+    /// CA), that CA only. It follows no redirect.
     pub fn new(ca_pem: Option<&[u8]>) -> Result<Http, Error> {
         install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("spot-connect/", env!("CARGO_PKG_VERSION")));
@@ -67,13 +178,35 @@ impl Http {
             client,
             max_attempts: 6,
             max_wait: Duration::from_secs(60),
+            retry_budget: RETRY_AFTER_BUDGET,
+            max_body: MAX_BODY,
             throttled: Default::default(),
+            hook: Hook::default(),
         })
     }
 
     /// How many quota 429 replies this client (and its clones) has had so far.
     pub fn throttled_count(&self) -> u64 {
         self.throttled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Who hears about waits before retries, for this client and all its clones (None: nobody).
+    /// Returns the previous hook.
+    pub fn set_wait_hook(&self, hook: Option<WaitHook>) -> Option<WaitHook> {
+        match self.hook.0.write() {
+            Ok(mut h) => std::mem::replace(&mut *h, hook),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), hook),
+        }
+    }
+
+    fn notify(&self, n: &WaitNotice) {
+        let hook = match self.hook.0.read() {
+            Ok(h) => h.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        if let Some(h) = hook {
+            h(n);
+        }
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -88,6 +221,7 @@ impl Http {
     /// service's error.
     pub async fn send(&self, service: Service, req: RequestBuilder) -> Result<Reply, ApiError> {
         let mut attempt = 0u32;
+        let mut asked_total = Duration::ZERO;
         loop {
             attempt += 1;
             let this = req
@@ -100,8 +234,10 @@ impl Http {
                     (r, m, p)
                 }
                 Err(e) => {
-                    return Err(ApiError::transport(
+                    return Err(ours(
                         service,
+                        0,
+                        "InvalidRequest",
                         format!("invalid request: {e}"),
                     ));
                 }
@@ -112,44 +248,24 @@ impl Http {
             );
             let result = self.client.execute(request).await;
             let err = match result {
-                Ok(resp) => {
-                    let status = resp.status();
-                    if status.as_u16() == 429 && quota_spent(resp.headers()) {
-                        self.throttled
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(resp) => match self.read_reply(service, resp).await {
+                    Ok(reply) => {
+                        tracing::debug!(%service, %method, path, status = reply.status, request_id = ?reply.request_id, attempt, "http");
+                        return Ok(reply);
                     }
-                    let request_id = header_request_id(resp.headers());
-                    let retry_after = parse_retry_after(resp.headers());
-                    let bytes = resp.bytes().await.unwrap_or_default();
-                    let body: Value = if bytes.is_empty() {
-                        Value::Null
-                    } else {
-                        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                            Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                        })
-                    };
-                    tracing::debug!(%service, %method, path, status = status.as_u16(), request_id = ?request_id, attempt, "http");
-                    if status.is_success() {
-                        return Ok(Reply {
-                            status: status.as_u16(),
-                            request_id: request_id.or_else(|| body_request_id(service, &body)),
-                            body,
-                        });
+                    Err(e) => {
+                        tracing::debug!(%service, %method, path, status = e.status, code = %e.code, attempt, "http error");
+                        e
                     }
-                    let mut e = parse_error(service, status, &body);
-                    e.request_id = e.request_id.or(request_id);
-                    e.retry_after = retry_after;
-                    e
-                }
+                },
                 Err(e) => {
                     tracing::debug!(%service, %method, path, error = %e, attempt, "http transport error");
-                    if e.is_connect() {
-                        ApiError::connect_failed(service, transport_message(&e))
-                    } else {
-                        ApiError::transport(service, transport_message(&e))
-                    }
+                    transport_error(service, &e)
                 }
             };
+            if err.class() == ErrorClass::Fatal {
+                return Err(err);
+            }
             let retry = match err.status {
                 429 | 503 => true,
                 0 | 500 | 502 | 504 => idempotent,
@@ -158,11 +274,346 @@ impl Http {
             if !retry || attempt >= self.max_attempts {
                 return Err(err);
             }
-            let backoff = Duration::from_millis(250u64 << attempt.min(6));
-            let wait = err.retry_after.unwrap_or(backoff).min(self.max_wait);
+            let (wait, asked) = match err.retry_after {
+                Some(asked) => (self.within_budget(&err, asked, &mut asked_total)?, true),
+                None => (
+                    Duration::from_millis(250u64 << attempt.min(6)).min(self.max_wait),
+                    false,
+                ),
+            };
             tracing::info!(%service, %method, path, status = err.status, wait_ms = wait.as_millis() as u64, attempt, "retrying");
+            if asked || wait >= Duration::from_secs(1) {
+                self.notify(&WaitNotice {
+                    service,
+                    status: err.status,
+                    wait,
+                    asked,
+                    attempt,
+                });
+            }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// `asked` more of waiting on `Retry-After` for one call that has waited `asked_total`:
+    /// within [`Http::retry_budget`], else the `RetryAfterTooLong` error (Fatal).
+    fn within_budget(
+        &self,
+        err: &ApiError,
+        asked: Duration,
+        asked_total: &mut Duration,
+    ) -> Result<Duration, ApiError> {
+        if *asked_total + asked > self.retry_budget {
+            let secs = asked.as_secs_f64().ceil() as u64;
+            return Err(ApiError {
+                code: codes::WAIT_TOO_LONG.into(),
+                message: format!(
+                    "{} {} asks to wait {secs} s before trying again; spot-connect waits at most {} s in all per request ({} s already): try again later ({})",
+                    err.service,
+                    err.status,
+                    self.retry_budget.as_secs(),
+                    asked_total.as_secs(),
+                    err.message
+                ),
+                ..err.clone()
+            });
+        }
+        *asked_total += asked;
+        Ok(asked)
+    }
+
+    /// For a caller that sends a throttled (429) request again itself (the engine's paced ARM
+    /// writes, on a client with `max_attempts` 1): the wait before try `attempt + 1`, its
+    /// `Retry-After` (1 s when it gives none) within the same per-call budget as
+    /// [`Http::send`]'s own and announced the same way; beyond the budget, the
+    /// `RetryAfterTooLong` error (Fatal), at once.
+    pub fn throttled_wait(
+        &self,
+        err: ApiError,
+        asked_total: &mut Duration,
+        attempt: u32,
+    ) -> Result<Duration, ApiError> {
+        let said = err.retry_after.is_some();
+        let asked = err.retry_after.unwrap_or(Duration::from_secs(1));
+        let (service, status) = (err.service, err.status);
+        let wait = self.within_budget(&err, asked, asked_total)?;
+        self.notify(&WaitNotice {
+            service,
+            status,
+            wait,
+            asked: said,
+            attempt,
+        });
+        Ok(wait)
+    }
+
+    /// The reply as a [`Reply`] (2xx) or the service's error; the body is read up to
+    /// `max_body` bytes.
+    async fn read_reply(
+        &self,
+        service: Service,
+        mut resp: reqwest::Response,
+    ) -> Result<Reply, ApiError> {
+        let status = resp.status();
+        if status.as_u16() == 429 && quota_spent(resp.headers()) {
+            self.throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let request_id = header_request_id(resp.headers());
+        if status.is_redirection() {
+            let to = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| match resp.url().join(l) {
+                    Ok(u) => u.origin().ascii_serialization(),
+                    Err(_) => "an unparsable location".into(),
+                })
+                .unwrap_or_else(|| "no location".into());
+            let mut e = ours(
+                service,
+                status.as_u16(),
+                codes::REDIRECT,
+                format!(
+                    "the service answered {status} pointing to {to}; spot-connect follows no redirects (a token or secret could go with the request)"
+                ),
+            );
+            e.request_id = request_id;
+            return Err(e);
+        }
+        let retry_after = parse_retry_after(resp.headers());
+        if let Some(len) = resp.content_length()
+            && len > self.max_body as u64
+        {
+            return Err(too_large(service, status, self.max_body));
+        }
+        let mut bytes: Vec<u8> = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > self.max_body {
+                        return Err(too_large(service, status, self.max_body));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let mut err = ours(
+                        service,
+                        0,
+                        codes::INCOMPLETE,
+                        format!(
+                            "the reply ({status}) broke off after {} bytes: {}",
+                            bytes.len(),
+                            transport_message(&e)
+                        ),
+                    );
+                    err.request_id = request_id;
+                    return Err(err);
+                }
+            }
+        }
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) if status.is_success() => {
+                    let mut err = ours(
+                        service,
+                        0,
+                        codes::INCOMPLETE,
+                        format!(
+                            "the reply ({status}, {} bytes) is not valid JSON (cut short?): {e}",
+                            bytes.len()
+                        ),
+                    );
+                    err.request_id = request_id;
+                    return Err(err);
+                }
+                Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+            }
+        };
+        if status.is_success() {
+            return Ok(Reply {
+                status: status.as_u16(),
+                request_id: request_id.or_else(|| body_request_id(service, &body)),
+                body,
+            });
+        }
+        let mut e = parse_error(service, status, &body);
+        e.request_id = e.request_id.or(request_id);
+        e.retry_after = retry_after;
+        Err(e)
+    }
+}
+
+fn too_large(service: Service, status: StatusCode, max: usize) -> ApiError {
+    ours(
+        service,
+        status.as_u16(),
+        codes::TOO_LARGE,
+        format!(
+            "the reply ({status}) is larger than {} MiB: refused",
+            max >> 20
+        ),
+    )
+}
+
+/// A transport failure, classified: the ones a retry cannot fix are [`ErrorClass::Fatal`].
+fn transport_error(service: Service, e: &reqwest::Error) -> ApiError {
+    let msg = transport_message(e);
+    let lower = msg.to_ascii_lowercase();
+    let mut tls = false;
+    let mut refused = false;
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            tls = true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                refused = true;
+            }
+            // io::Error's source() skips the error it wraps: look at it too.
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                tls = true;
+            }
+        }
+        src = s.source();
+    }
+    tls |= lower.contains("certificate") || lower.contains("unknownissuer");
+    refused |= lower.contains("connection refused");
+    let scheme = e.url().is_some_and(|u| u.scheme() != "https")
+        || lower.contains("scheme is not allowed")
+        || lower.contains("url scheme");
+    if scheme {
+        return ours(
+            service,
+            0,
+            codes::INSECURE_SCHEME,
+            format!(
+                "refused to send a request to {} over plain HTTP: spot-connect speaks HTTPS only",
+                e.url()
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    if tls {
+        return ours(
+            service,
+            0,
+            codes::CERTIFICATE,
+            format!("the server's TLS certificate is not trusted (not retried): {msg}"),
+        );
+    }
+    if refused {
+        return ours(
+            service,
+            0,
+            codes::REFUSED,
+            format!("the connection was refused (not retried): {msg}"),
+        );
+    }
+    if e.is_connect() {
+        // No connection could be made (DNS, unreachable): the engine stops the run on it.
+        return ApiError::connect_failed(service, msg);
+    }
+    ApiError::transport(service, msg)
+}
+
+/// Follows `nextLink` / `@odata.nextLink` safely: every link must stay on the origin of the
+/// first request (the bearer token goes with it), no link may come back to a page already
+/// read, and at most [`MAX_PAGES`] pages are read: anything else is an error, never a list cut
+/// short.
+#[derive(Debug)]
+pub struct Pages {
+    service: Service,
+    first: url::Url,
+    seen: HashSet<String>,
+    pages: usize,
+    max: usize,
+}
+
+impl Pages {
+    /// For a listing that starts at `first` (the first page counts).
+    pub fn new(service: Service, first: &str) -> Result<Pages, ApiError> {
+        Pages::with_limit(service, first, MAX_PAGES)
+    }
+
+    pub fn with_limit(service: Service, first: &str, max: usize) -> Result<Pages, ApiError> {
+        let u = url::Url::parse(first).map_err(|e| {
+            ours(
+                service,
+                0,
+                "InvalidRequest",
+                format!("invalid URL {first:?}: {e}"),
+            )
+        })?;
+        let mut seen = HashSet::new();
+        seen.insert(u.to_string());
+        Ok(Pages {
+            service,
+            first: u,
+            seen,
+            pages: 1,
+            max,
+        })
+    }
+
+    /// The next page to read, from the `nextLink` of the page just read (None or "": done).
+    pub fn next(&mut self, link: Option<&str>) -> Result<Option<String>, ApiError> {
+        let Some(link) = link.map(str::trim).filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        let u = self.first.join(link).map_err(|e| {
+            ours(
+                self.service,
+                0,
+                codes::NEXT_LINK,
+                format!("the service sent an unreadable nextLink ({e})"),
+            )
+        })?;
+        if u.origin() != self.first.origin() {
+            return Err(ours(
+                self.service,
+                0,
+                codes::NEXT_LINK,
+                format!(
+                    "the service's nextLink points to {} instead of {}: refused (the access token would go there)",
+                    u.origin().ascii_serialization(),
+                    self.first.origin().ascii_serialization()
+                ),
+            ));
+        }
+        if !self.seen.insert(u.to_string()) {
+            return Err(ours(
+                self.service,
+                0,
+                codes::NEXT_LINK,
+                format!(
+                    "the service's nextLink after page {} points back to a page already read: the listing loops",
+                    self.pages
+                ),
+            ));
+        }
+        self.pages += 1;
+        if self.pages > self.max {
+            return Err(ours(
+                self.service,
+                0,
+                codes::TOO_MANY_PAGES,
+                format!(
+                    "the listing has more than {} pages: stopped rather than use a partial list",
+                    self.max
+                ),
+            ));
+        }
+        Ok(Some(u.to_string()))
     }
 }
 
@@ -303,6 +754,49 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The engine's paced ARM writes resend a 429 themselves: their waits share `send`'s
+    /// budget, are announced, and an ask beyond the budget fails at once, Fatal.
+    #[test]
+    fn throttled_waits_of_a_paced_write_share_the_budget_and_are_announced() {
+        let http = Http::new(None).unwrap();
+        let heard = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let h = heard.clone();
+        http.set_wait_hook(Some(Arc::new(move |n: &WaitNotice| {
+            h.lock().unwrap().push(n.message())
+        })));
+        let refused = |secs: Option<u64>| ApiError {
+            retry_after: secs.map(Duration::from_secs),
+            ..ApiError::transport(Service::Arm, "m")
+        };
+        let refused = |secs| ApiError {
+            status: 429,
+            code: "TooManyRequests".into(),
+            ..refused(secs)
+        };
+        let mut asked = Duration::ZERO;
+        assert_eq!(
+            http.throttled_wait(refused(Some(100)), &mut asked, 1)
+                .unwrap(),
+            Duration::from_secs(100)
+        );
+        assert_eq!(
+            http.throttled_wait(refused(None), &mut asked, 2).unwrap(),
+            Duration::from_secs(1)
+        );
+        let e = http
+            .throttled_wait(refused(Some(30)), &mut asked, 3)
+            .unwrap_err();
+        assert_eq!(e.code, codes::WAIT_TOO_LONG);
+        assert_eq!(e.class(), ErrorClass::Fatal);
+        assert_eq!(asked, Duration::from_secs(101));
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert!(
+            heard[0].starts_with("Azure asks to wait 100 s"),
+            "{heard:?}"
+        );
+    }
 
     #[test]
     fn parses_graph_error_with_details_and_inner_request_id() {

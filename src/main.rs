@@ -1,10 +1,30 @@
 use clap::Parser;
-use spot_connect::cli::{Cli, Command, exit};
+use spot_connect::cli::{Cli, Command, exit, json_out};
 use spot_connect::{app, commands, docgen, logging, sim};
 use std::io::Write;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--json`: a usage error is a JSON error object on stdout too.
+            let json = std::env::args_os().any(|a| a == "--json");
+            let code = e.exit_code();
+            if json && e.use_stderr() {
+                let msg = e.kind().to_string();
+                let detail = e.to_string();
+                let first = detail
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or(&msg);
+                json_out::note_error(serde_json::json!({ "summary": first.trim() }));
+                if let Some(v) = json_out::error_object(true, code) {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                }
+            }
+            e.exit()
+        }
+    };
     // Generated text on stdout: no state directory, log or runtime needed.
     if let Some(c @ (Command::Completions { .. } | Command::Man)) = &cli.command {
         let mut out = std::io::stdout().lock();
@@ -20,11 +40,14 @@ fn main() {
     }
     let state_dir = cli.opts.state_dir();
     if let Err(e) = logging::init(&state_dir) {
-        eprintln!(
-            "spot-connect: cannot open the log under {}: {e}",
-            state_dir.display()
-        );
-        std::process::exit(exit::FAILED);
+        let msg = format!("cannot open the log under {}: {e}", state_dir.display());
+        eprintln!("spot-connect: {msg}");
+        json_out::note_error(serde_json::json!(msg));
+        finish(&cli, exit::FAILED);
+    }
+    if let Some(w) = logging::dir_warning(&state_dir) {
+        eprintln!("spot-connect: warning: {w}");
+        tracing::warn!("{w}");
     }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -57,5 +80,13 @@ fn main() {
     });
     // Do not wait for background tasks (e.g. a device-code poll) to finish.
     rt.shutdown_background();
-    std::process::exit(code);
+    finish(&cli, code);
+}
+
+/// Exits with `code`; with `--json`, a failed run that printed no report prints an error object.
+fn finish(cli: &Cli, code: i32) -> ! {
+    if let Some(v) = json_out::error_object(cli.opts.json, code) {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    std::process::exit(code)
 }

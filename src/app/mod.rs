@@ -9,6 +9,7 @@ mod runtime;
 pub mod state;
 pub mod update;
 
+pub use runtime::{PANIC_EXIT, panic_hook};
 pub use state::{Init, Now, Pane, State};
 pub use update::{Action, Effect, SignalKind, update};
 

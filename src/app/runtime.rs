@@ -145,6 +145,17 @@ pub async fn run(cli: &Cli) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
     let signals = spawn_signals(tx.clone());
+    // Waits the HTTP layer makes (Retry-After, backoff) show in the log as they happen; during
+    // a run the engine routes them through the run's progress instead (onboard::lock).
+    let wait_tx = tx.clone();
+    setup
+        .session
+        .http
+        .set_wait_hook(Some(Arc::new(move |n: &crate::http::WaitNotice| {
+            let _ = wait_tx.send(Action::Progress(Progress::Log {
+                message: n.message(),
+            }));
+        })));
     let mut rt = Runner {
         tx: tx.clone(),
         session: setup.session,
@@ -531,10 +542,31 @@ fn spawn_signals(tx: UnboundedSender<Action>) -> JoinHandle<()> {
 }
 
 /// Restores the terminal before anything is printed; the message goes to the log, and only
-/// where it happened to the terminal (a payload could carry data we do not control).
+/// where it happened to the terminal (a payload could carry data we do not control). Then the
+/// process ends: a panic in a background task would otherwise leave the wizard running with
+/// no screen, cursor hidden, deaf to `q`.
 fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        ratatui::restore();
+    std::panic::set_hook(panic_hook(
+        || {
+            ratatui::restore();
+            let _ =
+                ratatui::crossterm::execute!(std::io::stderr(), ratatui::crossterm::cursor::Show);
+        },
+        |code| std::process::exit(code),
+    ));
+}
+
+/// The exit code after a panic in the wizard.
+pub const PANIC_EXIT: i32 = 101;
+
+/// The wizard's panic hook: `restore` the terminal, log, print one line without the payload,
+/// then `end` the process with [`PANIC_EXIT`] (parameters so the path is testable).
+pub fn panic_hook(
+    restore: impl Fn() + Send + Sync + 'static,
+    end: impl Fn(i32) + Send + Sync + 'static,
+) -> Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync + 'static> {
+    Box::new(move |info| {
+        restore();
         let msg = info
             .payload()
             .downcast_ref::<&str>()
@@ -549,7 +581,8 @@ fn install_panic_hook() {
         eprintln!(
             "spot-connect: internal error at {at} (details in the log); progress so far is saved"
         );
-    }));
+        end(PANIC_EXIT);
+    })
 }
 
 /// Building the session from the engine's pieces.

@@ -103,6 +103,16 @@ pub enum Effect {
 
 /// Applies `action` received at `at` (time since the wizard started).
 pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
+    let was_busy = s.busy();
+    let effects = update_inner(s, action, at);
+    // "Quit while this runs?" is moot once nothing runs: the prompt closes with the run.
+    if was_busy && !s.busy() && s.confirm_quit {
+        s.confirm_quit = false;
+    }
+    effects
+}
+
+fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
     match action {
         Action::Key(key) => on_key(s, key, at),
         Action::Resize(w, h) => {

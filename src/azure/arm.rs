@@ -3,7 +3,7 @@
 
 use crate::azure::auth::{Audience, Auth};
 use crate::error::{ApiError, Error, ErrorClass, Result, Service};
-use crate::http::Http;
+use crate::http::{Http, Pages};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -141,19 +141,23 @@ impl Arm {
     }
 
     async fn list<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {
+        let mut pages = Pages::new(Service::Arm, &first)?;
         let mut out = Vec::new();
         let mut url = Some(first);
         while let Some(u) = url.take() {
             let page: List<T> = parse(self.call(Method::GET, &u, None).await?)?;
             out.extend(page.value);
-            url = page.next_link;
+            url = pages.next(page.next_link.as_deref())?;
         }
         Ok(out)
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut u =
-            url::Url::parse(&format!("{}{}", self.base, path)).expect("ARM base URL is valid");
+        let raw = format!("{}{}", self.base, path);
+        // An unparsable URL (the base is validated when the endpoints are read) fails in `send`.
+        let Ok(mut u) = url::Url::parse(&raw) else {
+            return raw;
+        };
         {
             let mut q = u.query_pairs_mut();
             q.append_pair("api-version", API_VERSION);

@@ -255,6 +255,7 @@ where
                 )));
             }
             _ if matches!(err.status, 0 | 500 | 502 | 504)
+                && err.class() != crate::error::ErrorClass::Fatal
                 && transient < MAX_TRANSIENT_POLL_FAILURES =>
             {
                 transient += 1;

@@ -7,12 +7,10 @@
 use crate::azure::auth::{Audience, Auth};
 use crate::endpoints::Endpoints;
 use crate::error::{Error, Result, Service};
-use crate::http::Http;
+use crate::http::{Http, Pages};
 use serde_json::Value;
 
 const API_VERSION: &str = "2022-12-01";
-/// Bound on `nextLink` pages per listing (a loop guard, far above any real tenant).
-const MAX_PAGES: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Tenant {
@@ -58,27 +56,34 @@ impl Discovery {
     }
 }
 
-/// GET `url`, then every `nextLink`, concatenating `value`.
+/// GET `url`, then every `nextLink` (same origin only, no loop, bounded: see [`Pages`]),
+/// concatenating `value`. A page without a `value` list is an error, not an empty page.
 async fn get_all(
     http: &Http,
     token: &str,
     url: String,
 ) -> Result<Vec<Value>, crate::error::ApiError> {
+    let mut pages = Pages::new(Service::Arm, &url)?;
     let mut out = Vec::new();
     let mut next = Some(url);
-    let mut pages = 0;
     while let Some(url) = next.take() {
-        pages += 1;
         let req = http.request(reqwest::Method::GET, &url).bearer_auth(token);
         let body = http.send(Service::Arm, req).await?.body;
-        if let Some(v) = body.get("value").and_then(Value::as_array) {
-            out.extend(v.iter().cloned());
+        match body.get("value").and_then(Value::as_array) {
+            Some(v) => out.extend(v.iter().cloned()),
+            None => {
+                return Err(crate::error::ApiError {
+                    service: Service::Arm,
+                    status: 200,
+                    code: "UnexpectedResponse".into(),
+                    detail_codes: vec![],
+                    message: "a listing page has no \"value\" array".into(),
+                    request_id: None,
+                    retry_after: None,
+                });
+            }
         }
-        next = body
-            .get("nextLink")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && pages < MAX_PAGES)
-            .map(str::to_string);
+        next = pages.next(body.get("nextLink").and_then(Value::as_str))?;
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 use crate::azure::arm::token_with_retry;
 use crate::azure::auth::{Audience, Auth};
 use crate::error::{ApiError, Error, ErrorClass, Result, Service};
-use crate::http::Http;
+use crate::http::{Http, Pages};
 use crate::secret::Secret;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,9 @@ pub struct Application {
     pub web: Option<Web>,
     #[serde(default)]
     pub password_credentials: Vec<PasswordCredential>,
+    /// When the app was registered (to tell a competing run's fresh app from an old one).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_date_time: Option<OffsetDateTime>,
 }
 
 impl Application {
@@ -103,8 +106,7 @@ pub struct Graph {
     tenant: String,
 }
 
-const APP_SELECT: &str =
-    "id,appId,displayName,uniqueName,signInAudience,tags,notes,web,passwordCredentials";
+const APP_SELECT: &str = "id,appId,displayName,uniqueName,signInAudience,tags,notes,web,passwordCredentials,createdDateTime";
 
 impl Graph {
     /// `base` is the Graph root (`https://graph.microsoft.com`); calls go to `{base}/v1.0/…`.
@@ -205,8 +207,11 @@ impl Graph {
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut u =
-            url::Url::parse(&format!("{}{}", self.base, path)).expect("Graph base URL is valid");
+        let raw = format!("{}{}", self.base, path);
+        // An unparsable URL (the base is validated when the endpoints are read) fails in `send`.
+        let Ok(mut u) = url::Url::parse(&raw) else {
+            return raw;
+        };
         if !query.is_empty() {
             let mut q = u.query_pairs_mut();
             for (k, v) in query {
@@ -223,11 +228,12 @@ impl Graph {
             "/applications",
             &[("$filter", &filter), ("$select", APP_SELECT)],
         ));
+        let mut pages = Pages::new(Service::Graph, url.as_deref().unwrap_or_default())?;
         let mut out = Vec::new();
         while let Some(u) = url.take() {
             let page: List<Application> = parse(self.call(Method::GET, &u, None).await?)?;
             out.extend(page.value.into_iter().filter(|a| a.display_name == name));
-            url = page.next_link;
+            url = pages.next(page.next_link.as_deref())?;
         }
         Ok(out)
     }
@@ -394,12 +400,13 @@ pub struct AppRoleAssignment {
 
 impl Graph {
     async fn list_all<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {
+        let mut pages = Pages::new(Service::Graph, &first)?;
         let mut url = Some(first);
         let mut out = Vec::new();
         while let Some(u) = url.take() {
             let page: List<T> = parse(self.call(Method::GET, &u, None).await?)?;
             out.extend(page.value);
-            url = page.next_link;
+            url = pages.next(page.next_link.as_deref())?;
         }
         Ok(out)
     }

@@ -120,6 +120,9 @@ async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Tar
 
 fn fail(e: &Error) -> i32 {
     eprintln!("spot-connect: {e}");
+    crate::cli::json_out::note_error(
+        serde_json::to_value(crate::onboard::model::ErrorInfo::from(e)).unwrap_or_default(),
+    );
     if let Some(h) = e.api().and_then(|a| a.hint()) {
         eprintln!("  hint: {h}");
     }
@@ -136,6 +139,13 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
     let (prompt, slot) = signin::prompt();
     let session = Session::build(opts, None, prompt)?;
     let _ = slot.set(session.auth.clone());
+    // Waits outside `apply` (sign-in, discovery, status, rotate, remove) go straight to stderr;
+    // `apply` routes them through its progress lines while it runs (onboard::lock).
+    session
+        .http
+        .set_wait_hook(Some(Arc::new(|n: &crate::http::WaitNotice| {
+            eprintln!("  … {}", n.message())
+        })));
     Ok(session)
 }
 
@@ -146,9 +156,11 @@ fn hms(t: time::OffsetDateTime) -> String {
 async fn run(opts: &CommonOpts, write: bool) -> i32 {
     let cmd = if write { "apply" } else { "plan" };
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
-        eprintln!(
+        let msg = format!(
             "spot-connect {cmd}: --subscription ID is required (repeat it for several subscriptions)"
         );
+        eprintln!("{msg}");
+        crate::cli::json_out::note_error(serde_json::json!(msg));
         return exit::USAGE;
     }
     let settings = match opts.settings() {
@@ -160,9 +172,9 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     }
     let interactive = std::io::stdin().is_terminal();
     if write && !opts.yes && !interactive {
-        eprintln!(
-            "spot-connect apply: writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)"
-        );
+        let msg = "spot-connect apply: writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)";
+        eprintln!("{msg}");
+        crate::cli::json_out::note_error(serde_json::json!(msg));
         return exit::USAGE;
     }
     let session = match session(opts) {
@@ -205,10 +217,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     let blocked = plan.blocked().next().is_some();
     if !write {
         if opts.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&plan).unwrap_or_default()
-            );
+            crate::cli::json_out::print(&serde_json::to_value(&plan).unwrap_or_default());
         }
         return if blocked { exit::FAILED } else { exit::DONE };
     }
@@ -223,10 +232,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
             [one] => serde_json::to_value(one),
             many => serde_json::to_value(many),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out.unwrap_or_default()).unwrap_or_default()
-        );
+        crate::cli::json_out::print(&out.unwrap_or_default());
     }
     if let Some(e) = &report.stopped {
         eprintln!("spot-connect apply: stopped: {}", e.summary);

@@ -56,7 +56,7 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
     if changes == 0 {
         eprintln!("  nothing of spot-connect's to remove");
         if opts.json {
-            println!("{}", serde_json::json!({"plans": plans, "results": []}));
+            crate::cli::json_out::print(&serde_json::json!({"plans": plans, "results": []}));
         }
         return exit::DONE;
     }
@@ -82,11 +82,7 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
     }
     let failed = results.iter().filter(|r| !r.done).count();
     if opts.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"plans": plans, "results": results}))
-                .unwrap_or_default()
-        );
+        crate::cli::json_out::print(&serde_json::json!({"plans": plans, "results": results}));
     }
     if failed == 0 {
         eprintln!("  ✓ removed");

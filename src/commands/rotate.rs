@@ -97,10 +97,7 @@ async fn run(opts: &CommonOpts) -> i32 {
         }
     }
     if opts.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&reports).unwrap_or_default()
-        );
+        crate::cli::json_out::print(&serde_json::Value::Array(reports));
     }
     if ok { exit::DONE } else { exit::FAILED }
 }

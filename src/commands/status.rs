@@ -51,12 +51,12 @@ async fn run(opts: &CommonOpts) -> i32 {
         Err(e) => return fail(&e),
     };
     if opts.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
+        crate::cli::json_out::print(&serde_json::to_value(&list).unwrap_or_default());
     } else {
         print!("{}", table(&list, time::OffsetDateTime::now_utc()));
+    }
+    for line in crate::onboard::orphans::status_lines(&session, &targets).await {
+        eprintln!("  ! {line}");
     }
     let broken = list.iter().filter(|s| s.verdict == Health::Broken).count();
     match broken {

@@ -100,6 +100,29 @@ pub(crate) struct Facts {
     tenants: Vec<TenantFacts>,
 }
 
+impl Facts {
+    /// The app registration's display name the plan uses in `tenant`.
+    pub(super) fn app_name(&self, tenant: &str) -> String {
+        self.tenants
+            .iter()
+            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))
+            .map(|t| t.app_name.clone())
+            .unwrap_or_else(|| self.settings.app_name_for(tenant))
+    }
+
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether a state file the plan was made from has changed since (another run wrote it).
+    pub(super) fn states_changed(&self, state_dir: &std::path::Path) -> bool {
+        self.tenants.iter().flat_map(|t| &t.subs).any(|s| {
+            let now = State::load(state_dir, &s.target.tenant_id, &s.target.subscription_id);
+            now.map_or(true, |now| now != s.state)
+        })
+    }
+}
+
 #[derive(Debug)]
 struct TenantFacts {
     tenant: String,
@@ -941,10 +964,7 @@ struct TenantRun<'a> {
     shared_error: Mutex<Option<ErrorInfo>>,
     /// This run wrote something Azure may not have propagated yet.
     wrote_azure: AtomicBool,
-    /// A secret of ours may have been left behind (an addPassword reply was lost).
-    sweep: AtomicBool,
     new_secret: OnceCell<(SecretRecord, Secret)>,
-    started: OffsetDateTime,
     /// The tenant's ARM write budget.
     budget: WriteBudget,
 }
@@ -1088,9 +1108,7 @@ pub(super) async fn apply(
             shared_durations: Mutex::new(vec![]),
             shared_error: Mutex::new(None),
             wrote_azure: AtomicBool::new(false),
-            sweep: AtomicBool::new(false),
             new_secret: OnceCell::new(),
-            started: OffsetDateTime::now_utc() - time::Duration::minutes(1),
             budget: WriteBudget::new(session.http.throttled_count()),
         };
         async move { run.run().await }
@@ -1127,7 +1145,7 @@ const RUN_STEPS: [Step; 6] = [
     Step::ConnectSpot,
 ];
 
-fn failed_report(t: &Target, error: ErrorInfo) -> Report {
+pub(super) fn failed_report(t: &Target, error: ErrorInfo) -> Report {
     Report {
         tenant_id: t.tenant_id.clone(),
         subscription_id: t.subscription_id.clone(),
@@ -1274,9 +1292,6 @@ impl TenantRun<'_> {
             .collect::<Vec<_>>();
         let (_, _, _, reports) =
             tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
-        if let Ok((app, _)) = app_f.await {
-            self.reclaim_orphans(&app).await;
-        }
         reports
     }
 
@@ -1469,18 +1484,20 @@ impl TenantRun<'_> {
             let end = add_months(OffsetDateTime::now_utc(), months);
             let created_app = self.wrote_azure.load(Ordering::Relaxed);
             let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
-            self.save_shared(|s| s.secret_pending_since = Some(since)).await?;
+            // The intent, before the keyId is known: a run killed now, or a lost reply, leaves a
+            // secret of ours made after `since`; `orphans::reclaim_after_apply` removes it and
+            // clears this once no secret of ours is unaccounted for.
+            self.save_shared(|s| {
+                s.secret_pending_since.get_or_insert(since);
+            })
+            .await?;
             let np = retry::propagate(
                 &self.backoff,
                 |e| created_app && is_not_found(e),
                 || async {
                     // Not idempotent, and a lost reply loses the value: the copy made by a lost
-                    // request is removed after the connection (see `reclaim_orphans`).
-                    let r = self.graph.add_password(&app.id, &name, end).await;
-                    if r.as_ref().is_err_and(retry::is_transient) {
-                        self.sweep.store(true, Ordering::Relaxed);
-                    }
-                    r
+                    // request is removed after the run (`orphans::reclaim_after_apply`).
+                    self.graph.add_password(&app.id, &name, end).await
                 },
                 self.waiting(None, Step::ClientSecret),
             )
@@ -1503,7 +1520,6 @@ impl TenantRun<'_> {
             // An orphan until a subscription hands it to Spot: a run killed before that loses
             // the value, and the next run removes it by keyId.
             self.save_shared(|s| {
-                s.secret_pending_since = None;
                 if !s.orphan_key_ids.contains(&rec.key_id) {
                     s.orphan_key_ids.push(rec.key_id.clone());
                 }
@@ -1819,7 +1835,7 @@ impl TenantRun<'_> {
                         if let Some(old) = old.as_ref().filter(|o| o.key_id != rec.key_id)
                             && !s.orphan_key_ids.contains(&old.key_id)
                         {
-                            // Kept until no subscription holds it (see `reclaim_orphans`).
+                            // Kept until no Spot account holds it (`orphans::reclaim_after_apply`).
                             s.orphan_key_ids.push(old.key_id.clone());
                         }
                         s.orphan_key_ids.retain(|k| k != &rec.key_id);
@@ -1828,7 +1844,6 @@ impl TenantRun<'_> {
                             handed_to_spot: true,
                             ..rec.clone()
                         });
-                        s.secret_pending_since = None;
                     })
                     .await?;
                 // Read back: Spot must report this app and this subscription.
@@ -1882,6 +1897,9 @@ impl TenantRun<'_> {
         Fut: Future<Output = Result<T>>,
     {
         let mut tries = 0u32;
+        // The Retry-After waits of one write share the HTTP layer's per-call budget (2 min):
+        // announced as they start, and an ask beyond it fails at once (Fatal: not resent).
+        let mut asked = std::time::Duration::ZERO;
         loop {
             let ticket = self.budget.acquire().await;
             let r = write().await;
@@ -1891,10 +1909,7 @@ impl TenantRun<'_> {
             match r {
                 Err(Error::Api(a)) if a.status == 429 && tries < 30 => {
                     tries += 1;
-                    let wait = a
-                        .retry_after
-                        .unwrap_or(std::time::Duration::from_secs(1))
-                        .min(self.session.http.max_wait);
+                    let wait = self.session.http.throttled_wait(a, &mut asked, tries)?;
                     tokio::time::sleep(wait).await;
                 }
                 r => return r,
@@ -1907,73 +1922,6 @@ impl TenantRun<'_> {
             .iter()
             .find(|o| o.object == "app registration")
             .map(|o| o.id.clone())
-    }
-
-    /// Removes the secrets of ours no subscription holds any more: the ones the subscriptions
-    /// of this run held before (recorded as orphans), and any made by a lost addPassword reply
-    /// of this run or of a run killed before it recorded its secret. A secret some state file of
-    /// the tenant still holds is never removed.
-    async fn reclaim_orphans(&self, app: &Application) {
-        let Some((current, _)) = self.new_secret.get() else {
-            return;
-        };
-        let states = status::tenant_states(self.session, &self.f.tenant);
-        let held: Vec<String> = states
-            .iter()
-            .filter_map(|s| s.secret.as_ref().map(|r| r.key_id.to_ascii_lowercase()))
-            .collect();
-        let mut drop: Vec<String> = states
-            .iter()
-            .flat_map(|s| s.orphan_key_ids.clone())
-            .collect();
-        let since = self
-            .f
-            .subs
-            .iter()
-            .filter_map(|s| s.state.secret_pending_since)
-            .min()
-            .map_or(self.started, |t| t.min(self.started));
-        let look = self.sweep.load(Ordering::Relaxed) || since < self.started;
-        if look && let Ok(Some(fresh)) = read(|| self.graph.get_application(&app.id)).await {
-            for p in fresh.password_credentials {
-                let ours = p
-                    .display_name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with(SECRET_PREFIX));
-                if ours && p.start_date_time.is_some_and(|s| s >= since) {
-                    drop.push(p.key_id);
-                }
-            }
-        }
-        drop.sort();
-        drop.dedup();
-        let mut removed = Vec::new();
-        for k in drop.into_iter().filter(|k| {
-            !k.eq_ignore_ascii_case(&current.key_id) && !held.contains(&k.to_ascii_lowercase())
-        }) {
-            match read(|| self.graph.remove_password(&app.id, &k)).await {
-                Ok(()) => {
-                    tracing::info!(key_id = %k, "removed a client secret no subscription holds");
-                    removed.push(k);
-                }
-                Err(e) => {
-                    tracing::warn!(key_id = %k, error = %e, "could not remove a client secret")
-                }
-            }
-        }
-        for s in states {
-            let held_orphans = s
-                .orphan_key_ids
-                .iter()
-                .any(|k| removed.contains(k) || held.contains(&k.to_ascii_lowercase()));
-            if held_orphans {
-                let mut s = s;
-                s.orphan_key_ids
-                    .retain(|k| !removed.contains(k) && !held.contains(&k.to_ascii_lowercase()));
-                let dir = self.session.state_dir.clone();
-                let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
-            }
-        }
     }
 }
 

@@ -8,7 +8,9 @@
 //!   after every write, and reports progress over the channel.
 
 mod engine;
+pub mod lock;
 pub mod model;
+pub mod orphans;
 pub mod pace;
 pub mod policy;
 pub mod remove;
@@ -293,13 +295,87 @@ pub async fn plan(session: &Session, targets: &[Target], settings: &Settings) ->
 
 /// Carries out `plan` (made by [`plan`]): nothing is written when it has a blocked item. Each
 /// subscription's outcome is in the returned report (`verdict: Failed`, `error`); a sign-in or
-/// unreachable-service error stops the run (`stopped`).
+/// unreachable-service error stops the run (`stopped`), and so does another run holding one of
+/// the plan's subscriptions (`onboard::lock`). After the run, our app's secrets no Spot account
+/// holds are removed (`onboard::orphans`), and a duplicate made by a run with another state dir
+/// at the same moment is reported as this run's failure.
 pub async fn apply(
     session: &Session,
     plan: &Plan,
     progress: UnboundedSender<Progress>,
 ) -> RunReport {
-    engine::apply(session, plan, progress).await
+    let t0 = std::time::Instant::now();
+    let Some(facts) = plan.facts.clone() else {
+        // engine::apply refuses it, writing nothing.
+        return engine::apply(session, plan, progress).await;
+    };
+    let app_name = |tenant: &str| facts.app_name(tenant);
+    // One run per subscription at a time, before anything is written.
+    let guard = match lock::guard(session, &plan.subscriptions, &app_name, &progress).await {
+        Ok(g) => g,
+        Err(e) => return stopped_before_writing(plan, &e, t0),
+    };
+    // A run that held the lock while this plan was made (or confirmed) may have written since:
+    // the plan is looked up again, and carried out only if it writes nothing the confirmed one
+    // did not list.
+    let fresh;
+    let plan = if facts.states_changed(&session.state_dir) {
+        fresh = match engine::plan(session, &plan.subscriptions, facts.settings()).await {
+            Ok(p) => p,
+            Err(e) => return stopped_before_writing(plan, &e, t0),
+        };
+        let listed = |i: &model::PlanItem| {
+            plan.writes().any(|w| {
+                (w.step, &w.object, &w.name, &w.subscription_id)
+                    == (i.step, &i.object, &i.name, &i.subscription_id)
+            })
+        };
+        if fresh.blocked().next().is_none() && fresh.writes().all(listed) {
+            &fresh
+        } else {
+            let e = Error::Other(
+                "another spot-connect run changed these subscriptions after this plan was made: nothing was changed; run `spot-connect plan` again".into(),
+            );
+            return stopped_before_writing(plan, &e, t0);
+        }
+    } else {
+        plan
+    };
+    let mut report = engine::apply(session, plan, progress.clone()).await;
+    // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
+    // addPassword or removePassword reply, a rotated-out secret) are removed for the
+    // subscriptions this run connected (a blocked or failed one writes nothing more).
+    let connected: Vec<Target> = plan
+        .subscriptions
+        .iter()
+        .filter(|t| {
+            report.reports.iter().any(|r| {
+                r.subscription_id == t.subscription_id && r.verdict == model::Verdict::Connected
+            })
+        })
+        .cloned()
+        .collect();
+    orphans::reclaim_after_apply(session, &connected, &progress).await;
+    for r in &mut report.reports {
+        guard.race_report(session, &app_name, r).await;
+    }
+    report
+}
+
+/// The report of a run that stopped before its first write.
+fn stopped_before_writing(plan: &Plan, e: &Error, t0: std::time::Instant) -> RunReport {
+    let error = model::ErrorInfo::from(e);
+    RunReport {
+        reports: plan
+            .subscriptions
+            .iter()
+            .map(|t| engine::failed_report(t, error.clone()))
+            .collect(),
+        stopped: Some(error),
+        throttled: 0,
+        peak_concurrency: 0,
+        total_ms: t0.elapsed().as_millis() as u64,
+    }
 }
 
 #[cfg(test)]

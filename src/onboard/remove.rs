@@ -535,7 +535,8 @@ async fn run(
                 .await
                 .map(|_| ())
         }
-        Op::RemovePassword(app, key) => read(|| g.remove_password(app, key)).await,
+        // A retry told the keyId is gone is a removal whose reply was lost.
+        Op::RemovePassword(app, key) => super::orphans::remove_secret(g, app, key).await,
         Op::DeleteApp(id) => read(|| g.delete_application(id)).await,
         Op::DeleteSpotAccount(id) => read(|| session.spot.delete_account(id)).await,
     }

@@ -282,4 +282,42 @@ mod tests {
         assert_eq!(r.unwrap(), 42);
         assert_eq!(creates.load(Ordering::SeqCst), 1);
     }
+
+    /// harden's error classes hold in the engine's policy: an untrusted certificate, plain
+    /// http, a refused connection, a Retry-After beyond the budget (…) are sent once, never
+    /// again, by `read` and `propagate` alike; a dropped connection is sent again.
+    #[tokio::test]
+    async fn fatal_transport_errors_are_never_sent_again() {
+        for code in crate::http::codes::FATAL {
+            assert!(!is_transient(&api(0, code)), "{code}");
+            assert!(!is_propagation(&api(0, code)), "{code}");
+            let calls = AtomicU32::new(0);
+            let r: Result<(), Error> = read(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(api(0, code))
+            })
+            .await;
+            assert!(r.is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{code}");
+            let r: Result<(), Error> = propagate(
+                &Backoff::default(),
+                |_| false,
+                || async { Err(api(0, code)) },
+                |_, _| panic!("no wait for {code}"),
+            )
+            .await;
+            assert!(r.is_err());
+        }
+        let calls = AtomicU32::new(0);
+        let r: Result<(), Error> = read(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(api(0, crate::http::codes::INCOMPLETE))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert!(r.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 }

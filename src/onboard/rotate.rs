@@ -117,7 +117,8 @@ impl Ctx<'_> {
     }
 
     async fn remove_key(&self, app: &Application, key: &str) -> Result<()> {
-        read(|| self.graph.remove_password(&app.id, key)).await
+        // A retry told "No password credential found" is a removal whose reply was lost.
+        super::orphans::remove_secret(&self.graph, &app.id, key).await
     }
 }
 
@@ -195,6 +196,16 @@ pub async fn rotate(
         },
     );
     let end = add_months(OffsetDateTime::now_utc(), settings.secret_months);
+    // The intent, before the keyId is known: a rotation killed now leaves a secret the next
+    // `apply` of these subscriptions removes (`orphans::reclaim_after_apply`).
+    let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    for mut s in status::tenant_states(session, tenant) {
+        if s.secret_pending_since.is_none() {
+            s.secret_pending_since = Some(since);
+            let dir = session.state_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
+        }
+    }
     let np = match resend_on_transient(|| ctx.graph.add_password(&app.id, &name, end)).await {
         Err(e) => {
             ctx.emit(
@@ -344,12 +355,17 @@ pub async fn rotate(
             Err(e) => report.left_key_ids.push((p.key_id.clone(), e.to_string())),
         }
     }
-    // States of the tenant that recorded a removed key as an orphan: done.
+    // States of the tenant that recorded a removed key as an orphan: done; and with every
+    // other secret of ours gone, so is the intent.
+    let settled = report.left_key_ids.is_empty();
     for mut s in status::tenant_states(session, tenant) {
-        let before = s.orphan_key_ids.len();
+        let before = (s.orphan_key_ids.len(), s.secret_pending_since);
         s.orphan_key_ids
             .retain(|k| !report.removed_key_ids.contains(k));
-        if s.orphan_key_ids.len() != before {
+        if settled {
+            s.secret_pending_since = None;
+        }
+        if (s.orphan_key_ids.len(), s.secret_pending_since) != before {
             let dir = session.state_dir.clone();
             let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
         }

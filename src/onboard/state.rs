@@ -53,8 +53,10 @@ pub struct State {
     /// Secrets to remove once the current one is with Spot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphan_key_ids: Vec<String>,
-    /// Set just before a run asks for the tenant's new secret, cleared once it is recorded: a
-    /// secret of ours made after this time that no subscription holds was lost by a kill.
+    /// The intent, set just before a run asks for the tenant's new secret (`addPassword`): a
+    /// secret of ours made after this time that no Spot account holds was lost (a kill, a lost
+    /// reply). Cleared by `onboard::orphans::reclaim_after_apply` once every such secret is
+    /// accounted for (removed, or held).
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
@@ -160,6 +162,13 @@ impl State {
                         p.display()
                     ))
                 })?;
+                if s.version != VERSION {
+                    return Err(Error::Other(format!(
+                        "state file {} has version {}, this spot-connect reads version {VERSION}: use the spot-connect that wrote it, or move the file away to start over",
+                        p.display(),
+                        s.version
+                    )));
+                }
                 if s.tenant_id != tenant || s.subscription_id != subscription {
                     return Err(Error::Other(format!(
                         "state file {} belongs to another subscription",
@@ -318,5 +327,19 @@ mod tests {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"{not json").unwrap();
         assert!(State::load(d.path(), "t", "s").is_err());
+    }
+
+    #[test]
+    fn a_state_file_of_an_unknown_version_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = State::new("t", "s");
+        s.version = VERSION + 1;
+        s.save(d.path()).unwrap();
+        let e = State::load(d.path(), "t", "s").unwrap_err().to_string();
+        let p = state_path(d.path(), "t", "s");
+        assert!(
+            e.contains(&p.display().to_string()) && e.contains(&format!("version {}", VERSION + 1)),
+            "{e}"
+        );
     }
 }

@@ -107,8 +107,9 @@ pub fn is_fatal(e: &Error) -> bool {
     match e {
         Error::Auth(_) | Error::Cancelled => true,
         Error::Api(a) => {
-            (a.service == Service::Login
-                && matches!(a.class(), ErrorClass::Permission | ErrorClass::Invalid))
+            a.class() == ErrorClass::Fatal
+                || (a.service == Service::Login
+                    && matches!(a.class(), ErrorClass::Permission | ErrorClass::Invalid))
                 || a.has_code(crate::error::CONNECT_FAILED)
                 || (a.status == 401 && a.has_code("InvalidAuthenticationToken"))
         }

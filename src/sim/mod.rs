@@ -572,7 +572,9 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     crate::logging::ensure_private_dir(state_dir)
         .map_err(|e| Error::Other(format!("cannot create {}: {e}", state_dir.display())))?;
     let certs = tls::generate()?;
-    let ca_path = state_dir.join("sim-ca.pem");
+    // Absolute: the endpoints file is read from other directories (`--state-dir` may be relative).
+    let ca_path = std::path::absolute(state_dir.join("sim-ca.pem"))
+        .map_err(|e| Error::Other(format!("cannot resolve {}: {e}", state_dir.display())))?;
     crate::logging::write_private(&ca_path, certs.ca_pem.as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca_path.display())))?;
 

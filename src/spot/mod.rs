@@ -17,6 +17,9 @@ pub struct SpotAccount {
     /// For an Azure-connected account: the subscription id.
     pub provider_external_id: Option<String>,
     pub cloud_provider: Option<String>,
+    /// When Spot made it (`createdAt`, in real list replies; spot-api.md §2).
+    #[serde(skip)]
+    pub created_at: Option<OffsetDateTime>,
 }
 
 /// List returns `accountId`, create returns `id` (spot-api.md §2).
@@ -35,6 +38,8 @@ struct RawAccount {
     provider_external_id: Option<String>,
     #[serde(default)]
     cloud_provider: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 impl RawAccount {
@@ -48,6 +53,9 @@ impl RawAccount {
             }),
             provider_external_id: self.provider_external_id.filter(|s| !s.is_empty()),
             cloud_provider: self.cloud_provider,
+            created_at: self.created_at.and_then(|s| {
+                OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339).ok()
+            }),
         })
     }
 }

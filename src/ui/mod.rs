@@ -5,6 +5,8 @@ mod life;
 mod panes;
 mod widgets;
 
+pub use panes::MASK_DOTS;
+
 use crate::app::keymap;
 use crate::app::state::{Now, Pane, State, Status};
 use crate::onboard::model::{Outcome, Step};
@@ -153,10 +155,11 @@ fn draw_header(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     });
     let wide = area.width >= 140;
     let id = |x: &str| {
-        if wide || x.len() <= 13 {
+        if wide || x.chars().count() <= 13 {
             x.to_string()
         } else {
-            format!("{}…", &x[..8])
+            // By characters: an id from a service may hold any (no panic on a byte boundary).
+            format!("{}…", x.chars().take(8).collect::<String>())
         }
     };
     let several = s.targets.len().max(if s.target.is_none() {

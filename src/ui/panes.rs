@@ -31,6 +31,21 @@ pub(super) fn wizard_pane(frame: &mut Frame, s: &State, t: Theme, now: Now, inne
     }
 }
 
+/// Dots shown for a non-empty secret field, whatever its length.
+pub const MASK_DOTS: usize = 8;
+
+/// The token field as drawn: a fixed number of dots once anything is typed, so the screen never
+/// tells the token's length.
+fn fixed_mask(ta: &TextArea<'static>) -> TextArea<'static> {
+    let mut shown = ta.clone();
+    if ta.lines().iter().any(|l| !l.is_empty()) {
+        shown.select_all();
+        shown.cut();
+        shown.insert_str("•".repeat(MASK_DOTS));
+    }
+    shown
+}
+
 /// A one-line text field with a border; highlighted when focused.
 fn field(
     frame: &mut Frame,
@@ -69,7 +84,7 @@ fn spot_account(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     .areas(area);
     field(
         frame,
-        &s.token,
+        &fixed_mask(&s.token),
         "Spot API token (Organization Admin)",
         s.field == Some(Field::Token),
         t,

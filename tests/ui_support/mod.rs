@@ -73,6 +73,7 @@ pub fn accounts() -> Vec<SpotAccount> {
             organization_id: Some("606079874a12".into()),
             provider_external_id: Some("2c4b6d8f-aaaa-4bbb-8ccc-ddddeeeeffff".into()),
             cloud_provider: Some("AZURE".into()),
+            created_at: None,
         },
         SpotAccount {
             account_id: "act-0a9b8c7d".into(),
@@ -80,6 +81,7 @@ pub fn accounts() -> Vec<SpotAccount> {
             organization_id: Some("606079874a12".into()),
             provider_external_id: None,
             cloud_provider: None,
+            created_at: None,
         },
     ]
 }
