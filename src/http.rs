@@ -461,7 +461,7 @@ fn too_large(service: Service, status: StatusCode, max: usize) -> ApiError {
 }
 
 /// A transport failure, classified: the ones a retry cannot fix are [`ErrorClass::Fatal`].
-fn transport_error(service: Service, e: &reqwest::Error) -> ApiError {
+pub(crate) fn transport_error(service: Service, e: &reqwest::Error) -> ApiError {
     let msg = transport_message(e);
     let lower = msg.to_ascii_lowercase();
     let mut tls = false;

@@ -130,17 +130,7 @@ async fn post_token_once(
         .form(form)
         .send()
         .await
-        .map_err(|e| {
-            use std::error::Error as _;
-            let mut msg = e.to_string();
-            let mut src = e.source();
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            refusal(ApiError::transport(Service::Login, msg))
-        })?;
+        .map_err(|e| refusal(crate::http::transport_error(Service::Login, &e)))?;
     let status = resp.status();
     let header_id = resp
         .headers()
@@ -220,16 +210,22 @@ pub(crate) async fn post_token(
 ) -> Result<Value, TokenRefusal> {
     let url = format!("{login}/{tenant}/oauth2/v2.0/{endpoint}");
     let mut attempt = 0u32;
+    let mut asked_total = Duration::ZERO;
     loop {
         attempt += 1;
         match post_token_once(http, &url, form).await {
+            // A certificate, plain-http or refused-connection failure is never retried, and the
+            // waits the service asks for add up to the HTTP layer's budget at most.
             Err(r)
                 if (matches!(r.api.status, 429 | 503)
                     || (retry && matches!(r.api.status, 0 | 500 | 502 | 504)))
-                    && attempt < http.max_attempts =>
+                    && r.api.class() != crate::error::ErrorClass::Fatal
+                    && attempt < http.max_attempts
+                    && asked_total + r.api.retry_after.unwrap_or_default() <= http.retry_budget =>
             {
                 let backoff = Duration::from_millis(250u64 << attempt.min(5));
-                let wait = r.api.retry_after.unwrap_or(backoff).min(http.max_wait);
+                let wait = r.api.retry_after.unwrap_or(backoff.min(http.max_wait));
+                asked_total += r.api.retry_after.unwrap_or_default();
                 tracing::info!(
                     status = r.api.status,
                     attempt,

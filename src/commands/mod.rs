@@ -143,7 +143,7 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
     // `apply` routes them through its progress lines while it runs (onboard::lock).
     session
         .http
-        .set_wait_hook(Some(Arc::new(|n: &crate::http::WaitNotice| {
+        .set_wait_hook(Some(std::sync::Arc::new(|n: &crate::http::WaitNotice| {
             eprintln!("  … {}", n.message())
         })));
     Ok(session)
