@@ -37,6 +37,15 @@ pub const MAX_BODY: usize = 16 << 20;
 /// The most one call waits in all because a service said `Retry-After`.
 pub const RETRY_AFTER_BUDGET: Duration = Duration::from_secs(120);
 
+/// A reply as read by [`Http::read_raw`], of any status.
+#[derive(Debug, Clone)]
+pub(crate) struct RawReply {
+    pub status: StatusCode,
+    pub request_id: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub body: Value,
+}
+
 /// A reply with a 2xx status.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -352,8 +361,32 @@ impl Http {
     async fn read_reply(
         &self,
         service: Service,
-        mut resp: reqwest::Response,
+        resp: reqwest::Response,
     ) -> Result<Reply, ApiError> {
+        let raw = self.read_raw(service, resp).await?;
+        if raw.status.is_success() {
+            return Ok(Reply {
+                status: raw.status.as_u16(),
+                request_id: raw
+                    .request_id
+                    .or_else(|| body_request_id(service, &raw.body)),
+                body: raw.body,
+            });
+        }
+        let mut e = parse_error(service, raw.status, &raw.body);
+        e.request_id = e.request_id.or(raw.request_id);
+        e.retry_after = raw.retry_after;
+        Err(e)
+    }
+
+    /// A reply's status and body, read under the rules every caller needs: a redirect is refused,
+    /// at most `max_body` bytes are read, a body that breaks off (or a 2xx body that is not JSON)
+    /// is an error. A non-2xx body that is not JSON comes back as a JSON string.
+    pub(crate) async fn read_raw(
+        &self,
+        service: Service,
+        mut resp: reqwest::Response,
+    ) -> Result<RawReply, ApiError> {
         let status = resp.status();
         if status.as_u16() == 429 && quota_spent(resp.headers()) {
             self.throttled
@@ -434,17 +467,12 @@ impl Http {
                 Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
             }
         };
-        if status.is_success() {
-            return Ok(Reply {
-                status: status.as_u16(),
-                request_id: request_id.or_else(|| body_request_id(service, &body)),
-                body,
-            });
-        }
-        let mut e = parse_error(service, status, &body);
-        e.request_id = e.request_id.or(request_id);
-        e.retry_after = retry_after;
-        Err(e)
+        Ok(RawReply {
+            status,
+            request_id,
+            retry_after,
+            body,
+        })
     }
 }
 

@@ -113,9 +113,6 @@ pub struct TokenRefusal {
     pub claims: Option<String>,
 }
 
-/// The largest identity-platform reply read.
-const MAX_LOGIN_BODY: usize = 1 << 20;
-
 /// `POST {login}/{tenant}/oauth2/v2.0/{endpoint}` with a form body, once. Unlike the generic
 /// HTTP layer this keeps what the identity platform's error says beyond `error`: its
 /// `error_codes` (classified on, §5: the `error` string varies) and a `claims` challenge.
@@ -131,46 +128,13 @@ async fn post_token_once(
         .send()
         .await
         .map_err(|e| refusal(crate::http::transport_error(Service::Login, &e)))?;
-    let status = resp.status();
-    let header_id = resp
-        .headers()
-        .get("x-ms-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let mut resp = resp;
-    let mut bytes = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) => {
-                if bytes.len() + c.len() > MAX_LOGIN_BODY {
-                    return Err(refusal(ApiError::transport(
-                        Service::Login,
-                        "the identity platform's reply is too large",
-                    )));
-                }
-                bytes.extend_from_slice(&c);
-            }
-            Ok(None) => break,
-            Err(e) => {
-                return Err(refusal(ApiError::transport(
-                    Service::Login,
-                    format!("reply cut off: {e}"),
-                )));
-            }
-        }
-    }
-    let body: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
+    // The HTTP layer's rules: no redirect followed, the body capped, a cut-off reply an error.
+    let crate::http::RawReply {
+        status,
+        request_id: header_id,
+        retry_after,
+        body,
+    } = http.read_raw(Service::Login, resp).await.map_err(refusal)?;
     tracing::debug!(status = status.as_u16(), "identity platform");
     if status.is_success() {
         return Ok(body);
@@ -178,14 +142,6 @@ async fn post_token_once(
     let mut api = crate::http::parse_error(Service::Login, status, &body);
     api.request_id = api.request_id.or(header_id);
     api.retry_after = retry_after;
-    if let Some(codes) = body.get("error_codes").and_then(Value::as_array) {
-        api.detail_codes.extend(
-            codes
-                .iter()
-                .filter_map(Value::as_u64)
-                .map(|c| format!("AADSTS{c}")),
-        );
-    }
     let claims = body
         .get("claims")
         .and_then(Value::as_str)
