@@ -487,20 +487,7 @@ pub fn counts_line(plan: &Plan) -> String {
     let kinds: Vec<String> = plan
         .counts
         .iter()
-        .map(|c| {
-            let mut v = vec![];
-            for (n, w) in [
-                (c.create, "create"),
-                (c.update, "update"),
-                (c.reuse, "reuse"),
-                (c.blocked, "BLOCKED"),
-            ] {
-                if n > 0 {
-                    v.push(format!("{n} {w}"));
-                }
-            }
-            format!("{} {}", c.object, v.join(", "))
-        })
+        .map(|c| format!("{} {}", c.object, c.summary()))
         .collect();
     format!("Plan: {}", kinds.join("; "))
 }

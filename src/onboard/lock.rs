@@ -16,7 +16,7 @@
 //! run's progress channel as log lines ("Azure asks to wait 30 s …").
 
 use super::model::Progress;
-use super::state::{State, state_path};
+use super::state::{State, clean, state_path};
 use super::{Session, Target};
 use crate::azure::graph::Graph;
 use crate::error::{Error, Result};
@@ -42,18 +42,6 @@ pub fn busy_message(pid: Option<u32>) -> String {
         Some(pid) => format!("another spot-connect is connecting this subscription (pid {pid})"),
         None => "another spot-connect is connecting this subscription".into(),
     }
-}
-
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 pub fn lock_path(state_dir: &Path, tenant: &str, subscription: &str) -> PathBuf {

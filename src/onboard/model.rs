@@ -215,6 +215,23 @@ pub struct KindCount {
     pub blocked: usize,
 }
 
+impl KindCount {
+    /// "3 create, 1 reuse": the non-zero counts, in the plan's order of actions.
+    pub fn summary(&self) -> String {
+        [
+            (self.create, "create"),
+            (self.update, "update"),
+            (self.reuse, "reuse"),
+            (self.blocked, "BLOCKED"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
 /// What `apply` will do: every object of every subscription, the tenant's shared ones once.
 /// `onboard::apply` carries out exactly this plan (the facts it was made from travel with it,
 /// never serialized).

@@ -123,7 +123,7 @@ impl Store {
 }
 
 /// A file name component: keep ids readable, drop anything else.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {

@@ -677,20 +677,9 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         t.bold(),
     )));
     for c in &p.counts {
-        let mut v = vec![];
-        for (n, w) in [
-            (c.create, "create"),
-            (c.update, "update"),
-            (c.reuse, "reuse"),
-            (c.blocked, "BLOCKED"),
-        ] {
-            if n > 0 {
-                v.push(format!("{n} {w}"));
-            }
-        }
         lines.push(Line::from(vec![
             Span::raw(format!("   {:<19}", c.object)),
-            Span::styled(v.join(", "), t.dim()),
+            Span::styled(c.summary(), t.dim()),
         ]));
     }
     let mut last: Option<(&str, Option<&str>)> = None;
