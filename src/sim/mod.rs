@@ -85,6 +85,17 @@ impl SimHandle {
         });
     }
 
+    /// Same as `POST {inspect}/faults/delay?method=…&path=…&count=…&ms=…`: the next `count` calls
+    /// with `method` whose path contains `path` (any case) wait `ms` before they are handled.
+    pub fn delay(&self, method: &str, path: &str, count: u32, ms: u64) {
+        self.sim.world().armed_delays.push(state::ArmedDelay {
+            method: method.to_ascii_uppercase(),
+            path: path.to_ascii_lowercase(),
+            remaining: count,
+            ms,
+        });
+    }
+
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
         for s in &self.servers {
@@ -391,6 +402,14 @@ async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) 
     if service != Service::Inspect && sim.opts.latency > 0 {
         tokio::time::sleep(Duration::from_millis(sim.opts.latency)).await;
     }
+    let armed_delay = if service == Service::Inspect {
+        None
+    } else {
+        sim.world().take_armed_delay(ctx.method.as_str(), &ctx.path)
+    };
+    if let Some(ms) = armed_delay {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let fault = if service == Service::Inspect {
         None
     } else {
@@ -536,6 +555,28 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
                 method: method.to_ascii_uppercase(),
                 path: path.to_ascii_lowercase(),
                 remaining: count,
+            });
+            Resp::empty(204)
+        }
+        ("POST", ["faults", "delay"]) => {
+            let (Some(method), Some(path), Some(ms)) = (
+                ctx.q("method"),
+                ctx.q("path"),
+                ctx.q("ms").and_then(|m| m.parse::<u64>().ok()),
+            ) else {
+                return ctx.service.error(
+                    ctx,
+                    400,
+                    "BadRequest",
+                    "method, path and ms (a number) are required.",
+                );
+            };
+            let count = ctx.q("count").and_then(|c| c.parse().ok()).unwrap_or(1);
+            sim.world().armed_delays.push(state::ArmedDelay {
+                method: method.to_ascii_uppercase(),
+                path: path.to_ascii_lowercase(),
+                remaining: count,
+                ms,
             });
             Resp::empty(204)
         }

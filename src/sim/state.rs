@@ -167,6 +167,16 @@ pub struct ArmedDrop {
     pub remaining: u32,
 }
 
+/// A delay armed through `POST {inspect}/faults/delay` (tests): the next `remaining` calls with
+/// this method whose path contains `path` wait `ms` before they are handled (a slow client, or a
+/// request stuck on the network, while other clients go on).
+pub struct ArmedDelay {
+    pub method: String,
+    pub path: String,
+    pub remaining: u32,
+    pub ms: u64,
+}
+
 pub struct LogEntry {
     pub seq: u64,
     pub time: OffsetDateTime,
@@ -195,6 +205,7 @@ pub struct World {
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
     pub armed_drops: Vec<ArmedDrop>,
+    pub armed_delays: Vec<ArmedDelay>,
     /// Authorization codes and interactive sign-ins (`authorize.rs`).
     pub auth: super::authorize::AuthState,
     pub seed: u64,
@@ -603,6 +614,7 @@ impl World {
             arm_writes: HashMap::new(),
             id_counter: 0,
             armed_drops: vec![],
+            armed_delays: vec![],
             auth: Default::default(),
             seed,
         };
@@ -745,6 +757,16 @@ impl World {
             }
             None => false,
         }
+    }
+
+    /// The delay armed for this call, if any (and uses it up).
+    pub fn take_armed_delay(&mut self, method: &str, path: &str) -> Option<u64> {
+        let path = path.to_ascii_lowercase();
+        let d = self.armed_delays.iter_mut().find(|d| {
+            d.remaining > 0 && d.method.eq_ignore_ascii_case(method) && path.contains(&d.path)
+        })?;
+        d.remaining -= 1;
+        Some(d.ms)
     }
 
     /// Whether `principal` may register applications in `tenant`: a user through the tenant's
