@@ -1822,10 +1822,39 @@ impl TenantRun<'_> {
                 };
                 // Spot validates against Azure: right after our writes (a new secret is one) it
                 // may not see them yet. Setting credentials overwrites: safe to send again.
+                // A refused secret is waited for only while it is still on the app: one
+                // removed meanwhile (by a run with another state dir that took it for an
+                // orphan, or by hand) will never be accepted.
+                let app_object = store.get(|s| s.app_object_id.clone());
+                let set = || async {
+                    let r = spot
+                        .set_azure_credentials(&account.account_id, &creds)
+                        .await;
+                    match (&r, &app_object) {
+                        (Err(e), Some(obj))
+                            if e.api().is_some_and(|a| {
+                                a.has_code(crate::error::spot_codes::INVALID_CREDENTIALS)
+                            }) =>
+                        {
+                            match read(|| self.graph.get_application(obj)).await {
+                                Ok(Some(live))
+                                    if !live
+                                        .password_credentials
+                                        .iter()
+                                        .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id)) =>
+                                {
+                                    Err(secret_removed(&rec.key_id, &live.display_name))
+                                }
+                                _ => r,
+                            }
+                        }
+                        _ => r,
+                    }
+                };
                 retry::propagate(
                     &self.backoff,
                     |_| false,
-                    || spot.set_azure_credentials(&account.account_id, &creds),
+                    set,
                     self.waiting(Some(sub), Step::ConnectSpot),
                 )
                 .await?;
@@ -1937,6 +1966,13 @@ fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
             .find(|(id, _)| id.eq_ignore_ascii_case(t))
             .map(|(_, name)| *name)
     })
+}
+
+/// The tenant's new secret is gone from the app before Spot could take it.
+pub(crate) fn secret_removed(key_id: &str, app: &str) -> Error {
+    Error::Other(format!(
+        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another --state-dir, or by hand): Spot cannot use it; run `spot-connect apply` again for a new one"
+    ))
 }
 
 fn rights_unknown(e: &Error) -> String {
