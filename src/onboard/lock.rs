@@ -10,7 +10,9 @@
 //!   less than [`FRESH`] ago) that no state file here records, is probably racing a run that
 //!   uses another state dir: it stops with a message naming the app instead of making a second set
 //!   of objects. Two runs started within the same second from two state dirs can still both
-//!   pass this check: only an idempotent create (Graph's `uniqueName` upsert) closes that.
+//!   pass this check: the app and its service principal are upserted by name (one of each),
+//!   and after the run the one with the later Spot account deletes it and reports the race
+//!   ([`RunGuard::race_report`]).
 //!
 //! While the guard is held, the HTTP layer's waits (`Retry-After`, backoff) are reported to the
 //! run's progress channel as log lines ("Azure asks to wait 30 s …").
@@ -32,6 +34,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// How long a second run waits for the first to finish before it gives up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// How long a run that must give way waits for the other run's Spot account to connect.
+pub const RACE_WAIT: Duration = Duration::from_secs(30);
 /// An app of ours created less than this long ago, and unknown to every state file here,
 /// marks a competing run.
 pub const FRESH: time::Duration = time::Duration::minutes(10);
@@ -181,6 +185,7 @@ pub struct RunGuard {
     previous: Option<WaitHook>,
     /// Tenants this state dir had never run: checked for a race after the run.
     new_tenants: Vec<String>,
+    progress: UnboundedSender<Progress>,
 }
 
 impl Drop for RunGuard {
@@ -244,6 +249,7 @@ pub async fn guard(
         session_http: session.http.clone(),
         previous,
         new_tenants,
+        progress: progress.clone(),
     })
 }
 
@@ -251,25 +257,30 @@ impl RunGuard {
     /// After the run, for a tenant this state dir had never run: did a run with another state
     /// dir, started at the same moment, make the same objects too? The app and its service
     /// principal are upserted by name (one of each whatever happens), but a Spot account is not:
-    /// two runs may each make one for the subscription. The run whose object is the later one
-    /// (by `createdDateTime`/`createdAt`, then id) sees the other's and reports the duplicate
-    /// as its failure, naming both, instead of "connected". (The earlier one may not see the
-    /// later one yet, and need not: it is the one to keep.) An app of an earlier version (made
-    /// by POST, no upsert) can be duplicated too: checked the same way.
+    /// two runs may each make one for the subscription. The run that must give way is the one
+    /// whose account is the later (by `createdAt`, then id), or the one that failed while the
+    /// other connected the subscription: once the other account is connected to the
+    /// subscription it deletes the account it made itself, and the client secret it handed to
+    /// it, and reports the race as its failure, naming both. So the world ends with one of each
+    /// object. (The run to keep may not see the other yet, and need not.) An app of an earlier
+    /// version (made by POST, no upsert) can be duplicated too: reported the same way.
     pub async fn race_report(
         &self,
         session: &Session,
         app_name: AppName<'_>,
         report: &mut super::model::Report,
     ) {
-        if !self.new_tenants.contains(&report.tenant_id)
-            || report.verdict != super::model::Verdict::Connected
-        {
+        if !self.new_tenants.contains(&report.tenant_id) {
             return;
         }
-        let summary = match self.duplicate_app(session, app_name, report).await {
-            Some(s) => Some(s),
-            None => self.duplicate_account(session, report).await,
+        let summary = match report.verdict {
+            super::model::Verdict::Connected => {
+                match self.duplicate_app(session, app_name, report).await {
+                    Some(s) => Some(s),
+                    None => self.duplicate_account(session, report).await,
+                }
+            }
+            super::model::Verdict::Failed => self.duplicate_account(session, report).await,
         };
         let Some(summary) = summary else {
             return;
@@ -332,39 +343,155 @@ impl RunGuard {
         ))
     }
 
+    /// Another fresh Spot account for this subscription that this run must give way to; when
+    /// it is connected, this run's own account (made in this run) is deleted.
     async fn duplicate_account(
         &self,
         session: &Session,
-        report: &super::model::Report,
+        report: &mut super::model::Report,
     ) -> Option<String> {
-        let mine = report.spot_account_id.as_deref()?;
-        let accounts = super::retry::read(|| session.spot.list_accounts())
-            .await
-            .ok()?;
-        let me = accounts.iter().find(|a| a.account_id == mine)?;
-        let key = |a: &crate::spot::SpotAccount| (a.created_at, a.account_id.clone());
-        let now = OffsetDateTime::now_utc();
-        let sub = &report.subscription_id;
-        // Another account for this subscription: connected to it, or (not connected yet) of
-        // the same name, made within the last minutes.
-        let other = accounts.iter().find(|a| {
-            a.account_id != mine
-                && match &a.provider_external_id {
-                    Some(p) => p.eq_ignore_ascii_case(sub),
-                    None => a.name == me.name,
-                }
-                && a.created_at.is_some_and(|c| now - c < FRESH)
-                && key(a) < key(me)
-        })?;
-        Some(format!(
-            "{}: a run with another state dir made Spot account {} ({}) for subscription {sub} at the same moment as this run's {} ({}); keep the other one and delete this run's duplicate: Spot account {} (the app registration, its service principal and the custom role are shared: leave them)",
+        use super::model::{Outcome, Verdict};
+        let mine = report.spot_account_id.clone()?;
+        let made_here = report.objects.iter().any(|o| {
+            o.step == super::model::Step::SpotAccount
+                && o.id == mine
+                && o.outcome == Outcome::Created
+        });
+        let sub = report.subscription_id.clone();
+        let connected = report.verdict == Verdict::Connected;
+        if !connected && !made_here {
+            return None;
+        }
+        let for_sub = |a: &crate::spot::SpotAccount| {
+            a.provider_external_id
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case(&sub))
+        };
+        // Waits (a little) for the other run to connect its account when it has not yet.
+        let t0 = Instant::now();
+        let mut said_wait = false;
+        let (me, other) = loop {
+            let accounts = super::retry::read(|| session.spot.list_accounts())
+                .await
+                .ok()?;
+            let me = accounts.iter().find(|a| a.account_id == mine)?.clone();
+            let key = |a: &crate::spot::SpotAccount| (a.created_at, a.account_id.clone());
+            let now = OffsetDateTime::now_utc();
+            // Connected: another account for this subscription made before ours (connected to
+            // it, or not yet, with the same name). Failed: another one connected to it.
+            let other = accounts
+                .iter()
+                .find(|a| {
+                    a.account_id != mine
+                        && a.created_at.is_some_and(|c| now - c < FRESH)
+                        && if connected {
+                            (for_sub(a) || (a.provider_external_id.is_none() && a.name == me.name))
+                                && key(a) < key(&me)
+                        } else {
+                            for_sub(a)
+                        }
+                })?
+                .clone();
+            if for_sub(&other) || !made_here || t0.elapsed() >= RACE_WAIT {
+                break (me, other);
+            }
+            if !said_wait {
+                said_wait = true;
+                let _ = self.progress.send(Progress::Log {
+                    message: format!(
+                        "Spot account {} ({}) was made for {sub} by another run at the same moment: waiting for it to connect",
+                        other.account_id, other.name
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let what = format!(
+            "{}: a run with another state dir made Spot account {} ({}) for subscription {sub} at the same moment as this run's {} ({})",
             busy_message(None),
             other.account_id,
             other.name,
             me.account_id,
             me.name,
-            me.account_id,
+        );
+        if !(made_here && for_sub(&other)) {
+            return Some(format!(
+                "{what}; keep the other one and delete this run's duplicate: Spot account {} (the app registration, its service principal and the custom role are shared: leave them)",
+                me.account_id
+            ));
+        }
+        if let Err(e) = super::retry::read(|| session.spot.delete_account(&me.account_id)).await {
+            return Some(format!(
+                "{what}; this run's duplicate could not be deleted ({e}): delete Spot account {} (the app registration, its service principal and the custom role are shared: leave them)",
+                me.account_id
+            ));
+        }
+        report.spot_account_id = None;
+        report.secret_expires = None;
+        let secret = self.forget_account(session, report).await;
+        let failed = match (&report.error, connected) {
+            (Some(e), false) => format!(" (this run had failed: {})", e.summary),
+            _ => String::new(),
+        };
+        Some(format!(
+            "{what}; the other run connected it, so this run deleted its duplicate Spot account {}{secret}{failed}. The app registration, its service principal, the custom role and the role assignment are shared; connect this subscription from the other run's state dir from now on",
+            me.account_id
         ))
+    }
+
+    /// After this run's duplicate Spot account was deleted: its state no longer names the
+    /// account, and the client secret this run handed to it is removed from the app when no
+    /// other subscription connected from here holds it. What was done, for the report.
+    async fn forget_account(&self, session: &Session, report: &super::model::Report) -> String {
+        let (tenant, sub) = (&report.tenant_id, &report.subscription_id);
+        let Ok(mut state) = State::load(&session.state_dir, tenant, sub) else {
+            return String::new();
+        };
+        state.spot_account_id = None;
+        let secret = state.secret.take();
+        let _ = state.save(&session.state_dir);
+        let (Some(rec), Some(app)) = (secret, state.app_object_id.clone()) else {
+            return String::new();
+        };
+        let held_here = State::load_tenant_siblings(&session.state_dir, tenant, sub)
+            .iter()
+            .filter_map(|s| s.secret.as_ref())
+            .any(|r| r.handed_to_spot && r.key_id.eq_ignore_ascii_case(&rec.key_id));
+        if held_here {
+            return String::new();
+        }
+        let graph = Graph::new(
+            session.http.clone(),
+            &session.endpoints.graph,
+            session.auth.clone(),
+            tenant,
+        );
+        let live = super::retry::read(|| graph.get_application(&app)).await;
+        let on_app = |a: &crate::azure::graph::Application| {
+            a.password_credentials
+                .iter()
+                .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id))
+        };
+        match live {
+            Ok(Some(a)) if !on_app(&a) => String::new(),
+            Ok(None) => String::new(),
+            _ => match super::orphans::remove_secret(&graph, &app, &rec.key_id).await {
+                Ok(()) => format!(" and removed the client secret {} it held", rec.key_id),
+                Err(e) => {
+                    // Left for the next run's orphan check.
+                    let _ = State::load(&session.state_dir, tenant, sub).map(|mut s| {
+                        if !s.orphan_key_ids.contains(&rec.key_id) {
+                            s.orphan_key_ids.push(rec.key_id.clone());
+                        }
+                        let _ = s.save(&session.state_dir);
+                    });
+                    format!(
+                        "; its client secret {} could not be removed ({e}): the next `spot-connect apply` removes it",
+                        rec.key_id
+                    )
+                }
+            },
+        }
     }
 }
 

@@ -296,9 +296,10 @@ pub async fn plan(session: &Session, targets: &[Target], settings: &Settings) ->
 /// Carries out `plan` (made by [`plan`]): nothing is written when it has a blocked item. Each
 /// subscription's outcome is in the returned report (`verdict: Failed`, `error`); a sign-in or
 /// unreachable-service error stops the run (`stopped`), and so does another run holding one of
-/// the plan's subscriptions (`onboard::lock`). After the run, our app's secrets no Spot account
-/// holds are removed (`onboard::orphans`), and a duplicate made by a run with another state dir
-/// at the same moment is reported as this run's failure.
+/// the plan's subscriptions (`onboard::lock`). After the run, a Spot account made for the same
+/// subscription by a run with another state dir at the same moment is settled (the run that
+/// gives way deletes its own and reports the race as its failure), then our app's secrets no
+/// Spot account holds are removed (`onboard::orphans`).
 pub async fn apply(
     session: &Session,
     plan: &Plan,
@@ -342,6 +343,11 @@ pub async fn apply(
         plan
     };
     let mut report = engine::apply(session, plan, progress.clone()).await;
+    // First, a run that made the same Spot account at the same moment from another state dir
+    // (`lock::RunGuard::race_report`): the one that gives way deletes its own and fails.
+    for r in &mut report.reports {
+        guard.race_report(session, &app_name, r).await;
+    }
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // addPassword or removePassword reply, a rotated-out secret) are removed for the
     // subscriptions this run connected (a blocked or failed one writes nothing more).
@@ -356,9 +362,6 @@ pub async fn apply(
         .cloned()
         .collect();
     orphans::reclaim_after_apply(session, &connected, &progress).await;
-    for r in &mut report.reports {
-        guard.race_report(session, &app_name, r).await;
-    }
     report
 }
 
