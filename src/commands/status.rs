@@ -46,17 +46,23 @@ async fn run(opts: &CommonOpts) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let list = match crate::onboard::status::status(&session, &targets, &settings).await {
+    let mut list = match crate::onboard::status::status(&session, &targets, &settings).await {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
+    let unheld = crate::onboard::orphans::status_lines(&session, &targets).await;
+    for u in &unheld {
+        for s in list.iter_mut().filter(|s| s.tenant_id == u.tenant_id) {
+            s.unheld_secrets = u.key_ids.clone();
+        }
+    }
     if opts.json {
         crate::cli::json_out::print(&serde_json::to_value(&list).unwrap_or_default());
     } else {
         print!("{}", table(&list, time::OffsetDateTime::now_utc()));
     }
-    for line in crate::onboard::orphans::status_lines(&session, &targets).await {
-        eprintln!("  ! {line}");
+    for u in &unheld {
+        eprintln!("  ! {}", u.line);
     }
     let broken = list.iter().filter(|s| s.verdict == Health::Broken).count();
     match broken {

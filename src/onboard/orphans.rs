@@ -286,8 +286,14 @@ pub async fn reclaim_after_apply(
     out
 }
 
-/// For `status`: one line per tenant whose app has secrets no Spot account holds.
-pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<String> {
+/// For `status`: per tenant whose app has secrets no Spot account holds, a line and their keyIds.
+pub struct Unheld {
+    pub tenant_id: String,
+    pub key_ids: Vec<String>,
+    pub line: String,
+}
+
+pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> {
     let mut out = Vec::new();
     let mut tenants: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
     tenants.dedup();
@@ -297,24 +303,33 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<String> 
         let Ok(Some(app)) = recorded_app(session, &graph, tenant, &subs).await else {
             continue;
         };
-        match audit(session, tenant, &app, &[]).await {
+        let (key_ids, line) = match audit(session, tenant, &app, &[]).await {
             Ok(a) if !a.orphans.is_empty() || !a.fresh.is_empty() => {
                 let mut keys = a.orphans.clone();
                 keys.extend(a.fresh.iter().cloned());
-                out.push(format!(
+                let line = format!(
                     "{} client secret(s) of {} ({}) are held by no Spot account: {} (`spot-connect apply` removes them)",
                     keys.len(),
                     app.display_name,
                     app.app_id,
                     keys.join(", ")
-                ));
+                );
+                (keys, line)
             }
-            Ok(_) => {}
-            Err(e) => out.push(format!(
-                "could not check {} for client secrets no Spot account holds: {e}",
-                app.display_name
-            )),
-        }
+            Ok(_) => continue,
+            Err(e) => (
+                vec![],
+                format!(
+                    "could not check {} for client secrets no Spot account holds: {e}",
+                    app.display_name
+                ),
+            ),
+        };
+        out.push(Unheld {
+            tenant_id: tenant.to_string(),
+            key_ids,
+            line,
+        });
     }
     out
 }

@@ -76,6 +76,10 @@ pub struct SubscriptionStatus {
     pub role: Option<RoleInfo>,
     pub role_assignment_id: Option<String>,
     pub spot_account: Option<SpotInfo>,
+    /// keyIds of client secrets of the tenant's app that no Spot account holds
+    /// (`onboard::orphans`; `apply` removes them). Filled in by `status`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unheld_secrets: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,5 +632,6 @@ async fn one(
         role,
         role_assignment_id: assignment.map(|a| a.id),
         spot_account: spot,
+        unheld_secrets: vec![],
     })
 }

@@ -606,6 +606,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
             role: Some(role.clone()),
             role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000013".into()),
             spot_account: Some(spot(ACCOUNT)),
+            unheld_secrets: vec![],
         },
         SubscriptionStatus {
             tenant_id: TENANT.into(),
@@ -619,6 +620,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
             role: Some(role),
             role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000014".into()),
             spot_account: Some(spot("act-51e0b7c2")),
+            unheld_secrets: vec![],
         },
         SubscriptionStatus {
             tenant_id: TENANT2.into(),
@@ -635,6 +637,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
             role: None,
             role_assignment_id: None,
             spot_account: None,
+            unheld_secrets: vec![],
         },
     ]
 }
