@@ -289,6 +289,10 @@ async fn discovery_lists_both_tenants_and_every_subscription() {
         prompt,
     )
     .unwrap();
+    // The operator is a Contoso user, a guest in Fabrikam: signed in to Fabrikam, the home
+    // tenant shown is still Contoso (client_info's `utid`, not the token's `tid`).
+    let id = bounded(auth.sign_in()).await.unwrap();
+    assert_eq!(id.home_tenant.as_deref(), Some(seed::CONTOSO_TENANT_ID));
     let d = bounded(discover(&auth, &f.endpoints, &f.http))
         .await
         .unwrap();

@@ -508,6 +508,7 @@ async fn redeem(
         ("code", code.expose()),
         ("redirect_uri", redirect_uri),
         ("code_verifier", verifier.expose()),
+        ("client_info", "1"),
     ];
     let body = post_token(http, &o.login, &o.tenant, "token", &form, false)
         .await

@@ -117,6 +117,7 @@ pub(crate) async fn redeem_refresh_token(
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
             ("scope", &scope),
+            ("client_info", "1"),
         ],
         true,
     )
@@ -446,12 +447,17 @@ impl DeviceCodeCredential {
         let result = result.map(|grant| {
             let account = Account {
                 username: grant.claims.as_ref().and_then(|c| c.username.clone()),
-                home_tenant: grant.claims.as_ref().and_then(|c| c.tenant_id.clone()),
+                // client_info's home tenant; the token's `tid` is the tenant signed in to.
+                home_tenant: grant
+                    .home_tenant
+                    .clone()
+                    .or_else(|| grant.claims.as_ref().and_then(|c| c.tenant_id.clone())),
             };
             self.keep(&tenant, &scope, &grant);
-            if let Some(home) = &account.home_tenant {
+            // Cached under the tenant it was issued in (`tid`), not the home tenant.
+            if let Some(tid) = grant.claims.as_ref().and_then(|c| c.tenant_id.as_deref()) {
                 self.cache
-                    .put(home, &scope, grant.access_token.clone(), grant.expires_on);
+                    .put(tid, &scope, grant.access_token.clone(), grant.expires_on);
             }
             if grant.refresh_token.is_none() {
                 tracing::warn!(
@@ -562,6 +568,7 @@ impl DeviceCodeCredential {
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ("client_id", o.client_id.as_str()),
             ("device_code", device_code.expose()),
+            ("client_info", "1"),
         ];
         poll_for_token(
             interval,
@@ -785,6 +792,7 @@ mod tests {
             expires_on: OffsetDateTime::now_utc() + time::Duration::hours(1),
             refresh_token: Some(Secret::new("rt")),
             claims: None,
+            home_tenant: None,
         }
     }
 

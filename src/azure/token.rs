@@ -73,6 +73,21 @@ pub struct TokenGrant {
     pub refresh_token: Option<Secret>,
     /// Claims of the id_token (or of the access token when that is a JWT).
     pub claims: Option<Claims>,
+    /// The account's home tenant: `client_info`'s `utid` (sent when the request had
+    /// `client_info=1`). For a guest it differs from the token's `tid`, which is the tenant
+    /// signed in to.
+    pub home_tenant: Option<String>,
+}
+
+/// `client_info`: base64url of `{"uid":"<object id>","utid":"<home tenant id>"}` (reference
+/// identity-and-clients.md §3); the `utid`.
+fn client_info_home_tenant(client_info: &str) -> Option<String> {
+    let bytes = azure_core::base64::decode_url_safe(client_info).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("utid")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 pub(crate) fn seconds(v: Option<&Value>) -> Option<i64> {
@@ -102,6 +117,7 @@ pub fn parse_token_grant(body: &Value, now: OffsetDateTime) -> Result<TokenGrant
         expires_on: now + time::Duration::seconds(expires_in),
         refresh_token: text("refresh_token").map(Secret::new),
         claims,
+        home_tenant: text("client_info").and_then(client_info_home_tenant),
     })
 }
 
