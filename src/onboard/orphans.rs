@@ -29,6 +29,7 @@ use super::status::{self, read};
 use super::{Session, Target};
 use crate::azure::graph::{Application, Graph, PasswordCredential};
 use crate::error::{Error, Result};
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -82,6 +83,9 @@ pub struct Audit {
     pub incomplete: Option<String>,
 }
 
+/// Spot accounts whose credentials are read at once.
+const CREDENTIAL_READS: usize = 16;
+
 fn ours(p: &PasswordCredential) -> bool {
     p.display_name
         .as_deref()
@@ -93,12 +97,15 @@ fn close(a: OffsetDateTime, b: OffsetDateTime) -> bool {
 }
 
 /// Sorts the live secrets of `app` (in `tenant`) into held / orphans / fresh. `locked`: the
-/// subscriptions whose lock this run holds (their secrets are never "another run's").
+/// subscriptions whose lock this run holds (their secrets are never "another run's"). `known`:
+/// Spot accounts this run has just handed a secret to, which a state file here records (their
+/// credentials are not read again: that secret is held by the state file's record).
 pub async fn audit(
     session: &Session,
     tenant: &str,
     app: &Application,
     locked: &[String],
+    known: &[String],
 ) -> Result<Audit> {
     let is_locked = |s: &State| {
         locked
@@ -112,8 +119,26 @@ pub async fn audit(
     let accounts = read(|| session.spot.list_accounts()).await?;
     let states = State::load_tenant_siblings(&session.state_dir, tenant, "");
     let mut held: Vec<String> = Vec::new();
-    for a in accounts.iter().filter(|a| a.provider_external_id.is_some()) {
-        let creds = match read(|| session.spot.get_azure_credentials(&a.account_id)).await {
+    // Every connected account's credentials, a few at a time (an organization may have
+    // hundreds), in the list's order.
+    let connected: Vec<&crate::spot::SpotAccount> = accounts
+        .iter()
+        .filter(|a| a.provider_external_id.is_some() && !known.contains(&a.account_id))
+        .collect();
+    let spot = session.spot.clone();
+    let reads: Vec<_> = connected
+        .iter()
+        .map(|a| {
+            let (spot, id) = (spot.clone(), a.account_id.clone());
+            async move { read(|| spot.get_azure_credentials(&id)).await }.boxed()
+        })
+        .collect();
+    let all_creds: Vec<_> = futures::stream::iter(reads)
+        .buffered(CREDENTIAL_READS)
+        .collect()
+        .await;
+    for (a, creds) in connected.into_iter().zip(all_creds) {
+        let creds = match creds {
             Ok(c) => c,
             Err(e) => {
                 out.incomplete = Some(format!("Spot account {}: {e}", a.account_id));
@@ -246,7 +271,14 @@ pub async fn reclaim_after_apply(
                 continue;
             }
         };
-        let audit = match audit(session, tenant, &app, &locked).await {
+        // The accounts this run connected hold the secret their state file records.
+        let known: Vec<String> = subs
+            .iter()
+            .filter_map(|t| State::load(&session.state_dir, tenant, &t.subscription_id).ok())
+            .filter(|s| s.secret.as_ref().is_some_and(|r| r.handed_to_spot))
+            .filter_map(|s| s.spot_account_id)
+            .collect();
+        let audit = match audit(session, tenant, &app, &locked, &known).await {
             Ok(a) => a,
             Err(e) => {
                 log(format!("client secrets not checked for orphans: {e}"));
@@ -303,7 +335,7 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> 
         let Ok(Some(app)) = recorded_app(session, &graph, tenant, &subs).await else {
             continue;
         };
-        let (key_ids, line) = match audit(session, tenant, &app, &[]).await {
+        let (key_ids, line) = match audit(session, tenant, &app, &[], &[]).await {
             Ok(a) if !a.orphans.is_empty() || !a.fresh.is_empty() => {
                 let mut keys = a.orphans.clone();
                 keys.extend(a.fresh.iter().cloned());
