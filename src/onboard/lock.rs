@@ -12,7 +12,7 @@
 //!   of objects. Two runs started within the same second from two state dirs can still both
 //!   pass this check: the app and its service principal are upserted by name (one of each),
 //!   and after the run the one with the later Spot account deletes it and reports the race
-//!   ([`RunGuard::race_report`]).
+//!   ([`RunGuard::race_reports`]).
 //!
 //! While the guard is held, the HTTP layer's waits (`Retry-After`, backoff) are reported to the
 //! run's progress channel as log lines ("Azure asks to wait 30 s …").
@@ -229,12 +229,12 @@ pub async fn guard(
         );
     }
     let mut new_tenants = Vec::new();
+    // The cloud check looks at the tenant's app: once per tenant (every state file of the
+    // tenant here counts as known), not once per subscription.
     for (t, seen) in sorted.iter().zip(seen) {
-        if !seen {
+        if !seen && !new_tenants.contains(&t.tenant_id) {
             competing_run(session, t, app_name).await?;
-            if !new_tenants.contains(&t.tenant_id) {
-                new_tenants.push(t.tenant_id.clone());
-            }
+            new_tenants.push(t.tenant_id.clone());
         }
     }
     let tx = progress.clone();
@@ -264,83 +264,56 @@ impl RunGuard {
     /// it, and reports the race as its failure, naming both. So the world ends with one of each
     /// object. (The run to keep may not see the other yet, and need not.) An app of an earlier
     /// version (made by POST, no upsert) can be duplicated too: reported the same way.
-    pub async fn race_report(
+    ///
+    /// One look-up of the tenant's apps and one of the Spot accounts serve every report of the
+    /// tenant (a run of 100 subscriptions must not ask 200 times).
+    pub async fn race_reports(
         &self,
         session: &Session,
         app_name: AppName<'_>,
-        report: &mut super::model::Report,
+        reports: &mut [super::model::Report],
     ) {
-        if !self.new_tenants.contains(&report.tenant_id) {
-            return;
-        }
-        let summary = match report.verdict {
-            super::model::Verdict::Connected => {
-                match self.duplicate_app(session, app_name, report).await {
-                    Some(s) => Some(s),
-                    None => self.duplicate_account(session, report).await,
-                }
+        use super::model::Verdict;
+        let mut apps: Option<(String, Option<Vec<crate::azure::graph::Application>>)> = None;
+        let mut accounts: Option<Vec<crate::spot::SpotAccount>> = None;
+        for report in reports.iter_mut() {
+            if !self.new_tenants.contains(&report.tenant_id) {
+                continue;
             }
-            super::model::Verdict::Failed => self.duplicate_account(session, report).await,
-        };
-        let Some(summary) = summary else {
-            return;
-        };
-        tracing::warn!("{summary}");
-        report.verdict = super::model::Verdict::Failed;
-        report.error = Some(super::model::ErrorInfo {
-            summary,
-            api: None,
-            hint: None,
-        });
-    }
-
-    async fn duplicate_app(
-        &self,
-        session: &Session,
-        app_name: AppName<'_>,
-        report: &super::model::Report,
-    ) -> Option<String> {
-        let state = State::load(
-            &session.state_dir,
-            &report.tenant_id,
-            &report.subscription_id,
-        )
-        .ok()?;
-        let mine = state.app_object_id?;
-        let graph = Graph::new(
-            session.http.clone(),
-            &session.endpoints.graph,
-            session.auth.clone(),
-            &report.tenant_id,
-        );
-        let apps = graph
-            .find_applications(&app_name(&report.tenant_id))
-            .await
-            .ok()?;
-        let key =
-            |a: &crate::azure::graph::Application| (a.created_date_time, a.id.to_ascii_lowercase());
-        let me = apps.iter().find(|a| a.id.eq_ignore_ascii_case(&mine))?;
-        let now = OffsetDateTime::now_utc();
-        let other = apps.iter().find(|a| {
-            a.is_ours()
-                && !a.id.eq_ignore_ascii_case(&mine)
-                && a.created_date_time.is_some_and(|c| now - c < FRESH)
-                && key(a) < key(me)
-        })?;
-        let account = report
-            .spot_account_id
-            .as_deref()
-            .map(|a| format!(" and Spot account {a}"))
-            .unwrap_or_default();
-        Some(format!(
-            "{}: a run with another state dir registered {} ({}) at the same moment as this run's {} ({}); keep the other one and delete this run's duplicates: app registration {}{account} (the custom role is shared: leave it)",
-            busy_message(None),
-            other.display_name,
-            other.app_id,
-            me.display_name,
-            me.app_id,
-            me.app_id,
-        ))
+            let summary = match report.verdict {
+                Verdict::Connected => {
+                    if apps.as_ref().is_none_or(|(t, _)| *t != report.tenant_id) {
+                        let graph = Graph::new(
+                            session.http.clone(),
+                            &session.endpoints.graph,
+                            session.auth.clone(),
+                            &report.tenant_id,
+                        );
+                        let found = graph
+                            .find_applications(&app_name(&report.tenant_id))
+                            .await
+                            .ok();
+                        apps = Some((report.tenant_id.clone(), found));
+                    }
+                    let list = apps.as_ref().and_then(|(_, a)| a.as_deref());
+                    match list.and_then(|l| duplicate_app(session, l, report)) {
+                        Some(s) => Some(s),
+                        None => self.duplicate_account(session, report, &mut accounts).await,
+                    }
+                }
+                Verdict::Failed => self.duplicate_account(session, report, &mut accounts).await,
+            };
+            let Some(summary) = summary else {
+                continue;
+            };
+            tracing::warn!("{summary}");
+            report.verdict = Verdict::Failed;
+            report.error = Some(super::model::ErrorInfo {
+                summary,
+                api: None,
+                hint: None,
+            });
+        }
     }
 
     /// Another fresh Spot account for this subscription that this run must give way to; when
@@ -349,6 +322,7 @@ impl RunGuard {
         &self,
         session: &Session,
         report: &mut super::model::Report,
+        cache: &mut Option<Vec<crate::spot::SpotAccount>>,
     ) -> Option<String> {
         use super::model::{Outcome, Verdict};
         let mine = report.spot_account_id.clone()?;
@@ -371,9 +345,14 @@ impl RunGuard {
         let t0 = Instant::now();
         let mut said_wait = false;
         let (me, other) = loop {
-            let accounts = super::retry::read(|| session.spot.list_accounts())
-                .await
-                .ok()?;
+            // The run's list first; read again only while waiting.
+            let accounts = match cache.take() {
+                Some(a) if !said_wait => a,
+                _ => super::retry::read(|| session.spot.list_accounts())
+                    .await
+                    .ok()?,
+            };
+            let accounts = &*cache.insert(accounts);
             let me = accounts.iter().find(|a| a.account_id == mine)?.clone();
             let key = |a: &crate::spot::SpotAccount| (a.created_at, a.account_id.clone());
             let now = OffsetDateTime::now_utc();
@@ -425,6 +404,9 @@ impl RunGuard {
                 "{what}; this run's duplicate could not be deleted ({e}): delete Spot account {} (the app registration, its service principal and the custom role are shared: leave them)",
                 me.account_id
             ));
+        }
+        if let Some(list) = cache.as_mut() {
+            list.retain(|a| a.account_id != me.account_id);
         }
         report.spot_account_id = None;
         report.secret_expires = None;
@@ -493,6 +475,46 @@ impl RunGuard {
             },
         }
     }
+}
+
+/// An app of ours made before this run's (by an earlier version's POST: not upserted) at the
+/// same moment by a run with another state dir, among `apps` (the tenant's apps of our name).
+fn duplicate_app(
+    session: &Session,
+    apps: &[crate::azure::graph::Application],
+    report: &super::model::Report,
+) -> Option<String> {
+    let state = State::load(
+        &session.state_dir,
+        &report.tenant_id,
+        &report.subscription_id,
+    )
+    .ok()?;
+    let mine = state.app_object_id?;
+    let key =
+        |a: &crate::azure::graph::Application| (a.created_date_time, a.id.to_ascii_lowercase());
+    let me = apps.iter().find(|a| a.id.eq_ignore_ascii_case(&mine))?;
+    let now = OffsetDateTime::now_utc();
+    let other = apps.iter().find(|a| {
+        a.is_ours()
+            && !a.id.eq_ignore_ascii_case(&mine)
+            && a.created_date_time.is_some_and(|c| now - c < FRESH)
+            && key(a) < key(me)
+    })?;
+    let account = report
+        .spot_account_id
+        .as_deref()
+        .map(|a| format!(" and Spot account {a}"))
+        .unwrap_or_default();
+    Some(format!(
+        "{}: a run with another state dir registered {} ({}) at the same moment as this run's {} ({}); keep the other one and delete this run's duplicates: app registration {}{account} (the custom role is shared: leave it)",
+        busy_message(None),
+        other.display_name,
+        other.app_id,
+        me.display_name,
+        me.app_id,
+        me.app_id,
+    ))
 }
 
 /// The cloud check: a fresh app of ours for this tenant that no state file here records.

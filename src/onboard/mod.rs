@@ -344,10 +344,10 @@ pub async fn apply(
     };
     let mut report = engine::apply(session, plan, progress.clone()).await;
     // First, a run that made the same Spot account at the same moment from another state dir
-    // (`lock::RunGuard::race_report`): the one that gives way deletes its own and fails.
-    for r in &mut report.reports {
-        guard.race_report(session, &app_name, r).await;
-    }
+    // (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
+    guard
+        .race_reports(session, &app_name, &mut report.reports)
+        .await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // addPassword or removePassword reply, a rotated-out secret) are removed for the
     // subscriptions this run connected (a blocked or failed one writes nothing more).
