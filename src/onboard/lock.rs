@@ -272,40 +272,56 @@ impl RunGuard {
         session: &Session,
         app_name: AppName<'_>,
         reports: &mut [super::model::Report],
+        seen: &mut Seen,
     ) {
         use super::model::Verdict;
-        let mut apps: Option<(String, Option<Vec<crate::azure::graph::Application>>)> = None;
         let mut accounts: Option<Vec<crate::spot::SpotAccount>> = None;
         for report in reports.iter_mut() {
             if !self.new_tenants.contains(&report.tenant_id) {
                 continue;
             }
-            let summary = match report.verdict {
-                Verdict::Connected => {
-                    if apps.as_ref().is_none_or(|(t, _)| *t != report.tenant_id) {
-                        let graph = Graph::new(
-                            session.http.clone(),
-                            &session.endpoints.graph,
-                            session.auth.clone(),
-                            &report.tenant_id,
-                        );
-                        let found = graph
-                            .find_applications(&app_name(&report.tenant_id))
+            // The tenant's apps (and, the first time, the Spot accounts) at once.
+            if !seen.apps.iter().any(|(t, _)| *t == report.tenant_id) {
+                let graph = Graph::new(
+                    session.http.clone(),
+                    &session.endpoints.graph,
+                    session.auth.clone(),
+                    &report.tenant_id,
+                );
+                let name = app_name(&report.tenant_id);
+                let list_accounts = async {
+                    match &accounts {
+                        Some(_) => None,
+                        None => super::retry::read(|| session.spot.list_accounts())
                             .await
-                            .ok();
-                        apps = Some((report.tenant_id.clone(), found));
+                            .ok(),
                     }
-                    let list = apps.as_ref().and_then(|(_, a)| a.as_deref());
-                    match list.and_then(|l| duplicate_app(session, l, report)) {
-                        Some(s) => Some(s),
-                        None => self.duplicate_account(session, report, &mut accounts).await,
-                    }
+                };
+                let (found, listed) = tokio::join!(graph.find_applications(&name), list_accounts);
+                if let Ok(found) = found {
+                    seen.apps.push((report.tenant_id.clone(), found));
                 }
+                if listed.is_some() {
+                    accounts = listed;
+                }
+            }
+            let list = seen
+                .apps
+                .iter()
+                .find(|(t, _)| *t == report.tenant_id)
+                .map(|(_, a)| a.as_slice());
+            let summary = match report.verdict {
+                Verdict::Connected => match list.and_then(|l| duplicate_app(session, l, report)) {
+                    Some(s) => Some(s),
+                    None => self.duplicate_account(session, report, &mut accounts).await,
+                },
                 Verdict::Failed => self.duplicate_account(session, report, &mut accounts).await,
             };
             let Some(summary) = summary else {
                 continue;
             };
+            // This run deleted an account and maybe a secret: the app read above is stale.
+            seen.apps.retain(|(t, _)| *t != report.tenant_id);
             tracing::warn!("{summary}");
             report.verdict = Verdict::Failed;
             report.error = Some(super::model::ErrorInfo {
@@ -313,6 +329,9 @@ impl RunGuard {
                 api: None,
                 hint: None,
             });
+        }
+        if accounts.is_some() {
+            seen.accounts = accounts;
         }
     }
 
@@ -515,6 +534,15 @@ fn duplicate_app(
         me.app_id,
         me.app_id,
     ))
+}
+
+/// What the checks after a run have read, for the next one (`orphans::reclaim_after_apply`):
+/// the tenants' apps of our name (with their secrets) and the organization's Spot accounts, as
+/// they are after the race check.
+#[derive(Default)]
+pub struct Seen {
+    pub apps: Vec<(String, Vec<crate::azure::graph::Application>)>,
+    pub accounts: Option<Vec<crate::spot::SpotAccount>>,
 }
 
 /// The cloud check: a fresh app of ours for this tenant that no state file here records.

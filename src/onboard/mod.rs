@@ -345,8 +345,9 @@ pub async fn apply(
     let mut report = engine::apply(session, plan, progress.clone()).await;
     // First, a run that made the same Spot account at the same moment from another state dir
     // (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
+    let mut seen = lock::Seen::default();
     guard
-        .race_reports(session, &app_name, &mut report.reports)
+        .race_reports(session, &app_name, &mut report.reports, &mut seen)
         .await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // addPassword or removePassword reply, a rotated-out secret) are removed for the
@@ -361,7 +362,7 @@ pub async fn apply(
         })
         .cloned()
         .collect();
-    orphans::reclaim_after_apply(session, &connected, &progress).await;
+    orphans::reclaim_after_apply(session, &connected, &progress, seen).await;
     report
 }
 

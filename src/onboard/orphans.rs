@@ -106,6 +106,7 @@ pub async fn audit(
     app: &Application,
     locked: &[String],
     known: &[String],
+    accounts: &[crate::spot::SpotAccount],
 ) -> Result<Audit> {
     let is_locked = |s: &State| {
         locked
@@ -116,7 +117,6 @@ pub async fn audit(
         app_id: app.app_id.clone(),
         ..Default::default()
     };
-    let accounts = read(|| session.spot.list_accounts()).await?;
     let states = State::load_tenant_siblings(&session.state_dir, tenant, "");
     let mut held: Vec<String> = Vec::new();
     // Every connected account's credentials, a few at a time (an organization may have
@@ -221,12 +221,44 @@ pub async fn audit(
     Ok(out)
 }
 
+/// The audit when every secret of ours on `app` is recorded as handed to Spot by a state file
+/// of `tenant` here (they are held whatever Spot says); None when some is not.
+fn all_recorded(state_dir: &std::path::Path, tenant: &str, app: &Application) -> Option<Audit> {
+    let handed: Vec<String> = State::load_tenant_siblings(state_dir, tenant, "")
+        .into_iter()
+        .filter_map(|s| s.secret)
+        .filter(|r| r.handed_to_spot)
+        .map(|r| r.key_id)
+        .collect();
+    let is_handed =
+        |p: &PasswordCredential| handed.iter().any(|k| k.eq_ignore_ascii_case(&p.key_id));
+    if !app
+        .password_credentials
+        .iter()
+        .filter(|p| ours(p))
+        .all(is_handed)
+    {
+        return None;
+    }
+    Some(Audit {
+        app_id: app.app_id.clone(),
+        held: app
+            .password_credentials
+            .iter()
+            .filter(|p| is_handed(p))
+            .map(|p| p.key_id.clone())
+            .collect(),
+        ..Default::default()
+    })
+}
+
 /// Our app in `tenant`, from the state files of `targets` (None: no app recorded, or gone).
 async fn recorded_app(
     session: &Session,
     graph: &Graph,
     tenant: &str,
     targets: &[&Target],
+    read_already: &[Application],
 ) -> Result<Option<Application>> {
     let mut ids: Vec<String> = Vec::new();
     for t in targets {
@@ -238,6 +270,9 @@ async fn recorded_app(
         }
     }
     for id in ids {
+        if let Some(app) = read_already.iter().find(|a| a.id.eq_ignore_ascii_case(&id)) {
+            return Ok(Some(app.clone()));
+        }
         if let Some(app) = read(|| graph.get_application(&id)).await? {
             return Ok(Some(app));
         }
@@ -251,6 +286,7 @@ pub async fn reclaim_after_apply(
     session: &Session,
     targets: &[Target],
     progress: &UnboundedSender<Progress>,
+    mut seen: super::lock::Seen,
 ) -> Vec<Audit> {
     let log = |message: String| {
         tracing::info!("{message}");
@@ -263,7 +299,14 @@ pub async fn reclaim_after_apply(
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
         let locked: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
         let graph = status::graph(session, tenant);
-        let app = match recorded_app(session, &graph, tenant, &subs).await {
+        // The app (unless the race check has just read it).
+        let read_already = seen
+            .apps
+            .iter()
+            .find(|(t, _)| t == tenant)
+            .map(|(_, a)| a.as_slice())
+            .unwrap_or_default();
+        let app = match recorded_app(session, &graph, tenant, &subs, read_already).await {
             Ok(Some(a)) => a,
             Ok(None) => continue,
             Err(e) => {
@@ -271,6 +314,23 @@ pub async fn reclaim_after_apply(
                 continue;
             }
         };
+        // Every secret of ours on the app is one a state file here records as handed to Spot:
+        // all held, nothing to read (the usual end of a run).
+        if let Some(audit) = all_recorded(&session.state_dir, tenant, &app) {
+            settle(session, tenant, &locked, &audit.held);
+            out.push(audit);
+            continue;
+        }
+        if seen.accounts.is_none() {
+            match read(|| session.spot.list_accounts()).await {
+                Ok(l) => seen.accounts = Some(l),
+                Err(e) => {
+                    log(format!("client secrets not checked for orphans: {e}"));
+                    continue;
+                }
+            }
+        }
+        let accounts = seen.accounts.as_deref().unwrap_or_default();
         // The accounts this run connected hold the secret their state file records.
         let known: Vec<String> = subs
             .iter()
@@ -278,7 +338,7 @@ pub async fn reclaim_after_apply(
             .filter(|s| s.secret.as_ref().is_some_and(|r| r.handed_to_spot))
             .filter_map(|s| s.spot_account_id)
             .collect();
-        let audit = match audit(session, tenant, &app, &locked, &known).await {
+        let audit = match audit(session, tenant, &app, &locked, &known, accounts).await {
             Ok(a) => a,
             Err(e) => {
                 log(format!("client secrets not checked for orphans: {e}"));
@@ -332,10 +392,14 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> 
     for tenant in tenants {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
         let graph = status::graph(session, tenant);
-        let Ok(Some(app)) = recorded_app(session, &graph, tenant, &subs).await else {
+        let Ok(Some(app)) = recorded_app(session, &graph, tenant, &subs, &[]).await else {
             continue;
         };
-        let (key_ids, line) = match audit(session, tenant, &app, &[], &[]).await {
+        let audited = match read(|| session.spot.list_accounts()).await {
+            Ok(accounts) => audit(session, tenant, &app, &[], &[], &accounts).await,
+            Err(e) => Err(e),
+        };
+        let (key_ids, line) = match audited {
             Ok(a) if !a.orphans.is_empty() || !a.fresh.is_empty() => {
                 let mut keys = a.orphans.clone();
                 keys.extend(a.fresh.iter().cloned());
