@@ -98,6 +98,8 @@ pub(crate) struct Facts {
     settings: Settings,
     policy: Policy,
     tenants: Vec<TenantFacts>,
+    /// When the lookups ended.
+    looked_up: Instant,
 }
 
 impl Facts {
@@ -108,6 +110,27 @@ impl Facts {
             .find(|t| t.tenant.eq_ignore_ascii_case(tenant))
             .map(|t| t.app_name.clone())
             .unwrap_or_else(|| self.settings.app_name_for(tenant))
+    }
+
+    /// The apps of ours the plan found in `tenant` (none, or the one it would reuse), when the
+    /// plan was made less than `within` ago; None when older, or the lookup failed.
+    pub(super) fn recent_apps(
+        &self,
+        tenant: &str,
+        within: std::time::Duration,
+    ) -> Option<Vec<Application>> {
+        if self.looked_up.elapsed() >= within {
+            return None;
+        }
+        let t = self
+            .tenants
+            .iter()
+            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))?;
+        match &t.app {
+            AppFact::Ours(a) => Some(vec![a.clone()]),
+            AppFact::Missing => Some(vec![]),
+            AppFact::Foreign(_) | AppFact::Unreadable(..) => None,
+        }
     }
 
     pub(super) fn settings(&self) -> &Settings {
@@ -219,6 +242,7 @@ pub(super) async fn plan(
         settings: settings.clone(),
         policy,
         tenants,
+        looked_up: Instant::now(),
     };
     let items = facts
         .tenants

@@ -200,6 +200,7 @@ pub async fn guard(
     session: &Session,
     targets: &[Target],
     app_name: AppName<'_>,
+    plan_apps: PlanApps<'_>,
     progress: &UnboundedSender<Progress>,
 ) -> Result<RunGuard> {
     let mut sorted: Vec<&Target> = targets.iter().collect();
@@ -233,7 +234,7 @@ pub async fn guard(
     // tenant here counts as known), not once per subscription.
     for (t, seen) in sorted.iter().zip(seen) {
         if !seen && !new_tenants.contains(&t.tenant_id) {
-            competing_run(session, t, app_name).await?;
+            competing_run(session, t, app_name, plan_apps(&t.tenant_id)).await?;
             new_tenants.push(t.tenant_id.clone());
         }
     }
@@ -545,18 +546,38 @@ pub struct Seen {
     pub accounts: Option<Vec<crate::spot::SpotAccount>>,
 }
 
+/// The apps of ours a plan made a moment ago found in a tenant (`engine::Facts::recent_apps`):
+/// the cloud check uses them instead of asking Graph again. None: ask.
+pub type PlanApps<'a> = &'a (dyn Fn(&str) -> Option<Vec<crate::azure::graph::Application>> + Sync);
+
+/// How recent a plan's look-up must be for the cloud check to use it (`apply --yes` guards
+/// milliseconds after its plan; the wizard's review may stay open for minutes: then Graph is
+/// asked again).
+pub const PLAN_FRESH: Duration = Duration::from_secs(5);
+
 /// The cloud check: a fresh app of ours for this tenant that no state file here records.
-async fn competing_run(session: &Session, target: &Target, app_name: AppName<'_>) -> Result<()> {
-    let name = app_name(&target.tenant_id);
-    let graph = Graph::new(
-        session.http.clone(),
-        &session.endpoints.graph,
-        session.auth.clone(),
-        &target.tenant_id,
-    );
-    // A lookup that fails is not a competing run: the engine's own lookups report it.
-    let Ok(apps) = graph.find_applications(&name).await else {
-        return Ok(());
+async fn competing_run(
+    session: &Session,
+    target: &Target,
+    app_name: AppName<'_>,
+    from_plan: Option<Vec<crate::azure::graph::Application>>,
+) -> Result<()> {
+    let apps = match from_plan {
+        Some(apps) => apps,
+        None => {
+            let name = app_name(&target.tenant_id);
+            let graph = Graph::new(
+                session.http.clone(),
+                &session.endpoints.graph,
+                session.auth.clone(),
+                &target.tenant_id,
+            );
+            // A lookup that fails is not a competing run: the engine's own lookups report it.
+            let Ok(apps) = graph.find_applications(&name).await else {
+                return Ok(());
+            };
+            apps
+        }
     };
     let mut known: Vec<String> =
         State::load_tenant_siblings(&session.state_dir, &target.tenant_id, "")

@@ -312,7 +312,16 @@ pub async fn apply(
     };
     let app_name = |tenant: &str| facts.app_name(tenant);
     // One run per subscription at a time, before anything is written.
-    let guard = match lock::guard(session, &plan.subscriptions, &app_name, &progress).await {
+    let plan_apps = |tenant: &str| facts.recent_apps(tenant, lock::PLAN_FRESH);
+    let guard = match lock::guard(
+        session,
+        &plan.subscriptions,
+        &app_name,
+        &plan_apps,
+        &progress,
+    )
+    .await
+    {
         Ok(g) => g,
         Err(e) => return stopped_before_writing(plan, &e, t0),
     };
