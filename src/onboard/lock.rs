@@ -20,7 +20,6 @@
 use super::model::Progress;
 use super::state::{State, clean, state_path};
 use super::{Session, Target};
-use crate::azure::graph::Graph;
 use crate::error::{Error, Result};
 use crate::http::{WaitHook, WaitNotice};
 use crate::logging::ensure_private_dir;
@@ -283,12 +282,7 @@ impl RunGuard {
             }
             // The tenant's apps (and, the first time, the Spot accounts) at once.
             if !seen.apps.iter().any(|(t, _)| *t == report.tenant_id) {
-                let graph = Graph::new(
-                    session.http.clone(),
-                    &session.endpoints.graph,
-                    session.auth.clone(),
-                    &report.tenant_id,
-                );
+                let graph = super::status::graph(session, &report.tenant_id);
                 let name = app_name(&report.tenant_id);
                 let list_accounts = async {
                     match &accounts {
@@ -462,12 +456,7 @@ impl RunGuard {
         if held_here {
             return String::new();
         }
-        let graph = Graph::new(
-            session.http.clone(),
-            &session.endpoints.graph,
-            session.auth.clone(),
-            tenant,
-        );
+        let graph = super::status::graph(session, tenant);
         let live = super::retry::read(|| graph.get_application(&app)).await;
         let on_app = |a: &crate::azure::graph::Application| {
             a.password_credentials
@@ -566,12 +555,7 @@ async fn competing_run(
         Some(apps) => apps,
         None => {
             let name = app_name(&target.tenant_id);
-            let graph = Graph::new(
-                session.http.clone(),
-                &session.endpoints.graph,
-                session.auth.clone(),
-                &target.tenant_id,
-            );
+            let graph = super::status::graph(session, &target.tenant_id);
             // A lookup that fails is not a competing run: the engine's own lookups report it.
             let Ok(apps) = graph.find_applications(&name).await else {
                 return Ok(());
