@@ -445,44 +445,60 @@ impl RunGuard {
         };
         state.spot_account_id = None;
         let secret = state.secret.take();
+        // Saved before the removal is tried: a run killed meanwhile no longer names the account.
         let _ = state.save(&session.state_dir);
         let (Some(rec), Some(app)) = (secret, state.app_object_id.clone()) else {
             return String::new();
         };
+        match self
+            .remove_handed_secret(session, report, &app, &rec.key_id)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                // Left for the next run's orphan check.
+                if !state.orphan_key_ids.contains(&rec.key_id) {
+                    state.orphan_key_ids.push(rec.key_id.clone());
+                    let _ = state.save(&session.state_dir);
+                }
+                format!(
+                    "; its client secret {} could not be removed ({e}): the next `spot-connect apply` removes it",
+                    rec.key_id
+                )
+            }
+        }
+    }
+
+    /// Removes the secret `key_id` this run handed to its deleted account, unless another
+    /// subscription connected from this state dir holds it, or it is gone already.
+    async fn remove_handed_secret(
+        &self,
+        session: &Session,
+        report: &super::model::Report,
+        app: &str,
+        key_id: &str,
+    ) -> Result<String> {
+        let (tenant, sub) = (&report.tenant_id, &report.subscription_id);
         let held_here = State::load_tenant_siblings(&session.state_dir, tenant, sub)
             .iter()
             .filter_map(|s| s.secret.as_ref())
-            .any(|r| r.handed_to_spot && r.key_id.eq_ignore_ascii_case(&rec.key_id));
+            .any(|r| r.handed_to_spot && r.key_id.eq_ignore_ascii_case(key_id));
         if held_here {
-            return String::new();
+            return Ok(String::new());
         }
         let graph = super::status::graph(session, tenant);
-        let live = super::retry::read(|| graph.get_application(&app)).await;
         let on_app = |a: &crate::azure::graph::Application| {
             a.password_credentials
                 .iter()
-                .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id))
+                .any(|p| p.key_id.eq_ignore_ascii_case(key_id))
         };
-        match live {
-            Ok(Some(a)) if !on_app(&a) => String::new(),
-            Ok(None) => String::new(),
-            _ => match super::orphans::remove_secret(&graph, &app, &rec.key_id).await {
-                Ok(()) => format!(" and removed the client secret {} it held", rec.key_id),
-                Err(e) => {
-                    // Left for the next run's orphan check.
-                    let _ = State::load(&session.state_dir, tenant, sub).map(|mut s| {
-                        if !s.orphan_key_ids.contains(&rec.key_id) {
-                            s.orphan_key_ids.push(rec.key_id.clone());
-                        }
-                        let _ = s.save(&session.state_dir);
-                    });
-                    format!(
-                        "; its client secret {} could not be removed ({e}): the next `spot-connect apply` removes it",
-                        rec.key_id
-                    )
-                }
-            },
+        match super::retry::read(|| graph.get_application(app)).await {
+            Ok(Some(a)) if !on_app(&a) => return Ok(String::new()),
+            Ok(None) => return Ok(String::new()),
+            _ => {}
         }
+        super::orphans::remove_secret(&graph, app, key_id).await?;
+        Ok(format!(" and removed the client secret {key_id} it held"))
     }
 }
 

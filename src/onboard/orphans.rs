@@ -107,7 +107,7 @@ pub async fn audit(
     locked: &[String],
     known: &[String],
     accounts: &[crate::spot::SpotAccount],
-) -> Result<Audit> {
+) -> Audit {
     let is_locked = |s: &State| {
         locked
             .iter()
@@ -218,7 +218,7 @@ pub async fn audit(
             out.fresh.push(p.key_id.clone());
         }
     }
-    Ok(out)
+    out
 }
 
 /// The audit when every secret of ours on `app` is recorded as handed to Spot by a state file
@@ -338,13 +338,7 @@ pub async fn reclaim_after_apply(
             .filter(|s| s.secret.as_ref().is_some_and(|r| r.handed_to_spot))
             .filter_map(|s| s.spot_account_id)
             .collect();
-        let audit = match audit(session, tenant, &app, &locked, &known, accounts).await {
-            Ok(a) => a,
-            Err(e) => {
-                log(format!("client secrets not checked for orphans: {e}"));
-                continue;
-            }
-        };
+        let audit = audit(session, tenant, &app, &locked, &known, accounts).await;
         if let Some(why) = &audit.incomplete {
             log(format!(
                 "client secrets not checked for orphans: a Spot account could not be read ({why})"
@@ -395,8 +389,12 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> 
         let Ok(Some(app)) = recorded_app(session, &graph, tenant, &subs, &[]).await else {
             continue;
         };
+        // Every secret of ours is recorded as handed to Spot: none can be unheld.
+        if all_recorded(&session.state_dir, tenant, &app).is_some() {
+            continue;
+        }
         let audited = match read(|| session.spot.list_accounts()).await {
-            Ok(accounts) => audit(session, tenant, &app, &[], &[], &accounts).await,
+            Ok(accounts) => Ok(audit(session, tenant, &app, &[], &[], &accounts).await),
             Err(e) => Err(e),
         };
         let (key_ids, line) = match audited {
