@@ -1656,6 +1656,59 @@ async fn arm_writes_are_rate_limited_per_tenant() {
     t.sim.shutdown().await;
 }
 
+/// The test controls `faults/delay` and `faults/drop-after` over HTTP: a delay holds only the
+/// calls it names, `count` times; a drop-after handles the call and closes the connection; a
+/// delay without `ms` is refused.
+#[tokio::test]
+async fn inspect_faults_delay_and_drop_after_hit_only_the_calls_they_name() {
+    let t = start(fast()).await;
+    let discovery = format!("/login/{CONTOSO_TENANT_ID}/v2.0/.well-known/openid-configuration");
+    let r = t
+        .send(
+            "POST",
+            "/inspect/faults/delay?method=GET&path=/v2.0/&count=1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 400, "a delay needs ms: {}", r.body);
+    let r = t
+        .send(
+            "POST",
+            "/inspect/faults/delay?method=GET&path=/V2.0/.well-known/&count=1&ms=1500",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let t0 = std::time::Instant::now();
+    assert_eq!(t.send("GET", &discovery, None, None).await.status, 200);
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_millis(1500),
+        "held back"
+    );
+    // Used up: the next call is not held (a 1.5 s hold would show as >= 1.5 s).
+    let t1 = std::time::Instant::now();
+    assert_eq!(t.send("GET", &discovery, None, None).await.status, 200);
+    assert!(
+        t1.elapsed() < std::time::Duration::from_millis(1500),
+        "not held again"
+    );
+    let r = t
+        .send(
+            "POST",
+            "/inspect/faults/drop-after?method=GET&path=/.well-known/openid-configuration",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let dropped = t.http.get(t.url(&discovery)).send().await;
+    assert!(dropped.is_err(), "the connection is dropped after handling");
+    assert_eq!(t.send("GET", &discovery, None, None).await.status, 200);
+    t.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn inspect_state_lists_every_seeded_object() {
     let t = start(fast()).await;

@@ -78,22 +78,15 @@ impl SimHandle {
     /// with `method` whose path (e.g. `/subscriptions/…/roleAssignments/…`) contains `path` (any case) are
     /// handled, then their connection is dropped: the write happens, the reply is lost.
     pub fn drop_after(&self, method: &str, path: &str, count: u32) {
-        self.sim.world().armed_drops.push(state::ArmedDrop {
-            method: method.to_ascii_uppercase(),
-            path: path.to_ascii_lowercase(),
-            remaining: count,
-        });
+        let fault = state::ArmedFault::DropAfter;
+        self.sim.world().arm(method, path, count, fault);
     }
 
     /// Same as `POST {inspect}/faults/delay?method=…&path=…&count=…&ms=…`: the next `count` calls
     /// with `method` whose path contains `path` (any case) wait `ms` before they are handled.
     pub fn delay(&self, method: &str, path: &str, count: u32, ms: u64) {
-        self.sim.world().armed_delays.push(state::ArmedDelay {
-            method: method.to_ascii_uppercase(),
-            path: path.to_ascii_lowercase(),
-            remaining: count,
-            ms,
-        });
+        let fault = state::ArmedFault::Delay(ms);
+        self.sim.world().arm(method, path, count, fault);
     }
 
     /// Stops listening and closes connections.
@@ -405,9 +398,11 @@ async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) 
     let armed_delay = if service == Service::Inspect {
         None
     } else {
-        sim.world().take_armed_delay(ctx.method.as_str(), &ctx.path)
+        sim.world().take_armed(ctx.method.as_str(), &ctx.path, |f| {
+            matches!(f, state::ArmedFault::Delay(_))
+        })
     };
-    if let Some(ms) = armed_delay {
+    if let Some(state::ArmedFault::Delay(ms)) = armed_delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let fault = if service == Service::Inspect {
@@ -415,8 +410,10 @@ async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) 
     } else {
         faults::pick(&sim.opts, seq, faults::is_role_assignment_put(&ctx)).or_else(|| {
             sim.world()
-                .take_armed_drop(ctx.method.as_str(), &ctx.path)
-                .then_some(faults::Fault::DropAfter)
+                .take_armed(ctx.method.as_str(), &ctx.path, |f| {
+                    f == state::ArmedFault::DropAfter
+                })
+                .map(|_| faults::Fault::DropAfter)
         })
     };
     let resp = match fault {
@@ -544,40 +541,23 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             }
             Resp::empty(204)
         }
-        ("POST", ["faults", "drop-after"]) => {
-            let (Some(method), Some(path)) = (ctx.q("method"), ctx.q("path")) else {
-                return ctx
-                    .service
-                    .error(ctx, 400, "BadRequest", "method and path are required.");
+        ("POST", ["faults", kind @ ("drop-after" | "delay")]) => {
+            let fault = match (*kind, ctx.q("ms").map(str::parse::<u64>)) {
+                ("drop-after", _) => Some(state::ArmedFault::DropAfter),
+                (_, Some(Ok(ms))) => Some(state::ArmedFault::Delay(ms)),
+                _ => None,
             };
-            let count = ctx.q("count").and_then(|c| c.parse().ok()).unwrap_or(1);
-            sim.world().armed_drops.push(state::ArmedDrop {
-                method: method.to_ascii_uppercase(),
-                path: path.to_ascii_lowercase(),
-                remaining: count,
-            });
-            Resp::empty(204)
-        }
-        ("POST", ["faults", "delay"]) => {
-            let (Some(method), Some(path), Some(ms)) = (
-                ctx.q("method"),
-                ctx.q("path"),
-                ctx.q("ms").and_then(|m| m.parse::<u64>().ok()),
-            ) else {
+            let (Some(method), Some(path), Some(fault)) = (ctx.q("method"), ctx.q("path"), fault)
+            else {
                 return ctx.service.error(
                     ctx,
                     400,
                     "BadRequest",
-                    "method, path and ms (a number) are required.",
+                    "method and path are required (and ms, a number, for a delay).",
                 );
             };
             let count = ctx.q("count").and_then(|c| c.parse().ok()).unwrap_or(1);
-            sim.world().armed_delays.push(state::ArmedDelay {
-                method: method.to_ascii_uppercase(),
-                path: path.to_ascii_lowercase(),
-                remaining: count,
-                ms,
-            });
+            sim.world().arm(method, path, count, fault);
             Resp::empty(204)
         }
         _ => ctx

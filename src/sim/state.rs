@@ -159,22 +159,23 @@ pub struct DeviceCode {
     pub redeemed: bool,
 }
 
-/// A drop-after fault armed through `POST {inspect}/faults/drop-after` (tests): the next
-/// `remaining` calls with this method whose path contains `path` are handled, then dropped.
-pub struct ArmedDrop {
+/// A fault armed for chosen calls through `POST {inspect}/faults/drop-after` or
+/// `POST {inspect}/faults/delay` (tests): the next `remaining` calls with this method whose path
+/// contains `path` get it.
+pub struct Armed {
     pub method: String,
     pub path: String,
     pub remaining: u32,
+    pub fault: ArmedFault,
 }
 
-/// A delay armed through `POST {inspect}/faults/delay` (tests): the next `remaining` calls with
-/// this method whose path contains `path` wait `ms` before they are handled (a slow client, or a
-/// request stuck on the network, while other clients go on).
-pub struct ArmedDelay {
-    pub method: String,
-    pub path: String,
-    pub remaining: u32,
-    pub ms: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArmedFault {
+    /// Handled, then the connection is dropped: the write happens, the reply is lost.
+    DropAfter,
+    /// Waits this many ms before it is handled (a slow client, or a request stuck on the
+    /// network, while other clients go on).
+    Delay(u64),
 }
 
 pub struct LogEntry {
@@ -204,8 +205,7 @@ pub struct World {
     pub arm_writes: HashMap<String, VecDeque<Instant>>,
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
-    pub armed_drops: Vec<ArmedDrop>,
-    pub armed_delays: Vec<ArmedDelay>,
+    pub armed: Vec<Armed>,
     /// Authorization codes and interactive sign-ins (`authorize.rs`).
     pub auth: super::authorize::AuthState,
     pub seed: u64,
@@ -613,8 +613,7 @@ impl World {
             log: vec![],
             arm_writes: HashMap::new(),
             id_counter: 0,
-            armed_drops: vec![],
-            armed_delays: vec![],
+            armed: vec![],
             auth: Default::default(),
             seed,
         };
@@ -744,29 +743,32 @@ impl World {
         .to_string()
     }
 
-    /// Whether an armed drop-after applies to this call (and uses it up).
-    pub fn take_armed_drop(&mut self, method: &str, path: &str) -> bool {
-        let path = path.to_ascii_lowercase();
-        let hit = self.armed_drops.iter_mut().find(|d| {
-            d.remaining > 0 && d.method.eq_ignore_ascii_case(method) && path.contains(&d.path)
+    /// Arms `fault` for the next `count` calls with `method` whose path contains `path` (any case).
+    pub fn arm(&mut self, method: &str, path: &str, count: u32, fault: ArmedFault) {
+        self.armed.push(Armed {
+            method: method.to_ascii_uppercase(),
+            path: path.to_ascii_lowercase(),
+            remaining: count,
+            fault,
         });
-        match hit {
-            Some(d) => {
-                d.remaining -= 1;
-                true
-            }
-            None => false,
-        }
     }
 
-    /// The delay armed for this call, if any (and uses it up).
-    pub fn take_armed_delay(&mut self, method: &str, path: &str) -> Option<u64> {
+    /// The armed fault of this kind (`is`) that applies to this call, if any (and uses it up).
+    pub fn take_armed(
+        &mut self,
+        method: &str,
+        path: &str,
+        is: impl Fn(ArmedFault) -> bool,
+    ) -> Option<ArmedFault> {
         let path = path.to_ascii_lowercase();
-        let d = self.armed_delays.iter_mut().find(|d| {
-            d.remaining > 0 && d.method.eq_ignore_ascii_case(method) && path.contains(&d.path)
+        let d = self.armed.iter_mut().find(|d| {
+            d.remaining > 0
+                && is(d.fault)
+                && d.method.eq_ignore_ascii_case(method)
+                && path.contains(&d.path)
         })?;
         d.remaining -= 1;
-        Some(d.ms)
+        Some(d.fault)
     }
 
     /// Whether `principal` may register applications in `tenant`: a user through the tenant's
