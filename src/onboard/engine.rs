@@ -1993,7 +1993,7 @@ fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
 }
 
 /// The tenant's new secret is gone from the app before Spot could take it.
-pub(crate) fn secret_removed(key_id: &str, app: &str) -> Error {
+fn secret_removed(key_id: &str, app: &str) -> Error {
     Error::Other(format!(
         "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another --state-dir, or by hand): Spot cannot use it; run `spot-connect apply` again for a new one"
     ))
