@@ -15,6 +15,7 @@ mod engine_sim;
 mod harden_cli;
 mod harden_ui;
 mod hostile_server;
+mod layers;
 mod life_cli;
 mod life_sim;
 mod managed_identity;
