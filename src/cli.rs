@@ -170,6 +170,17 @@ pub struct CommonOpts {
     /// Do not ask before writing.
     #[arg(long, global = true)]
     pub yes: bool,
+    /// Replace the Spot credentials of a subscription already connected through an app that is
+    /// not ours with ours. Cannot be undone (Spot has no call that restores or deletes
+    /// credentials); the other app is never touched, and the account is never deleted by
+    /// `remove`. Without it such a connection is kept as it is.
+    #[arg(long, global = true)]
+    pub take_over: bool,
+    /// With --all-subscriptions: a tenant whose subscriptions cannot all be listed (refused,
+    /// failed, more than 500 pages) is skipped, and said so, instead of stopping the run with
+    /// exit 3.
+    #[arg(long, global = true)]
+    pub skip_unreachable: bool,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -204,6 +215,7 @@ impl CommonOpts {
             secret_months: self.secret_months,
             spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,
             policy_file: self.policy.clone(),
+            take_over: self.take_over,
         })
     }
 }
