@@ -552,19 +552,34 @@ async fn one(
                 .is_some_and(|x| x.eq_ignore_ascii_case(&a.app_id))
         })
     };
-    // Connected through an app that is not ours: not an error, and nothing of ours to check.
-    if let (Some(a), Some(c)) = (&acct, &creds)
-        && !ours_creds(c)
-        && c.subscription_id
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id))
-    {
-        let client = c.client_id.clone().unwrap_or_else(|| "?".into());
-        let name = match read(|| f.graph.get_service_principal_by_app_id(&client)).await {
-            Ok(Some(sp)) => sp.display_name.map(|n| format!("{n} ({client})")),
-            _ => None,
+    // Connected through an app that is not ours (and that exists): not an error, and nothing
+    // of ours to check. One whose app is gone (a removed connection) is not a connection.
+    let mut gone_app = None;
+    let other_app = match (&acct, &creds) {
+        (Some(_), Some(c))
+            if !ours_creds(c)
+                && c.subscription_id
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id)) =>
+        {
+            let client = c.client_id.clone().unwrap_or_else(|| "?".into());
+            match read(|| f.graph.get_service_principal_by_app_id(&client)).await {
+                Ok(Some(sp)) => Some(
+                    sp.display_name
+                        .map(|n| format!("{n} ({client})"))
+                        .unwrap_or_else(|| format!("app {client}")),
+                ),
+                Ok(None) => {
+                    gone_app = Some(client);
+                    None
+                }
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(_) => Some(format!("app {client}")),
+            }
         }
-        .unwrap_or_else(|| format!("app {client}"));
+        _ => None,
+    };
+    if let (Some(a), Some(c), Some(name)) = (&acct, &creds, other_app) {
         let expires = c
             .expiration()
             .map(|e| e.date().to_string())
@@ -724,6 +739,12 @@ async fn one(
     }
     st.verdict = if !onboarded && unseen.is_empty() {
         problems.clear();
+        if let (Some(a), Some(client)) = (&acct, &gone_app) {
+            st.note = Some(format!(
+                "Spot account {} still holds credentials of app {client}, which no longer exists in the tenant: it cannot reach Azure",
+                a.account_id
+            ));
+        }
         Health::NotOnboarded
     } else if !onboarded {
         problems.clear();
