@@ -98,41 +98,9 @@ pub(crate) struct Facts {
     settings: Settings,
     policy: Policy,
     tenants: Vec<TenantFacts>,
-    /// When the lookups ended.
-    looked_up: Instant,
 }
 
 impl Facts {
-    /// The app registration's display name the plan uses in `tenant`.
-    pub(super) fn app_name(&self, tenant: &str) -> String {
-        self.tenants
-            .iter()
-            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))
-            .map(|t| t.app_name.clone())
-            .unwrap_or_else(|| self.settings.app_name_for(tenant))
-    }
-
-    /// The apps of ours the plan found in `tenant` (none, or the one it would reuse), when the
-    /// plan was made less than `within` ago; None when older, or the lookup failed.
-    pub(super) fn recent_apps(
-        &self,
-        tenant: &str,
-        within: std::time::Duration,
-    ) -> Option<Vec<Application>> {
-        if self.looked_up.elapsed() >= within {
-            return None;
-        }
-        let t = self
-            .tenants
-            .iter()
-            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))?;
-        match &t.app {
-            AppFact::Ours(a) => Some(vec![a.clone()]),
-            AppFact::Missing => Some(vec![]),
-            AppFact::Foreign(_) | AppFact::Unreadable(..) => None,
-        }
-    }
-
     pub(super) fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -242,7 +210,6 @@ pub(super) async fn plan(
         settings: settings.clone(),
         policy,
         tenants,
-        looked_up: Instant::now(),
     };
     let items = facts
         .tenants
@@ -527,7 +494,8 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
         .clone()
         .filter(|r| r.handed_to_spot)
         .or_else(|| {
-            let spot_end = creds.and_then(AzureCredentialsInfo::expiration)?;
+            let c = creds?;
+            let spot_end = c.expiration()?;
             app.password_credentials
                 .iter()
                 .filter(|p| {
@@ -535,10 +503,7 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
                         .as_deref()
                         .is_some_and(|n| n.starts_with(SECRET_PREFIX))
                 })
-                .find(|p| {
-                    p.end_date_time
-                        .is_some_and(|e| (e - spot_end).abs() < time::Duration::seconds(2))
-                })
+                .find(|p| super::orphans::holds(c, p))
                 .map(|p| SecretRecord {
                     key_id: p.key_id.clone(),
                     end_date_time: p.end_date_time.unwrap_or(spot_end),
@@ -1505,23 +1470,34 @@ impl TenantRun<'_> {
         let months = self.facts.settings.secret_months;
         let name = shared_secret_name(&self.f.tenant);
         self.step(None, Step::ClientSecret, format!("client secret for {}", app.display_name), async {
-            let end = add_months(OffsetDateTime::now_utc(), months);
+            let ends = secret_ends(app, months);
             let created_app = self.wrote_azure.load(Ordering::Relaxed);
-            let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
-            // The intent, before the keyId is known: a run killed now, or a lost reply, leaves a
-            // secret of ours made after `since`; `orphans::reclaim_after_apply` removes it and
-            // clears this once no secret of ours is unaccounted for.
+            // The intent, before the keyId is known: the end date of every attempt, each
+            // distinct to the second from the app's other live secrets. A run killed now, or a
+            // lost reply, leaves a secret of ours with one of these ends and no Spot account
+            // holding it: `orphans::reclaim_after_apply` can prove it ours and removes it.
+            let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
             self.save_shared(|s| {
-                s.secret_pending_since.get_or_insert(since);
+                for e in &recorded {
+                    if !s.secret_intents.contains(e) {
+                        s.secret_intents.push(*e);
+                    }
+                }
             })
             .await?;
+            // A new attempt after one that may have made a secret (a lost reply) asks for the
+            // next end date: every secret made has its own.
+            let attempt = AtomicUsize::new(0);
             let np = retry::propagate(
                 &self.backoff,
                 |e| created_app && is_not_found(e),
                 || async {
-                    // Not idempotent, and a lost reply loses the value: the copy made by a lost
-                    // request is removed after the run (`orphans::reclaim_after_apply`).
-                    self.graph.add_password(&app.id, &name, end).await
+                    let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+                    let r = self.graph.add_password(&app.id, &name, ends[i]).await;
+                    if r.as_ref().is_err_and(|e| !is_not_found(e) && !retry::is_propagation(e)) {
+                        attempt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    r
                 },
                 self.waiting(None, Step::ClientSecret),
             )
@@ -1536,9 +1512,10 @@ impl TenantRun<'_> {
                 }),
                 e => e,
             })?;
+            let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
             let rec = SecretRecord {
                 key_id: np.credential.key_id.clone(),
-                end_date_time: np.credential.end_date_time.unwrap_or(end),
+                end_date_time: np.credential.end_date_time.unwrap_or(ends[i]),
                 handed_to_spot: false,
             };
             // An orphan until a subscription hands it to Spot: a run killed before that loses
@@ -2064,6 +2041,35 @@ fn service_principal_app_rights(
 }
 
 /// `t` plus `months` calendar months (clamped to the month's last day).
+/// Attempts of one `addPassword` (a first try and the resends after lost replies).
+pub(crate) const SECRET_ATTEMPTS: usize = 6;
+
+/// The end dates for a new secret of `app` that lasts `months`: one per attempt, whole seconds,
+/// each distinct to the second from every live secret of the app, so that the secret a Spot
+/// account holds is known by its `expirationDate` (issue 16 §5). A random offset of up to an
+/// hour, taken off (a lifetime at the tenant's cap must stay within it), keeps two runs that
+/// add a secret at the same moment apart.
+pub(crate) fn secret_ends(app: &Application, months: u32) -> Vec<OffsetDateTime> {
+    let taken: Vec<i64> = app
+        .password_credentials
+        .iter()
+        .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
+        .collect();
+    let jitter = 60 + (uuid::Uuid::new_v4().as_u128() % 3600) as i64;
+    let base = add_months(OffsetDateTime::now_utc(), months).unix_timestamp() - jitter;
+    let mut out = Vec::new();
+    let mut t = base;
+    while out.len() < SECRET_ATTEMPTS {
+        if !taken.contains(&t)
+            && let Ok(e) = OffsetDateTime::from_unix_timestamp(t)
+        {
+            out.push(e);
+        }
+        t += 1;
+    }
+    out
+}
+
 pub(crate) fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let total = t.month() as i32 - 1 + months as i32;
     let year = t.year() + total.div_euclid(12);
