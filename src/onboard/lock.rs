@@ -332,8 +332,7 @@ impl RunGuard {
         use super::model::Verdict;
         let mut accounts: Option<Vec<crate::spot::SpotAccount>> = None;
         for report in reports.iter_mut() {
-            let Some(summary) = self.duplicate_account(session, report, &mut accounts).await
-            else {
+            let Some(summary) = self.duplicate_account(session, report, &mut accounts).await else {
                 continue;
             };
             // This run deleted an account and maybe a secret: an app read before is stale.

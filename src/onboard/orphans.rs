@@ -501,7 +501,12 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> 
 /// are accounted for are dropped (intents and orphan keyIds no longer on the app, or held);
 /// what could not be checked stays recorded, for a run that can.
 fn settle(session: &Session, tenant: &str, app: &Application, audit: &Audit) {
-    let unchecked = |k: &str| audit.unchecked.iter().any(|u| u.key_id.eq_ignore_ascii_case(k));
+    let unchecked = |k: &str| {
+        audit
+            .unchecked
+            .iter()
+            .any(|u| u.key_id.eq_ignore_ascii_case(k))
+    };
     let live_unchecked_ends: Vec<i64> = app
         .password_credentials
         .iter()

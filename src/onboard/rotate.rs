@@ -386,9 +386,10 @@ pub async fn rotate(
             "kept the old client secret {}: it could not be checked ({})",
             u.key_id, u.reason
         ));
-        report
-            .left_key_ids
-            .push((u.key_id.clone(), format!("could not be checked: {}", u.reason)));
+        report.left_key_ids.push((
+            u.key_id.clone(),
+            format!("could not be checked: {}", u.reason),
+        ));
     }
     super::orphans::forget(session, tenant, &report.removed_key_ids);
     // Intents accounted for: the new secret is held, the others removed or named.
@@ -474,7 +475,10 @@ async fn record(
     s.spot_account_id = Some(acct.to_string());
     // The account has moved from the secret it held: recorded, so that an audit can prove it
     // unheld (`orphans::audit`).
-    if let Some(old) = s.secret.as_ref().filter(|o| !o.key_id.eq_ignore_ascii_case(key))
+    if let Some(old) = s
+        .secret
+        .as_ref()
+        .filter(|o| !o.key_id.eq_ignore_ascii_case(key))
         && !s.orphan_key_ids.contains(&old.key_id)
     {
         s.orphan_key_ids.push(old.key_id.clone());
