@@ -56,7 +56,7 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> i32 {
     let unheld = crate::onboard::orphans::status_lines(&session, &targets).await;
     for u in &unheld {
         for s in list.iter_mut().filter(|s| s.tenant_id == u.tenant_id) {
-            s.unheld_secrets = u.key_ids.clone();
+            s.unheld_secrets.extend(u.key_ids.iter().cloned());
         }
     }
     if opts.json {

@@ -166,41 +166,9 @@ pub(crate) struct Facts {
     /// Subscriptions connected through an app that is not ours, kept as they are: nothing of
     /// theirs is written (issue 16 §3).
     kept: Vec<SubFacts>,
-    /// When the lookups ended.
-    looked_up: Instant,
 }
 
 impl Facts {
-    /// The app registration's display name the plan uses in `tenant`.
-    pub(super) fn app_name(&self, tenant: &str) -> String {
-        self.tenants
-            .iter()
-            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))
-            .map(|t| t.app_name.clone())
-            .unwrap_or_else(|| self.settings.app_name_for(tenant))
-    }
-
-    /// The apps of ours the plan found in `tenant` (none, or the one it would reuse), when the
-    /// plan was made less than `within` ago; None when older, or the lookup failed.
-    pub(super) fn recent_apps(
-        &self,
-        tenant: &str,
-        within: std::time::Duration,
-    ) -> Option<Vec<Application>> {
-        if self.looked_up.elapsed() >= within {
-            return None;
-        }
-        let t = self
-            .tenants
-            .iter()
-            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))?;
-        match &t.app {
-            AppFact::Ours(a) => Some(vec![a.clone()]),
-            AppFact::Missing => Some(vec![]),
-            AppFact::Foreign(_) | AppFact::Unreadable(..) => None,
-        }
-    }
-
     fn kept_sub(&self, subscription: &str) -> Option<&SubFacts> {
         self.kept
             .iter()
@@ -334,7 +302,6 @@ pub(super) async fn plan(
         policy,
         tenants,
         kept,
-        looked_up: Instant::now(),
     };
     let mut items: Vec<PlanItem> = facts
         .tenants
@@ -846,7 +813,8 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
         .clone()
         .filter(|r| r.handed_to_spot)
         .or_else(|| {
-            let spot_end = creds.and_then(AzureCredentialsInfo::expiration)?;
+            let c = creds?;
+            let spot_end = c.expiration()?;
             app.password_credentials
                 .iter()
                 .filter(|p| {
@@ -854,10 +822,7 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
                         .as_deref()
                         .is_some_and(|n| n.starts_with(SECRET_PREFIX))
                 })
-                .find(|p| {
-                    p.end_date_time
-                        .is_some_and(|e| (e - spot_end).abs() < time::Duration::seconds(2))
-                })
+                .find(|p| super::orphans::holds(c, p))
                 .map(|p| SecretRecord {
                     key_id: p.key_id.clone(),
                     end_date_time: p.end_date_time.unwrap_or(spot_end),
@@ -1364,6 +1329,8 @@ struct TenantRun<'a> {
     shared_error: Mutex<Option<ErrorInfo>>,
     /// This run wrote something Azure may not have propagated yet.
     wrote_azure: AtomicBool,
+    /// This run wrote the tenant's role: read back after the assignments.
+    wrote_role: AtomicBool,
     new_secret: OnceCell<(SecretRecord, Secret)>,
     /// The tenant's ARM write budget.
     budget: WriteBudget,
@@ -1511,6 +1478,7 @@ pub(super) async fn apply(
             shared_durations: Mutex::new(vec![]),
             shared_error: Mutex::new(None),
             wrote_azure: AtomicBool::new(false),
+            wrote_role: AtomicBool::new(false),
             new_secret: OnceCell::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
         };
@@ -1708,6 +1676,22 @@ impl TenantRun<'_> {
             .collect::<Vec<_>>();
         let (_, _, _, reports) =
             tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
+        // The role this run wrote, read back once its assignments are made: a writer elsewhere
+        // that replaced it meanwhile may have taken our scopes out (merged again).
+        if self.wrote_role.load(Ordering::Relaxed) {
+            let ours: Vec<String> = reports
+                .iter()
+                .filter(|r| r.verdict == Verdict::Connected)
+                .map(|r| scope_of(&r.subscription_id))
+                .collect();
+            if !ours.is_empty()
+                && let Err(e) = self.merge_role(false, &ours).await
+            {
+                let message = format!("the custom role could not be read back: {e}");
+                tracing::warn!("{message}");
+                let _ = self.tx.send(Progress::Log { message });
+            }
+        }
         reports
     }
 
@@ -1897,23 +1881,34 @@ impl TenantRun<'_> {
         let months = self.facts.settings.secret_months;
         let name = shared_secret_name(&self.f.tenant);
         self.step(None, Step::ClientSecret, format!("client secret for {}", app.display_name), async {
-            let end = add_months(OffsetDateTime::now_utc(), months);
+            let ends = secret_ends(app, months);
             let created_app = self.wrote_azure.load(Ordering::Relaxed);
-            let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
-            // The intent, before the keyId is known: a run killed now, or a lost reply, leaves a
-            // secret of ours made after `since`; `orphans::reclaim_after_apply` removes it and
-            // clears this once no secret of ours is unaccounted for.
+            // The intent, before the keyId is known: the end date of every attempt, each
+            // distinct to the second from the app's other live secrets. A run killed now, or a
+            // lost reply, leaves a secret of ours with one of these ends and no Spot account
+            // holding it: `orphans::reclaim_after_apply` can prove it ours and removes it.
+            let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
             self.save_shared(|s| {
-                s.secret_pending_since.get_or_insert(since);
+                for e in &recorded {
+                    if !s.secret_intents.contains(e) {
+                        s.secret_intents.push(*e);
+                    }
+                }
             })
             .await?;
+            // A new attempt after one that may have made a secret (a lost reply) asks for the
+            // next end date: every secret made has its own.
+            let attempt = AtomicUsize::new(0);
             let np = retry::propagate(
                 &self.backoff,
                 |e| created_app && is_not_found(e),
                 || async {
-                    // Not idempotent, and a lost reply loses the value: the copy made by a lost
-                    // request is removed after the run (`orphans::reclaim_after_apply`).
-                    self.graph.add_password(&app.id, &name, end).await
+                    let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+                    let r = self.graph.add_password(&app.id, &name, ends[i]).await;
+                    if r.as_ref().is_err_and(|e| !is_not_found(e) && !retry::is_propagation(e)) {
+                        attempt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    r
                 },
                 self.waiting(None, Step::ClientSecret),
             )
@@ -1928,9 +1923,10 @@ impl TenantRun<'_> {
                 }),
                 e => e,
             })?;
+            let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
             let rec = SecretRecord {
                 key_id: np.credential.key_id.clone(),
-                end_date_time: np.credential.end_date_time.unwrap_or(end),
+                end_date_time: np.credential.end_date_time.unwrap_or(ends[i]),
                 handed_to_spot: false,
             };
             // An orphan until a subscription hands it to Spot: a run killed before that loses
@@ -1950,7 +1946,9 @@ impl TenantRun<'_> {
         .await
     }
 
-    /// One role for the tenant, assignable at every subscription of the run: one PUT at most.
+    /// One role for the tenant, assignable at every subscription of the run. The role is
+    /// shared by every run of the tenant, anywhere, and a PUT replaces it whole (no ETag):
+    /// read, merge, write, read back, merge again (`merge_role`).
     async fn role_step(&self) -> Result<RoleDefinition> {
         let name = self.f.role_name.clone();
         let scopes = self.f.scopes();
@@ -1960,28 +1958,19 @@ impl TenantRun<'_> {
             Step::CustomRole,
             format!("custom role {name}"),
             async {
-                let first = &self.f.subs[0].target.subscription_id;
-                let (guid, at, wanted, outcome, detail) = match &self.f.role {
+                let (outcome, detail) = match &self.f.role {
                     RoleFact::Foreign(_) => {
                         return Err(Error::Other("the custom role step was blocked".into()));
                     }
                     RoleFact::Ours(r) => {
                         let missing: Vec<String> = scopes
                             .iter()
-                            .filter(|s| {
-                                !r.properties
-                                    .assignable_scopes
-                                    .iter()
-                                    .any(|x| same_scope(x, s))
-                            })
+                            .filter(|s| !lists_scope(r, s))
                             .cloned()
                             .collect();
                         let d = policy::drift(&policy.actions, &r.properties.permissions);
                         if missing.is_empty() && d.missing.is_empty() {
                             (
-                                None,
-                                String::new(),
-                                vec![],
                                 Outcome::Reused,
                                 format!("{} has all of Spot's actions", r.properties.role_name),
                             )
@@ -1993,30 +1982,10 @@ impl TenantRun<'_> {
                             if !d.missing.is_empty() {
                                 what.push(format!("{} missing action(s) added", d.missing.len()));
                             }
-                            let mut wanted = r.properties.assignable_scopes.clone();
-                            wanted.extend(missing);
-                            // Updated at a scope it is assignable at.
-                            let at = r
-                                .properties
-                                .assignable_scopes
-                                .first()
-                                .cloned()
-                                .unwrap_or_else(|| scopes[0].clone());
-                            (
-                                Some(r.name.clone()),
-                                at,
-                                wanted,
-                                Outcome::Updated,
-                                what.join(", "),
-                            )
+                            (Outcome::Updated, what.join(", "))
                         }
                     }
                     RoleFact::Missing => (
-                        // A deterministic GUID: the PUT is idempotent, so it is simply repeated
-                        // when its reply is lost.
-                        Some(policy::role_definition_guid(&self.f.tenant, &name)),
-                        scopes[0].clone(),
-                        scopes.clone(),
                         Outcome::Created,
                         format!(
                             "{} actions, assignable at {}",
@@ -2025,19 +1994,13 @@ impl TenantRun<'_> {
                         ),
                     ),
                 };
-                let role = match (guid, &self.f.role) {
-                    (None, RoleFact::Ours(r)) => r.clone(),
-                    (Some(guid), _) => {
-                        let props = policy.role_properties(&name, first, wanted);
-                        let r = read(|| {
-                            self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props))
-                        })
-                        .await?;
+                let role = match (&self.f.role, outcome) {
+                    (RoleFact::Ours(r), Outcome::Reused) => r.clone(),
+                    _ => {
+                        let r = self.merge_role(true, &scopes).await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
+                        self.wrote_role.store(true, Ordering::Relaxed);
                         r
-                    }
-                    (None, _) => {
-                        return Err(Error::Other("the custom role step was blocked".into()));
                     }
                 };
                 self.save_shared(|s| {
@@ -2058,6 +2021,83 @@ impl TenantRun<'_> {
             None,
         )
         .await
+    }
+
+    /// Makes the tenant's role (deterministic GUID) assignable at `scopes`, keeping every scope
+    /// it lists now: read it (unless `write` and the plan just did), merge, write (with Spot's
+    /// actions), read it back; when another writer's PUT has removed one of `scopes` meanwhile,
+    /// merge again, at most [`ROLE_MERGES`] times with a random pause between. `write`: PUT even
+    /// when the scopes are there (the policy's actions changed).
+    async fn merge_role(&self, write: bool, scopes: &[String]) -> Result<RoleDefinition> {
+        let name = &self.f.role_name;
+        let policy = &self.facts.policy;
+        let first = &self.f.subs[0].target.subscription_id;
+        let guid = match &self.f.role {
+            RoleFact::Ours(r) => r.name.clone(),
+            _ => policy::role_definition_guid(&self.f.tenant, name),
+        };
+        let id = format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}");
+        let mut must_write = write;
+        let mut last: Option<RoleDefinition> = None;
+        for round in 0..ROLE_MERGES {
+            let now = read(|| self.arm.get_role_definition(&id)).await?;
+            if let Some(r) = &now
+                && !is_our_role(r)
+            {
+                return Err(Error::Other(format!(
+                    "the custom role {} ({}) is no longer ours (no spot-connect marker): not changed",
+                    r.properties.role_name, r.id
+                )));
+            }
+            let listed: Vec<String> = now
+                .as_ref()
+                .map(|r| r.properties.assignable_scopes.clone())
+                .unwrap_or_default();
+            let missing: Vec<&String> = scopes
+                .iter()
+                .filter(|s| !listed.iter().any(|x| same_scope(x, s)))
+                .collect();
+            if missing.is_empty()
+                && !must_write
+                && let Some(mut r) = now
+            {
+                // Named at a scope of this run, as a PUT's reply names it.
+                if r.id.starts_with("/providers/") {
+                    r.id = format!("{}{id}", scopes[0]);
+                }
+                return Ok(r);
+            }
+            // Not visible yet right after our own PUT (ARM's replicas): the PUT's reply stands.
+            if now.is_none() && round > 0 && !must_write {
+                return last
+                    .ok_or_else(|| Error::Other("the custom role could not be read back".into()));
+            }
+            if round > 0 {
+                let message = format!(
+                    "the custom role {name} lost its assignable scope(s) {} to another writer: merging again",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                tracing::info!("{message}");
+                let _ = self.tx.send(Progress::Log { message });
+                jitter().await;
+            }
+            let mut wanted = listed.clone();
+            wanted.extend(missing.into_iter().cloned());
+            // Written at a scope it is assignable at now (ARM checks the caller there).
+            let at = listed.first().cloned().unwrap_or_else(|| scopes[0].clone());
+            let props = policy.role_properties(name, first, wanted);
+            let r = read(|| self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props)))
+                .await?;
+            last = Some(r);
+            must_write = false;
+        }
+        Err(Error::Other(format!(
+            "the custom role {name} kept losing its assignable scopes to other writers ({ROLE_MERGES} merges): run again"
+        )))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -2214,16 +2254,48 @@ impl TenantRun<'_> {
                     // Deterministic: a PUT repeated after a lost reply names the same
                     // assignment (then 409 RoleAssignmentExists, which is success).
                     let guid = policy::role_assignment_name(sub, &sp.id, &role.id);
+                    // Refused because the role is not assignable here: when another writer's
+                    // PUT took our scope out of the role, the role is repaired and the
+                    // assignment sent again at once; only a role that does list the scope is
+                    // Azure propagating.
+                    let repairs = AtomicUsize::new(0);
+                    let create = || async {
+                        loop {
+                            let r = self
+                                .paced(|| {
+                                    self.arm_writes.create_role_assignment(
+                                        &scope, &guid, &role.id, &sp.id,
+                                    )
+                                })
+                                .await;
+                            let refused = matches!(&r, Err(Error::Api(a)) if a.has_code("RoleDefinitionDoesNotExist")
+                                || a.has_code("RoleAssignmentScopeNotAssignableToRoleDefinition"));
+                            if !refused || repairs.load(Ordering::Relaxed) >= ROLE_MERGES {
+                                return r;
+                            }
+                            let id = format!(
+                                "/providers/Microsoft.Authorization/roleDefinitions/{}",
+                                arm::guid_of(&role.id)
+                            );
+                            match read(|| self.arm.get_role_definition(&id)).await {
+                                Ok(Some(now)) if !lists_scope(&now, &scope) => {
+                                    repairs.fetch_add(1, Ordering::Relaxed);
+                                    let message = format!(
+                                        "the custom role {} is no longer assignable at {scope} (another writer replaced it): repairing it",
+                                        now.properties.role_name
+                                    );
+                                    tracing::info!("{message}");
+                                    let _ = self.tx.send(Progress::Log { message });
+                                    self.merge_role(false, std::slice::from_ref(&scope)).await?;
+                                }
+                                _ => return r,
+                            }
+                        }
+                    };
                     let out = retry::propagate(
                         &self.backoff,
                         |_| false,
-                        || {
-                            self.paced(|| {
-                                self.arm_writes.create_role_assignment(
-                                    &scope, &guid, &role.id, &sp.id,
-                                )
-                            })
-                        },
+                        create,
                         self.waiting(Some(sub), Step::RoleAssignment),
                     )
                     .await?;
@@ -2509,6 +2581,52 @@ fn service_principal_app_rights(
 }
 
 /// `t` plus `months` calendar months (clamped to the month's last day).
+/// Read-merge-write rounds of the shared role before a run gives up on it.
+pub(crate) const ROLE_MERGES: usize = 8;
+
+/// A random pause of 50-400 ms: two writers that keep replacing each other's role drift apart.
+pub(crate) async fn jitter() {
+    let ms = 50 + (uuid::Uuid::new_v4().as_u128() % 350) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// Whether the role lists `scope` among its assignable scopes.
+fn lists_scope(r: &RoleDefinition, scope: &str) -> bool {
+    r.properties
+        .assignable_scopes
+        .iter()
+        .any(|x| same_scope(x, scope))
+}
+
+/// Attempts of one `addPassword` (a first try and the resends after lost replies).
+pub(crate) const SECRET_ATTEMPTS: usize = 6;
+
+/// The end dates for a new secret of `app` that lasts `months`: one per attempt, whole seconds,
+/// each distinct to the second from every live secret of the app, so that the secret a Spot
+/// account holds is known by its `expirationDate` (issue 16 §5). A random offset of up to an
+/// hour, taken off (a lifetime at the tenant's cap must stay within it), keeps two runs that
+/// add a secret at the same moment apart.
+pub(crate) fn secret_ends(app: &Application, months: u32) -> Vec<OffsetDateTime> {
+    let taken: Vec<i64> = app
+        .password_credentials
+        .iter()
+        .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
+        .collect();
+    let jitter = 60 + (uuid::Uuid::new_v4().as_u128() % 3600) as i64;
+    let base = add_months(OffsetDateTime::now_utc(), months).unix_timestamp() - jitter;
+    let mut out = Vec::new();
+    let mut t = base;
+    while out.len() < SECRET_ATTEMPTS {
+        if !taken.contains(&t)
+            && let Ok(e) = OffsetDateTime::from_unix_timestamp(t)
+        {
+            out.push(e);
+        }
+        t += 1;
+    }
+    out
+}
+
 pub(crate) fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let total = t.month() as i32 - 1 + months as i32;
     let year = t.year() + total.div_euclid(12);

@@ -314,18 +314,9 @@ pub async fn apply(
         // engine::apply refuses it, writing nothing.
         return engine::apply(session, plan, progress).await;
     };
-    let app_name = |tenant: &str| facts.app_name(tenant);
-    // One run per subscription at a time, before anything is written.
-    let plan_apps = |tenant: &str| facts.recent_apps(tenant, lock::PLAN_FRESH);
-    let guard = match lock::guard(
-        session,
-        &plan.subscriptions,
-        &app_name,
-        &plan_apps,
-        &progress,
-    )
-    .await
-    {
+    // One run per subscription at a time, and the tenants' locks for their shared objects,
+    // before anything is written.
+    let guard = match lock::guard(session, &plan.subscriptions, &progress).await {
         Ok(g) => g,
         Err(e) => return stopped_before_writing(plan, &e, t0),
     };
@@ -356,11 +347,11 @@ pub async fn apply(
         plan
     };
     let mut report = engine::apply(session, plan, progress.clone()).await;
-    // First, a run that made the same Spot account at the same moment from another state dir
-    // (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
+    // First, a run elsewhere that made a Spot account for the same subscription at the same
+    // moment (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
     let mut seen = lock::Seen::default();
     guard
-        .race_reports(session, &app_name, &mut report.reports, &mut seen)
+        .race_reports(session, &mut report.reports, &mut seen)
         .await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // addPassword or removePassword reply, a rotated-out secret) are removed for the

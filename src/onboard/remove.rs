@@ -550,6 +550,26 @@ pub async fn remove(
     let g = status::graph(session, &plan.tenant_id);
     let a = status::arm(session, &plan.tenant_id);
     let mut out = Vec::new();
+    // The subscriptions' locks, then the tenant's (the role and the secret are shared): taken
+    // before anything is removed; nothing is when another run holds one.
+    let mut locks = Vec::new();
+    for sub in &plan.subscriptions {
+        match super::lock::acquire(
+            &session.state_dir,
+            &plan.tenant_id,
+            sub,
+            super::lock::LOCK_WAIT,
+        )
+        .await
+        {
+            Ok(l) => locks.push(l),
+            Err(e) => return not_removed(plan, &e),
+        }
+    }
+    match super::lock::tenant_locks(&session.state_dir, &[&plan.tenant_id], Some(&progress)).await {
+        Ok(l) => locks.extend(l),
+        Err(e) => return not_removed(plan, &e),
+    }
     let mut failed_rank: Option<u8> = None;
     for it in &plan.items {
         let step = match it.op {
@@ -651,19 +671,59 @@ async fn run(
         Op::DeleteAssignment(id) => read(|| a.delete_role_assignment(id)).await,
         Op::DeleteRole(id) => read(|| a.delete_role_definition(id)).await,
         Op::SetRoleScopes(r, left) => {
-            let props = RoleDefinitionProperties {
-                assignable_scopes: left.clone(),
-                ..r.properties.clone()
-            };
-            read(|| a.put_role_definition(&left[0], &r.name, &props))
-                .await
-                .map(|_| ())
+            // Only our scopes come out: the role is read again (another writer may have added
+            // a scope since the plan), ours taken out of what it lists now, written, read back.
+            let ours: Vec<&String> = r
+                .properties
+                .assignable_scopes
+                .iter()
+                .filter(|s| !left.iter().any(|l| status::same_scope(l, s)))
+                .collect();
+            for _ in 0..super::engine::ROLE_MERGES {
+                let now = read(|| a.get_role_definition(&r.id))
+                    .await?
+                    .unwrap_or_else(|| (**r).clone());
+                let keep: Vec<String> = now
+                    .properties
+                    .assignable_scopes
+                    .iter()
+                    .filter(|s| !ours.iter().any(|o| status::same_scope(o, s)))
+                    .cloned()
+                    .collect();
+                if keep.len() == now.properties.assignable_scopes.len() {
+                    return Ok(());
+                }
+                if keep.is_empty() {
+                    // Nothing else lists it any more: left to a removal that deletes it.
+                    return Ok(());
+                }
+                let props = RoleDefinitionProperties {
+                    assignable_scopes: keep.clone(),
+                    ..now.properties.clone()
+                };
+                read(|| a.put_role_definition(&keep[0], &r.name, &props)).await?;
+                super::engine::jitter().await;
+            }
+            Ok(())
         }
         // A retry told the keyId is gone is a removal whose reply was lost.
         Op::RemovePassword(app, key) => super::orphans::remove_secret(g, app, key).await,
         Op::DeleteApp(id) => read(|| g.delete_application(id)).await,
         Op::DeleteSpotAccount(id) => read(|| session.spot.delete_account(id)).await,
     }
+}
+
+/// Every item of `plan` not done, for `e` (a lock another run holds).
+fn not_removed(plan: &RemovalPlan, e: &crate::error::Error) -> Vec<RemovalResult> {
+    plan.items
+        .iter()
+        .filter(|it| it.op != Op::None)
+        .map(|it| RemovalResult {
+            item: it.clone(),
+            done: false,
+            error: Some(ErrorInfo::from(e)),
+        })
+        .collect()
 }
 
 /// A role id at a subscription scope (ARM deletes roles there, not at tenant scope).

@@ -76,6 +76,13 @@ pub struct State {
         skip_serializing_if = "Option::is_none"
     )]
     pub secret_pending_since: Option<OffsetDateTime>,
+    /// The end dates (Unix seconds) a run of this state dir chose for the client secrets it
+    /// was about to ask for, recorded before `addPassword` (one per attempt, each distinct to
+    /// the second from every other live secret of the app): a live secret of ours with one of
+    /// these end dates was made by that run, and if no Spot account got it, it was never handed
+    /// over (issue 16 §5). Cleared once every such secret is accounted for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_intents: Vec<i64>,
     #[serde(default)]
     pub steps: BTreeMap<Step, StepStatus>,
     #[serde(default, with = "time::serde::rfc3339::option")]

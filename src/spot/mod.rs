@@ -72,9 +72,20 @@ pub struct AzureCredentialsInfo {
     pub subscription_id: Option<String>,
     #[serde(default)]
     pub expiration_date: Option<String>,
+    /// The secret as Spot shows it: masked (`abc*****…`), at most a prefix in clear.
+    #[serde(default, rename = "clientSecret")]
+    pub client_secret_mask: Option<String>,
 }
 
 impl AzureCredentialsInfo {
+    /// The characters Spot's mask shows in clear, from the start (empty when none).
+    pub fn mask_prefix(&self) -> &str {
+        let m = self.client_secret_mask.as_deref().unwrap_or_default();
+        let end = m.find(['*', '•', '…']).unwrap_or(m.len());
+        // A mask without any masking character shows nothing we can trust as a prefix.
+        if end == m.len() { "" } else { &m[..end] }
+    }
+
     pub fn expiration(&self) -> Option<OffsetDateTime> {
         self.expiration_date.as_deref().and_then(|s| {
             OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()

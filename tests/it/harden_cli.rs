@@ -589,15 +589,10 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
     assert_eq!(code, 0, "{stderr}");
     // Another secret of ours, as a run killed right after addPassword leaves it: the intent
-    // recorded (`secret_pending_since`), the keyId not.
+    // (its end date) recorded, the keyId not.
     use spot_connect::onboard::state::State;
-    let mut st = State::load(&env.state_dir(), seed::CONTOSO_TENANT_ID, SUB).unwrap();
-    assert_eq!(
-        st.secret_pending_since, None,
-        "a clean run settles its intent"
-    );
-    st.secret_pending_since = Some(time::OffsetDateTime::now_utc() - time::Duration::minutes(1));
-    st.save(&env.state_dir()).unwrap();
+    let st = State::load(&env.state_dir(), seed::CONTOSO_TENANT_ID, SUB).unwrap();
+    assert!(st.secret_intents.is_empty(), "a clean run settles its intent");
     let app = ours(&env.sim.state())[0]["id"]
         .as_str()
         .unwrap()
@@ -620,7 +615,10 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
         auth,
         seed::CONTOSO_TENANT_ID,
     );
-    let end = time::OffsetDateTime::now_utc() + time::Duration::days(300);
+    let end = time::OffsetDateTime::from_unix_timestamp(
+        (time::OffsetDateTime::now_utc() + time::Duration::days(300)).unix_timestamp(),
+    )
+    .unwrap();
     let orphan = graph
         .add_password(
             &app,
@@ -632,6 +630,22 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
         .credential
         .key_id;
     assert_eq!(problems(&env.sim.state(), SUB).len(), 1);
+    // No record of it here: it may be another run's (a state dir elsewhere, a Spot token that
+    // sees its account): kept, and named as not checked.
+    let (_, _, stderr) = env.run(&["status", "--subscription", SUB]).await;
+    assert!(
+        stderr.contains(&format!("client secret {orphan} of"))
+            && stderr.contains("could not be checked: no state file here records it"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("no Spot account holds"), "{stderr}");
+    assert_eq!(problems(&env.sim.state(), SUB).len(), 1, "kept");
+    // The killed run's intent: the end date it chose.
+    let mut st = State::load(&env.state_dir(), seed::CONTOSO_TENANT_ID, SUB).unwrap();
+    st.secret_intents = vec![end.unix_timestamp()];
+    st.save(&env.state_dir()).unwrap();
     let (_, _, stderr) = env.run(&["status", "--subscription", SUB]).await;
     assert!(
         stderr.contains("held by no Spot account") && stderr.contains(&orphan),
@@ -646,7 +660,7 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     assert!(stderr.contains("no Spot account holds"), "{stderr}");
     assert_eq!(problems(&env.sim.state(), SUB), Vec::<String>::new());
     let st = State::load(&env.state_dir(), seed::CONTOSO_TENANT_ID, SUB).unwrap();
-    assert_eq!(st.secret_pending_since, None, "the intent is settled");
+    assert!(st.secret_intents.is_empty(), "the intent is settled");
     assert!(st.orphan_key_ids.is_empty(), "{:?}", st.orphan_key_ids);
     let (_, stdout, _) = env.run(&["status", "--subscription", SUB, "--json"]).await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
