@@ -592,7 +592,10 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     // (its end date) recorded, the keyId not.
     use spot_connect::onboard::state::State;
     let st = State::load(&env.state_dir(), seed::CONTOSO_TENANT_ID, SUB).unwrap();
-    assert!(st.secret_intents.is_empty(), "a clean run settles its intent");
+    assert!(
+        st.secret_intents.is_empty(),
+        "a clean run settles its intent"
+    );
     let app = ours(&env.sim.state())[0]["id"]
         .as_str()
         .unwrap()
