@@ -360,3 +360,112 @@ async fn a_listing_cut_short_is_never_taken_for_the_whole() {
     );
     env.sim.shutdown().await;
 }
+
+/// `status` verdicts (issue 16 §9): never-onboarded subscriptions and a connection that is not
+/// ours are not errors (exit 0); what we manage that expires within --warn-within, is broken
+/// or could not be seen exits 3. Documented in --help and the man page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_ours() {
+    let env = Env::start(SimOpts::default()).await;
+    let prod = ["--subscription", seed::SUB_CONTOSO_PROD];
+    let (code, _, err) = env.run(&with("apply", prod, &["--yes"])).await;
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = env.run(&["status", "--all-subscriptions"]).await;
+    std::fs::write("/tmp/acc/status-all.txt", &out).ok();
+    assert_eq!(code, 0, "{out}{err}");
+    let row = |out: &str, sub: &str| {
+        out.lines()
+            .find(|l| l.starts_with(sub))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).contains(" connected "),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_CONTOSO_DEV).contains("not onboarded"),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_FABRIKAM_STAGING).contains("not onboarded"),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_FABRIKAM_PROD).contains("connected (not ours)"),
+        "{out}"
+    );
+    assert!(!out.contains("BROKEN"), "{out}");
+    let (code, out, _) = env.run(&["status", "--all-subscriptions", "--json"]).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let verdicts: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verdict"].as_str().unwrap())
+        .collect();
+    assert!(
+        verdicts.contains(&"not_onboarded") && verdicts.contains(&"not_ours"),
+        "{verdicts:?}"
+    );
+
+    // The 12-month secret expires within 400 days: expiring, exit 3.
+    let (code, out, _) = env
+        .run(&with("status", prod, &["--warn-within", "400"]))
+        .await;
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).contains("expiring"),
+        "{out}"
+    );
+
+    // A token that cannot see the account: unknown, with why, exit 3.
+    let token = env.sim.scoped_spot_token(&[]);
+    let (code, out, err) = env
+        .run_as("state", Some(&token), &with("status", prod, &[]))
+        .await;
+    std::fs::write("/tmp/acc/status-unknown.txt", &out).ok();
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).contains("UNKNOWN"),
+        "{out}"
+    );
+    assert!(out.contains("cannot"), "{out}");
+
+    // The state file says a run connected Dev from here, and nothing is there: broken, exit 3.
+    let path = env.state_dir("state").join("state").join(format!(
+        "{}_{}.json",
+        seed::CONTOSO_TENANT_ID,
+        seed::SUB_CONTOSO_DEV
+    ));
+    let record = serde_json::json!({
+        "version": 1, "tenant_id": seed::CONTOSO_TENANT_ID, "subscription_id": seed::SUB_CONTOSO_DEV,
+        "role_assignment_id": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleAssignments/0e9b7c11-0000-4000-8000-000000000001", seed::SUB_CONTOSO_DEV),
+        "steps": {},
+    });
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let (code, out, _) = env
+        .run(&["status", "--subscription", seed::SUB_CONTOSO_DEV])
+        .await;
+    assert_eq!(code, 3, "{out}");
+    assert!(row(&out, seed::SUB_CONTOSO_DEV).contains("BROKEN"), "{out}");
+
+    // Documented.
+    let (_, help, _) = env.run(&["status", "--help"]).await;
+    for v in [
+        "connected (not ours)",
+        "not onboarded",
+        "unknown",
+        "--warn-within",
+    ] {
+        assert!(help.contains(v), "{v}: {help}");
+    }
+    let (_, man, _) = env.run(&["man"]).await;
+    assert!(
+        man.contains("not onboarded") && man.contains("warn\\-within"),
+        "{man}"
+    );
+    env.sim.shutdown().await;
+}
