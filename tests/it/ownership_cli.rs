@@ -469,3 +469,74 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
     );
     env.sim.shutdown().await;
 }
+
+/// An empty Spot account with the subscription's name, made by hand while a run creates its
+/// own: the run ends right (exit 0, its account connected), leaves the hand-made one alone,
+/// and advises deleting nothing that works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_same_name_account_made_by_hand_during_a_run_changes_nothing_that_works() {
+    let env = Env::start(SimOpts::default()).await;
+    // The run's account creation waits 8 s: the hand-made one is made meanwhile (earlier).
+    env.sim.delay("POST", "/setup/account", 1, 8000);
+    let dev = ["--subscription", seed::SUB_CONTOSO_DEV];
+    let args = with("apply", dev, &["--yes"]);
+    let run = env.run(&args);
+    let hand = async {
+        let path = env.state_dir("state").join("state").join(format!(
+            "{}_{}.json",
+            seed::CONTOSO_TENANT_ID,
+            seed::SUB_CONTOSO_DEV
+        ));
+        // The run records the name it is about to create before it asks.
+        let t0 = std::time::Instant::now();
+        while !std::fs::read_to_string(&path).is_ok_and(|s| s.contains("spot_account_pending")) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "the run never got there"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ca = std::fs::read(&env.sim.endpoints.ca_cert).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .build()
+            .unwrap();
+        let r = http
+            .post(format!("{}/setup/account", env.sim.endpoints.spot))
+            .bearer_auth(seed::SPOT_TOKEN)
+            .json(&serde_json::json!({"account": {"name": "Contoso Dev"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["response"]["items"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let ((code, _, err), by_hand) = tokio::join!(run, hand);
+    std::fs::write("/tmp/acc/empty-same-name.txt", &err).ok();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("delete this run") && !err.contains("keep the other"),
+        "{err}"
+    );
+    let s = env.sim.state();
+    let hand_made = account(&s, &by_hand).expect("the hand-made account is left alone");
+    assert!(hand_made["credentials"].is_null());
+    let ours: Vec<&Value> = s["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["providerExternalId"] == seed::SUB_CONTOSO_DEV)
+        .collect();
+    assert_eq!(ours.len(), 1, "ours is connected");
+    assert_ne!(ours[0]["accountId"], by_hand.as_str());
+    assert_eq!(
+        ours[0]["credentials"]["clientId"],
+        our_apps(&s)[0]["appId"],
+        "connected through our app"
+    );
+    env.sim.shutdown().await;
+}
