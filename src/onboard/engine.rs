@@ -135,17 +135,20 @@ impl Foreign {
     }
 }
 
+/// A Spot account and the credentials Spot holds for it.
+type WithCreds = (SpotAccount, Option<AzureCredentialsInfo>);
+
 /// What Spot showed for one subscription, before our app is known.
 #[derive(Debug, Clone)]
 struct SpotLook {
     /// The accounts connected to the subscription (`?cloudAccountId=`), with their credentials.
-    connected: Vec<(SpotAccount, Option<AzureCredentialsInfo>)>,
+    connected: Vec<WithCreds>,
     /// The organization's accounts; Err: the token may not list them (not an Organization
     /// Admin's).
     org: std::result::Result<Vec<SpotAccount>, ApiError>,
     /// The account `--spot-account` names, or the one the state records: None when Spot says
     /// it does not exist (or this token cannot see it).
-    named: Option<(String, Option<(SpotAccount, Option<AzureCredentialsInfo>)>)>,
+    named: Option<(String, Option<WithCreds>)>,
 }
 
 /// Whether the caller may register applications in the tenant (Entra), checked before writing.
@@ -633,8 +636,7 @@ fn account_fact(
         };
     }
     // The account connected to this subscription: through our app first.
-    let mut connected: Vec<&(SpotAccount, Option<AzureCredentialsInfo>)> =
-        look.connected.iter().collect();
+    let mut connected: Vec<&WithCreds> = look.connected.iter().collect();
     connected.sort_by_key(|(a, c)| (!ours(c), a.created_at, a.account_id.clone()));
     if let Some((a, c)) = connected.first() {
         if ours(c) {

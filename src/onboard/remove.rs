@@ -170,9 +170,9 @@ pub async fn plan_removal(
             ));
             items.push(item(
                 Some(&s.subscription_id),
-                "role assignment, client secret, app registration",
-                "",
-                "",
+                "role assignment, client secret and app registration",
+                "used by the chosen Spot account",
+                s.account_id.as_deref().unwrap_or_default(),
                 RemovalAction::Keep,
                 format!(
                     "Spot account {} was chosen (--spot-account or --take-over), not created by spot-connect: it is never deleted, and the role assignment, client secret and app registration it uses are kept so that it keeps working",
