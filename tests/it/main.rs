@@ -18,6 +18,7 @@ mod hostile_server;
 mod life_cli;
 mod life_sim;
 mod managed_identity;
+mod many_writers;
 mod sim_authorize;
 mod sim_contract;
 mod ui_browser;
