@@ -162,8 +162,8 @@ fn census(state: &Value, subs: &[(&str, &str)]) -> (Vec<String>, String) {
                 .filter(|a| a["providerExternalId"] == *sub)
                 .collect();
             summary.push(format!(
-                "{}: {assignments} assignment, {} account",
-                &sub[..8],
+                "…{}: {assignments} assignment, {} account",
+                &sub[sub.len() - 4..],
                 accounts.len()
             ));
             if assignments != 1 {
