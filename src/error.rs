@@ -36,6 +36,8 @@ pub mod spot_codes {
     pub const EXPIRED_SECRET: &str = "AZURE_EXPIRED_CREDENTIALS";
     pub const ACCOUNT_NOT_FOUND: &str = "Account_DOESNT_EXIST";
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    /// A valid token without the right (an account it cannot see, an admin-only call).
+    pub const FORBIDDEN: &str = "FORBIDDEN";
 }
 
 /// How a caller should react to an error.

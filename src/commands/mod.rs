@@ -290,6 +290,11 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
     }
     for r in &report.reports {
         match r.verdict {
+            Verdict::Connected if r.kept.is_some() => eprintln!(
+                "  = {} is connected (not ours): {}",
+                r.subscription_id,
+                r.kept.as_deref().unwrap_or_default()
+            ),
             Verdict::Connected => eprintln!(
                 "  ✓ {} is connected to Spot{}{}",
                 r.subscription_id,
@@ -323,6 +328,7 @@ pub fn table(report: &RunReport) -> String {
     for r in &report.reports {
         let name: String = r.subscription_name.chars().take(22).collect();
         let (result, last) = match r.verdict {
+            Verdict::Connected if r.kept.is_some() => ("kept", r.kept.clone().unwrap_or_default()),
             Verdict::Connected => (
                 "connected",
                 r.secret_expires
@@ -456,6 +462,7 @@ pub fn plan_text(plan: &Plan) -> String {
             PlanAction::Reuse => "reuse  ",
             PlanAction::Update => "update ",
             PlanAction::Blocked => "BLOCKED",
+            PlanAction::Keep => "keep   ",
         };
         let name = if i.name.is_empty() {
             String::new()
@@ -567,6 +574,7 @@ mod tests {
             total_ms: 1,
             error: None,
             report_path: None,
+            kept: None,
         };
         let run = |reports: Vec<Report>, stopped: bool| RunReport {
             reports,
@@ -613,6 +621,7 @@ mod tests {
             total_ms: 1,
             error: None,
             report_path: None,
+            kept: None,
         };
         let mut r = r;
         let p = save_report(d.path(), &mut r).unwrap();

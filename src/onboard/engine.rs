@@ -13,17 +13,15 @@
 //! ```
 
 use super::model::{
-    ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, RunReport, Step,
-    StepEvent, Verdict,
+    AccountKind, ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report,
+    RunReport, Step, StepEvent, Verdict,
 };
 use super::pace::WriteBudget;
 use super::policy::{self, Policy};
 use super::retry::{self, Backoff, create_or_find, is_not_found, read};
 use super::rotate::{SECRET_PREFIX, shared_secret_name};
-use super::state::{SecretRecord, State, StepStatus, Store, lock};
-use super::status::{
-    self, account_for, find_assignment, is_fatal, is_our_role, same_scope, scope_of,
-};
+use super::state::{AccountOrigin, SecretRecord, State, StepStatus, Store, lock};
+use super::status::{self, find_assignment, is_fatal, is_our_role, same_scope, scope_of};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
 use crate::azure::auth::AuthMethod;
@@ -78,9 +76,76 @@ enum RoleFact {
 
 #[derive(Debug, Clone)]
 enum AccountFact {
-    Reuse(SpotAccount, String),
+    /// Connect this existing account (whose it is, and why).
+    Reuse(SpotAccount, AccountKind, String),
     Create(String),
+    /// Connected to the subscription through an app that is not ours: left as it is.
+    Keep(Foreign),
     Blocked(String, Option<ApiError>),
+}
+
+/// A Spot connection made through an app that is not ours (issue 16 §3).
+#[derive(Debug, Clone)]
+struct Foreign {
+    account: SpotAccount,
+    /// The client id Spot holds (None: Spot shows no credentials).
+    client_id: Option<String>,
+    /// That app's display name in the tenant, when Graph knows it.
+    app_name: Option<String>,
+    expires: Option<String>,
+}
+
+impl Foreign {
+    /// "Spot.io-fabrikam-prod (c1000003-…)", or the client id alone.
+    fn app(&self) -> String {
+        match (&self.app_name, &self.client_id) {
+            (Some(n), Some(c)) => format!("{n} ({c})"),
+            (None, Some(c)) => format!("app {c}"),
+            (_, None) => "credentials Spot does not show".into(),
+        }
+    }
+
+    fn expiry(&self) -> String {
+        self.expires
+            .as_deref()
+            .map(|d| d.split('T').next().unwrap_or(d).to_string())
+            .unwrap_or_else(|| "(unknown)".into())
+    }
+
+    /// The plan's line for a connection kept as it is.
+    fn keep_line(&self) -> String {
+        format!(
+            "connected through {}, secret expires {}: keep (Spot account {} is not ours: nothing is changed; --take-over replaces its credentials with ours)",
+            self.app(),
+            self.expiry(),
+            self.account.account_id
+        )
+    }
+
+    /// The plan's line for a take-over.
+    fn take_over_line(&self, our_app: &str) -> String {
+        format!(
+            "TAKE OVER: replace the credentials of Spot account {} ({}, connected through {}, secret expires {}) with {our_app}'s and a new secret of it; this cannot be undone (Spot has no call that restores or deletes credentials); {} itself is not touched, and the account stays chosen: `remove` never deletes it",
+            self.account.account_id,
+            self.account.name,
+            self.app(),
+            self.expiry(),
+            self.app_name.as_deref().unwrap_or("the other app"),
+        )
+    }
+}
+
+/// What Spot showed for one subscription, before our app is known.
+#[derive(Debug, Clone)]
+struct SpotLook {
+    /// The accounts connected to the subscription (`?cloudAccountId=`), with their credentials.
+    connected: Vec<(SpotAccount, Option<AzureCredentialsInfo>)>,
+    /// The organization's accounts; Err: the token may not list them (not an Organization
+    /// Admin's).
+    org: std::result::Result<Vec<SpotAccount>, ApiError>,
+    /// The account `--spot-account` names, or the one the state records: None when Spot says
+    /// it does not exist (or this token cannot see it).
+    named: Option<(String, Option<(SpotAccount, Option<AzureCredentialsInfo>)>)>,
 }
 
 /// Whether the caller may register applications in the tenant (Entra), checked before writing.
@@ -98,9 +163,18 @@ pub(crate) struct Facts {
     settings: Settings,
     policy: Policy,
     tenants: Vec<TenantFacts>,
+    /// Subscriptions connected through an app that is not ours, kept as they are: nothing of
+    /// theirs is written (issue 16 §3).
+    kept: Vec<SubFacts>,
 }
 
 impl Facts {
+    fn kept_sub(&self, subscription: &str) -> Option<&SubFacts> {
+        self.kept
+            .iter()
+            .find(|k| k.target.subscription_id.eq_ignore_ascii_case(subscription))
+    }
+
     pub(super) fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -131,6 +205,12 @@ struct SubFacts {
     target: Target,
     state: State,
     account: AccountFact,
+    /// Notes on the Spot account the plan says (a state file naming an account we did not
+    /// create; a token that cannot list the organization's accounts).
+    account_notes: Vec<String>,
+    /// `--take-over`: the connection whose credentials this run replaces.
+    taken_over: Option<Foreign>,
+    spot: Option<SpotLook>,
     spot_creds: Option<AzureCredentialsInfo>,
     /// None: the caller's permissions could not be read (not blocking).
     permissions: Option<Vec<Permission>>,
@@ -205,17 +285,30 @@ pub(super) async fn plan(
         let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
         lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
     });
-    let tenants = futures::future::try_join_all(lookups).await?;
+    let mut tenants = futures::future::try_join_all(lookups).await?;
+    // A connection that is not ours is kept: its subscription needs none of the tenant's
+    // objects, and a tenant left with none writes nothing.
+    let mut kept = Vec::new();
+    for t in &mut tenants {
+        let (k, active): (Vec<SubFacts>, Vec<SubFacts>) = std::mem::take(&mut t.subs)
+            .into_iter()
+            .partition(|s| matches!(s.account, AccountFact::Keep(_)));
+        t.subs = active;
+        kept.extend(k);
+    }
+    tenants.retain(|t| !t.subs.is_empty());
     let facts = Facts {
         settings: settings.clone(),
         policy,
         tenants,
+        kept,
     };
-    let items = facts
+    let mut items: Vec<PlanItem> = facts
         .tenants
         .iter()
         .flat_map(|t| plan_items(&facts, t))
         .collect();
+    items.extend(facts.kept.iter().filter_map(keep_item));
     let mut plan = Plan::new(targets, items);
     plan.facts = Some(std::sync::Arc::new(facts));
     Ok(plan)
@@ -269,10 +362,11 @@ async fn lookup_tenant(
         let mut all = all.into_iter().peekable();
         while all.peek().is_some() {
             let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
-            let found = futures::future::join_all(chunk.into_iter().map(|(t, state)| {
-                lookup_sub(session, &arm, settings, t, state, accounts.clone(), names)
-            }))
-            .await;
+            let found =
+                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
+                    lookup_sub(session, &arm, settings, t, state, accounts.clone())
+                }))
+                .await;
             out.extend(found);
         }
         out
@@ -286,6 +380,37 @@ async fn lookup_tenant(
         Some(r) => RoleFact::Foreign(r),
     };
     let mut subs = subs.into_iter().collect::<Result<Vec<_>>>()?;
+    let our_app = match &app {
+        AppFact::Ours(a) => Some(a.app_id.clone()),
+        _ => None,
+    };
+    for s in &mut subs {
+        if let Some(look) = &s.spot {
+            let (fact, creds, notes, taken_over) = account_fact(
+                settings,
+                &s.target,
+                &s.state,
+                look,
+                our_app.as_deref(),
+                names,
+            );
+            (s.account, s.spot_creds, s.account_notes) = (fact, creds, notes);
+            s.taken_over = taken_over;
+        }
+        // The other app's name, for the plan's line.
+        let f = match (&mut s.account, &mut s.taken_over) {
+            (AccountFact::Keep(f), _) | (_, Some(f)) => Some(f),
+            _ => None,
+        };
+        if let Some(f) = f
+            && let Some(c) = f.client_id.clone()
+        {
+            f.app_name = match read(|| graph.get_service_principal_by_app_id(&c)).await {
+                Ok(Some(sp)) => sp.display_name.clone(),
+                _ => None,
+            };
+        }
+    }
     for s in &mut subs {
         if let (Some(sp), RoleFact::Ours(r)) = (&sp, &role) {
             s.assignment = find_assignment(&arm, &s.target.subscription_id, &sp.id, r).await?;
@@ -311,10 +436,50 @@ async fn lookup_sub(
     t: &Target,
     state: State,
     accounts: AccountsF<'_>,
-    names: &Mutex<Vec<String>>,
 ) -> Result<SubFacts> {
     let scope = scope_of(&t.subscription_id);
-    let (permissions, accounts) = tokio::join!(read(|| arm.permissions(&scope)), accounts);
+    let sub = t.subscription_id.as_str();
+    // The account connected to the subscription, whatever the token (`?cloudAccountId=`).
+    let connected = async {
+        let list = match read(|| session.spot.accounts_for_subscription(sub)).await {
+            Ok(l) => l,
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => return Ok(Err(e)),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for a in list {
+            let c = read(|| session.spot.get_azure_credentials(&a.account_id)).await?;
+            out.push((a, c));
+        }
+        Ok(Ok(out))
+    };
+    let named_id = match &settings.spot_account {
+        SpotAccountChoice::Existing(id) => Some(id.clone()),
+        _ => state
+            .spot_account_origin
+            .as_ref()
+            .map(|o| match o {
+                AccountOrigin::Created { account_id, .. }
+                | AccountOrigin::Chosen { account_id } => account_id.clone(),
+            })
+            .or_else(|| state.spot_account_id.clone()),
+    };
+    let named = async {
+        let Some(id) = named_id.clone() else {
+            return Ok(None);
+        };
+        match read(|| session.spot.get_account(&id)).await {
+            Ok(Some(a)) => {
+                let c = read(|| session.spot.get_azure_credentials(&a.account_id)).await?;
+                Ok(Some((id, Some((a, c)))))
+            }
+            Ok(None) => Ok(Some((id, None))),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Some((id, None))),
+            Err(e) => Err(e),
+        }
+    };
+    let (permissions, accounts, connected, named) =
+        tokio::join!(read(|| arm.permissions(&scope)), accounts, connected, named);
     let accounts = accounts?;
     let permissions = match permissions {
         Ok(p) => Some(p),
@@ -330,24 +495,32 @@ async fn lookup_sub(
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let account = match &accounts {
-        Err(e) => AccountFact::Blocked(
-            format!("the Spot token was refused ({} {})", e.status, e.code),
-            Some(e.clone()),
+    let (account, spot) = match connected? {
+        Err(e) => (
+            AccountFact::Blocked(
+                format!("the Spot token was refused ({} {})", e.status, e.code),
+                Some(e.clone()),
+            ),
+            None,
         ),
-        Ok(accounts) => account_fact(settings, t, &state, accounts, names),
-    };
-    let spot_creds = match &account {
-        AccountFact::Reuse(a, _) => {
-            read(|| session.spot.get_azure_credentials(&a.account_id)).await?
-        }
-        _ => None,
+        Ok(connected) => (
+            // Decided once the tenant's app is known (`account_fact`).
+            AccountFact::Create(String::new()),
+            Some(SpotLook {
+                connected,
+                org: accounts,
+                named: named?,
+            }),
+        ),
     };
     Ok(SubFacts {
         target: t.clone(),
         state,
         account,
-        spot_creds,
+        account_notes: vec![],
+        taken_over: None,
+        spot,
+        spot_creds: None,
         permissions,
         assignment: None,
         secret_reuse: None,
@@ -355,43 +528,189 @@ async fn lookup_sub(
     })
 }
 
+/// Whose the Spot account of a subscription is and what the run does with it (issue 16 §2,
+/// §3), once the tenant's app of ours is known (`our_app`: its client id). Returns the fact,
+/// the credentials Spot holds for it, notes for the plan, and the connection a take-over
+/// replaces.
 fn account_fact(
     settings: &Settings,
     t: &Target,
     state: &State,
-    accounts: &[SpotAccount],
+    look: &SpotLook,
+    our_app: Option<&str>,
     names: &Mutex<Vec<String>>,
-) -> AccountFact {
+) -> (
+    AccountFact,
+    Option<AzureCredentialsInfo>,
+    Vec<String>,
+    Option<Foreign>,
+) {
     let sub = &t.subscription_id;
+    let mut notes = Vec::new();
+    let ours = |c: &Option<AzureCredentialsInfo>| {
+        c.as_ref()
+            .and_then(|c| c.client_id.as_deref())
+            .zip(our_app)
+            .is_some_and(|(c, o)| c.eq_ignore_ascii_case(o))
+    };
+    let foreign = |a: &SpotAccount, c: &Option<AzureCredentialsInfo>| Foreign {
+        account: a.clone(),
+        client_id: c.as_ref().and_then(|c| c.client_id.clone()),
+        app_name: None,
+        expires: c.as_ref().and_then(|c| c.expiration_date.clone()),
+    };
+    // A connection through another app: kept, or taken over (then chosen).
+    let keep_or_take = |a: &SpotAccount, c: &Option<AzureCredentialsInfo>, notes: Vec<String>| {
+        let f = foreign(a, c);
+        if settings.take_over {
+            (
+                AccountFact::Reuse(
+                    a.clone(),
+                    AccountKind::Chosen,
+                    "taken over with --take-over: chosen, never deleted".into(),
+                ),
+                c.clone(),
+                notes,
+                Some(f),
+            )
+        } else {
+            (AccountFact::Keep(f), c.clone(), notes, None)
+        }
+    };
+    let kind_of = |a: &SpotAccount, c: &Option<AzureCredentialsInfo>| {
+        let creds_app = c.as_ref().and_then(|c| c.client_id.as_deref());
+        if state.created(&a.account_id, &a.name, creds_app, our_app) {
+            AccountKind::Created
+        } else {
+            AccountKind::Chosen
+        }
+    };
     if let SpotAccountChoice::Existing(id) = &settings.spot_account {
-        return match accounts.iter().find(|a| &a.account_id == id) {
-            None => AccountFact::Blocked(
-                format!("Spot account {id} is not in your organization"),
+        let Some((_, Some((a, c)))) = &look.named else {
+            return (
+                AccountFact::Blocked(
+                    format!(
+                        "Spot account {id} is not in your organization (or this Spot token cannot see it)"
+                    ),
+                    None,
+                ),
                 None,
-            ),
-            Some(a) => match &a.provider_external_id {
-                Some(p) if !p.eq_ignore_ascii_case(sub) => AccountFact::Blocked(
+                notes,
+                None,
+            );
+        };
+        return match (&a.provider_external_id, c) {
+            (Some(p), _) if !p.eq_ignore_ascii_case(sub) => (
+                AccountFact::Blocked(
                     format!("Spot account {id} is already connected to subscription {p}"),
                     None,
                 ),
-                _ => AccountFact::Reuse(a.clone(), "the account you chose".into()),
-            },
+                None,
+                notes,
+                None,
+            ),
+            (_, Some(_)) if ours(c) => (
+                AccountFact::Reuse(
+                    a.clone(),
+                    kind_of(a, c),
+                    "the account you chose; connected through this tenant's app of ours".into(),
+                ),
+                c.clone(),
+                notes,
+                None,
+            ),
+            (_, Some(_)) => keep_or_take(a, c, notes),
+            (_, None) => (
+                AccountFact::Reuse(
+                    a.clone(),
+                    AccountKind::Chosen,
+                    "the account you chose (--spot-account): connected, never deleted".into(),
+                ),
+                None,
+                notes,
+                None,
+            ),
         };
     }
-    if let Some(a) = account_for(accounts, sub, state.spot_account_id.as_deref()) {
-        let why = if a.provider_external_id.is_some() {
-            "already connected to this subscription"
-        } else {
-            "created by an earlier run"
-        };
-        return AccountFact::Reuse(a.clone(), why.into());
+    // The account connected to this subscription: through our app first.
+    let mut connected: Vec<&(SpotAccount, Option<AzureCredentialsInfo>)> =
+        look.connected.iter().collect();
+    connected.sort_by_key(|(a, c)| (!ours(c), a.created_at, a.account_id.clone()));
+    if let Some((a, c)) = connected.first() {
+        if ours(c) {
+            let kind = kind_of(a, c);
+            let why = match kind {
+                AccountKind::Created => {
+                    "created by an earlier run (recorded); connected through this tenant's app of ours"
+                }
+                _ if state.chosen(&a.account_id) => {
+                    "chosen earlier (recorded); connected through this tenant's app of ours: never deleted"
+                }
+                _ => {
+                    "already connected to this subscription through this tenant's app of ours (no record here of creating it: never deleted)"
+                }
+            };
+            return (
+                AccountFact::Reuse(a.clone(), kind, why.into()),
+                c.clone(),
+                notes,
+                None,
+            );
+        }
+        return keep_or_take(a, c, notes);
     }
-    if let Some(a) = state.spot_account_pending.as_ref().and_then(|n| {
-        accounts
-            .iter()
-            .find(|a| &a.name == n && a.provider_external_id.is_none())
-    }) {
-        return AccountFact::Reuse(a.clone(), "created by an interrupted run".into());
+    // The account a run of this state dir created or the operator chose, not connected yet.
+    if let Some((id, found)) = &look.named {
+        match found {
+            Some((a, c))
+                if a.provider_external_id.is_none()
+                    && c.is_none()
+                    && (state.created(&a.account_id, &a.name, None, None)
+                        || state.chosen(&a.account_id)) =>
+            {
+                let (kind, why) = if state.chosen(&a.account_id) {
+                    (AccountKind::Chosen, "chosen earlier (recorded), not connected yet")
+                } else {
+                    (AccountKind::Created, "created by an earlier run (recorded), not connected yet")
+                };
+                return (AccountFact::Reuse(a.clone(), kind, why.into()), None, notes, None);
+            }
+            Some((a, _)) => notes.push(format!(
+                "the state file names Spot account {id} ({}), which no run of this state dir created for this subscription: it is left alone",
+                a.name
+            )),
+            None => notes.push(format!(
+                "the state file names Spot account {id}, which Spot does not show: it is left alone"
+            )),
+        }
+    }
+    match &look.org {
+        Ok(org) => {
+            // Created by a run killed before it could record the id: an account of the name
+            // it gave, made after it asked, not connected.
+            if let (Some(n), Some(at)) = (&state.spot_account_pending, state.spot_account_pending_at)
+                && let Some(a) = org.iter().find(|a| {
+                    &a.name == n
+                        && a.provider_external_id.is_none()
+                        && a.created_at.is_some_and(|c| c >= at - time::Duration::seconds(2))
+                })
+            {
+                return (
+                    AccountFact::Reuse(
+                        a.clone(),
+                        AccountKind::Created,
+                        "created by an interrupted run".into(),
+                    ),
+                    None,
+                    notes,
+                    None,
+                );
+            }
+        }
+        Err(e) => notes.push(format!(
+            "this Spot token cannot list the organization's accounts ({} {}): a Spot account another run made for this subscription and has not connected yet cannot be ruled out (a duplicate)",
+            e.status, e.code
+        )),
     }
     let base = account_name(t);
     let mut names = lock(names);
@@ -402,7 +721,7 @@ fn account_fact(
         i += 1;
     }
     names.push(n.clone());
-    AccountFact::Create(n)
+    (AccountFact::Create(n), None, notes, None)
 }
 
 /// A new Spot account is named after the subscription (Spot wants a letter in the name).
@@ -465,7 +784,7 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
     let AppFact::Ours(app) = app else {
         return (None, "a new app registration needs a secret".into());
     };
-    let AccountFact::Reuse(acct, _) = &s.account else {
+    let AccountFact::Reuse(acct, _, _) = &s.account else {
         return (None, "a new Spot account needs the secret".into());
     };
     let creds = s.spot_creds.as_ref();
@@ -827,14 +1146,15 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 subscription_id: Some(s.target.subscription_id.clone()),
                 ..shared(step, object, name, action, id, reason)
             };
+        let notes: String = s.account_notes.iter().map(|n| format!("; {n}")).collect();
         items.push(match &s.account {
-            AccountFact::Reuse(a, why) => sub(
+            AccountFact::Reuse(a, kind, why) => sub(
                 Step::SpotAccount,
                 "Spot account",
                 &a.name,
                 PlanAction::Reuse,
                 Some(a.account_id.clone()),
-                why.clone(),
+                format!("{}: {why}{notes}", kind.label()),
             ),
             AccountFact::Create(n) => sub(
                 Step::SpotAccount,
@@ -842,7 +1162,15 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 n,
                 PlanAction::Create,
                 None,
-                "no Spot account is connected to this subscription".into(),
+                format!("no Spot account is connected to this subscription: created by this run (then ours to delete){notes}"),
+            ),
+            AccountFact::Keep(f) => sub(
+                Step::SpotAccount,
+                "Spot account",
+                &f.account.name,
+                PlanAction::Keep,
+                Some(f.account.account_id.clone()),
+                f.keep_line(),
             ),
             AccountFact::Blocked(why, e) => sub(
                 Step::SpotAccount,
@@ -886,8 +1214,23 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 format!("assign the role to the app's service principal at {scope}"),
             ),
         });
+        let app_label = match &f.app {
+            AppFact::Ours(a) => a.display_name.clone(),
+            _ => f.app_name.clone(),
+        };
         items.push(match (&s.secret_reuse, &s.account) {
-            (Some(_), AccountFact::Reuse(a, _)) => sub(
+            (_, AccountFact::Reuse(a, _, _)) if s.taken_over.is_some() => sub(
+                Step::ConnectSpot,
+                "Spot connection",
+                &a.name,
+                PlanAction::Update,
+                Some(a.account_id.clone()),
+                s.taken_over
+                    .as_ref()
+                    .map(|t| t.take_over_line(&app_label))
+                    .unwrap_or_default(),
+            ),
+            (Some(_), AccountFact::Reuse(a, _, _)) => sub(
                 Step::ConnectSpot,
                 "Spot connection",
                 &a.name,
@@ -906,7 +1249,8 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 Step::ConnectSpot,
                 "Spot connection",
                 match a {
-                    AccountFact::Reuse(a, _) => &a.name,
+                    AccountFact::Reuse(a, _, _) => &a.name,
+                    AccountFact::Keep(f) => &f.account.name,
                     AccountFact::Create(n) => n,
                     AccountFact::Blocked(..) => "",
                 },
@@ -917,6 +1261,38 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         });
     }
     items
+}
+
+/// The one item of a subscription whose connection is not ours: kept.
+fn keep_item(s: &SubFacts) -> Option<PlanItem> {
+    let AccountFact::Keep(f) = &s.account else {
+        return None;
+    };
+    Some(PlanItem {
+        step: Step::ConnectSpot,
+        object: "Spot connection".into(),
+        name: f.account.name.clone(),
+        action: PlanAction::Keep,
+        tenant_id: s.target.tenant_id.clone(),
+        subscription_id: Some(s.target.subscription_id.clone()),
+        id: Some(f.account.account_id.clone()),
+        reason: f.keep_line(),
+        drift: None,
+    })
+}
+
+/// The report of a subscription kept as it is (nothing written): connected, not ours.
+fn kept_report(s: &SubFacts) -> Report {
+    let mut r = failed_report(&s.target, ErrorInfo::from(&dependency("the run")));
+    r.verdict = Verdict::Connected;
+    r.error = None;
+    if let AccountFact::Keep(f) = &s.account {
+        r.kept = Some(f.keep_line());
+        r.secret_expires = f.expires.as_deref().and_then(|d| {
+            OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+        });
+    }
+    r
 }
 
 fn lacks(action: &str, subs: &[&SubFacts]) -> String {
@@ -1055,7 +1431,10 @@ pub(super) async fn apply(
             reports: plan
                 .subscriptions
                 .iter()
-                .map(|t| failed_report(t, error.clone()))
+                .map(|t| match facts.kept_sub(&t.subscription_id) {
+                    Some(k) => kept_report(k),
+                    None => failed_report(t, error.clone()),
+                })
                 .collect(),
             stopped: None,
             throttled: 0,
@@ -1110,6 +1489,18 @@ pub(super) async fn apply(
         .into_iter()
         .flatten()
         .collect();
+    for k in &facts.kept {
+        if let AccountFact::Keep(f) = &k.account {
+            emit(
+                Some(&k.target.subscription_id),
+                Step::ConnectSpot,
+                StepEvent::Skipped {
+                    reason: f.keep_line(),
+                },
+            );
+        }
+        reports.push(kept_report(k));
+    }
     let mut ordered = Vec::new();
     for t in &plan.subscriptions {
         if let Some(i) = reports
@@ -1150,6 +1541,7 @@ pub(super) fn failed_report(t: &Target, error: ErrorInfo) -> Report {
         total_ms: 0,
         error: Some(error),
         report_path: None,
+        kept: None,
     }
 }
 
@@ -1731,49 +2123,102 @@ impl TenantRun<'_> {
     async fn account_step(&self, i: usize, run: &Mutex<SubRun>) -> Result<SpotAccount> {
         let spot = &self.session.spot;
         let store = &self.stores[i];
-        let (detail, fact) = match &self.f.subs[i].account {
-            AccountFact::Reuse(a, _) => {
-                (format!("using {}", a.account_id), &self.f.subs[i].account)
+        let sf = &self.f.subs[i];
+        let (detail, fact) = match &sf.account {
+            AccountFact::Reuse(a, _, _) => (format!("using {}", a.account_id), &sf.account),
+            AccountFact::Create(n) => (format!("creating Spot account {n}"), &sf.account),
+            AccountFact::Keep(f) => {
+                return Err(Error::Other(format!(
+                    "Spot account {} is not ours: kept",
+                    f.account.account_id
+                )));
             }
-            AccountFact::Create(n) => (
-                format!("creating Spot account {n}"),
-                &self.f.subs[i].account,
-            ),
             AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
         };
+        // The operator picked it (`--spot-account`, `--take-over`): recorded as chosen, so no
+        // run ever deletes it.
+        let picked = sf.taken_over.is_some()
+            || matches!(
+                self.facts.settings.spot_account,
+                SpotAccountChoice::Existing(_)
+            );
         self.step(
             Some(i),
             Step::SpotAccount,
             detail,
             async {
                 let (a, outcome, why) = match fact {
-                    AccountFact::Reuse(a, why) => {
-                        store.set(|s| s.spot_account_id = Some(a.account_id.clone()));
-                        (a.clone(), Outcome::Reused, format!(": {why}"))
-                    }
-                    AccountFact::Create(name) => {
-                        store
-                            .save(|s| s.spot_account_pending = Some(name.clone()))
-                            .await?;
-                        let a =
-                            create_or_find(
-                                || spot.create_account(name),
-                                || async {
-                                    Ok(spot.list_accounts().await?.into_iter().find(|a| {
-                                        &a.name == name && a.provider_external_id.is_none()
-                                    }))
-                                },
-                            )
-                            .await?;
+                    AccountFact::Reuse(a, kind, why) => {
+                        let origin = match kind {
+                            AccountKind::Created => Some(AccountOrigin::Created {
+                                account_id: a.account_id.clone(),
+                                name: a.name.clone(),
+                            }),
+                            AccountKind::Chosen if picked => Some(AccountOrigin::Chosen {
+                                account_id: a.account_id.clone(),
+                            }),
+                            _ => None,
+                        };
                         store
                             .save(|s| {
                                 s.spot_account_id = Some(a.account_id.clone());
                                 s.spot_account_pending = None;
+                                s.spot_account_pending_at = None;
+                                if origin.is_some() {
+                                    s.spot_account_origin = origin.clone();
+                                }
+                            })
+                            .await?;
+                        (a.clone(), Outcome::Reused, format!(": {why}"))
+                    }
+                    AccountFact::Create(name) => {
+                        let asked = OffsetDateTime::now_utc();
+                        store
+                            .save(|s| {
+                                s.spot_account_pending = Some(name.clone());
+                                s.spot_account_pending_at = Some(asked);
+                            })
+                            .await?;
+                        // After a lost reply: the account of this name Spot made since we
+                        // asked, not connected (a token that may not list accounts cannot
+                        // tell: then a second create).
+                        let a = create_or_find(
+                            || spot.create_account(name),
+                            || async {
+                                match spot.list_accounts().await {
+                                    Ok(list) => Ok(list.into_iter().find(|a| {
+                                        &a.name == name
+                                            && a.provider_external_id.is_none()
+                                            && a.created_at.is_some_and(|c| {
+                                                c >= asked - time::Duration::seconds(2)
+                                            })
+                                    })),
+                                    Err(Error::Api(e)) if e.class() == ErrorClass::Permission => {
+                                        Ok(None)
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            },
+                        )
+                        .await?;
+                        // The id Spot returned to our create call, and the name we gave it:
+                        // the proof that it is ours to delete (issue 16 §2).
+                        store
+                            .save(|s| {
+                                s.spot_account_id = Some(a.account_id.clone());
+                                s.spot_account_pending = None;
+                                s.spot_account_pending_at = None;
+                                s.spot_account_origin = Some(AccountOrigin::Created {
+                                    account_id: a.account_id.clone(),
+                                    name: name.clone(),
+                                });
                             })
                             .await?;
                         (a, Outcome::Created, String::new())
                     }
-                    AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+                    AccountFact::Keep(_) | AccountFact::Blocked(..) => {
+                        return Err(Error::Other("the Spot account step was blocked".into()));
+                    }
                 };
                 Self::object(
                     run,

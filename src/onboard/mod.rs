@@ -233,6 +233,9 @@ pub struct Settings {
     pub spot_account: SpotAccountChoice,
     /// None: the embedded Spot policy.
     pub policy_file: Option<PathBuf>,
+    /// `--take-over`: replace the credentials of a Spot connection made through an app that is
+    /// not ours with ours (issue 16 §3). Without it such a connection is kept as it is.
+    pub take_over: bool,
 }
 
 impl Default for Settings {
@@ -243,6 +246,7 @@ impl Default for Settings {
             secret_months: 12,
             spot_account: SpotAccountChoice::Auto,
             policy_file: None,
+            take_over: false,
         }
     }
 }
@@ -357,7 +361,9 @@ pub async fn apply(
         .iter()
         .filter(|t| {
             report.reports.iter().any(|r| {
-                r.subscription_id == t.subscription_id && r.verdict == model::Verdict::Connected
+                r.subscription_id == t.subscription_id
+                    && r.verdict == model::Verdict::Connected
+                    && r.kept.is_none()
             })
         })
         .cloned()

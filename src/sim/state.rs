@@ -125,6 +125,13 @@ pub struct SpotAccount {
     pub credentials: Option<SpotCredentials>,
 }
 
+/// A Spot token of a user who is not an Organization Admin: it sees (and may change) only the
+/// accounts listed, plus those it creates; it cannot list the organization's accounts.
+pub struct ScopedSpotToken {
+    pub token: String,
+    pub accounts: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     User { id: String },
@@ -197,6 +204,9 @@ pub struct World {
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
     pub spot_accounts: Vec<SpotAccount>,
+    /// Spot tokens that are not the organization admin's: each sees only its accounts
+    /// (`SimHandle::scoped_spot_token`, `POST {inspect}/spot/tokens`).
+    pub spot_scoped_tokens: Vec<ScopedSpotToken>,
     /// refresh token → user id
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
@@ -608,6 +618,7 @@ impl World {
             role_definitions,
             role_assignments: vec![],
             spot_accounts: vec![],
+            spot_scoped_tokens: vec![],
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
@@ -744,6 +755,19 @@ impl World {
     }
 
     /// Arms `fault` for the next `count` calls with `method` whose path contains `path` (any case).
+    /// A new Spot token that sees only `accounts` (and the accounts it creates).
+    pub fn add_scoped_spot_token(&mut self, accounts: &[String]) -> String {
+        let token = format!(
+            "sim-spot-scoped-token-{}-NOT-REAL",
+            self.spot_scoped_tokens.len() + 1
+        );
+        self.spot_scoped_tokens.push(ScopedSpotToken {
+            token: token.clone(),
+            accounts: accounts.to_vec(),
+        });
+        token
+    }
+
     pub fn arm(&mut self, method: &str, path: &str, count: u32, fault: ArmedFault) {
         self.armed.push(Armed {
             method: method.to_ascii_uppercase(),

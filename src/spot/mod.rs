@@ -180,6 +180,51 @@ impl SpotClient {
             .collect())
     }
 
+    /// The accounts connected to an Azure subscription (`?cloudAccountId=`, spot-api.md §2):
+    /// a token that is not an Organization Admin's may ask this too (it sees its own accounts).
+    pub async fn accounts_for_subscription(&self, subscription: &str) -> Result<Vec<SpotAccount>> {
+        let v = self
+            .call(
+                Method::GET,
+                "/setup/account",
+                &[("cloudAccountId", subscription)],
+                None,
+            )
+            .await?;
+        Ok(items::<RawAccount>(v)?
+            .into_iter()
+            .filter_map(RawAccount::into_account)
+            .filter(|a| {
+                a.provider_external_id
+                    .as_deref()
+                    .is_none_or(|p| p.eq_ignore_ascii_case(subscription))
+            })
+            .collect())
+    }
+
+    /// One account by id; None when Spot says it does not exist.
+    pub async fn get_account(&self, account_id: &str) -> Result<Option<SpotAccount>> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/setup/account/{account_id}"),
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(v) => Ok(items::<RawAccount>(v)?
+                .into_iter()
+                .find_map(RawAccount::into_account)),
+            Err(Error::Api(e))
+                if e.status == 404 || e.has_code(crate::error::spot_codes::ACCOUNT_NOT_FOUND) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn create_account(&self, name: &str) -> Result<SpotAccount> {
         let v = self
             .call(

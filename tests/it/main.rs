@@ -19,6 +19,7 @@ mod life_cli;
 mod life_sim;
 mod managed_identity;
 mod many_writers;
+mod ownership_cli;
 mod sim_authorize;
 mod sim_contract;
 mod ui_browser;
