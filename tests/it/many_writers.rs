@@ -414,3 +414,50 @@ async fn a_policy_too_large_is_refused_before_anything_is_written() {
     );
     env.sim.shutdown().await;
 }
+
+/// Run A connects subscription A; run B, from another state dir with a Spot token that cannot
+/// see A's account, connects subscription B. B must not take A's secret for one no Spot account
+/// holds: A stays connected, and `status` from B's state dir says the secret could not be
+/// checked instead of offering to remove it. (Before issue 16 B removed it once it was 10
+/// minutes old: "removed 1 client secret that no Spot account holds", and A was broken.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_token_that_sees_fewer_accounts_keeps_another_runs_secret() {
+    let env = Env::start(opts(360)).await;
+    let c = seed::CONTOSO_TENANT_ID;
+    let (a, b) = (seed::SUB_CONTOSO_PROD, seed::SUB_CONTOSO_DEV);
+    let (code, _, stderr) = env.apply_in(&env.dir("a"), a).await;
+    assert_eq!(code, 0, "{stderr}");
+    let token = env.sim.scoped_spot_token(&[]);
+    let run_b = |args: &[&str]| {
+        let mut cmd = env.cmd_in(&env.dir("b"), args);
+        cmd.env("SPOTINST_TOKEN", &token);
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(400), cmd.output())
+                .await
+                .expect("finishes in time")
+                .expect("runs");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (code, stderr) = run_b(&["apply", "--subscription", b, "--yes"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("removed 1 client secret"), "{stderr}");
+    // Both connected, each through its own secret, none removed.
+    let (p, summary) = census(&env.sim.state(), &[(c, a), (c, b)]);
+    assert_eq!(p, Vec::<String>::new(), "{summary}\n{stderr}");
+    let (_, stderr) = run_b(&["status", "--subscription", b]).await;
+    assert!(
+        !stderr.contains("`spot-connect apply` removes them"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("could not"), "{stderr}");
+    // And a later apply from B's state dir keeps it too.
+    let (code, stderr) = run_b(&["apply", "--subscription", b, "--yes"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (p, _) = census(&env.sim.state(), &[(c, a), (c, b)]);
+    assert_eq!(p, Vec::<String>::new(), "{stderr}");
+    env.sim.shutdown().await;
+}
