@@ -67,6 +67,7 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> i32 {
     for u in &unheld {
         eprintln!("  ! {}", u.line);
     }
+    super::say_skipped();
     if list.iter().any(|s| s.verdict.needs_attention()) {
         exit::PARTIAL
     } else {

@@ -146,13 +146,31 @@ impl Session {
     }
 
     /// The targets for these subscription ids, from discovery: an id the sign-in cannot see is
-    /// an error that says so.
+    /// an error that says so. With `all`, every enabled subscription: a tenant whose
+    /// subscriptions could not all be listed (refused, failed, more pages than `http::Pages`
+    /// reads) is `Error::Incomplete`, naming it, unless `skip_unreachable`: then it is left
+    /// out and listed in [`Resolved::unreachable`] for the run to say so.
     pub async fn resolve_targets(
         &self,
         subscription_ids: &[String],
         all: bool,
-    ) -> Result<Vec<Target>> {
+        skip_unreachable: bool,
+    ) -> Result<Resolved> {
         let d = self.discover().await?;
+        let unreachable: Vec<crate::error::Unseen> = d
+            .skipped
+            .iter()
+            .map(|(t, why)| crate::error::Unseen {
+                what: match d.tenant(t) {
+                    Some(x) if x.display_name != *t => format!("tenant {} ({t})", x.display_name),
+                    _ => format!("tenant {t}"),
+                },
+                reason: why.clone(),
+            })
+            .collect();
+        if all && !unreachable.is_empty() && !skip_unreachable {
+            return Err(Error::Incomplete(unreachable));
+        }
         let mut out = Vec::new();
         if all {
             out.extend(
@@ -175,25 +193,41 @@ impl Session {
                         s.display_name, s.state
                     )));
                 }
+                None if !unreachable.is_empty() => {
+                    // It may be in a tenant that could not be read.
+                    let mut u = unreachable.clone();
+                    u.insert(
+                        0,
+                        crate::error::Unseen {
+                            what: format!("subscription {id}"),
+                            reason: "not in any tenant that could be read".into(),
+                        },
+                    );
+                    return Err(Error::Incomplete(u));
+                }
                 None => {
-                    let mut msg = format!(
+                    let msg = format!(
                         "subscription {id} is unknown: the signed-in identity cannot see it in any of its {} tenant(s)",
                         d.tenants.len().max(1)
                     );
-                    if !d.skipped.is_empty() {
-                        let names: Vec<&str> = d.skipped.iter().map(|(t, _)| t.as_str()).collect();
-                        msg.push_str(&format!(
-                            " (tenants not read: {}; try --tenant)",
-                            names.join(", ")
-                        ));
-                    }
                     return Err(Error::Other(msg));
                 }
             }
         }
         out.dedup_by(|a, b| a.subscription_id == b.subscription_id);
-        Ok(out)
+        Ok(Resolved {
+            targets: out,
+            unreachable: if all { unreachable } else { vec![] },
+        })
     }
+}
+
+/// The subscriptions a run is for, and what it could not see (skipped with
+/// `--skip-unreachable`: the run says so).
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub targets: Vec<Target>,
+    pub unreachable: Vec<crate::error::Unseen>,
 }
 
 fn spot_token(opts: &SessionOptions, file_token: Option<Secret>) -> Result<Secret> {

@@ -526,6 +526,17 @@ async fn one(
         }
         Ok(_) => match (f.accounts, &recorded_account) {
             (Ok(all), Some(r)) => account_for(all, &t.subscription_id, Some(r)).cloned(),
+            // A token that may not list the organization's accounts: the recorded one by id.
+            (Err(_), Some(r)) => match read(|| session.spot.get_account(r)).await {
+                Ok(a) => a.filter(|a| a.provider_external_id.is_none()),
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) => {
+                    unseen.push(format!(
+                        "Spot account {r} (recorded here): this Spot token cannot see it: {e}"
+                    ));
+                    None
+                }
+            },
             _ => None,
         },
         Err(e) if is_fatal(&e) => return Err(e),

@@ -203,3 +203,269 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
     );
     env.sim.shutdown().await;
 }
+
+/// A state file that names objects we did not create (edited, or copied from elsewhere: the
+/// seed's `default` Spot account, an app that is not ours) never gets them adopted, connected
+/// or deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_naming_foreign_objects_never_gets_them_adopted_or_deleted() {
+    let env = Env::start(SimOpts::default()).await;
+    let dev = ["--subscription", seed::SUB_CONTOSO_DEV];
+    let path = env.state_dir("state").join("state").join(format!(
+        "{}_{}.json",
+        seed::CONTOSO_TENANT_ID,
+        seed::SUB_CONTOSO_DEV
+    ));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let edited = serde_json::json!({
+        "version": 1,
+        "tenant_id": seed::CONTOSO_TENANT_ID,
+        "subscription_id": seed::SUB_CONTOSO_DEV,
+        "spot_account_id": seed::SPOT_ACCOUNT_UNCONNECTED,
+        "app_object_id": seed::CI_OPERATOR_APP_OBJECT_ID,
+        "app_name": "spot-connect-c0c0c0c0",
+        "steps": {},
+    });
+    std::fs::write(&path, serde_json::to_vec(&edited).unwrap()).unwrap();
+
+    let (code, _, plan) = env.run(&with("plan", dev, &[])).await;
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "the state file names Spot account {} (default), which no run of this state dir created",
+            seed::SPOT_ACCOUNT_UNCONNECTED
+        )),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("create  Spot account Contoso Dev")
+            && plan.contains("create  app registration"),
+        "{plan}"
+    );
+
+    let (code, _, err) = env.run(&with("apply", dev, &["--yes"])).await;
+    assert_eq!(code, 0, "{err}");
+    let s = env.sim.state();
+    let default = account(&s, seed::SPOT_ACCOUNT_UNCONNECTED).unwrap();
+    assert!(default["credentials"].is_null(), "not connected: {default}");
+    let ours: Vec<&Value> = s["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["providerExternalId"] == seed::SUB_CONTOSO_DEV)
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0]["name"], "Contoso Dev");
+    let created = ours[0]["accountId"].as_str().unwrap().to_string();
+
+    // remove --delete-spot-account deletes the account this run created, not the default one,
+    // and leaves the app that is not ours.
+    let (code, out, err) = env
+        .run(&with("remove", dev, &["--yes", "--delete-spot-account"]))
+        .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let s = env.sim.state();
+    assert!(account(&s, seed::SPOT_ACCOUNT_UNCONNECTED).is_some());
+    assert!(account(&s, &created).is_none(), "{out}{err}");
+    assert!(
+        s["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == seed::CI_OPERATOR_APP_OBJECT_ID)
+    );
+    env.sim.shutdown().await;
+}
+
+/// A Spot token that is not an Organization Admin's cannot list the organization's accounts:
+/// the plan says duplicates cannot be ruled out, and the run still connects (the account
+/// connected to a subscription is found by `cloudAccountId`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spot_token_that_sees_fewer_accounts_is_named_in_the_plan() {
+    let env = Env::start(SimOpts::default()).await;
+    let token = env.sim.scoped_spot_token(&[]);
+    let dev = ["--subscription", seed::SUB_CONTOSO_DEV];
+    let (code, _, plan) = env
+        .run_as("state", Some(&token), &with("plan", dev, &[]))
+        .await;
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains("this Spot token cannot list the organization's accounts (403 FORBIDDEN)")
+            && plan.contains("cannot be ruled out"),
+        "{plan}"
+    );
+    let (code, _, err) = env
+        .run_as("state", Some(&token), &with("apply", dev, &["--yes"]))
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let s = env.sim.state();
+    assert_eq!(
+        s["spot"]["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["providerExternalId"] == seed::SUB_CONTOSO_DEV)
+            .count(),
+        1
+    );
+    // Again, from an empty state dir: the connection is found by the subscription, reused.
+    let (code, _, plan) = env
+        .run_as("other", Some(&token), &with("plan", dev, &[]))
+        .await;
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        plan.contains("reuse   Spot account Contoso Dev: chosen: already connected"),
+        "{plan}"
+    );
+    env.sim.shutdown().await;
+}
+
+/// More than 500 pages of subscriptions in a tenant: `--all-subscriptions` names the tenant
+/// it could not see and exits 3, writing nothing; `--skip-unreachable` goes on without it,
+/// loudly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_cut_short_is_never_taken_for_the_whole() {
+    // Page size 2: 1 001 more subscriptions make more than 500 pages in Contoso.
+    let env = Env::start(SimOpts {
+        subscriptions: 1001,
+        ..SimOpts::default()
+    })
+    .await;
+    let (code, _, err) = env.run(&["plan", "--all-subscriptions"]).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(&format!(
+            "could not see tenant Contoso ({})",
+            seed::CONTOSO_TENANT_ID
+        )),
+        "{err}"
+    );
+    let (code, _, err) = env.run(&["apply", "--all-subscriptions", "--yes"]).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(our_apps(&env.sim.state()).is_empty(), "nothing written");
+    let (code, out, err) = env.run(&["status", "--all-subscriptions"]).await;
+    assert_eq!(code, 3, "{out}{err}");
+
+    let (code, _, err) = env
+        .run(&["plan", "--all-subscriptions", "--skip-unreachable"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "SKIPPED tenant Contoso ({}) (--skip-unreachable)",
+            seed::CONTOSO_TENANT_ID
+        )) && err.contains(seed::SUB_FABRIKAM_STAGING)
+            && !err.contains(seed::SUB_CONTOSO_DEV),
+        "{err}"
+    );
+    env.sim.shutdown().await;
+}
+
+/// `status` verdicts (issue 16 §9): never-onboarded subscriptions and a connection that is not
+/// ours are not errors (exit 0); what we manage that expires within --warn-within, is broken
+/// or could not be seen exits 3. Documented in --help and the man page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_ours() {
+    let env = Env::start(SimOpts::default()).await;
+    let prod = ["--subscription", seed::SUB_CONTOSO_PROD];
+    let (code, _, err) = env.run(&with("apply", prod, &["--yes"])).await;
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = env.run(&["status", "--all-subscriptions"]).await;
+    std::fs::write("/tmp/acc/status-all.txt", &out).ok();
+    assert_eq!(code, 0, "{out}{err}");
+    let row = |out: &str, sub: &str| {
+        out.lines()
+            .find(|l| l.starts_with(sub))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).contains(" connected "),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_CONTOSO_DEV).contains("not onboarded"),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_FABRIKAM_STAGING).contains("not onboarded"),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_FABRIKAM_PROD).contains("connected (not ours)"),
+        "{out}"
+    );
+    assert!(!out.contains("BROKEN"), "{out}");
+    let (code, out, _) = env.run(&["status", "--all-subscriptions", "--json"]).await;
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let verdicts: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["verdict"].as_str().unwrap())
+        .collect();
+    assert!(
+        verdicts.contains(&"not_onboarded") && verdicts.contains(&"not_ours"),
+        "{verdicts:?}"
+    );
+
+    // The 12-month secret expires within 400 days: expiring, exit 3.
+    let (code, out, _) = env
+        .run(&with("status", prod, &["--warn-within", "400"]))
+        .await;
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).contains("expiring"),
+        "{out}"
+    );
+
+    // A token that cannot see the account: unknown, with why, exit 3.
+    let token = env.sim.scoped_spot_token(&[]);
+    let (code, out, err) = env
+        .run_as("state", Some(&token), &with("status", prod, &[]))
+        .await;
+    std::fs::write("/tmp/acc/status-unknown.txt", &out).ok();
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).contains("UNKNOWN"),
+        "{out}"
+    );
+    assert!(out.contains("cannot"), "{out}");
+
+    // The state file says a run connected Dev from here, and nothing is there: broken, exit 3.
+    let path = env.state_dir("state").join("state").join(format!(
+        "{}_{}.json",
+        seed::CONTOSO_TENANT_ID,
+        seed::SUB_CONTOSO_DEV
+    ));
+    let record = serde_json::json!({
+        "version": 1, "tenant_id": seed::CONTOSO_TENANT_ID, "subscription_id": seed::SUB_CONTOSO_DEV,
+        "role_assignment_id": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleAssignments/0e9b7c11-0000-4000-8000-000000000001", seed::SUB_CONTOSO_DEV),
+        "steps": {},
+    });
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let (code, out, _) = env
+        .run(&["status", "--subscription", seed::SUB_CONTOSO_DEV])
+        .await;
+    assert_eq!(code, 3, "{out}");
+    assert!(row(&out, seed::SUB_CONTOSO_DEV).contains("BROKEN"), "{out}");
+
+    // Documented.
+    let (_, help, _) = env.run(&["status", "--help"]).await;
+    for v in [
+        "connected (not ours)",
+        "not onboarded",
+        "unknown",
+        "--warn-within",
+    ] {
+        assert!(help.contains(v), "{v}: {help}");
+    }
+    let (_, man, _) = env.run(&["man"]).await;
+    assert!(
+        man.contains("not onboarded") && man.contains("warn\\-within"),
+        "{man}"
+    );
+    env.sim.shutdown().await;
+}
