@@ -135,6 +135,9 @@ impl Foreign {
     }
 }
 
+/// A Spot account and its credentials, as read.
+type Looked = (SpotAccount, Option<AzureCredentialsInfo>);
+
 /// What Spot showed for one subscription, before our app is known.
 #[derive(Debug, Clone)]
 struct SpotLook {
@@ -145,7 +148,7 @@ struct SpotLook {
     org: std::result::Result<Vec<SpotAccount>, ApiError>,
     /// The account `--spot-account` names, or the one the state records: None when Spot says
     /// it does not exist (or this token cannot see it).
-    named: Option<(String, Option<(SpotAccount, Option<AzureCredentialsInfo>)>)>,
+    named: Option<(String, Option<Looked>)>,
 }
 
 /// Whether the caller may register applications in the tenant (Entra), checked before writing.

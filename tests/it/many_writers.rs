@@ -370,7 +370,7 @@ async fn a_policy_too_large_is_refused_before_anything_is_written() {
     let env = Env::start(opts(350)).await;
     let before = env.sim.state();
     let file = env.dir("huge-policy.json");
-    let actions: Vec<String> = (0..200_000)
+    let actions: Vec<String> = (0..450_000)
         .map(|i| format!("Microsoft.Compute/virtualMachines/extension{i:08}/read"))
         .collect();
     std::fs::write(
@@ -380,7 +380,7 @@ async fn a_policy_too_large_is_refused_before_anything_is_written() {
         .to_string(),
     )
     .unwrap();
-    assert!(std::fs::metadata(&file).unwrap().len() > 5_000_000);
+    assert!(std::fs::metadata(&file).unwrap().len() > 17_000_000);
     let (code, _, stderr) = env
         .run_in(
             &env.dir("state"),
