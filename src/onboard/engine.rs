@@ -264,6 +264,15 @@ pub(super) async fn plan(
                 .into(),
         ));
     }
+    // Every check the plan can make comes before any write (issue 16 §8).
+    if !SECRET_MONTHS.contains(&settings.secret_months) {
+        return Err(Error::Usage(format!(
+            "a client secret of {} months: the lifetime must be {} to {} months",
+            settings.secret_months,
+            SECRET_MONTHS.start(),
+            SECRET_MONTHS.end()
+        )));
+    }
     let policy = Policy::load(settings.policy_file.as_deref())?;
     // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
     // for them only where it needs them).
@@ -2584,6 +2593,9 @@ fn service_principal_app_rights(
 }
 
 /// `t` plus `months` calendar months (clamped to the month's last day).
+/// The client secret lifetimes a plan accepts, in months (as `--secret-months`).
+pub const SECRET_MONTHS: std::ops::RangeInclusive<u32> = 1..=120;
+
 /// Read-merge-write rounds of the shared role before a run gives up on it.
 pub(crate) const ROLE_MERGES: usize = 8;
 
