@@ -135,20 +135,20 @@ impl Foreign {
     }
 }
 
-/// A Spot account and the credentials Spot holds for it.
-type WithCreds = (SpotAccount, Option<AzureCredentialsInfo>);
+/// A Spot account and its credentials, as read.
+type Looked = (SpotAccount, Option<AzureCredentialsInfo>);
 
 /// What Spot showed for one subscription, before our app is known.
 #[derive(Debug, Clone)]
 struct SpotLook {
     /// The accounts connected to the subscription (`?cloudAccountId=`), with their credentials.
-    connected: Vec<WithCreds>,
+    connected: Vec<Looked>,
     /// The organization's accounts; Err: the token may not list them (not an Organization
     /// Admin's).
     org: std::result::Result<Vec<SpotAccount>, ApiError>,
     /// The account `--spot-account` names, or the one the state records: None when Spot says
     /// it does not exist (or this token cannot see it).
-    named: Option<(String, Option<WithCreds>)>,
+    named: Option<(String, Option<Looked>)>,
 }
 
 /// Whether the caller may register applications in the tenant (Entra), checked before writing.
@@ -263,6 +263,15 @@ pub(super) async fn plan(
             "--spot-account act-… names one account: it cannot be used with several subscriptions"
                 .into(),
         ));
+    }
+    // Every check the plan can make comes before any write (issue 16 §8).
+    if !SECRET_MONTHS.contains(&settings.secret_months) {
+        return Err(Error::Usage(format!(
+            "a client secret of {} months: the lifetime must be {} to {} months",
+            settings.secret_months,
+            SECRET_MONTHS.start(),
+            SECRET_MONTHS.end()
+        )));
     }
     let policy = Policy::load(settings.policy_file.as_deref())?;
     // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
@@ -636,7 +645,7 @@ fn account_fact(
         };
     }
     // The account connected to this subscription: through our app first.
-    let mut connected: Vec<&WithCreds> = look.connected.iter().collect();
+    let mut connected: Vec<&Looked> = look.connected.iter().collect();
     connected.sort_by_key(|(a, c)| (!ours(c), a.created_at, a.account_id.clone()));
     if let Some((a, c)) = connected.first() {
         if ours(c) {
@@ -2583,6 +2592,9 @@ fn service_principal_app_rights(
 }
 
 /// `t` plus `months` calendar months (clamped to the month's last day).
+/// The client secret lifetimes a plan accepts, in months (as `--secret-months`).
+pub const SECRET_MONTHS: std::ops::RangeInclusive<u32> = 1..=120;
+
 /// Read-merge-write rounds of the shared role before a run gives up on it.
 pub(crate) const ROLE_MERGES: usize = 8;
 

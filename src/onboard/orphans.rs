@@ -510,7 +510,7 @@ fn settle(session: &Session, tenant: &str, app: &Application, audit: &Audit) {
     let live_unchecked_ends: Vec<i64> = app
         .password_credentials
         .iter()
-        .filter(|p| unchecked(&p.key_id) || audit.orphans.iter().any(|o| o == &p.key_id))
+        .filter(|p| unchecked(&p.key_id))
         .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
         .collect();
     let live = |k: &str| {
