@@ -92,7 +92,7 @@ fn main() {
             None => app::run(&cli).await,
             Some(Command::Apply) => commands::apply(&cli).await,
             Some(Command::Plan) => commands::plan(&cli).await,
-            Some(Command::Status) => commands::status::status(&cli).await,
+            Some(Command::Status(o)) => commands::status::status(&cli, o).await,
             Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
             Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,
             Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {

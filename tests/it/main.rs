@@ -20,6 +20,8 @@ mod layers;
 mod life_cli;
 mod life_sim;
 mod managed_identity;
+mod many_writers;
+mod ownership_cli;
 mod retry_sends;
 mod sim_authorize;
 mod sim_contract;
