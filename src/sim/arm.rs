@@ -2,7 +2,6 @@
 //! permissions at subscription scope (Microsoft.Authorization 2022-04-01 shapes).
 
 use super::faults::Fault;
-use super::seed::SUBSCRIPTIONS_PAGE_SIZE;
 use super::state::{
     Audience, Permission, Principal, RoleAssignment, RoleDefinition, World, role_guid,
     scope_within, sub_scope,
@@ -348,7 +347,7 @@ fn rate_limited(sim: &Sim, w: &mut World, ctx: &Ctx, tenant: &str) -> Option<Res
 
 fn tenants(w: &World, _ctx: &Ctx, c: &Caller) -> Resp {
     let ids: Vec<String> = match &c.principal {
-        Principal::User { id } => w.user(id).map(|u| u.tenants.clone()).unwrap_or_default(),
+        Principal::User { id } => w.user_tenants(id),
         Principal::ServicePrincipal { .. } => vec![c.tenant.clone()],
     };
     let value: Vec<Value> = w
@@ -383,19 +382,20 @@ fn subscriptions(sim: &Sim, w: &World, ctx: &Ctx, c: &Caller) -> Resp {
         .q("$skiptoken")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let size = sim.opts.subscription_page_size.max(1);
     let page: Vec<Value> = visible
         .iter()
         .skip(skip)
-        .take(SUBSCRIPTIONS_PAGE_SIZE)
+        .take(size)
         .map(|s| subscription_json(s))
         .collect();
     let mut body = json!({"value": page});
-    if skip + SUBSCRIPTIONS_PAGE_SIZE < visible.len() {
+    if skip + size < visible.len() {
         let api = ctx.q("api-version").unwrap_or_default();
         body["nextLink"] = json!(format!(
             "{}/subscriptions?api-version={api}&%24skiptoken={}",
             sim.arm_base(),
-            skip + SUBSCRIPTIONS_PAGE_SIZE
+            skip + size
         ));
     }
     Resp::json(200, body)
@@ -763,7 +763,7 @@ fn put_role_assignment(
     let user = w
         .users
         .iter()
-        .find(|u| u.id.eq_ignore_ascii_case(principal_id) && u.tenants.contains(&c.tenant));
+        .find(|u| u.id.eq_ignore_ascii_case(principal_id) && u.tenant == c.tenant);
     let sp = w
         .service_principals
         .iter()

@@ -2,6 +2,9 @@
 
 use clap::Args;
 
+/// The default page of `GET /subscriptions`: ARM's own (a guess: docs/simulator.md).
+pub const SUBSCRIPTION_PAGE_SIZE: usize = 100;
+
 #[derive(Debug, Clone, Args)]
 pub struct SimOpts {
     /// Address to listen on; port 0 takes a free port.
@@ -26,6 +29,9 @@ pub struct SimOpts {
     /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
     #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
     pub subscriptions: u32,
+    /// Subscriptions per page of `GET /subscriptions` (then a `nextLink`).
+    #[arg(long, default_value_t = SUBSCRIPTION_PAGE_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub subscription_page_size: usize,
     /// Milliseconds after which a device code is approved (as the seeded operator user).
     #[arg(long, default_value_t = 1500)]
     pub approve_after: u64,
@@ -61,6 +67,7 @@ impl Default for SimOpts {
             seed: 1,
             rate_limit: None,
             subscriptions: 0,
+            subscription_page_size: SUBSCRIPTION_PAGE_SIZE,
             approve_after: 1500,
             device_interval: 1,
             token_lifetime: 3600,
