@@ -2,9 +2,9 @@
 //! organization.
 
 use super::state::{
-    AppRoleAssignment, Application, Audience, DirectoryRoleAssignment, PasswordCredential,
-    Principal, ServicePrincipal, World, app_role_assignment_id, directory_role_assignment_id,
-    graph_sp_id, parse_time, random_token, rfc3339,
+    AppRoleAssignment, Application, Audience, DirectoryRoleAssignment, OAuth2PermissionGrant,
+    PasswordCredential, Principal, ServicePrincipal, World, app_role_assignment_id,
+    directory_role_assignment_id, graph_sp_id, parse_time, random_token, rfc3339,
 };
 use super::{Ctx, Resp, Sim, authenticate, seed};
 use axum::http::Method;
@@ -184,7 +184,7 @@ fn app_json(w: &World, a: &Application) -> Value {
         "tags": a.tags,
         "keyCredentials": [],
         "passwordCredentials": a.password_credentials.iter().map(|c| password_json(c, false)).collect::<Vec<_>>(),
-        "requiredResourceAccess": [],
+        "requiredResourceAccess": a.required_resource_access,
         "web": {
             "homePageUrl": null,
             "logoutUrl": null,
@@ -641,6 +641,164 @@ fn grant_app_role(
     Resp::json(201, v)
 }
 
+fn grant_json(g: &OAuth2PermissionGrant) -> Value {
+    json!({
+        "id": g.id,
+        "clientId": g.client_id,
+        "consentType": g.consent_type,
+        "principalId": g.principal_id,
+        "resourceId": g.resource_id,
+        "scope": g.scope,
+    })
+}
+
+/// `/oauth2PermissionGrants[/{id}]` (oauth2permissiongrant-post, -list, -get, -update,
+/// -delete): delegated grants. Writes need, for a user, one of the roles that may grant app
+/// roles (Cloud Application Administrator and up); apps are refused (DelegatedPermissionGrant.
+/// ReadWrite.All is not among the simulated Graph app roles).
+fn oauth2_permission_grants(
+    sim: &Sim,
+    ctx: &Ctx,
+    w: &mut World,
+    tenant: &str,
+    caller: &Principal,
+    id: Option<&str>,
+) -> Resp {
+    let may_write = match caller {
+        Principal::User { id } => w
+            .directory_roles_of(tenant, id)
+            .iter()
+            .any(|r| APP_ROLE_GRANT_ROLES.contains(r)),
+        Principal::ServicePrincipal { .. } => false,
+    };
+    let pos = |w: &World, gid: &str| {
+        w.oauth2_permission_grants
+            .iter()
+            .position(|g| g.tenant_id == tenant && g.id == gid)
+    };
+    match (ctx.method.as_str(), id) {
+        ("GET", None) => {
+            let items = w
+                .oauth2_permission_grants
+                .iter()
+                .filter(|g| g.tenant_id == tenant)
+                .map(grant_json)
+                .collect();
+            list(
+                sim,
+                ctx,
+                "oauth2PermissionGrants",
+                items,
+                &["clientId", "resourceId", "consentType", "principalId", "id"],
+            )
+        }
+        ("GET", Some(gid)) => match pos(w, gid) {
+            Some(i) => Resp::json(
+                200,
+                with_context(
+                    sim,
+                    select(ctx, grant_json(&w.oauth2_permission_grants[i])),
+                    "oauth2PermissionGrants/$entity",
+                ),
+            ),
+            None => not_found(ctx, gid),
+        },
+        (_, _) if !may_write => denied(ctx),
+        ("POST", None) => {
+            let Some(body) = ctx.json().filter(Value::is_object) else {
+                return unreadable(ctx);
+            };
+            let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+            let (Some(client), Some(resource), Some(consent)) =
+                (field("clientId"), field("resourceId"), field("consentType"))
+            else {
+                let missing = ["clientId", "consentType", "resourceId"]
+                    .into_iter()
+                    .find(|k| field(k).is_none())
+                    .unwrap_or("clientId");
+                return bad_request(
+                    ctx,
+                    &format!(
+                        "A value is required for property '{missing}' of resource 'OAuth2PermissionGrant'."
+                    ),
+                );
+            };
+            let principal = field("principalId");
+            match (consent.as_str(), &principal) {
+                ("AllPrincipals", None) | ("Principal", Some(_)) => {}
+                _ => {
+                    return bad_request(
+                        ctx,
+                        "consentType must be 'AllPrincipals' (without principalId) or 'Principal' (with principalId).",
+                    );
+                }
+            }
+            for sp in [&client, &resource] {
+                if !w
+                    .service_principals
+                    .iter()
+                    .any(|s| s.tenant_id == tenant && s.id.eq_ignore_ascii_case(sp))
+                {
+                    return not_found(ctx, sp);
+                }
+            }
+            if w.oauth2_permission_grants.iter().any(|g| {
+                g.tenant_id == tenant
+                    && g.client_id.eq_ignore_ascii_case(&client)
+                    && g.resource_id.eq_ignore_ascii_case(&resource)
+                    && g.consent_type == consent
+                    && g.principal_id == principal
+            }) {
+                return ctx.service.error(
+                    ctx,
+                    409,
+                    "Request_MultipleObjectsWithSameKeyValue",
+                    "Permission entry already exists.",
+                );
+            }
+            let g = OAuth2PermissionGrant {
+                id: app_role_assignment_id(
+                    &client,
+                    &format!(
+                        "{resource}/{consent}/{}",
+                        principal.as_deref().unwrap_or("")
+                    ),
+                ),
+                tenant_id: tenant.to_string(),
+                client_id: client.to_ascii_lowercase(),
+                consent_type: consent,
+                principal_id: principal,
+                resource_id: resource.to_ascii_lowercase(),
+                scope: field("scope").unwrap_or_default(),
+            };
+            let v = with_context(sim, grant_json(&g), "oauth2PermissionGrants/$entity");
+            w.oauth2_permission_grants.push(g);
+            Resp::json(201, v)
+        }
+        ("PATCH", Some(gid)) => {
+            let Some(i) = pos(w, gid) else {
+                return not_found(ctx, gid);
+            };
+            let Some(scope) = ctx
+                .json()
+                .and_then(|b| b.get("scope").and_then(Value::as_str).map(str::to_string))
+            else {
+                return bad_request(ctx, "Only 'scope' can be updated.");
+            };
+            w.oauth2_permission_grants[i].scope = scope;
+            Resp::empty(204)
+        }
+        ("DELETE", Some(gid)) => match pos(w, gid) {
+            Some(i) => {
+                w.oauth2_permission_grants.remove(i);
+                Resp::empty(204)
+            }
+            None => not_found(ctx, gid),
+        },
+        _ => unsupported(ctx, "oauth2PermissionGrants"),
+    }
+}
+
 /// `/roleManagement/directory/roleAssignments[/{id}]`: list (`$filter` on principalId,
 /// roleDefinitionId), get, create (201), delete (204).
 fn directory_role_assignments(
@@ -832,6 +990,16 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             }
             _ => unsupported(ctx, rest.first().copied().unwrap_or(first)),
         };
+    }
+    if first.eq_ignore_ascii_case("oauth2PermissionGrants") && rest.len() <= 1 {
+        return oauth2_permission_grants(
+            sim,
+            ctx,
+            &mut w,
+            &tenant,
+            &principal,
+            rest.first().copied(),
+        );
     }
     let (coll, paren_key) = collection(first);
     // The segment after the action: `…/appRoleAssignments/{id}`.
@@ -1380,6 +1548,32 @@ fn apply_app_body(ctx: &Ctx, app: &mut Application, body: &Value) -> Result<(), 
     if let Some(uris) = body.get("identifierUris") {
         app.identifier_uris = strings(Some(uris));
     }
+    if let Some(rra) = body.get("requiredResourceAccess") {
+        // A collection of {resourceAppId, resourceAccess: [{id, type: Role|Scope}]}.
+        let valid = rra.as_array().is_some_and(|a| {
+            a.iter().all(|r| {
+                r.get("resourceAppId").is_some_and(Value::is_string)
+                    && r.get("resourceAccess")
+                        .and_then(Value::as_array)
+                        .is_some_and(|ra| {
+                            ra.iter().all(|x| {
+                                x.get("id").is_some_and(Value::is_string)
+                                    && matches!(
+                                        x.get("type").and_then(Value::as_str),
+                                        Some("Role" | "Scope")
+                                    )
+                            })
+                        })
+            })
+        });
+        if !valid {
+            return Err(bad_request(
+                ctx,
+                "Invalid value specified for property 'requiredResourceAccess' of resource 'Application'.",
+            ));
+        }
+        app.required_resource_access = rra.clone();
+    }
     Ok(())
 }
 
@@ -1435,6 +1629,7 @@ fn create_app(
         identifier_uris: vec![],
         notes: None,
         tags: vec![],
+        required_resource_access: json!([]),
         password_credentials: vec![],
         created: OffsetDateTime::now_utc(),
         born: std::time::Instant::now(),

@@ -53,6 +53,19 @@ pub struct AppRoleAssignment {
     pub created: OffsetDateTime,
 }
 
+/// A delegated permission grant (Graph `oAuth2PermissionGrant`): a client may act for users
+/// (`AllPrincipals`, or one `Principal`) with `scope` at the resource. Recorded and listed; the
+/// simulated user tokens' `scp` does not follow it (docs/simulator.md).
+pub struct OAuth2PermissionGrant {
+    pub id: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub consent_type: String,
+    pub principal_id: Option<String>,
+    pub resource_id: String,
+    pub scope: String,
+}
+
 /// An Entra directory role held by a principal (Graph `unifiedRoleAssignment`, directory provider).
 pub struct DirectoryRoleAssignment {
     pub id: String,
@@ -84,6 +97,9 @@ pub struct Application {
     pub identifier_uris: Vec<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
+    /// `requiredResourceAccess` as last written (the API permissions the app asks for; a
+    /// request only: grants are app role assignments and oauth2PermissionGrants).
+    pub required_resource_access: Value,
     pub password_credentials: Vec<PasswordCredential>,
     pub created: OffsetDateTime,
     pub born: Instant,
@@ -226,6 +242,8 @@ pub struct World {
     pub app_role_assignments: Vec<AppRoleAssignment>,
     /// Entra directory roles held by users and service principals.
     pub directory_role_assignments: Vec<DirectoryRoleAssignment>,
+    /// Delegated permission grants (`oauth2PermissionGrants`).
+    pub oauth2_permission_grants: Vec<OAuth2PermissionGrant>,
     pub spot_accounts: Vec<SpotAccount>,
     /// refresh token → user id
     pub refresh_tokens: HashMap<String, String>,
@@ -524,6 +542,7 @@ impl World {
             identifier_uris: vec![],
             notes: None,
             tags: vec![],
+            required_resource_access: json!([]),
             password_credentials: vec![PasswordCredential {
                 key_id: format!("d{}", &id[1..]),
                 display_name: Some("seed".into()),
@@ -692,6 +711,7 @@ impl World {
             role_assignments: vec![],
             app_role_assignments: vec![],
             directory_role_assignments: vec![],
+            oauth2_permission_grants: vec![],
             spot_accounts: vec![],
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
@@ -1083,6 +1103,10 @@ impl World {
             "directoryRoleAssignments": self.directory_role_assignments.iter().map(|a| json!({
                 "id": a.id, "tenantId": a.tenant_id, "roleDefinitionId": a.role_definition_id,
                 "principalId": a.principal_id, "directoryScopeId": a.directory_scope_id,
+            })).collect::<Vec<_>>(),
+            "oauth2PermissionGrants": self.oauth2_permission_grants.iter().map(|g| json!({
+                "id": g.id, "tenantId": g.tenant_id, "clientId": g.client_id, "consentType": g.consent_type,
+                "principalId": g.principal_id, "resourceId": g.resource_id, "scope": g.scope,
             })).collect::<Vec<_>>(),
             "spot": {
                 "organizationId": SPOT_ORG_ID,
