@@ -1648,12 +1648,132 @@ async fn arm_writes_are_rate_limited_per_tenant() {
     let r = throttled.expect("a write beyond the rate is throttled");
     assert_arm_error(&r, 429, "TooManyRequests");
     assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.headers["x-ms-ratelimit-remaining-tenant-writes"], "0");
     // Reads are not counted.
     assert_eq!(
         t.get("/arm/subscriptions?api-version=2022-12-01", &arm)
             .await
             .status,
         200
+    );
+    t.sim.shutdown().await;
+}
+
+fn remaining(r: &R, name: &str) -> u64 {
+    r.headers
+        .get(format!("x-ms-ratelimit-remaining-{name}"))
+        .unwrap_or_else(|| panic!("x-ms-ratelimit-remaining-{name} in {:?}", r.headers))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// ARM's budget on every reply (reference/fleet-and-policies.md §5): token buckets per
+/// subscription (and principal) and per tenant, for reads, writes and deletes, refilled
+/// continuously; a request that finds a bucket empty gets 429 with the time to the next token.
+#[tokio::test]
+async fn arm_announces_its_token_buckets_on_every_reply() {
+    let t = start(SimOpts {
+        arm_read_bucket: 5,
+        arm_read_refill: 2.0,
+        arm_write_bucket: 3,
+        arm_write_refill: 1.0,
+        ..fast()
+    })
+    .await;
+    let arm = t.operator("arm").await;
+    // Tenant-level reads: the tenant's read bucket only.
+    let r = t
+        .get("/arm/subscriptions?api-version=2022-12-01", &arm)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(remaining(&r, "tenant-reads"), 4);
+    assert!(
+        r.headers
+            .get("x-ms-ratelimit-remaining-subscription-reads")
+            .is_none()
+    );
+    // A subscription's reads draw on both; the subscription's bucket is its own.
+    let perms = |sub: &str| {
+        format!("/arm/subscriptions/{sub}/providers/Microsoft.Authorization/permissions?{ARM_V}")
+    };
+    let r = t.get(&perms(SUB_CONTOSO_PROD), &arm).await;
+    assert_eq!(
+        (
+            remaining(&r, "subscription-reads"),
+            remaining(&r, "tenant-reads")
+        ),
+        (4, 3)
+    );
+    let r = t.get(&perms(SUB_CONTOSO_DEV), &arm).await;
+    assert_eq!(
+        (
+            remaining(&r, "subscription-reads"),
+            remaining(&r, "tenant-reads")
+        ),
+        (4, 2)
+    );
+    // Writes and deletes have buckets of their own, and the headers come on errors too.
+    let write = |i: usize| json!({"properties": {"roleName": format!("bucket {i}"), "assignableScopes": [format!("/subscriptions/{SUB_CONTOSO_PROD}")], "permissions": []}});
+    let mut lefts = vec![];
+    for i in 0..3 {
+        let r = t
+            .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, write(i))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        lefts.push((
+            remaining(&r, "subscription-writes"),
+            remaining(&r, "tenant-writes"),
+        ));
+    }
+    assert_eq!(lefts, [(2, 2), (1, 1), (0, 0)]);
+    let r = t
+        .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, write(9))
+        .await;
+    assert_arm_error(&r, 429, "TooManyRequests");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Write")
+    );
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(remaining(&r, "tenant-writes"), 0);
+    let d = t
+        .delete(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm)
+        .await;
+    assert_eq!(d.status, 204);
+    assert_eq!(remaining(&d, "subscription-deletes"), 2);
+    // Reads are still there; the write bucket refills at 1 per second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = t
+        .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, write(10))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(remaining(&r, "tenant-writes"), 0);
+    // Read buckets refill at 2 per second up to their size (5), never beyond.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let r = t
+        .get("/arm/subscriptions?api-version=2022-12-01", &arm)
+        .await;
+    assert_eq!(remaining(&r, "tenant-reads"), 4);
+    // Another principal has its own subscription buckets, the same tenant buckets.
+    let other = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "arm",
+        )
+        .await;
+    let r = t.get(&perms(SUB_CONTOSO_PROD), &other).await;
+    assert_eq!(
+        (
+            remaining(&r, "subscription-reads"),
+            remaining(&r, "tenant-reads")
+        ),
+        (4, 3)
     );
     t.sim.shutdown().await;
 }

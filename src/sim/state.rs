@@ -2,7 +2,7 @@
 
 use super::seed::*;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -249,8 +249,8 @@ pub struct World {
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
     pub log: Vec<LogEntry>,
-    /// ARM write times per tenant, for `--rate-limit`.
-    pub arm_writes: HashMap<String, VecDeque<Instant>>,
+    /// ARM's token buckets (`arm.rs`), by tenant or subscription and kind.
+    pub(crate) arm_buckets: HashMap<String, super::arm::Bucket>,
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
     pub armed: Vec<Armed>,
@@ -716,7 +716,7 @@ impl World {
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
-            arm_writes: HashMap::new(),
+            arm_buckets: HashMap::new(),
             id_counter: 0,
             armed: vec![],
             auth: Default::default(),
