@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod onboard;
+pub mod safe_fs;
 pub mod secret;
 pub mod sim;
 pub mod spot;

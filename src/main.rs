@@ -45,10 +45,6 @@ fn main() {
         json_out::note_error(serde_json::json!(msg));
         finish(&cli, exit::FAILED);
     }
-    if let Some(w) = logging::dir_warning(&state_dir) {
-        eprintln!("spot-connect: warning: {w}");
-        tracing::warn!("{w}");
-    }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

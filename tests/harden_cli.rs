@@ -494,7 +494,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_warned_about() {
+async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::start(SimOpts::default()).await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
@@ -507,20 +507,241 @@ async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_warned_about()
     assert!(!stderr.contains("warning"), "{stderr}");
     assert_eq!(mode(&kept.join("spot-connect.log")) & 0o777, 0o600);
 
+    // World-writable, not sticky: another user could swap our files. Refused, left as it is.
     let shared = env.dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (_, _, stderr) = env.run_in(&shared, &["plan", "--subscription", SUB]).await;
+    let (code, _, stderr) = env.run_in(&shared, &["plan", "--subscription", SUB]).await;
+    assert_eq!(code, 1, "{stderr}");
     assert_eq!(mode(&shared), 0o777);
     assert!(
-        stderr.contains("writable by everyone") && stderr.contains("not sticky"),
+        stderr.contains("writable by everyone")
+            && stderr.contains("not sticky")
+            && stderr.contains(&*shared.to_string_lossy()),
         "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing written"
     );
 
     let fresh = env.dir.path().join("new/state");
     let (code, _, stderr) = env.run_in(&fresh, &["plan", "--subscription", SUB]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(mode(&fresh), 0o700, "a missing dir is made 0700");
+    env.sim.shutdown().await;
+}
+
+/// A victim file behind a planted link: its bytes and mode before and after the run.
+#[cfg(unix)]
+struct Victim {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+#[cfg(unix)]
+impl Victim {
+    fn new(dir: &Path, name: &str) -> Victim {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        let bytes =
+            format!("{name}: the victim's own bytes, which no run may touch\n").into_bytes();
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Victim { path, bytes }
+    }
+
+    /// Bytes left, of how many; panics when the file changed in any way.
+    fn check(&self, what: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let now = std::fs::read(&self.path).unwrap();
+        let mode = std::fs::metadata(&self.path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(
+            now,
+            self.bytes,
+            "{what}: the file behind the link was written ({} bytes left of {})",
+            now.len(),
+            self.bytes.len()
+        );
+        assert_eq!(mode, 0o644, "{what}: the file behind the link was chmodded");
+        format!(
+            "{what}: {} of {} bytes left, mode 0644",
+            now.len(),
+            self.bytes.len()
+        )
+    }
+}
+
+/// Issue 17 §1: a link planted where spot-connect writes (the log, a lock file, the locks,
+/// state and reports directories, a state file) is never written through: the run refuses with
+/// the path named, and the file behind the link keeps every byte and its mode.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_symlink_is_never_written_through() {
+    use spot_connect::onboard::lock::lock_path;
+    use spot_connect::onboard::state::state_path;
+    use std::os::unix::fs::symlink;
+    let env = Env::start(SimOpts::default()).await;
+    let victims = env.dir.path().join("victims");
+    std::fs::create_dir(&victims).unwrap();
+    let tenant = seed::CONTOSO_TENANT_ID;
+    let mut figures = vec![];
+    let fresh = |name: &str| {
+        let d = env.dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+
+    // The log.
+    let d = fresh("log");
+    let v = Victim::new(&victims, "log-target");
+    symlink(&v.path, d.join("spot-connect.log")).unwrap();
+    let (code, _, stderr) = env.run_in(&d, &["plan", "--subscription", SUB]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("spot-connect.log") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    figures.push(v.check("spot-connect.log"));
+
+    // A lock file.
+    let d = fresh("lock");
+    let lock = lock_path(&d, tenant, SUB);
+    std::fs::create_dir(lock.parent().unwrap()).unwrap();
+    let v = Victim::new(&victims, "lock-target");
+    symlink(&v.path, &lock).unwrap();
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&*lock.to_string_lossy()) && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    figures.push(v.check("locks/<tenant>_<subscription>.lock"));
+    let st = env.sim.state();
+    assert!(ours(&st).is_empty(), "nothing was written in the cloud");
+
+    // The locks directory itself.
+    let d = fresh("locksdir");
+    let elsewhere = fresh("elsewhere");
+    symlink(&elsewhere, d.join("locks")).unwrap();
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("locks") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    figures.push(format!(
+        "locks -> another dir: {} files made there",
+        std::fs::read_dir(&elsewhere).unwrap().count()
+    ));
+
+    // The state directory and a state file.
+    let d = fresh("statedir");
+    let elsewhere2 = fresh("elsewhere2");
+    symlink(&elsewhere2, d.join("state")).unwrap();
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&elsewhere2).unwrap().count(), 0);
+
+    let d = fresh("statefile");
+    let sp = state_path(&d, tenant, SUB);
+    std::fs::create_dir(sp.parent().unwrap()).unwrap();
+    let v = Victim::new(&victims, "state-target");
+    symlink(&v.path, &sp).unwrap();
+    // Neither read nor written through (a rename into place would replace it, not follow it).
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&*sp.to_string_lossy()) && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    figures.push(v.check("state/<tenant>_<subscription>.json"));
+
+    // The reports directory: the report is not saved there, and the run says why.
+    let d = fresh("reportsdir");
+    let elsewhere3 = fresh("elsewhere3");
+    symlink(&elsewhere3, d.join("reports")).unwrap();
+    let (_, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert!(
+        stderr.contains("could not save the report") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere3).unwrap().count(), 0);
+
+    eprintln!("planted links:\n  {}", figures.join("\n  "));
+    env.sim.shutdown().await;
+}
+
+/// Issue 17 §1, across users: the victim (`nobody`, run with setpriv) points --state-dir at a
+/// shared sticky directory where another user (root, here) planted `spot-connect.log` as a link
+/// to the victim's own file; and a state dir of ours holding a log file another user made.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_directory_or_file_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
+    if spot_connect::safe_fs::our_uid() != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv to act as two users");
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The victim's own file.
+    let home = top.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let v = Victim::new(&home, "precious");
+    chown(&home, Some(65534), Some(65534)).unwrap();
+    chown(&v.path, Some(65534), Some(65534)).unwrap();
+    // The shared sticky directory (like /tmp), with the attacker's link in it.
+    let shared = top.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    symlink(&v.path, shared.join("spot-connect.log")).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(["plan", "--auth", "client-secret", "--subscription", SUB])
+            .arg("--state-dir")
+            .arg(&shared)
+            .env_remove("SPOTINST_TOKEN")
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&*shared.to_string_lossy()) && stderr.contains("not to you (uid 65534)"),
+        "{stderr}"
+    );
+    let figure = v.check("nobody's file behind root's link in a sticky dir");
+
+    // A state dir of ours where another user made the log file: refused, not appended to.
+    let mine = top.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    let planted = Victim::new(&mine, "spot-connect.log");
+    chown(&planted.path, Some(65534), Some(65534)).unwrap();
+    let env = Env::start(SimOpts::default()).await;
+    let (code, _, stderr) = env.run_in(&mine, &["plan", "--subscription", SUB]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
+    let figure2 = planted.check("a log file of uid 65534 in our dir");
+    eprintln!("{figure}\n{figure2}");
     env.sim.shutdown().await;
 }
 
