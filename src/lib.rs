@@ -15,4 +15,5 @@ pub mod safe_fs;
 pub mod secret;
 pub mod sim;
 pub mod spot;
+pub mod text;
 pub mod ui;

@@ -81,6 +81,8 @@ fn main() {
 
 /// Exits with `code`; with `--json`, a failed run that printed no report prints an error object.
 fn finish(cli: &Cli, code: i32) -> ! {
+    // An `az` still running (the run was interrupted while it waited): it and its group go too.
+    spot_connect::azure::az::kill_children();
     if let Some(v) = json_out::error_object(cli.opts.json, code) {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }

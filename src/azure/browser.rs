@@ -437,9 +437,10 @@ pub async fn sign_in(
         let outcome = match check_redirect(&address, &redirect_uri, &state) {
             Err(why) => Outcome::Again(why),
             Ok(Redirected::Refused { error, description }) => {
+                // Both come from the address bar: no control characters (`crate::text`).
                 let mut e = ApiError::transport(Service::Login, description.clone());
                 e.status = 400;
-                e.code = error;
+                e.code = crate::text::clean(&error);
                 e.detail_codes = aadsts_codes(&description);
                 Outcome::Failed(Error::Api(e))
             }
