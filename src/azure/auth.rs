@@ -869,8 +869,8 @@ mod tests {
     #[test]
     fn azure_cli_and_managed_identity_work_with_custom_endpoints() {
         // Both used to refuse custom endpoints; `az` signed in to a custom cloud and an App
-        // Service identity endpoint make them usable there (tests/azure_cli.rs,
-        // tests/managed_identity.rs run them against the simulator).
+        // Service identity endpoint make them usable there (tests/it/azure_cli.rs,
+        // tests/it/managed_identity.rs run them against the simulator).
         let f = crate::endpoints::EndpointsFile {
             login: "https://127.0.0.1:1".into(),
             graph: "https://127.0.0.1:2".into(),

@@ -1,0 +1,3 @@
+//! What the test modules share: the wizard fixtures (`ui`). One test binary links the crate
+//! once (docs/architecture.md, "Tests").
+pub mod ui;
