@@ -977,7 +977,7 @@ async fn a_hanging_az_is_stopped_with_its_group_and_sees_only_the_environment_it
     let state = d.path().join("state");
     let t0 = Instant::now();
     let child = az_run(&state, &path, &["plan", "--subscription", SUB])
-        .env("SPOT_CONNECT_AZ_TIMEOUT", "4")
+        .env("SPOT_CONNECT_AZ_TIMEOUT", "6")
         .spawn()
         .unwrap();
     let (az, sleeper) = az_pids(&pids).await;
@@ -1029,7 +1029,7 @@ async fn a_hanging_az_is_stopped_with_its_group_and_sees_only_the_environment_it
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("`az account get-access-token")
-            && stderr.contains("did not finish within 4 s"),
+            && stderr.contains("did not finish within 6 s"),
         "{stderr}"
     );
     assert!(!stderr.contains("client-secret-of-ci") && !stderr.contains("spot-token-of"));
@@ -1042,7 +1042,7 @@ async fn a_hanging_az_is_stopped_with_its_group_and_sees_only_the_environment_it
     assert!(ended(az), "az {az} still runs");
     assert!(ended(sleeper), "what az started ({sleeper}) still runs");
     eprintln!(
-        "hanging az: the run ended after {:.1} s (timeout 4 s), az and its child gone",
+        "hanging az: the run ended after {:.1} s (timeout 6 s), az and its child gone",
         took.as_secs_f64()
     );
 
