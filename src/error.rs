@@ -75,6 +75,11 @@ pub struct ApiError {
     pub request_id: Option<String>,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// The HTTP layer resends failures of this kind and gave up on this one (its attempts ran
+    /// out), or did not send it because its route keeps failing (`http::ROUTE_FAILURES`): no
+    /// retry on top of it.
+    #[serde(skip)]
+    pub layer_retried: bool,
 }
 
 /// The code of a transport failure where no connection could be made at all (refused, DNS,
@@ -100,6 +105,7 @@ impl ApiError {
             message: crate::text::clean(&message.into()),
             request_id: None,
             retry_after: None,
+            layer_retried: false,
         }
     }
 
@@ -229,6 +235,7 @@ mod tests {
             message: "m".into(),
             request_id: Some("rid-1".into()),
             retry_after: None,
+            layer_retried: false,
         }
     }
 

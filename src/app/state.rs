@@ -1,9 +1,9 @@
 //! The wizard's state. Changed only by `app::update`; read by `ui::draw`.
 
 use super::keymap::Ctx;
+use crate::azure::auth::AuthMethod;
 use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
-use crate::cli::AuthMethod;
 use crate::onboard::Target;
 use crate::onboard::model::{
     BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,

@@ -1199,7 +1199,7 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
                 s,
                 "device code blocked by Conditional Access: signing in with a browser".into(),
             );
-            s.auth_method = crate::cli::AuthMethod::Browser;
+            s.auth_method = crate::azure::auth::AuthMethod::Browser;
             s.last_error = None;
             s.device_code = None;
             s.pane = Pane::AzureLogin;

@@ -80,6 +80,7 @@ async fn get_all(
                     message: "a listing page has no \"value\" array".into(),
                     request_id: None,
                     retry_after: None,
+                    layer_retried: false,
                 });
             }
         }

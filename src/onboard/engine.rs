@@ -2097,6 +2097,7 @@ mod tests {
             message: "Insufficient privileges to complete the operation.".into(),
             request_id: None,
             retry_after: None,
+            layer_retried: false,
         })
     }
 

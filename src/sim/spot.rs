@@ -14,12 +14,15 @@ use serde_json::{Value, json};
 use std::sync::OnceLock;
 use time::OffsetDateTime;
 
-const POLICY_JSON: &str = include_str!("../../assets/spot-core-role-2024-05.json");
+/// Spot's published core role (reference/policies/spot-core-role-2024-05.json), the simulator's
+/// own copy: what Spot's validation checks a connection against. Never the client's embedded
+/// asset, so that a wrong asset (a missing action) is caught by the validation it would fail.
+const POLICY_JSON: &str = include_str!("spot-core-role-2024-05.json");
 const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
 const KIND_ACCOUNT: &str = "spotinst:setup:account";
 const KIND_CREDENTIALS: &str = "spotinst:azure:credentials";
 
-/// The actions of Spot's policy (the embedded role JSON).
+/// The actions of Spot's policy (the simulator's copy of the published role JSON).
 pub(crate) fn policy_actions() -> &'static [String] {
     static ACTIONS: OnceLock<Vec<String>> = OnceLock::new();
     ACTIONS.get_or_init(|| {

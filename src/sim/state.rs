@@ -176,6 +176,9 @@ pub enum ArmedFault {
     /// Waits this many ms before it is handled (a slow client, or a request stuck on the
     /// network, while other clients go on).
     Delay(u64),
+    /// Answered with this status (500, 503…) in the service's error shape, instead of being
+    /// handled: a route that keeps failing.
+    Fail(u16),
 }
 
 pub struct LogEntry {

@@ -4,7 +4,7 @@ use super::widgets::{elide_path, error_lines, fit, loading, para, short_id, wrap
 use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
-use crate::cli::AuthMethod;
+use crate::azure::auth::AuthMethod;
 use crate::onboard::model::RunReport;
 use crate::onboard::model::{PlanAction, PlanItem, Step};
 use ratatui::Frame;

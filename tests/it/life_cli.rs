@@ -1,53 +1,36 @@
 //! `apply` with several subscriptions, `status`, `rotate-secret` and `remove` as processes
 //! against an in-process simulator: exit codes, `--json`, and no writes without `--yes`.
 
+use crate::common::cli::{As, Sim};
 use serde_json::Value;
-use spot_connect::cli::SimOpts;
-use spot_connect::sim::{self, SimHandle, seed};
-use std::process::Stdio;
+use spot_connect::sim::{SimOpts, seed};
 use std::time::Duration;
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
+/// The operator (device code, approved at once) against a fresh simulator.
+struct Env(Sim);
 
-struct Env {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+impl std::ops::Deref for Env {
+    type Target = Sim;
+    fn deref(&self) -> &Sim {
+        &self.0
+    }
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = SimOpts {
+        Env(Sim::start(SimOpts {
             approve_after: 0,
             ..Default::default()
-        };
-        let sim = sim::start(&opts, &dir.path().join("sim")).await.unwrap();
-        Env { sim, dir }
+        })
+        .await)
     }
 
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(BIN)
-            .args(args)
-            .arg("--endpoints")
-            .arg(&self.sim.endpoints_path)
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .env_remove("SPOTINST_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(120), out)
-            .await
-            .expect("finishes in time")
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let out = self
+            .0
+            .run(As::Operator, args, Duration::from_secs(120))
+            .await;
+        (out.code, out.stdout, out.stderr)
     }
 }
 
@@ -156,5 +139,5 @@ async fn apply_many_then_status_rotate_and_remove_from_the_command_line() {
         out.contains("BROKEN") && out.contains("no app registration"),
         "{out}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }

@@ -301,6 +301,7 @@ pub fn connect_error() -> ErrorInfo {
         message: "The service principal has no role with Spot's actions on the subscription".into(),
         request_id: Some("5c2d7e1f-8a9b-4c3d-9e0f-1a2b3c4d5e6f".into()),
         retry_after: None,
+        layer_retried: false,
     };
     ErrorInfo {
         summary: "connecting the subscription to Spot failed".into(),
