@@ -231,10 +231,17 @@ const PORT_TRIES: usize = 20;
 
 impl Listener {
     pub async fn bind(port: Option<u16>) -> Result<Listener> {
+        Self::bind_first(port, None).await
+    }
+
+    /// As [`Listener::bind`]; without `port`, `first` (when given) is tried before the free
+    /// ports the system hands out (for the test of a taken `[::1]`).
+    async fn bind_first(port: Option<u16>, mut first: Option<u16>) -> Result<Listener> {
         let mut tries = 0;
         loop {
             tries += 1;
-            let v4 = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+            let want = port.or(first.take()).unwrap_or(0);
+            let v4 = TcpListener::bind(("127.0.0.1", want))
                 .await
                 .map_err(|e| match port {
                     Some(p) if e.kind() == std::io::ErrorKind::AddrInUse => Error::Usage(format!(
@@ -748,5 +755,22 @@ mod tests {
         }
         let free = Listener::bind(None).await.unwrap();
         assert_ne!(free.port, 0);
+    }
+
+    /// A port of our choosing whose `[::1]` another process holds is given up for another.
+    #[tokio::test]
+    async fn a_free_port_whose_ipv6_loopback_is_taken_is_replaced() {
+        let Ok(squatter) = std::net::TcpListener::bind("[::1]:0") else {
+            return; // no IPv6 loopback here
+        };
+        let p = squatter.local_addr().unwrap().port();
+        let l = Listener::bind_first(None, Some(p)).await.unwrap();
+        assert_ne!(l.port, p);
+        assert!(l.v6.is_some());
+        // With the operator's port it is an error instead.
+        match Listener::bind(Some(p)).await {
+            Err(Error::Usage(m)) => assert!(m.contains(&format!("[::1]:{p}")), "{m}"),
+            _ => panic!("bound a port whose [::1] is taken"),
+        }
     }
 }
