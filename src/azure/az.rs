@@ -49,6 +49,8 @@ const ALLOWED: &[&str] = &[
     "XDG_CACHE_HOME",
     "XDG_DATA_HOME",
     "XDG_RUNTIME_DIR",
+    // a Python installed outside the system's library path needs it to start
+    "LD_LIBRARY_PATH",
     // az's own configuration
     "AZURE_CONFIG_DIR",
     "AZURE_EXTENSION_DIR",
