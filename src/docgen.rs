@@ -58,7 +58,10 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
             exit::USAGE,
             "usage error: bad option, argument or input file; nothing was changed",
         ),
-        (exit::PARTIAL, "some of several subscriptions failed"),
+        (
+            exit::PARTIAL,
+            "some of several subscriptions failed; a tenant or listing could not be seen whole (see --skip-unreachable); status: something we manage is broken, expires within --warn-within, or could not be seen (not onboarded and connected (not ours) are not errors)",
+        ),
         (
             exit::INTERRUPTED,
             "interrupted (Ctrl-C, SIGTERM, SIGHUP); a next run resumes",

@@ -36,6 +36,8 @@ pub mod spot_codes {
     pub const EXPIRED_SECRET: &str = "AZURE_EXPIRED_CREDENTIALS";
     pub const ACCOUNT_NOT_FOUND: &str = "Account_DOESNT_EXIST";
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    /// A valid token without the right (an account it cannot see, an admin-only call).
+    pub const FORBIDDEN: &str = "FORBIDDEN";
 }
 
 /// How a caller should react to an error.
@@ -203,6 +205,29 @@ pub enum Error {
     Other(String),
     #[error("interrupted")]
     Cancelled,
+    /// A listing cut short (a tenant that failed or refused, more pages than the pager reads):
+    /// what could not be seen, and why. Never taken for the whole (issue 16 §7).
+    #[error("{}", incomplete_text(.0))]
+    Incomplete(Vec<Unseen>),
+}
+
+/// Something a listing could not see, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unseen {
+    /// "tenant c0c0c0c0-…" and the like.
+    pub what: String,
+    pub reason: String,
+}
+
+fn incomplete_text(u: &[Unseen]) -> String {
+    let list: Vec<String> = u
+        .iter()
+        .map(|u| format!("{} ({})", u.what, u.reason))
+        .collect();
+    format!(
+        "could not see everything, so nothing was taken for the whole: {}; run again when it can be read, or pass --skip-unreachable to go on without it",
+        list.join("; ")
+    )
 }
 
 impl Error {

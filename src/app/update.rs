@@ -1210,14 +1210,9 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         Cmd::Continue if s.field == Some(Field::Paste) => submit_paste(s),
         Cmd::Continue => {
             if s.field.is_some() {
-                let fx = leave_field(s, at);
-                // Enter in the filter also picks the highlighted subscription.
-                if s.pane != Pane::Subscription {
-                    return fx;
-                }
-                let mut fx = fx;
-                fx.extend(advance(s, at));
-                return fx;
+                // Enter in a field leaves it, keeping what was typed; in the filter, choosing
+                // a subscription stays a separate act (Space, then Enter).
+                return leave_field(s, at);
             }
             advance(s, at)
         }

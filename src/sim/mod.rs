@@ -89,6 +89,16 @@ impl SimHandle {
         self.sim.world().arm(method, path, count, fault);
     }
 
+    /// A Spot token of a user who is not an Organization Admin (`POST {inspect}/spot/tokens`):
+    /// it sees and changes only `accounts` and the accounts it creates. Listing the
+    /// organization's accounts without `cloudAccountId` is refused (403), `cloudAccountId`
+    /// lists only its accounts, deleting an account is refused (admins only), and any call on
+    /// another account gets 403 (docs/simulator.md).
+    pub fn scoped_spot_token(&self, accounts: &[&str]) -> String {
+        let accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+        self.sim.world().add_scoped_spot_token(&accounts)
+    }
+
     /// Same as `POST {inspect}/faults/fail?method=…&path=…&count=…&status=…`: the next `count`
     /// calls with `method` whose path contains `path` (any case) are answered with `status` (500,
     /// 502, 503 or 504) instead of being handled.
@@ -558,6 +568,18 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
                 dc.expires = Instant::now();
             }
             Resp::empty(204)
+        }
+        ("POST", ["spot", "tokens"]) => {
+            let accounts: Vec<String> = ctx
+                .q("accounts")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect();
+            let token = sim.world().add_scoped_spot_token(&accounts);
+            Resp::json(200, json!({"token": token, "accounts": accounts}))
         }
         ("POST", ["faults", kind @ ("drop-after" | "delay" | "fail")]) => {
             let number = |name| ctx.q(name).and_then(|v| v.parse::<u64>().ok());

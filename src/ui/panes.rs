@@ -480,6 +480,7 @@ fn action_word(a: PlanAction) -> &'static str {
         PlanAction::Reuse => "reuse",
         PlanAction::Update => "update",
         PlanAction::Blocked => "BLOCKED",
+        PlanAction::Keep => "keep",
     }
 }
 
@@ -490,6 +491,7 @@ fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
         PlanAction::Reuse => t.accent(),
         PlanAction::Update => t.warn(),
         PlanAction::Blocked => t.bad(),
+        PlanAction::Keep => t.accent(),
     };
     let mut v = vec![Line::from(vec![
         Span::styled(
@@ -638,6 +640,7 @@ fn action_sign(a: PlanAction, t: Theme) -> (&'static str, ratatui::style::Style)
         PlanAction::Update => (" ~ ", t.warn()),
         PlanAction::Reuse => (" = ", t.accent()),
         PlanAction::Blocked => (" ✗ ", t.bad()),
+        PlanAction::Keep => (" = ", t.accent()),
     }
 }
 

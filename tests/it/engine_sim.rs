@@ -1065,3 +1065,32 @@ mod run_guard {
         env.sim.shutdown().await;
     }
 }
+
+/// Issue 16 §8: a secret lifetime outside what the plan accepts is refused by the plan itself,
+/// before anything is written (before: the app and its service principal were made, then
+/// `addPassword` failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_lifetime_out_of_range_is_refused_by_the_plan_before_any_write() {
+    let env = env(SimOpts::default()).await;
+    let before = env.sim.state();
+    for months in [0, 121] {
+        let settings = Settings {
+            secret_months: months,
+            ..Default::default()
+        };
+        let e = onboard::plan(&env.session, &[prod()], &settings)
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains(&format!("{months} months")), "{e}");
+    }
+    let after = env.sim.state();
+    for k in [
+        "applications",
+        "servicePrincipals",
+        "roleDefinitions",
+        "roleAssignments",
+    ] {
+        assert_eq!(arr(&before, k).len(), arr(&after, k).len(), "{k}");
+    }
+    env.sim.shutdown().await;
+}

@@ -620,18 +620,19 @@ async fn status_says_connected_expiring_and_broken_with_why() {
         st[1].problems
     );
     assert!(st[1].role_assignment_id.is_none());
-    // The seeded Fabrikam connection uses an app that is not ours: broken, and why.
+    // The seeded Fabrikam connection uses an app that is not ours: connected (not ours), with
+    // the app and the end of its secret (issue 16 §9).
     let fab = Target {
         tenant_id: seed::FABRIKAM_TENANT_ID.into(),
         subscription_id: seed::SUB_FABRIKAM_PROD.into(),
         subscription_name: "Fabrikam Production".into(),
     };
     let st = status(&env.session, &[fab], &settings).await.unwrap();
-    assert_eq!(st[0].verdict, Health::Broken);
+    assert_eq!(st[0].verdict, Health::NotOurs, "{:#?}", st[0]);
+    let note = st[0].note.as_deref().unwrap_or_default();
     assert!(
-        st[0].problems.iter().any(|p| p.contains("another app")),
-        "{:?}",
-        st[0].problems
+        note.contains(seed::FABRIKAM_SPOT_APP_NAME) && note.contains("secret expires"),
+        "{note}"
     );
     env.sim.shutdown().await;
 }

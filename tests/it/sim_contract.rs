@@ -2838,3 +2838,89 @@ async fn managed_identity_endpoint_issues_tokens_for_the_seeded_identity() {
         .await;
     assert_eq!(sp.body["servicePrincipalType"], "ManagedIdentity");
 }
+
+#[tokio::test]
+async fn a_scoped_spot_token_sees_and_changes_only_its_accounts() {
+    let t = start(fast()).await;
+    let token = t.sim.scoped_spot_token(&[SPOT_ACCOUNT_UNCONNECTED]);
+    assert_ne!(token, SPOT_TOKEN);
+    // The organization's list needs an Organization Admin (spot-api.md §2).
+    assert_spot_error(
+        &t.get("/spot/setup/account", &token).await,
+        403,
+        spot_codes::FORBIDDEN,
+    );
+    // By subscription: only its own accounts.
+    let by_sub = t
+        .get(
+            &format!("/spot/setup/account?cloudAccountId={SUB_FABRIKAM_PROD}"),
+            &token,
+        )
+        .await;
+    assert_eq!(by_sub.status, 200, "{}", by_sub.body);
+    assert_eq!(by_sub.body["response"]["count"], 0);
+    let admin = t
+        .spot(
+            "GET",
+            &format!("/setup/account?cloudAccountId={SUB_FABRIKAM_PROD}"),
+            None,
+        )
+        .await;
+    assert_eq!(admin.body["response"]["count"], 1);
+    // Another account's credentials or the account itself: 403.
+    for path in [
+        format!("/spot/azure/setup/credentials?accountId={SPOT_ACCOUNT_CONNECTED}"),
+        format!("/spot/setup/account/{SPOT_ACCOUNT_CONNECTED}"),
+    ] {
+        assert_spot_error(&t.get(&path, &token).await, 403, spot_codes::FORBIDDEN);
+    }
+    let own = t
+        .get(
+            &format!("/spot/azure/setup/credentials?accountId={SPOT_ACCOUNT_UNCONNECTED}"),
+            &token,
+        )
+        .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    // An account it creates joins its view; deleting is for admins only.
+    let created = t
+        .post(
+            "/spot/setup/account",
+            &token,
+            json!({"account": {"name": "scoped"}}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.body["response"]["items"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        t.get(&format!("/spot/setup/account/{id}"), &token)
+            .await
+            .status,
+        200
+    );
+    assert_spot_error(
+        &t.delete(&format!("/spot/setup/account/{id}"), &token).await,
+        403,
+        spot_codes::FORBIDDEN,
+    );
+    // The same over the inspect route.
+    let r = t
+        .send(
+            "POST",
+            &format!("/inspect/spot/tokens?accounts={SPOT_ACCOUNT_CONNECTED}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let other = r.body["token"].as_str().unwrap();
+    assert_eq!(
+        t.get(
+            &format!("/spot/setup/account/{SPOT_ACCOUNT_CONNECTED}"),
+            other
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(t.get("/spot/setup/account", "wrong").await.status, 401);
+}

@@ -383,6 +383,7 @@ pub fn report() -> Report {
         total_ms: 18_400,
         error: None,
         report_path: Some("/home/operator/.local/state/spot-connect/reports/20261128T231502.123Z-9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13.json".into()),
+        kept: None,
     }
 }
 
@@ -607,6 +608,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
             role: Some(role.clone()),
             role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000013".into()),
             spot_account: Some(spot(ACCOUNT)),
+            note: None,
             unheld_secrets: vec![],
         },
         SubscriptionStatus {
@@ -621,6 +623,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
             role: Some(role),
             role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000014".into()),
             spot_account: Some(spot("act-51e0b7c2")),
+            note: None,
             unheld_secrets: vec![],
         },
         SubscriptionStatus {
@@ -638,6 +641,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
             role: None,
             role_assignment_id: None,
             spot_account: None,
+            note: None,
             unheld_secrets: vec![],
         },
     ]
