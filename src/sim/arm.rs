@@ -365,8 +365,8 @@ fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fau
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     match (ctx.method.as_str(), lower.as_slice()) {
-        ("GET", ["tenants"]) => tenants(w, ctx, &caller),
-        ("GET", ["subscriptions"]) => subscriptions(sim, w, ctx, &caller),
+        ("GET", ["tenants"]) => tenants(w, ctx, caller),
+        ("GET", ["subscriptions"]) => subscriptions(sim, w, ctx, caller),
         // Tenant scope: every role of the directory (reference/azure-api.md §2.2, name conflicts).
         (
             "GET",
@@ -376,9 +376,7 @@ fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fau
                 "roledefinitions",
                 tail @ ..,
             ],
-        ) if tail.len() <= 1 => {
-            role_definitions(w, ctx, &caller, "", tail.first().map(|_| segs[3]))
-        }
+        ) if tail.len() <= 1 => role_definitions(w, ctx, caller, "", tail.first().map(|_| segs[3])),
         (_, ["subscriptions", _, rest @ ..]) => {
             let sub_id = segs[1];
             let Some(sub) = w.subscription(sub_id) else {
@@ -404,17 +402,15 @@ fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fau
             let (sub_id, disabled) = (sub.id.clone(), sub.state == "Disabled");
             let scope = sub_scope(&sub_id);
             let write = ctx.method != Method::GET;
-            if write {
-                if disabled {
-                    return err(
-                        ctx,
-                        409,
-                        "ReadOnlyDisabledSubscription",
-                        &format!(
-                            "The subscription '{sub_id}' is disabled and therefore marked as read only. You cannot perform any write actions on this subscription until it is re-enabled."
-                        ),
-                    );
-                }
+            if write && disabled {
+                return err(
+                    ctx,
+                    409,
+                    "ReadOnlyDisabledSubscription",
+                    &format!(
+                        "The subscription '{sub_id}' is disabled and therefore marked as read only. You cannot perform any write actions on this subscription until it is re-enabled."
+                    ),
+                );
             }
             match (ctx.method.as_str(), rest) {
                 ("GET", []) => {
@@ -441,10 +437,10 @@ fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fau
                     let name = tail.first().map(|_| segs[5]);
                     match (*coll, tail.len()) {
                         ("roledefinitions", 0 | 1) => {
-                            role_definitions(w, ctx, &caller, &scope, name)
+                            role_definitions(w, ctx, caller, &scope, name)
                         }
                         ("roleassignments", 0 | 1) => {
-                            role_assignments(sim, w, ctx, &caller, &scope, name, fault)
+                            role_assignments(sim, w, ctx, caller, &scope, name, fault)
                         }
                         ("permissions", 0) if ctx.method == Method::GET => {
                             let perms = w.effective_permissions(
