@@ -72,10 +72,6 @@ fn main() {
         json_out::note_error(serde_json::json!(msg));
         finish(&cli, exit::FAILED);
     }
-    if let Some(w) = logging::dir_warning(&state_dir) {
-        eprintln!("spot-connect: warning: {w}");
-        tracing::warn!("{w}");
-    }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -91,7 +87,7 @@ fn main() {
         match &cli.command {
             None => app::run(&cli).await,
             Some(Command::Apply) => commands::apply(&cli).await,
-            Some(Command::Plan) => commands::plan(&cli).await,
+            Some(Command::Plan(o)) => commands::plan(&cli, o).await,
             Some(Command::Status(o)) => commands::status::status(&cli, o).await,
             Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
             Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,
@@ -135,6 +131,8 @@ fn demo_state_dir() -> std::io::Result<std::path::PathBuf> {
 
 /// Exits with `code`; with `--json`, a failed run that printed no report prints an error object.
 fn finish(cli: &Cli, code: i32) -> ! {
+    // An `az` still running (the run was interrupted while it waited): it and its group go too.
+    spot_connect::azure::az::kill_children();
     if let Some(v) = json_out::error_object(cli.opts.json, code) {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }

@@ -299,11 +299,12 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
     }
 }
 
+/// A line of the log pane, without control characters (`crate::text`).
 fn log(s: &mut State, line: String) {
     if s.log.len() >= LOG_LINES {
         s.log.pop_front();
     }
-    s.log.push_back(line);
+    s.log.push_back(crate::text::clean_lines(&line));
 }
 
 /// Logs "{what} failed: …" and, with an origin, records the error for the status line and

@@ -48,6 +48,9 @@ const PROPAGATION: &str = "waiting for Azure to propagate";
 /// What to ask for when app registration is not allowed.
 const APP_RIGHTS_HINT: &str =
     "ask for the Application Developer role or for 'Users can register applications'";
+/// The same for a service principal (app roles and directory roles are what an administrator
+/// grants a principal; the user setting does not apply to it).
+const SP_APP_RIGHTS_HINT: &str = "ask an administrator to grant it Microsoft Graph's Application.ReadWrite.OwnedBy application permission (admin consent: an app role assignment on Microsoft Graph's service principal) or the Application Administrator directory role";
 /// Subscriptions in flight at once within a tenant (their ARM writes are paced by the tenant's
 /// write budget, `pace::WriteBudget`, not by this).
 const CONCURRENCY: usize = 16;
@@ -782,7 +785,7 @@ async fn app_rights(session: &Session, graph: &Graph, tenant: &str) -> AppRights
                 read(|| graph.app_role_assignments(&sp.id)),
                 read(|| graph.service_principal_directory_roles(&sp.id))
             );
-            service_principal_app_rights(&client_id, grants, roles)
+            service_principal_app_rights(&sp.id, &client_id, grants, roles)
         }
         AuthMethod::ManagedIdentity => AppRights::Unknown(
             "could not check a managed identity's right to register applications; the write will tell".into(),
@@ -1428,7 +1431,12 @@ pub(super) async fn apply(
                 .as_ref()
                 .and_then(ApiError::hint)
                 .map(str::to_string)
-                .or_else(|| rights_blocked.then(|| APP_RIGHTS_HINT.to_string())),
+                .or_else(|| {
+                    rights_blocked.then(|| match session.auth.method() {
+                        AuthMethod::ClientSecret => SP_APP_RIGHTS_HINT.to_string(),
+                        _ => APP_RIGHTS_HINT.to_string(),
+                    })
+                }),
             api,
         };
         for step in RUN_STEPS {
@@ -2615,6 +2623,7 @@ fn user_app_rights(
 /// A service principal may register applications through Graph's Application.ReadWrite.All or
 /// .OwnedBy app role, or an app-management directory role. Denied only when both were read.
 fn service_principal_app_rights(
+    sp_id: &str,
     client_id: &str,
     grants: Result<Vec<AppRoleAssignment>>,
     roles: Result<Vec<DirectoryRole>>,
@@ -2639,7 +2648,7 @@ fn service_principal_app_rights(
     }
     match (grants, roles) {
         (Ok(_), Ok(_)) => AppRights::Denied(format!(
-            "service principal {client_id} may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {APP_RIGHTS_HINT}"
+            "service principal {sp_id} (application {client_id}) may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {SP_APP_RIGHTS_HINT}"
         )),
         (Err(e), _) | (_, Err(e)) => AppRights::Unknown(rights_unknown(&e)),
     }
@@ -2774,20 +2783,23 @@ mod tests {
             resource_display_name: Some("Microsoft Graph".into()),
         };
         assert!(matches!(
-            service_principal_app_rights("c", Ok(vec![grant("18a4783c-866b-4cc7-a460-3d5e5662c884")]), Ok(vec![])),
+            service_principal_app_rights("sp", "c", Ok(vec![grant("18a4783c-866b-4cc7-a460-3d5e5662c884")]), Ok(vec![])),
             AppRights::Allowed(w) if w.contains("Application.ReadWrite.OwnedBy")
         ));
         assert!(matches!(
-            service_principal_app_rights("c", Ok(vec![]), Ok(vec![role("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")])),
+            service_principal_app_rights("sp", "c", Ok(vec![]), Ok(vec![role("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")])),
             AppRights::Allowed(w) if w.contains("Application Administrator")
         ));
         // Mail.Read only: denied.
         assert!(matches!(
-            service_principal_app_rights("c", Ok(vec![grant("810c84a8-4a9e-49e6-bf7d-12d183f40d01")]), Ok(vec![])),
+            service_principal_app_rights("sp", "c", Ok(vec![grant("810c84a8-4a9e-49e6-bf7d-12d183f40d01")]), Ok(vec![])),
             AppRights::Denied(w) if w.contains("Application.ReadWrite.All")
+                && w.starts_with("service principal sp (application c)")
+                && w.contains(SP_APP_RIGHTS_HINT)
+                && !w.contains("Users can register")
         ));
         assert!(matches!(
-            service_principal_app_rights("c", Err(denied()), Ok(vec![])),
+            service_principal_app_rights("sp", "c", Err(denied()), Ok(vec![])),
             AppRights::Unknown(_)
         ));
     }
