@@ -132,7 +132,7 @@ pub use crate::azure::auth::AuthMethod;
 #[derive(Debug, Clone, Args, Default)]
 pub struct CommonOpts {
     /// Subscription id (repeatable: several subscriptions in one run).
-    #[arg(long = "subscription", global = true, value_name = "ID", value_parser = parse_subscription_id)]
+    #[arg(long = "subscription", global = true, value_name = "ID", value_parser = parse_subscription_id, conflicts_with = "all_subscriptions")]
     pub subscriptions: Vec<String>,
     /// Every enabled subscription the sign-in can see.
     #[arg(long, global = true)]

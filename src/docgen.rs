@@ -195,6 +195,12 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Log level of the log file (default info).",
     ),
     (
+        "SPOT_CONNECT_AZ_TIMEOUT",
+        "Seconds one az call of --auth azure-cli may take (default 30); az then gets only the \
+         environment it needs (PATH, HOME, locale, AZURE_CONFIG_DIR, AZURE_CORE_*, CA bundles, \
+         proxies).",
+    ),
+    (
         "NO_COLOR",
         "When set and not empty, the wizard uses no colours.",
     ),
@@ -204,5 +210,7 @@ const FILES: &[(&str, &str)] = &[(
     "$XDG_STATE_HOME/spot-connect (default ~/.local/state/spot-connect)",
     "The state directory (--state-dir): state/ holds one resume file per tenant and \
          subscription (mode 0600, ids only), reports/ one JSON report per run and \
-         subscription, spot-connect.log the log. No secret is written to any of them.",
+         subscription, spot-connect.log the log. No secret is written to any of them. It and \
+         its subdirectories must be yours, not links, and not writable by others unless \
+         sticky; no file in them is written through a link.",
 )];

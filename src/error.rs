@@ -104,7 +104,7 @@ impl ApiError {
             status: 0,
             code: "ConnectionError".into(),
             detail_codes: vec![],
-            message: message.into(),
+            message: crate::text::clean(&message.into()),
             request_id: None,
             retry_after: None,
             layer_retried: false,
@@ -167,33 +167,41 @@ impl ApiError {
     }
 }
 
+/// Text from a service is shown without its control characters (`crate::text`), however it
+/// reached the error (a reply body, a redirect's `error_description`, a transport message).
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::text::clean;
         if self.status == 0 {
-            write!(f, "{}: {}", self.service, self.message)?;
+            write!(f, "{}: {}", self.service, clean(&self.message))?;
         } else {
             write!(
                 f,
                 "{} {} {}: {}",
-                self.service, self.status, self.code, self.message
+                self.service,
+                self.status,
+                clean(&self.code),
+                clean(&self.message)
             )?;
         }
         if let Some(id) = &self.request_id {
-            write!(f, " (request id {id})")?;
+            write!(f, " (request id {})", clean(id))?;
         }
         Ok(())
     }
 }
 
+/// Displayed without control characters: a message may carry text from outside (what `az`
+/// printed, a name, a service's words).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Api(ApiError),
-    #[error("sign-in failed: {0}")]
+    #[error("sign-in failed: {}", crate::text::clean_lines(.0))]
     Auth(String),
-    #[error("{0}")]
+    #[error("{}", crate::text::clean_lines(.0))]
     Usage(String),
-    #[error("{0}")]
+    #[error("{}", crate::text::clean_lines(.0))]
     Other(String),
     #[error("interrupted")]
     Cancelled,

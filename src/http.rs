@@ -879,13 +879,15 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
         ),
         _ => (status.as_u16().to_string(), reason, vec![]),
     };
+    // The service's words reach the screen, the log and --json: no control characters.
+    use crate::text::clean;
     ApiError {
         service,
         status: status.as_u16(),
-        code,
-        detail_codes,
-        message,
-        request_id: body_request_id(service, body),
+        code: clean(&code),
+        detail_codes: detail_codes.iter().map(|c| clean(c)).collect(),
+        message: clean(&message),
+        request_id: body_request_id(service, body).map(|r| clean(&r)),
         retry_after: None,
         layer_retried: false,
     }

@@ -726,6 +726,8 @@ impl State {
         match self.pane {
             Pane::SpotAccount | Pane::AppRegistration | Pane::CustomRole => v.push(Ctx::Fields),
             _ if self.browser_shown() => v.push(Ctx::Fields),
+            // Tab leaves the filter too (keeping it), as its box says.
+            Pane::Subscription if self.field.is_some() => v.push(Ctx::Filtering),
             _ => {}
         }
         if self.device_code_blocked()

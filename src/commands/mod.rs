@@ -400,7 +400,13 @@ pub fn table(report: &RunReport) -> String {
 }
 
 /// "  … Role assignment: waiting for Azure to propagate (attempt 3, next in 8 s)"
+/// A progress line for stderr, without control characters (names and messages from outside
+/// are in it: `crate::text`).
 pub fn progress_line(p: &Progress) -> Option<String> {
+    progress_text(p).map(|l| crate::text::clean_lines(&l))
+}
+
+fn progress_text(p: &Progress) -> Option<String> {
     match p {
         Progress::Step { step, event, .. } => Some(match event {
             StepEvent::Started { detail } => format!("  … {}: {detail}", step.label()),

@@ -48,6 +48,9 @@ const PROPAGATION: &str = "waiting for Azure to propagate";
 /// What to ask for when app registration is not allowed.
 const APP_RIGHTS_HINT: &str =
     "ask for the Application Developer role or for 'Users can register applications'";
+/// The same for a service principal (app roles and directory roles are what an administrator
+/// grants a principal; the user setting does not apply to it).
+const SP_APP_RIGHTS_HINT: &str = "ask an administrator to grant it Microsoft Graph's Application.ReadWrite.OwnedBy application permission (admin consent: an app role assignment on Microsoft Graph's service principal) or the Application Administrator directory role";
 /// Subscriptions in flight at once within a tenant (their ARM writes are paced by the tenant's
 /// write budget, `pace::WriteBudget`, not by this).
 const CONCURRENCY: usize = 16;
@@ -782,7 +785,7 @@ async fn app_rights(session: &Session, graph: &Graph, tenant: &str) -> AppRights
                 read(|| graph.app_role_assignments(&sp.id)),
                 read(|| graph.service_principal_directory_roles(&sp.id))
             );
-            service_principal_app_rights(&client_id, grants, roles)
+            service_principal_app_rights(&sp.id, &client_id, grants, roles)
         }
         AuthMethod::ManagedIdentity => AppRights::Unknown(
             "could not check a managed identity's right to register applications; the write will tell".into(),
@@ -1342,6 +1345,10 @@ struct TenantRun<'a> {
     wrote_azure: AtomicBool,
     /// This run wrote the tenant's role: read back after the assignments.
     wrote_role: AtomicBool,
+    /// Scopes whose assignment this run made or found, and how many assignment steps ended.
+    assigned: Mutex<Vec<String>>,
+    assignments_ended: AtomicUsize,
+    assignments_done: tokio::sync::Notify,
     new_secret: OnceCell<(SecretRecord, Secret)>,
     /// The tenant's ARM write budget.
     budget: WriteBudget,
@@ -1424,7 +1431,12 @@ pub(super) async fn apply(
                 .as_ref()
                 .and_then(ApiError::hint)
                 .map(str::to_string)
-                .or_else(|| rights_blocked.then(|| APP_RIGHTS_HINT.to_string())),
+                .or_else(|| {
+                    rights_blocked.then(|| match session.auth.method() {
+                        AuthMethod::ClientSecret => SP_APP_RIGHTS_HINT.to_string(),
+                        _ => APP_RIGHTS_HINT.to_string(),
+                    })
+                }),
             api,
         };
         for step in RUN_STEPS {
@@ -1490,6 +1502,9 @@ pub(super) async fn apply(
             shared_error: Mutex::new(None),
             wrote_azure: AtomicBool::new(false),
             wrote_role: AtomicBool::new(false),
+            assigned: Mutex::new(vec![]),
+            assignments_ended: AtomicUsize::new(0),
+            assignments_done: tokio::sync::Notify::new(),
             new_secret: OnceCell::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
         };
@@ -1658,6 +1673,14 @@ impl TenantRun<'_> {
         }
     }
 
+    /// One more subscription's assignment step has ended (or will never start): when all have,
+    /// the role read-back may go.
+    fn assignment_ended(&self) {
+        if self.assignments_ended.fetch_add(1, Ordering::SeqCst) + 1 == self.f.subs.len() {
+            self.assignments_done.notify_one();
+        }
+    }
+
     fn shared_object(&self, step: Step, object: &str, name: &str, id: &str, outcome: Outcome) {
         lock(&self.shared_objects).push(ObjectRef {
             step,
@@ -1685,24 +1708,33 @@ impl TenantRun<'_> {
             .map(|i| self.sub_run(i, app_f.clone(), role_f.clone(), secret_f.clone()))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>();
-        let (_, _, _, reports) =
-            tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
-        // The role this run wrote, read back once its assignments are made: a writer elsewhere
-        // that replaced it meanwhile may have taken our scopes out (merged again).
-        if self.wrote_role.load(Ordering::Relaxed) {
-            let ours: Vec<String> = reports
-                .iter()
-                .filter(|r| r.verdict == Verdict::Connected)
-                .map(|r| scope_of(&r.subscription_id))
-                .collect();
+        // The role this run wrote, read back once every assignment step has ended (alongside
+        // the connections): a writer elsewhere that replaced it meanwhile may have taken our
+        // scopes out; merged again.
+        let verify = async {
+            if self.f.subs.is_empty() {
+                return;
+            }
+            self.assignments_done.notified().await;
+            if !self.wrote_role.load(Ordering::Relaxed) {
+                return;
+            }
+            let ours: Vec<String> = lock(&self.assigned).clone();
             if !ours.is_empty()
-                && let Err(e) = self.merge_role(false, &ours).await
+                && let Err(e) = self.merge_role(false, &ours, None, true).await
             {
                 let message = format!("the custom role could not be read back: {e}");
                 tracing::warn!("{message}");
                 let _ = self.tx.send(Progress::Log { message });
             }
-        }
+        };
+        let (_, _, _, reports, ()) = tokio::join!(
+            app_f.clone(),
+            role_f.clone(),
+            secret_f.clone(),
+            subs,
+            verify
+        );
         reports
     }
 
@@ -1721,6 +1753,7 @@ impl TenantRun<'_> {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
         let result = if self.stop.load(Ordering::SeqCst) {
+            self.assignment_ended();
             let why = lock(self.stopped)
                 .as_ref()
                 .map(|e| e.summary.clone())
@@ -1729,9 +1762,17 @@ impl TenantRun<'_> {
         } else {
             let account_f = self.account_step(i, &run);
             let assign_f = async {
-                let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
-                let role = role_f.await.map_err(|_| dependency("Custom role"))?;
-                self.assignment_step(i, &sp, &role, &run).await
+                let done = async {
+                    let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
+                    let role = role_f.await.map_err(|_| dependency("Custom role"))?;
+                    self.assignment_step(i, &sp, &role, &run).await
+                }
+                .await;
+                if done.is_ok() {
+                    lock(&self.assigned).push(s.scope());
+                }
+                self.assignment_ended();
+                done
             };
             let (account, assigned) = tokio::join!(account_f, assign_f);
             match (account, assigned) {
@@ -2007,8 +2048,10 @@ impl TenantRun<'_> {
                 };
                 let role = match (&self.f.role, outcome) {
                     (RoleFact::Ours(r), Outcome::Reused) => r.clone(),
-                    _ => {
-                        let r = self.merge_role(true, &scopes).await?;
+                    (known, _) => {
+                        // The plan has just found no role: written with our scopes at once.
+                        let known = matches!(known, RoleFact::Missing).then(Vec::new);
+                        let r = self.merge_role(true, &scopes, known, false).await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         self.wrote_role.store(true, Ordering::Relaxed);
                         r
@@ -2039,7 +2082,16 @@ impl TenantRun<'_> {
     /// actions), read it back; when another writer's PUT has removed one of `scopes` meanwhile,
     /// merge again, at most [`ROLE_MERGES`] times with a random pause between. `write`: PUT even
     /// when the scopes are there (the policy's actions changed).
-    async fn merge_role(&self, write: bool, scopes: &[String]) -> Result<RoleDefinition> {
+    /// `known`: the scopes the role lists as the plan has just read them (the first round does
+    /// not read again); `read_back`: false to return the first PUT's reply at once (the run
+    /// reads the role back once its assignments are made, alongside the connections).
+    async fn merge_role(
+        &self,
+        write: bool,
+        scopes: &[String],
+        mut known: Option<Vec<String>>,
+        read_back: bool,
+    ) -> Result<RoleDefinition> {
         let name = &self.f.role_name;
         let policy = &self.facts.policy;
         let first = &self.f.subs[0].target.subscription_id;
@@ -2051,7 +2103,17 @@ impl TenantRun<'_> {
         let mut must_write = write;
         let mut last: Option<RoleDefinition> = None;
         for round in 0..ROLE_MERGES {
-            let now = read(|| self.arm.get_role_definition(&id)).await?;
+            let (now, listed) = match known.take() {
+                Some(listed) => (None, listed),
+                None => {
+                    let now = read(|| self.arm.get_role_definition(&id)).await?;
+                    let listed = now
+                        .as_ref()
+                        .map(|r| r.properties.assignable_scopes.clone())
+                        .unwrap_or_default();
+                    (now, listed)
+                }
+            };
             if let Some(r) = &now
                 && !is_our_role(r)
             {
@@ -2060,10 +2122,6 @@ impl TenantRun<'_> {
                     r.properties.role_name, r.id
                 )));
             }
-            let listed: Vec<String> = now
-                .as_ref()
-                .map(|r| r.properties.assignable_scopes.clone())
-                .unwrap_or_default();
             let missing: Vec<&String> = scopes
                 .iter()
                 .filter(|s| !listed.iter().any(|x| same_scope(x, s)))
@@ -2103,6 +2161,9 @@ impl TenantRun<'_> {
             let props = policy.role_properties(name, first, wanted);
             let r = read(|| self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props)))
                 .await?;
+            if !read_back {
+                return Ok(r);
+            }
             last = Some(r);
             must_write = false;
         }
@@ -2297,7 +2358,8 @@ impl TenantRun<'_> {
                                     );
                                     tracing::info!("{message}");
                                     let _ = self.tx.send(Progress::Log { message });
-                                    self.merge_role(false, std::slice::from_ref(&scope)).await?;
+                                    self.merge_role(false, std::slice::from_ref(&scope), None, true)
+                                        .await?;
                                 }
                                 _ => return r,
                             }
@@ -2561,6 +2623,7 @@ fn user_app_rights(
 /// A service principal may register applications through Graph's Application.ReadWrite.All or
 /// .OwnedBy app role, or an app-management directory role. Denied only when both were read.
 fn service_principal_app_rights(
+    sp_id: &str,
     client_id: &str,
     grants: Result<Vec<AppRoleAssignment>>,
     roles: Result<Vec<DirectoryRole>>,
@@ -2585,7 +2648,7 @@ fn service_principal_app_rights(
     }
     match (grants, roles) {
         (Ok(_), Ok(_)) => AppRights::Denied(format!(
-            "service principal {client_id} may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {APP_RIGHTS_HINT}"
+            "service principal {sp_id} (application {client_id}) may not register applications: it holds neither Microsoft Graph Application.ReadWrite.All nor Application.ReadWrite.OwnedBy (admin-consented) nor an app-management directory role; {SP_APP_RIGHTS_HINT}"
         )),
         (Err(e), _) | (_, Err(e)) => AppRights::Unknown(rights_unknown(&e)),
     }
@@ -2720,20 +2783,23 @@ mod tests {
             resource_display_name: Some("Microsoft Graph".into()),
         };
         assert!(matches!(
-            service_principal_app_rights("c", Ok(vec![grant("18a4783c-866b-4cc7-a460-3d5e5662c884")]), Ok(vec![])),
+            service_principal_app_rights("sp", "c", Ok(vec![grant("18a4783c-866b-4cc7-a460-3d5e5662c884")]), Ok(vec![])),
             AppRights::Allowed(w) if w.contains("Application.ReadWrite.OwnedBy")
         ));
         assert!(matches!(
-            service_principal_app_rights("c", Ok(vec![]), Ok(vec![role("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")])),
+            service_principal_app_rights("sp", "c", Ok(vec![]), Ok(vec![role("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")])),
             AppRights::Allowed(w) if w.contains("Application Administrator")
         ));
         // Mail.Read only: denied.
         assert!(matches!(
-            service_principal_app_rights("c", Ok(vec![grant("810c84a8-4a9e-49e6-bf7d-12d183f40d01")]), Ok(vec![])),
+            service_principal_app_rights("sp", "c", Ok(vec![grant("810c84a8-4a9e-49e6-bf7d-12d183f40d01")]), Ok(vec![])),
             AppRights::Denied(w) if w.contains("Application.ReadWrite.All")
+                && w.starts_with("service principal sp (application c)")
+                && w.contains(SP_APP_RIGHTS_HINT)
+                && !w.contains("Users can register")
         ));
         assert!(matches!(
-            service_principal_app_rights("c", Err(denied()), Ok(vec![])),
+            service_principal_app_rights("sp", "c", Err(denied()), Ok(vec![])),
             AppRights::Unknown(_)
         ));
     }

@@ -27,8 +27,8 @@ use super::state::{State, clean};
 use super::{Session, Target};
 use crate::error::{Error, Result};
 use crate::http::{WaitHook, WaitNotice};
-use crate::logging::ensure_private_dir;
-use std::fs::{File, OpenOptions, TryLockError};
+use crate::safe_fs::private_dir as ensure_private_dir;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,15 +141,14 @@ async fn acquire_at(
             .and_then(|_| ensure_private_dir(dir))
             .map_err(io)?;
     }
-    let first_time = !path.exists();
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    // Where the run will write its state and report: checked before anything is written.
+    for sub in ["state", "reports"] {
+        let dir = state_dir.join(sub);
+        ensure_private_dir(&dir)
+            .map_err(|e| Error::Other(format!("cannot write under {}: {e}", dir.display())))?;
     }
-    let mut file = opts.open(&path).map_err(io)?;
+    // No symlink followed, a regular file of ours in a directory of ours (`safe_fs`).
+    let (mut file, first_time) = crate::safe_fs::open_in_place(&path).map_err(io)?;
     let t0 = Instant::now();
     let mut said = false;
     loop {
@@ -232,7 +231,7 @@ pub fn tenant_busy(state_dir: &Path, tenant: &str, except: &[String]) -> bool {
         if !e.file_name().to_string_lossy().starts_with(&prefix) || mine.contains(&path) {
             return false;
         }
-        let Ok(f) = File::open(&path) else {
+        let Ok(f) = crate::safe_fs::open_read(&path) else {
             return false;
         };
         match f.try_lock_shared() {

@@ -4,7 +4,7 @@
 
 use super::model::Step;
 use crate::error::{Error, Result};
-use crate::logging::{ensure_private_dir, write_private};
+use crate::safe_fs::{private_dir as ensure_private_dir, write_private};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -223,7 +223,12 @@ impl State {
     /// The saved state, or a fresh one when there is none.
     pub fn load(state_dir: &Path, tenant: &str, subscription: &str) -> Result<State> {
         let p = state_path(state_dir, tenant, subscription);
-        match std::fs::read(&p) {
+        // A link at the name is refused (`O_NOFOLLOW`): its target is not a state of ours.
+        let read = crate::safe_fs::open_read(&p).and_then(|mut f| {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut b).map(|_| b)
+        });
+        match read {
             Ok(bytes) => {
                 let s: State = serde_json::from_slice(&bytes).map_err(|e| {
                     Error::Other(format!(
@@ -249,10 +254,7 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(State::new(tenant, subscription))
             }
-            Err(e) => Err(Error::Other(format!(
-                "cannot read state file {}: {e}",
-                p.display()
-            ))),
+            Err(e) => Err(Error::Other(format!("cannot read the state file: {e}"))),
         }
     }
 

@@ -2,7 +2,6 @@
 //! permissions at subscription scope (Microsoft.Authorization 2022-04-01 shapes).
 
 use super::faults::Fault;
-use super::seed::SUBSCRIPTIONS_PAGE_SIZE;
 use super::state::{
     Audience, Permission, Principal, RoleAssignment, RoleDefinition, World, role_guid,
     scope_within, sub_scope,
@@ -10,7 +9,7 @@ use super::state::{
 use super::{Ctx, Resp, Sim, authenticate};
 use axum::http::Method;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 const PRINCIPAL_TYPES: [&str; 5] = [
@@ -194,6 +193,166 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
         Err(r) => return r,
     };
     let caller = Caller { tenant, principal };
+    // ARM's token buckets (reference/fleet-and-policies.md §5): every reply carries what is left.
+    let budget = match charge(sim, &mut w, ctx, &caller) {
+        Ok(b) => b,
+        Err(throttled) => return throttled,
+    };
+    let resp = route(sim, &mut w, ctx, &caller, fault);
+    budget
+        .into_iter()
+        .fold(resp, |r, (name, left)| r.header(name, left.to_string()))
+}
+
+/// The kind of an ARM request, for its budget: reads (GET, HEAD), deletes, writes (the rest).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum OpKind {
+    Read,
+    Write,
+    Delete,
+}
+
+impl OpKind {
+    fn of(m: &Method) -> OpKind {
+        match *m {
+            Method::GET | Method::HEAD => OpKind::Read,
+            Method::DELETE => OpKind::Delete,
+            _ => OpKind::Write,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            OpKind::Read => "reads",
+            OpKind::Write => "writes",
+            OpKind::Delete => "deletes",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            OpKind::Read => "Read",
+            OpKind::Write => "Write",
+            OpKind::Delete => "Delete",
+        }
+    }
+}
+
+/// A token bucket: `tokens` as of `at`, refilled continuously up to its size.
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// (size, refill per second) of a kind's buckets: the reference's defaults, `--arm-*` options,
+/// and `--rate-limit N` = writes and deletes with a bucket of N refilled at N per second.
+fn limits(sim: &Sim, kind: OpKind) -> (f64, f64) {
+    let o = &sim.opts;
+    match (kind, o.rate_limit) {
+        (OpKind::Read, _) => (f64::from(o.arm_read_bucket), o.arm_read_refill),
+        (_, Some(n)) => (f64::from(n), f64::from(n)),
+        (_, None) => (f64::from(o.arm_write_bucket), o.arm_write_refill),
+    }
+}
+
+/// Takes one token from each bucket the request draws on: the subscription's (per subscription,
+/// principal and kind) when it is addressed to one, and the tenant's (per tenant and kind: a
+/// simplification, see docs/simulator.md). Ok: the `x-ms-ratelimit-remaining-*` headers; Err:
+/// the 429, when a bucket has no token (then none is taken).
+fn charge(
+    sim: &Sim,
+    w: &mut World,
+    ctx: &Ctx,
+    c: &Caller,
+) -> Result<Vec<(&'static str, u64)>, Resp> {
+    let kind = OpKind::of(&ctx.method);
+    let (size, refill) = limits(sim, kind);
+    let segs = ctx.segments();
+    let sub = match segs.as_slice() {
+        [first, id, ..] if first.eq_ignore_ascii_case("subscriptions") => {
+            Some(id.to_ascii_lowercase())
+        }
+        _ => None,
+    };
+    let now = Instant::now();
+    let mut keys = vec![(
+        format!("tenant/{}/{}", c.tenant, kind.word()),
+        tenant_header(kind),
+    )];
+    if let Some(sub) = &sub {
+        keys.push((
+            format!(
+                "subscription/{sub}/{}/{}",
+                c.principal.object_id(),
+                kind.word()
+            ),
+            subscription_header(kind),
+        ));
+    }
+    let mut levels = vec![];
+    for (key, _) in &keys {
+        let b = w.arm_buckets.entry(key.clone()).or_insert(Bucket {
+            tokens: size,
+            at: now,
+        });
+        b.tokens = (b.tokens + refill * now.duration_since(b.at).as_secs_f64()).min(size);
+        b.at = now;
+        levels.push(b.tokens);
+    }
+    if let Some(short) = levels.iter().copied().reduce(f64::min).filter(|t| *t < 1.0) {
+        // Seconds until a token is back (Retry-After counts whole seconds).
+        let wait = if refill > 0.0 {
+            ((1.0 - short) / refill).ceil().max(1.0)
+        } else {
+            60.0
+        };
+        let mut r = err(
+            ctx,
+            429,
+            "TooManyRequests",
+            &format!(
+                "The request is being throttled as the limit has been reached for operation type - {}. Please retry after the time in the Retry-After header.",
+                kind.label()
+            ),
+        )
+        .header("retry-after", format!("{wait}"));
+        for ((_, name), level) in keys.iter().zip(&levels) {
+            if let Some(name) = name {
+                r = r.header(name, level.floor().max(0.0).to_string());
+            }
+        }
+        return Err(r);
+    }
+    let mut left = vec![];
+    for (key, name) in &keys {
+        if let Some(b) = w.arm_buckets.get_mut(key) {
+            b.tokens -= 1.0;
+            if let Some(name) = name {
+                left.push((*name, b.tokens.floor().max(0.0) as u64));
+            }
+        }
+    }
+    Ok(left)
+}
+
+/// The tenant-level header of a kind (ARM sends none for tenant deletes).
+fn tenant_header(kind: OpKind) -> Option<&'static str> {
+    match kind {
+        OpKind::Read => Some("x-ms-ratelimit-remaining-tenant-reads"),
+        OpKind::Write => Some("x-ms-ratelimit-remaining-tenant-writes"),
+        OpKind::Delete => None,
+    }
+}
+
+fn subscription_header(kind: OpKind) -> Option<&'static str> {
+    Some(match kind {
+        OpKind::Read => "x-ms-ratelimit-remaining-subscription-reads",
+        OpKind::Write => "x-ms-ratelimit-remaining-subscription-writes",
+        OpKind::Delete => "x-ms-ratelimit-remaining-subscription-deletes",
+    })
+}
+
+fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fault>) -> Resp {
     if ctx.q("api-version").is_none_or(str::is_empty) {
         return err(
             ctx,
@@ -206,8 +365,8 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
     match (ctx.method.as_str(), lower.as_slice()) {
-        ("GET", ["tenants"]) => tenants(&w, ctx, &caller),
-        ("GET", ["subscriptions"]) => subscriptions(sim, &w, ctx, &caller),
+        ("GET", ["tenants"]) => tenants(w, ctx, caller),
+        ("GET", ["subscriptions"]) => subscriptions(sim, w, ctx, caller),
         // Tenant scope: every role of the directory (reference/azure-api.md §2.2, name conflicts).
         (
             "GET",
@@ -217,9 +376,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
                 "roledefinitions",
                 tail @ ..,
             ],
-        ) if tail.len() <= 1 => {
-            role_definitions(&mut w, ctx, &caller, "", tail.first().map(|_| segs[3]))
-        }
+        ) if tail.len() <= 1 => role_definitions(w, ctx, caller, "", tail.first().map(|_| segs[3])),
         (_, ["subscriptions", _, rest @ ..]) => {
             let sub_id = segs[1];
             let Some(sub) = w.subscription(sub_id) else {
@@ -245,20 +402,15 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
             let (sub_id, disabled) = (sub.id.clone(), sub.state == "Disabled");
             let scope = sub_scope(&sub_id);
             let write = ctx.method != Method::GET;
-            if write {
-                if disabled {
-                    return err(
-                        ctx,
-                        409,
-                        "ReadOnlyDisabledSubscription",
-                        &format!(
-                            "The subscription '{sub_id}' is disabled and therefore marked as read only. You cannot perform any write actions on this subscription until it is re-enabled."
-                        ),
-                    );
-                }
-                if let Some(r) = rate_limited(sim, &mut w, ctx, &caller.tenant) {
-                    return r;
-                }
+            if write && disabled {
+                return err(
+                    ctx,
+                    409,
+                    "ReadOnlyDisabledSubscription",
+                    &format!(
+                        "The subscription '{sub_id}' is disabled and therefore marked as read only. You cannot perform any write actions on this subscription until it is re-enabled."
+                    ),
+                );
             }
             match (ctx.method.as_str(), rest) {
                 ("GET", []) => {
@@ -285,10 +437,10 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx, fault: Option<Fault>) -> Resp {
                     let name = tail.first().map(|_| segs[5]);
                     match (*coll, tail.len()) {
                         ("roledefinitions", 0 | 1) => {
-                            role_definitions(&mut w, ctx, &caller, &scope, name)
+                            role_definitions(w, ctx, caller, &scope, name)
                         }
                         ("roleassignments", 0 | 1) => {
-                            role_assignments(sim, &mut w, ctx, &caller, &scope, name, fault)
+                            role_assignments(sim, w, ctx, caller, &scope, name, fault)
                         }
                         ("permissions", 0) if ctx.method == Method::GET => {
                             let perms = w.effective_permissions(
@@ -324,31 +476,9 @@ fn no_route(ctx: &Ctx) -> Resp {
     )
 }
 
-/// `--rate-limit N`: at most N ARM writes per second per tenant.
-fn rate_limited(sim: &Sim, w: &mut World, ctx: &Ctx, tenant: &str) -> Option<Resp> {
-    let limit = sim.opts.rate_limit? as usize;
-    let now = Instant::now();
-    let q = w.arm_writes.entry(tenant.to_string()).or_default();
-    while q
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-    {
-        q.pop_front();
-    }
-    if q.len() >= limit {
-        return Some(
-            err(ctx, 429, "TooManyRequests", "The request is being throttled as the limit has been reached for operation type - Write. Please retry after the time in the Retry-After header.")
-                .header("retry-after", "1")
-                .header("x-ms-ratelimit-remaining-tenant-writes", "0"),
-        );
-    }
-    q.push_back(now);
-    None
-}
-
 fn tenants(w: &World, _ctx: &Ctx, c: &Caller) -> Resp {
     let ids: Vec<String> = match &c.principal {
-        Principal::User { id } => w.user(id).map(|u| u.tenants.clone()).unwrap_or_default(),
+        Principal::User { id } => w.user_tenants(id),
         Principal::ServicePrincipal { .. } => vec![c.tenant.clone()],
     };
     let value: Vec<Value> = w
@@ -380,19 +510,20 @@ fn subscriptions(sim: &Sim, w: &World, ctx: &Ctx, c: &Caller) -> Resp {
         .q("$skiptoken")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let size = sim.opts.subscription_page_size.max(1);
     let page: Vec<Value> = visible
         .iter()
         .skip(skip)
-        .take(SUBSCRIPTIONS_PAGE_SIZE)
+        .take(size)
         .map(|s| subscription_json(s))
         .collect();
     let mut body = json!({"value": page});
-    if skip + SUBSCRIPTIONS_PAGE_SIZE < visible.len() {
+    if skip + size < visible.len() {
         let api = ctx.q("api-version").unwrap_or_default();
         body["nextLink"] = json!(format!(
             "{}/subscriptions?api-version={api}&%24skiptoken={}",
             sim.arm_base(),
-            skip + SUBSCRIPTIONS_PAGE_SIZE
+            skip + size
         ));
     }
     Resp::json(200, body)
@@ -760,7 +891,7 @@ fn put_role_assignment(
     let user = w
         .users
         .iter()
-        .find(|u| u.id.eq_ignore_ascii_case(principal_id) && u.tenants.contains(&c.tenant));
+        .find(|u| u.id.eq_ignore_ascii_case(principal_id) && u.tenant == c.tenant);
     let sp = w
         .service_principals
         .iter()

@@ -2,8 +2,9 @@
 //! organization.
 
 use super::state::{
-    Application, Audience, PasswordCredential, Principal, ServicePrincipal, World, parse_time,
-    random_token, rfc3339,
+    AppRoleAssignment, Application, Audience, DirectoryRoleAssignment, OAuth2PermissionGrant,
+    PasswordCredential, Principal, ServicePrincipal, World, app_role_assignment_id,
+    directory_role_assignment_id, graph_sp_id, parse_time, random_token, rfc3339,
 };
 use super::{Ctx, Resp, Sim, authenticate, seed};
 use axum::http::Method;
@@ -183,7 +184,7 @@ fn app_json(w: &World, a: &Application) -> Value {
         "tags": a.tags,
         "keyCredentials": [],
         "passwordCredentials": a.password_credentials.iter().map(|c| password_json(c, false)).collect::<Vec<_>>(),
-        "requiredResourceAccess": [],
+        "requiredResourceAccess": a.required_resource_access,
         "web": {
             "homePageUrl": null,
             "logoutUrl": null,
@@ -195,7 +196,7 @@ fn app_json(w: &World, a: &Application) -> Value {
 
 fn sp_json(w: &World, s: &ServicePrincipal) -> Value {
     let app = w.applications.iter().find(|a| a.app_id == s.app_id);
-    json!({
+    let mut v = json!({
         "id": s.id,
         "deletedDateTime": null,
         "accountEnabled": s.account_enabled,
@@ -212,7 +213,35 @@ fn sp_json(w: &World, s: &ServicePrincipal) -> Value {
         "tags": [],
         "keyCredentials": [],
         "passwordCredentials": [],
-    })
+        "appRoles": [],
+    });
+    if s.app_id == seed::MICROSOFT_GRAPH_APP_ID {
+        // Microsoft Graph's service principal: its app is Microsoft's, its app roles are the
+        // application permissions (with the ids Microsoft publishes).
+        v["appDisplayName"] = json!("Microsoft Graph");
+        v["appOwnerOrganizationId"] = json!(seed::MICROSOFT_SERVICES_TENANT_ID);
+        v["signInAudience"] = json!("AzureADMultipleOrgs");
+        v["servicePrincipalNames"] = json!([
+            seed::MICROSOFT_GRAPH_APP_ID,
+            "https://graph.microsoft.com",
+            "https://graph.microsoft.com/",
+        ]);
+        v["appRoles"] = json!(
+            seed::GRAPH_APP_ROLES
+                .iter()
+                .map(|r| json!({
+                    "allowedMemberTypes": ["Application"],
+                    "description": format!("Allows the app to {} without a signed-in user.", r.display_name.to_lowercase()),
+                    "displayName": r.display_name,
+                    "id": r.id,
+                    "isEnabled": true,
+                    "origin": "Application",
+                    "value": r.value,
+                }))
+                .collect::<Vec<_>>()
+        );
+    }
+    v
 }
 
 fn with_context(sim: &Sim, mut v: Value, context: &str) -> Value {
@@ -352,6 +381,7 @@ fn authorization_policy(sim: &Sim, w: &World, tenant: &str) -> Value {
 
 fn directory_role_name(template: &str) -> &'static str {
     match template {
+        seed::DIRECTORY_ROLE_PRIVILEGED_ROLE_ADMIN => "Privileged Role Administrator",
         seed::DIRECTORY_ROLE_GLOBAL_ADMIN => "Global Administrator",
         seed::DIRECTORY_ROLE_APPLICATION_ADMIN => "Application Administrator",
         seed::DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN => "Cloud Application Administrator",
@@ -360,55 +390,551 @@ fn directory_role_name(template: &str) -> &'static str {
     }
 }
 
-/// The user's directory roles in `tenant`, as `memberOf` lists them.
-fn directory_roles(w: &World, tenant: &str, user_id: &str) -> Vec<Value> {
-    w.user(user_id)
-        .map(|u| {
-            u.directory_roles
-                .iter()
-                .filter(|(t, _)| t.eq_ignore_ascii_case(tenant))
-                .map(|(t, template)| {
-                    // The activated role's object id is per tenant.
-                    let id = uuid::Uuid::new_v5(
-                        &uuid::Uuid::NAMESPACE_OID,
-                        format!("{t}/{template}").as_bytes(),
-                    );
-                    json!({
-                        "@odata.type": "#microsoft.graph.directoryRole",
-                        "id": id.to_string(),
-                        "deletedDateTime": null,
-                        "description": null,
-                        "displayName": directory_role_name(template),
-                        "roleTemplateId": template,
-                    })
-                })
-                .collect()
+/// The directory roles `principal_id` holds in `tenant`, as `memberOf` lists them.
+fn directory_roles(w: &World, tenant: &str, principal_id: &str) -> Vec<Value> {
+    w.directory_roles_of(tenant, principal_id)
+        .into_iter()
+        .map(|template| {
+            // The activated role's object id is per tenant.
+            let id = uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("{tenant}/{template}").as_bytes(),
+            );
+            json!({
+                "@odata.type": "#microsoft.graph.directoryRole",
+                "id": id.to_string(),
+                "deletedDateTime": null,
+                "description": null,
+                "displayName": directory_role_name(template),
+                "roleTemplateId": template,
+            })
         })
-        .unwrap_or_default()
+        .collect()
 }
 
-/// A service principal's app role assignments: Graph's Application.ReadWrite.All for an app
-/// that may register applications.
-fn app_role_assignments(w: &World, s: &ServicePrincipal) -> Vec<Value> {
-    let may = w.sp_may_register_apps(&s.app_id);
-    if !may {
-        return vec![];
-    }
-    let graph_sp = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_OID,
-        format!("{}/{}", s.tenant_id, seed::MICROSOFT_GRAPH_APP_ID).as_bytes(),
-    );
-    vec![json!({
-        "id": format!("{}-assign", &s.id[..8]),
+fn app_role_assignment_json(a: &AppRoleAssignment) -> Value {
+    json!({
+        "id": a.id,
         "deletedDateTime": null,
-        "appRoleId": seed::GRAPH_APPLICATION_READWRITE_ALL,
-        "createdDateTime": "2026-01-01T00:00:00Z",
-        "principalDisplayName": s.display_name,
-        "principalId": s.id,
-        "principalType": "ServicePrincipal",
-        "resourceDisplayName": "Microsoft Graph",
-        "resourceId": graph_sp.to_string(),
-    })]
+        "appRoleId": a.app_role_id,
+        "createdDateTime": rfc3339(a.created),
+        "principalDisplayName": a.principal_display_name,
+        "principalId": a.principal_id,
+        "principalType": a.principal_type,
+        "resourceDisplayName": a.resource_display_name,
+        "resourceId": a.resource_id,
+    })
+}
+
+fn directory_role_assignment_json(a: &DirectoryRoleAssignment) -> Value {
+    json!({
+        "id": a.id,
+        "roleDefinitionId": a.role_definition_id,
+        "principalId": a.principal_id,
+        "directoryScopeId": a.directory_scope_id,
+    })
+}
+
+/// Directory roles a user needs to grant app roles (serviceprincipal-post-approleassignments,
+/// delegated); granting Microsoft Graph's own app roles takes Privileged Role Administrator or
+/// Global Administrator (entra/identity/enterprise-apps/grant-admin-consent).
+const APP_ROLE_GRANT_ROLES: [&str; 4] = [
+    seed::DIRECTORY_ROLE_GLOBAL_ADMIN,
+    seed::DIRECTORY_ROLE_PRIVILEGED_ROLE_ADMIN,
+    seed::DIRECTORY_ROLE_APPLICATION_ADMIN,
+    seed::DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN,
+];
+const GRAPH_GRANT_ROLES: [&str; 2] = [
+    seed::DIRECTORY_ROLE_GLOBAL_ADMIN,
+    seed::DIRECTORY_ROLE_PRIVILEGED_ROLE_ADMIN,
+];
+
+/// May `principal` grant (or revoke) an app role of the resource `resource_id`? An app needs
+/// AppRoleAssignment.ReadWrite.All and a read of applications; a user one of the roles above.
+fn may_grant_app_roles(w: &World, tenant: &str, principal: &Principal, resource_id: &str) -> bool {
+    match principal {
+        Principal::ServicePrincipal { id, .. } => {
+            w.has_graph_permission(tenant, id, &["AppRoleAssignment.ReadWrite.All"])
+                && w.has_graph_permission(
+                    tenant,
+                    id,
+                    &[
+                        "Application.Read.All",
+                        "Application.ReadWrite.All",
+                        "Directory.Read.All",
+                        "Directory.ReadWrite.All",
+                    ],
+                )
+        }
+        Principal::User { id } => {
+            let graph = resource_id.eq_ignore_ascii_case(&graph_sp_id(tenant));
+            let allowed: &[&str] = if graph {
+                &GRAPH_GRANT_ROLES
+            } else {
+                &APP_ROLE_GRANT_ROLES
+            };
+            w.directory_roles_of(tenant, id)
+                .iter()
+                .any(|r| allowed.contains(r))
+        }
+    }
+}
+
+/// May `principal` create or delete directory role assignments
+/// (rbacapplication-post-roleassignments: RoleManagement.ReadWrite.Directory; a user needs
+/// Privileged Role Administrator, or Global Administrator).
+fn may_manage_directory_roles(w: &World, tenant: &str, principal: &Principal) -> bool {
+    match principal {
+        Principal::ServicePrincipal { id, .. } => {
+            w.has_graph_permission(tenant, id, &["RoleManagement.ReadWrite.Directory"])
+        }
+        Principal::User { id } => w
+            .directory_roles_of(tenant, id)
+            .iter()
+            .any(|r| GRAPH_GRANT_ROLES.contains(r)),
+    }
+}
+
+/// May `principal` read directory role assignments (rbacapplication-list-roleassignments):
+/// an app needs RoleManagement.Read.Directory (or more); users read them (Directory.Read.All
+/// is part of every member's default permissions).
+fn may_read_directory_roles(w: &World, tenant: &str, principal: &Principal) -> bool {
+    match principal {
+        Principal::ServicePrincipal { id, .. } => w.has_graph_permission(
+            tenant,
+            id,
+            &[
+                "RoleManagement.Read.Directory",
+                "RoleManagement.ReadWrite.Directory",
+                "Directory.Read.All",
+                "Directory.ReadWrite.All",
+            ],
+        ),
+        Principal::User { .. } => true,
+    }
+}
+
+/// The app roles `resource` defines (only Microsoft Graph's service principal has any here);
+/// the default role `00000000-…` (no specific role) is valid for every resource.
+fn resource_defines(resource: &ServicePrincipal, app_role_id: &str) -> bool {
+    app_role_id == "00000000-0000-0000-0000-000000000000"
+        || (resource.app_id == seed::MICROSOFT_GRAPH_APP_ID
+            && seed::GRAPH_APP_ROLES
+                .iter()
+                .any(|r| r.id.eq_ignore_ascii_case(app_role_id)))
+}
+
+/// `POST /servicePrincipals/{id}/appRoleAssignments` (`{id}` = the principal) or
+/// `POST /servicePrincipals/{id}/appRoleAssignedTo` (`{id}` = the resource): body
+/// `{principalId, resourceId, appRoleId}` → 201 with the appRoleAssignment.
+fn grant_app_role(
+    sim: &Sim,
+    ctx: &Ctx,
+    w: &mut World,
+    tenant: &str,
+    caller: &Principal,
+    path_sp: &str,
+    path_is_resource: bool,
+) -> Resp {
+    let Some(body) = ctx.json().filter(Value::is_object) else {
+        return unreadable(ctx);
+    };
+    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(principal_id), Some(resource_id), Some(app_role_id)) = (
+        field("principalId"),
+        field("resourceId"),
+        field("appRoleId"),
+    ) else {
+        let missing = ["principalId", "resourceId", "appRoleId"]
+            .into_iter()
+            .find(|k| field(k).is_none())
+            .unwrap_or("principalId");
+        return bad_request(
+            ctx,
+            &format!(
+                "A value is required for property '{missing}' of resource 'AppRoleAssignment'."
+            ),
+        );
+    };
+    let (path_field, path_value) = if path_is_resource {
+        ("resourceId", &resource_id)
+    } else {
+        ("principalId", &principal_id)
+    };
+    if !path_value.eq_ignore_ascii_case(path_sp) {
+        return bad_request(
+            ctx,
+            &format!(
+                "The {path_field} '{path_value}' of the appRoleAssignment does not match the service principal '{path_sp}' of the request URL."
+            ),
+        );
+    }
+    let Some(resource) = w
+        .service_principals
+        .iter()
+        .find(|s| s.tenant_id == tenant && s.id.eq_ignore_ascii_case(&resource_id))
+    else {
+        return not_found(ctx, &resource_id);
+    };
+    let (resource_id, resource_name, resource_app) = (
+        resource.id.clone(),
+        resource.display_name.clone(),
+        resource.app_id.clone(),
+    );
+    if !resource_defines(resource, &app_role_id) {
+        return bad_request(
+            ctx,
+            &format!("Permission being assigned was not found on application '{resource_app}'."),
+        );
+    }
+    let principal = if let Some(sp) = w
+        .service_principals
+        .iter()
+        .find(|s| s.tenant_id == tenant && s.id.eq_ignore_ascii_case(&principal_id))
+    {
+        (sp.id.clone(), sp.display_name.clone(), "ServicePrincipal")
+    } else if let Some(u) = w
+        .users
+        .iter()
+        .find(|u| u.tenant == tenant && u.id.eq_ignore_ascii_case(&principal_id))
+    {
+        (u.id.clone(), u.name.clone(), "User")
+    } else {
+        return not_found(ctx, &principal_id);
+    };
+    if !may_grant_app_roles(w, tenant, caller, &resource_id) {
+        return denied(ctx);
+    }
+    if w.app_role_assignments.iter().any(|a| {
+        a.tenant_id == tenant
+            && a.principal_id.eq_ignore_ascii_case(&principal.0)
+            && a.resource_id.eq_ignore_ascii_case(&resource_id)
+            && a.app_role_id.eq_ignore_ascii_case(&app_role_id)
+    }) {
+        return bad_request(
+            ctx,
+            "Permission being assigned already exists on the object.",
+        );
+    }
+    let a = AppRoleAssignment {
+        id: app_role_assignment_id(&principal.0, &format!("{resource_id}/{app_role_id}")),
+        tenant_id: tenant.to_string(),
+        app_role_id: app_role_id.to_ascii_lowercase(),
+        principal_id: principal.0,
+        principal_type: principal.2,
+        principal_display_name: principal.1,
+        resource_id,
+        resource_display_name: resource_name,
+        created: OffsetDateTime::now_utc(),
+    };
+    let rel = if path_is_resource {
+        "appRoleAssignedTo"
+    } else {
+        "appRoleAssignments"
+    };
+    let v = with_context(
+        sim,
+        app_role_assignment_json(&a),
+        &format!("servicePrincipals('{path_sp}')/{rel}/$entity"),
+    );
+    w.app_role_assignments.push(a);
+    Resp::json(201, v)
+}
+
+fn grant_json(g: &OAuth2PermissionGrant) -> Value {
+    json!({
+        "id": g.id,
+        "clientId": g.client_id,
+        "consentType": g.consent_type,
+        "principalId": g.principal_id,
+        "resourceId": g.resource_id,
+        "scope": g.scope,
+    })
+}
+
+/// `/oauth2PermissionGrants[/{id}]` (oauth2permissiongrant-post, -list, -get, -update,
+/// -delete): delegated grants. Writes need, for a user, one of the roles that may grant app
+/// roles (Cloud Application Administrator and up); apps are refused (DelegatedPermissionGrant.
+/// ReadWrite.All is not among the simulated Graph app roles).
+fn oauth2_permission_grants(
+    sim: &Sim,
+    ctx: &Ctx,
+    w: &mut World,
+    tenant: &str,
+    caller: &Principal,
+    id: Option<&str>,
+) -> Resp {
+    let may_write = match caller {
+        Principal::User { id } => w
+            .directory_roles_of(tenant, id)
+            .iter()
+            .any(|r| APP_ROLE_GRANT_ROLES.contains(r)),
+        Principal::ServicePrincipal { .. } => false,
+    };
+    let pos = |w: &World, gid: &str| {
+        w.oauth2_permission_grants
+            .iter()
+            .position(|g| g.tenant_id == tenant && g.id == gid)
+    };
+    match (ctx.method.as_str(), id) {
+        ("GET", None) => {
+            let items = w
+                .oauth2_permission_grants
+                .iter()
+                .filter(|g| g.tenant_id == tenant)
+                .map(grant_json)
+                .collect();
+            list(
+                sim,
+                ctx,
+                "oauth2PermissionGrants",
+                items,
+                &["clientId", "resourceId", "consentType", "principalId", "id"],
+            )
+        }
+        ("GET", Some(gid)) => match pos(w, gid) {
+            Some(i) => Resp::json(
+                200,
+                with_context(
+                    sim,
+                    select(ctx, grant_json(&w.oauth2_permission_grants[i])),
+                    "oauth2PermissionGrants/$entity",
+                ),
+            ),
+            None => not_found(ctx, gid),
+        },
+        (_, _) if !may_write => denied(ctx),
+        ("POST", None) => {
+            let Some(body) = ctx.json().filter(Value::is_object) else {
+                return unreadable(ctx);
+            };
+            let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+            let (Some(client), Some(resource), Some(consent)) =
+                (field("clientId"), field("resourceId"), field("consentType"))
+            else {
+                let missing = ["clientId", "consentType", "resourceId"]
+                    .into_iter()
+                    .find(|k| field(k).is_none())
+                    .unwrap_or("clientId");
+                return bad_request(
+                    ctx,
+                    &format!(
+                        "A value is required for property '{missing}' of resource 'OAuth2PermissionGrant'."
+                    ),
+                );
+            };
+            let principal = field("principalId");
+            match (consent.as_str(), &principal) {
+                ("AllPrincipals", None) | ("Principal", Some(_)) => {}
+                _ => {
+                    return bad_request(
+                        ctx,
+                        "consentType must be 'AllPrincipals' (without principalId) or 'Principal' (with principalId).",
+                    );
+                }
+            }
+            for sp in [&client, &resource] {
+                if !w
+                    .service_principals
+                    .iter()
+                    .any(|s| s.tenant_id == tenant && s.id.eq_ignore_ascii_case(sp))
+                {
+                    return not_found(ctx, sp);
+                }
+            }
+            if w.oauth2_permission_grants.iter().any(|g| {
+                g.tenant_id == tenant
+                    && g.client_id.eq_ignore_ascii_case(&client)
+                    && g.resource_id.eq_ignore_ascii_case(&resource)
+                    && g.consent_type == consent
+                    && g.principal_id == principal
+            }) {
+                return ctx.service.error(
+                    ctx,
+                    409,
+                    "Request_MultipleObjectsWithSameKeyValue",
+                    "Permission entry already exists.",
+                );
+            }
+            let g = OAuth2PermissionGrant {
+                id: app_role_assignment_id(
+                    &client,
+                    &format!(
+                        "{resource}/{consent}/{}",
+                        principal.as_deref().unwrap_or("")
+                    ),
+                ),
+                tenant_id: tenant.to_string(),
+                client_id: client.to_ascii_lowercase(),
+                consent_type: consent,
+                principal_id: principal,
+                resource_id: resource.to_ascii_lowercase(),
+                scope: field("scope").unwrap_or_default(),
+            };
+            let v = with_context(sim, grant_json(&g), "oauth2PermissionGrants/$entity");
+            w.oauth2_permission_grants.push(g);
+            Resp::json(201, v)
+        }
+        ("PATCH", Some(gid)) => {
+            let Some(i) = pos(w, gid) else {
+                return not_found(ctx, gid);
+            };
+            let Some(scope) = ctx
+                .json()
+                .and_then(|b| b.get("scope").and_then(Value::as_str).map(str::to_string))
+            else {
+                return bad_request(ctx, "Only 'scope' can be updated.");
+            };
+            w.oauth2_permission_grants[i].scope = scope;
+            Resp::empty(204)
+        }
+        ("DELETE", Some(gid)) => match pos(w, gid) {
+            Some(i) => {
+                w.oauth2_permission_grants.remove(i);
+                Resp::empty(204)
+            }
+            None => not_found(ctx, gid),
+        },
+        _ => unsupported(ctx, "oauth2PermissionGrants"),
+    }
+}
+
+/// `/roleManagement/directory/roleAssignments[/{id}]`: list (`$filter` on principalId,
+/// roleDefinitionId), get, create (201), delete (204).
+fn directory_role_assignments(
+    sim: &Sim,
+    ctx: &Ctx,
+    w: &mut World,
+    tenant: &str,
+    caller: &Principal,
+    id: Option<&str>,
+) -> Resp {
+    let m = ctx.method.as_str();
+    match (m, id) {
+        ("GET", _) if !may_read_directory_roles(w, tenant, caller) => denied(ctx),
+        ("GET", None) => {
+            let items = w
+                .directory_role_assignments
+                .iter()
+                .filter(|a| a.tenant_id == tenant)
+                .map(directory_role_assignment_json)
+                .collect();
+            list(
+                sim,
+                ctx,
+                "roleManagement/directory/roleAssignments",
+                items,
+                &["principalId", "roleDefinitionId", "directoryScopeId", "id"],
+            )
+        }
+        ("GET", Some(id)) => match w
+            .directory_role_assignments
+            .iter()
+            .find(|a| a.tenant_id == tenant && a.id == id)
+        {
+            Some(a) => Resp::json(
+                200,
+                with_context(
+                    sim,
+                    select(ctx, directory_role_assignment_json(a)),
+                    "roleManagement/directory/roleAssignments/$entity",
+                ),
+            ),
+            None => not_found(ctx, id),
+        },
+        ("POST", None) => {
+            let Some(body) = ctx.json().filter(Value::is_object) else {
+                return unreadable(ctx);
+            };
+            let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+            let (Some(role), Some(principal_id)) =
+                (field("roleDefinitionId"), field("principalId"))
+            else {
+                let missing = if field("roleDefinitionId").is_none() {
+                    "roleDefinitionId"
+                } else {
+                    "principalId"
+                };
+                return bad_request(
+                    ctx,
+                    &format!(
+                        "A value is required for property '{missing}' of resource 'UnifiedRoleAssignment'."
+                    ),
+                );
+            };
+            let Some(scope) = field("directoryScopeId") else {
+                return bad_request(
+                    ctx,
+                    "Either directoryScopeId or appScopeId must be provided (only directoryScopeId is simulated).",
+                );
+            };
+            if scope != "/" {
+                return bad_request(
+                    ctx,
+                    &format!(
+                        "Invalid value specified for property 'directoryScopeId': '{scope}' (only '/' is simulated)."
+                    ),
+                );
+            }
+            if directory_role_name(&role.to_ascii_lowercase()) == "Directory role" {
+                return not_found(ctx, &role);
+            }
+            let exists = w
+                .users
+                .iter()
+                .any(|u| u.tenant == tenant && u.id.eq_ignore_ascii_case(&principal_id))
+                || w.service_principals
+                    .iter()
+                    .any(|s| s.tenant_id == tenant && s.id.eq_ignore_ascii_case(&principal_id));
+            if !exists {
+                return not_found(ctx, &principal_id);
+            }
+            if !may_manage_directory_roles(w, tenant, caller) {
+                return denied(ctx);
+            }
+            let role = role.to_ascii_lowercase();
+            let principal_id = principal_id.to_ascii_lowercase();
+            if w.directory_roles_of(tenant, &principal_id)
+                .contains(&role.as_str())
+            {
+                return bad_request(
+                    ctx,
+                    "A conflicting object with one or more of the specified property values is present in the directory.",
+                );
+            }
+            let a = DirectoryRoleAssignment {
+                id: directory_role_assignment_id(&role, &principal_id),
+                tenant_id: tenant.to_string(),
+                role_definition_id: role,
+                principal_id,
+                directory_scope_id: scope,
+            };
+            let v = with_context(
+                sim,
+                directory_role_assignment_json(&a),
+                "roleManagement/directory/roleAssignments/$entity",
+            );
+            w.directory_role_assignments.push(a);
+            Resp::json(201, v)
+        }
+        ("DELETE", Some(id)) => {
+            if !may_manage_directory_roles(w, tenant, caller) {
+                return denied(ctx);
+            }
+            match w
+                .directory_role_assignments
+                .iter()
+                .position(|a| a.tenant_id == tenant && a.id == id)
+            {
+                Some(i) => {
+                    w.directory_role_assignments.remove(i);
+                    Resp::empty(204)
+                }
+                None => not_found(ctx, id),
+            }
+        }
+        _ => unsupported(ctx, "roleAssignments"),
+    }
 }
 
 /// start + 24 months (Feb 29 → Feb 28).
@@ -446,12 +972,43 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             "Resource not found for the segment ''.",
         );
     };
+    if first.eq_ignore_ascii_case("roleManagement") {
+        return match rest {
+            [dir, ra, tail @ ..]
+                if dir.eq_ignore_ascii_case("directory")
+                    && ra.eq_ignore_ascii_case("roleAssignments")
+                    && tail.len() <= 1 =>
+            {
+                directory_role_assignments(
+                    sim,
+                    ctx,
+                    &mut w,
+                    &tenant,
+                    &principal,
+                    tail.first().copied(),
+                )
+            }
+            _ => unsupported(ctx, rest.first().copied().unwrap_or(first)),
+        };
+    }
+    if first.eq_ignore_ascii_case("oauth2PermissionGrants") && rest.len() <= 1 {
+        return oauth2_permission_grants(
+            sim,
+            ctx,
+            &mut w,
+            &tenant,
+            &principal,
+            rest.first().copied(),
+        );
+    }
     let (coll, paren_key) = collection(first);
-    let (key, action) = match paren_key {
-        Some(k) => (Some(k), rest.first().copied()),
+    // The segment after the action: `…/appRoleAssignments/{id}`.
+    let (key, action, item) = match paren_key {
+        Some(k) => (Some(k), rest.first().copied(), rest.get(1).copied()),
         None => (
             rest.first().map(|s| Key::Id(s.to_string())),
             rest.get(1).copied(),
+            rest.get(2).copied(),
         ),
     };
     let m = &ctx.method;
@@ -524,7 +1081,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             let items = w
                 .users
                 .iter()
-                .filter(|u| u.tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant)))
+                .filter(|u| u.tenant.eq_ignore_ascii_case(&tenant))
                 .map(user_json)
                 .collect();
             list(
@@ -538,7 +1095,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
         ("users", Some(key), None) if m == Method::GET => {
             let v = key.value();
             let found = w.users.iter().find(|u| {
-                u.tenants.iter().any(|t| t.eq_ignore_ascii_case(&tenant))
+                u.tenant.eq_ignore_ascii_case(&tenant)
                     && (u.id.eq_ignore_ascii_case(v) || u.upn.eq_ignore_ascii_case(v))
             });
             match found {
@@ -669,35 +1226,101 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 _ => unsupported(ctx, first),
             }
         }
-        ("servicePrincipals", Some(key), Some("appRoleAssignments")) if m == Method::GET => {
+        (
+            "servicePrincipals",
+            Some(key),
+            Some(rel @ ("appRoleAssignments" | "appRoleAssignedTo")),
+        ) => {
             let found = w
                 .service_principals
                 .iter()
                 .find(|s| s.tenant_id == tenant && key.sp(s));
-            let Some(sp) = found else {
+            let Some(sp_id) = found.map(|s| s.id.clone()) else {
                 return not_found(ctx, key.value());
             };
-            let items = app_role_assignments(&w, sp);
+            // appRoleAssignments: the grants held by this principal; appRoleAssignedTo: the
+            // grants of this resource's app roles.
+            let resource_side = rel == "appRoleAssignedTo";
+            let mine = |a: &AppRoleAssignment| {
+                a.tenant_id == tenant
+                    && if resource_side {
+                        a.resource_id == sp_id
+                    } else {
+                        a.principal_id == sp_id
+                    }
+            };
+            match (m.as_str(), item) {
+                ("GET", None) => {
+                    let items = w
+                        .app_role_assignments
+                        .iter()
+                        .filter(|a| mine(a))
+                        .map(app_role_assignment_json)
+                        .collect();
+                    list(
+                        sim,
+                        ctx,
+                        &format!("servicePrincipals('{sp_id}')/{rel}"),
+                        items,
+                        &["appRoleId", "resourceId", "principalId", "id"],
+                    )
+                }
+                ("GET", Some(aid)) => match w
+                    .app_role_assignments
+                    .iter()
+                    .find(|a| mine(a) && a.id == aid)
+                {
+                    Some(a) => Resp::json(
+                        200,
+                        with_context(
+                            sim,
+                            select(ctx, app_role_assignment_json(a)),
+                            &format!("servicePrincipals('{sp_id}')/{rel}/$entity"),
+                        ),
+                    ),
+                    None => not_found(ctx, aid),
+                },
+                ("POST", None) => {
+                    grant_app_role(sim, ctx, &mut w, &tenant, &principal, &sp_id, resource_side)
+                }
+                ("DELETE", Some(aid)) => {
+                    let Some(i) = w
+                        .app_role_assignments
+                        .iter()
+                        .position(|a| mine(a) && a.id == aid)
+                    else {
+                        return not_found(ctx, aid);
+                    };
+                    let resource = w.app_role_assignments[i].resource_id.clone();
+                    if !may_grant_app_roles(&w, &tenant, &principal, &resource) {
+                        return denied(ctx);
+                    }
+                    w.app_role_assignments.remove(i);
+                    Resp::empty(204)
+                }
+                _ => unsupported(ctx, rel),
+            }
+        }
+        ("servicePrincipals", Some(key), Some(rel @ ("memberOf" | "transitiveMemberOf")))
+            if m == Method::GET && item.is_none_or(|c| c == "microsoft.graph.directoryRole") =>
+        {
+            // No groups are simulated: both list the principal's directory roles.
+            let Some(sp_id) = w
+                .service_principals
+                .iter()
+                .find(|s| s.tenant_id == tenant && key.sp(s))
+                .map(|s| s.id.clone())
+            else {
+                return not_found(ctx, rel);
+            };
+            let items = directory_roles(&w, &tenant, &sp_id);
             list(
                 sim,
                 ctx,
-                "appRoleAssignments",
+                "directoryObjects",
                 items,
-                &["appRoleId", "resourceId"],
+                &["roleTemplateId", "displayName", "id"],
             )
-        }
-        ("servicePrincipals", Some(key), Some(rel @ ("memberOf" | "transitiveMemberOf")))
-            if m == Method::GET =>
-        {
-            // No directory roles are assigned to service principals in the simulation.
-            let exists = w
-                .service_principals
-                .iter()
-                .any(|s| s.tenant_id == tenant && key.sp(s));
-            if !exists {
-                return not_found(ctx, rel);
-            }
-            list(sim, ctx, "directoryObjects", vec![], &["roleTemplateId"])
         }
         ("servicePrincipals", Some(key), None) => {
             let found = w
@@ -731,6 +1354,8 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                     ),
                 ),
                 _ if !may_write(&w, &tenant, &principal) => denied(ctx),
+                // Microsoft Graph's own service principal is not the tenant's to change.
+                _ if w.service_principals[i].app_id == seed::MICROSOFT_GRAPH_APP_ID => denied(ctx),
                 "PATCH" => {
                     let Some(body) = ctx.json().filter(Value::is_object) else {
                         return unreadable(ctx);
@@ -777,7 +1402,8 @@ fn user_json(u: &super::state::User) -> Value {
         "displayName": u.name,
         "givenName": null,
         "jobTitle": null,
-        "mail": null,
+        "mail": u.mail,
+        "userType": u.user_type,
         "mobilePhone": null,
         "officeLocation": null,
         "preferredLanguage": null,
@@ -819,10 +1445,10 @@ fn get_by_ids(sim: &Sim, ctx: &Ctx, w: &World, tenant: &str) -> Resp {
     let mut value = vec![];
     for id in ids.iter().filter_map(Value::as_str) {
         if wants("user")
-            && let Some(u) = w.users.iter().find(|u| {
-                u.id.eq_ignore_ascii_case(id)
-                    && u.tenants.iter().any(|t| t.eq_ignore_ascii_case(tenant))
-            })
+            && let Some(u) = w
+                .users
+                .iter()
+                .find(|u| u.id.eq_ignore_ascii_case(id) && u.tenant.eq_ignore_ascii_case(tenant))
         {
             value.push(typed("user", user_json(u)));
         } else if wants("serviceprincipal")
@@ -922,6 +1548,32 @@ fn apply_app_body(ctx: &Ctx, app: &mut Application, body: &Value) -> Result<(), 
     if let Some(uris) = body.get("identifierUris") {
         app.identifier_uris = strings(Some(uris));
     }
+    if let Some(rra) = body.get("requiredResourceAccess") {
+        // A collection of {resourceAppId, resourceAccess: [{id, type: Role|Scope}]}.
+        let valid = rra.as_array().is_some_and(|a| {
+            a.iter().all(|r| {
+                r.get("resourceAppId").is_some_and(Value::is_string)
+                    && r.get("resourceAccess")
+                        .and_then(Value::as_array)
+                        .is_some_and(|ra| {
+                            ra.iter().all(|x| {
+                                x.get("id").is_some_and(Value::is_string)
+                                    && matches!(
+                                        x.get("type").and_then(Value::as_str),
+                                        Some("Role" | "Scope")
+                                    )
+                            })
+                        })
+            })
+        });
+        if !valid {
+            return Err(bad_request(
+                ctx,
+                "Invalid value specified for property 'requiredResourceAccess' of resource 'Application'.",
+            ));
+        }
+        app.required_resource_access = rra.clone();
+    }
     Ok(())
 }
 
@@ -977,10 +1629,10 @@ fn create_app(
         identifier_uris: vec![],
         notes: None,
         tags: vec![],
+        required_resource_access: json!([]),
         password_credentials: vec![],
         created: OffsetDateTime::now_utc(),
         born: std::time::Instant::now(),
-        may_register_apps: false,
     };
     if let Err(r) = apply_app_body(ctx, &mut app, body) {
         return r;
@@ -1067,7 +1719,6 @@ fn create_sp(sim: &Sim, ctx: &Ctx, w: &mut World, tenant: &str, body: &Value) ->
             .unwrap_or(true),
         born: std::time::Instant::now(),
         kind: "Application",
-        may_register_apps: false,
     };
     let sp = ServicePrincipal {
         id: w.new_guid(),

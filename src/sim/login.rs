@@ -104,7 +104,7 @@ pub(crate) fn resolve_user_tenant(
         .iter()
         .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
         .ok_or((90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")))?;
-    if user.tenants.contains(&t.id) {
+    if w.user_tenants(user_id).contains(&t.id) {
         Ok(t.id.clone())
     } else {
         Err((
@@ -174,7 +174,19 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         .unwrap_or_default()
         .to_string();
     let audience = audience_of_resource(sim, &resource);
-    let oid = g.principal.object_id().to_string();
+    // A user's tokens carry the user's object in the token's tenant: the member at home, the
+    // guest object elsewhere (its own oid; B2B user-token). `g.principal` is the person's home
+    // object, as the refresh token knows it.
+    let object = match &g.principal {
+        Principal::User { id } => w
+            .user(id)
+            .and_then(|u| w.user_in(g.tenant, &u.home_id))
+            .or_else(|| w.user(id)),
+        Principal::ServicePrincipal { .. } => None,
+    };
+    let oid = object
+        .map(|u| u.id.clone())
+        .unwrap_or_else(|| g.principal.object_id().to_string());
     let mut at = json!({
         "aud": resource,
         "iss": format!("https://sts.windows.net/{}/", g.tenant),
@@ -191,34 +203,43 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         "uti": random_token("")[..22].to_string(),
     });
     match &g.principal {
-        Principal::User { id } => {
-            let user = w.user(id);
+        Principal::User { .. } => {
             at["idtyp"] = json!("user");
-            at["sub"] = json!(pairwise_sub(id, g.client_id));
-            at["upn"] = json!(user.map(|u| u.upn.clone()));
-            at["unique_name"] = json!(user.map(|u| u.upn.clone()));
-            at["name"] = json!(user.map(|u| u.name.clone()));
+            at["sub"] = json!(pairwise_sub(&oid, g.client_id));
+            at["name"] = json!(object.map(|u| u.name.clone()));
             at["amr"] = json!(["pwd"]);
-            // A guest (a tenant other than the user's home): `idp` names the home tenant's
-            // issuer (access-token-claims-reference: "identical to the value of the Issuer claim
-            // unless the user account isn't in the same tenant as the issuer, such as guests").
-            if let Some(u) = user.filter(|u| !u.home_tenant.eq_ignore_ascii_case(g.tenant)) {
-                at["idp"] = json!(format!("https://sts.windows.net/{}/", u.home_tenant));
+            match object {
+                // A guest (an object outside the person's home tenant): `idp` names the home
+                // tenant's issuer (access-token-claims-reference: "identical to the value of the
+                // Issuer claim unless the user account isn't in the same tenant as the issuer,
+                // such as guests"); `unique_name` and `email` are the home sign-in name, and there
+                // is no `upn` (the Entra-account guest token of external-id/user-token).
+                Some(u) if u.user_type == "Guest" => {
+                    at["idp"] = json!(format!("https://sts.windows.net/{}/", u.home_tenant));
+                    let home_upn = w.user(&u.home_id).map(|h| h.upn.clone());
+                    at["unique_name"] = json!(home_upn);
+                    at["email"] = json!(u.mail);
+                }
+                u => {
+                    at["upn"] = json!(u.map(|u| u.upn.clone()));
+                    at["unique_name"] = json!(u.map(|u| u.upn.clone()));
+                }
             }
             // Delegated permissions: ARM's only one; for Graph, what the Azure CLI's public
             // client is consented to for these operations (a guess: the real list is longer).
             at["scp"] = json!(match audience {
                 Some(Audience::Graph) =>
-                    "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All Directory.AccessAsUser.All Group.ReadWrite.All User.Read.All",
+                    "Application.ReadWrite.All AppRoleAssignment.ReadWrite.All Directory.AccessAsUser.All Group.ReadWrite.All RoleManagement.ReadWrite.Directory User.Read.All",
                 _ => "user_impersonation",
             });
         }
-        Principal::ServicePrincipal { app_id, .. } => {
+        Principal::ServicePrincipal { id, .. } => {
             at["idtyp"] = json!("app");
             at["sub"] = json!(oid);
-            let may = w.sp_may_register_apps(app_id);
-            if audience == Some(Audience::Graph) && may {
-                at["roles"] = json!(["Application.ReadWrite.All"]);
+            // The Graph app roles granted to it (admin consent = an appRoleAssignment).
+            let roles = w.graph_role_values(g.tenant, id);
+            if audience == Some(Audience::Graph) && !roles.is_empty() {
+                at["roles"] = json!(roles);
             }
         }
     }
@@ -230,22 +251,25 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         "access_token": key.sign(&at),
     });
     if let Principal::User { id } = &g.principal {
-        let user = w.user(id);
-        let home = user
-            .map(|u| u.home_tenant.clone())
-            .unwrap_or_else(|| g.tenant.to_string());
+        let home = w
+            .user(id)
+            .map(|u| (u.home_id.clone(), u.home_tenant.clone()));
+        let (home_id, home_tenant) = home.unwrap_or_else(|| (id.clone(), g.tenant.to_string()));
         if g.scope.split_whitespace().any(|s| s == "openid") {
             let mut idt = json!({
                 "aud": g.client_id,
                 "iss": format!("{}/{}/v2.0", sim.origins.login, g.tenant),
                 "iat": now, "nbf": now, "exp": exp,
-                "sub": pairwise_sub(id, g.client_id),
-                "oid": id,
+                "sub": pairwise_sub(&oid, g.client_id),
+                "oid": oid,
                 "tid": g.tenant,
-                "preferred_username": user.map(|u| u.upn.clone()),
-                "name": user.map(|u| u.name.clone()),
+                "preferred_username": w.user(&home_id).map(|u| u.upn.clone()),
+                "name": object.map(|u| u.name.clone()),
                 "ver": "2.0",
             });
+            if let Some(u) = object.filter(|u| u.user_type == "Guest") {
+                idt["idp"] = json!(format!("https://sts.windows.net/{}/", u.home_tenant));
+            }
             if let Some(n) = g.nonce {
                 idt["nonce"] = json!(n);
             }
@@ -253,12 +277,15 @@ pub(crate) fn issue_tokens(sim: &Sim, w: &mut World, g: Grant<'_>) -> Value {
         }
         if g.refresh {
             let rt = random_token("sim-rt-");
-            w.refresh_tokens.insert(rt.clone(), id.clone());
+            w.refresh_tokens.insert(rt.clone(), home_id.clone());
             body["refresh_token"] = json!(rt);
         }
         if g.client_info {
+            // MSAL's home account: the person's object and tenant at home.
             body["client_info"] = json!(base64url(
-                json!({"uid": id, "utid": home}).to_string().as_bytes()
+                json!({"uid": home_id, "utid": home_tenant})
+                    .to_string()
+                    .as_bytes()
             ));
         }
     }

@@ -633,13 +633,13 @@ fn listen_addrs(listen: SocketAddr) -> Result<Vec<(Service, SocketAddr)>> {
 /// Starts the simulator in this process; writes `<state_dir>/endpoints.json` and the CA file.
 pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     crate::http::install_crypto_provider();
-    crate::logging::ensure_private_dir(state_dir)
+    crate::safe_fs::private_dir(state_dir)
         .map_err(|e| Error::Other(format!("cannot create {}: {e}", state_dir.display())))?;
     let certs = tls::generate()?;
     // Absolute: the endpoints file is read from other directories (`--state-dir` may be relative).
     let ca_path = std::path::absolute(state_dir.join("sim-ca.pem"))
         .map_err(|e| Error::Other(format!("cannot resolve {}: {e}", state_dir.display())))?;
-    crate::logging::write_private(&ca_path, certs.ca_pem.as_bytes())
+    crate::safe_fs::write_private(&ca_path, certs.ca_pem.as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca_path.display())))?;
 
     let mut listeners = vec![];
@@ -733,7 +733,7 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     };
     let endpoints_path = state_dir.join("endpoints.json");
     let line = serde_json::to_string(&endpoints).map_err(|e| Error::Other(e.to_string()))?;
-    crate::logging::write_private(&endpoints_path, format!("{line}\n").as_bytes())
+    crate::safe_fs::write_private(&endpoints_path, format!("{line}\n").as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", endpoints_path.display())))?;
     tracing::info!(login = %o.login, graph = %o.graph, arm = %o.arm, spot = %o.spot, "simulator listening");
     Ok(SimHandle {

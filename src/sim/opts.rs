@@ -2,6 +2,9 @@
 
 use clap::Args;
 
+/// The default page of `GET /subscriptions`: ARM's own (a guess: docs/simulator.md).
+pub const SUBSCRIPTION_PAGE_SIZE: usize = 100;
+
 #[derive(Debug, Clone, Args)]
 pub struct SimOpts {
     /// Address to listen on; port 0 takes a free port.
@@ -19,13 +22,29 @@ pub struct SimOpts {
     /// Seed for the fault sequence and generated ids.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// ARM writes per second per tenant before 429.
+    /// ARM's write (and delete) budget: a bucket of N refilled at N per second, per tenant and
+    /// per subscription (overrides --arm-write-bucket/--arm-write-refill).
     #[arg(long)]
     pub rate_limit: Option<u32>,
+    /// ARM's read bucket (per tenant; per subscription and principal), in requests.
+    #[arg(long, default_value_t = 250)]
+    pub arm_read_bucket: u32,
+    /// ARM's read refill, requests per second.
+    #[arg(long, default_value_t = 25.0)]
+    pub arm_read_refill: f64,
+    /// ARM's write bucket, and its delete bucket (per tenant; per subscription and principal).
+    #[arg(long, default_value_t = 200)]
+    pub arm_write_bucket: u32,
+    /// ARM's write (and delete) refill, requests per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub arm_write_refill: f64,
     /// Extra subscriptions to seed in the first tenant (bulk tests).
     /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
     #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
     pub subscriptions: u32,
+    /// Subscriptions per page of `GET /subscriptions` (then a `nextLink`).
+    #[arg(long, default_value_t = SUBSCRIPTION_PAGE_SIZE, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub subscription_page_size: usize,
     /// Milliseconds after which a device code is approved (as the seeded operator user).
     #[arg(long, default_value_t = 1500)]
     pub approve_after: u64,
@@ -60,7 +79,12 @@ impl Default for SimOpts {
             replication_delay: 0.0,
             seed: 1,
             rate_limit: None,
+            arm_read_bucket: 250,
+            arm_read_refill: 25.0,
+            arm_write_bucket: 200,
+            arm_write_refill: 10.0,
             subscriptions: 0,
+            subscription_page_size: SUBSCRIPTION_PAGE_SIZE,
             approve_after: 1500,
             device_interval: 1,
             token_lifetime: 3600,

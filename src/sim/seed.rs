@@ -23,6 +23,11 @@ pub const SUB_FABRIKAM_STAGING: &str = "5f000002-0000-4000-8000-0000000000b2";
 pub const OPERATOR_USER_ID: &str = "0be7a70e-0000-4000-8000-000000000001";
 pub const OPERATOR_UPN: &str = "operator@contoso.example";
 pub const OPERATOR_NAME: &str = "Sim Operator";
+/// The operator's guest user object in Fabrikam: its own object id there (B2B collaboration),
+/// `userType` Guest, its UPN in Entra's `#EXT#` form. Owner on the Fabrikam subscriptions,
+/// Cloud Application Administrator in Fabrikam.
+pub const OPERATOR_FABRIKAM_GUEST_ID: &str = "0be7a70e-0000-4000-8000-00000000fab1";
+pub const OPERATOR_FABRIKAM_GUEST_UPN: &str = "operator_contoso.example#EXT#@fabrikam.example";
 
 /// Service principal with the operator's rights (Contoso): Owner on the Contoso subscriptions,
 /// may register applications.
@@ -68,9 +73,6 @@ pub const ROLE_USER_ACCESS_ADMIN: &str = "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9";
 /// The public client id the product uses for device code (Azure CLI's); any client id is accepted.
 pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
 
-/// Page size of `GET /subscriptions` (small, so clients must follow `nextLink`).
-pub const SUBSCRIPTIONS_PAGE_SIZE: usize = 2;
-
 /// Id of the n-th extra subscription (`--subscriptions N`), n from 1; they live in Contoso.
 pub fn extra_subscription_id(n: u32) -> String {
     format!("5e000000-0000-4000-8000-{n:012x}")
@@ -89,12 +91,81 @@ pub const DIRECTORY_ROLE_GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145
 pub const DIRECTORY_ROLE_APPLICATION_ADMIN: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
 pub const DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
 pub const DIRECTORY_ROLE_APPLICATION_DEVELOPER: &str = "cf1c38e5-3621-4004-a7cb-879624dced7c";
+/// May grant app roles (Microsoft Graph's included) and directory roles; does not by itself
+/// allow registering applications. The operator holds it in Contoso.
+pub const DIRECTORY_ROLE_PRIVILEGED_ROLE_ADMIN: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
 
 /// Microsoft Graph's application id, and the ids of its app roles (application permissions)
 /// that allow creating applications.
 pub const MICROSOFT_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub const GRAPH_APPLICATION_READWRITE_ALL: &str = "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9";
 pub const GRAPH_APPLICATION_READWRITE_OWNEDBY: &str = "18a4783c-866b-4cc7-a460-3d5e5662c884";
+
+/// One of Microsoft Graph's app roles (application permissions), with the id Microsoft publishes
+/// (learn.microsoft.com/graph/permissions-reference).
+pub struct GraphAppRole {
+    pub id: &'static str,
+    pub value: &'static str,
+    pub display_name: &'static str,
+}
+
+/// The Graph app roles the simulated Microsoft Graph service principal lists (a subset of the
+/// real ~400: those that bear on registering apps and granting rights).
+pub const GRAPH_APP_ROLES: [GraphAppRole; 10] = [
+    GraphAppRole {
+        id: GRAPH_APPLICATION_READWRITE_ALL,
+        value: "Application.ReadWrite.All",
+        display_name: "Read and write all applications",
+    },
+    GraphAppRole {
+        id: GRAPH_APPLICATION_READWRITE_OWNEDBY,
+        value: "Application.ReadWrite.OwnedBy",
+        display_name: "Manage apps that this app creates or owns",
+    },
+    GraphAppRole {
+        id: "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
+        value: "Application.Read.All",
+        display_name: "Read all applications",
+    },
+    GraphAppRole {
+        id: "06b708a9-e830-4db3-a914-8e69da51d44f",
+        value: "AppRoleAssignment.ReadWrite.All",
+        display_name: "Manage app permission grants and app role assignments",
+    },
+    GraphAppRole {
+        id: "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+        value: "Directory.Read.All",
+        display_name: "Read directory data",
+    },
+    GraphAppRole {
+        id: "19dbc75e-c2e2-444c-a770-ec69d8559fc7",
+        value: "Directory.ReadWrite.All",
+        display_name: "Read and write directory data",
+    },
+    GraphAppRole {
+        id: "483bed4a-2ad3-4361-a73b-c83ccdbdc53c",
+        value: "RoleManagement.Read.Directory",
+        display_name: "Read all directory RBAC settings",
+    },
+    GraphAppRole {
+        id: "9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8",
+        value: "RoleManagement.ReadWrite.Directory",
+        display_name: "Read and write all directory RBAC settings",
+    },
+    GraphAppRole {
+        id: "246dd0d5-5bd0-4def-940b-0421030a5b68",
+        value: "Policy.Read.All",
+        display_name: "Read your organization's policies",
+    },
+    GraphAppRole {
+        id: "df021288-bdef-4463-88db-98f22de89214",
+        value: "User.Read.All",
+        display_name: "Read all users' full profiles",
+    },
+];
+
+/// Microsoft's own tenant, the `appOwnerOrganizationId` of Microsoft Graph's service principal.
+pub const MICROSOFT_SERVICES_TENANT_ID: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
 
 /// A managed identity in Contoso (system-assigned, as on an App Service app): Owner on Contoso
 /// Dev, may register apps (Graph Application.ReadWrite.All). Its tokens come from the simulated

@@ -2,7 +2,7 @@
 
 use super::seed::*;
 use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -22,14 +22,58 @@ pub struct Subscription {
     pub state: &'static str,
 }
 
+/// A user object of one tenant. A person who belongs to several tenants has one object per
+/// tenant: a member in the home tenant, a guest (its own object id, `userType` Guest) elsewhere
+/// (learn.microsoft.com/entra/external-id/user-properties).
 pub struct User {
     pub id: String,
     pub upn: String,
     pub name: String,
+    /// The tenant this object lives in.
+    pub tenant: String,
+    /// "Member" or "Guest".
+    pub user_type: &'static str,
+    /// The person's object in their home tenant (its own id for a member).
+    pub home_id: String,
     pub home_tenant: String,
-    pub tenants: Vec<String>,
-    /// Active Entra directory roles: (tenant, roleTemplateId).
-    pub directory_roles: Vec<(String, String)>,
+    pub mail: Option<String>,
+}
+
+/// An app role granted to a service principal (Graph `appRoleAssignment`).
+pub struct AppRoleAssignment {
+    pub id: String,
+    pub tenant_id: String,
+    pub app_role_id: String,
+    pub principal_id: String,
+    pub principal_type: &'static str,
+    pub principal_display_name: String,
+    /// The resource service principal that defines the app role (e.g. Microsoft Graph's).
+    pub resource_id: String,
+    pub resource_display_name: String,
+    pub created: OffsetDateTime,
+}
+
+/// A delegated permission grant (Graph `oAuth2PermissionGrant`): a client may act for users
+/// (`AllPrincipals`, or one `Principal`) with `scope` at the resource. Recorded and listed; the
+/// simulated user tokens' `scp` does not follow it (docs/simulator.md).
+pub struct OAuth2PermissionGrant {
+    pub id: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub consent_type: String,
+    pub principal_id: Option<String>,
+    pub resource_id: String,
+    pub scope: String,
+}
+
+/// An Entra directory role held by a principal (Graph `unifiedRoleAssignment`, directory provider).
+pub struct DirectoryRoleAssignment {
+    pub id: String,
+    pub tenant_id: String,
+    /// The role's template id (built-in roles: the definition id is the template id).
+    pub role_definition_id: String,
+    pub principal_id: String,
+    pub directory_scope_id: String,
 }
 
 pub struct PasswordCredential {
@@ -53,11 +97,12 @@ pub struct Application {
     pub identifier_uris: Vec<String>,
     pub notes: Option<String>,
     pub tags: Vec<String>,
+    /// `requiredResourceAccess` as last written (the API permissions the app asks for; a
+    /// request only: grants are app role assignments and oauth2PermissionGrants).
+    pub required_resource_access: Value,
     pub password_credentials: Vec<PasswordCredential>,
     pub created: OffsetDateTime,
     pub born: Instant,
-    /// May create applications in Graph (the seeded CI operator).
-    pub may_register_apps: bool,
 }
 
 pub struct ServicePrincipal {
@@ -69,9 +114,6 @@ pub struct ServicePrincipal {
     pub born: Instant,
     /// `servicePrincipalType`: "Application", or "ManagedIdentity" (no application object here).
     pub kind: &'static str,
-    /// Holds Graph's Application.ReadWrite.All itself (a managed identity; apps get it through
-    /// their application's flag).
-    pub may_register_apps: bool,
 }
 
 #[derive(Clone)]
@@ -206,6 +248,12 @@ pub struct World {
     pub service_principals: Vec<ServicePrincipal>,
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// Graph app roles granted to service principals.
+    pub app_role_assignments: Vec<AppRoleAssignment>,
+    /// Entra directory roles held by users and service principals.
+    pub directory_role_assignments: Vec<DirectoryRoleAssignment>,
+    /// Delegated permission grants (`oauth2PermissionGrants`).
+    pub oauth2_permission_grants: Vec<OAuth2PermissionGrant>,
     pub spot_accounts: Vec<SpotAccount>,
     /// Spot tokens that are not the organization admin's: each sees only its accounts
     /// (`SimHandle::scoped_spot_token`, `POST {inspect}/spot/tokens`).
@@ -214,8 +262,8 @@ pub struct World {
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
     pub log: Vec<LogEntry>,
-    /// ARM write times per tenant, for `--rate-limit`.
-    pub arm_writes: HashMap<String, VecDeque<Instant>>,
+    /// ARM's token buckets (`arm.rs`), by tenant or subscription and kind.
+    pub(crate) arm_buckets: HashMap<String, super::arm::Bucket>,
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
     pub armed: Vec<Armed>,
@@ -240,6 +288,43 @@ pub const APP_REGISTRATION_ROLES: [&str; 4] = [
     DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN,
     DIRECTORY_ROLE_APPLICATION_DEVELOPER,
 ];
+
+/// Graph app roles that allow creating applications (application-post-applications).
+pub const APP_REGISTRATION_APP_ROLES: [&str; 2] = [
+    GRAPH_APPLICATION_READWRITE_ALL,
+    GRAPH_APPLICATION_READWRITE_OWNEDBY,
+];
+
+/// Microsoft Graph's service principal in `tenant`: a stable id per tenant, as a real tenant's
+/// is fixed once made.
+pub fn graph_sp_id(tenant: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("{}/{MICROSOFT_GRAPH_APP_ID}", tenant.to_ascii_lowercase()).as_bytes(),
+    )
+    .to_string()
+}
+
+fn uuid_bytes(s: &str) -> [u8; 16] {
+    uuid::Uuid::parse_str(s)
+        .unwrap_or_else(|_| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, s.as_bytes()))
+        .into_bytes()
+}
+
+/// An appRoleAssignment id: like Graph's, 43 base64url characters that begin with the
+/// principal's id (a guess at the format; Graph documents it as an opaque string).
+pub fn app_role_assignment_id(principal_id: &str, app_role_id: &str) -> String {
+    let mut bytes = uuid_bytes(principal_id).to_vec();
+    bytes.extend(uuid_bytes(&format!("{principal_id}/{app_role_id}")));
+    super::base64url(&bytes)
+}
+
+/// A unifiedRoleAssignment id, shaped like the docs' examples (`…-1`): role and principal.
+pub fn directory_role_assignment_id(role: &str, principal_id: &str) -> String {
+    let mut bytes = uuid_bytes(role).to_vec();
+    bytes.extend(uuid_bytes(principal_id));
+    format!("{}-1", super::base64url(&bytes))
+}
 
 /// splitmix64: the simulator's deterministic mixing function (ids, faults).
 pub fn mix(mut x: u64) -> u64 {
@@ -459,30 +544,29 @@ impl World {
             });
         }
         let two_years = time::Duration::days(730);
-        let app =
-            |id: &str, app_id: &str, t: &str, name: &str, secret: &str, may: bool| Application {
-                id: id.into(),
-                app_id: app_id.into(),
-                tenant_id: t.into(),
-                unique_name: None,
-                display_name: name.into(),
-                sign_in_audience: "AzureADMyOrg".into(),
-                redirect_uris: vec![],
-                identifier_uris: vec![],
-                notes: None,
-                tags: vec![],
-                password_credentials: vec![PasswordCredential {
-                    key_id: format!("d{}", &id[1..]),
-                    display_name: Some("seed".into()),
-                    hint: secret.chars().take(3).collect(),
-                    secret_text: secret.into(),
-                    start: now - time::Duration::days(1),
-                    end: now + two_years,
-                }],
-                created: now - time::Duration::days(30),
-                born: old,
-                may_register_apps: may,
-            };
+        let app = |id: &str, app_id: &str, t: &str, name: &str, secret: &str| Application {
+            id: id.into(),
+            app_id: app_id.into(),
+            tenant_id: t.into(),
+            unique_name: None,
+            display_name: name.into(),
+            sign_in_audience: "AzureADMyOrg".into(),
+            redirect_uris: vec![],
+            identifier_uris: vec![],
+            notes: None,
+            tags: vec![],
+            required_resource_access: json!([]),
+            password_credentials: vec![PasswordCredential {
+                key_id: format!("d{}", &id[1..]),
+                display_name: Some("seed".into()),
+                hint: secret.chars().take(3).collect(),
+                secret_text: secret.into(),
+                start: now - time::Duration::days(1),
+                end: now + two_years,
+            }],
+            created: now - time::Duration::days(30),
+            born: old,
+        };
         let applications = vec![
             app(
                 CI_OPERATOR_APP_OBJECT_ID,
@@ -490,7 +574,6 @@ impl World {
                 CONTOSO_TENANT_ID,
                 "ci-operator",
                 CI_OPERATOR_SECRET,
-                true,
             ),
             app(
                 CI_LIMITED_APP_OBJECT_ID,
@@ -498,7 +581,6 @@ impl World {
                 CONTOSO_TENANT_ID,
                 "ci-limited",
                 CI_LIMITED_SECRET,
-                false,
             ),
             app(
                 FABRIKAM_SPOT_APP_OBJECT_ID,
@@ -506,7 +588,6 @@ impl World {
                 FABRIKAM_TENANT_ID,
                 FABRIKAM_SPOT_APP_NAME,
                 FABRIKAM_SPOT_SECRET,
-                false,
             ),
             app(
                 CI_OWNER_NOAPPS_APP_OBJECT_ID,
@@ -514,7 +595,6 @@ impl World {
                 CONTOSO_TENANT_ID,
                 "ci-owner-noapps",
                 CI_OWNER_NOAPPS_SECRET,
-                false,
             ),
         ];
         let service_principals = applications
@@ -533,7 +613,6 @@ impl World {
                 account_enabled: true,
                 born: old,
                 kind: "Application",
-                may_register_apps: false,
             })
             .chain([ServicePrincipal {
                 id: MANAGED_IDENTITY_SP_ID.into(),
@@ -543,8 +622,20 @@ impl World {
                 account_enabled: true,
                 born: old,
                 kind: "ManagedIdentity",
-                may_register_apps: true,
             }])
+            // Microsoft Graph's own service principal, present in every tenant (its app lives in
+            // Microsoft's tenant; the simulator has no application object for it).
+            .chain(
+                [CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].map(|t| ServicePrincipal {
+                    id: graph_sp_id(t),
+                    app_id: MICROSOFT_GRAPH_APP_ID.into(),
+                    tenant_id: t.into(),
+                    display_name: "Microsoft Graph".into(),
+                    account_enabled: true,
+                    born: old,
+                    kind: "Application",
+                }),
+            )
             .collect();
         let builtin = |guid: &str, name: &str, desc: &str, p: Permission| RoleDefinition {
             guid: guid.into(),
@@ -604,28 +695,42 @@ impl World {
                 tenant(FABRIKAM_TENANT_ID, FABRIKAM_NAME, FABRIKAM_DOMAIN, false),
             ],
             subscriptions,
-            users: vec![User {
-                id: OPERATOR_USER_ID.into(),
-                upn: OPERATOR_UPN.into(),
-                name: OPERATOR_NAME.into(),
-                home_tenant: CONTOSO_TENANT_ID.into(),
-                tenants: vec![CONTOSO_TENANT_ID.into(), FABRIKAM_TENANT_ID.into()],
-                // In Fabrikam the operator registers apps as Cloud Application Administrator.
-                directory_roles: vec![(
-                    FABRIKAM_TENANT_ID.into(),
-                    DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN.into(),
-                )],
-            }],
+            // The operator: a member of Contoso, and a guest in Fabrikam (its own object there).
+            users: vec![
+                User {
+                    id: OPERATOR_USER_ID.into(),
+                    upn: OPERATOR_UPN.into(),
+                    name: OPERATOR_NAME.into(),
+                    tenant: CONTOSO_TENANT_ID.into(),
+                    user_type: "Member",
+                    home_id: OPERATOR_USER_ID.into(),
+                    home_tenant: CONTOSO_TENANT_ID.into(),
+                    mail: Some(OPERATOR_UPN.into()),
+                },
+                User {
+                    id: OPERATOR_FABRIKAM_GUEST_ID.into(),
+                    upn: OPERATOR_FABRIKAM_GUEST_UPN.into(),
+                    name: OPERATOR_NAME.into(),
+                    tenant: FABRIKAM_TENANT_ID.into(),
+                    user_type: "Guest",
+                    home_id: OPERATOR_USER_ID.into(),
+                    home_tenant: CONTOSO_TENANT_ID.into(),
+                    mail: Some(OPERATOR_UPN.into()),
+                },
+            ],
             applications,
             service_principals,
             role_definitions,
             role_assignments: vec![],
+            app_role_assignments: vec![],
+            directory_role_assignments: vec![],
+            oauth2_permission_grants: vec![],
             spot_accounts: vec![],
             spot_scoped_tokens: vec![],
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
-            arm_writes: HashMap::new(),
+            arm_buckets: HashMap::new(),
             id_counter: 0,
             armed: vec![],
             auth: Default::default(),
@@ -635,11 +740,17 @@ impl World {
         // on Contoso Production; the Fabrikam Spot app Contributor on Fabrikam Production.
         let mut grants: Vec<(String, String, &str, &str, &str)> = vec![];
         for s in &w.subscriptions {
+            // The operator's object in the subscription's tenant (the guest in Fabrikam).
+            let operator = if s.tenant_id == FABRIKAM_TENANT_ID {
+                OPERATOR_FABRIKAM_GUEST_ID
+            } else {
+                OPERATOR_USER_ID
+            };
             grants.push((
                 s.id.clone(),
                 s.tenant_id.clone(),
                 ROLE_OWNER,
-                OPERATOR_USER_ID,
+                operator,
                 "User",
             ));
             if s.tenant_id == CONTOSO_TENANT_ID {
@@ -713,6 +824,46 @@ impl World {
                 created_on: now - time::Duration::days(30),
                 created_by: None,
                 born: old,
+            });
+        }
+        // Graph app roles: ci-operator and the managed identity hold Application.ReadWrite.All.
+        for (sp, name) in [
+            (CI_OPERATOR_SP_ID, "ci-operator"),
+            (MANAGED_IDENTITY_SP_ID, MANAGED_IDENTITY_NAME),
+        ] {
+            w.app_role_assignments.push(AppRoleAssignment {
+                id: app_role_assignment_id(sp, GRAPH_APPLICATION_READWRITE_ALL),
+                tenant_id: CONTOSO_TENANT_ID.into(),
+                app_role_id: GRAPH_APPLICATION_READWRITE_ALL.into(),
+                principal_id: sp.into(),
+                principal_type: "ServicePrincipal",
+                principal_display_name: name.into(),
+                resource_id: graph_sp_id(CONTOSO_TENANT_ID),
+                resource_display_name: "Microsoft Graph".into(),
+                created: now - time::Duration::days(30),
+            });
+        }
+        // Directory roles: in Fabrikam the operator's guest registers apps as Cloud Application
+        // Administrator; in Contoso the operator is Privileged Role Administrator (may grant app
+        // roles and directory roles, but not register apps by that role).
+        for (tenant, role, principal) in [
+            (
+                FABRIKAM_TENANT_ID,
+                DIRECTORY_ROLE_CLOUD_APPLICATION_ADMIN,
+                OPERATOR_FABRIKAM_GUEST_ID,
+            ),
+            (
+                CONTOSO_TENANT_ID,
+                DIRECTORY_ROLE_PRIVILEGED_ROLE_ADMIN,
+                OPERATOR_USER_ID,
+            ),
+        ] {
+            w.directory_role_assignments.push(DirectoryRoleAssignment {
+                id: directory_role_assignment_id(role, principal),
+                tenant_id: tenant.into(),
+                role_definition_id: role.into(),
+                principal_id: principal.into(),
+                directory_scope_id: "/".into(),
             });
         }
         w.spot_accounts = vec![
@@ -800,32 +951,86 @@ impl World {
 
     /// Whether `principal` may register applications in `tenant`: a user through the tenant's
     /// "Users can register applications" or an app-management directory role; a service
-    /// principal through Graph's Application.ReadWrite.All (or .OwnedBy) app role.
+    /// principal through Graph's Application.ReadWrite.All or .OwnedBy app role, or such a
+    /// directory role (application-post-applications: the permissions and roles it lists).
     pub fn may_register_apps(&self, tenant: &str, principal: &Principal) -> bool {
-        match principal {
-            Principal::User { id } => {
-                self.tenant(tenant)
-                    .is_some_and(|t| t.allowed_to_create_apps)
-                    || self.user(id).is_some_and(|u| {
-                        u.directory_roles.iter().any(|(t, r)| {
-                            t.eq_ignore_ascii_case(tenant)
-                                && APP_REGISTRATION_ROLES.contains(&r.as_str())
-                        })
-                    })
+        let by_role = self
+            .directory_roles_of(tenant, principal.object_id())
+            .iter()
+            .any(|r| APP_REGISTRATION_ROLES.contains(r));
+        by_role
+            || match principal {
+                Principal::User { .. } => self
+                    .tenant(tenant)
+                    .is_some_and(|t| t.allowed_to_create_apps),
+                Principal::ServicePrincipal { id, .. } => self
+                    .graph_app_roles(tenant, id)
+                    .iter()
+                    .any(|r| APP_REGISTRATION_APP_ROLES.contains(&r.as_str())),
             }
-            Principal::ServicePrincipal { app_id, .. } => self.sp_may_register_apps(app_id),
-        }
     }
 
-    /// Whether the service principal of `app_id` holds Graph's Application.ReadWrite.All.
-    pub fn sp_may_register_apps(&self, app_id: &str) -> bool {
-        self.applications
+    /// The directory role templates `principal_id` holds in `tenant`.
+    pub fn directory_roles_of(&self, tenant: &str, principal_id: &str) -> Vec<&str> {
+        self.directory_role_assignments
             .iter()
-            .any(|a| a.app_id == app_id && a.may_register_apps)
-            || self
-                .service_principals
-                .iter()
-                .any(|s| s.app_id == app_id && s.may_register_apps)
+            .filter(|a| {
+                a.tenant_id.eq_ignore_ascii_case(tenant)
+                    && a.principal_id.eq_ignore_ascii_case(principal_id)
+            })
+            .map(|a| a.role_definition_id.as_str())
+            .collect()
+    }
+
+    /// Ids of the Microsoft Graph app roles granted to the service principal `sp_id`.
+    pub fn graph_app_roles(&self, tenant: &str, sp_id: &str) -> Vec<String> {
+        let graph = graph_sp_id(tenant);
+        self.app_role_assignments
+            .iter()
+            .filter(|a| {
+                a.tenant_id.eq_ignore_ascii_case(tenant)
+                    && a.principal_id.eq_ignore_ascii_case(sp_id)
+                    && a.resource_id == graph
+            })
+            .map(|a| a.app_role_id.to_ascii_lowercase())
+            .collect()
+    }
+
+    /// The `value`s of the Graph app roles of `sp_id` (an app token's `roles` claim).
+    pub fn graph_role_values(&self, tenant: &str, sp_id: &str) -> Vec<&'static str> {
+        let held = self.graph_app_roles(tenant, sp_id);
+        GRAPH_APP_ROLES
+            .iter()
+            .filter(|r| held.iter().any(|h| h.eq_ignore_ascii_case(r.id)))
+            .map(|r| r.value)
+            .collect()
+    }
+
+    /// Whether the service principal `sp_id` holds one of Graph's app roles named `values`.
+    pub fn has_graph_permission(&self, tenant: &str, sp_id: &str, values: &[&str]) -> bool {
+        self.graph_role_values(tenant, sp_id)
+            .iter()
+            .any(|v| values.contains(v))
+    }
+
+    /// The user object of the person whose home object is `home_id`, in `tenant` (the member
+    /// itself at home, its guest elsewhere).
+    pub fn user_in(&self, tenant: &str, home_id: &str) -> Option<&User> {
+        self.users.iter().find(|u| {
+            u.tenant.eq_ignore_ascii_case(tenant) && u.home_id.eq_ignore_ascii_case(home_id)
+        })
+    }
+
+    /// The tenants the person behind user object `id` has an object in.
+    pub fn user_tenants(&self, id: &str) -> Vec<String> {
+        let Some(home) = self.user(id).map(|u| u.home_id.clone()) else {
+            return vec![];
+        };
+        self.users
+            .iter()
+            .filter(|u| u.home_id == home)
+            .map(|u| u.tenant.clone())
+            .collect()
     }
 
     pub fn tenant(&self, id: &str) -> Option<&Tenant> {
@@ -839,7 +1044,7 @@ impl World {
     }
 
     pub fn user(&self, id: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.id == id)
+        self.users.iter().find(|u| u.id.eq_ignore_ascii_case(id))
     }
 
     pub fn role_definition(&self, tenant: &str, guid: &str) -> Option<&RoleDefinition> {
@@ -938,8 +1143,9 @@ impl World {
         json!({
             "tenants": self.tenants.iter().map(|t| json!({"tenantId": t.id, "displayName": t.name, "defaultDomain": t.domain, "allowedToCreateApps": t.allowed_to_create_apps})).collect::<Vec<_>>(),
             "subscriptions": self.subscriptions.iter().map(|s| json!({"subscriptionId": s.id, "tenantId": s.tenant_id, "displayName": s.name, "state": s.state})).collect::<Vec<_>>(),
-            "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "homeTenantId": u.home_tenant, "tenants": u.tenants,
-                "directoryRoles": u.directory_roles.iter().map(|(t, r)| json!({"tenantId": t, "roleTemplateId": r})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "users": self.users.iter().map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "displayName": u.name, "tenantId": u.tenant, "userType": u.user_type,
+                "homeUserId": u.home_id, "homeTenantId": u.home_tenant,
+                "directoryRoles": self.directory_roles_of(&u.tenant, &u.id).iter().map(|r| json!({"tenantId": u.tenant, "roleTemplateId": r})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             "applications": self.applications.iter().map(|a| json!({
                 "id": a.id, "appId": a.app_id, "tenantId": a.tenant_id, "uniqueName": a.unique_name, "displayName": a.display_name,
                 "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
@@ -957,6 +1163,18 @@ impl World {
             "roleAssignments": self.role_assignments.iter().map(|a| json!({
                 "name": a.name, "tenantId": a.tenant_id, "scope": a.scope, "roleDefinitionId": a.role_definition_id,
                 "principalId": a.principal_id, "principalType": a.principal_type,
+            })).collect::<Vec<_>>(),
+            "appRoleAssignments": self.app_role_assignments.iter().map(|a| json!({
+                "id": a.id, "tenantId": a.tenant_id, "appRoleId": a.app_role_id, "principalId": a.principal_id,
+                "principalType": a.principal_type, "resourceId": a.resource_id, "resourceDisplayName": a.resource_display_name,
+            })).collect::<Vec<_>>(),
+            "directoryRoleAssignments": self.directory_role_assignments.iter().map(|a| json!({
+                "id": a.id, "tenantId": a.tenant_id, "roleDefinitionId": a.role_definition_id,
+                "principalId": a.principal_id, "directoryScopeId": a.directory_scope_id,
+            })).collect::<Vec<_>>(),
+            "oauth2PermissionGrants": self.oauth2_permission_grants.iter().map(|g| json!({
+                "id": g.id, "tenantId": g.tenant_id, "clientId": g.client_id, "consentType": g.consent_type,
+                "principalId": g.principal_id, "resourceId": g.resource_id, "scope": g.scope,
             })).collect::<Vec<_>>(),
             "spot": {
                 "organizationId": SPOT_ORG_ID,
@@ -1022,7 +1240,14 @@ mod tests {
             &scope,
             "Microsoft.Compute/virtualMachines/write"
         ));
+        // In Fabrikam the operator is its guest object: the Owner assignment is the guest's.
         assert!(w.allowed(
+            FABRIKAM_TENANT_ID,
+            OPERATOR_FABRIKAM_GUEST_ID,
+            &scope,
+            "Microsoft.Authorization/roleAssignments/write"
+        ));
+        assert!(!w.allowed(
             FABRIKAM_TENANT_ID,
             OPERATOR_USER_ID,
             &scope,

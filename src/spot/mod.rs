@@ -46,7 +46,7 @@ impl RawAccount {
     fn into_account(self) -> Option<SpotAccount> {
         Some(SpotAccount {
             account_id: self.account_id.or(self.id)?,
-            name: self.name.unwrap_or_default(),
+            name: crate::text::clean(&self.name.unwrap_or_default()),
             organization_id: self.organization_id.map(|v| match v {
                 Value::String(s) => s,
                 other => other.to_string(),

@@ -1,7 +1,7 @@
 //! `spot-connect apply` / `plan` as a process, against an in-process simulator: exit codes, the
 //! messages an operator sees, a real SIGKILL mid-run, and no secret anywhere on disk or stderr.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use spot_connect::cli::SimOpts;
 use spot_connect::sim::{self, SimHandle, seed};
 use std::path::{Path, PathBuf};
@@ -529,13 +529,18 @@ async fn an_owner_who_may_not_register_applications_is_blocked_before_anything_i
     let app = item("app registration");
     assert_eq!(app["action"], "blocked", "{plan:#}");
     let reason = app["reason"].as_str().unwrap();
+    // The principal is named by its object id, with what an administrator can grant it (not
+    // the users' setting, which does not apply to a service principal).
     for needle in [
         "may not register applications",
+        seed::CI_OWNER_NOAPPS_SP_ID,
         "Application.ReadWrite.All",
-        "ask for the Application Developer role or for 'Users can register applications'",
+        "grant it Microsoft Graph's Application.ReadWrite.OwnedBy",
+        "Application Administrator directory role",
     ] {
         assert!(reason.contains(needle), "{needle} in {reason}");
     }
+    assert!(!reason.contains("Users can register"), "{reason}");
     assert_eq!(item("custom role")["action"], "create", "{plan:#}");
     assert_eq!(item("role assignment")["action"], "create", "{plan:#}");
 
@@ -555,7 +560,9 @@ async fn an_owner_who_may_not_register_applications_is_blocked_before_anything_i
         .await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("may not register applications"), "{stderr}");
-    assert!(stderr.contains("Application Developer"), "{stderr}");
+    assert!(stderr.contains(seed::CI_OWNER_NOAPPS_SP_ID), "{stderr}");
+    assert!(stderr.contains("Application Administrator"), "{stderr}");
+    assert!(!stderr.contains("Users can register"), "{stderr}");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert!(!stderr.contains(seed::CI_OWNER_NOAPPS_SECRET));
     assert_eq!(
@@ -943,5 +950,209 @@ async fn plan_json_of_four_subscriptions_in_two_tenants_is_what_apply_writes() {
             .all(|i| i["action"] == "reuse"),
         "{again:#}"
     );
+    env.sim.shutdown().await;
+}
+
+/// Graph and ARM as an SDK (or `az rest`) calls them, for the e2e below.
+struct Rest {
+    http: reqwest::Client,
+    graph: String,
+    arm: String,
+}
+
+impl Rest {
+    fn new(env: &Env) -> Rest {
+        let ca = std::fs::read(&env.sim.endpoints.ca_cert).unwrap();
+        Rest {
+            http: reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            graph: env.sim.endpoints.graph.clone(),
+            arm: env.sim.endpoints.arm.clone(),
+        }
+    }
+
+    /// The operator's token for `resource` in Contoso, by device code (as `az login` gets it).
+    async fn operator_token(&self, env: &Env, resource: &str) -> String {
+        let token_url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            env.sim.endpoints.login,
+            seed::CONTOSO_TENANT_ID
+        );
+        let dc: Value = self
+            .http
+            .post(token_url.replace("/token", "/devicecode"))
+            .form(&[
+                ("client_id", seed::AZURE_CLI_CLIENT_ID),
+                ("scope", &format!("{resource}/.default")),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            let r: Value = self
+                .http
+                .post(&token_url)
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", seed::AZURE_CLI_CLIENT_ID),
+                    ("device_code", dc["device_code"].as_str().unwrap()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(t) = r["access_token"].as_str() {
+                return t.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        panic!("device code not approved");
+    }
+
+    async fn call(&self, method: &str, url: &str, token: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// An administrator makes a service principal through Graph (app, principal, secret, Owner on a
+/// subscription), as the Azure SDKs do. Signed in as it, `apply --auth client-secret` is refused
+/// before any write, naming the principal's object id; once the administrator grants it
+/// Microsoft Graph's Application.ReadWrite.OwnedBy through `appRoleAssignedTo`, it connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_principal_made_and_granted_through_graph_connects_with_client_secret() {
+    let env = Env::start(SimOpts {
+        approve_after: 0,
+        ..SimOpts::default()
+    })
+    .await;
+    let rest = Rest::new(&env);
+    let graph_token = rest.operator_token(&env, &rest.graph).await;
+    let arm_token = rest.operator_token(&env, &rest.arm).await;
+    let g = |p: &str| format!("{}/v1.0{p}", rest.graph);
+    let (s, app) = rest
+        .call(
+            "POST",
+            &g("/applications"),
+            &graph_token,
+            json!({"displayName": "ci-made-through-graph"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{app}");
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    let (s, sp) = rest
+        .call(
+            "POST",
+            &g("/servicePrincipals"),
+            &graph_token,
+            json!({"appId": app_id}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sp}");
+    let sp_id = sp["id"].as_str().unwrap().to_string();
+    let (s, pw) = rest
+        .call(
+            "POST",
+            &g(&format!(
+                "/applications/{}/addPassword",
+                app["id"].as_str().unwrap()
+            )),
+            &graph_token,
+            json!({"passwordCredential": {"displayName": "ci"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{pw}");
+    let secret = pw["secretText"].as_str().unwrap().to_string();
+    let sub = seed::SUB_CONTOSO_DEV;
+    let (s, ra) = rest
+        .call(
+            "PUT",
+            &format!(
+                "{}/subscriptions/{sub}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
+                rest.arm,
+                "4b1d0e2a-0000-4000-8000-00000000e2e0"
+            ),
+            &arm_token,
+            json!({"properties": {
+                "roleDefinitionId": format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{}", seed::ROLE_OWNER),
+                "principalId": sp_id, "principalType": "ServicePrincipal"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{ra}");
+    let as_sp = [
+        ("AZURE_TENANT_ID", seed::CONTOSO_TENANT_ID),
+        ("AZURE_CLIENT_ID", app_id.as_str()),
+        ("AZURE_CLIENT_SECRET", secret.as_str()),
+    ];
+    let args = [
+        "apply",
+        "--auth",
+        "client-secret",
+        "--subscription",
+        sub,
+        "--yes",
+    ];
+
+    // Not granted yet: refused before anything is written, the principal named by object id.
+    let before = env.sim.state();
+    let (code, _, stderr) = env.run(&args, &as_sp).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("service principal {sp_id}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Application.ReadWrite.OwnedBy"), "{stderr}");
+    assert!(!stderr.contains("Users can register"), "{stderr}");
+    assert!(!stderr.contains(&secret));
+    assert_eq!(env.sim.state(), before, "nothing written");
+
+    // The administrator grants the app role on Microsoft Graph's service principal.
+    let (s, graph_sp) = rest
+        .call(
+            "GET",
+            &g(&format!(
+                "/servicePrincipals(appId='{}')",
+                seed::MICROSOFT_GRAPH_APP_ID
+            )),
+            &graph_token,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, 200, "{graph_sp}");
+    let graph_id = graph_sp["id"].as_str().unwrap();
+    let (s, grant) = rest
+        .call(
+            "POST",
+            &g(&format!("/servicePrincipals/{graph_id}/appRoleAssignedTo")),
+            &graph_token,
+            json!({"principalId": sp_id, "resourceId": graph_id, "appRoleId": seed::GRAPH_APPLICATION_READWRITE_OWNEDBY}),
+        )
+        .await;
+    assert_eq!(s, 201, "{grant}");
+
+    let (code, _, stderr) = env.run(&args, &as_sp).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(&secret));
+    assert_converged(&env.sim.state(), sub);
     env.sim.shutdown().await;
 }

@@ -555,3 +555,234 @@ async fn apply_with_auth_azure_cli_reaches_connected() {
     assert_eq!(device_codes, 1);
     sim.shutdown().await;
 }
+
+/// `spot-connect apply --auth client-secret` for one subscription as the app `client_id`.
+async fn apply_as(
+    sim: &SimHandle,
+    state_dir: &std::path::Path,
+    client_id: &str,
+    secret: &str,
+    sub: &str,
+) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"));
+    cmd.args(["apply", "--auth", "client-secret", "--endpoints"])
+        .arg(&sim.endpoints_path)
+        .args(["--subscription", sub, "--yes", "--state-dir"])
+        .arg(state_dir)
+        .env("AZURE_TENANT_ID", CONTOSO_TENANT_ID)
+        .env("AZURE_CLIENT_ID", client_id)
+        .env("AZURE_CLIENT_SECRET", secret)
+        .env_remove("SPOTINST_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("apply finishes")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains(secret), "no secret on stderr");
+    (out.status.success(), stderr)
+}
+
+/// An administrator with the Azure CLI makes a service principal (`az ad sp create-for-rbac`),
+/// asks for and grants it Microsoft Graph's Application.ReadWrite.OwnedBy, and then that
+/// principal connects a subscription with `apply --auth client-secret`. `az ad app permission
+/// add|list|grant|list-grants` drive Graph's routes; `admin-consent` is refused by the CLI itself
+/// outside the public cloud, so the app role is granted with `az rest` on Graph's documented
+/// `appRoleAssignedTo`, and a directory role with `az rest` on `roleManagement/directory/roleAssignments`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_cli_grants_a_service_principal_the_right_to_register_apps_and_it_connects() {
+    let Some(exe) = az_exe() else { return };
+    let (sim, dir) = start_sim().await;
+    let (az, _) = Az::signed_in(exe, &sim, None).await;
+    let sub = SUB_CONTOSO_DEV;
+    let rbac = az
+        .ok(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "az-cli-granted",
+            "--role",
+            "Owner",
+            "--scopes",
+            &format!("/subscriptions/{sub}"),
+        ])
+        .await;
+    let app_id = rbac["appId"].as_str().unwrap().to_string();
+    let secret = rbac["password"].as_str().unwrap().to_string();
+    let sp_id = az.ok(&["ad", "sp", "show", "--id", &app_id]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Microsoft Graph's service principal and its app roles, as `az ad sp show` finds them.
+    let graph_sp = az
+        .ok(&["ad", "sp", "show", "--id", MICROSOFT_GRAPH_APP_ID])
+        .await;
+    assert_eq!(graph_sp["displayName"], "Microsoft Graph");
+    let graph_id = graph_sp["id"].as_str().unwrap().to_string();
+    assert!(
+        graph_sp["appRoles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == GRAPH_APPLICATION_READWRITE_OWNEDBY
+                && r["value"] == "Application.ReadWrite.OwnedBy"),
+        "{graph_sp}"
+    );
+
+    // az ad app permission add | list: the request is stored on the app (requiredResourceAccess).
+    let role_perm = format!("{GRAPH_APPLICATION_READWRITE_OWNEDBY}=Role");
+    az.ok(&[
+        "ad",
+        "app",
+        "permission",
+        "add",
+        "--id",
+        &app_id,
+        "--api",
+        MICROSOFT_GRAPH_APP_ID,
+        "--api-permissions",
+        &role_perm,
+    ])
+    .await;
+    let listed = az
+        .ok(&["ad", "app", "permission", "list", "--id", &app_id])
+        .await;
+    assert_eq!(listed[0]["resourceAppId"], MICROSOFT_GRAPH_APP_ID);
+    assert_eq!(
+        listed[0]["resourceAccess"],
+        json!([{"id": GRAPH_APPLICATION_READWRITE_OWNEDBY, "type": "Role"}])
+    );
+    // admin-consent: the CLI calls a portal API of the public cloud only.
+    let consent = az
+        .run(&["ad", "app", "permission", "admin-consent", "--id", &app_id])
+        .await;
+    assert!(!consent.ok);
+    assert!(
+        consent
+            .stderr
+            .contains("not yet supported on sovereign clouds"),
+        "{}",
+        consent.stderr
+    );
+    // az ad app permission grant | list-grants: a delegated grant (oauth2PermissionGrants).
+    let grant = az
+        .ok(&[
+            "ad",
+            "app",
+            "permission",
+            "grant",
+            "--id",
+            &app_id,
+            "--api",
+            MICROSOFT_GRAPH_APP_ID,
+            "--scope",
+            "User.Read",
+        ])
+        .await;
+    assert_eq!(grant["clientId"], sp_id.as_str());
+    assert_eq!(grant["resourceId"], graph_id.as_str());
+    assert_eq!(grant["consentType"], "AllPrincipals");
+    let st = state(&sim).await;
+    let grants = items(&st, "oauth2PermissionGrants", "clientId", &sp_id);
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0]["scope"], "User.Read");
+    let listed = az
+        .ok(&["ad", "app", "permission", "list-grants", "--id", &app_id])
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // Delegated grants do not let an app register apps on its own: refused, naming it.
+    let state_dir = dir.path().join("state");
+    let (ok, stderr) = apply_as(&sim, &state_dir, &app_id, &secret, sub).await;
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("service principal {sp_id}")),
+        "{stderr}"
+    );
+
+    // The application permission, granted with az rest on Graph's appRoleAssignedTo.
+    let graph = &sim.endpoints.graph;
+    let assigned = az
+        .ok(&[
+            "rest",
+            "--method",
+            "POST",
+            "--url",
+            &format!("{graph}/v1.0/servicePrincipals/{graph_id}/appRoleAssignedTo"),
+            "--body",
+            &json!({"principalId": sp_id, "resourceId": graph_id, "appRoleId": GRAPH_APPLICATION_READWRITE_OWNEDBY}).to_string(),
+        ])
+        .await;
+    assert_eq!(assigned["principalId"], sp_id.as_str());
+    assert_eq!(assigned["appRoleId"], GRAPH_APPLICATION_READWRITE_OWNEDBY);
+    let st = state(&sim).await;
+    assert_eq!(
+        items(&st, "appRoleAssignments", "principalId", &sp_id).len(),
+        1
+    );
+    let held = az
+        .ok(&[
+            "rest",
+            "--url",
+            &format!("{graph}/v1.0/servicePrincipals/{sp_id}/appRoleAssignments"),
+        ])
+        .await;
+    assert_eq!(held["value"][0]["id"], assigned["id"]);
+
+    // A directory role the same way: create, list, delete.
+    let ras = format!("{graph}/v1.0/roleManagement/directory/roleAssignments");
+    let ra = az
+        .ok(&[
+            "rest",
+            "--method",
+            "POST",
+            "--url",
+            &ras,
+            "--body",
+            &json!({"roleDefinitionId": DIRECTORY_ROLE_APPLICATION_ADMIN, "principalId": sp_id, "directoryScopeId": "/"}).to_string(),
+        ])
+        .await;
+    assert_eq!(ra["roleDefinitionId"], DIRECTORY_ROLE_APPLICATION_ADMIN);
+    let mine = az
+        .ok(&[
+            "rest",
+            "--url",
+            &format!("{ras}?$filter=principalId eq '{sp_id}'"),
+        ])
+        .await;
+    assert_eq!(mine["value"].as_array().unwrap().len(), 1, "{mine}");
+    az.ok(&[
+        "rest",
+        "--method",
+        "DELETE",
+        "--url",
+        &format!("{ras}/{}", ra["id"].as_str().unwrap()),
+    ])
+    .await;
+    assert!(
+        items(
+            &state(&sim).await,
+            "directoryRoleAssignments",
+            "principalId",
+            &sp_id
+        )
+        .is_empty()
+    );
+
+    // Now the az-made principal connects the subscription.
+    let (ok, stderr) = apply_as(&sim, &state_dir, &app_id, &secret, sub).await;
+    assert!(ok, "{stderr}");
+    let st = state(&sim).await;
+    let connected = items(&st["spot"], "accounts", "providerExternalId", sub);
+    assert_eq!(connected.len(), 1, "{}", st["spot"]);
+    let made = connected[0]["credentials"]["clientId"].as_str().unwrap();
+    assert_ne!(
+        made, app_id,
+        "the app Spot holds is the one the principal made"
+    );
+    assert_eq!(items(&st, "applications", "appId", made).len(), 1);
+    sim.shutdown().await;
+}

@@ -294,3 +294,88 @@ async fn apply_with_a_redirect_port_already_taken_stops_before_signing_in() {
         .count();
     assert_eq!(logins, 0, "no sign-in was started");
 }
+
+impl Run {
+    async fn paste_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    /// As [`Run::until`], within `secs`.
+    async fn within(&mut self, secs: u64, f: impl Fn(&str) -> bool) -> String {
+        match tokio::time::timeout(Duration::from_secs(secs), self.until(f)).await {
+            Ok(l) => l,
+            Err(_) => panic!(
+                "not within {secs} s; transcript:\n{}",
+                self.transcript.join("\n")
+            ),
+        }
+    }
+}
+
+/// Issue 17 §5: a line of invalid UTF-8 and a 1 MiB line on stdin are refused with a sentence
+/// each, and the good address pasted after them is still taken.
+#[tokio::test]
+async fn invalid_utf8_and_an_endless_line_on_stdin_are_refused_and_a_good_paste_is_taken() {
+    let env = Env::start(blocked()).await;
+    let mut run = env.spawn(&with(&["--auth", "browser"]));
+    let url = run.sign_in_url().await;
+    let location = env.open(&url).await;
+    run.paste_bytes(b"\xff\xfe\xfd pasted from a terminal in Latin-1 \xe9\n")
+        .await;
+    let l = run.within(30, |l| l.contains("not UTF-8")).await;
+    assert!(l.contains("was ignored"), "{l}");
+    let mut long = vec![b'x'; 1024 * 1024];
+    long.push(b'\n');
+    run.paste_bytes(&long).await;
+    run.within(30, |l| l.contains("longer than 64 KiB")).await;
+    run.paste(&location).await;
+    run.within(30, |l| {
+        l.contains("✓ Azure login: signed in as operator@contoso.example")
+    })
+    .await;
+    let (code, t) = run.finish().await;
+    assert_eq!(code, 0, "{t}");
+}
+
+/// Issue 17 §6: an error redirect whose `error_description` carries escape sequences, a bell and
+/// a C1 control reaches neither stderr nor the log raw: the text is shown without them.
+#[tokio::test]
+async fn an_error_redirect_with_control_sequences_is_shown_without_them() {
+    let env = Env::start(blocked()).await;
+    let mut run = env.spawn(&with(&["--auth", "browser"]));
+    let url = run.sign_in_url().await;
+    let q: std::collections::HashMap<String, String> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let hostile = "AADSTS50105: \u{1b}[2J\u{1b}]0;pwned\u{7}the admin \u{1b}[31mdenied\u{9b}0m you\r\n\u{8}\u{8}";
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let redirect = format!(
+        "{}/?error={}&error_description={}&state={}",
+        q["redirect_uri"],
+        enc("access_denied\u{1b}[5m"),
+        enc(hostile),
+        enc(&q["state"])
+    );
+    let page = reqwest::get(&redirect).await.unwrap();
+    assert_eq!(page.status().as_u16(), 400);
+    let body = page.text().await.unwrap();
+    let (code, t) = run.finish().await;
+    assert_eq!(code, 1, "{t}");
+    assert!(t.contains("AADSTS50105") && t.contains("denied"), "{t}");
+    let log = std::fs::read_to_string(env.dir.path().join("state/spot-connect.log")).unwrap();
+    for (what, text) in [("stderr", &t), ("the log", &log), ("the page", &body)] {
+        for c in ['\u{1b}', '\u{7}', '\u{9b}', '\u{8}', '\r'] {
+            assert!(
+                !text.contains(c),
+                "{what} carries U+{:04X}:\n{text:?}",
+                c as u32
+            );
+        }
+    }
+    let shown = t.lines().find(|l| l.contains("AADSTS50105")).unwrap();
+    println!("shown: {shown}");
+}

@@ -372,3 +372,114 @@ async fn a_tenant_that_wants_interaction_gets_a_browser_sign_in_with_the_claims_
         .await
         .unwrap();
 }
+
+/// Issue 17 §4: a local process on `[::1]:PORT` (where a browser may go for `localhost:PORT`)
+/// stops a sign-in on that `--redirect-port` before anything is sent; a sign-in on a port of
+/// our choosing holds both addresses.
+#[tokio::test]
+async fn a_process_on_the_ipv6_loopback_of_the_port_stops_the_sign_in() {
+    let f = start(blocked()).await;
+    let squatter = match std::net::TcpListener::bind("[::1]:0") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("skipped: no IPv6 loopback here ({e})");
+            return;
+        }
+    };
+    let port = squatter.local_addr().unwrap().port();
+    let (prompt, _rx) = prompts();
+    let auth = f.auth(AuthMethod::Browser, Some(port), prompt);
+    match bounded(auth.sign_in()).await {
+        Err(Error::Usage(m)) => assert!(
+            m.contains(&format!("[::1]:{port} is already in use")),
+            "{m}"
+        ),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("signed in while another process held [::1]:{port}"),
+    }
+    assert_eq!(f.requests_to("/oauth2/v2.0/"), 0, "nothing was sent");
+
+    let (prompt, mut rx) = prompts();
+    let auth = f.auth(AuthMethod::Browser, None, prompt);
+    let signing_in = tokio::spawn(async move { auth.sign_in().await });
+    let b = next_browser(&mut rx).await;
+    for addr in [format!("127.0.0.1:{}", b.port), format!("[::1]:{}", b.port)] {
+        assert_eq!(
+            std::net::TcpListener::bind(&addr).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse,
+            "{addr} is ours"
+        );
+    }
+    signing_in.abort();
+}
+
+/// Six connections that send nothing, on both addresses.
+async fn idle_connections(port: u16) -> Vec<tokio::net::TcpStream> {
+    let mut idle = vec![];
+    for i in 0..6 {
+        let addr = if i % 2 == 0 {
+            format!("127.0.0.1:{port}")
+        } else {
+            format!("[::1]:{port}")
+        };
+        let s = match tokio::net::TcpStream::connect(&addr).await {
+            Ok(s) => s,
+            Err(_) => tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+                .await
+                .unwrap(),
+        };
+        idle.push(s);
+    }
+    idle
+}
+
+/// Issue 17 §4: six idle connections to the listener delay neither the browser's redirect nor
+/// a pasted address: each is answered within 5 s (the listener used to read one connection at a
+/// time for 10 s each: 60 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_idle_connections_delay_neither_the_redirect_nor_a_paste() {
+    let f = start(blocked()).await;
+    let within = Duration::from_secs(5);
+
+    let (prompt, mut rx) = prompts();
+    let auth = f.auth(AuthMethod::Browser, None, prompt);
+    let signing_in = tokio::spawn(async move { auth.sign_in().await });
+    let b = next_browser(&mut rx).await;
+    let _idle = idle_connections(b.port).await;
+    let location = f.open(&b.url).await;
+    let t0 = std::time::Instant::now();
+    let page = tokio::time::timeout(within, reqwest::get(&location))
+        .await
+        .expect("the redirect was answered within 5 s behind six idle connections")
+        .unwrap();
+    let redirect_s = t0.elapsed().as_secs_f64();
+    assert_eq!(page.status().as_u16(), 200);
+    tokio::time::timeout(within, signing_in)
+        .await
+        .expect("signed in")
+        .unwrap()
+        .unwrap();
+
+    let (prompt, mut rx) = prompts();
+    let auth = f.auth(AuthMethod::Browser, None, prompt);
+    let signing_in = tokio::spawn({
+        let auth = auth.clone();
+        async move { auth.sign_in().await }
+    });
+    let b = next_browser(&mut rx).await;
+    let _idle = idle_connections(b.port).await;
+    // Let the listener take them all first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let location = f.open(&b.url).await;
+    let t1 = std::time::Instant::now();
+    auth.paste_redirect(&location);
+    tokio::time::timeout(within, signing_in)
+        .await
+        .expect("the pasted address was taken within 5 s behind six idle connections")
+        .unwrap()
+        .unwrap();
+    eprintln!(
+        "behind six idle connections: the redirect answered in {redirect_s:.2} s, the paste taken in {:.2} s",
+        t1.elapsed().as_secs_f64()
+    );
+}

@@ -500,7 +500,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_warned_about() {
+async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::start(SimOpts::default()).await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
@@ -513,20 +513,241 @@ async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_warned_about()
     assert!(!stderr.contains("warning"), "{stderr}");
     assert_eq!(mode(&kept.join("spot-connect.log")) & 0o777, 0o600);
 
+    // World-writable, not sticky: another user could swap our files. Refused, left as it is.
     let shared = env.dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let (_, _, stderr) = env.run_in(&shared, &["plan", "--subscription", SUB]).await;
+    let (code, _, stderr) = env.run_in(&shared, &["plan", "--subscription", SUB]).await;
+    assert_eq!(code, 1, "{stderr}");
     assert_eq!(mode(&shared), 0o777);
     assert!(
-        stderr.contains("writable by everyone") && stderr.contains("not sticky"),
+        stderr.contains("writable by everyone")
+            && stderr.contains("not sticky")
+            && stderr.contains(&*shared.to_string_lossy()),
         "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing written"
     );
 
     let fresh = env.dir.path().join("new/state");
     let (code, _, stderr) = env.run_in(&fresh, &["plan", "--subscription", SUB]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(mode(&fresh), 0o700, "a missing dir is made 0700");
+    env.sim.shutdown().await;
+}
+
+/// A victim file behind a planted link: its bytes and mode before and after the run.
+#[cfg(unix)]
+struct Victim {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+#[cfg(unix)]
+impl Victim {
+    fn new(dir: &Path, name: &str) -> Victim {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        let bytes =
+            format!("{name}: the victim's own bytes, which no run may touch\n").into_bytes();
+        std::fs::write(&path, &bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Victim { path, bytes }
+    }
+
+    /// Bytes left, of how many; panics when the file changed in any way.
+    fn check(&self, what: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let now = std::fs::read(&self.path).unwrap();
+        let mode = std::fs::metadata(&self.path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(
+            now,
+            self.bytes,
+            "{what}: the file behind the link was written ({} bytes left of {})",
+            now.len(),
+            self.bytes.len()
+        );
+        assert_eq!(mode, 0o644, "{what}: the file behind the link was chmodded");
+        format!(
+            "{what}: {} of {} bytes left, mode 0644",
+            now.len(),
+            self.bytes.len()
+        )
+    }
+}
+
+/// Issue 17 §1: a link planted where spot-connect writes (the log, a lock file, the locks,
+/// state and reports directories, a state file) is never written through: the run refuses with
+/// the path named, and the file behind the link keeps every byte and its mode.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_symlink_is_never_written_through() {
+    use spot_connect::onboard::lock::lock_path;
+    use spot_connect::onboard::state::state_path;
+    use std::os::unix::fs::symlink;
+    let env = Env::start(SimOpts::default()).await;
+    let victims = env.dir.path().join("victims");
+    std::fs::create_dir(&victims).unwrap();
+    let tenant = seed::CONTOSO_TENANT_ID;
+    let mut figures = vec![];
+    let fresh = |name: &str| {
+        let d = env.dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+
+    // The log.
+    let d = fresh("log");
+    let v = Victim::new(&victims, "log-target");
+    symlink(&v.path, d.join("spot-connect.log")).unwrap();
+    let (code, _, stderr) = env.run_in(&d, &["plan", "--subscription", SUB]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("spot-connect.log") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    figures.push(v.check("spot-connect.log"));
+
+    // A lock file.
+    let d = fresh("lock");
+    let lock = lock_path(&d, tenant, SUB);
+    std::fs::create_dir(lock.parent().unwrap()).unwrap();
+    let v = Victim::new(&victims, "lock-target");
+    symlink(&v.path, &lock).unwrap();
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&*lock.to_string_lossy()) && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    figures.push(v.check("locks/<tenant>_<subscription>.lock"));
+    let st = env.sim.state();
+    assert!(ours(&st).is_empty(), "nothing was written in the cloud");
+
+    // The locks directory itself.
+    let d = fresh("locksdir");
+    let elsewhere = fresh("elsewhere");
+    symlink(&elsewhere, d.join("locks")).unwrap();
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("locks") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    figures.push(format!(
+        "locks -> another dir: {} files made there",
+        std::fs::read_dir(&elsewhere).unwrap().count()
+    ));
+
+    // The state directory and a state file.
+    let d = fresh("statedir");
+    let elsewhere2 = fresh("elsewhere2");
+    symlink(&elsewhere2, d.join("state")).unwrap();
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&elsewhere2).unwrap().count(), 0);
+
+    let d = fresh("statefile");
+    let sp = state_path(&d, tenant, SUB);
+    std::fs::create_dir(sp.parent().unwrap()).unwrap();
+    let v = Victim::new(&victims, "state-target");
+    symlink(&v.path, &sp).unwrap();
+    // Neither read nor written through (a rename into place would replace it, not follow it).
+    let (code, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&*sp.to_string_lossy()) && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    figures.push(v.check("state/<tenant>_<subscription>.json"));
+
+    // The reports directory: the report is not saved there, and the run says why.
+    let d = fresh("reportsdir");
+    let elsewhere3 = fresh("elsewhere3");
+    symlink(&elsewhere3, d.join("reports")).unwrap();
+    let (_, _, stderr) = env
+        .run_in(&d, &["apply", "--yes", "--subscription", SUB])
+        .await;
+    assert!(
+        stderr.contains("could not save the report") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere3).unwrap().count(), 0);
+
+    eprintln!("planted links:\n  {}", figures.join("\n  "));
+    env.sim.shutdown().await;
+}
+
+/// Issue 17 §1, across users: the victim (`nobody`, run with setpriv) points --state-dir at a
+/// shared sticky directory where another user (root, here) planted `spot-connect.log` as a link
+/// to the victim's own file; and a state dir of ours holding a log file another user made.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_directory_or_file_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
+    if spot_connect::safe_fs::our_uid() != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv to act as two users");
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The victim's own file.
+    let home = top.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let v = Victim::new(&home, "precious");
+    chown(&home, Some(65534), Some(65534)).unwrap();
+    chown(&v.path, Some(65534), Some(65534)).unwrap();
+    // The shared sticky directory (like /tmp), with the attacker's link in it.
+    let shared = top.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    symlink(&v.path, shared.join("spot-connect.log")).unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+            .args(["plan", "--auth", "client-secret", "--subscription", SUB])
+            .arg("--state-dir")
+            .arg(&shared)
+            .env_remove("SPOTINST_TOKEN")
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&*shared.to_string_lossy()) && stderr.contains("not to you (uid 65534)"),
+        "{stderr}"
+    );
+    let figure = v.check("nobody's file behind root's link in a sticky dir");
+
+    // A state dir of ours where another user made the log file: refused, not appended to.
+    let mine = top.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    let planted = Victim::new(&mine, "spot-connect.log");
+    chown(&planted.path, Some(65534), Some(65534)).unwrap();
+    let env = Env::start(SimOpts::default()).await;
+    let (code, _, stderr) = env.run_in(&mine, &["plan", "--subscription", SUB]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
+    let figure2 = planted.check("a log file of uid 65534 in our dir");
+    eprintln!("{figure}\n{figure2}");
     env.sim.shutdown().await;
 }
 
@@ -693,5 +914,268 @@ async fn retry_after_waits_are_shown_live() {
         "a 429/503 with Retry-After: 1 is announced: {stderr}"
     );
     assert_eq!(problems(&env.sim.state(), SUB), Vec::<String>::new());
+    env.sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 17 §2, §3: the `az` child of `--auth azure-cli`
+// ---------------------------------------------------------------------------------------------
+
+/// A directory with an executable `az` (the script given) to put first on PATH.
+#[cfg(unix)]
+fn fake_az(dir: &Path, script: &str) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let az = bin.join("az");
+    std::fs::write(&az, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::env::join_paths(
+        std::iter::once(bin).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap()
+}
+
+/// `spot-connect <args> --auth azure-cli` with secrets of ours in its environment.
+#[cfg(unix)]
+fn az_run(state_dir: &Path, path: &std::ffi::OsStr, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .args(["--auth", "azure-cli", "--state-dir"])
+        .arg(state_dir)
+        .env("PATH", path)
+        .env("SPOTINST_TOKEN", "spot-token-of-the-operator")
+        .env("AZURE_CLIENT_SECRET", "client-secret-of-ci")
+        .env("AZURE_CLIENT_ID", "c1")
+        .env("AZURE_CONFIG_DIR", state_dir.join("azure"))
+        .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+        .env("LC_ALL", "C.UTF-8")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// Whether process `pid` has ended (gone, or a zombie waiting for its reaper).
+#[cfg(unix)]
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+/// The `az` a run starts and what that starts, as the fake records them: `<sh pid> <sleep pid>`.
+#[cfg(unix)]
+async fn az_pids(file: &Path) -> (u32, u32) {
+    for _ in 0..600 {
+        if let Ok(s) = std::fs::read_to_string(file)
+            && let Some((a, b)) = s.trim().split_once(' ')
+        {
+            return (a.parse().unwrap(), b.parse().unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the fake az never started");
+}
+
+/// A hanging `az`: the run gives up after SPOT_CONNECT_AZ_TIMEOUT naming the command, and kills
+/// it and what it started; the child's environment (read from /proc) holds only allowed names.
+/// Then a run interrupted (SIGTERM) while `az` hangs takes `az` with it.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_az_is_stopped_with_its_group_and_sees_only_the_environment_it_needs() {
+    let d = tempfile::tempdir().unwrap();
+    let pids = d.path().join("pids");
+    let path = fake_az(
+        d.path(),
+        &format!(
+            "sleep 600 &\necho \"$$ $!\" > {}.tmp && mv {0}.tmp {0}\nwait",
+            pids.display()
+        ),
+    );
+    let state = d.path().join("state");
+    let t0 = Instant::now();
+    let child = az_run(&state, &path, &["plan", "--subscription", SUB])
+        .env("SPOT_CONNECT_AZ_TIMEOUT", "6")
+        .spawn()
+        .unwrap();
+    let (az, sleeper) = az_pids(&pids).await;
+    // The child's environment, from /proc while it runs.
+    let environ = std::fs::read(format!("/proc/{az}/environ")).unwrap();
+    let mut names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            kv.split_once('=')
+                .map_or(kv.to_string(), |(k, _)| k.to_string())
+        })
+        .collect();
+    names.sort();
+    for secret in ["SPOTINST_TOKEN", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID"] {
+        assert!(
+            !names.iter().any(|n| n == secret),
+            "{secret} reached az: {names:?}"
+        );
+    }
+    for needed in [
+        "PATH",
+        "AZURE_CONFIG_DIR",
+        "AZURE_CORE_COLLECT_TELEMETRY",
+        "LC_ALL",
+    ] {
+        assert!(
+            names.iter().any(|n| n == needed),
+            "{needed} missing: {names:?}"
+        );
+    }
+    // What sh itself sets (PWD, SHLVL, OLDPWD after `cd`) besides ours.
+    for n in &names {
+        assert!(
+            spot_connect::azure::az::allowed(n)
+                || ["PWD", "OLDPWD", "SHLVL", "_"].contains(&n.as_str()),
+            "{n} reached az: {names:?}"
+        );
+    }
+    eprintln!("the az child's environment: {}", names.join(" "));
+
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("the run ends")
+        .unwrap();
+    let took = t0.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`az account get-access-token")
+            && stderr.contains("did not finish within 6 s"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("client-secret-of-ci") && !stderr.contains("spot-token-of"));
+    for _ in 0..50 {
+        if ended(az) && ended(sleeper) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ended(az), "az {az} still runs");
+    assert!(ended(sleeper), "what az started ({sleeper}) still runs");
+    eprintln!(
+        "hanging az: the run ended after {:.1} s (timeout 6 s), az and its child gone",
+        took.as_secs_f64()
+    );
+
+    // Interrupted while az hangs (default timeout, 30 s): az goes with the run.
+    std::fs::remove_file(&pids).unwrap();
+    let child = az_run(&state, &path, &["plan", "--subscription", SUB])
+        .spawn()
+        .unwrap();
+    let (az, sleeper) = az_pids(&pids).await;
+    let t1 = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the run ends on SIGTERM")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    for _ in 0..50 {
+        if ended(az) && ended(sleeper) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        ended(az) && ended(sleeper),
+        "az ({az}, {sleeper}) outlived the interrupted run"
+    );
+    eprintln!(
+        "SIGTERM while az hangs: the run ended in {:.1} s, az and its child gone",
+        t1.elapsed().as_secs_f64()
+    );
+}
+
+/// An unsigned JWT with these claims (what the fake az hands out).
+#[cfg(unix)]
+fn jwt(claims: Value) -> String {
+    let b = |v: &Value| {
+        use std::fmt::Write;
+        // base64url without padding, by hand (no base64 crate in the tests).
+        let bytes = serde_json::to_vec(v).unwrap();
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for c in bytes.chunks(3) {
+            let n = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..=c.len() {
+                let _ = write!(out, "{}", A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    format!(
+        "{}.{}.c2ln",
+        b(&serde_json::json!({"alg": "none", "typ": "JWT"})),
+        b(&claims)
+    )
+}
+
+/// A token `az` returns for another tenant than the one asked for is refused, naming both.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_az_for_another_tenant_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let answer = |tid: &str| {
+        let token = jwt(serde_json::json!({"tid": tid, "upn": "ops@contoso.com", "exp": exp}));
+        format!(
+            "cat <<'JSON'\n{{\"accessToken\": \"{token}\", \"expires_on\": {exp}, \"tokenType\": \"Bearer\"}}\nJSON"
+        )
+    };
+    let env = Env::start(SimOpts::default()).await;
+    let endpoints = env.sim.endpoints_path.to_string_lossy().into_owned();
+    let wrong = fake_az(&d.path().join("wrong"), &answer(seed::FABRIKAM_TENANT_ID));
+    let args = [
+        "plan",
+        "--tenant",
+        seed::CONTOSO_TENANT_ID,
+        "--subscription",
+        SUB,
+        "--endpoints",
+        &endpoints,
+    ];
+    let out = az_run(&d.path().join("s1"), &wrong, &args)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "returned a token for tenant {}, not for the tenant asked for ({})",
+            seed::FABRIKAM_TENANT_ID,
+            seed::CONTOSO_TENANT_ID
+        )),
+        "{stderr}"
+    );
+    // The right tenant passes the check (and goes on to sign in).
+    let right = fake_az(&d.path().join("right"), &answer(seed::CONTOSO_TENANT_ID));
+    let out = az_run(&d.path().join("s2"), &right, &args)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("returned a token for tenant")
+            && stderr.contains("signed in as ops@contoso.com"),
+        "{stderr}"
+    );
     env.sim.shutdown().await;
 }

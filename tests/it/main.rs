@@ -10,6 +10,7 @@ mod auth_sim;
 mod azure_cli;
 mod browser_cli;
 mod browser_sim;
+mod cli_usage;
 mod dist_cli;
 mod engine_sim;
 mod harden_cli;

@@ -336,6 +336,7 @@ async fn a_listing_cut_short_is_never_taken_for_the_whole() {
     // Page size 2: 1 001 more subscriptions make more than 500 pages in Contoso.
     let env = Env::start(SimOpts {
         subscriptions: 1001,
+        subscription_page_size: 2,
         ..SimOpts::default()
     })
     .await;

@@ -853,8 +853,10 @@ async fn graph_applications_service_principals_and_secrets() {
 
 #[tokio::test]
 async fn arm_subscriptions_are_paged_and_scoped_to_the_token_tenant() {
+    // Small pages, so the paging itself is exercised (the default page holds 100).
     let t = start(SimOpts {
         subscriptions: 3,
+        subscription_page_size: 2,
         ..fast()
     })
     .await;
@@ -1646,12 +1648,132 @@ async fn arm_writes_are_rate_limited_per_tenant() {
     let r = throttled.expect("a write beyond the rate is throttled");
     assert_arm_error(&r, 429, "TooManyRequests");
     assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.headers["x-ms-ratelimit-remaining-tenant-writes"], "0");
     // Reads are not counted.
     assert_eq!(
         t.get("/arm/subscriptions?api-version=2022-12-01", &arm)
             .await
             .status,
         200
+    );
+    t.sim.shutdown().await;
+}
+
+fn remaining(r: &R, name: &str) -> u64 {
+    r.headers
+        .get(format!("x-ms-ratelimit-remaining-{name}"))
+        .unwrap_or_else(|| panic!("x-ms-ratelimit-remaining-{name} in {:?}", r.headers))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// ARM's budget on every reply (reference/fleet-and-policies.md §5): token buckets per
+/// subscription (and principal) and per tenant, for reads, writes and deletes, refilled
+/// continuously; a request that finds a bucket empty gets 429 with the time to the next token.
+#[tokio::test]
+async fn arm_announces_its_token_buckets_on_every_reply() {
+    let t = start(SimOpts {
+        arm_read_bucket: 5,
+        arm_read_refill: 2.0,
+        arm_write_bucket: 3,
+        arm_write_refill: 1.0,
+        ..fast()
+    })
+    .await;
+    let arm = t.operator("arm").await;
+    // Tenant-level reads: the tenant's read bucket only.
+    let r = t
+        .get("/arm/subscriptions?api-version=2022-12-01", &arm)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(remaining(&r, "tenant-reads"), 4);
+    assert!(
+        r.headers
+            .get("x-ms-ratelimit-remaining-subscription-reads")
+            .is_none()
+    );
+    // A subscription's reads draw on both; the subscription's bucket is its own.
+    let perms = |sub: &str| {
+        format!("/arm/subscriptions/{sub}/providers/Microsoft.Authorization/permissions?{ARM_V}")
+    };
+    let r = t.get(&perms(SUB_CONTOSO_PROD), &arm).await;
+    assert_eq!(
+        (
+            remaining(&r, "subscription-reads"),
+            remaining(&r, "tenant-reads")
+        ),
+        (4, 3)
+    );
+    let r = t.get(&perms(SUB_CONTOSO_DEV), &arm).await;
+    assert_eq!(
+        (
+            remaining(&r, "subscription-reads"),
+            remaining(&r, "tenant-reads")
+        ),
+        (4, 2)
+    );
+    // Writes and deletes have buckets of their own, and the headers come on errors too.
+    let write = |i: usize| json!({"properties": {"roleName": format!("bucket {i}"), "assignableScopes": [format!("/subscriptions/{SUB_CONTOSO_PROD}")], "permissions": []}});
+    let mut lefts = vec![];
+    for i in 0..3 {
+        let r = t
+            .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, write(i))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        lefts.push((
+            remaining(&r, "subscription-writes"),
+            remaining(&r, "tenant-writes"),
+        ));
+    }
+    assert_eq!(lefts, [(2, 2), (1, 1), (0, 0)]);
+    let r = t
+        .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, write(9))
+        .await;
+    assert_arm_error(&r, 429, "TooManyRequests");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Write")
+    );
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(remaining(&r, "tenant-writes"), 0);
+    let d = t
+        .delete(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm)
+        .await;
+    assert_eq!(d.status, 204);
+    assert_eq!(remaining(&d, "subscription-deletes"), 2);
+    // Reads are still there; the write bucket refills at 1 per second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = t
+        .put(&rd_path(SUB_CONTOSO_PROD, &new_guid()), &arm, write(10))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(remaining(&r, "tenant-writes"), 0);
+    // Read buckets refill at 2 per second up to their size (5), never beyond.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let r = t
+        .get("/arm/subscriptions?api-version=2022-12-01", &arm)
+        .await;
+    assert_eq!(remaining(&r, "tenant-reads"), 4);
+    // Another principal has its own subscription buckets, the same tenant buckets.
+    let other = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "arm",
+        )
+        .await;
+    let r = t.get(&perms(SUB_CONTOSO_PROD), &other).await;
+    assert_eq!(
+        (
+            remaining(&r, "subscription-reads"),
+            remaining(&r, "tenant-reads")
+        ),
+        (4, 3)
     );
     t.sim.shutdown().await;
 }
@@ -1925,7 +2047,8 @@ impl T {
 #[tokio::test]
 async fn graph_tells_who_may_register_applications() {
     let t = start(fast()).await;
-    // Contoso: "Users can register applications" is on; the operator holds no directory role.
+    // Contoso: "Users can register applications" is on; the operator's only directory role is
+    // Privileged Role Administrator, which does not register apps.
     let contoso = t.user_token(CONTOSO_TENANT_ID, "graph").await;
     let p = t
         .get("/graph/v1.0/policies/authorizationPolicy", &contoso)
@@ -1950,7 +2073,10 @@ async fn graph_tells_who_may_register_applications() {
         )
         .await;
     assert_eq!(roles.status, 200, "{}", roles.body);
-    assert_eq!(roles.body["value"], json!([]));
+    let v = roles.body["value"].as_array().unwrap();
+    assert_eq!(v.len(), 1, "{}", roles.body);
+    assert_eq!(v[0]["roleTemplateId"], DIRECTORY_ROLE_PRIVILEGED_ROLE_ADMIN);
+    assert_eq!(v[0]["displayName"], "Privileged Role Administrator");
     let me = t.get("/graph/v1.0/me", &contoso).await;
     assert_eq!(me.body["userPrincipalName"], OPERATOR_UPN);
 
@@ -2664,6 +2790,41 @@ async fn oidc_discovery_jwks_and_documented_token_claims() {
         format!("https://sts.windows.net/{CONTOSO_TENANT_ID}/")
     );
     assert!(at.get("idp").is_none());
+    // …and a guest is its own user object there: its own oid (and so its own pairwise sub),
+    // the home sign-in name as unique_name/email, no upn (external-id/user-token).
+    assert_eq!(fab_claims["oid"], OPERATOR_FABRIKAM_GUEST_ID);
+    assert_ne!(fab_claims["sub"], at["sub"]);
+    assert!(fab_claims.get("upn").is_none(), "{fab_claims}");
+    assert_eq!(fab_claims["unique_name"], OPERATOR_UPN);
+    let fab_id = verified_claims(&jwks, fab.body["id_token"].as_str().unwrap());
+    assert_eq!(fab_id["oid"], OPERATOR_FABRIKAM_GUEST_ID);
+    assert_eq!(fab_id["tid"], FABRIKAM_TENANT_ID);
+    assert_eq!(fab_id["preferred_username"], OPERATOR_UPN);
+    // ARM knows the guest by its own id: its Owner assignment in Fabrikam is the guest's.
+    let mine = t
+        .get(
+            &format!(
+                "/arm/subscriptions/{SUB_FABRIKAM_PROD}/providers/Microsoft.Authorization/roleAssignments?{ARM_V}&$filter=principalId eq '{OPERATOR_FABRIKAM_GUEST_ID}'"
+            ),
+            fab_at,
+        )
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(
+        mine.body["value"].as_array().unwrap().len(),
+        1,
+        "{}",
+        mine.body
+    );
+    let home_id_there = t
+        .get(
+            &format!(
+                "/arm/subscriptions/{SUB_FABRIKAM_PROD}/providers/Microsoft.Authorization/roleAssignments?{ARM_V}&$filter=principalId eq '{OPERATOR_USER_ID}'"
+            ),
+            fab_at,
+        )
+        .await;
+    assert_eq!(home_id_there.body["value"], json!([]));
     let subs = t
         .get("/arm/subscriptions?api-version=2022-12-01", fab_at)
         .await;
@@ -2923,4 +3084,367 @@ async fn a_scoped_spot_token_sees_and_changes_only_its_accounts() {
         200
     );
     assert_eq!(t.get("/spot/setup/account", "wrong").await.status, 401);
+}
+
+/// Microsoft Graph's service principal in every tenant, app role grants through
+/// `appRoleAssignedTo` / `appRoleAssignments`, and directory roles through
+/// `roleManagement/directory/roleAssignments` (Graph v1.0 docs: serviceprincipal-post-approleassignedto,
+/// serviceprincipal-post-approleassignments, serviceprincipal-delete-approleassignedto,
+/// rbacapplication-post-roleassignments, unifiedroleassignment-delete); permission checks honour them.
+#[tokio::test]
+async fn graph_grants_app_roles_and_directory_roles_as_documented() {
+    let t = start(fast()).await;
+    // The operator, Privileged Role Administrator in Contoso, as an administrator would sign in.
+    let admin = t.user_token(CONTOSO_TENANT_ID, "graph").await;
+    let graph_sp = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals(appId='{MICROSOFT_GRAPH_APP_ID}')"),
+            &admin,
+        )
+        .await;
+    assert_eq!(graph_sp.status, 200, "{}", graph_sp.body);
+    assert_eq!(graph_sp.body["displayName"], "Microsoft Graph");
+    let graph_id = graph_sp.body["id"].as_str().unwrap().to_string();
+    let role_id = |value: &str| {
+        graph_sp.body["appRoles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["value"] == value)
+            .unwrap_or_else(|| panic!("{value} in {}", graph_sp.body))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        role_id("Application.ReadWrite.OwnedBy"),
+        GRAPH_APPLICATION_READWRITE_OWNEDBY
+    );
+    assert_eq!(
+        role_id("Application.ReadWrite.All"),
+        GRAPH_APPLICATION_READWRITE_ALL
+    );
+    // Also found the way the Azure CLI looks it up, and in Fabrikam (another id there).
+    let by_name = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c eq '{MICROSOFT_GRAPH_APP_ID}')"),
+            &admin,
+        )
+        .await;
+    assert_eq!(by_name.body["value"][0]["id"], graph_id.as_str());
+    let fab_admin = t.user_token(FABRIKAM_TENANT_ID, "graph").await;
+    let fab_graph = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals(appId='{MICROSOFT_GRAPH_APP_ID}')"),
+            &fab_admin,
+        )
+        .await;
+    assert_eq!(fab_graph.status, 200, "{}", fab_graph.body);
+    assert_ne!(fab_graph.body["id"], graph_id.as_str());
+
+    // A new app and service principal, made as the Azure SDKs make them.
+    let app = t
+        .post(
+            "/graph/v1.0/applications",
+            &admin,
+            json!({"displayName": "granted-later"}),
+        )
+        .await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    let app_id = app.body["appId"].as_str().unwrap().to_string();
+    let sp = t
+        .post(
+            "/graph/v1.0/servicePrincipals",
+            &admin,
+            json!({"appId": app_id}),
+        )
+        .await;
+    assert_eq!(sp.status, 201, "{}", sp.body);
+    let sp_id = sp.body["id"].as_str().unwrap().to_string();
+    let secret = t
+        .post(
+            &format!(
+                "/graph/v1.0/applications/{}/addPassword",
+                app.body["id"].as_str().unwrap()
+            ),
+            &admin,
+            json!({"passwordCredential": {"displayName": "t"}}),
+        )
+        .await;
+    let secret = secret.body["secretText"].as_str().unwrap().to_string();
+    let sp_token = t
+        .cc_token(CONTOSO_TENANT_ID, &app_id, &secret, "graph")
+        .await;
+    // Without a grant it may not register applications.
+    assert_graph_error(
+        &t.post(
+            "/graph/v1.0/applications",
+            &sp_token,
+            json!({"displayName": "x"}),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    );
+
+    // Grant Application.ReadWrite.OwnedBy on the resource side (the docs' recommended way).
+    let grant = json!({"principalId": sp_id, "resourceId": graph_id, "appRoleId": GRAPH_APPLICATION_READWRITE_OWNEDBY});
+    let assigned_to = format!("/graph/v1.0/servicePrincipals/{graph_id}/appRoleAssignedTo");
+    // Someone without the right: ci-limited (an app with no AppRoleAssignment.ReadWrite.All),
+    // and the operator's guest in Fabrikam (Cloud Application Administrator there) for Fabrikam's Graph.
+    let limited = t
+        .cc_token(
+            CONTOSO_TENANT_ID,
+            CI_LIMITED_CLIENT_ID,
+            CI_LIMITED_SECRET,
+            "graph",
+        )
+        .await;
+    assert_graph_error(
+        &t.post(&assigned_to, &limited, grant.clone()).await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    let fab_sp = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals/{FABRIKAM_SPOT_SP_ID}"),
+            &fab_admin,
+        )
+        .await;
+    assert_eq!(fab_sp.status, 200);
+    assert_graph_error(
+        &t.post(
+            &format!("/graph/v1.0/servicePrincipals/{}/appRoleAssignedTo", fab_graph.body["id"].as_str().unwrap()),
+            &fab_admin,
+            json!({"principalId": FABRIKAM_SPOT_SP_ID, "resourceId": fab_graph.body["id"], "appRoleId": GRAPH_APPLICATION_READWRITE_ALL}),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    // Bad requests: a role Graph does not define, a body naming another resource than the URL.
+    let mut bad_role = grant.clone();
+    bad_role["appRoleId"] = json!(new_guid());
+    let r = t.post(&assigned_to, &admin, bad_role).await;
+    assert_graph_error(&r, 400, "Request_BadRequest");
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(MICROSOFT_GRAPH_APP_ID)
+    );
+    let mut other = grant.clone();
+    other["resourceId"] = json!(sp_id);
+    assert_graph_error(
+        &t.post(&assigned_to, &admin, other).await,
+        400,
+        "Request_BadRequest",
+    );
+
+    let created = t.post(&assigned_to, &admin, grant.clone()).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    for (k, v) in [
+        ("principalId", sp_id.as_str()),
+        ("resourceId", graph_id.as_str()),
+        ("appRoleId", GRAPH_APPLICATION_READWRITE_OWNEDBY),
+        ("principalType", "ServicePrincipal"),
+        ("principalDisplayName", "granted-later"),
+        ("resourceDisplayName", "Microsoft Graph"),
+    ] {
+        assert_eq!(created.body[k], v, "{k}: {}", created.body);
+    }
+    assert!(created.body["id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(created.body["createdDateTime"].is_string());
+    assert!(
+        created.body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("/appRoleAssignedTo/$entity")
+    );
+    // Granted twice: refused, nothing added.
+    let again = t.post(&assigned_to, &admin, grant.clone()).await;
+    assert_graph_error(&again, 400, "Request_BadRequest");
+    assert!(
+        again.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+    // Both sides list it.
+    let held = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals/{sp_id}/appRoleAssignments"),
+            &admin,
+        )
+        .await;
+    assert_eq!(held.status, 200, "{}", held.body);
+    assert_eq!(held.body["value"].as_array().unwrap().len(), 1);
+    assert_eq!(held.body["value"][0]["id"], created.body["id"]);
+    let to = t
+        .get(
+            &format!("{assigned_to}?$filter=principalId eq '{sp_id}'"),
+            &admin,
+        )
+        .await;
+    assert_eq!(to.body["value"].as_array().unwrap().len(), 1, "{}", to.body);
+
+    // A token issued after the grant carries it, and the principal may now register apps.
+    let sp_token = t
+        .cc_token(CONTOSO_TENANT_ID, &app_id, &secret, "graph")
+        .await;
+    let claims: Value =
+        serde_json::from_slice(&b64url_decode(sp_token.split('.').nth(1).unwrap())).unwrap();
+    assert_eq!(claims["roles"], json!(["Application.ReadWrite.OwnedBy"]));
+    let made = t
+        .post(
+            "/graph/v1.0/applications",
+            &sp_token,
+            json!({"displayName": "made by the sp"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+
+    // Revoked: DELETE …/appRoleAssignedTo/{id} → 204; then 404; the right is gone.
+    let aid = created.body["id"].as_str().unwrap();
+    assert_eq!(
+        t.delete(&format!("{assigned_to}/{aid}"), &admin)
+            .await
+            .status,
+        204
+    );
+    assert_graph_error(
+        &t.delete(&format!("{assigned_to}/{aid}"), &admin).await,
+        404,
+        "Request_ResourceNotFound",
+    );
+    let sp_token = t
+        .cc_token(CONTOSO_TENANT_ID, &app_id, &secret, "graph")
+        .await;
+    assert_graph_error(
+        &t.post(
+            "/graph/v1.0/applications",
+            &sp_token,
+            json!({"displayName": "y"}),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    // The principal side works too (`…/{principal}/appRoleAssignments`, principalId = the URL's).
+    let via_principal = t
+        .post(
+            &format!("/graph/v1.0/servicePrincipals/{sp_id}/appRoleAssignments"),
+            &admin,
+            grant.clone(),
+        )
+        .await;
+    assert_eq!(via_principal.status, 201, "{}", via_principal.body);
+    let aid = via_principal.body["id"].as_str().unwrap();
+    assert_eq!(
+        t.delete(
+            &format!("/graph/v1.0/servicePrincipals/{sp_id}/appRoleAssignments/{aid}"),
+            &admin
+        )
+        .await
+        .status,
+        204
+    );
+
+    // Directory roles: Application Administrator for the service principal (tenant scope).
+    let ras = "/graph/v1.0/roleManagement/directory/roleAssignments";
+    let body = json!({"@odata.type": "#microsoft.graph.unifiedRoleAssignment", "roleDefinitionId": DIRECTORY_ROLE_APPLICATION_ADMIN, "principalId": sp_id, "directoryScopeId": "/"});
+    assert_graph_error(
+        &t.post(ras, &limited, body.clone()).await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    assert_graph_error(
+        &t.post(
+            ras,
+            &admin,
+            json!({"roleDefinitionId": DIRECTORY_ROLE_APPLICATION_ADMIN, "directoryScopeId": "/"}),
+        )
+        .await,
+        400,
+        "Request_BadRequest",
+    );
+    let ra = t.post(ras, &admin, body.clone()).await;
+    assert_eq!(ra.status, 201, "{}", ra.body);
+    assert_eq!(
+        ra.body["roleDefinitionId"],
+        DIRECTORY_ROLE_APPLICATION_ADMIN
+    );
+    assert_eq!(ra.body["principalId"], sp_id.as_str());
+    assert_eq!(ra.body["directoryScopeId"], "/");
+    assert!(
+        ra.body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("#roleManagement/directory/roleAssignments/$entity")
+    );
+    assert_graph_error(
+        &t.post(ras, &admin, body.clone()).await,
+        400,
+        "Request_BadRequest",
+    );
+    let listed = t
+        .get(&format!("{ras}?$filter=principalId eq '{sp_id}'"), &admin)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["value"].as_array().unwrap().len(), 1);
+    let rid = ra.body["id"].as_str().unwrap();
+    assert_eq!(t.get(&format!("{ras}/{rid}"), &admin).await.body["id"], rid);
+    let roles = t
+        .get(
+            &format!("/graph/v1.0/servicePrincipals/{sp_id}/transitiveMemberOf/microsoft.graph.directoryRole"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        roles.body["value"][0]["roleTemplateId"],
+        DIRECTORY_ROLE_APPLICATION_ADMIN
+    );
+    // The role lets it register apps, with no app role.
+    let sp_token = t
+        .cc_token(CONTOSO_TENANT_ID, &app_id, &secret, "graph")
+        .await;
+    let made = t
+        .post(
+            "/graph/v1.0/applications",
+            &sp_token,
+            json!({"displayName": "by directory role"}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    // An app without RoleManagement.Read.Directory cannot list them.
+    assert_graph_error(
+        &t.get(ras, &limited).await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    assert_eq!(t.delete(&format!("{ras}/{rid}"), &admin).await.status, 204);
+    assert_graph_error(
+        &t.get(&format!("{ras}/{rid}"), &admin).await,
+        404,
+        "Request_ResourceNotFound",
+    );
+    assert_graph_error(
+        &t.post(
+            "/graph/v1.0/applications",
+            &sp_token,
+            json!({"displayName": "z"}),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    // Microsoft Graph's own service principal is not the tenant's to change.
+    let ci = t.operator("graph").await;
+    assert_graph_error(
+        &t.delete(&format!("/graph/v1.0/servicePrincipals/{graph_id}"), &ci)
+            .await,
+        403,
+        "Authorization_RequestDenied",
+    );
+    t.sim.shutdown().await;
 }

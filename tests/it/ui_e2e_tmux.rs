@@ -55,11 +55,16 @@ impl Tmux {
 
     /// Like `start`, with other arguments than `--demo` (e.g. `--endpoints FILE`).
     fn start_with(&self, n: u32, args: &str) {
+        let command = format!("{BIN} {args} --state-dir {}", self.state_dir().display());
+        self.start_command(n, &command);
+    }
+
+    /// Runs `command` (a shell command line) as run `n`.
+    fn start_command(&self, n: u32, command: &str) {
         let d = self.dir.path().display();
         let script = format!(
-            "echo $$ > {d}/pid{n}; {BIN} {args} --state-dir {} ; echo $? > {d}/exit{n}.tmp; \
-             stty -a > {d}/stty{n}; mv {d}/exit{n}.tmp {d}/exit{n}; sleep 600",
-            self.state_dir().display()
+            "echo $$ > {d}/pid{n}; {command} ; echo $? > {d}/exit{n}.tmp; \
+             stty -a > {d}/stty{n}; mv {d}/exit{n}.tmp {d}/exit{n}; sleep 600"
         );
         // `exec` is not used so the shell survives to report; the wizard is the shell's child.
         let name = format!("run{n}");
@@ -688,4 +693,62 @@ fn a_tenant_that_requires_interaction_gets_the_sign_in_again_box_and_is_listed()
     assert_eq!(t.exit_code(1), 0);
     t.assert_terminal_restored(1);
     rt.block_on(sim.shutdown());
+}
+
+/// `--demo` without `--state-dir` keeps its simulator, state and reports in a new directory of
+/// its own (0700, under TMPDIR), never in the operator's real state dir (issue 21 §8), and says
+/// where when it ends.
+#[test]
+fn demo_keeps_its_files_out_of_the_real_state_dir() {
+    let t = Tmux::new("demodir");
+    let home = t.dir.path().join("home");
+    let tmp = t.dir.path().join("tmp");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&tmp).unwrap();
+    let d = t.dir.path().display();
+    t.start_command(
+        1,
+        &format!(
+            "HOME={} TMPDIR={} XDG_STATE_HOME= {BIN} --demo 2> {d}/stderr1",
+            home.display(),
+            tmp.display()
+        ),
+    );
+    t.wait_for(1, "Spot account", Duration::from_secs(30));
+    t.send(1, "q");
+    let s = t.screen(1);
+    if s.contains("Quit") || s.contains("quit?") {
+        t.send(1, "y");
+    }
+    let code = t.exit_code(1);
+    assert!(code == 0 || code == 130, "exit {code}");
+    assert!(
+        !home.join(".local/state").exists(),
+        "the demo wrote under $HOME/.local/state"
+    );
+    let made: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(made.len(), 1, "one directory of the demo's own: {made:?}");
+    let dir = &made[0];
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("spot-connect-demo."),
+        "{dir:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{dir:?} is private");
+    assert!(
+        dir.join("demo/endpoints.json").exists(),
+        "the simulator's files are there"
+    );
+    let stderr = std::fs::read_to_string(t.dir.path().join("stderr1")).unwrap();
+    assert!(
+        stderr.contains(&dir.display().to_string()),
+        "the end of the run names the directory: {stderr}"
+    );
 }

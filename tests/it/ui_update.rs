@@ -150,11 +150,37 @@ fn the_filter_narrows_the_list_and_typing_does_not_trigger_keys() {
     assert_eq!(s.visible_subscriptions().len(), 4);
     feed(&mut s, 4.0, vec![ch('/'), ch('5'), ch('e'), ch('7')]);
     assert_eq!(s.selected_subscription().unwrap().subscription_id, SUB4);
-    // Enter in the filter picks the highlighted subscription.
+    // Enter leaves the filter and keeps it: nothing is chosen yet (issue 21 §1).
     let fx = feed(&mut s, 4.5, vec![enter()]);
+    assert!(fx.is_empty(), "Enter in the filter only leaves it: {fx:?}");
+    assert_eq!(s.pane, Pane::Subscription);
+    assert!(s.field.is_none());
+    assert_eq!(s.filter_text(), "5e7", "the filter is kept");
+    assert_eq!(s.visible_subscriptions().len(), 1);
+    // Typing now goes to the keys, not the filter: j moves, it is not text.
+    feed(&mut s, 4.5, vec![ch('j')]);
+    assert_eq!(s.filter_text(), "5e7");
+    // Then Enter (out of the filter) goes on with the highlighted subscription.
+    let fx = feed(&mut s, 4.6, vec![enter()]);
     assert!(
         matches!(&fx[..], [Effect::Plan { targets, .. }] if targets[0].subscription_id == SUB4)
     );
+}
+
+#[test]
+fn tab_leaves_the_filter_keeping_it() {
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![ch('/'), ch('s'), ch('t'), ch('a')]);
+    feed(&mut s, 4.0, vec![key(KeyCode::Tab)]);
+    assert!(s.field.is_none(), "Tab leaves the filter");
+    assert_eq!(s.filter_text(), "sta", "and keeps it");
+    feed(&mut s, 4.0, vec![ch('x')]);
+    assert_eq!(
+        s.filter_text(),
+        "sta",
+        "typing after Tab is not filter text"
+    );
+    assert_eq!(s.pane, Pane::Subscription);
 }
 
 #[test]
