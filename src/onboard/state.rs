@@ -392,6 +392,32 @@ mod tests {
     }
 
     #[test]
+    fn only_the_record_of_our_create_call_makes_an_account_created() {
+        let mut s = State::new("t", "s");
+        // A state file that merely names an account (edited, copied, an earlier version's).
+        s.spot_account_id = Some("act-1".into());
+        assert!(!s.created("act-1", "default", None, None));
+        assert!(!s.chosen("act-1"));
+        s.spot_account_origin = Some(AccountOrigin::Created {
+            account_id: "act-1".into(),
+            name: "Contoso Dev".into(),
+        });
+        assert_eq!(s.created_account(), Some("act-1"));
+        assert!(s.created("act-1", "Contoso Dev", None, None));
+        // Renamed since: still ours only when its credentials name our app.
+        assert!(!s.created("act-1", "renamed", Some("app-x"), Some("app-ours")));
+        assert!(s.created("act-1", "renamed", Some("APP-OURS"), Some("app-ours")));
+        // Another id is never ours by this record.
+        assert!(!s.created("act-2", "Contoso Dev", Some("app-ours"), Some("app-ours")));
+        s.spot_account_origin = Some(AccountOrigin::Chosen {
+            account_id: "act-1".into(),
+        });
+        assert!(s.chosen("act-1") && !s.created("act-1", "Contoso Dev", None, None));
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["spot_account_origin"]["kind"], "chosen");
+    }
+
+    #[test]
     fn a_damaged_file_is_an_error_not_a_fresh_start() {
         let d = tempfile::tempdir().unwrap();
         let p = state_path(d.path(), "t", "s");
