@@ -16,6 +16,8 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     pub const USAGE: i32 = 2;
     pub const PARTIAL: i32 = 3;
+    /// `plan --detailed-exitcode`: the plan would change something.
+    pub const CHANGES: i32 = 4;
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -101,7 +103,7 @@ pub enum Command {
     /// Onboard without the full-screen UI (automation, CI).
     Apply,
     /// Read-only: what apply would create, reuse or change, and why.
-    Plan,
+    Plan(PlanOpts),
     /// What exists for a subscription: secret expiry, role drift, Spot connection.
     ///
     /// One verdict per subscription: `connected`; `connected (not ours)` (connected to Spot
@@ -195,6 +197,14 @@ pub struct StatusOpts {
     /// A secret of ours that ends within this many days is `expiring` (exit 3).
     #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub warn_within: u32,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct PlanOpts {
+    /// Exit 4 when the plan would change something and 0 when it changes nothing, as
+    /// `terraform plan -detailed-exitcode` (1: failed or blocked; 2: usage).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Clone, Args, Default)]

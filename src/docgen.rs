@@ -63,6 +63,10 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
             "some of several subscriptions failed; a tenant or listing could not be seen whole (see --skip-unreachable); status: something we manage is broken, expires within --warn-within, or could not be seen (not onboarded and connected (not ours) are not errors)",
         ),
         (
+            exit::CHANGES,
+            "plan --detailed-exitcode: the plan would change something (0: it changes nothing)",
+        ),
+        (
             exit::INTERRUPTED,
             "interrupted (Ctrl-C, SIGTERM, SIGHUP); a next run resumes",
         ),

@@ -87,7 +87,7 @@ fn main() {
         match &cli.command {
             None => app::run(&cli).await,
             Some(Command::Apply) => commands::apply(&cli).await,
-            Some(Command::Plan) => commands::plan(&cli).await,
+            Some(Command::Plan(o)) => commands::plan(&cli, o).await,
             Some(Command::Status(o)) => commands::status::status(&cli, o).await,
             Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
             Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,

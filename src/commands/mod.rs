@@ -20,11 +20,11 @@ pub mod signin;
 pub mod status;
 
 pub async fn apply(cli: &Cli) -> i32 {
-    interruptible(run(&cli.opts, true)).await
+    interruptible(run(&cli.opts, true, false)).await
 }
 
-pub async fn plan(cli: &Cli) -> i32 {
-    interruptible(run(&cli.opts, false)).await
+pub async fn plan(cli: &Cli, o: &crate::cli::PlanOpts) -> i32 {
+    interruptible(run(&cli.opts, false, o.detailed_exitcode)).await
 }
 
 /// Ctrl-C, SIGTERM or SIGHUP: stop and exit 130. The state file already holds every write made
@@ -187,7 +187,8 @@ fn hms(t: time::OffsetDateTime) -> String {
     format!("{:02}:{:02}:{:02} UTC", t.hour(), t.minute(), t.second())
 }
 
-async fn run(opts: &CommonOpts, write: bool) -> i32 {
+/// `plan` (`write` false; `detailed`: exit 4 when the plan would change something) or `apply`.
+async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
     let cmd = if write { "apply" } else { "plan" };
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
         let msg = format!(
@@ -254,7 +255,13 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
             crate::cli::json_out::print(&serde_json::to_value(&plan).unwrap_or_default());
         }
         say_skipped();
-        return if blocked { exit::FAILED } else { exit::DONE };
+        return if blocked {
+            exit::FAILED
+        } else if detailed && plan.writes().next().is_some() {
+            exit::CHANGES
+        } else {
+            exit::DONE
+        };
     }
     if !opts.yes && !blocked && plan.writes().next().is_some() && !confirm().await {
         eprintln!("  nothing was changed");

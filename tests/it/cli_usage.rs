@@ -1,8 +1,11 @@
-//! Options that cannot go together are refused before anything runs (exit 2, usage), with a
-//! sentence that says why (issue 21 §11).
+//! The command line's conventions (issue 21 §11): options that cannot go together are refused
+//! before anything runs (exit 2, usage) with a sentence that says why, and `plan
+//! --detailed-exitcode` tells "nothing to change" (0) from "changes" (4) as Terraform does.
 
-use crate::common::cli::BIN;
+use crate::common::cli::{As, BIN, Sim};
+use spot_connect::sim::{SimOpts, seed};
 use std::process::Command;
+use std::time::Duration;
 
 fn usage(args: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)
@@ -42,4 +45,36 @@ fn one_subscription_and_all_of_them_are_refused_together() {
         err.contains("--subscription") && err.contains("--all-subscriptions"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_detailed_exitcode_is_4_with_changes_and_0_without() {
+    let env = Sim::start(SimOpts::default()).await;
+    let sub = ["--subscription", seed::SUB_CONTOSO_PROD];
+    let limit = Duration::from_secs(180);
+    let plan = |extra: &'static [&'static str]| {
+        let mut a = vec!["plan"];
+        a.extend(sub);
+        a.extend(extra);
+        a
+    };
+    let out = env
+        .run(As::CiOperator, &plan(&["--detailed-exitcode"]), limit)
+        .await;
+    assert_eq!(
+        out.code, 4,
+        "a fresh subscription has changes: {}",
+        out.stderr
+    );
+    let out = env.run(As::CiOperator, &plan(&[]), limit).await;
+    assert_eq!(out.code, 0, "without the flag a plan with changes exits 0");
+    let mut apply = vec!["apply", "--yes"];
+    apply.extend(sub);
+    let out = env.run(As::CiOperator, &apply, limit).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = env
+        .run(As::CiOperator, &plan(&["--detailed-exitcode"]), limit)
+        .await;
+    assert_eq!(out.code, 0, "connected: nothing to change: {}", out.stderr);
+    env.sim.shutdown().await;
 }
