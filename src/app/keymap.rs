@@ -27,6 +27,8 @@ pub enum Cmd {
     Confirm,
     /// Device code blocked: sign in with a browser instead.
     BrowserSignIn,
+    /// The review shows a connection that is not ours: take it over (or keep it again).
+    TakeOver,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -66,6 +68,8 @@ pub enum Ctx {
     Confirmable,
     /// Conditional Access blocked the device-code sign-in.
     DeviceCodeBlocked,
+    /// The review lists a connection that is not ours (kept), or one being taken over.
+    CanTakeOver,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -109,6 +113,14 @@ pub struct Binding {
 
 /// The keymap. Order matters: the first binding whose key matches in an active context wins.
 pub const KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[c('t')],
+        key_label: "t",
+        cmd: Cmd::TakeOver,
+        label: "take over / keep the connection that is not ours",
+        contexts: &[Ctx::CanTakeOver],
+        footer: true,
+    },
     Binding {
         keys: &[c('y'), k(KeyCode::Enter)],
         key_label: "y",
