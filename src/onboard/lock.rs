@@ -336,6 +336,7 @@ impl RunGuard {
             };
             // This run deleted an account and maybe a secret: an app read before is stale.
             seen.apps.retain(|(t, _)| *t != report.tenant_id);
+            seen.changed.push(report.tenant_id.clone());
             tracing::warn!("{summary}");
             report.verdict = Verdict::Failed;
             report.error = Some(super::model::ErrorInfo {
@@ -535,6 +536,8 @@ impl RunGuard {
 pub struct Seen {
     pub apps: Vec<(String, Vec<crate::azure::graph::Application>)>,
     pub accounts: Option<Vec<crate::spot::SpotAccount>>,
+    /// Tenants whose app the race check changed (a secret removed): an app read before is stale.
+    pub changed: Vec<String>,
 }
 
 #[cfg(test)]

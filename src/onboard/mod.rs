@@ -383,10 +383,15 @@ pub async fn apply(
     let mut report = engine::apply(session, plan, progress.clone()).await;
     // First, a run elsewhere that made a Spot account for the same subscription at the same
     // moment (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
+    // The apps the orphan audit reads, alongside (off the run's critical path).
     let mut seen = lock::Seen::default();
-    guard
-        .race_reports(session, &mut report.reports, &mut seen)
-        .await;
+    let (apps, ()) = tokio::join!(
+        orphans::prefetch_apps(session, &plan.subscriptions),
+        guard.race_reports(session, &mut report.reports, &mut seen)
+    );
+    let changed = std::mem::take(&mut seen.changed);
+    seen.apps
+        .extend(apps.into_iter().filter(|(t, _)| !changed.contains(t)));
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // addPassword or removePassword reply, a rotated-out secret) are removed for the
     // subscriptions this run connected (a blocked or failed one writes nothing more).

@@ -327,6 +327,30 @@ async fn recorded_app(
     Ok(None)
 }
 
+/// Per tenant of `targets`, our app as its state files here record it (read now, alongside the
+/// race check: `reclaim_after_apply` then needs no read of its own).
+pub async fn prefetch_apps(
+    session: &Session,
+    targets: &[Target],
+) -> Vec<(String, Vec<Application>)> {
+    let mut tenants: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
+    tenants.sort();
+    tenants.dedup();
+    let reads = tenants.into_iter().map(|tenant| async move {
+        let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
+        let graph = status::graph(session, tenant);
+        match recorded_app(session, &graph, tenant, &subs, &[]).await {
+            Ok(Some(app)) => Some((tenant.to_string(), vec![app])),
+            _ => None,
+        }
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Removes the audit's orphans from `app`; what was removed, and lines for what was not.
 pub async fn remove_orphans(
     session: &Session,
