@@ -2,7 +2,7 @@
 //! `cargo bench --bench ui_render`: draws busy panes into a TestBackend many times and prints
 //! the mean and worst time per full frame (a fresh terminal each time: no diffing shortcut).
 
-#[path = "../tests/ui_support/mod.rs"]
+#[path = "../tests/it/common/ui.rs"]
 mod ui_support;
 
 use ratatui::Terminal;

@@ -103,7 +103,14 @@ pub enum Command {
     /// Read-only: what apply would create, reuse or change, and why.
     Plan,
     /// What exists for a subscription: secret expiry, role drift, Spot connection.
-    Status,
+    ///
+    /// One verdict per subscription: `connected`; `connected (not ours)` (connected to Spot
+    /// through an app that is not ours: left as it is); `expiring` (the secret ends within
+    /// --warn-within); `broken` (with the reason); `not onboarded` (nothing of ours, no Spot
+    /// account connected to it); `unknown` (could not be seen, with the reason). `not
+    /// onboarded` and `connected (not ours)` are not errors. Exit 0 unless something we manage
+    /// is broken, expires within --warn-within, or could not be seen: then 3.
+    Status(StatusOpts),
     /// New secret -> Spot -> old secret removed.
     RotateSecret,
     /// Undo what spot-connect created.
@@ -125,7 +132,7 @@ pub use crate::azure::auth::AuthMethod;
 #[derive(Debug, Clone, Args, Default)]
 pub struct CommonOpts {
     /// Subscription id (repeatable: several subscriptions in one run).
-    #[arg(long = "subscription", global = true, value_name = "ID", value_parser = parse_subscription_id)]
+    #[arg(long = "subscription", global = true, value_name = "ID", value_parser = parse_subscription_id, conflicts_with = "all_subscriptions")]
     pub subscriptions: Vec<String>,
     /// Every enabled subscription the sign-in can see.
     #[arg(long, global = true)]
@@ -170,6 +177,24 @@ pub struct CommonOpts {
     /// Do not ask before writing.
     #[arg(long, global = true)]
     pub yes: bool,
+    /// Replace the Spot credentials of a subscription already connected through an app that is
+    /// not ours with ours. Cannot be undone (Spot has no call that restores or deletes
+    /// credentials); the other app is never touched, and the account is never deleted by
+    /// `remove`. Without it such a connection is kept as it is.
+    #[arg(long, global = true)]
+    pub take_over: bool,
+    /// With --all-subscriptions: a tenant whose subscriptions cannot all be listed (refused,
+    /// failed, more than 500 pages) is skipped, and said so, instead of stopping the run with
+    /// exit 3.
+    #[arg(long, global = true)]
+    pub skip_unreachable: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusOpts {
+    /// A secret of ours that ends within this many days is `expiring` (exit 3).
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub warn_within: u32,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -204,6 +229,7 @@ impl CommonOpts {
             secret_months: self.secret_months,
             spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,
             policy_file: self.policy.clone(),
+            take_over: self.take_over,
         })
     }
 }

@@ -58,7 +58,10 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
             exit::USAGE,
             "usage error: bad option, argument or input file; nothing was changed",
         ),
-        (exit::PARTIAL, "some of several subscriptions failed"),
+        (
+            exit::PARTIAL,
+            "some of several subscriptions failed; a tenant or listing could not be seen whole (see --skip-unreachable); status: something we manage is broken, expires within --warn-within, or could not be seen (not onboarded and connected (not ours) are not errors)",
+        ),
         (
             exit::INTERRUPTED,
             "interrupted (Ctrl-C, SIGTERM, SIGHUP); a next run resumes",
@@ -192,6 +195,12 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "Log level of the log file (default info).",
     ),
     (
+        "SPOT_CONNECT_AZ_TIMEOUT",
+        "Seconds one az call of --auth azure-cli may take (default 30); az then gets only the \
+         environment it needs (PATH, HOME, locale, AZURE_CONFIG_DIR, AZURE_CORE_*, CA bundles, \
+         proxies).",
+    ),
+    (
         "NO_COLOR",
         "When set and not empty, the wizard uses no colours.",
     ),
@@ -201,5 +210,7 @@ const FILES: &[(&str, &str)] = &[(
     "$XDG_STATE_HOME/spot-connect (default ~/.local/state/spot-connect)",
     "The state directory (--state-dir): state/ holds one resume file per tenant and \
          subscription (mode 0600, ids only), reports/ one JSON report per run and \
-         subscription, spot-connect.log the log. No secret is written to any of them.",
+         subscription, spot-connect.log the log. No secret is written to any of them. It and \
+         its subdirectories must be yours, not links, and not writable by others unless \
+         sticky; no file in them is written through a link.",
 )];

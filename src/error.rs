@@ -36,6 +36,8 @@ pub mod spot_codes {
     pub const EXPIRED_SECRET: &str = "AZURE_EXPIRED_CREDENTIALS";
     pub const ACCOUNT_NOT_FOUND: &str = "Account_DOESNT_EXIST";
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    /// A valid token without the right (an account it cannot see, an admin-only call).
+    pub const FORBIDDEN: &str = "FORBIDDEN";
 }
 
 /// How a caller should react to an error.
@@ -75,6 +77,11 @@ pub struct ApiError {
     pub request_id: Option<String>,
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// The HTTP layer resends failures of this kind and gave up on this one (its attempts ran
+    /// out), or did not send it because its route keeps failing (`http::ROUTE_FAILURES`): no
+    /// retry on top of it.
+    #[serde(skip)]
+    pub layer_retried: bool,
 }
 
 /// The code of a transport failure where no connection could be made at all (refused, DNS,
@@ -97,9 +104,10 @@ impl ApiError {
             status: 0,
             code: "ConnectionError".into(),
             detail_codes: vec![],
-            message: message.into(),
+            message: crate::text::clean(&message.into()),
             request_id: None,
             retry_after: None,
+            layer_retried: false,
         }
     }
 
@@ -159,36 +167,67 @@ impl ApiError {
     }
 }
 
+/// Text from a service is shown without its control characters (`crate::text`), however it
+/// reached the error (a reply body, a redirect's `error_description`, a transport message).
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::text::clean;
         if self.status == 0 {
-            write!(f, "{}: {}", self.service, self.message)?;
+            write!(f, "{}: {}", self.service, clean(&self.message))?;
         } else {
             write!(
                 f,
                 "{} {} {}: {}",
-                self.service, self.status, self.code, self.message
+                self.service,
+                self.status,
+                clean(&self.code),
+                clean(&self.message)
             )?;
         }
         if let Some(id) = &self.request_id {
-            write!(f, " (request id {id})")?;
+            write!(f, " (request id {})", clean(id))?;
         }
         Ok(())
     }
 }
 
+/// Displayed without control characters: a message may carry text from outside (what `az`
+/// printed, a name, a service's words).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Api(ApiError),
-    #[error("sign-in failed: {0}")]
+    #[error("sign-in failed: {}", crate::text::clean_lines(.0))]
     Auth(String),
-    #[error("{0}")]
+    #[error("{}", crate::text::clean_lines(.0))]
     Usage(String),
-    #[error("{0}")]
+    #[error("{}", crate::text::clean_lines(.0))]
     Other(String),
     #[error("interrupted")]
     Cancelled,
+    /// A listing cut short (a tenant that failed or refused, more pages than the pager reads):
+    /// what could not be seen, and why. Never taken for the whole (issue 16 §7).
+    #[error("{}", incomplete_text(.0))]
+    Incomplete(Vec<Unseen>),
+}
+
+/// Something a listing could not see, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unseen {
+    /// "tenant c0c0c0c0-…" and the like.
+    pub what: String,
+    pub reason: String,
+}
+
+fn incomplete_text(u: &[Unseen]) -> String {
+    let list: Vec<String> = u
+        .iter()
+        .map(|u| format!("{} ({})", u.what, u.reason))
+        .collect();
+    format!(
+        "could not see everything, so nothing was taken for the whole: {}; run again when it can be read, or pass --skip-unreachable to go on without it",
+        list.join("; ")
+    )
 }
 
 impl Error {
@@ -221,6 +260,7 @@ mod tests {
             message: "m".into(),
             request_id: Some("rid-1".into()),
             retry_after: None,
+            layer_retried: false,
         }
     }
 

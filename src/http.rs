@@ -118,6 +118,58 @@ pub struct Http {
     hook: Hook,
     /// Shared by clones: ARM's buckets as its replies announce them (`crate::budget`).
     pub budgets: Arc<crate::budget::Budgets>,
+    /// Shared by clones: the server errors each route has answered in a row (see
+    /// [`Http::send`]), so that concurrent requests and the engine's own retries on top of this
+    /// layer never send a failing route more than [`ROUTE_FAILURES`] times.
+    routes: Arc<std::sync::Mutex<std::collections::HashMap<RouteKey, RouteFailures>>>,
+}
+
+/// At most this many server errors (500, 502, 504, a dropped connection or a cut-off reply) in a
+/// row on one route, whoever sends: then the route is not sent again for
+/// [`ROUTE_COOL_DOWN`], and its requests fail at once with the last error (PRODUCT.md §6: "a
+/// failing read sent at most 6 times").
+pub const ROUTE_FAILURES: u32 = 6;
+/// How long a route that failed [`ROUTE_FAILURES`] times in a row is left alone; then one
+/// request may try it again (a success closes it, another failure opens it again).
+pub const ROUTE_COOL_DOWN: Duration = Duration::from_secs(10);
+
+/// A route: the service, the method and the collection a path names (its last segment that is
+/// not an id: `/applications(uniqueName='x')` and `/applications?$filter=…` are one route,
+/// `…/roleDefinitions/<guid>` and `/subscriptions/<id>/…/roleDefinitions` another).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RouteKey {
+    service: Service,
+    method: Method,
+    collection: String,
+}
+
+impl RouteKey {
+    fn of(service: Service, method: &Method, path: &str) -> RouteKey {
+        let is_id = |seg: &str| {
+            let hex = seg.chars().filter(char::is_ascii_hexdigit).count();
+            seg.is_empty()
+                || (seg.len() >= 8 && hex * 4 >= seg.len() * 3)
+                || seg.starts_with("act-")
+        };
+        let collection = path
+            .rsplit('/')
+            .map(|seg| seg.split('(').next().unwrap_or(seg))
+            .find(|seg| !is_id(seg))
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        RouteKey {
+            service,
+            method: method.clone(),
+            collection,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RouteFailures {
+    in_a_row: u32,
+    last: ApiError,
+    opened: Option<std::time::Instant>,
 }
 
 /// What [`Http::send_observed`] reports about each attempt of a request.
@@ -178,6 +230,7 @@ fn ours(service: Service, status: u16, code: &str, message: String) -> ApiError 
         message,
         request_id: None,
         retry_after: None,
+        layer_retried: false,
     }
 }
 
@@ -209,6 +262,7 @@ impl Http {
             throttled: Default::default(),
             hook: Hook::default(),
             budgets: Default::default(),
+            routes: Default::default(),
         })
     }
 
@@ -283,6 +337,12 @@ impl Http {
                 method,
                 Method::GET | Method::PUT | Method::DELETE | Method::HEAD
             );
+            let route = RouteKey::of(service, &method, &path);
+            if let Some(mut last) = self.route_open(&route) {
+                tracing::info!(%service, %method, path, "not sent: the route keeps failing");
+                last.layer_retried = true;
+                return Err(last);
+            }
             let sent = std::time::Instant::now();
             observer.sent(sent, attempt);
             let result = self.client.execute(request).await;
@@ -293,6 +353,7 @@ impl Http {
                 Ok(resp) => match self.read_reply(service, resp).await {
                     Ok(reply) => {
                         tracing::debug!(%service, %method, path, status = reply.status, request_id = ?reply.request_id, attempt, "http");
+                        self.route_answered(&route, None);
                         return Ok(reply);
                     }
                     Err(e) => {
@@ -308,12 +369,23 @@ impl Http {
             if err.class() == ErrorClass::Fatal {
                 return Err(err);
             }
+            // A server error counts against the route; any other answer but throttling (a 4xx:
+            // the route works, the request was refused) ends its run of failures.
+            let server_error = matches!(err.status, 0 | 500 | 502 | 504);
+            let open = match err.status {
+                429 | 503 => false,
+                _ => self.route_answered(&route, server_error.then_some(&err)),
+            };
             let retry = match err.status {
                 429 | 503 => true,
-                0 | 500 | 502 | 504 => idempotent,
+                0 | 500 | 502 | 504 => idempotent && !open,
                 _ => false,
             };
             if !retry || attempt >= self.max_attempts {
+                // A failure this layer resends, resent as often as it may (or a route left
+                // alone): the engine's retries must not send it again.
+                let mut err = err;
+                err.layer_retried = (retry && attempt > 1) || open;
                 return Err(err);
             }
             let (wait, asked) = match err.retry_after {
@@ -335,6 +407,46 @@ impl Http {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The last error of `route` when it has failed [`ROUTE_FAILURES`] times in a row within
+    /// the last [`ROUTE_COOL_DOWN`]: then it is not sent.
+    fn route_open(&self, route: &RouteKey) -> Option<ApiError> {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let f = routes.get_mut(route)?;
+        match f.opened {
+            Some(at) if at.elapsed() < ROUTE_COOL_DOWN => Some(f.last.clone()),
+            Some(_) => {
+                // Cooled down: one more try decides (a failure opens it again at once).
+                f.opened = None;
+                f.in_a_row = ROUTE_FAILURES - 1;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Records how `route` answered (`failed`: a server error, None: anything else); true when
+    /// the route is now open (no more sends for a while).
+    fn route_answered(&self, route: &RouteKey, failed: Option<&ApiError>) -> bool {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(err) = failed else {
+            routes.remove(route);
+            return false;
+        };
+        let f = routes
+            .entry(route.clone())
+            .or_insert_with(|| RouteFailures {
+                in_a_row: 0,
+                last: err.clone(),
+                opened: None,
+            });
+        f.in_a_row += 1;
+        f.last = err.clone();
+        if f.in_a_row >= ROUTE_FAILURES && f.opened.is_none() {
+            f.opened = Some(std::time::Instant::now());
+        }
+        f.opened.is_some()
     }
 
     /// `asked` more of waiting on `Retry-After` for one call that has waited `asked_total`:
@@ -800,19 +912,72 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
         ),
         _ => (status.as_u16().to_string(), reason, vec![]),
     };
+    // The service's words reach the screen, the log and --json: no control characters.
+    use crate::text::clean;
     ApiError {
         service,
         status: status.as_u16(),
-        code,
-        detail_codes,
-        message,
-        request_id: body_request_id(service, body),
+        code: clean(&code),
+        detail_codes: detail_codes.iter().map(|c| clean(c)).collect(),
+        message: clean(&message),
+        request_id: body_request_id(service, body).map(|r| clean(&r)),
         retry_after: None,
+        layer_retried: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_route_is_the_collection_a_path_names() {
+        let key = |p: &str| RouteKey::of(Service::Graph, &Method::GET, p).collection;
+        assert_eq!(
+            key("/applications(uniqueName='spot-connect-x')"),
+            "applications"
+        );
+        assert_eq!(key("/applications"), "applications");
+        assert_eq!(
+            key("/applications/0a1b2c3d-0000-4000-8000-000000000001"),
+            "applications"
+        );
+        assert_eq!(
+            key(
+                "/providers/Microsoft.Authorization/roleDefinitions/5c000001-0000-4000-8000-0000000000a1"
+            ),
+            "roledefinitions"
+        );
+        assert_eq!(
+            key(
+                "/subscriptions/5c000001-0000-4000-8000-0000000000a1/providers/Microsoft.Authorization/roleDefinitions"
+            ),
+            "roledefinitions"
+        );
+        assert_eq!(key("/setup/account/act-5a1e0001"), "account");
+        assert_ne!(key("/servicePrincipals"), key("/applications"));
+    }
+
+    #[test]
+    fn a_route_that_keeps_failing_is_left_alone_until_it_cools_down_and_a_success_closes_it() {
+        let http = Http::new(None).unwrap();
+        let route = RouteKey::of(Service::Arm, &Method::GET, "/subscriptions");
+        let err = ApiError::transport(Service::Arm, "reset");
+        for n in 1..ROUTE_FAILURES {
+            assert!(!http.route_answered(&route, Some(&err)), "open after {n}");
+            assert!(http.route_open(&route).is_none());
+        }
+        assert!(http.route_answered(&route, Some(&err)));
+        assert!(
+            http.route_open(&route).is_some(),
+            "open after {ROUTE_FAILURES}"
+        );
+        // Another route is not affected.
+        let other = RouteKey::of(Service::Arm, &Method::PUT, "/subscriptions");
+        assert!(http.route_open(&other).is_none());
+        // A success closes it.
+        http.route_answered(&route, None);
+        assert!(http.route_open(&route).is_none());
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -4,7 +4,7 @@ use spot_connect::{app, commands, docgen, logging, sim};
 use std::io::Write;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // `--json`: a usage error is a JSON error object on stdout too.
@@ -24,6 +24,33 @@ fn main() {
             }
             e.exit()
         }
+    };
+    if cli.demo && cli.command.is_some() {
+        // `--demo apply` would otherwise run `apply` against real Azure and Spot.
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--demo runs the wizard against the embedded simulator and takes no command; \
+                 to try a command against a simulator, start `spot-connect sim` and pass its \
+                 endpoints file with --endpoints",
+            )
+            .exit();
+    }
+    // `--demo` keeps its simulator, state and reports in a new directory of its own, never in
+    // the operator's real state dir (unless --state-dir says where).
+    let demo_dir = match (cli.demo, &cli.opts.state_dir) {
+        (true, None) => match demo_state_dir() {
+            Ok(d) => {
+                cli.opts.state_dir = Some(d.clone());
+                Some(d)
+            }
+            Err(e) => {
+                eprintln!("spot-connect: cannot make a directory for the demo: {e}");
+                std::process::exit(exit::FAILED);
+            }
+        },
+        _ => None,
     };
     // Generated text on stdout: no state directory, log or runtime needed.
     if let Some(c @ (Command::Completions { .. } | Command::Man)) = &cli.command {
@@ -45,10 +72,6 @@ fn main() {
         json_out::note_error(serde_json::json!(msg));
         finish(&cli, exit::FAILED);
     }
-    if let Some(w) = logging::dir_warning(&state_dir) {
-        eprintln!("spot-connect: warning: {w}");
-        tracing::warn!("{w}");
-    }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,7 +88,7 @@ fn main() {
             None => app::run(&cli).await,
             Some(Command::Apply) => commands::apply(&cli).await,
             Some(Command::Plan) => commands::plan(&cli).await,
-            Some(Command::Status) => commands::status::status(&cli).await,
+            Some(Command::Status(o)) => commands::status::status(&cli, o).await,
             Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
             Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,
             Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {
@@ -80,11 +103,36 @@ fn main() {
     });
     // Do not wait for background tasks (e.g. a device-code poll) to finish.
     rt.shutdown_background();
+    if let Some(d) = demo_dir {
+        eprintln!(
+            "spot-connect: the demo's simulator, state and reports are in {} (throwaway; your real state dir was not touched)",
+            d.display()
+        );
+    }
     finish(&cli, code);
+}
+
+/// A new directory of our own for `--demo`: `<temp>/spot-connect-demo.<random>`, made 0700 by
+/// this call (it fails rather than use one that exists, so nobody can plant it first).
+fn demo_state_dir() -> std::io::Result<std::path::PathBuf> {
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "spot-connect-demo.{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    b.create(&dir)?;
+    Ok(dir)
 }
 
 /// Exits with `code`; with `--json`, a failed run that printed no report prints an error object.
 fn finish(cli: &Cli, code: i32) -> ! {
+    // An `az` still running (the run was interrupted while it waited): it and its group go too.
+    spot_connect::azure::az::kill_children();
     if let Some(v) = json_out::error_object(cli.opts.json, code) {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }

@@ -42,6 +42,8 @@ pub enum Ctx {
     List,
     /// The subscription list is shown.
     Filterable,
+    /// The subscription filter has the focus: Enter and Tab leave it, keeping it.
+    Filtering,
     /// The pane has an editable field.
     Fields,
     /// Something failed and can be retried.
@@ -170,6 +172,15 @@ pub const KEYMAP: &[Binding] = &[
         label: "edit/next field",
         contexts: &[Ctx::Fields],
         footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Tab), k(KeyCode::BackTab)],
+        key_label: "Tab",
+        cmd: Cmd::NextField,
+        label: "leave the filter",
+        contexts: &[Ctx::Filtering],
+        // The filter's box says "Enter/Tab: done".
+        footer: false,
     },
     Binding {
         keys: &[k(KeyCode::Up)],

@@ -313,6 +313,7 @@ impl Runner {
             secret_months: c.secret_months,
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
+            take_over: false,
         }
     }
 

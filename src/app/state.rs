@@ -1,9 +1,9 @@
 //! The wizard's state. Changed only by `app::update`; read by `ui::draw`.
 
 use super::keymap::Ctx;
+use crate::azure::auth::AuthMethod;
 use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
-use crate::cli::AuthMethod;
 use crate::onboard::Target;
 use crate::onboard::model::{
     BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,
@@ -711,6 +711,8 @@ impl State {
         match self.pane {
             Pane::SpotAccount | Pane::AppRegistration | Pane::CustomRole => v.push(Ctx::Fields),
             _ if self.browser_shown() => v.push(Ctx::Fields),
+            // Tab leaves the filter too (keeping it), as its box says.
+            Pane::Subscription if self.field.is_some() => v.push(Ctx::Filtering),
             _ => {}
         }
         if self.device_code_blocked()

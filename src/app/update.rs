@@ -299,11 +299,12 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
     }
 }
 
+/// A line of the log pane, without control characters (`crate::text`).
 fn log(s: &mut State, line: String) {
     if s.log.len() >= LOG_LINES {
         s.log.pop_front();
     }
-    s.log.push_back(line);
+    s.log.push_back(crate::text::clean_lines(&line));
 }
 
 /// Logs "{what} failed: …" and, with an origin, records the error for the status line and
@@ -1198,7 +1199,7 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
                 s,
                 "device code blocked by Conditional Access: signing in with a browser".into(),
             );
-            s.auth_method = crate::cli::AuthMethod::Browser;
+            s.auth_method = crate::azure::auth::AuthMethod::Browser;
             s.last_error = None;
             s.device_code = None;
             s.pane = Pane::AzureLogin;
@@ -1209,14 +1210,9 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         Cmd::Continue if s.field == Some(Field::Paste) => submit_paste(s),
         Cmd::Continue => {
             if s.field.is_some() {
-                let fx = leave_field(s, at);
-                // Enter in the filter also picks the highlighted subscription.
-                if s.pane != Pane::Subscription {
-                    return fx;
-                }
-                let mut fx = fx;
-                fx.extend(advance(s, at));
-                return fx;
+                // Enter in a field leaves it, keeping what was typed; in the filter, choosing
+                // a subscription stays a separate act (Space, then Enter).
+                return leave_field(s, at);
             }
             advance(s, at)
         }

@@ -380,6 +380,7 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
             message: format!("unexpected response body: {e}"),
             request_id: None,
             retry_after: None,
+            layer_retried: false,
         })
     })
 }

@@ -17,7 +17,7 @@ use crate::http::Http;
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_identity::{
-    AzureCliCredential, AzureCliCredentialOptions, Executor, ManagedIdentityCredential,
+    AzureCliCredential, AzureCliCredentialOptions, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions,
 };
 use serde_json::Value;
@@ -229,28 +229,24 @@ impl TokenCredential for ClientSecretCredential {
 // azure_identity credentials
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `az` with tokio (azure_identity is built without its `tokio` feature, whose default
-/// executor would block a runtime thread).
-#[derive(Debug)]
-struct TokioExecutor;
-
-#[async_trait::async_trait]
-impl Executor for TokioExecutor {
-    async fn run(
-        &self,
-        program: &std::ffi::OsStr,
-        args: &[&std::ffi::OsStr],
-    ) -> std::io::Result<std::process::Output> {
-        tokio::process::Command::new(program)
-            .args(args)
-            .output()
-            .await
-    }
-}
-
 /// An azure_core error as ours: the identity platform's OAuth error body when there is one
 /// (code, description, correlation id), else the credential's message.
 fn from_core_error(e: azure_core::Error) -> Error {
+    // An `az` that did not answer in time: our own sentence, naming the command.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<super::az::TimedOut>() {
+            return Error::Auth(t.0.clone());
+        }
+        if let Some(t) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<super::az::TimedOut>())
+        {
+            return Error::Auth(t.0.clone());
+        }
+        source = s.source();
+    }
     fn body_of(e: &azure_core::Error) -> Option<(u16, Value)> {
         if let azure_core::error::ErrorKind::HttpResponse {
             status,
@@ -667,7 +663,9 @@ impl Auth {
                         None => {
                             let c = AzureCliCredential::new(Some(AzureCliCredentialOptions {
                                 tenant_id: tenant.map(str::to_string),
-                                executor: Some(Arc::new(TokioExecutor)),
+                                executor: Some(Arc::new(super::az::AzExecutor {
+                                    timeout: super::az::timeout(),
+                                })),
                                 ..Default::default()
                             }))
                             .map_err(from_core_error)?;
@@ -676,11 +674,11 @@ impl Auth {
                         }
                     }
                 };
-                self.core_token(&key, scope, cred.as_ref()).await
+                self.core_token(&key, scope, cred.as_ref(), tenant).await
             }
             Backend::ManagedIdentity(cred) => {
                 // A managed identity lives in one tenant: the tenant asked for is not selectable.
-                self.core_token("", scope, cred.as_ref()).await
+                self.core_token("", scope, cred.as_ref(), None).await
             }
         }
     }
@@ -690,6 +688,7 @@ impl Auth {
         key: &str,
         scope: &str,
         cred: &dyn TokenCredential,
+        tenant: Option<&str>,
     ) -> Result<(Secret, OffsetDateTime)> {
         if let Some(t) = self.inner.cache.get(key, scope) {
             return Ok(t);
@@ -699,6 +698,9 @@ impl Auth {
             .await
             .map_err(from_core_error)?;
         let token = Secret::new(at.token.secret());
+        if let Some(asked) = tenant {
+            check_tenant(asked, token.expose())?;
+        }
         self.inner
             .cache
             .put(key, scope, token.clone(), at.expires_on);
@@ -712,6 +714,25 @@ impl Auth {
             auth: self.clone(),
             tenant: tenant.map(str::to_string),
         })
+    }
+}
+
+/// A token `az` returned for `asked` (`--tenant`, or a tenant discovery found) must be of that
+/// tenant (its `tid`), else a clear error: a misconfigured or wrong `az` would otherwise have
+/// us write in another directory. A tenant asked for by domain name cannot be compared.
+fn check_tenant(asked: &str, token: &str) -> Result<()> {
+    if uuid::Uuid::parse_str(asked).is_err() {
+        return Ok(());
+    }
+    match decode_jwt_claims(token).and_then(|c| c.tenant_id) {
+        Some(tid) if tid.eq_ignore_ascii_case(asked) => Ok(()),
+        Some(tid) => Err(Error::Auth(format!(
+            "`az` returned a token for tenant {}, not for the tenant asked for ({asked}): sign az in to that tenant (`az login --tenant {asked}`)",
+            crate::text::clean(&tid)
+        ))),
+        None => Err(Error::Auth(format!(
+            "`az` returned a token without a tenant (no `tid` claim): cannot check it is for the tenant asked for ({asked})"
+        ))),
     }
 }
 
@@ -848,8 +869,8 @@ mod tests {
     #[test]
     fn azure_cli_and_managed_identity_work_with_custom_endpoints() {
         // Both used to refuse custom endpoints; `az` signed in to a custom cloud and an App
-        // Service identity endpoint make them usable there (tests/azure_cli.rs,
-        // tests/managed_identity.rs run them against the simulator).
+        // Service identity endpoint make them usable there (tests/it/azure_cli.rs,
+        // tests/it/managed_identity.rs run them against the simulator).
         let f = crate::endpoints::EndpointsFile {
             login: "https://127.0.0.1:1".into(),
             graph: "https://127.0.0.1:2".into(),

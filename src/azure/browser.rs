@@ -211,48 +211,164 @@ pub(crate) fn aadsts_codes(text: &str) -> Vec<String> {
 // The loopback listener
 // ---------------------------------------------------------------------------------------------
 
-/// The redirect's listener on `localhost:<port>` (IPv4, and IPv6 when the machine has it).
+/// The redirect's listener on `localhost:<port>`: `127.0.0.1:<port>` and `[::1]:<port>` (a
+/// browser may try either for `localhost`, so both must be ours).
+///
+/// - When `[::1]:<port>` is taken (another local process listens there and would be handed the
+///   code and state), the sign-in does not start with an operator's `--redirect-port`, and a
+///   port we chose is replaced by another free one.
+/// - When the machine has no IPv6 loopback at all (the address cannot be assigned, or the
+///   family is not supported), nobody can hold `[::1]`: we listen on `127.0.0.1` only and say
+///   so in the log. Any other failure to bind `[::1]` stops the sign-in.
 pub struct Listener {
     v4: TcpListener,
     v6: Option<TcpListener>,
     pub port: u16,
 }
 
+/// How many free ports are tried when `[::1]` of the one we got is taken.
+const PORT_TRIES: usize = 20;
+
 impl Listener {
-    /// Binds `127.0.0.1:<port>` (a free port when None) and, best effort, `[::1]:<port>`.
     pub async fn bind(port: Option<u16>) -> Result<Listener> {
-        let v4 = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
-            .await
-            .map_err(|e| match port {
-                Some(p) if e.kind() == std::io::ErrorKind::AddrInUse => Error::Usage(format!(
-                    "--redirect-port {p}: the port is already in use on this machine; choose another port (or leave --redirect-port out for a free one)"
-                )),
-                Some(p) => Error::Usage(format!(
-                    "--redirect-port {p}: cannot listen on localhost:{p}: {e}"
-                )),
-                None => Error::Other(format!("cannot listen on localhost: {e}")),
-            })?;
-        let port = v4
-            .local_addr()
-            .map_err(|e| Error::Other(format!("cannot read the listener's port: {e}")))?
-            .port();
-        let v6 = TcpListener::bind(("::1", port)).await.ok();
-        Ok(Listener { v4, v6, port })
+        Self::bind_first(port, None).await
     }
 
-    /// The next connection on either address.
-    async fn accept(&self) -> std::io::Result<TcpStream> {
-        match &self.v6 {
-            Some(v6) => tokio::select! {
-                r = self.v4.accept() => r.map(|(s, _)| s),
-                r = v6.accept() => r.map(|(s, _)| s),
-            },
-            None => self.v4.accept().await.map(|(s, _)| s),
+    /// As [`Listener::bind`]; without `port`, `first` (when given) is tried before the free
+    /// ports the system hands out (for the test of a taken `[::1]`).
+    async fn bind_first(port: Option<u16>, mut first: Option<u16>) -> Result<Listener> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let want = port.or(first.take()).unwrap_or(0);
+            let v4 = TcpListener::bind(("127.0.0.1", want))
+                .await
+                .map_err(|e| match port {
+                    Some(p) if e.kind() == std::io::ErrorKind::AddrInUse => Error::Usage(format!(
+                        "--redirect-port {p}: the port is already in use on this machine; choose another port (or leave --redirect-port out for a free one)"
+                    )),
+                    Some(p) => Error::Usage(format!(
+                        "--redirect-port {p}: cannot listen on localhost:{p}: {e}"
+                    )),
+                    None => Error::Other(format!("cannot listen on localhost: {e}")),
+                })?;
+            let got = v4
+                .local_addr()
+                .map_err(|e| Error::Other(format!("cannot read the listener's port: {e}")))?
+                .port();
+            match TcpListener::bind(("::1", got)).await {
+                Ok(v6) => {
+                    return Ok(Listener {
+                        v4,
+                        v6: Some(v6),
+                        port: got,
+                    });
+                }
+                Err(e) if no_ipv6(&e) => {
+                    tracing::info!(port = got, error = %e, "no IPv6 loopback on this machine: the sign-in listens on 127.0.0.1 only");
+                    return Ok(Listener {
+                        v4,
+                        v6: None,
+                        port: got,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => match port {
+                    Some(p) => {
+                        return Err(Error::Usage(format!(
+                            "--redirect-port {p}: [::1]:{p} is already in use by another program on this machine, which a browser could reach for localhost:{p}; choose another port (or leave --redirect-port out for a free one)"
+                        )));
+                    }
+                    None if tries < PORT_TRIES => {
+                        tracing::info!(
+                            port = got,
+                            "[::1] of the free port is taken: trying another port"
+                        );
+                        continue;
+                    }
+                    None => {
+                        return Err(Error::Other(format!(
+                            "cannot find a port free on both 127.0.0.1 and [::1] ({PORT_TRIES} tried)"
+                        )));
+                    }
+                },
+                Err(e) => {
+                    return Err(Error::Other(format!(
+                        "cannot listen on [::1]:{got} for the sign-in's redirect: {e}"
+                    )));
+                }
+            }
         }
+    }
+
+    /// Accepts on both addresses and reads each connection on its own task (at most
+    /// [`MAX_CONNECTIONS`] at once, [`READ_TIMEOUT`] each): a request for our redirect path is
+    /// sent on `found` with its stream; anything else is answered 404. Ends when dropped
+    /// (the task is aborted, its connections with it).
+    fn serve(self, found: tokio::sync::mpsc::Sender<(String, TcpStream)>) -> AbortOnDrop {
+        let task = tokio::spawn(async move {
+            let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let accepted = match &self.v6 {
+                    Some(v6) => tokio::select! {
+                        r = self.v4.accept() => r,
+                        r = v6.accept() => r,
+                    },
+                    None => self.v4.accept().await,
+                };
+                while conns.try_join_next().is_some() {}
+                let Ok((mut stream, _)) = accepted else {
+                    // Out of descriptors or similar: let it pass rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                // Too many at once: this one is closed at once, the others go on.
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let found = found.clone();
+                conns.spawn(async move {
+                    let _permit = permit;
+                    match read_target(&mut stream).await {
+                        Some(target)
+                            if target == "/"
+                                || target.starts_with("/?")
+                                || target.starts_with("/#") =>
+                        {
+                            let _ = found.send((target, stream)).await;
+                        }
+                        Some(_) => respond(stream, "404 Not Found", "Not found.").await,
+                        None => {}
+                    }
+                });
+            }
+        });
+        AbortOnDrop(task)
     }
 }
 
-/// Reads one HTTP request head (at most 16 KiB, 10 s); returns the request target of a GET.
+/// The machine has no IPv6 loopback: `[::1]` cannot be assigned, or IPv6 is not supported.
+fn no_ipv6(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || e.kind() == std::io::ErrorKind::Unsupported
+        || e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+        || e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+}
+
+/// Connections read at once by the listener; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may take to send its request head.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reads one HTTP request head (at most 16 KiB, [`READ_TIMEOUT`]); the request target of a GET.
 async fn read_target(stream: &mut TcpStream) -> Option<String> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
@@ -266,9 +382,7 @@ async fn read_target(stream: &mut TcpStream) -> Option<String> {
         }
         Some(())
     };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .ok()??;
+    tokio::time::timeout(READ_TIMEOUT, read).await.ok()??;
     let head = String::from_utf8_lossy(&buf);
     let line = head.lines().next()?;
     let mut parts = line.split_whitespace();
@@ -401,20 +515,13 @@ pub async fn sign_in(
     let mut used: HashSet<String> = HashSet::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut pastes_open = true;
+    // Connections are read on their own tasks: an idle one delays neither the redirect nor a
+    // paste.
+    let (found_tx, mut found) = tokio::sync::mpsc::channel(8);
+    let _serving = listener.serve(found_tx);
     loop {
         let (address, stream) = tokio::select! {
-            conn = listener.accept() => {
-                let Ok(mut stream) = conn else { continue };
-                match read_target(&mut stream).await {
-                    Some(target) if target == "/" || target.starts_with("/?") || target.starts_with("/#") => {
-                        (format!("{redirect_uri}{target}"), Some(stream))
-                    }
-                    _ => {
-                        respond(stream, "404 Not Found", "Not found.").await;
-                        continue;
-                    }
-                }
-            }
+            Some((target, stream)) = found.recv() => (format!("{redirect_uri}{target}"), Some(stream)),
             pasted = pastes.recv(), if pastes_open => match pasted {
                 Some(a) => (a, None),
                 None => {
@@ -437,9 +544,10 @@ pub async fn sign_in(
         let outcome = match check_redirect(&address, &redirect_uri, &state) {
             Err(why) => Outcome::Again(why),
             Ok(Redirected::Refused { error, description }) => {
+                // Both come from the address bar: no control characters (`crate::text`).
                 let mut e = ApiError::transport(Service::Login, description.clone());
                 e.status = 400;
-                e.code = error;
+                e.code = crate::text::clean(&error);
                 e.detail_codes = aadsts_codes(&description);
                 Outcome::Failed(Error::Api(e))
             }
@@ -647,5 +755,22 @@ mod tests {
         }
         let free = Listener::bind(None).await.unwrap();
         assert_ne!(free.port, 0);
+    }
+
+    /// A port of our choosing whose `[::1]` another process holds is given up for another.
+    #[tokio::test]
+    async fn a_free_port_whose_ipv6_loopback_is_taken_is_replaced() {
+        let Ok(squatter) = std::net::TcpListener::bind("[::1]:0") else {
+            return; // no IPv6 loopback here
+        };
+        let p = squatter.local_addr().unwrap().port();
+        let l = Listener::bind_first(None, Some(p)).await.unwrap();
+        assert_ne!(l.port, p);
+        assert!(l.v6.is_some());
+        // With the operator's port it is an error instead.
+        match Listener::bind(Some(p)).await {
+            Err(Error::Usage(m)) => assert!(m.contains(&format!("[::1]:{p}")), "{m}"),
+            _ => panic!("bound a port whose [::1] is taken"),
+        }
     }
 }

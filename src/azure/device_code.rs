@@ -783,6 +783,7 @@ mod tests {
             message: format!("AADSTS: {code}"),
             request_id: Some("corr-9".into()),
             retry_after: None,
+            layer_retried: false,
         }
     }
 

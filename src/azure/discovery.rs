@@ -80,6 +80,7 @@ async fn get_all(
                     message: "a listing page has no \"value\" array".into(),
                     request_id: None,
                     retry_after: None,
+                    layer_retried: false,
                 });
             }
         }
@@ -88,11 +89,12 @@ async fn get_all(
     Ok(out)
 }
 
+/// A string field, stripped of control characters (names are shown on the terminal).
 fn text(v: &Value, k: &str) -> Option<String> {
     v.get(k)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .map(crate::text::clean)
 }
 
 fn parse_tenant(v: &Value) -> Option<Tenant> {

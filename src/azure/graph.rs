@@ -481,6 +481,7 @@ fn unexpected(msg: &str) -> Error {
         message: msg.to_string(),
         request_id: None,
         retry_after: None,
+        layer_retried: false,
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod arm;
 pub mod auth;
+pub mod az;
 pub mod browser;
 pub mod device_code;
 pub mod discovery;

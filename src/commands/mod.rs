@@ -101,20 +101,48 @@ async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
     }
 }
 
-/// `--subscription`/`--all-subscriptions` resolved, tried again on transient errors.
+/// `--subscription`/`--all-subscriptions` resolved, tried again on transient errors. A tenant
+/// that could not be listed whole stops the run (`Error::Incomplete`, exit 3), or, with
+/// `--skip-unreachable`, is skipped loudly: said here and again after the run
+/// ([`say_skipped`]).
 async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Target>, Error> {
     let mut tries = 0u64;
     loop {
         match session
-            .resolve_targets(&opts.subscriptions, opts.all_subscriptions)
+            .resolve_targets(
+                &opts.subscriptions,
+                opts.all_subscriptions,
+                opts.skip_unreachable,
+            )
             .await
         {
             Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
             }
-            r => return r,
+            Ok(r) => {
+                if let Ok(mut s) = SKIPPED.lock() {
+                    s.clone_from(&r.unreachable);
+                }
+                say_skipped();
+                return Ok(r.targets);
+            }
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// What `--skip-unreachable` left out of this run.
+static SKIPPED: std::sync::Mutex<Vec<crate::error::Unseen>> = std::sync::Mutex::new(Vec::new());
+
+/// The loud line for each tenant `--skip-unreachable` left out.
+pub(crate) fn say_skipped() {
+    let skipped = SKIPPED.lock().map(|s| s.clone()).unwrap_or_default();
+    for u in skipped {
+        eprintln!(
+            "  ! SKIPPED {} (--skip-unreachable): its subscriptions could not all be listed and are not in this run: {}",
+            u.what, u.reason
+        );
     }
 }
 
@@ -129,6 +157,12 @@ fn fail(e: &Error) -> i32 {
     match e {
         Error::Usage(_) => exit::USAGE,
         Error::Cancelled => exit::INTERRUPTED,
+        Error::Incomplete(unseen) => {
+            for u in unseen {
+                eprintln!("  ✗ could not see {}: {}", u.what, u.reason);
+            }
+            exit::PARTIAL
+        }
         _ => exit::FAILED,
     }
 }
@@ -219,6 +253,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
         if opts.json {
             crate::cli::json_out::print(&serde_json::to_value(&plan).unwrap_or_default());
         }
+        say_skipped();
         return if blocked { exit::FAILED } else { exit::DONE };
     }
     if !opts.yes && !blocked && plan.writes().next().is_some() && !confirm().await {
@@ -237,6 +272,7 @@ async fn run(opts: &CommonOpts, write: bool) -> i32 {
     if let Some(e) = &report.stopped {
         eprintln!("spot-connect apply: stopped: {}", e.summary);
     }
+    say_skipped();
     exit_of(&report)
 }
 
@@ -290,6 +326,11 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
     }
     for r in &report.reports {
         match r.verdict {
+            Verdict::Connected if r.kept.is_some() => eprintln!(
+                "  = {} is connected (not ours): {}",
+                r.subscription_id,
+                r.kept.as_deref().unwrap_or_default()
+            ),
             Verdict::Connected => eprintln!(
                 "  ✓ {} is connected to Spot{}{}",
                 r.subscription_id,
@@ -323,6 +364,7 @@ pub fn table(report: &RunReport) -> String {
     for r in &report.reports {
         let name: String = r.subscription_name.chars().take(22).collect();
         let (result, last) = match r.verdict {
+            Verdict::Connected if r.kept.is_some() => ("kept", r.kept.clone().unwrap_or_default()),
             Verdict::Connected => (
                 "connected",
                 r.secret_expires
@@ -358,7 +400,13 @@ pub fn table(report: &RunReport) -> String {
 }
 
 /// "  … Role assignment: waiting for Azure to propagate (attempt 3, next in 8 s)"
+/// A progress line for stderr, without control characters (names and messages from outside
+/// are in it: `crate::text`).
 pub fn progress_line(p: &Progress) -> Option<String> {
+    progress_text(p).map(|l| crate::text::clean_lines(&l))
+}
+
+fn progress_text(p: &Progress) -> Option<String> {
     match p {
         Progress::Step { step, event, .. } => Some(match event {
             StepEvent::Started { detail } => format!("  … {}: {detail}", step.label()),
@@ -456,6 +504,7 @@ pub fn plan_text(plan: &Plan) -> String {
             PlanAction::Reuse => "reuse  ",
             PlanAction::Update => "update ",
             PlanAction::Blocked => "BLOCKED",
+            PlanAction::Keep => "keep   ",
         };
         let name = if i.name.is_empty() {
             String::new()
@@ -567,6 +616,7 @@ mod tests {
             total_ms: 1,
             error: None,
             report_path: None,
+            kept: None,
         };
         let run = |reports: Vec<Report>, stopped: bool| RunReport {
             reports,
@@ -613,6 +663,7 @@ mod tests {
             total_ms: 1,
             error: None,
             report_path: None,
+            kept: None,
         };
         let mut r = r;
         let p = save_report(d.path(), &mut r).unwrap();

@@ -1,8 +1,9 @@
 //! `spot-connect status`: a table (or `--json`) of what exists per subscription, with a verdict.
-//! Read-only. Exit 0 when none is broken, 3 when some are, 1 when all are.
+//! Read-only. Exit 0 unless something we manage is broken, expires within `--warn-within`
+//! days, or could not be seen: then 3 (issue 16 §9).
 
 use super::fail;
-use crate::cli::{Cli, CommonOpts, exit};
+use crate::cli::{Cli, CommonOpts, StatusOpts, exit};
 use crate::onboard::status::{Health, SubscriptionStatus};
 use crate::onboard::{Session, Target};
 
@@ -33,11 +34,11 @@ pub(crate) async fn signed_in(
     }
 }
 
-pub async fn status(cli: &Cli) -> i32 {
-    super::interruptible(run(&cli.opts)).await
+pub async fn status(cli: &Cli, o: &StatusOpts) -> i32 {
+    super::interruptible(run(&cli.opts, o)).await
 }
 
-async fn run(opts: &CommonOpts) -> i32 {
+async fn run(opts: &CommonOpts, o: &StatusOpts) -> i32 {
     let settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -46,14 +47,16 @@ async fn run(opts: &CommonOpts) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let mut list = match crate::onboard::status::status(&session, &targets, &settings).await {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
-    };
+    let warn = time::Duration::days(i64::from(o.warn_within));
+    let mut list =
+        match crate::onboard::status::status_within(&session, &targets, &settings, warn).await {
+            Ok(l) => l,
+            Err(e) => return fail(&e),
+        };
     let unheld = crate::onboard::orphans::status_lines(&session, &targets).await;
     for u in &unheld {
         for s in list.iter_mut().filter(|s| s.tenant_id == u.tenant_id) {
-            s.unheld_secrets = u.key_ids.clone();
+            s.unheld_secrets.extend(u.key_ids.iter().cloned());
         }
     }
     if opts.json {
@@ -64,25 +67,25 @@ async fn run(opts: &CommonOpts) -> i32 {
     for u in &unheld {
         eprintln!("  ! {}", u.line);
     }
-    let broken = list.iter().filter(|s| s.verdict == Health::Broken).count();
-    match broken {
-        0 => exit::DONE,
-        n if n == list.len() => exit::FAILED,
-        _ => exit::PARTIAL,
+    super::say_skipped();
+    if list.iter().any(|s| s.verdict.needs_attention()) {
+        exit::PARTIAL
+    } else {
+        exit::DONE
     }
 }
 
 /// The human table: one row per subscription, then the reasons for each broken one.
 pub fn table(list: &[SubscriptionStatus], _now: time::OffsetDateTime) -> String {
     let mut out = format!(
-        "{:<36}  {:<22}  {:<9}  {:<18}  {:<13}  {}\n",
+        "{:<36}  {:<22}  {:<20}  {:<18}  {:<13}  {}\n",
         "SUBSCRIPTION", "NAME", "VERDICT", "SECRET ENDS", "ROLE", "SPOT ACCOUNT"
     );
     for s in list {
         let verdict = match s.verdict {
-            Health::Connected => "connected",
-            Health::Expiring => "expiring",
             Health::Broken => "BROKEN",
+            Health::Unknown => "UNKNOWN",
+            h => h.label(),
         };
         let secret = s
             .secret
@@ -104,12 +107,24 @@ pub fn table(list: &[SubscriptionStatus], _now: time::OffsetDateTime) -> String 
             .unwrap_or_else(|| "-".into());
         let name: String = s.subscription_name.chars().take(22).collect();
         out.push_str(&format!(
-            "{:<36}  {:<22}  {:<9}  {:<18}  {:<13}  {}\n",
+            "{:<36}  {:<22}  {:<20}  {:<18}  {:<13}  {}\n",
             s.subscription_id, name, verdict, secret, role, spot
         ));
     }
+    for s in list.iter().filter(|s| s.note.is_some()) {
+        out.push_str(&format!(
+            "\n{} is {}: {}\n",
+            s.subscription_id,
+            s.verdict.label(),
+            s.note.as_deref().unwrap_or_default()
+        ));
+    }
     for s in list.iter().filter(|s| !s.problems.is_empty()) {
-        out.push_str(&format!("\n{} is broken:\n", s.subscription_id));
+        out.push_str(&format!(
+            "\n{} is {}:\n",
+            s.subscription_id,
+            s.verdict.label()
+        ));
         for p in &s.problems {
             out.push_str(&format!("  - {p}\n"));
         }

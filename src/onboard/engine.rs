@@ -13,17 +13,15 @@
 //! ```
 
 use super::model::{
-    ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report, RunReport, Step,
-    StepEvent, Verdict,
+    AccountKind, ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report,
+    RunReport, Step, StepEvent, Verdict,
 };
 use super::pace::WriteBudget;
 use super::policy::{self, Policy};
 use super::retry::{self, Backoff, create_or_find, is_not_found, read};
 use super::rotate::{SECRET_PREFIX, shared_secret_name};
-use super::state::{SecretRecord, State, StepStatus, Store, lock};
-use super::status::{
-    self, account_for, find_assignment, is_fatal, is_our_role, same_scope, scope_of,
-};
+use super::state::{AccountOrigin, SecretRecord, State, StepStatus, Store, lock};
+use super::status::{self, find_assignment, is_fatal, is_our_role, same_scope, scope_of};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
 use crate::azure::auth::AuthMethod;
@@ -81,9 +79,79 @@ enum RoleFact {
 
 #[derive(Debug, Clone)]
 enum AccountFact {
-    Reuse(SpotAccount, String),
+    /// Connect this existing account (whose it is, and why).
+    Reuse(SpotAccount, AccountKind, String),
     Create(String),
+    /// Connected to the subscription through an app that is not ours: left as it is.
+    Keep(Foreign),
     Blocked(String, Option<ApiError>),
+}
+
+/// A Spot connection made through an app that is not ours (issue 16 §3).
+#[derive(Debug, Clone)]
+struct Foreign {
+    account: SpotAccount,
+    /// The client id Spot holds (None: Spot shows no credentials).
+    client_id: Option<String>,
+    /// That app's display name in the tenant, when Graph knows it.
+    app_name: Option<String>,
+    expires: Option<String>,
+}
+
+impl Foreign {
+    /// "Spot.io-fabrikam-prod (c1000003-…)", or the client id alone.
+    fn app(&self) -> String {
+        match (&self.app_name, &self.client_id) {
+            (Some(n), Some(c)) => format!("{n} ({c})"),
+            (None, Some(c)) => format!("app {c}"),
+            (_, None) => "credentials Spot does not show".into(),
+        }
+    }
+
+    fn expiry(&self) -> String {
+        self.expires
+            .as_deref()
+            .map(|d| d.split('T').next().unwrap_or(d).to_string())
+            .unwrap_or_else(|| "(unknown)".into())
+    }
+
+    /// The plan's line for a connection kept as it is.
+    fn keep_line(&self) -> String {
+        format!(
+            "connected through {}, secret expires {}: keep (Spot account {} is not ours: nothing is changed; --take-over replaces its credentials with ours)",
+            self.app(),
+            self.expiry(),
+            self.account.account_id
+        )
+    }
+
+    /// The plan's line for a take-over.
+    fn take_over_line(&self, our_app: &str) -> String {
+        format!(
+            "TAKE OVER: replace the credentials of Spot account {} ({}, connected through {}, secret expires {}) with {our_app}'s and a new secret of it; this cannot be undone (Spot has no call that restores or deletes credentials); {} itself is not touched, and the account stays chosen: `remove` never deletes it",
+            self.account.account_id,
+            self.account.name,
+            self.app(),
+            self.expiry(),
+            self.app_name.as_deref().unwrap_or("the other app"),
+        )
+    }
+}
+
+/// A Spot account and its credentials, as read.
+type Looked = (SpotAccount, Option<AzureCredentialsInfo>);
+
+/// What Spot showed for one subscription, before our app is known.
+#[derive(Debug, Clone)]
+struct SpotLook {
+    /// The accounts connected to the subscription (`?cloudAccountId=`), with their credentials.
+    connected: Vec<Looked>,
+    /// The organization's accounts; Err: the token may not list them (not an Organization
+    /// Admin's).
+    org: std::result::Result<Vec<SpotAccount>, ApiError>,
+    /// The account `--spot-account` names, or the one the state records: None when Spot says
+    /// it does not exist (or this token cannot see it).
+    named: Option<(String, Option<Looked>)>,
 }
 
 /// Whether the caller may register applications in the tenant (Entra), checked before writing.
@@ -101,39 +169,16 @@ pub(crate) struct Facts {
     settings: Settings,
     policy: Policy,
     tenants: Vec<TenantFacts>,
-    /// When the lookups ended.
-    looked_up: Instant,
+    /// Subscriptions connected through an app that is not ours, kept as they are: nothing of
+    /// theirs is written (issue 16 §3).
+    kept: Vec<SubFacts>,
 }
 
 impl Facts {
-    /// The app registration's display name the plan uses in `tenant`.
-    pub(super) fn app_name(&self, tenant: &str) -> String {
-        self.tenants
+    fn kept_sub(&self, subscription: &str) -> Option<&SubFacts> {
+        self.kept
             .iter()
-            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))
-            .map(|t| t.app_name.clone())
-            .unwrap_or_else(|| self.settings.app_name_for(tenant))
-    }
-
-    /// The apps of ours the plan found in `tenant` (none, or the one it would reuse), when the
-    /// plan was made less than `within` ago; None when older, or the lookup failed.
-    pub(super) fn recent_apps(
-        &self,
-        tenant: &str,
-        within: std::time::Duration,
-    ) -> Option<Vec<Application>> {
-        if self.looked_up.elapsed() >= within {
-            return None;
-        }
-        let t = self
-            .tenants
-            .iter()
-            .find(|t| t.tenant.eq_ignore_ascii_case(tenant))?;
-        match &t.app {
-            AppFact::Ours(a) => Some(vec![a.clone()]),
-            AppFact::Missing => Some(vec![]),
-            AppFact::Foreign(_) | AppFact::Unreadable(..) => None,
-        }
+            .find(|k| k.target.subscription_id.eq_ignore_ascii_case(subscription))
     }
 
     pub(super) fn settings(&self) -> &Settings {
@@ -166,6 +211,12 @@ struct SubFacts {
     target: Target,
     state: State,
     account: AccountFact,
+    /// Notes on the Spot account the plan says (a state file naming an account we did not
+    /// create; a token that cannot list the organization's accounts).
+    account_notes: Vec<String>,
+    /// `--take-over`: the connection whose credentials this run replaces.
+    taken_over: Option<Foreign>,
+    spot: Option<SpotLook>,
     spot_creds: Option<AzureCredentialsInfo>,
     /// None: the caller's permissions could not be read (not blocking).
     permissions: Option<Vec<Permission>>,
@@ -216,6 +267,15 @@ pub(super) async fn plan(
                 .into(),
         ));
     }
+    // Every check the plan can make comes before any write (issue 16 §8).
+    if !SECRET_MONTHS.contains(&settings.secret_months) {
+        return Err(Error::Usage(format!(
+            "a client secret of {} months: the lifetime must be {} to {} months",
+            settings.secret_months,
+            SECRET_MONTHS.start(),
+            SECRET_MONTHS.end()
+        )));
+    }
     let policy = Policy::load(settings.policy_file.as_deref())?;
     // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
     // for them only where it needs them).
@@ -240,18 +300,30 @@ pub(super) async fn plan(
         let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
         lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
     });
-    let tenants = futures::future::try_join_all(lookups).await?;
+    let mut tenants = futures::future::try_join_all(lookups).await?;
+    // A connection that is not ours is kept: its subscription needs none of the tenant's
+    // objects, and a tenant left with none writes nothing.
+    let mut kept = Vec::new();
+    for t in &mut tenants {
+        let (k, active): (Vec<SubFacts>, Vec<SubFacts>) = std::mem::take(&mut t.subs)
+            .into_iter()
+            .partition(|s| matches!(s.account, AccountFact::Keep(_)));
+        t.subs = active;
+        kept.extend(k);
+    }
+    tenants.retain(|t| !t.subs.is_empty());
     let facts = Facts {
         settings: settings.clone(),
         policy,
         tenants,
-        looked_up: Instant::now(),
+        kept,
     };
-    let items = facts
+    let mut items: Vec<PlanItem> = facts
         .tenants
         .iter()
         .flat_map(|t| plan_items(&facts, t))
         .collect();
+    items.extend(facts.kept.iter().filter_map(keep_item));
     let mut plan = Plan::new(targets, items);
     plan.facts = Some(std::sync::Arc::new(facts));
     Ok(plan)
@@ -305,10 +377,11 @@ async fn lookup_tenant(
         let mut all = all.into_iter().peekable();
         while all.peek().is_some() {
             let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
-            let found = futures::future::join_all(chunk.into_iter().map(|(t, state)| {
-                lookup_sub(session, &arm, settings, t, state, accounts.clone(), names)
-            }))
-            .await;
+            let found =
+                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
+                    lookup_sub(session, &arm, settings, t, state, accounts.clone())
+                }))
+                .await;
             out.extend(found);
         }
         out
@@ -322,6 +395,37 @@ async fn lookup_tenant(
         Some(r) => RoleFact::Foreign(r),
     };
     let mut subs = subs.into_iter().collect::<Result<Vec<_>>>()?;
+    let our_app = match &app {
+        AppFact::Ours(a) => Some(a.app_id.clone()),
+        _ => None,
+    };
+    for s in &mut subs {
+        if let Some(look) = &s.spot {
+            let (fact, creds, notes, taken_over) = account_fact(
+                settings,
+                &s.target,
+                &s.state,
+                look,
+                our_app.as_deref(),
+                names,
+            );
+            (s.account, s.spot_creds, s.account_notes) = (fact, creds, notes);
+            s.taken_over = taken_over;
+        }
+        // The other app's name, for the plan's line.
+        let f = match (&mut s.account, &mut s.taken_over) {
+            (AccountFact::Keep(f), _) | (_, Some(f)) => Some(f),
+            _ => None,
+        };
+        if let Some(f) = f
+            && let Some(c) = f.client_id.clone()
+        {
+            f.app_name = match read(|| graph.get_service_principal_by_app_id(&c)).await {
+                Ok(Some(sp)) => sp.display_name.clone(),
+                _ => None,
+            };
+        }
+    }
     for s in &mut subs {
         if let (Some(sp), RoleFact::Ours(r)) = (&sp, &role) {
             s.assignment = find_assignment(&arm, &s.target.subscription_id, &sp.id, r).await?;
@@ -347,10 +451,50 @@ async fn lookup_sub(
     t: &Target,
     state: State,
     accounts: AccountsF<'_>,
-    names: &Mutex<Vec<String>>,
 ) -> Result<SubFacts> {
     let scope = scope_of(&t.subscription_id);
-    let (permissions, accounts) = tokio::join!(read(|| arm.permissions(&scope)), accounts);
+    let sub = t.subscription_id.as_str();
+    // The account connected to the subscription, whatever the token (`?cloudAccountId=`).
+    let connected = async {
+        let list = match read(|| session.spot.accounts_for_subscription(sub)).await {
+            Ok(l) => l,
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => return Ok(Err(e)),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for a in list {
+            let c = read(|| session.spot.get_azure_credentials(&a.account_id)).await?;
+            out.push((a, c));
+        }
+        Ok(Ok(out))
+    };
+    let named_id = match &settings.spot_account {
+        SpotAccountChoice::Existing(id) => Some(id.clone()),
+        _ => state
+            .spot_account_origin
+            .as_ref()
+            .map(|o| match o {
+                AccountOrigin::Created { account_id, .. }
+                | AccountOrigin::Chosen { account_id } => account_id.clone(),
+            })
+            .or_else(|| state.spot_account_id.clone()),
+    };
+    let named = async {
+        let Some(id) = named_id.clone() else {
+            return Ok(None);
+        };
+        match read(|| session.spot.get_account(&id)).await {
+            Ok(Some(a)) => {
+                let c = read(|| session.spot.get_azure_credentials(&a.account_id)).await?;
+                Ok(Some((id, Some((a, c)))))
+            }
+            Ok(None) => Ok(Some((id, None))),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Some((id, None))),
+            Err(e) => Err(e),
+        }
+    };
+    let (permissions, accounts, connected, named) =
+        tokio::join!(read(|| arm.permissions(&scope)), accounts, connected, named);
     let accounts = accounts?;
     let permissions = match permissions {
         Ok(p) => Some(p),
@@ -366,24 +510,32 @@ async fn lookup_sub(
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let account = match &accounts {
-        Err(e) => AccountFact::Blocked(
-            format!("the Spot token was refused ({} {})", e.status, e.code),
-            Some(e.clone()),
+    let (account, spot) = match connected? {
+        Err(e) => (
+            AccountFact::Blocked(
+                format!("the Spot token was refused ({} {})", e.status, e.code),
+                Some(e.clone()),
+            ),
+            None,
         ),
-        Ok(accounts) => account_fact(settings, t, &state, accounts, names),
-    };
-    let spot_creds = match &account {
-        AccountFact::Reuse(a, _) => {
-            read(|| session.spot.get_azure_credentials(&a.account_id)).await?
-        }
-        _ => None,
+        Ok(connected) => (
+            // Decided once the tenant's app is known (`account_fact`).
+            AccountFact::Create(String::new()),
+            Some(SpotLook {
+                connected,
+                org: accounts,
+                named: named?,
+            }),
+        ),
     };
     Ok(SubFacts {
         target: t.clone(),
         state,
         account,
-        spot_creds,
+        account_notes: vec![],
+        taken_over: None,
+        spot,
+        spot_creds: None,
         permissions,
         assignment: None,
         secret_reuse: None,
@@ -391,43 +543,188 @@ async fn lookup_sub(
     })
 }
 
+/// Whose the Spot account of a subscription is and what the run does with it (issue 16 §2,
+/// §3), once the tenant's app of ours is known (`our_app`: its client id). Returns the fact,
+/// the credentials Spot holds for it, notes for the plan, and the connection a take-over
+/// replaces.
 fn account_fact(
     settings: &Settings,
     t: &Target,
     state: &State,
-    accounts: &[SpotAccount],
+    look: &SpotLook,
+    our_app: Option<&str>,
     names: &Mutex<Vec<String>>,
-) -> AccountFact {
+) -> (
+    AccountFact,
+    Option<AzureCredentialsInfo>,
+    Vec<String>,
+    Option<Foreign>,
+) {
     let sub = &t.subscription_id;
+    let mut notes = Vec::new();
+    let ours = |c: &Option<AzureCredentialsInfo>| {
+        c.as_ref()
+            .and_then(|c| c.client_id.as_deref())
+            .zip(our_app)
+            .is_some_and(|(c, o)| c.eq_ignore_ascii_case(o))
+    };
+    let foreign = |a: &SpotAccount, c: &Option<AzureCredentialsInfo>| Foreign {
+        account: a.clone(),
+        client_id: c.as_ref().and_then(|c| c.client_id.clone()),
+        app_name: None,
+        expires: c.as_ref().and_then(|c| c.expiration_date.clone()),
+    };
+    // A connection through another app: kept, or taken over (then chosen).
+    let keep_or_take = |a: &SpotAccount, c: &Option<AzureCredentialsInfo>, notes: Vec<String>| {
+        let f = foreign(a, c);
+        if settings.take_over {
+            (
+                AccountFact::Reuse(
+                    a.clone(),
+                    AccountKind::Chosen,
+                    "taken over with --take-over: chosen, never deleted".into(),
+                ),
+                c.clone(),
+                notes,
+                Some(f),
+            )
+        } else {
+            (AccountFact::Keep(f), c.clone(), notes, None)
+        }
+    };
+    let kind_of = |a: &SpotAccount, c: &Option<AzureCredentialsInfo>| {
+        let creds_app = c.as_ref().and_then(|c| c.client_id.as_deref());
+        if state.created(&a.account_id, &a.name, creds_app, our_app) {
+            AccountKind::Created
+        } else {
+            AccountKind::Chosen
+        }
+    };
     if let SpotAccountChoice::Existing(id) = &settings.spot_account {
-        return match accounts.iter().find(|a| &a.account_id == id) {
-            None => AccountFact::Blocked(
-                format!("Spot account {id} is not in your organization"),
+        let Some((_, Some((a, c)))) = &look.named else {
+            return (
+                AccountFact::Blocked(
+                    format!(
+                        "Spot account {id} is not in your organization (or this Spot token cannot see it)"
+                    ),
+                    None,
+                ),
                 None,
-            ),
-            Some(a) => match &a.provider_external_id {
-                Some(p) if !p.eq_ignore_ascii_case(sub) => AccountFact::Blocked(
+                notes,
+                None,
+            );
+        };
+        return match (&a.provider_external_id, c) {
+            (Some(p), _) if !p.eq_ignore_ascii_case(sub) => (
+                AccountFact::Blocked(
                     format!("Spot account {id} is already connected to subscription {p}"),
                     None,
                 ),
-                _ => AccountFact::Reuse(a.clone(), "the account you chose".into()),
-            },
+                None,
+                notes,
+                None,
+            ),
+            (_, Some(_)) if ours(c) => (
+                AccountFact::Reuse(
+                    a.clone(),
+                    kind_of(a, c),
+                    "the account you chose; connected through this tenant's app of ours".into(),
+                ),
+                c.clone(),
+                notes,
+                None,
+            ),
+            (_, Some(_)) => keep_or_take(a, c, notes),
+            (_, None) => (
+                AccountFact::Reuse(
+                    a.clone(),
+                    AccountKind::Chosen,
+                    "the account you chose (--spot-account): connected, never deleted".into(),
+                ),
+                None,
+                notes,
+                None,
+            ),
         };
     }
-    if let Some(a) = account_for(accounts, sub, state.spot_account_id.as_deref()) {
-        let why = if a.provider_external_id.is_some() {
-            "already connected to this subscription"
-        } else {
-            "created by an earlier run"
-        };
-        return AccountFact::Reuse(a.clone(), why.into());
+    // The account connected to this subscription: through our app first.
+    let mut connected: Vec<&Looked> = look.connected.iter().collect();
+    connected.sort_by_key(|(a, c)| (!ours(c), a.created_at, a.account_id.clone()));
+    if let Some((a, c)) = connected.first() {
+        if ours(c) {
+            let kind = kind_of(a, c);
+            let why = match kind {
+                AccountKind::Created => {
+                    "created by an earlier run (recorded); connected through this tenant's app of ours"
+                }
+                _ if state.chosen(&a.account_id) => {
+                    "chosen earlier (recorded); connected through this tenant's app of ours: never deleted"
+                }
+                _ => {
+                    "already connected to this subscription through this tenant's app of ours (no record here of creating it: never deleted)"
+                }
+            };
+            return (
+                AccountFact::Reuse(a.clone(), kind, why.into()),
+                c.clone(),
+                notes,
+                None,
+            );
+        }
+        return keep_or_take(a, c, notes);
     }
-    if let Some(a) = state.spot_account_pending.as_ref().and_then(|n| {
-        accounts
-            .iter()
-            .find(|a| &a.name == n && a.provider_external_id.is_none())
-    }) {
-        return AccountFact::Reuse(a.clone(), "created by an interrupted run".into());
+    // The account a run of this state dir created or the operator chose, not connected yet.
+    if let Some((id, found)) = &look.named {
+        match found {
+            Some((a, c))
+                if a.provider_external_id.is_none()
+                    && c.is_none()
+                    && (state.created(&a.account_id, &a.name, None, None)
+                        || state.chosen(&a.account_id)) =>
+            {
+                let (kind, why) = if state.chosen(&a.account_id) {
+                    (AccountKind::Chosen, "chosen earlier (recorded), not connected yet")
+                } else {
+                    (AccountKind::Created, "created by an earlier run (recorded), not connected yet")
+                };
+                return (AccountFact::Reuse(a.clone(), kind, why.into()), None, notes, None);
+            }
+            Some((a, _)) => notes.push(format!(
+                "the state file names Spot account {id} ({}), which no run of this state dir created for this subscription: it is left alone",
+                a.name
+            )),
+            None => notes.push(format!(
+                "the state file names Spot account {id}, which Spot does not show: it is left alone"
+            )),
+        }
+    }
+    match &look.org {
+        Ok(org) => {
+            // Created by a run killed before it could record the id: an account of the name
+            // it gave, made after it asked, not connected.
+            if let (Some(n), Some(at)) = (&state.spot_account_pending, state.spot_account_pending_at)
+                && let Some(a) = org.iter().find(|a| {
+                    &a.name == n
+                        && a.provider_external_id.is_none()
+                        && a.created_at.is_some_and(|c| c >= at - time::Duration::seconds(2))
+                })
+            {
+                return (
+                    AccountFact::Reuse(
+                        a.clone(),
+                        AccountKind::Created,
+                        "created by an interrupted run".into(),
+                    ),
+                    None,
+                    notes,
+                    None,
+                );
+            }
+        }
+        Err(e) => notes.push(format!(
+            "this Spot token cannot list the organization's accounts ({} {}): a Spot account another run made for this subscription and has not connected yet cannot be ruled out (a duplicate)",
+            e.status, e.code
+        )),
     }
     let base = account_name(t);
     let mut names = lock(names);
@@ -438,7 +735,7 @@ fn account_fact(
         i += 1;
     }
     names.push(n.clone());
-    AccountFact::Create(n)
+    (AccountFact::Create(n), None, notes, None)
 }
 
 /// A new Spot account is named after the subscription (Spot wants a letter in the name).
@@ -501,7 +798,7 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
     let AppFact::Ours(app) = app else {
         return (None, "a new app registration needs a secret".into());
     };
-    let AccountFact::Reuse(acct, _) = &s.account else {
+    let AccountFact::Reuse(acct, _, _) = &s.account else {
         return (None, "a new Spot account needs the secret".into());
     };
     let creds = s.spot_creds.as_ref();
@@ -530,7 +827,8 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
         .clone()
         .filter(|r| r.handed_to_spot)
         .or_else(|| {
-            let spot_end = creds.and_then(AzureCredentialsInfo::expiration)?;
+            let c = creds?;
+            let spot_end = c.expiration()?;
             app.password_credentials
                 .iter()
                 .filter(|p| {
@@ -538,10 +836,7 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
                         .as_deref()
                         .is_some_and(|n| n.starts_with(SECRET_PREFIX))
                 })
-                .find(|p| {
-                    p.end_date_time
-                        .is_some_and(|e| (e - spot_end).abs() < time::Duration::seconds(2))
-                })
+                .find(|p| super::orphans::holds(c, p))
                 .map(|p| SecretRecord {
                     key_id: p.key_id.clone(),
                     end_date_time: p.end_date_time.unwrap_or(spot_end),
@@ -865,14 +1160,15 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 subscription_id: Some(s.target.subscription_id.clone()),
                 ..shared(step, object, name, action, id, reason)
             };
+        let notes: String = s.account_notes.iter().map(|n| format!("; {n}")).collect();
         items.push(match &s.account {
-            AccountFact::Reuse(a, why) => sub(
+            AccountFact::Reuse(a, kind, why) => sub(
                 Step::SpotAccount,
                 "Spot account",
                 &a.name,
                 PlanAction::Reuse,
                 Some(a.account_id.clone()),
-                why.clone(),
+                format!("{}: {why}{notes}", kind.label()),
             ),
             AccountFact::Create(n) => sub(
                 Step::SpotAccount,
@@ -880,7 +1176,15 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 n,
                 PlanAction::Create,
                 None,
-                "no Spot account is connected to this subscription".into(),
+                format!("no Spot account is connected to this subscription: created by this run (then ours to delete){notes}"),
+            ),
+            AccountFact::Keep(f) => sub(
+                Step::SpotAccount,
+                "Spot account",
+                &f.account.name,
+                PlanAction::Keep,
+                Some(f.account.account_id.clone()),
+                f.keep_line(),
             ),
             AccountFact::Blocked(why, e) => sub(
                 Step::SpotAccount,
@@ -924,8 +1228,23 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 format!("assign the role to the app's service principal at {scope}"),
             ),
         });
+        let app_label = match &f.app {
+            AppFact::Ours(a) => a.display_name.clone(),
+            _ => f.app_name.clone(),
+        };
         items.push(match (&s.secret_reuse, &s.account) {
-            (Some(_), AccountFact::Reuse(a, _)) => sub(
+            (_, AccountFact::Reuse(a, _, _)) if s.taken_over.is_some() => sub(
+                Step::ConnectSpot,
+                "Spot connection",
+                &a.name,
+                PlanAction::Update,
+                Some(a.account_id.clone()),
+                s.taken_over
+                    .as_ref()
+                    .map(|t| t.take_over_line(&app_label))
+                    .unwrap_or_default(),
+            ),
+            (Some(_), AccountFact::Reuse(a, _, _)) => sub(
                 Step::ConnectSpot,
                 "Spot connection",
                 &a.name,
@@ -944,7 +1263,8 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 Step::ConnectSpot,
                 "Spot connection",
                 match a {
-                    AccountFact::Reuse(a, _) => &a.name,
+                    AccountFact::Reuse(a, _, _) => &a.name,
+                    AccountFact::Keep(f) => &f.account.name,
                     AccountFact::Create(n) => n,
                     AccountFact::Blocked(..) => "",
                 },
@@ -955,6 +1275,38 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         });
     }
     items
+}
+
+/// The one item of a subscription whose connection is not ours: kept.
+fn keep_item(s: &SubFacts) -> Option<PlanItem> {
+    let AccountFact::Keep(f) = &s.account else {
+        return None;
+    };
+    Some(PlanItem {
+        step: Step::ConnectSpot,
+        object: "Spot connection".into(),
+        name: f.account.name.clone(),
+        action: PlanAction::Keep,
+        tenant_id: s.target.tenant_id.clone(),
+        subscription_id: Some(s.target.subscription_id.clone()),
+        id: Some(f.account.account_id.clone()),
+        reason: f.keep_line(),
+        drift: None,
+    })
+}
+
+/// The report of a subscription kept as it is (nothing written): connected, not ours.
+fn kept_report(s: &SubFacts) -> Report {
+    let mut r = failed_report(&s.target, ErrorInfo::from(&dependency("the run")));
+    r.verdict = Verdict::Connected;
+    r.error = None;
+    if let AccountFact::Keep(f) = &s.account {
+        r.kept = Some(f.keep_line());
+        r.secret_expires = f.expires.as_deref().and_then(|d| {
+            OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok()
+        });
+    }
+    r
 }
 
 fn lacks(action: &str, subs: &[&SubFacts]) -> String {
@@ -991,6 +1343,12 @@ struct TenantRun<'a> {
     shared_error: Mutex<Option<ErrorInfo>>,
     /// This run wrote something Azure may not have propagated yet.
     wrote_azure: AtomicBool,
+    /// This run wrote the tenant's role: read back after the assignments.
+    wrote_role: AtomicBool,
+    /// Scopes whose assignment this run made or found, and how many assignment steps ended.
+    assigned: Mutex<Vec<String>>,
+    assignments_ended: AtomicUsize,
+    assignments_done: tokio::sync::Notify,
     new_secret: OnceCell<(SecretRecord, Secret)>,
     /// The tenant's ARM write budget.
     budget: WriteBudget,
@@ -1096,7 +1454,10 @@ pub(super) async fn apply(
             reports: plan
                 .subscriptions
                 .iter()
-                .map(|t| failed_report(t, error.clone()))
+                .map(|t| match facts.kept_sub(&t.subscription_id) {
+                    Some(k) => kept_report(k),
+                    None => failed_report(t, error.clone()),
+                })
                 .collect(),
             stopped: None,
             throttled: 0,
@@ -1140,6 +1501,10 @@ pub(super) async fn apply(
             shared_durations: Mutex::new(vec![]),
             shared_error: Mutex::new(None),
             wrote_azure: AtomicBool::new(false),
+            wrote_role: AtomicBool::new(false),
+            assigned: Mutex::new(vec![]),
+            assignments_ended: AtomicUsize::new(0),
+            assignments_done: tokio::sync::Notify::new(),
             new_secret: OnceCell::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
         };
@@ -1150,6 +1515,18 @@ pub(super) async fn apply(
         .into_iter()
         .flatten()
         .collect();
+    for k in &facts.kept {
+        if let AccountFact::Keep(f) = &k.account {
+            emit(
+                Some(&k.target.subscription_id),
+                Step::ConnectSpot,
+                StepEvent::Skipped {
+                    reason: f.keep_line(),
+                },
+            );
+        }
+        reports.push(kept_report(k));
+    }
     let mut ordered = Vec::new();
     for t in &plan.subscriptions {
         if let Some(i) = reports
@@ -1190,6 +1567,7 @@ pub(super) fn failed_report(t: &Target, error: ErrorInfo) -> Report {
         total_ms: 0,
         error: Some(error),
         report_path: None,
+        kept: None,
     }
 }
 
@@ -1295,6 +1673,14 @@ impl TenantRun<'_> {
         }
     }
 
+    /// One more subscription's assignment step has ended (or will never start): when all have,
+    /// the role read-back may go.
+    fn assignment_ended(&self) {
+        if self.assignments_ended.fetch_add(1, Ordering::SeqCst) + 1 == self.f.subs.len() {
+            self.assignments_done.notify_one();
+        }
+    }
+
     fn shared_object(&self, step: Step, object: &str, name: &str, id: &str, outcome: Outcome) {
         lock(&self.shared_objects).push(ObjectRef {
             step,
@@ -1322,8 +1708,33 @@ impl TenantRun<'_> {
             .map(|i| self.sub_run(i, app_f.clone(), role_f.clone(), secret_f.clone()))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>();
-        let (_, _, _, reports) =
-            tokio::join!(app_f.clone(), role_f.clone(), secret_f.clone(), subs);
+        // The role this run wrote, read back once every assignment step has ended (alongside
+        // the connections): a writer elsewhere that replaced it meanwhile may have taken our
+        // scopes out; merged again.
+        let verify = async {
+            if self.f.subs.is_empty() {
+                return;
+            }
+            self.assignments_done.notified().await;
+            if !self.wrote_role.load(Ordering::Relaxed) {
+                return;
+            }
+            let ours: Vec<String> = lock(&self.assigned).clone();
+            if !ours.is_empty()
+                && let Err(e) = self.merge_role(false, &ours, None, true).await
+            {
+                let message = format!("the custom role could not be read back: {e}");
+                tracing::warn!("{message}");
+                let _ = self.tx.send(Progress::Log { message });
+            }
+        };
+        let (_, _, _, reports, ()) = tokio::join!(
+            app_f.clone(),
+            role_f.clone(),
+            secret_f.clone(),
+            subs,
+            verify
+        );
         reports
     }
 
@@ -1342,6 +1753,7 @@ impl TenantRun<'_> {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
         let result = if self.stop.load(Ordering::SeqCst) {
+            self.assignment_ended();
             let why = lock(self.stopped)
                 .as_ref()
                 .map(|e| e.summary.clone())
@@ -1350,9 +1762,17 @@ impl TenantRun<'_> {
         } else {
             let account_f = self.account_step(i, &run);
             let assign_f = async {
-                let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
-                let role = role_f.await.map_err(|_| dependency("Custom role"))?;
-                self.assignment_step(i, &sp, &role, &run).await
+                let done = async {
+                    let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
+                    let role = role_f.await.map_err(|_| dependency("Custom role"))?;
+                    self.assignment_step(i, &sp, &role, &run).await
+                }
+                .await;
+                if done.is_ok() {
+                    lock(&self.assigned).push(s.scope());
+                }
+                self.assignment_ended();
+                done
             };
             let (account, assigned) = tokio::join!(account_f, assign_f);
             match (account, assigned) {
@@ -1513,23 +1933,34 @@ impl TenantRun<'_> {
         let months = self.facts.settings.secret_months;
         let name = shared_secret_name(&self.f.tenant);
         self.step(None, Step::ClientSecret, format!("client secret for {}", app.display_name), async {
-            let end = add_months(OffsetDateTime::now_utc(), months);
+            let ends = secret_ends(app, months);
             let created_app = self.wrote_azure.load(Ordering::Relaxed);
-            let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
-            // The intent, before the keyId is known: a run killed now, or a lost reply, leaves a
-            // secret of ours made after `since`; `orphans::reclaim_after_apply` removes it and
-            // clears this once no secret of ours is unaccounted for.
+            // The intent, before the keyId is known: the end date of every attempt, each
+            // distinct to the second from the app's other live secrets. A run killed now, or a
+            // lost reply, leaves a secret of ours with one of these ends and no Spot account
+            // holding it: `orphans::reclaim_after_apply` can prove it ours and removes it.
+            let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
             self.save_shared(|s| {
-                s.secret_pending_since.get_or_insert(since);
+                for e in &recorded {
+                    if !s.secret_intents.contains(e) {
+                        s.secret_intents.push(*e);
+                    }
+                }
             })
             .await?;
+            // A new attempt after one that may have made a secret (a lost reply) asks for the
+            // next end date: every secret made has its own.
+            let attempt = AtomicUsize::new(0);
             let np = retry::propagate(
                 &self.backoff,
                 |e| created_app && is_not_found(e),
                 || async {
-                    // Not idempotent, and a lost reply loses the value: the copy made by a lost
-                    // request is removed after the run (`orphans::reclaim_after_apply`).
-                    self.graph.add_password(&app.id, &name, end).await
+                    let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+                    let r = self.graph.add_password(&app.id, &name, ends[i]).await;
+                    if r.as_ref().is_err_and(|e| !is_not_found(e) && !retry::is_propagation(e)) {
+                        attempt.fetch_add(1, Ordering::Relaxed);
+                    }
+                    r
                 },
                 self.waiting(None, Step::ClientSecret),
             )
@@ -1544,9 +1975,10 @@ impl TenantRun<'_> {
                 }),
                 e => e,
             })?;
+            let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
             let rec = SecretRecord {
                 key_id: np.credential.key_id.clone(),
-                end_date_time: np.credential.end_date_time.unwrap_or(end),
+                end_date_time: np.credential.end_date_time.unwrap_or(ends[i]),
                 handed_to_spot: false,
             };
             // An orphan until a subscription hands it to Spot: a run killed before that loses
@@ -1566,7 +1998,9 @@ impl TenantRun<'_> {
         .await
     }
 
-    /// One role for the tenant, assignable at every subscription of the run: one PUT at most.
+    /// One role for the tenant, assignable at every subscription of the run. The role is
+    /// shared by every run of the tenant, anywhere, and a PUT replaces it whole (no ETag):
+    /// read, merge, write, read back, merge again (`merge_role`).
     async fn role_step(&self) -> Result<RoleDefinition> {
         let name = self.f.role_name.clone();
         let scopes = self.f.scopes();
@@ -1576,28 +2010,19 @@ impl TenantRun<'_> {
             Step::CustomRole,
             format!("custom role {name}"),
             async {
-                let first = &self.f.subs[0].target.subscription_id;
-                let (guid, at, wanted, outcome, detail) = match &self.f.role {
+                let (outcome, detail) = match &self.f.role {
                     RoleFact::Foreign(_) => {
                         return Err(Error::Other("the custom role step was blocked".into()));
                     }
                     RoleFact::Ours(r) => {
                         let missing: Vec<String> = scopes
                             .iter()
-                            .filter(|s| {
-                                !r.properties
-                                    .assignable_scopes
-                                    .iter()
-                                    .any(|x| same_scope(x, s))
-                            })
+                            .filter(|s| !lists_scope(r, s))
                             .cloned()
                             .collect();
                         let d = policy::drift(&policy.actions, &r.properties.permissions);
                         if missing.is_empty() && d.missing.is_empty() {
                             (
-                                None,
-                                String::new(),
-                                vec![],
                                 Outcome::Reused,
                                 format!("{} has all of Spot's actions", r.properties.role_name),
                             )
@@ -1609,30 +2034,10 @@ impl TenantRun<'_> {
                             if !d.missing.is_empty() {
                                 what.push(format!("{} missing action(s) added", d.missing.len()));
                             }
-                            let mut wanted = r.properties.assignable_scopes.clone();
-                            wanted.extend(missing);
-                            // Updated at a scope it is assignable at.
-                            let at = r
-                                .properties
-                                .assignable_scopes
-                                .first()
-                                .cloned()
-                                .unwrap_or_else(|| scopes[0].clone());
-                            (
-                                Some(r.name.clone()),
-                                at,
-                                wanted,
-                                Outcome::Updated,
-                                what.join(", "),
-                            )
+                            (Outcome::Updated, what.join(", "))
                         }
                     }
                     RoleFact::Missing => (
-                        // A deterministic GUID: the PUT is idempotent, so it is simply repeated
-                        // when its reply is lost.
-                        Some(policy::role_definition_guid(&self.f.tenant, &name)),
-                        scopes[0].clone(),
-                        scopes.clone(),
                         Outcome::Created,
                         format!(
                             "{} actions, assignable at {}",
@@ -1641,19 +2046,15 @@ impl TenantRun<'_> {
                         ),
                     ),
                 };
-                let role = match (guid, &self.f.role) {
-                    (None, RoleFact::Ours(r)) => r.clone(),
-                    (Some(guid), _) => {
-                        let props = policy.role_properties(&name, first, wanted);
-                        let r = read(|| {
-                            self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props))
-                        })
-                        .await?;
+                let role = match (&self.f.role, outcome) {
+                    (RoleFact::Ours(r), Outcome::Reused) => r.clone(),
+                    (known, _) => {
+                        // The plan has just found no role: written with our scopes at once.
+                        let known = matches!(known, RoleFact::Missing).then(Vec::new);
+                        let r = self.merge_role(true, &scopes, known, false).await?;
                         self.wrote_azure.store(true, Ordering::Relaxed);
+                        self.wrote_role.store(true, Ordering::Relaxed);
                         r
-                    }
-                    (None, _) => {
-                        return Err(Error::Other("the custom role step was blocked".into()));
                     }
                 };
                 self.save_shared(|s| {
@@ -1674,6 +2075,101 @@ impl TenantRun<'_> {
             None,
         )
         .await
+    }
+
+    /// Makes the tenant's role (deterministic GUID) assignable at `scopes`, keeping every scope
+    /// it lists now: read it (unless `write` and the plan just did), merge, write (with Spot's
+    /// actions), read it back; when another writer's PUT has removed one of `scopes` meanwhile,
+    /// merge again, at most [`ROLE_MERGES`] times with a random pause between. `write`: PUT even
+    /// when the scopes are there (the policy's actions changed).
+    /// `known`: the scopes the role lists as the plan has just read them (the first round does
+    /// not read again); `read_back`: false to return the first PUT's reply at once (the run
+    /// reads the role back once its assignments are made, alongside the connections).
+    async fn merge_role(
+        &self,
+        write: bool,
+        scopes: &[String],
+        mut known: Option<Vec<String>>,
+        read_back: bool,
+    ) -> Result<RoleDefinition> {
+        let name = &self.f.role_name;
+        let policy = &self.facts.policy;
+        let first = &self.f.subs[0].target.subscription_id;
+        let guid = match &self.f.role {
+            RoleFact::Ours(r) => r.name.clone(),
+            _ => policy::role_definition_guid(&self.f.tenant, name),
+        };
+        let id = format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}");
+        let mut must_write = write;
+        let mut last: Option<RoleDefinition> = None;
+        for round in 0..ROLE_MERGES {
+            let (now, listed) = match known.take() {
+                Some(listed) => (None, listed),
+                None => {
+                    let now = read(|| self.arm.get_role_definition(&id)).await?;
+                    let listed = now
+                        .as_ref()
+                        .map(|r| r.properties.assignable_scopes.clone())
+                        .unwrap_or_default();
+                    (now, listed)
+                }
+            };
+            if let Some(r) = &now
+                && !is_our_role(r)
+            {
+                return Err(Error::Other(format!(
+                    "the custom role {} ({}) is no longer ours (no spot-connect marker): not changed",
+                    r.properties.role_name, r.id
+                )));
+            }
+            let missing: Vec<&String> = scopes
+                .iter()
+                .filter(|s| !listed.iter().any(|x| same_scope(x, s)))
+                .collect();
+            if missing.is_empty()
+                && !must_write
+                && let Some(mut r) = now
+            {
+                // Named at a scope of this run, as a PUT's reply names it.
+                if r.id.starts_with("/providers/") {
+                    r.id = format!("{}{id}", scopes[0]);
+                }
+                return Ok(r);
+            }
+            // Not visible yet right after our own PUT (ARM's replicas): the PUT's reply stands.
+            if now.is_none() && round > 0 && !must_write {
+                return last
+                    .ok_or_else(|| Error::Other("the custom role could not be read back".into()));
+            }
+            if round > 0 {
+                let message = format!(
+                    "the custom role {name} lost its assignable scope(s) {} to another writer: merging again",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                tracing::info!("{message}");
+                let _ = self.tx.send(Progress::Log { message });
+                jitter().await;
+            }
+            let mut wanted = listed.clone();
+            wanted.extend(missing.into_iter().cloned());
+            // Written at a scope it is assignable at now (ARM checks the caller there).
+            let at = listed.first().cloned().unwrap_or_else(|| scopes[0].clone());
+            let props = policy.role_properties(name, first, wanted);
+            let r = read(|| self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props)))
+                .await?;
+            if !read_back {
+                return Ok(r);
+            }
+            last = Some(r);
+            must_write = false;
+        }
+        Err(Error::Other(format!(
+            "the custom role {name} kept losing its assignable scopes to other writers ({ROLE_MERGES} merges): run again"
+        )))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1699,49 +2195,102 @@ impl TenantRun<'_> {
     async fn account_step(&self, i: usize, run: &Mutex<SubRun>) -> Result<SpotAccount> {
         let spot = &self.session.spot;
         let store = &self.stores[i];
-        let (detail, fact) = match &self.f.subs[i].account {
-            AccountFact::Reuse(a, _) => {
-                (format!("using {}", a.account_id), &self.f.subs[i].account)
+        let sf = &self.f.subs[i];
+        let (detail, fact) = match &sf.account {
+            AccountFact::Reuse(a, _, _) => (format!("using {}", a.account_id), &sf.account),
+            AccountFact::Create(n) => (format!("creating Spot account {n}"), &sf.account),
+            AccountFact::Keep(f) => {
+                return Err(Error::Other(format!(
+                    "Spot account {} is not ours: kept",
+                    f.account.account_id
+                )));
             }
-            AccountFact::Create(n) => (
-                format!("creating Spot account {n}"),
-                &self.f.subs[i].account,
-            ),
             AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
         };
+        // The operator picked it (`--spot-account`, `--take-over`): recorded as chosen, so no
+        // run ever deletes it.
+        let picked = sf.taken_over.is_some()
+            || matches!(
+                self.facts.settings.spot_account,
+                SpotAccountChoice::Existing(_)
+            );
         self.step(
             Some(i),
             Step::SpotAccount,
             detail,
             async {
                 let (a, outcome, why) = match fact {
-                    AccountFact::Reuse(a, why) => {
-                        store.set(|s| s.spot_account_id = Some(a.account_id.clone()));
-                        (a.clone(), Outcome::Reused, format!(": {why}"))
-                    }
-                    AccountFact::Create(name) => {
-                        store
-                            .save(|s| s.spot_account_pending = Some(name.clone()))
-                            .await?;
-                        let a =
-                            create_or_find(
-                                || spot.create_account(name),
-                                || async {
-                                    Ok(spot.list_accounts().await?.into_iter().find(|a| {
-                                        &a.name == name && a.provider_external_id.is_none()
-                                    }))
-                                },
-                            )
-                            .await?;
+                    AccountFact::Reuse(a, kind, why) => {
+                        let origin = match kind {
+                            AccountKind::Created => Some(AccountOrigin::Created {
+                                account_id: a.account_id.clone(),
+                                name: a.name.clone(),
+                            }),
+                            AccountKind::Chosen if picked => Some(AccountOrigin::Chosen {
+                                account_id: a.account_id.clone(),
+                            }),
+                            _ => None,
+                        };
                         store
                             .save(|s| {
                                 s.spot_account_id = Some(a.account_id.clone());
                                 s.spot_account_pending = None;
+                                s.spot_account_pending_at = None;
+                                if origin.is_some() {
+                                    s.spot_account_origin = origin.clone();
+                                }
+                            })
+                            .await?;
+                        (a.clone(), Outcome::Reused, format!(": {why}"))
+                    }
+                    AccountFact::Create(name) => {
+                        let asked = OffsetDateTime::now_utc();
+                        store
+                            .save(|s| {
+                                s.spot_account_pending = Some(name.clone());
+                                s.spot_account_pending_at = Some(asked);
+                            })
+                            .await?;
+                        // After a lost reply: the account of this name Spot made since we
+                        // asked, not connected (a token that may not list accounts cannot
+                        // tell: then a second create).
+                        let a = create_or_find(
+                            || spot.create_account(name),
+                            || async {
+                                match spot.list_accounts().await {
+                                    Ok(list) => Ok(list.into_iter().find(|a| {
+                                        &a.name == name
+                                            && a.provider_external_id.is_none()
+                                            && a.created_at.is_some_and(|c| {
+                                                c >= asked - time::Duration::seconds(2)
+                                            })
+                                    })),
+                                    Err(Error::Api(e)) if e.class() == ErrorClass::Permission => {
+                                        Ok(None)
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            },
+                        )
+                        .await?;
+                        // The id Spot returned to our create call, and the name we gave it:
+                        // the proof that it is ours to delete (issue 16 §2).
+                        store
+                            .save(|s| {
+                                s.spot_account_id = Some(a.account_id.clone());
+                                s.spot_account_pending = None;
+                                s.spot_account_pending_at = None;
+                                s.spot_account_origin = Some(AccountOrigin::Created {
+                                    account_id: a.account_id.clone(),
+                                    name: name.clone(),
+                                });
                             })
                             .await?;
                         (a, Outcome::Created, String::new())
                     }
-                    AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+                    AccountFact::Keep(_) | AccountFact::Blocked(..) => {
+                        return Err(Error::Other("the Spot account step was blocked".into()));
+                    }
                 };
                 Self::object(
                     run,
@@ -1777,16 +2326,49 @@ impl TenantRun<'_> {
                     // Deterministic: a PUT repeated after a lost reply names the same
                     // assignment (then 409 RoleAssignmentExists, which is success).
                     let guid = policy::role_assignment_name(sub, &sp.id, &role.id);
+                    // Refused because the role is not assignable here: when another writer's
+                    // PUT took our scope out of the role, the role is repaired and the
+                    // assignment sent again at once; only a role that does list the scope is
+                    // Azure propagating.
+                    let repairs = AtomicUsize::new(0);
+                    let create = || async {
+                        loop {
+                            let r = self
+                                .paced(|| {
+                                    self.arm_writes.create_role_assignment(
+                                        &scope, &guid, &role.id, &sp.id,
+                                    )
+                                })
+                                .await;
+                            let refused = matches!(&r, Err(Error::Api(a)) if a.has_code("RoleDefinitionDoesNotExist")
+                                || a.has_code("RoleAssignmentScopeNotAssignableToRoleDefinition"));
+                            if !refused || repairs.load(Ordering::Relaxed) >= ROLE_MERGES {
+                                return r;
+                            }
+                            let id = format!(
+                                "/providers/Microsoft.Authorization/roleDefinitions/{}",
+                                arm::guid_of(&role.id)
+                            );
+                            match read(|| self.arm.get_role_definition(&id)).await {
+                                Ok(Some(now)) if !lists_scope(&now, &scope) => {
+                                    repairs.fetch_add(1, Ordering::Relaxed);
+                                    let message = format!(
+                                        "the custom role {} is no longer assignable at {scope} (another writer replaced it): repairing it",
+                                        now.properties.role_name
+                                    );
+                                    tracing::info!("{message}");
+                                    let _ = self.tx.send(Progress::Log { message });
+                                    self.merge_role(false, std::slice::from_ref(&scope), None, true)
+                                        .await?;
+                                }
+                                _ => return r,
+                            }
+                        }
+                    };
                     let out = retry::propagate(
                         &self.backoff,
                         |_| false,
-                        || {
-                            self.paced(|| {
-                                self.arm_writes.create_role_assignment(
-                                    &scope, &guid, &role.id, &sp.id,
-                                )
-                            })
-                        },
+                        create,
                         self.waiting(Some(sub), Step::RoleAssignment),
                     )
                     .await?;
@@ -2073,6 +2655,55 @@ fn service_principal_app_rights(
 }
 
 /// `t` plus `months` calendar months (clamped to the month's last day).
+/// The client secret lifetimes a plan accepts, in months (as `--secret-months`).
+pub const SECRET_MONTHS: std::ops::RangeInclusive<u32> = 1..=120;
+
+/// Read-merge-write rounds of the shared role before a run gives up on it.
+pub(crate) const ROLE_MERGES: usize = 8;
+
+/// A random pause of 50-400 ms: two writers that keep replacing each other's role drift apart.
+pub(crate) async fn jitter() {
+    let ms = 50 + (uuid::Uuid::new_v4().as_u128() % 350) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
+/// Whether the role lists `scope` among its assignable scopes.
+fn lists_scope(r: &RoleDefinition, scope: &str) -> bool {
+    r.properties
+        .assignable_scopes
+        .iter()
+        .any(|x| same_scope(x, scope))
+}
+
+/// Attempts of one `addPassword` (a first try and the resends after lost replies).
+pub(crate) const SECRET_ATTEMPTS: usize = 6;
+
+/// The end dates for a new secret of `app` that lasts `months`: one per attempt, whole seconds,
+/// each distinct to the second from every live secret of the app, so that the secret a Spot
+/// account holds is known by its `expirationDate` (issue 16 §5). A random offset of up to an
+/// hour, taken off (a lifetime at the tenant's cap must stay within it), keeps two runs that
+/// add a secret at the same moment apart.
+pub(crate) fn secret_ends(app: &Application, months: u32) -> Vec<OffsetDateTime> {
+    let taken: Vec<i64> = app
+        .password_credentials
+        .iter()
+        .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
+        .collect();
+    let jitter = 60 + (uuid::Uuid::new_v4().as_u128() % 3600) as i64;
+    let base = add_months(OffsetDateTime::now_utc(), months).unix_timestamp() - jitter;
+    let mut out = Vec::new();
+    let mut t = base;
+    while out.len() < SECRET_ATTEMPTS {
+        if !taken.contains(&t)
+            && let Ok(e) = OffsetDateTime::from_unix_timestamp(t)
+        {
+            out.push(e);
+        }
+        t += 1;
+    }
+    out
+}
+
 pub(crate) fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
     let total = t.month() as i32 - 1 + months as i32;
     let year = t.year() + total.div_euclid(12);
@@ -2106,6 +2737,7 @@ mod tests {
             message: "Insufficient privileges to complete the operation.".into(),
             request_id: None,
             retry_after: None,
+            layer_retried: false,
         })
     }
 

@@ -1,43 +1,47 @@
-//! One run per tenant/subscription at a time (issue 11 §4).
+//! One run per tenant/subscription at a time (issue 11 §4), and races that end right without
+//! time windows (issue 16 §1, §6).
 //!
 //! - **Locally**: an advisory lock (`File::try_lock`, flock on Unix) on
 //!   `<state_dir>/locks/<tenant>_<subscription>.lock`, which holds the pid of the run that has it.
 //!   The kernel drops the lock when that process ends, however it ends (a SIGKILL included), so a
 //!   dead run never blocks the next one. A second run waits [`LOCK_WAIT`] for it, then stops
 //!   with "another spot-connect is connecting this subscription (pid N)" and changes nothing.
-//! - **In the cloud**, where the API allows: a run from a state dir that has never run this
-//!   tenant (no lock file of the tenant yet) that finds a fresh app registration of ours (created
-//!   less than [`FRESH`] ago) that no state file here records, is probably racing a run that
-//!   uses another state dir: it stops with a message naming the app instead of making a second set
-//!   of objects. Two runs started within the same second from two state dirs can still both
-//!   pass this check: the app and its service principal are upserted by name (one of each),
-//!   and after the run the one with the later Spot account deletes it and reports the race
+//!   Every write of an object the tenant's subscriptions share (the client secret, the custom
+//!   role) is made holding the tenant's lock too, `<state_dir>/locks/<tenant>.lock`
+//!   ([`tenant_lock`]): `apply`, `remove` and `rotate-secret` take it, waiting up to
+//!   [`TENANT_WAIT`] for one another.
+//! - **In the cloud** there is no lock: the cloud is the truth and every run converges on the
+//!   objects it finds by their identity (the app by `uniqueName`, its service principal by appId,
+//!   the role by its deterministic GUID, the assignment by its deterministic name, the Spot
+//!   account by the subscription it is connected to). Only Spot accounts can be duplicated (no
+//!   idempotency key): after the run, a run that made an account in this run and finds another
+//!   account connected to the same subscription gives way when its own is the later (by
+//!   `createdAt`, then id) and deletes the account Spot returned to it in this run, nothing else
 //!   ([`RunGuard::race_reports`]).
 //!
 //! While the guard is held, the HTTP layer's waits (`Retry-After`, backoff) are reported to the
 //! run's progress channel as log lines ("Azure asks to wait 30 s …").
 
 use super::model::Progress;
-use super::state::{State, clean, state_path};
+use super::state::{State, clean};
 use super::{Session, Target};
 use crate::error::{Error, Result};
 use crate::http::{WaitHook, WaitNotice};
-use crate::logging::ensure_private_dir;
-use std::fs::{File, OpenOptions, TryLockError};
+use crate::safe_fs::private_dir as ensure_private_dir;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// How long a second run waits for the first to finish before it gives up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// How long a run that must give way waits for the other run's Spot account to connect.
 pub const RACE_WAIT: Duration = Duration::from_secs(30);
-/// An app of ours created less than this long ago, and unknown to every state file here,
-/// marks a competing run.
-pub const FRESH: time::Duration = time::Duration::minutes(10);
+/// How long a run waits for another run of this state dir that writes the tenant's shared
+/// objects (an `apply`, `remove` or `rotate-secret` of the same tenant).
+pub const TENANT_WAIT: Duration = Duration::from_secs(600);
 
 /// The message a second run stops with.
 pub fn busy_message(pid: Option<u32>) -> String {
@@ -92,6 +96,43 @@ pub async fn acquire(
     wait: Duration,
 ) -> Result<RunLock> {
     let path = lock_path(state_dir, tenant, subscription);
+    acquire_at(state_dir, path, wait, busy_message, |_| {}).await
+}
+
+/// The tenant's lock file: held by every write of an object the tenant's subscriptions share.
+pub fn tenant_lock_path(state_dir: &Path, tenant: &str) -> PathBuf {
+    state_dir
+        .join("locks")
+        .join(format!("{}.lock", clean(&tenant.to_ascii_lowercase())))
+}
+
+/// The message a run stops with when another run of this state dir keeps the tenant's lock.
+pub fn tenant_busy_message(pid: Option<u32>) -> String {
+    let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    format!(
+        "another spot-connect{who} is writing this tenant's shared objects (client secret, custom role) from this state dir"
+    )
+}
+
+/// Takes the tenant's lock, waiting up to `wait` for another holder (said once through
+/// `on_wait`, with the holder's pid).
+pub async fn tenant_lock(
+    state_dir: &Path,
+    tenant: &str,
+    wait: Duration,
+    on_wait: impl FnMut(Option<u32>),
+) -> Result<RunLock> {
+    let path = tenant_lock_path(state_dir, tenant);
+    acquire_at(state_dir, path, wait, tenant_busy_message, on_wait).await
+}
+
+async fn acquire_at(
+    state_dir: &Path,
+    path: PathBuf,
+    wait: Duration,
+    busy: fn(Option<u32>) -> String,
+    mut on_wait: impl FnMut(Option<u32>),
+) -> Result<RunLock> {
     let io = |e: std::io::Error| {
         Error::Other(format!("cannot use the lock file {}: {e}", path.display()))
     };
@@ -100,23 +141,27 @@ pub async fn acquire(
             .and_then(|_| ensure_private_dir(dir))
             .map_err(io)?;
     }
-    let first_time = !path.exists();
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    // Where the run will write its state and report: checked before anything is written.
+    for sub in ["state", "reports"] {
+        let dir = state_dir.join(sub);
+        ensure_private_dir(&dir)
+            .map_err(|e| Error::Other(format!("cannot write under {}: {e}", dir.display())))?;
     }
-    let mut file = opts.open(&path).map_err(io)?;
+    // No symlink followed, a regular file of ours in a directory of ours (`safe_fs`).
+    let (mut file, first_time) = crate::safe_fs::open_in_place(&path).map_err(io)?;
     let t0 = Instant::now();
+    let mut said = false;
     loop {
         match file.try_lock() {
             Ok(()) => break,
             Err(TryLockError::WouldBlock) => {
                 if t0.elapsed() >= wait {
                     let pid = read_pid(&mut file);
-                    return Err(Error::Other(busy_message(pid)));
+                    return Err(Error::Other(busy(pid)));
+                }
+                if !said {
+                    said = true;
+                    on_wait(read_pid(&mut file));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -132,6 +177,32 @@ pub async fn acquire(
         path,
         first_time,
     })
+}
+
+/// The tenants' locks for a command that writes their shared objects (`rotate-secret`,
+/// `remove`), waiting for a run of this state dir that holds one, said on `progress`.
+pub async fn tenant_locks(
+    state_dir: &Path,
+    tenants: &[&str],
+    progress: Option<&UnboundedSender<Progress>>,
+) -> Result<Vec<RunLock>> {
+    let mut tenants: Vec<String> = tenants.iter().map(|t| t.to_ascii_lowercase()).collect();
+    tenants.sort();
+    tenants.dedup();
+    let mut out = Vec::new();
+    for t in &tenants {
+        out.push(
+            tenant_lock(state_dir, t, TENANT_WAIT, |pid| {
+                let message = format!("{}: waiting for it to finish", tenant_busy_message(pid));
+                tracing::info!("{message}");
+                if let Some(tx) = progress {
+                    let _ = tx.send(Progress::Log { message });
+                }
+            })
+            .await?,
+        );
+    }
+    Ok(out)
 }
 
 /// Whether this state dir has run any subscription of `tenant` before (a lock file of the
@@ -160,7 +231,7 @@ pub fn tenant_busy(state_dir: &Path, tenant: &str, except: &[String]) -> bool {
         if !e.file_name().to_string_lossy().starts_with(&prefix) || mine.contains(&path) {
             return false;
         }
-        let Ok(f) = File::open(&path) else {
+        let Ok(f) = crate::safe_fs::open_read(&path) else {
             return false;
         };
         match f.try_lock_shared() {
@@ -182,8 +253,6 @@ pub struct RunGuard {
     _locks: Vec<RunLock>,
     session_http: crate::http::Http,
     previous: Option<WaitHook>,
-    /// Tenants this state dir had never run: checked for a race after the run.
-    new_tenants: Vec<String>,
     progress: UnboundedSender<Progress>,
 }
 
@@ -193,13 +262,13 @@ impl Drop for RunGuard {
     }
 }
 
-/// Before `apply` writes anything for `targets`: the local locks (all of them, or none), the
-/// cloud check for a competing run, and the wait hook. `Err` means nothing may be written.
+/// Before `apply` writes anything for `targets`: the subscriptions' locks (all of them, or
+/// none), then their tenants' locks (the run writes the tenant's shared secret and role), and
+/// the wait hook. `Err` means nothing may be written. There is no cloud-side refusal: a run
+/// from any state dir converges on the objects it finds.
 pub async fn guard(
     session: &Session,
     targets: &[Target],
-    app_name: AppName<'_>,
-    plan_apps: PlanApps<'_>,
     progress: &UnboundedSender<Progress>,
 ) -> Result<RunGuard> {
     let mut sorted: Vec<&Target> = targets.iter().collect();
@@ -210,12 +279,6 @@ pub async fn guard(
         )
     });
     sorted.dedup_by_key(|t| t.subscription_id.to_ascii_lowercase());
-    // Tenants this state dir has run before (any subscription): looked at before our own lock
-    // files exist.
-    let seen: Vec<bool> = sorted
-        .iter()
-        .map(|t| tenant_seen(&session.state_dir, &t.tenant_id))
-        .collect();
     let mut locks = Vec::new();
     for t in &sorted {
         locks.push(
@@ -228,15 +291,8 @@ pub async fn guard(
             .await?,
         );
     }
-    let mut new_tenants = Vec::new();
-    // The cloud check looks at the tenant's app: once per tenant (every state file of the
-    // tenant here counts as known), not once per subscription.
-    for (t, seen) in sorted.iter().zip(seen) {
-        if !seen && !new_tenants.contains(&t.tenant_id) {
-            competing_run(session, t, app_name, plan_apps(&t.tenant_id)).await?;
-            new_tenants.push(t.tenant_id.clone());
-        }
-    }
+    let tenants: Vec<&str> = sorted.iter().map(|t| t.tenant_id.as_str()).collect();
+    locks.extend(tenant_locks(&session.state_dir, &tenants, Some(progress)).await?);
     let tx = progress.clone();
     let hook: WaitHook = Arc::new(move |n: &WaitNotice| {
         let _ = tx.send(Progress::Log {
@@ -248,74 +304,37 @@ pub async fn guard(
         _locks: locks,
         session_http: session.http.clone(),
         previous,
-        new_tenants,
         progress: progress.clone(),
     })
 }
 
 impl RunGuard {
-    /// After the run, for a tenant this state dir had never run: did a run with another state
-    /// dir, started at the same moment, make the same objects too? The app and its service
-    /// principal are upserted by name (one of each whatever happens), but a Spot account is not:
-    /// two runs may each make one for the subscription. The run that must give way is the one
-    /// whose account is the later (by `createdAt`, then id), or the one that failed while the
-    /// other connected the subscription: once the other account is connected to the
-    /// subscription it deletes the account it made itself, and the client secret it handed to
-    /// it, and reports the race as its failure, naming both. So the world ends with one of each
-    /// object. (The run to keep may not see the other yet, and need not.) An app of an earlier
-    /// version (made by POST, no upsert) can be duplicated too: reported the same way.
+    /// After the run: did a run elsewhere (another state dir or machine) make a Spot account for
+    /// the same subscription? The app, its service principal, the role and the assignment are
+    /// found by identity (one of each whatever happens), but a Spot account is not: two runs
+    /// may each make one. Only a report whose Spot account was created in this run is looked at
+    /// (the id Spot returned to this run's create call). Which run gives way is fixed, not
+    /// timed: the one whose account is the later (by `createdAt`, then id), once the other is
+    /// connected to the subscription; or the one that failed while another account got
+    /// connected to it. It deletes the account it made itself (and the client secret it handed
+    /// to it, when nothing else holds it) and reports the race as its failure, naming both.
+    /// So the world ends with one of each object.
     ///
-    /// One look-up of the tenant's apps and one of the Spot accounts serve every report of the
-    /// tenant (a run of 100 subscriptions must not ask 200 times).
+    /// One look-up of the Spot accounts serves every report (a run of 100 subscriptions must
+    /// not ask 100 times).
     pub async fn race_reports(
         &self,
         session: &Session,
-        app_name: AppName<'_>,
         reports: &mut [super::model::Report],
         seen: &mut Seen,
     ) {
         use super::model::Verdict;
         let mut accounts: Option<Vec<crate::spot::SpotAccount>> = None;
         for report in reports.iter_mut() {
-            if !self.new_tenants.contains(&report.tenant_id) {
-                continue;
-            }
-            // The tenant's apps (and, the first time, the Spot accounts) at once.
-            if !seen.apps.iter().any(|(t, _)| *t == report.tenant_id) {
-                let graph = super::status::graph(session, &report.tenant_id);
-                let name = app_name(&report.tenant_id);
-                let list_accounts = async {
-                    match &accounts {
-                        Some(_) => None,
-                        None => super::retry::read(|| session.spot.list_accounts())
-                            .await
-                            .ok(),
-                    }
-                };
-                let (found, listed) = tokio::join!(graph.find_applications(&name), list_accounts);
-                if let Ok(found) = found {
-                    seen.apps.push((report.tenant_id.clone(), found));
-                }
-                if listed.is_some() {
-                    accounts = listed;
-                }
-            }
-            let list = seen
-                .apps
-                .iter()
-                .find(|(t, _)| *t == report.tenant_id)
-                .map(|(_, a)| a.as_slice());
-            let summary = match report.verdict {
-                Verdict::Connected => match list.and_then(|l| duplicate_app(session, l, report)) {
-                    Some(s) => Some(s),
-                    None => self.duplicate_account(session, report, &mut accounts).await,
-                },
-                Verdict::Failed => self.duplicate_account(session, report, &mut accounts).await,
-            };
-            let Some(summary) = summary else {
+            let Some(summary) = self.duplicate_account(session, report, &mut accounts).await else {
                 continue;
             };
-            // This run deleted an account and maybe a secret: the app read above is stale.
+            // This run deleted an account and maybe a secret: an app read before is stale.
             seen.apps.retain(|(t, _)| *t != report.tenant_id);
             tracing::warn!("{summary}");
             report.verdict = Verdict::Failed;
@@ -330,8 +349,8 @@ impl RunGuard {
         }
     }
 
-    /// Another fresh Spot account for this subscription that this run must give way to; when
-    /// it is connected, this run's own account (made in this run) is deleted.
+    /// Another Spot account for this subscription that this run must give way to; when it is
+    /// connected, this run's own account (made in this run) is deleted.
     async fn duplicate_account(
         &self,
         session: &Session,
@@ -340,16 +359,17 @@ impl RunGuard {
     ) -> Option<String> {
         use super::model::{Outcome, Verdict};
         let mine = report.spot_account_id.clone()?;
+        // Only an account Spot returned to this run's create call is ever deleted.
         let made_here = report.objects.iter().any(|o| {
             o.step == super::model::Step::SpotAccount
                 && o.id == mine
                 && o.outcome == Outcome::Created
         });
-        let sub = report.subscription_id.clone();
-        let connected = report.verdict == Verdict::Connected;
-        if !connected && !made_here {
+        if !made_here {
             return None;
         }
+        let sub = report.subscription_id.clone();
+        let connected = report.verdict == Verdict::Connected;
         let for_sub = |a: &crate::spot::SpotAccount| {
             a.provider_external_id
                 .as_deref()
@@ -369,14 +389,12 @@ impl RunGuard {
             let accounts = &*cache.insert(accounts);
             let me = accounts.iter().find(|a| a.account_id == mine)?.clone();
             let key = |a: &crate::spot::SpotAccount| (a.created_at, a.account_id.clone());
-            let now = OffsetDateTime::now_utc();
             // Connected: another account for this subscription made before ours (connected to
             // it, or not yet, with the same name). Failed: another one connected to it.
             let other = accounts
                 .iter()
                 .find(|a| {
                     a.account_id != mine
-                        && a.created_at.is_some_and(|c| now - c < FRESH)
                         && if connected {
                             (for_sub(a) || (a.provider_external_id.is_none() && a.name == me.name))
                                 && key(a) < key(&me)
@@ -385,8 +403,22 @@ impl RunGuard {
                         }
                 })?
                 .clone();
-            if for_sub(&other) || !made_here || t0.elapsed() >= RACE_WAIT {
+            if for_sub(&other) {
                 break (me, other);
+            }
+            if t0.elapsed() >= RACE_WAIT {
+                // Never connected: not a run of ours that connects it (a same-named account made
+                // by hand, say). Ours stays; the other is not ours to judge.
+                let message = format!(
+                    "Spot account {} ({}) has the name of this run's {} but was not connected to {sub} within {} s: left as it is",
+                    other.account_id,
+                    other.name,
+                    me.account_id,
+                    RACE_WAIT.as_secs()
+                );
+                tracing::info!("{message}");
+                let _ = self.progress.send(Progress::Log { message });
+                return None;
             }
             if !said_wait {
                 said_wait = true;
@@ -400,22 +432,16 @@ impl RunGuard {
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
         let what = format!(
-            "{}: a run with another state dir made Spot account {} ({}) for subscription {sub} at the same moment as this run's {} ({})",
+            "{}: a run elsewhere (another state dir or machine) made Spot account {} ({}) for subscription {sub} at the same moment as this run's {} ({})",
             busy_message(None),
             other.account_id,
             other.name,
             me.account_id,
             me.name,
         );
-        if !(made_here && for_sub(&other)) {
-            return Some(format!(
-                "{what}; keep the other one and delete this run's duplicate: Spot account {} (the app registration, its service principal and the custom role are shared: leave them)",
-                me.account_id
-            ));
-        }
         if let Err(e) = super::retry::read(|| session.spot.delete_account(&me.account_id)).await {
             return Some(format!(
-                "{what}; this run's duplicate could not be deleted ({e}): delete Spot account {} (the app registration, its service principal and the custom role are shared: leave them)",
+                "{what}; this run gives way (its account is the later), but the account it made could not be deleted ({e}): both are connected to {sub} and work; this state dir still records {} as the one it made",
                 me.account_id
             ));
         }
@@ -430,8 +456,8 @@ impl RunGuard {
             _ => String::new(),
         };
         Some(format!(
-            "{what}; the other run connected it, so this run deleted its duplicate Spot account {}{secret}{failed}. The app registration, its service principal, the custom role and the role assignment are shared; connect this subscription from the other run's state dir from now on",
-            me.account_id
+            "{what}; the other run connected it, so this run deleted its duplicate Spot account {} (the one Spot returned to this run){secret}{failed}. Nothing else is to be deleted: the app registration, its service principal, the custom role and the role assignment are shared, and {} stays connected",
+            me.account_id, other.account_id
         ))
     }
 
@@ -502,46 +528,6 @@ impl RunGuard {
     }
 }
 
-/// An app of ours made before this run's (by an earlier version's POST: not upserted) at the
-/// same moment by a run with another state dir, among `apps` (the tenant's apps of our name).
-fn duplicate_app(
-    session: &Session,
-    apps: &[crate::azure::graph::Application],
-    report: &super::model::Report,
-) -> Option<String> {
-    let state = State::load(
-        &session.state_dir,
-        &report.tenant_id,
-        &report.subscription_id,
-    )
-    .ok()?;
-    let mine = state.app_object_id?;
-    let key =
-        |a: &crate::azure::graph::Application| (a.created_date_time, a.id.to_ascii_lowercase());
-    let me = apps.iter().find(|a| a.id.eq_ignore_ascii_case(&mine))?;
-    let now = OffsetDateTime::now_utc();
-    let other = apps.iter().find(|a| {
-        a.is_ours()
-            && !a.id.eq_ignore_ascii_case(&mine)
-            && a.created_date_time.is_some_and(|c| now - c < FRESH)
-            && key(a) < key(me)
-    })?;
-    let account = report
-        .spot_account_id
-        .as_deref()
-        .map(|a| format!(" and Spot account {a}"))
-        .unwrap_or_default();
-    Some(format!(
-        "{}: a run with another state dir registered {} ({}) at the same moment as this run's {} ({}); keep the other one and delete this run's duplicates: app registration {}{account} (the custom role is shared: leave it)",
-        busy_message(None),
-        other.display_name,
-        other.app_id,
-        me.display_name,
-        me.app_id,
-        me.app_id,
-    ))
-}
-
 /// What the checks after a run have read, for the next one (`orphans::reclaim_after_apply`):
 /// the tenants' apps of our name (with their secrets) and the organization's Spot accounts, as
 /// they are after the race check.
@@ -549,76 +535,6 @@ fn duplicate_app(
 pub struct Seen {
     pub apps: Vec<(String, Vec<crate::azure::graph::Application>)>,
     pub accounts: Option<Vec<crate::spot::SpotAccount>>,
-}
-
-/// The apps of ours a plan made a moment ago found in a tenant (`engine::Facts::recent_apps`):
-/// the cloud check uses them instead of asking Graph again. None: ask.
-pub type PlanApps<'a> = &'a (dyn Fn(&str) -> Option<Vec<crate::azure::graph::Application>> + Sync);
-
-/// How recent a plan's look-up must be for the cloud check to use it (`apply --yes` guards
-/// milliseconds after its plan; the wizard's review may stay open for minutes: then Graph is
-/// asked again).
-pub const PLAN_FRESH: Duration = Duration::from_secs(5);
-
-/// The cloud check: a fresh app of ours for this tenant that no state file here records.
-async fn competing_run(
-    session: &Session,
-    target: &Target,
-    app_name: AppName<'_>,
-    from_plan: Option<Vec<crate::azure::graph::Application>>,
-) -> Result<()> {
-    let apps = match from_plan {
-        Some(apps) => apps,
-        None => {
-            let name = app_name(&target.tenant_id);
-            let graph = super::status::graph(session, &target.tenant_id);
-            // A lookup that fails is not a competing run: the engine's own lookups report it.
-            let Ok(apps) = graph.find_applications(&name).await else {
-                return Ok(());
-            };
-            apps
-        }
-    };
-    let mut known: Vec<String> =
-        State::load_tenant_siblings(&session.state_dir, &target.tenant_id, "")
-            .into_iter()
-            .filter_map(|s| s.app_object_id)
-            .collect();
-    if let Ok(s) = State::load(
-        &session.state_dir,
-        &target.tenant_id,
-        &target.subscription_id,
-    ) && let Some(id) = s.app_object_id
-    {
-        known.push(id);
-    }
-    let now = OffsetDateTime::now_utc();
-    // Only an app with a uniqueName: this version's runs upsert it by that name; one without
-    // was made by an earlier version and is reused, however fresh.
-    if let Some(app) = apps.iter().find(|a| {
-        a.is_ours()
-            && a.unique_name.is_some()
-            && !known.iter().any(|k| k.eq_ignore_ascii_case(&a.id))
-            && a.created_date_time.is_some_and(|c| now - c < FRESH)
-    }) {
-        let ago = app
-            .created_date_time
-            .map(|c| (now - c).whole_seconds().max(0))
-            .unwrap_or_default();
-        return Err(Error::Other(format!(
-            "{}: app registration {} ({}) was created {ago} s ago by a run that keeps its state elsewhere (another --state-dir or machine); wait for it to finish and run again, or use its state dir (state here: {})",
-            busy_message(None),
-            app.display_name,
-            app.app_id,
-            state_path(
-                &session.state_dir,
-                &target.tenant_id,
-                &target.subscription_id
-            )
-            .display()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

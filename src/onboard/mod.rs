@@ -146,13 +146,31 @@ impl Session {
     }
 
     /// The targets for these subscription ids, from discovery: an id the sign-in cannot see is
-    /// an error that says so.
+    /// an error that says so. With `all`, every enabled subscription: a tenant whose
+    /// subscriptions could not all be listed (refused, failed, more pages than `http::Pages`
+    /// reads) is `Error::Incomplete`, naming it, unless `skip_unreachable`: then it is left
+    /// out and listed in [`Resolved::unreachable`] for the run to say so.
     pub async fn resolve_targets(
         &self,
         subscription_ids: &[String],
         all: bool,
-    ) -> Result<Vec<Target>> {
+        skip_unreachable: bool,
+    ) -> Result<Resolved> {
         let d = self.discover().await?;
+        let unreachable: Vec<crate::error::Unseen> = d
+            .skipped
+            .iter()
+            .map(|(t, why)| crate::error::Unseen {
+                what: match d.tenant(t) {
+                    Some(x) if x.display_name != *t => format!("tenant {} ({t})", x.display_name),
+                    _ => format!("tenant {t}"),
+                },
+                reason: why.clone(),
+            })
+            .collect();
+        if all && !unreachable.is_empty() && !skip_unreachable {
+            return Err(Error::Incomplete(unreachable));
+        }
         let mut out = Vec::new();
         if all {
             out.extend(
@@ -175,25 +193,41 @@ impl Session {
                         s.display_name, s.state
                     )));
                 }
+                None if !unreachable.is_empty() => {
+                    // It may be in a tenant that could not be read.
+                    let mut u = unreachable.clone();
+                    u.insert(
+                        0,
+                        crate::error::Unseen {
+                            what: format!("subscription {id}"),
+                            reason: "not in any tenant that could be read".into(),
+                        },
+                    );
+                    return Err(Error::Incomplete(u));
+                }
                 None => {
-                    let mut msg = format!(
+                    let msg = format!(
                         "subscription {id} is unknown: the signed-in identity cannot see it in any of its {} tenant(s)",
                         d.tenants.len().max(1)
                     );
-                    if !d.skipped.is_empty() {
-                        let names: Vec<&str> = d.skipped.iter().map(|(t, _)| t.as_str()).collect();
-                        msg.push_str(&format!(
-                            " (tenants not read: {}; try --tenant)",
-                            names.join(", ")
-                        ));
-                    }
                     return Err(Error::Other(msg));
                 }
             }
         }
         out.dedup_by(|a, b| a.subscription_id == b.subscription_id);
-        Ok(out)
+        Ok(Resolved {
+            targets: out,
+            unreachable: if all { unreachable } else { vec![] },
+        })
     }
+}
+
+/// The subscriptions a run is for, and what it could not see (skipped with
+/// `--skip-unreachable`: the run says so).
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    pub targets: Vec<Target>,
+    pub unreachable: Vec<crate::error::Unseen>,
 }
 
 fn spot_token(opts: &SessionOptions, file_token: Option<Secret>) -> Result<Secret> {
@@ -233,6 +267,9 @@ pub struct Settings {
     pub spot_account: SpotAccountChoice,
     /// None: the embedded Spot policy.
     pub policy_file: Option<PathBuf>,
+    /// `--take-over`: replace the credentials of a Spot connection made through an app that is
+    /// not ours with ours (issue 16 §3). Without it such a connection is kept as it is.
+    pub take_over: bool,
 }
 
 impl Default for Settings {
@@ -243,6 +280,7 @@ impl Default for Settings {
             secret_months: 12,
             spot_account: SpotAccountChoice::Auto,
             policy_file: None,
+            take_over: false,
         }
     }
 }
@@ -310,18 +348,9 @@ pub async fn apply(
         // engine::apply refuses it, writing nothing.
         return engine::apply(session, plan, progress).await;
     };
-    let app_name = |tenant: &str| facts.app_name(tenant);
-    // One run per subscription at a time, before anything is written.
-    let plan_apps = |tenant: &str| facts.recent_apps(tenant, lock::PLAN_FRESH);
-    let guard = match lock::guard(
-        session,
-        &plan.subscriptions,
-        &app_name,
-        &plan_apps,
-        &progress,
-    )
-    .await
-    {
+    // One run per subscription at a time, and the tenants' locks for their shared objects,
+    // before anything is written.
+    let guard = match lock::guard(session, &plan.subscriptions, &progress).await {
         Ok(g) => g,
         Err(e) => return stopped_before_writing(plan, &e, t0),
     };
@@ -352,11 +381,11 @@ pub async fn apply(
         plan
     };
     let mut report = engine::apply(session, plan, progress.clone()).await;
-    // First, a run that made the same Spot account at the same moment from another state dir
-    // (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
+    // First, a run elsewhere that made a Spot account for the same subscription at the same
+    // moment (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
     let mut seen = lock::Seen::default();
     guard
-        .race_reports(session, &app_name, &mut report.reports, &mut seen)
+        .race_reports(session, &mut report.reports, &mut seen)
         .await;
     // Secrets of ours no Spot account holds (a run killed before handing one over, a lost
     // addPassword or removePassword reply, a rotated-out secret) are removed for the
@@ -366,7 +395,9 @@ pub async fn apply(
         .iter()
         .filter(|t| {
             report.reports.iter().any(|r| {
-                r.subscription_id == t.subscription_id && r.verdict == model::Verdict::Connected
+                r.subscription_id == t.subscription_id
+                    && r.verdict == model::Verdict::Connected
+                    && r.kept.is_none()
             })
         })
         .cloned()

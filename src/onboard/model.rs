@@ -171,6 +171,32 @@ pub enum PlanAction {
     Reuse,
     Update,
     Blocked,
+    /// Left exactly as it is: a connection that is not ours (issue 16 §3).
+    Keep,
+}
+
+/// Whose a Spot account is (issue 16 §2): only `Created` may ever be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// Spot returned its id to a create call of ours (recorded), and it has the name we gave
+    /// it (or its credentials name our app).
+    Created,
+    /// An existing account the operator picked (`--spot-account`, `--take-over`), or one
+    /// connected through our app that no record here says we created: connected, never deleted.
+    Chosen,
+    /// Everything else: never changed, taken over or deleted by a run on its own.
+    NotOurs,
+}
+
+impl AccountKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountKind::Created => "created",
+            AccountKind::Chosen => "chosen",
+            AccountKind::NotOurs => "not ours",
+        }
+    }
 }
 
 /// Actions missing from / extra in an existing role compared with Spot's policy.
@@ -213,6 +239,7 @@ pub struct KindCount {
     pub update: usize,
     pub reuse: usize,
     pub blocked: usize,
+    pub keep: usize,
 }
 
 impl KindCount {
@@ -222,6 +249,7 @@ impl KindCount {
             (self.create, "create"),
             (self.update, "update"),
             (self.reuse, "reuse"),
+            (self.keep, "keep"),
             (self.blocked, "BLOCKED"),
         ]
         .iter()
@@ -281,6 +309,7 @@ impl Plan {
                 PlanAction::Update => c.update += 1,
                 PlanAction::Reuse => c.reuse += 1,
                 PlanAction::Blocked => c.blocked += 1,
+                PlanAction::Keep => c.keep += 1,
             }
         }
         Plan {
@@ -340,6 +369,11 @@ pub struct Report {
     pub error: Option<ErrorInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report_path: Option<std::path::PathBuf>,
+    /// Connected to Spot through an app that is not ours, and left so (issue 16 §3): the plan's
+    /// line ("connected through APP (appId), secret expires DATE: keep"). The verdict is then
+    /// `connected`, and nothing was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 /// What `apply` did: one `Report` per subscription of the plan, in the plan's order.

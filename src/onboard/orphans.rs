@@ -1,26 +1,26 @@
-//! Orphan client secrets (issue 11 §5): secrets of ours on our app that no Spot account holds.
+//! Client secrets of ours that no Spot account holds (issue 11 §5, issue 16 §5).
 //!
-//! A secret becomes an orphan when a run stops between `addPassword` and handing the value to
-//! Spot (the value is gone: it was only in memory), when a `removePassword` reply is lost, or
-//! when a rotation replaced it. The state files record the intent before `addPassword`
-//! (`secret_pending_since`, kept until this module has accounted for every secret made since)
-//! and the keyId right after (`orphan_key_ids` until a Spot account has it); but the live app
-//! is the truth, so every `apply` (and `status`) compares the app's live secrets with what the
-//! Spot accounts hold:
+//! A secret becomes unheld when a run stops between `addPassword` and handing the value to Spot
+//! (the value is gone: it was only in memory), when a `removePassword` reply is lost, or when a
+//! rotation or a new connection replaced it. Removal is proven, never guessed: a live secret of
+//! ours (display name `spot-connect …`) is removed only when
 //!
-//! - *held*: a Spot account has our app's client id with an expiration date equal (±2 s) to
-//!   the secret's end date. When several secrets match one account, the one a state file here
-//!   records as handed to that account is held, the others are not; with no such record all of
-//!   them count as held (never remove what Spot might use). A secret a state file here records
-//!   as handed to Spot is held too.
-//! - *orphan*: ours (display name `spot-connect …`), not held, and one of: recorded in an
-//!   `orphan_key_ids` of a subscription this run holds the lock of; made after the
-//!   `secret_pending_since` of one of them (lost replies, killed runs), unless a run of another
-//!   subscription of the tenant holds its lock here right now; named for one of them (earlier versions named a
-//!   secret after its subscription); older than [`super::lock::FRESH`]. Anything else is
-//!   *fresh*: a run of another subscription of the tenant may be about to hand it over.
+//! - a state file here names it: the run's intent (`secret_intents`: the end date it chose,
+//!   distinct to the second from every other live secret of the app), or `orphan_key_ids` (made
+//!   and not yet handed over, or the secret its subscription's account has since moved from), or
+//!   the secret it records as handed to its Spot account; and
+//! - every Spot account those records name was read and does not hold it (never handed, or
+//!   moved to another secret), and no Spot account this token can read holds it.
 //!
-//! Nothing is removed unless every Spot account could be read: when in doubt, keep.
+//! The secret a Spot account holds is the one whose `endDateTime` is, to the second, the
+//! account's `expirationDate` (and, where Spot's mask shows a prefix, Graph's `hint` agrees).
+//! Anything else is kept: a secret no record here names, or one whose recorded account this
+//! token cannot see, is "could not be checked", with the reason (`status` says so). What one
+//! token does not see is not proof that it does not exist. Nothing is removed when some Spot
+//! account could not be read.
+//!
+//! These checks run holding the tenant's lock (`lock::tenant_lock`): no other run of this state
+//! dir is handing a secret of the tenant over meanwhile.
 
 use super::model::Progress;
 use super::rotate::SECRET_PREFIX;
@@ -68,16 +68,23 @@ pub async fn remove_secret(graph: &Graph, app_object_id: &str, key_id: &str) -> 
     }
 }
 
+/// A secret of ours that is kept because the run cannot show whether it is held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unchecked {
+    pub key_id: String,
+    pub reason: String,
+}
+
 /// The secrets of our app, sorted out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Audit {
     pub app_id: String,
-    /// keyIds a Spot account holds.
+    /// keyIds a Spot account holds (read, or recorded as just handed over by this run).
     pub held: Vec<String>,
-    /// keyIds of ours no Spot account holds, that may be removed.
+    /// keyIds of ours proven unheld: they may be removed.
     pub orphans: Vec<String>,
-    /// keyIds of ours no Spot account holds that are too fresh to remove (another run's).
-    pub fresh: Vec<String>,
+    /// keyIds of ours that could not be checked, with why: kept.
+    pub unchecked: Vec<Unchecked>,
     /// Set when some Spot account could not be read: nothing is an orphan then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<String>,
@@ -92,33 +99,44 @@ fn ours(p: &PasswordCredential) -> bool {
         .is_some_and(|n| n == SECRET_PREFIX || n.starts_with(&format!("{SECRET_PREFIX} ")))
 }
 
-fn close(a: OffsetDateTime, b: OffsetDateTime) -> bool {
-    (a - b).abs() < time::Duration::seconds(2)
+/// Whether the credentials Spot shows are the secret `p`: the same end, to the second, and,
+/// where Spot's mask shows a prefix, one that agrees with Graph's `hint`.
+pub fn holds(creds: &crate::spot::AzureCredentialsInfo, p: &PasswordCredential) -> bool {
+    let same_end = match (creds.expiration(), p.end_date_time) {
+        (Some(a), Some(b)) => a.unix_timestamp() == b.unix_timestamp(),
+        _ => false,
+    };
+    let prefix = creds.mask_prefix();
+    let hint = p.hint.as_deref().unwrap_or_default();
+    let n = prefix.len().min(hint.len());
+    same_end && prefix.get(..n) == hint.get(..n)
 }
 
-/// Sorts the live secrets of `app` (in `tenant`) into held / orphans / fresh. `locked`: the
-/// subscriptions whose lock this run holds (their secrets are never "another run's"). `known`:
+/// What a Spot account holds of our app, as far as this run knows.
+#[derive(Debug, Clone)]
+enum Holding {
+    /// Read: the keyIds of ours it holds (none: another secret, another app, or nothing).
+    Read(Vec<String>),
+    /// Its credentials could not be read (why).
+    Unread(String),
+}
+
+/// Sorts the live secrets of `app` (in `tenant`) into held / orphans / unchecked. `known`:
 /// Spot accounts this run has just handed a secret to, which a state file here records (their
-/// credentials are not read again: that secret is held by the state file's record).
+/// credentials are not read again: they hold that secret). `accounts`: the Spot accounts this
+/// token can list.
 pub async fn audit(
     session: &Session,
     tenant: &str,
     app: &Application,
-    locked: &[String],
     known: &[String],
     accounts: &[crate::spot::SpotAccount],
 ) -> Audit {
-    let is_locked = |s: &State| {
-        locked
-            .iter()
-            .any(|l| l.eq_ignore_ascii_case(&s.subscription_id))
-    };
     let mut out = Audit {
         app_id: app.app_id.clone(),
         ..Default::default()
     };
     let states = State::load_tenant_siblings(&session.state_dir, tenant, "");
-    let mut held: Vec<String> = Vec::new();
     // Every connected account's credentials, a few at a time (an organization may have
     // hundreds), in the list's order.
     let connected: Vec<&crate::spot::SpotAccount> = accounts
@@ -137,85 +155,114 @@ pub async fn audit(
         .buffered(CREDENTIAL_READS)
         .collect()
         .await;
+    let mut holding: Vec<(String, Holding)> = Vec::new();
+    for k in known {
+        let key = states
+            .iter()
+            .filter(|s| s.spot_account_id.as_deref() == Some(k.as_str()))
+            .filter_map(|s| s.secret.as_ref())
+            .filter(|r| r.handed_to_spot)
+            .map(|r| r.key_id.clone())
+            .collect();
+        holding.push((k.clone(), Holding::Read(key)));
+    }
     for (a, creds) in connected.into_iter().zip(all_creds) {
-        let creds = match creds {
-            Ok(c) => c,
+        let h = match creds {
             Err(e) => {
                 out.incomplete = Some(format!("Spot account {}: {e}", a.account_id));
-                continue;
+                Holding::Unread(e.to_string())
             }
+            Ok(creds) => match creds.filter(|c| {
+                c.client_id
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
+            }) {
+                None => Holding::Read(vec![]),
+                // Spot holds our app without a date: any of ours could be it.
+                Some(c) if c.expiration().is_none() => Holding::Read(
+                    app.password_credentials
+                        .iter()
+                        .map(|p| p.key_id.clone())
+                        .collect(),
+                ),
+                Some(c) => Holding::Read(
+                    app.password_credentials
+                        .iter()
+                        .filter(|p| holds(&c, p))
+                        .map(|p| p.key_id.clone())
+                        .collect(),
+                ),
+            },
         };
-        let Some(c) = creds.filter(|c| {
-            c.client_id
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
-        }) else {
-            continue;
-        };
-        let Some(exp) = c.expiration() else {
-            // Spot holds our app without a date: any of ours could be it.
-            held.extend(app.password_credentials.iter().map(|p| p.key_id.clone()));
-            continue;
-        };
-        let matching: Vec<&PasswordCredential> = app
-            .password_credentials
-            .iter()
-            .filter(|p| p.end_date_time.is_some_and(|e| close(e, exp)))
-            .collect();
-        let recorded = states
-            .iter()
-            .filter(|s| s.spot_account_id.as_deref() == Some(a.account_id.as_str()))
-            .filter_map(|s| s.secret.as_ref())
-            .filter(|r| r.handed_to_spot)
-            .find_map(|r| {
-                matching
-                    .iter()
-                    .find(|p| p.key_id.eq_ignore_ascii_case(&r.key_id))
-            });
-        match recorded {
-            Some(p) if matching.len() > 1 => held.push(p.key_id.clone()),
-            _ => held.extend(matching.iter().map(|p| p.key_id.clone())),
-        }
+        holding.push((a.account_id.clone(), h));
     }
-    // What a state file here records as handed to Spot is held too (never remove what a
-    // subscription uses).
-    held.extend(
-        states
-            .iter()
-            .filter_map(|s| s.secret.as_ref())
-            .filter(|r| r.handed_to_spot)
-            .map(|r| r.key_id.clone()),
-    );
-    let mine: Vec<&State> = states.iter().filter(|s| is_locked(s)).collect();
-    let recorded: Vec<&String> = mine.iter().flat_map(|s| &s.orphan_key_ids).collect();
-    let since = mine.iter().filter_map(|s| s.secret_pending_since).min();
-    // Another subscription of the tenant being connected from here right now may be about to
-    // hand over a secret it has just made: then only what we recorded counts as ours.
-    let others_running = super::lock::tenant_busy(&session.state_dir, tenant, locked);
-    let now = OffsetDateTime::now_utc();
+    let holds_key = |h: &Holding, k: &str| match h {
+        Holding::Read(keys) => keys.iter().any(|x| x.eq_ignore_ascii_case(k)),
+        Holding::Unread(_) => false,
+    };
     for p in &app.password_credentials {
-        if held.iter().any(|k| k.eq_ignore_ascii_case(&p.key_id)) {
+        let k = p.key_id.as_str();
+        if holding.iter().any(|(_, h)| holds_key(h, k)) {
             out.held.push(p.key_id.clone());
             continue;
         }
         if !ours(p) {
             continue;
         }
-        let for_locked = p.display_name.as_deref().is_some_and(|n| {
-            locked
-                .iter()
-                .any(|s| n.eq_ignore_ascii_case(&format!("{SECRET_PREFIX} {s}")))
-        });
-        let old = p
-            .start_date_time
-            .is_none_or(|s| now - s >= super::lock::FRESH);
-        let was_recorded = recorded.iter().any(|k| k.eq_ignore_ascii_case(&p.key_id));
-        let after_intent =
-            !others_running && since.is_some_and(|t| p.start_date_time.is_some_and(|s| s >= t));
-        if out.incomplete.is_none() && (for_locked || old || was_recorded || after_intent) {
-            out.orphans.push(p.key_id.clone());
-        } else {
-            out.fresh.push(p.key_id.clone());
+        let end = p.end_date_time.map(OffsetDateTime::unix_timestamp);
+        // The records here that name it, and the account each names.
+        let naming: Vec<&State> = states
+            .iter()
+            .filter(|s| {
+                s.secret
+                    .as_ref()
+                    .is_some_and(|r| r.key_id.eq_ignore_ascii_case(k))
+                    || s.orphan_key_ids.iter().any(|x| x.eq_ignore_ascii_case(k))
+                    || end.is_some_and(|e| s.secret_intents.contains(&e))
+            })
+            .collect();
+        if naming.is_empty() {
+            out.unchecked.push(Unchecked {
+                key_id: p.key_id.clone(),
+                reason: "no state file here records it and no Spot account this token can read holds it: it may be held by an account of another run (another state dir or machine) that this token cannot see".into(),
+            });
+            continue;
+        }
+        let mut why_not = None;
+        for s in &naming {
+            let Some(acct) = s.spot_account_id.as_deref() else {
+                // No Spot account yet: it cannot have been handed over.
+                continue;
+            };
+            match holding.iter().find(|(a, _)| a == acct).map(|(_, h)| h) {
+                Some(Holding::Read(_)) => {}
+                Some(Holding::Unread(e)) => {
+                    why_not = Some(format!(
+                        "the state of {} names Spot account {acct}, whose credentials could not be read ({e})",
+                        s.subscription_id
+                    ));
+                }
+                None => {
+                    why_not = Some(format!(
+                        "the state of {} names Spot account {acct}, which this Spot token cannot see",
+                        s.subscription_id
+                    ));
+                }
+            }
+        }
+        match why_not {
+            Some(reason) => out.unchecked.push(Unchecked {
+                key_id: p.key_id.clone(),
+                reason,
+            }),
+            None if out.incomplete.is_some() => out.unchecked.push(Unchecked {
+                key_id: p.key_id.clone(),
+                reason: format!(
+                    "a Spot account could not be read ({})",
+                    out.incomplete.as_deref().unwrap_or_default()
+                ),
+            }),
+            None => out.orphans.push(p.key_id.clone()),
         }
     }
     out
@@ -280,8 +327,41 @@ async fn recorded_app(
     Ok(None)
 }
 
-/// After `apply` connected `targets`: per tenant, our app's secrets that no Spot account holds are
-/// removed (and dropped from the state files' orphan lists). Reported as log lines.
+/// Removes the audit's orphans from `app`; what was removed, and lines for what was not.
+pub async fn remove_orphans(
+    session: &Session,
+    graph: &Graph,
+    tenant: &str,
+    app: &Application,
+    audit: &Audit,
+    log: &(dyn Fn(String) + Sync),
+) -> Vec<String> {
+    let mut removed = Vec::new();
+    for k in &audit.orphans {
+        match remove_secret(graph, &app.id, k).await {
+            Ok(()) => removed.push(k.clone()),
+            Err(e) => log(format!(
+                "could not remove the client secret {k} that no Spot account holds: {e}"
+            )),
+        }
+    }
+    if !removed.is_empty() {
+        log(format!(
+            "removed {} client secret(s) of {} that no Spot account holds (recorded here, never handed over or replaced): {}",
+            removed.len(),
+            app.display_name,
+            removed.join(", ")
+        ));
+        forget(session, tenant, &removed);
+    }
+    for u in &audit.unchecked {
+        tracing::info!(key_id = %u.key_id, reason = %u.reason, "client secret kept: could not be checked");
+    }
+    removed
+}
+
+/// After `apply` connected `targets`: per tenant, our app's secrets proven unheld are removed
+/// (and dropped from the state files' records). Reported as log lines.
 pub async fn reclaim_after_apply(
     session: &Session,
     targets: &[Target],
@@ -297,7 +377,6 @@ pub async fn reclaim_after_apply(
     tenants.dedup();
     for tenant in tenants {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
-        let locked: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
         let graph = status::graph(session, tenant);
         // The app (unless the race check has just read it).
         let read_already = seen
@@ -317,7 +396,7 @@ pub async fn reclaim_after_apply(
         // Every secret of ours on the app is one a state file here records as handed to Spot:
         // all held, nothing to read (the usual end of a run).
         if let Some(audit) = all_recorded(&session.state_dir, tenant, &app) {
-            settle(session, tenant, &locked, &audit.held);
+            settle(session, tenant, &app, &audit);
             out.push(audit);
             continue;
         }
@@ -338,41 +417,23 @@ pub async fn reclaim_after_apply(
             .filter(|s| s.secret.as_ref().is_some_and(|r| r.handed_to_spot))
             .filter_map(|s| s.spot_account_id)
             .collect();
-        let audit = audit(session, tenant, &app, &locked, &known, accounts).await;
+        let audit = audit(session, tenant, &app, &known, accounts).await;
         if let Some(why) = &audit.incomplete {
             log(format!(
                 "client secrets not checked for orphans: a Spot account could not be read ({why})"
             ));
         }
-        let mut removed = Vec::new();
-        for k in &audit.orphans {
-            match remove_secret(&graph, &app.id, k).await {
-                Ok(()) => removed.push(k.clone()),
-                Err(e) => log(format!(
-                    "could not remove the client secret {k} that no Spot account holds: {e}"
-                )),
-            }
-        }
-        if !removed.is_empty() {
-            log(format!(
-                "removed {} client secret(s) of {} that no Spot account holds: {}",
-                removed.len(),
-                app.display_name,
-                removed.join(", ")
-            ));
-            forget(session, tenant, &removed);
-        }
-        // Every secret made since the intent is accounted for (held, or removed): the intent
-        // is done.
-        if audit.incomplete.is_none() && removed.len() == audit.orphans.len() {
-            settle(session, tenant, &locked, &audit.held);
+        let removed = remove_orphans(session, &graph, tenant, &app, &audit, &log).await;
+        if removed.len() == audit.orphans.len() {
+            settle(session, tenant, &app, &audit);
         }
         out.push(audit);
     }
     out
 }
 
-/// For `status`: per tenant whose app has secrets no Spot account holds, a line and their keyIds.
+/// For `status`: per tenant whose app has secrets of ours no Spot account holds, a line and
+/// their keyIds.
 pub struct Unheld {
     pub tenant_id: String,
     pub key_ids: Vec<String>,
@@ -394,55 +455,76 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> 
             continue;
         }
         let audited = match read(|| session.spot.list_accounts()).await {
-            Ok(accounts) => Ok(audit(session, tenant, &app, &[], &[], &accounts).await),
+            Ok(accounts) => Ok(audit(session, tenant, &app, &[], &accounts).await),
             Err(e) => Err(e),
         };
-        let (key_ids, line) = match audited {
-            Ok(a) if !a.orphans.is_empty() || !a.fresh.is_empty() => {
-                let mut keys = a.orphans.clone();
-                keys.extend(a.fresh.iter().cloned());
-                let line = format!(
-                    "{} client secret(s) of {} ({}) are held by no Spot account: {} (`spot-connect apply` removes them)",
-                    keys.len(),
-                    app.display_name,
-                    app.app_id,
-                    keys.join(", ")
-                );
-                (keys, line)
+        match audited {
+            Ok(a) => {
+                if !a.orphans.is_empty() {
+                    out.push(Unheld {
+                        tenant_id: tenant.to_string(),
+                        key_ids: a.orphans.clone(),
+                        line: format!(
+                            "{} client secret(s) of {} ({}) are held by no Spot account: {} (`spot-connect apply` removes them)",
+                            a.orphans.len(),
+                            app.display_name,
+                            app.app_id,
+                            a.orphans.join(", ")
+                        ),
+                    });
+                }
+                for u in &a.unchecked {
+                    out.push(Unheld {
+                        tenant_id: tenant.to_string(),
+                        key_ids: vec![u.key_id.clone()],
+                        line: format!(
+                            "client secret {} of {} ({}) could not be checked: {}; it is kept",
+                            u.key_id, app.display_name, app.app_id, u.reason
+                        ),
+                    });
+                }
             }
-            Ok(_) => continue,
-            Err(e) => (
-                vec![],
-                format!(
+            Err(e) => out.push(Unheld {
+                tenant_id: tenant.to_string(),
+                key_ids: vec![],
+                line: format!(
                     "could not check {} for client secrets no Spot account holds: {e}",
                     app.display_name
                 ),
-            ),
-        };
-        out.push(Unheld {
-            tenant_id: tenant.to_string(),
-            key_ids,
-            line,
-        });
+            }),
+        }
     }
     out
 }
 
-/// For the subscriptions of `locked`: the intent is cleared, and recorded orphans a Spot account
-/// holds after all are no orphans.
-fn settle(session: &Session, tenant: &str, locked: &[String], held: &[String]) {
-    for mut s in State::load_tenant_siblings(&session.state_dir, tenant, "") {
-        if !locked
+/// After an audit whose orphans are all removed: the records of the tenant's state files that
+/// are accounted for are dropped (intents and orphan keyIds no longer on the app, or held);
+/// what could not be checked stays recorded, for a run that can.
+fn settle(session: &Session, tenant: &str, app: &Application, audit: &Audit) {
+    let unchecked = |k: &str| {
+        audit
+            .unchecked
             .iter()
-            .any(|l| l.eq_ignore_ascii_case(&s.subscription_id))
-        {
-            continue;
-        }
-        let before = (s.secret_pending_since, s.orphan_key_ids.len());
-        s.secret_pending_since = None;
+            .any(|u| u.key_id.eq_ignore_ascii_case(k))
+    };
+    let live_unchecked_ends: Vec<i64> = app
+        .password_credentials
+        .iter()
+        .filter(|p| unchecked(&p.key_id))
+        .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
+        .collect();
+    let live = |k: &str| {
+        app.password_credentials
+            .iter()
+            .any(|p| p.key_id.eq_ignore_ascii_case(k))
+    };
+    let held = |k: &str| audit.held.iter().any(|h| h.eq_ignore_ascii_case(k));
+    for mut s in State::load_tenant_siblings(&session.state_dir, tenant, "") {
+        let before = (s.secret_intents.clone(), s.orphan_key_ids.clone());
+        s.secret_intents.retain(|e| live_unchecked_ends.contains(e));
         s.orphan_key_ids
-            .retain(|k| !held.iter().any(|h| h.eq_ignore_ascii_case(k)));
-        if before != (s.secret_pending_since, s.orphan_key_ids.len()) {
+            .retain(|k| live(k) && !held(k) && !audit.orphans.contains(k));
+        if before != (s.secret_intents.clone(), s.orphan_key_ids.clone()) {
             let _ = s.save(&session.state_dir);
         }
     }

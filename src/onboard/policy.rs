@@ -35,12 +35,27 @@ pub struct Policy {
     pub source: String,
 }
 
+/// The largest `--policy` file read (1 MiB). ARM's request bodies are capped (the simulator's at
+/// 2 MiB, as axum's default), and a custom role is a few KB: anything near the cap is a mistake.
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
 impl Policy {
     /// The embedded policy, or the file's.
     pub fn load(file: Option<&Path>) -> Result<Policy> {
         match file {
             None => Policy::parse(EMBEDDED, "embedded Spot core role (2024-05)"),
             Some(p) => {
+                // Checked before anything is read or written: a role definition ARM would refuse
+                // must not leave an app, a secret or an assignment behind (issue 16 §8).
+                let size = std::fs::metadata(p).map(|m| m.len()).map_err(|e| {
+                    Error::Usage(format!("cannot read the policy file {}: {e}", p.display()))
+                })?;
+                if size > MAX_POLICY_BYTES {
+                    return Err(Error::Usage(format!(
+                        "the policy file {} is {size} bytes: a role definition of more than {MAX_POLICY_BYTES} bytes is refused (Spot's own role is about 5 KB); nothing was changed",
+                        p.display()
+                    )));
+                }
                 let text = std::fs::read_to_string(p).map_err(|e| {
                     Error::Usage(format!("cannot read the policy file {}: {e}", p.display()))
                 })?;

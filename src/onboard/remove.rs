@@ -10,7 +10,7 @@
 //! without the flag the account stays, listed as kept; it can no longer reach Azure once the
 //! assignment (or the app) is gone.
 
-use super::model::{ErrorInfo, Progress, Step, StepEvent};
+use super::model::{AccountKind, ErrorInfo, Progress, Step, StepEvent};
 use super::rotate::SECRET_PREFIX;
 use super::state::state_path;
 use super::status::{self, account_for, find_assignment, is_fatal, is_our_role, read, scope_of};
@@ -61,6 +61,10 @@ pub struct RemovalItem {
 pub struct RemovalPlan {
     pub tenant_id: String,
     pub subscriptions: Vec<String>,
+    /// Subscriptions whose chosen Spot account uses our objects: nothing of theirs is removed,
+    /// and their state files stay.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     pub items: Vec<RemovalItem>,
 }
 
@@ -122,28 +126,78 @@ pub async fn plan_removal(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let accounts = read(|| session.spot.list_accounts()).await?;
+    // The organization's accounts: a token that may not list them (not an Organization
+    // Admin's) still finds each subscription's own by `cloudAccountId`.
+    let accounts = match read(|| session.spot.list_accounts()).await {
+        Ok(a) => Some(a),
+        Err(e)
+            if e.api()
+                .is_some_and(|a| a.class() == crate::error::ErrorClass::Permission) =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let mut plans = Vec::new();
     for tenant in tenants {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
+        let g = status::graph(session, tenant);
+        let app_name = settings.app_name_for(tenant);
+        let app = status::find_app(session, &g, tenant, &app_name).await?;
+        let our_app = app.0.as_ref().map(|a| a.app_id.clone());
+        // Each subscription's Spot account and whose it is (issue 16 §2): only one we created
+        // may be deleted; one the operator chose (or took over) is never deleted, and what it
+        // uses of ours (assignment, secret, app) stays with it.
+        let mut spot: Vec<SubSpot> = Vec::new();
+        for t in &subs {
+            spot.push(sub_spot(session, tenant, t, accounts.as_deref(), our_app.as_deref()).await?);
+        }
+        let in_use: Vec<String> = spot
+            .iter()
+            .filter(|s| s.chosen_here && s.uses_our_app)
+            .map(|s| s.subscription_id.clone())
+            .collect();
+        let mut items = Vec::new();
+        for s in spot.iter().filter(|s| in_use.contains(&s.subscription_id)) {
+            items.push(item(
+                Some(&s.subscription_id),
+                "Spot account",
+                s.account_name.as_deref().unwrap_or_default(),
+                s.account_id.as_deref().unwrap_or_default(),
+                RemovalAction::Keep,
+                "chosen (--spot-account or --take-over), not created by spot-connect: never deleted, --delete-spot-account or not".into(),
+                Op::None,
+            ));
+            items.push(item(
+                Some(&s.subscription_id),
+                "role assignment, client secret and app registration",
+                "used by the chosen Spot account",
+                s.account_id.as_deref().unwrap_or_default(),
+                RemovalAction::Keep,
+                format!(
+                    "Spot account {} was chosen (--spot-account or --take-over), not created by spot-connect: it is never deleted, and the role assignment, client secret and app registration it uses are kept so that it keeps working",
+                    s.account_id.as_deref().unwrap_or("?")
+                ),
+                Op::None,
+            ));
+        }
+        let all_subs: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
+        let subs: Vec<&Target> = subs
+            .into_iter()
+            .filter(|t| !in_use.contains(&t.subscription_id))
+            .collect();
         let sub_ids: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
         let is_target = |s: &str| sub_ids.iter().any(|x| x.eq_ignore_ascii_case(s));
         let scopes: Vec<String> = sub_ids.iter().map(|s| scope_of(s)).collect();
-        let g = status::graph(session, tenant);
         let a = status::arm(session, tenant);
-        let app_name = settings.app_name_for(tenant);
         let role_name = settings.role_name();
-        let (app, role) = tokio::join!(
-            status::find_app(session, &g, tenant, &app_name),
-            status::find_role(session, &a, tenant, &role_name, &scopes)
-        );
-        let (app, foreign_apps) = app?;
+        let role = status::find_role(session, &a, tenant, &role_name, &scopes).await;
+        let (app, foreign_apps) = app;
         let role = role?;
         let sp = match &app {
             Some(app) => read(|| g.get_service_principal_by_app_id(&app.app_id)).await?,
             None => None,
         };
-        let mut items = Vec::new();
         let our_role = role.as_ref().filter(|r| is_our_role(r));
 
         // Role assignments.
@@ -223,9 +277,20 @@ pub async fn plan_removal(
         }
 
         // Spot accounts, and whether other subscriptions' accounts use our app.
-        let mut app_used_elsewhere = !remaining_scopes.is_empty();
+        let mut app_used_elsewhere = !remaining_scopes.is_empty() || !in_use.is_empty();
+        if accounts.is_none() {
+            // The other subscriptions' accounts cannot be listed: any other subscription
+            // onboarded from here may use the app.
+            app_used_elsewhere |= !status::tenant_states(session, tenant)
+                .iter()
+                .all(|s| is_target(&s.subscription_id));
+        }
         if let Some(app) = &app {
-            for acct in accounts.iter().filter(|x| x.provider_external_id.is_some()) {
+            for acct in accounts
+                .iter()
+                .flatten()
+                .filter(|x| x.provider_external_id.is_some())
+            {
                 let sub = acct.provider_external_id.clone().unwrap_or_default();
                 let target_acct = is_target(&sub);
                 let creds = read(|| session.spot.get_azure_credentials(&acct.account_id)).await?;
@@ -244,55 +309,35 @@ pub async fn plan_removal(
                 }
             }
         }
-        for t in &subs {
-            let sub = t.subscription_id.as_str();
-            let recorded = super::state::State::load(&session.state_dir, tenant, sub)
-                .ok()
-                .and_then(|s| s.spot_account_id);
-            let Some(acct) = account_for(&accounts, sub, recorded.as_deref()) else {
+        for sp in spot.iter().filter(|s| is_target(&s.subscription_id)) {
+            let sub = sp.subscription_id.as_str();
+            let (Some(id), Some(name)) = (&sp.account_id, &sp.account_name) else {
                 continue;
             };
-            let creds = read(|| session.spot.get_azure_credentials(&acct.account_id)).await?;
             let account_item = |action, why: String, op| {
-                item(
-                    Some(sub),
-                    "Spot account",
-                    &acct.name,
-                    &acct.account_id,
-                    action,
-                    why,
-                    op,
-                )
+                item(Some(sub), "Spot account", name, id, action, why, op)
             };
-            let ours = app.as_ref().is_some_and(|app| {
-                creds.as_ref().is_some_and(|c| {
-                    c.client_id
-                        .as_deref()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
-                })
-            });
-            if !ours {
-                if creds.is_some() {
-                    items.push(account_item(
-                        RemovalAction::Keep,
-                        "its credentials are not our app's: never touched".into(),
-                        Op::None,
-                    ));
-                }
-                continue;
-            }
-            if opts.delete_spot_account {
-                items.push(account_item(
+            match sp.kind {
+                AccountKind::Created if opts.delete_spot_account => items.push(account_item(
                     RemovalAction::Delete,
-                    "--delete-spot-account: the account and everything in it is deleted".into(),
-                    Op::DeleteSpotAccount(acct.account_id.clone()),
-                ));
-            } else {
-                items.push(account_item(
+                    "created by spot-connect (the id our create call recorded, the name we gave it); --delete-spot-account: the account and everything in it is deleted".into(),
+                    Op::DeleteSpotAccount(id.clone()),
+                )),
+                AccountKind::Created => items.push(account_item(
                     RemovalAction::Keep,
                     "Spot has no call to delete Azure credentials: the account stays, and can no longer reach Azure once the assignment is gone (--delete-spot-account deletes it)".into(),
                     Op::None,
-                ));
+                )),
+                AccountKind::Chosen => items.push(account_item(
+                    RemovalAction::Keep,
+                    "chosen, not created by spot-connect: never deleted".into(),
+                    Op::None,
+                )),
+                AccountKind::NotOurs => items.push(account_item(
+                    RemovalAction::Keep,
+                    sp.why_not_ours.clone(),
+                    Op::None,
+                )),
             }
         }
 
@@ -408,11 +453,90 @@ pub async fn plan_removal(
         items.sort_by_key(|i| rank(&i.op));
         plans.push(RemovalPlan {
             tenant_id: tenant.to_string(),
-            subscriptions: sub_ids,
+            subscriptions: all_subs,
+            kept: in_use,
             items,
         });
     }
     Ok(plans)
+}
+
+/// A subscription's Spot account as `remove` sees it.
+struct SubSpot {
+    subscription_id: String,
+    account_id: Option<String>,
+    account_name: Option<String>,
+    kind: AccountKind,
+    /// Its credentials name our app.
+    uses_our_app: bool,
+    /// The state file records that the operator chose it (`--spot-account`, `--take-over`).
+    chosen_here: bool,
+    why_not_ours: String,
+}
+
+/// The Spot account connected to the subscription (`?cloudAccountId=`), else the one the
+/// state file records, and whose it is.
+async fn sub_spot(
+    session: &Session,
+    tenant: &str,
+    t: &Target,
+    accounts: Option<&[crate::spot::SpotAccount]>,
+    our_app: Option<&str>,
+) -> Result<SubSpot> {
+    let sub = t.subscription_id.as_str();
+    let state = super::state::State::load(&session.state_dir, tenant, sub).unwrap_or_default();
+    let recorded = state.spot_account_id.as_deref();
+    let connected = read(|| session.spot.accounts_for_subscription(sub)).await?;
+    let acct = match connected
+        .iter()
+        .find(|a| Some(a.account_id.as_str()) == recorded)
+        .or(connected.first())
+    {
+        Some(a) => Some(a.clone()),
+        None => match (accounts, recorded) {
+            (Some(all), r) => account_for(all, sub, r).cloned(),
+            (None, Some(r)) => read(|| session.spot.get_account(r))
+                .await?
+                .filter(|a| a.provider_external_id.is_none()),
+            (None, None) => None,
+        },
+    };
+    let mut out = SubSpot {
+        subscription_id: sub.to_string(),
+        account_id: acct.as_ref().map(|a| a.account_id.clone()),
+        account_name: acct.as_ref().map(|a| a.name.clone()),
+        kind: AccountKind::NotOurs,
+        uses_our_app: false,
+        chosen_here: false,
+        why_not_ours: String::new(),
+    };
+    let Some(acct) = acct else {
+        return Ok(out);
+    };
+    let creds = read(|| session.spot.get_azure_credentials(&acct.account_id)).await?;
+    let creds_app = creds.as_ref().and_then(|c| c.client_id.clone());
+    out.uses_our_app = creds_app
+        .as_deref()
+        .zip(our_app)
+        .is_some_and(|(c, o)| c.eq_ignore_ascii_case(o));
+    out.chosen_here = state.chosen(&acct.account_id);
+    out.kind = if state.created(&acct.account_id, &acct.name, creds_app.as_deref(), our_app) {
+        AccountKind::Created
+    } else if state.chosen(&acct.account_id) || out.uses_our_app {
+        AccountKind::Chosen
+    } else {
+        AccountKind::NotOurs
+    };
+    out.why_not_ours = match &creds_app {
+        Some(c) if !out.uses_our_app => {
+            format!("its credentials are not our app's (client id {c}): never touched")
+        }
+        _ => {
+            "not created by spot-connect (no record of our create call for it here): never touched"
+                .into()
+        }
+    };
+    Ok(out)
 }
 
 /// Carries out a plan, in its order. A failed item does not stop the others, except that the
@@ -426,6 +550,26 @@ pub async fn remove(
     let g = status::graph(session, &plan.tenant_id);
     let a = status::arm(session, &plan.tenant_id);
     let mut out = Vec::new();
+    // The subscriptions' locks, then the tenant's (the role and the secret are shared): taken
+    // before anything is removed; nothing is when another run holds one.
+    let mut locks = Vec::new();
+    for sub in &plan.subscriptions {
+        match super::lock::acquire(
+            &session.state_dir,
+            &plan.tenant_id,
+            sub,
+            super::lock::LOCK_WAIT,
+        )
+        .await
+        {
+            Ok(l) => locks.push(l),
+            Err(e) => return not_removed(plan, &e),
+        }
+    }
+    match super::lock::tenant_locks(&session.state_dir, &[&plan.tenant_id], Some(&progress)).await {
+        Ok(l) => locks.extend(l),
+        Err(e) => return not_removed(plan, &e),
+    }
     let mut failed_rank: Option<u8> = None;
     for it in &plan.items {
         let step = match it.op {
@@ -493,7 +637,7 @@ pub async fn remove(
         }
     }
     if failed_rank.is_none() {
-        for sub in &plan.subscriptions {
+        for sub in plan.subscriptions.iter().filter(|s| !plan.kept.contains(s)) {
             let _ = std::fs::remove_file(state_path(&session.state_dir, &plan.tenant_id, sub));
         }
     }
@@ -527,19 +671,59 @@ async fn run(
         Op::DeleteAssignment(id) => read(|| a.delete_role_assignment(id)).await,
         Op::DeleteRole(id) => read(|| a.delete_role_definition(id)).await,
         Op::SetRoleScopes(r, left) => {
-            let props = RoleDefinitionProperties {
-                assignable_scopes: left.clone(),
-                ..r.properties.clone()
-            };
-            read(|| a.put_role_definition(&left[0], &r.name, &props))
-                .await
-                .map(|_| ())
+            // Only our scopes come out: the role is read again (another writer may have added
+            // a scope since the plan), ours taken out of what it lists now, written, read back.
+            let ours: Vec<&String> = r
+                .properties
+                .assignable_scopes
+                .iter()
+                .filter(|s| !left.iter().any(|l| status::same_scope(l, s)))
+                .collect();
+            for _ in 0..super::engine::ROLE_MERGES {
+                let now = read(|| a.get_role_definition(&r.id))
+                    .await?
+                    .unwrap_or_else(|| (**r).clone());
+                let keep: Vec<String> = now
+                    .properties
+                    .assignable_scopes
+                    .iter()
+                    .filter(|s| !ours.iter().any(|o| status::same_scope(o, s)))
+                    .cloned()
+                    .collect();
+                if keep.len() == now.properties.assignable_scopes.len() {
+                    return Ok(());
+                }
+                if keep.is_empty() {
+                    // Nothing else lists it any more: left to a removal that deletes it.
+                    return Ok(());
+                }
+                let props = RoleDefinitionProperties {
+                    assignable_scopes: keep.clone(),
+                    ..now.properties.clone()
+                };
+                read(|| a.put_role_definition(&keep[0], &r.name, &props)).await?;
+                super::engine::jitter().await;
+            }
+            Ok(())
         }
         // A retry told the keyId is gone is a removal whose reply was lost.
         Op::RemovePassword(app, key) => super::orphans::remove_secret(g, app, key).await,
         Op::DeleteApp(id) => read(|| g.delete_application(id)).await,
         Op::DeleteSpotAccount(id) => read(|| session.spot.delete_account(id)).await,
     }
+}
+
+/// Every item of `plan` not done, for `e` (a lock another run holds).
+fn not_removed(plan: &RemovalPlan, e: &crate::error::Error) -> Vec<RemovalResult> {
+    plan.items
+        .iter()
+        .filter(|it| it.op != Op::None)
+        .map(|it| RemovalResult {
+            item: it.clone(),
+            done: false,
+            error: Some(ErrorInfo::from(e)),
+        })
+        .collect()
 }
 
 /// A role id at a subscription scope (ARM deletes roles there, not at tenant scope).

@@ -6,7 +6,9 @@
 //! - [`propagate`]: a call Azure refuses until a recent write has propagated is polled, and
 //!   each wait is reported (the caller turns it into `StepEvent::Waiting`).
 //!
-//! Throttling (429/503 with Retry-After) and idempotent 5xx are already retried by `http::Http`.
+//! Throttling (429/503 with Retry-After) and idempotent 5xx are already retried by `http::Http`,
+//! which marks what it resent (`ApiError::layer_retried`): [`read`] never resends those, so a
+//! failing read is sent at most `http::ROUTE_FAILURES` times in all.
 
 use crate::error::{Error, ErrorClass};
 use std::time::{Duration, Instant};
@@ -84,6 +86,12 @@ pub fn is_transient(e: &Error) -> bool {
         .is_some_and(|a| matches!(a.class(), ErrorClass::Transient | ErrorClass::Throttled))
 }
 
+/// Whether the HTTP layer already sent the request again (or refused to send a route that
+/// keeps failing): the engine does not retry on top of it (issue 18 §2: retries nested 6 × 6).
+pub fn layer_retried(e: &Error) -> bool {
+    e.api().is_some_and(|a| a.layer_retried)
+}
+
 /// Whether an error is "not found" (HTTP 404 or Graph's `Request_ResourceNotFound`).
 pub fn is_not_found(e: &Error) -> bool {
     e.api().is_some_and(|a| {
@@ -101,7 +109,7 @@ where
     let mut tries = 0u64;
     loop {
         match f().await {
-            Err(e) if is_transient(&e) && tries < TRANSIENT_TRIES => {
+            Err(e) if is_transient(&e) && !layer_retried(&e) && tries < TRANSIENT_TRIES => {
                 tries += 1;
                 tokio::time::sleep(TRANSIENT_STEP * tries as u32).await;
             }
@@ -135,7 +143,7 @@ where
     let mut tries = 0u64;
     loop {
         match create().await {
-            Err(e) if is_transient(&e) && tries < TRANSIENT_TRIES => {
+            Err(e) if is_transient(&e) && !layer_retried(&e) && tries < TRANSIENT_TRIES => {
                 tries += 1;
                 tokio::time::sleep(TRANSIENT_STEP * tries as u32).await;
                 if let Some(found) = read(&mut lookup).await? {
@@ -165,7 +173,7 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if is_transient(&e) && transient < TRANSIENT_TRIES => {
+            Err(e) if is_transient(&e) && !layer_retried(&e) && transient < TRANSIENT_TRIES => {
                 transient += 1;
                 tokio::time::sleep(TRANSIENT_STEP * transient as u32).await;
             }
@@ -229,6 +237,7 @@ mod tests {
             message: "m".into(),
             request_id: None,
             retry_after: None,
+            layer_retried: false,
         })
     }
 

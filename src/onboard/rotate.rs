@@ -14,7 +14,7 @@
 //!
 //! The secret's value goes from Graph's reply straight to Spot; never to a file or a log.
 
-use super::engine::add_months;
+use super::engine::secret_ends;
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
 use super::retry::{Backoff, propagate, resend_on_transient};
 use super::state::{SecretRecord, State};
@@ -131,6 +131,10 @@ pub async fn rotate(
     settings: &Settings,
     progress: UnboundedSender<Progress>,
 ) -> Result<RotateReport> {
+    // The tenant's secret is shared by its subscriptions: written holding the tenant's lock
+    // (an `apply` of this state dir handing a secret over finishes first).
+    let _tenant_lock =
+        super::lock::tenant_locks(&session.state_dir, &[tenant], Some(&progress)).await?;
     let ctx = Ctx {
         tenant,
         graph: status::graph(session, tenant),
@@ -195,18 +199,38 @@ pub async fn rotate(
             detail: format!("new client secret for {}", app.display_name),
         },
     );
-    let end = add_months(OffsetDateTime::now_utc(), settings.secret_months);
-    // The intent, before the keyId is known: a rotation killed now leaves a secret the next
-    // `apply` of these subscriptions removes (`orphans::reclaim_after_apply`).
-    let since = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let ends = secret_ends(&app, settings.secret_months);
+    // The intent, before the keyId is known: a rotation killed now leaves a secret with one of
+    // these end dates, which the next `apply` of these subscriptions can prove ours and removes
+    // (`orphans::reclaim_after_apply`).
+    let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
     for mut s in status::tenant_states(session, tenant) {
-        if s.secret_pending_since.is_none() {
-            s.secret_pending_since = Some(since);
+        let before = s.secret_intents.len();
+        for e in &recorded {
+            if !s.secret_intents.contains(e) {
+                s.secret_intents.push(*e);
+            }
+        }
+        if s.secret_intents.len() != before {
             let dir = session.state_dir.clone();
             let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
         }
     }
-    let np = match resend_on_transient(|| ctx.graph.add_password(&app.id, &name, end)).await {
+    let attempt = std::sync::atomic::AtomicUsize::new(0);
+    let added = resend_on_transient(|| async {
+        use std::sync::atomic::Ordering;
+        let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+        let r = ctx.graph.add_password(&app.id, &name, ends[i]).await;
+        if r.is_err() {
+            attempt.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    })
+    .await;
+    let end = ends[attempt
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .min(ends.len() - 1)];
+    let np = match added {
         Err(e) => {
             ctx.emit(
                 None,
@@ -337,35 +361,41 @@ pub async fn rotate(
         return Ok(report);
     }
 
-    // 5. Every account has the new secret: remove the others of ours.
+    // 5. Every account has the new secret: the others of ours are removed where that is
+    // proven (the accounts that held them have moved to the new one, or they were never
+    // handed over: `orphans::audit`); one that may be held by an account this token cannot
+    // see is kept and named.
     let fresh = read(|| ctx.graph.get_application(&app.id))
         .await?
         .unwrap_or(app.clone());
-    for p in fresh.password_credentials.iter().filter(|p| {
-        !p.key_id.eq_ignore_ascii_case(&new_key)
-            && p.display_name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(SECRET_PREFIX))
-    }) {
-        match ctx.remove_key(&fresh, &p.key_id).await {
+    let audit = super::orphans::audit(session, tenant, &fresh, &[], &accounts).await;
+    for k in &audit.orphans {
+        if k.eq_ignore_ascii_case(&new_key) {
+            continue;
+        }
+        match ctx.remove_key(&fresh, k).await {
             Ok(()) => {
-                ctx.log(format!("removed the old client secret {}", p.key_id));
-                report.removed_key_ids.push(p.key_id.clone());
+                ctx.log(format!("removed the old client secret {k}"));
+                report.removed_key_ids.push(k.clone());
             }
-            Err(e) => report.left_key_ids.push((p.key_id.clone(), e.to_string())),
+            Err(e) => report.left_key_ids.push((k.clone(), e.to_string())),
         }
     }
-    // States of the tenant that recorded a removed key as an orphan: done; and with every
-    // other secret of ours gone, so is the intent.
-    let settled = report.left_key_ids.is_empty();
+    for u in &audit.unchecked {
+        ctx.log(format!(
+            "kept the old client secret {}: it could not be checked ({})",
+            u.key_id, u.reason
+        ));
+        report.left_key_ids.push((
+            u.key_id.clone(),
+            format!("could not be checked: {}", u.reason),
+        ));
+    }
+    super::orphans::forget(session, tenant, &report.removed_key_ids);
+    // Intents accounted for: the new secret is held, the others removed or named.
     for mut s in status::tenant_states(session, tenant) {
-        let before = (s.orphan_key_ids.len(), s.secret_pending_since);
-        s.orphan_key_ids
-            .retain(|k| !report.removed_key_ids.contains(k));
-        if settled {
-            s.secret_pending_since = None;
-        }
-        if (s.orphan_key_ids.len(), s.secret_pending_since) != before {
+        if !s.secret_intents.is_empty() && audit.incomplete.is_none() {
+            s.secret_intents.clear();
             let dir = session.state_dir.clone();
             let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
         }
@@ -443,6 +473,17 @@ async fn record(
     s.app_id.get_or_insert_with(|| app.app_id.clone());
     s.app_name.get_or_insert_with(|| app.display_name.clone());
     s.spot_account_id = Some(acct.to_string());
+    // The account has moved from the secret it held: recorded, so that an audit can prove it
+    // unheld (`orphans::audit`).
+    if let Some(old) = s
+        .secret
+        .as_ref()
+        .filter(|o| !o.key_id.eq_ignore_ascii_case(key))
+        && !s.orphan_key_ids.contains(&old.key_id)
+    {
+        s.orphan_key_ids.push(old.key_id.clone());
+    }
+    s.orphan_key_ids.retain(|k| !k.eq_ignore_ascii_case(key));
     s.secret = Some(SecretRecord {
         key_id: key.to_string(),
         end_date_time: end,

@@ -4,7 +4,7 @@
 
 use super::model::Step;
 use crate::error::{Error, Result};
-use crate::logging::{ensure_private_dir, write_private};
+use crate::safe_fs::{private_dir as ensure_private_dir, write_private};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,19 @@ pub struct State {
     /// Name of a Spot account we were about to create (so a crash right after is recognised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spot_account_pending: Option<String>,
+    /// When that create call was about to be sent: only an account Spot made after it can be
+    /// the one it made.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spot_account_pending_at: Option<OffsetDateTime>,
+    /// How the Spot account came to be ours to connect: created by a run of this state dir
+    /// (the id Spot returned to our create call, and the name we gave), or chosen by the
+    /// operator (`--spot-account`, a take-over). Only a created one may ever be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot_account_origin: Option<AccountOrigin>,
     /// The secret Spot holds (or was about to get).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretRecord>,
@@ -63,10 +76,66 @@ pub struct State {
         skip_serializing_if = "Option::is_none"
     )]
     pub secret_pending_since: Option<OffsetDateTime>,
+    /// The end dates (Unix seconds) a run of this state dir chose for the client secrets it
+    /// was about to ask for, recorded before `addPassword` (one per attempt, each distinct to
+    /// the second from every other live secret of the app): a live secret of ours with one of
+    /// these end dates was made by that run, and if no Spot account got it, it was never handed
+    /// over (issue 16 §5). Cleared once every such secret is accounted for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_intents: Vec<i64>,
     #[serde(default)]
     pub steps: BTreeMap<Step, StepStatus>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
+}
+
+/// How a subscription's Spot account became ours to connect (issue 16 §2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AccountOrigin {
+    /// Spot returned `account_id` to our create call, for an account we named `name`.
+    Created { account_id: String, name: String },
+    /// The operator picked it (`--spot-account`, or `--take-over` of a connection).
+    Chosen { account_id: String },
+}
+
+impl State {
+    /// The Spot account id a run of this state dir created for this subscription (the record
+    /// of the create call), if any. Whether it may be deleted also needs the account as Spot
+    /// shows it: [`State::created`].
+    pub fn created_account(&self) -> Option<&str> {
+        match &self.spot_account_origin {
+            Some(AccountOrigin::Created { account_id, .. }) => Some(account_id),
+            _ => None,
+        }
+    }
+
+    /// Whether `account` (as Spot lists it) was created by us for this subscription: its id is
+    /// the one our create call recorded and its name the one we gave it, or its credentials
+    /// name `our_app` (`creds_app`: the client id Spot holds).
+    pub fn created(
+        &self,
+        account_id: &str,
+        name: &str,
+        creds_app: Option<&str>,
+        our_app: Option<&str>,
+    ) -> bool {
+        match &self.spot_account_origin {
+            Some(AccountOrigin::Created {
+                account_id: id,
+                name: n,
+            }) if id == account_id => {
+                n == name
+                    || matches!((creds_app, our_app), (Some(c), Some(o)) if c.eq_ignore_ascii_case(o))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the operator chose `account_id` for this subscription.
+    pub fn chosen(&self, account_id: &str) -> bool {
+        matches!(&self.spot_account_origin, Some(AccountOrigin::Chosen { account_id: id }) if id == account_id)
+    }
 }
 
 /// How a step of the last run ended.
@@ -154,7 +223,12 @@ impl State {
     /// The saved state, or a fresh one when there is none.
     pub fn load(state_dir: &Path, tenant: &str, subscription: &str) -> Result<State> {
         let p = state_path(state_dir, tenant, subscription);
-        match std::fs::read(&p) {
+        // A link at the name is refused (`O_NOFOLLOW`): its target is not a state of ours.
+        let read = crate::safe_fs::open_read(&p).and_then(|mut f| {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut b).map(|_| b)
+        });
+        match read {
             Ok(bytes) => {
                 let s: State = serde_json::from_slice(&bytes).map_err(|e| {
                     Error::Other(format!(
@@ -180,10 +254,7 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(State::new(tenant, subscription))
             }
-            Err(e) => Err(Error::Other(format!(
-                "cannot read state file {}: {e}",
-                p.display()
-            ))),
+            Err(e) => Err(Error::Other(format!("cannot read the state file: {e}"))),
         }
     }
 

@@ -16,13 +16,40 @@ use time::OffsetDateTime;
 /// A secret closer than this to its end is "expiring".
 pub const EXPIRY_WARNING: time::Duration = time::Duration::days(30);
 
+/// A subscription's verdict (issue 16 §9). `NotOnboarded` and `NotOurs` are not errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     Connected,
-    /// Connected, but the secret ends within 30 days.
+    /// Connected to Spot through an app that is not ours: left as it is.
+    NotOurs,
+    /// Connected, but the secret ends within the warning window (`--warn-within`).
     Expiring,
     Broken,
+    /// Nothing of ours for it, and no Spot account connected to it.
+    NotOnboarded,
+    /// Could not be seen (a lookup refused or failed): `problems` says why.
+    Unknown,
+}
+
+impl Health {
+    /// The word `status` prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            Health::Connected => "connected",
+            Health::NotOurs => "connected (not ours)",
+            Health::Expiring => "expiring",
+            Health::Broken => "broken",
+            Health::NotOnboarded => "not onboarded",
+            Health::Unknown => "unknown",
+        }
+    }
+
+    /// Whether `status` exits 3 for it: something we manage is broken or expiring, or could
+    /// not be seen.
+    pub fn needs_attention(self) -> bool {
+        matches!(self, Health::Expiring | Health::Broken | Health::Unknown)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,6 +103,9 @@ pub struct SubscriptionStatus {
     pub role: Option<RoleInfo>,
     pub role_assignment_id: Option<String>,
     pub spot_account: Option<SpotInfo>,
+    /// For `connected (not ours)`: "connected through APP (appId), secret expires DATE".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// keyIds of client secrets of the tenant's app that no Spot account holds
     /// (`onboard::orphans`; `apply` removes them). Filled in by `status`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -362,6 +392,16 @@ pub async fn status(
     targets: &[Target],
     settings: &Settings,
 ) -> Result<Vec<SubscriptionStatus>> {
+    status_within(session, targets, settings, EXPIRY_WARNING).await
+}
+
+/// [`status`], with secrets ending within `warn_within` called `expiring` (`--warn-within`).
+pub async fn status_within(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+    warn_within: time::Duration,
+) -> Result<Vec<SubscriptionStatus>> {
     let policy = Policy::load(settings.policy_file.as_deref())?;
     let accounts = read(|| session.spot.list_accounts()).await;
     let accounts = match accounts {
@@ -404,6 +444,7 @@ pub async fn status(
             None => None,
         };
         let ctx = TenantFacts {
+            graph: &g,
             app: app.as_ref(),
             app_name: &app_name,
             app_err: app_err.as_deref(),
@@ -413,6 +454,7 @@ pub async fn status(
             role_err: role_err.as_deref(),
             policy: &policy,
             accounts: &accounts,
+            warn_within,
         };
         for chunk in subs.chunks(8) {
             let mut futs = Vec::new();
@@ -432,6 +474,7 @@ pub async fn status(
 }
 
 struct TenantFacts<'a> {
+    graph: &'a Graph,
     app: Option<&'a Application>,
     app_name: &'a str,
     app_err: Option<&'a str>,
@@ -441,6 +484,7 @@ struct TenantFacts<'a> {
     role_err: Option<&'a str>,
     policy: &'a Policy,
     accounts: &'a std::result::Result<Vec<SpotAccount>, String>,
+    warn_within: time::Duration,
 }
 
 async fn one(
@@ -449,11 +493,122 @@ async fn one(
     f: &TenantFacts<'_>,
     t: &Target,
 ) -> Result<SubscriptionStatus> {
+    // What is wrong with what we manage, and what could not be seen.
     let mut problems = Vec::new();
+    let mut unseen = Vec::new();
     let state = State::load(&session.state_dir, &t.tenant_id, &t.subscription_id).ok();
     let scope = scope_of(&t.subscription_id);
+    let recorded_account = state.as_ref().and_then(|s| s.spot_account_id.clone());
+    let mut st = SubscriptionStatus {
+        tenant_id: t.tenant_id.clone(),
+        subscription_id: t.subscription_id.clone(),
+        subscription_name: t.subscription_name.clone(),
+        verdict: Health::Connected,
+        problems: vec![],
+        app: None,
+        service_principal_id: None,
+        secret: None,
+        role: None,
+        role_assignment_id: None,
+        spot_account: None,
+        note: None,
+        unheld_secrets: vec![],
+    };
+    // Spot: the account connected to the subscription (`?cloudAccountId=`, any token), else the
+    // one the state file records.
+    let acct = match read(|| session.spot.accounts_for_subscription(&t.subscription_id)).await {
+        Ok(list) if !list.is_empty() => {
+            let pick = list
+                .iter()
+                .find(|a| Some(&a.account_id) == recorded_account.as_ref())
+                .or(list.first());
+            pick.cloned()
+        }
+        Ok(_) => match (f.accounts, &recorded_account) {
+            (Ok(all), Some(r)) => account_for(all, &t.subscription_id, Some(r)).cloned(),
+            // A token that may not list the organization's accounts: the recorded one by id.
+            (Err(_), Some(r)) => match read(|| session.spot.get_account(r)).await {
+                Ok(a) => a.filter(|a| a.provider_external_id.is_none()),
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(e) => {
+                    unseen.push(format!(
+                        "Spot account {r} (recorded here): this Spot token cannot see it: {e}"
+                    ));
+                    None
+                }
+            },
+            _ => None,
+        },
+        Err(e) if is_fatal(&e) => return Err(e),
+        Err(e) => {
+            unseen.push(format!("Spot accounts: cannot check: {e}"));
+            None
+        }
+    };
+    let creds = match &acct {
+        Some(a) => match read(|| session.spot.get_azure_credentials(&a.account_id)).await {
+            Ok(c) => c,
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                unseen.push(format!("Spot credentials: cannot read: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let ours_creds = |c: &AzureCredentialsInfo| {
+        f.app.is_some_and(|a| {
+            c.client_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&a.app_id))
+        })
+    };
+    // Connected through an app that is not ours (and that exists): not an error, and nothing
+    // of ours to check. One whose app is gone (a removed connection) is not a connection.
+    let mut gone_app = None;
+    let other_app = match (&acct, &creds) {
+        (Some(_), Some(c))
+            if !ours_creds(c)
+                && c.subscription_id
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id)) =>
+        {
+            let client = c.client_id.clone().unwrap_or_else(|| "?".into());
+            match read(|| f.graph.get_service_principal_by_app_id(&client)).await {
+                Ok(Some(sp)) => Some(
+                    sp.display_name
+                        .map(|n| format!("{n} ({client})"))
+                        .unwrap_or_else(|| format!("app {client}")),
+                ),
+                Ok(None) => {
+                    gone_app = Some(client);
+                    None
+                }
+                Err(e) if is_fatal(&e) => return Err(e),
+                Err(_) => Some(format!("app {client}")),
+            }
+        }
+        _ => None,
+    };
+    if let (Some(a), Some(c), Some(name)) = (&acct, &creds, other_app) {
+        let expires = c
+            .expiration()
+            .map(|e| e.date().to_string())
+            .or_else(|| c.expiration_date.clone())
+            .unwrap_or_else(|| "(unknown)".into());
+        st.verdict = Health::NotOurs;
+        st.note = Some(format!(
+            "connected through {name}, secret expires {expires}: not ours, left as it is (apply --take-over replaces it)"
+        ));
+        st.spot_account = Some(SpotInfo {
+            account_id: a.account_id.clone(),
+            name: a.name.clone(),
+            credentials: creds.clone(),
+        });
+        return Ok(st);
+    }
     match (f.app, f.app_err) {
-        (_, Some(e)) => problems.push(format!("app registration: {e}")),
+        (_, Some(e)) => unseen.push(format!("app registration: {e}")),
         (None, None) => problems.push(format!(
             "no app registration of ours named {} (run apply)",
             f.app_name
@@ -465,7 +620,7 @@ async fn one(
     }
     let role = match (f.role, f.role_err) {
         (_, Some(e)) => {
-            problems.push(format!("custom role: {e}"));
+            unseen.push(format!("custom role: {e}"));
             None
         }
         (None, None) => {
@@ -508,7 +663,7 @@ async fn one(
             Ok(a) => a,
             Err(e) if is_fatal(&e) => return Err(e),
             Err(e) => {
-                problems.push(format!("role assignment: cannot check: {e}"));
+                unseen.push(format!("role assignment: cannot check: {e}"));
                 None
             }
         },
@@ -519,63 +674,47 @@ async fn one(
             "the role is not assigned to the app's service principal at {scope}"
         ));
     }
-    let recorded_account = state.as_ref().and_then(|s| s.spot_account_id.clone());
-    let mut spot = None;
-    match f.accounts {
-        Err(e) => problems.push(format!("Spot accounts: cannot check: {e}")),
-        Ok(accounts) => {
-            match account_for(accounts, &t.subscription_id, recorded_account.as_deref()) {
-                None => problems.push("no Spot account is connected to this subscription".into()),
-                Some(acct) => {
-                    let creds =
-                        match read(|| session.spot.get_azure_credentials(&acct.account_id)).await {
-                            Ok(c) => c,
-                            Err(e) if is_fatal(&e) => return Err(e),
-                            Err(e) => {
-                                problems.push(format!("Spot credentials: cannot read: {e}"));
-                                None
-                            }
-                        };
-                    match &creds {
-                        None => problems.push(format!(
-                            "Spot account {} has no Azure credentials",
-                            acct.account_id
-                        )),
-                        Some(c) => {
-                            let ours = f.app.is_some_and(|a| {
-                                c.client_id
-                                    .as_deref()
-                                    .is_some_and(|x| x.eq_ignore_ascii_case(&a.app_id))
-                            });
-                            if !ours {
-                                problems.push(format!(
-                                    "Spot account {} uses another app (client id {})",
-                                    acct.account_id,
-                                    c.client_id.as_deref().unwrap_or("?")
-                                ));
-                            }
-                            if !c
-                                .subscription_id
-                                .as_deref()
-                                .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id))
-                            {
-                                problems.push(format!(
-                                    "Spot account {} holds credentials for subscription {}",
-                                    acct.account_id,
-                                    c.subscription_id.as_deref().unwrap_or("?")
-                                ));
-                            }
-                        }
-                    }
-                    spot = Some(SpotInfo {
-                        account_id: acct.account_id.clone(),
-                        name: acct.name.clone(),
-                        credentials: creds,
-                    });
-                }
+    match (&acct, &creds) {
+        (None, _) if unseen.iter().any(|u| u.starts_with("Spot")) => {}
+        (None, _) => problems.push("no Spot account is connected to this subscription".into()),
+        (Some(a), None) if !unseen.iter().any(|u| u.starts_with("Spot")) => problems.push(format!(
+            "Spot account {} has no Azure credentials",
+            a.account_id
+        )),
+        (Some(a), Some(c)) => {
+            if !ours_creds(c) {
+                problems.push(format!(
+                    "Spot account {} uses another app (client id {})",
+                    a.account_id,
+                    c.client_id.as_deref().unwrap_or("?")
+                ));
+            }
+            if !c
+                .subscription_id
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case(&t.subscription_id))
+            {
+                problems.push(format!(
+                    "Spot account {} holds credentials for subscription {}",
+                    a.account_id,
+                    c.subscription_id.as_deref().unwrap_or("?")
+                ));
             }
         }
+        _ => {}
     }
+    // Onboarded: something of ours is there for this subscription (its assignment, a Spot
+    // account connected through our app), or the state file says a run connected it from here.
+    let onboarded = assignment.is_some()
+        || creds.as_ref().is_some_and(ours_creds)
+        || state
+            .as_ref()
+            .is_some_and(|s| s.spot_account_id.is_some() || s.role_assignment_id.is_some());
+    let spot = acct.as_ref().map(|a| SpotInfo {
+        account_id: a.account_id.clone(),
+        name: a.name.clone(),
+        credentials: creds.clone(),
+    });
     let now = OffsetDateTime::now_utc();
     let recorded_key = state
         .as_ref()
@@ -604,34 +743,43 @@ async fn one(
                 Some(end) if end <= now => {
                     problems.push(format!("the client secret expired on {}", end.date()))
                 }
-                Some(end) if end - now < EXPIRY_WARNING => expiring = true,
+                Some(end) if end - now < f.warn_within => expiring = true,
                 _ => {}
             },
         }
     }
-    let verdict = if !problems.is_empty() {
+    st.verdict = if !onboarded && unseen.is_empty() {
+        problems.clear();
+        if let (Some(a), Some(client)) = (&acct, &gone_app) {
+            st.note = Some(format!(
+                "Spot account {} still holds credentials of app {client}, which no longer exists in the tenant: it cannot reach Azure",
+                a.account_id
+            ));
+        }
+        Health::NotOnboarded
+    } else if !onboarded {
+        problems.clear();
+        Health::Unknown
+    } else if !problems.is_empty() {
         Health::Broken
+    } else if !unseen.is_empty() {
+        Health::Unknown
     } else if expiring {
         Health::Expiring
     } else {
         Health::Connected
     };
-    Ok(SubscriptionStatus {
-        tenant_id: t.tenant_id.clone(),
-        subscription_id: t.subscription_id.clone(),
-        subscription_name: t.subscription_name.clone(),
-        verdict,
-        problems,
-        app: f.app.map(|a| AppInfo {
-            object_id: a.id.clone(),
-            app_id: a.app_id.clone(),
-            display_name: a.display_name.clone(),
-        }),
-        service_principal_id: f.sp_id.map(str::to_string),
-        secret,
-        role,
-        role_assignment_id: assignment.map(|a| a.id),
-        spot_account: spot,
-        unheld_secrets: vec![],
-    })
+    problems.extend(unseen);
+    st.problems = problems;
+    st.app = f.app.map(|a| AppInfo {
+        object_id: a.id.clone(),
+        app_id: a.app_id.clone(),
+        display_name: a.display_name.clone(),
+    });
+    st.service_principal_id = f.sp_id.map(str::to_string);
+    st.secret = secret;
+    st.role = role;
+    st.role_assignment_id = assignment.map(|a| a.id);
+    st.spot_account = spot;
+    Ok(st)
 }

@@ -500,18 +500,15 @@ fn tenants(w: &World, _ctx: &Ctx, c: &Caller) -> Resp {
 }
 
 fn subscriptions(sim: &Sim, w: &World, ctx: &Ctx, c: &Caller) -> Resp {
+    let readable = w.allowed_at(
+        &c.tenant,
+        c.principal.object_id(),
+        "Microsoft.Resources/subscriptions/read",
+    );
     let visible: Vec<&super::state::Subscription> = w
         .subscriptions
         .iter()
-        .filter(|s| {
-            s.tenant_id == c.tenant
-                && w.allowed(
-                    &c.tenant,
-                    c.principal.object_id(),
-                    &sub_scope(&s.id),
-                    "Microsoft.Resources/subscriptions/read",
-                )
-        })
+        .filter(|s| s.tenant_id == c.tenant && readable(&sub_scope(&s.id)))
         .collect();
     let skip: usize = ctx
         .q("$skiptoken")

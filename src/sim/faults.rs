@@ -83,6 +83,32 @@ impl Fault {
     }
 }
 
+/// The reply of an armed `Fail(status)`: the service's error shape, no `Retry-After` (so a
+/// client's own backoff is what is measured).
+pub(crate) fn status_reply(ctx: &Ctx, status: u16) -> Resp {
+    let (code, oauth, message) = match status {
+        503 => (
+            "ServiceUnavailable",
+            "temporarily_unavailable",
+            "The service is temporarily unavailable. Please retry.",
+        ),
+        502 => ("BadGateway", "server_error", "Bad gateway."),
+        504 => ("GatewayTimeout", "server_error", "The gateway timed out."),
+        _ => (
+            "InternalServerError",
+            "server_error",
+            "An internal server error occurred. Please retry the request.",
+        ),
+    };
+    let s = ctx.service;
+    s.error(
+        ctx,
+        status,
+        if s == Service::Login { oauth } else { code },
+        message,
+    )
+}
+
 pub(crate) fn is_role_assignment_put(ctx: &Ctx) -> bool {
     ctx.method == axum::http::Method::PUT
         && ctx

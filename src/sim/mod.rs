@@ -89,6 +89,24 @@ impl SimHandle {
         self.sim.world().arm(method, path, count, fault);
     }
 
+    /// A Spot token of a user who is not an Organization Admin (`POST {inspect}/spot/tokens`):
+    /// it sees and changes only `accounts` and the accounts it creates. Listing the
+    /// organization's accounts without `cloudAccountId` is refused (403), `cloudAccountId`
+    /// lists only its accounts, deleting an account is refused (admins only), and any call on
+    /// another account gets 403 (docs/simulator.md).
+    pub fn scoped_spot_token(&self, accounts: &[&str]) -> String {
+        let accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
+        self.sim.world().add_scoped_spot_token(&accounts)
+    }
+
+    /// Same as `POST {inspect}/faults/fail?method=…&path=…&count=…&status=…`: the next `count`
+    /// calls with `method` whose path contains `path` (any case) are answered with `status` (500,
+    /// 502, 503 or 504) instead of being handled.
+    pub fn fail(&self, method: &str, path: &str, count: u32, status: u16) {
+        let fault = state::ArmedFault::Fail(status);
+        self.sim.world().arm(method, path, count, fault);
+    }
+
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
         for s in &self.servers {
@@ -405,7 +423,14 @@ async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) 
     if let Some(state::ArmedFault::Delay(ms)) = armed_delay {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let fault = if service == Service::Inspect {
+    let armed_fail = if service == Service::Inspect {
+        None
+    } else {
+        sim.world().take_armed(ctx.method.as_str(), &ctx.path, |f| {
+            matches!(f, state::ArmedFault::Fail(_))
+        })
+    };
+    let fault = if service == Service::Inspect || armed_fail.is_some() {
         None
     } else {
         faults::pick(&sim.opts, seq, faults::is_role_assignment_put(&ctx)).or_else(|| {
@@ -416,8 +441,9 @@ async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) 
                 .map(|_| faults::Fault::DropAfter)
         })
     };
-    let resp = match fault {
-        Some(f) if f.before_handling() => f.reply(&ctx),
+    let resp = match (fault, armed_fail) {
+        (_, Some(state::ArmedFault::Fail(status))) => faults::status_reply(&ctx, status),
+        (Some(f), _) if f.before_handling() => f.reply(&ctx),
         _ => match service {
             Service::Login => login::handle(&sim, &ctx),
             Service::Graph => graph::handle(&sim, &ctx),
@@ -440,7 +466,9 @@ async fn entry(State((sim, service)): State<(Arc<Sim>, Service)>, req: Request) 
             } else {
                 resp.status
             },
-            fault: fault.map(faults::Fault::name),
+            fault: fault
+                .map(faults::Fault::name)
+                .or(armed_fail.map(|_| "fail")),
         });
     }
     tracing::debug!(service = service.name(), method = %ctx.method, path = %ctx.path, status = resp.status, "sim");
@@ -541,11 +569,26 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             }
             Resp::empty(204)
         }
-        ("POST", ["faults", kind @ ("drop-after" | "delay")]) => {
-            let fault = match (*kind, ctx.q("ms").map(str::parse::<u64>)) {
-                ("drop-after", _) => Some(state::ArmedFault::DropAfter),
-                (_, Some(Ok(ms))) => Some(state::ArmedFault::Delay(ms)),
-                _ => None,
+        ("POST", ["spot", "tokens"]) => {
+            let accounts: Vec<String> = ctx
+                .q("accounts")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect();
+            let token = sim.world().add_scoped_spot_token(&accounts);
+            Resp::json(200, json!({"token": token, "accounts": accounts}))
+        }
+        ("POST", ["faults", kind @ ("drop-after" | "delay" | "fail")]) => {
+            let number = |name| ctx.q(name).and_then(|v| v.parse::<u64>().ok());
+            let fault = match *kind {
+                "drop-after" => Some(state::ArmedFault::DropAfter),
+                "delay" => number("ms").map(state::ArmedFault::Delay),
+                _ => number("status")
+                    .filter(|s| matches!(s, 500 | 502 | 503 | 504))
+                    .map(|s| state::ArmedFault::Fail(s as u16)),
             };
             let (Some(method), Some(path), Some(fault)) = (ctx.q("method"), ctx.q("path"), fault)
             else {
@@ -553,7 +596,7 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
                     ctx,
                     400,
                     "BadRequest",
-                    "method and path are required (and ms, a number, for a delay).",
+                    "method and path are required (and ms, a number, for a delay; status, one of 500, 502, 503, 504, for a failure).",
                 );
             };
             let count = ctx.q("count").and_then(|c| c.parse().ok()).unwrap_or(1);
@@ -590,13 +633,13 @@ fn listen_addrs(listen: SocketAddr) -> Result<Vec<(Service, SocketAddr)>> {
 /// Starts the simulator in this process; writes `<state_dir>/endpoints.json` and the CA file.
 pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     crate::http::install_crypto_provider();
-    crate::logging::ensure_private_dir(state_dir)
+    crate::safe_fs::private_dir(state_dir)
         .map_err(|e| Error::Other(format!("cannot create {}: {e}", state_dir.display())))?;
     let certs = tls::generate()?;
     // Absolute: the endpoints file is read from other directories (`--state-dir` may be relative).
     let ca_path = std::path::absolute(state_dir.join("sim-ca.pem"))
         .map_err(|e| Error::Other(format!("cannot resolve {}: {e}", state_dir.display())))?;
-    crate::logging::write_private(&ca_path, certs.ca_pem.as_bytes())
+    crate::safe_fs::write_private(&ca_path, certs.ca_pem.as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca_path.display())))?;
 
     let mut listeners = vec![];
@@ -690,7 +733,7 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
     };
     let endpoints_path = state_dir.join("endpoints.json");
     let line = serde_json::to_string(&endpoints).map_err(|e| Error::Other(e.to_string()))?;
-    crate::logging::write_private(&endpoints_path, format!("{line}\n").as_bytes())
+    crate::safe_fs::write_private(&endpoints_path, format!("{line}\n").as_bytes())
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", endpoints_path.display())))?;
     tracing::info!(login = %o.login, graph = %o.graph, arm = %o.arm, spot = %o.spot, "simulator listening");
     Ok(SimHandle {

@@ -14,12 +14,15 @@ use serde_json::{Value, json};
 use std::sync::OnceLock;
 use time::OffsetDateTime;
 
-const POLICY_JSON: &str = include_str!("../../assets/spot-core-role-2024-05.json");
+/// Spot's published core role (reference/policies/spot-core-role-2024-05.json), the simulator's
+/// own copy: what Spot's validation checks a connection against. Never the client's embedded
+/// asset, so that a wrong asset (a missing action) is caught by the validation it would fail.
+const POLICY_JSON: &str = include_str!("spot-core-role-2024-05.json");
 const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
 const KIND_ACCOUNT: &str = "spotinst:setup:account";
 const KIND_CREDENTIALS: &str = "spotinst:azure:credentials";
 
-/// The actions of Spot's policy (the embedded role JSON).
+/// The actions of Spot's policy (the simulator's copy of the published role JSON).
 pub(crate) fn policy_actions() -> &'static [String] {
     static ACTIONS: OnceLock<Vec<String>> = OnceLock::new();
     ACTIONS.get_or_init(|| {
@@ -87,6 +90,15 @@ fn error(ctx: &Ctx, status: u16, code: &str, message: &str) -> Resp {
     ctx.service.error(ctx, status, code, message)
 }
 
+fn unauthorized(ctx: &Ctx) -> Resp {
+    error(
+        ctx,
+        401,
+        spot_codes::UNAUTHORIZED,
+        "Unauthorized: the token is missing or not valid.",
+    )
+}
+
 fn account_missing(ctx: &Ctx, id: Option<&str>) -> Resp {
     error(
         ctx,
@@ -97,22 +109,51 @@ fn account_missing(ctx: &Ctx, id: Option<&str>) -> Resp {
 }
 
 pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
-    if ctx.bearer() != Some(SPOT_TOKEN) {
+    let mut w = sim.world();
+    // The organization admin's token sees everything; a scoped token (a user who is not an
+    // Organization Admin) only its accounts.
+    let scoped = match ctx.bearer() {
+        Some(SPOT_TOKEN) => None,
+        Some(t) => match w.spot_scoped_tokens.iter().position(|s| s.token == t) {
+            Some(i) => Some(i),
+            None => return unauthorized(ctx),
+        },
+        None => return unauthorized(ctx),
+    };
+    let sees = |w: &World, id: &str| {
+        scoped.is_none_or(|i| w.spot_scoped_tokens[i].accounts.iter().any(|a| a == id))
+    };
+    let segs = ctx.segments();
+    // A call on an account this token cannot see.
+    let foreign = match (ctx.method.as_str(), segs.as_slice()) {
+        (_, ["setup", "account", id]) => Some(id.to_string()),
+        (_, ["azure", "setup", "credentials", ..]) => ctx.q("accountId").map(str::to_string),
+        _ => None,
+    }
+    .filter(|id| w.spot_accounts.iter().any(|a| &a.id == id) && !sees(&w, id));
+    if let Some(id) = foreign {
         return error(
             ctx,
-            401,
-            spot_codes::UNAUTHORIZED,
-            "Unauthorized: the token is missing or not valid.",
+            403,
+            spot_codes::FORBIDDEN,
+            &format!("Forbidden: the token has no permission for account {id}."),
         );
     }
-    let segs = ctx.segments();
-    let mut w = sim.world();
     match (ctx.method.as_str(), segs.as_slice()) {
         ("GET", ["setup", "account"]) => {
             let filter = ctx.q("cloudAccountId");
+            if scoped.is_some() && filter.is_none() {
+                return error(
+                    ctx,
+                    403,
+                    spot_codes::FORBIDDEN,
+                    "Forbidden: listing the organization's accounts needs Organization Admin permissions.",
+                );
+            }
             let items = w
                 .spot_accounts
                 .iter()
+                .filter(|a| sees(&w, &a.id))
                 .filter(|a| {
                     filter.is_none_or(|f| {
                         a.provider_external_id
@@ -156,12 +197,21 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                 created_at: OffsetDateTime::now_utc(),
                 credentials: None,
             });
+            if let Some(i) = scoped {
+                w.spot_scoped_tokens[i].accounts.push(id.clone());
+            }
             ok_items(
                 ctx,
                 KIND_ACCOUNT,
                 vec![json!({"id": id, "name": name, "organizationId": SPOT_ORG_ID})],
             )
         }
+        ("DELETE", ["setup", "account", _]) if scoped.is_some() => error(
+            ctx,
+            403,
+            spot_codes::FORBIDDEN,
+            "Forbidden: only Organization Admins can delete an account.",
+        ),
         ("DELETE", ["setup", "account", id]) => {
             match w.spot_accounts.iter().position(|a| a.id == *id) {
                 Some(i) => {

@@ -167,6 +167,13 @@ pub struct SpotAccount {
     pub credentials: Option<SpotCredentials>,
 }
 
+/// A Spot token of a user who is not an Organization Admin: it sees (and may change) only the
+/// accounts listed, plus those it creates; it cannot list the organization's accounts.
+pub struct ScopedSpotToken {
+    pub token: String,
+    pub accounts: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     User { id: String },
@@ -218,6 +225,9 @@ pub enum ArmedFault {
     /// Waits this many ms before it is handled (a slow client, or a request stuck on the
     /// network, while other clients go on).
     Delay(u64),
+    /// Answered with this status (500, 503…) in the service's error shape, instead of being
+    /// handled: a route that keeps failing.
+    Fail(u16),
 }
 
 pub struct LogEntry {
@@ -245,6 +255,9 @@ pub struct World {
     /// Delegated permission grants (`oauth2PermissionGrants`).
     pub oauth2_permission_grants: Vec<OAuth2PermissionGrant>,
     pub spot_accounts: Vec<SpotAccount>,
+    /// Spot tokens that are not the organization admin's: each sees only its accounts
+    /// (`SimHandle::scoped_spot_token`, `POST {inspect}/spot/tokens`).
+    pub spot_scoped_tokens: Vec<ScopedSpotToken>,
     /// refresh token → user id
     pub refresh_tokens: HashMap<String, String>,
     pub device_codes: HashMap<String, DeviceCode>,
@@ -713,6 +726,7 @@ impl World {
             directory_role_assignments: vec![],
             oauth2_permission_grants: vec![],
             spot_accounts: vec![],
+            spot_scoped_tokens: vec![],
             refresh_tokens: HashMap::new(),
             device_codes: HashMap::new(),
             log: vec![],
@@ -895,6 +909,19 @@ impl World {
     }
 
     /// Arms `fault` for the next `count` calls with `method` whose path contains `path` (any case).
+    /// A new Spot token that sees only `accounts` (and the accounts it creates).
+    pub fn add_scoped_spot_token(&mut self, accounts: &[String]) -> String {
+        let token = format!(
+            "sim-spot-scoped-token-{}-NOT-REAL",
+            self.spot_scoped_tokens.len() + 1
+        );
+        self.spot_scoped_tokens.push(ScopedSpotToken {
+            token: token.clone(),
+            accounts: accounts.to_vec(),
+        });
+        token
+    }
+
     pub fn arm(&mut self, method: &str, path: &str, count: u32, fault: ArmedFault) {
         self.armed.push(Armed {
             method: method.to_ascii_uppercase(),
@@ -1056,6 +1083,47 @@ impl World {
             .filter_map(|a| self.role_definition(tenant, role_guid(&a.role_definition_id)))
             .flat_map(|r| r.permissions.iter().cloned())
             .collect()
+    }
+
+    /// `allowed` for many scopes at once (a listing of thousands of subscriptions must not
+    /// scan every assignment for each): the scopes of the principal's assignments whose role
+    /// allows `action`, looked up once. Same answers as `allowed`.
+    pub fn allowed_at(
+        &self,
+        tenant: &str,
+        principal_id: &str,
+        action: &str,
+    ) -> impl Fn(&str) -> bool + use<> {
+        let granting: Vec<String> = self
+            .role_assignments
+            .iter()
+            .filter(|a| a.tenant_id == tenant && a.principal_id == principal_id)
+            .filter(|a| {
+                self.role_definition(tenant, role_guid(&a.role_definition_id))
+                    .is_some_and(|r| r.permissions.iter().any(|p| p.allows(action)))
+            })
+            .map(|a| a.scope.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        let exact: std::collections::HashSet<String> = granting.iter().cloned().collect();
+        let broad: Vec<String> = granting
+            .into_iter()
+            .filter(|s| !s.starts_with("/subscriptions/"))
+            .collect();
+        move |scope: &str| {
+            let s = scope.trim_end_matches('/').to_ascii_lowercase();
+            // Every ancestor of the scope under /subscriptions/…, then the broad ones.
+            let mut at = s.as_str();
+            loop {
+                if exact.contains(at) {
+                    return true;
+                }
+                match at.rfind('/') {
+                    Some(i) if at[..i].starts_with("/subscriptions/") => at = &at[..i],
+                    _ => break,
+                }
+            }
+            broad.iter().any(|b| scope_within(&s, b))
+        }
     }
 
     pub fn allowed(&self, tenant: &str, principal_id: &str, scope: &str, action: &str) -> bool {

@@ -46,7 +46,7 @@ impl RawAccount {
     fn into_account(self) -> Option<SpotAccount> {
         Some(SpotAccount {
             account_id: self.account_id.or(self.id)?,
-            name: self.name.unwrap_or_default(),
+            name: crate::text::clean(&self.name.unwrap_or_default()),
             organization_id: self.organization_id.map(|v| match v {
                 Value::String(s) => s,
                 other => other.to_string(),
@@ -72,9 +72,20 @@ pub struct AzureCredentialsInfo {
     pub subscription_id: Option<String>,
     #[serde(default)]
     pub expiration_date: Option<String>,
+    /// The secret as Spot shows it: masked (`abc*****…`), at most a prefix in clear.
+    #[serde(default, rename = "clientSecret")]
+    pub client_secret_mask: Option<String>,
 }
 
 impl AzureCredentialsInfo {
+    /// The characters Spot's mask shows in clear, from the start (empty when none).
+    pub fn mask_prefix(&self) -> &str {
+        let m = self.client_secret_mask.as_deref().unwrap_or_default();
+        let end = m.find(['*', '•', '…']).unwrap_or(m.len());
+        // A mask without any masking character shows nothing we can trust as a prefix.
+        if end == m.len() { "" } else { &m[..end] }
+    }
+
     pub fn expiration(&self) -> Option<OffsetDateTime> {
         self.expiration_date.as_deref().and_then(|s| {
             OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
@@ -167,6 +178,51 @@ impl SpotClient {
             .into_iter()
             .filter_map(RawAccount::into_account)
             .collect())
+    }
+
+    /// The accounts connected to an Azure subscription (`?cloudAccountId=`, spot-api.md §2):
+    /// a token that is not an Organization Admin's may ask this too (it sees its own accounts).
+    pub async fn accounts_for_subscription(&self, subscription: &str) -> Result<Vec<SpotAccount>> {
+        let v = self
+            .call(
+                Method::GET,
+                "/setup/account",
+                &[("cloudAccountId", subscription)],
+                None,
+            )
+            .await?;
+        Ok(items::<RawAccount>(v)?
+            .into_iter()
+            .filter_map(RawAccount::into_account)
+            .filter(|a| {
+                a.provider_external_id
+                    .as_deref()
+                    .is_none_or(|p| p.eq_ignore_ascii_case(subscription))
+            })
+            .collect())
+    }
+
+    /// One account by id; None when Spot says it does not exist.
+    pub async fn get_account(&self, account_id: &str) -> Result<Option<SpotAccount>> {
+        match self
+            .call(
+                Method::GET,
+                &format!("/setup/account/{account_id}"),
+                &[],
+                None,
+            )
+            .await
+        {
+            Ok(v) => Ok(items::<RawAccount>(v)?
+                .into_iter()
+                .find_map(RawAccount::into_account)),
+            Err(Error::Api(e))
+                if e.status == 404 || e.has_code(crate::error::spot_codes::ACCOUNT_NOT_FOUND) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn create_account(&self, name: &str) -> Result<SpotAccount> {
@@ -270,6 +326,7 @@ fn unexpected(msg: &str) -> Error {
         message: msg.to_string(),
         request_id: None,
         retry_after: None,
+        layer_retried: false,
     })
 }
 

@@ -77,6 +77,9 @@ fn verdict_cell(h: Health, t: Theme) -> (String, Style) {
         Health::Connected => ("✓ connected".into(), t.ok()),
         Health::Expiring => ("◔ expiring".into(), t.warn()),
         Health::Broken => ("✗ broken".into(), t.bad()),
+        Health::NotOurs => ("= connected (not ours)".into(), t.accent()),
+        Health::NotOnboarded => ("· not onboarded".into(), t.accent()),
+        Health::Unknown => ("? unknown".into(), t.warn()),
     }
 }
 

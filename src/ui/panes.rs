@@ -4,7 +4,7 @@ use super::widgets::{elide_path, error_lines, fit, loading, para, short_id, wrap
 use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
-use crate::cli::AuthMethod;
+use crate::azure::auth::AuthMethod;
 use crate::onboard::model::RunReport;
 use crate::onboard::model::{PlanAction, PlanItem, Step};
 use ratatui::Frame;
@@ -480,6 +480,7 @@ fn action_word(a: PlanAction) -> &'static str {
         PlanAction::Reuse => "reuse",
         PlanAction::Update => "update",
         PlanAction::Blocked => "BLOCKED",
+        PlanAction::Keep => "keep",
     }
 }
 
@@ -490,6 +491,7 @@ fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
         PlanAction::Reuse => t.accent(),
         PlanAction::Update => t.warn(),
         PlanAction::Blocked => t.bad(),
+        PlanAction::Keep => t.accent(),
     };
     let mut v = vec![Line::from(vec![
         Span::styled(
@@ -638,6 +640,7 @@ fn action_sign(a: PlanAction, t: Theme) -> (&'static str, ratatui::style::Style)
         PlanAction::Update => (" ~ ", t.warn()),
         PlanAction::Reuse => (" = ", t.accent()),
         PlanAction::Blocked => (" ✗ ", t.bad()),
+        PlanAction::Keep => (" = ", t.accent()),
     }
 }
 

@@ -1,0 +1,766 @@
+//! Fixtures for the UI tests: fixed ids and times, states built by feeding Actions to `update`
+//! the way the event loop does.
+#![allow(dead_code)]
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use spot_connect::app::state::{Init, Now, State};
+use spot_connect::app::update::{Action, Effect, start, update};
+use spot_connect::azure::auth::Identity;
+use spot_connect::azure::discovery::{Discovery, Subscription, Tenant};
+use spot_connect::cli::AuthMethod;
+use spot_connect::error::{ApiError, Service};
+use spot_connect::onboard::model::*;
+use spot_connect::spot::SpotAccount;
+use std::time::Duration;
+use time::macros::datetime;
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const TENANT2: &str = "0b5c1e2a-3d4f-4a6b-8c9d-0e1f2a3b4c5d";
+pub const SUB: &str = "9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13";
+pub const SUB_DISABLED: &str = "1a2b3c4d-0000-4000-8000-00000000dead";
+pub const SUB3: &str = "c0ffee00-1111-4222-8333-444455556666";
+pub const SUB4: &str = "5e7a9c1b-2222-4333-9444-555566667777";
+pub const ACCOUNT: &str = "act-7d3c9a21";
+
+pub fn at(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs)
+}
+
+/// The time frames are drawn at.
+pub fn now(secs: f64) -> Now {
+    Now {
+        mono: at(secs),
+        wall: datetime!(2026-11-28 23:30:00 UTC) + time::Duration::seconds_f64(secs),
+    }
+}
+
+pub fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+pub fn ch(c: char) -> Action {
+    key(KeyCode::Char(c))
+}
+pub fn enter() -> Action {
+    key(KeyCode::Enter)
+}
+
+pub fn init() -> Init {
+    Init {
+        demo: true,
+        color: true,
+        cloud: "custom".into(),
+        auth_method: AuthMethod::DeviceCode,
+        token_prefill: Some((
+            "sim-token-0123456789abcdef".into(),
+            "the simulator's endpoints file".into(),
+        )),
+        app_name: None,
+        role_name: None,
+        secret_months: 12,
+        size: (80, 24),
+        state_dir: Some("~/.local/state/spot-connect".into()),
+        subscriptions: vec![],
+    }
+}
+
+pub fn accounts() -> Vec<SpotAccount> {
+    vec![
+        SpotAccount {
+            account_id: "act-1f2e3d4c".into(),
+            name: "platform-prod".into(),
+            organization_id: Some("606079874a12".into()),
+            provider_external_id: Some("2c4b6d8f-aaaa-4bbb-8ccc-ddddeeeeffff".into()),
+            cloud_provider: Some("AZURE".into()),
+            created_at: None,
+        },
+        SpotAccount {
+            account_id: "act-0a9b8c7d".into(),
+            name: "sandbox".into(),
+            organization_id: Some("606079874a12".into()),
+            provider_external_id: None,
+            cloud_provider: None,
+            created_at: None,
+        },
+    ]
+}
+
+pub fn identity() -> Identity {
+    Identity {
+        display: "ops@contoso.example".into(),
+        home_tenant: Some(TENANT.into()),
+        method: AuthMethod::DeviceCode,
+    }
+}
+
+pub fn discovery() -> Discovery {
+    let sub = |id: &str, name: &str, tenant: &str, state: &str| Subscription {
+        subscription_id: id.into(),
+        display_name: name.into(),
+        tenant_id: tenant.into(),
+        state: state.into(),
+    };
+    Discovery {
+        tenants: vec![
+            Tenant {
+                tenant_id: TENANT.into(),
+                display_name: "Contoso".into(),
+                default_domain: Some("contoso.example".into()),
+            },
+            Tenant {
+                tenant_id: TENANT2.into(),
+                display_name: "Fabrikam".into(),
+                default_domain: None,
+            },
+        ],
+        subscriptions: vec![
+            sub(SUB_DISABLED, "Legacy (cancelled)", TENANT, "Disabled"),
+            sub(SUB, "Contoso Production", TENANT, "Enabled"),
+            sub(SUB3, "Contoso Staging", TENANT, "Enabled"),
+            sub(SUB4, "Fabrikam Analytics", TENANT2, "Warned"),
+        ],
+        skipped: vec![],
+    }
+}
+
+pub fn device_code() -> DeviceCodePrompt {
+    DeviceCodePrompt {
+        user_code: "GKQ7-XR2M".into(),
+        verification_uri: "https://microsoft.com/devicelogin".into(),
+        expires_at: datetime!(2026-11-28 23:44:48 UTC),
+        message: "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code GKQ7-XR2M to authenticate.".into(),
+    }
+}
+
+fn plan_item(
+    sub: Option<&str>,
+    step: Step,
+    object: &str,
+    name: &str,
+    action: PlanAction,
+    id: Option<&str>,
+    reason: &str,
+) -> PlanItem {
+    PlanItem {
+        step,
+        object: object.into(),
+        name: name.into(),
+        action,
+        tenant_id: TENANT.into(),
+        subscription_id: sub.map(str::to_string),
+        id: id.map(str::to_string),
+        reason: reason.into(),
+        drift: None,
+    }
+}
+
+/// The tenant's shared objects as the engine plans them (app, service principal, secret, role).
+fn shared_items() -> Vec<PlanItem> {
+    let mut role = plan_item(
+        None,
+        Step::CustomRole,
+        "custom role",
+        "Spot.io Custom Role",
+        PlanAction::Update,
+        Some("4f1e2d3c-aaaa-4bbb-8ccc-000000000001"),
+        "a role of this name exists and differs from Spot's policy",
+    );
+    role.drift = Some(Drift {
+        missing: vec!["Microsoft.Compute/virtualMachineScaleSets/write".into()],
+        extra: vec!["Microsoft.Storage/storageAccounts/delete".into()],
+    });
+    vec![
+        plan_item(
+            None,
+            Step::AppRegistration,
+            "app registration",
+            "spot-connect-72f988bf",
+            PlanAction::Create,
+            None,
+            "no app of this name exists",
+        ),
+        plan_item(
+            None,
+            Step::AppRegistration,
+            "service principal",
+            "spot-connect-72f988bf",
+            PlanAction::Create,
+            None,
+            "created with the app",
+        ),
+        plan_item(
+            None,
+            Step::ClientSecret,
+            "client secret",
+            &format!("spot-connect {TENANT}"),
+            PlanAction::Create,
+            None,
+            "a new secret for Spot, 12 months",
+        ),
+        role,
+    ]
+}
+
+/// One subscription's objects (Spot account, role assignment, Spot credentials).
+fn sub_items(sub: &str, name: &str) -> Vec<PlanItem> {
+    vec![
+        plan_item(
+            Some(sub),
+            Step::SpotAccount,
+            "Spot account",
+            name,
+            PlanAction::Create,
+            None,
+            "no Spot account is connected to this subscription",
+        ),
+        plan_item(
+            Some(sub),
+            Step::RoleAssignment,
+            "role assignment",
+            "Spot.io Custom Role",
+            PlanAction::Create,
+            None,
+            "the service principal has no role here",
+        ),
+        plan_item(
+            Some(sub),
+            Step::ConnectSpot,
+            "Spot credentials",
+            name,
+            PlanAction::Create,
+            None,
+            "not connected yet",
+        ),
+    ]
+}
+
+fn target_of(sub: &str, name: &str) -> spot_connect::onboard::Target {
+    spot_connect::onboard::Target {
+        tenant_id: TENANT.into(),
+        subscription_id: sub.into(),
+        subscription_name: name.into(),
+    }
+}
+
+/// The plan of Contoso Production, in the engine's order.
+pub fn plan() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    Plan::new(vec![target_of(SUB, "Contoso Production")], items)
+}
+
+/// The plan of Contoso Production and Contoso Staging: the shared objects once.
+pub fn plan_many() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    items.extend(sub_items(SUB3, "Contoso Staging"));
+    Plan::new(
+        vec![
+            target_of(SUB, "Contoso Production"),
+            target_of(SUB3, "Contoso Staging"),
+        ],
+        items,
+    )
+}
+
+pub fn step(step: Step, event: StepEvent) -> Action {
+    Action::Progress(Progress::Step {
+        subscription: Some(SUB.into()),
+        step,
+        event,
+    })
+}
+
+pub fn finished(s: Step, outcome: Outcome, id: &str, detail: &str) -> Action {
+    step(
+        s,
+        StepEvent::Finished {
+            outcome,
+            id: Some(id.into()),
+            detail: detail.into(),
+        },
+    )
+}
+
+pub fn started(s: Step, detail: &str) -> Action {
+    step(
+        s,
+        StepEvent::Started {
+            detail: detail.into(),
+        },
+    )
+}
+
+pub fn connect_error() -> ErrorInfo {
+    let api = ApiError {
+        service: Service::Spot,
+        status: 400,
+        code: "AZURE_MISSING_PERMISSIONS".into(),
+        detail_codes: vec![],
+        message: "The service principal has no role with Spot's actions on the subscription".into(),
+        request_id: Some("5c2d7e1f-8a9b-4c3d-9e0f-1a2b3c4d5e6f".into()),
+        retry_after: None,
+        layer_retried: false,
+    };
+    ErrorInfo {
+        summary: "connecting the subscription to Spot failed".into(),
+        hint: Some(
+            "Check that the role assignment exists, then retry: Azure may still be propagating it."
+                .into(),
+        ),
+        api: Some(api),
+    }
+}
+
+pub fn report() -> Report {
+    let obj = |step, object: &str, name: &str, id: &str, outcome| ObjectRef {
+        step,
+        object: object.into(),
+        name: name.into(),
+        id: id.into(),
+        outcome,
+    };
+    Report {
+        tenant_id: TENANT.into(),
+        subscription_id: SUB.into(),
+        subscription_name: "Contoso Production".into(),
+        verdict: Verdict::Connected,
+        spot_account_id: Some(ACCOUNT.into()),
+        objects: vec![
+            obj(
+                Step::SpotAccount,
+                "Spot account",
+                "Contoso Production",
+                ACCOUNT,
+                Outcome::Created,
+            ),
+            obj(
+                Step::AppRegistration,
+                "app registration",
+                "spot-connect-72f988bf",
+                "a1b2c3d4-1111-4222-8333-000000000010",
+                Outcome::Created,
+            ),
+            obj(
+                Step::AppRegistration,
+                "service principal",
+                "spot-connect-72f988bf",
+                "e5f6a7b8-1111-4222-8333-000000000011",
+                Outcome::Created,
+            ),
+            obj(
+                Step::ClientSecret,
+                "client secret",
+                "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
+                "0d1e2f3a-1111-4222-8333-000000000012",
+                Outcome::Created,
+            ),
+            obj(
+                Step::CustomRole,
+                "custom role",
+                "Spot.io Custom Role",
+                "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleDefinitions/4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+                Outcome::Updated,
+            ),
+            obj(
+                Step::RoleAssignment,
+                "role assignment",
+                "Spot.io Custom Role",
+                "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleAssignments/7a8b9c0d-1111-4222-8333-000000000013",
+                Outcome::Created,
+            ),
+            obj(
+                Step::ConnectSpot,
+                "Spot credentials",
+                "Contoso Production",
+                ACCOUNT,
+                Outcome::Created,
+            ),
+        ],
+        secret_expires: Some(datetime!(2027-11-28 23:31:04 UTC)),
+        durations_ms: vec![],
+        total_ms: 18_400,
+        error: None,
+        report_path: Some("/home/operator/.local/state/spot-connect/reports/20261128T231502.123Z-9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13.json".into()),
+        kept: None,
+    }
+}
+
+/// Feeds actions at `t` seconds; returns every effect.
+pub fn feed(s: &mut State, t: f64, actions: Vec<Action>) -> Vec<Effect> {
+    let mut fx = vec![];
+    for a in actions {
+        fx.extend(update(s, a, at(t)));
+    }
+    fx
+}
+
+/// The wizard after start-up, with the background lookups answered.
+pub fn started_state() -> State {
+    let mut s = State::new(init());
+    start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.3,
+        vec![Action::Progress(Progress::DeviceCode(device_code()))],
+    );
+    feed(&mut s, 0.6, vec![Action::SpotAccounts(Ok(accounts()))]);
+    // The start screen: Enter is "Connect subscriptions".
+    feed(&mut s, 0.7, vec![enter()]);
+    s
+}
+
+/// The start screen, with sign-in and discovery answered.
+pub fn home_state() -> State {
+    let mut s = State::new(init());
+    start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.6,
+        vec![
+            Action::SpotAccounts(Ok(accounts())),
+            Action::SignedIn(Ok(identity())),
+            Action::Discovered(Ok(discovery())),
+        ],
+    );
+    s
+}
+
+/// Walked with Enter to the Subscription pane, signed in and discovered.
+pub fn at_subscription() -> State {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    feed(&mut s, 2.0, vec![Action::SignedIn(Ok(identity()))]);
+    feed(
+        &mut s,
+        3.0,
+        vec![Action::Discovered(Ok(discovery())), enter()],
+    );
+    s
+}
+
+/// On the confirmation screen with a plan.
+pub fn at_confirm() -> State {
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        6.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    s
+}
+
+/// Onboarding running, the role assignment waiting for propagation.
+pub fn waiting() -> State {
+    let mut s = at_confirm();
+    feed(&mut s, 10.0, vec![enter()]);
+    feed(
+        &mut s,
+        10.2,
+        vec![started(Step::SpotAccount, "creating the Spot account")],
+    );
+    feed(
+        &mut s,
+        10.9,
+        vec![finished(
+            Step::SpotAccount,
+            Outcome::Created,
+            ACCOUNT,
+            "created Contoso Production",
+        )],
+    );
+    feed(
+        &mut s,
+        10.3,
+        vec![started(
+            Step::AppRegistration,
+            "creating the app registration",
+        )],
+    );
+    feed(
+        &mut s,
+        11.5,
+        vec![finished(
+            Step::AppRegistration,
+            Outcome::Created,
+            "a1b2c3d4-1111-4222-8333-000000000010",
+            "created with its service principal",
+        )],
+    );
+    feed(
+        &mut s,
+        10.3,
+        vec![started(Step::CustomRole, "updating the role")],
+    );
+    feed(
+        &mut s,
+        11.1,
+        vec![finished(
+            Step::CustomRole,
+            Outcome::Updated,
+            "/subscriptions/9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13/providers/Microsoft.Authorization/roleDefinitions/4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+            "added 1 action, removed 1",
+        )],
+    );
+    feed(
+        &mut s,
+        11.6,
+        vec![started(Step::ClientSecret, "adding a password")],
+    );
+    feed(
+        &mut s,
+        12.0,
+        vec![finished(
+            Step::ClientSecret,
+            Outcome::Created,
+            "0d1e2f3a-1111-4222-8333-000000000012",
+            "expires 2027-11-28",
+        )],
+    );
+    feed(
+        &mut s,
+        12.0,
+        vec![started(
+            Step::RoleAssignment,
+            "assigning the role to the service principal",
+        )],
+    );
+    feed(
+        &mut s,
+        20.0,
+        vec![step(
+            Step::RoleAssignment,
+            StepEvent::Waiting {
+                reason: "waiting for Azure to propagate".into(),
+                attempt: 3,
+                next_in: Duration::from_secs(8),
+            },
+        )],
+    );
+    s
+}
+
+/// Renders `s` into a `w`x`h` test terminal and returns the screen as text.
+pub fn render(s: &State, w: u16, h: u16, now: Now) -> String {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| spot_connect::ui::draw(f, s, now))
+        .expect("draw");
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The status of the three selectable subscriptions: connected, expiring, broken.
+pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
+    use spot_connect::onboard::status::*;
+    let app = AppInfo {
+        object_id: "a1b2c3d4-1111-4222-8333-000000000010".into(),
+        app_id: "b2c3d4e5-1111-4222-8333-000000000020".into(),
+        display_name: "spot-connect-72f988bf".into(),
+    };
+    let secret = |days: i64| SecretInfo {
+        key_id: "0d1e2f3a-1111-4222-8333-000000000012".into(),
+        display_name: Some("spot-connect 72f988bf".into()),
+        end_date_time: Some(datetime!(2026-11-28 23:30:00 UTC) + time::Duration::days(days)),
+        days_left: Some(days),
+    };
+    let role = RoleInfo {
+        id: "4f1e2d3c-aaaa-4bbb-8ccc-000000000001".into(),
+        name: "Spot.io Custom Role".into(),
+        assignable_here: true,
+        assignable_scopes: 2,
+        drift: Drift::default(),
+    };
+    let spot = |id: &str| SpotInfo {
+        account_id: id.into(),
+        name: "Contoso Production".into(),
+        credentials: None,
+    };
+    vec![
+        SubscriptionStatus {
+            tenant_id: TENANT.into(),
+            subscription_id: SUB.into(),
+            subscription_name: "Contoso Production".into(),
+            verdict: Health::Connected,
+            problems: vec![],
+            app: Some(app.clone()),
+            service_principal_id: Some("e5f6a7b8-1111-4222-8333-000000000011".into()),
+            secret: Some(secret(364)),
+            role: Some(role.clone()),
+            role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000013".into()),
+            spot_account: Some(spot(ACCOUNT)),
+            note: None,
+            unheld_secrets: vec![],
+        },
+        SubscriptionStatus {
+            tenant_id: TENANT.into(),
+            subscription_id: SUB3.into(),
+            subscription_name: "Contoso Staging".into(),
+            verdict: Health::Expiring,
+            problems: vec!["the client secret ends in 12 days: run rotate-secret".into()],
+            app: Some(app),
+            service_principal_id: Some("e5f6a7b8-1111-4222-8333-000000000011".into()),
+            secret: Some(secret(12)),
+            role: Some(role),
+            role_assignment_id: Some("7a8b9c0d-1111-4222-8333-000000000014".into()),
+            spot_account: Some(spot("act-51e0b7c2")),
+            note: None,
+            unheld_secrets: vec![],
+        },
+        SubscriptionStatus {
+            tenant_id: TENANT2.into(),
+            subscription_id: SUB4.into(),
+            subscription_name: "Fabrikam Analytics".into(),
+            verdict: Health::Broken,
+            problems: vec![
+                "no app registration named spot-connect-0b5c1e2a".into(),
+                "no Spot account is connected to this subscription".into(),
+            ],
+            app: None,
+            service_principal_id: None,
+            secret: None,
+            role: None,
+            role_assignment_id: None,
+            spot_account: None,
+            note: None,
+            unheld_secrets: vec![],
+        },
+    ]
+}
+
+pub fn rotate_report(complete: bool) -> spot_connect::onboard::rotate::RotateReport {
+    use spot_connect::onboard::rotate::*;
+    RotateReport {
+        tenant_id: TENANT.into(),
+        app_id: "b2c3d4e5-1111-4222-8333-000000000020".into(),
+        new_key_id: Some("9f8e7d6c-1111-4222-8333-000000000099".into()),
+        new_end_date_time: Some(datetime!(2027-11-28 23:31:00 UTC)),
+        accounts: vec![
+            RotatedAccount {
+                account_id: ACCOUNT.into(),
+                subscription_id: SUB.into(),
+                updated: true,
+                error: None,
+            },
+            RotatedAccount {
+                account_id: "act-51e0b7c2".into(),
+                subscription_id: SUB3.into(),
+                updated: complete,
+                error: (!complete).then(connect_error),
+            },
+        ],
+        removed_key_ids: if complete {
+            vec!["0d1e2f3a-1111-4222-8333-000000000012".into()]
+        } else {
+            vec![]
+        },
+        left_key_ids: if complete {
+            vec![]
+        } else {
+            vec![(
+                "0d1e2f3a-1111-4222-8333-000000000012".into(),
+                "act-51e0b7c2 still uses it".into(),
+            )]
+        },
+        complete,
+        error: None,
+    }
+}
+
+/// What removing Contoso Production would do (as `plan_removal` finds it).
+pub fn removal_rows() -> Vec<spot_connect::app::state::RemovalRow> {
+    use spot_connect::app::state::RemovalRow;
+    use spot_connect::onboard::remove::RemovalAction;
+    let row = |object: &str, name: &str, id: &str, action, reason: &str| RemovalRow {
+        object: object.into(),
+        name: name.into(),
+        id: id.into(),
+        action,
+        reason: reason.into(),
+    };
+    vec![
+        row(
+            "role assignment",
+            "Spot.io Custom Role",
+            "7a8b9c0d-1111-4222-8333-000000000013",
+            RemovalAction::Delete,
+            "ours: our role to our app's service principal",
+        ),
+        row(
+            "custom role",
+            "Spot.io Custom Role",
+            "4f1e2d3c-aaaa-4bbb-8ccc-000000000001",
+            RemovalAction::Update,
+            "still assignable in Contoso Staging: this subscription leaves its scopes",
+        ),
+        row(
+            "client secret",
+            "spot-connect 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13",
+            "0d1e2f3a-1111-4222-8333-000000000012",
+            RemovalAction::Delete,
+            "the secret of this subscription's Spot account",
+        ),
+        row(
+            "app registration",
+            "spot-connect-72f988bf",
+            "a1b2c3d4-1111-4222-8333-000000000010",
+            RemovalAction::Keep,
+            "Contoso Staging still uses it",
+        ),
+        row(
+            "Spot account",
+            "Contoso Production",
+            ACCOUNT,
+            RemovalAction::Keep,
+            "its Azure credentials are removed; the account stays (--delete-spot-account)",
+        ),
+    ]
+}
+
+/// The run of one subscription that connected.
+pub fn run_report() -> Box<RunReport> {
+    Box::new(RunReport {
+        reports: vec![report()],
+        stopped: None,
+        throttled: 0,
+        peak_concurrency: 1,
+        total_ms: 21_400,
+    })
+}
+
+/// Two subscriptions onboarded together: one connected, one failed.
+pub fn bulk_report() -> RunReport {
+    let ok = report();
+    let mut failed = report();
+    failed.subscription_id = SUB3.into();
+    failed.subscription_name = "Contoso Staging".into();
+    failed.verdict = Verdict::Failed;
+    failed.spot_account_id = Some("act-51e0b7c2".into());
+    failed.error = Some(connect_error());
+    RunReport {
+        reports: vec![ok, failed],
+        stopped: None,
+        throttled: 0,
+        peak_concurrency: 2,
+        total_ms: 21_400,
+    }
+}

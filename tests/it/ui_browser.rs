@@ -1,0 +1,248 @@
+//! The wizard's browser sign-in, blocked device code and sign-in-again: state changes through
+//! `update` (keys as data, effects returned), and insta snapshots of the new panes at 80x24 and
+//! 120x40.
+
+use crate::common::ui as ui_support;
+
+use spot_connect::app::state::{Field, Now, Pane, State};
+use spot_connect::app::update::{Action, Effect, update};
+use spot_connect::cli::AuthMethod;
+use spot_connect::error::{ApiError, Service};
+use spot_connect::onboard::model::{BrowserPrompt, ErrorInfo, Progress};
+use time::macros::datetime;
+use ui_support::*;
+
+fn snap(name: &str, s: &State, now: Now) {
+    for (w, h) in [(80, 24), (120, 40)] {
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), render(s, w, h, now));
+    }
+}
+
+fn browser(tenant: &str) -> BrowserPrompt {
+    BrowserPrompt {
+        url: format!(
+            "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize?client_id=04b07795-8ddb-461a-bbee-02f9e1bf7b46&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A8400&response_mode=query&scope=https%3A%2F%2Fmanagement.core.windows.net%2F%2F.default+offline_access+openid+profile&state=Qm9yZWRBdFRoZVN0YXRl&code_challenge=KnzveAyQMhNA_iUwGLkrbZAyXEfR1Ef_lfJqfPWkmvU&code_challenge_method=S256&prompt=select_account"
+        ),
+        redirect_uri: "http://localhost:8400".into(),
+        port: 8400,
+        ssh_command: "ssh -L 8400:localhost:8400 ops@10.1.2.3".into(),
+        tenant: tenant.into(),
+        expires_at: datetime!(2026-11-28 23:45:00 UTC),
+    }
+}
+
+fn blocked_error() -> ErrorInfo {
+    let mut api = ApiError::transport(
+        Service::Login,
+        "Conditional Access blocks the device-code sign-in (AADSTS53003: the policy does not allow the device-code flow); sign in with a browser instead: --auth browser (AADSTS53003: Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.)",
+    );
+    api.status = 400;
+    api.code = "invalid_grant".into();
+    api.detail_codes = vec!["AADSTS53003".into()];
+    api.request_id = Some("5e1c0de0-0000-4000-8000-00000000c0de".into());
+    ErrorInfo {
+        summary: format!("{api}"),
+        api: Some(api),
+        hint: None,
+    }
+}
+
+/// At the Azure login pane, the device-code sign-in refused by Conditional Access.
+fn blocked_state() -> State {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    feed(&mut s, 2.0, vec![Action::SignedIn(Err(blocked_error()))]);
+    s
+}
+
+#[test]
+fn a_blocked_device_code_offers_b_which_starts_a_browser_sign_in() {
+    let mut s = blocked_state();
+    assert!(s.device_code_blocked());
+    snap("azure_login_device_code_blocked", &s, now(2.5));
+    let fx = feed(&mut s, 3.0, vec![ch('b')]);
+    assert!(
+        matches!(fx.as_slice(), [Effect::UseBrowserSignIn]),
+        "{fx:?}"
+    );
+    assert_eq!(s.auth_method, AuthMethod::Browser);
+    assert!(s.sign_in.is_loading());
+    assert!(s.last_error.is_none());
+    // b means nothing once the sign-in is no longer a blocked device code.
+    assert!(feed(&mut s, 3.1, vec![ch('b')]).is_empty());
+}
+
+#[test]
+fn b_does_nothing_for_other_sign_in_failures() {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    feed(&mut s, 2.0, vec![Action::SignedIn(Err(connect_error()))]);
+    assert!(!s.device_code_blocked());
+    assert!(feed(&mut s, 3.0, vec![ch('b')]).is_empty());
+}
+
+/// The browser sign-in waiting at the Azure login pane.
+fn browser_state() -> State {
+    let mut s = blocked_state();
+    feed(&mut s, 3.0, vec![ch('b')]);
+    feed(
+        &mut s,
+        3.2,
+        vec![Action::Progress(Progress::Browser(browser(
+            "organizations",
+        )))],
+    );
+    s
+}
+
+#[test]
+fn the_browser_prompt_focuses_the_paste_field_and_enter_hands_the_address_over() {
+    let mut s = browser_state();
+    assert_eq!(s.field, Some(Field::Paste));
+    snap("azure_login_browser", &s, now(4.0));
+    // q is text here, not quit.
+    let mut keys: Vec<Action> = "http://localhost:8400/?code=c0de&state=Qm9y"
+        .chars()
+        .map(ch)
+        .collect();
+    keys.push(enter());
+    let fx = feed(&mut s, 5.0, keys);
+    match fx.as_slice() {
+        [Effect::PasteRedirect(a)] => {
+            assert_eq!(a.expose(), "http://localhost:8400/?code=c0de&state=Qm9y")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.field, Some(Field::Paste), "still there for another try");
+    assert!(s.paste.lines().join("").is_empty());
+    // The masked field never shows the code.
+    let screen = render(&s, 120, 40, now(5.0));
+    assert!(!screen.contains("c0de"));
+    // Enter on an empty field: a note, nothing sent.
+    assert!(feed(&mut s, 5.5, vec![enter()]).is_empty());
+    assert!(
+        s.sign_in_note
+            .as_deref()
+            .unwrap()
+            .contains("nothing was pasted")
+    );
+}
+
+#[test]
+fn a_refused_address_is_shown_and_the_sign_in_keeps_waiting() {
+    let mut s = browser_state();
+    feed(
+        &mut s,
+        6.0,
+        vec![Action::Progress(Progress::RedirectRefused {
+            message: "that address is from another sign-in (its state differs): open this sign-in's address again".into(),
+        })],
+    );
+    assert!(s.sign_in.is_loading());
+    snap("azure_login_browser_refused", &s, now(6.5));
+    // Signed in: the prompt goes.
+    feed(&mut s, 7.0, vec![Action::SignedIn(Ok(identity()))]);
+    assert!(s.browser.is_none() && s.sign_in_note.is_none());
+    assert_eq!(s.field, None);
+}
+
+#[test]
+fn a_tenant_that_wants_interaction_gets_its_sign_in_over_the_pane() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            Action::Progress(Progress::SignInAgain {
+                tenant: TENANT2.into(),
+                reason: "multi-factor authentication is required there (AADSTS50076)".into(),
+            }),
+            Action::Progress(Progress::DeviceCode(device_code())),
+        ],
+    );
+    assert!(s.reauth_open());
+    snap("sign_in_again_device_code", &s, now(4.5));
+    feed(
+        &mut s,
+        5.0,
+        vec![Action::Progress(Progress::SignInFinished {
+            tenant: TENANT2.into(),
+            ok: true,
+        })],
+    );
+    assert!(!s.reauth_open() && s.device_code.is_none());
+    assert!(s.log.iter().any(|l| l.contains("signed in to tenant")));
+}
+
+#[test]
+fn a_tenant_that_wants_interaction_with_the_browser_sign_in() {
+    let mut s = at_subscription();
+    s.auth_method = AuthMethod::Browser;
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            Action::Progress(Progress::SignInAgain {
+                tenant: TENANT2.into(),
+                reason: "multi-factor authentication is required there (AADSTS50076)".into(),
+            }),
+            Action::Progress(Progress::Browser(browser(TENANT2))),
+        ],
+    );
+    assert!(s.reauth_open());
+    assert_eq!(
+        s.field,
+        Some(Field::Paste),
+        "the box's paste field has the keys"
+    );
+    snap("sign_in_again_browser", &s, now(4.5));
+    let fx = update(
+        &mut s,
+        Action::Progress(Progress::SignInFinished {
+            tenant: TENANT2.into(),
+            ok: false,
+        }),
+        at(6.0),
+    );
+    assert!(fx.is_empty());
+    assert!(!s.reauth_open() && s.field.is_none());
+}
+
+#[test]
+fn with_auth_browser_the_prompt_waits_for_the_azure_login_pane_then_takes_the_keys() {
+    let mut i = init();
+    i.auth_method = AuthMethod::Browser;
+    let mut s = State::new(i);
+    spot_connect::app::update::start(&mut s, at(0.0));
+    feed(
+        &mut s,
+        0.3,
+        vec![
+            Action::Progress(Progress::Browser(browser("organizations"))),
+            Action::SpotAccounts(Ok(accounts())),
+        ],
+    );
+    assert_eq!(s.field, None, "the start screen keeps its keys");
+    assert!(render(&s, 120, 40, now(0.4)).contains("choose Connect to see the address to open"));
+    feed(&mut s, 0.7, vec![enter()]);
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert_eq!(s.field, None);
+    assert!(render(&s, 120, 40, now(0.8)).contains("the address to open is on the next pane"));
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    assert_eq!(s.field, Some(Field::Paste));
+    // Esc leaves the field; Tab takes it back.
+    feed(
+        &mut s,
+        1.1,
+        vec![key(ratatui::crossterm::event::KeyCode::Esc)],
+    );
+    assert_eq!(s.field, None);
+    feed(
+        &mut s,
+        1.2,
+        vec![key(ratatui::crossterm::event::KeyCode::Tab)],
+    );
+    assert_eq!(s.field, Some(Field::Paste));
+}
