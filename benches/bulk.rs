@@ -111,6 +111,54 @@ fn main() {
                     .count()
             })
             .unwrap_or(0);
+        // Where the time went: offsets (s after the start) of the first and last ARM write, of
+        // the last call, and the write refill the client measured.
+        let offset = |r: &serde_json::Value| {
+            r["time"]
+                .as_str()
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|t| (t - t0_utc).as_seconds_f64())
+                .unwrap_or(0.0)
+        };
+        let writes_at: Vec<f64> = log
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["service"] == "arm" && r["method"] != "GET")
+                    .map(offset)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if std::env::var_os("BULK_LOG").is_some() {
+            for r in log.as_array().into_iter().flatten() {
+                let path = r["path"].as_str().unwrap_or_default();
+                println!(
+                    "{:7.3} {:6} {:6} {} {}",
+                    offset(r),
+                    r["service"].as_str().unwrap_or_default(),
+                    r["method"].as_str().unwrap_or_default(),
+                    r["status"],
+                    &path[..path.len().min(110)]
+                );
+            }
+        }
+        let first_write = writes_at.iter().copied().fold(f64::MAX, f64::min);
+        let last_write = writes_at.iter().copied().fold(0.0, f64::max);
+        let last_call = log
+            .as_array()
+            .map(|a| a.iter().map(offset).fold(0.0, f64::max))
+            .unwrap_or(0.0);
+        let refill = session
+            .http
+            .budgets
+            .refill(&format!("tenant/{}/writes", seed::CONTOSO_TENANT_ID))
+            .unwrap_or(0.0);
+        println!(
+            "{{\"first_write_done_s\":{first_write:.2},\"last_write_done_s\":{last_write:.2},\"last_call_done_s\":{last_call:.2},\"measured_refill_per_s\":{refill:.1}}}"
+        );
         let arm_reads = log
             .as_array()
             .map(|a| a.iter().filter(|r| r["service"] == "arm" && r["method"] == "GET").count())
