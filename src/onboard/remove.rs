@@ -412,7 +412,19 @@ pub async fn plan_removal(
                     &app.display_name,
                     &app.app_id,
                     RemovalAction::Keep,
-                    "other subscriptions still use it".into(),
+                    if in_use.is_empty() {
+                        "other subscriptions still use it".into()
+                    } else {
+                        format!(
+                            "still used: by the chosen Spot account of {}{}",
+                            in_use.join(", "),
+                            if remaining_scopes.len() > in_use.len() {
+                                ", and by other subscriptions"
+                            } else {
+                                ""
+                            }
+                        )
+                    },
                     Op::None,
                 ));
             } else {
