@@ -27,6 +27,12 @@ pub enum Cmd {
     Confirm,
     /// Device code blocked: sign in with a browser instead.
     BrowserSignIn,
+    /// Copy the device code to the terminal's clipboard (OSC 52).
+    CopyCode,
+    /// Copy the sign-in address to the terminal's clipboard (OSC 52).
+    CopyUrl,
+    /// Leave the full screen and print the sign-in address on one line, until a key.
+    ShowUrl,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -66,6 +72,15 @@ pub enum Ctx {
     Confirmable,
     /// Conditional Access blocked the device-code sign-in.
     DeviceCodeBlocked,
+    /// A device code is on screen (no field has the focus).
+    CodeShown,
+    /// A sign-in address is on screen (no field has the focus).
+    UrlShown,
+    /// The browser sign-in's address is on screen (no field has the focus).
+    BrowserUrl,
+    /// The browser sign-in's paste field has the focus: printable keys are text, so the
+    /// address keys are Ctrl ones.
+    PasteField,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -163,6 +178,48 @@ pub const KEYMAP: &[Binding] = &[
         cmd: Cmd::Back,
         label: "back",
         contexts: &[Ctx::CanGoBack, Ctx::Text],
+        footer: true,
+    },
+    // The sign-in's address and code, copyable at any width (a mouse copy of the wrapped
+    // address picks up borders and line breaks).
+    Binding {
+        keys: &[c('c')],
+        key_label: "c",
+        cmd: Cmd::CopyCode,
+        label: "copy code",
+        contexts: &[Ctx::CodeShown],
+        footer: true,
+    },
+    Binding {
+        keys: &[ctrl('u')],
+        key_label: "Ctrl-U",
+        cmd: Cmd::CopyUrl,
+        label: "copy URL",
+        contexts: &[Ctx::PasteField],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('u'), ctrl('u')],
+        key_label: "u",
+        cmd: Cmd::CopyUrl,
+        label: "copy URL",
+        contexts: &[Ctx::UrlShown],
+        footer: true,
+    },
+    Binding {
+        keys: &[ctrl('o')],
+        key_label: "Ctrl-O",
+        cmd: Cmd::ShowUrl,
+        label: "raw URL",
+        contexts: &[Ctx::PasteField],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('o'), ctrl('o')],
+        key_label: "o",
+        cmd: Cmd::ShowUrl,
+        label: "raw URL",
+        contexts: &[Ctx::BrowserUrl],
         footer: true,
     },
     Binding {

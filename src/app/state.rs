@@ -317,6 +317,11 @@ pub struct State {
     /// A tenant that asked to be signed in to again: (tenant, why). Its prompt is shown over
     /// whatever pane is open.
     pub sign_in_again: Option<(String, String)>,
+    /// What the last copy key put on the clipboard ("the sign-in address"), shown under the
+    /// prompt until the prompt changes.
+    pub copied: Option<String>,
+    /// The full screen is left: the sign-in address is printed raw on one line until a key.
+    pub url_printed: bool,
     pub discovery: Load<Discovery>,
     pub filter: TextArea<'static>,
     /// Index into `visible_subscriptions()`.
@@ -445,6 +450,8 @@ impl State {
             },
             sign_in_note: None,
             sign_in_again: None,
+            copied: None,
+            url_printed: false,
             discovery: Load::Idle,
             filter: field("type to filter by name or id", ""),
             sub_sel: 0,
@@ -620,6 +627,34 @@ impl State {
                 || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
     }
 
+    /// A device code is on screen (Azure login pane, or the sign-in-again box).
+    pub fn code_shown(&self) -> bool {
+        self.device_code.is_some()
+            && self.browser.is_none()
+            && (self.reauth_open() || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
+    }
+
+    /// The device code on screen, if any (never a token: the code the operator types).
+    pub fn sign_in_code(&self) -> Option<&str> {
+        self.code_shown()
+            .then(|| self.device_code.as_ref().map(|d| d.user_code.as_str()))
+            .flatten()
+    }
+
+    /// The sign-in address on screen: the browser sign-in's, or the device code's page.
+    pub fn sign_in_url(&self) -> Option<&str> {
+        if self.browser_shown() {
+            return self.browser.as_ref().map(|b| b.url.as_str());
+        }
+        self.code_shown()
+            .then(|| {
+                self.device_code
+                    .as_ref()
+                    .map(|d| d.verification_uri.as_str())
+            })
+            .flatten()
+    }
+
     /// The device-code sign-in failed because Conditional Access blocks it (`b` switches to
     /// the browser sign-in).
     pub fn device_code_blocked(&self) -> bool {
@@ -714,6 +749,19 @@ impl State {
             // Tab leaves the filter too (keeping it), as its box says.
             Pane::Subscription if self.field.is_some() => v.push(Ctx::Filtering),
             _ => {}
+        }
+        if self.field.is_none() {
+            if self.code_shown() {
+                v.push(Ctx::CodeShown);
+            }
+            if self.sign_in_url().is_some() {
+                v.push(Ctx::UrlShown);
+            }
+            if self.browser_shown() {
+                v.push(Ctx::BrowserUrl);
+            }
+        } else if self.field == Some(Field::Paste) && self.browser_shown() {
+            v.push(Ctx::PasteField);
         }
         if self.device_code_blocked()
             && self.field.is_none()

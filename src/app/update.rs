@@ -97,6 +97,14 @@ pub enum Effect {
     },
     /// Carry out removal plans.
     Remove { plans: Vec<RemovalPlan> },
+    /// Put this text on the terminal's clipboard (OSC 52). Only ever the sign-in address or
+    /// the device code: never a token or a secret.
+    Copy { text: String },
+    /// Leave the full screen and print the sign-in address raw on one line (so a mouse copy
+    /// takes it whole); the next key comes back (`Effect::ResumeScreen`).
+    PrintUrl { url: String },
+    /// Back to the full screen after `PrintUrl`, redrawn whole.
+    ResumeScreen,
     /// Stop everything and leave with this exit code.
     Quit(i32),
 }
@@ -728,6 +736,7 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
                 format!("device code issued, expires {}", prompt.expires_at),
             );
             s.device_code = Some(prompt);
+            s.copied = None;
             if matches!(s.sign_in, Load::Idle) {
                 s.sign_in = Load::Loading { since: at };
             }
@@ -744,6 +753,7 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
             s.browser = Some(prompt);
             s.device_code = None;
             s.sign_in_note = None;
+            s.copied = None;
             set_text(&mut s.paste, "");
             if matches!(s.sign_in, Load::Idle) {
                 s.sign_in = Load::Loading { since: at };
@@ -872,6 +882,12 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
     if key.kind != ratatui::crossterm::event::KeyEventKind::Press {
         return vec![];
     }
+    // The address is printed outside the full screen: any key comes back, changing nothing
+    // else.
+    if s.url_printed {
+        s.url_printed = false;
+        return vec![Effect::ResumeScreen];
+    }
     let active = s.contexts();
     let pane = s.pane;
     let fx = match keymap::lookup(&key, &active) {
@@ -890,8 +906,16 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
     fx
 }
 
+/// A copy key: `text` (the sign-in address or the device code) to the clipboard.
+fn copy(s: &mut State, what: &str, text: String) -> Vec<Effect> {
+    log(s, format!("{what} copied to the clipboard (OSC 52)"));
+    s.copied = Some(what.to_string());
+    vec![Effect::Copy { text }]
+}
+
 /// The interactive sign-in ended: its browser prompt, note and paste field go.
 fn end_interactive(s: &mut State) {
+    s.copied = None;
     s.browser = None;
     s.sign_in_note = None;
     s.sign_in_again = None;
@@ -1206,6 +1230,22 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             s.sign_in = Load::Loading { since: at };
             refresh_pre_steps(s, at);
             vec![Effect::UseBrowserSignIn]
+        }
+        Cmd::CopyCode => match s.sign_in_code().map(str::to_string) {
+            Some(text) => copy(s, "the device code", text),
+            None => vec![],
+        },
+        Cmd::CopyUrl => match s.sign_in_url().map(str::to_string) {
+            Some(text) => copy(s, "the sign-in address", text),
+            None => vec![],
+        },
+        Cmd::ShowUrl => {
+            let Some(url) = s.browser_shown().then(|| s.sign_in_url()).flatten() else {
+                return vec![];
+            };
+            let url = url.to_string();
+            s.url_printed = true;
+            vec![Effect::PrintUrl { url }]
         }
         Cmd::Continue if s.field == Some(Field::Paste) => submit_paste(s),
         Cmd::Continue => {

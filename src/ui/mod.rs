@@ -414,6 +414,7 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         panes::browser_prompt(frame, s, t, now, rest);
     } else if let Some(dc) = &s.device_code {
         let mut lines = panes::device_code_lines(dc, t, now);
+        lines.extend(panes::copied_line(s, t));
         lines.push(Line::from(""));
         lines.push(widgets::loading("waiting for you to sign in…", t, now));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);

@@ -172,20 +172,16 @@ pub(crate) fn device_code_lines(
         t.accent().add_modifier(Modifier::UNDERLINED),
     )));
     lines.push(Line::from("and enter this code:"));
-    let spaced: String = dc
-        .user_code
-        .chars()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let w = spaced.chars().count() + 4;
+    // One word: a double-click selects it whole.
+    let code = dc.user_code.clone();
+    let w = code.chars().count() + 4;
     lines.push(Line::from(Span::styled(
         format!("  ┏{}┓", "━".repeat(w)),
         t.bold(),
     )));
     lines.push(Line::from(vec![
         Span::styled("  ┃  ", t.bold()),
-        Span::styled(spaced, t.bold().add_modifier(Modifier::REVERSED)),
+        Span::styled(code, t.bold().add_modifier(Modifier::REVERSED)),
         Span::styled("  ┃", t.bold()),
     ]));
     lines.push(Line::from(Span::styled(
@@ -207,6 +203,17 @@ pub(crate) fn device_code_lines(
         ]));
     }
     lines
+}
+
+/// "✓ the sign-in address copied …", after a copy key.
+pub(crate) fn copied_line(s: &State, t: Theme) -> Option<Line<'static>> {
+    let what = s.copied.as_ref()?;
+    Some(Line::from(vec![
+        Span::styled("✓ ", t.ok()),
+        Span::raw(format!(
+            "{what} copied to the clipboard (if your terminal allows OSC 52)"
+        )),
+    ]))
 }
 
 /// Device code blocked: what `b` does.
@@ -250,6 +257,7 @@ pub(crate) fn browser_prompt(frame: &mut Frame, s: &State, t: Theme, now: Now, a
     let left = b.expires_at - now.wall;
     // The refusal, when there is one, is what matters (the sidebar still spins).
     if bottom.is_empty() {
+        bottom.extend(copied_line(s, t));
         bottom.push(loading(
             &format!("waiting for the sign-in… {} left", countdown(left)),
             t,
@@ -320,6 +328,7 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         }
         (Load::Loading { .. }, Some(dc)) => {
             lines.extend(device_code_lines(dc, t, now));
+            lines.extend(copied_line(s, t));
             lines.push(Line::from(""));
             lines.push(loading("waiting for you to sign in…", t, now));
         }
