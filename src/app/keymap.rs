@@ -33,6 +33,8 @@ pub enum Cmd {
     CopyUrl,
     /// Leave the full screen and print the sign-in address on one line, until a key.
     ShowUrl,
+    /// The review is blocked: plan again (after the operator fixed the cause).
+    Replan,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -81,6 +83,8 @@ pub enum Ctx {
     /// The browser sign-in's paste field has the focus: printable keys are text, so the
     /// address keys are Ctrl ones.
     PasteField,
+    /// The review's plan has a blocked item: nothing can be written, `r` plans again.
+    PlanBlocked,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -301,6 +305,14 @@ pub const KEYMAP: &[Binding] = &[
         cmd: Cmd::BrowserSignIn,
         label: "sign in with a browser",
         contexts: &[Ctx::DeviceCodeBlocked],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('r')],
+        key_label: "r",
+        cmd: Cmd::Replan,
+        label: "plan again",
+        contexts: &[Ctx::PlanBlocked],
         footer: true,
     },
     Binding {

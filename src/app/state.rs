@@ -627,6 +627,21 @@ impl State {
                 || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
     }
 
+    /// The plan under review has a blocked item: nothing can be written.
+    pub fn plan_blocked(&self) -> bool {
+        self.plan
+            .ready()
+            .is_some_and(|p| p.blocked().next().is_some())
+    }
+
+    /// The review cannot go ahead: a blocked item, or one named Spot account for several
+    /// subscriptions.
+    pub fn review_blocked(&self) -> bool {
+        self.pane == Pane::Confirm
+            && (self.plan_blocked()
+                || (self.plan.ready().is_some() && one_account_for_several(self)))
+    }
+
     /// A device code is on screen (Azure login pane, or the sign-in-again box).
     pub fn code_shown(&self) -> bool {
         self.device_code.is_some()
@@ -710,6 +725,8 @@ impl State {
                 Pane::Apply | Pane::Status => false,
                 Pane::Rotate => matches!(self.rotate, OpPhase::Choose),
                 Pane::Remove => matches!(self.remove, OpPhase::Choose),
+                // Enter does nothing on a blocked review: the footer says what does.
+                Pane::Confirm => !self.review_blocked(),
                 _ => true,
             };
             if can_continue {
@@ -783,6 +800,9 @@ impl State {
                 }
             }
             _ => {}
+        }
+        if self.pane == Pane::Confirm && self.plan_blocked() && self.field.is_none() {
+            v.push(Ctx::PlanBlocked);
         }
         if self.retryable().is_some() && self.field.is_none() {
             v.push(Ctx::Failed);

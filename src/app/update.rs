@@ -1058,10 +1058,12 @@ fn list_len(s: &State) -> usize {
         Pane::Subscription => s.visible_subscriptions().len(),
         Pane::ClientSecret => SECRET_MONTHS.len(),
         // The review's lines: one per object, plus headers.
-        Pane::Confirm => s
-            .plan
-            .ready()
-            .map_or(0, |p| p.items.len() * 2 + p.counts.len() + 8),
+        Pane::Confirm => s.plan.ready().map_or(0, |p| {
+            // The blocked items come first too, their reasons wrapped (a row per ~20
+            // characters is more than enough at 80 columns).
+            let blocked: usize = p.blocked().map(|i| i.reason.len() / 20 + 3).sum();
+            p.items.len() * 2 + p.counts.len() + 8 + blocked
+        }),
         _ => 0,
     }
 }
@@ -1202,6 +1204,14 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             vec![]
         }
         Cmd::Retry => retry(s, at),
+        Cmd::Replan => {
+            if !(s.pane == Pane::Confirm && s.plan_blocked()) {
+                return vec![];
+            }
+            log(s, "planning again".into());
+            s.review_scroll = 0;
+            start_plan(s, at)
+        }
         Cmd::Toggle => {
             if let Some(sub) = s.selected_subscription()
                 && sub.selectable()

@@ -318,6 +318,14 @@ fn draw_log(frame: &mut Frame, s: &State, _t: Theme, area: Rect) {
 fn draw_footer(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let active = s.contexts();
     let mut spans = vec![];
+    // The state first: a blocked review cannot go on (Enter is not offered).
+    if s.review_blocked() && !s.show_help && !s.confirm_quit {
+        spans.push(Span::styled(
+            " BLOCKED",
+            t.bad().add_modifier(Modifier::REVERSED),
+        ));
+        spans.push(Span::raw(" "));
+    }
     for b in keymap::visible(&active, true) {
         spans.push(Span::styled(format!(" {}", b.key_label), t.key()));
         spans.push(Span::raw(format!(" {} ", b.label)));

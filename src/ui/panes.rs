@@ -1,6 +1,8 @@
 //! One function per pane.
 
-use super::widgets::{elide_path, error_lines, fit, loading, para, short_id, wrapped_rows};
+use super::widgets::{
+    elide_path, error_lines, fit, loading, para, sentence, short_id, wrap_words, wrapped_rows,
+};
 use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
@@ -513,10 +515,10 @@ fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
             t.bold(),
         ),
     ])];
-    v.push(Line::from(Span::styled(
-        format!("        {}", i.reason),
-        t.dim(),
-    )));
+    // Wrapped, never cut: the reason says what to do.
+    for l in wrap_words(&i.reason, w.saturating_sub(8)) {
+        v.push(Line::from(Span::styled(format!("        {l}"), t.dim())));
+    }
     if let Some(id) = &i.id {
         v.push(Line::from(Span::styled(
             format!("        id {id}"),
@@ -684,8 +686,50 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             t.bold(),
         )]));
     }
+    let w = area.width as usize;
+    let one_account = crate::app::state::one_account_for_several(s);
+    // Blocked: what blocks it and what to do come first, wrapped, so they show at 80x24 above
+    // the plan (which scrolls); nothing says how many writes there are.
+    if one_account {
+        lines.extend(sentence(
+            Span::styled("Blocked: ", t.bad()),
+            &format!(
+                "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
+                s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
+            ),
+            2,
+            w,
+            ratatui::style::Style::default(),
+        ));
+        lines.push(Line::from(""));
+    } else if !blocked.is_empty() {
+        lines.extend(sentence(
+            Span::styled("Blocked: ", t.bad()),
+            if blocked.len() == 1 {
+                "nothing is written until this is fixed:"
+            } else {
+                "nothing is written until these are fixed:"
+            },
+            2,
+            w,
+            t.bold(),
+        ));
+        for i in &blocked {
+            lines.extend(plan_line(i, t, w));
+        }
+        lines.push(Line::from(vec![
+            Span::raw("Then press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to plan again."),
+        ]));
+        lines.push(Line::from(""));
+    }
     lines.push(Line::from(Span::styled(
-        format!("{writes} to write (+ create ~ update = reuse), per kind:"),
+        if one_account || !blocked.is_empty() {
+            "The plan (+ create ~ update = reuse), per kind:".to_string()
+        } else {
+            format!("{writes} to write (+ create ~ update = reuse), per kind:")
+        },
         t.bold(),
     )));
     for c in &p.counts {
@@ -723,31 +767,13 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(fit(&i.name, name_w), t.bold()),
         ]));
     }
-    lines.push(Line::from(""));
-    if crate::app::state::one_account_for_several(s) {
-        lines.push(Line::from(vec![
-            Span::styled("Blocked: ", t.bad()),
-            Span::raw(format!(
-                "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
-                s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
-            )),
-        ]));
-    } else if blocked.is_empty() {
+    if !one_account && blocked.is_empty() {
+        lines.push(Line::from(""));
         lines.push(Line::from(vec![
             Span::styled(format!("{}-month", s.secret_months()), t.bold()),
             Span::raw(" secret. Nothing is written before "),
             Span::styled("Enter", t.key()),
             Span::raw("."),
-        ]));
-    } else {
-        for i in &blocked {
-            lines.extend(plan_line(i, t, area.width as usize));
-        }
-        lines.push(Line::from(vec![
-            Span::styled("Blocked: ", t.bad()),
-            Span::raw("nothing is written; fix the above, then press "),
-            Span::styled("r", t.key()),
-            Span::raw(" to plan again."),
         ]));
     }
     // Scrolling: the first line shown, and where the view is when not everything fits.
