@@ -66,6 +66,7 @@ fn main() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let t0 = Instant::now();
+        let t0_utc = time::OffsetDateTime::now_utc();
         let plan = onboard::plan(&session, &targets, &Settings::default())
             .await
             .expect("plan");
@@ -96,16 +97,86 @@ fn main() {
             .as_array()
             .map(|a| a.iter().filter(|r| r["status"] == 429).count())
             .unwrap_or(0);
-        // Lower bounds. Rate: the limiter admits `rate` writes in any 1 s window, so write n
-        // (1-based) cannot start before floor((n-1)/rate) s. Path: the longest chain of
-        // dependent calls (tenant: find app, create app, find SP, create SP; the first
-        // subscription: find assignment, PUT assignment, read Spot credentials, addPassword, set
-        // the credentials, read back), 10 calls.
-        let rate_bound = ((arm_writes.max(1) - 1) / rate as usize) as f64 + latency as f64 / 1000.0;
-        let path_bound = 10.0 * latency as f64 / 1000.0;
+        // 429s later than the first second of the run (the budget is known by then).
+        let late_429 = log
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["status"] == 429)
+                    .filter(|r| {
+                        r["time"].as_str().and_then(|t| {
+                            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+                        }).is_some_and(|t| (t - t0_utc).as_seconds_f64() > 1.0)
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        // Where the time went: offsets (s after the start) of the first and last ARM write, of
+        // the last call, and the write refill the client measured.
+        let offset = |r: &serde_json::Value| {
+            r["time"]
+                .as_str()
+                .and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .map(|t| (t - t0_utc).as_seconds_f64())
+                .unwrap_or(0.0)
+        };
+        let writes_at: Vec<f64> = log
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r["service"] == "arm" && r["method"] != "GET")
+                    .map(offset)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if std::env::var_os("BULK_LOG").is_some() {
+            for r in log.as_array().into_iter().flatten() {
+                let path = r["path"].as_str().unwrap_or_default();
+                println!(
+                    "{:7.3} {:6} {:6} {} {}",
+                    offset(r),
+                    r["service"].as_str().unwrap_or_default(),
+                    r["method"].as_str().unwrap_or_default(),
+                    r["status"],
+                    &path[..path.len().min(110)]
+                );
+            }
+        }
+        let first_write = writes_at.iter().copied().fold(f64::MAX, f64::min);
+        let last_write = writes_at.iter().copied().fold(0.0, f64::max);
+        let last_call = log
+            .as_array()
+            .map(|a| a.iter().map(offset).fold(0.0, f64::max))
+            .unwrap_or(0.0);
+        let refill = session
+            .http
+            .budgets
+            .refill(&format!("tenant/{}/writes", seed::CONTOSO_TENANT_ID))
+            .unwrap_or(0.0);
+        println!(
+            "{{\"first_write_done_s\":{first_write:.2},\"last_write_done_s\":{last_write:.2},\"last_call_done_s\":{last_call:.2},\"measured_refill_per_s\":{refill:.1}}}"
+        );
+        let arm_reads = log
+            .as_array()
+            .map(|a| a.iter().filter(|r| r["service"] == "arm" && r["method"] == "GET").count())
+            .unwrap_or(0);
+        // Lower bounds. Path: the longest chain of dependent calls (tenant: find app, create app,
+        // find SP, create SP; the first subscription: find assignment, PUT assignment, read Spot
+        // credentials, addPassword, set the credentials, read back), 10 calls. Budget: ARM's
+        // write bucket (`--rate-limit N`: N tokens, N per second) admits the first `bucket`
+        // writes at once and the rest at `refill`; the first write (the role) cannot leave
+        // before two dependent calls (token, role look-up), and the last one is followed by its
+        // subscription's two Spot calls: 2 + 3 calls around (writes - bucket) / refill.
+        let lat = latency as f64 / 1000.0;
+        let (bucket, refill) = (rate as f64, rate as f64);
+        let rate_bound = 2.0 * lat + (arm_writes as f64 - bucket).max(0.0) / refill + 3.0 * lat;
+        let path_bound = 10.0 * lat;
         let bound = rate_bound.max(path_bound);
         println!(
-            "{{\"subscriptions\":{subs},\"latency_ms\":{latency},\"rate_limit\":{rate},\"connected\":{connected},\"plan_s\":{planned:.2},\"wall_s\":{wall:.2},\"arm_writes\":{arm_writes},\"calls\":{calls},\"http_429\":{throttled},\"quota_429_seen\":{},\"peak_in_flight\":{},\"rate_bound_s\":{rate_bound:.2},\"path_bound_s\":{path_bound:.2},\"ratio\":{:.2}}}",
+            "{{\"subscriptions\":{subs},\"latency_ms\":{latency},\"rate_limit\":{rate},\"connected\":{connected},\"plan_s\":{planned:.2},\"wall_s\":{wall:.2},\"arm_writes\":{arm_writes},\"arm_reads\":{arm_reads},\"calls\":{calls},\"http_429\":{throttled},\"http_429_after_1s\":{late_429},\"quota_429_seen\":{},\"peak_in_flight\":{},\"bucket_bound_s\":{rate_bound:.2},\"path_bound_s\":{path_bound:.2},\"ratio\":{:.3}}}",
             report.throttled,
             report.peak_concurrency,
             wall / bound

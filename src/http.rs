@@ -116,6 +116,8 @@ pub struct Http {
     throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Shared by clones: who hears about waits.
     hook: Hook,
+    /// Shared by clones: ARM's buckets as its replies announce them (`crate::budget`).
+    pub budgets: Arc<crate::budget::Budgets>,
     /// Shared by clones: the server errors each route has answered in a row (see
     /// [`Http::send`]), so that concurrent requests and the engine's own retries on top of this
     /// layer never send a failing route more than [`ROUTE_FAILURES`] times.
@@ -168,6 +170,21 @@ struct RouteFailures {
     in_a_row: u32,
     last: ApiError,
     opened: Option<std::time::Instant>,
+}
+
+/// What [`Http::send_observed`] reports about each attempt of a request.
+pub trait Observer: Send + Sync {
+    /// An attempt left at `at` (`attempt` from 1).
+    fn sent(&self, at: std::time::Instant, attempt: u32);
+    /// A reply (any status) came back to the attempt sent at `sent`.
+    fn replied(&self, sent: std::time::Instant, headers: &reqwest::header::HeaderMap);
+}
+
+struct Unobserved;
+
+impl Observer for Unobserved {
+    fn sent(&self, _: std::time::Instant, _: u32) {}
+    fn replied(&self, _: std::time::Instant, _: &reqwest::header::HeaderMap) {}
 }
 
 static INSTALL_PROVIDER: Once = Once::new();
@@ -244,6 +261,7 @@ impl Http {
             max_body: MAX_BODY,
             throttled: Default::default(),
             hook: Hook::default(),
+            budgets: Default::default(),
             routes: Default::default(),
         })
     }
@@ -283,6 +301,16 @@ impl Http {
     /// Sends `req`, retrying what is always safe to retry, and returns the 2xx reply or the
     /// service's error.
     pub async fn send(&self, service: Service, req: RequestBuilder) -> Result<Reply, ApiError> {
+        self.send_observed(service, req, &Unobserved).await
+    }
+
+    /// [`Http::send`], telling `observer` when each attempt leaves and what headers come back.
+    pub async fn send_observed(
+        &self,
+        service: Service,
+        req: RequestBuilder,
+        observer: &dyn Observer,
+    ) -> Result<Reply, ApiError> {
         let mut attempt = 0u32;
         let mut asked_total = Duration::ZERO;
         loop {
@@ -315,7 +343,12 @@ impl Http {
                 last.layer_retried = true;
                 return Err(last);
             }
+            let sent = std::time::Instant::now();
+            observer.sent(sent, attempt);
             let result = self.client.execute(request).await;
+            if let Ok(resp) = &result {
+                observer.replied(sent, resp.headers());
+            }
             let err = match result {
                 Ok(resp) => match self.read_reply(service, resp).await {
                     Ok(reply) => {

@@ -35,6 +35,8 @@ pub enum Cmd {
     ShowUrl,
     /// The review is blocked: plan again (after the operator fixed the cause).
     Replan,
+    /// The review shows a connection that is not ours: take it over (or keep it again).
+    TakeOver,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -85,6 +87,8 @@ pub enum Ctx {
     PasteField,
     /// The review's plan has a blocked item: nothing can be written, `r` plans again.
     PlanBlocked,
+    /// The review lists a connection that is not ours (kept), or one being taken over.
+    CanTakeOver,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -128,6 +132,14 @@ pub struct Binding {
 
 /// The keymap. Order matters: the first binding whose key matches in an active context wins.
 pub const KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[c('t')],
+        key_label: "t",
+        cmd: Cmd::TakeOver,
+        label: "take over / keep the connection that is not ours",
+        contexts: &[Ctx::CanTakeOver],
+        footer: true,
+    },
     Binding {
         keys: &[c('y'), k(KeyCode::Enter)],
         key_label: "y",

@@ -360,7 +360,7 @@ impl Runner {
             secret_months: c.secret_months,
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
-            take_over: false,
+            take_over: c.take_over,
         }
     }
 

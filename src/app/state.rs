@@ -373,6 +373,9 @@ pub struct State {
     pub show_log: bool,
     pub show_help: bool,
     pub confirm_quit: bool,
+    /// The operator chose, in the review, to take over connections that are not ours
+    /// (`--take-over`): the plan is made again with it.
+    pub take_over: bool,
     /// Set when the wizard ends: the exit code.
     pub exit: Option<i32>,
 }
@@ -493,6 +496,7 @@ impl State {
             show_log: false,
             show_help: false,
             confirm_quit: false,
+            take_over: false,
             exit: None,
         }
     }
@@ -740,6 +744,17 @@ impl State {
             if can_back {
                 v.push(Ctx::CanGoBack);
             }
+        }
+        if self.pane == Pane::Confirm
+            && self.field.is_none()
+            && (self.take_over
+                || self.plan.ready().is_some_and(|p| {
+                    p.items
+                        .iter()
+                        .any(|i| i.action == crate::onboard::model::PlanAction::Keep)
+                }))
+        {
+            v.push(Ctx::CanTakeOver);
         }
         match self.pane {
             Pane::Rotate if matches!(self.rotate, OpPhase::Confirm) => v.push(Ctx::Confirmable),

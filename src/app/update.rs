@@ -61,6 +61,8 @@ pub struct Choices {
     pub role_name: Option<String>,
     pub secret_months: u32,
     pub spot_account: SpotAccountChoice,
+    /// Take over connections that are not ours (the review's `t`, `--take-over`).
+    pub take_over: bool,
 }
 
 /// Work the loop must start.
@@ -473,6 +475,7 @@ pub fn choices(s: &State) -> Choices {
         role_name: name(s.role_name_text(), &s.role_name_default),
         secret_months: s.secret_months(),
         spot_account: account_choice(s),
+        take_over: s.take_over,
     }
 }
 
@@ -1224,6 +1227,21 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             vec![]
         }
         Cmd::Refresh => read_status(s, at),
+        Cmd::TakeOver => {
+            if !s.contexts().contains(&keymap::Ctx::CanTakeOver) {
+                return vec![];
+            }
+            // The plan is made again: its review says what a take-over replaces, and that it
+            // cannot be undone, before Enter writes anything.
+            s.take_over = !s.take_over;
+            let what = if s.take_over {
+                "take over: the plan replaces the credentials of connections that are not ours"
+            } else {
+                "keep: connections that are not ours are left as they are"
+            };
+            log(s, what.into());
+            start_plan(s, at)
+        }
         Cmd::Confirm => confirm_op(s, at),
         Cmd::BrowserSignIn => {
             if !s.device_code_blocked() {

@@ -2,8 +2,9 @@
 //! role assignments and the caller's permissions, api-version 2022-04-01.
 
 use crate::azure::auth::{Audience, Auth};
+use crate::budget;
 use crate::error::{ApiError, Error, ErrorClass, Result, Service};
-use crate::http::{Http, Pages};
+use crate::http::{Http, Observer, Pages};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -113,6 +114,43 @@ fn action_matches(pattern: &str, action: &str) -> bool {
     }
 }
 
+/// Feeds the `x-ms-ratelimit-remaining-*` of each reply to the session's budgets.
+struct BudgetObserver<'a> {
+    budgets: &'a budget::Budgets,
+    /// (bucket key, the header that reports it)
+    buckets: &'a [(String, String)],
+    keys: &'a [String],
+}
+
+impl Observer for BudgetObserver<'_> {
+    fn sent(&self, at: std::time::Instant, attempt: u32) {
+        // The first attempt was counted when its token was taken.
+        if attempt > 1 {
+            self.budgets.resent(self.keys, at);
+        }
+    }
+
+    fn replied(&self, sent: std::time::Instant, headers: &reqwest::header::HeaderMap) {
+        let seen: Vec<(String, u64)> = self
+            .buckets
+            .iter()
+            .filter_map(|(key, name)| {
+                let v = headers
+                    .get(name.as_str())?
+                    .to_str()
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((key.clone(), v))
+            })
+            .collect();
+        if !seen.is_empty() {
+            self.budgets.observe(sent, &seen);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Arm {
     http: Http,
@@ -133,11 +171,25 @@ impl Arm {
 
     async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
         let token = token_with_retry(&self.auth, &self.tenant, Audience::Arm).await?;
+        // Paced on the budget ARM announces (`crate::budget`): wait for a token of every
+        // bucket this request draws on.
+        let buckets = budget::buckets_of(&self.tenant, url, budget::Kind::of(&method));
+        let keys: Vec<String> = buckets.iter().map(|(k, _)| k.clone()).collect();
+        self.http.budgets.acquire(&keys).await;
         let mut req = self.http.request(method, url).bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(b);
         }
-        Ok(self.http.send(Service::Arm, req).await?.body)
+        let observer = BudgetObserver {
+            budgets: &self.http.budgets,
+            buckets: &buckets,
+            keys: &keys,
+        };
+        Ok(self
+            .http
+            .send_observed(Service::Arm, req, &observer)
+            .await?
+            .body)
     }
 
     async fn list<T: serde::de::DeserializeOwned>(&self, first: String) -> Result<Vec<T>> {

@@ -103,7 +103,10 @@ pub fn table(list: &[SubscriptionStatus], _now: time::OffsetDateTime) -> String 
         let spot = s
             .spot_account
             .as_ref()
-            .map(|a| a.account_id.clone())
+            .map(|a| match a.kind {
+                Some(k) => format!("{} ({})", a.account_id, k.label()),
+                None => a.account_id.clone(),
+            })
             .unwrap_or_else(|| "-".into());
         let name: String = s.subscription_name.chars().take(22).collect();
         out.push_str(&format!(

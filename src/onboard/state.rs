@@ -112,7 +112,8 @@ impl State {
 
     /// Whether `account` (as Spot lists it) was created by us for this subscription: its id is
     /// the one our create call recorded and its name the one we gave it, or its credentials
-    /// name `our_app` (`creds_app`: the client id Spot holds).
+    /// name `our_app` (`creds_app`: the client id Spot holds). One whose credentials name
+    /// another app than ours is not ours, whatever the record says.
     pub fn created(
         &self,
         account_id: &str,
@@ -124,10 +125,11 @@ impl State {
             Some(AccountOrigin::Created {
                 account_id: id,
                 name: n,
-            }) if id == account_id => {
-                n == name
-                    || matches!((creds_app, our_app), (Some(c), Some(o)) if c.eq_ignore_ascii_case(o))
-            }
+            }) if id == account_id => match (creds_app, our_app) {
+                (Some(c), Some(o)) if c.eq_ignore_ascii_case(o) => true,
+                (Some(_), Some(_)) => false,
+                _ => n == name,
+            },
             _ => false,
         }
     }
@@ -389,6 +391,34 @@ mod tests {
         }
         let back = State::load(d.path(), "t", "s").unwrap();
         assert_eq!(back.orphan_key_ids.len(), 8);
+    }
+
+    #[test]
+    fn only_the_record_of_our_create_call_makes_an_account_created() {
+        let mut s = State::new("t", "s");
+        // A state file that merely names an account (edited, copied, an earlier version's).
+        s.spot_account_id = Some("act-1".into());
+        assert!(!s.created("act-1", "default", None, None));
+        assert!(!s.chosen("act-1"));
+        s.spot_account_origin = Some(AccountOrigin::Created {
+            account_id: "act-1".into(),
+            name: "Contoso Dev".into(),
+        });
+        assert_eq!(s.created_account(), Some("act-1"));
+        assert!(s.created("act-1", "Contoso Dev", None, None));
+        // Renamed since: still ours only when its credentials name our app.
+        assert!(!s.created("act-1", "renamed", Some("app-x"), Some("app-ours")));
+        assert!(s.created("act-1", "renamed", Some("APP-OURS"), Some("app-ours")));
+        // Credentials of another app: not ours, even under the name we gave it.
+        assert!(!s.created("act-1", "Contoso Dev", Some("app-x"), Some("app-ours")));
+        // Another id is never ours by this record.
+        assert!(!s.created("act-2", "Contoso Dev", Some("app-ours"), Some("app-ours")));
+        s.spot_account_origin = Some(AccountOrigin::Chosen {
+            account_id: "act-1".into(),
+        });
+        assert!(s.chosen("act-1") && !s.created("act-1", "Contoso Dev", None, None));
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["spot_account_origin"]["kind"], "chosen");
     }
 
     #[test]

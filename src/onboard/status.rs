@@ -1,7 +1,7 @@
 //! `status`: what exists for each subscription, read-only, with a verdict (connected; expiring
 //! within 30 days; broken, and why). Also the lookups that `rotate`, `remove` and `bulk` share.
 
-use super::model::Drift;
+use super::model::{AccountKind, Drift};
 use super::policy::{self, Policy, ROLE_MARKER};
 use super::state::State;
 use super::{Session, Settings, Target};
@@ -85,6 +85,9 @@ pub struct SpotInfo {
     pub name: String,
     /// What Spot reads back (the secret itself never comes back).
     pub credentials: Option<AzureCredentialsInfo>,
+    /// Whose it is (issue 16 §2): created by us (only then ever deleted), chosen, not ours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AccountKind>,
 }
 
 /// One subscription's connection, as found.
@@ -604,6 +607,7 @@ async fn one(
             account_id: a.account_id.clone(),
             name: a.name.clone(),
             credentials: creds.clone(),
+            kind: Some(AccountKind::NotOurs),
         });
         return Ok(st);
     }
@@ -710,10 +714,23 @@ async fn one(
         || state
             .as_ref()
             .is_some_and(|s| s.spot_account_id.is_some() || s.role_assignment_id.is_some());
-    let spot = acct.as_ref().map(|a| SpotInfo {
-        account_id: a.account_id.clone(),
-        name: a.name.clone(),
-        credentials: creds.clone(),
+    let spot = acct.as_ref().map(|a| {
+        let creds_app = creds.as_ref().and_then(|c| c.client_id.as_deref());
+        let our_app = f.app.map(|x| x.app_id.as_str());
+        let kind = match &state {
+            Some(st) if st.created(&a.account_id, &a.name, creds_app, our_app) => {
+                AccountKind::Created
+            }
+            Some(st) if st.chosen(&a.account_id) => AccountKind::Chosen,
+            _ if creds.as_ref().is_some_and(ours_creds) => AccountKind::Chosen,
+            _ => AccountKind::NotOurs,
+        };
+        SpotInfo {
+            account_id: a.account_id.clone(),
+            name: a.name.clone(),
+            credentials: creds.clone(),
+            kind: Some(kind),
+        }
     });
     let now = OffsetDateTime::now_utc();
     let recorded_key = state

@@ -783,3 +783,51 @@ async fn a_secret_is_removed_only_when_no_subscription_holds_it_and_rotation_mov
     all_working(&env, &[seed::SUB_CONTOSO_PROD]).await;
     env.sim.shutdown().await;
 }
+
+/// Issue 16 §4: `remove` takes out only its own scopes from the shared role, as the role is when
+/// it writes: a scope another writer added after the removal was planned stays (before: the
+/// plan's list minus ours was written back, dropping the newcomer's scope).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_takes_out_only_its_scope_from_the_role_as_it_is_now() {
+    let env = env(SimOpts {
+        subscriptions: 1,
+        ..Default::default()
+    })
+    .await;
+    let x = seed::extra_subscription_id(1);
+    let r = bulk(&env, &[prod(), dev()]).await;
+    assert_eq!(r.failed(), 0, "{r:#?}");
+    let plans = plan_removal(
+        &env.session,
+        &[dev()],
+        &Settings::default(),
+        RemoveOptions::default(),
+    )
+    .await
+    .unwrap();
+    // Another writer makes the role assignable at a third subscription meanwhile.
+    let r = bulk(&env, &[target(&x, "Extra 1")]).await;
+    assert_eq!(r.failed(), 0, "{r:#?}");
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let res = remove(&env.session, &plans[0], tx).await;
+    assert!(res.iter().all(|r| r.done), "{res:#?}");
+    let st = env.sim.state();
+    let role = arr(&st, "roleDefinitions")
+        .into_iter()
+        .find(|r| s(r, "roleName") == ROLE)
+        .expect("the role stays");
+    let mut scopes: Vec<String> = role["assignableScopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    scopes.sort();
+    let mut want = vec![
+        format!("/subscriptions/{}", seed::SUB_CONTOSO_PROD),
+        format!("/subscriptions/{x}"),
+    ];
+    want.sort();
+    assert_eq!(scopes, want);
+    env.sim.shutdown().await;
+}

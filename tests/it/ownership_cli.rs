@@ -175,6 +175,14 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
         .expect("the hand-made app is still there");
     assert_eq!(old["passwordCredentials"].as_array().unwrap().len(), 1);
 
+    let (code, out, err) = env.run(&with("status", fab_prod(), &[])).await;
+    std::fs::write("/tmp/acc/status-taken.txt", &out).ok();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("{} (chosen)", seed::SPOT_ACCOUNT_CONNECTED)),
+        "{out}"
+    );
+
     // `remove --delete-spot-account` never deletes a taken-over (chosen) account, and keeps
     // the app, secret and assignment it uses, saying so.
     let (code, out, err) = env
@@ -383,6 +391,15 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
     };
     assert!(
         row(&out, seed::SUB_CONTOSO_PROD).contains(" connected "),
+        "{out}"
+    );
+    // The kind of each Spot account is named.
+    assert!(
+        row(&out, seed::SUB_CONTOSO_PROD).ends_with("(created)"),
+        "{out}"
+    );
+    assert!(
+        row(&out, seed::SUB_FABRIKAM_PROD).ends_with("(not ours)"),
         "{out}"
     );
     assert!(

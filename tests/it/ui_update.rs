@@ -801,3 +801,59 @@ fn the_review_scrolls_when_the_plan_does_not_fit() {
     let fx = feed(&mut s, 6.0, vec![enter()]);
     assert!(matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions.len() == 2));
 }
+
+#[test]
+fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_one() {
+    use spot_connect::onboard::model::{Plan, PlanAction, PlanItem};
+    // No connection that is not ours: `t` does nothing.
+    let mut s = at_confirm();
+    assert_eq!(s.pane, Pane::Confirm);
+    assert!(feed(&mut s, 7.0, vec![ch('t')]).is_empty());
+    assert!(!s.take_over);
+
+    // One kept: `t` plans again with the take-over; `t` again keeps it.
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    let g = s.plan_gen;
+    let p = plan();
+    let mut items = p.items.clone();
+    items.push(PlanItem {
+        step: Step::ConnectSpot,
+        object: "Spot connection".into(),
+        name: "Fabrikam Production".into(),
+        action: PlanAction::Keep,
+        tenant_id: items[0].tenant_id.clone(),
+        subscription_id: p.subscriptions.first().map(|t| t.subscription_id.clone()),
+        id: Some("act-5a1e0002".into()),
+        reason:
+            "connected through Spot.io-fabrikam-prod (c1000003-…), secret expires 2028-12-01: keep"
+                .into(),
+        drift: None,
+    });
+    let kept = Plan::new(p.subscriptions.clone(), items);
+    feed(
+        &mut s,
+        6.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(kept),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    let fx = feed(&mut s, 7.0, vec![ch('t')]);
+    assert!(
+        matches!(&fx[..], [Effect::Plan { choices, .. }] if choices.take_over),
+        "{fx:?}"
+    );
+    assert!(s.take_over);
+    let fx = feed(&mut s, 8.0, vec![ch('t')]);
+    assert!(
+        matches!(&fx[..], [Effect::Plan { choices, .. }] if !choices.take_over),
+        "{fx:?}"
+    );
+}

@@ -594,6 +594,7 @@ pub fn statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
         account_id: id.into(),
         name: "Contoso Production".into(),
         credentials: None,
+        kind: None,
     };
     vec![
         SubscriptionStatus {
