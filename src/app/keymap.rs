@@ -27,6 +27,14 @@ pub enum Cmd {
     Confirm,
     /// Device code blocked: sign in with a browser instead.
     BrowserSignIn,
+    /// Copy the device code to the terminal's clipboard (OSC 52).
+    CopyCode,
+    /// Copy the sign-in address to the terminal's clipboard (OSC 52).
+    CopyUrl,
+    /// Leave the full screen and print the sign-in address on one line, until a key.
+    ShowUrl,
+    /// The review is blocked: plan again (after the operator fixed the cause).
+    Replan,
     /// The review shows a connection that is not ours: take it over (or keep it again).
     TakeOver,
 }
@@ -68,6 +76,17 @@ pub enum Ctx {
     Confirmable,
     /// Conditional Access blocked the device-code sign-in.
     DeviceCodeBlocked,
+    /// A device code is on screen (no field has the focus).
+    CodeShown,
+    /// A sign-in address is on screen (no field has the focus).
+    UrlShown,
+    /// The browser sign-in's address is on screen (no field has the focus).
+    BrowserUrl,
+    /// The browser sign-in's paste field has the focus: printable keys are text, so the
+    /// address keys are Ctrl ones.
+    PasteField,
+    /// The review's plan has a blocked item: nothing can be written, `r` plans again.
+    PlanBlocked,
     /// The review lists a connection that is not ours (kept), or one being taken over.
     CanTakeOver,
 }
@@ -177,6 +196,48 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[Ctx::CanGoBack, Ctx::Text],
         footer: true,
     },
+    // The sign-in's address and code, copyable at any width (a mouse copy of the wrapped
+    // address picks up borders and line breaks).
+    Binding {
+        keys: &[c('c')],
+        key_label: "c",
+        cmd: Cmd::CopyCode,
+        label: "copy code",
+        contexts: &[Ctx::CodeShown],
+        footer: true,
+    },
+    Binding {
+        keys: &[ctrl('u')],
+        key_label: "Ctrl-U",
+        cmd: Cmd::CopyUrl,
+        label: "copy URL",
+        contexts: &[Ctx::PasteField],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('u'), ctrl('u')],
+        key_label: "u",
+        cmd: Cmd::CopyUrl,
+        label: "copy URL",
+        contexts: &[Ctx::UrlShown],
+        footer: true,
+    },
+    Binding {
+        keys: &[ctrl('o')],
+        key_label: "Ctrl-O",
+        cmd: Cmd::ShowUrl,
+        label: "raw URL",
+        contexts: &[Ctx::PasteField],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('o'), ctrl('o')],
+        key_label: "o",
+        cmd: Cmd::ShowUrl,
+        label: "raw URL",
+        contexts: &[Ctx::BrowserUrl],
+        footer: true,
+    },
     Binding {
         keys: &[k(KeyCode::Tab), k(KeyCode::BackTab)],
         key_label: "Tab",
@@ -256,6 +317,14 @@ pub const KEYMAP: &[Binding] = &[
         cmd: Cmd::BrowserSignIn,
         label: "sign in with a browser",
         contexts: &[Ctx::DeviceCodeBlocked],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('r')],
+        key_label: "r",
+        cmd: Cmd::Replan,
+        label: "plan again",
+        contexts: &[Ctx::PlanBlocked],
         footer: true,
     },
     Binding {

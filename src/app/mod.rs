@@ -4,6 +4,7 @@
 //! `update(&mut State, Action, at)` is the only place state changes and returns the `Effect`s
 //! (sign-in, lookups, plan, apply) the loop starts; `ui::draw` is a pure function of the state.
 
+pub mod clipboard;
 pub mod keymap;
 mod runtime;
 pub mod state;

@@ -256,7 +256,10 @@ async fn event_loop(
     rt.run_effects(fx);
     loop {
         let n = now();
-        if let Err(e) = terminal.draw(|f| crate::ui::draw(f, &state, n)) {
+        // Outside the full screen (the address printed raw) nothing is drawn until a key.
+        if !state.url_printed
+            && let Err(e) = terminal.draw(|f| crate::ui::draw(f, &state, n))
+        {
             tracing::error!("drawing failed: {e}");
             return (exit::FAILED, Some(state));
         }
@@ -287,11 +290,55 @@ async fn event_loop(
         }
         for a in batch {
             let fx = update::update(&mut state, a, now().mono);
+            let fx = screen_effects(terminal, fx);
             if let Some(code) = rt.run_effects(fx) {
                 return (code, Some(state));
             }
         }
     }
+}
+
+/// Performs the effects on the terminal itself (clipboard, leaving and re-entering the full
+/// screen); returns the others.
+fn screen_effects(terminal: &mut ratatui::DefaultTerminal, fx: Vec<Effect>) -> Vec<Effect> {
+    use ratatui::crossterm::{cursor, execute, terminal as term};
+    let mut rest = vec![];
+    for e in fx {
+        let r = match &e {
+            Effect::Copy { text } => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&super::clipboard::osc52(text))
+                    .and_then(|()| out.flush())
+            }
+            Effect::PrintUrl { url } => {
+                let mut out = std::io::stdout().lock();
+                // Raw mode stays on (the key that comes back is read as usual): "\r\n" ends
+                // lines. The address is one line; the terminal wraps it softly, so a mouse
+                // copy takes it whole.
+                execute!(out, term::LeaveAlternateScreen, cursor::Show).and_then(|()| {
+                    write!(
+                        out,
+                        "\r\nOpen this address in a browser (it is one line):\r\n\r\n{}\r\n\r\nPress any key to go back to spot-connect.\r\n",
+                        crate::text::clean(url)
+                    )?;
+                    out.flush()
+                })
+            }
+            Effect::ResumeScreen => {
+                execute!(std::io::stdout(), term::EnterAlternateScreen, cursor::Hide)
+                    // Everything is drawn again.
+                    .and_then(|()| terminal.clear())
+            }
+            _ => {
+                rest.push(e);
+                continue;
+            }
+        };
+        if let Err(err) = r {
+            tracing::warn!("terminal: {err}");
+        }
+    }
+    rest
 }
 
 struct Runner {
@@ -341,6 +388,8 @@ impl Runner {
         for e in fx {
             match e {
                 Effect::Quit(code) => return Some(code),
+                // The terminal's own (`screen_effects`).
+                Effect::Copy { .. } | Effect::PrintUrl { .. } | Effect::ResumeScreen => {}
                 Effect::LoadSpotAccounts { token } => {
                     let spot = if self.token.as_ref() == Some(&token) {
                         self.session.spot.clone()

@@ -317,6 +317,11 @@ pub struct State {
     /// A tenant that asked to be signed in to again: (tenant, why). Its prompt is shown over
     /// whatever pane is open.
     pub sign_in_again: Option<(String, String)>,
+    /// What the last copy key put on the clipboard ("the sign-in address"), shown under the
+    /// prompt until the prompt changes.
+    pub copied: Option<String>,
+    /// The full screen is left: the sign-in address is printed raw on one line until a key.
+    pub url_printed: bool,
     pub discovery: Load<Discovery>,
     pub filter: TextArea<'static>,
     /// Index into `visible_subscriptions()`.
@@ -448,6 +453,8 @@ impl State {
             },
             sign_in_note: None,
             sign_in_again: None,
+            copied: None,
+            url_printed: false,
             discovery: Load::Idle,
             filter: field("type to filter by name or id", ""),
             sub_sel: 0,
@@ -624,6 +631,49 @@ impl State {
                 || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
     }
 
+    /// The plan under review has a blocked item: nothing can be written.
+    pub fn plan_blocked(&self) -> bool {
+        self.plan
+            .ready()
+            .is_some_and(|p| p.blocked().next().is_some())
+    }
+
+    /// The review cannot go ahead: a blocked item, or one named Spot account for several
+    /// subscriptions.
+    pub fn review_blocked(&self) -> bool {
+        self.pane == Pane::Confirm
+            && (self.plan_blocked()
+                || (self.plan.ready().is_some() && one_account_for_several(self)))
+    }
+
+    /// A device code is on screen (Azure login pane, or the sign-in-again box).
+    pub fn code_shown(&self) -> bool {
+        self.device_code.is_some()
+            && self.browser.is_none()
+            && (self.reauth_open() || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
+    }
+
+    /// The device code on screen, if any (never a token: the code the operator types).
+    pub fn sign_in_code(&self) -> Option<&str> {
+        self.code_shown()
+            .then(|| self.device_code.as_ref().map(|d| d.user_code.as_str()))
+            .flatten()
+    }
+
+    /// The sign-in address on screen: the browser sign-in's, or the device code's page.
+    pub fn sign_in_url(&self) -> Option<&str> {
+        if self.browser_shown() {
+            return self.browser.as_ref().map(|b| b.url.as_str());
+        }
+        self.code_shown()
+            .then(|| {
+                self.device_code
+                    .as_ref()
+                    .map(|d| d.verification_uri.as_str())
+            })
+            .flatten()
+    }
+
     /// The device-code sign-in failed because Conditional Access blocks it (`b` switches to
     /// the browser sign-in).
     pub fn device_code_blocked(&self) -> bool {
@@ -679,6 +729,8 @@ impl State {
                 Pane::Apply | Pane::Status => false,
                 Pane::Rotate => matches!(self.rotate, OpPhase::Choose),
                 Pane::Remove => matches!(self.remove, OpPhase::Choose),
+                // Enter does nothing on a blocked review: the footer says what does.
+                Pane::Confirm => !self.review_blocked(),
                 _ => true,
             };
             if can_continue {
@@ -730,6 +782,19 @@ impl State {
             Pane::Subscription if self.field.is_some() => v.push(Ctx::Filtering),
             _ => {}
         }
+        if self.field.is_none() {
+            if self.code_shown() {
+                v.push(Ctx::CodeShown);
+            }
+            if self.sign_in_url().is_some() {
+                v.push(Ctx::UrlShown);
+            }
+            if self.browser_shown() {
+                v.push(Ctx::BrowserUrl);
+            }
+        } else if self.field == Some(Field::Paste) && self.browser_shown() {
+            v.push(Ctx::PasteField);
+        }
         if self.device_code_blocked()
             && self.field.is_none()
             && matches!(self.pane, Pane::AzureLogin | Pane::Subscription)
@@ -750,6 +815,9 @@ impl State {
                 }
             }
             _ => {}
+        }
+        if self.pane == Pane::Confirm && self.plan_blocked() && self.field.is_none() {
+            v.push(Ctx::PlanBlocked);
         }
         if self.retryable().is_some() && self.field.is_none() {
             v.push(Ctx::Failed);

@@ -99,6 +99,14 @@ pub enum Effect {
     },
     /// Carry out removal plans.
     Remove { plans: Vec<RemovalPlan> },
+    /// Put this text on the terminal's clipboard (OSC 52). Only ever the sign-in address or
+    /// the device code: never a token or a secret.
+    Copy { text: String },
+    /// Leave the full screen and print the sign-in address raw on one line (so a mouse copy
+    /// takes it whole); the next key comes back (`Effect::ResumeScreen`).
+    PrintUrl { url: String },
+    /// Back to the full screen after `PrintUrl`, redrawn whole.
+    ResumeScreen,
     /// Stop everything and leave with this exit code.
     Quit(i32),
 }
@@ -731,6 +739,7 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
                 format!("device code issued, expires {}", prompt.expires_at),
             );
             s.device_code = Some(prompt);
+            s.copied = None;
             if matches!(s.sign_in, Load::Idle) {
                 s.sign_in = Load::Loading { since: at };
             }
@@ -747,6 +756,7 @@ fn on_progress(s: &mut State, p: Progress, at: Duration) {
             s.browser = Some(prompt);
             s.device_code = None;
             s.sign_in_note = None;
+            s.copied = None;
             set_text(&mut s.paste, "");
             if matches!(s.sign_in, Load::Idle) {
                 s.sign_in = Load::Loading { since: at };
@@ -875,6 +885,12 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
     if key.kind != ratatui::crossterm::event::KeyEventKind::Press {
         return vec![];
     }
+    // The address is printed outside the full screen: any key comes back, changing nothing
+    // else.
+    if s.url_printed {
+        s.url_printed = false;
+        return vec![Effect::ResumeScreen];
+    }
     let active = s.contexts();
     let pane = s.pane;
     let fx = match keymap::lookup(&key, &active) {
@@ -893,8 +909,16 @@ fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> {
     fx
 }
 
+/// A copy key: `text` (the sign-in address or the device code) to the clipboard.
+fn copy(s: &mut State, what: &str, text: String) -> Vec<Effect> {
+    log(s, format!("{what} copied to the clipboard (OSC 52)"));
+    s.copied = Some(what.to_string());
+    vec![Effect::Copy { text }]
+}
+
 /// The interactive sign-in ended: its browser prompt, note and paste field go.
 fn end_interactive(s: &mut State) {
+    s.copied = None;
     s.browser = None;
     s.sign_in_note = None;
     s.sign_in_again = None;
@@ -1037,10 +1061,12 @@ fn list_len(s: &State) -> usize {
         Pane::Subscription => s.visible_subscriptions().len(),
         Pane::ClientSecret => SECRET_MONTHS.len(),
         // The review's lines: one per object, plus headers.
-        Pane::Confirm => s
-            .plan
-            .ready()
-            .map_or(0, |p| p.items.len() * 2 + p.counts.len() + 8),
+        Pane::Confirm => s.plan.ready().map_or(0, |p| {
+            // The blocked items come first too, their reasons wrapped (a row per ~20
+            // characters is more than enough at 80 columns).
+            let blocked: usize = p.blocked().map(|i| i.reason.len() / 20 + 3).sum();
+            p.items.len() * 2 + p.counts.len() + 8 + blocked
+        }),
         _ => 0,
     }
 }
@@ -1181,6 +1207,14 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             vec![]
         }
         Cmd::Retry => retry(s, at),
+        Cmd::Replan => {
+            if !(s.pane == Pane::Confirm && s.plan_blocked()) {
+                return vec![];
+            }
+            log(s, "planning again".into());
+            s.review_scroll = 0;
+            start_plan(s, at)
+        }
         Cmd::Toggle => {
             if let Some(sub) = s.selected_subscription()
                 && sub.selectable()
@@ -1224,6 +1258,22 @@ fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             s.sign_in = Load::Loading { since: at };
             refresh_pre_steps(s, at);
             vec![Effect::UseBrowserSignIn]
+        }
+        Cmd::CopyCode => match s.sign_in_code().map(str::to_string) {
+            Some(text) => copy(s, "the device code", text),
+            None => vec![],
+        },
+        Cmd::CopyUrl => match s.sign_in_url().map(str::to_string) {
+            Some(text) => copy(s, "the sign-in address", text),
+            None => vec![],
+        },
+        Cmd::ShowUrl => {
+            let Some(url) = s.browser_shown().then(|| s.sign_in_url()).flatten() else {
+                return vec![];
+            };
+            let url = url.to_string();
+            s.url_printed = true;
+            vec![Effect::PrintUrl { url }]
         }
         Cmd::Continue if s.field == Some(Field::Paste) => submit_paste(s),
         Cmd::Continue => {

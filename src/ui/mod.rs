@@ -318,6 +318,14 @@ fn draw_log(frame: &mut Frame, s: &State, _t: Theme, area: Rect) {
 fn draw_footer(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let active = s.contexts();
     let mut spans = vec![];
+    // The state first: a blocked review cannot go on (Enter is not offered).
+    if s.review_blocked() && !s.show_help && !s.confirm_quit {
+        spans.push(Span::styled(
+            " BLOCKED",
+            t.bad().add_modifier(Modifier::REVERSED),
+        ));
+        spans.push(Span::raw(" "));
+    }
     for b in keymap::visible(&active, true) {
         spans.push(Span::styled(format!(" {}", b.key_label), t.key()));
         spans.push(Span::raw(format!(" {} ", b.label)));
@@ -414,6 +422,7 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         panes::browser_prompt(frame, s, t, now, rest);
     } else if let Some(dc) = &s.device_code {
         let mut lines = panes::device_code_lines(dc, t, now);
+        lines.extend(panes::copied_line(s, t));
         lines.push(Line::from(""));
         lines.push(widgets::loading("waiting for you to sign in…", t, now));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);

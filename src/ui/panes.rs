@@ -1,6 +1,8 @@
 //! One function per pane.
 
-use super::widgets::{elide_path, error_lines, fit, loading, para, short_id, wrapped_rows};
+use super::widgets::{
+    elide_path, error_lines, fit, loading, para, sentence, short_id, wrap_words, wrapped_rows,
+};
 use super::{Theme, fmt_elapsed, spinner, status_word};
 use crate::app::state::secs;
 use crate::app::state::{Field, Load, Now, Pane, Run, SECRET_MONTHS, State, Status};
@@ -172,20 +174,16 @@ pub(crate) fn device_code_lines(
         t.accent().add_modifier(Modifier::UNDERLINED),
     )));
     lines.push(Line::from("and enter this code:"));
-    let spaced: String = dc
-        .user_code
-        .chars()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let w = spaced.chars().count() + 4;
+    // One word: a double-click selects it whole.
+    let code = dc.user_code.clone();
+    let w = code.chars().count() + 4;
     lines.push(Line::from(Span::styled(
         format!("  ┏{}┓", "━".repeat(w)),
         t.bold(),
     )));
     lines.push(Line::from(vec![
         Span::styled("  ┃  ", t.bold()),
-        Span::styled(spaced, t.bold().add_modifier(Modifier::REVERSED)),
+        Span::styled(code, t.bold().add_modifier(Modifier::REVERSED)),
         Span::styled("  ┃", t.bold()),
     ]));
     lines.push(Line::from(Span::styled(
@@ -207,6 +205,17 @@ pub(crate) fn device_code_lines(
         ]));
     }
     lines
+}
+
+/// "✓ the sign-in address copied …", after a copy key.
+pub(crate) fn copied_line(s: &State, t: Theme) -> Option<Line<'static>> {
+    let what = s.copied.as_ref()?;
+    Some(Line::from(vec![
+        Span::styled("✓ ", t.ok()),
+        Span::raw(format!(
+            "{what} copied to the clipboard (if your terminal allows OSC 52)"
+        )),
+    ]))
 }
 
 /// Device code blocked: what `b` does.
@@ -250,6 +259,7 @@ pub(crate) fn browser_prompt(frame: &mut Frame, s: &State, t: Theme, now: Now, a
     let left = b.expires_at - now.wall;
     // The refusal, when there is one, is what matters (the sidebar still spins).
     if bottom.is_empty() {
+        bottom.extend(copied_line(s, t));
         bottom.push(loading(
             &format!("waiting for the sign-in… {} left", countdown(left)),
             t,
@@ -320,6 +330,7 @@ fn azure_login(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         }
         (Load::Loading { .. }, Some(dc)) => {
             lines.extend(device_code_lines(dc, t, now));
+            lines.extend(copied_line(s, t));
             lines.push(Line::from(""));
             lines.push(loading("waiting for you to sign in…", t, now));
         }
@@ -504,10 +515,10 @@ fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
             t.bold(),
         ),
     ])];
-    v.push(Line::from(Span::styled(
-        format!("        {}", i.reason),
-        t.dim(),
-    )));
+    // Wrapped, never cut: the reason says what to do.
+    for l in wrap_words(&i.reason, w.saturating_sub(8)) {
+        v.push(Line::from(Span::styled(format!("        {l}"), t.dim())));
+    }
     if let Some(id) = &i.id {
         v.push(Line::from(Span::styled(
             format!("        id {id}"),
@@ -675,8 +686,50 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             t.bold(),
         )]));
     }
+    let w = area.width as usize;
+    let one_account = crate::app::state::one_account_for_several(s);
+    // Blocked: what blocks it and what to do come first, wrapped, so they show at 80x24 above
+    // the plan (which scrolls); nothing says how many writes there are.
+    if one_account {
+        lines.extend(sentence(
+            Span::styled("Blocked: ", t.bad()),
+            &format!(
+                "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
+                s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
+            ),
+            2,
+            w,
+            ratatui::style::Style::default(),
+        ));
+        lines.push(Line::from(""));
+    } else if !blocked.is_empty() {
+        lines.extend(sentence(
+            Span::styled("Blocked: ", t.bad()),
+            if blocked.len() == 1 {
+                "nothing is written until this is fixed:"
+            } else {
+                "nothing is written until these are fixed:"
+            },
+            2,
+            w,
+            t.bold(),
+        ));
+        for i in &blocked {
+            lines.extend(plan_line(i, t, w));
+        }
+        lines.push(Line::from(vec![
+            Span::raw("Then press "),
+            Span::styled("r", t.key()),
+            Span::raw(" to plan again."),
+        ]));
+        lines.push(Line::from(""));
+    }
     lines.push(Line::from(Span::styled(
-        format!("{writes} to write (+ create ~ update = reuse), per kind:"),
+        if one_account || !blocked.is_empty() {
+            "The plan (+ create ~ update = reuse), per kind:".to_string()
+        } else {
+            format!("{writes} to write (+ create ~ update = reuse), per kind:")
+        },
         t.bold(),
     )));
     for c in &p.counts {
@@ -714,31 +767,13 @@ fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
             Span::styled(fit(&i.name, name_w), t.bold()),
         ]));
     }
-    lines.push(Line::from(""));
-    if crate::app::state::one_account_for_several(s) {
-        lines.push(Line::from(vec![
-            Span::styled("Blocked: ", t.bad()),
-            Span::raw(format!(
-                "{} holds one subscription. Go back (Esc) to Spot account and choose automatic or a new account, or select one subscription.",
-                s.spot_account_id.clone().unwrap_or_else(|| "the chosen Spot account".into())
-            )),
-        ]));
-    } else if blocked.is_empty() {
+    if !one_account && blocked.is_empty() {
+        lines.push(Line::from(""));
         lines.push(Line::from(vec![
             Span::styled(format!("{}-month", s.secret_months()), t.bold()),
             Span::raw(" secret. Nothing is written before "),
             Span::styled("Enter", t.key()),
             Span::raw("."),
-        ]));
-    } else {
-        for i in &blocked {
-            lines.extend(plan_line(i, t, area.width as usize));
-        }
-        lines.push(Line::from(vec![
-            Span::styled("Blocked: ", t.bad()),
-            Span::raw("nothing is written; fix the above, then press "),
-            Span::styled("r", t.key()),
-            Span::raw(" to plan again."),
         ]));
     }
     // Scrolling: the first line shown, and where the view is when not everything fits.

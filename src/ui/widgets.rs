@@ -141,3 +141,59 @@ pub(crate) fn wrapped_rows(lines: &[Line<'static>], width: u16) -> u16 {
         })
         .sum()
 }
+
+/// `text` broken at spaces into lines of at most `w` columns (a word longer than `w` is broken
+/// by character): a sentence is never cut off, whatever the width.
+pub(crate) fn wrap_words(text: &str, w: usize) -> Vec<String> {
+    let w = w.max(1);
+    let mut out: Vec<String> = vec![];
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        let cur_len = cur.chars().count();
+        if cur_len > 0 && cur_len + 1 + word.len() <= w {
+            cur.push(' ');
+            cur.extend(word);
+            continue;
+        }
+        if cur_len > 0 {
+            out.push(std::mem::take(&mut cur));
+        }
+        while word.len() > w {
+            out.push(word.drain(..w).collect());
+        }
+        cur = word.into_iter().collect();
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A sentence wrapped to `w` columns: `head` (styled) starts its first line, the rest of the
+/// lines are indented by `indent` spaces.
+pub(crate) fn sentence(
+    head: Span<'static>,
+    text: &str,
+    indent: usize,
+    w: usize,
+    style: ratatui::style::Style,
+) -> Vec<Line<'static>> {
+    let head_w = head.content.chars().count();
+    let first_w = w.saturating_sub(head_w).max(1);
+    let words = wrap_words(text, first_w);
+    let mut out = vec![Line::from(vec![
+        head,
+        Span::styled(words[0].clone(), style),
+    ])];
+    let rest: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    if !rest.is_empty() {
+        for l in wrap_words(&rest.join(" "), w.saturating_sub(indent)) {
+            out.push(Line::from(Span::styled(
+                format!("{}{l}", " ".repeat(indent)),
+                style,
+            )));
+        }
+    }
+    out
+}

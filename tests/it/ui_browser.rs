@@ -246,3 +246,139 @@ fn with_auth_browser_the_prompt_waits_for_the_azure_login_pane_then_takes_the_ke
     );
     assert_eq!(s.field, Some(Field::Paste));
 }
+
+fn ctrl(c: char) -> Action {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn copied(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Copy { text } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The footer: the last line of the screen.
+fn footer(screen: &str) -> String {
+    screen.lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_device_code_is_one_word_and_c_and_u_copy_the_code_and_the_address() {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    let screen = render(&s, 80, 24, now(1.5));
+    assert!(screen.contains("GKQ7-XR2M"), "one word:\n{screen}");
+    assert!(!screen.contains("G K Q 7"), "{screen}");
+    let f = footer(&screen);
+    assert!(f.contains("c copy code") && f.contains("u copy URL"), "{f}");
+    let fx = feed(&mut s, 2.0, vec![ch('c')]);
+    assert_eq!(copied(&fx), vec!["GKQ7-XR2M".to_string()], "{fx:?}");
+    assert_eq!(fx.len(), 1);
+    assert!(render(&s, 80, 24, now(2.1)).contains("the device code copied to the clipboard"));
+    let fx = feed(&mut s, 2.5, vec![ch('u')]);
+    assert_eq!(
+        copied(&fx),
+        vec!["https://microsoft.com/devicelogin".to_string()]
+    );
+    // The address is short here: nothing to print on one line.
+    assert!(feed(&mut s, 3.0, vec![ch('o')]).is_empty());
+    assert!(!s.url_printed);
+    // Signed in: the code is gone, and so are the keys and the note.
+    feed(&mut s, 4.0, vec![Action::SignedIn(Ok(identity()))]);
+    assert!(feed(&mut s, 4.1, vec![ch('c'), ch('u')]).is_empty());
+    assert!(!render(&s, 80, 24, now(4.2)).contains("copied to the clipboard"));
+}
+
+#[test]
+fn copy_keys_copy_only_what_is_on_screen_never_the_token() {
+    // The Spot account pane: a device code is issued but shown on the next pane only, and the
+    // token field is there.
+    let mut s = started_state();
+    assert_eq!(s.pane, Pane::SpotAccount);
+    assert!(s.device_code.is_some());
+    let fx = feed(&mut s, 1.0, vec![ch('c'), ch('u'), ch('o'), ctrl('u')]);
+    assert!(copied(&fx).is_empty(), "{fx:?}");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::PrintUrl { .. })));
+    assert!(s.copied.is_none() && !s.url_printed);
+    let screen = render(&s, 80, 24, now(1.1));
+    assert!(!footer(&screen).contains("copy"), "{screen}");
+}
+
+#[test]
+fn the_browser_address_is_copied_with_ctrl_u_in_the_paste_field_and_u_outside_it() {
+    let mut s = browser_state();
+    let url = browser("organizations").url;
+    assert_eq!(s.field, Some(Field::Paste));
+    let f = footer(&render(&s, 80, 24, now(4.0)));
+    assert!(
+        f.contains("Ctrl-U copy URL") && f.contains("Ctrl-O raw URL"),
+        "{f}"
+    );
+    let fx = feed(&mut s, 4.5, vec![ctrl('u')]);
+    assert_eq!(
+        copied(&fx),
+        vec![url.clone()],
+        "exactly the address: {fx:?}"
+    );
+    assert!(
+        s.paste.lines().join("").is_empty(),
+        "the key is not typed into the field"
+    );
+    assert!(render(&s, 80, 24, now(4.6)).contains("the sign-in address copied"));
+    // Outside the field, plain u (typed in the field, u is text).
+    feed(
+        &mut s,
+        5.0,
+        vec![key(ratatui::crossterm::event::KeyCode::Esc)],
+    );
+    assert_eq!(s.field, None);
+    assert_eq!(copied(&feed(&mut s, 5.1, vec![ch('u')])), vec![url.clone()]);
+    feed(
+        &mut s,
+        5.2,
+        vec![key(ratatui::crossterm::event::KeyCode::Tab)],
+    );
+    assert_eq!(s.field, Some(Field::Paste));
+    assert!(copied(&feed(&mut s, 5.3, vec![ch('u')])).is_empty());
+    assert_eq!(s.paste.lines().join(""), "u");
+}
+
+#[test]
+fn o_prints_the_address_raw_and_any_key_comes_back_with_the_state_unchanged() {
+    let mut s = browser_state();
+    let url = browser("organizations").url;
+    let before = render(&s, 80, 24, now(4.0));
+    let fx = feed(&mut s, 4.0, vec![ctrl('o')]);
+    match fx.as_slice() {
+        [Effect::PrintUrl { url: u }] => assert_eq!(u, &url),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.url_printed);
+    // Any key comes back, and does nothing else (not typed into the paste field).
+    let fx = feed(&mut s, 9.0, vec![ch('x')]);
+    assert!(matches!(fx.as_slice(), [Effect::ResumeScreen]), "{fx:?}");
+    assert!(!s.url_printed);
+    assert_eq!(s.field, Some(Field::Paste));
+    assert!(s.paste.lines().join("").is_empty());
+    assert_eq!(render(&s, 80, 24, now(4.0)), before);
+    // Outside the field, plain o does the same; q while printed only comes back.
+    feed(
+        &mut s,
+        10.0,
+        vec![key(ratatui::crossterm::event::KeyCode::Esc)],
+    );
+    assert!(matches!(
+        feed(&mut s, 10.1, vec![ch('o')]).as_slice(),
+        [Effect::PrintUrl { .. }]
+    ));
+    assert!(matches!(
+        feed(&mut s, 10.2, vec![ch('q')]).as_slice(),
+        [Effect::ResumeScreen]
+    ));
+    assert!(s.exit.is_none());
+}

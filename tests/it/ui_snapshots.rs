@@ -485,3 +485,106 @@ fn bulk_done_pane() {
     assert_eq!(s.pane, Pane::Done);
     snap("done_multi", &s, now(9.5));
 }
+
+const BLOCKED_REASON: &str = "you (ops@contoso.com) cannot assign roles on Contoso Production: Owner or User Access Administrator is needed there (you have Contributor); ask an Owner to grant it, then plan again";
+
+/// The review of a plan whose role assignment is blocked (the operator lacks the right).
+fn at_blocked_review() -> State {
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    let mut p = plan();
+    let ra = p
+        .items
+        .iter_mut()
+        .find(|i| i.step == Step::RoleAssignment)
+        .expect("a role assignment in the plan");
+    ra.action = spot_connect::onboard::model::PlanAction::Blocked;
+    ra.reason = BLOCKED_REASON.into();
+    let p = spot_connect::onboard::model::Plan::new(p.subscriptions.clone(), p.items);
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        6.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(p),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    s
+}
+
+/// The words of the pane right of the step sidebar, borders and line breaks aside (a wrapped
+/// sentence reads whole).
+fn words(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| l.chars().skip(28).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(['│', '┌', '┐', '└', '┘', '─'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_blocked_review_says_what_to_do_at_80x24() {
+    let mut s = at_blocked_review();
+    snap("confirm_blocked", &s, now(7.0));
+    for (w, h) in [(80, 24), (120, 40)] {
+        let screen = render(&s, w, h, now(7.0));
+        let footer = screen.lines().last().unwrap().to_string();
+        assert!(
+            words(&screen).contains(BLOCKED_REASON),
+            "the reason whole at {w}x{h}:\n{screen}"
+        );
+        assert!(screen.contains("press r to plan again"), "{screen}");
+        assert!(!screen.contains("to write"), "{screen}");
+        assert!(
+            footer.contains("BLOCKED") && footer.contains("r plan again"),
+            "{footer}"
+        );
+        assert!(!footer.contains("Enter"), "{footer}");
+    }
+    // Enter writes nothing; r plans again (a new generation), and the review waits for it.
+    let fx = feed(&mut s, 8.0, vec![enter()]);
+    assert!(fx.is_empty(), "{fx:?}");
+    let g = s.plan_gen;
+    let fx = feed(&mut s, 8.5, vec![ch('r')]);
+    match fx.as_slice() {
+        [spot_connect::app::update::Effect::Plan { generation, .. }] => {
+            assert_eq!(*generation, g + 1)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.plan.is_loading());
+    assert!(!s.review_blocked());
+    // The plan, unblocked now: Enter is back, and the footer shows no BLOCKED.
+    feed(
+        &mut s,
+        9.0,
+        vec![Action::Planned {
+            generation: g + 1,
+            result: Ok(plan()),
+        }],
+    );
+    let footer = render(&s, 80, 24, now(9.1))
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(
+        footer.contains("Enter continue") && !footer.contains("BLOCKED"),
+        "{footer}"
+    );
+    assert!(
+        feed(&mut s, 9.2, vec![ch('r')]).is_empty(),
+        "r does nothing then"
+    );
+}
