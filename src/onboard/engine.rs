@@ -1352,6 +1352,9 @@ struct TenantRun<'a> {
     new_secret: OnceCell<(SecretRecord, Secret)>,
     /// The tenant's ARM write budget.
     budget: WriteBudget,
+    /// What was read right after this run connected the one Spot account it created (see
+    /// [`apply_listing`]).
+    listed: &'a Mutex<AfterConnect>,
 }
 
 /// A subscription's run: its objects, step times and the first error.
@@ -1370,6 +1373,41 @@ pub(super) async fn apply(
     session: &Session,
     plan: &Plan,
     progress: UnboundedSender<Progress>,
+) -> RunReport {
+    apply_listing(session, plan, progress).await.0
+}
+
+/// What the checks after the run need, read alongside the connection's read-back when the plan
+/// creates exactly one Spot account, so they cost no round trip of the run's chain: the Spot
+/// accounts (the race check, `lock::RunGuard::race_reports`, needs a listing made after that
+/// account was created) and our app with its live secrets (the orphan audit's). A run that
+/// creates several accounts reads these once, after all of them.
+#[derive(Default)]
+pub(super) struct AfterConnect {
+    pub accounts: Option<Vec<SpotAccount>>,
+    /// The tenant and our app there, read after the secret was handed to Spot.
+    pub app: Option<(String, Application)>,
+}
+
+/// [`apply`], and what it read for the checks after the run ([`AfterConnect`]).
+pub(super) async fn apply_listing(
+    session: &Session,
+    plan: &Plan,
+    progress: UnboundedSender<Progress>,
+) -> (RunReport, AfterConnect) {
+    let listed = Mutex::new(AfterConnect::default());
+    let report = apply_inner(session, plan, progress, &listed).await;
+    (
+        report,
+        listed.into_inner().unwrap_or_else(|e| e.into_inner()),
+    )
+}
+
+async fn apply_inner(
+    session: &Session,
+    plan: &Plan,
+    progress: UnboundedSender<Progress>,
+    listed: &Mutex<AfterConnect>,
 ) -> RunReport {
     let t0 = Instant::now();
     let throttled0 = session.http.throttled_count();
@@ -1507,6 +1545,7 @@ pub(super) async fn apply(
             assignments_done: tokio::sync::Notify::new(),
             new_secret: OnceCell::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
+            listed,
         };
         async move { run.run().await }
     });
@@ -2489,8 +2528,42 @@ impl TenantRun<'_> {
                         });
                     })
                     .await?;
-                // Read back: Spot must report this app and this subscription.
-                let back = read(|| spot.get_azure_credentials(&account.account_id)).await?;
+                // Read back: Spot must report this app and this subscription. When this is the
+                // one account the run created, the race check's listing goes alongside.
+                let list_too = matches!(s.account, AccountFact::Create(_))
+                    && self
+                        .facts
+                        .tenants
+                        .iter()
+                        .flat_map(|t| &t.subs)
+                        .filter(|x| matches!(x.account, AccountFact::Create(_)))
+                        .count()
+                        == 1;
+                let (back, list, live) = tokio::join!(
+                    read(|| spot.get_azure_credentials(&account.account_id)),
+                    async {
+                        if list_too {
+                            read(|| spot.list_accounts()).await.ok()
+                        } else {
+                            None
+                        }
+                    },
+                    async {
+                        match (&app_object, list_too) {
+                            (Some(obj), true) => read(|| self.graph.get_application(obj))
+                                .await
+                                .ok()
+                                .flatten(),
+                            _ => None,
+                        }
+                    }
+                );
+                if list_too {
+                    let mut after = lock(self.listed);
+                    after.accounts = list;
+                    after.app = live.map(|a| (self.f.tenant.clone(), a));
+                }
+                let back = back?;
                 let ok = back.as_ref().is_some_and(|c| {
                     c.client_id
                         .as_deref()

@@ -327,9 +327,13 @@ impl RunGuard {
         session: &Session,
         reports: &mut [super::model::Report],
         seen: &mut Seen,
+        listed: Option<Vec<crate::spot::SpotAccount>>,
     ) {
         use super::model::Verdict;
-        let mut accounts: Option<Vec<crate::spot::SpotAccount>> = None;
+        // A listing made after this run's account was created (the engine's, alongside the
+        // connection's read-back) serves as well as one made now: an account made before ours
+        // is in it, and one still unconnected there is read again while waiting.
+        let mut accounts: Option<Vec<crate::spot::SpotAccount>> = listed;
         for report in reports.iter_mut() {
             let Some(summary) = self.duplicate_account(session, report, &mut accounts).await else {
                 continue;

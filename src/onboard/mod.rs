@@ -380,14 +380,21 @@ pub async fn apply(
     } else {
         plan
     };
-    let mut report = engine::apply(session, plan, progress.clone()).await;
+    let (mut report, after) = engine::apply_listing(session, plan, progress.clone()).await;
     // First, a run elsewhere that made a Spot account for the same subscription at the same
     // moment (`lock::RunGuard::race_reports`): the one that gives way deletes its own and fails.
-    // The apps the orphan audit reads, alongside (off the run's critical path).
+    // The apps the orphan audit reads, alongside (off the run's critical path), unless the
+    // engine read them already with the connection's read-back.
     let mut seen = lock::Seen::default();
+    let read_apps = async {
+        match after.app {
+            Some(app) => vec![(app.0, vec![app.1])],
+            None => orphans::prefetch_apps(session, &plan.subscriptions).await,
+        }
+    };
     let (apps, ()) = tokio::join!(
-        orphans::prefetch_apps(session, &plan.subscriptions),
-        guard.race_reports(session, &mut report.reports, &mut seen)
+        read_apps,
+        guard.race_reports(session, &mut report.reports, &mut seen, after.accounts)
     );
     let changed = std::mem::take(&mut seen.changed);
     seen.apps
