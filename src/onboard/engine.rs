@@ -766,7 +766,7 @@ async fn app_rights(session: &Session, graph: &Graph, tenant: &str) -> AppRights
             );
             user_app_rights(tenant, policy, roles)
         }
-        AuthMethod::ClientSecret => {
+        AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
             let Some(client_id) = session.auth.client_id() else {
                 return AppRights::Unknown(
                     "could not check the right to register applications; the write will tell".into(),
@@ -1433,7 +1433,9 @@ pub(super) async fn apply(
                 .map(str::to_string)
                 .or_else(|| {
                     rights_blocked.then(|| match session.auth.method() {
-                        AuthMethod::ClientSecret => SP_APP_RIGHTS_HINT.to_string(),
+                        AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
+                            SP_APP_RIGHTS_HINT.to_string()
+                        }
                         _ => APP_RIGHTS_HINT.to_string(),
                     })
                 }),

@@ -30,6 +30,7 @@ mod ui_e2e_tmux;
 mod ui_readme;
 mod ui_snapshots;
 mod ui_update;
+mod workload_identity;
 
 /// A `.rs` file under tests/it/ that is not declared above would never be compiled or run; a
 /// `.rs` file directly under tests/ would be a binary of its own (linked again, on 2 cores).
