@@ -23,6 +23,7 @@ mod managed_identity;
 mod many_writers;
 mod ownership_cli;
 mod retry_sends;
+mod secret_policy;
 mod sim_authorize;
 mod sim_contract;
 mod ui_browser;
