@@ -156,7 +156,8 @@ pub struct CommonOpts {
     /// Name of the custom role (default: Spot.io Custom Role).
     #[arg(long, global = true)]
     pub role_name: Option<String>,
-    /// Client secret lifetime in months.
+    /// Client secret lifetime in months. A tenant's app management policy with a shorter
+    /// passwordLifetime caps it (the plan says so); one that forbids passwords blocks the plan.
     #[arg(long, global = true, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub secret_months: u32,
     /// Role JSON to use instead of the embedded Spot policy (ARM or az CLI shape).

@@ -3,7 +3,9 @@
 //! Five methods: our [`DeviceCodeCredential`] (default: works over SSH) and its browser variant
 //! (authorization code + PKCE from another machine's browser, `azure::browser`), azure_identity's
 //! `AzureCliCredential` and `ManagedIdentityCredential`, and a service principal's client secret
-//! from `AZURE_TENANT_ID` / `AZURE_CLIENT_ID` / `AZURE_CLIENT_SECRET` ([`ClientSecretCredential`]).
+//! from `AZURE_TENANT_ID` / `AZURE_CLIENT_ID` / `AZURE_CLIENT_SECRET` ([`ClientSecretCredential`]),
+//! and azure_identity's `WorkloadIdentityCredential` (no secret: a federated token from
+//! `AZURE_FEDERATED_TOKEN_FILE`, [`WorkloadIdentity`]).
 //! [`Auth`] hands out access tokens per (tenant, audience) as [`Secret`]s, and the same thing as
 //! an `Arc<dyn TokenCredential>` ([`Auth::credential`]).
 
@@ -17,8 +19,9 @@ use crate::http::Http;
 use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_identity::{
-    AzureCliCredential, AzureCliCredentialOptions, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions,
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, WorkloadIdentityCredential,
+    WorkloadIdentityCredentialOptions,
 };
 use serde_json::Value;
 use std::collections::HashMap;
@@ -40,6 +43,10 @@ pub enum AuthMethod {
     ManagedIdentity,
     /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
     ClientSecret,
+    /// No secret: a federated token from AZURE_FEDERATED_TOKEN_FILE (a Kubernetes service
+    /// account's, as AKS workload identity sets it) exchanged for the app AZURE_CLIENT_ID in
+    /// AZURE_TENANT_ID through its federated identity credential (AZURE_AUTHORITY_HOST optional).
+    WorkloadIdentity,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,6 +133,100 @@ impl ServicePrincipal {
                 )))
             }
         }
+    }
+}
+
+/// `--auth workload-identity`'s settings, from the variables AKS workload identity sets
+/// (azure_identity's `WorkloadIdentityCredential` reads the same names). No secret: the file
+/// holds a short-lived federated token, read again by the credential as it is renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadIdentity {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub token_file: std::path::PathBuf,
+    /// `AZURE_AUTHORITY_HOST` (None: the endpoints' login origin).
+    pub authority_host: Option<String>,
+}
+
+impl WorkloadIdentity {
+    /// `AZURE_TENANT_ID` (or `--tenant`), `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE`
+    /// (a readable, non-empty file), `AZURE_AUTHORITY_HOST` (optional, https).
+    pub fn from_env(tenant: Option<&str>) -> Result<WorkloadIdentity> {
+        Self::from_vars(tenant, |k| std::env::var(k).ok())
+    }
+
+    /// As [`WorkloadIdentity::from_env`], reading variables through `get`.
+    pub fn from_vars(
+        tenant: Option<&str>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<WorkloadIdentity> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let tenant_id = var("AZURE_TENANT_ID").or_else(|| tenant.map(str::to_string));
+        let client_id = var("AZURE_CLIENT_ID");
+        let file = var("AZURE_FEDERATED_TOKEN_FILE");
+        let (Some(tenant_id), Some(client_id), Some(file)) =
+            (tenant_id.clone(), client_id.clone(), file.clone())
+        else {
+            let missing: Vec<&str> = [
+                (tenant_id.is_none(), "AZURE_TENANT_ID"),
+                (client_id.is_none(), "AZURE_CLIENT_ID"),
+                (file.is_none(), "AZURE_FEDERATED_TOKEN_FILE"),
+            ]
+            .iter()
+            .filter(|(m, _)| *m)
+            .map(|(_, k)| *k)
+            .collect();
+            return Err(Error::Usage(format!(
+                "--auth workload-identity needs {} in the environment (AKS workload identity sets them for a pod whose service account is labelled azure.workload.identity/use)",
+                missing.join(", ")
+            )));
+        };
+        let token_file = std::path::PathBuf::from(&file);
+        // The file must hold a token now: azure_identity reads it when the credential is made,
+        // and its own error would come later, from inside the sign-in.
+        match std::fs::metadata(&token_file) {
+            Ok(m) if m.is_file() && m.len() > 0 => {}
+            Ok(m) if m.is_file() => {
+                return Err(Error::Usage(format!(
+                    "AZURE_FEDERATED_TOKEN_FILE={file}: the file is empty (no federated token)"
+                )));
+            }
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "AZURE_FEDERATED_TOKEN_FILE={file}: not a regular file"
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Usage(format!(
+                    "AZURE_FEDERATED_TOKEN_FILE={file}: cannot read the federated token file: {e}"
+                )));
+            }
+        }
+        if let Err(e) = std::fs::File::open(&token_file) {
+            return Err(Error::Usage(format!(
+                "AZURE_FEDERATED_TOKEN_FILE={file}: cannot read the federated token file: {e}"
+            )));
+        }
+        let authority_host = match var("AZURE_AUTHORITY_HOST") {
+            None => None,
+            Some(h) => {
+                let ok = url::Url::parse(h.trim())
+                    .ok()
+                    .filter(|u| u.scheme() == "https" && u.host_str().is_some());
+                if ok.is_none() {
+                    return Err(Error::Usage(format!(
+                        "AZURE_AUTHORITY_HOST={h}: not an https URL (for example https://login.microsoftonline.com/)"
+                    )));
+                }
+                Some(h.trim().trim_end_matches('/').to_string())
+            }
+        };
+        Ok(WorkloadIdentity {
+            tenant_id,
+            client_id,
+            token_file,
+            authority_host,
+        })
     }
 }
 
@@ -279,6 +380,11 @@ enum Backend {
     /// One `az` credential per tenant (`az account get-access-token --tenant`).
     AzureCli(Mutex<HashMap<String, Arc<AzureCliCredential>>>),
     ManagedIdentity(Arc<ManagedIdentityCredential>),
+    /// One federated-token credential per tenant (the app may be multi-tenant).
+    WorkloadIdentity {
+        settings: WorkloadIdentity,
+        creds: Mutex<HashMap<String, Arc<WorkloadIdentityCredential>>>,
+    },
 }
 
 /// Serialises token requests for one (tenant, scope).
@@ -399,6 +505,23 @@ impl Auth {
             // works against whatever cloud `az` is signed in to (`az cloud register` + `az login`;
             // docs/architecture.md).
             AuthMethod::AzureCli => Backend::AzureCli(Mutex::new(HashMap::new())),
+            AuthMethod::WorkloadIdentity => {
+                let settings = WorkloadIdentity::from_env(tenant.as_deref())?;
+                let home = settings.tenant_id.clone();
+                let auth = Self::assemble(
+                    method,
+                    endpoints,
+                    http,
+                    tenant,
+                    Backend::WorkloadIdentity {
+                        settings,
+                        creds: Mutex::new(HashMap::new()),
+                    },
+                    clock,
+                );
+                *lock(&auth.inner.home_tenant) = Some(home);
+                return Ok(auth);
+            }
             AuthMethod::ManagedIdentity => {
                 let mut options = ManagedIdentityCredentialOptions {
                     user_assigned_id: std::env::var("AZURE_CLIENT_ID")
@@ -492,6 +615,7 @@ impl Auth {
     pub fn client_id(&self) -> Option<String> {
         match &self.inner.backend {
             Backend::ClientSecret(c) => Some(c.client_id().to_string()),
+            Backend::WorkloadIdentity { settings, .. } => Some(settings.client_id.clone()),
             _ => None,
         }
     }
@@ -543,7 +667,9 @@ impl Auth {
                     claims.tenant_id.or_else(|| Some(c.tenant_id().to_string())),
                 )
             }
-            Backend::AzureCli(_) | Backend::ManagedIdentity(_) => {
+            Backend::AzureCli(_)
+            | Backend::ManagedIdentity(_)
+            | Backend::WorkloadIdentity { .. } => {
                 let token = self
                     .token(self.inner.tenant.as_deref(), Audience::Arm)
                     .await?;
@@ -553,6 +679,10 @@ impl Auth {
                         .app_id
                         .or(claims.object_id)
                         .map(|id| format!("managed identity {id}")),
+                    AuthMethod::WorkloadIdentity => claims
+                        .app_id
+                        .or(claims.object_id)
+                        .map(|id| format!("workload identity {id}")),
                     _ => claims.username.or(claims.app_id),
                 };
                 (who, claims.tenant_id)
@@ -680,6 +810,30 @@ impl Auth {
                 // A managed identity lives in one tenant: the tenant asked for is not selectable.
                 self.core_token("", scope, cred.as_ref(), None).await
             }
+            Backend::WorkloadIdentity { settings, creds } => {
+                let key = tenant.unwrap_or(&settings.tenant_id).to_string();
+                if let Some(t) = self.inner.cache.get(&key, scope) {
+                    return Ok(t);
+                }
+                let cred = {
+                    let mut map = lock(creds);
+                    match map.get(&key) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = workload_credential(
+                                settings,
+                                &key,
+                                &self.inner.endpoints,
+                                &self.inner.http,
+                            )?;
+                            map.insert(key.clone(), c.clone());
+                            c
+                        }
+                    }
+                };
+                // The identity platform issued it for the tenant of the token URL.
+                self.core_token(&key, scope, cred.as_ref(), None).await
+            }
         }
     }
 
@@ -715,6 +869,43 @@ impl Auth {
             tenant: tenant.map(str::to_string),
         })
     }
+}
+
+/// azure_identity's `WorkloadIdentityCredential` for `tenant`: its token URL is
+/// `{AZURE_AUTHORITY_HOST or the endpoints' login}/{tenant}/oauth2/v2.0/token`, reached through
+/// our HTTP client (HTTPS only; it trusts the endpoints' CA when a file names one).
+fn workload_credential(
+    settings: &WorkloadIdentity,
+    tenant: &str,
+    endpoints: &Endpoints,
+    http: &Http,
+) -> Result<Arc<WorkloadIdentityCredential>> {
+    let mut cloud = azure_core::cloud::CustomConfiguration::default();
+    cloud.authority_host = settings
+        .authority_host
+        .clone()
+        .unwrap_or_else(|| endpoints.login.trim_end_matches('/').to_string());
+    let mut client_options = azure_core::http::ClientOptions {
+        cloud: Some(Arc::new(cloud.into())),
+        ..Default::default()
+    };
+    client_options.transport = Some(azure_core::http::Transport::new(Arc::new(
+        http.client().clone(),
+    )));
+    let options = WorkloadIdentityCredentialOptions {
+        credential_options: ClientAssertionCredentialOptions { client_options },
+        client_id: Some(settings.client_id.clone()),
+        tenant_id: Some(tenant.to_string()),
+        token_file_path: Some(settings.token_file.clone()),
+        ..Default::default()
+    };
+    WorkloadIdentityCredential::new(Some(options)).map_err(|e| match from_core_error(e) {
+        Error::Auth(m) => Error::Usage(format!(
+            "--auth workload-identity (AZURE_FEDERATED_TOKEN_FILE={}): {m}",
+            settings.token_file.display()
+        )),
+        e => e,
+    })
 }
 
 /// A token `az` returned for `asked` (`--tenant`, or a tenant discovery found) must be of that

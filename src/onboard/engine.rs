@@ -12,6 +12,7 @@
 //! Custom role (one, assignable at all) ───┴─ role assignment (each)┘
 //! ```
 
+use super::lifetime::{self, SecretLimit};
 use super::model::{
     AccountKind, ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report,
     RunReport, Step, StepEvent, Verdict,
@@ -204,6 +205,8 @@ struct TenantFacts {
     sp: Option<ServicePrincipal>,
     role: RoleFact,
     subs: Vec<SubFacts>,
+    /// What the tenant's (or the app's own) app management policy means for a new secret.
+    secret_limit: SecretLimit,
 }
 
 #[derive(Debug)]
@@ -364,11 +367,19 @@ async fn lookup_tenant(
             }
             Err(e) => return Err(e),
         };
-        let sp = match &fact {
-            AppFact::Ours(a) => read(|| graph.get_service_principal_by_app_id(&a.app_id)).await?,
-            _ => sp,
+        // The app's own app management policies, alongside its service principal.
+        let own_id = match &fact {
+            AppFact::Ours(a) => Some(a.id.clone()),
+            _ => None,
         };
-        Ok((fact, sp))
+        let sp_f = async {
+            match &fact {
+                AppFact::Ours(a) => read(|| graph.get_service_principal_by_app_id(&a.app_id)).await,
+                _ => Ok(sp),
+            }
+        };
+        let (sp, own) = tokio::join!(sp_f, lifetime::read_own(&graph, own_id.as_deref()));
+        Ok((fact, sp?, own))
     };
     let role_f = status::find_role(session, &arm, tenant, &role_name, &scopes);
     let subs_f = async {
@@ -386,9 +397,24 @@ async fn lookup_tenant(
         }
         out
     };
-    let (app, role, rights, subs) =
-        tokio::join!(app_f, role_f, app_rights(session, &graph, tenant), subs_f);
-    let (app, sp) = app?;
+    let (app, role, rights, subs, tenant_policy) = tokio::join!(
+        app_f,
+        role_f,
+        app_rights(session, &graph, tenant),
+        subs_f,
+        lifetime::read_tenant(&graph)
+    );
+    let (app, sp, own_policies) = app?;
+    let secret_limit = lifetime::evaluate(
+        &tenant_policy,
+        own_policies.as_ref(),
+        match &app {
+            AppFact::Ours(a) => Some((a.id.as_str(), a.created_date_time)),
+            _ => None,
+        },
+        OffsetDateTime::now_utc(),
+        settings.secret_months,
+    );
     let role = match role? {
         None => RoleFact::Missing,
         Some(r) if is_our_role(&r) => RoleFact::Ours(r),
@@ -441,6 +467,7 @@ async fn lookup_tenant(
         sp,
         role,
         subs,
+        secret_limit,
     })
 }
 
@@ -766,7 +793,7 @@ async fn app_rights(session: &Session, graph: &Graph, tenant: &str) -> AppRights
             );
             user_app_rights(tenant, policy, roles)
         }
-        AuthMethod::ClientSecret => {
+        AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
             let Some(client_id) = session.auth.client_id() else {
                 return AppRights::Unknown(
                     "could not check the right to register applications; the write will tell".into(),
@@ -1034,16 +1061,26 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             }
             _ => "",
         };
+        let months = facts.settings.secret_months;
+        let policy = f
+            .secret_limit
+            .plan_note(months, OffsetDateTime::now_utc())
+            .map(|n| format!("; {n}"))
+            .unwrap_or_default();
+        let (action, lifetime) = match &f.secret_limit {
+            SecretLimit::Blocked { .. } => (PlanAction::Blocked, String::new()),
+            SecretLimit::Capped { .. } => (PlanAction::Create, String::new()),
+            _ => (PlanAction::Create, format!(" ({months} months)")),
+        };
         items.push(shared(
             Step::ClientSecret,
             "client secret",
             &shared_secret_name(&f.tenant),
-            PlanAction::Create,
+            action,
             None,
             format!(
-                "{} ({} months){}{owner_only}",
+                "{}{lifetime}{}{policy}{owner_only}",
                 needing[0].secret_reason,
-                facts.settings.secret_months,
                 for_subs(needing.clone())
             ),
         ));
@@ -1471,7 +1508,9 @@ async fn apply_inner(
                 .map(str::to_string)
                 .or_else(|| {
                     rights_blocked.then(|| match session.auth.method() {
-                        AuthMethod::ClientSecret => SP_APP_RIGHTS_HINT.to_string(),
+                        AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
+                            SP_APP_RIGHTS_HINT.to_string()
+                        }
                         _ => APP_RIGHTS_HINT.to_string(),
                     })
                 }),
@@ -1971,69 +2010,113 @@ impl TenantRun<'_> {
     async fn secret_step(&self, app: &Application) -> Result<()> {
         let months = self.facts.settings.secret_months;
         let name = shared_secret_name(&self.f.tenant);
-        self.step(None, Step::ClientSecret, format!("client secret for {}", app.display_name), async {
-            let ends = secret_ends(app, months);
-            let created_app = self.wrote_azure.load(Ordering::Relaxed);
-            // The intent, before the keyId is known: the end date of every attempt, each
-            // distinct to the second from the app's other live secrets. A run killed now, or a
-            // lost reply, leaves a secret of ours with one of these ends and no Spot account
-            // holding it: `orphans::reclaim_after_apply` can prove it ours and removes it.
-            let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
-            self.save_shared(|s| {
-                for e in &recorded {
-                    if !s.secret_intents.contains(e) {
-                        s.secret_intents.push(*e);
+        self.step(
+            None,
+            Step::ClientSecret,
+            format!("client secret for {}", app.display_name),
+            async {
+                // The lifetime asked for (or the policy's cap), then shorter ones should the
+                // tenant's policy refuse it (lifetime.rs): each with its own end dates.
+                let tries =
+                    lifetime::attempts(&self.f.secret_limit, months, OffsetDateTime::now_utc());
+                let ends: Vec<Vec<OffsetDateTime>> = tries
+                    .iter()
+                    .map(|t| secret_ends_until(app, t.end))
+                    .collect();
+                let created_app = self.wrote_azure.load(Ordering::Relaxed);
+                // The intent, before the keyId is known: the end date of every attempt, each
+                // distinct to the second from the app's other live secrets. A run killed now, or a
+                // lost reply, leaves a secret of ours with one of these ends and no Spot account
+                // holding it: `orphans::reclaim_after_apply` can prove it ours and removes it.
+                let recorded: Vec<i64> =
+                    ends.iter().flatten().map(|e| e.unix_timestamp()).collect();
+                self.save_shared(|s| {
+                    for e in &recorded {
+                        if !s.secret_intents.contains(e) {
+                            s.secret_intents.push(*e);
+                        }
                     }
-                }
-            })
-            .await?;
-            // A new attempt after one that may have made a secret (a lost reply) asks for the
-            // next end date: every secret made has its own.
-            let attempt = AtomicUsize::new(0);
-            let np = retry::propagate(
-                &self.backoff,
-                |e| created_app && is_not_found(e),
-                || async {
-                    let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
-                    let r = self.graph.add_password(&app.id, &name, ends[i]).await;
-                    if r.as_ref().is_err_and(|e| !is_not_found(e) && !retry::is_propagation(e)) {
-                        attempt.fetch_add(1, Ordering::Relaxed);
+                })
+                .await?;
+                let name = &name;
+                let add = |k: usize| {
+                    let ends = &ends[k];
+                    async move {
+                        // A new attempt after one that may have made a secret (a lost reply) asks
+                        // for the next end date: every secret made has its own.
+                        let attempt = AtomicUsize::new(0);
+                        let np = retry::propagate(
+                            &self.backoff,
+                            |e| created_app && is_not_found(e),
+                            || async {
+                                let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+                                let r = self.graph.add_password(&app.id, name, ends[i]).await;
+                                if r.as_ref().is_err_and(|e| {
+                                    !is_not_found(e)
+                                        && !retry::is_propagation(e)
+                                        && !e
+                                            .api()
+                                            .is_some_and(|a| a.has_code(lifetime::LIFETIME_ERROR))
+                                }) {
+                                    attempt.fetch_add(1, Ordering::Relaxed);
+                                }
+                                r
+                            },
+                            self.waiting(None, Step::ClientSecret),
+                        )
+                        .await?;
+                        let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+                        Ok((np, ends[i]))
                     }
-                    r
-                },
-                self.waiting(None, Step::ClientSecret),
-            )
-            .await
-            .map_err(|e| match e {
-                Error::Api(a) if a.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => Error::Api(ApiError {
-                    message: format!(
-                        "{} The tenant's policy does not allow a {months}-month secret: use fewer months (--secret-months).",
-                        a.message
+                };
+                let note = |message: String| {
+                    tracing::warn!("{message}");
+                    let _ = self.tx.send(Progress::Log { message });
+                };
+                let (np, end, taken) =
+                    lifetime::add_password_stepping_down(&tries, add, note).await?;
+                let rec = SecretRecord {
+                    key_id: np.credential.key_id.clone(),
+                    end_date_time: np.credential.end_date_time.unwrap_or(end),
+                    handed_to_spot: false,
+                };
+                // An orphan until a subscription hands it to Spot: a run killed before that loses
+                // the value, and the next run removes it by keyId.
+                self.save_shared(|s| {
+                    if !s.orphan_key_ids.contains(&rec.key_id) {
+                        s.orphan_key_ids.push(rec.key_id.clone());
+                    }
+                })
+                .await?;
+                self.shared_object(
+                    Step::ClientSecret,
+                    "client secret",
+                    &name,
+                    &rec.key_id,
+                    Outcome::Created,
+                );
+                let lifetime = match (&self.f.secret_limit, taken) {
+                    (SecretLimit::Capped { by, .. }, 0) => {
+                        format!(" ({}, capped by {by})", tries[0].label)
+                    }
+                    (_, 0) => String::new(),
+                    (_, k) => format!(
+                        " ({}: the tenant's policy refused {})",
+                        tries[k].label,
+                        tries[..k]
+                            .iter()
+                            .map(|t| t.label.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
-                    ..a
-                }),
-                e => e,
-            })?;
-            let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
-            let rec = SecretRecord {
-                key_id: np.credential.key_id.clone(),
-                end_date_time: np.credential.end_date_time.unwrap_or(ends[i]),
-                handed_to_spot: false,
-            };
-            // An orphan until a subscription hands it to Spot: a run killed before that loses
-            // the value, and the next run removes it by keyId.
-            self.save_shared(|s| {
-                if !s.orphan_key_ids.contains(&rec.key_id) {
-                    s.orphan_key_ids.push(rec.key_id.clone());
-                }
-            })
-            .await?;
-            self.shared_object(Step::ClientSecret, "client secret", &name, &rec.key_id, Outcome::Created);
-            let detail = format!("expires {}", rec.end_date_time.date());
-            let id = rec.key_id.clone();
-            let _ = self.new_secret.set((rec, np.secret));
-            Ok(((), Outcome::Created, Some(id), detail))
-        }, None)
+                };
+                let detail = format!("expires {}{lifetime}", rec.end_date_time.date());
+                let id = rec.key_id.clone();
+                let _ = self.new_secret.set((rec, np.secret));
+                Ok(((), Outcome::Created, Some(id), detail))
+            },
+            None,
+        )
         .await
     }
 
@@ -2757,13 +2840,18 @@ pub(crate) const SECRET_ATTEMPTS: usize = 6;
 /// hour, taken off (a lifetime at the tenant's cap must stay within it), keeps two runs that
 /// add a secret at the same moment apart.
 pub(crate) fn secret_ends(app: &Application, months: u32) -> Vec<OffsetDateTime> {
+    secret_ends_until(app, add_months(OffsetDateTime::now_utc(), months))
+}
+
+/// As [`secret_ends`], for a secret that ends at about `end` (never after it).
+pub(crate) fn secret_ends_until(app: &Application, end: OffsetDateTime) -> Vec<OffsetDateTime> {
     let taken: Vec<i64> = app
         .password_credentials
         .iter()
         .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
         .collect();
     let jitter = 60 + (uuid::Uuid::new_v4().as_u128() % 3600) as i64;
-    let base = add_months(OffsetDateTime::now_utc(), months).unix_timestamp() - jitter;
+    let base = end.unix_timestamp() - jitter;
     let mut out = Vec::new();
     let mut t = base;
     while out.len() < SECRET_ATTEMPTS {

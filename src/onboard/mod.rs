@@ -8,6 +8,7 @@
 //!   after every write, and reports progress over the channel.
 
 mod engine;
+mod lifetime;
 pub mod lock;
 pub mod model;
 pub mod orphans;

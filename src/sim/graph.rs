@@ -2,9 +2,10 @@
 //! organization.
 
 use super::state::{
-    AppRoleAssignment, Application, Audience, DirectoryRoleAssignment, OAuth2PermissionGrant,
-    PasswordCredential, Principal, ServicePrincipal, World, app_role_assignment_id,
-    directory_role_assignment_id, graph_sp_id, parse_time, random_token, rfc3339,
+    AppPolicy, AppRoleAssignment, Application, Audience, DirectoryRoleAssignment,
+    FederatedCredential, OAuth2PermissionGrant, PasswordCredential, Principal, ServicePrincipal,
+    World, app_role_assignment_id, directory_role_assignment_id, graph_sp_id, parse_time,
+    random_token, rfc3339,
 };
 use super::{Ctx, Resp, Sim, authenticate, seed};
 use axum::http::Method;
@@ -1033,6 +1034,22 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
             }
             Resp::json(200, authorization_policy(sim, &w, &tenant))
         }
+        ("policies", Some(Key::Id(k)), None)
+            if k.eq_ignore_ascii_case("defaultAppManagementPolicy") && m == Method::GET =>
+        {
+            if !may_read_app_policies(&w, &tenant, &principal) {
+                return denied(ctx);
+            }
+            let v = tenant_policy(&w, &tenant);
+            Resp::json(
+                200,
+                with_context(
+                    sim,
+                    select(ctx, v),
+                    "policies/defaultAppManagementPolicy/$entity",
+                ),
+            )
+        }
         ("me", key, action) if m == Method::GET => {
             let Principal::User { id } = &principal else {
                 return ctx.service.error(
@@ -1186,6 +1203,32 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                         "applications/$entity",
                     ),
                 ),
+                ("GET", Some(rel)) if rel.eq_ignore_ascii_case("appManagementPolicies") => {
+                    if !may_read_app_policies(&w, &tenant, &principal) {
+                        return denied(ctx);
+                    }
+                    let app_obj = w.applications[i].id.clone();
+                    let items = w
+                        .app_policies
+                        .iter()
+                        .filter(|p| p.tenant_id == tenant && p.applies_to.contains(&app_obj))
+                        .map(|p| p.body.clone())
+                        .collect();
+                    list(
+                        sim,
+                        ctx,
+                        "policies/appManagementPolicies",
+                        items,
+                        &["id", "displayName"],
+                    )
+                }
+                (verb, Some(rel)) if rel.eq_ignore_ascii_case("federatedIdentityCredentials") => {
+                    let app_obj = w.applications[i].id.clone();
+                    if verb != "GET" && !may_write(&w, &tenant, &principal) {
+                        return denied(ctx);
+                    }
+                    federated_credentials(sim, ctx, &mut w, &app_obj, item)
+                }
                 (_, _) if !may_write(&w, &tenant, &principal) => denied(ctx),
                 ("PATCH", None) => {
                     let Some(body) = ctx.json().filter(Value::is_object) else {
@@ -1202,7 +1245,10 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
                         .retain(|s| !(s.app_id == app.app_id && s.tenant_id == app.tenant_id));
                     Resp::empty(204)
                 }
-                ("POST", Some("addPassword")) => add_password(sim, ctx, &mut w.applications[i]),
+                ("POST", Some("addPassword")) => {
+                    let verdict = secret_policy(&w, &w.applications[i]);
+                    add_password(sim, ctx, &mut w.applications[i], verdict)
+                }
                 ("POST", Some("removePassword")) => {
                     let body = ctx.json().unwrap_or(Value::Null);
                     let Some(key_id) = body.get("keyId").and_then(Value::as_str) else {
@@ -1729,7 +1775,7 @@ fn create_sp(sim: &Sim, ctx: &Ctx, w: &mut World, tenant: &str, body: &Value) ->
     Resp::json(201, v)
 }
 
-fn add_password(sim: &Sim, ctx: &Ctx, app: &mut Application) -> Resp {
+fn add_password(sim: &Sim, ctx: &Ctx, app: &mut Application, policy: SecretPolicy) -> Resp {
     let body = ctx.json().unwrap_or(Value::Null);
     let pc = body
         .get("passwordCredential")
@@ -1753,6 +1799,26 @@ fn add_password(sim: &Sim, ctx: &Ctx, app: &mut Application) -> Resp {
         return bad_request(
             ctx,
             "Invalid value specified for property 'endDateTime' of resource 'PasswordCredential': it must be after startDateTime.",
+        );
+    }
+    if let Some(policy_id) = &policy.blocked {
+        return ctx.service.error(
+            ctx,
+            400,
+            "CredentialTypeNotAllowedAsPerAppPolicy",
+            &format!("Credential type not allowed as per assigned policy '{policy_id}'."),
+        );
+    }
+    if let Some((max, policy_id)) = &policy.max_lifetime
+        && end - start > *max
+    {
+        return ctx.service.error(
+            ctx,
+            400,
+            "CredentialInvalidLifetimeAsPerAppPolicy",
+            &format!(
+                "Credential lifetime exceeds the max value allowed as per assigned policy '{policy_id}'."
+            ),
         );
     }
     if end > two_years_after(start) {
@@ -1798,6 +1864,433 @@ fn add_password(sim: &Sim, ctx: &Ctx, app: &mut Application) -> Resp {
     );
     app.password_credentials.push(cred);
     Resp::json(200, v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// App management policies (resources/applicationauthenticationmethodpolicy) and federated
+// identity credentials (resources/federatedidentitycredential)
+
+/// The id of every tenant's default app management policy (tenantappmanagementpolicy-get).
+pub(crate) const TENANT_POLICY_ID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A tenant's default policy as it always exists: disabled, no restrictions
+/// (tenantappmanagementpolicy-get's example).
+fn default_tenant_policy() -> Value {
+    json!({
+        "id": TENANT_POLICY_ID,
+        "displayName": "Default app management tenant policy",
+        "description": "Default tenant policy that enforces app management restrictions on applications and service principals. To apply policy to targeted resources, create a new policy under appManagementPolicies collection.",
+        "isEnabled": false,
+        "applicationRestrictions": {"passwordCredentials": [], "keyCredentials": []},
+        "servicePrincipalRestrictions": {"passwordCredentials": [], "keyCredentials": []},
+    })
+}
+
+fn tenant_policy(w: &World, tenant: &str) -> Value {
+    w.tenant_app_policies
+        .get(tenant)
+        .cloned()
+        .unwrap_or_else(default_tenant_policy)
+}
+
+/// Policy.Read.All (or Policy.Read.ApplicationConfiguration): users (the simulated operator is
+/// taken to hold a directory role that may read them: Global Reader and up, a guess), and
+/// service principals holding Graph's Policy.Read.All; nobody where `deny-read` was set.
+fn may_read_app_policies(w: &World, tenant: &str, principal: &Principal) -> bool {
+    if w.app_policy_read_denied.iter().any(|t| t == tenant) {
+        return false;
+    }
+    match principal {
+        Principal::User { .. } => true,
+        Principal::ServicePrincipal { id, .. } => w.has_graph_permission(
+            tenant,
+            id,
+            &[
+                "Policy.Read.All",
+                "Policy.ReadWrite.ApplicationConfiguration",
+            ],
+        ),
+    }
+}
+
+/// What the policies in force allow for a new password of an app.
+#[derive(Default)]
+pub(crate) struct SecretPolicy {
+    /// `passwordAddition` in force: the policy's id.
+    blocked: Option<String>,
+    /// `passwordLifetime` in force: its `maxLifetime` and the policy's id.
+    max_lifetime: Option<(time::Duration, String)>,
+}
+
+/// An app's own enabled appManagementPolicy, else the tenant default when `isEnabled`; of its
+/// `applicationRestrictions.passwordCredentials` (an app policy's `restrictions.…`), those whose
+/// `state` is `enabled` and whose `restrictForAppsCreatedAfterDateTime` is before the app's
+/// creation (none: every app).
+fn secret_policy(w: &World, app: &Application) -> SecretPolicy {
+    let own = w
+        .app_policies
+        .iter()
+        .find(|p| {
+            p.tenant_id == app.tenant_id
+                && p.applies_to.contains(&app.id)
+                && p.body.get("isEnabled").and_then(Value::as_bool) != Some(false)
+        })
+        .map(|p| (p.body.clone(), "/restrictions/passwordCredentials"));
+    let tenant = Some(tenant_policy(w, &app.tenant_id))
+        .filter(|p| p.get("isEnabled").and_then(Value::as_bool) == Some(true))
+        .map(|p| (p, "/applicationRestrictions/passwordCredentials"));
+    let Some((policy, path)) = own.or(tenant) else {
+        return SecretPolicy::default();
+    };
+    let id = policy
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or(TENANT_POLICY_ID)
+        .to_string();
+    let mut out = SecretPolicy::default();
+    for r in policy
+        .pointer(path)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let s = |k: &str| r.get(k).and_then(Value::as_str);
+        if s("state") != Some("enabled") {
+            continue;
+        }
+        let after = s("restrictForAppsCreatedAfterDateTime").and_then(parse_time);
+        if after.is_some_and(|t| app.created <= t) {
+            continue;
+        }
+        match s("restrictionType") {
+            Some("passwordAddition") => out.blocked = Some(id.clone()),
+            Some("passwordLifetime") => {
+                if let Some(d) = s("maxLifetime").and_then(iso8601_duration) {
+                    out.max_lifetime = Some((d, id.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// An ISO 8601 duration as Graph writes `maxLifetime` (`P90D`, `P4DT12H30M5S`, `P1Y`): years
+/// count 365 days, months 30 (a guess: Graph does not say). None when malformed.
+pub(crate) fn iso8601_duration(s: &str) -> Option<time::Duration> {
+    let rest = s.trim().strip_prefix('P')?;
+    let (date, clock) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut secs: i64 = 0;
+    let mut any = false;
+    let mut eat = |part: &str, units: &[(char, i64)]| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+            } else {
+                let (_, mult) = units.iter().find(|(u, _)| *u == c)?;
+                secs = secs.checked_add(num.parse::<i64>().ok()?.checked_mul(*mult)?)?;
+                num.clear();
+                any = true;
+            }
+        }
+        num.is_empty().then_some(())
+    };
+    eat(
+        date,
+        &[
+            ('Y', 365 * 86400),
+            ('M', 30 * 86400),
+            ('W', 7 * 86400),
+            ('D', 86400),
+        ],
+    )?;
+    if let Some(t) = clock {
+        eat(t, &[('H', 3600), ('M', 60), ('S', 1)])?;
+    }
+    any.then(|| time::Duration::seconds(secs))
+}
+
+/// `sim --secret-lifetime-policy TENANT=P90D|block`: the tenant default policy enabled with one
+/// enabled restriction for every app (created after 2019-01-01).
+pub(crate) fn set_tenant_secret_policy(
+    w: &mut World,
+    tenant: &str,
+    policy: &str,
+) -> crate::error::Result<()> {
+    let Some(t) = w
+        .tenants
+        .iter()
+        .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
+        .map(|t| t.id.clone())
+    else {
+        return Err(crate::error::Error::Usage(format!(
+            "--secret-lifetime-policy {tenant}={policy}: no simulated tenant {tenant}"
+        )));
+    };
+    let restriction = if policy.eq_ignore_ascii_case("block") {
+        json!({"restrictionType": "passwordAddition", "state": "enabled", "maxLifetime": null,
+               "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"})
+    } else if iso8601_duration(policy).is_some() {
+        json!({"restrictionType": "passwordLifetime", "state": "enabled", "maxLifetime": policy,
+               "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"})
+    } else {
+        return Err(crate::error::Error::Usage(format!(
+            "--secret-lifetime-policy {tenant}={policy}: the policy is an ISO 8601 duration (P90D) or `block`"
+        )));
+    };
+    let mut v = default_tenant_policy();
+    v["isEnabled"] = json!(true);
+    v["applicationRestrictions"]["passwordCredentials"] = json!([restriction]);
+    w.tenant_app_policies.insert(t, v);
+    Ok(())
+}
+
+/// `POST {inspect}/policies/app-management?tenant=T` (body: a tenantAppManagementPolicy, merged
+/// over the default: the tenant default policy), `…?app=ID` (body: an appManagementPolicy,
+/// applied to the application of that object id or appId: the app's own policy) and
+/// `…/deny-read?tenant=T` (reads of the policies refused, 403, whoever asks).
+pub(crate) fn inspect_policies(sim: &Sim, ctx: &Ctx, rest: &[&str]) -> Resp {
+    let mut w = sim.world();
+    let tenant_of = |w: &World, t: &str| {
+        w.tenants
+            .iter()
+            .find(|x| x.id.eq_ignore_ascii_case(t) || x.domain.eq_ignore_ascii_case(t))
+            .map(|x| x.id.clone())
+    };
+    let bad = |m: &str| ctx.service.error(ctx, 400, "BadRequest", m);
+    match rest {
+        ["deny-read"] => {
+            let Some(t) = ctx.q("tenant").and_then(|t| tenant_of(&w, t)) else {
+                return bad("tenant: a simulated tenant id or domain.");
+            };
+            w.app_policy_read_denied.push(t);
+            Resp::empty(204)
+        }
+        [] => {
+            let Some(body) = ctx.json().filter(Value::is_object) else {
+                return bad("The body is a JSON policy object.");
+            };
+            if let Some(t) = ctx.q("tenant") {
+                if tenant_of(&w, t).is_none() {
+                    return bad("tenant: a simulated tenant id or domain.");
+                }
+                return Resp::json(200, set_policy(&mut w, Some(t), None, body));
+            }
+            let Some(key) = ctx.q("app") else {
+                return bad("tenant or app is required.");
+            };
+            if !w
+                .applications
+                .iter()
+                .any(|a| a.id.eq_ignore_ascii_case(key) || a.app_id.eq_ignore_ascii_case(key))
+            {
+                return bad("app: no application with that object id or appId.");
+            }
+            Resp::json(200, set_policy(&mut w, None, Some(key), body))
+        }
+        _ => ctx
+            .service
+            .error(ctx, 404, "NotFound", "Unknown inspect route."),
+    }
+}
+
+/// Sets `tenant`'s default policy (`body` merged over the disabled default) or gives the app
+/// `app` (object id or appId) its own appManagementPolicy; returns the policy as stored. An
+/// unknown tenant or app changes nothing (the inspect route checks them first).
+pub(crate) fn set_policy(
+    w: &mut World,
+    tenant: Option<&str>,
+    app: Option<&str>,
+    body: Value,
+) -> Value {
+    let merge = |mut v: Value| {
+        if let (Some(m), Some(b)) = (v.as_object_mut(), body.as_object()) {
+            for (k, x) in b {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+        v
+    };
+    if let Some(t) = tenant {
+        let Some(t) = w
+            .tenants
+            .iter()
+            .find(|x| x.id.eq_ignore_ascii_case(t) || x.domain.eq_ignore_ascii_case(t))
+            .map(|x| x.id.clone())
+        else {
+            return Value::Null;
+        };
+        let v = merge(default_tenant_policy());
+        w.tenant_app_policies.insert(t, v.clone());
+        return v;
+    }
+    let Some((app_obj, tenant)) = app.and_then(|key| {
+        w.applications
+            .iter()
+            .find(|a| a.id.eq_ignore_ascii_case(key) || a.app_id.eq_ignore_ascii_case(key))
+            .map(|a| (a.id.clone(), a.tenant_id.clone()))
+    }) else {
+        return Value::Null;
+    };
+    let v = merge(json!({
+        "id": w.new_guid(),
+        "displayName": "app policy",
+        "description": "set through the simulator's inspect control",
+        "isEnabled": true,
+        "restrictions": {"passwordCredentials": [], "keyCredentials": []},
+    }));
+    w.app_policies.push(AppPolicy {
+        tenant_id: tenant,
+        body: v.clone(),
+        applies_to: vec![app_obj],
+    });
+    v
+}
+
+fn fic_json(f: &FederatedCredential) -> Value {
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "issuer": f.issuer,
+        "subject": f.subject,
+        "audiences": f.audiences,
+        "description": f.description,
+    })
+}
+
+/// At most 20 federated identity credentials per application
+/// (workload-identity-federation-considerations).
+const MAX_FEDERATED_CREDENTIALS: usize = 20;
+
+/// `/applications/{id}/federatedIdentityCredentials[/{id or name}]`: list, create, get, delete
+/// (federatedidentitycredential-*): `name` (unique per app, at most 120 characters), `issuer`,
+/// `subject` and `audiences` (exactly one) required on create.
+fn federated_credentials(
+    sim: &Sim,
+    ctx: &Ctx,
+    w: &mut World,
+    app_obj: &str,
+    item: Option<&str>,
+) -> Resp {
+    let context = format!("applications('{app_obj}')/federatedIdentityCredentials");
+    let find = |w: &World, k: &str| {
+        w.federated_credentials.iter().position(|f| {
+            f.app_object_id == app_obj && (f.id.eq_ignore_ascii_case(k) || f.name == k)
+        })
+    };
+    match (ctx.method.as_str(), item) {
+        ("GET", None) => {
+            let items = w
+                .federated_credentials
+                .iter()
+                .filter(|f| f.app_object_id == app_obj)
+                .map(fic_json)
+                .collect();
+            list(
+                sim,
+                ctx,
+                &context,
+                items,
+                &["name", "subject", "issuer", "id"],
+            )
+        }
+        ("GET", Some(k)) => match find(w, k) {
+            Some(i) => Resp::json(
+                200,
+                with_context(
+                    sim,
+                    fic_json(&w.federated_credentials[i]),
+                    &format!("{context}/$entity"),
+                ),
+            ),
+            None => not_found(ctx, k),
+        },
+        ("DELETE", Some(k)) => match find(w, k) {
+            Some(i) => {
+                w.federated_credentials.remove(i);
+                Resp::empty(204)
+            }
+            None => not_found(ctx, k),
+        },
+        ("POST", None) => {
+            let Some(body) = ctx.json().filter(Value::is_object) else {
+                return unreadable(ctx);
+            };
+            let text = |k: &str| {
+                body.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            };
+            let required = |k: &str| {
+                format!(
+                    "A value is required for property '{k}' of resource 'FederatedIdentityCredential'."
+                )
+            };
+            let (Some(name), Some(issuer), Some(subject)) =
+                (text("name"), text("issuer"), text("subject"))
+            else {
+                let k = ["name", "issuer", "subject"]
+                    .into_iter()
+                    .find(|k| text(k).is_none())
+                    .unwrap_or("name");
+                return bad_request(ctx, &required(k));
+            };
+            let audiences = strings(body.get("audiences"));
+            if audiences.len() != 1 || audiences[0].trim().is_empty() {
+                return bad_request(
+                    ctx,
+                    "Invalid value specified for property 'audiences' of resource 'FederatedIdentityCredential': exactly one audience is supported.",
+                );
+            }
+            if name.chars().count() > 120 {
+                return bad_request(
+                    ctx,
+                    "Invalid value specified for property 'name' of resource 'FederatedIdentityCredential': at most 120 characters.",
+                );
+            }
+            if find(w, &name).is_some() {
+                return ctx.service.error(
+                    ctx,
+                    409,
+                    "Request_MultipleObjectsWithSameKeyValue",
+                    &format!("FederatedIdentityCredential with name {name} already exists."),
+                );
+            }
+            if w.federated_credentials
+                .iter()
+                .filter(|f| f.app_object_id == app_obj)
+                .count()
+                >= MAX_FEDERATED_CREDENTIALS
+            {
+                return bad_request(
+                    ctx,
+                    "An application can have at most 20 federated identity credentials.",
+                );
+            }
+            let f = FederatedCredential {
+                id: w.new_guid(),
+                app_object_id: app_obj.to_string(),
+                name,
+                issuer,
+                subject,
+                audiences,
+                description: body
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            let v = with_context(sim, fic_json(&f), &format!("{context}/$entity"));
+            w.federated_credentials.push(f);
+            Resp::json(201, v)
+        }
+        _ => unsupported(ctx, "federatedIdentityCredentials"),
+    }
 }
 
 #[cfg(test)]

@@ -21,26 +21,36 @@ pub(crate) struct Key {
 }
 
 static KEY: OnceLock<Key> = OnceLock::new();
+static ISSUER_KEY: OnceLock<Key> = OnceLock::new();
 
 /// The process's signing key (made on first use).
 pub(crate) fn key() -> &'static Key {
-    KEY.get_or_init(|| {
-        let started = std::time::Instant::now();
-        let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-            .expect("RSA key generation from the OS random source");
-        let public = private.to_public_key();
-        let kid = base64url(&Sha256::digest(public.n().to_bytes_be())[..20]);
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            "simulator signing key generated"
-        );
-        Key {
-            kid,
-            signing: SigningKey::<Sha256>::new(private),
-            verifying: VerifyingKey::<Sha256>::new(public.clone()),
-            public,
-        }
-    })
+    KEY.get_or_init(generate)
+}
+
+/// The key of the simulated external OpenID Connect issuer (a Kubernetes cluster's service
+/// account issuer, `{inspect}/oidc`): another key than the identity platform's, so a token of
+/// one is never taken for the other's.
+pub(crate) fn issuer_key() -> &'static Key {
+    ISSUER_KEY.get_or_init(generate)
+}
+
+fn generate() -> Key {
+    let started = std::time::Instant::now();
+    let private = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
+        .expect("RSA key generation from the OS random source");
+    let public = private.to_public_key();
+    let kid = base64url(&Sha256::digest(public.n().to_bytes_be())[..20]);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "simulator signing key generated"
+    );
+    Key {
+        kid,
+        signing: SigningKey::<Sha256>::new(private),
+        verifying: VerifyingKey::<Sha256>::new(public.clone()),
+        public,
+    }
 }
 
 impl Key {
@@ -54,6 +64,19 @@ impl Key {
         );
         let sig = self.signing.sign(input.as_bytes());
         format!("{input}.{}", base64url(&sig.to_bytes()))
+    }
+
+    /// The header and claims of a compact JWS, unverified (None: not three base64url parts of
+    /// JSON objects).
+    pub fn peek(token: &str) -> Option<(Value, Value)> {
+        let mut parts = token.trim().split('.');
+        let (h, p, _s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: Value = serde_json::from_slice(&base64url_decode(h)?).ok()?;
+        let claims: Value = serde_json::from_slice(&base64url_decode(p)?).ok()?;
+        (header.is_object() && claims.is_object()).then_some((header, claims))
     }
 
     /// The claims of a JWS this key signed (RS256, our `kid`, a valid signature); None otherwise.

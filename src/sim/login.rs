@@ -771,6 +771,9 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
             "The provided value for scope or tenant is not valid: client credentials need a tenant-specific endpoint, not /organizations or /common.",
         );
     }
+    if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
+        return client_assertion(sim, ctx, tenant, scope, form);
+    }
     let Some(secret) = form.get("client_secret").filter(|s| !s.is_empty()) else {
         return oauth_error(
             ctx,
@@ -822,6 +825,189 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
             oauth_error(ctx, status, error, code, msg)
         }
     }
+}
+
+/// `client_assertion_type` of a federated token (RFC 7523 §2.2).
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The client credentials grant with a federated token as `client_assertion` (workload identity
+/// federation: entra/workload-id/workload-identity-federation): the token's `iss`, `sub` and
+/// `aud` must match one federated identity credential of the app (AADSTS70021 otherwise, the
+/// message naming the three as Entra's does), its signature must verify against the issuer's
+/// JWKS (only the simulator's own issuer, `{inspect}/oidc`, can be fetched: AADSTS50166 for
+/// another, a guess) and it must be within `nbf`..`exp` (AADSTS700024). docs/simulator.md.
+fn client_assertion(
+    sim: &Sim,
+    ctx: &Ctx,
+    tenant: &str,
+    scope: &str,
+    form: &HashMap<String, String>,
+) -> Resp {
+    let kind = form.get("client_assertion_type").map(String::as_str);
+    if kind != Some(JWT_BEARER) {
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_request",
+            50027,
+            &format!(
+                "Invalid client_assertion_type '{}': only '{JWT_BEARER}' is supported.",
+                kind.unwrap_or_default()
+            ),
+        );
+    }
+    let assertion = form
+        .get("client_assertion")
+        .map(|a| a.trim())
+        .unwrap_or_default();
+    let Some((header, claims)) = jwt::Key::peek(assertion) else {
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        );
+    };
+    let mut w = sim.world();
+    let Some(tenant_id) = w
+        .tenants
+        .iter()
+        .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
+        .map(|t| t.id.clone())
+    else {
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
+    };
+    let client_id = form
+        .get("client_id")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let Some(app) = w
+        .applications
+        .iter()
+        .find(|a| a.app_id.eq_ignore_ascii_case(client_id) && a.tenant_id == tenant_id)
+    else {
+        let e = ClientAuthError::UnknownApp(format!(
+            "Application with identifier '{client_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        ));
+        let (status, error, code, msg) = e.aadsts();
+        return oauth_error(ctx, status, error, code, msg);
+    };
+    let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+    let (iss, sub) = (text("iss"), text("sub"));
+    let auds: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let matched = w.federated_credentials.iter().any(|f| {
+        f.app_object_id == app.id
+            && f.issuer == iss
+            && f.subject == sub
+            && f.audiences.iter().any(|a| auds.contains(&a.as_str()))
+    });
+    if !matched {
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_request",
+            70021,
+            &format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
+                auds.join(",")
+            ),
+        );
+    }
+    if iss != sim.workload_issuer() {
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_client",
+            50166,
+            &format!(
+                "Request to External OIDC endpoint failed. The issuer '{iss}' could not be reached for its signing keys."
+            ),
+        );
+    }
+    let key = jwt::issuer_key();
+    let kid_ok = header.get("kid").and_then(Value::as_str) == Some(key.kid.as_str());
+    if !kid_ok || key.verify(assertion).is_none() {
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation: no key of the issuer's JWKS verifies it.",
+        );
+    }
+    let now = now_secs();
+    let (nbf, exp) = (
+        claims.get("nbf").and_then(Value::as_i64).unwrap_or(0),
+        claims.get("exp").and_then(Value::as_i64).unwrap_or(0),
+    );
+    if now >= exp || now < nbf {
+        let at = |t: i64| {
+            OffsetDateTime::from_unix_timestamp(t)
+                .ok()
+                .and_then(|t| {
+                    t.format(time::macros::format_description!(
+                        "[month]/[day]/[year] [hour]:[minute]:[second]"
+                    ))
+                    .ok()
+                })
+                .unwrap_or_default()
+        };
+        return oauth_error(
+            ctx,
+            400,
+            "invalid_client",
+            700024,
+            &format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+                at(now),
+                at(nbf),
+                at(exp)
+            ),
+        );
+    }
+    let Some(sp) = w
+        .service_principals
+        .iter()
+        .find(|s| s.app_id == app.app_id && s.tenant_id == tenant_id)
+    else {
+        let e = ClientAuthError::NoServicePrincipal(format!(
+            "The client application {} is missing service principal in the tenant {tenant_id}.",
+            app.app_id
+        ));
+        let (status, error, code, msg) = e.aadsts();
+        return oauth_error(ctx, status, error, code, msg);
+    };
+    let principal = Principal::ServicePrincipal {
+        id: sp.id.clone(),
+        app_id: sp.app_id.clone(),
+    };
+    let app_id = app.app_id.clone();
+    let body = issue_tokens(
+        sim,
+        &mut w,
+        Grant {
+            tenant: &tenant_id,
+            principal,
+            client_id: &app_id,
+            scope,
+            refresh: false,
+            nonce: None,
+            client_info: false,
+            client_auth: ClientAuth::Certificate,
+        },
+    );
+    Resp::json(200, body)
 }
 
 /// The simulated App Service identity endpoint (`IDENTITY_ENDPOINT` = `{login}/msi/token`,

@@ -107,6 +107,39 @@ impl SimHandle {
         self.sim.world().arm(method, path, count, fault);
     }
 
+    /// Same as `POST {inspect}/oidc/token?sub=…&aud=…&expires_in=…`: a federated token of the
+    /// simulated Kubernetes issuer for `sub` (ci-operator trusts [`seed::WORKLOAD_SUBJECT`]).
+    pub fn workload_token(&self, sub: &str, aud: &str, expires_in: i64) -> String {
+        workload_token(&self.sim, sub, aud, None, expires_in)
+    }
+
+    /// The `iss` of the simulated Kubernetes issuer (`{inspect}/oidc`).
+    pub fn workload_issuer(&self) -> String {
+        self.sim.workload_issuer()
+    }
+
+    /// Same as `POST {inspect}/policies/app-management?tenant=…` (`app: None`) or `?app=…`:
+    /// sets a tenant's default app management policy (`policy` merged over the disabled
+    /// default) or gives an application its own policy.
+    pub fn set_app_management_policy(
+        &self,
+        tenant: Option<&str>,
+        app: Option<&str>,
+        policy: Value,
+    ) {
+        let mut w = self.sim.world();
+        graph::set_policy(&mut w, tenant, app, policy);
+    }
+
+    /// Same as `POST {inspect}/policies/app-management/deny-read?tenant=…`: reading the app
+    /// management policies of `tenant` is refused (403) whoever asks.
+    pub fn deny_app_policy_read(&self, tenant: &str) {
+        self.sim
+            .world()
+            .app_policy_read_denied
+            .push(tenant.to_string());
+    }
+
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
         for s in &self.servers {
@@ -165,6 +198,11 @@ impl Sim {
 
     pub fn arm_base(&self) -> String {
         self.origins.arm.clone()
+    }
+
+    /// The `iss` of the simulated external OpenID Connect issuer (a Kubernetes cluster's).
+    pub fn workload_issuer(&self) -> String {
+        format!("{}{}", self.origins.inspect, seed::WORKLOAD_ISSUER_PATH)
     }
 }
 
@@ -581,6 +619,41 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             let token = sim.world().add_scoped_spot_token(&accounts);
             Resp::json(200, json!({"token": token, "accounts": accounts}))
         }
+        ("GET", ["oidc", ".well-known", "openid-configuration"]) => {
+            let iss = sim.workload_issuer();
+            Resp::json(
+                200,
+                json!({
+                    "issuer": iss,
+                    "jwks_uri": format!("{iss}/openid/v1/jwks"),
+                    "response_types_supported": ["id_token"],
+                    "subject_types_supported": ["public"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                }),
+            )
+        }
+        ("GET", ["oidc", "openid", "v1", "jwks"]) => Resp::json(200, jwt::issuer_key().jwks()),
+        ("POST", ["oidc", "token"]) => {
+            let Ok(expires_in) = ctx.q("expires_in").unwrap_or("3600").parse::<i64>() else {
+                return ctx.service.error(
+                    ctx,
+                    400,
+                    "BadRequest",
+                    "expires_in: a number of seconds (negative: already expired).",
+                );
+            };
+            let token = workload_token(
+                sim,
+                ctx.q("sub").unwrap_or(seed::WORKLOAD_SUBJECT),
+                ctx.q("aud").unwrap_or(seed::TOKEN_EXCHANGE_AUDIENCE),
+                ctx.q("iss"),
+                expires_in,
+            );
+            Resp::json(200, json!({"token": token}))
+        }
+        ("POST", ["policies", "app-management", rest @ ..]) => {
+            graph::inspect_policies(sim, ctx, rest)
+        }
         ("POST", ["faults", kind @ ("drop-after" | "delay" | "fail")]) => {
             let number = |name| ctx.q(name).and_then(|v| v.parse::<u64>().ok());
             let fault = match *kind {
@@ -607,6 +680,22 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             .service
             .error(ctx, 404, "NotFound", "Unknown inspect route."),
     }
+}
+
+/// A service account token of the simulated Kubernetes cluster, as the kubelet projects it for
+/// workload identity (`POST {inspect}/oidc/token`): signed by the issuer's key, `iss` the
+/// simulated issuer unless `iss` is given, valid for `expires_in` seconds (negative: expired).
+fn workload_token(sim: &Sim, sub: &str, aud: &str, iss: Option<&str>, expires_in: i64) -> String {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let iss = iss
+        .map(str::to_string)
+        .unwrap_or_else(|| sim.workload_issuer());
+    let iat = now.min(now + expires_in - 60);
+    jwt::issuer_key().sign(&json!({
+        "aud": [aud], "iss": iss, "sub": sub,
+        "iat": iat, "nbf": iat, "exp": now + expires_in,
+        "kubernetes.io": {"namespace": "spot", "serviceaccount": {"name": "spot-connect"}},
+    }))
 }
 
 /// The address of each service's listener: all on `listen`'s IP; port 0 gives each a free port,
@@ -702,6 +791,22 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
         addrs,
         ca_pem: certs.ca_pem.clone(),
     });
+    {
+        let mut w = sim.world();
+        // ci-operator trusts the simulated Kubernetes issuer (its origin is known only now).
+        w.federated_credentials.push(state::FederatedCredential {
+            id: seed::WORKLOAD_FIC_ID.into(),
+            app_object_id: seed::CI_OPERATOR_APP_OBJECT_ID.into(),
+            name: seed::WORKLOAD_FIC_NAME.into(),
+            issuer: sim.workload_issuer(),
+            subject: seed::WORKLOAD_SUBJECT.into(),
+            audiences: vec![seed::TOKEN_EXCHANGE_AUDIENCE.into()],
+            description: Some("AKS workload identity of spot-connect (simulator seed)".into()),
+        });
+        for (tenant, policy) in &opts.secret_lifetime_policy {
+            graph::set_tenant_secret_policy(&mut w, tenant, policy)?;
+        }
+    }
     let mut servers = vec![];
     let mut tasks = vec![];
     for (service, listener) in listeners {

@@ -68,6 +68,23 @@ pub struct SimOpts {
     /// Lifetime of authorization codes from `/authorize`, in seconds.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub auth_code_lifetime: u64,
+    /// The tenant's default app management policy restricts client secrets of every app:
+    /// `TENANT=P90D` (passwordLifetime: at most that ISO 8601 duration) or `TENANT=block`
+    /// (passwordAddition: no new secret). TENANT is an id or domain. Repeatable.
+    #[arg(long, value_name = "TENANT=P90D|block", value_parser = tenant_policy)]
+    pub secret_lifetime_policy: Vec<(String, String)>,
+}
+
+/// `TENANT=VALUE` of --secret-lifetime-policy (the value is checked when the tenant is known).
+fn tenant_policy(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((t, v)) if !t.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((t.trim().to_string(), v.trim().to_string()))
+        }
+        _ => Err(format!(
+            "`{s}`: expected TENANT=P90D (an ISO 8601 duration) or TENANT=block"
+        )),
+    }
 }
 
 impl Default for SimOpts {
@@ -92,6 +109,7 @@ impl Default for SimOpts {
             require_interaction: vec![],
             interaction_claims: false,
             auth_code_lifetime: 600,
+            secret_lifetime_policy: vec![],
         }
     }
 }

@@ -176,3 +176,15 @@ pub const MANAGED_IDENTITY_NAME: &str = "spot-connect-sim-identity";
 /// The `IDENTITY_HEADER` value the identity endpoint wants in `X-IDENTITY-HEADER`. Not a real
 /// credential.
 pub const MANAGED_IDENTITY_HEADER: &str = "sim-identity-header-NOT-REAL";
+
+/// The audience a federated token must carry for Entra (federatedIdentityCredential `audiences`).
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// ci-operator's federated identity credential: a Kubernetes service account of the simulated
+/// external OpenID Connect issuer (`{inspect}/oidc`) signs the app in with no secret
+/// (`--auth workload-identity`; docs/simulator.md).
+pub const WORKLOAD_FIC_ID: &str = "f1c00001-0000-4000-8000-0000000000c1";
+pub const WORKLOAD_FIC_NAME: &str = "aks-spot-connect";
+pub const WORKLOAD_SUBJECT: &str = "system:serviceaccount:spot:spot-connect";
+/// The path of the simulated external issuer on the inspect origin: its `iss` is
+/// `{inspect}{WORKLOAD_ISSUER_PATH}`.
+pub const WORKLOAD_ISSUER_PATH: &str = "/oidc";

@@ -85,6 +85,27 @@ pub struct PasswordCredential {
     pub end: OffsetDateTime,
 }
 
+/// A federated identity credential of an application (Graph `federatedIdentityCredential`):
+/// a token of `issuer` with this `subject` and one of `audiences` signs the app in.
+pub struct FederatedCredential {
+    pub id: String,
+    /// The application's object id.
+    pub app_object_id: String,
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// An `appManagementPolicy` (Graph `/policies/appManagementPolicies`), as stored, and the
+/// applications (object ids) it applies to.
+pub struct AppPolicy {
+    pub tenant_id: String,
+    pub body: Value,
+    pub applies_to: Vec<String>,
+}
+
 pub struct Application {
     pub id: String,
     pub app_id: String,
@@ -254,6 +275,15 @@ pub struct World {
     pub directory_role_assignments: Vec<DirectoryRoleAssignment>,
     /// Delegated permission grants (`oauth2PermissionGrants`).
     pub oauth2_permission_grants: Vec<OAuth2PermissionGrant>,
+    pub federated_credentials: Vec<FederatedCredential>,
+    /// The tenant default app management policy (`/policies/defaultAppManagementPolicy`) of
+    /// each tenant that has one set; the others have the disabled default
+    /// (`graph::default_tenant_policy`).
+    pub tenant_app_policies: HashMap<String, Value>,
+    pub app_policies: Vec<AppPolicy>,
+    /// Tenants where reading the app management policies is refused (403) whoever asks
+    /// (`POST {inspect}/policies/app-management/deny-read`).
+    pub app_policy_read_denied: Vec<String>,
     pub spot_accounts: Vec<SpotAccount>,
     /// Spot tokens that are not the organization admin's: each sees only its accounts
     /// (`SimHandle::scoped_spot_token`, `POST {inspect}/spot/tokens`).
@@ -725,6 +755,10 @@ impl World {
             app_role_assignments: vec![],
             directory_role_assignments: vec![],
             oauth2_permission_grants: vec![],
+            federated_credentials: vec![],
+            tenant_app_policies: HashMap::new(),
+            app_policies: vec![],
+            app_policy_read_denied: vec![],
             spot_accounts: vec![],
             spot_scoped_tokens: vec![],
             refresh_tokens: HashMap::new(),
@@ -1151,6 +1185,9 @@ impl World {
                 "signInAudience": a.sign_in_audience, "redirectUris": a.redirect_uris, "notes": a.notes, "tags": a.tags,
                 "createdDateTime": rfc3339(a.created),
                 "passwordCredentials": a.password_credentials.iter().map(pc).collect::<Vec<_>>(),
+                "federatedIdentityCredentials": self.federated_credentials.iter().filter(|f| f.app_object_id == a.id).map(|f| json!({
+                    "id": f.id, "name": f.name, "issuer": f.issuer, "subject": f.subject, "audiences": f.audiences,
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "servicePrincipals": self.service_principals.iter().map(|s| json!({
                 "id": s.id, "appId": s.app_id, "tenantId": s.tenant_id, "displayName": s.display_name, "accountEnabled": s.account_enabled,

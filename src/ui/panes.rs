@@ -152,6 +152,9 @@ fn method_text(m: AuthMethod) -> &'static str {
         AuthMethod::Browser => "a browser sign-in (authorization code + PKCE)",
         AuthMethod::AzureCli => "the Azure CLI's login (az login)",
         AuthMethod::ManagedIdentity => "this machine's managed identity",
+        AuthMethod::WorkloadIdentity => {
+            "a workload identity (AZURE_CLIENT_ID, token in AZURE_FEDERATED_TOKEN_FILE)"
+        }
         AuthMethod::ClientSecret => "a service principal (AZURE_CLIENT_ID / AZURE_CLIENT_SECRET)",
     }
 }

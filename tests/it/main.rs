@@ -23,6 +23,7 @@ mod managed_identity;
 mod many_writers;
 mod ownership_cli;
 mod retry_sends;
+mod secret_policy;
 mod sim_authorize;
 mod sim_contract;
 mod ui_browser;
@@ -30,6 +31,7 @@ mod ui_e2e_tmux;
 mod ui_readme;
 mod ui_snapshots;
 mod ui_update;
+mod workload_identity;
 
 /// A `.rs` file under tests/it/ that is not declared above would never be compiled or run; a
 /// `.rs` file directly under tests/ would be a binary of its own (linked again, on 2 cores).
