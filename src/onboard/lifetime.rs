@@ -262,7 +262,12 @@ pub(crate) fn attempts(limit: &SecretLimit, months: u32, now: OffsetDateTime) ->
             label: format!("{months} months"),
         },
     };
-    let shorter = SecretLimit::step_downs(first.end - now);
+    // A policy read and found free of restrictions gives no reason to step down: a refusal
+    // then is an error to report (its hint says to ask for fewer months), not a guess.
+    let shorter = match limit {
+        SecretLimit::Free => Vec::new(),
+        _ => SecretLimit::step_downs(first.end - now),
+    };
     std::iter::once(first)
         .chain(shorter.into_iter().map(|d| Attempt {
             end: now + Duration::days(d),
@@ -489,6 +494,7 @@ mod tests {
             ["12 months", "180 days", "90 days", "30 days"]
         );
         assert_eq!(labels(&unknown, 3), ["3 months", "30 days"]);
+        assert_eq!(labels(&SecretLimit::Free, 12), ["12 months"]);
         let capped = SecretLimit::Capped {
             max: Duration::days(90),
             by: "t".into(),
