@@ -115,7 +115,6 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
     assert_eq!(held(&before), seed::FABRIKAM_SPOT_APP_CLIENT_ID);
 
     let (code, _, plan) = env.run(&with("plan", fab_prod(), &[])).await;
-    std::fs::write("/tmp/acc/plan-keep.txt", &plan).ok();
     assert_eq!(code, 0, "{plan}");
     assert!(
         plan.contains(&format!(
@@ -131,7 +130,6 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
     );
 
     let (code, _, err) = env.run(&with("apply", fab_prod(), &["--yes"])).await;
-    std::fs::write("/tmp/acc/apply-keep.txt", &err).ok();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("connected (not ours)"), "{err}");
     let after = env.sim.state();
@@ -143,7 +141,6 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
     );
 
     let (code, out, err) = env.run(&with("status", fab_prod(), &[])).await;
-    std::fs::write("/tmp/acc/status-keep.txt", &out).ok();
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("connected (not ours)"), "{out}");
     assert!(!out.contains("BROKEN") && !out.contains("broken"), "{out}");
@@ -152,7 +149,6 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
     let (code, _, err) = env
         .run(&with("apply", fab_prod(), &["--yes", "--take-over"]))
         .await;
-    std::fs::write("/tmp/acc/apply-take-over.txt", &err).ok();
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!(
@@ -176,7 +172,6 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
     assert_eq!(old["passwordCredentials"].as_array().unwrap().len(), 1);
 
     let (code, out, err) = env.run(&with("status", fab_prod(), &[])).await;
-    std::fs::write("/tmp/acc/status-taken.txt", &out).ok();
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!("{} (chosen)", seed::SPOT_ACCOUNT_CONNECTED)),
@@ -192,7 +187,6 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
             &["--yes", "--delete-spot-account"],
         ))
         .await;
-    std::fs::write("/tmp/acc/remove-chosen.txt", format!("{out}{err}")).ok();
     assert_eq!(code, 0, "{out}{err}");
     let gone = env.sim.state();
     assert!(
@@ -381,7 +375,6 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
     assert_eq!(code, 0, "{err}");
 
     let (code, out, err) = env.run(&["status", "--all-subscriptions"]).await;
-    std::fs::write("/tmp/acc/status-all.txt", &out).ok();
     assert_eq!(code, 0, "{out}{err}");
     let row = |out: &str, sub: &str| {
         out.lines()
@@ -444,7 +437,6 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
     let (code, out, err) = env
         .run_as("state", Some(&token), &with("status", prod, &[]))
         .await;
-    std::fs::write("/tmp/acc/status-unknown.txt", &out).ok();
     assert_eq!(code, 3, "{out}{err}");
     assert!(
         row(&out, seed::SUB_CONTOSO_PROD).contains("UNKNOWN"),
@@ -534,7 +526,6 @@ async fn an_empty_same_name_account_made_by_hand_during_a_run_changes_nothing_th
             .to_string()
     };
     let ((code, _, err), by_hand) = tokio::join!(run, hand);
-    std::fs::write("/tmp/acc/empty-same-name.txt", &err).ok();
     assert_eq!(code, 0, "{err}");
     assert!(
         !err.contains("delete this run") && !err.contains("keep the other"),
