@@ -364,6 +364,46 @@ impl Runner {
         }
     }
 
+    /// Runs `work` on the session in the background; the action it ends with reaches `update`.
+    fn spawn<F, Fut>(&mut self, work: F)
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        let fut = work(self.session.clone());
+        let tx = self.tx.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let _ = tx.send(fut.await);
+        }));
+    }
+
+    /// As `spawn`, for work that reports progress: every progress event reaches `update`
+    /// before the action it ends with.
+    fn spawn_with_progress<F, Fut>(&mut self, work: F)
+    where
+        F: FnOnce(Session, UnboundedSender<Progress>) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        let h = self.background_with_progress(work);
+        self.tasks.push(h);
+    }
+
+    fn background_with_progress<F, Fut>(&self, work: F) -> JoinHandle<()>
+    where
+        F: FnOnce(Session, UnboundedSender<Progress>) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        let (ptx, fwd) = forward_progress(tx.clone());
+        // The work owns the only sender: the forwarder ends after its last event.
+        let fut = work(self.session.clone(), ptx);
+        tokio::spawn(async move {
+            let done = fut.await;
+            let _ = fwd.await;
+            let _ = tx.send(done);
+        })
+    }
+
     /// Signs in, then discovers tenants and subscriptions, in the background.
     fn sign_in(&mut self) {
         let s = self.session.clone();
@@ -400,11 +440,9 @@ impl Runner {
                         self.token = Some(token);
                         c
                     };
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = spot.list_accounts().await.map_err(|e| info(&e));
-                        let _ = tx.send(Action::SpotAccounts(r));
-                    }));
+                    self.spawn(|_| async move {
+                        Action::SpotAccounts(spot.list_accounts().await.map_err(|e| info(&e)))
+                    });
                 }
                 Effect::UseBrowserSignIn => {
                     match crate::azure::auth::Auth::with_redirect_port(
@@ -433,70 +471,49 @@ impl Runner {
                     targets,
                     choices,
                 } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = onboard::plan(&s, &targets, &settings)
+                    self.spawn(|s| async move {
+                        let result = onboard::plan(&s, &targets, &settings)
                             .await
                             .map_err(|e| info(&e));
-                        let _ = tx.send(Action::Planned {
-                            generation,
-                            result: r,
-                        });
-                    }));
+                        Action::Planned { generation, result }
+                    });
                 }
                 Effect::ReadStatus { targets, choices } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = onboard::status::status(&s, &targets, &settings)
-                            .await
-                            .map_err(|e| info(&e));
-                        let _ = tx.send(Action::StatusRead(r));
-                    }));
+                    self.spawn(|s| async move {
+                        let r = onboard::status::status(&s, &targets, &settings).await;
+                        Action::StatusRead(r.map_err(|e| info(&e)))
+                    });
                 }
                 Effect::Rotate { tenant, choices } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
+                    self.spawn_with_progress(|s, ptx| async move {
                         let r = onboard::rotate::rotate(&s, &tenant, &settings, ptx).await;
-                        let _ = fwd.await;
-                        let _ = tx.send(Action::Rotated(r.map(Box::new).map_err(|e| info(&e))));
-                    }));
+                        Action::Rotated(r.map(Box::new).map_err(|e| info(&e)))
+                    });
                 }
                 Effect::PlanRemoval { targets, choices } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
+                    self.spawn(|s| async move {
                         let r = onboard::remove::plan_removal(
                             &s,
                             &targets,
                             &settings,
                             onboard::remove::RemoveOptions::default(),
                         )
-                        .await
-                        .map_err(|e| info(&e));
-                        let _ = tx.send(Action::RemovalPlanned(r));
-                    }));
+                        .await;
+                        Action::RemovalPlanned(r.map_err(|e| info(&e)))
+                    });
                 }
                 Effect::Remove { plans } => {
-                    let s = self.session.clone();
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
+                    self.spawn_with_progress(|s, ptx| async move {
                         let mut out = vec![];
                         for p in &plans {
                             out.extend(onboard::remove::remove(&s, p, ptx.clone()).await);
                         }
-                        drop(ptx);
-                        let _ = fwd.await;
-                        let _ = tx.send(Action::Removed(out));
-                    }));
+                        Action::Removed(out)
+                    });
                 }
                 Effect::Apply { plan } => {
                     if let Some(h) = &self.apply
@@ -504,18 +521,14 @@ impl Runner {
                     {
                         continue;
                     }
-                    let s = self.session.clone();
-                    let tx = self.tx.clone();
-                    self.apply = Some(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
+                    let h = self.background_with_progress(|s, ptx| async move {
                         let mut r = onboard::apply(&s, &plan, ptx).await;
-                        // Every progress event before the result.
-                        let _ = fwd.await;
                         for report in &mut r.reports {
                             save_report(&s.state_dir, report);
                         }
-                        let _ = tx.send(Action::Applied(Ok(Box::new(r))));
-                    }));
+                        Action::Applied(Ok(Box::new(r)))
+                    });
+                    self.apply = Some(h);
                 }
             }
         }
