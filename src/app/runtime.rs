@@ -356,6 +356,7 @@ impl Runner {
     fn settings(&self, c: &Choices) -> Settings {
         Settings {
             app_name: c.app_name.clone(),
+            app_names: c.app_names.clone(),
             role_name: c.role_name.clone(),
             secret_months: c.secret_months,
             spot_account: c.spot_account.clone(),
@@ -413,7 +414,22 @@ impl Runner {
                 Ok(id) => {
                     let _ = tx.send(Action::SignedIn(Ok(id)));
                     let d = crate::azure::discovery::discover(&s.auth, &s.endpoints, &s.http).await;
+                    let known = d.as_ref().ok().map(|d| {
+                        let dir = s.state_dir.clone();
+                        let subs: Vec<(String, String)> = d
+                            .subscriptions
+                            .iter()
+                            .map(|x| (x.tenant_id.clone(), x.subscription_id.clone()))
+                            .collect();
+                        tokio::task::spawn_blocking(move || known_connected(&dir, &subs))
+                    });
                     let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
+                    if let Some(Ok(ids)) = match known {
+                        Some(h) => Some(h.await),
+                        None => None,
+                    } {
+                        let _ = tx.send(Action::KnownConnected(ids));
+                    }
                 }
                 Err(e) => {
                     let _ = tx.send(Action::SignedIn(Err(info(&e))));
@@ -534,6 +550,25 @@ impl Runner {
         }
         None
     }
+}
+
+/// The subscriptions whose state file (this state directory's record of past runs) says they
+/// were connected to Spot: the picker's "connected" badge. Read-only; an unreadable file is
+/// no badge.
+fn known_connected(
+    state_dir: &std::path::Path,
+    subs: &[(String, String)],
+) -> std::collections::BTreeSet<String> {
+    use crate::onboard::model::Step;
+    use crate::onboard::state::{State as Saved, StepStatus, state_path};
+    subs.iter()
+        .filter(|(t, s)| state_path(state_dir, t, s).exists())
+        .filter(|(t, s)| {
+            Saved::load(state_dir, t, s)
+                .is_ok_and(|st| st.steps.get(&Step::ConnectSpot) == Some(&StepStatus::Done))
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
 }
 
 /// A progress channel whose events reach the wizard as actions; the handle ends after the last.
@@ -689,5 +724,31 @@ mod compat {
 
     pub fn spot_client(s: &Session, token: Secret) -> SpotClient {
         SpotClient::new(&s.endpoints.spot, s.http.clone(), token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_connected;
+    use crate::onboard::model::Step;
+    use crate::onboard::state::{State, StepStatus};
+
+    #[test]
+    fn only_subscriptions_recorded_connected_get_the_badge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut done = State::new("t1", "s-done");
+        done.steps.insert(Step::ConnectSpot, StepStatus::Done);
+        done.save(dir.path()).unwrap();
+        // Half way: the role assigned, Spot not yet connected.
+        let mut half = State::new("t1", "s-half");
+        half.steps.insert(Step::RoleAssignment, StepStatus::Done);
+        half.save(dir.path()).unwrap();
+        let subs = [
+            ("t1".to_string(), "s-done".to_string()),
+            ("t1".to_string(), "s-half".to_string()),
+            ("t1".to_string(), "s-none".to_string()),
+        ];
+        let got: Vec<String> = known_connected(dir.path(), &subs).into_iter().collect();
+        assert_eq!(got, ["s-done"]);
     }
 }

@@ -29,6 +29,7 @@ mod ui_browser;
 mod ui_e2e_tmux;
 mod ui_readme;
 mod ui_snapshots;
+mod ui_tenants;
 mod ui_update;
 
 /// A `.rs` file under tests/it/ that is not declared above would never be compiled or run; a

@@ -857,3 +857,24 @@ fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_o
         "{fx:?}"
     );
 }
+
+#[test]
+fn the_picker_badges_only_the_subscriptions_recorded_connected() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![Action::KnownConnected([SUB3.to_string()].into())],
+    );
+    let screen = render(&s, 80, 24, now(4.0));
+    let row = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name:?} not on screen:\n{screen}"))
+            .to_string()
+    };
+    assert!(row("Contoso Staging").contains("✓ connected"), "{screen}");
+    assert!(!row("Contoso Production").contains("connected"), "{screen}");
+    assert!(!row("Fabrikam Analytics").contains("connected"), "{screen}");
+}

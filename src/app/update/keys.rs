@@ -65,6 +65,12 @@ pub(super) fn leave_field(s: &mut State, at: Duration) -> Vec<Effect> {
             }
             vec![]
         }
+        Field::AppName if s.several_tenants() => {
+            if review::keep_tenant_name(s) {
+                return review::start_plan(s, at);
+            }
+            vec![]
+        }
         Field::AppName | Field::RoleName => {
             if s.target.is_some() {
                 let c = choices(s);
@@ -76,7 +82,9 @@ pub(super) fn leave_field(s: &mut State, at: Duration) -> Vec<Effect> {
                                 .find(|i| i.step == step && i.object == obj)
                                 .map(|i| i.name.clone())
                         };
-                        c.app_name == name(Step::AppRegistration, "app registration")
+                        // Several tenants: the app names are per tenant (`keep_tenant_name`).
+                        (s.several_tenants()
+                            || c.app_name == name(Step::AppRegistration, "app registration"))
                             && c.role_name == name(Step::CustomRole, "custom role")
                     }
                     None => false,
@@ -182,6 +190,9 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         Cmd::ToggleLog => {
             s.show_log = !s.show_log;
             vec![]
+        }
+        Cmd::Up | Cmd::Down if s.pane == Pane::AppRegistration => {
+            review::move_name_tenant(s, cmd == Cmd::Down, at)
         }
         Cmd::Up => {
             move_sel(s, false);

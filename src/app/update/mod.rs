@@ -53,6 +53,8 @@ pub enum Action {
     SpotAccounts(Result<Vec<SpotAccount>, ErrorInfo>),
     SignedIn(Result<Identity, ErrorInfo>),
     Discovered(Result<Discovery, ErrorInfo>),
+    /// The discovered subscriptions this state directory's records show connected.
+    KnownConnected(std::collections::BTreeSet<String>),
     Planned {
         generation: u64,
         result: Result<Plan, ErrorInfo>,
@@ -70,6 +72,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choices {
     pub app_name: Option<String>,
+    /// Several tenants: the app registration's name typed for a tenant (tenant id -> name).
+    pub app_names: std::collections::BTreeMap<String, String>,
     pub role_name: Option<String>,
     pub secret_months: u32,
     pub spot_account: SpotAccountChoice,
@@ -149,6 +153,10 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
         Action::SpotAccounts(r) => signin::on_spot_accounts(s, r, at),
         Action::SignedIn(r) => signin::on_signed_in(s, r, at),
         Action::Discovered(r) => signin::on_discovered(s, r, at),
+        Action::KnownConnected(ids) => {
+            s.connected = ids;
+            vec![]
+        }
         Action::StatusRead(r) => life::on_status_read(s, r),
         Action::Rotated(r) => life::on_rotated(s, r),
         Action::RemovalPlanned(r) => life::on_removal_planned(s, r),

@@ -42,7 +42,30 @@ pub(super) fn prefill_names(s: &mut State, p: &Plan) {
             .find(|i| i.step == step && i.object == object)
             .map(|i| i.name.clone())
     };
-    if s.app_name_text().is_empty()
+    s.planned_app_names = p
+        .items
+        .iter()
+        .filter(|i| i.step == Step::AppRegistration && i.object == "app registration")
+        .map(|i| (i.tenant_id.clone(), i.name.clone()))
+        .collect();
+    if s.several_tenants() {
+        // One name per tenant: the field shows the one of the tenant it edits.
+        if let Some(tn) = s.name_tenant() {
+            let planned = p
+                .items
+                .iter()
+                .find(|i| {
+                    i.step == Step::AppRegistration
+                        && i.object == "app registration"
+                        && i.tenant_id == tn
+                })
+                .map(|i| i.name.clone());
+            if let Some(n) = s.app_names.get(&tn).cloned().or(planned) {
+                set_text(&mut s.app_name, &n);
+                s.app_name_default = Some(n);
+            }
+        }
+    } else if s.app_name_text().is_empty()
         && let Some(n) = name_of(Step::AppRegistration, "app registration")
     {
         set_text(&mut s.app_name, &n);
@@ -67,6 +90,7 @@ pub fn choices(s: &State) -> Choices {
     };
     Choices {
         app_name: name(s.app_name_text(), &s.app_name_default),
+        app_names: Default::default(),
         role_name: name(s.role_name_text(), &s.role_name_default),
         secret_months: s.secret_months(),
         spot_account: account_choice(s),
@@ -84,11 +108,68 @@ pub fn shared_choices(s: &State) -> Choices {
             Some(text)
         }
     };
+    // Several tenants: the field edits one tenant's name (kept in `app_names`), never all.
+    let app_name = if s.several_tenants() {
+        s.app_name_cli.clone()
+    } else {
+        pick(s.app_name_text(), &s.app_name_default, &s.app_name_cli)
+    };
     Choices {
-        app_name: pick(s.app_name_text(), &s.app_name_default, &s.app_name_cli),
+        app_name,
+        app_names: s.app_names.clone(),
         role_name: pick(s.role_name_text(), &s.role_name_default, &s.role_name_cli),
         ..choices(s)
     }
+}
+
+/// Leaving the App registration field with several tenants: the name is that tenant's only.
+/// Returns whether the names changed (the plan is made again).
+pub(super) fn keep_tenant_name(s: &mut State) -> bool {
+    let Some(tn) = s.name_tenant() else {
+        return false;
+    };
+    let text = s.app_name_text();
+    let before = s.app_names.get(&tn).cloned();
+    if text.is_empty() {
+        s.app_names.remove(&tn);
+    } else if s.app_name_in(&tn).as_deref() != Some(text.as_str()) {
+        s.app_names.insert(tn.clone(), text.clone());
+    }
+    let changed = s.app_names.get(&tn).cloned() != before;
+    if changed {
+        log(
+            s,
+            format!("app registration in {}: {text}", s.tenant_label(&tn)),
+        );
+    }
+    changed
+}
+
+/// ↑/↓ on the App registration pane with several tenants: the field edits another tenant's
+/// name (what was typed for the one left is kept first).
+pub(super) fn move_name_tenant(s: &mut State, down: bool, at: Duration) -> Vec<Effect> {
+    let n = s.run_tenants().len();
+    if n < 2 {
+        return vec![];
+    }
+    let mut fx = vec![];
+    if s.field == Some(Field::AppName) {
+        s.field = None;
+        if keep_tenant_name(s) {
+            fx = start_plan(s, at);
+        }
+    }
+    s.name_tenant_sel = if down {
+        (s.name_tenant_sel + 1).min(n - 1)
+    } else {
+        s.name_tenant_sel.saturating_sub(1)
+    };
+    if let Some(tn) = s.name_tenant() {
+        let name = s.app_name_in(&tn).unwrap_or_default();
+        set_text(&mut s.app_name, &name);
+        s.app_name_default = Some(name);
+    }
+    fx
 }
 
 /// The operator's choices for this run: with several subscriptions (maybe of several

@@ -251,5 +251,6 @@ pub(super) fn on_step(
     s.steps.insert(step, status);
     if s.run_active() || matches!(s.run, Run::Failed(_)) {
         s.apply_focus = Some(step);
+        s.apply_focus_sub = subscription;
     }
 }

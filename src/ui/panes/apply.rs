@@ -60,6 +60,29 @@ pub(super) fn apply(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect
     let mut lines: Vec<Line<'static>> = vec![];
     let mut shown_error = false;
     if let Some(step) = s.apply_focus {
+        // Several subscriptions: whose news this is, so two subscriptions' details never mix.
+        if s.targets.len() > 1 {
+            let whose = match &s.apply_focus_sub {
+                Some(sub) => s
+                    .targets
+                    .iter()
+                    .find(|t| &t.subscription_id == sub)
+                    .map(|t| {
+                        let tenant = if s.several_tenants() {
+                            format!(" in {}", s.tenant_label(&t.tenant_id))
+                        } else {
+                            String::new()
+                        };
+                        format!("{}{tenant}", t.subscription_name)
+                    })
+                    .unwrap_or_else(|| sub.clone()),
+                None => "a tenant's shared objects".into(),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{}: ", step.label()), t.bold()),
+                Span::styled(whose, t.accent()),
+            ]));
+        }
         match s.status(step) {
             Status::Failed { error, .. } => {
                 lines.extend(error_lines(error, t, s.retryable().is_some()));
@@ -132,10 +155,24 @@ pub(super) fn display_id(id: &str, room: usize) -> String {
 /// One row per subscription of a bulk run: name, latest step, its status.
 pub(super) fn bulk_rows(s: &State, t: Theme, w: usize) -> Vec<Line<'static>> {
     let mut v = vec![];
-    for tg in &s.targets {
+    let grouped = s.several_tenants();
+    let mut last_tenant: Option<&str> = None;
+    let mut targets: Vec<&crate::onboard::Target> = s.targets.iter().collect();
+    if grouped {
+        let order = s.run_tenants();
+        targets.sort_by_key(|tg| order.iter().position(|x| *x == tg.tenant_id));
+    }
+    for tg in targets {
         let Some((step, st)) = s.bulk_rows.get(&tg.subscription_id) else {
             continue;
         };
+        if grouped && last_tenant != Some(tg.tenant_id.as_str()) {
+            last_tenant = Some(tg.tenant_id.as_str());
+            v.push(Line::from(Span::styled(
+                format!("Tenant {}", s.tenant_label(&tg.tenant_id)),
+                t.bold(),
+            )));
+        }
         let style = match st {
             Status::Failed { .. } => t.bad(),
             Status::Waiting { .. } => t.warn(),
@@ -144,10 +181,19 @@ pub(super) fn bulk_rows(s: &State, t: Theme, w: usize) -> Vec<Line<'static>> {
             _ => t.dim(),
         };
         let name_w = w.saturating_sub(17 + 9).clamp(10, 40);
+        // This subscription's own detail (what it waits for), never another's.
+        let detail = match st {
+            Status::Running { detail, .. } => detail.clone(),
+            Status::Waiting { reason, .. } => reason.clone(),
+            Status::Failed { error, .. } => error.summary.clone(),
+            _ => String::new(),
+        };
+        let room = w.saturating_sub(name_w + 1 + 17 + 8);
         v.push(Line::from(vec![
             Span::raw(format!("{:<name_w$} ", fit(&tg.subscription_name, name_w))),
             Span::raw(format!("{:<17}", step.label())),
-            Span::styled(status_word(st).to_string(), style),
+            Span::styled(format!("{:<8}", status_word(st)), style),
+            Span::styled(fit(&detail, room), t.dim()),
         ]));
     }
     v

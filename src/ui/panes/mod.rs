@@ -95,7 +95,34 @@ pub(super) fn action_word(a: PlanAction) -> &'static str {
 }
 
 /// One plan item; its name cut with … to stay on the line (`w` columns).
-pub(super) fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
+/// Where a plan item is, when the plan spans several tenants: "in Contoso (contoso.example)",
+/// "in Contoso Production, Contoso (contoso.example)"; None with one tenant.
+pub(super) fn item_place(s: &State, i: &PlanItem) -> Option<String> {
+    let p = s.plan.ready()?;
+    let first = p.subscriptions.first()?;
+    if p.subscriptions
+        .iter()
+        .all(|x| x.tenant_id == first.tenant_id)
+    {
+        return None;
+    }
+    let tenant = s.tenant_label(&i.tenant_id);
+    Some(match &i.subscription_id {
+        None => format!("in {tenant}"),
+        Some(sub) => {
+            let name = p
+                .subscriptions
+                .iter()
+                .find(|x| &x.subscription_id == sub)
+                .map_or(sub.as_str(), |x| x.subscription_name.as_str());
+            format!("in {name}, {tenant}")
+        }
+    })
+}
+
+/// One plan item; its name cut with … to stay on the line (`w` columns); with several
+/// tenants, the tenant (and subscription) it is in.
+pub(super) fn plan_line(s: &State, i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> {
     let style = match i.action {
         PlanAction::Create => t.ok(),
         PlanAction::Reuse => t.accent(),
@@ -114,6 +141,12 @@ pub(super) fn plan_line(i: &PlanItem, t: Theme, w: usize) -> Vec<Line<'static>> 
             t.bold(),
         ),
     ])];
+    if let Some(place) = item_place(s, i) {
+        v.push(Line::from(Span::styled(
+            format!("        {}", fit(&place, w.saturating_sub(8))),
+            t.accent(),
+        )));
+    }
     // Wrapped, never cut: the reason says what to do.
     for l in wrap_words(&i.reason, w.saturating_sub(8)) {
         v.push(Line::from(Span::styled(format!("        {l}"), t.dim())));
@@ -162,7 +195,7 @@ pub(super) fn plan_status(
         Load::Failed(e) => v.extend(error_lines(e, t, true)),
         Load::Ready(_) => {
             for i in s.plan_items(step) {
-                v.extend(plan_line(i, t, w));
+                v.extend(plan_line(s, i, t, w));
             }
         }
     }

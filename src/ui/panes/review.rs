@@ -81,7 +81,7 @@ pub(super) fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Re
             t.bold(),
         ));
         for i in &blocked {
-            lines.extend(plan_line(i, t, w));
+            lines.extend(plan_line(s, i, t, w));
         }
         lines.push(Line::from(vec![
             Span::raw("Then press "),
@@ -104,23 +104,45 @@ pub(super) fn confirm(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Re
             Span::styled(c.summary(), t.dim()),
         ]));
     }
+    let several = {
+        let mut ts: Vec<&str> = p
+            .subscriptions
+            .iter()
+            .map(|x| x.tenant_id.as_str())
+            .collect();
+        ts.sort();
+        ts.dedup();
+        ts.len() > 1
+    };
     let mut last: Option<(&str, Option<&str>)> = None;
     for i in &p.items {
         let here = (i.tenant_id.as_str(), i.subscription_id.as_deref());
         if last != Some(here) {
             let head = match here {
                 (tid, None) => format!(
-                    "Tenant {} (shared)",
-                    s.tenant_name(tid).unwrap_or_else(|| short_id(tid, wide))
+                    "Tenant {}, shared objects",
+                    match s.tenant_name(tid) {
+                        Some(_) => s.tenant_label(tid),
+                        None => short_id(tid, wide),
+                    }
                 ),
-                (_, Some(sub)) => {
+                (tid, Some(sub)) => {
                     let name = p
                         .subscriptions
                         .iter()
                         .find(|t| t.subscription_id == sub)
                         .map(|t| t.subscription_name.clone())
                         .unwrap_or_default();
-                    format!("Subscription {name} ({})", short_id(sub, wide))
+                    // Several tenants: each subscription names its tenant.
+                    let tenant = if several {
+                        format!(
+                            " in {}",
+                            s.tenant_name(tid).unwrap_or_else(|| short_id(tid, false))
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!("Subscription {name} ({}){tenant}", short_id(sub, wide))
                 }
             };
             lines.push(Line::from(Span::styled(head, t.bold())));

@@ -1,7 +1,7 @@
 //! The subscription picker.
 
 use super::super::Theme;
-use super::super::widgets::{error_lines, loading, para, short_id};
+use super::super::widgets::{error_lines, fit, loading, para, short_id};
 use super::*;
 use crate::app::state::{Field, Load, Now, State};
 use ratatui::Frame;
@@ -34,10 +34,61 @@ pub(super) fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, are
                     "No subscription matches the filter (Esc clears it)."
                 }));
             }
-            let name_w = if wide { 32 } else { 20 };
+            // The "connected" badge takes its room from the ids column (the highlighted one's id
+            // is shown below), then from the names, so a row stays one line.
+            let badge = " ✓ connected";
+            let badged = subs
+                .iter()
+                .any(|x| s.connected.contains(&x.subscription_id));
+            let full_w = if wide { 32 } else { 20 };
+            let (name_w, show_id) = if badged {
+                let id_w = short_id(&subs[0].subscription_id, wide).chars().count() + 1;
+                let state_w = subs
+                    .iter()
+                    .map(|x| x.state.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                let room = (rest.width as usize)
+                    .saturating_sub(2 + 4 + 1 + state_w + badge.chars().count());
+                if room >= full_w + id_w {
+                    (full_w, true)
+                } else {
+                    (room.clamp(10, full_w), false)
+                }
+            } else {
+                (full_w, true)
+            };
             let max_rows = rest.height.saturating_sub(4) as usize;
-            let start = s.sub_sel.saturating_sub(max_rows.saturating_sub(1));
-            for (i, sub) in subs.iter().enumerate().skip(start).take(max_rows) {
+            // Several tenants: each tenant's subscriptions under its header (name, domain, id).
+            let grouped = s.discovery_tenants() > 1;
+            let mut rows: Vec<(Option<usize>, Line<'static>)> = vec![];
+            let mut last_tenant: Option<&str> = None;
+            for (i, sub) in subs.iter().enumerate() {
+                if grouped && last_tenant != Some(sub.tenant_id.as_str()) {
+                    last_tenant = Some(sub.tenant_id.as_str());
+                    let n = subs.iter().filter(|x| x.tenant_id == sub.tenant_id).count();
+                    // One line (the scroll counts rows): the name whole, then its id and
+                    // count where they fit.
+                    let w = rest.width as usize;
+                    let head = fit(&format!("Tenant {}", s.tenant_label(&sub.tenant_id)), w);
+                    let count = format!("  {n} subscription{}", if n == 1 { "" } else { "s" });
+                    let id = format!("  {}", short_id(&sub.tenant_id, false));
+                    let room = w.saturating_sub(head.chars().count());
+                    let tail = if id.chars().count() + count.chars().count() <= room {
+                        format!("{id}{count}")
+                    } else if count.chars().count() <= room {
+                        count
+                    } else {
+                        String::new()
+                    };
+                    rows.push((
+                        None,
+                        Line::from(vec![
+                            Span::styled(head, t.bold()),
+                            Span::styled(tail, t.dim()),
+                        ]),
+                    ));
+                }
                 let sel = i == s.sub_sel;
                 let base = if !sub.selectable() {
                     t.dim()
@@ -58,19 +109,37 @@ pub(super) fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, are
                 } else {
                     "[ ]"
                 };
-                lines.push(Line::from(vec![
+                let mut spans = vec![
                     Span::styled(if sel { "› " } else { "  " }, t.accent()),
                     Span::styled(format!("{mark} "), t.accent()),
                     Span::styled(
-                        format!("{name:<name_w$} {} ", short_id(&sub.subscription_id, wide)),
+                        if show_id {
+                            format!("{name:<name_w$} {} ", short_id(&sub.subscription_id, wide))
+                        } else {
+                            format!("{name:<name_w$} ")
+                        },
                         base,
                     ),
                     Span::styled(
                         sub.state.clone(),
                         if sub.selectable() { t.ok() } else { t.dim() },
                     ),
-                ]));
+                ];
+                if s.connected.contains(&sub.subscription_id) {
+                    spans.push(Span::styled(badge, t.ok()));
+                }
+                rows.push((Some(i), Line::from(spans)));
             }
+            let sel_row = rows
+                .iter()
+                .position(|(i, _)| *i == Some(s.sub_sel))
+                .unwrap_or(0);
+            let mut start = sel_row.saturating_sub(max_rows.saturating_sub(1));
+            // The selected row's tenant header stays in view when it fits.
+            if start > 0 && start == sel_row && rows[start - 1].0.is_none() {
+                start -= 1;
+            }
+            lines.extend(rows.into_iter().skip(start).take(max_rows).map(|(_, l)| l));
             if !s.selected.is_empty() {
                 lines.push(Line::from(""));
                 lines.push(Line::from(Span::styled(
@@ -87,14 +156,14 @@ pub(super) fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, are
                     Span::raw("id     "),
                     Span::styled(sel.subscription_id.clone(), t.accent()),
                 ]));
-                let tn = s
-                    .tenant_name(&sel.tenant_id)
-                    .map(|n| format!("{n} "))
-                    .unwrap_or_default();
                 lines.push(Line::from(vec![
                     Span::raw("tenant "),
                     Span::styled(
-                        format!("{tn}{}", short_id(&sel.tenant_id, wide)),
+                        format!(
+                            "{} {}",
+                            s.tenant_label(&sel.tenant_id),
+                            short_id(&sel.tenant_id, wide)
+                        ),
                         t.accent(),
                     ),
                 ]));
