@@ -37,6 +37,10 @@ pub enum Cmd {
     Replan,
     /// The review shows a connection that is not ours: take it over (or keep it again).
     TakeOver,
+    /// Close the sign-in-again box (the sign-in goes on waiting).
+    CloseSignIn,
+    /// Show the sign-in-again box that was closed.
+    ShowSignIn,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -89,6 +93,12 @@ pub enum Ctx {
     PlanBlocked,
     /// The review lists a connection that is not ours (kept), or one being taken over.
     CanTakeOver,
+    /// The sign-in-again box is open: it takes the keys (none reach the pane behind).
+    SignInAgain,
+    /// The sign-in-again box is open and its paste field does not have the focus.
+    SignInAgainNav,
+    /// A sign-in again waits, its box closed.
+    SignInAgainHidden,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -163,6 +173,23 @@ pub const KEYMAP: &[Binding] = &[
         label: "close help",
         contexts: &[Ctx::Help],
         footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Esc)],
+        key_label: "Esc",
+        cmd: Cmd::CloseSignIn,
+        label: "close",
+        contexts: &[Ctx::SignInAgain],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('s')],
+        key_label: "s",
+        cmd: Cmd::ShowSignIn,
+        label: "sign in again",
+        contexts: &[Ctx::SignInAgainHidden],
+        // The pane's top border says which tenant waits and names the key.
+        footer: false,
     },
     Binding {
         keys: &[k(KeyCode::Enter)],
@@ -356,7 +383,7 @@ pub const KEYMAP: &[Binding] = &[
         key_label: "q",
         cmd: Cmd::Quit,
         label: "quit",
-        contexts: &[Ctx::Nav],
+        contexts: &[Ctx::Nav, Ctx::SignInAgainNav],
         footer: true,
     },
     Binding {
@@ -386,14 +413,28 @@ pub fn lookup(key: &KeyEvent, active: &[Ctx]) -> Option<&'static Binding> {
     })
 }
 
+/// The bindings that can run now, in keymap order: active, and not shadowed (a binding all of
+/// whose keys an earlier active one takes never runs: Esc closes the sign-in box, not "back").
+pub fn reachable(active: &[Ctx]) -> Vec<&'static Binding> {
+    let mut out = Vec::new();
+    let mut taken: Vec<KeySpec> = Vec::new();
+    for b in KEYMAP {
+        if !b.contexts.iter().any(|c| active.contains(c)) {
+            continue;
+        }
+        if !b.keys.iter().all(|k| taken.contains(k)) {
+            out.push(b);
+        }
+        taken.extend(b.keys.iter().copied());
+    }
+    out
+}
+
 /// The bindings to show, in keymap order, one per command.
 pub fn visible(active: &[Ctx], footer_only: bool) -> Vec<&'static Binding> {
     let mut out: Vec<&'static Binding> = Vec::new();
-    for b in KEYMAP {
+    for b in reachable(active) {
         if footer_only && !b.footer {
-            continue;
-        }
-        if !b.contexts.iter().any(|c| active.contains(c)) {
             continue;
         }
         if out.iter().any(|o| o.cmd == b.cmd) {

@@ -413,7 +413,16 @@ impl Runner {
             match s.auth.sign_in().await {
                 Ok(id) => {
                     let _ = tx.send(Action::SignedIn(Ok(id)));
-                    let d = crate::azure::discovery::discover(&s.auth, &s.endpoints, &s.http).await;
+                    use crate::azure::discovery::{discover_in, list_tenants};
+                    // The tenants first: a tenant that asks to be signed in to again while its
+                    // subscriptions are listed is named by its display name and domain.
+                    let d = match list_tenants(&s.auth, &s.endpoints, &s.http).await {
+                        Ok(ts) => {
+                            let _ = tx.send(Action::TenantsListed(ts.clone()));
+                            discover_in(&s.auth, &s.endpoints, &s.http, ts).await
+                        }
+                        Err(e) => Err(e),
+                    };
                     let known = d.as_ref().ok().map(|d| {
                         let dir = s.state_dir.clone();
                         let subs: Vec<(String, String)> = d

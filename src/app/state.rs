@@ -317,6 +317,11 @@ pub struct State {
     /// A tenant that asked to be signed in to again: (tenant, why). Its prompt is shown over
     /// whatever pane is open.
     pub sign_in_again: Option<(String, String)>,
+    /// The operator closed the sign-in-again box (Esc): the sign-in still waits, `s` shows it.
+    pub sign_in_again_hidden: bool,
+    /// The tenants the sign-in sees, as listed before their subscriptions (names them while
+    /// the discovery runs).
+    pub tenants_listed: Vec<crate::azure::discovery::Tenant>,
     /// What the last copy key put on the clipboard ("the sign-in address"), shown under the
     /// prompt until the prompt changes.
     pub copied: Option<String>,
@@ -466,6 +471,8 @@ impl State {
             },
             sign_in_note: None,
             sign_in_again: None,
+            sign_in_again_hidden: false,
+            tenants_listed: vec![],
             copied: None,
             url_printed: false,
             discovery: Load::Idle,
@@ -591,7 +598,12 @@ impl State {
         let t = self
             .discovery
             .ready()
-            .and_then(|d| d.tenants.iter().find(|t| t.tenant_id == tenant_id));
+            .and_then(|d| d.tenants.iter().find(|t| t.tenant_id == tenant_id))
+            .or_else(|| {
+                self.tenants_listed
+                    .iter()
+                    .find(|t| t.tenant_id == tenant_id)
+            });
         match t {
             Some(t) => match &t.default_domain {
                 Some(dom) if !dom.is_empty() && !t.display_name.is_empty() => {
@@ -726,16 +738,24 @@ impl State {
             || self.op_active()
     }
 
-    /// A tenant's sign-in-again prompt is open (over every pane).
+    /// A tenant's sign-in-again prompt is open (over every pane; it takes the keys).
     pub fn reauth_open(&self) -> bool {
+        self.reauth_waiting() && !self.sign_in_again_hidden
+    }
+
+    /// A tenant's sign-in again waits for the operator (its box open, or closed with Esc).
+    pub fn reauth_waiting(&self) -> bool {
         self.sign_in_again.is_some() && (self.browser.is_some() || self.device_code.is_some())
     }
 
     /// The browser sign-in's prompt is on screen (Azure login pane, or the sign-in-again box).
     pub fn browser_shown(&self) -> bool {
         self.browser.is_some()
-            && (self.sign_in_again.is_some()
-                || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
+            && if self.sign_in_again.is_some() {
+                self.reauth_open()
+            } else {
+                self.pane == Pane::AzureLogin && self.sign_in.is_loading()
+            }
     }
 
     /// The plan under review has a blocked item: nothing can be written.
@@ -827,6 +847,28 @@ impl State {
         if self.show_help {
             v.push(Ctx::Help);
             return v;
+        }
+        // The sign-in-again box takes the keys: its own, never the pane's behind it.
+        if self.reauth_open() {
+            v.push(Ctx::SignInAgain);
+            if self.field == Some(Field::Paste) {
+                v.extend([Ctx::Text, Ctx::PasteField, Ctx::Fields]);
+                return v;
+            }
+            v.push(Ctx::SignInAgainNav);
+            if self.browser_shown() {
+                v.extend([Ctx::Fields, Ctx::BrowserUrl]);
+            }
+            if self.code_shown() {
+                v.push(Ctx::CodeShown);
+            }
+            if self.sign_in_url().is_some() {
+                v.push(Ctx::UrlShown);
+            }
+            return v;
+        }
+        if self.reauth_waiting() && self.field.is_none() {
+            v.push(Ctx::SignInAgainHidden);
         }
         if self.field.is_some() {
             v.push(Ctx::Text);

@@ -126,6 +126,8 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
     draw_footer(frame, state, theme, footer);
     if state.reauth_open() {
         draw_reauth(frame, state, theme, now, body);
+    } else if state.reauth_waiting() {
+        draw_reauth_waiting(frame, state, theme, body);
     }
     if state.show_help {
         draw_help(frame, state, theme, area);
@@ -355,10 +357,7 @@ fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let active = under.contexts();
     // One row per command, with every key that does it ("↑/k").
     let mut rows: Vec<(String, &str, keymap::Cmd)> = vec![];
-    for b in keymap::KEYMAP
-        .iter()
-        .filter(|b| b.contexts.iter().any(|c| active.contains(c)))
-    {
+    for b in keymap::reachable(&active) {
         match rows.iter_mut().find(|r| r.2 == b.cmd) {
             Some(r) => {
                 if !r.0.split('/').any(|k| k == b.key_label) {
@@ -409,12 +408,20 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         .title(" Sign in again ");
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let head = vec![Line::from(vec![
+    // Named as the operator knows it (display name and domain), its id beside for the portal.
+    let label = s.tenant_label(tenant);
+    let mut head = vec![Line::from(vec![
         Span::raw("Tenant "),
-        Span::styled(tenant.clone(), t.bold()),
+        Span::styled(label.clone(), t.bold()),
         Span::raw(" asks you to sign in again: "),
         Span::styled(reason.clone(), t.warn()),
     ])];
+    if label != *tenant {
+        head.push(Line::from(Span::styled(
+            format!("tenant id {tenant}"),
+            t.dim(),
+        )));
+    }
     let rows = widgets::wrapped_rows(&head, inner.width);
     let [h, rest] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
     frame.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), h);
@@ -427,6 +434,32 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         lines.push(widgets::loading("waiting for you to sign in…", t, now));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);
     }
+}
+
+/// The sign-in-again box was closed: the body's top border says which tenant still waits and
+/// the key that shows its sign-in again.
+fn draw_reauth_waiting(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let Some((tenant, _)) = &s.sign_in_again else {
+        return;
+    };
+    let tail = " waits: s sign in ";
+    let room = (area.width as usize).saturating_sub(tail.chars().count() + 4);
+    let name = widgets::fit(&s.tenant_label(tenant), room.min(36));
+    let text = format!(" {name}{tail}");
+    let w = (text.chars().count() as u16).min(area.width);
+    let r = Rect {
+        x: area.x + area.width.saturating_sub(w + 2),
+        y: area.y,
+        width: w,
+        height: 1,
+    };
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            text,
+            t.warn().add_modifier(Modifier::REVERSED),
+        ))),
+        r,
+    );
 }
 
 fn draw_quit(frame: &mut Frame, s: &State, t: Theme, area: Rect) {

@@ -681,6 +681,11 @@ fn a_tenant_that_requires_interaction_gets_the_sign_in_again_box_and_is_listed()
         again.contains("fab0fab0-0000-4000-8000-00000000fab2"),
         "{again}"
     );
+    // Named as the operator knows it (issue 21 §5), though its subscriptions are not listed yet.
+    assert!(
+        again.contains("Tenant Fabrikam (fabrikam.example) asks you"),
+        "{again}"
+    );
     // The sim approves the code: the box goes, and Fabrikam's subscriptions are listed.
     // 5 subscriptions: Fabrikam's two are not skipped.
     let home = t.wait_for(

@@ -187,6 +187,25 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             s.show_help = false;
             vec![]
         }
+        Cmd::CloseSignIn => {
+            s.sign_in_again_hidden = true;
+            if s.field == Some(Field::Paste) {
+                s.field = None;
+            }
+            if let Some((tenant, _)) = &s.sign_in_again {
+                let t = s.tenant_label(tenant);
+                log(s, format!("sign-in box for {t} closed: s shows it again"));
+            }
+            vec![]
+        }
+        Cmd::ShowSignIn => {
+            s.sign_in_again_hidden = false;
+            // The box's paste field takes the keys, as when it first opened.
+            if s.browser_shown() {
+                s.field = Some(Field::Paste);
+            }
+            vec![]
+        }
         Cmd::ToggleLog => {
             s.show_log = !s.show_log;
             vec![]

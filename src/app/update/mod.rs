@@ -53,6 +53,8 @@ pub enum Action {
     SpotAccounts(Result<Vec<SpotAccount>, ErrorInfo>),
     SignedIn(Result<Identity, ErrorInfo>),
     Discovered(Result<Discovery, ErrorInfo>),
+    /// The tenants the sign-in sees, listed before their subscriptions (to name them).
+    TenantsListed(Vec<crate::azure::discovery::Tenant>),
     /// The discovered subscriptions this state directory's records show connected.
     KnownConnected(std::collections::BTreeSet<String>),
     Planned {
@@ -153,6 +155,10 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
         Action::SpotAccounts(r) => signin::on_spot_accounts(s, r, at),
         Action::SignedIn(r) => signin::on_signed_in(s, r, at),
         Action::Discovered(r) => signin::on_discovered(s, r, at),
+        Action::TenantsListed(ts) => {
+            s.tenants_listed = ts;
+            vec![]
+        }
         Action::KnownConnected(ids) => {
             s.connected = ids;
             vec![]

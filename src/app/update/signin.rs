@@ -212,6 +212,7 @@ pub(super) fn on_sign_in_progress(s: &mut State, p: Progress, at: Duration) {
                 format!("tenant {tenant} asks to sign in again: {reason}"),
             );
             s.sign_in_again = Some((tenant, reason));
+            s.sign_in_again_hidden = false;
         }
         Progress::RedirectRefused { message } => {
             log(s, format!("address refused: {message}"));
@@ -248,6 +249,7 @@ pub(super) fn end_interactive(s: &mut State) {
     s.browser = None;
     s.sign_in_note = None;
     s.sign_in_again = None;
+    s.sign_in_again_hidden = false;
     set_text(&mut s.paste, "");
     if s.field == Some(Field::Paste) {
         s.field = None;
