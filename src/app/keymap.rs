@@ -37,6 +37,16 @@ pub enum Cmd {
     Replan,
     /// The review shows a connection that is not ours: take it over (or keep it again).
     TakeOver,
+    /// A page up / down in the list.
+    PageUp,
+    PageDown,
+    /// The list's first / last row.
+    Top,
+    Bottom,
+    /// Select every (visible, selectable) subscription; none; the others.
+    SelectAll,
+    SelectNone,
+    SelectInvert,
     /// Close the sign-in-again box (the sign-in goes on waiting).
     CloseSignIn,
     /// Show the sign-in-again box that was closed.
@@ -54,6 +64,8 @@ pub enum Ctx {
     Text,
     /// A list is shown and can be moved in.
     List,
+    /// A list is shown and no text field has the focus (letters and Home/End move in it).
+    ListNav,
     /// The subscription list is shown.
     Filterable,
     /// The subscription filter has the focus: Enter and Tab leave it, keeping it.
@@ -299,6 +311,62 @@ pub const KEYMAP: &[Binding] = &[
         footer: false,
     },
     Binding {
+        keys: &[k(KeyCode::PageUp)],
+        key_label: "PgUp",
+        cmd: Cmd::PageUp,
+        label: "page up",
+        contexts: &[Ctx::List],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::PageDown)],
+        key_label: "PgDn",
+        cmd: Cmd::PageDown,
+        label: "page down",
+        contexts: &[Ctx::List],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::Home), c('g')],
+        key_label: "Home/g",
+        cmd: Cmd::Top,
+        label: "first row",
+        contexts: &[Ctx::ListNav],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::End), c('G')],
+        key_label: "End/G",
+        cmd: Cmd::Bottom,
+        label: "last row",
+        contexts: &[Ctx::ListNav],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('a')],
+        key_label: "a",
+        cmd: Cmd::SelectAll,
+        label: "select all shown",
+        contexts: &[Ctx::MultiSelect],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('n')],
+        key_label: "n",
+        cmd: Cmd::SelectNone,
+        label: "select none of those shown",
+        contexts: &[Ctx::MultiSelect],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('i')],
+        key_label: "i",
+        cmd: Cmd::SelectInvert,
+        label: "invert the selection of those shown",
+        contexts: &[Ctx::MultiSelect],
+        footer: false,
+    },
+    Binding {
         keys: &[c('k')],
         key_label: "k",
         cmd: Cmd::Up,
@@ -394,6 +462,18 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[Ctx::Always],
         footer: false,
     },
+];
+
+/// Commands the help overlay shows on one row (their keys side by side, this label), so the
+/// overlay fits 80x24.
+pub const HELP_GROUPS: &[(&[Cmd], &str)] = &[
+    (&[Cmd::Up, Cmd::Down], "move up / down"),
+    (&[Cmd::PageUp, Cmd::PageDown], "page up / down"),
+    (&[Cmd::Top, Cmd::Bottom], "first / last row"),
+    (
+        &[Cmd::SelectAll, Cmd::SelectNone, Cmd::SelectInvert],
+        "select all / none / invert (those shown)",
+    ),
 ];
 
 fn matches(spec: &KeySpec, key: &KeyEvent) -> bool {

@@ -972,6 +972,9 @@ impl State {
         if self.retryable().is_some() && self.field.is_none() {
             v.push(Ctx::Failed);
         }
+        if self.field.is_none() && v.contains(&Ctx::List) {
+            v.push(Ctx::ListNav);
+        }
         v
     }
 }

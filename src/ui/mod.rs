@@ -355,21 +355,37 @@ fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut under = s.clone();
     under.show_help = false;
     let active = under.contexts();
-    // One row per command, with every key that does it ("↑/k").
-    let mut rows: Vec<(String, &str, keymap::Cmd)> = vec![];
+    // One row per command, with every key that does it ("↑/k"); a group's commands on one
+    // row, their keys side by side ("↑/k ↓/j  move up / down").
+    let mut rows: Vec<(Vec<(keymap::Cmd, String)>, &str)> = vec![];
     for b in keymap::reachable(&active) {
-        match rows.iter_mut().find(|r| r.2 == b.cmd) {
-            Some(r) => {
-                if !r.0.split('/').any(|k| k == b.key_label) {
-                    r.0 = format!("{}/{}", r.0, b.key_label);
+        let group = keymap::HELP_GROUPS
+            .iter()
+            .find(|(cmds, _)| cmds.contains(&b.cmd));
+        let row = rows.iter_mut().find(|r| {
+            r.0.iter()
+                .any(|(c, _)| *c == b.cmd || group.is_some_and(|(cmds, _)| cmds.contains(c)))
+        });
+        match row {
+            Some(r) => match r.0.iter_mut().find(|(c, _)| *c == b.cmd) {
+                Some((_, keys)) => {
+                    if !keys.split('/').any(|k| k == b.key_label) {
+                        *keys = format!("{keys}/{}", b.key_label);
+                    }
                 }
-            }
-            None => rows.push((b.key_label.to_string(), b.label, b.cmd)),
+                None => r.0.push((b.cmd, b.key_label.to_string())),
+            },
+            None => rows.push((
+                vec![(b.cmd, b.key_label.to_string())],
+                group.map_or(b.label, |(_, l)| l),
+            )),
         }
     }
-    for (keys, label, _) in rows {
+    for (keys, label) in rows {
+        let keys: Vec<String> = keys.into_iter().map(|(_, k)| k).collect();
+        let keys = keys.join(" ");
         lines.push(Line::from(vec![
-            Span::styled(format!("{keys:>10}  "), t.key()),
+            Span::styled(format!("{keys:>14}  "), t.key()),
             Span::raw(label),
         ]));
     }

@@ -119,6 +119,12 @@ pub(super) fn list_len(s: &State) -> usize {
     }
 }
 
+/// The rows a page key moves: the list rows an 80x24-style layout shows at this height
+/// (header, footer, borders and a field take 12).
+pub(super) fn page_rows(s: &State) -> usize {
+    (s.size.1 as usize).saturating_sub(12).max(1)
+}
+
 pub(super) fn move_sel(s: &mut State, down: bool) {
     let n = list_len(s);
     if n == 0 {
@@ -213,6 +219,23 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         Cmd::Up | Cmd::Down if s.pane == Pane::AppRegistration => {
             review::move_name_tenant(s, cmd == Cmd::Down, at)
         }
+        Cmd::PageUp | Cmd::PageDown | Cmd::Top | Cmd::Bottom => {
+            let down = matches!(cmd, Cmd::PageDown | Cmd::Bottom);
+            let rows = match cmd {
+                Cmd::PageUp | Cmd::PageDown => page_rows(s),
+                _ => list_len(s).max(s.run_tenants().len()),
+            };
+            let mut fx = vec![];
+            for _ in 0..rows {
+                if s.pane == Pane::AppRegistration {
+                    fx.extend(review::move_name_tenant(s, down, at));
+                } else {
+                    move_sel(s, down);
+                }
+            }
+            fx
+        }
+        Cmd::SelectAll | Cmd::SelectNone | Cmd::SelectInvert => select::select_shown(s, cmd),
         Cmd::Up => {
             move_sel(s, false);
             vec![]

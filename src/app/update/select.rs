@@ -21,6 +21,34 @@ pub(super) fn toggle(s: &mut State) -> Vec<Effect> {
     vec![]
 }
 
+/// a / n / i: select every subscription the filter shows (that can be chosen), none of them,
+/// or the others of them; what the filter hides keeps its selection.
+pub(super) fn select_shown(s: &mut State, cmd: super::super::keymap::Cmd) -> Vec<Effect> {
+    use super::super::keymap::Cmd;
+    let shown: Vec<String> = s
+        .visible_subscriptions()
+        .into_iter()
+        .filter(|x| x.selectable())
+        .map(|x| x.subscription_id.clone())
+        .collect();
+    for id in shown {
+        match cmd {
+            Cmd::SelectAll => {
+                s.selected.insert(id);
+            }
+            Cmd::SelectNone => {
+                s.selected.remove(&id);
+            }
+            _ => {
+                if !s.selected.remove(&id) {
+                    s.selected.insert(id);
+                }
+            }
+        }
+    }
+    vec![]
+}
+
 /// Enter: the selected subscriptions (in discovery order), or else the highlighted one; the
 /// plan is made (again when the choice changed) and the names pane opens.
 pub(super) fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
