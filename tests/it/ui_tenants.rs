@@ -187,3 +187,71 @@ fn progress_details_stay_with_their_subscription() {
         "{screen}"
     );
 }
+
+/// The wizard's per-tenant names reach the engine: against the simulator, a plan of Contoso
+/// Production and Fabrikam Production with Contoso's app renamed names that app in Contoso
+/// only; Fabrikam's keeps its default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_typed_for_one_tenant_names_only_that_tenant_s_app_in_the_plan() {
+    use spot_connect::onboard::{self, Session, Settings, Target};
+    use spot_connect::sim::seed;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = spot_connect::sim::start(&Default::default(), &dir.path().join("sim"))
+        .await
+        .expect("simulator starts");
+    let common = spot_connect::cli::CommonOpts {
+        state_dir: Some(dir.path().join("state")),
+        ..Default::default()
+    };
+    let endpoints = (
+        sim.endpoints(),
+        spot_connect::secret::Secret::new(sim.endpoints.spot_token.clone()),
+    );
+    let session =
+        Session::build(&common, Some(endpoints), std::sync::Arc::new(|_| {})).expect("session");
+    session
+        .auth
+        .sign_in()
+        .await
+        .expect("sign-in (auto-approved)");
+    let targets = [
+        Target {
+            tenant_id: seed::CONTOSO_TENANT_ID.into(),
+            subscription_id: seed::SUB_CONTOSO_PROD.into(),
+            subscription_name: "Contoso Production".into(),
+        },
+        Target {
+            tenant_id: seed::FABRIKAM_TENANT_ID.into(),
+            subscription_id: seed::SUB_FABRIKAM_STAGING.into(),
+            subscription_name: "Fabrikam Staging".into(),
+        },
+    ];
+    let settings = Settings {
+        app_names: [(
+            seed::CONTOSO_TENANT_ID.to_string(),
+            "contoso-spot".to_string(),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let plan = onboard::plan(&session, &targets, &settings)
+        .await
+        .expect("plan");
+    let app_in = |tenant: &str| -> Vec<String> {
+        plan.items
+            .iter()
+            .filter(|i| {
+                i.step == Step::AppRegistration
+                    && i.object == "app registration"
+                    && i.tenant_id == tenant
+            })
+            .map(|i| i.name.clone())
+            .collect()
+    };
+    assert_eq!(app_in(seed::CONTOSO_TENANT_ID), ["contoso-spot"]);
+    assert_eq!(
+        app_in(seed::FABRIKAM_TENANT_ID),
+        [Settings::default().app_name_for(seed::FABRIKAM_TENANT_ID)]
+    );
+    sim.shutdown().await;
+}
