@@ -236,6 +236,7 @@ impl CommonOpts {
     pub fn settings(&self) -> crate::error::Result<crate::onboard::Settings> {
         Ok(crate::onboard::Settings {
             app_name: self.app_name.clone().filter(|s| !s.trim().is_empty()),
+            app_names: Default::default(),
             role_name: self.role_name.clone().filter(|s| !s.trim().is_empty()),
             secret_months: self.secret_months,
             spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,

@@ -37,6 +37,20 @@ pub enum Cmd {
     Replan,
     /// The review shows a connection that is not ours: take it over (or keep it again).
     TakeOver,
+    /// A page up / down in the list.
+    PageUp,
+    PageDown,
+    /// The list's first / last row.
+    Top,
+    Bottom,
+    /// Select every (visible, selectable) subscription; none; the others.
+    SelectAll,
+    SelectNone,
+    SelectInvert,
+    /// Close the sign-in-again box (the sign-in goes on waiting).
+    CloseSignIn,
+    /// Show the sign-in-again box that was closed.
+    ShowSignIn,
 }
 
 /// Where a binding applies. `app::State::contexts` says which are active.
@@ -50,6 +64,8 @@ pub enum Ctx {
     Text,
     /// A list is shown and can be moved in.
     List,
+    /// A list is shown and no text field has the focus (letters and Home/End move in it).
+    ListNav,
     /// The subscription list is shown.
     Filterable,
     /// The subscription filter has the focus: Enter and Tab leave it, keeping it.
@@ -89,6 +105,12 @@ pub enum Ctx {
     PlanBlocked,
     /// The review lists a connection that is not ours (kept), or one being taken over.
     CanTakeOver,
+    /// The sign-in-again box is open: it takes the keys (none reach the pane behind).
+    SignInAgain,
+    /// The sign-in-again box is open and its paste field does not have the focus.
+    SignInAgainNav,
+    /// A sign-in again waits, its box closed.
+    SignInAgainHidden,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -163,6 +185,23 @@ pub const KEYMAP: &[Binding] = &[
         label: "close help",
         contexts: &[Ctx::Help],
         footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Esc)],
+        key_label: "Esc",
+        cmd: Cmd::CloseSignIn,
+        label: "close",
+        contexts: &[Ctx::SignInAgain],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('s')],
+        key_label: "s",
+        cmd: Cmd::ShowSignIn,
+        label: "sign in again",
+        contexts: &[Ctx::SignInAgainHidden],
+        // The pane's top border says which tenant waits and names the key.
+        footer: false,
     },
     Binding {
         keys: &[k(KeyCode::Enter)],
@@ -272,6 +311,62 @@ pub const KEYMAP: &[Binding] = &[
         footer: false,
     },
     Binding {
+        keys: &[k(KeyCode::PageUp)],
+        key_label: "PgUp",
+        cmd: Cmd::PageUp,
+        label: "page up",
+        contexts: &[Ctx::List],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::PageDown)],
+        key_label: "PgDn",
+        cmd: Cmd::PageDown,
+        label: "page down",
+        contexts: &[Ctx::List],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::Home), c('g')],
+        key_label: "Home/g",
+        cmd: Cmd::Top,
+        label: "first row",
+        contexts: &[Ctx::ListNav],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::End), c('G')],
+        key_label: "End/G",
+        cmd: Cmd::Bottom,
+        label: "last row",
+        contexts: &[Ctx::ListNav],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('a')],
+        key_label: "a",
+        cmd: Cmd::SelectAll,
+        label: "select all shown",
+        contexts: &[Ctx::MultiSelect],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('n')],
+        key_label: "n",
+        cmd: Cmd::SelectNone,
+        label: "select none of those shown",
+        contexts: &[Ctx::MultiSelect],
+        footer: false,
+    },
+    Binding {
+        keys: &[c('i')],
+        key_label: "i",
+        cmd: Cmd::SelectInvert,
+        label: "invert the selection of those shown",
+        contexts: &[Ctx::MultiSelect],
+        footer: false,
+    },
+    Binding {
         keys: &[c('k')],
         key_label: "k",
         cmd: Cmd::Up,
@@ -356,7 +451,7 @@ pub const KEYMAP: &[Binding] = &[
         key_label: "q",
         cmd: Cmd::Quit,
         label: "quit",
-        contexts: &[Ctx::Nav],
+        contexts: &[Ctx::Nav, Ctx::SignInAgainNav],
         footer: true,
     },
     Binding {
@@ -367,6 +462,18 @@ pub const KEYMAP: &[Binding] = &[
         contexts: &[Ctx::Always],
         footer: false,
     },
+];
+
+/// Commands the help overlay shows on one row (their keys side by side, this label), so the
+/// overlay fits 80x24.
+pub const HELP_GROUPS: &[(&[Cmd], &str)] = &[
+    (&[Cmd::Up, Cmd::Down], "move up / down"),
+    (&[Cmd::PageUp, Cmd::PageDown], "page up / down"),
+    (&[Cmd::Top, Cmd::Bottom], "first / last row"),
+    (
+        &[Cmd::SelectAll, Cmd::SelectNone, Cmd::SelectInvert],
+        "select all / none / invert (those shown)",
+    ),
 ];
 
 fn matches(spec: &KeySpec, key: &KeyEvent) -> bool {
@@ -386,14 +493,28 @@ pub fn lookup(key: &KeyEvent, active: &[Ctx]) -> Option<&'static Binding> {
     })
 }
 
+/// The bindings that can run now, in keymap order: active, and not shadowed (a binding all of
+/// whose keys an earlier active one takes never runs: Esc closes the sign-in box, not "back").
+pub fn reachable(active: &[Ctx]) -> Vec<&'static Binding> {
+    let mut out = Vec::new();
+    let mut taken: Vec<KeySpec> = Vec::new();
+    for b in KEYMAP {
+        if !b.contexts.iter().any(|c| active.contains(c)) {
+            continue;
+        }
+        if !b.keys.iter().all(|k| taken.contains(k)) {
+            out.push(b);
+        }
+        taken.extend(b.keys.iter().copied());
+    }
+    out
+}
+
 /// The bindings to show, in keymap order, one per command.
 pub fn visible(active: &[Ctx], footer_only: bool) -> Vec<&'static Binding> {
     let mut out: Vec<&'static Binding> = Vec::new();
-    for b in KEYMAP {
+    for b in reachable(active) {
         if footer_only && !b.footer {
-            continue;
-        }
-        if !b.contexts.iter().any(|c| active.contains(c)) {
             continue;
         }
         if out.iter().any(|o| o.cmd == b.cmd) {

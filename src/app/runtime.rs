@@ -356,12 +356,53 @@ impl Runner {
     fn settings(&self, c: &Choices) -> Settings {
         Settings {
             app_name: c.app_name.clone(),
+            app_names: c.app_names.clone(),
             role_name: c.role_name.clone(),
             secret_months: c.secret_months,
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
             take_over: c.take_over,
         }
+    }
+
+    /// Runs `work` on the session in the background; the action it ends with reaches `update`.
+    fn spawn<F, Fut>(&mut self, work: F)
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        let fut = work(self.session.clone());
+        let tx = self.tx.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let _ = tx.send(fut.await);
+        }));
+    }
+
+    /// As `spawn`, for work that reports progress: every progress event reaches `update`
+    /// before the action it ends with.
+    fn spawn_with_progress<F, Fut>(&mut self, work: F)
+    where
+        F: FnOnce(Session, UnboundedSender<Progress>) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        let h = self.background_with_progress(work);
+        self.tasks.push(h);
+    }
+
+    fn background_with_progress<F, Fut>(&self, work: F) -> JoinHandle<()>
+    where
+        F: FnOnce(Session, UnboundedSender<Progress>) -> Fut,
+        Fut: Future<Output = Action> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        let (ptx, fwd) = forward_progress(tx.clone());
+        // The work owns the only sender: the forwarder ends after its last event.
+        let fut = work(self.session.clone(), ptx);
+        tokio::spawn(async move {
+            let done = fut.await;
+            let _ = fwd.await;
+            let _ = tx.send(done);
+        })
     }
 
     /// Signs in, then discovers tenants and subscriptions, in the background.
@@ -372,8 +413,32 @@ impl Runner {
             match s.auth.sign_in().await {
                 Ok(id) => {
                     let _ = tx.send(Action::SignedIn(Ok(id)));
-                    let d = crate::azure::discovery::discover(&s.auth, &s.endpoints, &s.http).await;
+                    use crate::azure::discovery::{discover_in, list_tenants};
+                    // The tenants first: a tenant that asks to be signed in to again while its
+                    // subscriptions are listed is named by its display name and domain.
+                    let d = match list_tenants(&s.auth, &s.endpoints, &s.http).await {
+                        Ok(ts) => {
+                            let _ = tx.send(Action::TenantsListed(ts.clone()));
+                            discover_in(&s.auth, &s.endpoints, &s.http, ts).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let known = d.as_ref().ok().map(|d| {
+                        let dir = s.state_dir.clone();
+                        let subs: Vec<(String, String)> = d
+                            .subscriptions
+                            .iter()
+                            .map(|x| (x.tenant_id.clone(), x.subscription_id.clone()))
+                            .collect();
+                        tokio::task::spawn_blocking(move || known_connected(&dir, &subs))
+                    });
                     let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
+                    if let Some(Ok(ids)) = match known {
+                        Some(h) => Some(h.await),
+                        None => None,
+                    } {
+                        let _ = tx.send(Action::KnownConnected(ids));
+                    }
                 }
                 Err(e) => {
                     let _ = tx.send(Action::SignedIn(Err(info(&e))));
@@ -400,11 +465,9 @@ impl Runner {
                         self.token = Some(token);
                         c
                     };
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = spot.list_accounts().await.map_err(|e| info(&e));
-                        let _ = tx.send(Action::SpotAccounts(r));
-                    }));
+                    self.spawn(|_| async move {
+                        Action::SpotAccounts(spot.list_accounts().await.map_err(|e| info(&e)))
+                    });
                 }
                 Effect::UseBrowserSignIn => {
                     match crate::azure::auth::Auth::with_redirect_port(
@@ -433,70 +496,49 @@ impl Runner {
                     targets,
                     choices,
                 } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = onboard::plan(&s, &targets, &settings)
+                    self.spawn(|s| async move {
+                        let result = onboard::plan(&s, &targets, &settings)
                             .await
                             .map_err(|e| info(&e));
-                        let _ = tx.send(Action::Planned {
-                            generation,
-                            result: r,
-                        });
-                    }));
+                        Action::Planned { generation, result }
+                    });
                 }
                 Effect::ReadStatus { targets, choices } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let r = onboard::status::status(&s, &targets, &settings)
-                            .await
-                            .map_err(|e| info(&e));
-                        let _ = tx.send(Action::StatusRead(r));
-                    }));
+                    self.spawn(|s| async move {
+                        let r = onboard::status::status(&s, &targets, &settings).await;
+                        Action::StatusRead(r.map_err(|e| info(&e)))
+                    });
                 }
                 Effect::Rotate { tenant, choices } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
+                    self.spawn_with_progress(|s, ptx| async move {
                         let r = onboard::rotate::rotate(&s, &tenant, &settings, ptx).await;
-                        let _ = fwd.await;
-                        let _ = tx.send(Action::Rotated(r.map(Box::new).map_err(|e| info(&e))));
-                    }));
+                        Action::Rotated(r.map(Box::new).map_err(|e| info(&e)))
+                    });
                 }
                 Effect::PlanRemoval { targets, choices } => {
-                    let s = self.session.clone();
                     let settings = self.settings(&choices);
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
+                    self.spawn(|s| async move {
                         let r = onboard::remove::plan_removal(
                             &s,
                             &targets,
                             &settings,
                             onboard::remove::RemoveOptions::default(),
                         )
-                        .await
-                        .map_err(|e| info(&e));
-                        let _ = tx.send(Action::RemovalPlanned(r));
-                    }));
+                        .await;
+                        Action::RemovalPlanned(r.map_err(|e| info(&e)))
+                    });
                 }
                 Effect::Remove { plans } => {
-                    let s = self.session.clone();
-                    let tx = self.tx.clone();
-                    self.tasks.push(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
+                    self.spawn_with_progress(|s, ptx| async move {
                         let mut out = vec![];
                         for p in &plans {
                             out.extend(onboard::remove::remove(&s, p, ptx.clone()).await);
                         }
-                        drop(ptx);
-                        let _ = fwd.await;
-                        let _ = tx.send(Action::Removed(out));
-                    }));
+                        Action::Removed(out)
+                    });
                 }
                 Effect::Apply { plan } => {
                     if let Some(h) = &self.apply
@@ -504,23 +546,38 @@ impl Runner {
                     {
                         continue;
                     }
-                    let s = self.session.clone();
-                    let tx = self.tx.clone();
-                    self.apply = Some(tokio::spawn(async move {
-                        let (ptx, fwd) = forward_progress(tx.clone());
+                    let h = self.background_with_progress(|s, ptx| async move {
                         let mut r = onboard::apply(&s, &plan, ptx).await;
-                        // Every progress event before the result.
-                        let _ = fwd.await;
                         for report in &mut r.reports {
                             save_report(&s.state_dir, report);
                         }
-                        let _ = tx.send(Action::Applied(Ok(Box::new(r))));
-                    }));
+                        Action::Applied(Ok(Box::new(r)))
+                    });
+                    self.apply = Some(h);
                 }
             }
         }
         None
     }
+}
+
+/// The subscriptions whose state file (this state directory's record of past runs) says they
+/// were connected to Spot: the picker's "connected" badge. Read-only; an unreadable file is
+/// no badge.
+fn known_connected(
+    state_dir: &std::path::Path,
+    subs: &[(String, String)],
+) -> std::collections::BTreeSet<String> {
+    use crate::onboard::model::Step;
+    use crate::onboard::state::{State as Saved, StepStatus, state_path};
+    subs.iter()
+        .filter(|(t, s)| state_path(state_dir, t, s).exists())
+        .filter(|(t, s)| {
+            Saved::load(state_dir, t, s)
+                .is_ok_and(|st| st.steps.get(&Step::ConnectSpot) == Some(&StepStatus::Done))
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
 }
 
 /// A progress channel whose events reach the wizard as actions; the handle ends after the last.
@@ -676,5 +733,31 @@ mod compat {
 
     pub fn spot_client(s: &Session, token: Secret) -> SpotClient {
         SpotClient::new(&s.endpoints.spot, s.http.clone(), token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_connected;
+    use crate::onboard::model::Step;
+    use crate::onboard::state::{State, StepStatus};
+
+    #[test]
+    fn only_subscriptions_recorded_connected_get_the_badge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut done = State::new("t1", "s-done");
+        done.steps.insert(Step::ConnectSpot, StepStatus::Done);
+        done.save(dir.path()).unwrap();
+        // Half way: the role assigned, Spot not yet connected.
+        let mut half = State::new("t1", "s-half");
+        half.steps.insert(Step::RoleAssignment, StepStatus::Done);
+        half.save(dir.path()).unwrap();
+        let subs = [
+            ("t1".to_string(), "s-done".to_string()),
+            ("t1".to_string(), "s-half".to_string()),
+            ("t1".to_string(), "s-none".to_string()),
+        ];
+        let got: Vec<String> = known_connected(dir.path(), &subs).into_iter().collect();
+        assert_eq!(got, ["s-done"]);
     }
 }

@@ -317,6 +317,11 @@ pub struct State {
     /// A tenant that asked to be signed in to again: (tenant, why). Its prompt is shown over
     /// whatever pane is open.
     pub sign_in_again: Option<(String, String)>,
+    /// The operator closed the sign-in-again box (Esc): the sign-in still waits, `s` shows it.
+    pub sign_in_again_hidden: bool,
+    /// The tenants the sign-in sees, as listed before their subscriptions (names them while
+    /// the discovery runs).
+    pub tenants_listed: Vec<crate::azure::discovery::Tenant>,
     /// What the last copy key put on the clipboard ("the sign-in address"), shown under the
     /// prompt until the prompt changes.
     pub copied: Option<String>,
@@ -331,6 +336,8 @@ pub struct State {
     pub selected: BTreeSet<String>,
     /// Every subscription of the run (several: bulk); `target` is the first.
     pub targets: Vec<Target>,
+    /// Subscriptions this state directory's records show connected (the picker's badge).
+    pub connected: BTreeSet<String>,
     /// Per subscription of a bulk run: its latest step and status.
     pub bulk_rows: BTreeMap<String, (Step, Status)>,
 
@@ -352,6 +359,14 @@ pub struct State {
     pub plan_gen: u64,
     pub app_name: TextArea<'static>,
     pub app_name_default: Option<String>,
+    /// Several tenants: the app registration's name the operator typed for each (tenant id ->
+    /// name); a tenant not in it gets its default (or `--app-name`).
+    pub app_names: BTreeMap<String, String>,
+    /// Each tenant's app registration name in the latest plan (kept while the next one is made).
+    pub planned_app_names: BTreeMap<String, String>,
+    /// Several tenants: which tenant's name the App registration field edits (index into
+    /// `run_tenants()`).
+    pub name_tenant_sel: usize,
     /// `--app-name` / `--role-name` as given (None: the per-tenant default).
     pub app_name_cli: Option<String>,
     pub role_name_cli: Option<String>,
@@ -365,6 +380,9 @@ pub struct State {
     pub run: Run,
     /// The step the Apply pane shows (the latest with news).
     pub apply_focus: Option<Step>,
+    /// The subscription the focused step's latest news came from (None: a tenant's shared
+    /// object), so a run of several never mixes two subscriptions' details.
+    pub apply_focus_sub: Option<String>,
     pub last_error: Option<(Origin, ErrorInfo)>,
 
     /// The state directory, as shown; report paths under it are shown relative to it.
@@ -453,6 +471,8 @@ impl State {
             },
             sign_in_note: None,
             sign_in_again: None,
+            sign_in_again_hidden: false,
+            tenants_listed: vec![],
             copied: None,
             url_printed: false,
             discovery: Load::Idle,
@@ -461,6 +481,7 @@ impl State {
             target: None,
             selected: init.subscriptions.iter().cloned().collect(),
             targets: vec![],
+            connected: BTreeSet::new(),
             bulk_rows: BTreeMap::new(),
             menu_sel: 0,
             health: Load::Idle,
@@ -479,6 +500,9 @@ impl State {
                 init.app_name.as_deref().unwrap_or(""),
             ),
             app_name_default: init.app_name.clone(),
+            app_names: BTreeMap::new(),
+            planned_app_names: BTreeMap::new(),
+            name_tenant_sel: 0,
             app_name_cli: init.app_name,
             role_name_cli: init.role_name.clone(),
             role_name: field(
@@ -490,6 +514,7 @@ impl State {
             review_scroll: 0,
             run: Run::NotStarted,
             apply_focus: None,
+            apply_focus_sub: None,
             last_error: None,
             state_dir: init.state_dir,
             log: VecDeque::new(),
@@ -525,21 +550,115 @@ impl State {
         self.accounts_list().len() + 2
     }
 
-    /// Subscriptions matching the filter, in discovery order.
+    /// Subscriptions matching the filter, grouped by tenant (in the discovery's tenant order),
+    /// each tenant's in discovery order.
     pub fn visible_subscriptions(&self) -> Vec<&Subscription> {
         let f = self.filter_text().to_lowercase();
         match self.discovery.ready() {
             None => vec![],
-            Some(d) => d
+            Some(d) => {
+                let mut v: Vec<&Subscription> = d
+                    .subscriptions
+                    .iter()
+                    .filter(|s| {
+                        f.is_empty()
+                            || s.display_name.to_lowercase().contains(&f)
+                            || s.subscription_id.to_lowercase().contains(&f)
+                    })
+                    .collect();
+                let rank = |t: &str| {
+                    d.tenants
+                        .iter()
+                        .position(|x| x.tenant_id == t)
+                        .unwrap_or(usize::MAX)
+                };
+                v.sort_by_key(|s| rank(&s.tenant_id));
+                v
+            }
+        }
+    }
+
+    /// The discovery spans several tenants: the picker groups its rows under tenant headers.
+    pub fn discovery_tenants(&self) -> usize {
+        self.discovery.ready().map_or(0, |d| {
+            let mut ts: Vec<&str> = d
                 .subscriptions
                 .iter()
-                .filter(|s| {
-                    f.is_empty()
-                        || s.display_name.to_lowercase().contains(&f)
-                        || s.subscription_id.to_lowercase().contains(&f)
-                })
-                .collect(),
+                .map(|s| s.tenant_id.as_str())
+                .collect();
+            ts.sort();
+            ts.dedup();
+            ts.len()
+        })
+    }
+
+    /// A tenant as the operator knows it: "Contoso (contoso.example)", its name alone, or
+    /// (not discovered) its id.
+    pub fn tenant_label(&self, tenant_id: &str) -> String {
+        let t = self
+            .discovery
+            .ready()
+            .and_then(|d| d.tenants.iter().find(|t| t.tenant_id == tenant_id))
+            .or_else(|| {
+                self.tenants_listed
+                    .iter()
+                    .find(|t| t.tenant_id == tenant_id)
+            });
+        match t {
+            Some(t) => match &t.default_domain {
+                Some(dom) if !dom.is_empty() && !t.display_name.is_empty() => {
+                    format!("{} ({dom})", t.display_name)
+                }
+                _ if !t.display_name.is_empty() => t.display_name.clone(),
+                Some(dom) => dom.clone(),
+                None => tenant_id.to_string(),
+            },
+            None => tenant_id.to_string(),
         }
+    }
+
+    /// The tenants of the run's subscriptions (the chosen ones, else the plan's), in order.
+    pub fn run_tenants(&self) -> Vec<String> {
+        let mut v: Vec<String> = vec![];
+        let from: Vec<&str> = if self.targets.is_empty() {
+            match (self.plan.ready(), &self.target) {
+                (Some(p), _) => p
+                    .subscriptions
+                    .iter()
+                    .map(|t| t.tenant_id.as_str())
+                    .collect(),
+                (None, Some(t)) => vec![t.tenant_id.as_str()],
+                (None, None) => vec![],
+            }
+        } else {
+            self.targets.iter().map(|t| t.tenant_id.as_str()).collect()
+        };
+        for t in from {
+            if !v.iter().any(|x| x == t) {
+                v.push(t.to_string());
+            }
+        }
+        v
+    }
+
+    /// The run spans several tenants: one app registration name per tenant.
+    pub fn several_tenants(&self) -> bool {
+        self.run_tenants().len() > 1
+    }
+
+    /// The tenant whose app registration name the field edits (several tenants).
+    pub fn name_tenant(&self) -> Option<String> {
+        let ts = self.run_tenants();
+        ts.get(self.name_tenant_sel.min(ts.len().saturating_sub(1)))
+            .cloned()
+    }
+
+    /// The app registration's name in `tenant` as it stands: typed, else the latest plan's.
+    pub fn app_name_in(&self, tenant: &str) -> Option<String> {
+        self.app_names
+            .get(tenant)
+            .or_else(|| self.planned_app_names.get(tenant))
+            .cloned()
     }
 
     /// Subscriptions that can be onboarded, status-checked or removed, in discovery order.
@@ -619,16 +738,24 @@ impl State {
             || self.op_active()
     }
 
-    /// A tenant's sign-in-again prompt is open (over every pane).
+    /// A tenant's sign-in-again prompt is open (over every pane; it takes the keys).
     pub fn reauth_open(&self) -> bool {
+        self.reauth_waiting() && !self.sign_in_again_hidden
+    }
+
+    /// A tenant's sign-in again waits for the operator (its box open, or closed with Esc).
+    pub fn reauth_waiting(&self) -> bool {
         self.sign_in_again.is_some() && (self.browser.is_some() || self.device_code.is_some())
     }
 
     /// The browser sign-in's prompt is on screen (Azure login pane, or the sign-in-again box).
     pub fn browser_shown(&self) -> bool {
         self.browser.is_some()
-            && (self.sign_in_again.is_some()
-                || (self.pane == Pane::AzureLogin && self.sign_in.is_loading()))
+            && if self.sign_in_again.is_some() {
+                self.reauth_open()
+            } else {
+                self.pane == Pane::AzureLogin && self.sign_in.is_loading()
+            }
     }
 
     /// The plan under review has a blocked item: nothing can be written.
@@ -721,6 +848,28 @@ impl State {
             v.push(Ctx::Help);
             return v;
         }
+        // The sign-in-again box takes the keys: its own, never the pane's behind it.
+        if self.reauth_open() {
+            v.push(Ctx::SignInAgain);
+            if self.field == Some(Field::Paste) {
+                v.extend([Ctx::Text, Ctx::PasteField, Ctx::Fields]);
+                return v;
+            }
+            v.push(Ctx::SignInAgainNav);
+            if self.browser_shown() {
+                v.extend([Ctx::Fields, Ctx::BrowserUrl]);
+            }
+            if self.code_shown() {
+                v.push(Ctx::CodeShown);
+            }
+            if self.sign_in_url().is_some() {
+                v.push(Ctx::UrlShown);
+            }
+            return v;
+        }
+        if self.reauth_waiting() && self.field.is_none() {
+            v.push(Ctx::SignInAgainHidden);
+        }
         if self.field.is_some() {
             v.push(Ctx::Text);
         } else {
@@ -805,6 +954,7 @@ impl State {
             Pane::SpotAccount | Pane::ClientSecret | Pane::Start | Pane::Status | Pane::Confirm => {
                 v.push(Ctx::List)
             }
+            Pane::AppRegistration if self.several_tenants() => v.push(Ctx::List),
             Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),
             Pane::Remove if matches!(self.remove, OpPhase::Choose) => v.push(Ctx::List),
             Pane::Subscription => {
@@ -821,6 +971,9 @@ impl State {
         }
         if self.retryable().is_some() && self.field.is_none() {
             v.push(Ctx::Failed);
+        }
+        if self.field.is_none() && v.contains(&Ctx::List) {
+            v.push(Ctx::ListNav);
         }
         v
     }

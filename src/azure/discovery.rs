@@ -156,6 +156,14 @@ async fn subscriptions_of(
 
 /// Lists tenants and their subscriptions. With `--tenant`, only that tenant.
 pub async fn discover(auth: &Auth, endpoints: &Endpoints, http: &Http) -> Result<Discovery> {
+    let tenants = list_tenants(auth, endpoints, http).await?;
+    discover_in(auth, endpoints, http, tenants).await
+}
+
+/// The tenants the sign-in can see (with `--tenant`, only that one): the first half of
+/// [`discover`], so a front end can name a tenant (display name, domain) while its
+/// subscriptions are still being listed.
+pub async fn list_tenants(auth: &Auth, endpoints: &Endpoints, http: &Http) -> Result<Vec<Tenant>> {
     let token = auth.token(None, Audience::Arm).await?;
     let url = format!("{}/tenants?api-version={API_VERSION}", endpoints.arm);
     let mut tenants: Vec<Tenant> = get_all(http, token.expose(), url)
@@ -180,6 +188,16 @@ pub async fn discover(auth: &Auth, endpoints: &Endpoints, http: &Http) -> Result
             });
         }
     }
+    Ok(tenants)
+}
+
+/// The subscriptions of `tenants` (from [`list_tenants`]): the second half of [`discover`].
+pub async fn discover_in(
+    auth: &Auth,
+    endpoints: &Endpoints,
+    http: &Http,
+    tenants: Vec<Tenant>,
+) -> Result<Discovery> {
     let results = futures::future::join_all(
         tenants
             .iter()

@@ -263,6 +263,9 @@ fn spot_token(opts: &SessionOptions, file_token: Option<Secret>) -> Result<Secre
 pub struct Settings {
     /// None: the default name.
     pub app_name: Option<String>,
+    /// The app registration's name in a given tenant (tenant id -> name): wins over
+    /// `app_name` there (the wizard's one name per tenant).
+    pub app_names: std::collections::BTreeMap<String, String>,
     pub role_name: Option<String>,
     pub secret_months: u32,
     pub spot_account: SpotAccountChoice,
@@ -277,6 +280,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             app_name: None,
+            app_names: Default::default(),
             role_name: None,
             secret_months: 12,
             spot_account: SpotAccountChoice::Auto,
@@ -289,6 +293,9 @@ impl Default for Settings {
 impl Settings {
     /// The app registration's name in `tenant`.
     pub fn app_name_for(&self, tenant: &str) -> String {
+        if let Some(n) = self.app_names.get(tenant) {
+            return n.clone();
+        }
         self.app_name
             .clone()
             .unwrap_or_else(|| default_app_name(tenant))

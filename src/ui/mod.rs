@@ -126,6 +126,8 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
     draw_footer(frame, state, theme, footer);
     if state.reauth_open() {
         draw_reauth(frame, state, theme, now, body);
+    } else if state.reauth_waiting() {
+        draw_reauth_waiting(frame, state, theme, body);
     }
     if state.show_help {
         draw_help(frame, state, theme, area);
@@ -353,24 +355,37 @@ fn draw_help(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let mut under = s.clone();
     under.show_help = false;
     let active = under.contexts();
-    // One row per command, with every key that does it ("↑/k").
-    let mut rows: Vec<(String, &str, keymap::Cmd)> = vec![];
-    for b in keymap::KEYMAP
-        .iter()
-        .filter(|b| b.contexts.iter().any(|c| active.contains(c)))
-    {
-        match rows.iter_mut().find(|r| r.2 == b.cmd) {
-            Some(r) => {
-                if !r.0.split('/').any(|k| k == b.key_label) {
-                    r.0 = format!("{}/{}", r.0, b.key_label);
+    // One row per command, with every key that does it ("↑/k"); a group's commands on one
+    // row, their keys side by side ("↑/k ↓/j  move up / down").
+    let mut rows: Vec<(Vec<(keymap::Cmd, String)>, &str)> = vec![];
+    for b in keymap::reachable(&active) {
+        let group = keymap::HELP_GROUPS
+            .iter()
+            .find(|(cmds, _)| cmds.contains(&b.cmd));
+        let row = rows.iter_mut().find(|r| {
+            r.0.iter()
+                .any(|(c, _)| *c == b.cmd || group.is_some_and(|(cmds, _)| cmds.contains(c)))
+        });
+        match row {
+            Some(r) => match r.0.iter_mut().find(|(c, _)| *c == b.cmd) {
+                Some((_, keys)) => {
+                    if !keys.split('/').any(|k| k == b.key_label) {
+                        *keys = format!("{keys}/{}", b.key_label);
+                    }
                 }
-            }
-            None => rows.push((b.key_label.to_string(), b.label, b.cmd)),
+                None => r.0.push((b.cmd, b.key_label.to_string())),
+            },
+            None => rows.push((
+                vec![(b.cmd, b.key_label.to_string())],
+                group.map_or(b.label, |(_, l)| l),
+            )),
         }
     }
-    for (keys, label, _) in rows {
+    for (keys, label) in rows {
+        let keys: Vec<String> = keys.into_iter().map(|(_, k)| k).collect();
+        let keys = keys.join(" ");
         lines.push(Line::from(vec![
-            Span::styled(format!("{keys:>10}  "), t.key()),
+            Span::styled(format!("{keys:>14}  "), t.key()),
             Span::raw(label),
         ]));
     }
@@ -409,12 +424,20 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         .title(" Sign in again ");
     let inner = block.inner(r);
     frame.render_widget(block, r);
-    let head = vec![Line::from(vec![
+    // Named as the operator knows it (display name and domain), its id beside for the portal.
+    let label = s.tenant_label(tenant);
+    let mut head = vec![Line::from(vec![
         Span::raw("Tenant "),
-        Span::styled(tenant.clone(), t.bold()),
+        Span::styled(label.clone(), t.bold()),
         Span::raw(" asks you to sign in again: "),
         Span::styled(reason.clone(), t.warn()),
     ])];
+    if label != *tenant {
+        head.push(Line::from(Span::styled(
+            format!("tenant id {tenant}"),
+            t.dim(),
+        )));
+    }
     let rows = widgets::wrapped_rows(&head, inner.width);
     let [h, rest] = Layout::vertical([Constraint::Length(rows), Constraint::Min(1)]).areas(inner);
     frame.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), h);
@@ -427,6 +450,32 @@ fn draw_reauth(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         lines.push(widgets::loading("waiting for you to sign in…", t, now));
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), rest);
     }
+}
+
+/// The sign-in-again box was closed: the body's top border says which tenant still waits and
+/// the key that shows its sign-in again.
+fn draw_reauth_waiting(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let Some((tenant, _)) = &s.sign_in_again else {
+        return;
+    };
+    let tail = " waits: s sign in ";
+    let room = (area.width as usize).saturating_sub(tail.chars().count() + 4);
+    let name = widgets::fit(&s.tenant_label(tenant), room.min(36));
+    let text = format!(" {name}{tail}");
+    let w = (text.chars().count() as u16).min(area.width);
+    let r = Rect {
+        x: area.x + area.width.saturating_sub(w + 2),
+        y: area.y,
+        width: w,
+        height: 1,
+    };
+    frame.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            text,
+            t.warn().add_modifier(Modifier::REVERSED),
+        ))),
+        r,
+    );
 }
 
 fn draw_quit(frame: &mut Frame, s: &State, t: Theme, area: Rect) {

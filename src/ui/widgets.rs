@@ -197,3 +197,31 @@ pub(crate) fn sentence(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_with_an_ellipsis() {
+        assert_eq!(
+            fit("spot-connect 2026-11-28", 40),
+            "spot-connect 2026-11-28"
+        );
+        assert_eq!(fit("spot-connect 2026-11-28", 10), "spot-conn…");
+        assert_eq!(fit("abc", 0), "");
+    }
+
+    #[test]
+    fn long_paths_keep_their_end() {
+        let p = "/home/someone/with/a/very/long/state/dir/spot-connect/reports/9b1c3e7a.json";
+        let e = elide_path(p, 50);
+        assert_eq!(e.chars().count(), 50);
+        assert!(e.ends_with("…/reports/9b1c3e7a.json"), "{e}");
+        assert!(e.starts_with("/home/someone"), "{e}");
+        assert_eq!(elide_path("/a/b.json", 50), "/a/b.json");
+        let tiny = elide_path(p, 12);
+        assert_eq!(tiny.chars().count(), 12);
+        assert!(tiny.ends_with("e7a.json"), "{tiny}");
+    }
+}

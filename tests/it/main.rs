@@ -30,6 +30,7 @@ mod ui_browser;
 mod ui_e2e_tmux;
 mod ui_readme;
 mod ui_snapshots;
+mod ui_tenants;
 mod ui_update;
 mod workload_identity;
 

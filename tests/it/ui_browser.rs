@@ -382,3 +382,125 @@ fn o_prints_the_address_raw_and_any_key_comes_back_with_the_state_unchanged() {
     ));
     assert!(s.exit.is_none());
 }
+
+/// On the Subscription pane, Fabrikam asks to be signed in to again (device code).
+fn reauth_device_code_state() -> State {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            Action::Progress(Progress::SignInAgain {
+                tenant: TENANT2.into(),
+                reason: "multi-factor authentication is required there (AADSTS50076)".into(),
+            }),
+            Action::Progress(Progress::DeviceCode(device_code())),
+        ],
+    );
+    assert!(s.reauth_open());
+    s
+}
+
+#[test]
+fn the_sign_in_again_box_takes_the_keys_and_esc_closes_it_not_the_pane() {
+    use ratatui::crossterm::event::KeyCode;
+    let mut s = reauth_device_code_state();
+    let (sel, selected) = (s.sub_sel, s.selected.clone());
+    // The pane's keys do not reach behind the box: no move, no select, no filter, no log.
+    feed(
+        &mut s,
+        4.1,
+        vec![ch('j'), key(KeyCode::Down), ch(' '), ch('/'), ch('l')],
+    );
+    assert_eq!(
+        (s.pane, s.sub_sel, &s.selected, s.field, s.show_log),
+        (Pane::Subscription, sel, &selected, None, false)
+    );
+    let screen = render(&s, 80, 24, now(4.2));
+    assert_eq!(
+        footer(&screen).trim(),
+        "Esc close  c copy code  u copy URL  q quit"
+    );
+    // Esc closes the box: the pane stays, the sign-in still waits and says so.
+    feed(&mut s, 4.3, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.pane, Pane::Subscription, "Esc went to the pane behind");
+    assert!(!s.reauth_open() && s.reauth_waiting());
+    let screen = render(&s, 80, 24, now(4.4));
+    assert!(!screen.contains("Sign in again"), "{screen}");
+    assert!(screen.contains("Fabrikam waits: s sign in"), "{screen}");
+    // The pane has its keys back; `s` shows the box again.
+    feed(&mut s, 4.5, vec![key(KeyCode::Down)]);
+    assert_ne!(s.sub_sel, sel);
+    feed(&mut s, 4.6, vec![ch('s')]);
+    assert!(s.reauth_open());
+    // The sign-in ends: no box, no reminder.
+    feed(
+        &mut s,
+        5.0,
+        vec![Action::Progress(Progress::SignInFinished {
+            tenant: TENANT2.into(),
+            ok: true,
+        })],
+    );
+    assert!(!s.reauth_waiting());
+    assert!(!render(&s, 80, 24, now(5.1)).contains("waits: s sign in"));
+}
+
+#[test]
+fn esc_in_the_box_s_paste_field_closes_the_box_and_s_gives_the_field_back() {
+    use ratatui::crossterm::event::KeyCode;
+    let mut s = at_subscription();
+    s.auth_method = AuthMethod::Browser;
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            Action::Progress(Progress::SignInAgain {
+                tenant: TENANT2.into(),
+                reason: "multi-factor authentication is required there (AADSTS50076)".into(),
+            }),
+            Action::Progress(Progress::Browser(browser(TENANT2))),
+        ],
+    );
+    assert_eq!(s.field, Some(Field::Paste));
+    // Letters are the address's, never commands (q quits nowhere here).
+    let fx = feed(&mut s, 4.1, vec![ch('q'), ch('s')]);
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(s.paste.lines().join(""), "qs");
+    feed(&mut s, 4.2, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.pane, Pane::Subscription);
+    assert_eq!(s.field, None, "the pane behind gets the keys");
+    assert!(!s.reauth_open() && s.reauth_waiting());
+    feed(&mut s, 4.3, vec![ch('s')]);
+    assert!(s.reauth_open());
+    assert_eq!(s.field, Some(Field::Paste));
+}
+
+#[test]
+fn a_tenant_asking_while_its_subscriptions_are_listed_is_named_by_name_and_domain() {
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    assert_eq!(s.pane, Pane::AzureLogin);
+    feed(&mut s, 2.0, vec![Action::SignedIn(Ok(identity()))]);
+    assert!(s.discovery.ready().is_none(), "the discovery still runs");
+    let mut tenants = discovery().tenants;
+    tenants[1].default_domain = Some("fabrikam.example".into());
+    feed(
+        &mut s,
+        2.5,
+        vec![
+            Action::TenantsListed(tenants),
+            Action::Progress(Progress::SignInAgain {
+                tenant: TENANT2.into(),
+                reason: "multi-factor authentication is required there (AADSTS50076)".into(),
+            }),
+            Action::Progress(Progress::DeviceCode(device_code())),
+        ],
+    );
+    let screen = render(&s, 120, 40, now(3.0));
+    assert!(
+        screen.contains("Tenant Fabrikam (fabrikam.example) asks you to sign in again"),
+        "{screen}"
+    );
+    assert!(screen.contains(&format!("tenant id {TENANT2}")), "{screen}");
+}

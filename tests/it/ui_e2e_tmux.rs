@@ -325,6 +325,67 @@ fn demo_with_enter_only_ends_connected() {
     t.assert_terminal_restored(1);
 }
 
+/// The picker's rows that can be chosen ("[ ]" or "[x]"), and which of them is highlighted.
+fn picker_rows(screen: &str) -> (Vec<String>, Option<usize>) {
+    let rows: Vec<String> = screen
+        .lines()
+        .filter(|l| l.contains("[ ]") || l.contains("[x]"))
+        .map(str::to_string)
+        .collect();
+    let at = rows.iter().position(|l| l.contains("› ["));
+    (rows, at)
+}
+
+#[test]
+fn the_picker_s_end_home_and_a_keys_work_in_a_real_terminal() {
+    let t = Tmux::new("keys");
+    t.start(1);
+    t.enter_until(1, "Space select", Duration::from_secs(60));
+    // The discovery is in: two tenants' headers.
+    let screen = t.wait_for(1, "Tenant Fabrikam", Duration::from_secs(30));
+    println!("--- picker (80x24) ---\n{screen}");
+    let (rows, _) = picker_rows(&screen);
+    assert!(rows.len() >= 3, "{screen}");
+    let last = rows.len() - 1;
+    t.send(1, "End");
+    let wait_at = |want: usize| {
+        let t0 = Instant::now();
+        loop {
+            let s = t.screen(1);
+            if picker_rows(&s).1 == Some(want) {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "row {want} not highlighted:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_at(last);
+    t.send(1, "Home");
+    wait_at(0);
+    t.send(1, "G");
+    wait_at(last);
+    t.send(1, "a");
+    let t0 = Instant::now();
+    loop {
+        let (rows, _) = picker_rows(&t.screen(1));
+        if rows.iter().all(|l| l.contains("[x]")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a did not select all: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.send(1, "q");
+    // (What quitting the picker exits with is not this test's point.)
+    let _ = t.exit_code(1);
+    t.assert_terminal_restored(1);
+}
+
 #[test]
 fn sigterm_and_sighup_restore_the_terminal_and_a_next_run_resumes() {
     let t = Tmux::new("signals");
@@ -679,6 +740,11 @@ fn a_tenant_that_requires_interaction_gets_the_sign_in_again_box_and_is_listed()
     );
     assert!(
         again.contains("fab0fab0-0000-4000-8000-00000000fab2"),
+        "{again}"
+    );
+    // Named as the operator knows it (issue 21 §5), though its subscriptions are not listed yet.
+    assert!(
+        again.contains("Tenant Fabrikam (fabrikam.example) asks you"),
         "{again}"
     );
     // The sim approves the code: the box goes, and Fabrikam's subscriptions are listed.

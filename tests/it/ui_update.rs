@@ -857,3 +857,123 @@ fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_o
         "{fx:?}"
     );
 }
+
+#[test]
+fn the_picker_badges_only_the_subscriptions_recorded_connected() {
+    let mut s = at_subscription();
+    feed(
+        &mut s,
+        4.0,
+        vec![Action::KnownConnected([SUB3.to_string()].into())],
+    );
+    let screen = render(&s, 80, 24, now(4.0));
+    let row = |name: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name:?} not on screen:\n{screen}"))
+            .to_string()
+    };
+    assert!(row("Contoso Staging").contains("✓ connected"), "{screen}");
+    assert!(!row("Contoso Production").contains("connected"), "{screen}");
+    assert!(!row("Fabrikam Analytics").contains("connected"), "{screen}");
+}
+
+/// The picker with 30 enabled subscriptions of one tenant ("Sub 00" … "Sub 29"), at 80x24.
+fn picker_of_thirty() -> State {
+    let mut s = at_subscription();
+    let mut d = discovery();
+    d.subscriptions = (0..30)
+        .map(|i| spot_connect::azure::discovery::Subscription {
+            subscription_id: format!("00000000-0000-4000-8000-0000000000{i:02}"),
+            display_name: format!("Sub {i:02}"),
+            tenant_id: TENANT.into(),
+            state: "Enabled".into(),
+        })
+        .collect();
+    feed(
+        &mut s,
+        4.0,
+        vec![Action::Resize(80, 24), Action::Discovered(Ok(d))],
+    );
+    assert_eq!(s.sub_sel, 0);
+    s
+}
+
+fn highlighted(s: &State) -> String {
+    s.selected_subscription()
+        .map(|x| x.display_name.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_picker_pages_and_jumps_with_pgup_pgdn_home_end_g_and_capital_g() {
+    let mut s = picker_of_thirty();
+    // 80x24: a page is the 12 rows the picker shows.
+    feed(&mut s, 4.1, vec![key(KeyCode::PageDown)]);
+    assert_eq!(highlighted(&s), "Sub 12");
+    let screen = render(&s, 80, 24, now(4.1));
+    assert!(screen.contains("› [ ] Sub 12"), "{screen}");
+    feed(&mut s, 4.2, vec![key(KeyCode::End)]);
+    assert_eq!(highlighted(&s), "Sub 29");
+    assert!(render(&s, 80, 24, now(4.2)).contains("› [ ] Sub 29"));
+    feed(&mut s, 4.3, vec![key(KeyCode::PageUp)]);
+    assert_eq!(highlighted(&s), "Sub 17");
+    feed(&mut s, 4.4, vec![key(KeyCode::Home)]);
+    assert_eq!(highlighted(&s), "Sub 00");
+    feed(&mut s, 4.5, vec![ch('G')]);
+    assert_eq!(highlighted(&s), "Sub 29");
+    feed(&mut s, 4.6, vec![ch('g')]);
+    assert_eq!(highlighted(&s), "Sub 00");
+    // In the filter, letters and Home/End are the field's: g is typed, the highlight stays.
+    feed(
+        &mut s,
+        4.7,
+        vec![ch('/'), ch('2'), ch('g'), key(KeyCode::End)],
+    );
+    assert_eq!(s.filter_text(), "2g");
+    assert_eq!(s.field, Some(spot_connect::app::state::Field::Filter));
+}
+
+#[test]
+fn a_n_and_i_select_all_none_and_invert_what_the_filter_shows() {
+    let mut s = picker_of_thirty();
+    feed(&mut s, 4.1, vec![ch('a')]);
+    assert_eq!(s.selected.len(), 30);
+    feed(&mut s, 4.2, vec![ch('n')]);
+    assert!(s.selected.is_empty());
+    // Sub 05 selected, then the filter "Sub 0" (Sub 00 … Sub 09): i inverts those ten only.
+    feed(&mut s, 4.3, vec![key(KeyCode::Down); 5]);
+    feed(&mut s, 4.4, vec![ch(' ')]);
+    let mut keys = vec![ch('/')];
+    keys.extend("Sub 0".chars().map(ch));
+    keys.push(key(KeyCode::Tab));
+    keys.push(ch('i'));
+    feed(&mut s, 4.5, keys);
+    let names = |s: &State| -> Vec<String> {
+        let d = s.discovery.ready().unwrap();
+        d.subscriptions
+            .iter()
+            .filter(|x| s.selected.contains(&x.subscription_id))
+            .map(|x| x.display_name.clone())
+            .collect()
+    };
+    let want: Vec<String> = (0..10)
+        .filter(|i| *i != 5)
+        .map(|i| format!("Sub {i:02}"))
+        .collect();
+    assert_eq!(names(&s), want);
+    // n clears the shown ones only: one outside the filter keeps its selection.
+    // (Esc in the filter clears it.)
+    feed(
+        &mut s,
+        4.6,
+        vec![ch('/'), key(KeyCode::Esc), key(KeyCode::End), ch(' ')],
+    );
+    assert_eq!(s.filter_text(), "");
+    let mut keys = vec![ch('/')];
+    keys.extend("Sub 0".chars().map(ch));
+    keys.extend([key(KeyCode::Tab), ch('n')]);
+    feed(&mut s, 4.7, keys);
+    assert_eq!(names(&s), ["Sub 29"]);
+}

@@ -765,3 +765,57 @@ pub fn bulk_report() -> RunReport {
         total_ms: 21_400,
     }
 }
+
+/// Contoso Production (Contoso) and Fabrikam Analytics (Fabrikam) planned together: each
+/// tenant its own app registration (its default name), secret and role.
+pub fn plan_two_tenants() -> Plan {
+    let mut items = shared_items();
+    items.extend(sub_items(SUB, "Contoso Production"));
+    let mut other = shared_items();
+    for i in &mut other {
+        i.tenant_id = TENANT2.into();
+        if i.object == "app registration" || i.object == "service principal" {
+            i.name = "spot-connect-0b5c1e2a".into();
+        }
+        if i.object == "client secret" {
+            i.name = format!("spot-connect {TENANT2}");
+        }
+    }
+    items.extend(other);
+    let mut fab = sub_items(SUB4, "Fabrikam Analytics");
+    for i in &mut fab {
+        i.tenant_id = TENANT2.into();
+    }
+    items.extend(fab);
+    let mut t2 = target_of(SUB4, "Fabrikam Analytics");
+    t2.tenant_id = TENANT2.into();
+    Plan::new(vec![target_of(SUB, "Contoso Production"), t2], items)
+}
+
+/// On the Subscription pane: Contoso Production and Fabrikam Analytics selected, Enter
+/// pressed, the plan of both answered: the App registration pane of two tenants.
+pub fn at_two_tenant_names() -> State {
+    let mut s = at_subscription();
+    // Contoso Production is highlighted; Fabrikam Analytics is the last row.
+    feed(
+        &mut s,
+        4.0,
+        vec![
+            ch(' '),
+            key(KeyCode::Down),
+            key(KeyCode::Down),
+            ch(' '),
+            enter(),
+        ],
+    );
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![Action::Planned {
+            generation: g,
+            result: Ok(plan_two_tenants()),
+        }],
+    );
+    s
+}
