@@ -897,7 +897,6 @@ fn workload_credential(
         client_id: Some(settings.client_id.clone()),
         tenant_id: Some(tenant.to_string()),
         token_file_path: Some(settings.token_file.clone()),
-        ..Default::default()
     };
     WorkloadIdentityCredential::new(Some(options)).map_err(|e| match from_core_error(e) {
         Error::Auth(m) => Error::Usage(format!(

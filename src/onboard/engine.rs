@@ -2091,7 +2091,7 @@ impl TenantRun<'_> {
                 self.shared_object(
                     Step::ClientSecret,
                     "client secret",
-                    &name,
+                    name,
                     &rec.key_id,
                     Outcome::Created,
                 );
