@@ -13,6 +13,7 @@ mod faults;
 mod graph;
 mod jwt;
 mod login;
+mod mgmt;
 mod opts;
 pub mod seed;
 mod spot;
@@ -105,6 +106,30 @@ impl SimHandle {
     pub fn fail(&self, method: &str, path: &str, count: u32, status: u16) {
         let fault = state::ArmedFault::Fail(status);
         self.sim.world().arm(method, path, count, fault);
+    }
+
+    /// Same as `POST {inspect}/management-groups/subscriptions?group=G&id=ID`: subscription
+    /// `id` moved to management group `group`, or, when no subscription has that id, a new
+    /// Enabled one (named `name`) made in Contoso and placed there. Panics on an unknown group.
+    pub fn place_subscription(&self, group: &str, id: &str, name: &str) {
+        let mut w = self.sim.world();
+        let tenant = w
+            .subscription(id)
+            .map(|s| s.tenant_id.clone())
+            .unwrap_or_else(|| seed::CONTOSO_TENANT_ID.to_string());
+        assert!(
+            w.mgmt.group(&tenant, group).is_some(),
+            "no management group {group} in tenant {tenant}"
+        );
+        if w.subscription(id).is_none() {
+            w.subscriptions.push(state::Subscription {
+                id: id.to_ascii_lowercase(),
+                tenant_id: tenant,
+                name: name.to_string(),
+                state: "Enabled",
+            });
+        }
+        w.place_subscription(id, group);
     }
 
     /// Stops listening and closes connections.
@@ -569,6 +594,10 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             }
             Resp::empty(204)
         }
+        ("POST", ["management-groups", "subscriptions"]) => {
+            mgmt::inspect_place(&mut sim.world(), ctx)
+        }
+        ("POST", ["management-groups", "assignments"]) => mgmt::inspect_fill(&mut sim.world(), ctx),
         ("POST", ["spot", "tokens"]) => {
             let accounts: Vec<String> = ctx
                 .q("accounts")
@@ -696,7 +725,15 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
 
     let sim = Arc::new(Sim {
         opts: opts.clone(),
-        world: Mutex::new(World::seeded(opts.seed, opts.subscriptions)),
+        world: Mutex::new({
+            let mut w = World::seeded(opts.seed, opts.subscriptions);
+            w.mgmt.propagation = Duration::from_secs_f64(
+                opts.mg_propagation_delay
+                    .max(opts.replication_delay)
+                    .max(0.0),
+            );
+            w
+        }),
         seq: AtomicU64::new(0),
         origins,
         addrs,

@@ -176,3 +176,11 @@ pub const MANAGED_IDENTITY_NAME: &str = "spot-connect-sim-identity";
 /// The `IDENTITY_HEADER` value the identity endpoint wants in `X-IDENTITY-HEADER`. Not a real
 /// credential.
 pub const MANAGED_IDENTITY_HEADER: &str = "sim-identity-header-NOT-REAL";
+
+/// Management groups of Contoso (`sim/mgmt.rs`): `contoso-spot` under the tenant root group
+/// (Contoso Dev, Contoso Legacy and the bulk subscriptions), `contoso-spot-prod` under it
+/// (Contoso Production). The operator and ci-operator are Owner at `contoso-spot`.
+pub const MG_SPOT: &str = "contoso-spot";
+pub const MG_SPOT_NAME: &str = "Contoso Spot";
+pub const MG_SPOT_PROD: &str = "contoso-spot-prod";
+pub const MG_SPOT_PROD_NAME: &str = "Contoso Spot Production";
