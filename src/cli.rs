@@ -139,6 +139,18 @@ pub struct CommonOpts {
     /// Every enabled subscription the sign-in can see.
     #[arg(long, global = true)]
     pub all_subscriptions: bool,
+    /// A management group: every enabled subscription below it (nested groups included) is
+    /// connected; the custom role is the group's own, assigned once at the group.
+    #[arg(long, global = true, value_name = "ID", conflicts_with_all = ["subscriptions", "all_subscriptions"])]
+    pub management_group: Option<String>,
+    /// With --management-group: leave this subscription out of Spot (repeatable). It still
+    /// inherits the group's role assignment.
+    #[arg(long = "exclude-subscription", global = true, value_name = "ID", value_parser = parse_subscription_id, requires = "management_group")]
+    pub exclude_subscriptions: Vec<String>,
+    /// With --management-group: remove our subscription-scope role assignments (of an earlier
+    /// per-subscription run) once the group's assignment is seen in effect there.
+    #[arg(long, global = true, requires = "management_group")]
+    pub prune_subscription_assignments: bool,
     #[arg(long, global = true, value_name = "ID")]
     pub tenant: Option<String>,
     /// `act-…` to use that Spot account, or `new` to create one.
@@ -240,6 +252,7 @@ impl CommonOpts {
             spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,
             policy_file: self.policy.clone(),
             take_over: self.take_over,
+            management_group: None,
         })
     }
 }

@@ -40,6 +40,8 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedSender;
 
+mod mg;
+
 const NEED_ROLE_DEF_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
 const NEED_ROLE_ASSIGN_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
 /// A secret closer than this to its end is replaced.
@@ -204,6 +206,8 @@ struct TenantFacts {
     sp: Option<ServicePrincipal>,
     role: RoleFact,
     subs: Vec<SubFacts>,
+    /// `--management-group`: the group's facts (the role is assignable there and assigned once).
+    mg: Option<mg::MgFacts>,
 }
 
 #[derive(Debug)]
@@ -243,6 +247,9 @@ impl TenantFacts {
         self.subs.iter().any(|s| s.secret_reuse.is_none())
     }
     fn scopes(&self) -> Vec<String> {
+        if let Some(m) = &self.mg {
+            return vec![m.scope.clone()];
+        }
         self.subs.iter().map(SubFacts::scope).collect()
     }
 }
@@ -277,6 +284,8 @@ pub(super) async fn plan(
         )));
     }
     let policy = Policy::load(settings.policy_file.as_deref())?;
+    // At a management group, a role with DataActions cannot be assigned: split (mg.rs).
+    let (policy, data_policy) = mg::split_policy(policy, settings);
     // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
     // for them only where it needs them).
     let accounts: AccountsF<'_> = async {
@@ -298,7 +307,15 @@ pub(super) async fn plan(
     let names = Mutex::new(Vec::<String>::new());
     let lookups = tenants.iter().map(|tenant| {
         let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
-        lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
+        lookup_tenant(
+            session,
+            settings,
+            tenant,
+            subs,
+            accounts.clone(),
+            &names,
+            data_policy.as_ref(),
+        )
     });
     let mut tenants = futures::future::try_join_all(lookups).await?;
     // A connection that is not ours is kept: its subscription needs none of the tenant's
@@ -344,12 +361,16 @@ async fn lookup_tenant(
     subs: Vec<&Target>,
     accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
+    data_policy: Option<&Policy>,
 ) -> Result<TenantFacts> {
     let graph = status::graph(session, tenant);
     let arm = status::arm(session, tenant);
     let app_name = settings.app_name_for(tenant);
-    let role_name = settings.role_name();
-    let scopes: Vec<String> = subs.iter().map(|t| scope_of(&t.subscription_id)).collect();
+    let role_name = mg::role_name(settings);
+    let scopes: Vec<String> = match &settings.management_group {
+        Some(m) => vec![crate::onboard::fleet::scope(&m.id)],
+        None => subs.iter().map(|t| scope_of(&t.subscription_id)).collect(),
+    };
     let states: Vec<State> = subs
         .iter()
         .map(|t| State::load(&session.state_dir, tenant, &t.subscription_id))
@@ -427,11 +448,27 @@ async fn lookup_tenant(
         }
     }
     for s in &mut subs {
-        if let (Some(sp), RoleFact::Ours(r)) = (&sp, &role) {
+        if let (Some(sp), RoleFact::Ours(r), None) = (&sp, &role, &settings.management_group) {
             s.assignment = find_assignment(&arm, &s.target.subscription_id, &sp.id, r).await?;
         }
         (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
     }
+    let mg = match &settings.management_group {
+        Some(m) => Some(
+            mg::lookup(
+                session,
+                &arm,
+                settings,
+                m,
+                sp.as_ref(),
+                &role,
+                &subs,
+                data_policy,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(TenantFacts {
         tenant: tenant.to_string(),
         app_name,
@@ -441,6 +478,7 @@ async fn lookup_tenant(
         sp,
         role,
         subs,
+        mg,
     })
 }
 
@@ -1140,7 +1178,9 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     };
     role_item.drift = drift.filter(|d| !d.is_empty());
-    if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
+    if let Some(m) = &f.mg {
+        mg::amend_role_item(&mut role_item, f, m);
+    } else if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
         // The role's new assignable scopes must all be writable by the caller.
         let denied: Vec<&SubFacts> = f
             .subs
@@ -1153,6 +1193,9 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     }
     items.push(role_item);
+    if let Some(m) = &f.mg {
+        items.extend(mg::items(facts, f, m));
+    }
     // Per subscription: Spot account, role assignment, Spot connection.
     for s in &f.subs {
         let sub =
@@ -1202,32 +1245,35 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             ),
         });
         let scope = s.scope();
-        items.push(match &s.assignment {
-            Some(a) => sub(
-                Step::RoleAssignment,
-                "role assignment",
-                &f.role_name,
-                PlanAction::Reuse,
-                Some(a.id.clone()),
-                format!("the role is assigned to the service principal at {scope}"),
-            ),
-            None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
-                Step::RoleAssignment,
-                "role assignment",
-                &f.role_name,
-                PlanAction::Blocked,
-                None,
-                lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
-            ),
-            None => sub(
-                Step::RoleAssignment,
-                "role assignment",
-                &f.role_name,
-                PlanAction::Create,
-                None,
-                format!("assign the role to the app's service principal at {scope}"),
-            ),
-        });
+        // At a management group: one assignment there covers them all (mg::items).
+        if f.mg.is_none() {
+            items.push(match &s.assignment {
+                Some(a) => sub(
+                    Step::RoleAssignment,
+                    "role assignment",
+                    &f.role_name,
+                    PlanAction::Reuse,
+                    Some(a.id.clone()),
+                    format!("the role is assigned to the service principal at {scope}"),
+                ),
+                None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
+                    Step::RoleAssignment,
+                    "role assignment",
+                    &f.role_name,
+                    PlanAction::Blocked,
+                    None,
+                    lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
+                ),
+                None => sub(
+                    Step::RoleAssignment,
+                    "role assignment",
+                    &f.role_name,
+                    PlanAction::Create,
+                    None,
+                    format!("assign the role to the app's service principal at {scope}"),
+                ),
+            });
+        }
         let app_label = match &f.app {
             AppFact::Ours(a) => a.display_name.clone(),
             _ => f.app_name.clone(),
@@ -1336,6 +1382,8 @@ struct TenantRun<'a> {
     peak: &'a AtomicUsize,
     stores: Vec<Store>,
     backoff: Backoff,
+    /// `--management-group`: the group's assignment, made once for every subscription.
+    mg: mg::MgRun,
     /// The outcomes of the tenant's shared objects, listed in every subscription's report.
     shared_objects: Mutex<Vec<ObjectRef>>,
     shared_durations: Mutex<Vec<(Step, u64)>>,
@@ -1496,7 +1544,8 @@ pub(super) async fn apply(
                 .iter()
                 .map(|s| Store::new(&session.state_dir, s.state.clone()))
                 .collect(),
-            backoff: Backoff::default(),
+            backoff: mg::backoff(f),
+            mg: mg::MgRun::default(),
             shared_objects: Mutex::new(vec![]),
             shared_durations: Mutex::new(vec![]),
             shared_error: Mutex::new(None),
@@ -1587,7 +1636,7 @@ impl TenantRun<'_> {
                 sub.as_deref(),
                 step,
                 StepEvent::Waiting {
-                    reason: PROPAGATION.into(),
+                    reason: mg::propagation_reason(self.f, step),
                     attempt,
                     next_in,
                 },
@@ -1728,13 +1777,16 @@ impl TenantRun<'_> {
                 let _ = self.tx.send(Progress::Log { message });
             }
         };
-        let (_, _, _, reports, ()) = tokio::join!(
+        let (_, _, _, mut reports, ()) = tokio::join!(
             app_f.clone(),
             role_f.clone(),
             secret_f.clone(),
             subs,
             verify
         );
+        if self.f.mg.is_some() {
+            self.prune_subscription_assignments(&mut reports).await;
+        }
         reports
     }
 
@@ -1765,11 +1817,20 @@ impl TenantRun<'_> {
                 let done = async {
                     let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
                     let role = role_f.await.map_err(|_| dependency("Custom role"))?;
-                    self.assignment_step(i, &sp, &role, &run).await
+                    if self.f.mg.is_some() {
+                        self.mg_assignment_step(i, &sp, &role, &run).await
+                    } else {
+                        self.assignment_step(i, &sp, &role, &run).await
+                    }
                 }
                 .await;
-                if done.is_ok() {
+                if done.is_ok() && self.f.mg.is_none() {
                     lock(&self.assigned).push(s.scope());
+                } else if let (Ok(()), Some(m)) = (&done, &self.f.mg) {
+                    let mut a = lock(&self.assigned);
+                    if a.is_empty() {
+                        a.push(m.scope.clone());
+                    }
                 }
                 self.assignment_ended();
                 done

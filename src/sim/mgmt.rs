@@ -563,12 +563,18 @@ pub(super) fn inspect_fill(w: &mut World, ctx: &Ctx) -> Resp {
             &format!("No management group {group}."),
         );
     };
-    let scope = mg_scope(&g.0);
+    fill(w, &g.0, &g.1, count);
+    Resp::empty(204)
+}
+
+/// N Reader assignments of made-up principals at group `id` of `tenant`.
+pub(super) fn fill(w: &mut World, id: &str, tenant: &str, count: usize) {
+    let scope = mg_scope(id);
     for _ in 0..count.min(5000) {
         let (name, principal) = (w.new_guid(), w.new_guid());
         w.role_assignments.push(RoleAssignment {
             name,
-            tenant_id: g.1.clone(),
+            tenant_id: tenant.to_string(),
             role_definition_id: format!(
                 "{scope}/providers/Microsoft.Authorization/roleDefinitions/{ROLE_READER}"
             ),
@@ -580,7 +586,6 @@ pub(super) fn inspect_fill(w: &mut World, ctx: &Ctx) -> Resp {
             born: Instant::now(),
         });
     }
-    Resp::empty(204)
 }
 
 /// The tree in `GET {inspect}/state` (`managementGroups`).

@@ -132,6 +132,22 @@ impl SimHandle {
         w.place_subscription(id, group);
     }
 
+    /// Same as `POST {inspect}/management-groups/assignments?group=G&count=N`: N Reader
+    /// assignments of made-up principals at group `group` (to reach its 500 limit).
+    pub fn fill_group_assignments(&self, group: &str, count: usize) {
+        let mut w = self.sim.world();
+        let Some(g) = w
+            .mgmt
+            .groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(group))
+            .map(|g| (g.id.clone(), g.tenant_id.clone()))
+        else {
+            panic!("no management group {group}");
+        };
+        mgmt::fill(&mut w, &g.0, &g.1, count);
+    }
+
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
         for s in &self.servers {

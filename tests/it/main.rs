@@ -21,6 +21,7 @@ mod life_cli;
 mod life_sim;
 mod managed_identity;
 mod many_writers;
+mod mgmt_cli;
 mod mgmt_sim;
 mod ownership_cli;
 mod retry_sends;
