@@ -117,6 +117,22 @@ pub enum Command {
     RotateSecret,
     /// Undo what spot-connect created.
     Remove(RemoveOpts),
+    /// Keep a scope connected, unattended (cron, a systemd timer, a Kubernetes CronJob).
+    ///
+    /// Over --management-group, --all-subscriptions or --subscription: connects subscriptions
+    /// that appeared since the last run; rotates every secret of ours that ends within
+    /// --rotate-within (new secret, every Spot account that uses the app, each verified, then
+    /// the old one removed); adds the actions Spot's policy needs that a role of ours lacks
+    /// (never removes one: extras are reported) and missing assignments; lists what is not ours
+    /// and never touches it. Never asks. A pass with nothing to do makes no write. One-line
+    /// summary on stderr; --json: the report on stdout (docs/schedule.md).
+    ///
+    /// Exit codes: 0 everything we manage is connected and no secret of ours ends within
+    /// --rotate-within; 1 the run itself failed (sign-in, a service, usage of a service);
+    /// 3 anything we manage failed, was blocked (a policy), could not be seen, or kept an old
+    /// secret it could not prove unheld (the JSON's `problems` names each). Objects that are
+    /// not ours are listed and never change the code. 2: bad usage.
+    Reconcile(ReconcileOpts),
     /// Run the simulated clouds on their own.
     Sim(SimOpts),
     /// Print the shell completion script (bash: `source <(spot-connect completions bash)`).
@@ -217,6 +233,13 @@ pub struct PlanOpts {
     /// `terraform plan -detailed-exitcode` (1: failed or blocked; 2: usage).
     #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileOpts {
+    /// Rotate a secret of ours that ends within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub rotate_within: u32,
 }
 
 #[derive(Debug, Clone, Args, Default)]

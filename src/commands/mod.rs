@@ -14,6 +14,7 @@ use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};
 use std::io::IsTerminal;
 
+pub mod reconcile;
 pub mod remove;
 pub mod rotate;
 pub mod signin;

@@ -41,6 +41,7 @@ use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedSender;
 
 mod mg;
+pub(super) mod view;
 
 const NEED_ROLE_DEF_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
 const NEED_ROLE_ASSIGN_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
@@ -2219,7 +2220,14 @@ impl TenantRun<'_> {
             wanted.extend(missing.into_iter().cloned());
             // Written at a scope it is assignable at now (ARM checks the caller there).
             let at = listed.first().cloned().unwrap_or_else(|| scopes[0].clone());
-            let props = policy.role_properties(name, first, wanted);
+            // Never removes an action the role has (another team's policy may need it): the
+            // policy's actions are added to what it lists.
+            let mut props = policy.role_properties(name, first, wanted);
+            let existing = now.as_ref().or(match &self.f.role {
+                RoleFact::Ours(r) => Some(r),
+                _ => None,
+            });
+            view::keep_extra_actions(&mut props, existing);
             let r = read(|| self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props)))
                 .await?;
             if !read_back {

@@ -14,6 +14,7 @@ pub mod model;
 pub mod orphans;
 pub mod pace;
 pub mod policy;
+pub mod reconcile;
 pub mod remove;
 pub mod retry;
 pub mod rotate;

@@ -605,3 +605,30 @@ pub fn inspect_json(w: &World) -> Value {
         })
         .collect::<Vec<_>>())
 }
+
+/// `POST {inspect}/secrets/expire?keyId=K&days=N` (`SimHandle::expire_secret`): the client secret
+/// `keyId` now ends in N days (`endDateTime`), and every Spot account holding it shows the same
+/// `expirationDate` (Spot keeps what it was told when the secret was set, which was its end):
+/// a secret near expiry, for `reconcile`'s rotation. Answers the new end.
+pub(super) fn expire_secret(w: &mut World, key_id: &str, days: i64) -> Option<String> {
+    let end = OffsetDateTime::now_utc().replace_nanosecond(0).ok()? + time::Duration::days(days);
+    let mut text = None;
+    for a in &mut w.applications {
+        for p in &mut a.password_credentials {
+            if p.key_id.eq_ignore_ascii_case(key_id) {
+                p.end = end;
+                text = Some(p.secret_text.clone());
+            }
+        }
+    }
+    let text = text?;
+    let stamp = super::state::rfc3339(end);
+    for acct in &mut w.spot_accounts {
+        if let Some(c) = acct.credentials.as_mut()
+            && c.client_secret == text
+        {
+            c.expiration_date = stamp.clone();
+        }
+    }
+    Some(stamp)
+}

@@ -148,6 +148,16 @@ impl SimHandle {
         mgmt::fill(&mut w, &g.0, &g.1, count);
     }
 
+    /// Same as `POST {inspect}/secrets/expire?keyId=K&days=N`: client secret `key_id` ends in
+    /// `days` days, and the Spot accounts holding it say so. Panics on an unknown keyId.
+    pub fn expire_secret(&self, key_id: &str, days: i64) {
+        let mut w = self.sim.world();
+        assert!(
+            mgmt::expire_secret(&mut w, key_id, days).is_some(),
+            "no client secret {key_id}"
+        );
+    }
+
     /// Stops listening and closes connections.
     pub async fn shutdown(mut self) {
         for s in &self.servers {
@@ -614,6 +624,24 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             mgmt::inspect_place(&mut sim.world(), ctx)
         }
         ("POST", ["management-groups", "assignments"]) => mgmt::inspect_fill(&mut sim.world(), ctx),
+        ("POST", ["secrets", "expire"]) => {
+            let days = ctx.q("days").and_then(|d| d.parse::<i64>().ok());
+            match (ctx.q("keyId"), days) {
+                (Some(k), Some(d)) => match mgmt::expire_secret(&mut sim.world(), k, d) {
+                    Some(end) => Resp::json(200, json!({"keyId": k, "endDateTime": end})),
+                    None => {
+                        ctx.service
+                            .error(ctx, 404, "NotFound", "No client secret with that keyId.")
+                    }
+                },
+                _ => ctx.service.error(
+                    ctx,
+                    400,
+                    "BadRequest",
+                    "keyId and days (a number) are required.",
+                ),
+            }
+        }
         ("POST", ["spot", "tokens"]) => {
             let accounts: Vec<String> = ctx
                 .q("accounts")

@@ -24,6 +24,7 @@ mod many_writers;
 mod mgmt_cli;
 mod mgmt_sim;
 mod ownership_cli;
+mod reconcile_cli;
 mod retry_sends;
 mod sim_authorize;
 mod sim_contract;

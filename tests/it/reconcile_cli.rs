@@ -1,0 +1,226 @@
+//! `spot-connect reconcile` (issue 19) with the real binary against the simulator: a
+//! subscription created under the group after the first pass is connected by the next, a secret
+//! near expiry is rotated with no downtime, a pass with nothing to do writes nothing, and the
+//! exit codes 0 / 1 / 2 / 3.
+
+use crate::common::cli::{As, Sim, sends};
+use serde_json::Value;
+use spot_connect::sim::SimOpts;
+use spot_connect::sim::seed::*;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(240);
+const LATER: &str = "5c0000cc-0000-4000-8000-0000000000cc";
+
+fn fast() -> SimOpts {
+    SimOpts {
+        approve_after: 0,
+        ..SimOpts::default()
+    }
+}
+
+fn json(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn connected(state: &Value, sub: &str) -> bool {
+    state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["providerExternalId"] == sub && a["credentials"]["subscriptionId"] == sub)
+}
+
+/// Our app's client secrets (display name `spot-connect …`): (keyId, endDateTime).
+fn our_secrets(state: &Value) -> Vec<(String, String)> {
+    state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["displayName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("spot-connect-"))
+        })
+        .flat_map(|a| a["passwordCredentials"].as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["keyId"].as_str().unwrap().to_string(),
+                p["endDateTime"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every write the simulator logged to ARM, Graph and Spot (not sign-in, not inspect).
+fn writes(sim: &spot_connect::sim::SimHandle) -> usize {
+    ["PUT", "POST", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| {
+            sends(sim, m, "/")
+                - sends(sim, m, "/oauth2/")
+                - sends(sim, m, "/inspect/")
+                - sends(sim, m, "/msi/")
+        })
+        .sum()
+}
+
+fn result_of<'a>(report: &'a Value, sub: &str) -> &'a str {
+    report["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["subscription_id"] == sub)
+        .and_then(|s| s["result"].as_str())
+        .unwrap_or_else(|| panic!("{sub} not in {report}"))
+}
+
+#[tokio::test]
+async fn reconcile_connects_a_subscription_created_after_the_first_pass_and_rotates_a_secret_near_expiry()
+ {
+    let sim = Sim::start(fast()).await;
+    let args = ["reconcile", "--management-group", MG_SPOT, "--json"];
+    let first = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let r = json(&first.stdout);
+    assert_eq!(r["command"], "reconcile");
+    assert_eq!(r["exit_code"], 0);
+    assert_eq!(result_of(&r, SUB_CONTOSO_DEV), "connected_now");
+    assert_eq!(result_of(&r, SUB_CONTOSO_PROD), "connected_now");
+    let state = sim.sim.state();
+    let before = our_secrets(&state);
+    assert_eq!(before.len(), 1, "{before:?}");
+    // While nothing runs: a subscription is created under the nested group, and our secret
+    // now ends in 10 days (Spot holds the same date).
+    sim.sim
+        .place_subscription(MG_SPOT_PROD, LATER, "Contoso Later");
+    sim.sim.expire_secret(&before[0].0, 10);
+    let second = sim.run(As::CiOperator, &args, LIMIT).await;
+    eprintln!(
+        "$ spot-connect reconcile --management-group {MG_SPOT} --json   # after a new subscription and a secret 10 days from its end\n{}\n{}",
+        second.stderr, second.stdout
+    );
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let r = json(&second.stdout);
+    assert_eq!(result_of(&r, LATER), "connected_now");
+    assert_eq!(result_of(&r, SUB_CONTOSO_DEV), "connected");
+    assert_eq!(r["secrets"][0]["result"], "rotated", "{r}");
+    assert_eq!(r["secrets"][0]["expiring"].as_array().unwrap().len(), 2);
+    let summary = r["summary"].as_str().unwrap();
+    assert!(
+        second.stderr.trim_end().ends_with(summary),
+        "{}",
+        second.stderr
+    );
+    // The old secret is gone, the new one is held by every account (each verified).
+    let state = sim.sim.state();
+    let after = our_secrets(&state);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after[0].0, before[0].0, "rotated");
+    for sub in [SUB_CONTOSO_DEV, SUB_CONTOSO_PROD, LATER] {
+        assert!(connected(&state, sub), "{sub}");
+        let acct = state["spot"]["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["providerExternalId"] == sub)
+            .unwrap();
+        let held = acct["credentials"]["expirationDate"].as_str().unwrap();
+        assert_eq!(
+            held[..19],
+            after[0].1[..19],
+            "{sub} holds the new secret ({held} vs {})",
+            after[0].1
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reconcile_with_nothing_to_do_makes_no_write() {
+    let sim = Sim::start(fast()).await;
+    let args = ["reconcile", "--management-group", MG_SPOT, "--json"];
+    let first = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = writes(&sim.sim);
+    assert!(before > 0);
+    let again = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let r = json(&again.stdout);
+    assert_eq!(r["planned_writes"], 0, "{r}");
+    assert_eq!(r["applied"], false);
+    assert_eq!(writes(&sim.sim), before, "no write at all");
+    // One subscription: the same shape (a list of one).
+    let one = sim
+        .run(
+            As::CiOperator,
+            &["reconcile", "--subscription", SUB_CONTOSO_DEV, "--json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let r1 = json(&one.stdout);
+    assert_eq!(r1["subscriptions"].as_array().unwrap().len(), 1);
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let mut kr = keys(&r);
+    kr.retain(|k| k != "scope");
+    let mut k1 = keys(&r1);
+    k1.retain(|k| k != "scope");
+    assert_eq!(kr, k1);
+}
+
+#[tokio::test]
+async fn reconcile_exit_codes() {
+    let sim = Sim::start(fast()).await;
+    // 2: no scope.
+    let usage = sim.run(As::CiOperator, &["reconcile"], LIMIT).await;
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+    // 0, and not ours listed: Fabrikam Production is connected through another team's app.
+    let foreign = sim
+        .run(
+            As::Operator,
+            &["reconcile", "--subscription", SUB_FABRIKAM_PROD, "--json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(foreign.code, 0, "{}", foreign.stderr);
+    let r = json(&foreign.stdout);
+    assert_eq!(result_of(&r, SUB_FABRIKAM_PROD), "not_ours");
+    assert!(!r["not_ours"].as_array().unwrap().is_empty(), "{r}");
+    // 3: something we manage is blocked (the group holds 500 assignments), named in the JSON.
+    sim.sim.fill_group_assignments(MG_SPOT, 498);
+    let before = writes(&sim.sim);
+    let blocked = sim
+        .run(
+            As::CiOperator,
+            &["reconcile", "--management-group", MG_SPOT, "--json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(blocked.code, 3, "{}", blocked.stderr);
+    let r = json(&blocked.stdout);
+    assert_eq!(r["exit_code"], 3);
+    assert!(
+        r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("500")),
+        "{r}"
+    );
+    assert_eq!(result_of(&r, SUB_CONTOSO_DEV), "blocked");
+    assert_eq!(writes(&sim.sim), before, "blocked: nothing written");
+    // 1: the run itself failed (the sign-in is refused).
+    let mut c = sim.cmd(
+        As::CiOperator,
+        &sim.state_dir(),
+        &["reconcile", "--subscription", SUB_CONTOSO_DEV, "--json"],
+    );
+    c.env("AZURE_CLIENT_SECRET", "not-the-secret");
+    let failed = crate::common::cli::output(c, LIMIT).await;
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert_eq!(json(&failed.stdout)["exit_code"], 1);
+}
