@@ -54,6 +54,11 @@ pub mod json_out {
         }
     }
 
+    /// The error a command last noted (see [`note_error`]), if any.
+    pub fn last_error() -> Option<Value> {
+        LAST_ERROR.lock().ok().and_then(|g| g.clone())
+    }
+
     /// The error object for a failed run that printed nothing, else None.
     pub fn error_object(json: bool, code: i32) -> Option<Value> {
         if !json || code == super::exit::DONE || PRINTED.load(Ordering::SeqCst) {

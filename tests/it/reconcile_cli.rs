@@ -106,7 +106,7 @@ async fn reconcile_connects_a_subscription_created_after_the_first_pass_and_rota
     assert_eq!(result_of(&r, SUB_CONTOSO_DEV), "connected");
     assert_eq!(r["secrets"][0]["result"], "rotated", "{r}");
     assert_eq!(r["secrets"][0]["expiring"].as_array().unwrap().len(), 2);
-    let summary = r["summary"].as_str().unwrap();
+    let summary = r["summary"]["line"].as_str().unwrap();
     assert!(
         second.stderr.trim_end().ends_with(summary),
         "{}",
@@ -148,6 +148,25 @@ async fn a_reconcile_with_nothing_to_do_makes_no_write() {
     let r = json(&again.stdout);
     assert_eq!(r["planned_writes"], 0, "{r}");
     assert_eq!(r["applied"], false);
+    // shapes.md's envelope.
+    for k in [
+        "schema_version",
+        "command",
+        "exit_code",
+        "subscriptions",
+        "summary",
+        "duration",
+        "error",
+    ] {
+        assert!(r.get(k).is_some(), "{k} missing: {r}");
+    }
+    assert_eq!(r["schema_version"], 1);
+    assert!(r["error"].is_null(), "{r}");
+    assert!(r["duration"]["total_ms"].is_u64(), "{r}");
+    assert_eq!(r["summary"]["planned_writes"], 0);
+    assert_eq!(r["summary"]["subscriptions"], 2);
+    assert_eq!(r["summary"]["connected"], 2);
+    assert_eq!(r["summary"]["problems"], 0);
     assert_eq!(writes(&sim.sim), before, "no write at all");
     // One subscription: the same shape (a list of one).
     let one = sim
@@ -222,5 +241,103 @@ async fn reconcile_exit_codes() {
     c.env("AZURE_CLIENT_SECRET", "not-the-secret");
     let failed = crate::common::cli::output(c, LIMIT).await;
     assert_eq!(failed.code, 1, "{}", failed.stderr);
-    assert_eq!(json(&failed.stdout)["exit_code"], 1);
+    let r = json(&failed.stdout);
+    assert_eq!(r["exit_code"], 1);
+    assert_eq!(r["command"], "reconcile");
+    assert_eq!(r["error"]["kind"], "sign_in", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(r["subscriptions"].as_array().map(Vec::len), Some(0));
+    assert!(r["duration"]["total_ms"].is_u64());
+    assert!(
+        !failed.stdout.contains("not-the-secret") && !failed.stderr.contains("not-the-secret"),
+        "the secret is never shown"
+    );
+}
+
+/// Role drift: an action the policy needs and the role lacks is added, an action the role has
+/// beyond the policy is kept and reported (another team's policy may need it).
+#[tokio::test]
+async fn reconcile_adds_missing_actions_and_keeps_and_reports_extra_ones() {
+    let sim = Sim::start(fast()).await;
+    let dir = sim.dir.path().to_path_buf();
+    let spot = spot_connect::onboard::policy::Policy::load(None)
+        .unwrap()
+        .actions;
+    let write = |name: &str, more: &str| {
+        let mut actions = spot.clone();
+        actions.push(more.to_string());
+        let file = dir.join(name);
+        std::fs::write(
+            &file,
+            serde_json::json!({"Name": "{customRoleName}", "Description": "Spot", "Actions": actions,
+                "AssignableScopes": ["/subscriptions/{subscriptionId}"]})
+            .to_string(),
+        )
+        .unwrap();
+        file.to_string_lossy().into_owned()
+    };
+    const EXTRA: &str = "Microsoft.Compute/diskEncryptionSets/read";
+    const NEW: &str = "Microsoft.Network/natGateways/read";
+    let first = write("first.json", EXTRA);
+    let second = write("second.json", NEW);
+    let run = |policy: String| {
+        let sim = &sim;
+        async move {
+            sim.run(
+                As::Operator,
+                &[
+                    "reconcile",
+                    "--subscription",
+                    SUB_CONTOSO_PROD,
+                    "--policy",
+                    &policy,
+                    "--json",
+                ],
+                LIMIT,
+            )
+            .await
+        }
+    };
+    let a = run(first).await;
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    // The policy now needs NEW and no longer lists EXTRA.
+    let b = run(second.clone()).await;
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let r = json(&b.stdout);
+    let role = &r["roles"][0];
+    assert_eq!(role["action"], "update", "{r}");
+    assert_eq!(role["missing"], serde_json::json!([NEW]), "{r}");
+    assert_eq!(role["extra"], serde_json::json!([EXTRA]), "{r}");
+    assert_eq!(r["summary"]["actions_added"], 1);
+    assert_eq!(r["summary"]["extra_actions"], 1);
+    let state = sim.sim.state();
+    let ours: Vec<&Value> = state["roleDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["roleName"] == role["name"])
+        .collect();
+    assert_eq!(ours.len(), 1, "one role of ours: {ours:?}");
+    let actions: Vec<String> = ours
+        .iter()
+        .flat_map(|d| d["permissions"][0]["actions"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert!(actions.iter().any(|a| a == NEW), "added: {actions:?}");
+    assert!(
+        actions.iter().any(|a| a == EXTRA),
+        "never removed: {actions:?}"
+    );
+    // Once added, nothing to do: no write, the extra still reported.
+    let writes_before = writes(&sim.sim);
+    let c = run(second).await;
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let r = json(&c.stdout);
+    assert_eq!(r["planned_writes"], 0, "{r}");
+    assert_eq!(r["roles"][0]["extra"], serde_json::json!([EXTRA]), "{r}");
+    assert_eq!(writes(&sim.sim), writes_before);
 }
