@@ -148,6 +148,19 @@ impl SimHandle {
         mgmt::fill(&mut w, &g.0, &g.1, count);
     }
 
+    /// A role assignment deleted out of band (as another administrator's `DELETE` of it would):
+    /// drift for `reconcile` to repair. Panics when no assignment has that name.
+    pub fn delete_role_assignment(&self, name: &str) {
+        let mut w = self.sim.world();
+        let before = w.role_assignments.len();
+        w.role_assignments
+            .retain(|a| !a.name.eq_ignore_ascii_case(name));
+        assert!(
+            w.role_assignments.len() < before,
+            "no role assignment {name}"
+        );
+    }
+
     /// Same as `POST {inspect}/secrets/expire?keyId=K&days=N`: client secret `key_id` ends in
     /// `days` days, and the Spot accounts holding it say so. Panics on an unknown keyId.
     pub fn expire_secret(&self, key_id: &str, days: i64) {

@@ -341,3 +341,48 @@ async fn reconcile_adds_missing_actions_and_keeps_and_reports_extra_ones() {
     assert_eq!(r["roles"][0]["extra"], serde_json::json!([EXTRA]), "{r}");
     assert_eq!(writes(&sim.sim), writes_before);
 }
+
+/// A missing assignment of ours (deleted out of band at the group) is recreated, once.
+#[tokio::test]
+async fn reconcile_recreates_a_missing_assignment_at_the_group() {
+    let sim = Sim::start(fast()).await;
+    let args = ["reconcile", "--management-group", MG_SPOT, "--json"];
+    let at_group = |state: &Value| -> Vec<String> {
+        state["roleAssignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["scope"].as_str().is_some_and(|s| {
+                    s.to_ascii_lowercase()
+                        .ends_with(&MG_SPOT.to_ascii_lowercase())
+                }) && a["principalType"] == "ServicePrincipal"
+            })
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let seeded = at_group(&sim.sim.state());
+    let first = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let mut ours = at_group(&sim.sim.state());
+    ours.retain(|n| !seeded.contains(n));
+    assert_eq!(
+        ours.len(),
+        1,
+        "one assignment of ours at the group: {ours:?}"
+    );
+    sim.sim.delete_role_assignment(&ours[0]);
+    assert_eq!(at_group(&sim.sim.state()), seeded);
+    let again = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let r = json(&again.stdout);
+    assert_eq!(r["applied"], true, "{r}");
+    assert!(r["planned_writes"].as_u64().unwrap() >= 1, "{r}");
+    let mut now = at_group(&sim.sim.state());
+    now.retain(|n| !seeded.contains(n));
+    assert_eq!(now, ours, "the same (deterministic) name, recreated once");
+    // Repaired: the next pass has nothing to do.
+    let third = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(json(&third.stdout)["planned_writes"], 0);
+}
