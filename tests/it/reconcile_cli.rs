@@ -386,3 +386,48 @@ async fn reconcile_recreates_a_missing_assignment_at_the_group() {
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_eq!(json(&third.stdout)["planned_writes"], 0);
 }
+
+/// Only a secret near its end: rotated with no apply (nothing else to write); a secret ending
+/// after --rotate-within is left alone, with no write.
+#[tokio::test]
+async fn reconcile_rotates_only_within_the_window() {
+    let sim = Sim::start(fast()).await;
+    let args = ["reconcile", "--subscription", SUB_CONTOSO_DEV, "--json"];
+    let first = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = our_secrets(&sim.sim.state());
+    assert_eq!(before.len(), 1, "{before:?}");
+    sim.sim.expire_secret(&before[0].0, 10);
+    let before = our_secrets(&sim.sim.state());
+    // 10 days left, a 5-day window: not due, nothing written.
+    let writes_before = writes(&sim.sim);
+    let narrow = [&args[..], &["--rotate-within", "5"]].concat();
+    let quiet = sim.run(As::CiOperator, &narrow, LIMIT).await;
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    let r = json(&quiet.stdout);
+    assert_eq!(r["secrets"][0]["result"], "not_due", "{r}");
+    assert_eq!(writes(&sim.sim), writes_before, "no write");
+    assert_eq!(our_secrets(&sim.sim.state()), before);
+    // The default 30-day window: rotated, the plan itself had nothing to write.
+    let due = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(due.code, 0, "{}", due.stderr);
+    let r = json(&due.stdout);
+    assert_eq!(r["planned_writes"], 0, "{r}");
+    assert_eq!(r["applied"], false);
+    assert_eq!(r["secrets"][0]["result"], "rotated", "{r}");
+    assert_eq!(r["summary"]["secrets_rotated"], 1);
+    let after = our_secrets(&sim.sim.state());
+    assert_eq!(after.len(), 1, "the old one removed: {after:?}");
+    assert_ne!(after[0].0, before[0].0);
+    assert!(after[0].1 > before[0].1, "{after:?} vs {before:?}");
+    // Bad input: a window out of range is refused, nothing done.
+    let bad = sim
+        .run(
+            As::CiOperator,
+            &[&args[..], &["--rotate-within", "9999"]].concat(),
+            LIMIT,
+        )
+        .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--rotate-within"), "{}", bad.stderr);
+}
