@@ -431,3 +431,33 @@ async fn reconcile_rotates_only_within_the_window() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--rotate-within"), "{}", bad.stderr);
 }
+
+/// The exit codes are documented in `reconcile --help` and in the man page.
+#[test]
+fn reconcile_exit_codes_are_in_help_and_man() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let help = run(&["reconcile", "--help"]);
+    for s in [
+        "Exit codes: 0 everything we manage is connected",
+        "1 the run itself failed",
+        "3 anything we manage failed",
+        "--rotate-within <DAYS>",
+        "[default: 30]",
+    ] {
+        assert!(help.contains(s), "{s:?} not in:\n{help}");
+    }
+    let man = run(&["man"]).replace("\\-", "-");
+    assert!(man.contains(".SS \"spot-connect reconcile"), "{man}");
+    assert!(man.contains("Exit codes: 0 everything we manage"), "{man}");
+    assert!(
+        man.contains("reconcile: something we manage failed"),
+        "{man}"
+    );
+}
