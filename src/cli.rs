@@ -54,6 +54,11 @@ pub mod json_out {
         }
     }
 
+    /// The error a command last noted (see [`note_error`]), if any.
+    pub fn last_error() -> Option<Value> {
+        LAST_ERROR.lock().ok().and_then(|g| g.clone())
+    }
+
     /// The error object for a failed run that printed nothing, else None.
     pub fn error_object(json: bool, code: i32) -> Option<Value> {
         if !json || code == super::exit::DONE || PRINTED.load(Ordering::SeqCst) {
@@ -120,6 +125,22 @@ pub enum Command {
     RotateSecret,
     /// Undo what spot-connect created.
     Remove(RemoveOpts),
+    /// Keep a scope connected, unattended (cron, a systemd timer, a Kubernetes CronJob).
+    ///
+    /// Over --management-group, --all-subscriptions or --subscription: connects subscriptions
+    /// that appeared since the last run; rotates every secret of ours that ends within
+    /// --rotate-within (new secret, every Spot account that uses the app, each verified, then
+    /// the old one removed); adds the actions Spot's policy needs that a role of ours lacks
+    /// (never removes one: extras are reported) and missing assignments; lists what is not ours
+    /// and never touches it. Never asks. A pass with nothing to do makes no write. One-line
+    /// summary on stderr; --json: the report on stdout (docs/schedule.md).
+    ///
+    /// Exit codes: 0 everything we manage is connected and no secret of ours ends within
+    /// --rotate-within; 1 the run itself failed (sign-in, a service, usage of a service);
+    /// 3 anything we manage failed, was blocked (a policy), could not be seen, or kept an old
+    /// secret it could not prove unheld (the JSON's `problems` names each). Objects that are
+    /// not ours are listed and never change the code. 2: bad usage.
+    Reconcile(ReconcileOpts),
     /// Run the simulated clouds on their own.
     Sim(SimOpts),
     /// Print the shell completion script (bash: `source <(spot-connect completions bash)`).
@@ -142,6 +163,18 @@ pub struct CommonOpts {
     /// Every enabled subscription the sign-in can see.
     #[arg(long, global = true)]
     pub all_subscriptions: bool,
+    /// A management group: every enabled subscription below it (nested groups included) is
+    /// connected; the custom role is the group's own, assigned once at the group.
+    #[arg(long, global = true, value_name = "ID", conflicts_with_all = ["subscriptions", "all_subscriptions"])]
+    pub management_group: Option<String>,
+    /// With --management-group: leave this subscription out of Spot (repeatable). It still
+    /// inherits the group's role assignment.
+    #[arg(long = "exclude-subscription", global = true, value_name = "ID", value_parser = parse_subscription_id, requires = "management_group")]
+    pub exclude_subscriptions: Vec<String>,
+    /// With --management-group: remove our subscription-scope role assignments (of an earlier
+    /// per-subscription run) once the group's assignment is seen in effect there.
+    #[arg(long, global = true, requires = "management_group")]
+    pub prune_subscription_assignments: bool,
     #[arg(long, global = true, value_name = "ID")]
     pub tenant: Option<String>,
     /// `act-…` to use that Spot account, or `new` to create one.
@@ -211,6 +244,13 @@ pub struct PlanOpts {
     pub detailed_exitcode: bool,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileOpts {
+    /// Rotate a secret of ours that ends within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub rotate_within: u32,
+}
+
 #[derive(Debug, Clone, Args, Default)]
 pub struct RemoveOpts {
     /// Also delete the Spot account (cannot be undone).
@@ -245,6 +285,7 @@ impl CommonOpts {
             spot_account: crate::onboard::SpotAccountChoice::parse(self.spot_account.as_deref())?,
             policy_file: self.policy.clone(),
             take_over: self.take_over,
+            management_group: None,
         })
     }
 }

@@ -60,7 +60,7 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
         ),
         (
             exit::PARTIAL,
-            "some of several subscriptions failed; a tenant or listing could not be seen whole (see --skip-unreachable); status: something we manage is broken, expires within --warn-within, or could not be seen (not onboarded and connected (not ours) are not errors)",
+            "some of several subscriptions failed; a tenant or listing could not be seen whole (see --skip-unreachable); status: something we manage is broken, expires within --warn-within, or could not be seen (not onboarded and connected (not ours) are not errors); reconcile: something we manage failed, was blocked (a policy), could not be seen, or kept an old secret it could not prove unheld (objects not ours never change the code)",
         ),
         (
             exit::CHANGES,

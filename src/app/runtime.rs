@@ -362,6 +362,7 @@ impl Runner {
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
             take_over: c.take_over,
+            ..Default::default()
         }
     }
 

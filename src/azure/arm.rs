@@ -10,6 +10,86 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub const API_VERSION: &str = "2022-04-01";
+/// Microsoft.Management (management groups).
+pub const MG_API_VERSION: &str = "2020-05-01";
+
+/// The scope of management group `id`.
+pub fn mg_scope(id: &str) -> String {
+    format!("/providers/Microsoft.Management/managementGroups/{id}")
+}
+
+/// A path segment from outside (a group id), percent-encoded.
+fn url_segment(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagementGroupProperties {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+/// `GET …/managementGroups/{id}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ManagementGroup {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub properties: Option<ManagementGroupProperties>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct DescendantParent {
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DescendantProperties {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub parent: Option<DescendantParent>,
+}
+
+/// One item of `…/descendants`: a group (`type` Microsoft.Management/managementGroups) or a
+/// subscription (`type` /subscriptions; `name` its id).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Descendant {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub properties: Option<DescendantProperties>,
+}
+
+impl Descendant {
+    pub fn is_subscription(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("/subscriptions")
+            || self
+                .kind
+                .eq_ignore_ascii_case("Microsoft.Resources/subscriptions")
+    }
+
+    /// The id of the group it sits in (the last segment of `properties.parent.id`).
+    pub fn parent(&self) -> Option<&str> {
+        self.properties
+            .as_ref()?
+            .parent
+            .as_ref()?
+            .id
+            .as_deref()?
+            .rsplit('/')
+            .next()
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -315,6 +395,16 @@ impl Arm {
         }
     }
 
+    /// How many role assignments sit at `scope` (`$filter=atScope()`).
+    pub async fn count_role_assignments_at(&self, scope: &str) -> Result<usize> {
+        let url = self.url(
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments"),
+            &[("$filter", "atScope()")],
+        );
+        let all: Vec<RoleAssignment> = self.list(url).await?;
+        Ok(all.len())
+    }
+
     pub async fn delete_role_assignment(&self, id: &str) -> Result<()> {
         ignore_not_found(self.call(Method::DELETE, &self.url(id, &[]), None).await)
     }
@@ -329,6 +419,33 @@ impl Arm {
         let url = format!("{}/subscriptions?api-version=2022-12-01", self.base);
         let subs: Vec<Sub> = self.list(url).await?;
         Ok(subs.into_iter().map(|s| s.subscription_id).collect())
+    }
+
+    /// A management group (`GET /providers/Microsoft.Management/managementGroups/{id}`,
+    /// api-version 2020-05-01); None when ARM answers 404 (403 is an error: the caller may not
+    /// read it, or it does not exist).
+    pub async fn get_management_group(&self, id: &str) -> Result<Option<ManagementGroup>> {
+        let url = format!(
+            "{}/providers/Microsoft.Management/managementGroups/{}?api-version={MG_API_VERSION}",
+            self.base,
+            url_segment(id)
+        );
+        match self.call(Method::GET, &url, None).await {
+            Ok(v) => parse(v).map(Some),
+            Err(Error::Api(e)) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Everything below a management group (groups and subscriptions, nested included), every
+    /// page (`nextLink`).
+    pub async fn management_group_descendants(&self, id: &str) -> Result<Vec<Descendant>> {
+        let url = format!(
+            "{}/providers/Microsoft.Management/managementGroups/{}/descendants?api-version={MG_API_VERSION}",
+            self.base,
+            url_segment(id)
+        );
+        self.list(url).await
     }
 
     /// The caller's permissions at `scope`.

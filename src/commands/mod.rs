@@ -14,6 +14,7 @@ use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};
 use std::io::IsTerminal;
 
+pub mod reconcile;
 pub mod remove;
 pub mod rotate;
 pub mod signin;
@@ -132,6 +133,41 @@ async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Tar
     }
 }
 
+/// `--management-group`: the enabled subscriptions below the group (nested groups included,
+/// `--exclude-subscription` left out), the tree printed on stderr, and the group put into the
+/// settings for the engine.
+pub(crate) async fn management_group_targets(
+    session: &Session,
+    opts: &CommonOpts,
+    settings: &mut crate::onboard::Settings,
+) -> Result<Vec<Target>, Error> {
+    let id = opts.management_group.clone().unwrap_or_default();
+    let mut tries = 0u64;
+    let r = loop {
+        match crate::onboard::fleet::resolve(session, &id, &opts.exclude_subscriptions).await {
+            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            r => break r?,
+        }
+    };
+    eprintln!(
+        "management group {} ({}) in tenant {}: {} enabled subscription(s) to connect, {} excluded, {} not enabled",
+        r.display_name,
+        r.group_id,
+        r.tenant_id,
+        r.targets.len(),
+        r.excluded.len(),
+        r.not_enabled.len()
+    );
+    for line in r.tree_lines() {
+        eprintln!("  {}", crate::text::clean(&line));
+    }
+    settings.management_group = Some(r.scope(opts.prune_subscription_assignments));
+    Ok(r.targets)
+}
+
 /// What `--skip-unreachable` left out of this run.
 static SKIPPED: std::sync::Mutex<Vec<crate::error::Unseen>> = std::sync::Mutex::new(Vec::new());
 
@@ -190,7 +226,7 @@ fn hms(t: time::OffsetDateTime) -> String {
 /// `plan` (`write` false; `detailed`: exit 4 when the plan would change something) or `apply`.
 async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
     let cmd = if write { "apply" } else { "plan" };
-    if opts.subscriptions.is_empty() && !opts.all_subscriptions {
+    if opts.subscriptions.is_empty() && !opts.all_subscriptions && opts.management_group.is_none() {
         let msg = format!(
             "spot-connect {cmd}: --subscription ID is required (repeat it for several subscriptions)"
         );
@@ -198,7 +234,7 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
         crate::cli::json_out::note_error(serde_json::json!(msg));
         return exit::USAGE;
     }
-    let settings = match opts.settings() {
+    let mut settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
@@ -219,7 +255,11 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
     if let Err(code) = sign_in(&session).await {
         return code;
     }
-    let targets = match resolve_targets(&session, opts).await {
+    let resolved = match &opts.management_group {
+        Some(_) => management_group_targets(&session, opts, &mut settings).await,
+        None => resolve_targets(&session, opts).await,
+    };
+    let targets = match resolved {
         Ok(t) if t.is_empty() => {
             eprintln!("spot-connect {cmd}: no enabled subscription to connect");
             return exit::FAILED;
@@ -234,7 +274,7 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
         t.dedup();
         t.len()
     };
-    if targets.len() > 1 {
+    if targets.len() > 1 && settings.management_group.is_none() {
         eprintln!(
             "{} subscriptions in {tenants} tenant(s): one app, service principal, secret and role per tenant; an assignment, a Spot account and its credentials per subscription",
             targets.len()

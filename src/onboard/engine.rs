@@ -41,6 +41,9 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedSender;
 
+mod mg;
+pub(super) mod view;
+
 const NEED_ROLE_DEF_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
 const NEED_ROLE_ASSIGN_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
 /// A secret closer than this to its end is replaced.
@@ -207,6 +210,8 @@ struct TenantFacts {
     subs: Vec<SubFacts>,
     /// What the tenant's (or the app's own) app management policy means for a new secret.
     secret_limit: SecretLimit,
+    /// `--management-group`: the group's facts (the role is assignable there and assigned once).
+    mg: Option<mg::MgFacts>,
 }
 
 #[derive(Debug)]
@@ -246,6 +251,9 @@ impl TenantFacts {
         self.subs.iter().any(|s| s.secret_reuse.is_none())
     }
     fn scopes(&self) -> Vec<String> {
+        if let Some(m) = &self.mg {
+            return vec![m.scope.clone()];
+        }
         self.subs.iter().map(SubFacts::scope).collect()
     }
 }
@@ -280,6 +288,8 @@ pub(super) async fn plan(
         )));
     }
     let policy = Policy::load(settings.policy_file.as_deref())?;
+    // At a management group, a role with DataActions cannot be assigned: split (mg.rs).
+    let (policy, data_policy) = mg::split_policy(policy, settings);
     // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
     // for them only where it needs them).
     let accounts: AccountsF<'_> = async {
@@ -301,7 +311,15 @@ pub(super) async fn plan(
     let names = Mutex::new(Vec::<String>::new());
     let lookups = tenants.iter().map(|tenant| {
         let subs: Vec<&Target> = targets.iter().filter(|t| &t.tenant_id == tenant).collect();
-        lookup_tenant(session, settings, tenant, subs, accounts.clone(), &names)
+        lookup_tenant(
+            session,
+            settings,
+            tenant,
+            subs,
+            accounts.clone(),
+            &names,
+            data_policy.as_ref(),
+        )
     });
     let mut tenants = futures::future::try_join_all(lookups).await?;
     // A connection that is not ours is kept: its subscription needs none of the tenant's
@@ -347,12 +365,16 @@ async fn lookup_tenant(
     subs: Vec<&Target>,
     accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
+    data_policy: Option<&Policy>,
 ) -> Result<TenantFacts> {
     let graph = status::graph(session, tenant);
     let arm = status::arm(session, tenant);
     let app_name = settings.app_name_for(tenant);
-    let role_name = settings.role_name();
-    let scopes: Vec<String> = subs.iter().map(|t| scope_of(&t.subscription_id)).collect();
+    let role_name = mg::role_name(settings);
+    let scopes: Vec<String> = match &settings.management_group {
+        Some(m) => vec![crate::onboard::fleet::scope(&m.id)],
+        None => subs.iter().map(|t| scope_of(&t.subscription_id)).collect(),
+    };
     let states: Vec<State> = subs
         .iter()
         .map(|t| State::load(&session.state_dir, tenant, &t.subscription_id))
@@ -453,11 +475,27 @@ async fn lookup_tenant(
         }
     }
     for s in &mut subs {
-        if let (Some(sp), RoleFact::Ours(r)) = (&sp, &role) {
+        if let (Some(sp), RoleFact::Ours(r), None) = (&sp, &role, &settings.management_group) {
             s.assignment = find_assignment(&arm, &s.target.subscription_id, &sp.id, r).await?;
         }
         (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
     }
+    let mg = match &settings.management_group {
+        Some(m) => Some(
+            mg::lookup(
+                session,
+                &arm,
+                settings,
+                m,
+                sp.as_ref(),
+                &role,
+                &subs,
+                data_policy,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(TenantFacts {
         tenant: tenant.to_string(),
         app_name,
@@ -468,6 +506,7 @@ async fn lookup_tenant(
         role,
         subs,
         secret_limit,
+        mg,
     })
 }
 
@@ -1177,7 +1216,9 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     };
     role_item.drift = drift.filter(|d| !d.is_empty());
-    if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
+    if let Some(m) = &f.mg {
+        mg::amend_role_item(&mut role_item, f, m);
+    } else if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
         // The role's new assignable scopes must all be writable by the caller.
         let denied: Vec<&SubFacts> = f
             .subs
@@ -1190,6 +1231,9 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     }
     items.push(role_item);
+    if let Some(m) = &f.mg {
+        items.extend(mg::items(facts, f, m));
+    }
     // Per subscription: Spot account, role assignment, Spot connection.
     for s in &f.subs {
         let sub =
@@ -1239,32 +1283,35 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             ),
         });
         let scope = s.scope();
-        items.push(match &s.assignment {
-            Some(a) => sub(
-                Step::RoleAssignment,
-                "role assignment",
-                &f.role_name,
-                PlanAction::Reuse,
-                Some(a.id.clone()),
-                format!("the role is assigned to the service principal at {scope}"),
-            ),
-            None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
-                Step::RoleAssignment,
-                "role assignment",
-                &f.role_name,
-                PlanAction::Blocked,
-                None,
-                lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
-            ),
-            None => sub(
-                Step::RoleAssignment,
-                "role assignment",
-                &f.role_name,
-                PlanAction::Create,
-                None,
-                format!("assign the role to the app's service principal at {scope}"),
-            ),
-        });
+        // At a management group: one assignment there covers them all (mg::items).
+        if f.mg.is_none() {
+            items.push(match &s.assignment {
+                Some(a) => sub(
+                    Step::RoleAssignment,
+                    "role assignment",
+                    &f.role_name,
+                    PlanAction::Reuse,
+                    Some(a.id.clone()),
+                    format!("the role is assigned to the service principal at {scope}"),
+                ),
+                None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
+                    Step::RoleAssignment,
+                    "role assignment",
+                    &f.role_name,
+                    PlanAction::Blocked,
+                    None,
+                    lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
+                ),
+                None => sub(
+                    Step::RoleAssignment,
+                    "role assignment",
+                    &f.role_name,
+                    PlanAction::Create,
+                    None,
+                    format!("assign the role to the app's service principal at {scope}"),
+                ),
+            });
+        }
         let app_label = match &f.app {
             AppFact::Ours(a) => a.display_name.clone(),
             _ => f.app_name.clone(),
@@ -1373,6 +1420,8 @@ struct TenantRun<'a> {
     peak: &'a AtomicUsize,
     stores: Vec<Store>,
     backoff: Backoff,
+    /// `--management-group`: the group's assignment, made once for every subscription.
+    mg: mg::MgRun,
     /// The outcomes of the tenant's shared objects, listed in every subscription's report.
     shared_objects: Mutex<Vec<ObjectRef>>,
     shared_durations: Mutex<Vec<(Step, u64)>>,
@@ -1573,7 +1622,8 @@ async fn apply_inner(
                 .iter()
                 .map(|s| Store::new(&session.state_dir, s.state.clone()))
                 .collect(),
-            backoff: Backoff::default(),
+            backoff: mg::backoff(f),
+            mg: mg::MgRun::default(),
             shared_objects: Mutex::new(vec![]),
             shared_durations: Mutex::new(vec![]),
             shared_error: Mutex::new(None),
@@ -1665,7 +1715,7 @@ impl TenantRun<'_> {
                 sub.as_deref(),
                 step,
                 StepEvent::Waiting {
-                    reason: PROPAGATION.into(),
+                    reason: mg::propagation_reason(self.f, step),
                     attempt,
                     next_in,
                 },
@@ -1806,13 +1856,16 @@ impl TenantRun<'_> {
                 let _ = self.tx.send(Progress::Log { message });
             }
         };
-        let (_, _, _, reports, ()) = tokio::join!(
+        let (_, _, _, mut reports, ()) = tokio::join!(
             app_f.clone(),
             role_f.clone(),
             secret_f.clone(),
             subs,
             verify
         );
+        if self.f.mg.is_some() {
+            self.prune_subscription_assignments(&mut reports).await;
+        }
         reports
     }
 
@@ -1843,11 +1896,20 @@ impl TenantRun<'_> {
                 let done = async {
                     let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
                     let role = role_f.await.map_err(|_| dependency("Custom role"))?;
-                    self.assignment_step(i, &sp, &role, &run).await
+                    if self.f.mg.is_some() {
+                        self.mg_assignment_step(i, &sp, &role, &run).await
+                    } else {
+                        self.assignment_step(i, &sp, &role, &run).await
+                    }
                 }
                 .await;
-                if done.is_ok() {
+                if done.is_ok() && self.f.mg.is_none() {
                     lock(&self.assigned).push(s.scope());
+                } else if let (Ok(()), Some(m)) = (&done, &self.f.mg) {
+                    let mut a = lock(&self.assigned);
+                    if a.is_empty() {
+                        a.push(m.scope.clone());
+                    }
                 }
                 self.assignment_ended();
                 done
@@ -2280,7 +2342,14 @@ impl TenantRun<'_> {
             wanted.extend(missing.into_iter().cloned());
             // Written at a scope it is assignable at now (ARM checks the caller there).
             let at = listed.first().cloned().unwrap_or_else(|| scopes[0].clone());
-            let props = policy.role_properties(name, first, wanted);
+            // Never removes an action the role has (another team's policy may need it): the
+            // policy's actions are added to what it lists.
+            let mut props = policy.role_properties(name, first, wanted);
+            let existing = now.as_ref().or(match &self.f.role {
+                RoleFact::Ours(r) => Some(r),
+                _ => None,
+            });
+            view::keep_extra_actions(&mut props, existing);
             let r = read(|| self.paced(|| self.arm_writes.put_role_definition(&at, &guid, &props)))
                 .await?;
             if !read_back {

@@ -8,12 +8,14 @@
 //!   after every write, and reports progress over the channel.
 
 mod engine;
+pub mod fleet;
 mod lifetime;
 pub mod lock;
 pub mod model;
 pub mod orphans;
 pub mod pace;
 pub mod policy;
+pub mod reconcile;
 pub mod remove;
 pub mod retry;
 pub mod rotate;
@@ -274,6 +276,9 @@ pub struct Settings {
     /// `--take-over`: replace the credentials of a Spot connection made through an app that is
     /// not ours with ours (issue 16 §3). Without it such a connection is kept as it is.
     pub take_over: bool,
+    /// `--management-group`: the custom role is assignable at the group and assigned there once
+    /// (issue 19); None: at each subscription.
+    pub management_group: Option<fleet::MgScope>,
 }
 
 impl Default for Settings {
@@ -286,6 +291,7 @@ impl Default for Settings {
             spot_account: SpotAccountChoice::Auto,
             policy_file: None,
             take_over: false,
+            management_group: None,
         }
     }
 }

@@ -21,16 +21,22 @@ const PRINCIPAL_TYPES: [&str; 5] = [
 ];
 
 /// Who is calling, in which tenant.
-struct Caller {
-    tenant: String,
-    principal: Principal,
+pub(super) struct Caller {
+    pub tenant: String,
+    pub principal: Principal,
 }
 
 fn err(ctx: &Ctx, status: u16, code: &str, message: &str) -> Resp {
     ctx.service.error(ctx, status, code, message)
 }
 
-fn authorization_failed(w: &World, ctx: &Ctx, c: &Caller, action: &str, scope: &str) -> Resp {
+pub(super) fn authorization_failed(
+    w: &World,
+    ctx: &Ctx,
+    c: &Caller,
+    action: &str,
+    scope: &str,
+) -> Resp {
     err(
         ctx,
         403,
@@ -377,6 +383,15 @@ fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fau
                 tail @ ..,
             ],
         ) if tail.len() <= 1 => role_definitions(w, ctx, caller, "", tail.first().map(|_| segs[3])),
+        (
+            _,
+            [
+                "providers",
+                "microsoft.management",
+                "managementgroups",
+                rest @ ..,
+            ],
+        ) => super::mgmt::route(sim, w, ctx, caller, rest, &segs, fault),
         (_, ["subscriptions", _, rest @ ..]) => {
             let sub_id = segs[1];
             let Some(sub) = w.subscription(sub_id) else {
@@ -464,7 +479,7 @@ fn route(sim: &Sim, w: &mut World, ctx: &Ctx, caller: &Caller, fault: Option<Fau
     }
 }
 
-fn no_route(ctx: &Ctx) -> Resp {
+pub(super) fn no_route(ctx: &Ctx) -> Resp {
     err(
         ctx,
         404,
@@ -535,24 +550,33 @@ fn is_guid(s: &str) -> bool {
 
 /// Roles that apply at `scope`: built-ins and this tenant's custom roles assignable at or above it
 /// (`scope` "" = tenant scope: all of them).
-fn applies_at(r: &RoleDefinition, tenant: &str, scope: &str) -> bool {
+fn applies_at(w: &World, r: &RoleDefinition, tenant: &str, scope: &str) -> bool {
     match &r.tenant_id {
         None => true,
         Some(t) => {
             t == tenant
-                && (scope.is_empty() || r.assignable_scopes.iter().any(|s| scope_within(scope, s)))
+                && (scope.is_empty()
+                    || r.assignable_scopes
+                        .iter()
+                        .any(|s| w.covers(tenant, scope, s)))
         }
     }
 }
 
-fn role_definitions(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, name: Option<&str>) -> Resp {
+pub(super) fn role_definitions(
+    w: &mut World,
+    ctx: &Ctx,
+    c: &Caller,
+    scope: &str,
+    name: Option<&str>,
+) -> Resp {
     let oid = c.principal.object_id().to_string();
     match (ctx.method.as_str(), name) {
         ("GET", None) => filtered(
             ctx,
             w.role_definitions
                 .iter()
-                .filter(|r| applies_at(r, &c.tenant, scope)),
+                .filter(|r| applies_at(w, r, &c.tenant, scope)),
             |r, p, v| match p {
                 "rolename" => r.role_name.eq_ignore_ascii_case(v),
                 "type" => r.role_type().eq_ignore_ascii_case(v),
@@ -678,7 +702,13 @@ fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: 
             "The role definition must have at least one assignable scope.",
         );
     }
+    if let Some(r) = super::mgmt::check_assignable_scopes(w, ctx, &c.tenant, &scopes) {
+        return r;
+    }
     for (i, s) in scopes.iter().enumerate() {
+        if super::mgmt::mg_of_scope(s).is_some() {
+            continue;
+        }
         let sub_ok = s
             .strip_prefix("/subscriptions/")
             .map(|rest| rest.split('/').next().unwrap_or_default())
@@ -768,7 +798,7 @@ fn put_role_definition(w: &mut World, ctx: &Ctx, c: &Caller, scope: &str, guid: 
     Resp::json(status, v)
 }
 
-fn role_assignments(
+pub(super) fn role_assignments(
     sim: &Sim,
     w: &mut World,
     ctx: &Ctx,
@@ -781,9 +811,12 @@ fn role_assignments(
     match (ctx.method.as_str(), name) {
         ("GET", None) => filtered(
             ctx,
-            w.role_assignments
-                .iter()
-                .filter(|a| a.tenant_id == c.tenant && scope_within(&a.scope, scope)),
+            w.role_assignments.iter().filter(|a| {
+                a.tenant_id == c.tenant
+                    && (scope_within(&a.scope, scope)
+                        // Inherited from above (a management group's once in effect).
+                        || (w.covers(&c.tenant, scope, &a.scope) && w.mg_settled(a)))
+            }),
             |a, p, v| match p {
                 "principalid" | "assignedto" => a.principal_id.eq_ignore_ascii_case(v),
                 "atscope" => a.scope.eq_ignore_ascii_case(scope),
@@ -875,7 +908,7 @@ fn put_role_assignment(
     if !w
         .role_definitions
         .iter()
-        .any(|r| r.guid.eq_ignore_ascii_case(&guid) && applies_at(r, &c.tenant, scope))
+        .any(|r| r.guid.eq_ignore_ascii_case(&guid) && applies_at(w, r, &c.tenant, scope))
     {
         return err(
             ctx,
@@ -883,6 +916,9 @@ fn put_role_assignment(
             "RoleDefinitionDoesNotExist",
             &format!("The specified role definition with ID '{guid}' does not exist."),
         );
+    }
+    if let Some(r) = super::mgmt::check_assignment_at_group(w, ctx, &c.tenant, scope, &guid) {
+        return r;
     }
     if fault == Some(Fault::PrincipalNotFound) {
         return principal_not_found(ctx, principal_id, &c.tenant);

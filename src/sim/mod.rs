@@ -13,6 +13,7 @@ mod faults;
 mod graph;
 mod jwt;
 mod login;
+mod mgmt;
 mod opts;
 pub mod seed;
 mod spot;
@@ -138,6 +139,69 @@ impl SimHandle {
             .world()
             .app_policy_read_denied
             .push(tenant.to_string());
+    }
+
+    /// Same as `POST {inspect}/management-groups/subscriptions?group=G&id=ID`: subscription
+    /// `id` moved to management group `group`, or, when no subscription has that id, a new
+    /// Enabled one (named `name`) made in Contoso and placed there. Panics on an unknown group.
+    pub fn place_subscription(&self, group: &str, id: &str, name: &str) {
+        let mut w = self.sim.world();
+        let tenant = w
+            .subscription(id)
+            .map(|s| s.tenant_id.clone())
+            .unwrap_or_else(|| seed::CONTOSO_TENANT_ID.to_string());
+        assert!(
+            w.mgmt.group(&tenant, group).is_some(),
+            "no management group {group} in tenant {tenant}"
+        );
+        if w.subscription(id).is_none() {
+            w.subscriptions.push(state::Subscription {
+                id: id.to_ascii_lowercase(),
+                tenant_id: tenant,
+                name: name.to_string(),
+                state: "Enabled",
+            });
+        }
+        w.place_subscription(id, group);
+    }
+
+    /// Same as `POST {inspect}/management-groups/assignments?group=G&count=N`: N Reader
+    /// assignments of made-up principals at group `group` (to reach its 500 limit).
+    pub fn fill_group_assignments(&self, group: &str, count: usize) {
+        let mut w = self.sim.world();
+        let Some(g) = w
+            .mgmt
+            .groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(group))
+            .map(|g| (g.id.clone(), g.tenant_id.clone()))
+        else {
+            panic!("no management group {group}");
+        };
+        mgmt::fill(&mut w, &g.0, &g.1, count);
+    }
+
+    /// A role assignment deleted out of band (as another administrator's `DELETE` of it would):
+    /// drift for `reconcile` to repair. Panics when no assignment has that name.
+    pub fn delete_role_assignment(&self, name: &str) {
+        let mut w = self.sim.world();
+        let before = w.role_assignments.len();
+        w.role_assignments
+            .retain(|a| !a.name.eq_ignore_ascii_case(name));
+        assert!(
+            w.role_assignments.len() < before,
+            "no role assignment {name}"
+        );
+    }
+
+    /// Same as `POST {inspect}/secrets/expire?keyId=K&days=N`: client secret `key_id` ends in
+    /// `days` days, and the Spot accounts holding it say so. Panics on an unknown keyId.
+    pub fn expire_secret(&self, key_id: &str, days: i64) {
+        let mut w = self.sim.world();
+        assert!(
+            mgmt::expire_secret(&mut w, key_id, days).is_some(),
+            "no client secret {key_id}"
+        );
     }
 
     /// Stops listening and closes connections.
@@ -607,6 +671,28 @@ fn inspect(sim: &Sim, ctx: &Ctx) -> Resp {
             }
             Resp::empty(204)
         }
+        ("POST", ["management-groups", "subscriptions"]) => {
+            mgmt::inspect_place(&mut sim.world(), ctx)
+        }
+        ("POST", ["management-groups", "assignments"]) => mgmt::inspect_fill(&mut sim.world(), ctx),
+        ("POST", ["secrets", "expire"]) => {
+            let days = ctx.q("days").and_then(|d| d.parse::<i64>().ok());
+            match (ctx.q("keyId"), days) {
+                (Some(k), Some(d)) => match mgmt::expire_secret(&mut sim.world(), k, d) {
+                    Some(end) => Resp::json(200, json!({"keyId": k, "endDateTime": end})),
+                    None => {
+                        ctx.service
+                            .error(ctx, 404, "NotFound", "No client secret with that keyId.")
+                    }
+                },
+                _ => ctx.service.error(
+                    ctx,
+                    400,
+                    "BadRequest",
+                    "keyId and days (a number) are required.",
+                ),
+            }
+        }
         ("POST", ["spot", "tokens"]) => {
             let accounts: Vec<String> = ctx
                 .q("accounts")
@@ -785,7 +871,15 @@ pub async fn start(opts: &SimOpts, state_dir: &Path) -> Result<SimHandle> {
 
     let sim = Arc::new(Sim {
         opts: opts.clone(),
-        world: Mutex::new(World::seeded(opts.seed, opts.subscriptions)),
+        world: Mutex::new({
+            let mut w = World::seeded(opts.seed, opts.subscriptions);
+            w.mgmt.propagation = Duration::from_secs_f64(
+                opts.mg_propagation_delay
+                    .max(opts.replication_delay)
+                    .max(0.0),
+            );
+            w
+        }),
         seq: AtomicU64::new(0),
         origins,
         addrs,

@@ -38,6 +38,11 @@ pub struct SimOpts {
     /// ARM's write (and delete) refill, requests per second.
     #[arg(long, default_value_t = 10.0)]
     pub arm_write_refill: f64,
+    /// Seconds before a role assignment at a management group takes effect below it (Spot's
+    /// validation, ARM's listing at a subscription): Azure's are slower than at a subscription
+    /// (reference/fleet-and-policies.md §1). At least --replication-delay.
+    #[arg(long, default_value_t = 0.0)]
+    pub mg_propagation_delay: f64,
     /// Extra subscriptions to seed in the first tenant (bulk tests).
     /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
     #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
@@ -100,6 +105,7 @@ impl Default for SimOpts {
             arm_read_refill: 25.0,
             arm_write_bucket: 200,
             arm_write_refill: 10.0,
+            mg_propagation_delay: 0.0,
             subscriptions: 0,
             subscription_page_size: SUBSCRIPTION_PAGE_SIZE,
             approve_after: 1500,

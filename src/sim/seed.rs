@@ -188,3 +188,10 @@ pub const WORKLOAD_SUBJECT: &str = "system:serviceaccount:spot:spot-connect";
 /// The path of the simulated external issuer on the inspect origin: its `iss` is
 /// `{inspect}{WORKLOAD_ISSUER_PATH}`.
 pub const WORKLOAD_ISSUER_PATH: &str = "/oidc";
+/// Management groups of Contoso (`sim/mgmt.rs`): `contoso-spot` under the tenant root group
+/// (Contoso Dev, Contoso Legacy and the bulk subscriptions), `contoso-spot-prod` under it
+/// (Contoso Production). The operator and ci-operator are Owner at `contoso-spot`.
+pub const MG_SPOT: &str = "contoso-spot";
+pub const MG_SPOT_NAME: &str = "Contoso Spot";
+pub const MG_SPOT_PROD: &str = "contoso-spot-prod";
+pub const MG_SPOT_PROD_NAME: &str = "Contoso Spot Production";

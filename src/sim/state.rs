@@ -297,6 +297,8 @@ pub struct World {
     /// Counter behind generated ids (deterministic for a seed).
     pub id_counter: u64,
     pub armed: Vec<Armed>,
+    /// Management groups and the subscriptions placed in them (`mgmt.rs`).
+    pub mgmt: super::mgmt::Tree,
     /// Authorization codes and interactive sign-ins (`authorize.rs`).
     pub auth: super::authorize::AuthState,
     pub seed: u64,
@@ -767,6 +769,7 @@ impl World {
             arm_buckets: HashMap::new(),
             id_counter: 0,
             armed: vec![],
+            mgmt: Default::default(),
             auth: Default::default(),
             seed,
         };
@@ -924,6 +927,7 @@ impl World {
                 }),
             },
         ];
+        super::mgmt::seed(&mut w, Duration::ZERO);
         w
     }
 
@@ -1111,8 +1115,9 @@ impl World {
             .filter(|a| {
                 a.tenant_id == tenant
                     && a.principal_id == principal_id
-                    && scope_within(scope, &a.scope)
+                    && self.covers(tenant, scope, &a.scope)
                     && settled(a.born)
+                    && self.mg_settled(a)
             })
             .filter_map(|a| self.role_definition(tenant, role_guid(&a.role_definition_id)))
             .flat_map(|r| r.permissions.iter().cloned())
@@ -1138,10 +1143,29 @@ impl World {
             })
             .map(|a| a.scope.trim_end_matches('/').to_ascii_lowercase())
             .collect();
-        let exact: std::collections::HashSet<String> = granting.iter().cloned().collect();
+        let mut exact: std::collections::HashSet<String> = granting.iter().cloned().collect();
+        // Subscriptions below a granting management group are granted too.
+        let groups: Vec<&str> = granting
+            .iter()
+            .filter_map(|s| super::mgmt::mg_of_scope(s))
+            .collect();
+        if !groups.is_empty() {
+            for s in self.subscriptions.iter().filter(|s| s.tenant_id == tenant) {
+                let scope = sub_scope(&s.id);
+                if self
+                    .mgmt
+                    .ancestors(tenant, &scope)
+                    .iter()
+                    .any(|a| groups.iter().any(|g| g.eq_ignore_ascii_case(a)))
+                {
+                    exact.insert(scope.to_ascii_lowercase());
+                }
+            }
+        }
         let broad: Vec<String> = granting
             .into_iter()
             .filter(|s| !s.starts_with("/subscriptions/"))
+            .filter(|s| super::mgmt::mg_of_scope(s).is_none())
             .collect();
         move |scope: &str| {
             let s = scope.trim_end_matches('/').to_ascii_lowercase();
@@ -1213,6 +1237,7 @@ impl World {
                 "id": g.id, "tenantId": g.tenant_id, "clientId": g.client_id, "consentType": g.consent_type,
                 "principalId": g.principal_id, "resourceId": g.resource_id, "scope": g.scope,
             })).collect::<Vec<_>>(),
+            "managementGroups": super::mgmt::inspect_json(self),
             "spot": {
                 "organizationId": SPOT_ORG_ID,
                 "accounts": self.spot_accounts.iter().map(|a| json!({

@@ -7,19 +7,19 @@ use spot_connect::sim::SimOpts;
 use spot_connect::sim::{self, SimHandle, seed::*};
 use std::time::Duration;
 
-struct T {
-    sim: SimHandle,
+pub(crate) struct T {
+    pub(crate) sim: SimHandle,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
-struct R {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct R {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
-async fn start(opts: SimOpts) -> T {
+pub(crate) async fn start(opts: SimOpts) -> T {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim::start(&opts, dir.path()).await.unwrap();
     let ca = std::fs::read(&sim.endpoints.ca_cert).unwrap();
@@ -36,7 +36,7 @@ async fn start(opts: SimOpts) -> T {
     }
 }
 
-fn fast() -> SimOpts {
+pub(crate) fn fast() -> SimOpts {
     SimOpts {
         approve_after: 0,
         ..SimOpts::default()
@@ -70,7 +70,13 @@ impl T {
         format!("{}/{tail}", self.origin(service))
     }
 
-    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> R {
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> R {
         self.send_with(method, path, token, body, &[]).await
     }
 
@@ -109,19 +115,19 @@ impl T {
         }
     }
 
-    async fn get(&self, path: &str, token: &str) -> R {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> R {
         self.send("GET", path, Some(token), None).await
     }
 
-    async fn delete(&self, path: &str, token: &str) -> R {
+    pub(crate) async fn delete(&self, path: &str, token: &str) -> R {
         self.send("DELETE", path, Some(token), None).await
     }
 
-    async fn put(&self, path: &str, token: &str, body: Value) -> R {
+    pub(crate) async fn put(&self, path: &str, token: &str, body: Value) -> R {
         self.send("PUT", path, Some(token), Some(body)).await
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value) -> R {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> R {
         self.send("POST", path, Some(token), Some(body)).await
     }
 
@@ -146,7 +152,13 @@ impl T {
         format!("{}/.default", self.origin(service))
     }
 
-    async fn cc_token(&self, tenant: &str, client_id: &str, secret: &str, service: &str) -> String {
+    pub(crate) async fn cc_token(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        secret: &str,
+        service: &str,
+    ) -> String {
         let scope = self.scope(service);
         let r = self
             .form(
@@ -164,7 +176,7 @@ impl T {
         r.body["access_token"].as_str().unwrap().to_string()
     }
 
-    async fn operator(&self, service: &str) -> String {
+    pub(crate) async fn operator(&self, service: &str) -> String {
         self.cc_token(
             CONTOSO_TENANT_ID,
             CI_OPERATOR_CLIENT_ID,
@@ -174,7 +186,7 @@ impl T {
         .await
     }
 
-    async fn spot(&self, method: &str, path: &str, body: Option<Value>) -> R {
+    pub(crate) async fn spot(&self, method: &str, path: &str, body: Option<Value>) -> R {
         self.send(method, &format!("/spot{path}"), Some(SPOT_TOKEN), body)
             .await
     }
@@ -205,7 +217,7 @@ fn assert_graph_error(r: &R, status: u16, code: &str) {
     assert_eq!(r.headers["request-id"].to_str().unwrap(), rid);
 }
 
-fn assert_arm_error(r: &R, status: u16, code: &str) {
+pub(crate) fn assert_arm_error(r: &R, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.body["error"]["code"], code, "{}", r.body);
     assert!(r.body["error"]["message"].is_string());
@@ -253,12 +265,12 @@ fn rd_path(sub: &str, name: &str) -> String {
     )
 }
 
-fn new_guid() -> String {
+pub(crate) fn new_guid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 /// Spot's policy as an ARM role body for `sub`.
-fn spot_role(sub: &str, name: &str) -> Value {
+pub(crate) fn spot_role(sub: &str, name: &str) -> Value {
     let mut v: Value =
         serde_json::from_str(include_str!("../../assets/spot-core-role-2024-05.json")).unwrap();
     v["properties"]["roleName"] = json!(name);
@@ -270,7 +282,7 @@ fn spot_role(sub: &str, name: &str) -> Value {
 }
 
 /// App + SP + secret in Contoso; returns (appId, app object id, sp id, secret).
-async fn app_with_sp(t: &T, g: &str, name: &str) -> (String, String, String, String) {
+pub(crate) async fn app_with_sp(t: &T, g: &str, name: &str) -> (String, String, String, String) {
     let app = t
         .post(
             "/graph/v1.0/applications",
@@ -301,7 +313,7 @@ async fn app_with_sp(t: &T, g: &str, name: &str) -> (String, String, String, Str
     )
 }
 
-fn creds(app_id: &str, secret: &str, sub: &str) -> Value {
+pub(crate) fn creds(app_id: &str, secret: &str, sub: &str) -> Value {
     json!({"clientId": app_id, "clientSecret": secret, "tenantId": CONTOSO_TENANT_ID, "subscriptionId": sub, "expirationDate": "2027-06-01T00:00:00.000Z"})
 }
 

@@ -1,0 +1,396 @@
+//! `--management-group` (issue 19) with the real binary against the simulator's two-level tree
+//! (contoso-spot > contoso-spot-prod): one role of the group's own and ONE assignment at the
+//! group, every enabled subscription below connected (nested included), exclusions, the
+//! subscription-scope assignments of an earlier run kept then pruned, the DataActions split, and
+//! the limits refused in the plan with nothing written.
+
+use crate::common::cli::{As, Sim, sends};
+use serde_json::Value;
+use spot_connect::sim::SimOpts;
+use spot_connect::sim::seed::*;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(240);
+const MG_ROLE: &str = "Spot.io Custom Role (contoso-spot)";
+
+fn fast() -> SimOpts {
+    SimOpts {
+        approve_after: 0,
+        ..SimOpts::default()
+    }
+}
+
+fn mg(id: &str) -> String {
+    format!("/providers/Microsoft.Management/managementGroups/{id}")
+}
+
+fn role<'a>(state: &'a Value, name: &str) -> Option<&'a Value> {
+    state["roleDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["roleName"] == name)
+}
+
+/// Our role assignments (of the app spot-connect made in Contoso), by scope.
+fn our_assignment_scopes(state: &Value) -> Vec<String> {
+    let app = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["displayName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("spot-connect-"))
+        })
+        .expect("our app");
+    let sp = state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["appId"] == app["appId"])
+        .expect("our service principal");
+    let mut v: Vec<String> = state["roleAssignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["principalId"] == sp["id"])
+        .map(|a| a["scope"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn connected(state: &Value, sub: &str) -> bool {
+    state["spot"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["providerExternalId"] == sub && a["credentials"]["subscriptionId"] == sub)
+}
+
+/// Every write the simulator logged (ARM, Graph, Spot).
+fn writes(sim: &spot_connect::sim::SimHandle) -> usize {
+    ["PUT", "POST", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| {
+            sends(sim, m, "/")
+                - sends(sim, m, "/oauth2/")
+                - sends(sim, m, "/inspect/")
+                - sends(sim, m, "/msi/")
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn apply_at_a_management_group_connects_the_two_level_tree_with_one_assignment() {
+    let sim = Sim::start(fast()).await;
+    let out = sim
+        .run(
+            As::CiOperator,
+            &["apply", "--management-group", MG_SPOT, "--yes"],
+            LIMIT,
+        )
+        .await;
+    // The transcript the lead shows (cargo test … -- --nocapture).
+    eprintln!(
+        "$ spot-connect apply --management-group {MG_SPOT} --yes\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The tree and the plan say what happens at the group.
+    assert!(
+        out.stderr
+            .contains("Contoso Spot Production (contoso-spot-prod)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("one role per management group"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("up to 30 minutes"), "{}", out.stderr);
+    let state = sim.sim.state();
+    let r = role(&state, MG_ROLE).expect("the group's role");
+    assert_eq!(r["assignableScopes"], serde_json::json!([mg(MG_SPOT)]));
+    assert!(
+        role(&state, "Spot.io Custom Role").is_none(),
+        "no per-subscription role"
+    );
+    // ONE assignment, at the group: nested Contoso Production connected through it.
+    assert_eq!(our_assignment_scopes(&state), [mg(MG_SPOT)]);
+    assert!(connected(&state, SUB_CONTOSO_DEV));
+    assert!(connected(&state, SUB_CONTOSO_PROD), "nested subscription");
+    assert!(
+        !connected(&state, SUB_CONTOSO_LEGACY),
+        "disabled: not connected"
+    );
+    // Nothing left to do: the plan writes nothing (exit 0 with --detailed-exitcode).
+    let again = sim
+        .run(
+            As::CiOperator,
+            &["plan", "--management-group", MG_SPOT, "--detailed-exitcode"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("is assigned to the service principal at management group contoso-spot"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_excluded_subscription_gets_no_spot_connection_and_the_plan_says_it_still_inherits() {
+    let sim = Sim::start(fast()).await;
+    let out = sim
+        .run(
+            As::CiOperator,
+            &[
+                "apply",
+                "--management-group",
+                MG_SPOT,
+                "--exclude-subscription",
+                SUB_CONTOSO_DEV,
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("excluded subscription")
+            && out.stderr.contains("still inherits the role assignment"),
+        "{}",
+        out.stderr
+    );
+    let state = sim.sim.state();
+    assert!(connected(&state, SUB_CONTOSO_PROD));
+    assert!(!connected(&state, SUB_CONTOSO_DEV), "excluded");
+    // An exclusion that is not below the group is refused before anything is written.
+    let before = writes(&sim.sim);
+    let bad = sim
+        .run(
+            As::CiOperator,
+            &[
+                "apply",
+                "--management-group",
+                MG_SPOT_PROD,
+                "--exclude-subscription",
+                SUB_CONTOSO_DEV,
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("is not below management group"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(writes(&sim.sim), before);
+}
+
+#[tokio::test]
+async fn subscription_assignments_are_kept_then_pruned_once_the_groups_is_in_effect() {
+    let sim = Sim::start(SimOpts {
+        mg_propagation_delay: 15.0,
+        ..fast()
+    })
+    .await;
+    // An earlier per-subscription run.
+    let first = sim
+        .run(
+            As::CiOperator,
+            &[
+                "apply",
+                "--subscription",
+                SUB_CONTOSO_DEV,
+                "--subscription",
+                SUB_CONTOSO_PROD,
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let subs = [
+        format!("/subscriptions/{SUB_CONTOSO_DEV}"),
+        format!("/subscriptions/{SUB_CONTOSO_PROD}"),
+    ];
+    // At the group: its assignment is made, the subscriptions' are kept.
+    let second = sim
+        .run(
+            As::CiOperator,
+            &["apply", "--management-group", MG_SPOT, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("subscription role assignment"),
+        "{}",
+        second.stderr
+    );
+    let mut all = vec![mg(MG_SPOT), subs[0].clone(), subs[1].clone()];
+    all.sort();
+    assert_eq!(our_assignment_scopes(&sim.sim.state()), all);
+    let made = std::time::Instant::now();
+    // Pruning before the group's is in effect (15 s): kept, and said so.
+    let early = sim
+        .run(
+            As::CiOperator,
+            &[
+                "apply",
+                "--management-group",
+                MG_SPOT,
+                "--prune-subscription-assignments",
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(early.code, 0, "{}", early.stderr);
+    if made.elapsed() < Duration::from_secs(14) {
+        assert!(
+            early.stderr.contains("not yet seen in effect"),
+            "{}",
+            early.stderr
+        );
+        assert_eq!(our_assignment_scopes(&sim.sim.state()), all);
+    }
+    tokio::time::sleep(Duration::from_secs(16).saturating_sub(made.elapsed())).await;
+    let prune = sim
+        .run(
+            As::CiOperator,
+            &[
+                "apply",
+                "--management-group",
+                MG_SPOT,
+                "--prune-subscription-assignments",
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    eprintln!(
+        "$ spot-connect apply --management-group {MG_SPOT} --prune-subscription-assignments --yes\n{}",
+        prune.stderr
+    );
+    assert_eq!(prune.code, 0, "{}", prune.stderr);
+    assert!(
+        prune
+            .stderr
+            .contains("removed the subscription-scope assignment"),
+        "{}",
+        prune.stderr
+    );
+    let state = sim.sim.state();
+    assert_eq!(our_assignment_scopes(&state), [mg(MG_SPOT)]);
+    assert!(connected(&state, SUB_CONTOSO_DEV) && connected(&state, SUB_CONTOSO_PROD));
+}
+
+/// Spot's core role with a DataAction added (the shape of the Ocean AKS role's).
+fn policy_with_data_actions(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut v: Value =
+        serde_json::from_str(include_str!("../../assets/spot-core-role-2024-05.json")).unwrap();
+    v["properties"]["permissions"][0]["dataActions"] = serde_json::json!([
+        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
+    ]);
+    let p = dir.join("ocean.json");
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    p
+}
+
+#[tokio::test]
+async fn a_policy_with_data_actions_is_split_actions_at_the_group_data_actions_per_subscription() {
+    let sim = Sim::start(fast()).await;
+    let policy = policy_with_data_actions(sim.dir.path());
+    let policy = policy.to_str().unwrap();
+    let plan = sim
+        .run(
+            As::CiOperator,
+            &["plan", "--management-group", MG_SPOT, "--policy", policy],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("cannot be assigned at a management group"),
+        "{}",
+        plan.stderr
+    );
+    let out = sim
+        .run(
+            As::CiOperator,
+            &[
+                "apply",
+                "--management-group",
+                MG_SPOT,
+                "--policy",
+                policy,
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state = sim.sim.state();
+    let at_group = role(&state, MG_ROLE).unwrap();
+    assert_eq!(
+        at_group["permissions"][0]["dataActions"],
+        serde_json::json!([])
+    );
+    let data = role(&state, "Spot.io Custom Role (data actions)").expect("the split role");
+    assert_eq!(data["permissions"][0]["actions"], serde_json::json!([]));
+    assert_eq!(
+        data["permissions"][0]["dataActions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut want = vec![
+        mg(MG_SPOT),
+        format!("/subscriptions/{SUB_CONTOSO_DEV}"),
+        format!("/subscriptions/{SUB_CONTOSO_PROD}"),
+    ];
+    want.sort();
+    assert_eq!(our_assignment_scopes(&state), want);
+    assert!(connected(&state, SUB_CONTOSO_DEV) && connected(&state, SUB_CONTOSO_PROD));
+}
+
+#[tokio::test]
+async fn a_full_management_group_is_refused_in_the_plan_and_nothing_is_written() {
+    let sim = Sim::start(fast()).await;
+    // With the two seeded Owner assignments there: 500.
+    sim.sim.fill_group_assignments(MG_SPOT, 498);
+    let before = writes(&sim.sim);
+    let state0 = sim.sim.state();
+    let out = sim
+        .run(
+            As::CiOperator,
+            &["apply", "--management-group", MG_SPOT, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("already holds 500 role assignments")
+            && out.stderr.contains("500 per management group"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(writes(&sim.sim), before, "nothing written");
+    let state = sim.sim.state();
+    for k in ["applications", "roleDefinitions", "roleAssignments"] {
+        assert_eq!(state[k], state0[k], "{k} unchanged");
+    }
+    assert_eq!(state["spot"]["accounts"], state0["spot"]["accounts"]);
+}
