@@ -461,3 +461,76 @@ fn reconcile_exit_codes_are_in_help_and_man() {
         "{man}"
     );
 }
+
+/// Scale (issue 19 §Performance, a first measurement; not yet the benchmark with latency and the
+/// read budget): 1,000 subscriptions placed under the group; after the first pass, a second pass
+/// makes reads only. `cargo test --test it reconcile_cli::at_scale -- --ignored --nocapture`
+/// (SCALE_SUBS to change the count).
+#[tokio::test]
+#[ignore = "slow: 1,000 subscriptions"]
+async fn at_scale_a_pass_with_nothing_to_do_over_1000_subscriptions_reads_only() {
+    let n: u32 = std::env::var("SCALE_SUBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let sim = Sim::start(SimOpts {
+        subscriptions: n,
+        ..fast()
+    })
+    .await;
+    for i in 1..=n {
+        sim.sim.place_subscription(
+            MG_SPOT_PROD,
+            &spot_connect::sim::seed::extra_subscription_id(i),
+            "",
+        );
+    }
+    let args = ["reconcile", "--management-group", MG_SPOT, "--json"];
+    let t = std::time::Instant::now();
+    let first = sim
+        .run(As::CiOperator, &args, Duration::from_secs(1800))
+        .await;
+    let first_s = t.elapsed().as_secs_f64();
+    assert_eq!(
+        first.code,
+        0,
+        "{}",
+        &first.stderr[first.stderr.len().saturating_sub(3000)..]
+    );
+    let calls = |s: &spot_connect::sim::SimHandle| s.requests().as_array().map_or(0, Vec::len);
+    let (w0, c0) = (writes(&sim.sim), calls(&sim.sim));
+    let t = std::time::Instant::now();
+    let again = sim
+        .run(As::CiOperator, &args, Duration::from_secs(1800))
+        .await;
+    let again_s = t.elapsed().as_secs_f64();
+    assert_eq!(
+        again.code,
+        0,
+        "{}",
+        &again.stderr[again.stderr.len().saturating_sub(3000)..]
+    );
+    let r = json(&again.stdout);
+    assert_eq!(
+        r["summary"]["subscriptions"].as_u64(),
+        Some(u64::from(n) + 2)
+    );
+    assert_eq!(r["planned_writes"], 0);
+    assert_eq!(writes(&sim.sim), w0, "reads only");
+    let log = sim.sim.requests();
+    let second: Vec<&Value> = log.as_array().unwrap()[c0..].iter().collect();
+    let arm_reads = second
+        .iter()
+        .filter(|r| r["service"] == "arm" && r["method"] == "GET")
+        .count();
+    let throttled = second.iter().filter(|r| r["status"] == 429).count();
+    // ARM's read budget (the simulator's default: a bucket of 250, 25 per second per tenant)
+    // admits the first 250 reads at once and the rest at 25/s: the pass cannot be shorter.
+    let bound = (arm_reads as f64 - 250.0).max(0.0) / 25.0;
+    eprintln!(
+        "{{\"subscriptions\":{},\"first_pass_s\":{first_s:.2},\"second_pass_s\":{again_s:.2},\"second_pass_calls\":{},\"arm_reads\":{arm_reads},\"http_429\":{throttled},\"read_budget_bound_s\":{bound:.2},\"ratio\":{:.3},\"second_pass_writes\":0}}",
+        n + 2,
+        second.len(),
+        again_s / bound.max(0.001)
+    );
+}
