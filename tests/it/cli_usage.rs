@@ -78,3 +78,79 @@ async fn plan_detailed_exitcode_is_4_with_changes_and_0_without() {
     assert_eq!(out.code, 0, "connected: nothing to change: {}", out.stderr);
     env.sim.shutdown().await;
 }
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("runs");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_describes_tenant_and_managed_identity_and_lists_examples_and_exit_codes() {
+    let help = stdout_of(&["--help"]);
+    // The description is on the line after the flag in the long help.
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--tenant"));
+    let flag = lines.next().unwrap_or("");
+    let described = lines.next().unwrap_or("");
+    assert!(
+        flag.contains("--tenant") && described.contains("tenant") && described.len() > 20,
+        "--tenant is described: {help}"
+    );
+    assert!(
+        help.contains("managed-identity:"),
+        "managed-identity is described: {help}"
+    );
+    assert!(
+        help.contains("EXAMPLES:") && help.contains("spot-connect --demo"),
+        "{help}"
+    );
+    assert!(help.contains("EXIT CODES:"), "{help}");
+    for (code, what) in spot_connect::cli::EXIT_CODES {
+        assert!(
+            help.contains(&format!("{code:<4}{what}")),
+            "exit code {code}: {help}"
+        );
+    }
+}
+
+#[test]
+fn the_man_page_has_examples_and_no_internal_notes() {
+    let man = stdout_of(&["man"]);
+    assert!(man.contains(".SH EXAMPLES"), "{man}");
+    assert!(
+        man.contains("spot\\-connect \\-\\-demo") || man.contains("spot-connect --demo"),
+        "{man}"
+    );
+    let sim = stdout_of(&["sim", "--help"]);
+    for (what, text) in [("man", &man), ("sim --help", &sim)] {
+        assert!(!text.contains("clap id"), "{what} leaks an internal note");
+    }
+}
+
+#[test]
+fn sim_says_next_how_to_point_the_wizard_at_it() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(BIN)
+        .args(["sim", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let err = child.stderr.take().expect("stderr");
+    let next = BufReader::new(err)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("next:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let next = next.expect("a next: line");
+    let endpoints = dir.path().join("endpoints.json");
+    assert!(
+        next.contains(&format!("spot-connect --endpoints {}", endpoints.display())),
+        "{next}"
+    );
+}
