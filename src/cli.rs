@@ -149,6 +149,14 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
 
+    /// Debug detail in the log file (overrides SPOT_CONNECT_LOG and RUST_LOG).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Everything in the log file (trace; overrides -v, SPOT_CONNECT_LOG and RUST_LOG).
+    #[arg(long, global = true)]
+    pub debug: bool,
+
     #[command(flatten)]
     pub opts: CommonOpts,
 

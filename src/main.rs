@@ -65,8 +65,17 @@ fn main() {
         }
         return;
     }
+    let filter = match logging::filter(cli.verbose, cli.debug) {
+        Ok(f) => f,
+        Err(msg) => {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(clap::error::ErrorKind::InvalidValue, msg)
+                .exit();
+        }
+    };
     let state_dir = cli.opts.state_dir();
-    if let Err(e) = logging::init(&state_dir) {
+    if let Err(e) = logging::init(&state_dir, filter) {
         let msg = format!("cannot open the log under {}: {e}", state_dir.display());
         eprintln!("spot-connect: {msg}");
         json_out::note_error(serde_json::json!(msg));

@@ -154,3 +154,39 @@ fn sim_says_next_how_to_point_the_wizard_at_it() {
         "{next}"
     );
 }
+
+#[test]
+fn a_bogus_log_level_is_refused_naming_it_and_rust_log_is_read() {
+    for var in ["RUST_LOG", "SPOT_CONNECT_LOG"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(BIN)
+            .args(["status", "--state-dir"])
+            .arg(dir.path())
+            .env_remove("SPOT_CONNECT_LOG")
+            .env_remove("RUST_LOG")
+            .env(var, "verbose")
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {err}");
+        assert!(err.contains(var) && err.contains("verbose"), "{var}: {err}");
+        assert!(
+            !dir.path().join("spot-connect.log").exists(),
+            "refused before anything"
+        );
+    }
+    // Directives RUST_LOG understands are taken: the run gets past the log (to its own usage
+    // error) and the log file exists.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["status", "-v", "--state-dir"])
+        .arg(dir.path())
+        .env_remove("SPOT_CONNECT_LOG")
+        .env("RUST_LOG", "info,spot_connect::http=debug")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("RUST_LOG"), "{err}");
+    assert!(err.contains("--all-subscriptions is required"), "{err}");
+    assert!(dir.path().join("spot-connect.log").exists());
+}
