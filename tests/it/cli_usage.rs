@@ -190,3 +190,27 @@ fn a_bogus_log_level_is_refused_naming_it_and_rust_log_is_read() {
     assert!(err.contains("--all-subscriptions is required"), "{err}");
     assert!(dir.path().join("spot-connect.log").exists());
 }
+
+#[test]
+fn no_command_without_a_terminal_or_with_term_dumb_points_at_the_plain_commands() {
+    for term in ["dumb", "xterm-256color"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // stdin/stdout are pipes here: not a terminal.
+        let out = Command::new(BIN)
+            .args(["--state-dir"])
+            .arg(dir.path())
+            .env("TERM", term)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "TERM={term}: {err}");
+        assert!(
+            err.contains("spot-connect plan") && err.contains("spot-connect apply"),
+            "TERM={term}: {err}"
+        );
+        if term == "dumb" {
+            assert!(err.contains("TERM=dumb"), "{err}");
+        }
+    }
+}
