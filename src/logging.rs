@@ -52,11 +52,16 @@ fn parse_directives(v: &str) -> Result<Targets, String> {
     v.parse().map_err(|_| v.to_string())
 }
 
+/// The log file under a state dir.
+pub fn log_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("spot-connect.log")
+}
+
 /// Sends tracing output to `<state_dir>/spot-connect.log` with `filter` (see [`filter`]).
 /// Returns the log path.
 pub fn init(state_dir: &Path, filter: Targets) -> io::Result<PathBuf> {
     safe_fs::private_dir(state_dir)?;
-    let path = state_dir.join("spot-connect.log");
+    let path = log_path(state_dir);
     let file = safe_fs::open_append(&path)?;
     // `Targets`, not `EnvFilter`: the same directives without span filters, and without the
     // regex crates EnvFilter needs (smaller binary, shorter build).

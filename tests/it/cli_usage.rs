@@ -72,6 +72,21 @@ async fn plan_detailed_exitcode_is_4_with_changes_and_0_without() {
     apply.extend(sub);
     let out = env.run(As::CiOperator, &apply, limit).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // The log's path is printed with the report's (issue 21 §11).
+    let report = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("report: "));
+    let log = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("log: "));
+    assert!(report.is_some(), "{}", out.stderr);
+    assert!(
+        log.is_some_and(|l| l.ends_with("spot-connect.log")),
+        "{}",
+        out.stderr
+    );
     let out = env
         .run(As::CiOperator, &plan(&["--detailed-exitcode"]), limit)
         .await;
