@@ -74,6 +74,63 @@ pub mod json_out {
     }
 }
 
+/// Examples shown in `--help` and in the man page's EXAMPLES section: (command, what it does).
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "spot-connect",
+        "the full-screen wizard: sign in, pick subscriptions, review, apply",
+    ),
+    (
+        "spot-connect --demo",
+        "the wizard against the embedded simulator (no account needed)",
+    ),
+    (
+        "spot-connect plan --subscription 00000000-0000-0000-0000-000000000000",
+        "what apply would create, reuse or change (read-only)",
+    ),
+    (
+        "SPOTINST_TOKEN=... spot-connect apply --all-subscriptions --yes",
+        "onboard every subscription the sign-in can see, without asking",
+    ),
+    (
+        "spot-connect status --all-subscriptions --json",
+        "one JSON document with every verdict",
+    ),
+    (
+        "spot-connect sim & spot-connect --endpoints ~/.local/state/spot-connect/endpoints.json",
+        "start the simulator, then point the wizard at it",
+    ),
+];
+
+/// Exit codes as `--help` lists them (the man page's EXIT STATUS says more).
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (exit::DONE, "done"),
+    (exit::FAILED, "failed"),
+    (exit::USAGE, "usage error (nothing was changed)"),
+    (
+        exit::PARTIAL,
+        "partly done, or status found something broken or expiring",
+    ),
+    (
+        exit::CHANGES,
+        "plan --detailed-exitcode: the plan has changes",
+    ),
+    (exit::INTERRUPTED, "interrupted; a next run resumes"),
+];
+
+/// The text after the options in `--help`: EXAMPLES and EXIT CODES.
+pub fn help_epilogue() -> String {
+    let mut s = String::from("EXAMPLES:\n");
+    for (cmd, what) in EXAMPLES {
+        s.push_str(&format!("  {cmd}\n      {what}\n"));
+    }
+    s.push_str("\nEXIT CODES:\n");
+    for (code, what) in EXIT_CODES {
+        s.push_str(&format!("  {code:<4}{what}\n"));
+    }
+    s
+}
+
 /// `--subscription`: a GUID (checked before any sign-in; a typo exits 2 at once).
 pub fn parse_subscription_id(s: &str) -> Result<String, String> {
     let t = s.trim();
@@ -89,12 +146,21 @@ pub fn parse_subscription_id(s: &str) -> Result<String, String> {
 #[command(
     name = "spot-connect",
     version = VERSION,
-    about = "Connect an Azure subscription to Spot (spot.io), safely, in one run."
+    about = "Connect an Azure subscription to Spot (spot.io), safely, in one run.",
+    after_help = help_epilogue()
 )]
 pub struct Cli {
     /// Run the full-screen wizard against the embedded simulator: no account needed.
     #[arg(long)]
     pub demo: bool,
+
+    /// Debug detail in the log file (overrides SPOT_CONNECT_LOG and RUST_LOG).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Everything in the log file (trace; overrides -v, SPOT_CONNECT_LOG and RUST_LOG).
+    #[arg(long, global = true)]
+    pub debug: bool,
 
     #[command(flatten)]
     pub opts: CommonOpts,
@@ -175,6 +241,7 @@ pub struct CommonOpts {
     /// per-subscription run) once the group's assignment is seen in effect there.
     #[arg(long, global = true, requires = "management_group")]
     pub prune_subscription_assignments: bool,
+    /// Directory (tenant) id to sign in to (default: the sign-in's home tenant).
     #[arg(long, global = true, value_name = "ID")]
     pub tenant: Option<String>,
     /// `act-…` to use that Spot account, or `new` to create one.

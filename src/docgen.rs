@@ -83,6 +83,12 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
             roff.text([roman(*meaning)]);
         }
     }
+    roff.control("SH", ["EXAMPLES"]);
+    for (command, meaning) in crate::cli::EXAMPLES {
+        roff.control("TP", []);
+        roff.text([bold(*command)]);
+        roff.text([roman(*meaning)]);
+    }
     roff.to_writer(&mut page.next())?;
     man.render_version_section(&mut page.next())?;
     page.flush();

@@ -65,8 +65,37 @@ fn main() {
         }
         return;
     }
+    // No command: the full-screen wizard needs a terminal that can draw it.
+    if cli.command.is_none() {
+        use std::io::IsTerminal;
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        if dumb || !tty {
+            let why = if dumb {
+                "TERM=dumb"
+            } else {
+                "stdin or stdout is not a terminal"
+            };
+            eprintln!(
+                "spot-connect: the full-screen wizard needs a terminal ({why}); use the plain \
+                 commands instead:\n  spot-connect plan --subscription ID\n  spot-connect apply \
+                 --subscription ID [--yes]\n  spot-connect status --subscription ID\n(see \
+                 `spot-connect --help`)"
+            );
+            finish(&cli, exit::USAGE);
+        }
+    }
+    let filter = match logging::filter(cli.verbose, cli.debug) {
+        Ok(f) => f,
+        Err(msg) => {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(clap::error::ErrorKind::InvalidValue, msg)
+                .exit();
+        }
+    };
     let state_dir = cli.opts.state_dir();
-    if let Err(e) = logging::init(&state_dir) {
+    if let Err(e) = logging::init(&state_dir, filter) {
         let msg = format!("cannot open the log under {}: {e}", state_dir.display());
         eprintln!("spot-connect: {msg}");
         json_out::note_error(serde_json::json!(msg));

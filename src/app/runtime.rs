@@ -207,6 +207,10 @@ pub async fn run(cli: &Cli) -> i32 {
         );
         if let Some(p) = &r.report_path {
             let _ = writeln!(out, "report: {}", p.display());
+            if let Some(dir) = p.parent().and_then(|d| d.parent()) {
+                let log = crate::logging::log_path(dir);
+                let _ = writeln!(out, "log: {}", log.display());
+            }
         }
     }
     code

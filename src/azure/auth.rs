@@ -40,6 +40,8 @@ pub enum AuthMethod {
     Browser,
     /// Reuse the `az login` session.
     AzureCli,
+    /// The managed identity of the Azure VM or container this runs on (IMDS); with
+    /// AZURE_CLIENT_ID, that user-assigned identity.
     ManagedIdentity,
     /// AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
     ClientSecret,

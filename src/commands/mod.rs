@@ -367,6 +367,10 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
             Err(e) => eprintln!("  (could not save the report: {e})"),
         }
     }
+    eprintln!(
+        "  log: {}",
+        crate::logging::log_path(&opts.state_dir()).display()
+    );
     if many {
         eprint!("{}", table(&report));
         return report;

@@ -971,6 +971,11 @@ pub async fn run_cli(opts: SimOpts, state_dir: PathBuf) -> Result<()> {
             .and_then(|_| out.flush())
             .map_err(|e| Error::Other(format!("stdout: {e}")))?;
     }
+    // stderr, so stdout stays the one JSON line scripts read.
+    eprintln!(
+        "next: spot-connect --endpoints {}   (in another terminal; Ctrl-C here stops the simulator)",
+        handle.endpoints_path.display()
+    );
     wait_for_signal().await;
     handle.shutdown().await;
     Ok(())

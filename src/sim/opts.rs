@@ -44,7 +44,7 @@ pub struct SimOpts {
     #[arg(long, default_value_t = 0.0)]
     pub mg_propagation_delay: f64,
     /// Extra subscriptions to seed in the first tenant (bulk tests).
-    /// (Own clap id: the global `--subscription` list already uses the id `subscriptions`.)
+    // Own clap id: the global `--subscription` list already uses the id `subscriptions`.
     #[arg(long = "subscriptions", id = "sim_subscriptions", default_value_t = 0)]
     pub subscriptions: u32,
     /// Subscriptions per page of `GET /subscriptions` (then a `nextLink`).

@@ -72,9 +72,160 @@ async fn plan_detailed_exitcode_is_4_with_changes_and_0_without() {
     apply.extend(sub);
     let out = env.run(As::CiOperator, &apply, limit).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // The log's path is printed with the report's (issue 21 §11).
+    let report = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("report: "));
+    let log = out
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("log: "));
+    assert!(report.is_some(), "{}", out.stderr);
+    assert!(
+        log.is_some_and(|l| l.ends_with("spot-connect.log")),
+        "{}",
+        out.stderr
+    );
     let out = env
         .run(As::CiOperator, &plan(&["--detailed-exitcode"]), limit)
         .await;
     assert_eq!(out.code, 0, "connected: nothing to change: {}", out.stderr);
     env.sim.shutdown().await;
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("runs");
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_describes_tenant_and_managed_identity_and_lists_examples_and_exit_codes() {
+    let help = stdout_of(&["--help"]);
+    // The description is on the line after the flag in the long help.
+    let mut lines = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--tenant"));
+    let flag = lines.next().unwrap_or("");
+    let described = lines.next().unwrap_or("");
+    assert!(
+        flag.contains("--tenant") && described.contains("tenant") && described.len() > 20,
+        "--tenant is described: {help}"
+    );
+    assert!(
+        help.contains("managed-identity:"),
+        "managed-identity is described: {help}"
+    );
+    assert!(
+        help.contains("EXAMPLES:") && help.contains("spot-connect --demo"),
+        "{help}"
+    );
+    assert!(help.contains("EXIT CODES:"), "{help}");
+    for (code, what) in spot_connect::cli::EXIT_CODES {
+        assert!(
+            help.contains(&format!("{code:<4}{what}")),
+            "exit code {code}: {help}"
+        );
+    }
+}
+
+#[test]
+fn the_man_page_has_examples_and_no_internal_notes() {
+    let man = stdout_of(&["man"]);
+    assert!(man.contains(".SH EXAMPLES"), "{man}");
+    assert!(
+        man.contains("spot\\-connect \\-\\-demo") || man.contains("spot-connect --demo"),
+        "{man}"
+    );
+    let sim = stdout_of(&["sim", "--help"]);
+    for (what, text) in [("man", &man), ("sim --help", &sim)] {
+        assert!(!text.contains("clap id"), "{what} leaks an internal note");
+    }
+}
+
+#[test]
+fn sim_says_next_how_to_point_the_wizard_at_it() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(BIN)
+        .args(["sim", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let err = child.stderr.take().expect("stderr");
+    let next = BufReader::new(err)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("next:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let next = next.expect("a next: line");
+    let endpoints = dir.path().join("endpoints.json");
+    assert!(
+        next.contains(&format!("spot-connect --endpoints {}", endpoints.display())),
+        "{next}"
+    );
+}
+
+#[test]
+fn a_bogus_log_level_is_refused_naming_it_and_rust_log_is_read() {
+    for var in ["RUST_LOG", "SPOT_CONNECT_LOG"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(BIN)
+            .args(["status", "--state-dir"])
+            .arg(dir.path())
+            .env_remove("SPOT_CONNECT_LOG")
+            .env_remove("RUST_LOG")
+            .env(var, "verbose")
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {err}");
+        assert!(err.contains(var) && err.contains("verbose"), "{var}: {err}");
+        assert!(
+            !dir.path().join("spot-connect.log").exists(),
+            "refused before anything"
+        );
+    }
+    // Directives RUST_LOG understands are taken: the run gets past the log (to its own usage
+    // error) and the log file exists.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["status", "-v", "--state-dir"])
+        .arg(dir.path())
+        .env_remove("SPOT_CONNECT_LOG")
+        .env("RUST_LOG", "info,spot_connect::http=debug")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("RUST_LOG"), "{err}");
+    assert!(err.contains("--all-subscriptions is required"), "{err}");
+    assert!(dir.path().join("spot-connect.log").exists());
+}
+
+#[test]
+fn no_command_without_a_terminal_or_with_term_dumb_points_at_the_plain_commands() {
+    for term in ["dumb", "xterm-256color"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // stdin/stdout are pipes here: not a terminal.
+        let out = Command::new(BIN)
+            .args(["--state-dir"])
+            .arg(dir.path())
+            .env("TERM", term)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "TERM={term}: {err}");
+        assert!(
+            err.contains("spot-connect plan") && err.contains("spot-connect apply"),
+            "TERM={term}: {err}"
+        );
+        if term == "dumb" {
+            assert!(err.contains("TERM=dumb"), "{err}");
+        }
+    }
 }
