@@ -11,6 +11,12 @@
 //!   interrupted) and when the process exits through `main` ([`kill_children`]); what `az` left
 //!   running in its group after it answered is killed too. (A SIGKILL of spot-connect itself
 //!   cannot be acted on: the group then lives on until `az` ends.)
+//! - **one at a time** ([`ONE_AT_A_TIME`]): `az account get-access-token` for a tenant or scope
+//!   it has no token for yet writes the MSAL token cache, and two such calls at once on one
+//!   configuration directory can make the other read an empty cache ("User … does not exist in
+//!   MSAL token cache. Run `az login`", seen in CI with the ARM and Graph tokens of a tenant
+//!   asked together; the Azure CLI's docs on concurrent runs say only reads are safe). The time
+//!   limit counts from the spawn, not the wait for the turn.
 
 use azure_identity::Executor;
 use std::collections::HashSet;
@@ -19,6 +25,9 @@ use std::io;
 use std::process::{Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+/// Held while an `az` runs: never two at once (the token cache; see the module docs).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long one `az` call may take unless `SPOT_CONNECT_AZ_TIMEOUT` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -175,6 +184,7 @@ pub struct AzExecutor {
 #[async_trait::async_trait]
 impl Executor for AzExecutor {
     async fn run(&self, program: &OsStr, args: &[&OsStr]) -> io::Result<Output> {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
