@@ -941,20 +941,34 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
 // ---------------------------------------------------------------------------------------------
 // The plan
 
+/// A plan item of the tenant's shared objects (no subscription of its own).
+fn tenant_item(
+    f: &TenantFacts,
+    step: Step,
+    object: &str,
+    name: &str,
+    action: PlanAction,
+    id: Option<String>,
+    reason: String,
+) -> PlanItem {
+    PlanItem {
+        step,
+        object: object.into(),
+        name: name.into(),
+        action,
+        tenant_id: f.tenant.clone(),
+        subscription_id: None,
+        id,
+        reason,
+        drift: None,
+    }
+}
+
 fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     let mut items = Vec::new();
-    let shared =
-        |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
-            step,
-            object: object.into(),
-            name: name.into(),
-            action,
-            tenant_id: f.tenant.clone(),
-            subscription_id: None,
-            id,
-            reason,
-            drift: None,
-        };
+    let shared = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
+        tenant_item(f, step, object, name, action, id, reason)
+    };
     let n = f.subs.len();
     let for_subs = |subs: Vec<&SubFacts>| -> String {
         if n == 1 {
@@ -1232,7 +1246,7 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     }
     items.push(role_item);
     if let Some(m) = &f.mg {
-        items.extend(mg::items(facts, f, m));
+        items.extend(mg::items(f, m));
     }
     // Per subscription: Spot account, role assignment, Spot connection.
     for s in &f.subs {

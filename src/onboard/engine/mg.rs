@@ -252,20 +252,10 @@ pub(super) fn amend_role_item(item: &mut PlanItem, _f: &TenantFacts, m: &MgFacts
 
 /// The group's own plan items: the group, the one assignment at it, excluded subscriptions,
 /// subscription-scope assignments kept or pruned, the DataActions role and its assignments.
-pub(super) fn items(facts: &Facts, f: &TenantFacts, m: &MgFacts) -> Vec<PlanItem> {
-    let _ = facts;
-    let item =
-        |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
-            step,
-            object: object.into(),
-            name: name.into(),
-            action,
-            tenant_id: f.tenant.clone(),
-            subscription_id: None,
-            id,
-            reason,
-            drift: None,
-        };
+pub(super) fn items(f: &TenantFacts, m: &MgFacts) -> Vec<PlanItem> {
+    let item = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
+        super::tenant_item(f, step, object, name, action, id, reason)
+    };
     let mut out = vec![item(
         Step::Subscription,
         "management group",
