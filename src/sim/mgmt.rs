@@ -63,6 +63,14 @@ impl Tree {
             .find(|g| g.tenant_id == tenant && g.id.eq_ignore_ascii_case(id))
     }
 
+    /// A group by its id in any tenant: its (id, tenant) as recorded.
+    pub fn find_any(&self, id: &str) -> Option<(String, String)> {
+        self.groups
+            .iter()
+            .find(|g| g.id.eq_ignore_ascii_case(id))
+            .map(|g| (g.id.clone(), g.tenant_id.clone()))
+    }
+
     /// The group a subscription is placed in (its tenant's root group when none is recorded).
     pub fn parent_of_sub(&self, tenant: &str, sub: &str) -> String {
         self.parents
@@ -549,13 +557,7 @@ pub(super) fn inspect_fill(w: &mut World, ctx: &Ctx) -> Resp {
             "group and count (a number) are required.",
         );
     };
-    let Some(g) = w
-        .mgmt
-        .groups
-        .iter()
-        .find(|g| g.id.eq_ignore_ascii_case(group))
-        .map(|g| (g.id.clone(), g.tenant_id.clone()))
-    else {
+    let Some(g) = w.mgmt.find_any(group) else {
         return ctx.service.error(
             ctx,
             404,

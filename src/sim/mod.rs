@@ -169,15 +169,10 @@ impl SimHandle {
     /// assignments of made-up principals at group `group` (to reach its 500 limit).
     pub fn fill_group_assignments(&self, group: &str, count: usize) {
         let mut w = self.sim.world();
-        let Some(g) = w
+        let g = w
             .mgmt
-            .groups
-            .iter()
-            .find(|g| g.id.eq_ignore_ascii_case(group))
-            .map(|g| (g.id.clone(), g.tenant_id.clone()))
-        else {
-            panic!("no management group {group}");
-        };
+            .find_any(group)
+            .unwrap_or_else(|| panic!("no management group {group}"));
         mgmt::fill(&mut w, &g.0, &g.1, count);
     }
 
