@@ -4,9 +4,10 @@ use super::keymap::Ctx;
 use crate::azure::auth::AuthMethod;
 use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
+use crate::onboard::Plan;
 use crate::onboard::Target;
 use crate::onboard::model::{
-    BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, Plan, PlanItem, RunReport, Step,
+    BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, PlanItem, RunReport, Step,
 };
 use crate::onboard::remove::{RemovalAction, RemovalPlan, RemovalResult};
 use crate::onboard::rotate::RotateReport;

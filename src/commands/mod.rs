@@ -8,7 +8,8 @@
 
 use crate::cli::{Cli, CommonOpts, exit};
 use crate::error::Error;
-use crate::onboard::model::{Outcome, Plan, PlanAction, Progress, RunReport, StepEvent, Verdict};
+use crate::onboard::Plan;
+use crate::onboard::model::{Outcome, PlanAction, Progress, RunReport, StepEvent, Verdict};
 use crate::onboard::policy::Policy;
 use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};

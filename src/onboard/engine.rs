@@ -13,16 +13,17 @@
 //! ```
 
 use super::lifetime::{self, SecretLimit};
+use super::lookup::{self, find_assignment, is_fatal, is_our_role, same_scope, scope_of};
 use super::model::{
-    AccountKind, ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report,
-    RunReport, Step, StepEvent, Verdict,
+    AccountKind, ErrorInfo, ObjectRef, Outcome, PlanAction, PlanItem, Progress, Report, RunReport,
+    Step, StepEvent, Verdict,
 };
+use super::naming::{SECRET_PREFIX, shared_secret_name};
 use super::pace::WriteBudget;
 use super::policy::{self, Policy};
 use super::retry::{self, Backoff, create_or_find, is_not_found, read};
-use super::rotate::{SECRET_PREFIX, shared_secret_name};
+use super::secrets::{self, secret_ends_until};
 use super::state::{AccountOrigin, SecretRecord, State, StepStatus, Store, lock};
-use super::status::{self, find_assignment, is_fatal, is_our_role, same_scope, scope_of};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
 use crate::azure::auth::AuthMethod;
@@ -42,12 +43,14 @@ use tokio::sync::OnceCell;
 use tokio::sync::mpsc::UnboundedSender;
 
 mod mg;
+mod planned;
+pub use planned::Plan;
 pub(super) mod view;
 
 const NEED_ROLE_DEF_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
 const NEED_ROLE_ASSIGN_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
 /// A secret closer than this to its end is replaced.
-const EXPIRY_MARGIN: time::Duration = status::EXPIRY_WARNING;
+const EXPIRY_MARGIN: time::Duration = secrets::EXPIRY_WARNING;
 const PROPAGATION: &str = "waiting for Azure to propagate";
 /// What to ask for when app registration is not allowed.
 const APP_RIGHTS_HINT: &str =
@@ -367,8 +370,8 @@ async fn lookup_tenant(
     names: &Mutex<Vec<String>>,
     data_policy: Option<&Policy>,
 ) -> Result<TenantFacts> {
-    let graph = status::graph(session, tenant);
-    let arm = status::arm(session, tenant);
+    let graph = lookup::graph(session, tenant);
+    let arm = lookup::arm(session, tenant);
     let app_name = settings.app_name_for(tenant);
     let role_name = mg::role_name(settings);
     let scopes: Vec<String> = match &settings.management_group {
@@ -380,7 +383,7 @@ async fn lookup_tenant(
         .map(|t| State::load(&session.state_dir, tenant, &t.subscription_id))
         .collect::<Result<_>>()?;
     let app_f = async {
-        let (fact, sp) = match status::find_app(session, &graph, tenant, &app_name).await {
+        let (fact, sp) = match lookup::find_app(session, &graph, tenant, &app_name).await {
             Ok((Some(a), _)) => (AppFact::Ours(a), None),
             Ok((None, 0)) => (AppFact::Missing, None),
             Ok((None, n)) => (AppFact::Foreign(n), None),
@@ -403,7 +406,7 @@ async fn lookup_tenant(
         let (sp, own) = tokio::join!(sp_f, lifetime::read_own(&graph, own_id.as_deref()));
         Ok((fact, sp?, own))
     };
-    let role_f = status::find_role(session, &arm, tenant, &role_name, &scopes);
+    let role_f = lookup::find_role(session, &arm, tenant, &role_name, &scopes);
     let subs_f = async {
         let mut out = Vec::new();
         let all: Vec<(&Target, State)> = subs.iter().copied().zip(states).collect();
@@ -1613,8 +1616,8 @@ async fn apply_inner(
             session,
             facts,
             f,
-            graph: status::graph(session, &f.tenant),
-            arm: status::arm(session, &f.tenant),
+            graph: lookup::graph(session, &f.tenant),
+            arm: lookup::arm(session, &f.tenant),
             arm_writes: {
                 // 429s come back to `paced`, which resends them in the write budget's slots.
                 let mut http = session.http.clone();
@@ -2914,52 +2917,6 @@ fn lists_scope(r: &RoleDefinition, scope: &str) -> bool {
         .any(|x| same_scope(x, scope))
 }
 
-/// Attempts of one `addPassword` (a first try and the resends after lost replies).
-pub(crate) const SECRET_ATTEMPTS: usize = 6;
-
-/// The end dates for a new secret of `app` that lasts `months`: one per attempt, whole seconds,
-/// each distinct to the second from every live secret of the app, so that the secret a Spot
-/// account holds is known by its `expirationDate` (issue 16 §5). A random offset of up to an
-/// hour, taken off (a lifetime at the tenant's cap must stay within it), keeps two runs that
-/// add a secret at the same moment apart.
-pub(crate) fn secret_ends(app: &Application, months: u32) -> Vec<OffsetDateTime> {
-    secret_ends_until(app, add_months(OffsetDateTime::now_utc(), months))
-}
-
-/// As [`secret_ends`], for a secret that ends at about `end` (never after it).
-pub(crate) fn secret_ends_until(app: &Application, end: OffsetDateTime) -> Vec<OffsetDateTime> {
-    let taken: Vec<i64> = app
-        .password_credentials
-        .iter()
-        .filter_map(|p| p.end_date_time.map(OffsetDateTime::unix_timestamp))
-        .collect();
-    let jitter = 60 + (uuid::Uuid::new_v4().as_u128() % 3600) as i64;
-    let base = end.unix_timestamp() - jitter;
-    let mut out = Vec::new();
-    let mut t = base;
-    while out.len() < SECRET_ATTEMPTS {
-        if !taken.contains(&t)
-            && let Ok(e) = OffsetDateTime::from_unix_timestamp(t)
-        {
-            out.push(e);
-        }
-        t += 1;
-    }
-    out
-}
-
-pub(crate) fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
-    let total = t.month() as i32 - 1 + months as i32;
-    let year = t.year() + total.div_euclid(12);
-    let month =
-        time::Month::try_from((total.rem_euclid(12) + 1) as u8).unwrap_or(time::Month::January);
-    let day = t.day().min(time::util::days_in_month(month, year));
-    match time::Date::from_calendar_date(year, month, day) {
-        Ok(date) => t.replace_date(date).replace_nanosecond(0).unwrap_or(t),
-        Err(_) => t,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3046,22 +3003,5 @@ mod tests {
             service_principal_app_rights("sp", "c", Err(denied()), Ok(vec![])),
             AppRights::Unknown(_)
         ));
-    }
-
-    #[test]
-    fn months_are_calendar_months() {
-        let t = time::macros::datetime!(2026-01-31 10:00:00.5 UTC);
-        assert_eq!(
-            add_months(t, 1),
-            time::macros::datetime!(2026-02-28 10:00 UTC)
-        );
-        assert_eq!(
-            add_months(t, 12),
-            time::macros::datetime!(2027-01-31 10:00 UTC)
-        );
-        assert_eq!(
-            add_months(t, 25),
-            time::macros::datetime!(2028-02-29 10:00 UTC)
-        );
     }
 }

@@ -122,7 +122,7 @@ pub async fn resolve(session: &Session, id: &str, exclude: &[String]) -> Result<
     let mut found = None;
     let mut last_err = None;
     for t in &d.tenants {
-        let arm = super::status::arm(session, &t.tenant_id);
+        let arm = super::lookup::arm(session, &t.tenant_id);
         match super::retry::read(|| arm.get_management_group(id)).await {
             Ok(Some(g)) => {
                 found = Some((t.tenant_id.clone(), arm, g));

@@ -10,7 +10,7 @@
 //! message carries no number): the secret step tries 180, 90 and 30 days before any write
 //! that depends on the secret ([`add_password_stepping_down`]).
 
-use super::engine::add_months;
+use super::secrets::add_months;
 use crate::azure::graph::{AppManagementPolicy, Graph, NewPassword, PasswordRestriction};
 use crate::error::{Error, Result};
 use time::{Duration, OffsetDateTime};
@@ -243,7 +243,7 @@ fn step_down_words(days: &[i64]) -> String {
 /// One lifetime the secret step asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Attempt {
-    /// The end date asked for (before the per-attempt offsets of `engine::secret_ends_until`).
+    /// The end date asked for (before the per-attempt offsets of `secrets::secret_ends_until`).
     pub end: OffsetDateTime,
     /// "12 months", "90 days".
     pub label: String,

@@ -517,7 +517,7 @@ impl RunGuard {
         if held_here {
             return Ok(String::new());
         }
-        let graph = super::status::graph(session, tenant);
+        let graph = super::lookup::graph(session, tenant);
         let on_app = |a: &crate::azure::graph::Application| {
             a.password_credentials
                 .iter()
@@ -528,7 +528,7 @@ impl RunGuard {
             Ok(None) => return Ok(String::new()),
             _ => {}
         }
-        super::orphans::remove_secret(&graph, app, key_id).await?;
+        super::secrets::remove_secret(&graph, app, key_id).await?;
         Ok(format!(" and removed the client secret {key_id} it held"))
     }
 }

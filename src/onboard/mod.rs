@@ -11,7 +11,9 @@ mod engine;
 pub mod fleet;
 mod lifetime;
 pub mod lock;
+pub mod lookup;
 pub mod model;
+pub mod naming;
 pub mod orphans;
 pub mod pace;
 pub mod policy;
@@ -19,6 +21,7 @@ pub mod reconcile;
 pub mod remove;
 pub mod retry;
 pub mod rotate;
+pub mod secrets;
 pub mod state;
 pub mod status;
 
@@ -31,7 +34,8 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::Secret;
 use crate::spot::SpotClient;
-use model::{Plan, Progress, RunReport};
+pub use engine::Plan;
+use model::{Progress, RunReport};
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
 

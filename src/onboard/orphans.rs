@@ -22,51 +22,18 @@
 //! These checks run holding the tenant's lock (`lock::tenant_lock`): no other run of this state
 //! dir is handing a secret of the tenant over meanwhile.
 
+use super::lookup::{self, read};
 use super::model::Progress;
-use super::rotate::SECRET_PREFIX;
+use super::naming::SECRET_PREFIX;
+use super::secrets::remove_secret;
 use super::state::State;
-use super::status::{self, read};
 use super::{Session, Target};
 use crate::azure::graph::{Application, Graph, PasswordCredential};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
-use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
-
-/// Removes the secret `key_id` of the app, retrying a reply lost in transit. On a retry, a 400
-/// (Graph: "No password credential found …", code `Request_BadRequest`) with the keyId no longer
-/// on the app means the lost attempt did remove it: success. Decided by reading the app back,
-/// not by the message text.
-pub async fn remove_secret(graph: &Graph, app_object_id: &str, key_id: &str) -> Result<()> {
-    let mut tries = 0u64;
-    loop {
-        match graph.remove_password(app_object_id, key_id).await {
-            Ok(()) => return Ok(()),
-            Err(Error::Api(a)) if tries > 0 && a.status == 400 => {
-                let gone = match read(|| graph.get_application(app_object_id)).await {
-                    Ok(Some(app)) => !app
-                        .password_credentials
-                        .iter()
-                        .any(|p| p.key_id.eq_ignore_ascii_case(key_id)),
-                    Ok(None) => true,
-                    Err(_) => false,
-                };
-                if !gone {
-                    return Err(Error::Api(a));
-                }
-                tracing::info!(key_id, "removePassword: already removed by a lost attempt");
-                return Ok(());
-            }
-            Err(e) if super::retry::is_transient(&e) && tries < 5 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(300 * tries)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
 
 /// A secret of ours that is kept because the run cannot show whether it is held.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -338,7 +305,7 @@ pub async fn prefetch_apps(
     tenants.dedup();
     let reads = tenants.into_iter().map(|tenant| async move {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
-        let graph = status::graph(session, tenant);
+        let graph = lookup::graph(session, tenant);
         match recorded_app(session, &graph, tenant, &subs, &[]).await {
             Ok(Some(app)) => Some((tenant.to_string(), vec![app])),
             _ => None,
@@ -401,7 +368,7 @@ pub async fn reclaim_after_apply(
     tenants.dedup();
     for tenant in tenants {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
-        let graph = status::graph(session, tenant);
+        let graph = lookup::graph(session, tenant);
         // The app (unless the race check has just read it).
         let read_already = seen
             .apps
@@ -470,7 +437,7 @@ pub async fn status_lines(session: &Session, targets: &[Target]) -> Vec<Unheld> 
     tenants.dedup();
     for tenant in tenants {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
-        let graph = status::graph(session, tenant);
+        let graph = lookup::graph(session, tenant);
         let Ok(Some(app)) = recorded_app(session, &graph, tenant, &subs, &[]).await else {
             continue;
         };

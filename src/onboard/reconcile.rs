@@ -10,8 +10,9 @@
 //!
 //! A pass with nothing to do makes no write: no apply, no rotation.
 
+use super::Plan;
 use super::engine::view::{self, Held};
-use super::model::{ErrorInfo, Plan, PlanAction, Progress, RunReport, Verdict};
+use super::model::{ErrorInfo, PlanAction, Progress, RunReport, Verdict};
 use super::rotate::{self, RotateReport};
 use super::{Session, Settings, Target};
 use crate::error::Result;
@@ -209,7 +210,7 @@ pub async fn reconcile(
                 }
                 outcome.rotation = Some(r);
             }
-            Err(e) if super::status::is_fatal(&e) => return Err(e),
+            Err(e) if super::lookup::is_fatal(&e) => return Err(e),
             Err(e) => {
                 outcome.result = "failed".into();
                 outcome.error = Some(ErrorInfo::from(&e));

@@ -10,10 +10,10 @@
 //! without the flag the account stays, listed as kept; it can no longer reach Azure once the
 //! assignment (or the app) is gone.
 
+use super::lookup::{self, account_for, find_assignment, is_fatal, is_our_role, read, scope_of};
 use super::model::{AccountKind, ErrorInfo, Progress, Step, StepEvent};
-use super::rotate::SECRET_PREFIX;
+use super::naming::SECRET_PREFIX;
 use super::state::state_path;
-use super::status::{self, account_for, find_assignment, is_fatal, is_our_role, read, scope_of};
 use super::{Session, Settings, Target};
 use crate::azure::arm::{RoleDefinition, RoleDefinitionProperties};
 use crate::error::Result;
@@ -141,9 +141,9 @@ pub async fn plan_removal(
     let mut plans = Vec::new();
     for tenant in tenants {
         let subs: Vec<&Target> = targets.iter().filter(|t| t.tenant_id == tenant).collect();
-        let g = status::graph(session, tenant);
+        let g = lookup::graph(session, tenant);
         let app_name = settings.app_name_for(tenant);
-        let app = status::find_app(session, &g, tenant, &app_name).await?;
+        let app = lookup::find_app(session, &g, tenant, &app_name).await?;
         let our_app = app.0.as_ref().map(|a| a.app_id.clone());
         // Each subscription's Spot account and whose it is (issue 16 §2): only one we created
         // may be deleted; one the operator chose (or took over) is never deleted, and what it
@@ -189,9 +189,9 @@ pub async fn plan_removal(
         let sub_ids: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
         let is_target = |s: &str| sub_ids.iter().any(|x| x.eq_ignore_ascii_case(s));
         let scopes: Vec<String> = sub_ids.iter().map(|s| scope_of(s)).collect();
-        let a = status::arm(session, tenant);
+        let a = lookup::arm(session, tenant);
         let role_name = settings.role_name();
-        let role = status::find_role(session, &a, tenant, &role_name, &scopes).await;
+        let role = lookup::find_role(session, &a, tenant, &role_name, &scopes).await;
         let (app, foreign_apps) = app;
         let role = role?;
         let sp = match &app {
@@ -281,7 +281,7 @@ pub async fn plan_removal(
         if accounts.is_none() {
             // The other subscriptions' accounts cannot be listed: any other subscription
             // onboarded from here may use the app.
-            app_used_elsewhere |= !status::tenant_states(session, tenant)
+            app_used_elsewhere |= !lookup::tenant_states(session, tenant)
                 .iter()
                 .all(|s| is_target(&s.subscription_id));
         }
@@ -347,7 +347,7 @@ pub async fn plan_removal(
                 // A secret goes only when no other subscription still holds it: the removed
                 // subscriptions' own (named after them, by earlier versions), the one each
                 // records, and its recorded orphans.
-                let states = status::tenant_states(session, tenant);
+                let states = lookup::tenant_states(session, tenant);
                 let held_elsewhere = |k: &str| {
                     states
                         .iter()
@@ -559,8 +559,8 @@ pub async fn remove(
     plan: &RemovalPlan,
     progress: UnboundedSender<Progress>,
 ) -> Vec<RemovalResult> {
-    let g = status::graph(session, &plan.tenant_id);
-    let a = status::arm(session, &plan.tenant_id);
+    let g = lookup::graph(session, &plan.tenant_id);
+    let a = lookup::arm(session, &plan.tenant_id);
     let mut out = Vec::new();
     // The subscriptions' locks, then the tenant's (the role and the secret are shared): taken
     // before anything is removed; nothing is when another run holds one.
@@ -689,7 +689,7 @@ async fn run(
                 .properties
                 .assignable_scopes
                 .iter()
-                .filter(|s| !left.iter().any(|l| status::same_scope(l, s)))
+                .filter(|s| !left.iter().any(|l| lookup::same_scope(l, s)))
                 .collect();
             for _ in 0..super::engine::ROLE_MERGES {
                 let now = read(|| a.get_role_definition(&r.id))
@@ -699,7 +699,7 @@ async fn run(
                     .properties
                     .assignable_scopes
                     .iter()
-                    .filter(|s| !ours.iter().any(|o| status::same_scope(o, s)))
+                    .filter(|s| !ours.iter().any(|o| lookup::same_scope(o, s)))
                     .cloned()
                     .collect();
                 if keep.len() == now.properties.assignable_scopes.len() {
@@ -719,7 +719,7 @@ async fn run(
             Ok(())
         }
         // A retry told the keyId is gone is a removal whose reply was lost.
-        Op::RemovePassword(app, key) => super::orphans::remove_secret(g, app, key).await,
+        Op::RemovePassword(app, key) => super::secrets::remove_secret(g, app, key).await,
         Op::DeleteApp(id) => read(|| g.delete_application(id)).await,
         Op::DeleteSpotAccount(id) => read(|| session.spot.delete_account(id)).await,
     }

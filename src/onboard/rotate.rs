@@ -14,11 +14,12 @@
 //!
 //! The secret's value goes from Graph's reply straight to Spot; never to a file or a log.
 
-use super::engine::secret_ends;
+use super::lookup::{self, is_fatal, read};
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
+use super::naming::shared_secret_name;
 use super::retry::{Backoff, propagate, resend_on_transient};
+use super::secrets::secret_ends;
 use super::state::{SecretRecord, State};
-use super::status::{self, is_fatal, read};
 use super::{Session, Settings};
 use crate::azure::graph::{Application, Graph};
 use crate::error::{Error, Result};
@@ -28,14 +29,6 @@ use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::UnboundedSender;
-
-/// Display-name prefix of every client secret spot-connect adds.
-pub const SECRET_PREFIX: &str = "spot-connect";
-
-/// The display name of the tenant's shared secret (bulk onboarding and rotation).
-pub fn shared_secret_name(tenant: &str) -> String {
-    format!("{SECRET_PREFIX} {tenant}")
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RotatedAccount {
@@ -118,7 +111,7 @@ impl Ctx<'_> {
 
     async fn remove_key(&self, app: &Application, key: &str) -> Result<()> {
         // A retry told "No password credential found" is a removal whose reply was lost.
-        super::orphans::remove_secret(&self.graph, &app.id, key).await
+        super::secrets::remove_secret(&self.graph, &app.id, key).await
     }
 }
 
@@ -137,11 +130,11 @@ pub async fn rotate(
         super::lock::tenant_locks(&session.state_dir, &[tenant], Some(&progress)).await?;
     let ctx = Ctx {
         tenant,
-        graph: status::graph(session, tenant),
+        graph: lookup::graph(session, tenant),
         tx: progress,
     };
     let app_name = settings.app_name_for(tenant);
-    let (app, _) = status::find_app(session, &ctx.graph, tenant, &app_name).await?;
+    let (app, _) = lookup::find_app(session, &ctx.graph, tenant, &app_name).await?;
     let app = app.ok_or_else(|| {
         Error::Other(format!(
             "tenant {tenant} has no app registration of ours named {app_name}: nothing to rotate (run apply first)"
@@ -204,7 +197,7 @@ pub async fn rotate(
     // these end dates, which the next `apply` of these subscriptions can prove ours and removes
     // (`orphans::reclaim_after_apply`).
     let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
-    for mut s in status::tenant_states(session, tenant) {
+    for mut s in lookup::tenant_states(session, tenant) {
         let before = s.secret_intents.len();
         for e in &recorded {
             if !s.secret_intents.contains(e) {
@@ -393,7 +386,7 @@ pub async fn rotate(
     }
     super::orphans::forget(session, tenant, &report.removed_key_ids);
     // Intents accounted for: the new secret is held, the others removed or named.
-    for mut s in status::tenant_states(session, tenant) {
+    for mut s in lookup::tenant_states(session, tenant) {
         if !s.secret_intents.is_empty() && audit.incomplete.is_none() {
             s.secret_intents.clear();
             let dir = session.state_dir.clone();

@@ -908,7 +908,7 @@ mod run_guard {
     use spot_connect::onboard::lock;
     use spot_connect::onboard::model::RunReport;
 
-    async fn run(env: &Env, plan: &onboard::model::Plan) -> (RunReport, Vec<Progress>) {
+    async fn run(env: &Env, plan: &onboard::Plan) -> (RunReport, Vec<Progress>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let report = onboard::apply(&env.session, plan, tx).await;
         let mut events = Vec::new();

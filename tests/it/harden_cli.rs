@@ -852,7 +852,7 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     let orphan = graph
         .add_password(
             &app,
-            &spot_connect::onboard::rotate::shared_secret_name(seed::CONTOSO_TENANT_ID),
+            &spot_connect::onboard::naming::shared_secret_name(seed::CONTOSO_TENANT_ID),
             end,
         )
         .await

@@ -146,3 +146,131 @@ fn the_simulators_policy_is_spots_published_one() {
     let parse = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
     assert_eq!(parse(&ours), parse(&published));
 }
+
+/// The modules of `src/onboard/` each file names: `super::m` and `crate::onboard::m` (from a
+/// submodule file `onboard/x/y.rs`, `super::super::m`; its own `super::` is `x` itself).
+fn onboard_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/onboard");
+    let mut modules = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(&root).unwrap() {
+        let path = e.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        if (path.is_dir() || path.extension().is_some_and(|x| x == "rs")) && stem != "mod" {
+            modules.insert(stem);
+        }
+    }
+    let mut graph = std::collections::BTreeMap::new();
+    for m in &modules {
+        let mut files = vec![(root.join(format!("{m}.rs")), "super::")];
+        if let Ok(dir) = std::fs::read_dir(root.join(m)) {
+            files.extend(dir.map(|e| (e.unwrap().path(), "super::super::")));
+        }
+        let mut deps = std::collections::BTreeSet::new();
+        for (f, parent) in files {
+            let Ok(src) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            for prefix in [parent, "crate::onboard::"] {
+                let mut rest = src.as_str();
+                while let Some(i) = rest.find(prefix) {
+                    // `super::super::x` also contains `super::x`: only whole prefixes count.
+                    let whole = !rest[..i].ends_with("super::");
+                    rest = &rest[i + prefix.len()..];
+                    let names: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(g) => g[..g.find('}').unwrap_or(g.len())]
+                            .split(',')
+                            .map(|p| p.trim().split("::").next().unwrap_or("").trim())
+                            .collect(),
+                        None => vec![
+                            rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                                .next()
+                                .unwrap_or(""),
+                        ],
+                    };
+                    for n in names {
+                        if whole && n != m && modules.contains(n) {
+                            deps.insert(n.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        graph.insert(m.clone(), deps);
+    }
+    graph
+}
+
+/// A cycle of `graph` (its modules in order), if it has one.
+fn a_cycle(
+    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        g: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        m: &str,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in g.get(m).into_iter().flatten() {
+            if let Some(c) = visit(g, d, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|m| visit(graph, m, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn a_cycle_is_found_and_a_chain_is_not() {
+    let g = |edges: &[(&str, &str)]| {
+        let mut g = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    assert_eq!(
+        a_cycle(&g(&[("engine", "model"), ("model", "state")])),
+        None
+    );
+    assert_eq!(
+        a_cycle(&g(&[
+            ("engine", "model"),
+            ("model", "state"),
+            ("state", "engine")
+        ])),
+        Some(vec![
+            "engine".into(),
+            "model".into(),
+            "state".into(),
+            "engine".into()
+        ])
+    );
+}
+
+/// issue 18 §1: the engine's files form layers (lookups, naming and secrets below the steps),
+/// not one import circle.
+#[test]
+fn the_engines_modules_import_each_other_without_a_cycle() {
+    let graph = onboard_graph();
+    assert!(
+        graph.len() > 10 && graph["engine"].contains("lookup"),
+        "{graph:?}"
+    );
+    assert_eq!(a_cycle(&graph), None, "src/onboard/ imports: {graph:#?}");
+}

@@ -696,7 +696,7 @@ async fn a_sign_in_failure_stops_every_subscription() {
     )
     .await;
     let e = r.expect_err("a tenant that refuses the sign-in fails the plan");
-    assert!(spot_connect::onboard::status::is_fatal(&e), "{e:#?}");
+    assert!(spot_connect::onboard::lookup::is_fatal(&e), "{e:#?}");
     // Nothing was written anywhere.
     assert!(our_apps(&env.sim.state()).is_empty());
     env.sim.shutdown().await;

@@ -804,7 +804,8 @@ fn the_review_scrolls_when_the_plan_does_not_fit() {
 
 #[test]
 fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_one() {
-    use spot_connect::onboard::model::{Plan, PlanAction, PlanItem};
+    use spot_connect::onboard::Plan;
+    use spot_connect::onboard::model::{PlanAction, PlanItem};
     // No connection that is not ours: `t` does nothing.
     let mut s = at_confirm();
     assert_eq!(s.pane, Pane::Confirm);

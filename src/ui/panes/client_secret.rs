@@ -5,17 +5,10 @@ use super::super::widgets::para;
 use super::*;
 use crate::app::state::{Now, SECRET_MONTHS, State};
 use crate::onboard::model::Step;
+use crate::onboard::secrets;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-
-pub(super) fn add_months(d: time::Date, months: u32) -> time::Date {
-    let total = d.year() * 12 + (d.month() as i32 - 1) + months as i32;
-    let (y, m) = (total.div_euclid(12), total.rem_euclid(12) as u8 + 1);
-    let month = time::Month::try_from(m).unwrap_or(time::Month::January);
-    let last = time::util::days_in_month(month, y);
-    time::Date::from_calendar_date(y, month, d.day().min(last)).unwrap_or(d)
-}
 
 pub(super) fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let mut lines = vec![Line::from(Span::styled(
@@ -25,7 +18,7 @@ pub(super) fn client_secret(frame: &mut Frame, s: &State, t: Theme, now: Now, ar
     for (i, m) in SECRET_MONTHS.iter().enumerate() {
         let sel = i == s.months_sel;
         let def = if *m == 12 { " (default)" } else { "" };
-        let until = add_months(now.wall.date(), *m);
+        let until = secrets::add_months(now.wall, *m).date();
         lines.push(Line::from(vec![
             Span::styled(if sel { "› " } else { "  " }, t.accent()),
             Span::styled(

@@ -11,6 +11,7 @@ use spot_connect::azure::auth::Identity;
 use spot_connect::azure::discovery::{Discovery, Subscription, Tenant};
 use spot_connect::cli::AuthMethod;
 use spot_connect::error::{ApiError, Service};
+use spot_connect::onboard::Plan;
 use spot_connect::onboard::model::*;
 use spot_connect::spot::SpotAccount;
 use std::time::Duration;
