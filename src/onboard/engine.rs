@@ -14,8 +14,8 @@
 
 use super::lifetime::{self, SecretLimit};
 use super::model::{
-    AccountKind, ErrorInfo, ObjectRef, Outcome, Plan, PlanAction, PlanItem, Progress, Report,
-    RunReport, Step, StepEvent, Verdict,
+    AccountKind, ErrorInfo, ObjectRef, Outcome, Ownership, Plan, PlanAction, PlanItem, Progress,
+    Report, RunReport, Step, StepEvent, Verdict,
 };
 use super::pace::WriteBudget;
 use super::policy::{self, Policy};
@@ -171,6 +171,9 @@ enum AppRights {
 #[derive(Debug)]
 pub(crate) struct Facts {
     settings: Settings,
+    /// `reconcile`: a secret Spot holds that ends by then is replaced by the tenant's one new
+    /// secret of this run (see [`plan_renewing`]).
+    renew_before: Option<OffsetDateTime>,
     policy: Policy,
     tenants: Vec<TenantFacts>,
     /// Subscriptions connected through an app that is not ours, kept as they are: nothing of
@@ -187,6 +190,10 @@ impl Facts {
 
     pub(super) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub(super) fn renew_before(&self) -> Option<OffsetDateTime> {
+        self.renew_before
     }
 
     /// Whether a state file the plan was made from has changed since (another run wrote it).
@@ -266,6 +273,18 @@ pub(super) async fn plan(
     targets: &[Target],
     settings: &Settings,
 ) -> Result<Plan> {
+    plan_renewing(session, targets, settings, None).await
+}
+
+/// [`plan`], where a secret Spot holds for a subscription that ends by `renew_before` (or whose
+/// connection reports so) is replaced too: by the tenant's one new secret of the run, the same
+/// one that connects its new subscriptions (`reconcile`'s rotation: one secret per app per pass).
+pub(super) async fn plan_renewing(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+    renew_before: Option<OffsetDateTime>,
+) -> Result<Plan> {
     let mut targets: Vec<Target> = targets.to_vec();
     let mut seen = std::collections::HashSet::new();
     targets.retain(|t| seen.insert(t.subscription_id.to_ascii_lowercase()));
@@ -333,8 +352,14 @@ pub(super) async fn plan(
         kept.extend(k);
     }
     tenants.retain(|t| !t.subs.is_empty());
+    if let Some(before) = renew_before {
+        for s in tenants.iter_mut().flat_map(|t| t.subs.iter_mut()) {
+            renew(s, before);
+        }
+    }
     let facts = Facts {
         settings: settings.clone(),
+        renew_before,
         policy,
         tenants,
         kept,
@@ -938,6 +963,22 @@ fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretRecord>, String
     (Some(rec), why)
 }
 
+/// `plan_renewing`: the secret this subscription's connection holds ends by `before` (as
+/// recorded, or as Spot reports its `expirationDate`): the run's new secret replaces it.
+fn renew(s: &mut SubFacts, before: OffsetDateTime) {
+    let Some(rec) = &s.secret_reuse else { return };
+    let spot_end = s.spot_creds.as_ref().and_then(|c| c.expiration());
+    let end = spot_end.map_or(rec.end_date_time, |e| e.min(rec.end_date_time));
+    if end > before {
+        return;
+    }
+    s.secret_reason = format!(
+        "the secret Spot holds ends on {}, within the rotation window: the run's new secret replaces it (set on the Spot account, read back, then the old one removed once no Spot account holds it)",
+        end.date()
+    );
+    s.secret_reuse = None;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plan
 
@@ -961,6 +1002,7 @@ fn tenant_item(
         id,
         reason,
         drift: None,
+        ownership: None,
     }
 }
 
@@ -990,7 +1032,8 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 PlanAction::Reuse,
                 Some(a.app_id.clone()),
                 "ours: it carries the spot-connect tag".into(),
-            ));
+            )
+            .ours());
             items.push(match (&f.sp, &f.app_rights) {
                 (Some(sp), _) => shared(
                     Step::AppRegistration,
@@ -1059,7 +1102,8 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over; choose another name with --app-name",
                 f.app_name
             ),
-        )),
+        )
+        .not_ours()),
         AppFact::Unreadable(e, api) => items.push(shared(
             Step::AppRegistration,
             "app registration",
@@ -1230,6 +1274,11 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     };
     role_item.drift = drift.filter(|d| !d.is_empty());
+    role_item.ownership = match &f.role {
+        RoleFact::Ours(_) => Some(Ownership::Ours),
+        RoleFact::Foreign(_) => Some(Ownership::NotOurs),
+        RoleFact::Missing => None,
+    };
     if let Some(m) = &f.mg {
         mg::amend_role_item(&mut role_item, f, m);
     } else if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
@@ -1280,7 +1329,8 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 PlanAction::Keep,
                 Some(f.account.account_id.clone()),
                 f.keep_line(),
-            ),
+            )
+            .not_ours(),
             AccountFact::Blocked(why, e) => sub(
                 Step::SpotAccount,
                 "Spot account",
@@ -1390,6 +1440,7 @@ fn keep_item(s: &SubFacts) -> Option<PlanItem> {
         id: Some(f.account.account_id.clone()),
         reason: f.keep_line(),
         drift: None,
+        ownership: Some(Ownership::NotOurs),
     })
 }
 
