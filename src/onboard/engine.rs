@@ -15,8 +15,8 @@
 use super::lifetime::{self, SecretLimit};
 use super::lookup::{self, find_assignment, is_fatal, is_our_role, same_scope, scope_of};
 use super::model::{
-    AccountKind, ErrorInfo, ObjectRef, Outcome, PlanAction, PlanItem, Progress, Report, RunReport,
-    Step, StepEvent, Verdict,
+    AccountKind, ErrorInfo, ObjectRef, Outcome, Ownership, PlanAction, PlanItem, Progress, Report,
+    RunReport, Step, StepEvent, Verdict,
 };
 use super::naming::{SECRET_PREFIX, shared_secret_name};
 use super::pace::WriteBudget;
@@ -182,6 +182,9 @@ enum AppRights {
 #[derive(Debug)]
 pub(crate) struct Facts {
     settings: Settings,
+    /// `reconcile`: a secret Spot holds that ends by then is replaced by the tenant's one new
+    /// secret of this run (see [`plan_renewing`]).
+    renew_before: Option<OffsetDateTime>,
     policy: Policy,
     tenants: Vec<TenantFacts>,
     /// Subscriptions connected through an app that is not ours, kept as they are: nothing of
@@ -198,6 +201,10 @@ impl Facts {
 
     pub(super) fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub(super) fn renew_before(&self) -> Option<OffsetDateTime> {
+        self.renew_before
     }
 
     /// Whether a state file the plan was made from has changed since (another run wrote it).

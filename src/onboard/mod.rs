@@ -349,6 +349,18 @@ pub async fn plan(session: &Session, targets: &[Target], settings: &Settings) ->
     engine::plan(session, targets, settings).await
 }
 
+/// [`plan`], where the secret Spot holds for a subscription that ends by `renew_before` is
+/// replaced by the tenant's one new secret of the run (`reconcile`'s rotation, so that a pass
+/// that connects new subscriptions and rotates makes one secret per app).
+pub async fn plan_renewing(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+    renew_before: time::OffsetDateTime,
+) -> Result<Plan> {
+    engine::plan_renewing(session, targets, settings, Some(renew_before)).await
+}
+
 /// Carries out `plan` (made by [`plan`]): nothing is written when it has a blocked item. Each
 /// subscription's outcome is in the returned report (`verdict: Failed`, `error`); a sign-in or
 /// unreachable-service error stops the run (`stopped`), and so does another run holding one of
@@ -377,7 +389,14 @@ pub async fn apply(
     // did not list.
     let fresh;
     let plan = if facts.states_changed(&session.state_dir) {
-        fresh = match engine::plan(session, &plan.subscriptions, facts.settings()).await {
+        fresh = match engine::plan_renewing(
+            session,
+            &plan.subscriptions,
+            facts.settings(),
+            facts.renew_before(),
+        )
+        .await
+        {
             Ok(p) => p,
             Err(e) => return stopped_before_writing(plan, &e, t0),
         };

@@ -212,6 +212,18 @@ impl Drift {
     }
 }
 
+/// Whose an object the plan found is, by the marks we set (PRODUCT.md §4 "many writers"):
+/// `reconcile` lists the ones not ours, and the plan never changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    /// It carries our mark (the app's tag, the role's marker, credentials naming our app).
+    Ours,
+    /// It exists under the name we would use (or holds the subscription) without our mark:
+    /// never changed, taken over or deleted.
+    NotOurs,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanItem {
     pub step: Step,
@@ -229,6 +241,27 @@ pub struct PlanItem {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// Whose the object found is (None: nothing found yet, or not a question of ownership).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+}
+
+impl PlanItem {
+    /// The same item, of an object found that is not ours.
+    pub fn not_ours(self) -> Self {
+        PlanItem {
+            ownership: Some(Ownership::NotOurs),
+            ..self
+        }
+    }
+
+    /// The same item, of an object found that is ours.
+    pub fn ours(self) -> Self {
+        PlanItem {
+            ownership: Some(Ownership::Ours),
+            ..self
+        }
+    }
 }
 
 /// How many objects of one kind the plan creates, updates, reuses or cannot do.

@@ -1,18 +1,24 @@
 //! `reconcile` (issue 19): one idempotent pass over a scope, meant for a schedule.
 //!
-//! 1. Plan (reads only), exactly as `plan` does.
-//! 2. Secrets of ours that Spot holds and that end within `rotate_within`: rotated per tenant
-//!    with no downtime (`rotate::rotate`: new secret, set on every Spot account that uses the
-//!    app, each read back, then the old one removed once proven unheld); then planned again.
-//! 3. When the plan writes something (a subscription that appeared since the last run, a
-//!    missing action or assignment): `onboard::apply` of that plan. Role updates only add
-//!    actions (extras are reported, never removed); what is not ours is listed, never changed.
+//! 1. Plan (reads only), as `plan` does, except that a secret Spot holds that ends within
+//!    `rotate_within` is replaced too (`onboard::plan_renewing`): by the tenant's one new secret
+//!    of the pass, the same one that connects the subscriptions that appeared since the last
+//!    pass. One secret per app per pass.
+//! 2. When the plan writes something (a new subscription, a secret due, a missing action or
+//!    assignment) and nothing in it is blocked: `onboard::apply` of that plan (each connection
+//!    set and read back, then the old secret removed once no Spot account holds it). Role
+//!    updates only add actions (extras are reported, never removed); what is not ours
+//!    (`PlanItem::ownership`) is listed, never changed.
+//! 3. A blocked plan writes nothing, rotation included: the secrets due are reported `blocked`.
+//! 4. Only when the plan had nothing to write and a secret of ours is still due (Spot holds it
+//!    for an account the plan could not tie to a connection of this scope): `rotate::rotate`,
+//!    the pass's one secret.
 //!
-//! A pass with nothing to do makes no write: no apply, no rotation.
+//! A pass with nothing to do makes no write.
 
 use super::Plan;
 use super::engine::view::{self, Held};
-use super::model::{ErrorInfo, PlanAction, Progress, RunReport, Verdict};
+use super::model::{ErrorInfo, Ownership, PlanAction, Progress, RunReport, Verdict};
 use super::rotate::{self, RotateReport};
 use super::{Session, Settings, Target};
 use crate::error::Result;
@@ -132,13 +138,17 @@ pub async fn reconcile(
     progress: UnboundedSender<Progress>,
 ) -> Result<ReconcileReport> {
     let deadline = OffsetDateTime::now_utc() + opts.rotate_within;
-    let plan = super::plan(session, targets, settings).await?;
+    // A secret that ends within the window is replaced by the plan's one new secret of the
+    // tenant: the same one that connects its new subscriptions (one secret per app per pass).
+    let plan = super::plan_renewing(session, targets, settings, deadline).await?;
     let due_before = expiring(&plan, deadline);
     let planned_writes = plan.writes().count();
-    let blocked = plan.blocked().next().is_some();
-    // What is missing first (a new subscription, an action, an assignment; a secret within
-    // the engine's own margin is replaced by it too, every connection verified).
-    let run = if planned_writes > 0 && !blocked {
+    let blocked: Vec<String> = plan
+        .blocked()
+        .map(|b| format!("{}: {}", b.object, b.reason))
+        .collect();
+    // A blocked plan writes nothing at all: no apply, no rotation.
+    let run = if planned_writes > 0 && blocked.is_empty() {
         Some(super::apply(session, &plan, progress.clone()).await)
     } else {
         None
@@ -179,13 +189,63 @@ pub async fn reconcile(
         };
         if still.is_empty() {
             if !before.is_empty() {
-                // This pass's connections replaced it (new secret, set and read back on each,
-                // the old one removed once no Spot account holds it).
+                // This pass's apply replaced it (the tenant's new secret, set and read back on
+                // each connection, the old one removed once no Spot account holds it).
                 outcome.result = "rotated".into();
             }
             secrets.push(outcome);
             continue;
         }
+        if !blocked.is_empty() {
+            outcome.result = "blocked".into();
+            outcome.error = Some(ErrorInfo {
+                summary: format!(
+                    "not rotated: the plan is blocked, so nothing was written ({})",
+                    blocked.join("; ")
+                ),
+                api: None,
+                hint: None,
+            });
+            secrets.push(outcome);
+            continue;
+        }
+        if let Some(r) = &run {
+            // The apply made this pass's one secret of the tenant: no second one. What kept
+            // the old secret is in its reports.
+            let why: Vec<String> = still
+                .iter()
+                .filter_map(|h| {
+                    r.reports
+                        .iter()
+                        .find(|x| x.subscription_id.eq_ignore_ascii_case(&h.subscription_id))
+                        .and_then(|x| x.error.as_ref())
+                        .map(|e| format!("{}: {}", h.subscription_id, e.summary))
+                })
+                .chain(r.stopped.iter().map(|e| e.summary.clone()))
+                .collect();
+            outcome.result = if still.len() < before.len() {
+                "partial".into()
+            } else {
+                "failed".into()
+            };
+            outcome.error = Some(ErrorInfo {
+                summary: format!(
+                    "{} connection(s) still hold a secret that ends within the window{}",
+                    still.len(),
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", why.join("; "))
+                    }
+                ),
+                api: None,
+                hint: None,
+            });
+            secrets.push(outcome);
+            continue;
+        }
+        // Nothing else to write (the plan could not tie the secret to a connection of this
+        // scope): the rotation of every Spot account that uses the app, the pass's one secret.
         let _ = progress.send(Progress::Log {
             message: format!(
                 "tenant {tenant}: {} connection(s) hold a secret of ours that ends within {} day(s): rotating it (new secret, every Spot account that uses the app, each verified, then the old one removed)",
@@ -237,17 +297,19 @@ fn assemble(
     deadline: OffsetDateTime,
     held_now: &[Held],
 ) -> ReconcileReport {
+    // The subscriptions whose connection held a secret due before the pass.
+    let rotated: Vec<&str> = secrets
+        .iter()
+        .flat_map(|s| s.expiring.iter())
+        .map(|h| h.subscription_id.as_str())
+        .collect();
     let mut problems = Vec::new();
     let blocked: Vec<_> = plan.blocked().collect();
     let mut not_ours = Vec::new();
     let mut roles = Vec::new();
     for i in &plan.items {
-        let foreign = i.reason.contains("not managed by spot-connect")
-            || i.reason.contains("not made by spot-connect")
-            || i.reason.contains("is not ours");
-        let kept_foreign = i.action == PlanAction::Keep
-            && matches!(i.object.as_str(), "Spot account" | "Spot connection");
-        if (foreign || kept_foreign)
+        let foreign = i.ownership == Some(Ownership::NotOurs);
+        if foreign
             && !not_ours.iter().any(|n: &NotOurs| {
                 n.object == i.object && n.subscription_id == i.subscription_id && n.name == i.name
             })
@@ -365,10 +427,31 @@ fn assemble(
         if o.result == "connected" && !o.changes.is_empty() && run.is_none() && blocked.is_empty() {
             o.result = "connected_now".into();
         }
+        // Its only change was the new secret on its connection (a rotation): it was connected.
+        if o.result == "connected_now" && rotated.iter().any(|s| s.eq_ignore_ascii_case(sub)) {
+            let only_secret = plan.writes().all(|w| {
+                w.subscription_id
+                    .as_deref()
+                    .is_none_or(|s| !s.eq_ignore_ascii_case(sub))
+                    || w.object == "Spot connection"
+            });
+            if only_secret {
+                o.result = "connected".into();
+            }
+        }
         subscriptions.push(o);
     }
     for s in &secrets {
         match s.result.as_str() {
+            "blocked" => problems.push(format!(
+                "tenant {}: the secret of app {} ends within the window and was not rotated: {}",
+                s.tenant_id,
+                s.app_id,
+                s.error
+                    .as_ref()
+                    .map(|e| e.summary.as_str())
+                    .unwrap_or("the plan is blocked")
+            )),
             "failed" => problems.push(format!(
                 "tenant {}: the secret of app {} could not be rotated: {}",
                 s.tenant_id,
@@ -389,9 +472,13 @@ fn assemble(
                     })
                     .unwrap_or_default();
                 problems.push(format!(
-                    "tenant {}: the rotation of app {}'s secret is partial{}",
+                    "tenant {}: the rotation of app {}'s secret is partial{}{}",
                     s.tenant_id,
                     s.app_id,
+                    s.error
+                        .as_ref()
+                        .map(|e| format!(": {}", e.summary))
+                        .unwrap_or_default(),
                     if left.is_empty() {
                         String::new()
                     } else {
@@ -428,5 +515,56 @@ fn assemble(
         applied: run.is_some(),
         stopped,
         problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onboard::model::{PlanItem, Step};
+
+    fn item(object: &str, action: PlanAction, reason: &str) -> PlanItem {
+        PlanItem {
+            step: Step::CustomRole,
+            object: object.into(),
+            name: "Spot.io Custom Role".into(),
+            action,
+            tenant_id: "t".into(),
+            subscription_id: None,
+            id: Some("/providers/x".into()),
+            reason: reason.into(),
+            drift: None,
+            ownership: None,
+        }
+    }
+
+    /// "Not ours" is the plan item's typed ownership, never its wording.
+    #[test]
+    fn not_ours_is_the_items_ownership_not_its_reason() {
+        let worded = item(
+            "custom role",
+            PlanAction::Reuse,
+            "a role named x exists but is not ours (only the words say so)",
+        )
+        .ours();
+        let marked = PlanItem {
+            object: "app registration".into(),
+            name: "spot-connect-t".into(),
+            ..item("", PlanAction::Blocked, "found without our tag")
+        }
+        .not_ours();
+        let target = Target {
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            subscription_name: "S".into(),
+        };
+        let plan = Plan::new(vec![target], vec![worded, marked]);
+        let r = assemble(&plan, None, vec![], 0, OffsetDateTime::now_utc(), &[]);
+        let listed: Vec<&str> = r.not_ours.iter().map(|n| n.object.as_str()).collect();
+        assert_eq!(listed, ["app registration"], "{r:?}");
+        assert_eq!(r.not_ours[0].reason, "found without our tag");
+        // The role of ours is reported with its drift, whatever its reason says.
+        assert_eq!(r.roles.len(), 1);
+        assert_eq!(r.roles[0].action, PlanAction::Reuse);
     }
 }

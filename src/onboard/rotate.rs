@@ -14,11 +14,12 @@
 //!
 //! The secret's value goes from Graph's reply straight to Spot; never to a file or a log.
 
+use super::lifetime::{self, SecretLimit};
 use super::lookup::{self, is_fatal, read};
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
 use super::naming::shared_secret_name;
 use super::retry::{Backoff, propagate, resend_on_transient};
-use super::secrets::secret_ends;
+use super::secrets::secret_ends_until;
 use super::state::{SecretRecord, State};
 use super::{Session, Settings};
 use crate::azure::graph::{Application, Graph};
@@ -192,11 +193,50 @@ pub async fn rotate(
             detail: format!("new client secret for {}", app.display_name),
         },
     );
-    let ends = secret_ends(&app, settings.secret_months);
+    // The tenant's (or the app's own) secret-lifetime policy, read as apply's preflight does:
+    // a cap shortens the secret (and Spot's expirationDate), passwordAddition stops the rotation
+    // before anything is written, and when it cannot be read a refused lifetime steps down.
+    let now = OffsetDateTime::now_utc();
+    let months = settings.secret_months;
+    let (tenant_policy, own_policy) = tokio::join!(
+        lifetime::read_tenant(&ctx.graph),
+        lifetime::read_own(&ctx.graph, Some(&app.id))
+    );
+    let limit = lifetime::evaluate(
+        &tenant_policy,
+        own_policy.as_ref(),
+        Some((app.id.as_str(), app.created_date_time)),
+        now,
+        months,
+    );
+    let note = limit.plan_note(months, now);
+    if let SecretLimit::Blocked { .. } = &limit {
+        let e = Error::Other(format!(
+            "nothing was changed: the new secret of app {} cannot be made: {}",
+            app.display_name,
+            note.unwrap_or_default()
+        ));
+        ctx.emit(
+            None,
+            Step::ClientSecret,
+            StepEvent::Failed {
+                error: ErrorInfo::from(&e),
+            },
+        );
+        return Err(e);
+    }
+    if let Some(n) = note {
+        ctx.log(format!("client secret: {n}"));
+    }
+    let tries = lifetime::attempts(&limit, months, now);
+    let ends: Vec<Vec<OffsetDateTime>> = tries
+        .iter()
+        .map(|t| secret_ends_until(&app, t.end))
+        .collect();
     // The intent, before the keyId is known: a rotation killed now leaves a secret with one of
     // these end dates, which the next `apply` of these subscriptions can prove ours and removes
     // (`orphans::reclaim_after_apply`).
-    let recorded: Vec<i64> = ends.iter().map(|e| e.unix_timestamp()).collect();
+    let recorded: Vec<i64> = ends.iter().flatten().map(|e| e.unix_timestamp()).collect();
     for mut s in lookup::tenant_states(session, tenant) {
         let before = s.secret_intents.len();
         for e in &recorded {
@@ -209,21 +249,30 @@ pub async fn rotate(
             let _ = tokio::task::spawn_blocking(move || s.save(&dir)).await;
         }
     }
-    let attempt = std::sync::atomic::AtomicUsize::new(0);
-    let added = resend_on_transient(|| async {
-        use std::sync::atomic::Ordering;
-        let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
-        let r = ctx.graph.add_password(&app.id, &name, ends[i]).await;
-        if r.is_err() {
-            attempt.fetch_add(1, Ordering::Relaxed);
+    let add = |k: usize| {
+        let (ends, name, graph, app_id) = (&ends[k], &name, &ctx.graph, &app.id);
+        async move {
+            // A resend after a lost reply asks for the next end date: every secret made has
+            // its own (a refused lifetime is not resent: the next lifetime is tried).
+            let attempt = std::sync::atomic::AtomicUsize::new(0);
+            let np = resend_on_transient(|| async {
+                use std::sync::atomic::Ordering;
+                let i = attempt.load(Ordering::Relaxed).min(ends.len() - 1);
+                let r = graph.add_password(app_id, name, ends[i]).await;
+                if r.is_err() {
+                    attempt.fetch_add(1, Ordering::Relaxed);
+                }
+                r
+            })
+            .await?;
+            let i = attempt
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .min(ends.len() - 1);
+            Ok((np, ends[i]))
         }
-        r
-    })
-    .await;
-    let end = ends[attempt
-        .load(std::sync::atomic::Ordering::Relaxed)
-        .min(ends.len() - 1)];
-    let np = match added {
+    };
+    let added = lifetime::add_password_stepping_down(&tries, add, |m| ctx.log(m)).await;
+    let (np, end, taken) = match added {
         Err(e) => {
             ctx.emit(
                 None,
@@ -234,8 +283,19 @@ pub async fn rotate(
             );
             return Err(e);
         }
-        Ok(np) => np,
+        Ok(x) => x,
     };
+    if taken > 0 {
+        ctx.log(format!(
+            "client secret: {} (the tenant's policy refused {})",
+            tries[taken].label,
+            tries[..taken]
+                .iter()
+                .map(|t| t.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let new_key = np.credential.key_id.clone();
     let new_end = np.credential.end_date_time.unwrap_or(end);
     let value: Secret = np.secret;

@@ -12,16 +12,11 @@ use time::OffsetDateTime;
 /// A secret closer than this to its end is "expiring".
 pub const EXPIRY_WARNING: time::Duration = time::Duration::days(30);
 
-/// The end dates for a new secret of `app` that lasts `months`: one per attempt, whole seconds,
-/// each distinct to the second from every live secret of the app, so that the secret a Spot
-/// account holds is known by its `expirationDate` (issue 16 §5). A random offset of up to an
-/// hour, taken off (a lifetime at the tenant's cap must stay within it), keeps two runs that
-/// add a secret at the same moment apart.
-pub(crate) fn secret_ends(app: &Application, months: u32) -> Vec<OffsetDateTime> {
-    secret_ends_until(app, add_months(OffsetDateTime::now_utc(), months))
-}
-
-/// As [`secret_ends`], for a secret that ends at about `end` (never after it).
+/// The end dates for a new secret of `app` that ends at about `end` (never after it): one per
+/// attempt, whole seconds, each distinct to the second from every live secret of the app, so
+/// that the secret a Spot account holds is known by its `expirationDate` (issue 16 §5). A
+/// random offset of up to an hour, taken off (a lifetime at the tenant's cap must stay within
+/// it), keeps two runs that add a secret at the same moment apart.
 pub(crate) fn secret_ends_until(app: &Application, end: OffsetDateTime) -> Vec<OffsetDateTime> {
     let taken: Vec<i64> = app
         .password_credentials

@@ -95,6 +95,7 @@ async fn reconcile_connects_a_subscription_created_after_the_first_pass_and_rota
     sim.sim
         .place_subscription(MG_SPOT_PROD, LATER, "Contoso Later");
     sim.sim.expire_secret(&before[0].0, 10);
+    let added_before = sends(&sim.sim, "POST", "/addPassword");
     let second = sim.run(As::CiOperator, &args, LIMIT).await;
     eprintln!(
         "$ spot-connect reconcile --management-group {MG_SPOT} --json   # after a new subscription and a secret 10 days from its end\n{}\n{}",
@@ -117,6 +118,13 @@ async fn reconcile_connects_a_subscription_created_after_the_first_pass_and_rota
     let after = our_secrets(&state);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after[0].0, before[0].0, "rotated");
+    // One secret made by the pass: the one that connects the new subscription also replaces
+    // the one due (not one for the new subscription, then another for the rotation).
+    assert_eq!(
+        sends(&sim.sim, "POST", "/addPassword") - added_before,
+        1,
+        "one addPassword in the pass"
+    );
     for sub in [SUB_CONTOSO_DEV, SUB_CONTOSO_PROD, LATER] {
         assert!(connected(&state, sub), "{sub}");
         let acct = state["spot"]["accounts"]
@@ -208,7 +216,13 @@ async fn reconcile_exit_codes() {
     assert_eq!(foreign.code, 0, "{}", foreign.stderr);
     let r = json(&foreign.stdout);
     assert_eq!(result_of(&r, SUB_FABRIKAM_PROD), "not_ours");
-    assert!(!r["not_ours"].as_array().unwrap().is_empty(), "{r}");
+    // Listed from the plan item's typed ownership: the connection, under its subscription.
+    assert!(
+        r["not_ours"].as_array().unwrap().iter().any(|n| {
+            n["object"] == "Spot connection" && n["subscription_id"] == SUB_FABRIKAM_PROD
+        }),
+        "{r}"
+    );
     // 3: something we manage is blocked (the group holds 500 assignments), named in the JSON.
     sim.sim.fill_group_assignments(MG_SPOT, 498);
     let before = writes(&sim.sim);
@@ -408,13 +422,16 @@ async fn reconcile_rotates_only_within_the_window() {
     assert_eq!(r["secrets"][0]["result"], "not_due", "{r}");
     assert_eq!(writes(&sim.sim), writes_before, "no write");
     assert_eq!(our_secrets(&sim.sim.state()), before);
-    // The default 30-day window: rotated, the plan itself had nothing to write.
+    // The default 30-day window: rotated by the plan's one new secret (set on the connection,
+    // read back, the old one removed).
+    let added_before = sends(&sim.sim, "POST", "/addPassword");
     let due = sim.run(As::CiOperator, &args, LIMIT).await;
     assert_eq!(due.code, 0, "{}", due.stderr);
     let r = json(&due.stdout);
-    assert_eq!(r["planned_writes"], 0, "{r}");
-    assert_eq!(r["applied"], false);
+    assert!(r["planned_writes"].as_u64().unwrap() >= 2, "{r}");
+    assert_eq!(r["applied"], true);
     assert_eq!(r["secrets"][0]["result"], "rotated", "{r}");
+    assert_eq!(sends(&sim.sim, "POST", "/addPassword") - added_before, 1);
     assert_eq!(r["summary"]["secrets_rotated"], 1);
     let after = our_secrets(&sim.sim.state());
     assert_eq!(after.len(), 1, "the old one removed: {after:?}");
@@ -430,6 +447,72 @@ async fn reconcile_rotates_only_within_the_window() {
         .await;
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--rotate-within"), "{}", bad.stderr);
+}
+
+/// A blocked plan writes nothing, rotation included: a secret due is reported `blocked`
+/// (exit 3, named in the JSON), and no addPassword (nor any other write) is sent.
+#[tokio::test]
+async fn a_blocked_plan_rotates_nothing_and_says_so() {
+    let sim = Sim::start(fast()).await;
+    let args = ["reconcile", "--management-group", MG_SPOT, "--json"];
+    let at_group = |state: &Value| -> Vec<String> {
+        state["roleAssignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["scope"].as_str().is_some_and(|s| {
+                    s.to_ascii_lowercase()
+                        .ends_with(&MG_SPOT.to_ascii_lowercase())
+                })
+            })
+            .map(|a| a["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let seeded = at_group(&sim.sim.state());
+    let first = sim.run(As::CiOperator, &args, LIMIT).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = our_secrets(&sim.sim.state());
+    assert_eq!(before.len(), 1, "{before:?}");
+    sim.sim.expire_secret(&before[0].0, 10);
+    let before = our_secrets(&sim.sim.state());
+    // Our assignment at the group is gone and the group is full: the plan is blocked.
+    let mut ours = at_group(&sim.sim.state());
+    ours.retain(|n| !seeded.contains(n));
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    for n in &ours {
+        sim.sim.delete_role_assignment(n);
+    }
+    sim.sim.fill_group_assignments(MG_SPOT, 500);
+    let (w0, added0) = (writes(&sim.sim), sends(&sim.sim, "POST", "/addPassword"));
+    let out = sim.run(As::CiOperator, &args, LIMIT).await;
+    eprintln!(
+        "$ spot-connect reconcile --management-group {MG_SPOT} --json   # blocked, a secret due\n{}\n{}",
+        out.stderr, out.stdout
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let r = json(&out.stdout);
+    assert_eq!(r["exit_code"], 3);
+    assert_eq!(r["applied"], false);
+    let secret = &r["secrets"][0];
+    assert_eq!(secret["result"], "blocked", "{r}");
+    assert!(
+        secret["error"]["summary"]
+            .as_str()
+            .is_some_and(|m| m.contains("blocked") && m.contains("500")),
+        "{r}"
+    );
+    assert!(
+        r["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("was not rotated")),
+        "{r}"
+    );
+    assert_eq!(sends(&sim.sim, "POST", "/addPassword"), added0, "no secret");
+    assert_eq!(writes(&sim.sim), w0, "nothing written");
+    assert_eq!(our_secrets(&sim.sim.state()), before);
 }
 
 /// The exit codes are documented in `reconcile --help` and in the man page.

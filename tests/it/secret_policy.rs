@@ -2,7 +2,8 @@
 //! the app's own app management policy; a `passwordLifetime` shorter than `--secret-months`
 //! caps the secret (and its `expirationDate` at Spot), `passwordAddition` blocks the plan with
 //! nothing written, an app's own policy overrides the tenant default, and a policy that cannot
-//! be read makes the secret step try 180, 90 and 30 days before Spot is given a secret.
+//! be read makes the secret step try 180, 90 and 30 days before Spot is given a secret. The same
+//! for `rotate-secret`.
 
 use crate::common::cli::{As, Out, Sim, sends};
 use serde_json::{Value, json};
@@ -287,5 +288,121 @@ async fn a_policy_that_refuses_every_lifetime_stops_the_run_naming_it() {
             .unwrap()
             .is_empty()
     );
+    sim.sim.shutdown().await;
+}
+
+/// The tenant default with one password restriction, for every app created after 2019.
+fn tenant_policy(restriction_type: &str, max_lifetime: Option<&str>) -> Value {
+    json!({"isEnabled": true, "applicationRestrictions": {"passwordCredentials": [
+        {"restrictionType": restriction_type, "state": "enabled", "maxLifetime": max_lifetime,
+         "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z"}]}})
+}
+
+/// `rotate-secret` reads the policy as apply's preflight does: a cap set after the app was
+/// connected shortens the new secret (and Spot's expirationDate) with one addPassword; when the
+/// policy cannot be read, a refused lifetime steps down (12 months, 180 days refused, 90 taken).
+#[tokio::test]
+async fn rotate_secret_obeys_the_tenants_lifetime_policy() {
+    let sim = Sim::start(opts(None)).await;
+    let rotate = ["rotate-secret", "--subscription", SUB_CONTOSO_DEV, "--yes"];
+    let out = run(&sim, &["apply", "--subscription", SUB_CONTOSO_DEV, "--yes"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(held_secret(&sim, SUB_CONTOSO_DEV) > time::Duration::days(300));
+    sim.sim.set_app_management_policy(
+        Some(CONTOSO_TENANT_ID),
+        None,
+        tenant_policy("passwordLifetime", Some("P90D")),
+    );
+    let adds = sends(&sim.sim, "POST", "/addPassword");
+    let out = run(&sim, &rotate).await;
+    println!(
+        "--- rotate-secret, tenant policy passwordLifetime P90D:\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("capped to 90 days by the tenant's policy"),
+        "{}",
+        out.stderr
+    );
+    let lifetime = held_secret(&sim, SUB_CONTOSO_DEV);
+    assert!(
+        lifetime <= time::Duration::days(90) && lifetime > time::Duration::days(89),
+        "{lifetime}"
+    );
+    assert_eq!(
+        sends(&sim.sim, "POST", "/addPassword") - adds,
+        1,
+        "asked within the cap"
+    );
+
+    // The policy cannot be read now: 12 months is asked, refused, then 180 days, then 90.
+    sim.sim.deny_app_policy_read(CONTOSO_TENANT_ID);
+    let adds = sends(&sim.sim, "POST", "/addPassword");
+    let out = run(&sim, &rotate).await;
+    println!(
+        "--- rotate-secret, policy unreadable (P90D in force):\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("could not be read")
+            && out
+                .stderr
+                .contains("refused a client secret of 12 months: trying 180 days"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sends(&sim.sim, "POST", "/addPassword") - adds, 3);
+    let lifetime = held_secret(&sim, SUB_CONTOSO_DEV);
+    assert!(
+        lifetime <= time::Duration::days(90) && lifetime > time::Duration::days(89),
+        "{lifetime}"
+    );
+    // The old secrets are gone: one secret of ours, the one Spot holds.
+    assert_eq!(
+        our_app(&sim)["passwordCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    sim.sim.shutdown().await;
+}
+
+/// A tenant that blocks new passwords (passwordAddition): `rotate-secret` changes nothing,
+/// says why and how to exempt the app, and the old secret stays in use.
+#[tokio::test]
+async fn rotate_secret_in_a_tenant_that_blocks_passwords_writes_nothing() {
+    let sim = Sim::start(opts(None)).await;
+    let out = run(&sim, &["apply", "--subscription", SUB_CONTOSO_DEV, "--yes"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let secrets = our_app(&sim)["passwordCredentials"].clone();
+    sim.sim.set_app_management_policy(
+        Some(CONTOSO_TENANT_ID),
+        None,
+        tenant_policy("passwordAddition", None),
+    );
+    let before = writes(&sim);
+    let out = run(
+        &sim,
+        &["rotate-secret", "--subscription", SUB_CONTOSO_DEV, "--yes"],
+    )
+    .await;
+    println!(
+        "--- rotate-secret, tenant policy passwordAddition:\n{}",
+        out.stderr
+    );
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("nothing was changed")
+            && out.stderr.contains("exempts the app")
+            && out.stderr.contains("appManagementPolicies/$ref"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(writes(&sim), before, "nothing written");
+    assert_eq!(our_app(&sim)["passwordCredentials"], secrets);
     sim.sim.shutdown().await;
 }

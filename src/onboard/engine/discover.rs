@@ -8,6 +8,18 @@ pub(crate) async fn plan(
     targets: &[Target],
     settings: &Settings,
 ) -> Result<Plan> {
+    plan_renewing(session, targets, settings, None).await
+}
+
+/// [`plan`], where a secret Spot holds for a subscription that ends by `renew_before` (or whose
+/// connection reports so) is replaced too: by the tenant's one new secret of the run, the same
+/// one that connects its new subscriptions (`reconcile`'s rotation: one secret per app per pass).
+pub(crate) async fn plan_renewing(
+    session: &Session,
+    targets: &[Target],
+    settings: &Settings,
+    renew_before: Option<OffsetDateTime>,
+) -> Result<Plan> {
     let mut targets: Vec<Target> = targets.to_vec();
     let mut seen = std::collections::HashSet::new();
     targets.retain(|t| seen.insert(t.subscription_id.to_ascii_lowercase()));
@@ -75,8 +87,14 @@ pub(crate) async fn plan(
         kept.extend(k);
     }
     tenants.retain(|t| !t.subs.is_empty());
+    if let Some(before) = renew_before {
+        for s in tenants.iter_mut().flat_map(|t| t.subs.iter_mut()) {
+            renew(s, before);
+        }
+    }
     let facts = Facts {
         settings: settings.clone(),
+        renew_before,
         policy,
         tenants,
         kept,
@@ -678,4 +696,20 @@ pub(super) fn secret_decision(app: &AppFact, s: &SubFacts) -> (Option<SecretReco
     }
     let why = format!("Spot holds it; it expires on {}", rec.end_date_time.date());
     (Some(rec), why)
+}
+
+/// `plan_renewing`: the secret this subscription's connection holds ends by `before` (as
+/// recorded, or as Spot reports its `expirationDate`): the run's new secret replaces it.
+pub(super) fn renew(s: &mut SubFacts, before: OffsetDateTime) {
+    let Some(rec) = &s.secret_reuse else { return };
+    let spot_end = s.spot_creds.as_ref().and_then(|c| c.expiration());
+    let end = spot_end.map_or(rec.end_date_time, |e| e.min(rec.end_date_time));
+    if end > before {
+        return;
+    }
+    s.secret_reason = format!(
+        "the secret Spot holds ends on {}, within the rotation window: the run's new secret replaces it (set on the Spot account, read back, then the old one removed once no Spot account holds it)",
+        end.date()
+    );
+    s.secret_reuse = None;
 }

@@ -380,7 +380,8 @@ pub(super) fn items(f: &TenantFacts, m: &MgFacts) -> Vec<PlanItem> {
                     "a role named {} exists ({}) but was not made by spot-connect: it is never changed; choose another name with --role-name",
                     d.role_name, r.id
                 ),
-            ),
+            )
+            .not_ours(),
             (RoleFact::Ours(r), _) => {
                 let missing = f
                     .subs

@@ -23,6 +23,7 @@ pub(super) fn tenant_item(
         id,
         reason,
         drift: None,
+        ownership: None,
     }
 }
 
@@ -52,7 +53,8 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 PlanAction::Reuse,
                 Some(a.app_id.clone()),
                 "ours: it carries the spot-connect tag".into(),
-            ));
+            )
+            .ours());
             items.push(match (&f.sp, &f.app_rights) {
                 (Some(sp), _) => shared(
                     Step::AppRegistration,
@@ -121,7 +123,8 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over; choose another name with --app-name",
                 f.app_name
             ),
-        )),
+        )
+        .not_ours()),
         AppFact::Unreadable(e, api) => items.push(shared(
             Step::AppRegistration,
             "app registration",
@@ -292,6 +295,11 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     };
     role_item.drift = drift.filter(|d| !d.is_empty());
+    role_item.ownership = match &f.role {
+        RoleFact::Ours(_) => Some(Ownership::Ours),
+        RoleFact::Foreign(_) => Some(Ownership::NotOurs),
+        RoleFact::Missing => None,
+    };
     if let Some(m) = &f.mg {
         mg::amend_role_item(&mut role_item, f, m);
     } else if matches!(role_item.action, PlanAction::Create | PlanAction::Update) {
@@ -342,7 +350,8 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 PlanAction::Keep,
                 Some(f.account.account_id.clone()),
                 f.keep_line(),
-            ),
+            )
+            .not_ours(),
             AccountFact::Blocked(why, e) => sub(
                 Step::SpotAccount,
                 "Spot account",
@@ -452,6 +461,7 @@ pub(super) fn keep_item(s: &SubFacts) -> Option<PlanItem> {
         id: Some(f.account.account_id.clone()),
         reason: f.keep_line(),
         drift: None,
+        ownership: Some(Ownership::NotOurs),
     })
 }
 

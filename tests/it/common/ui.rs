@@ -153,6 +153,7 @@ fn plan_item(
         id: id.map(str::to_string),
         reason: reason.into(),
         drift: None,
+        ownership: None,
     }
 }
 
