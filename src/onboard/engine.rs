@@ -22,7 +22,7 @@ use super::naming::{SECRET_PREFIX, shared_secret_name};
 use super::pace::WriteBudget;
 use super::policy::{self, Policy};
 use super::retry::{self, Backoff, create_or_find, is_not_found, read};
-use super::secrets::{self, secret_ends_until};
+use super::secrets::{self, NewSecret, secret_ends_until};
 use super::state::{AccountOrigin, SecretRecord, State, StepStatus, Store, lock};
 use super::{Session, Settings, SpotAccountChoice, Target};
 use crate::azure::arm::{self, Arm, AssignmentOutcome, Permission, RoleAssignment, RoleDefinition};
@@ -32,7 +32,6 @@ use crate::azure::graph::{
     DirectoryRole, Graph, ServicePrincipal,
 };
 use crate::error::{ApiError, Error, ErrorClass, Result};
-use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo, SpotAccount};
 use futures::{FutureExt, StreamExt};
 use std::sync::Mutex;

@@ -32,20 +32,22 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// A 500 ms poll for the first 30 s (Azure is usually ready within 5-10 s, and a wait that
-    /// ends right after it is ready costs at most one poll), then up to 15 s between tries;
-    /// about 3 minutes in all (az CLI waits 36 × 5 s).
     fn default() -> Self {
-        Backoff {
-            poll: Duration::from_millis(500),
-            poll_for: Duration::from_secs(30),
-            max_wait: Duration::from_secs(15),
-            budget: Duration::from_secs(180),
-        }
+        Backoff::DEFAULT
     }
 }
 
 impl Backoff {
+    /// A 500 ms poll for the first 30 s (Azure is usually ready within 5-10 s, and a wait that
+    /// ends right after it is ready costs at most one poll), then up to 15 s between tries;
+    /// about 3 minutes in all (az CLI waits 36 × 5 s).
+    pub const DEFAULT: Backoff = Backoff {
+        poll: Duration::from_millis(500),
+        poll_for: Duration::from_secs(30),
+        max_wait: Duration::from_secs(15),
+        budget: Duration::from_secs(180),
+    };
+
     /// The wait before the next try after `spent` waiting, or None when the budget is spent.
     pub fn wait(&self, spent: Duration) -> Option<Duration> {
         if spent >= self.budget {

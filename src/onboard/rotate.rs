@@ -19,6 +19,7 @@ use super::lookup::{self, is_fatal, read};
 use super::model::{ErrorInfo, Outcome, Progress, Step, StepEvent};
 use super::naming::shared_secret_name;
 use super::retry::{Backoff, propagate, resend_on_transient};
+use super::secrets::HandOver;
 use super::secrets::secret_ends_until;
 use super::state::{SecretRecord, State};
 use super::{Session, Settings};
@@ -60,6 +61,12 @@ pub struct RotateReport {
     pub error: Option<ErrorInfo>,
 }
 
+/// How long Spot may take to accept a brand-new secret (Azure propagating it).
+const SPOT_WAIT: Backoff = Backoff {
+    budget: Duration::from_secs(90),
+    ..Backoff::DEFAULT
+};
+
 struct Ctx<'a> {
     tenant: &'a str,
     graph: Graph,
@@ -81,33 +88,28 @@ impl Ctx<'_> {
     }
 
     /// Calls `f` again while Spot cannot use a brand-new secret yet (the one retry policy,
-    /// with a 90 s budget).
+    /// within `SPOT_WAIT`).
     async fn propagate<T, F, Fut>(&self, sub: &str, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let backoff = Backoff {
-            budget: Duration::from_secs(90),
-            ..Backoff::default()
-        };
-        propagate(
-            &backoff,
-            |_| false,
-            f,
-            |attempt, next_in| {
-                self.emit(
-                    Some(sub),
-                    Step::ConnectSpot,
-                    StepEvent::Waiting {
-                        reason: "waiting for Azure to propagate".into(),
-                        attempt,
-                        next_in,
-                    },
-                )
-            },
-        )
-        .await
+        propagate(&SPOT_WAIT, |_| false, f, self.on_wait(sub)).await
+    }
+
+    /// Each wait for Azure to propagate, reported on the subscription's connection step.
+    fn on_wait<'s>(&'s self, sub: &'s str) -> impl FnMut(u32, Duration) + 's {
+        move |attempt, next_in| {
+            self.emit(
+                Some(sub),
+                Step::ConnectSpot,
+                StepEvent::Waiting {
+                    reason: "waiting for Azure to propagate".into(),
+                    attempt,
+                    next_in,
+                },
+            )
+        }
     }
 
     async fn remove_key(&self, app: &Application, key: &str) -> Result<()> {
@@ -362,13 +364,15 @@ pub async fn rotate(
             },
         );
         let creds = creds_for(c);
-        let set = ctx
-            .propagate(&sub, || session.spot.set_azure_credentials(acct, &creds))
-            .await;
-        let set = match set {
-            Ok(()) => verify(session, acct, &app, new_end).await,
-            Err(e) => Err(e),
+        let hand_over = HandOver {
+            spot: &session.spot,
+            graph: &ctx.graph,
+            app_object_id: Some(&app.id),
+            account: acct,
+            creds: &creds,
+            key_id: &new_key,
         };
+        let set = hand_over.run(&SPOT_WAIT, ctx.on_wait(&sub), async {}).await;
         match set {
             Ok(()) => {
                 report.accounts[i].updated = true;
@@ -481,31 +485,6 @@ async fn give_up(ctx: &Ctx<'_>, app: &Application, new_key: &str, sub: &str, e: 
             Error::Api(a)
         }
         other => Error::Other(format!("{other} ({what})")),
-    }
-}
-
-/// Spot reads back our app and the new end date.
-async fn verify(
-    session: &Session,
-    acct: &str,
-    app: &Application,
-    end: OffsetDateTime,
-) -> Result<()> {
-    let back = read(|| session.spot.get_azure_credentials(acct)).await?;
-    let ok = back.as_ref().is_some_and(|c| {
-        c.client_id
-            .as_deref()
-            .is_some_and(|x| x.eq_ignore_ascii_case(&app.app_id))
-            && c.expiration()
-                .is_none_or(|e| (e - end).abs() < time::Duration::seconds(2))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Other(format!(
-            "Spot accepted the new secret but account {acct} reads back {:?}",
-            back.map(|c| (c.client_id, c.expiration_date))
-        )))
     }
 }
 

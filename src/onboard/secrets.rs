@@ -1,11 +1,16 @@
 //! The client secret's rules, in one place: when a secret counts as expiring, the end dates a
 //! new one is given (each distinct, so Spot's `expirationDate` names the secret it holds), and
-//! removing one (a lost reply's retry is a success when the key is gone). Used by `plan`,
+//! removing one (a lost reply's retry is a success when the key is gone), and the one hand-over
+//! of a new secret to Spot (`HandOver`: set, wait for Azure, read back). Used by `plan`,
 //! `apply`, `rotate`, `remove`, the race check (`lock`) and the orphan audit.
 
-use super::retry::read;
-use crate::azure::graph::{Application, Graph};
+use super::retry::{Backoff, propagate, read};
+use super::state::SecretRecord;
+use crate::azure::graph::{Application, Graph as GraphClient};
 use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::spot::{AzureCredentials, SpotClient};
+use std::future::Future;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -55,7 +60,7 @@ pub fn add_months(t: OffsetDateTime, months: u32) -> OffsetDateTime {
 /// (Graph: "No password credential found …", code `Request_BadRequest`) with the keyId no longer
 /// on the app means the lost attempt did remove it: success. Decided by reading the app back,
 /// not by the message text.
-pub async fn remove_secret(graph: &Graph, app_object_id: &str, key_id: &str) -> Result<()> {
+pub async fn remove_secret(graph: &GraphClient, app_object_id: &str, key_id: &str) -> Result<()> {
     let mut tries = 0u64;
     loop {
         match graph.remove_password(app_object_id, key_id).await {
@@ -86,6 +91,99 @@ pub async fn remove_secret(graph: &Graph, app_object_id: &str, key_id: &str) -> 
 
 /// Attempts of one `addPassword` (a first try and the resends after lost replies).
 pub(crate) const SECRET_ATTEMPTS: usize = 6;
+
+/// The tenant's new client secret as the run that added it holds it: its record (keyId and end,
+/// what the state files keep) and its value (never written, logged or shown). Returned by the
+/// step that adds it and passed to the steps that hand it to Spot.
+#[derive(Clone)]
+pub(crate) struct NewSecret {
+    pub record: SecretRecord,
+    pub value: Secret,
+}
+
+/// The one way a secret of ours reaches Spot: apply's connections, `rotate-secret` and
+/// `reconcile` (through either) all hand it over here.
+pub(crate) struct HandOver<'a> {
+    pub spot: &'a SpotClient,
+    /// The app whose secret it is, to tell "not propagated yet" from "removed meanwhile".
+    pub graph: &'a GraphClient,
+    pub app_object_id: Option<&'a str>,
+    pub account: &'a str,
+    pub creds: &'a AzureCredentials,
+    pub key_id: &'a str,
+}
+
+impl HandOver<'_> {
+    /// Sets the credentials on the account, sent again while Spot cannot validate the secret yet
+    /// (Azure has not propagated it: `backoff`, each wait reported to `on_wait`) but not once the
+    /// secret is gone from the app (removed by a run with another state dir that took it for an
+    /// orphan, or by hand: it will never be accepted); setting overwrites, so a resend is safe.
+    /// Then reads them back, `alongside` read in the same round: Spot must report this app's
+    /// client id, this subscription and this secret's end.
+    pub(crate) async fn run<T>(
+        &self,
+        backoff: &Backoff,
+        on_wait: impl FnMut(u32, Duration),
+        alongside: impl Future<Output = T>,
+    ) -> Result<T> {
+        let set = || async {
+            let r = self
+                .spot
+                .set_azure_credentials(self.account, self.creds)
+                .await;
+            match (&r, self.app_object_id) {
+                (Err(e), Some(obj))
+                    if e.api().is_some_and(|a| {
+                        a.has_code(crate::error::spot_codes::INVALID_CREDENTIALS)
+                    }) =>
+                {
+                    match read(|| self.graph.get_application(obj)).await {
+                        Ok(Some(live))
+                            if !live
+                                .password_credentials
+                                .iter()
+                                .any(|p| p.key_id.eq_ignore_ascii_case(self.key_id)) =>
+                        {
+                            Err(secret_removed(self.key_id, &live.display_name))
+                        }
+                        _ => r,
+                    }
+                }
+                _ => r,
+            }
+        };
+        propagate(backoff, |_| false, set, on_wait).await?;
+        let (back, other) = tokio::join!(
+            read(|| self.spot.get_azure_credentials(self.account)),
+            alongside
+        );
+        let back = back?;
+        let c = self.creds;
+        let same = |x: Option<&str>, want: &str| x.is_some_and(|x| x.eq_ignore_ascii_case(want));
+        let held = back.as_ref().is_some_and(|b| {
+            same(b.client_id.as_deref(), &c.client_id)
+                && (c.subscription_id.is_empty()
+                    || same(b.subscription_id.as_deref(), &c.subscription_id))
+                && b.expiration()
+                    .is_none_or(|e| (e - c.expiration_date).abs() < time::Duration::seconds(2))
+        });
+        if !held {
+            return Err(Error::Other(format!(
+                "Spot accepted the credentials but account {} reads back {:?}",
+                self.account,
+                back.map(|b| (b.client_id, b.subscription_id, b.expiration_date))
+            )));
+        }
+        Ok(other)
+    }
+}
+
+/// A secret removed while a run was handing it to Spot: Spot cannot use it.
+pub(crate) fn secret_removed(key_id: &str, app: &str) -> Error {
+    Error::Other(format!(
+        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another --state-dir, or by hand): Spot cannot use it; run `spot-connect apply` again for a new one"
+    ))
+}
 
 #[cfg(test)]
 mod tests {

@@ -34,7 +34,6 @@ pub(super) struct TenantRun<'a> {
     pub(super) assigned: Mutex<Vec<String>>,
     pub(super) assignments_ended: AtomicUsize,
     pub(super) assignments_done: tokio::sync::Notify,
-    pub(super) new_secret: OnceCell<(SecretRecord, Secret)>,
     /// The tenant's ARM write budget.
     pub(super) budget: WriteBudget,
     /// What was read right after this run connected the one Spot account it created (see
@@ -231,7 +230,6 @@ pub(super) async fn apply_inner(
             assigned: Mutex::new(vec![]),
             assignments_ended: AtomicUsize::new(0),
             assignments_done: tokio::sync::Notify::new(),
-            new_secret: OnceCell::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
             listed,
         };
@@ -436,10 +434,10 @@ impl TenantRun<'_> {
         let role_f = self.role_step().shared();
         let secret_f = async {
             if !self.f.new_secret() {
-                return Ok(());
+                return Ok(None);
             }
             let app = app_only.clone().await?;
-            self.secret_step(&app).await
+            self.secret_step(&app).await.map(Some)
         }
         .shared();
         let subs = futures::stream::iter(0..self.f.subs.len())
@@ -485,7 +483,7 @@ impl TenantRun<'_> {
         i: usize,
         app_f: impl Future<Output = Result<(Application, ServicePrincipal)>>,
         role_f: impl Future<Output = Result<RoleDefinition>>,
-        secret_f: impl Future<Output = Result<()>>,
+        secret_f: impl Future<Output = Result<Option<NewSecret>>>,
     ) -> Report {
         let t0 = Instant::now();
         let s = &self.f.subs[i];
@@ -504,18 +502,19 @@ impl TenantRun<'_> {
             let account_f = self.account_step(i, &run);
             let assign_f = async {
                 let done = async {
-                    let (_, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
+                    let (app, sp) = app_f.await.map_err(|_| dependency("App registration"))?;
                     let role = role_f.await.map_err(|_| dependency("Custom role"))?;
                     if self.f.mg.is_some() {
-                        self.mg_assignment_step(i, &sp, &role, &run).await
+                        self.mg_assignment_step(i, &sp, &role, &run).await?;
                     } else {
-                        self.assignment_step(i, &sp, &role, &run).await
+                        self.assignment_step(i, &sp, &role, &run).await?;
                     }
+                    Ok::<String, Error>(app.app_id)
                 }
                 .await;
                 if done.is_ok() && self.f.mg.is_none() {
                     lock(&self.assigned).push(s.scope());
-                } else if let (Ok(()), Some(m)) = (&done, &self.f.mg) {
+                } else if let (Ok(_), Some(m)) = (&done, &self.f.mg) {
                     let mut a = lock(&self.assigned);
                     if a.is_empty() {
                         a.push(m.scope.clone());
@@ -526,11 +525,11 @@ impl TenantRun<'_> {
             };
             let (account, assigned) = tokio::join!(account_f, assign_f);
             match (account, assigned) {
-                (Ok(account), Ok(())) => {
+                (Ok(account), Ok(app_id)) => {
                     let secret = secret_f.await.map_err(|_| dependency("Client secret"));
                     match secret {
-                        Ok(()) => self
-                            .connect_step(i, &account, &run)
+                        Ok(secret) => self
+                            .connect_step(i, &account, &app_id, secret.as_ref(), &run)
                             .await
                             .map(|e| (account, e)),
                         Err(e) => Err(e),
@@ -679,7 +678,7 @@ impl TenantRun<'_> {
 
     /// The tenant's one new secret. Its value stays in memory until Spot has it.
     /// (The only place the engine creates a client secret.)
-    pub(super) async fn secret_step(&self, app: &Application) -> Result<()> {
+    pub(super) async fn secret_step(&self, app: &Application) -> Result<NewSecret> {
         let months = self.facts.settings.secret_months;
         let name = shared_secret_name(&self.f.tenant);
         self.step(
@@ -784,8 +783,11 @@ impl TenantRun<'_> {
                 };
                 let detail = format!("expires {}{lifetime}", rec.end_date_time.date());
                 let id = rec.key_id.clone();
-                let _ = self.new_secret.set((rec, np.secret));
-                Ok(((), Outcome::Created, Some(id), detail))
+                let made = NewSecret {
+                    record: rec,
+                    value: np.secret,
+                };
+                Ok((made, Outcome::Created, Some(id), detail))
             },
             None,
         )
@@ -1194,6 +1196,8 @@ impl TenantRun<'_> {
         &self,
         i: usize,
         account: &SpotAccount,
+        app: &str,
+        secret: Option<&NewSecret>,
         run: &Mutex<SubRun>,
     ) -> Result<OffsetDateTime> {
         let s = &self.f.subs[i];
@@ -1225,54 +1229,64 @@ impl TenantRun<'_> {
                         detail,
                     ));
                 }
-                let (Some(app), Some((rec, value))) = (self.app_id(), self.new_secret.get()) else {
+                let Some(NewSecret { record: rec, value }) = secret else {
                     return Err(dependency("Client secret"));
                 };
                 let creds = AzureCredentials {
-                    client_id: app.clone(),
+                    client_id: app.to_string(),
                     client_secret: value.clone(),
                     tenant_id: self.f.tenant.clone(),
                     subscription_id: sub.to_string(),
                     expiration_date: rec.end_date_time,
                 };
                 // Spot validates against Azure: right after our writes (a new secret is one) it
-                // may not see them yet. Setting credentials overwrites: safe to send again.
-                // A refused secret is waited for only while it is still on the app: one
-                // removed meanwhile (by a run with another state dir that took it for an
-                // orphan, or by hand) will never be accepted.
+                // may not see them yet (secrets::HandOver waits, and reads back).
                 let app_object = store.get(|s| s.app_object_id.clone());
-                let set = || async {
-                    let r = spot
-                        .set_azure_credentials(&account.account_id, &creds)
-                        .await;
-                    match (&r, &app_object) {
-                        (Err(e), Some(obj))
-                            if e.api().is_some_and(|a| {
-                                a.has_code(crate::error::spot_codes::INVALID_CREDENTIALS)
-                            }) =>
-                        {
-                            match read(|| self.graph.get_application(obj)).await {
-                                Ok(Some(live))
-                                    if !live
-                                        .password_credentials
-                                        .iter()
-                                        .any(|p| p.key_id.eq_ignore_ascii_case(&rec.key_id)) =>
-                                {
-                                    Err(secret_removed(&rec.key_id, &live.display_name))
-                                }
-                                _ => r,
-                            }
-                        }
-                        _ => r,
+                // When this is the one account the run created, the race check's listing goes
+                // alongside the read-back.
+                let list_too = matches!(s.account, AccountFact::Create(_))
+                    && self
+                        .facts
+                        .tenants
+                        .iter()
+                        .flat_map(|t| &t.subs)
+                        .filter(|x| matches!(x.account, AccountFact::Create(_)))
+                        .count()
+                        == 1;
+                let alongside = async {
+                    if !list_too {
+                        return (None, None);
                     }
+                    tokio::join!(async { read(|| spot.list_accounts()).await.ok() }, async {
+                        match &app_object {
+                            Some(obj) => read(|| self.graph.get_application(obj))
+                                .await
+                                .ok()
+                                .flatten(),
+                            None => None,
+                        }
+                    })
                 };
-                retry::propagate(
-                    &self.backoff,
-                    |_| false,
-                    set,
-                    self.waiting(Some(sub), Step::ConnectSpot),
-                )
-                .await?;
+                let hand_over = secrets::HandOver {
+                    spot,
+                    graph: &self.graph,
+                    app_object_id: app_object.as_deref(),
+                    account: &account.account_id,
+                    creds: &creds,
+                    key_id: &rec.key_id,
+                };
+                let (list, live) = hand_over
+                    .run(
+                        &self.backoff,
+                        self.waiting(Some(sub), Step::ConnectSpot),
+                        alongside,
+                    )
+                    .await?;
+                if list_too {
+                    let mut after = lock(self.listed);
+                    after.accounts = list;
+                    after.app = live.map(|a| (self.f.tenant.clone(), a));
+                }
                 let old = store.get(|s| s.secret.clone());
                 store
                     .save(|s| {
@@ -1290,57 +1304,6 @@ impl TenantRun<'_> {
                         });
                     })
                     .await?;
-                // Read back: Spot must report this app and this subscription. When this is the
-                // one account the run created, the race check's listing goes alongside.
-                let list_too = matches!(s.account, AccountFact::Create(_))
-                    && self
-                        .facts
-                        .tenants
-                        .iter()
-                        .flat_map(|t| &t.subs)
-                        .filter(|x| matches!(x.account, AccountFact::Create(_)))
-                        .count()
-                        == 1;
-                let (back, list, live) = tokio::join!(
-                    read(|| spot.get_azure_credentials(&account.account_id)),
-                    async {
-                        if list_too {
-                            read(|| spot.list_accounts()).await.ok()
-                        } else {
-                            None
-                        }
-                    },
-                    async {
-                        match (&app_object, list_too) {
-                            (Some(obj), true) => read(|| self.graph.get_application(obj))
-                                .await
-                                .ok()
-                                .flatten(),
-                            _ => None,
-                        }
-                    }
-                );
-                if list_too {
-                    let mut after = lock(self.listed);
-                    after.accounts = list;
-                    after.app = live.map(|a| (self.f.tenant.clone(), a));
-                }
-                let back = back?;
-                let ok = back.as_ref().is_some_and(|c| {
-                    c.client_id
-                        .as_deref()
-                        .is_some_and(|x| x.eq_ignore_ascii_case(&app))
-                        && c.subscription_id
-                            .as_deref()
-                            .is_some_and(|x| x.eq_ignore_ascii_case(sub))
-                });
-                if !ok {
-                    return Err(Error::Other(format!(
-                        "Spot accepted the credentials but reads back {:?} for account {}",
-                        back.map(|c| (c.client_id, c.subscription_id)),
-                        account.account_id
-                    )));
-                }
                 Self::object(
                     run,
                     Step::ConnectSpot,
@@ -1393,12 +1356,5 @@ impl TenantRun<'_> {
                 r => return r,
             }
         }
-    }
-
-    pub(super) fn app_id(&self) -> Option<String> {
-        lock(&self.shared_objects)
-            .iter()
-            .find(|o| o.object == "app registration")
-            .map(|o| o.id.clone())
     }
 }

@@ -14,13 +14,6 @@ pub(super) fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
     })
 }
 
-/// The tenant's new secret is gone from the app before Spot could take it.
-pub(super) fn secret_removed(key_id: &str, app: &str) -> Error {
-    Error::Other(format!(
-        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another --state-dir, or by hand): Spot cannot use it; run `spot-connect apply` again for a new one"
-    ))
-}
-
 pub(super) fn rights_unknown(e: &Error) -> String {
     format!("could not check the right to register applications ({e}); the write will tell")
 }
