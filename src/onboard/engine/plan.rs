@@ -28,22 +28,21 @@ pub(super) fn tenant_item(
 }
 
 pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
+    let mut items = app_items(f);
+    items.extend(secret_items(facts, f));
+    items.extend(role_items(facts, f));
+    for s in &f.subs {
+        items.extend(subscription_items(f, s));
+    }
+    items
+}
+
+/// The app registration and its service principal.
+pub(super) fn app_items(f: &TenantFacts) -> Vec<PlanItem> {
     let mut items = Vec::new();
     let shared = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
         tenant_item(f, step, object, name, action, id, reason)
     };
-    let n = f.subs.len();
-    let for_subs = |subs: Vec<&SubFacts>| -> String {
-        if n == 1 {
-            return String::new();
-        }
-        let ids: Vec<&str> = subs
-            .iter()
-            .map(|s| s.target.subscription_id.as_str())
-            .collect();
-        format!(" (for {} subscription(s): {})", ids.len(), ids.join(", "))
-    };
-    // App registration + service principal
     match &f.app {
         AppFact::Ours(a) => {
             items.push(shared(
@@ -140,7 +139,15 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             ),
         )),
     }
-    // Client secrets: the secrets Spot keeps, then the tenant's one new secret.
+    items
+}
+
+/// Client secrets: the secrets Spot keeps, then the tenant's one new secret.
+pub(super) fn secret_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
+    let mut items = Vec::new();
+    let shared = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
+        tenant_item(f, step, object, name, action, id, reason)
+    };
     let mut kept: Vec<(&SecretRecord, Vec<&SubFacts>)> = Vec::new();
     for s in &f.subs {
         if let Some(r) = &s.secret_reuse {
@@ -151,7 +158,7 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
         }
     }
     for (r, subs) in kept {
-        let reason = format!("{}{}", subs[0].secret_reason, for_subs(subs.clone()));
+        let reason = format!("{}{}", subs[0].secret_reason, for_subs(f, subs.clone()));
         // Its own name (earlier versions named a secret after its subscription).
         let name = match &f.app {
             AppFact::Ours(a) => a
@@ -199,11 +206,19 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             format!(
                 "{}{lifetime}{}{policy}{owner_only}",
                 needing[0].secret_reason,
-                for_subs(needing.clone())
+                for_subs(f, needing.clone())
             ),
         ));
     }
-    // Custom role: one, assignable at every subscription of the run.
+    items
+}
+
+/// The custom role: one, assignable at every subscription of the run (at a management group, its own).
+pub(super) fn role_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
+    let mut items = Vec::new();
+    let shared = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
+        tenant_item(f, step, object, name, action, id, reason)
+    };
     let missing_scopes: Vec<String> = match &f.role {
         RoleFact::Ours(r) => f
             .scopes()
@@ -318,132 +333,150 @@ pub(super) fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
     if let Some(m) = &f.mg {
         items.extend(mg::items(f, m));
     }
-    // Per subscription: Spot account, role assignment, Spot connection.
-    for s in &f.subs {
-        let sub =
-            |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
-                subscription_id: Some(s.target.subscription_id.clone()),
-                ..shared(step, object, name, action, id, reason)
-            };
-        let notes: String = s.account_notes.iter().map(|n| format!("; {n}")).collect();
-        items.push(match &s.account {
-            AccountFact::Reuse(a, kind, why) => sub(
-                Step::SpotAccount,
-                "Spot account",
-                &a.name,
+    items
+}
+
+/// Per subscription: Spot account, role assignment, Spot connection.
+pub(super) fn subscription_items(f: &TenantFacts, s: &SubFacts) -> Vec<PlanItem> {
+    let mut items = Vec::new();
+    let shared = |step, object: &str, name: &str, action, id: Option<String>, reason: String| {
+        tenant_item(f, step, object, name, action, id, reason)
+    };
+    let sub =
+        |step, object: &str, name: &str, action, id: Option<String>, reason: String| PlanItem {
+            subscription_id: Some(s.target.subscription_id.clone()),
+            ..shared(step, object, name, action, id, reason)
+        };
+    let notes: String = s.account_notes.iter().map(|n| format!("; {n}")).collect();
+    items.push(match &s.account {
+        AccountFact::Reuse(a, kind, why) => sub(
+            Step::SpotAccount,
+            "Spot account",
+            &a.name,
+            PlanAction::Reuse,
+            Some(a.account_id.clone()),
+            format!("{}: {why}{notes}", kind.label()),
+        ),
+        AccountFact::Create(n) => sub(
+            Step::SpotAccount,
+            "Spot account",
+            n,
+            PlanAction::Create,
+            None,
+            format!("no Spot account is connected to this subscription: created by this run (then ours to delete){notes}"),
+        ),
+        AccountFact::Keep(f) => sub(
+            Step::SpotAccount,
+            "Spot account",
+            &f.account.name,
+            PlanAction::Keep,
+            Some(f.account.account_id.clone()),
+            f.keep_line(),
+        )
+        .not_ours(),
+        AccountFact::Blocked(why, e) => sub(
+            Step::SpotAccount,
+            "Spot account",
+            "",
+            PlanAction::Blocked,
+            None,
+            format!(
+                "{why}{}",
+                e.as_ref()
+                    .and_then(ApiError::hint)
+                    .map(|h| format!(": {h}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    });
+    let scope = s.scope();
+    // At a management group: one assignment there covers them all (mg::items).
+    if f.mg.is_none() {
+        items.push(match &s.assignment {
+            Some(a) => sub(
+                Step::RoleAssignment,
+                "role assignment",
+                &f.role_name,
                 PlanAction::Reuse,
-                Some(a.account_id.clone()),
-                format!("{}: {why}{notes}", kind.label()),
+                Some(a.id.clone()),
+                format!("the role is assigned to the service principal at {scope}"),
             ),
-            AccountFact::Create(n) => sub(
-                Step::SpotAccount,
-                "Spot account",
-                n,
-                PlanAction::Create,
-                None,
-                format!("no Spot account is connected to this subscription: created by this run (then ours to delete){notes}"),
-            ),
-            AccountFact::Keep(f) => sub(
-                Step::SpotAccount,
-                "Spot account",
-                &f.account.name,
-                PlanAction::Keep,
-                Some(f.account.account_id.clone()),
-                f.keep_line(),
-            )
-            .not_ours(),
-            AccountFact::Blocked(why, e) => sub(
-                Step::SpotAccount,
-                "Spot account",
-                "",
+            None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
+                Step::RoleAssignment,
+                "role assignment",
+                &f.role_name,
                 PlanAction::Blocked,
                 None,
-                format!(
-                    "{why}{}",
-                    e.as_ref()
-                        .and_then(ApiError::hint)
-                        .map(|h| format!(": {h}"))
-                        .unwrap_or_default()
-                ),
+                lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
             ),
-        });
-        let scope = s.scope();
-        // At a management group: one assignment there covers them all (mg::items).
-        if f.mg.is_none() {
-            items.push(match &s.assignment {
-                Some(a) => sub(
-                    Step::RoleAssignment,
-                    "role assignment",
-                    &f.role_name,
-                    PlanAction::Reuse,
-                    Some(a.id.clone()),
-                    format!("the role is assigned to the service principal at {scope}"),
-                ),
-                None if !s.can(NEED_ROLE_ASSIGN_WRITE) => sub(
-                    Step::RoleAssignment,
-                    "role assignment",
-                    &f.role_name,
-                    PlanAction::Blocked,
-                    None,
-                    lacks(NEED_ROLE_ASSIGN_WRITE, &[s]),
-                ),
-                None => sub(
-                    Step::RoleAssignment,
-                    "role assignment",
-                    &f.role_name,
-                    PlanAction::Create,
-                    None,
-                    format!("assign the role to the app's service principal at {scope}"),
-                ),
-            });
-        }
-        let app_label = match &f.app {
-            AppFact::Ours(a) => a.display_name.clone(),
-            _ => f.app_name.clone(),
-        };
-        items.push(match (&s.secret_reuse, &s.account) {
-            (_, AccountFact::Reuse(a, _, _)) if s.taken_over.is_some() => sub(
-                Step::ConnectSpot,
-                "Spot connection",
-                &a.name,
-                PlanAction::Update,
-                Some(a.account_id.clone()),
-                s.taken_over
-                    .as_ref()
-                    .map(|t| t.take_over_line(&app_label))
-                    .unwrap_or_default(),
-            ),
-            (Some(_), AccountFact::Reuse(a, _, _)) => sub(
-                Step::ConnectSpot,
-                "Spot connection",
-                &a.name,
-                PlanAction::Reuse,
-                Some(a.account_id.clone()),
-                format!(
-                    "Spot holds this app's credentials for this subscription{}",
-                    s.spot_creds
-                        .as_ref()
-                        .and_then(|c| c.expiration_date.clone())
-                        .map(|d| format!(" (expire {d})"))
-                        .unwrap_or_default()
-                ),
-            ),
-            (_, a) => sub(
-                Step::ConnectSpot,
-                "Spot connection",
-                match a {
-                    AccountFact::Reuse(a, _, _) => &a.name,
-                    AccountFact::Keep(f) => &f.account.name,
-                    AccountFact::Create(n) => n,
-                    AccountFact::Blocked(..) => "",
-                },
+            None => sub(
+                Step::RoleAssignment,
+                "role assignment",
+                &f.role_name,
                 PlanAction::Create,
                 None,
-                "set the Azure credentials on the Spot account (Spot validates them), then read them back".into(),
+                format!("assign the role to the app's service principal at {scope}"),
             ),
         });
     }
+    let app_label = match &f.app {
+        AppFact::Ours(a) => a.display_name.clone(),
+        _ => f.app_name.clone(),
+    };
+    items.push(match (&s.secret_reuse, &s.account) {
+        (_, AccountFact::Reuse(a, _, _)) if s.taken_over.is_some() => sub(
+            Step::ConnectSpot,
+            "Spot connection",
+            &a.name,
+            PlanAction::Update,
+            Some(a.account_id.clone()),
+            s.taken_over
+                .as_ref()
+                .map(|t| t.take_over_line(&app_label))
+                .unwrap_or_default(),
+        ),
+        (Some(_), AccountFact::Reuse(a, _, _)) => sub(
+            Step::ConnectSpot,
+            "Spot connection",
+            &a.name,
+            PlanAction::Reuse,
+            Some(a.account_id.clone()),
+            format!(
+                "Spot holds this app's credentials for this subscription{}",
+                s.spot_creds
+                    .as_ref()
+                    .and_then(|c| c.expiration_date.clone())
+                    .map(|d| format!(" (expire {d})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        (_, a) => sub(
+            Step::ConnectSpot,
+            "Spot connection",
+            match a {
+                AccountFact::Reuse(a, _, _) => &a.name,
+                AccountFact::Keep(f) => &f.account.name,
+                AccountFact::Create(n) => n,
+                AccountFact::Blocked(..) => "",
+            },
+            PlanAction::Create,
+            None,
+            "set the Azure credentials on the Spot account (Spot validates them), then read them back".into(),
+        ),
+    });
     items
+}
+
+/// " (for 2 subscription(s): a, b)" when the tenant has more than one subscription in the run.
+pub(super) fn for_subs(f: &TenantFacts, subs: Vec<&SubFacts>) -> String {
+    if f.subs.len() == 1 {
+        return String::new();
+    }
+    let ids: Vec<&str> = subs
+        .iter()
+        .map(|s| s.target.subscription_id.as_str())
+        .collect();
+    format!(" (for {} subscription(s): {})", ids.len(), ids.join(", "))
 }
 
 /// The one item of a subscription whose connection is not ours: kept.
