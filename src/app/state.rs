@@ -347,6 +347,9 @@ pub struct State {
     /// Index into the tenants of the discovery.
     pub tenant_sel: usize,
     pub rotate: OpPhase<Box<RotateReport>>,
+    /// Before the rotation's yes: the tenant's subscriptions as read (status), so the prompt
+    /// lists the Spot accounts and the key ids the rotation changes.
+    pub rotate_preview: Load<Vec<SubscriptionStatus>>,
     /// Index into the selectable subscriptions (Remove).
     pub remove_sel: usize,
     pub removal_plans: Vec<RemovalPlan>,
@@ -387,7 +390,16 @@ pub struct State {
 
     /// The state directory, as shown; report paths under it are shown relative to it.
     pub state_dir: Option<String>,
-    pub log: VecDeque<String>,
+    pub log: VecDeque<LogLine>,
+    /// The log file's path, as shown (the log pane's title names it).
+    pub log_path: Option<String>,
+    /// Lines the log pane is scrolled back from its end (0: it follows the newest).
+    pub log_scroll: usize,
+    /// The search open (`f`), if any.
+    pub search: Option<Search>,
+    /// The time of the latest action (time since the wizard started): what log lines are
+    /// stamped with.
+    pub clock: Duration,
     pub show_log: bool,
     pub show_help: bool,
     pub confirm_quit: bool,
@@ -399,6 +411,35 @@ pub struct State {
 }
 
 pub const LOG_LINES: usize = 200;
+
+/// One line of the log pane: when it came (time since the wizard started; shown as the wall
+/// clock's HH:MM:SS, from the frame's `Now`) and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: Duration,
+    pub text: String,
+}
+
+/// What the search (`f`) looks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchIn {
+    /// The list on screen: its highlight jumps to the next row matching the typed text.
+    List,
+    /// The log pane: it scrolls to the next line matching.
+    Log,
+}
+
+/// Type-to-search (`f`, then letters). While it is open typed keys go to it; ↓/↑ (Ctrl-N /
+/// Ctrl-P) jump to the next / previous match, Enter keeps the place found, Esc goes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    pub within: SearchIn,
+    pub text: String,
+    /// The highlighted row (list) or the scroll (log) when the search began (Esc returns).
+    pub origin: usize,
+    /// The typed text matches nothing.
+    pub missed: bool,
+}
 
 fn field(placeholder: &str, text: &str) -> TextArea<'static> {
     let mut t = TextArea::new(vec![text.to_string()]);
@@ -422,6 +463,8 @@ pub struct Init {
     pub size: (u16, u16),
     /// The state directory, as shown (`~/…` under the home directory).
     pub state_dir: Option<String>,
+    /// The log file's path, as shown.
+    pub log_path: Option<String>,
     /// `--subscription` ids: preselected, and the start screen is skipped.
     pub subscriptions: Vec<String>,
 }
@@ -488,6 +531,7 @@ impl State {
             health_sel: 0,
             tenant_sel: 0,
             rotate: OpPhase::Choose,
+            rotate_preview: Load::Idle,
             remove_sel: 0,
             removal_plans: vec![],
             removal_rows: vec![],
@@ -518,6 +562,10 @@ impl State {
             last_error: None,
             state_dir: init.state_dir,
             log: VecDeque::new(),
+            log_path: init.log_path,
+            log_scroll: 0,
+            search: None,
+            clock: Duration::ZERO,
             show_log: false,
             show_help: false,
             confirm_quit: false,
@@ -848,6 +896,11 @@ impl State {
             v.push(Ctx::Help);
             return v;
         }
+        // The search takes the keys while open (letters are its text).
+        if self.search.is_some() {
+            v.push(Ctx::Searching);
+            return v;
+        }
         // The sign-in-again box takes the keys: its own, never the pane's behind it.
         if self.reauth_open() {
             v.push(Ctx::SignInAgain);
@@ -975,7 +1028,61 @@ impl State {
         if self.field.is_none() && v.contains(&Ctx::List) {
             v.push(Ctx::ListNav);
         }
+        if self.field.is_none() && self.show_log {
+            v.push(Ctx::LogOpen);
+        }
+        if self.field.is_none()
+            && ((self.show_log && !self.log.is_empty())
+                || (v.contains(&Ctx::ListNav) && !self.search_labels().is_empty()))
+        {
+            v.push(Ctx::Searchable);
+        }
         v
+    }
+
+    /// The rows of the list on screen, as the search matches them (empty: no list to search).
+    pub fn search_labels(&self) -> Vec<String> {
+        match self.pane {
+            Pane::Start => MENU.iter().map(|(l, _)| l.to_string()).collect(),
+            Pane::Status => self.health.ready().map_or(vec![], |h| {
+                h.iter()
+                    .map(|x| format!("{} {}", x.subscription_name, x.subscription_id))
+                    .collect()
+            }),
+            Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => self
+                .tenants_with_subscriptions()
+                .into_iter()
+                .map(|(id, name)| format!("{name} {id}"))
+                .collect(),
+            Pane::Remove if matches!(self.remove, OpPhase::Choose) => self
+                .selectable_subscriptions()
+                .iter()
+                .map(|x| format!("{} {}", x.display_name, x.subscription_id))
+                .collect(),
+            Pane::SpotAccount => {
+                let mut v = vec!["automatic".to_string()];
+                v.extend(
+                    self.accounts_list()
+                        .iter()
+                        .map(|a| format!("{} {}", a.name, a.account_id)),
+                );
+                v.push("create a new Spot account".into());
+                v
+            }
+            Pane::Subscription => self
+                .visible_subscriptions()
+                .iter()
+                .map(|x| {
+                    // A row that cannot be chosen is never a match (the highlight skips it).
+                    if x.selectable() {
+                        format!("{} {}", x.display_name, x.subscription_id)
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect(),
+            _ => vec![],
+        }
     }
 }
 
@@ -993,6 +1100,45 @@ pub fn account_choice(s: &State) -> crate::onboard::SpotAccountChoice {
         i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
         _ => SpotAccountChoice::New,
     }
+}
+
+/// A Spot account a rotation changes: account id, name, subscription, the key id it holds.
+pub type RotatedRow = (String, String, String, Option<String>);
+
+/// What a rotation in the chosen tenant changes, as read before its yes: each Spot account
+/// connected through our app (account id, name, subscription) with the key id it holds now,
+/// and the key ids of our secrets no account holds. Both kinds are removed once every account
+/// holds the new one.
+pub fn rotate_changes(s: &State) -> (Vec<RotatedRow>, Vec<String>) {
+    let Some(rows) = s.rotate_preview.ready() else {
+        return (vec![], vec![]);
+    };
+    let mut accounts: Vec<RotatedRow> = vec![];
+    let mut unheld: Vec<String> = vec![];
+    for r in rows {
+        let app = r.app.as_ref().map(|a| a.app_id.to_lowercase());
+        if let Some(acc) = &r.spot_account {
+            let through_ours = acc
+                .credentials
+                .as_ref()
+                .and_then(|c| c.client_id.as_ref())
+                .is_some_and(|c| Some(c.to_lowercase()) == app);
+            if through_ours && !accounts.iter().any(|(id, ..)| id == &acc.account_id) {
+                accounts.push((
+                    acc.account_id.clone(),
+                    acc.name.clone(),
+                    r.subscription_id.clone(),
+                    r.secret.as_ref().map(|k| k.key_id.clone()),
+                ));
+            }
+        }
+        for k in &r.unheld_secrets {
+            if !unheld.contains(k) {
+                unheld.push(k.clone());
+            }
+        }
+    }
+    (accounts, unheld)
 }
 
 /// A named Spot account holds one subscription: it cannot take several.

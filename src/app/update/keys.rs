@@ -21,7 +21,9 @@ pub(super) fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> 
     let fx = match keymap::lookup(&key, &active) {
         Some(b) => on_cmd(s, b.cmd, at),
         None => {
-            if let Some(f) = s.field {
+            if s.search.is_some() {
+                search::type_key(s, key);
+            } else if let Some(f) = s.field {
                 type_into(s, f, key);
             }
             vec![]
@@ -214,7 +216,15 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         }
         Cmd::ToggleLog => {
             s.show_log = !s.show_log;
+            s.log_scroll = 0;
             vec![]
+        }
+        Cmd::Search => search::open(s),
+        Cmd::SearchNext | Cmd::SearchPrev | Cmd::SearchDone | Cmd::SearchCancel => {
+            search::on_cmd(s, cmd)
+        }
+        Cmd::LogPageUp | Cmd::LogPageDown | Cmd::LogTop | Cmd::LogBottom => {
+            search::scroll_log(s, cmd)
         }
         Cmd::Up | Cmd::Down if s.pane == Pane::AppRegistration => {
             review::move_name_tenant(s, cmd == Cmd::Down, at)

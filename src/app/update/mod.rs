@@ -10,6 +10,7 @@ mod keys;
 mod life;
 mod review;
 mod run;
+mod search;
 mod select;
 mod signin;
 
@@ -28,7 +29,7 @@ use crate::onboard::rotate::RotateReport;
 use crate::onboard::status::SubscriptionStatus;
 use crate::secret::Secret;
 use crate::spot::SpotAccount;
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyEvent, KeyModifiers};
 pub use review::{choices, shared_choices};
 pub use signin::{load_accounts, start};
 use std::time::Duration;
@@ -132,6 +133,7 @@ pub enum Effect {
 /// Applies `action` received at `at` (time since the wizard started).
 pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
     let was_busy = s.busy();
+    s.clock = s.clock.max(at);
     let effects = update_inner(s, action, at);
     // "Quit while this runs?" is moot once nothing runs: the prompt closes with the run.
     if was_busy && !s.busy() && s.confirm_quit {
@@ -197,7 +199,14 @@ fn log(s: &mut State, line: String) {
     if s.log.len() >= LOG_LINES {
         s.log.pop_front();
     }
-    s.log.push_back(crate::text::clean_lines(&line));
+    s.log.push_back(LogLine {
+        at: s.clock,
+        text: crate::text::clean_lines(&line),
+    });
+    // Scrolled back: the lines shown stay put as new ones arrive.
+    if s.log_scroll > 0 {
+        s.log_scroll = (s.log_scroll + 1).min(s.log.len().saturating_sub(1));
+    }
 }
 
 /// Logs "{what} failed: …" and, with an origin, records the error for the status line and

@@ -61,6 +61,7 @@ pub fn init() -> Init {
         secret_months: 12,
         size: (80, 24),
         state_dir: Some("~/.local/state/spot-connect".into()),
+        log_path: Some("~/.local/state/spot-connect/spot-connect.log".into()),
         subscriptions: vec![],
     }
 }
@@ -818,4 +819,29 @@ pub fn at_two_tenant_names() -> State {
         }],
     );
     s
+}
+
+/// The first tenant's subscriptions as a rotation reads them first: both connected through
+/// our app (each account's credentials name its appId), one older secret no account holds.
+pub fn rotate_statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
+    let mut v: Vec<_> = statuses()
+        .into_iter()
+        .filter(|x| x.tenant_id == TENANT)
+        .collect();
+    for (i, x) in v.iter_mut().enumerate() {
+        let app_id = x.app.as_ref().map(|a| a.app_id.clone());
+        if let Some(acc) = x.spot_account.as_mut() {
+            acc.credentials = Some(spot_connect::spot::AzureCredentialsInfo {
+                client_id: app_id,
+                tenant_id: Some(TENANT.into()),
+                subscription_id: Some(x.subscription_id.clone()),
+                expiration_date: None,
+                client_secret_mask: None,
+            });
+        }
+        if i == 1 {
+            x.unheld_secrets = vec!["3c4d5e6f-1111-4222-8333-000000000077".into()];
+        }
+    }
+    v
 }
