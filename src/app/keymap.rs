@@ -60,6 +60,8 @@ pub enum Cmd {
     LogPageDown,
     LogTop,
     LogBottom,
+    /// The picker: the management-group tree instead of the subscriptions, and back.
+    Groups,
     /// Close the sign-in-again box (the sign-in goes on waiting).
     CloseSignIn,
     /// Show the sign-in-again box that was closed.
@@ -130,6 +132,8 @@ pub enum Ctx {
     Searchable,
     /// The log pane is open (no field has the focus): the page keys scroll it.
     LogOpen,
+    /// The picker, with management groups the sign-in can read.
+    HasGroups,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -480,6 +484,14 @@ pub const KEYMAP: &[Binding] = &[
         cmd: Cmd::Refresh,
         label: "refresh",
         contexts: &[Ctx::Refreshable],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('m')],
+        key_label: "m",
+        cmd: Cmd::Groups,
+        label: "groups",
+        contexts: &[Ctx::HasGroups],
         footer: true,
     },
     Binding {

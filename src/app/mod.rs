@@ -6,6 +6,7 @@
 
 pub mod clipboard;
 pub mod closing;
+pub mod groups;
 pub mod keymap;
 mod runtime;
 pub mod state;

@@ -341,6 +341,9 @@ struct Runner {
 }
 
 impl Runner {
+    // `..Default::default()` stays although every field is set today: a field added to
+    // Settings (other branches add some) keeps its default here.
+    #[allow(clippy::needless_update)]
     fn settings(&self, c: &Choices) -> Settings {
         Settings {
             app_name: c.app_name.clone(),
@@ -350,6 +353,7 @@ impl Runner {
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
             take_over: c.take_over,
+            management_group: c.management_group.clone(),
             ..Default::default()
         }
     }
@@ -421,12 +425,22 @@ impl Runner {
                             .collect();
                         tokio::task::spawn_blocking(move || known_connected(&dir, &subs))
                     });
+                    let tenants: Vec<String> = d
+                        .as_ref()
+                        .map(|d| d.tenants.iter().map(|t| t.tenant_id.clone()).collect())
+                        .unwrap_or_default();
+                    let found = d.is_ok();
                     let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
                     if let Some(Ok(ids)) = match known {
                         Some(h) => Some(h.await),
                         None => None,
                     } {
                         let _ = tx.send(Action::KnownConnected(ids));
+                    }
+                    // The picker's "whole management group" choice: the readable groups' trees.
+                    if found {
+                        let r = super::groups::list_groups(&s, &tenants).await;
+                        let _ = tx.send(Action::GroupsListed(r.map_err(|e| info(&e))));
                     }
                 }
                 Err(e) => {

@@ -336,6 +336,15 @@ pub struct State {
     pub selected: BTreeSet<String>,
     /// Every subscription of the run (several: bulk); `target` is the first.
     pub targets: Vec<Target>,
+    /// The management groups the sign-in can read, resolved (the picker's "whole management
+    /// group" choice).
+    pub groups: Load<Vec<crate::onboard::fleet::MgResolved>>,
+    /// The picker shows the management-group tree (`m`) instead of the subscriptions.
+    pub group_view: bool,
+    /// Index into `group_rows()` (a group's row).
+    pub group_sel: usize,
+    /// The run is for a whole management group (chosen in the picker): the engine's scope.
+    pub chosen_group: Option<crate::onboard::fleet::MgScope>,
     /// Subscriptions this state directory's records show connected (the picker's badge).
     pub connected: BTreeSet<String>,
     /// Per subscription of a bulk run: its latest step and status.
@@ -525,6 +534,10 @@ impl State {
             selected: init.subscriptions.iter().cloned().collect(),
             targets: vec![],
             connected: BTreeSet::new(),
+            groups: Load::Idle,
+            group_view: false,
+            group_sel: 0,
+            chosen_group: None,
             bulk_rows: BTreeMap::new(),
             menu_sel: 0,
             health: Load::Idle,
@@ -1010,6 +1023,7 @@ impl State {
             Pane::AppRegistration if self.several_tenants() => v.push(Ctx::List),
             Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),
             Pane::Remove if matches!(self.remove, OpPhase::Choose) => v.push(Ctx::List),
+            Pane::Subscription if self.group_view => v.push(Ctx::List),
             Pane::Subscription => {
                 v.push(Ctx::List);
                 v.push(Ctx::Filterable);
@@ -1031,6 +1045,12 @@ impl State {
         if self.field.is_none() && self.show_log {
             v.push(Ctx::LogOpen);
         }
+        if self.pane == Pane::Subscription
+            && self.field.is_none()
+            && self.groups.ready().is_some_and(|g| !g.is_empty())
+        {
+            v.push(Ctx::HasGroups);
+        }
         if self.field.is_none()
             && ((self.show_log && !self.log.is_empty())
                 || (v.contains(&Ctx::ListNav) && !self.search_labels().is_empty()))
@@ -1038,6 +1058,47 @@ impl State {
             v.push(Ctx::Searchable);
         }
         v
+    }
+
+    /// The management-group tree as the picker draws it: each readable group that is not below
+    /// another (its tenant's top), then its groups and subscriptions, indented by depth.
+    pub fn group_rows(&self) -> Vec<GroupRow> {
+        let Some(all) = self.groups.ready() else {
+            return vec![];
+        };
+        let below: BTreeSet<String> = all
+            .iter()
+            .flat_map(|r| r.groups.iter().map(|(id, ..)| id.to_lowercase()))
+            .collect();
+        let mut out = vec![];
+        for top in all
+            .iter()
+            .filter(|r| !below.contains(&r.group_id.to_lowercase()))
+        {
+            out.push(GroupRow {
+                depth: 0,
+                group: Some(top.group_id.clone()),
+                text: top.display_name.clone(),
+                count: Some(top.targets.len()),
+            });
+            group_rows_below(self, all, top, &top.group_id, 1, &mut out);
+        }
+        out
+    }
+
+    /// A resolved group by id.
+    pub fn group(&self, id: &str) -> Option<&crate::onboard::fleet::MgResolved> {
+        self.groups
+            .ready()?
+            .iter()
+            .find(|r| r.group_id.eq_ignore_ascii_case(id))
+    }
+
+    /// The group highlighted in the picker's tree.
+    pub fn selected_group(&self) -> Option<&crate::onboard::fleet::MgResolved> {
+        let rows = self.group_rows();
+        let id = rows.get(self.group_sel)?.group.clone()?;
+        self.group(&id)
     }
 
     /// The rows of the list on screen, as the search matches them (empty: no list to search).
@@ -1069,6 +1130,17 @@ impl State {
                 v.push("create a new Spot account".into());
                 v
             }
+            Pane::Subscription if self.group_view => self
+                .group_rows()
+                .into_iter()
+                .map(|r| {
+                    if r.group.is_some() {
+                        r.text
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect(),
             Pane::Subscription => self
                 .visible_subscriptions()
                 .iter()
@@ -1104,6 +1176,80 @@ pub fn account_choice(s: &State) -> crate::onboard::SpotAccountChoice {
 
 /// A Spot account a rotation changes: account id, name, subscription, the key id it holds.
 pub type RotatedRow = (String, String, String, Option<String>);
+
+/// One row of the picker's management-group tree: a group (its id; `count` the enabled
+/// subscriptions below it, nested included) or a subscription placed in the group above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub depth: usize,
+    pub group: Option<String>,
+    pub text: String,
+    pub count: Option<usize>,
+}
+
+fn group_rows_below(
+    s: &State,
+    all: &[crate::onboard::fleet::MgResolved],
+    top: &crate::onboard::fleet::MgResolved,
+    id: &str,
+    depth: usize,
+    out: &mut Vec<GroupRow>,
+) {
+    for (line, _) in top
+        .placement
+        .iter()
+        .filter(|(_, g)| g.eq_ignore_ascii_case(id))
+    {
+        // A subscription the sign-in sees: by name first (its id shortened), and why it is
+        // left out when it is.
+        let id = line.split(' ').next().unwrap_or_default();
+        let known = s.discovery.ready().and_then(|d| {
+            d.subscriptions
+                .iter()
+                .find(|x| x.subscription_id.eq_ignore_ascii_case(id))
+        });
+        let text = match known {
+            Some(x) if x.selectable() => {
+                format!("{} {}", x.display_name, short(&x.subscription_id))
+            }
+            Some(x) => format!(
+                "{} {} ({}: left out)",
+                x.display_name,
+                short(&x.subscription_id),
+                x.state
+            ),
+            None => line.clone(),
+        };
+        out.push(GroupRow {
+            depth,
+            group: None,
+            text,
+            count: None,
+        });
+    }
+    for (g, _, name) in top
+        .groups
+        .iter()
+        .filter(|(_, p, _)| p.eq_ignore_ascii_case(id))
+    {
+        out.push(GroupRow {
+            depth,
+            group: Some(g.clone()),
+            text: name.clone(),
+            count: all
+                .iter()
+                .find(|r| r.group_id.eq_ignore_ascii_case(g))
+                .map(|r| r.targets.len()),
+        });
+        if depth < 8 {
+            group_rows_below(s, all, top, g, depth + 1, out);
+        }
+    }
+}
+
+fn short(id: &str) -> String {
+    format!("{}…", id.chars().take(8).collect::<String>())
+}
 
 /// What a rotation in the chosen tenant changes, as read before its yes: each Spot account
 /// connected through our app (account id, name, subscription) with the key id it holds now,

@@ -31,6 +31,7 @@ mod sim_authorize;
 mod sim_contract;
 mod ui_browser;
 mod ui_e2e_tmux;
+mod ui_groups;
 mod ui_lists;
 mod ui_readme;
 mod ui_snapshots;

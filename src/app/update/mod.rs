@@ -56,6 +56,8 @@ pub enum Action {
     Discovered(Result<Discovery, ErrorInfo>),
     /// The tenants the sign-in sees, listed before their subscriptions (to name them).
     TenantsListed(Vec<crate::azure::discovery::Tenant>),
+    /// The management groups the sign-in can read, resolved (the picker's group tree).
+    GroupsListed(Result<Vec<crate::onboard::fleet::MgResolved>, ErrorInfo>),
     /// The discovered subscriptions this state directory's records show connected.
     KnownConnected(std::collections::BTreeSet<String>),
     Planned {
@@ -82,6 +84,8 @@ pub struct Choices {
     pub spot_account: SpotAccountChoice,
     /// Take over connections that are not ours (the review's `t`, `--take-over`).
     pub take_over: bool,
+    /// A whole management group chosen in the picker (`--management-group`).
+    pub management_group: Option<crate::onboard::fleet::MgScope>,
 }
 
 /// Work the loop must start.
@@ -159,6 +163,17 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
         Action::Discovered(r) => signin::on_discovered(s, r, at),
         Action::TenantsListed(ts) => {
             s.tenants_listed = ts;
+            vec![]
+        }
+        Action::GroupsListed(r) => {
+            match r {
+                Ok(g) => {
+                    log(s, format!("{} management group(s) readable", g.len()));
+                    s.groups = Load::Ready(g);
+                }
+                // The subscriptions stay choosable: the group choice is not offered.
+                Err(e) => s.groups = Load::Failed(failed(s, "listing management groups", None, e)),
+            }
             vec![]
         }
         Action::KnownConnected(ids) => {

@@ -17,6 +17,7 @@ fn list_sel(s: &State) -> usize {
         Pane::Rotate => s.tenant_sel,
         Pane::Remove => s.remove_sel,
         Pane::SpotAccount => s.account_sel,
+        Pane::Subscription if s.group_view => s.group_sel,
         Pane::Subscription => s.sub_sel,
         _ => 0,
     }
@@ -29,6 +30,7 @@ fn set_list_sel(s: &mut State, i: usize) {
         Pane::Rotate => s.tenant_sel = i,
         Pane::Remove => s.remove_sel = i,
         Pane::SpotAccount => s.account_sel = i,
+        Pane::Subscription if s.group_view => s.group_sel = i,
         Pane::Subscription => s.sub_sel = i,
         _ => {}
     }
