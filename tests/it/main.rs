@@ -35,6 +35,7 @@ mod ui_groups;
 mod ui_lists;
 mod ui_readme;
 mod ui_snapshots;
+mod ui_styles;
 mod ui_tenants;
 mod ui_update;
 mod workload_identity;

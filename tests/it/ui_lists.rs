@@ -121,21 +121,6 @@ fn the_search_works_in_every_list_and_the_help_names_it() {
     assert!(help.contains("f  find"), "{help}");
 }
 
-fn with_log(n: usize) -> State {
-    let mut s = at_subscription();
-    for i in 0..n {
-        feed(
-            &mut s,
-            4.0 + i as f64,
-            vec![Action::Progress(Progress::Log {
-                message: format!("line {i}"),
-            })],
-        );
-    }
-    feed(&mut s, 30.0, vec![ch('l')]);
-    s
-}
-
 #[test]
 fn the_log_pane_scrolls_shows_times_and_names_its_file() {
     let mut s = with_log(20);
@@ -211,48 +196,6 @@ fn chunks(line: &str) -> Vec<String> {
 
 fn footer(screen: &str) -> String {
     screen.lines().last().unwrap_or_default().to_string()
-}
-
-/// Every pane and overlay the tests build, named.
-fn every_pane() -> Vec<(&'static str, State)> {
-    let mut v = vec![
-        ("start", home_state()),
-        ("spot_account", started_state()),
-        ("subscription", at_subscription()),
-        ("confirm", at_confirm()),
-        ("apply", waiting()),
-    ];
-    let mut s = started_state();
-    feed(&mut s, 1.0, vec![enter()]);
-    v.push(("azure_login", s));
-    let mut s = at_subscription();
-    feed(&mut s, 5.0, vec![enter()]);
-    v.push(("app_registration", s.clone()));
-    feed(&mut s, 5.1, vec![enter()]);
-    v.push(("client_secret", s.clone()));
-    feed(&mut s, 5.2, vec![enter()]);
-    v.push(("custom_role", s));
-    let mut s = at_subscription();
-    feed(&mut s, 4.0, vec![ch('/'), ch('c')]);
-    v.push(("filtering", s));
-    let mut s = at_subscription();
-    feed(&mut s, 4.0, vec![ch('f'), ch('c')]);
-    v.push(("searching", s));
-    v.push(("log", with_log(3)));
-    let mut s = waiting();
-    feed(&mut s, 21.0, vec![ch('q')]);
-    v.push(("quit_prompt", s));
-    let mut s = at_subscription();
-    feed(&mut s, 4.0, vec![ch('?')]);
-    v.push(("help", s));
-    for (i, name) in [(1, "status"), (2, "rotate"), (3, "remove")] {
-        let mut s = home_state();
-        let mut keys = vec![key(KeyCode::Down); i];
-        keys.push(enter());
-        feed(&mut s, 1.0, keys);
-        v.push((name, s));
-    }
-    v
 }
 
 #[test]
