@@ -1,5 +1,6 @@
 //! Drawing: a pure function of `app::State` and the time passed in (no I/O, no clock reads).
-//! 16 ANSI colours only; none at all when `NO_COLOR` is set (`State::color`).
+//! 16 ANSI colours only, never grey (secondary text is dim, placeholders dim italic: readable
+//! on light and dark themes alike); none at all when `NO_COLOR` is set (`State::color`).
 
 mod life;
 mod panes;
@@ -48,17 +49,15 @@ impl Theme {
     pub(crate) fn accent(&self) -> Style {
         self.fg(Color::Cyan)
     }
+    /// Secondary text (legend, times, ids, what cannot be chosen): the terminal's own dim,
+    /// never grey (palette colour 8 is unreadable on Solarized Dark and near-invisible on
+    /// some light themes); with or without colour alike.
     pub(crate) fn dim(&self) -> Style {
-        if self.color {
-            Style::default().fg(Color::DarkGray)
-        } else {
-            Style::default().add_modifier(Modifier::DIM)
-        }
-    }
-    /// Secondary text (times, legends, placeholders): dimmed by a modifier, never a grey
-    /// colour (palette 8 is unreadable on some dark themes, e.g. Solarized Dark).
-    pub(crate) fn faint(&self) -> Style {
         Style::default().add_modifier(Modifier::DIM)
+    }
+    /// A text field's placeholder: dim and italic, so it never reads as typed text.
+    pub(crate) fn placeholder(&self) -> Style {
+        Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC)
     }
     pub(crate) fn bold(&self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
@@ -334,7 +333,7 @@ fn draw_log(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
                 .as_ref()
                 .is_some_and(|f| l.text.to_lowercase().contains(f.as_str()));
             Line::from(vec![
-                Span::styled(stamp, t.faint()),
+                Span::styled(stamp, t.dim()),
                 Span::styled(l.text.clone(), if hit { t.key() } else { Style::default() }),
             ])
         })

@@ -70,3 +70,45 @@ fn the_svg_keeps_each_cell_s_text_and_style() {
     // Text is escaped.
     assert!(!svg.contains("<>"));
 }
+
+/// Issue 21 §15: grey (palette colour 8, DarkGray; and 7/Gray, as dim on light themes) is
+/// unreadable on some themes: secondary text is dim or italic instead, on every pane, with
+/// colour and without.
+#[test]
+fn no_cell_is_drawn_in_grey() {
+    use ratatui::style::Color;
+    let grey = |c: Color| {
+        matches!(
+            c,
+            Color::DarkGray | Color::Indexed(8) | Color::Gray | Color::Indexed(7)
+        )
+    };
+    for (name, mut s) in every_pane() {
+        for color in [true, false] {
+            s.color = color;
+            let buf = buffer(&s, 80, 24, now(40.0));
+            for y in 0..buf.area.height {
+                for x in 0..buf.area.width {
+                    let c = &buf[(x, y)];
+                    assert!(
+                        !grey(c.fg) && !grey(c.bg),
+                        "{name} (colour {color}) at {x},{y} {:?}: {}",
+                        c.symbol(),
+                        style_code(c)
+                    );
+                }
+            }
+        }
+    }
+    // The legend and placeholders are still set apart: by the dim modifier.
+    let s = at_subscription();
+    let styled = render_styled(&s, 80, 24, now(4.0));
+    assert!(
+        styled.contains(" DI,") || styled.contains(" DI\n"),
+        "the filter's placeholder is dim italic:\n{styled}"
+    );
+    assert!(
+        styled.contains(" D,") || styled.contains(" D\n"),
+        "the legend is dim:\n{styled}"
+    );
+}
