@@ -306,3 +306,38 @@ fn the_rotate_prompt_lists_the_accounts_and_key_ids_it_changes() {
         "{screen}"
     );
 }
+
+#[test]
+fn enter_on_a_group_plans_the_whole_group_and_choosing_subscriptions_again_drops_it() {
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![Action::GroupsListed(Ok(groups()))]);
+    feed(&mut s, 4.1, vec![ch('m'), key(KeyCode::Down)]);
+    assert_eq!(
+        s.selected_group().map(|g| g.group_id.as_str()),
+        Some("contoso-prod"),
+        "↓ skips the subscriptions' rows to the nested group"
+    );
+    feed(&mut s, 4.2, vec![key(KeyCode::Up)]);
+    let fx = feed(&mut s, 4.3, vec![enter()]);
+    let plan = fx.iter().find_map(|e| match e {
+        Effect::Plan {
+            targets, choices, ..
+        } => Some((targets.clone(), choices.clone())),
+        _ => None,
+    });
+    let (targets, choices) = plan.expect("Enter on a group plans");
+    assert_eq!(targets.len(), 2);
+    assert_eq!(
+        choices.management_group.map(|g| g.id),
+        Some("contoso-platform".to_string())
+    );
+    // Back, the subscription list, one subscription: no longer the group's run.
+    feed(&mut s, 5.0, vec![key(KeyCode::Esc), ch('m')]);
+    assert!(!s.group_view);
+    let fx = feed(&mut s, 5.1, vec![enter()]);
+    let again = fx.iter().find_map(|e| match e {
+        Effect::Plan { choices, .. } => Some(choices.management_group.clone()),
+        _ => None,
+    });
+    assert_eq!(again, Some(None), "planned again, without the group");
+}

@@ -247,6 +247,12 @@ pub(super) fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, are
                     ),
                 ]));
             }
+            if let Some(n) = s.groups.ready().map(Vec::len).filter(|n| *n > 0) {
+                lines.push(Line::from(vec![
+                    Span::styled("m", t.key()),
+                    Span::raw(format!(" a whole management group instead ({n} readable)")),
+                ]));
+            }
             if !d.skipped.is_empty() {
                 lines.push(Line::from(Span::styled(
                     format!("{} tenant(s) could not be read (see log)", d.skipped.len()),

@@ -922,7 +922,64 @@ pub fn every_pane() -> Vec<(&'static str, State)> {
         vec![Action::Applied(Ok(run_report())), enter()],
     );
     v.push(("done", s));
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![Action::GroupsListed(Ok(groups()))]);
+    v.push(("subscription_with_groups", s.clone()));
+    feed(&mut s, 4.1, vec![ch('m')]);
+    v.push(("management_groups", s));
     v
+}
+
+/// Contoso's management groups as resolved: "Platform" holds Staging and the nested
+/// "Production" (Contoso Production); the cancelled subscription is left out.
+pub fn groups() -> Vec<spot_connect::onboard::fleet::MgResolved> {
+    use spot_connect::onboard::Target;
+    use spot_connect::onboard::fleet::MgResolved;
+    let target = |id: &str, name: &str| Target {
+        tenant_id: TENANT.into(),
+        subscription_id: id.into(),
+        subscription_name: name.into(),
+    };
+    let line = |id: &str, name: &str| format!("{id} {name}");
+    let prod = MgResolved {
+        tenant_id: TENANT.into(),
+        group_id: "contoso-prod".into(),
+        display_name: "Production".into(),
+        targets: vec![target(SUB, "Contoso Production")],
+        placement: vec![(line(SUB, "Contoso Production"), "contoso-prod".into())],
+        ..Default::default()
+    };
+    let platform = MgResolved {
+        tenant_id: TENANT.into(),
+        group_id: "contoso-platform".into(),
+        display_name: "Platform".into(),
+        targets: vec![
+            target(SUB3, "Contoso Staging"),
+            target(SUB, "Contoso Production"),
+        ],
+        not_enabled: vec![(
+            target(SUB_DISABLED, "Legacy (cancelled)"),
+            "Disabled".into(),
+        )],
+        groups: vec![(
+            "contoso-prod".into(),
+            "contoso-platform".into(),
+            "Production".into(),
+        )],
+        placement: vec![
+            (line(SUB3, "Contoso Staging"), "contoso-platform".into()),
+            (
+                format!(
+                    "{} (Disabled: not connected)",
+                    line(SUB_DISABLED, "Legacy (cancelled)")
+                ),
+                "contoso-platform".into(),
+            ),
+            (line(SUB, "Contoso Production"), "contoso-prod".into()),
+        ],
+        ..Default::default()
+    };
+    vec![platform, prod]
 }
 
 /// Renders `s` and returns the test terminal's buffer (text and styles).
