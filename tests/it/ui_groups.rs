@@ -170,6 +170,25 @@ async fn the_picker_offers_a_whole_management_group_and_connects_it_as_apply_doe
         .collect();
     assert!(!at_group.is_empty(), "{:#?}", item_lines(&plan));
 
+    // The review shows that plan: the group's assignment, every subscription.
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        5.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(plan.clone()),
+            },
+            enter(),
+            enter(),
+            enter(),
+        ],
+    );
+    assert_eq!(s.pane, Pane::Confirm);
+    let review = render(&s, 120, 40, now(5.5));
+    println!("--- review of a management group (120x40) ---\n{review}");
+    assert!(review.contains(seed::MG_SPOT), "{review}");
     // Confirming it (the review's Enter) applies that plan: the subscriptions are connected.
     let (ptx, _prx) = tokio::sync::mpsc::unbounded_channel();
     let run = onboard::apply(&session, &plan, ptx).await;
