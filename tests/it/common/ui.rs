@@ -1170,7 +1170,7 @@ pub mod svg {
                         attrs.push_str(" text-decoration=\"underline\"");
                     }
                     texts.push_str(&format!(
-                        "<text x=\"{}\" y=\"{}\" textLength=\"{}\" lengthAdjust=\"spacingAndGlyphs\" xml:space=\"preserve\" {attrs}>{}</text>\n",
+                        "<text x=\"{}\" y=\"{}\" textLength=\"{}\" lengthAdjust=\"spacingAndGlyphs\" xml:space=\"preserve\" style=\"white-space:pre\" {attrs}>{}</text>\n",
                         x * CW,
                         y * CH + 14,
                         (end - x) * CW,
