@@ -59,6 +59,25 @@ async fn the_picker_offers_a_whole_management_group_and_connects_it_as_apply_doe
         "{ids:?}"
     );
 
+    // The nested group is derived from its parent's resolution (no second discovery), and is
+    // what resolving it alone gives.
+    let nested = groups
+        .iter()
+        .find(|g| g.group_id == seed::MG_SPOT_PROD)
+        .unwrap();
+    let alone = onboard::fleet::resolve(&session, seed::MG_SPOT_PROD, &[])
+        .await
+        .expect("resolve the nested group");
+    let ids = |v: &[onboard::Target]| {
+        let mut v: Vec<String> = v.iter().map(|t| t.subscription_id.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&nested.targets), ids(&alone.targets));
+    assert_eq!(nested.display_name, alone.display_name);
+    assert_eq!(nested.groups, alone.groups);
+    assert_eq!(nested.placement.len(), alone.placement.len());
+
     // The wizard, fed what the runtime would feed it.
     let mut s: State = started_state();
     feed(&mut s, 1.0, vec![enter()]);
