@@ -323,6 +323,13 @@ fn demo_with_enter_only_ends_connected() {
     t.send(1, "q");
     assert_eq!(t.exit_code(1), 0);
     t.assert_terminal_restored(1);
+    // What was written and where its report and the log are, after the full screen.
+    let after = t.wait_for(1, "report: ", Duration::from_secs(10));
+    println!("--- after the wizard ---\n{after}");
+    assert!(
+        after.contains("is connected to") /* lines wrap at 80 */ && after.contains("log: "),
+        "{after}"
+    );
 }
 
 /// The picker's rows that can be chosen ("[ ]" or "[x]"), and which of them is highlighted.
@@ -406,6 +413,25 @@ fn sigterm_and_sighup_restore_the_terminal_and_a_next_run_resumes() {
         assert!(ok, "kill {sig} {pid}");
         assert_eq!(t.exit_code(n), 130, "interrupted");
         t.assert_terminal_restored(n);
+        // What state things are in: nothing written before the review's Enter; after it, what
+        // the run wrote so far (or, had it finished in time, what it connected).
+        let said = |s: &str| {
+            if n == 1 {
+                s.contains("nothing was changed in Azure or Spot")
+            } else {
+                s.contains("onboarding stopped before it finished") || s.contains("report: ")
+            }
+        };
+        let t0 = Instant::now();
+        while !said(&t.screen(n)) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "run {n} did not say what state things are in:\n{}",
+                t.screen(n)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("--- after {sig} ---\n{}", t.screen(n));
     }
     t.start(3);
     let done = t.enter_until(3, "is connected to Spot", Duration::from_secs(90));
