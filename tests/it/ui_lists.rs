@@ -356,3 +356,30 @@ fn a_group_below_a_resolved_one_is_derived_from_it() {
     assert_eq!(top.targets, all[0].targets);
     assert_eq!(top.not_enabled.len(), 1);
 }
+
+#[test]
+fn leaving_after_a_rotation_says_what_it_changed() {
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![key(KeyCode::Down), key(KeyCode::Down), enter(), enter()],
+    );
+    feed(&mut s, 1.5, vec![Action::StatusRead(Ok(rotate_statuses()))]);
+    // Quit at the prompt: nothing was changed.
+    assert_eq!(
+        closing_lines(&s)[0],
+        "spot-connect: nothing was changed in Azure or Spot"
+    );
+    feed(
+        &mut s,
+        2.0,
+        vec![ch('y'), Action::Rotated(Ok(Box::new(rotate_report(true))))],
+    );
+    let text = closing_lines(&s).join("\n");
+    assert!(
+        text.contains("rotated the client secret in tenant 72f988bf-86f1-41af-91ab-2d7cd011db47"),
+        "{text}"
+    );
+    assert!(text.contains("hold the new secret"), "{text}");
+}
