@@ -47,6 +47,21 @@ pub enum Cmd {
     SelectAll,
     SelectNone,
     SelectInvert,
+    /// Open the search (`f`): typed letters jump to the next row (or log line) matching them.
+    Search,
+    /// In the search: the next / previous match.
+    SearchNext,
+    SearchPrev,
+    /// Leave the search where it found; leave it going back to where it began.
+    SearchDone,
+    SearchCancel,
+    /// The log pane: scroll a page back / on, to its first / newest line.
+    LogPageUp,
+    LogPageDown,
+    LogTop,
+    LogBottom,
+    /// The picker: the management-group tree instead of the subscriptions, and back.
+    Groups,
     /// Close the sign-in-again box (the sign-in goes on waiting).
     CloseSignIn,
     /// Show the sign-in-again box that was closed.
@@ -111,6 +126,14 @@ pub enum Ctx {
     SignInAgainNav,
     /// A sign-in again waits, its box closed.
     SignInAgainHidden,
+    /// The search is open: it takes the keys (letters are its text).
+    Searching,
+    /// There is something to search: a list with rows, or the log pane.
+    Searchable,
+    /// The log pane is open (no field has the focus): the page keys scroll it.
+    LogOpen,
+    /// The picker, with management groups the sign-in can read.
+    HasGroups,
 }
 
 /// A key: its code and the modifiers that must be held.
@@ -154,6 +177,38 @@ pub struct Binding {
 
 /// The keymap. Order matters: the first binding whose key matches in an active context wins.
 pub const KEYMAP: &[Binding] = &[
+    Binding {
+        keys: &[k(KeyCode::Enter)],
+        key_label: "Enter",
+        cmd: Cmd::SearchDone,
+        label: "done",
+        contexts: &[Ctx::Searching],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Esc)],
+        key_label: "Esc",
+        cmd: Cmd::SearchCancel,
+        label: "back",
+        contexts: &[Ctx::Searching],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Down), ctrl('n'), k(KeyCode::Tab)],
+        key_label: "↓",
+        cmd: Cmd::SearchNext,
+        label: "next",
+        contexts: &[Ctx::Searching],
+        footer: true,
+    },
+    Binding {
+        keys: &[k(KeyCode::Up), ctrl('p'), k(KeyCode::BackTab)],
+        key_label: "↑",
+        cmd: Cmd::SearchPrev,
+        label: "previous",
+        contexts: &[Ctx::Searching],
+        footer: true,
+    },
     Binding {
         keys: &[c('t')],
         key_label: "t",
@@ -294,6 +349,39 @@ pub const KEYMAP: &[Binding] = &[
         // The filter's box says "Enter/Tab: done".
         footer: false,
     },
+    // The log pane, when open, takes the page keys (↑/↓ still move in the list).
+    Binding {
+        keys: &[k(KeyCode::PageUp)],
+        key_label: "PgUp",
+        cmd: Cmd::LogPageUp,
+        label: "log: page back",
+        contexts: &[Ctx::LogOpen],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::PageDown)],
+        key_label: "PgDn",
+        cmd: Cmd::LogPageDown,
+        label: "log: page on",
+        contexts: &[Ctx::LogOpen],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::Home)],
+        key_label: "Home",
+        cmd: Cmd::LogTop,
+        label: "log: first line",
+        contexts: &[Ctx::LogOpen],
+        footer: false,
+    },
+    Binding {
+        keys: &[k(KeyCode::End)],
+        key_label: "End",
+        cmd: Cmd::LogBottom,
+        label: "log: newest line",
+        contexts: &[Ctx::LogOpen],
+        footer: false,
+    },
     Binding {
         keys: &[k(KeyCode::Up)],
         key_label: "↑",
@@ -399,12 +487,28 @@ pub const KEYMAP: &[Binding] = &[
         footer: true,
     },
     Binding {
+        keys: &[c('m')],
+        key_label: "m",
+        cmd: Cmd::Groups,
+        label: "groups",
+        contexts: &[Ctx::HasGroups],
+        footer: true,
+    },
+    Binding {
         keys: &[c('/')],
         key_label: "/",
         cmd: Cmd::Filter,
         label: "filter",
         contexts: &[Ctx::Filterable],
         footer: true,
+    },
+    Binding {
+        keys: &[c('f')],
+        key_label: "f",
+        cmd: Cmd::Search,
+        label: "find",
+        contexts: &[Ctx::Searchable],
+        footer: false,
     },
     Binding {
         keys: &[c('b')],
@@ -470,6 +574,16 @@ pub const HELP_GROUPS: &[(&[Cmd], &str)] = &[
     (&[Cmd::Up, Cmd::Down], "move up / down"),
     (&[Cmd::PageUp, Cmd::PageDown], "page up / down"),
     (&[Cmd::Top, Cmd::Bottom], "first / last row"),
+    (
+        &[
+            Cmd::LogPageUp,
+            Cmd::LogPageDown,
+            Cmd::LogTop,
+            Cmd::LogBottom,
+        ],
+        "log: page back / on, first / newest line",
+    ),
+    (&[Cmd::SearchNext, Cmd::SearchPrev], "next / previous match"),
     (
         &[Cmd::SelectAll, Cmd::SelectNone, Cmd::SelectInvert],
         "select all / none / invert (those shown)",

@@ -5,6 +5,8 @@
 //! (sign-in, lookups, plan, apply) the loop starts; `ui::draw` is a pure function of the state.
 
 pub mod clipboard;
+pub mod closing;
+pub mod groups;
 pub mod keymap;
 mod runtime;
 pub mod state;

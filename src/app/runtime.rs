@@ -97,6 +97,7 @@ async fn setup(cli: &Cli, tx: &UnboundedSender<Action>) -> Result<Setup, Error> 
         secret_months: opts.secret_months,
         size,
         state_dir: Some(shown_path(&session.state_dir)),
+        log_path: Some(shown_path(&crate::logging::log_path(&session.state_dir))),
         subscriptions: opts.subscriptions.clone(),
     };
     Ok(Setup {
@@ -188,29 +189,12 @@ pub async fn run(cli: &Cli) -> i32 {
         let _ = input.join();
     }
     signals.abort();
-    let finished: Vec<&crate::onboard::model::Report> = match state.as_ref().map(|s| &s.run) {
-        Some(super::state::Run::Finished(b)) => b.reports.iter().collect(),
-        _ => vec![],
-    };
-    for r in finished {
-        let what = if r.verdict == crate::onboard::model::Verdict::Connected {
-            "is connected to Spot"
-        } else {
-            "was NOT connected"
-        };
-        // The terminal may be gone (SSH drop): a failed write must not panic.
+    // What state things are in, whatever pane the wizard ended on (the terminal may be gone
+    // after an SSH drop: a failed write must not panic).
+    if let Some(st) = state.as_ref() {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "spot-connect: {} ({}) {what}",
-            r.subscription_name, r.subscription_id
-        );
-        if let Some(p) = &r.report_path {
-            let _ = writeln!(out, "report: {}", p.display());
-            if let Some(dir) = p.parent().and_then(|d| d.parent()) {
-                let log = crate::logging::log_path(dir);
-                let _ = writeln!(out, "log: {}", log.display());
-            }
+        for l in super::closing::closing_lines(st) {
+            let _ = writeln!(out, "{l}");
         }
     }
     code
@@ -357,6 +341,9 @@ struct Runner {
 }
 
 impl Runner {
+    // `..Default::default()` stays although every field is set today: a field added to
+    // Settings (other branches add some) keeps its default here.
+    #[allow(clippy::needless_update)]
     fn settings(&self, c: &Choices) -> Settings {
         Settings {
             app_name: c.app_name.clone(),
@@ -366,6 +353,7 @@ impl Runner {
             spot_account: c.spot_account.clone(),
             policy_file: self.settings_cli.policy.clone(),
             take_over: c.take_over,
+            management_group: c.management_group.clone(),
             ..Default::default()
         }
     }
@@ -437,12 +425,22 @@ impl Runner {
                             .collect();
                         tokio::task::spawn_blocking(move || known_connected(&dir, &subs))
                     });
+                    let tenants: Vec<String> = d
+                        .as_ref()
+                        .map(|d| d.tenants.iter().map(|t| t.tenant_id.clone()).collect())
+                        .unwrap_or_default();
+                    let found = d.is_ok();
                     let _ = tx.send(Action::Discovered(d.map_err(|e| info(&e))));
                     if let Some(Ok(ids)) = match known {
                         Some(h) => Some(h.await),
                         None => None,
                     } {
                         let _ = tx.send(Action::KnownConnected(ids));
+                    }
+                    // The picker's "whole management group" choice: the readable groups' trees.
+                    if found {
+                        let r = super::groups::list_groups(&s, &tenants).await;
+                        let _ = tx.send(Action::GroupsListed(r.map_err(|e| info(&e))));
                     }
                 }
                 Err(e) => {

@@ -337,6 +337,15 @@ pub struct State {
     pub selected: BTreeSet<String>,
     /// Every subscription of the run (several: bulk); `target` is the first.
     pub targets: Vec<Target>,
+    /// The management groups the sign-in can read, resolved (the picker's "whole management
+    /// group" choice).
+    pub groups: Load<Vec<crate::onboard::fleet::MgResolved>>,
+    /// The picker shows the management-group tree (`m`) instead of the subscriptions.
+    pub group_view: bool,
+    /// Index into `group_rows()` (a group's row).
+    pub group_sel: usize,
+    /// The run is for a whole management group (chosen in the picker): the engine's scope.
+    pub chosen_group: Option<crate::onboard::fleet::MgScope>,
     /// Subscriptions this state directory's records show connected (the picker's badge).
     pub connected: BTreeSet<String>,
     /// Per subscription of a bulk run: its latest step and status.
@@ -348,6 +357,9 @@ pub struct State {
     /// Index into the tenants of the discovery.
     pub tenant_sel: usize,
     pub rotate: OpPhase<Box<RotateReport>>,
+    /// Before the rotation's yes: the tenant's subscriptions as read (status), so the prompt
+    /// lists the Spot accounts and the key ids the rotation changes.
+    pub rotate_preview: Load<Vec<SubscriptionStatus>>,
     /// Index into the selectable subscriptions (Remove).
     pub remove_sel: usize,
     pub removal_plans: Vec<RemovalPlan>,
@@ -388,7 +400,16 @@ pub struct State {
 
     /// The state directory, as shown; report paths under it are shown relative to it.
     pub state_dir: Option<String>,
-    pub log: VecDeque<String>,
+    pub log: VecDeque<LogLine>,
+    /// The log file's path, as shown (the log pane's title names it).
+    pub log_path: Option<String>,
+    /// Lines the log pane is scrolled back from its end (0: it follows the newest).
+    pub log_scroll: usize,
+    /// The search open (`f`), if any.
+    pub search: Option<Search>,
+    /// The time of the latest action (time since the wizard started): what log lines are
+    /// stamped with.
+    pub clock: Duration,
     pub show_log: bool,
     pub show_help: bool,
     pub confirm_quit: bool,
@@ -400,6 +421,35 @@ pub struct State {
 }
 
 pub const LOG_LINES: usize = 200;
+
+/// One line of the log pane: when it came (time since the wizard started; shown as the wall
+/// clock's HH:MM:SS, from the frame's `Now`) and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: Duration,
+    pub text: String,
+}
+
+/// What the search (`f`) looks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchIn {
+    /// The list on screen: its highlight jumps to the next row matching the typed text.
+    List,
+    /// The log pane: it scrolls to the next line matching.
+    Log,
+}
+
+/// Type-to-search (`f`, then letters). While it is open typed keys go to it; ↓/↑ (Ctrl-N /
+/// Ctrl-P) jump to the next / previous match, Enter keeps the place found, Esc goes back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    pub within: SearchIn,
+    pub text: String,
+    /// The highlighted row (list) or the scroll (log) when the search began (Esc returns).
+    pub origin: usize,
+    /// The typed text matches nothing.
+    pub missed: bool,
+}
 
 fn field(placeholder: &str, text: &str) -> TextArea<'static> {
     let mut t = TextArea::new(vec![text.to_string()]);
@@ -423,6 +473,8 @@ pub struct Init {
     pub size: (u16, u16),
     /// The state directory, as shown (`~/…` under the home directory).
     pub state_dir: Option<String>,
+    /// The log file's path, as shown.
+    pub log_path: Option<String>,
     /// `--subscription` ids: preselected, and the start screen is skipped.
     pub subscriptions: Vec<String>,
 }
@@ -483,12 +535,17 @@ impl State {
             selected: init.subscriptions.iter().cloned().collect(),
             targets: vec![],
             connected: BTreeSet::new(),
+            groups: Load::Idle,
+            group_view: false,
+            group_sel: 0,
+            chosen_group: None,
             bulk_rows: BTreeMap::new(),
             menu_sel: 0,
             health: Load::Idle,
             health_sel: 0,
             tenant_sel: 0,
             rotate: OpPhase::Choose,
+            rotate_preview: Load::Idle,
             remove_sel: 0,
             removal_plans: vec![],
             removal_rows: vec![],
@@ -519,6 +576,10 @@ impl State {
             last_error: None,
             state_dir: init.state_dir,
             log: VecDeque::new(),
+            log_path: init.log_path,
+            log_scroll: 0,
+            search: None,
+            clock: Duration::ZERO,
             show_log: false,
             show_help: false,
             confirm_quit: false,
@@ -849,6 +910,11 @@ impl State {
             v.push(Ctx::Help);
             return v;
         }
+        // The search takes the keys while open (letters are its text).
+        if self.search.is_some() {
+            v.push(Ctx::Searching);
+            return v;
+        }
         // The sign-in-again box takes the keys: its own, never the pane's behind it.
         if self.reauth_open() {
             v.push(Ctx::SignInAgain);
@@ -958,6 +1024,7 @@ impl State {
             Pane::AppRegistration if self.several_tenants() => v.push(Ctx::List),
             Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => v.push(Ctx::List),
             Pane::Remove if matches!(self.remove, OpPhase::Choose) => v.push(Ctx::List),
+            Pane::Subscription if self.group_view => v.push(Ctx::List),
             Pane::Subscription => {
                 v.push(Ctx::List);
                 v.push(Ctx::Filterable);
@@ -976,7 +1043,119 @@ impl State {
         if self.field.is_none() && v.contains(&Ctx::List) {
             v.push(Ctx::ListNav);
         }
+        if self.field.is_none() && self.show_log {
+            v.push(Ctx::LogOpen);
+        }
+        if self.pane == Pane::Subscription
+            && self.field.is_none()
+            && self.groups.ready().is_some_and(|g| !g.is_empty())
+        {
+            v.push(Ctx::HasGroups);
+        }
+        if self.field.is_none()
+            && ((self.show_log && !self.log.is_empty())
+                || (v.contains(&Ctx::ListNav) && !self.search_labels().is_empty()))
+        {
+            v.push(Ctx::Searchable);
+        }
         v
+    }
+
+    /// The management-group tree as the picker draws it: each readable group that is not below
+    /// another (its tenant's top), then its groups and subscriptions, indented by depth.
+    pub fn group_rows(&self) -> Vec<GroupRow> {
+        let Some(all) = self.groups.ready() else {
+            return vec![];
+        };
+        let below: BTreeSet<String> = all
+            .iter()
+            .flat_map(|r| r.groups.iter().map(|(id, ..)| id.to_lowercase()))
+            .collect();
+        let mut out = vec![];
+        for top in all
+            .iter()
+            .filter(|r| !below.contains(&r.group_id.to_lowercase()))
+        {
+            out.push(GroupRow {
+                depth: 0,
+                group: Some(top.group_id.clone()),
+                text: top.display_name.clone(),
+                count: Some(top.targets.len()),
+            });
+            group_rows_below(self, all, top, &top.group_id, 1, &mut out);
+        }
+        out
+    }
+
+    /// A resolved group by id.
+    pub fn group(&self, id: &str) -> Option<&crate::onboard::fleet::MgResolved> {
+        self.groups
+            .ready()?
+            .iter()
+            .find(|r| r.group_id.eq_ignore_ascii_case(id))
+    }
+
+    /// The group highlighted in the picker's tree.
+    pub fn selected_group(&self) -> Option<&crate::onboard::fleet::MgResolved> {
+        let rows = self.group_rows();
+        let id = rows.get(self.group_sel)?.group.clone()?;
+        self.group(&id)
+    }
+
+    /// The rows of the list on screen, as the search matches them (empty: no list to search).
+    pub fn search_labels(&self) -> Vec<String> {
+        match self.pane {
+            Pane::Start => MENU.iter().map(|(l, _)| l.to_string()).collect(),
+            Pane::Status => self.health.ready().map_or(vec![], |h| {
+                h.iter()
+                    .map(|x| format!("{} {}", x.subscription_name, x.subscription_id))
+                    .collect()
+            }),
+            Pane::Rotate if matches!(self.rotate, OpPhase::Choose) => self
+                .tenants_with_subscriptions()
+                .into_iter()
+                .map(|(id, name)| format!("{name} {id}"))
+                .collect(),
+            Pane::Remove if matches!(self.remove, OpPhase::Choose) => self
+                .selectable_subscriptions()
+                .iter()
+                .map(|x| format!("{} {}", x.display_name, x.subscription_id))
+                .collect(),
+            Pane::SpotAccount => {
+                let mut v = vec!["automatic".to_string()];
+                v.extend(
+                    self.accounts_list()
+                        .iter()
+                        .map(|a| format!("{} {}", a.name, a.account_id)),
+                );
+                v.push("create a new Spot account".into());
+                v
+            }
+            Pane::Subscription if self.group_view => self
+                .group_rows()
+                .into_iter()
+                .map(|r| {
+                    if r.group.is_some() {
+                        r.text
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect(),
+            Pane::Subscription => self
+                .visible_subscriptions()
+                .iter()
+                .map(|x| {
+                    // A row that cannot be chosen is never a match (the highlight skips it).
+                    if x.selectable() {
+                        format!("{} {}", x.display_name, x.subscription_id)
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect(),
+            _ => vec![],
+        }
     }
 }
 
@@ -994,6 +1173,119 @@ pub fn account_choice(s: &State) -> crate::onboard::SpotAccountChoice {
         i if i <= n => SpotAccountChoice::Existing(s.accounts_list()[i - 1].account_id.clone()),
         _ => SpotAccountChoice::New,
     }
+}
+
+/// A Spot account a rotation changes: account id, name, subscription, the key id it holds.
+pub type RotatedRow = (String, String, String, Option<String>);
+
+/// One row of the picker's management-group tree: a group (its id; `count` the enabled
+/// subscriptions below it, nested included) or a subscription placed in the group above it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRow {
+    pub depth: usize,
+    pub group: Option<String>,
+    pub text: String,
+    pub count: Option<usize>,
+}
+
+fn group_rows_below(
+    s: &State,
+    all: &[crate::onboard::fleet::MgResolved],
+    top: &crate::onboard::fleet::MgResolved,
+    id: &str,
+    depth: usize,
+    out: &mut Vec<GroupRow>,
+) {
+    for (line, _) in top
+        .placement
+        .iter()
+        .filter(|(_, g)| g.eq_ignore_ascii_case(id))
+    {
+        // A subscription the sign-in sees: by name first (its id shortened), and why it is
+        // left out when it is.
+        let id = line.split(' ').next().unwrap_or_default();
+        let known = s.discovery.ready().and_then(|d| {
+            d.subscriptions
+                .iter()
+                .find(|x| x.subscription_id.eq_ignore_ascii_case(id))
+        });
+        let text = match known {
+            Some(x) if x.selectable() => {
+                format!("{} {}", x.display_name, short(&x.subscription_id))
+            }
+            Some(x) => format!(
+                "{} {} ({}: left out)",
+                x.display_name,
+                short(&x.subscription_id),
+                x.state
+            ),
+            None => line.clone(),
+        };
+        out.push(GroupRow {
+            depth,
+            group: None,
+            text,
+            count: None,
+        });
+    }
+    for (g, _, name) in top
+        .groups
+        .iter()
+        .filter(|(_, p, _)| p.eq_ignore_ascii_case(id))
+    {
+        out.push(GroupRow {
+            depth,
+            group: Some(g.clone()),
+            text: name.clone(),
+            count: all
+                .iter()
+                .find(|r| r.group_id.eq_ignore_ascii_case(g))
+                .map(|r| r.targets.len()),
+        });
+        if depth < 8 {
+            group_rows_below(s, all, top, g, depth + 1, out);
+        }
+    }
+}
+
+fn short(id: &str) -> String {
+    format!("{}…", id.chars().take(8).collect::<String>())
+}
+
+/// What a rotation in the chosen tenant changes, as read before its yes: each Spot account
+/// connected through our app (account id, name, subscription) with the key id it holds now,
+/// and the key ids of our secrets no account holds. Both kinds are removed once every account
+/// holds the new one.
+pub fn rotate_changes(s: &State) -> (Vec<RotatedRow>, Vec<String>) {
+    let Some(rows) = s.rotate_preview.ready() else {
+        return (vec![], vec![]);
+    };
+    let mut accounts: Vec<RotatedRow> = vec![];
+    let mut unheld: Vec<String> = vec![];
+    for r in rows {
+        let app = r.app.as_ref().map(|a| a.app_id.to_lowercase());
+        if let Some(acc) = &r.spot_account {
+            let through_ours = acc
+                .credentials
+                .as_ref()
+                .and_then(|c| c.client_id.as_ref())
+                .is_some_and(|c| Some(c.to_lowercase()) == app);
+            if through_ours && !accounts.iter().any(|(id, ..)| id == &acc.account_id) {
+                accounts.push((
+                    acc.account_id.clone(),
+                    acc.name.clone(),
+                    r.subscription_id.clone(),
+                    r.secret.as_ref().map(|k| k.key_id.clone()),
+                ));
+            }
+        }
+        for k in &r.unheld_secrets {
+            if !unheld.contains(k) {
+                unheld.push(k.clone());
+            }
+        }
+    }
+    (accounts, unheld)
 }
 
 /// A named Spot account holds one subscription: it cannot take several.

@@ -437,6 +437,16 @@ impl Arm {
         }
     }
 
+    /// The management groups the caller may read in this tenant (`GET
+    /// /providers/Microsoft.Management/managementGroups`, every page).
+    pub async fn list_management_groups(&self) -> Result<Vec<ManagementGroup>> {
+        let url = format!(
+            "{}/providers/Microsoft.Management/managementGroups?api-version={MG_API_VERSION}",
+            self.base
+        );
+        self.list(url).await
+    }
+
     /// Everything below a management group (groups and subscriptions, nested included), every
     /// page (`nextLink`).
     pub async fn management_group_descendants(&self, id: &str) -> Result<Vec<Descendant>> {

@@ -3,7 +3,7 @@
 
 use super::widgets::{error_lines, fit, loading, para, short_id};
 use super::{Theme, fmt_elapsed, spinner};
-use crate::app::state::{Load, MENU, Now, OpLine, OpPhase, State, Status};
+use crate::app::state::{Load, MENU, Now, OpLine, OpPhase, State, Status, rotate_changes};
 use crate::onboard::remove::RemovalAction;
 use crate::onboard::status::Health;
 use ratatui::Frame;
@@ -257,6 +257,14 @@ pub(super) fn rotate(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rec
                     Span::styled(format!(" {id}"), t.dim()),
                 ]));
             }
+            if matches!(s.rotate, OpPhase::Planning { .. }) {
+                lines.push(Line::from(""));
+                lines.push(loading(
+                    "reading which Spot accounts use the app (nothing is changed yet)…",
+                    t,
+                    now,
+                ));
+            }
         }
         OpPhase::Confirm => {
             let (id, name) = chosen.unwrap_or_default();
@@ -265,6 +273,62 @@ pub(super) fn rotate(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rec
                 Span::styled(format!("{name} ({id})"), t.bold()),
                 Span::raw("?"),
             ]));
+            lines.push(Line::from(""));
+            let (accounts, unheld) = rotate_changes(s);
+            match &s.rotate_preview {
+                Load::Failed(e) => {
+                    lines.push(Line::from(Span::styled(
+                        format!("Could not read which Spot accounts use the app: {}", e.summary),
+                        t.warn(),
+                    )));
+                    lines.push(Line::from(
+                        "The rotation finds them itself; every one using the app gets the new secret.",
+                    ));
+                }
+                _ if accounts.is_empty() => lines.push(Line::from(Span::styled(
+                    "No Spot account of these subscriptions uses spot-connect's app: the rotation will say so and change nothing.",
+                    t.warn(),
+                ))),
+                _ => {
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "It changes {} Spot account(s) (and any other using the app):",
+                            accounts.len()
+                        ),
+                        t.bold(),
+                    )));
+                    let named = area.width >= 100;
+                    for (acc, acc_name, sub, key) in &accounts {
+                        let mut row = vec![Span::raw(format!("  {acc:<13} "))];
+                        if named {
+                            row.push(Span::raw(format!("{:<18} ", fit(acc_name, 18))));
+                        }
+                        row.extend([
+                            Span::styled(short_id(sub, false), t.dim()),
+                            Span::raw("  holds key "),
+                            Span::styled(
+                                key.clone().unwrap_or_else(|| "unknown".into()),
+                                t.accent(),
+                            ),
+                        ]);
+                        lines.push(Line::from(row));
+                    }
+                }
+            }
+            let mut old: Vec<String> = accounts.iter().filter_map(|a| a.3.clone()).collect();
+            old.sort();
+            old.dedup();
+            for k in unheld {
+                if !old.contains(&k) {
+                    old.push(k);
+                }
+            }
+            if !old.is_empty() {
+                lines.push(Line::from("Old secrets removed at the end (key ids):"));
+                for k in old {
+                    lines.push(Line::from(Span::styled(format!("  {k}"), t.accent())));
+                }
+            }
             lines.push(Line::from(""));
             lines.push(Line::from(format!(
                 " 1. a new secret ({} months) is added to the app",

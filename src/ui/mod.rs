@@ -1,5 +1,6 @@
 //! Drawing: a pure function of `app::State` and the time passed in (no I/O, no clock reads).
-//! 16 ANSI colours only; none at all when `NO_COLOR` is set (`State::color`).
+//! 16 ANSI colours only, never grey (secondary text is dim, placeholders dim italic: readable
+//! on light and dark themes alike); none at all when `NO_COLOR` is set (`State::color`).
 
 mod life;
 mod panes;
@@ -8,7 +9,7 @@ mod widgets;
 pub use panes::MASK_DOTS;
 
 use crate::app::keymap;
-use crate::app::state::{Now, Pane, State, Status};
+use crate::app::state::{Now, Pane, SearchIn, State, Status};
 use crate::onboard::model::{Outcome, Step};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -48,12 +49,15 @@ impl Theme {
     pub(crate) fn accent(&self) -> Style {
         self.fg(Color::Cyan)
     }
+    /// Secondary text (legend, times, ids, what cannot be chosen): the terminal's own dim,
+    /// never grey (palette colour 8 is unreadable on Solarized Dark and near-invisible on
+    /// some light themes); with or without colour alike.
     pub(crate) fn dim(&self) -> Style {
-        if self.color {
-            Style::default().fg(Color::DarkGray)
-        } else {
-            Style::default().add_modifier(Modifier::DIM)
-        }
+        Style::default().add_modifier(Modifier::DIM)
+    }
+    /// A text field's placeholder: dim and italic, so it never reads as typed text.
+    pub(crate) fn placeholder(&self) -> Style {
+        Style::default().add_modifier(Modifier::DIM | Modifier::ITALIC)
     }
     pub(crate) fn bold(&self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
@@ -121,7 +125,7 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         draw_pane(frame, state, theme, now, pane);
     }
     if let Some(l) = log {
-        draw_log(frame, state, theme, l);
+        draw_log(frame, state, theme, now, l);
     }
     draw_footer(frame, state, theme, footer);
     if state.reauth_open() {
@@ -303,17 +307,56 @@ fn draw_sidebar(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn draw_log(frame: &mut Frame, s: &State, _t: Theme, area: Rect) {
+fn draw_log(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
     let h = area.height.saturating_sub(2) as usize;
+    let end = s.log.len().saturating_sub(s.log_scroll);
+    let find = s
+        .search
+        .as_ref()
+        .filter(|q| q.within == SearchIn::Log && !q.text.is_empty())
+        .map(|q| q.text.to_lowercase());
     let lines: Vec<Line> = s
         .log
         .iter()
-        .skip(s.log.len().saturating_sub(h))
-        .map(|l| Line::from(l.clone()))
+        .take(end)
+        .skip(end.saturating_sub(h))
+        .map(|l| {
+            // The wall clock of the line: the frame's, less the time since the line came.
+            let wall = now.wall - now.mono.saturating_sub(l.at);
+            let stamp = format!(
+                "{:02}:{:02}:{:02} ",
+                wall.hour(),
+                wall.minute(),
+                wall.second()
+            );
+            let hit = find
+                .as_ref()
+                .is_some_and(|f| l.text.to_lowercase().contains(f.as_str()));
+            Line::from(vec![
+                Span::styled(stamp, t.dim()),
+                Span::styled(l.text.clone(), if hit { t.key() } else { Style::default() }),
+            ])
+        })
         .collect();
-    let block = Block::default()
+    // The title names the log file (its middle elided when long).
+    let room = (area.width as usize).saturating_sub(22);
+    let title = match &s.log_path {
+        Some(p) => format!(" Log (UTC) {} ", widgets::elide_path(p, room)),
+        None => " Log (UTC) ".to_string(),
+    };
+    let mut block = Block::default()
         .borders(Borders::ALL)
-        .title(" Log (l to hide) ");
+        .title(title)
+        .title(Line::from(" l hide ").right_aligned());
+    if s.log_scroll > 0 {
+        block = block.title_bottom(
+            Line::from(format!(
+                " {} newer below: End ",
+                s.log_scroll.min(s.log.len())
+            ))
+            .right_aligned(),
+        );
+    }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
@@ -328,11 +371,39 @@ fn draw_footer(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
         ));
         spans.push(Span::raw(" "));
     }
-    for b in keymap::visible(&active, true) {
+    if let Some(q) = &s.search {
+        spans.push(Span::styled(" find: ", t.bold()));
+        spans.push(Span::styled(format!("{}▏", q.text), t.accent()));
+        if q.missed {
+            spans.push(Span::styled(" no match", t.bad()));
+        }
+        spans.push(Span::raw(" "));
+    }
+    let used: usize = spans.iter().map(|x| x.content.chars().count()).sum();
+    for b in footer_bindings(&active, (area.width as usize).saturating_sub(used)) {
         spans.push(Span::styled(format!(" {}", b.key_label), t.key()));
         spans.push(Span::raw(format!(" {} ", b.label)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The footer's bindings that fit in `w` columns, whole: the pane's own first, in keymap
+/// order; when they do not all fit the last ones go (the `?` help lists every key), never
+/// `? help` nor `q quit`.
+pub(crate) fn footer_bindings(active: &[keymap::Ctx], w: usize) -> Vec<&'static keymap::Binding> {
+    let mut v = keymap::visible(active, true);
+    let width = |b: &keymap::Binding| b.key_label.chars().count() + b.label.chars().count() + 3;
+    let kept = |b: &keymap::Binding| matches!(b.cmd, keymap::Cmd::Help | keymap::Cmd::Quit);
+    // The last binding's trailing space may fall off the edge.
+    while v.iter().map(|b| width(b)).sum::<usize>() > w + 1 {
+        match v.iter().rposition(|b| !kept(b)) {
+            Some(i) => {
+                v.remove(i);
+            }
+            None => break,
+        }
+    }
+    v
 }
 
 fn centered(area: Rect, w: u16, h: u16) -> Rect {

@@ -172,7 +172,7 @@ fn a_tenant_that_wants_interaction_gets_its_sign_in_over_the_pane() {
         })],
     );
     assert!(!s.reauth_open() && s.device_code.is_none());
-    assert!(s.log.iter().any(|l| l.contains("signed in to tenant")));
+    assert!(s.log.iter().any(|l| l.text.contains("signed in to tenant")));
 }
 
 #[test]

@@ -323,6 +323,13 @@ fn demo_with_enter_only_ends_connected() {
     t.send(1, "q");
     assert_eq!(t.exit_code(1), 0);
     t.assert_terminal_restored(1);
+    // What was written and where its report and the log are, after the full screen.
+    let after = t.wait_for(1, "report: ", Duration::from_secs(10));
+    println!("--- after the wizard ---\n{after}");
+    assert!(
+        after.contains("is connected to") /* lines wrap at 80 */ && after.contains("log: "),
+        "{after}"
+    );
 }
 
 /// The picker's rows that can be chosen ("[ ]" or "[x]"), and which of them is highlighted.
@@ -406,6 +413,25 @@ fn sigterm_and_sighup_restore_the_terminal_and_a_next_run_resumes() {
         assert!(ok, "kill {sig} {pid}");
         assert_eq!(t.exit_code(n), 130, "interrupted");
         t.assert_terminal_restored(n);
+        // What state things are in: nothing written before the review's Enter; after it, what
+        // the run wrote so far (or, had it finished in time, what it connected).
+        let said = |s: &str| {
+            if n == 1 {
+                s.contains("nothing was changed in Azure or Spot")
+            } else {
+                s.contains("onboarding stopped before it finished") || s.contains("report: ")
+            }
+        };
+        let t0 = Instant::now();
+        while !said(&t.screen(n)) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "run {n} did not say what state things are in:\n{}",
+                t.screen(n)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("--- after {sig} ---\n{}", t.screen(n));
     }
     t.start(3);
     let done = t.enter_until(3, "is connected to Spot", Duration::from_secs(90));
@@ -817,4 +843,71 @@ fn demo_keeps_its_files_out_of_the_real_state_dir() {
         stderr.contains(&dir.display().to_string()),
         "the end of the run names the directory: {stderr}"
     );
+}
+
+/// Issue 21 §7 and issue 19 in a real terminal: `f` then letters jumps to the matching row, `m`
+/// shows the demo's management-group tree, the log pane names its file and stamps its lines,
+/// and `q` on the picker exits 130 saying nothing was changed.
+#[test]
+fn search_groups_log_and_quitting_the_picker_in_a_real_terminal() {
+    let t = Tmux::new("find");
+    t.start(1);
+    t.enter_until(1, "Space select", Duration::from_secs(60));
+    let screen = t.wait_for(1, "Tenant Fabrikam", Duration::from_secs(30));
+    let (rows, at) = picker_rows(&screen);
+    assert!(
+        !rows[at.expect("a row is highlighted")].contains("Fabrikam"),
+        "{screen}"
+    );
+    t.send(1, "f");
+    t.wait_for(1, "find:", Duration::from_secs(10));
+    for k in ["f", "a", "b"] {
+        t.send(1, k);
+    }
+    let screen = t.wait_for(1, "find: fab", Duration::from_secs(10));
+    let t0 = Instant::now();
+    loop {
+        let s = t.screen(1);
+        let (rows, at) = picker_rows(&s);
+        if at.is_some_and(|i| rows[i].contains("Fabrikam")) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "f fab did not jump to a Fabrikam row:\n{s}\n(first: {screen})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // "a" was search text, not "select all".
+    assert!(!t.screen(1).contains("[x]"), "{}", t.screen(1));
+    t.send(1, "Enter");
+    t.wait_for(1, "Space select", Duration::from_secs(10));
+    // The whole-management-group choice, once the groups are listed.
+    let screen = t.wait_for(1, "m groups", Duration::from_secs(30));
+    assert!(screen.contains("m groups"));
+    t.send(1, "m");
+    let tree = t.wait_for(1, "Whole management group", Duration::from_secs(10));
+    println!("--- picker, management groups (80x24) ---\n{tree}");
+    assert!(tree.contains("Contoso Spot Production"), "{tree}");
+    t.send(1, "m");
+    t.wait_for(1, "Tenant Fabrikam", Duration::from_secs(10));
+    t.send(1, "l");
+    let log = t.wait_for(1, "spot-connect.log", Duration::from_secs(10));
+    let stamped = log.lines().any(|l| {
+        let b = l.trim_start_matches('│').as_bytes();
+        b.len() > 8
+            && b[2] == b':'
+            && b[5] == b':'
+            && b[..8].iter().all(|c| c.is_ascii_digit() || *c == b':')
+    });
+    assert!(stamped, "log lines start with HH:MM:SS:\n{log}");
+    t.send(1, "q");
+    assert_eq!(
+        t.exit_code(1),
+        130,
+        "quitting the picker is an interruption"
+    );
+    let after = t.wait_for(1, "nothing was changed", Duration::from_secs(10));
+    assert!(after.contains("log: "), "{after}");
+    t.assert_terminal_restored(1);
 }

@@ -329,6 +329,13 @@ fn rotate_screens() {
     let mut s = at_rotate();
     snap("rotate_choose", &s, now(1.2));
     feed(&mut s, 1.5, vec![enter()]);
+    // It reads first (nothing changes), then lists what the rotation changes before asking.
+    assert!(matches!(s.rotate, OpPhase::Planning { .. }));
+    feed(
+        &mut s,
+        1.55,
+        vec![Action::StatusRead(Ok(rotate_statuses()))],
+    );
     assert_eq!(s.rotate, OpPhase::Confirm);
     snap("rotate_confirm", &s, now(1.6));
     feed(

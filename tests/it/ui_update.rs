@@ -554,8 +554,20 @@ fn rotation_asks_for_an_explicit_yes_and_shows_its_progress() {
     );
     assert_eq!(s.pane, Pane::Rotate);
     feed(&mut s, 1.1, vec![key(KeyCode::Down)]);
-    assert!(feed(&mut s, 1.2, vec![enter()]).is_empty());
+    // Enter reads what the rotation would change (the chosen tenant's subscriptions only);
+    // nothing is written before the yes.
+    let fx = feed(&mut s, 1.2, vec![enter()]);
+    assert!(
+        matches!(&fx[..], [Effect::ReadStatus { targets, .. }]
+            if targets.len() == 1 && targets[0].tenant_id == TENANT2),
+        "{fx:?}"
+    );
+    feed(&mut s, 1.25, vec![Action::StatusRead(Ok(vec![]))]);
     assert_eq!(s.rotate, OpPhase::Confirm);
+    assert!(
+        matches!(s.health, spot_connect::app::state::Load::Idle),
+        "the Status pane's table is not touched"
+    );
     // Enter does not rotate: only y does.
     assert!(feed(&mut s, 1.3, vec![enter()]).is_empty());
     let fx = feed(&mut s, 1.4, vec![ch('y')]);

@@ -21,7 +21,9 @@ pub(super) fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> 
     let fx = match keymap::lookup(&key, &active) {
         Some(b) => on_cmd(s, b.cmd, at),
         None => {
-            if let Some(f) = s.field {
+            if s.search.is_some() {
+                search::type_key(s, key);
+            } else if let Some(f) = s.field {
                 type_into(s, f, key);
             }
             vec![]
@@ -106,6 +108,7 @@ pub(super) fn list_len(s: &State) -> usize {
         Pane::Rotate => s.tenants_with_subscriptions().len(),
         Pane::Remove => s.selectable_subscriptions().len(),
         Pane::SpotAccount => s.account_rows(),
+        Pane::Subscription if s.group_view => s.group_rows().len(),
         Pane::Subscription => s.visible_subscriptions().len(),
         Pane::ClientSecret => SECRET_MONTHS.len(),
         // The review's lines: one per object, plus headers.
@@ -145,6 +148,22 @@ pub(super) fn move_sel(s: &mut State, down: bool) {
         Pane::Remove => s.remove_sel = step(s.remove_sel),
         Pane::ClientSecret => s.months_sel = step(s.months_sel),
         Pane::Confirm => s.review_scroll = step(s.review_scroll),
+        Pane::Subscription if s.group_view => {
+            // Only a group's row can be chosen (its subscriptions are listed under it).
+            let rows = s.group_rows();
+            let mut i = s.group_sel.min(n - 1);
+            loop {
+                let j = step(i);
+                if j == i {
+                    break;
+                }
+                i = j;
+                if rows[i].group.is_some() {
+                    s.group_sel = i;
+                    break;
+                }
+            }
+        }
         Pane::Subscription => {
             // Skip rows that cannot be chosen (Disabled, Deleted, PastDue).
             let subs = s.visible_subscriptions();
@@ -214,7 +233,16 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
         }
         Cmd::ToggleLog => {
             s.show_log = !s.show_log;
+            s.log_scroll = 0;
             vec![]
+        }
+        Cmd::Search => search::open(s),
+        Cmd::Groups => select::toggle_groups(s),
+        Cmd::SearchNext | Cmd::SearchPrev | Cmd::SearchDone | Cmd::SearchCancel => {
+            search::on_cmd(s, cmd)
+        }
+        Cmd::LogPageUp | Cmd::LogPageDown | Cmd::LogTop | Cmd::LogBottom => {
+            search::scroll_log(s, cmd)
         }
         Cmd::Up | Cmd::Down if s.pane == Pane::AppRegistration => {
             review::move_name_tenant(s, cmd == Cmd::Down, at)

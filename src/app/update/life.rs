@@ -8,6 +8,15 @@ pub(super) fn on_status_read(
     s: &mut State,
     r: Result<Vec<SubscriptionStatus>, ErrorInfo>,
 ) -> Vec<Effect> {
+    // The rotation's prompt waits for what it will change.
+    if s.pane == Pane::Rotate && matches!(s.rotate, OpPhase::Planning { .. }) {
+        s.rotate_preview = match r {
+            Ok(list) => Load::Ready(list),
+            Err(e) => Load::Failed(failed(s, "reading what the rotation changes", None, e)),
+        };
+        s.rotate = OpPhase::Confirm;
+        return vec![];
+    }
     match r {
         Ok(list) => {
             log(s, format!("status of {} subscription(s) read", list.len()));
@@ -177,12 +186,24 @@ pub(super) fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
         }
         Pane::Status => vec![],
         Pane::Rotate => {
-            if matches!(s.rotate, OpPhase::Choose)
-                && s.tenant_sel < s.tenants_with_subscriptions().len()
-            {
-                s.rotate = OpPhase::Confirm;
+            let tenants = s.tenants_with_subscriptions();
+            if !matches!(s.rotate, OpPhase::Choose) || s.tenant_sel >= tenants.len() {
+                return vec![];
             }
-            vec![]
+            // Read first (reads only): the prompt lists the accounts and key ids it changes.
+            let tenant = tenants[s.tenant_sel].0.clone();
+            let targets: Vec<Target> = s
+                .selectable_subscriptions()
+                .into_iter()
+                .filter(|x| x.tenant_id == tenant)
+                .map(Target::from)
+                .collect();
+            s.rotate = OpPhase::Planning { since: at };
+            s.rotate_preview = Load::Loading { since: at };
+            vec![Effect::ReadStatus {
+                targets,
+                choices: shared_choices(s),
+            }]
         }
         Pane::Remove => {
             if !matches!(s.remove, OpPhase::Choose) {

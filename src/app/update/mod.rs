@@ -10,6 +10,7 @@ mod keys;
 mod life;
 mod review;
 mod run;
+mod search;
 mod select;
 mod signin;
 
@@ -29,7 +30,7 @@ use crate::onboard::rotate::RotateReport;
 use crate::onboard::status::SubscriptionStatus;
 use crate::secret::Secret;
 use crate::spot::SpotAccount;
-use ratatui::crossterm::event::KeyEvent;
+use ratatui::crossterm::event::{KeyEvent, KeyModifiers};
 pub use review::{choices, shared_choices};
 pub use signin::{load_accounts, start};
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub enum Action {
     Discovered(Result<Discovery, ErrorInfo>),
     /// The tenants the sign-in sees, listed before their subscriptions (to name them).
     TenantsListed(Vec<crate::azure::discovery::Tenant>),
+    /// The management groups the sign-in can read, resolved (the picker's group tree).
+    GroupsListed(Result<Vec<crate::onboard::fleet::MgResolved>, ErrorInfo>),
     /// The discovered subscriptions this state directory's records show connected.
     KnownConnected(std::collections::BTreeSet<String>),
     Planned {
@@ -82,6 +85,8 @@ pub struct Choices {
     pub spot_account: SpotAccountChoice,
     /// Take over connections that are not ours (the review's `t`, `--take-over`).
     pub take_over: bool,
+    /// A whole management group chosen in the picker (`--management-group`).
+    pub management_group: Option<crate::onboard::fleet::MgScope>,
 }
 
 /// Work the loop must start.
@@ -133,6 +138,7 @@ pub enum Effect {
 /// Applies `action` received at `at` (time since the wizard started).
 pub fn update(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
     let was_busy = s.busy();
+    s.clock = s.clock.max(at);
     let effects = update_inner(s, action, at);
     // "Quit while this runs?" is moot once nothing runs: the prompt closes with the run.
     if was_busy && !s.busy() && s.confirm_quit {
@@ -158,6 +164,17 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
         Action::Discovered(r) => signin::on_discovered(s, r, at),
         Action::TenantsListed(ts) => {
             s.tenants_listed = ts;
+            vec![]
+        }
+        Action::GroupsListed(r) => {
+            match r {
+                Ok(g) => {
+                    log(s, format!("{} management group(s) readable", g.len()));
+                    s.groups = Load::Ready(g);
+                }
+                // The subscriptions stay choosable: the group choice is not offered.
+                Err(e) => s.groups = Load::Failed(failed(s, "listing management groups", None, e)),
+            }
             vec![]
         }
         Action::KnownConnected(ids) => {
@@ -198,7 +215,14 @@ fn log(s: &mut State, line: String) {
     if s.log.len() >= LOG_LINES {
         s.log.pop_front();
     }
-    s.log.push_back(crate::text::clean_lines(&line));
+    s.log.push_back(LogLine {
+        at: s.clock,
+        text: crate::text::clean_lines(&line),
+    });
+    // Scrolled back: the lines shown stay put as new ones arrive.
+    if s.log_scroll > 0 {
+        s.log_scroll = (s.log_scroll + 1).min(s.log.len().saturating_sub(1));
+    }
 }
 
 /// Logs "{what} failed: …" and, with an origin, records the error for the status line and

@@ -95,6 +95,7 @@ pub fn choices(s: &State) -> Choices {
         secret_months: s.secret_months(),
         spot_account: account_choice(s),
         take_over: s.take_over,
+        management_group: s.chosen_group.clone(),
     }
 }
 

@@ -81,6 +81,8 @@ pub(super) fn field(
     if !focused {
         ta.set_cursor_style(ratatui::style::Style::default());
     }
+    // The placeholder by emphasis, not the widget's grey default (issue 21 §15).
+    ta.set_placeholder_style(t.placeholder());
     frame.render_widget(&ta, area);
 }
 

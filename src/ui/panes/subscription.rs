@@ -8,8 +8,87 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 
+/// The picker's "whole management group" choice (`m`): the tree of the groups the sign-in can
+/// read, their subscriptions under them; Enter connects the highlighted group.
+fn groups(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
+    let w = area.width as usize;
+    let mut lines: Vec<Line<'static>> = vec![
+        Line::from(Span::styled("Whole management group", t.bold())),
+        Line::from(
+            "Every enabled subscription below the group, nested groups included, now and later: one role and one assignment at the group.",
+        ),
+        Line::from(""),
+    ];
+    let rows = s.group_rows();
+    let max_rows = (area.height as usize).saturating_sub(lines.len() + 2 + 4);
+    let start = s.group_sel.saturating_sub(max_rows.saturating_sub(1));
+    for (i, r) in rows.iter().enumerate().skip(start).take(max_rows) {
+        let pad = "  ".repeat(r.depth);
+        let sel = i == s.group_sel;
+        let mut spans = vec![Span::styled(if sel { "› " } else { "  " }, t.accent())];
+        match &r.group {
+            Some(id) => {
+                let count = match r.count {
+                    Some(1) => "  1 subscription".to_string(),
+                    Some(n) => format!("  {n} subscriptions"),
+                    None => String::new(),
+                };
+                let room = w.saturating_sub(2 + pad.len() + 2 + count.chars().count());
+                let name = fit(&r.text, room);
+                // The id where it fits (the portal shows groups by id too).
+                let left = room.saturating_sub(name.chars().count());
+                let id = if id.chars().count() + 2 <= left {
+                    format!("  {id}")
+                } else {
+                    String::new()
+                };
+                spans.push(Span::raw(pad));
+                spans.push(Span::styled("▸ ", t.accent()));
+                spans.push(Span::styled(
+                    name,
+                    if sel { t.selected() } else { t.bold() },
+                ));
+                spans.push(Span::styled(count, t.ok()));
+                spans.push(Span::styled(id, t.dim()));
+            }
+            None => {
+                let room = w.saturating_sub(2 + pad.len());
+                spans.push(Span::raw(pad));
+                spans.push(Span::styled(fit(&r.text, room), t.dim()));
+            }
+        }
+        lines.push(Line::from(spans));
+    }
+    if let Some(g) = s.selected_group() {
+        lines.push(Line::from(""));
+        lines.push(Line::from(vec![
+            Span::raw("Enter connects "),
+            Span::styled(g.display_name.clone(), t.bold()),
+            Span::raw(format!(
+                ": {} subscription(s) in tenant {}",
+                g.targets.len(),
+                s.tenant_label(&g.tenant_id)
+            )),
+        ]));
+        if !g.not_enabled.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("{} below it not enabled: left out", g.not_enabled.len()),
+                t.warn(),
+            )));
+        }
+    }
+    lines.push(Line::from(vec![
+        Span::styled("m", t.key()),
+        Span::raw(" back to the subscriptions"),
+    ]));
+    para(frame, lines, area);
+}
+
 /// The subscriptions (filtered), their selection, and the highlighted one's ids.
 pub(super) fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
+    if s.group_view {
+        return groups(frame, s, t, area);
+    }
     let [f, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
     field(
         frame,
@@ -166,6 +245,12 @@ pub(super) fn subscription(frame: &mut Frame, s: &State, t: Theme, now: Now, are
                         ),
                         t.accent(),
                     ),
+                ]));
+            }
+            if let Some(n) = s.groups.ready().map(Vec::len).filter(|n| *n > 0) {
+                lines.push(Line::from(vec![
+                    Span::styled("m", t.key()),
+                    Span::raw(format!(" a whole management group instead ({n} readable)")),
                 ]));
             }
             if !d.skipped.is_empty() {

@@ -15,6 +15,8 @@ use spot_connect::onboard::Plan;
 use spot_connect::onboard::model::*;
 use spot_connect::spot::SpotAccount;
 use std::time::Duration;
+#[allow(unused_imports)]
+pub use svg::screen_svg;
 use time::macros::datetime;
 
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -62,6 +64,7 @@ pub fn init() -> Init {
         secret_months: 12,
         size: (80, 24),
         state_dir: Some("~/.local/state/spot-connect".into()),
+        log_path: Some("~/.local/state/spot-connect/spot-connect.log".into()),
         subscriptions: vec![],
     }
 }
@@ -820,4 +823,367 @@ pub fn at_two_tenant_names() -> State {
         }],
     );
     s
+}
+
+/// The first tenant's subscriptions as a rotation reads them first: both connected through
+/// our app (each account's credentials name its appId), one older secret no account holds.
+pub fn rotate_statuses() -> Vec<spot_connect::onboard::status::SubscriptionStatus> {
+    let mut v: Vec<_> = statuses()
+        .into_iter()
+        .filter(|x| x.tenant_id == TENANT)
+        .collect();
+    for (i, x) in v.iter_mut().enumerate() {
+        let app_id = x.app.as_ref().map(|a| a.app_id.clone());
+        if let Some(acc) = x.spot_account.as_mut() {
+            acc.credentials = Some(spot_connect::spot::AzureCredentialsInfo {
+                client_id: app_id,
+                tenant_id: Some(TENANT.into()),
+                subscription_id: Some(x.subscription_id.clone()),
+                expiration_date: None,
+                client_secret_mask: None,
+            });
+        }
+        if i == 1 {
+            x.unheld_secrets = vec!["3c4d5e6f-1111-4222-8333-000000000077".into()];
+        }
+    }
+    v
+}
+
+/// On the picker with `n` log lines ("line 0"…), the log pane open.
+pub fn with_log(n: usize) -> State {
+    let mut s = at_subscription();
+    for i in 0..n {
+        feed(
+            &mut s,
+            4.0 + i as f64,
+            vec![Action::Progress(Progress::Log {
+                message: format!("line {i}"),
+            })],
+        );
+    }
+    feed(&mut s, 30.0, vec![ch('l')]);
+    s
+}
+
+/// Every pane and overlay the tests build, named.
+pub fn every_pane() -> Vec<(&'static str, State)> {
+    let mut v = vec![
+        ("start", home_state()),
+        ("spot_account", started_state()),
+        ("subscription", at_subscription()),
+        ("confirm", at_confirm()),
+        ("apply", waiting()),
+    ];
+    let mut s = started_state();
+    feed(&mut s, 1.0, vec![enter()]);
+    v.push(("azure_login", s));
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    v.push(("app_registration", s.clone()));
+    feed(&mut s, 5.1, vec![enter()]);
+    v.push(("client_secret", s.clone()));
+    feed(&mut s, 5.2, vec![enter()]);
+    v.push(("custom_role", s));
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![ch('/'), ch('c')]);
+    v.push(("filtering", s));
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![ch('f'), ch('c')]);
+    v.push(("searching", s));
+    v.push(("log", with_log(3)));
+    let mut s = waiting();
+    feed(&mut s, 21.0, vec![ch('q')]);
+    v.push(("quit_prompt", s));
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![ch('?')]);
+    v.push(("help", s));
+    for (i, name) in [(1, "status"), (2, "rotate"), (3, "remove")] {
+        let mut s = home_state();
+        let mut keys = vec![key(KeyCode::Down); i];
+        keys.push(enter());
+        feed(&mut s, 1.0, keys);
+        v.push((name, s));
+    }
+    let mut s = home_state();
+    feed(&mut s, 1.0, vec![key(KeyCode::Down), enter()]);
+    feed(&mut s, 1.5, vec![Action::StatusRead(Ok(statuses()))]);
+    v.push(("status_read", s));
+    let mut s = home_state();
+    feed(
+        &mut s,
+        1.0,
+        vec![key(KeyCode::Down), key(KeyCode::Down), enter(), enter()],
+    );
+    feed(&mut s, 1.5, vec![Action::StatusRead(Ok(rotate_statuses()))]);
+    v.push(("rotate_confirm", s));
+    let mut s = waiting();
+    feed(
+        &mut s,
+        30.0,
+        vec![Action::Applied(Ok(run_report())), enter()],
+    );
+    v.push(("done", s));
+    let mut s = at_subscription();
+    feed(&mut s, 4.0, vec![Action::GroupsListed(Ok(groups()))]);
+    v.push(("subscription_with_groups", s.clone()));
+    feed(&mut s, 4.1, vec![ch('m')]);
+    v.push(("management_groups", s));
+    v
+}
+
+/// Contoso's management groups as resolved: "Platform" holds Staging and the nested
+/// "Production" (Contoso Production); the cancelled subscription is left out.
+pub fn groups() -> Vec<spot_connect::onboard::fleet::MgResolved> {
+    use spot_connect::onboard::Target;
+    use spot_connect::onboard::fleet::MgResolved;
+    let target = |id: &str, name: &str| Target {
+        tenant_id: TENANT.into(),
+        subscription_id: id.into(),
+        subscription_name: name.into(),
+    };
+    let line = |id: &str, name: &str| format!("{id} {name}");
+    let prod = MgResolved {
+        tenant_id: TENANT.into(),
+        group_id: "contoso-prod".into(),
+        display_name: "Production".into(),
+        targets: vec![target(SUB, "Contoso Production")],
+        placement: vec![(line(SUB, "Contoso Production"), "contoso-prod".into())],
+        ..Default::default()
+    };
+    let platform = MgResolved {
+        tenant_id: TENANT.into(),
+        group_id: "contoso-platform".into(),
+        display_name: "Platform".into(),
+        targets: vec![
+            target(SUB3, "Contoso Staging"),
+            target(SUB, "Contoso Production"),
+        ],
+        not_enabled: vec![(
+            target(SUB_DISABLED, "Legacy (cancelled)"),
+            "Disabled".into(),
+        )],
+        groups: vec![(
+            "contoso-prod".into(),
+            "contoso-platform".into(),
+            "Production".into(),
+        )],
+        placement: vec![
+            (line(SUB3, "Contoso Staging"), "contoso-platform".into()),
+            (
+                format!(
+                    "{} (Disabled: not connected)",
+                    line(SUB_DISABLED, "Legacy (cancelled)")
+                ),
+                "contoso-platform".into(),
+            ),
+            (line(SUB, "Contoso Production"), "contoso-prod".into()),
+        ],
+        ..Default::default()
+    };
+    vec![platform, prod]
+}
+
+/// Renders `s` and returns the test terminal's buffer (text and styles).
+pub fn buffer(s: &State, w: u16, h: u16, now: Now) -> ratatui::buffer::Buffer {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| spot_connect::ui::draw(f, s, now))
+        .expect("draw");
+    term.backend().buffer().clone()
+}
+
+/// A cell's style, compactly: foreground, `/`background, then modifiers as letters (B bold,
+/// D dim, I italic, U underlined, R reversed, X crossed out, K blinking); `·` the default.
+pub fn style_code(c: &ratatui::buffer::Cell) -> String {
+    use ratatui::style::{Color, Modifier};
+    let color = |c: Color| match c {
+        Color::Reset => String::new(),
+        Color::Indexed(i) => format!("i{i}"),
+        Color::Rgb(r, g, b) => format!("#{r:02x}{g:02x}{b:02x}"),
+        c => format!("{c:?}").to_lowercase(),
+    };
+    let mut out = color(c.fg);
+    let bg = color(c.bg);
+    if !bg.is_empty() {
+        out.push('/');
+        out.push_str(&bg);
+    }
+    for (m, l) in [
+        (Modifier::BOLD, 'B'),
+        (Modifier::DIM, 'D'),
+        (Modifier::ITALIC, 'I'),
+        (Modifier::UNDERLINED, 'U'),
+        (Modifier::REVERSED, 'R'),
+        (Modifier::CROSSED_OUT, 'X'),
+        (Modifier::SLOW_BLINK, 'K'),
+        (Modifier::RAPID_BLINK, 'K'),
+    ] {
+        if c.modifier.contains(m) && !out.ends_with(l) {
+            if !out.is_empty() && !out.ends_with(|x: char| x.is_ascii_uppercase()) {
+                out.push(' ');
+            }
+            out.push(l);
+        }
+    }
+    if out.is_empty() { "·".into() } else { out }
+}
+
+/// The screen as text, then each row's styles run-length encoded ("14 B R, 26 ·, 4 cyan": 14
+/// cells bold reversed, 26 default, 4 cyan), so a lost colour or emphasis shows in review.
+pub fn render_styled(s: &State, w: u16, h: u16, now: Now) -> String {
+    let buf = buffer(s, w, h, now);
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str("--- styles (cells × fg/bg modifiers) ---\n");
+    for y in 0..buf.area.height {
+        let mut runs: Vec<(usize, String)> = vec![];
+        for x in 0..buf.area.width {
+            let code = style_code(&buf[(x, y)]);
+            match runs.last_mut() {
+                Some((n, c)) if *c == code => *n += 1,
+                _ => runs.push((1, code)),
+            }
+        }
+        // A row in the default style throughout is left out.
+        if runs.len() == 1 && runs[0].1 == "·" {
+            continue;
+        }
+        let runs: Vec<String> = runs.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        out.push_str(&format!("{y:02}: {}\n", runs.join(", ")));
+    }
+    out
+}
+
+/// A screen as an SVG (docs/screens/): a small hand-written renderer, one `<rect>` per run of a
+/// background and one `<text>` per run of a style, each run stretched to its cells
+/// (`textLength`) so box drawing lines up whatever monospace font the viewer has. The 16 ANSI
+/// colours as a dark terminal shows them; reversed swaps the two; dim is half opacity.
+pub mod svg {
+    use ratatui::buffer::{Buffer, Cell};
+    use ratatui::style::{Color, Modifier};
+
+    const CW: usize = 9;
+    const CH: usize = 18;
+    const FG: &str = "#d4d4d4";
+    const BG: &str = "#1e1e1e";
+
+    fn rgb(c: Color) -> Option<String> {
+        Some(
+            match c {
+                Color::Reset => return None,
+                Color::Black => "#000000",
+                Color::Red => "#cd3131",
+                Color::Green => "#0dbc79",
+                Color::Yellow => "#e5e510",
+                Color::Blue => "#2472c8",
+                Color::Magenta => "#bc3fbc",
+                Color::Cyan => "#11a8cd",
+                Color::Gray => "#e5e5e5",
+                Color::DarkGray => "#666666",
+                Color::LightRed => "#f14c4c",
+                Color::LightGreen => "#23d18b",
+                Color::LightYellow => "#f5f543",
+                Color::LightBlue => "#3b8eea",
+                Color::LightMagenta => "#d670d6",
+                Color::LightCyan => "#29b8db",
+                Color::White => "#ffffff",
+                Color::Rgb(r, g, b) => return Some(format!("#{r:02x}{g:02x}{b:02x}")),
+                Color::Indexed(i) => return Some(format!("#{0:02x}{0:02x}{0:02x}", i)),
+            }
+            .to_string(),
+        )
+    }
+
+    /// (fill, background, bold, dim, italic, underlined) of a cell.
+    fn look(c: &Cell) -> (String, Option<String>, bool, bool, bool, bool) {
+        let m = c.modifier;
+        let mut fg = rgb(c.fg);
+        let mut bg = rgb(c.bg);
+        if m.contains(Modifier::REVERSED) {
+            std::mem::swap(&mut fg, &mut bg);
+            fg = fg.or_else(|| Some(BG.to_string()));
+            bg = bg.or_else(|| Some(FG.to_string()));
+        }
+        (
+            fg.unwrap_or_else(|| FG.to_string()),
+            bg,
+            m.contains(Modifier::BOLD),
+            m.contains(Modifier::DIM),
+            m.contains(Modifier::ITALIC),
+            m.contains(Modifier::UNDERLINED),
+        )
+    }
+
+    fn esc(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+
+    pub fn screen_svg(buf: &Buffer) -> String {
+        let (w, h) = (buf.area.width as usize, buf.area.height as usize);
+        let mut out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" font-family=\"DejaVu Sans Mono, Menlo, Consolas, monospace\" font-size=\"15\">\n<rect width=\"100%\" height=\"100%\" fill=\"{BG}\"/>\n",
+            w * CW,
+            h * CH,
+            w * CW,
+            h * CH
+        );
+        let mut texts = String::new();
+        for y in 0..h {
+            let mut x = 0;
+            while x < w {
+                let l = look(&buf[(x as u16, y as u16)]);
+                let mut end = x + 1;
+                while end < w && look(&buf[(end as u16, y as u16)]) == l {
+                    end += 1;
+                }
+                let text: String = (x..end)
+                    .map(|i| buf[(i as u16, y as u16)].symbol())
+                    .collect();
+                let (fill, bg, bold, dim, italic, under) = &l;
+                if let Some(bg) = bg {
+                    out.push_str(&format!(
+                        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{CH}\" fill=\"{bg}\"/>\n",
+                        x * CW,
+                        y * CH,
+                        (end - x) * CW
+                    ));
+                }
+                if !text.trim().is_empty() {
+                    let mut attrs = format!("fill=\"{fill}\"");
+                    if *bold {
+                        attrs.push_str(" font-weight=\"bold\"");
+                    }
+                    if *dim {
+                        attrs.push_str(" opacity=\"0.6\"");
+                    }
+                    if *italic {
+                        attrs.push_str(" font-style=\"italic\"");
+                    }
+                    if *under {
+                        attrs.push_str(" text-decoration=\"underline\"");
+                    }
+                    texts.push_str(&format!(
+                        "<text x=\"{}\" y=\"{}\" textLength=\"{}\" lengthAdjust=\"spacingAndGlyphs\" xml:space=\"preserve\" style=\"white-space:pre\" {attrs}>{}</text>\n",
+                        x * CW,
+                        y * CH + 14,
+                        (end - x) * CW,
+                        esc(&text)
+                    ));
+                }
+                x = end;
+            }
+        }
+        out.push_str(&texts);
+        out.push_str("</svg>\n");
+        out
+    }
 }
