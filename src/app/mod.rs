@@ -6,7 +6,6 @@
 
 pub mod clipboard;
 pub mod closing;
-pub mod groups;
 pub mod keymap;
 mod runtime;
 pub mod state;

@@ -439,7 +439,7 @@ impl Runner {
                     }
                     // The picker's "whole management group" choice: the readable groups' trees.
                     if found {
-                        let r = super::groups::list_groups(&s, &tenants).await;
+                        let r = crate::onboard::groups::list_groups(&s, &tenants).await;
                         let _ = tx.send(Action::GroupsListed(r.map_err(|e| info(&e))));
                     }
                 }

@@ -9,6 +9,7 @@
 
 mod engine;
 pub mod fleet;
+pub mod groups;
 mod lifetime;
 pub mod lock;
 pub mod lookup;

@@ -11,7 +11,7 @@ use spot_connect::onboard::{self, Session, Settings};
 use spot_connect::sim::seed;
 use ui_support::*;
 
-fn item_lines(p: &onboard::model::Plan) -> Vec<String> {
+fn item_lines(p: &onboard::Plan) -> Vec<String> {
     let mut v: Vec<String> = p
         .items
         .iter()
@@ -50,7 +50,7 @@ async fn the_picker_offers_a_whole_management_group_and_connects_it_as_apply_doe
     let d = session.discover().await.expect("discovery");
     let tenants: Vec<String> = d.tenants.iter().map(|t| t.tenant_id.clone()).collect();
     // What the runtime does after discovery.
-    let groups = spot_connect::app::groups::list_groups(&session, &tenants)
+    let groups = spot_connect::onboard::groups::list_groups(&session, &tenants)
         .await
         .expect("groups listed");
     let ids: Vec<&str> = groups.iter().map(|g| g.group_id.as_str()).collect();

@@ -345,14 +345,14 @@ fn enter_on_a_group_plans_the_whole_group_and_choosing_subscriptions_again_drops
 #[test]
 fn a_group_below_a_resolved_one_is_derived_from_it() {
     let all = groups();
-    let d = spot_connect::app::groups::below(&all[0], "CONTOSO-PROD");
+    let d = spot_connect::onboard::groups::below(&all[0], "CONTOSO-PROD");
     assert_eq!(d.group_id, "contoso-prod");
     assert_eq!(d.display_name, "Production");
     assert_eq!(d.targets, all[1].targets);
     assert_eq!(d.placement, all[1].placement);
     assert!(d.groups.is_empty() && d.not_enabled.is_empty());
     // The top one's own part is all of it.
-    let top = spot_connect::app::groups::below(&all[0], "contoso-platform");
+    let top = spot_connect::onboard::groups::below(&all[0], "contoso-platform");
     assert_eq!(top.targets, all[0].targets);
     assert_eq!(top.not_enabled.len(), 1);
 }

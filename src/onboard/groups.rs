@@ -6,9 +6,9 @@
 //! is derived from that resolution (its part of the tree) instead: one discovery and one
 //! `descendants` per top group, however many groups sit below it.
 
+use super::Session;
+use super::fleet::{self, MgResolved};
 use crate::error::Error;
-use crate::onboard::Session;
-use crate::onboard::fleet::{self, MgResolved};
 use std::collections::BTreeSet;
 
 /// Every management group the sign-in can read in `tenants`, resolved. A tenant whose groups
@@ -16,8 +16,8 @@ use std::collections::BTreeSet;
 pub async fn list_groups(session: &Session, tenants: &[String]) -> Result<Vec<MgResolved>, Error> {
     let mut out: Vec<MgResolved> = vec![];
     for t in tenants {
-        let arm = crate::onboard::status::arm(session, t);
-        let groups = match crate::onboard::retry::read(|| arm.list_management_groups()).await {
+        let arm = super::lookup::arm(session, t);
+        let groups = match super::retry::read(|| arm.list_management_groups()).await {
             Ok(g) => g,
             Err(Error::Api(e)) if e.status == 403 || e.status == 404 => {
                 tracing::info!("no management group readable in tenant {t}: {}", e.message);
