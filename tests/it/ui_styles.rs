@@ -112,3 +112,27 @@ fn no_cell_is_drawn_in_grey() {
         "the legend is dim:\n{styled}"
     );
 }
+
+/// README shows the screens: every SVG is linked from it, and every link names one that exists.
+#[test]
+fn readme_links_every_screen() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut linked = vec![];
+    let mut rest = readme.as_str();
+    while let Some(i) = rest.find("(docs/screens/") {
+        rest = &rest[i + "(docs/screens/".len()..];
+        let end = rest.find(')').expect("a closed link");
+        linked.push(rest[..end].to_string());
+    }
+    for (name, _) in every_pane() {
+        let f = format!("{name}.svg");
+        assert!(linked.contains(&f), "README does not show docs/screens/{f}");
+    }
+    for f in &linked {
+        assert!(
+            std::path::Path::new(SCREENS).join(f).exists(),
+            "README links docs/screens/{f}, which no test draws"
+        );
+    }
+}
