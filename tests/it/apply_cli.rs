@@ -41,6 +41,7 @@ impl Env {
     /// `spot-connect <args> --endpoints … --state-dir …`, no terminal, clean environment.
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
+        c.env("SPOT_CONNECT_KEYRING", "off");
         c.args(args)
             .arg("--endpoints")
             .arg(&self.sim.endpoints_path)

@@ -16,6 +16,7 @@ mod engine_sim;
 mod harden_cli;
 mod harden_ui;
 mod hostile_server;
+mod keyring_cli;
 mod layers;
 mod life_cli;
 mod life_sim;
@@ -67,6 +68,63 @@ fn every_test_file_is_a_module() {
         binaries,
         ["panic_hook.rs"],
         "integration tests go in tests/it/ as modules, not as binaries of their own"
+    );
+}
+
+/// A run of the binary that signs in with a device code or a browser keeps the sign-in in the
+/// OS keyring under `SPOT_CONNECT_KEYRING` (default `spot-connect`: the developer's own).
+/// Every place a test or bench starts the binary says which: `off`, or a service of the test's
+/// own (tests/it/keyring_cli.rs), so no test writes to the developer's keyring or reads
+/// another test's sign-in. Files that only run usage errors, help or `sim` are listed.
+#[test]
+fn every_run_of_the_binary_names_its_keyring() {
+    // Never sign in: usage errors, --help/--version/man/completions, `sim` alone.
+    const NO_SIGN_IN: [&str; 3] = [
+        "tests/it/cli_usage.rs",
+        "tests/it/dist_cli.rs",
+        "tests/it/sim_contract/harness.rs",
+    ];
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![];
+    let mut dirs = vec![root.join("tests/it"), root.join("benches")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let starts = [
+        "Command::new(BIN)",
+        "Command::new(env!(\"CARGO_BIN_EXE_spot-connect\"))",
+        "Command::new(&self.exe)",
+    ];
+    let mut unnamed = vec![];
+    let mut seen = 0;
+    for f in files {
+        let rel = f.strip_prefix(&root).unwrap().display().to_string();
+        if NO_SIGN_IN.contains(&rel.as_str()) || rel == "tests/it/main.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if starts.iter().any(|s| l.contains(s)) {
+                seen += 1;
+                let near = lines[i..(i + 5).min(lines.len())].join("\n");
+                if !near.contains("SPOT_CONNECT_KEYRING") {
+                    unnamed.push(format!("{rel}:{}", i + 1));
+                }
+            }
+        }
+    }
+    assert!(seen > 10, "only {seen} runs of the binary found");
+    assert!(
+        unnamed.is_empty(),
+        "set SPOT_CONNECT_KEYRING (\"off\" or a service of the test's own) where the binary is started: {unnamed:?}"
     );
 }
 

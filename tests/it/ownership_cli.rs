@@ -39,6 +39,7 @@ impl Env {
         args: &[&str],
     ) -> (i32, String, String) {
         let mut c = Command::new(BIN);
+        c.env("SPOT_CONNECT_KEYRING", "off");
         c.args(args)
             .arg("--endpoints")
             .arg(&self.sim.endpoints_path)

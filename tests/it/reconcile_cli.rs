@@ -437,6 +437,7 @@ async fn reconcile_rotates_only_within_the_window() {
 fn reconcile_exit_codes_are_in_help_and_man() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
+            .env("SPOT_CONNECT_KEYRING", "off")
             .args(args)
             .output()
             .unwrap();

@@ -49,6 +49,9 @@ impl Sim {
     /// secret from the environment of the test but the ones `who` needs.
     pub fn cmd(&self, who: As, state_dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
+        // No sign-in kept between runs unless a test names a keyring service of its own
+        // (tests/it/keyring_cli.rs): never the developer's keyring.
+        c.env("SPOT_CONNECT_KEYRING", "off");
         c.args(args)
             .arg("--endpoints")
             .arg(&self.sim.endpoints_path)
