@@ -45,7 +45,8 @@ impl OsKeyring {
     fn entry(&self) -> Result<keyring::Entry, String> {
         #[cfg(target_os = "linux")]
         ensure_session_keyring();
-        keyring::Entry::new(&self.service, ENTRY_USER).map_err(|e| e.to_string())
+        keyring::Entry::new(&self.service, ENTRY_USER)
+            .map_err(|e| format!("the keyring cannot be opened: {e}"))
     }
 }
 

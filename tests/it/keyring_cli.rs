@@ -278,3 +278,54 @@ async fn keyring_off_keeps_nothing_and_a_bad_service_name_is_refused() {
     assert_eq!(device_codes(&sim), 2, "refused before any sign-in");
     sim.sim.shutdown().await;
 }
+
+/// A keyring that cannot be used (here: the child's session keyring revoked before it starts,
+/// as a container's policy might refuse keyutils): the log says so once per run, and the
+/// sign-in goes on with a device code, as without a keyring.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_keyring_is_said_once_in_the_log_and_each_command_signs_in() {
+    let sim = Sim::start(fast()).await;
+    let service = format!("spot-connect-test-unusable-{}", uuid::Uuid::new_v4());
+    let args = ["plan", "--subscription", seed::SUB_CONTOSO_PROD];
+    for _ in 0..2 {
+        let mut c = sim.cmd(As::Operator, &sim.state_dir(), &args);
+        c.env("SPOT_CONNECT_KEYRING", &service);
+        // SAFETY: only async-signal-safe syscalls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                // KEYCTL_JOIN_SESSION_KEYRING (a new anonymous one), then KEYCTL_REVOKE it.
+                if libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) < 0
+                    || libc::syscall(libc::SYS_keyctl, 3, -3i32) < 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = output(c, Duration::from_secs(120)).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("enter the code"), "{}", out.stderr);
+        assert!(!out.stderr.contains("kept sign-in"), "{}", out.stderr);
+    }
+    assert_eq!(device_codes(&sim), 2, "each command signed in");
+    let log = std::fs::read_to_string(sim.state_dir().join("spot-connect.log")).unwrap();
+    if let Some(l) = log.lines().find(|l| l.contains("no usable keyring")) {
+        eprintln!("the log says: {l}");
+    }
+    assert_eq!(
+        log.matches("no usable keyring").count(),
+        2,
+        "once per run: {log}"
+    );
+    assert!(
+        Keyring::os(&service)
+            .load(&sign_in_key(
+                &sim.sim.endpoints.login,
+                AZURE_CLI_CLIENT_ID,
+                "organizations"
+            ))
+            .is_none()
+    );
+    sim.sim.shutdown().await;
+}
