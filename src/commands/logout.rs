@@ -31,44 +31,62 @@ pub fn keyring() -> Result<Option<Arc<Keyring>>, Error> {
 
 /// `spot-connect logout`: forgets the sign-in kept in the keyring. Only this machine's copy:
 /// the refresh token itself stays valid at the identity platform until it expires or an
-/// administrator revokes the user's sessions.
-pub fn logout() -> i32 {
+/// administrator revokes the user's sessions. With `--json`, one document with the envelope's
+/// keys (docs/json.md) and `keyring: {service, removed}` (service null: `off`).
+pub fn logout(json: bool) -> i32 {
+    let started = std::time::Instant::now();
+    let (code, service, removed, error) = forget();
+    if json {
+        crate::cli::json_out::print(&serde_json::json!({
+            "schema_version": 1,
+            "command": "logout",
+            "exit_code": code,
+            "subscriptions": [],
+            "summary": { "removed": u8::from(removed) },
+            "duration": { "total_ms": started.elapsed().as_millis() as u64 },
+            "error": error.map(|message| serde_json::json!({
+                "kind": "usage", "message": message, "hints": [],
+            })),
+            "keyring": { "service": service, "removed": removed },
+        }));
+    }
+    code
+}
+
+/// The exit code, the service (None: `off`), whether a sign-in was removed, and the message
+/// of a usage error.
+fn forget() -> (i32, Option<String>, bool, Option<String>) {
     let keyring = match keyring() {
         Ok(Some(k)) => k,
         Ok(None) => {
             eprintln!(
                 "spot-connect logout: {KEYRING_ENV}=off: no sign-in is kept, nothing to remove"
             );
-            return exit::DONE;
+            return (exit::DONE, None, false, None);
         }
         Err(e) => {
             eprintln!("spot-connect logout: {e}");
-            return exit::USAGE;
+            return (exit::USAGE, None, false, Some(e.to_string()));
         }
     };
-    match keyring.forget_all() {
+    let service = keyring.service().to_string();
+    let removed = match keyring.forget_all() {
         Ok(true) => {
-            tracing::info!(
-                service = keyring.service(),
-                "logout: the kept sign-in is removed"
-            );
+            tracing::info!(service, "logout: the kept sign-in is removed");
             eprintln!(
-                "  ✓ signed out: the sign-in kept in the keyring (service {}) is removed; the next command signs in",
-                keyring.service()
+                "  ✓ signed out: the sign-in kept in the keyring (service {service}) is removed; the next command signs in"
             );
-            exit::DONE
+            true
         }
         Ok(false) => {
-            eprintln!(
-                "  nothing to remove: no sign-in is kept in the keyring (service {})",
-                keyring.service()
-            );
-            exit::DONE
+            eprintln!("  nothing to remove: no sign-in is kept in the keyring (service {service})");
+            false
         }
         Err(why) => {
-            tracing::warn!(service = keyring.service(), %why, "logout: no usable keyring");
+            tracing::warn!(service, %why, "logout: no usable keyring");
             eprintln!("  nothing to remove: no usable keyring ({why}), so no sign-in was kept");
-            exit::DONE
+            false
         }
-    }
+    };
+    (exit::DONE, Some(service), removed, None)
 }
