@@ -529,6 +529,7 @@ async fn command_run(sim_rt: &tokio::runtime::Handle) {
     let since = OffsetDateTime::now_utc();
     let t0 = Instant::now();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
+        .env("SPOT_CONNECT_KEYRING", "off")
         .args(["apply", "--subscription", seed::SUB_CONTOSO_PROD, "--yes"])
         .arg("--endpoints")
         .arg(&sim.endpoints_path)

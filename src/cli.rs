@@ -207,6 +207,9 @@ pub enum Command {
     /// secret it could not prove unheld (the JSON's `problems` names each). Objects that are
     /// not ours are listed and never change the code. 2: bad usage.
     Reconcile(ReconcileOpts),
+    /// Forget the Azure sign-in kept in the OS keyring (SPOT_CONNECT_KEYRING names its service,
+    /// default spot-connect; `off` keeps none). The next command signs in again.
+    Logout,
     /// Run the simulated clouds on their own.
     Sim(SimOpts),
     /// Print the shell completion script (bash: `source <(spot-connect completions bash)`).

@@ -121,6 +121,7 @@ fn main() {
             Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
             Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,
             Some(Command::Reconcile(o)) => commands::reconcile::reconcile(&cli, o).await,
+            Some(Command::Logout) => commands::logout::logout(cli.opts.json),
             Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {
                 Ok(()) => exit::DONE,
                 Err(e) => {

@@ -716,6 +716,22 @@ impl Auth {
         })
     }
 
+    /// Keeps the operator's interactive sign-in (device code, browser) in `keyring` between
+    /// commands, and signs in with the one kept there. The other methods keep nothing.
+    pub fn keep_sign_in(&self, keyring: Arc<super::keyring::Keyring>) {
+        if let Backend::DeviceCode(c) = &self.inner.backend {
+            c.keep_sign_in(keyring);
+        }
+    }
+
+    /// Did the sign-in use the one kept in the OS keyring (no prompt ran)?
+    pub fn signed_in_from_keyring(&self) -> bool {
+        match &self.inner.backend {
+            Backend::DeviceCode(c) => c.account().is_some_and(|a| a.kept),
+            _ => false,
+        }
+    }
+
     /// `GET {arm}/tenants`: the `Home` tenant, or the only one.
     async fn home_tenant_from_arm(&self) -> Result<Option<String>> {
         let token = self

@@ -7,9 +7,13 @@
 //! only (a [`Secret`], replaced by each new one) and redeemed for every other (tenant, audience)
 //! pair: `/{tenant}/oauth2/v2.0/token`, grant `refresh_token`, scope `<scope> offline_access`.
 //! Access tokens are cached per (tenant, scope) until [`REFRESH_MARGIN`] before they expire.
+//! With a [`Keyring`] (the commands give one: [`DeviceCodeCredential::keep_sign_in`]) the
+//! refresh token is also kept in the OS keyring, and the next command's sign-in redeems it
+//! instead of asking for a device code; a refused one is forgotten and the operator signs in.
 //!
 //! Nothing here logs or Debug-prints a token, refresh token or device code.
 
+use crate::azure::keyring::{KeptSignIn, Keyring, sign_in_key};
 use crate::azure::prompt::{DeviceCodePrompt, PromptFn, SignInPrompt};
 use crate::azure::token::{
     Clock, TokenGrant, TokenRefusal, parse_token_grant, post_form, post_form_retrying, post_token,
@@ -290,6 +294,8 @@ fn with_message(mut e: ApiError, what: &str) -> ApiError {
 pub struct Account {
     pub username: Option<String>,
     pub home_tenant: Option<String>,
+    /// Signed in with the sign-in kept in the OS keyring (no interactive flow ran).
+    pub kept: bool,
 }
 
 /// How the operator signs in interactively.
@@ -336,6 +342,8 @@ pub struct DeviceCodeCredential {
     /// Addresses pasted by the operator, for the browser flow in progress.
     paste_tx: tokio::sync::mpsc::UnboundedSender<String>,
     pastes: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// Where the sign-in is kept between commands (None: in memory only).
+    keyring: std::sync::OnceLock<Arc<Keyring>>,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -379,7 +387,71 @@ impl DeviceCodeCredential {
             last_failure: Mutex::new(None),
             paste_tx,
             pastes: tokio::sync::Mutex::new(pastes),
+            keyring: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Keeps the sign-in in `keyring` between commands, and signs in with the one kept there.
+    /// Set once, before the first sign-in.
+    pub fn keep_sign_in(&self, keyring: Arc<Keyring>) {
+        let _ = self.keyring.set(keyring);
+    }
+
+    fn keyring_key(&self) -> String {
+        sign_in_key(&self.opts.login, &self.opts.client_id, &self.opts.tenant)
+    }
+
+    /// Writes the refresh token in memory (and who signed in) to the keyring, if there is one.
+    fn remember(&self) {
+        let (Some(k), Some(rt)) = (self.keyring.get(), lock(&self.refresh).clone()) else {
+            return;
+        };
+        let account = self.account().unwrap_or_default();
+        k.store(
+            &self.keyring_key(),
+            &KeptSignIn {
+                refresh_token: rt,
+                username: account.username,
+                home_tenant: account.home_tenant,
+            },
+        );
+    }
+
+    /// The sign-in kept in the keyring, redeemed for the first scope. None: nothing kept, no
+    /// usable keyring, or the identity platform refused it (then it is forgotten).
+    async fn sign_in_kept(&self, tenant: &str, scope: &str) -> Option<Account> {
+        let k = self.keyring.get()?;
+        let key = self.keyring_key();
+        let kept = k.load(&key)?;
+        match self.refresh(tenant, scope, &kept.refresh_token).await {
+            Ok(_) => {
+                let account = Account {
+                    username: kept.username,
+                    home_tenant: kept.home_tenant,
+                    kept: true,
+                };
+                *lock(&self.account) = Some(account.clone());
+                self.remember();
+                tracing::info!(
+                    service = k.service(),
+                    "signed in with the sign-in kept in the keyring"
+                );
+                Some(account)
+            }
+            Err(RefreshFailure::Refused(r)) => {
+                k.forget(&key);
+                tracing::info!(
+                    service = k.service(),
+                    code = ?r.api.code,
+                    "the kept sign-in was refused: forgotten, signing in again"
+                );
+                None
+            }
+            Err(RefreshFailure::Other(e)) => {
+                tracing::info!(error = %e, "the kept sign-in could not be redeemed: signing in");
+                None
+            }
+        }
     }
 
     pub fn interactive(&self) -> Interactive {
@@ -438,6 +510,10 @@ impl DeviceCodeCredential {
         }
         let tenant = self.opts.tenant.clone();
         let scope = self.opts.scope.clone();
+        if let Some(account) = self.sign_in_kept(&tenant, &scope).await {
+            self.flows_done.fetch_add(1, Ordering::SeqCst);
+            return Ok(account);
+        }
         let mut result = self.run_interactive(&tenant, &scope, None).await;
         if matches!(&result, Err(Error::Auth(m)) if m == LOST_REPLY) {
             // The operator signed in but the reply never arrived: a new code is the only way on.
@@ -452,6 +528,7 @@ impl DeviceCodeCredential {
                     .home_tenant
                     .clone()
                     .or_else(|| grant.claims.as_ref().and_then(|c| c.tenant_id.clone())),
+                kept: false,
             };
             self.keep(&tenant, &scope, &grant);
             // Cached under the tenant it was issued in (`tid`), not the home tenant.
@@ -465,6 +542,7 @@ impl DeviceCodeCredential {
                 );
             }
             *lock(&self.account) = Some(account.clone());
+            self.remember();
             match self.interactive {
                 Interactive::DeviceCode => {
                     tracing::info!(home_tenant = ?account.home_tenant, "device code sign-in completed")
@@ -641,7 +719,14 @@ impl DeviceCodeCredential {
             self.cache.now(),
         )
         .await?;
+        let rotated = grant
+            .refresh_token
+            .as_ref()
+            .is_some_and(|n| n.expose() != rt.expose());
         self.keep(tenant, scope, &grant);
+        if rotated && self.account().is_some() {
+            self.remember();
+        }
         tracing::debug!(%tenant, scope, "token from refresh token");
         Ok((grant.access_token, grant.expires_on))
     }
@@ -678,6 +763,7 @@ impl DeviceCodeCredential {
         });
         let grant = result?;
         self.keep(tenant, scope, &grant);
+        self.remember();
         tracing::info!(%tenant, "signed in to the tenant again");
         Ok((grant.access_token, grant.expires_on))
     }

@@ -8,5 +8,6 @@ pub mod browser;
 pub mod device_code;
 pub mod discovery;
 pub mod graph;
+pub mod keyring;
 pub mod prompt;
 pub mod token;

@@ -15,6 +15,7 @@ use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};
 use std::io::IsTerminal;
 
+pub mod logout;
 pub mod reconcile;
 pub mod remove;
 pub mod rotate;
@@ -93,7 +94,12 @@ async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
     };
     match signed_in {
         Ok(id) => {
-            eprintln!("  ✓ Azure login: signed in as {}", id.display);
+            let kept = if session.auth.signed_in_from_keyring() {
+                " (kept sign-in; `spot-connect logout` forgets it)"
+            } else {
+                ""
+            };
+            eprintln!("  ✓ Azure login: signed in as {}{kept}", id.display);
             Ok(())
         }
         Err(e) => {
@@ -209,6 +215,9 @@ fn fail(e: &Error) -> i32 {
 fn session(opts: &CommonOpts) -> Result<Session, Error> {
     let (prompt, slot) = signin::prompt();
     let session = Session::build(opts, None, prompt)?;
+    if let Some(k) = logout::keyring()? {
+        session.auth.keep_sign_in(k);
+    }
     let _ = slot.set(session.auth.clone());
     // Waits outside `apply` (sign-in, discovery, status, rotate, remove) go straight to stderr;
     // `apply` routes them through its progress lines while it runs (onboard::lock).

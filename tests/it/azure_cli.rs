@@ -60,6 +60,7 @@ impl Az {
 
     async fn run(&self, args: &[&str]) -> Out {
         let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.env("SPOT_CONNECT_KEYRING", "off");
         cmd.args(args)
             .envs(self.env())
             .stdin(std::process::Stdio::null())
@@ -492,6 +493,7 @@ async fn apply_with_auth_azure_cli_reaches_connected() {
     )))
     .unwrap();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"));
+    cmd.env("SPOT_CONNECT_KEYRING", "off");
     cmd.args(["apply", "--auth", "azure-cli", "--endpoints"])
         .arg(&sim.endpoints_path)
         .args([
@@ -565,6 +567,7 @@ async fn apply_as(
     sub: &str,
 ) -> (bool, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"));
+    cmd.env("SPOT_CONNECT_KEYRING", "off");
     cmd.args(["apply", "--auth", "client-secret", "--endpoints"])
         .arg(&sim.endpoints_path)
         .args(["--subscription", sub, "--yes", "--state-dir"])

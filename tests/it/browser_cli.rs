@@ -36,6 +36,7 @@ impl Env {
 
     fn spawn(&self, args: &[&str]) -> Run {
         let mut c = Command::new(BIN);
+        c.env("SPOT_CONNECT_KEYRING", "off");
         c.args(args)
             .arg("--endpoints")
             .arg(&self.sim.endpoints_path)

@@ -34,6 +34,7 @@ impl Env {
     /// `spot-connect <args>` as the CI operator (client secret: no device-code wait).
     fn cmd_in(&self, state_dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
+        c.env("SPOT_CONNECT_KEYRING", "off");
         c.args(args)
             .args(["--auth", "client-secret"])
             .arg("--endpoints")
@@ -479,6 +480,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
     let bad = env.dir.path().join("bad-endpoints.json");
     std::fs::write(&bad, f.to_string()).unwrap();
     let out = Command::new(BIN)
+        .env("SPOT_CONNECT_KEYRING", "off")
         .args(["apply", "--subscription", SUB, "--yes", "--endpoints"])
         .arg(&bad)
         .arg("--state-dir")
@@ -755,6 +757,7 @@ async fn another_users_directory_or_file_is_refused() {
 async fn sim_with_a_relative_state_dir_writes_an_absolute_ca_cert() {
     let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
+        .env("SPOT_CONNECT_KEYRING", "off")
         .args(["sim", "--state-dir", "rel/sim"])
         .current_dir(cwd.path())
         .stdin(Stdio::null())
@@ -940,6 +943,7 @@ fn fake_az(dir: &Path, script: &str) -> std::ffi::OsString {
 #[cfg(unix)]
 fn az_run(state_dir: &Path, path: &std::ffi::OsStr, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
+    c.env("SPOT_CONNECT_KEYRING", "off");
     c.args(args)
         .args(["--auth", "azure-cli", "--state-dir"])
         .arg(state_dir)

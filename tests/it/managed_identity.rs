@@ -11,6 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
 
 async fn apply(sim: &sim::SimHandle, state: &std::path::Path, header: &str) -> (bool, String) {
     let out = tokio::process::Command::new(BIN)
+        .env("SPOT_CONNECT_KEYRING", "off")
         .args(["apply", "--auth", "managed-identity", "--endpoints"])
         .arg(&sim.endpoints_path)
         .args(["--subscription", SUB_CONTOSO_DEV, "--yes", "--state-dir"])

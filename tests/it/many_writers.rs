@@ -37,6 +37,7 @@ impl Env {
     /// Owner in both tenants.
     fn cmd_in(&self, state_dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
+        c.env("SPOT_CONNECT_KEYRING", "off");
         c.args(args)
             .arg("--endpoints")
             .arg(&self.sim.endpoints_path)

@@ -520,6 +520,7 @@ async fn a_blocked_plan_rotates_nothing_and_says_so() {
 fn reconcile_exit_codes_are_in_help_and_man() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
+            .env("SPOT_CONNECT_KEYRING", "off")
             .args(args)
             .output()
             .unwrap();
