@@ -252,7 +252,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http {
             client,
             max_attempts: 6,

@@ -1,7 +1,16 @@
 use clap::Parser;
 use spot_connect::cli::{Cli, Command, exit, json_out};
+use spot_connect::commands::{CommandError, CommandResult, report};
+use spot_connect::error::Error;
 use spot_connect::{app, commands, docgen, logging, sim};
 use std::io::Write;
+
+/// How a run ended, before `main` prints it: a command's result, or a code another front end
+/// (the wizard, the simulator, `reconcile`) picked and printed itself.
+enum Ended {
+    Command(CommandResult),
+    Printed(i32),
+}
 
 fn main() {
     let mut cli = match Cli::try_parse() {
@@ -17,10 +26,11 @@ fn main() {
                     .lines()
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or(&msg);
-                json_out::note_error(serde_json::json!({ "summary": first.trim() }));
-                if let Some(v) = json_out::error_object(true, code) {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                }
+                let first = first.trim().trim_start_matches("error: ");
+                json_out::print(&error_document(
+                    &CommandError::usage(first.to_string()),
+                    code,
+                ));
             }
             e.exit()
         }
@@ -76,13 +86,13 @@ fn main() {
             } else {
                 "stdin or stdout is not a terminal"
             };
-            eprintln!(
-                "spot-connect: the full-screen wizard needs a terminal ({why}); use the plain \
+            let e = CommandError::usage(format!(
+                "the full-screen wizard needs a terminal ({why}); use the plain \
                  commands instead:\n  spot-connect plan --subscription ID\n  spot-connect apply \
                  --subscription ID [--yes]\n  spot-connect status --subscription ID\n(see \
                  `spot-connect --help`)"
-            );
-            finish(&cli, exit::USAGE);
+            ));
+            finish(&cli, Ended::Command(Err(e)));
         }
     }
     let filter = match logging::filter(cli.verbose, cli.debug) {
@@ -96,10 +106,11 @@ fn main() {
     };
     let state_dir = cli.opts.state_dir();
     if let Err(e) = logging::init(&state_dir, filter) {
-        let msg = format!("cannot open the log under {}: {e}", state_dir.display());
-        eprintln!("spot-connect: {msg}");
-        json_out::note_error(serde_json::json!(msg));
-        finish(&cli, exit::FAILED);
+        let e = Error::local(
+            format!("cannot open the log under {}", state_dir.display()),
+            e,
+        );
+        finish(&cli, Ended::Command(Err(e.into())));
     }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -112,20 +123,24 @@ fn main() {
             std::process::exit(exit::FAILED);
         }
     };
-    let code = rt.block_on(async {
+    let ended = rt.block_on(async {
         match &cli.command {
-            None => app::run(&cli).await,
-            Some(Command::Apply) => commands::apply(&cli).await,
-            Some(Command::Plan(o)) => commands::plan(&cli, o).await,
-            Some(Command::Status(o)) => commands::status::status(&cli, o).await,
-            Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
-            Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,
-            Some(Command::Reconcile(o)) => commands::reconcile::reconcile(&cli, o).await,
+            None => Ended::Printed(app::run(&cli).await),
+            Some(Command::Apply) => Ended::Command(commands::apply(&cli).await),
+            Some(Command::Plan(o)) => Ended::Command(commands::plan(&cli, o).await),
+            Some(Command::Status(o)) => Ended::Command(commands::status::status(&cli, o).await),
+            Some(Command::RotateSecret) => {
+                Ended::Command(commands::rotate::rotate_secret(&cli).await)
+            }
+            Some(Command::Remove(o)) => Ended::Command(commands::remove::remove(&cli, o).await),
+            Some(Command::Reconcile(o)) => {
+                Ended::Printed(commands::reconcile::reconcile(&cli, o).await)
+            }
             Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {
-                Ok(()) => exit::DONE,
+                Ok(()) => Ended::Printed(exit::DONE),
                 Err(e) => {
                     eprintln!("spot-connect sim: {e}");
-                    exit::FAILED
+                    Ended::Printed(exit::FAILED)
                 }
             },
             Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
@@ -139,7 +154,7 @@ fn main() {
             d.display()
         );
     }
-    finish(&cli, code);
+    finish(&cli, ended);
 }
 
 /// A new directory of our own for `--demo`: `<temp>/spot-connect-demo.<random>`, made 0700 by
@@ -159,12 +174,57 @@ fn demo_state_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Exits with `code`; with `--json`, a failed run that printed no report prints an error object.
-fn finish(cli: &Cli, code: i32) -> ! {
+/// The one place a run's result is printed and its exit code picked (`report::exit_code`): a
+/// command's error on stderr with its hints worded for the command line; with `--json`, the
+/// command's document on stdout (an error document when it failed before it had one).
+fn finish(cli: &Cli, ended: Ended) -> ! {
     // An `az` still running (the run was interrupted while it waited): it and its group go too.
     spot_connect::azure::az::kill_children();
-    if let Some(v) = json_out::error_object(cli.opts.json, code) {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
+    let code = match ended {
+        Ended::Printed(code) => code,
+        Ended::Command(r) => {
+            let code = report::exit_code(&r);
+            let name = command_name(cli);
+            match &r {
+                Ok(o) if cli.opts.json => json_out::print(&o.json),
+                Ok(o) => print!("{}", o.text),
+                Err(e) => {
+                    eprint!("{}", report::error_text(name, e));
+                    if cli.opts.json {
+                        match &e.json {
+                            Some(v) => json_out::print(v),
+                            None => json_out::print(&error_document(e, code)),
+                        }
+                    }
+                }
+            }
+            code
+        }
+    };
+    let _ = std::io::stdout().flush();
     std::process::exit(code)
+}
+
+/// `{"error": {"kind", "message", "hints"}, "exit_code"}` for a run that failed before it had a
+/// document of its own.
+fn error_document(e: &CommandError, code: i32) -> serde_json::Value {
+    serde_json::json!({
+        "error": {"kind": e.kind, "message": e.message(), "hints": e.hint_lines()},
+        "exit_code": code,
+    })
+}
+
+fn command_name(cli: &Cli) -> &'static str {
+    match &cli.command {
+        None => "",
+        Some(Command::Apply) => "apply",
+        Some(Command::Plan(_)) => "plan",
+        Some(Command::Status(_)) => "status",
+        Some(Command::RotateSecret) => "rotate-secret",
+        Some(Command::Remove(_)) => "remove",
+        Some(Command::Reconcile(_)) => "reconcile",
+        Some(Command::Sim(_)) => "sim",
+        Some(Command::Completions { .. }) => "completions",
+        Some(Command::Man) => "man",
+    }
 }

@@ -2,33 +2,29 @@
 //! secrets removed. The tenant: `--tenant`, else the tenants of `--subscription`.
 //! Exit 0 when complete, 1 when nothing changed or the rotation is partial.
 
-use super::{fail, progress_line};
-use crate::cli::{Cli, CommonOpts, exit};
+use super::progress_line;
+use super::report::Outcome;
+use super::{CommandError, CommandResult, Kind, Status};
+use crate::cli::{Cli, CommonOpts};
 use std::io::IsTerminal;
 
-pub async fn rotate_secret(cli: &Cli) -> i32 {
+pub async fn rotate_secret(cli: &Cli) -> CommandResult {
     super::interruptible(run(&cli.opts)).await
 }
 
-async fn run(opts: &CommonOpts) -> i32 {
-    let settings = match opts.settings() {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
+async fn run(opts: &CommonOpts) -> CommandResult {
+    let settings = opts.settings()?;
     if opts.tenant.is_none() && opts.subscriptions.is_empty() && !opts.all_subscriptions {
-        eprintln!("spot-connect rotate-secret: --tenant ID or --subscription ID is required");
-        return exit::USAGE;
+        return Err(CommandError::usage(
+            "--tenant ID or --subscription ID is required",
+        ));
     }
     if !opts.yes && !std::io::stdin().is_terminal() {
-        eprintln!(
-            "spot-connect rotate-secret: changes Azure and Spot: needs --yes when stdin is not a terminal"
-        );
-        return exit::USAGE;
+        return Err(CommandError::usage(
+            "changes Azure and Spot: needs --yes when stdin is not a terminal",
+        ));
     }
-    let (session, targets) = match super::status::signed_in(opts, "rotate-secret", false).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (session, targets) = super::status::signed_in(opts, false).await?;
     let mut tenants: Vec<String> = opts.tenant.iter().cloned().collect();
     for t in &targets {
         if !tenants.contains(&t.tenant_id) {
@@ -42,8 +38,7 @@ async fn run(opts: &CommonOpts) -> i32 {
         );
         eprint!("Rotate? [y/N] ");
         if !super::remove::confirm_line().await {
-            eprintln!("  nothing was changed");
-            return exit::FAILED;
+            return Err(CommandError::new(Kind::Declined, "nothing was changed"));
         }
     }
     let mut reports = Vec::new();
@@ -96,8 +91,13 @@ async fn run(opts: &CommonOpts) -> i32 {
             }
         }
     }
-    if opts.json {
-        crate::cli::json_out::print(&serde_json::Value::Array(reports));
+    let json = serde_json::Value::Array(reports);
+    if ok {
+        Ok(Outcome::new(Status::Done, json))
+    } else {
+        Err(
+            CommandError::new(Kind::Failed, "the rotation is not complete (see above)")
+                .with_json(json),
+        )
     }
-    if ok { exit::DONE } else { exit::FAILED }
 }

@@ -30,7 +30,7 @@ use crate::azure::graph::{
     APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, AppRoleAssignment, Application,
     DirectoryRole, Graph, ServicePrincipal,
 };
-use crate::error::{ApiError, Error, ErrorClass, Result};
+use crate::error::{ApiError, Error, ErrorClass, Hint, Result};
 use crate::secret::Secret;
 use crate::spot::{AzureCredentials, AzureCredentialsInfo, SpotAccount};
 use futures::{FutureExt, StreamExt};
@@ -122,7 +122,7 @@ impl Foreign {
     /// The plan's line for a connection kept as it is.
     fn keep_line(&self) -> String {
         format!(
-            "connected through {}, secret expires {}: keep (Spot account {} is not ours: nothing is changed; --take-over replaces its credentials with ours)",
+            "connected through {}, secret expires {}: keep (Spot account {} is not ours: nothing is changed)",
             self.app(),
             self.expiry(),
             self.account.account_id
@@ -567,7 +567,7 @@ async fn lookup_sub(
         Err(Error::Api(e))
             if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
         {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "subscription {} was not found in tenant {} ({e})",
                 t.subscription_id, t.tenant_id
             )));
@@ -961,6 +961,7 @@ fn tenant_item(
         id,
         reason,
         drift: None,
+        hint: None,
     }
 }
 
@@ -1056,24 +1057,18 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             PlanAction::Blocked,
             None,
             format!(
-                "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over; choose another name with --app-name",
+                "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over",
                 f.app_name
             ),
-        )),
+        ).with_hint(Some(Hint::ChooseAppName))),
         AppFact::Unreadable(e, api) => items.push(shared(
             Step::AppRegistration,
             "app registration",
             &f.app_name,
             PlanAction::Blocked,
             None,
-            format!(
-                "cannot read app registrations ({e}).{}",
-                api.as_ref()
-                    .and_then(ApiError::hint)
-                    .map(|h| format!(" {h}"))
-                    .unwrap_or_default()
-            ),
-        )),
+            format!("cannot read app registrations ({e})"),
+        ).with_hint(api.as_ref().and_then(ApiError::hint))),
     }
     // Client secrets: the secrets Spot keeps, then the tenant's one new secret.
     let mut kept: Vec<(&SecretRecord, Vec<&SubFacts>)> = Vec::new();
@@ -1187,10 +1182,10 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             PlanAction::Blocked,
             Some(r.id.clone()),
             format!(
-                "a role named {} exists ({}) but was not made by spot-connect (no marker in its description): it is never changed; choose another name with --role-name",
+                "a role named {} exists ({}) but was not made by spot-connect (no marker in its description): it is never changed",
                 f.role_name, r.id
             ),
-        ),
+        ).with_hint(Some(Hint::ChooseRoleName)),
         RoleFact::Ours(r) => {
             let d = drift.clone().unwrap_or_default();
             let mut why = Vec::new();
@@ -1280,21 +1275,17 @@ fn plan_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
                 PlanAction::Keep,
                 Some(f.account.account_id.clone()),
                 f.keep_line(),
-            ),
+            )
+            .with_hint(Some(Hint::TakeOver)),
             AccountFact::Blocked(why, e) => sub(
                 Step::SpotAccount,
                 "Spot account",
                 "",
                 PlanAction::Blocked,
                 None,
-                format!(
-                    "{why}{}",
-                    e.as_ref()
-                        .and_then(ApiError::hint)
-                        .map(|h| format!(": {h}"))
-                        .unwrap_or_default()
-                ),
-            ),
+                why.clone(),
+            )
+            .with_hint(e.as_ref().and_then(ApiError::hint)),
         });
         let scope = s.scope();
         // At a management group: one assignment there covers them all (mg::items).
@@ -1390,6 +1381,7 @@ fn keep_item(s: &SubFacts) -> Option<PlanItem> {
         id: Some(f.account.account_id.clone()),
         reason: f.keep_line(),
         drift: None,
+        hint: Some(Hint::TakeOver),
     })
 }
 
@@ -1466,7 +1458,7 @@ struct SubRun {
 }
 
 fn dependency(what: &str) -> Error {
-    Error::Other(format!("skipped: {what} did not complete"))
+    Error::Skipped(format!("skipped: {what} did not complete"))
 }
 
 pub(super) async fn apply(
@@ -1512,7 +1504,8 @@ async fn apply_inner(
     let t0 = Instant::now();
     let throttled0 = session.http.throttled_count();
     let Some(facts) = plan.facts.as_deref() else {
-        let e = Error::Other("this plan was not made by onboard::plan: nothing was changed".into());
+        let e =
+            Error::Internal("this plan was not made by onboard::plan: nothing was changed".into());
         return RunReport {
             reports: plan
                 .subscriptions
@@ -1565,18 +1558,14 @@ async fn apply_inner(
             && blocked.iter().any(|b| b.step == Step::AppRegistration);
         let error = ErrorInfo {
             summary: format!("nothing was changed: {}", reasons.join("; ")),
-            hint: api
-                .as_ref()
-                .and_then(ApiError::hint)
-                .map(str::to_string)
-                .or_else(|| {
-                    rights_blocked.then(|| match session.auth.method() {
-                        AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
-                            SP_APP_RIGHTS_HINT.to_string()
-                        }
-                        _ => APP_RIGHTS_HINT.to_string(),
-                    })
-                }),
+            hint: api.as_ref().and_then(ApiError::hint).or_else(|| {
+                rights_blocked.then(|| match session.auth.method() {
+                    AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
+                        Hint::ServicePrincipalAppRights
+                    }
+                    _ => Hint::AppRegistrationRights,
+                })
+            }),
             api,
         };
         for step in RUN_STEPS {
@@ -1903,7 +1892,7 @@ impl TenantRun<'_> {
                 .as_ref()
                 .map(|e| e.summary.clone())
                 .unwrap_or_default();
-            Err(Error::Other(format!("not started: {why}")))
+            Err(Error::Skipped(format!("not started: {why}")))
         } else {
             let account_f = self.account_step(i, &run);
             let assign_f = async {
@@ -2020,7 +2009,11 @@ impl TenantRun<'_> {
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         (a, Outcome::Created)
                     }
-                    _ => return Err(Error::Other("the app registration step was blocked".into())),
+                    _ => {
+                        return Err(Error::Blocked(
+                            "the app registration step was blocked".into(),
+                        ));
+                    }
                 };
                 self.save_shared(|s| {
                     s.app_object_id = Some(app.id.clone());
@@ -2210,7 +2203,7 @@ impl TenantRun<'_> {
             async {
                 let (outcome, detail) = match &self.f.role {
                     RoleFact::Foreign(_) => {
-                        return Err(Error::Other("the custom role step was blocked".into()));
+                        return Err(Error::Blocked("the custom role step was blocked".into()));
                     }
                     RoleFact::Ours(r) => {
                         let missing: Vec<String> = scopes
@@ -2315,7 +2308,7 @@ impl TenantRun<'_> {
             if let Some(r) = &now
                 && !is_our_role(r)
             {
-                return Err(Error::Other(format!(
+                return Err(Error::Conflict(format!(
                     "the custom role {} ({}) is no longer ours (no spot-connect marker): not changed",
                     r.properties.role_name, r.id
                 )));
@@ -2372,8 +2365,8 @@ impl TenantRun<'_> {
             last = Some(r);
             must_write = false;
         }
-        Err(Error::Other(format!(
-            "the custom role {name} kept losing its assignable scopes to other writers ({ROLE_MERGES} merges): run again"
+        Err(Error::Conflict(format!(
+            "the custom role {name} kept losing its assignable scopes to other writers ({ROLE_MERGES} merges)"
         )))
     }
 
@@ -2405,12 +2398,12 @@ impl TenantRun<'_> {
             AccountFact::Reuse(a, _, _) => (format!("using {}", a.account_id), &sf.account),
             AccountFact::Create(n) => (format!("creating Spot account {n}"), &sf.account),
             AccountFact::Keep(f) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Blocked(format!(
                     "Spot account {} is not ours: kept",
                     f.account.account_id
                 )));
             }
-            AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+            AccountFact::Blocked(why, _) => return Err(Error::Blocked(why.clone())),
         };
         // The operator picked it (`--spot-account`, `--take-over`): recorded as chosen, so no
         // run ever deletes it.
@@ -2494,7 +2487,7 @@ impl TenantRun<'_> {
                         (a, Outcome::Created, String::new())
                     }
                     AccountFact::Keep(_) | AccountFact::Blocked(..) => {
-                        return Err(Error::Other("the Spot account step was blocked".into()));
+                        return Err(Error::Blocked("the Spot account step was blocked".into()));
                     }
                 };
                 Self::object(
@@ -2823,8 +2816,8 @@ fn app_role_named(roles: &[DirectoryRole]) -> Option<&'static str> {
 
 /// The tenant's new secret is gone from the app before Spot could take it.
 fn secret_removed(key_id: &str, app: &str) -> Error {
-    Error::Other(format!(
-        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another --state-dir, or by hand): Spot cannot use it; run `spot-connect apply` again for a new one"
+    Error::Conflict(format!(
+        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another state directory, or by hand): Spot cannot use it; a next run makes a new one"
     ))
 }
 

@@ -229,3 +229,61 @@ fn no_command_without_a_terminal_or_with_term_dumb_points_at_the_plain_commands(
         }
     }
 }
+
+/// A hint is data the engine hands to both front ends (issue 21 §6): a role name that is not
+/// ours blocks the plan with `Hint::ChooseRoleName`; the commands word it with their flag
+/// (`--role-name`), the wizard with its field, and no command-line advice.
+#[test]
+fn a_name_clash_is_worded_by_each_front_end_in_its_own_terms() {
+    use crate::common::ui::{at_subscription, enter, feed, now, plan, render};
+    use spot_connect::app::update::Action;
+    use spot_connect::error::Hint;
+    use spot_connect::onboard::model::{Plan, PlanAction, Step};
+    let mut p = plan();
+    let role = p
+        .items
+        .iter_mut()
+        .find(|i| i.step == Step::CustomRole)
+        .expect("a custom role in the plan");
+    role.action = PlanAction::Blocked;
+    role.reason = "a role named Spot.io Custom Role exists but was not made by spot-connect: it is never changed".into();
+    role.hint = Some(Hint::ChooseRoleName);
+    let p = Plan::new(p.subscriptions.clone(), p.items);
+
+    let cli = spot_connect::commands::plan_text(&p);
+    let line = cli
+        .lines()
+        .find(|l| l.contains("a role named"))
+        .expect("the blocked role's line");
+    assert!(
+        line.contains("choose another name with --role-name"),
+        "{cli}"
+    );
+
+    let mut s = at_subscription();
+    feed(&mut s, 5.0, vec![enter()]);
+    let g = s.plan_gen;
+    feed(
+        &mut s,
+        6.0,
+        vec![
+            Action::Planned {
+                generation: g,
+                result: Ok(p),
+            },
+            enter(),
+            enter(),
+        ],
+    );
+    let screen = render(&s, 120, 40, now(7.0));
+    let words = screen
+        .replace(['│', '┌', '┐', '└', '┘', '─'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("edit the Role name field to choose another name"),
+        "{screen}"
+    );
+    assert!(!screen.contains("--"), "no command-line advice: {screen}");
+}

@@ -450,7 +450,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
     let v: Value = serde_json::from_str(&stdout).expect("a JSON error object");
     assert_eq!(v["exit_code"], 2);
     assert!(
-        v["error"]["summary"].as_str().unwrap().contains("prod"),
+        v["error"]["message"].as_str().unwrap().contains("prod"),
         "{v}"
     );
     assert_eq!(env.sim.requests().as_array().map_or(0, Vec::len), before);
@@ -468,7 +468,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
     assert_eq!(code, 1, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).expect("a JSON error object");
     assert!(
-        v["error"]["summary"].as_str().unwrap().contains("unknown"),
+        v["error"]["message"].as_str().unwrap().contains("unknown"),
         "{v}"
     );
 

@@ -829,6 +829,7 @@ fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_o
             "connected through Spot.io-fabrikam-prod (c1000003-…), secret expires 2028-12-01: keep"
                 .into(),
         drift: None,
+        hint: None,
     });
     let kept = Plan::new(p.subscriptions.clone(), items);
     feed(

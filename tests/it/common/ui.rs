@@ -152,6 +152,7 @@ fn plan_item(
         id: id.map(str::to_string),
         reason: reason.into(),
         drift: None,
+        hint: None,
     }
 }
 
@@ -305,10 +306,7 @@ pub fn connect_error() -> ErrorInfo {
     };
     ErrorInfo {
         summary: "connecting the subscription to Spot failed".into(),
-        hint: Some(
-            "Check that the role assignment exists, then retry: Azure may still be propagating it."
-                .into(),
-        ),
+        hint: Some(spot_connect::error::Hint::AssignmentPropagating),
         api: Some(api),
     }
 }
@@ -697,6 +695,7 @@ pub fn removal_rows() -> Vec<spot_connect::app::state::RemovalRow> {
         id: id.into(),
         action,
         reason: reason.into(),
+        hint: None,
     };
     vec![
         row(
