@@ -13,6 +13,7 @@ enum Ended {
 }
 
 fn main() {
+    let started = std::time::Instant::now();
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -27,9 +28,11 @@ fn main() {
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or(&msg);
                 let first = first.trim().trim_start_matches("error: ");
-                json_out::print(&error_document(
-                    &CommandError::usage(first.to_string()),
+                let e = CommandError::usage(first.to_string());
+                json_out::print(&report::Document::new(command_of_args()).finish(
                     code,
+                    Some(&e),
+                    0,
                 ));
             }
             e.exit()
@@ -92,7 +95,7 @@ fn main() {
                  --subscription ID [--yes]\n  spot-connect status --subscription ID\n(see \
                  `spot-connect --help`)"
             ));
-            finish(&cli, Ended::Command(Err(e)));
+            finish(&cli, Ended::Command(Err(e)), started);
         }
     }
     let filter = match logging::filter(cli.verbose, cli.debug) {
@@ -110,7 +113,7 @@ fn main() {
             format!("cannot open the log under {}", state_dir.display()),
             e,
         );
-        finish(&cli, Ended::Command(Err(e.into())));
+        finish(&cli, Ended::Command(Err(e.into())), started);
     }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -154,7 +157,7 @@ fn main() {
             d.display()
         );
     }
-    finish(&cli, ended);
+    finish(&cli, ended, started);
 }
 
 /// A new directory of our own for `--demo`: `<temp>/spot-connect-demo.<random>`, made 0700 by
@@ -177,7 +180,7 @@ fn demo_state_dir() -> std::io::Result<std::path::PathBuf> {
 /// The one place a run's result is printed and its exit code picked (`report::exit_code`): a
 /// command's error on stderr with its hints worded for the command line; with `--json`, the
 /// command's document on stdout (an error document when it failed before it had one).
-fn finish(cli: &Cli, ended: Ended) -> ! {
+fn finish(cli: &Cli, ended: Ended, started: std::time::Instant) -> ! {
     // An `az` still running (the run was interrupted while it waited): it and its group go too.
     spot_connect::azure::az::kill_children();
     let code = match ended {
@@ -185,16 +188,19 @@ fn finish(cli: &Cli, ended: Ended) -> ! {
         Ended::Command(r) => {
             let code = report::exit_code(&r);
             let name = command_name(cli);
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &r {
-                Ok(o) if cli.opts.json => json_out::print(&o.json),
+                Ok(o) if cli.opts.json => json_out::print(&o.json.finish(code, None, ms)),
                 Ok(o) => print!("{}", o.text),
                 Err(e) => {
                     eprint!("{}", report::error_text(name, e));
                     if cli.opts.json {
-                        match &e.json {
-                            Some(v) => json_out::print(v),
-                            None => json_out::print(&error_document(e, code)),
-                        }
+                        let doc = e
+                            .json
+                            .as_deref()
+                            .cloned()
+                            .unwrap_or_else(|| report::Document::new(name));
+                        json_out::print(&doc.finish(code, Some(e), ms));
                     }
                 }
             }
@@ -205,13 +211,23 @@ fn finish(cli: &Cli, ended: Ended) -> ! {
     std::process::exit(code)
 }
 
-/// `{"error": {"kind", "message", "hints"}, "exit_code"}` for a run that failed before it had a
-/// document of its own.
-fn error_document(e: &CommandError, code: i32) -> serde_json::Value {
-    serde_json::json!({
-        "error": {"kind": e.kind, "message": e.message(), "hints": e.hint_lines()},
-        "exit_code": code,
-    })
+/// The command a command line names, for the JSON document of a line clap refused.
+fn command_of_args() -> &'static str {
+    const NAMES: &[&str] = &[
+        "apply",
+        "plan",
+        "status",
+        "rotate-secret",
+        "remove",
+        "reconcile",
+        "sim",
+        "completions",
+        "man",
+    ];
+    std::env::args()
+        .skip(1)
+        .find_map(|a| NAMES.iter().find(|n| **n == a).copied())
+        .unwrap_or("")
 }
 
 fn command_name(cli: &Cli) -> &'static str {

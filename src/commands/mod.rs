@@ -273,7 +273,7 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
     let blocked = plan.blocked().next().is_some();
     if !write {
         say_skipped();
-        let json = serde_json::to_value(&plan).unwrap_or_default();
+        let json = plan_document(&plan);
         return if blocked {
             Err(CommandError::new(
                 Kind::Blocked,
@@ -290,18 +290,65 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
         return Err(CommandError::new(Kind::Declined, "nothing was changed"));
     }
     let report = apply_plan(&session, &plan, opts).await;
-    // One subscription: its report; several: the array of their reports.
-    let json = match report.reports.as_slice() {
-        [one] => serde_json::to_value(one),
-        many => serde_json::to_value(many),
-    }
-    .unwrap_or_default();
     say_skipped();
-    apply_result(&report, json)
+    apply_result(&report, apply_document(&report))
+}
+
+/// `plan --json` (docs/json.md): per subscription its own items; every item (the tenants'
+/// shared ones too) in the plan's order beside.
+pub fn plan_document(plan: &Plan) -> report::Document {
+    let subscriptions = plan.subscriptions.iter().map(|t| {
+        let items: Vec<&crate::onboard::model::PlanItem> = plan
+            .items
+            .iter()
+            .filter(|i| i.subscription_id.as_deref() == Some(t.subscription_id.as_str()))
+            .collect();
+        serde_json::json!({
+            "subscription_id": t.subscription_id,
+            "tenant_id": t.tenant_id,
+            "subscription_name": t.subscription_name,
+            "items": items,
+        })
+    });
+    let n = |a: PlanAction| plan.items.iter().filter(|i| i.action == a).count();
+    report::Document::new("plan")
+        .subscriptions(subscriptions)
+        .count("subscriptions", plan.subscriptions.len())
+        .count("create", n(PlanAction::Create))
+        .count("update", n(PlanAction::Update))
+        .count("reuse", n(PlanAction::Reuse))
+        .count("keep", n(PlanAction::Keep))
+        .count("blocked", n(PlanAction::Blocked))
+        .count("writes", plan.writes().count())
+        .with("items", &plan.items)
+        .with("counts", &plan.counts)
+}
+
+/// `apply --json` (docs/json.md): each subscription's report; the run's counts and time.
+pub fn apply_document(r: &RunReport) -> report::Document {
+    let kept = r
+        .reports
+        .iter()
+        .filter(|x| x.verdict == Verdict::Connected && x.kept.is_some())
+        .count();
+    let connected = r.reports.len() - r.failed() - kept;
+    report::Document::new("apply")
+        .subscriptions(r.reports.iter().map(report::report_json))
+        .count("subscriptions", r.reports.len())
+        .count("connected", connected)
+        .count("kept", kept)
+        .count("failed", r.failed())
+        .count(
+            "throttled_429",
+            usize::try_from(r.throttled).unwrap_or(usize::MAX),
+        )
+        .count("peak_concurrency", r.peak_concurrency)
+        .ms("apply", r.total_ms)
+        .with("stopped", &r.stopped)
 }
 
 /// Exit 0 all connected, 3 some failed, 1 all failed or stopped.
-fn apply_result(report: &RunReport, json: serde_json::Value) -> CommandResult {
+fn apply_result(report: &RunReport, json: report::Document) -> CommandResult {
     if let Some(e) = &report.stopped {
         return Err(
             CommandError::new(Kind::Failed, format!("stopped: {}", e.summary)).with_json(json),
@@ -675,28 +722,28 @@ mod tests {
         assert_eq!(
             report::exit_code(&apply_result(
                 &run(vec![r(Connected), r(Connected)], false),
-                serde_json::Value::Null
+                report::Document::new("apply")
             )),
             exit::DONE
         );
         assert_eq!(
             report::exit_code(&apply_result(
                 &run(vec![r(Connected), r(Failed)], false),
-                serde_json::Value::Null
+                report::Document::new("apply")
             )),
             exit::PARTIAL
         );
         assert_eq!(
             report::exit_code(&apply_result(
                 &run(vec![r(Failed), r(Failed)], false),
-                serde_json::Value::Null
+                report::Document::new("apply")
             )),
             exit::FAILED
         );
         assert_eq!(
             report::exit_code(&apply_result(
                 &run(vec![r(Connected), r(Failed)], true),
-                serde_json::Value::Null
+                report::Document::new("apply")
             )),
             exit::FAILED
         );

@@ -54,10 +54,7 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
     let changes = plans.iter().map(|p| p.changes().count()).sum::<usize>();
     if changes == 0 {
         eprintln!("  nothing of spot-connect's to remove");
-        return Ok(Outcome::new(
-            Status::Done,
-            serde_json::json!({"plans": plans, "results": []}),
-        ));
+        return Ok(Outcome::new(Status::Done, document(&plans, &[])));
     }
     if !opts.yes {
         eprint!("Remove these? [y/N] ");
@@ -79,7 +76,7 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
         let _ = printer.await;
     }
     let failed = results.iter().filter(|r| !r.done).count();
-    let json = serde_json::json!({"plans": plans, "results": results});
+    let json = document(&plans, &results);
     if failed == 0 {
         eprintln!("  ✓ removed");
         Ok(Outcome::new(Status::Done, json))
@@ -90,6 +87,44 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
         )
         .with_json(json))
     }
+}
+
+/// `remove --json` (docs/json.md): per subscription the items that concern it; the tenants'
+/// removal plans and each removal's result beside.
+pub fn document(
+    plans: &[crate::onboard::remove::RemovalPlan],
+    results: &[crate::onboard::remove::RemovalResult],
+) -> super::report::Document {
+    let subscriptions = plans.iter().flat_map(|p| {
+        p.subscriptions.iter().map(move |sub| {
+            let items: Vec<_> = p
+                .items
+                .iter()
+                .filter(|i| i.subscription_id.as_deref() == Some(sub.as_str()))
+                .collect();
+            serde_json::json!({"subscription_id": sub, "tenant_id": p.tenant_id, "items": items})
+        })
+    });
+    let n = |a: RemovalAction| {
+        plans
+            .iter()
+            .flat_map(|p| &p.items)
+            .filter(|i| i.action == a)
+            .count()
+    };
+    super::report::Document::new("remove")
+        .subscriptions(subscriptions)
+        .count(
+            "subscriptions",
+            plans.iter().map(|p| p.subscriptions.len()).sum(),
+        )
+        .count("delete", n(RemovalAction::Delete))
+        .count("update", n(RemovalAction::Update))
+        .count("keep", n(RemovalAction::Keep))
+        .count("done", results.iter().filter(|r| r.done).count())
+        .count("failed", results.iter().filter(|r| !r.done).count())
+        .with("plans", plans)
+        .with("results", results)
 }
 
 /// Reads a y/yes answer from stdin (the question is already printed).

@@ -26,17 +26,148 @@ pub struct Outcome {
     pub status: Status,
     /// Printed on stdout without `--json` (status's table); empty for most commands.
     pub text: String,
-    pub json: serde_json::Value,
+    pub json: Document,
 }
 
 impl Outcome {
-    pub fn new(status: Status, json: serde_json::Value) -> Outcome {
+    pub fn new(status: Status, json: Document) -> Outcome {
         Outcome {
             status,
             text: String::new(),
             json,
         }
     }
+}
+
+/// The version of the `--json` document's shape (docs/json.md); raised when a key changes
+/// meaning or goes away, not when one is added.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The one `--json` document of every command (shapes.md, docs/json.md): the same top-level
+/// keys for one subscription or many: `schema_version`, `command`, `exit_code`,
+/// `subscriptions` (always an array), `summary` (counts), `duration` (an object of `*_ms`
+/// integers), `error` (null or `{kind, message, hints}`), and the command's own keys beside
+/// them. `main` sets `exit_code` and `error` ([`Document::finish`]).
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    command: &'static str,
+    subscriptions: Vec<serde_json::Value>,
+    summary: serde_json::Map<String, serde_json::Value>,
+    duration: serde_json::Map<String, serde_json::Value>,
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The envelope's own keys: a command's extra key never replaces one.
+const ENVELOPE: &[&str] = &[
+    "schema_version",
+    "command",
+    "exit_code",
+    "subscriptions",
+    "summary",
+    "duration",
+    "error",
+];
+
+impl Document {
+    pub fn new(command: &'static str) -> Document {
+        Document {
+            command,
+            ..Document::default()
+        }
+    }
+
+    /// One entry per subscription (each with `subscription_id` and `tenant_id`).
+    pub fn subscriptions<T: Serialize>(mut self, list: impl IntoIterator<Item = T>) -> Document {
+        self.subscriptions = list
+            .into_iter()
+            .map(|x| serde_json::to_value(x).unwrap_or_default())
+            .collect();
+        self
+    }
+
+    /// A count in `summary`.
+    pub fn count(mut self, key: &str, n: usize) -> Document {
+        self.summary.insert(key.into(), n.into());
+        self
+    }
+
+    /// A duration in `duration`, as `<key>_ms`.
+    pub fn ms(mut self, key: &str, ms: u64) -> Document {
+        self.duration.insert(format!("{key}_ms"), ms.into());
+        self
+    }
+
+    /// A key of this command's own, beside the envelope.
+    pub fn with<T: Serialize>(mut self, key: &str, v: T) -> Document {
+        debug_assert!(!ENVELOPE.contains(&key), "{key} is an envelope key");
+        self.extra
+            .insert(key.into(), serde_json::to_value(v).unwrap_or_default());
+        self
+    }
+
+    pub fn command(&self) -> &'static str {
+        self.command
+    }
+
+    /// The document with its exit code and error, as printed; `total_ms`: the run's time (when
+    /// the command did not set `duration.total_ms` itself).
+    pub fn finish(
+        &self,
+        exit_code: i32,
+        error: Option<&CommandError>,
+        total_ms: u64,
+    ) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("schema_version".into(), SCHEMA_VERSION.into());
+        m.insert("command".into(), self.command.into());
+        m.insert("exit_code".into(), exit_code.into());
+        m.insert(
+            "subscriptions".into(),
+            serde_json::Value::Array(self.subscriptions.clone()),
+        );
+        m.insert("summary".into(), self.summary.clone().into());
+        let mut duration = self.duration.clone();
+        duration.entry("total_ms").or_insert(total_ms.into());
+        m.insert("duration".into(), duration.into());
+        m.insert(
+            "error".into(),
+            match error {
+                None => serde_json::Value::Null,
+                Some(e) => serde_json::json!({
+                    "kind": e.kind,
+                    "message": e.message(),
+                    "hints": e.hint_lines(),
+                }),
+            },
+        );
+        for (k, v) in &self.extra {
+            if !ENVELOPE.contains(&k.as_str()) {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
+/// A subscription's report with its durations as an object of `*_ms` integers (the report
+/// file keeps its own shape).
+pub fn report_json(r: &crate::onboard::model::Report) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("durations_ms");
+        m.remove("total_ms");
+        let mut d = serde_json::Map::new();
+        for (step, ms) in &r.durations_ms {
+            let key = serde_json::to_value(step)
+                .ok()
+                .and_then(|s| s.as_str().map(str::to_string))
+                .unwrap_or_default();
+            d.insert(format!("{key}_ms"), (*ms).into());
+        }
+        d.insert("total_ms".into(), r.total_ms.into());
+        m.insert("duration".into(), d.into());
+    }
+    v
 }
 
 /// What kind of failure: it picks the exit code and is `error.kind` in the JSON.
@@ -97,7 +228,7 @@ pub struct CommandError {
     pub error: Box<Error>,
     pub hints: Vec<Hint>,
     /// What the command had done when it failed (apply's reports), for `--json`.
-    pub json: Option<serde_json::Value>,
+    pub json: Option<Box<Document>>,
 }
 
 impl From<Error> for CommandError {
@@ -137,8 +268,8 @@ impl CommandError {
         }
     }
 
-    pub fn with_json(mut self, v: serde_json::Value) -> CommandError {
-        self.json = Some(v);
+    pub fn with_json(mut self, v: Document) -> CommandError {
+        self.json = Some(Box::new(v));
         self
     }
 
@@ -264,7 +395,7 @@ mod tests {
         assert_eq!(err(Error::Incomplete(vec![])), exit::PARTIAL);
         assert_eq!(err(Error::Auth("a".into())), exit::FAILED);
         assert_eq!(err(Error::Busy("b".into())), exit::FAILED);
-        let ok = |s| exit_code(&Ok(Outcome::new(s, serde_json::Value::Null)));
+        let ok = |s| exit_code(&Ok(Outcome::new(s, Document::new("plan"))));
         assert_eq!(ok(Status::Done), exit::DONE);
         assert_eq!(ok(Status::Partial), exit::PARTIAL);
         assert_eq!(ok(Status::Changes), exit::CHANGES);

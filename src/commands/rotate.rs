@@ -42,6 +42,8 @@ async fn run(opts: &CommonOpts) -> CommandResult {
         }
     }
     let mut reports = Vec::new();
+    let mut subscriptions = Vec::new();
+    let (mut updated, mut not_updated, mut removed, mut left) = (0, 0, 0, 0);
     let mut ok = true;
     for tenant in &tenants {
         eprintln!("Tenant {tenant}");
@@ -82,6 +84,19 @@ async fn run(opts: &CommonOpts) -> CommandResult {
                     }
                     eprintln!("  run rotate-secret again to finish");
                 }
+                for a in &r.accounts {
+                    subscriptions.push(serde_json::json!({
+                        "subscription_id": a.subscription_id,
+                        "tenant_id": r.tenant_id,
+                        "account_id": a.account_id,
+                        "updated": a.updated,
+                        "error": a.error,
+                    }));
+                }
+                updated += r.accounts.iter().filter(|a| a.updated).count();
+                not_updated += r.accounts.iter().filter(|a| !a.updated).count();
+                removed += r.removed_key_ids.len();
+                left += r.left_key_ids.len();
                 reports.push(serde_json::to_value(&r).unwrap_or_default());
             }
             Err(e) => {
@@ -91,7 +106,16 @@ async fn run(opts: &CommonOpts) -> CommandResult {
             }
         }
     }
-    let json = serde_json::Value::Array(reports);
+    // `rotate-secret --json` (docs/json.md): per Spot account (and its subscription) whether it
+    // holds the new secret; each tenant's rotation beside.
+    let json = super::report::Document::new("rotate-secret")
+        .subscriptions(subscriptions)
+        .count("tenants", tenants.len())
+        .count("accounts_updated", updated)
+        .count("accounts_not_updated", not_updated)
+        .count("old_secrets_removed", removed)
+        .count("old_secrets_left", left)
+        .with("tenants", reports);
     if ok {
         Ok(Outcome::new(Status::Done, json))
     } else {

@@ -61,8 +61,33 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> CommandResult {
     Ok(Outcome {
         status,
         text: table(&list, time::OffsetDateTime::now_utc()),
-        json: serde_json::to_value(&list).unwrap_or_default(),
+        json: document(&list),
     })
+}
+
+/// `status --json` (docs/json.md): each subscription's status; a count per verdict.
+pub fn document(list: &[SubscriptionStatus]) -> super::report::Document {
+    let mut d = super::report::Document::new("status")
+        .subscriptions(list)
+        .count("subscriptions", list.len());
+    for h in [
+        Health::Connected,
+        Health::NotOurs,
+        Health::Expiring,
+        Health::Broken,
+        Health::NotOnboarded,
+        Health::Unknown,
+    ] {
+        let key = serde_json::to_value(h)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        d = d.count(&key, list.iter().filter(|s| s.verdict == h).count());
+    }
+    d.count(
+        "needs_attention",
+        list.iter().filter(|s| s.verdict.needs_attention()).count(),
+    )
 }
 
 /// The human table: one row per subscription, then the reasons for each broken one.

@@ -287,3 +287,134 @@ fn a_name_clash_is_worded_by_each_front_end_in_its_own_terms() {
     );
     assert!(!screen.contains("--"), "no command-line advice: {screen}");
 }
+
+/// The keys every `--json` document has (shapes.md, docs/json.md).
+const ENVELOPE: &[&str] = &[
+    "schema_version",
+    "command",
+    "exit_code",
+    "subscriptions",
+    "summary",
+    "duration",
+    "error",
+];
+
+/// Parses a command's stdout as its one JSON document and checks the envelope: the command's
+/// name, the process's exit code, `subscriptions` an array naming `subs` (each with its tenant),
+/// `duration` an object of `*_ms` integers, `summary` an object. Returns the top-level keys.
+fn envelope(out: &crate::common::cli::Out, command: &str, subs: &[&str]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{command}: one JSON document ({e}):\n{}", out.stdout));
+    for k in ENVELOPE {
+        assert!(v.get(k).is_some(), "{command}: no {k}: {v:#}");
+    }
+    assert_eq!(v["schema_version"], 1, "{command}");
+    assert_eq!(v["command"], command);
+    assert_eq!(v["exit_code"], out.code, "{command}: the process's code");
+    let list = v["subscriptions"]
+        .as_array()
+        .expect("subscriptions: an array");
+    let mut named: Vec<&str> = list
+        .iter()
+        .map(|s| {
+            assert!(s["tenant_id"].is_string(), "{command}: {s:#}");
+            s["subscription_id"].as_str().expect("subscription_id")
+        })
+        .collect();
+    named.sort();
+    named.dedup();
+    let mut want = subs.to_vec();
+    want.sort();
+    assert_eq!(named, want, "{command}: {v:#}");
+    let duration = v["duration"].as_object().expect("duration: an object");
+    assert!(duration.contains_key("total_ms"), "{command}");
+    for (k, ms) in duration {
+        assert!(k.ends_with("_ms") && ms.is_u64(), "{command}: {k}: {ms}");
+    }
+    assert!(v["summary"].is_object(), "{command}");
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+/// One JSON shape for every command whatever the number of subscriptions (issue 21 §9): plan,
+/// apply, status, rotate-secret, reconcile and remove, each for one subscription and for two,
+/// give the same top-level keys, `subscriptions` always an array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_prints_one_json_shape_for_one_subscription_or_two() {
+    let limit = Duration::from_secs(240);
+    let runs: [&[&str]; 6] = [
+        &["plan"],
+        &["apply", "--yes"],
+        &["status"],
+        &["rotate-secret", "--yes"],
+        &["reconcile"],
+        &["remove", "--yes"],
+    ];
+    let mut shapes: Vec<Vec<Vec<String>>> = vec![];
+    for subs in [
+        &[seed::SUB_CONTOSO_PROD][..],
+        &[seed::SUB_CONTOSO_PROD, seed::SUB_CONTOSO_DEV][..],
+    ] {
+        let env = Sim::start(SimOpts::default()).await;
+        let mut keys = vec![];
+        for run in runs {
+            let mut args: Vec<&str> = run.to_vec();
+            for s in subs {
+                args.extend(["--subscription", s]);
+            }
+            args.push("--json");
+            let out = env.run(As::CiOperator, &args, limit).await;
+            assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+            keys.push(envelope(&out, run[0], subs));
+        }
+        shapes.push(keys);
+        env.sim.shutdown().await;
+    }
+    for (i, run) in runs.iter().enumerate() {
+        assert_eq!(
+            shapes[0][i], shapes[1][i],
+            "{}: the same keys for 1 and 2 subscriptions",
+            run[0]
+        );
+    }
+}
+
+/// A failure's document says what kind it was, and its `exit_code` is the process's: a usage
+/// error (2) and an unknown subscription (1), before any report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_prints_the_same_envelope_with_error_kind_and_the_exit_code() {
+    let env = Sim::start(SimOpts::default()).await;
+    let limit = Duration::from_secs(120);
+    for (args, kind, code) in [
+        (&["plan", "--json"][..], "usage", 2),
+        (
+            &["apply", "--yes", "--json", "--subscription", "prod"][..],
+            "usage",
+            2,
+        ),
+        (
+            &[
+                "plan",
+                "--json",
+                "--subscription",
+                "00000000-dead-4000-8000-000000000000",
+            ][..],
+            "not_found",
+            1,
+        ),
+    ] {
+        let out = env.run(As::CiOperator, args, limit).await;
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+        envelope(&out, args[0], &[]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["error"]["kind"], kind, "{args:?}: {v:#}");
+        assert!(v["error"]["message"].is_string(), "{v:#}");
+        assert!(v["error"]["hints"].is_array(), "{v:#}");
+        // Printed once on stderr too.
+        let message = v["error"]["message"].as_str().unwrap();
+        let first = message.lines().next().unwrap();
+        assert_eq!(out.stderr.matches(first).count(), 1, "{}", out.stderr);
+    }
+    env.sim.shutdown().await;
+}

@@ -884,7 +884,11 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     // And in `--json`, on the subscription's entry.
     let (_, stdout, _) = env.run(&["status", "--subscription", SUB, "--json"]).await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(v[0]["unheld_secrets"], serde_json::json!([orphan]), "{v}");
+    assert_eq!(
+        v["subscriptions"][0]["unheld_secrets"],
+        serde_json::json!([orphan]),
+        "{v}"
+    );
     let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("no Spot account holds"), "{stderr}");
@@ -894,7 +898,7 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     assert!(st.orphan_key_ids.is_empty(), "{:?}", st.orphan_key_ids);
     let (_, stdout, _) = env.run(&["status", "--subscription", SUB, "--json"]).await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(v[0].get("unheld_secrets").is_none(), "{v}");
+    assert!(v["subscriptions"][0].get("unheld_secrets").is_none(), "{v}");
     env.sim.shutdown().await;
 }
 
