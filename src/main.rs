@@ -188,6 +188,8 @@ fn finish(cli: &Cli, ended: Ended, started: std::time::Instant) -> ! {
         Ended::Command(r) => {
             let code = report::exit_code(&r);
             let name = command_name(cli);
+            // A wait still drawn ends before the result.
+            commands::lines::done();
             let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &r {
                 Ok(o) if cli.opts.json => json_out::print(&o.json.finish(code, None, ms)),

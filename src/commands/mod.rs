@@ -15,6 +15,7 @@ use crate::onboard::{self, Session, Target};
 pub use report::{CommandError, Kind, Status, hint_text};
 use std::io::IsTerminal;
 
+pub mod lines;
 pub mod reconcile;
 pub mod remove;
 pub mod report;
@@ -218,7 +219,12 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
     session
         .http
         .set_wait_hook(Some(std::sync::Arc::new(|n: &crate::http::WaitNotice| {
-            eprintln!("  … {}", n.message())
+            lines::say(
+                "",
+                &Progress::Log {
+                    message: n.message(),
+                },
+            )
         })));
     Ok(session)
 }
@@ -229,6 +235,7 @@ fn hms(t: time::OffsetDateTime) -> String {
 
 /// `plan` (`write` false; `detailed`: exit 4 when the plan would change something) or `apply`.
 async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
+    let started = std::time::Instant::now();
     if opts.subscriptions.is_empty() && !opts.all_subscriptions && opts.management_group.is_none() {
         return Err(CommandError::usage(
             "--subscription ID is required (repeat it for several subscriptions)",
@@ -289,7 +296,7 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
     if !opts.yes && !blocked && plan.writes().next().is_some() && !confirm().await {
         return Err(CommandError::new(Kind::Declined, "nothing was changed"));
     }
-    let report = apply_plan(&session, &plan, opts).await;
+    let report = apply_plan(&session, &plan, opts, started).await;
     say_skipped();
     apply_result(&report, apply_document(&report))
 }
@@ -367,10 +374,16 @@ fn apply_result(report: &RunReport, json: report::Document) -> CommandResult {
 
 /// Applies the plan with a line per step on stderr (prefixed with the subscription when there
 /// are several), saves each subscription's report and prints the outcome.
-async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunReport {
+async fn apply_plan(
+    session: &Session,
+    plan: &Plan,
+    opts: &CommonOpts,
+    started: std::time::Instant,
+) -> RunReport {
     let many = plan.subscriptions.len() > 1;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let printer = tokio::spawn(async move {
+        let mut failures_shown = std::collections::HashSet::new();
         while let Some(p) = rx.recv().await {
             let prefix = match &p {
                 _ if !many => String::new(),
@@ -380,13 +393,21 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
                 } => format!("[{}]", &s[..s.len().min(8)]),
                 _ => "[tenant]".into(),
             };
-            if let Some(line) = progress_line(&p) {
-                eprintln!("{prefix}{line}");
+            if let Progress::Step {
+                event: StepEvent::Failed { .. },
+                subscription,
+                ..
+            } = &p
+            {
+                failures_shown.insert(subscription.clone());
             }
+            lines::say(&prefix, &p);
         }
+        failures_shown
     });
     let mut report = onboard::apply(session, plan, tx).await;
-    let _ = printer.await;
+    let failures_shown = printer.await.unwrap_or_default();
+    lines::done();
     for r in report.reports.iter_mut() {
         match save_report(&opts.state_dir(), r) {
             Ok(p) => {
@@ -401,8 +422,11 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
         "  log: {}",
         crate::logging::log_path(&opts.state_dir()).display()
     );
+    // The run's own time and 429 count (sign-in and plan included), not the apply's alone.
+    let run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let replies_429 = session.http.replies_429();
     if many {
-        eprint!("{}", table(&report));
+        eprint!("{}", table(&report, run_ms, replies_429));
         return report;
     }
     for r in &report.reports {
@@ -423,6 +447,18 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
                     .map(|e| format!("; secret expires {}", e.date()))
                     .unwrap_or_default()
             ),
+            // Each error once: a step's failure is already on its line above.
+            Verdict::Failed if failures_shown.contains(&Some(r.subscription_id.clone())) => {
+                let nothing = r
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.summary.starts_with("nothing was changed"));
+                eprintln!(
+                    "  ✗ {} is not connected{} (why: above)",
+                    r.subscription_id,
+                    if nothing { ": nothing was changed" } else { "" }
+                );
+            }
             Verdict::Failed => {
                 if let Some(e) = &r.error {
                     eprintln!("  ✗ failed: {}", e.summary);
@@ -436,8 +472,9 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
     report
 }
 
-/// The per-subscription outcome table.
-pub fn table(report: &RunReport) -> String {
+/// The per-subscription outcome table; `run_ms` and `replies_429`: the run's time and the 429
+/// replies it had.
+pub fn table(report: &RunReport, run_ms: u64, replies_429: u64) -> String {
     let mut out = format!(
         "\n{:<36}  {:<22}  {:<9}  {:<14}  {}\n",
         "SUBSCRIPTION", "NAME", "RESULT", "SPOT ACCOUNT", "SECRET ENDS / ERROR"
@@ -473,8 +510,8 @@ pub fn table(report: &RunReport) -> String {
         "{} connected, {} failed in {:.1} s (429 replies: {}, most at once: {})\n",
         report.reports.len() - report.failed(),
         report.failed(),
-        report.total_ms as f64 / 1000.0,
-        report.throttled,
+        run_ms as f64 / 1000.0,
+        replies_429,
         report.peak_concurrency
     ));
     out

@@ -1,7 +1,6 @@
 //! `spot-connect remove`: lists what would be deleted, changed or kept, asks, then removes.
 //! `--yes` skips the question; stdin not a terminal without `--yes` → exit 2.
 
-use super::progress_line;
 use super::report::Outcome;
 use super::{CommandError, CommandResult, Kind, Status};
 use crate::cli::{Cli, CommonOpts, RemoveOpts};
@@ -67,13 +66,12 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let printer = tokio::spawn(async move {
             while let Some(x) = rx.recv().await {
-                if let Some(line) = progress_line(&x) {
-                    eprintln!("{line}");
-                }
+                super::lines::say("", &x);
             }
         });
         results.extend(crate::onboard::remove::remove(&session, p, tx).await);
         let _ = printer.await;
+        super::lines::done();
     }
     let failed = results.iter().filter(|r| !r.done).count();
     let json = document(&plans, &results);

@@ -2,7 +2,6 @@
 //! secrets removed. The tenant: `--tenant`, else the tenants of `--subscription`.
 //! Exit 0 when complete, 1 when nothing changed or the rotation is partial.
 
-use super::progress_line;
 use super::report::Outcome;
 use super::{CommandError, CommandResult, Kind, Status};
 use crate::cli::{Cli, CommonOpts};
@@ -50,13 +49,12 @@ async fn run(opts: &CommonOpts) -> CommandResult {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let printer = tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
-                if let Some(line) = progress_line(&p) {
-                    eprintln!("{line}");
-                }
+                super::lines::say("", &p);
             }
         });
         let r = crate::onboard::rotate::rotate(&session, tenant, &settings, tx).await;
         let _ = printer.await;
+        super::lines::done();
         match r {
             Ok(r) => {
                 if r.complete {
