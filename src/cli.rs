@@ -30,47 +30,12 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-/// `--json`: every command prints its one JSON document through [`json_out::print`]; when a
-/// command fails before it has one, `main` prints `{"error": {...}}` instead (stdout is never
-/// empty with `--json`).
+/// `--json`: the one JSON document on stdout (`main` prints every command's; `reconcile` still
+/// prints its own).
 pub mod json_out {
-    use serde_json::{Value, json};
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    static PRINTED: AtomicBool = AtomicBool::new(false);
-    static LAST_ERROR: Mutex<Option<Value>> = Mutex::new(None);
-
-    /// Prints the command's JSON document on stdout.
-    pub fn print(v: &Value) {
-        PRINTED.store(true, Ordering::SeqCst);
+    /// Prints a JSON document on stdout.
+    pub fn print(v: &serde_json::Value) {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-    }
-
-    /// Remembers the error a command is about to exit on (an `ErrorInfo` or a message).
-    pub fn note_error(v: Value) {
-        if let Ok(mut g) = LAST_ERROR.lock() {
-            *g = Some(v);
-        }
-    }
-
-    /// The error a command last noted (see [`note_error`]), if any.
-    pub fn last_error() -> Option<Value> {
-        LAST_ERROR.lock().ok().and_then(|g| g.clone())
-    }
-
-    /// The error object for a failed run that printed nothing, else None.
-    pub fn error_object(json: bool, code: i32) -> Option<Value> {
-        if !json || code == super::exit::DONE || PRINTED.load(Ordering::SeqCst) {
-            return None;
-        }
-        let last = LAST_ERROR.lock().ok().and_then(|g| g.clone());
-        let error = match last {
-            Some(Value::String(s)) => json!({ "summary": s }),
-            Some(v) => v,
-            None => json!({ "summary": "spot-connect failed (see stderr)" }),
-        };
-        Some(json!({ "error": error, "exit_code": code }))
     }
 }
 
@@ -424,15 +389,5 @@ mod tests {
             assert_eq!(e.exit_code(), exit::USAGE, "{bad}");
             assert!(e.to_string().contains("is not a subscription id"), "{e}");
         }
-    }
-
-    #[test]
-    fn json_error_object_only_for_a_failure_that_printed_nothing() {
-        assert_eq!(json_out::error_object(false, exit::FAILED), None);
-        assert_eq!(json_out::error_object(true, exit::DONE), None);
-        json_out::note_error(serde_json::json!("cannot read endpoints file x"));
-        let v = json_out::error_object(true, exit::USAGE).unwrap();
-        assert_eq!(v["error"]["summary"], "cannot read endpoints file x");
-        assert_eq!(v["exit_code"], 2);
     }
 }

@@ -208,8 +208,20 @@ impl Endpoints {
                 )));
             }
             if e.is_connect() || e.is_timeout() {
+                // Says DNS or the proxy (HTTPS_PROXY) when that is why.
+                let parsed = url::Url::parse(url).ok();
+                let host = parsed
+                    .as_ref()
+                    .and_then(|u| u.host_str())
+                    .unwrap_or(url)
+                    .to_string();
+                let why = crate::http::connect_message(
+                    &host,
+                    crate::http::proxy_for(parsed.as_ref()).as_deref(),
+                    &chain,
+                );
                 return Err(Error::Usage(format!(
-                    "endpoints file {}: `{field}` {url} is unreachable ({chain}): is the simulator (or the service) running?",
+                    "endpoints file {}: `{field}` {url} is unreachable: {why}: is the simulator (or the service) running?",
                     source.display()
                 )));
             }

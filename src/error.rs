@@ -143,28 +143,88 @@ impl ApiError {
         }
     }
 
-    /// What the operator can do about it, where we know.
-    pub fn hint(&self) -> Option<&'static str> {
+    /// What the operator can do about it, where we know: a value each front end words
+    /// (`commands::hint_text`, `app::hint_text`).
+    pub fn hint(&self) -> Option<Hint> {
+        if crate::azure::device_code::device_code_blocked(self) {
+            return Some(Hint::SignInWithBrowser);
+        }
         match (self.service, self.class()) {
-            (Service::Graph, ErrorClass::Permission) => Some(
-                "Your Entra account may not register applications here: ask for the Application Developer \
-                 or Cloud Application Administrator role, or for \"Users can register applications\" to be allowed.",
-            ),
-            (Service::Arm, ErrorClass::Permission) => Some(
-                "You need Owner or User Access Administrator on the subscription to create roles and role assignments.",
-            ),
-            (Service::Spot, ErrorClass::Permission) => Some(
-                "The Spot token was refused: use an Organization Admin token (SPOTINST_TOKEN).",
-            ),
-            (Service::Login, _) if self.has_code("invalid_client") => {
-                Some("The client id or secret was not accepted by the identity platform.")
+            (Service::Graph, ErrorClass::Permission) => Some(Hint::AppRegistrationRights),
+            (Service::Arm, ErrorClass::Permission) => Some(Hint::SubscriptionOwner),
+            (Service::Spot, ErrorClass::Permission) => Some(Hint::SpotAdminToken),
+            (Service::Login, _) if self.has_code("invalid_client") => Some(Hint::ClientCredentials),
+            _ if self.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => {
+                Some(Hint::FewerSecretMonths)
             }
-            _ if self.has_code("CredentialInvalidLifetimeAsPerAppPolicy") => Some(
-                "The tenant's app-management policy caps secret lifetimes: choose fewer months (--secret-months).",
-            ),
+            _ if self.status == 0 && self.code == CONNECT_FAILED => Some(Hint::CheckNetwork),
+            (Service::Spot, _) if self.has_code(spot_codes::MISSING_PERMISSIONS) => {
+                Some(Hint::AssignmentPropagating)
+            }
             _ => None,
         }
     }
+}
+
+/// What the operator can do about an error or a blocked plan item, as data: the engine and the
+/// clients say *what* to do; each front end words it for its own controls (the commands name
+/// their flags, `commands::hint_text`; the wizard its fields and keys, `app::hint_text`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hint {
+    /// Graph refused: the operator needs a right to register applications.
+    AppRegistrationRights,
+    /// ARM refused: Owner or User Access Administrator on the subscription.
+    SubscriptionOwner,
+    /// A service principal may not register applications: an administrator grants it Graph's
+    /// Application.ReadWrite.OwnedBy (admin consent) or the Application Administrator role.
+    ServicePrincipalAppRights,
+    /// Spot refused the token: an Organization Admin token is needed.
+    SpotAdminToken,
+    /// The identity platform did not accept the client id or secret.
+    ClientCredentials,
+    /// The tenant's policy caps secret lifetimes: choose fewer months.
+    FewerSecretMonths,
+    /// An app registration of that name exists and is not ours: choose another name.
+    ChooseAppName,
+    /// A role of that name exists and is not ours: choose another name.
+    ChooseRoleName,
+    /// Conditional Access blocks the device code: sign in with the browser.
+    SignInWithBrowser,
+    /// The Spot account stays unless its deletion is asked for.
+    DeleteSpotAccount,
+    /// A connection that is not ours is kept unless taking it over is asked for.
+    TakeOver,
+    /// Spot does not see the role assignment yet: check it exists, then try again (Azure may
+    /// still be propagating it).
+    AssignmentPropagating,
+    /// Run the onboarding (apply) again: it resumes, and makes what went missing anew.
+    RunAgain,
+    /// A listing was cut short: run again when it can be read, or skip what cannot be seen.
+    SkipUnreachable,
+    /// No connection could be made: check the network, DNS and proxy.
+    CheckNetwork,
+}
+
+impl Hint {
+    /// Every hint (for the front ends' tests: each words them all).
+    pub const ALL: &[Hint] = &[
+        Hint::AppRegistrationRights,
+        Hint::ServicePrincipalAppRights,
+        Hint::SubscriptionOwner,
+        Hint::SpotAdminToken,
+        Hint::ClientCredentials,
+        Hint::FewerSecretMonths,
+        Hint::ChooseAppName,
+        Hint::ChooseRoleName,
+        Hint::SignInWithBrowser,
+        Hint::DeleteSpotAccount,
+        Hint::TakeOver,
+        Hint::AssignmentPropagating,
+        Hint::RunAgain,
+        Hint::SkipUnreachable,
+        Hint::CheckNetwork,
+    ];
 }
 
 /// Text from a service is shown without its control characters (`crate::text`), however it
@@ -205,6 +265,28 @@ pub enum Error {
     Other(String),
     #[error("interrupted")]
     Cancelled,
+    /// The plan blocks this step (an object of that name is not ours, a policy forbids it).
+    #[error("{}", crate::text::clean_lines(.0))]
+    Blocked(String),
+    /// Not started because a step it needs did not complete (that step's error says why).
+    #[error("{}", crate::text::clean_lines(.0))]
+    Skipped(String),
+    /// Another writer changed what this run was using (a role's scopes, a secret): run again.
+    #[error("{}", crate::text::clean_lines(.0))]
+    Conflict(String),
+    /// An object the run needs was not found (a subscription in its tenant).
+    #[error("{}", crate::text::clean_lines(.0))]
+    NotFound(String),
+    /// Another run holds the lock on this subscription or tenant.
+    #[error("{}", crate::text::clean_lines(.0))]
+    Busy(String),
+    /// A file of ours on this machine (state, lock, report) could not be read or written.
+    #[error("{what}: {reason}")]
+    Local { what: String, reason: String },
+    /// A failure of this program or its machine that no operator input causes (a thread that
+    /// stopped, the random generator).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A listing cut short (a tenant that failed or refused, more pages than the pager reads):
     /// what could not be seen, and why. Never taken for the whole (issue 16 §7).
     #[error("{}", incomplete_text(.0))]
@@ -225,7 +307,7 @@ fn incomplete_text(u: &[Unseen]) -> String {
         .map(|u| format!("{} ({})", u.what, u.reason))
         .collect();
     format!(
-        "could not see everything, so nothing was taken for the whole: {}; run again when it can be read, or pass --skip-unreachable to go on without it",
+        "could not see everything, so nothing was taken for the whole: {}",
         list.join("; ")
     )
 }
@@ -235,6 +317,24 @@ impl Error {
         match self {
             Error::Api(e) => Some(e),
             _ => None,
+        }
+    }
+
+    /// A file of ours that could not be read or written: `what` names it.
+    pub fn local(what: impl Into<String>, reason: impl fmt::Display) -> Error {
+        Error::Local {
+            what: what.into(),
+            reason: crate::text::clean(&reason.to_string()),
+        }
+    }
+
+    /// What the operator can do about it, as data (each front end words it).
+    pub fn hints(&self) -> Vec<Hint> {
+        match self {
+            Error::Api(e) => e.hint().into_iter().collect(),
+            Error::Incomplete(_) => vec![Hint::SkipUnreachable],
+            Error::Conflict(_) => vec![Hint::RunAgain],
+            _ => vec![],
         }
     }
 }
@@ -299,11 +399,9 @@ mod tests {
             s.contains("403") && s.contains("AuthorizationFailed") && s.contains("rid-1"),
             "{s}"
         );
-        assert!(
-            err(Service::Arm, 403, "AuthorizationFailed")
-                .hint()
-                .unwrap()
-                .contains("Owner")
+        assert_eq!(
+            err(Service::Arm, 403, "AuthorizationFailed").hint(),
+            Some(Hint::SubscriptionOwner)
         );
     }
 }

@@ -79,6 +79,12 @@ impl WaitNotice {
                 "{who} asks to wait {secs} s ({} {}, attempt {}): waiting",
                 self.service, self.status, self.attempt
             )
+        } else if self.status == 0 {
+            // No reply at all: a dropped connection, not an answer.
+            format!(
+                "{}: the connection dropped before a reply: trying again in {secs} s (attempt {})",
+                self.service, self.attempt
+            )
         } else {
             format!(
                 "{} answered {}: trying again in {secs} s (attempt {})",
@@ -114,6 +120,8 @@ pub struct Http {
     /// 429 replies that say a quota is spent (`x-ms-ratelimit-remaining-*: 0`), seen by this
     /// client and its clones: bulk onboarding sends fewer requests at once after one.
     throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Every 429 reply (shared by clones).
+    replies_429: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Shared by clones: who hears about waits.
     hook: Hook,
     /// Shared by clones: ARM's buckets as its replies announce them (`crate::budget`).
@@ -252,7 +260,7 @@ impl Http {
         }
         let client = builder
             .build()
-            .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http {
             client,
             max_attempts: 6,
@@ -260,10 +268,17 @@ impl Http {
             retry_budget: RETRY_AFTER_BUDGET,
             max_body: MAX_BODY,
             throttled: Default::default(),
+            replies_429: Default::default(),
             hook: Hook::default(),
             budgets: Default::default(),
             routes: Default::default(),
         })
+    }
+
+    /// How many 429 replies (of any kind: quota or Retry-After) this client and its clones have
+    /// had so far: what the commands' summary counts.
+    pub fn replies_429(&self) -> u64 {
+        self.replies_429.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many quota 429 replies this client (and its clones) has had so far.
@@ -533,6 +548,10 @@ impl Http {
         mut resp: reqwest::Response,
     ) -> Result<RawReply, ApiError> {
         let status = resp.status();
+        if status.as_u16() == 429 {
+            self.replies_429
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if status.as_u16() == 429 && quota_spent(resp.headers()) {
             self.throttled
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -684,19 +703,98 @@ pub(crate) fn transport_error(service: Service, e: &reqwest::Error) -> ApiError 
             format!("the server's TLS certificate is not trusted (not retried): {msg}"),
         );
     }
+    let proxy = proxy_for(e.url());
+    let host = e
+        .url()
+        .and_then(|u| u.host_str())
+        .unwrap_or("the service")
+        .to_string();
     if refused {
+        let what = match &proxy {
+            Some(p) => format!("the proxy {p} (HTTPS_PROXY) refused the connection to {host}"),
+            None => "the connection was refused".to_string(),
+        };
         return ours(
             service,
             0,
             codes::REFUSED,
-            format!("the connection was refused (not retried): {msg}"),
+            format!("{what} (not retried): {msg}"),
         );
     }
     if e.is_connect() {
         // No connection could be made (DNS, unreachable): the engine stops the run on it.
-        return ApiError::connect_failed(service, msg);
+        return ApiError::connect_failed(service, connect_message(&host, proxy.as_deref(), &msg));
     }
     ApiError::transport(service, msg)
+}
+
+/// Why no connection could be made, in words: a name that does not resolve (DNS), or the
+/// proxy in the way, named with the variable that set it.
+pub(crate) fn connect_message(host: &str, proxy: Option<&str>, msg: &str) -> String {
+    let lower = msg.to_ascii_lowercase();
+    let dns = [
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no such host",
+        "nodename nor servname",
+        "name resolution",
+    ]
+    .iter()
+    .any(|p| lower.contains(p));
+    match (proxy, dns) {
+        (Some(p), _) => {
+            format!("cannot connect to {host} through the proxy {p} (HTTPS_PROXY): {msg}")
+        }
+        (None, true) => format!(
+            "cannot resolve {host}: the DNS lookup failed (no proxy is set: HTTPS_PROXY is empty): {msg}"
+        ),
+        (None, false) => {
+            format!("cannot connect to {host} (no proxy is set: HTTPS_PROXY is empty): {msg}")
+        }
+    }
+}
+
+/// The proxy the environment sets for `url` (HTTPS_PROXY, ALL_PROXY; not for a NO_PROXY
+/// host), without its credentials.
+pub(crate) fn proxy_for(url: Option<&url::Url>) -> Option<String> {
+    let var = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| std::env::var(k.to_ascii_lowercase()).ok())
+            .filter(|v| !v.trim().is_empty())
+    };
+    let p = var("HTTPS_PROXY").or_else(|| var("ALL_PROXY"))?;
+    let host = url.and_then(|u| u.host_str()).unwrap_or_default();
+    if let Some(no) = var("NO_PROXY") {
+        let bypass = no.split(',').map(str::trim).any(|n| {
+            n == "*"
+                || (!n.is_empty()
+                    && (host == n || host.ends_with(&format!(".{}", n.trim_start_matches('.')))))
+        });
+        if bypass {
+            return None;
+        }
+    }
+    Some(match url::Url::parse(&p) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(unparsable)".into(),
+    })
+}
+
+/// The identity platform's `error_description` without its trailer: "…\r\nTrace ID: …\r\n
+/// Correlation ID: …\r\nTimestamp: …" (the ids are the request id, kept once beside it).
+pub fn login_description(d: &str) -> String {
+    let cut = ["Trace ID:", "Correlation ID:", "Timestamp:"]
+        .iter()
+        .filter_map(|m| d.find(m))
+        .min()
+        .unwrap_or(d.len());
+    d[..cut].split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Follows `nextLink` / `@odata.nextLink` safely: every link must stay on the origin of the
@@ -883,7 +981,9 @@ pub fn parse_error(service: Service, status: StatusCode, body: &Value) -> ApiErr
             // code, never the description text.
             Some(Value::String(code)) => (
                 code.clone(),
-                text(map.get("error_description")).unwrap_or(reason),
+                text(map.get("error_description"))
+                    .map(|d| login_description(&d))
+                    .unwrap_or(reason),
                 map.get("error_codes")
                     .and_then(Value::as_array)
                     .map(|a| {

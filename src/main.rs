@@ -1,9 +1,19 @@
 use clap::Parser;
 use spot_connect::cli::{Cli, Command, exit, json_out};
+use spot_connect::commands::{CommandError, CommandResult, report};
+use spot_connect::error::Error;
 use spot_connect::{app, commands, docgen, logging, sim};
 use std::io::Write;
 
+/// How a run ended, before `main` prints it: a command's result, or a code another front end
+/// (the wizard, the simulator, `reconcile`) picked and printed itself.
+enum Ended {
+    Command(CommandResult),
+    Printed(i32),
+}
+
 fn main() {
+    let started = std::time::Instant::now();
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -17,10 +27,13 @@ fn main() {
                     .lines()
                     .find(|l| !l.trim().is_empty())
                     .unwrap_or(&msg);
-                json_out::note_error(serde_json::json!({ "summary": first.trim() }));
-                if let Some(v) = json_out::error_object(true, code) {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                }
+                let first = first.trim().trim_start_matches("error: ");
+                let e = CommandError::usage(first.to_string());
+                json_out::print(&report::Document::new(command_of_args()).finish(
+                    code,
+                    Some(&e),
+                    0,
+                ));
             }
             e.exit()
         }
@@ -76,13 +89,13 @@ fn main() {
             } else {
                 "stdin or stdout is not a terminal"
             };
-            eprintln!(
-                "spot-connect: the full-screen wizard needs a terminal ({why}); use the plain \
+            let e = CommandError::usage(format!(
+                "the full-screen wizard needs a terminal ({why}); use the plain \
                  commands instead:\n  spot-connect plan --subscription ID\n  spot-connect apply \
                  --subscription ID [--yes]\n  spot-connect status --subscription ID\n(see \
                  `spot-connect --help`)"
-            );
-            finish(&cli, exit::USAGE);
+            ));
+            finish(&cli, Ended::Command(Err(e)), started);
         }
     }
     let filter = match logging::filter(cli.verbose, cli.debug) {
@@ -96,10 +109,11 @@ fn main() {
     };
     let state_dir = cli.opts.state_dir();
     if let Err(e) = logging::init(&state_dir, filter) {
-        let msg = format!("cannot open the log under {}: {e}", state_dir.display());
-        eprintln!("spot-connect: {msg}");
-        json_out::note_error(serde_json::json!(msg));
-        finish(&cli, exit::FAILED);
+        let e = Error::local(
+            format!("cannot open the log under {}", state_dir.display()),
+            e,
+        );
+        finish(&cli, Ended::Command(Err(e.into())), started);
     }
     spot_connect::http::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -112,21 +126,25 @@ fn main() {
             std::process::exit(exit::FAILED);
         }
     };
-    let code = rt.block_on(async {
+    let ended = rt.block_on(async {
         match &cli.command {
-            None => app::run(&cli).await,
-            Some(Command::Apply) => commands::apply(&cli).await,
-            Some(Command::Plan(o)) => commands::plan(&cli, o).await,
-            Some(Command::Status(o)) => commands::status::status(&cli, o).await,
-            Some(Command::RotateSecret) => commands::rotate::rotate_secret(&cli).await,
-            Some(Command::Remove(o)) => commands::remove::remove(&cli, o).await,
-            Some(Command::Reconcile(o)) => commands::reconcile::reconcile(&cli, o).await,
-            Some(Command::Logout) => commands::logout::logout(cli.opts.json),
+            None => Ended::Printed(app::run(&cli).await),
+            Some(Command::Apply) => Ended::Command(commands::apply(&cli).await),
+            Some(Command::Plan(o)) => Ended::Command(commands::plan(&cli, o).await),
+            Some(Command::Status(o)) => Ended::Command(commands::status::status(&cli, o).await),
+            Some(Command::RotateSecret) => {
+                Ended::Command(commands::rotate::rotate_secret(&cli).await)
+            }
+            Some(Command::Remove(o)) => Ended::Command(commands::remove::remove(&cli, o).await),
+            Some(Command::Reconcile(o)) => {
+                Ended::Printed(commands::reconcile::reconcile(&cli, o).await)
+            }
+            Some(Command::Logout) => Ended::Printed(commands::logout::logout(cli.opts.json)),
             Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {
-                Ok(()) => exit::DONE,
+                Ok(()) => Ended::Printed(exit::DONE),
                 Err(e) => {
                     eprintln!("spot-connect sim: {e}");
-                    exit::FAILED
+                    Ended::Printed(exit::FAILED)
                 }
             },
             Some(Command::Completions { .. } | Command::Man) => unreachable!("handled above"),
@@ -140,7 +158,7 @@ fn main() {
             d.display()
         );
     }
-    finish(&cli, code);
+    finish(&cli, ended, started);
 }
 
 /// A new directory of our own for `--demo`: `<temp>/spot-connect-demo.<random>`, made 0700 by
@@ -160,12 +178,74 @@ fn demo_state_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Exits with `code`; with `--json`, a failed run that printed no report prints an error object.
-fn finish(cli: &Cli, code: i32) -> ! {
+/// The one place a run's result is printed and its exit code picked (`report::exit_code`): a
+/// command's error on stderr with its hints worded for the command line; with `--json`, the
+/// command's document on stdout (an error document when it failed before it had one).
+fn finish(cli: &Cli, ended: Ended, started: std::time::Instant) -> ! {
     // An `az` still running (the run was interrupted while it waited): it and its group go too.
     spot_connect::azure::az::kill_children();
-    if let Some(v) = json_out::error_object(cli.opts.json, code) {
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-    }
+    let code = match ended {
+        Ended::Printed(code) => code,
+        Ended::Command(r) => {
+            let code = report::exit_code(&r);
+            let name = command_name(cli);
+            // A wait still drawn ends before the result.
+            commands::lines::done();
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match &r {
+                Ok(o) if cli.opts.json => json_out::print(&o.json.finish(code, None, ms)),
+                Ok(o) => print!("{}", o.text),
+                Err(e) => {
+                    eprint!("{}", report::error_text(name, e));
+                    if cli.opts.json {
+                        let doc = e
+                            .json
+                            .as_deref()
+                            .cloned()
+                            .unwrap_or_else(|| report::Document::new(name));
+                        json_out::print(&doc.finish(code, Some(e), ms));
+                    }
+                }
+            }
+            code
+        }
+    };
+    let _ = std::io::stdout().flush();
     std::process::exit(code)
+}
+
+/// The command a command line names, for the JSON document of a line clap refused.
+fn command_of_args() -> &'static str {
+    const NAMES: &[&str] = &[
+        "apply",
+        "plan",
+        "status",
+        "rotate-secret",
+        "remove",
+        "reconcile",
+        "logout",
+        "sim",
+        "completions",
+        "man",
+    ];
+    std::env::args()
+        .skip(1)
+        .find_map(|a| NAMES.iter().find(|n| **n == a).copied())
+        .unwrap_or("")
+}
+
+fn command_name(cli: &Cli) -> &'static str {
+    match &cli.command {
+        None => "",
+        Some(Command::Apply) => "apply",
+        Some(Command::Plan(_)) => "plan",
+        Some(Command::Status(_)) => "status",
+        Some(Command::RotateSecret) => "rotate-secret",
+        Some(Command::Remove(_)) => "remove",
+        Some(Command::Reconcile(_)) => "reconcile",
+        Some(Command::Logout) => "logout",
+        Some(Command::Sim(_)) => "sim",
+        Some(Command::Completions { .. }) => "completions",
+        Some(Command::Man) => "man",
+    }
 }

@@ -239,6 +239,7 @@ pub struct RemovalRow {
     pub id: String,
     pub action: RemovalAction,
     pub reason: String,
+    pub hint: Option<crate::error::Hint>,
 }
 
 impl RemovalRow {
@@ -251,6 +252,7 @@ impl RemovalRow {
                 id: i.id.clone(),
                 action: i.action,
                 reason: i.reason.clone(),
+                hint: i.hint,
             })
             .collect()
     }

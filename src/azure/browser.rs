@@ -52,7 +52,7 @@ fn random_b64(n: usize) -> Result<String> {
     let mut buf = vec![0u8; n];
     ring::rand::SystemRandom::new()
         .fill(&mut buf)
-        .map_err(|_| Error::Other("the system random generator failed".into()))?;
+        .map_err(|_| Error::Internal("the system random generator failed".into()))?;
     Ok(b64url(&buf))
 }
 

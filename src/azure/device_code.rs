@@ -177,9 +177,7 @@ pub fn blocked_message(api: &ApiError) -> String {
         "AADSTS50097" | "AADSTS50005" => "the sign-in needs a registered device",
         _ => "the policy does not allow the device-code flow",
     };
-    format!(
-        "Conditional Access blocks the device-code sign-in ({code}: {why}); sign in with a browser instead: --auth browser"
-    )
+    format!("Conditional Access blocks the device-code sign-in ({code}: {why})")
 }
 
 /// Does this refusal of a refresh ask for an interactive sign-in to that tenant? And why, in

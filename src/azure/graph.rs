@@ -280,7 +280,7 @@ impl Graph {
     ) -> Result<NewPassword> {
         let end_s = end
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::Other(format!("cannot format a date: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot format a date: {e}")))?;
         let body =
             json!({"passwordCredential": {"displayName": display_name, "endDateTime": end_s}});
         let url = self.url(&format!("/applications/{app_object_id}/addPassword"), &[]);

@@ -6,39 +6,69 @@
 //! report saved under `<state_dir>/reports/`. Writes need `--yes` when stdin is not a terminal.
 //! Exit 0 all connected, 3 some failed, 1 all failed, stopped or blocked.
 
-use crate::cli::{Cli, CommonOpts, exit};
+use crate::cli::{Cli, CommonOpts};
 use crate::error::Error;
 use crate::onboard::Plan;
 use crate::onboard::model::{Outcome, PlanAction, Progress, RunReport, StepEvent, Verdict};
 use crate::onboard::policy::Policy;
 use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};
+pub use report::{CommandError, Kind, Status, hint_text};
 use std::io::IsTerminal;
 
+pub mod lines;
 pub mod logout;
 pub mod reconcile;
 pub mod remove;
+pub mod report;
 pub mod rotate;
 pub mod signin;
 pub mod status;
 
-pub async fn apply(cli: &Cli) -> i32 {
+/// What every command but `reconcile` returns to `main` (report.rs).
+pub type CommandResult = Result<report::Outcome, CommandError>;
+
+pub async fn apply(cli: &Cli) -> CommandResult {
     interruptible(run(&cli.opts, true, false)).await
 }
 
-pub async fn plan(cli: &Cli, o: &crate::cli::PlanOpts) -> i32 {
+pub async fn plan(cli: &Cli, o: &crate::cli::PlanOpts) -> CommandResult {
     interruptible(run(&cli.opts, false, o.detailed_exitcode)).await
 }
 
-/// Ctrl-C, SIGTERM or SIGHUP: stop and exit 130. The state file already holds every write made
-/// (it is written after each one), so the next run continues from there.
-async fn interruptible(work: impl std::future::Future<Output = i32>) -> i32 {
-    tokio::select! {
-        code = work => code,
-        signal = interrupted() => {
-            eprintln!("spot-connect: interrupted ({signal}); what was done is recorded, run the command again to continue");
-            exit::INTERRUPTED
+/// What a command's result is when a signal stops it.
+pub(crate) trait OnSignal {
+    fn interrupted(signal: &str) -> Self;
+}
+
+impl OnSignal for CommandResult {
+    fn interrupted(signal: &str) -> Self {
+        Err(CommandError::new(
+            Kind::Interrupted,
+            format!(
+                "interrupted ({signal}); what was done is recorded, run the command again to continue"
+            ),
+        ))
+    }
+}
+
+/// `reconcile` still hands back its exit code.
+impl OnSignal for i32 {
+    fn interrupted(signal: &str) -> Self {
+        let e = <CommandResult as OnSignal>::interrupted(signal);
+        if let Err(e) = &e {
+            eprint!("{}", report::error_text("reconcile", e));
         }
+        report::exit_code(&e)
+    }
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP: stop (exit 130). The state file already holds every write made
+/// (it is written after each one), so the next run continues from there.
+async fn interruptible<T: OnSignal>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::select! {
+        r = work => r,
+        signal = interrupted() => T::interrupted(signal),
     }
 }
 
@@ -66,14 +96,8 @@ async fn interrupted() -> &'static str {
     }
 }
 
-pub async fn not_yet(name: &str) -> i32 {
-    eprintln!("spot-connect: {name} is not built yet");
-    exit::FAILED
-}
-
-/// Signs in (printing the outcome), trying again after a failure in flight; on failure, the
-/// exit code.
-async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
+/// Signs in (printing the outcome), trying again after a failure in flight.
+async fn sign_in(session: &Session) -> Result<(), CommandError> {
     eprintln!("  … Azure login: signing in");
     let mut tries = 0u64;
     let signed_in = loop {
@@ -92,21 +116,14 @@ async fn sign_in(session: &Session) -> std::result::Result<(), i32> {
             r => break r,
         }
     };
-    match signed_in {
-        Ok(id) => {
-            let kept = if session.auth.signed_in_from_keyring() {
-                " (kept sign-in; `spot-connect logout` forgets it)"
-            } else {
-                ""
-            };
-            eprintln!("  ✓ Azure login: signed in as {}{kept}", id.display);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("  ✗ Azure login: {e}");
-            Err(fail(&e))
-        }
-    }
+    let id = signed_in.map_err(CommandError::sign_in)?;
+    let kept = if session.auth.signed_in_from_keyring() {
+        " (kept sign-in; `spot-connect logout` forgets it)"
+    } else {
+        ""
+    };
+    eprintln!("  ✓ Azure login: signed in as {}{kept}", id.display);
+    Ok(())
 }
 
 /// `--subscription`/`--all-subscriptions` resolved, tried again on transient errors. A tenant
@@ -139,7 +156,6 @@ async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Tar
         }
     }
 }
-
 /// `--management-group`: the enabled subscriptions below the group (nested groups included,
 /// `--exclude-subscription` left out), the tree printed on stderr, and the group put into the
 /// settings for the engine.
@@ -189,25 +205,14 @@ pub(crate) fn say_skipped() {
     }
 }
 
+/// `reconcile`'s way to end on an error (it still hands back its exit code): printed as `main`
+/// prints a command's error, the code picked by the same function.
 fn fail(e: &Error) -> i32 {
-    eprintln!("spot-connect: {e}");
-    crate::cli::json_out::note_error(
-        serde_json::to_value(crate::onboard::model::ErrorInfo::from(e)).unwrap_or_default(),
-    );
-    if let Some(h) = e.api().and_then(|a| a.hint()) {
-        eprintln!("  hint: {h}");
+    let e = Err(CommandError::from(e.clone()));
+    if let Err(c) = &e {
+        eprint!("{}", report::error_text("reconcile", c));
     }
-    match e {
-        Error::Usage(_) => exit::USAGE,
-        Error::Cancelled => exit::INTERRUPTED,
-        Error::Incomplete(unseen) => {
-            for u in unseen {
-                eprintln!("  ✗ could not see {}: {}", u.what, u.reason);
-            }
-            exit::PARTIAL
-        }
-        _ => exit::FAILED,
-    }
+    report::exit_code(&e)
 }
 
 /// The `Session` for a command, with the sign-in prompts on stderr (and, for a browser
@@ -224,7 +229,12 @@ fn session(opts: &CommonOpts) -> Result<Session, Error> {
     session
         .http
         .set_wait_hook(Some(std::sync::Arc::new(|n: &crate::http::WaitNotice| {
-            eprintln!("  … {}", n.message())
+            lines::say(
+                "",
+                &Progress::Log {
+                    message: n.message(),
+                },
+            )
         })));
     Ok(session)
 }
@@ -234,49 +244,33 @@ fn hms(t: time::OffsetDateTime) -> String {
 }
 
 /// `plan` (`write` false; `detailed`: exit 4 when the plan would change something) or `apply`.
-async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
-    let cmd = if write { "apply" } else { "plan" };
+async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
+    let started = std::time::Instant::now();
     if opts.subscriptions.is_empty() && !opts.all_subscriptions && opts.management_group.is_none() {
-        let msg = format!(
-            "spot-connect {cmd}: --subscription ID is required (repeat it for several subscriptions)"
-        );
-        eprintln!("{msg}");
-        crate::cli::json_out::note_error(serde_json::json!(msg));
-        return exit::USAGE;
+        return Err(CommandError::usage(
+            "--subscription ID is required (repeat it for several subscriptions)",
+        ));
     }
-    let mut settings = match opts.settings() {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    if let Err(e) = Policy::load(settings.policy_file.as_deref()) {
-        return fail(&e);
-    }
+    let mut settings = opts.settings()?;
+    Policy::load(settings.policy_file.as_deref())?;
     let interactive = std::io::stdin().is_terminal();
     if write && !opts.yes && !interactive {
-        let msg = "spot-connect apply: writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)";
-        eprintln!("{msg}");
-        crate::cli::json_out::note_error(serde_json::json!(msg));
-        return exit::USAGE;
+        return Err(CommandError::usage(
+            "writes to Azure and Spot need --yes when stdin is not a terminal (run `spot-connect plan` to see what would change)",
+        ));
     }
-    let session = match session(opts) {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
+    let session = session(opts)?;
+    sign_in(&session).await?;
+    let targets = match &opts.management_group {
+        Some(_) => management_group_targets(&session, opts, &mut settings).await?,
+        None => resolve_targets(&session, opts).await?,
     };
-    if let Err(code) = sign_in(&session).await {
-        return code;
+    if targets.is_empty() {
+        return Err(CommandError::new(
+            Kind::EmptyScope,
+            "no enabled subscription to connect",
+        ));
     }
-    let resolved = match &opts.management_group {
-        Some(_) => management_group_targets(&session, opts, &mut settings).await,
-        None => resolve_targets(&session, opts).await,
-    };
-    let targets = match resolved {
-        Ok(t) if t.is_empty() => {
-            eprintln!("spot-connect {cmd}: no enabled subscription to connect");
-            return exit::FAILED;
-        }
-        Ok(t) => t,
-        Err(e) => return fail(&e),
-    };
 
     let tenants = {
         let mut t: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
@@ -291,66 +285,115 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> i32 {
         );
     }
     // `apply` plans exactly as `plan` does, and writes exactly that plan.
-    let plan = match onboard::plan(&session, &targets, &settings).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("  ✗ plan: {e}");
-            return fail(&e);
-        }
-    };
+    let plan = onboard::plan(&session, &targets, &settings).await?;
     eprint!("{}", plan_text(&plan));
     let blocked = plan.blocked().next().is_some();
     if !write {
-        if opts.json {
-            crate::cli::json_out::print(&serde_json::to_value(&plan).unwrap_or_default());
-        }
         say_skipped();
+        let json = plan_document(&plan);
         return if blocked {
-            exit::FAILED
+            Err(CommandError::new(
+                Kind::Blocked,
+                "the plan is blocked (see BLOCKED above): nothing can be applied",
+            )
+            .with_json(json))
         } else if detailed && plan.writes().next().is_some() {
-            exit::CHANGES
+            Ok(report::Outcome::new(Status::Changes, json))
         } else {
-            exit::DONE
+            Ok(report::Outcome::new(Status::Done, json))
         };
     }
     if !opts.yes && !blocked && plan.writes().next().is_some() && !confirm().await {
-        eprintln!("  nothing was changed");
-        return exit::FAILED;
+        return Err(CommandError::new(Kind::Declined, "nothing was changed"));
     }
-    let report = apply_plan(&session, &plan, opts).await;
-    if opts.json {
-        // One subscription: its report; several: the array of their reports.
-        let out = match report.reports.as_slice() {
-            [one] => serde_json::to_value(one),
-            many => serde_json::to_value(many),
-        };
-        crate::cli::json_out::print(&out.unwrap_or_default());
-    }
-    if let Some(e) = &report.stopped {
-        eprintln!("spot-connect apply: stopped: {}", e.summary);
-    }
+    let report = apply_plan(&session, &plan, opts, started).await;
     say_skipped();
-    exit_of(&report)
+    apply_result(&report, apply_document(&report))
+}
+
+/// `plan --json` (docs/json.md): per subscription its own items; every item (the tenants'
+/// shared ones too) in the plan's order beside.
+pub fn plan_document(plan: &Plan) -> report::Document {
+    let subscriptions = plan.subscriptions.iter().map(|t| {
+        let items: Vec<&crate::onboard::model::PlanItem> = plan
+            .items
+            .iter()
+            .filter(|i| i.subscription_id.as_deref() == Some(t.subscription_id.as_str()))
+            .collect();
+        serde_json::json!({
+            "subscription_id": t.subscription_id,
+            "tenant_id": t.tenant_id,
+            "subscription_name": t.subscription_name,
+            "items": items,
+        })
+    });
+    let n = |a: PlanAction| plan.items.iter().filter(|i| i.action == a).count();
+    report::Document::new("plan")
+        .subscriptions(subscriptions)
+        .count("subscriptions", plan.subscriptions.len())
+        .count("create", n(PlanAction::Create))
+        .count("update", n(PlanAction::Update))
+        .count("reuse", n(PlanAction::Reuse))
+        .count("keep", n(PlanAction::Keep))
+        .count("blocked", n(PlanAction::Blocked))
+        .count("writes", plan.writes().count())
+        .with("items", &plan.items)
+        .with("counts", &plan.counts)
+}
+
+/// `apply --json` (docs/json.md): each subscription's report; the run's counts and time.
+pub fn apply_document(r: &RunReport) -> report::Document {
+    let kept = r
+        .reports
+        .iter()
+        .filter(|x| x.verdict == Verdict::Connected && x.kept.is_some())
+        .count();
+    let connected = r.reports.len() - r.failed() - kept;
+    report::Document::new("apply")
+        .subscriptions(r.reports.iter().map(report::report_json))
+        .count("subscriptions", r.reports.len())
+        .count("connected", connected)
+        .count("kept", kept)
+        .count("failed", r.failed())
+        .count(
+            "throttled_429",
+            usize::try_from(r.throttled).unwrap_or(usize::MAX),
+        )
+        .count("peak_concurrency", r.peak_concurrency)
+        .ms("apply", r.total_ms)
+        .with("stopped", &r.stopped)
 }
 
 /// Exit 0 all connected, 3 some failed, 1 all failed or stopped.
-fn exit_of(report: &RunReport) -> i32 {
-    if report.stopped.is_some() {
-        return exit::FAILED;
+fn apply_result(report: &RunReport, json: report::Document) -> CommandResult {
+    if let Some(e) = &report.stopped {
+        return Err(
+            CommandError::new(Kind::Failed, format!("stopped: {}", e.summary)).with_json(json),
+        );
     }
     match report.failed() {
-        0 => exit::DONE,
-        n if n == report.reports.len() => exit::FAILED,
-        _ => exit::PARTIAL,
+        0 => Ok(report::Outcome::new(Status::Done, json)),
+        n if n == report.reports.len() => Err(CommandError::new(
+            Kind::Failed,
+            format!("{n} subscription(s) not connected (see above)"),
+        )
+        .with_json(json)),
+        _ => Ok(report::Outcome::new(Status::Partial, json)),
     }
 }
 
 /// Applies the plan with a line per step on stderr (prefixed with the subscription when there
 /// are several), saves each subscription's report and prints the outcome.
-async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunReport {
+async fn apply_plan(
+    session: &Session,
+    plan: &Plan,
+    opts: &CommonOpts,
+    started: std::time::Instant,
+) -> RunReport {
     let many = plan.subscriptions.len() > 1;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let printer = tokio::spawn(async move {
+        let mut failures_shown = std::collections::HashSet::new();
         while let Some(p) = rx.recv().await {
             let prefix = match &p {
                 _ if !many => String::new(),
@@ -360,13 +403,21 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
                 } => format!("[{}]", &s[..s.len().min(8)]),
                 _ => "[tenant]".into(),
             };
-            if let Some(line) = progress_line(&p) {
-                eprintln!("{prefix}{line}");
+            if let Progress::Step {
+                event: StepEvent::Failed { .. },
+                subscription,
+                ..
+            } = &p
+            {
+                failures_shown.insert(subscription.clone());
             }
+            lines::say(&prefix, &p);
         }
+        failures_shown
     });
     let mut report = onboard::apply(session, plan, tx).await;
-    let _ = printer.await;
+    let failures_shown = printer.await.unwrap_or_default();
+    lines::done();
     for r in report.reports.iter_mut() {
         match save_report(&opts.state_dir(), r) {
             Ok(p) => {
@@ -381,8 +432,11 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
         "  log: {}",
         crate::logging::log_path(&opts.state_dir()).display()
     );
+    // The run's own time and 429 count (sign-in and plan included), not the apply's alone.
+    let run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let replies_429 = session.http.replies_429();
     if many {
-        eprint!("{}", table(&report));
+        eprint!("{}", table(&report, run_ms, replies_429));
         return report;
     }
     for r in &report.reports {
@@ -403,11 +457,23 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
                     .map(|e| format!("; secret expires {}", e.date()))
                     .unwrap_or_default()
             ),
+            // Each error once: a step's failure is already on its line above.
+            Verdict::Failed if failures_shown.contains(&Some(r.subscription_id.clone())) => {
+                let nothing = r
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.summary.starts_with("nothing was changed"));
+                eprintln!(
+                    "  ✗ {} is not connected{} (why: above)",
+                    r.subscription_id,
+                    if nothing { ": nothing was changed" } else { "" }
+                );
+            }
             Verdict::Failed => {
                 if let Some(e) = &r.error {
                     eprintln!("  ✗ failed: {}", e.summary);
-                    if let Some(h) = &e.hint {
-                        eprintln!("    hint: {h}");
+                    if let Some(h) = e.hint {
+                        eprintln!("    hint: {}", hint_text(h));
                     }
                 }
             }
@@ -416,8 +482,9 @@ async fn apply_plan(session: &Session, plan: &Plan, opts: &CommonOpts) -> RunRep
     report
 }
 
-/// The per-subscription outcome table.
-pub fn table(report: &RunReport) -> String {
+/// The per-subscription outcome table; `run_ms` and `replies_429`: the run's time and the 429
+/// replies it had.
+pub fn table(report: &RunReport, run_ms: u64, replies_429: u64) -> String {
     let mut out = format!(
         "\n{:<36}  {:<22}  {:<9}  {:<14}  {}\n",
         "SUBSCRIPTION", "NAME", "RESULT", "SPOT ACCOUNT", "SECRET ENDS / ERROR"
@@ -453,8 +520,8 @@ pub fn table(report: &RunReport) -> String {
         "{} connected, {} failed in {:.1} s (429 replies: {}, most at once: {})\n",
         report.reports.len() - report.failed(),
         report.failed(),
-        report.total_ms as f64 / 1000.0,
-        report.throttled,
+        run_ms as f64 / 1000.0,
+        replies_429,
         report.peak_concurrency
     ));
     out
@@ -497,8 +564,8 @@ fn progress_text(p: &Progress) -> Option<String> {
                     .strip_prefix(&prefix)
                     .unwrap_or(&error.summary);
                 let mut s = format!("  ✗ {}: {summary}", step.label());
-                if let Some(h) = &error.hint {
-                    s.push_str(&format!("\n    hint: {h}"));
+                if let Some(h) = error.hint {
+                    s.push_str(&format!("\n    hint: {}", hint_text(h)));
                 }
                 s
             }
@@ -572,7 +639,11 @@ pub fn plan_text(plan: &Plan) -> String {
         } else {
             format!(" {}", i.name)
         };
-        out.push_str(&format!("  {a} {}{name}: {}\n", i.object, i.reason));
+        let hint = i
+            .hint
+            .map(|h| format!("; {}", hint_text(h)))
+            .unwrap_or_default();
+        out.push_str(&format!("  {a} {}{name}: {}{hint}\n", i.object, i.reason));
         if let Some(d) = &i.drift {
             if !d.missing.is_empty() {
                 out.push_str(&format!(
@@ -610,6 +681,7 @@ async fn confirm() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::exit;
     use crate::onboard::model::{ErrorInfo, Report, Step};
     use std::time::Duration;
 
@@ -641,13 +713,16 @@ mod tests {
                 error: ErrorInfo {
                     summary: "Client secret: Microsoft Graph 400 X: no".into(),
                     api: None,
-                    hint: Some("use fewer months".into()),
+                    hint: Some(crate::error::Hint::FewerSecretMonths),
                 },
             },
         );
         assert_eq!(
             progress_line(&failed).unwrap(),
-            "  ✗ Client secret: Microsoft Graph 400 X: no\n    hint: use fewer months"
+            format!(
+                "  ✗ Client secret: Microsoft Graph 400 X: no\n    hint: {}",
+                hint_text(crate::error::Hint::FewerSecretMonths)
+            )
         );
         let done = step(
             Step::CustomRole,
@@ -692,19 +767,31 @@ mod tests {
         };
         use Verdict::*;
         assert_eq!(
-            exit_of(&run(vec![r(Connected), r(Connected)], false)),
+            report::exit_code(&apply_result(
+                &run(vec![r(Connected), r(Connected)], false),
+                report::Document::new("apply")
+            )),
             exit::DONE
         );
         assert_eq!(
-            exit_of(&run(vec![r(Connected), r(Failed)], false)),
+            report::exit_code(&apply_result(
+                &run(vec![r(Connected), r(Failed)], false),
+                report::Document::new("apply")
+            )),
             exit::PARTIAL
         );
         assert_eq!(
-            exit_of(&run(vec![r(Failed), r(Failed)], false)),
+            report::exit_code(&apply_result(
+                &run(vec![r(Failed), r(Failed)], false),
+                report::Document::new("apply")
+            )),
             exit::FAILED
         );
         assert_eq!(
-            exit_of(&run(vec![r(Connected), r(Failed)], true)),
+            report::exit_code(&apply_result(
+                &run(vec![r(Connected), r(Failed)], true),
+                report::Document::new("apply")
+            )),
             exit::FAILED
         );
     }

@@ -107,19 +107,25 @@ fn document(
 }
 
 /// A pass that failed before it had a report: the message on stderr (already), and with
-/// `--json` the document with `error` set and no subscription.
+/// `--json` the document with `error` set (from `info`: a message or an `ErrorInfo`) and no
+/// subscription.
 fn failed(
     json: bool,
     code: i32,
     kind: &str,
     scope: &serde_json::Value,
     t: std::time::Instant,
+    info: serde_json::Value,
 ) -> i32 {
     if json {
-        let last = crate::cli::json_out::last_error().unwrap_or_default();
-        crate::cli::json_out::print(&document(code, None, scope, t, error_object(kind, &last)));
+        crate::cli::json_out::print(&document(code, None, scope, t, error_object(kind, &info)));
     }
     code
+}
+
+/// An error as `failed` takes it.
+fn info(e: &crate::error::Error) -> serde_json::Value {
+    serde_json::to_value(crate::onboard::model::ErrorInfo::from(e)).unwrap_or_default()
 }
 
 /// 0 / 1 / 3 (see the module doc).
@@ -143,8 +149,7 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
     if opts.subscriptions.is_empty() && !opts.all_subscriptions && opts.management_group.is_none() {
         let msg = "spot-connect reconcile: one of --management-group ID, --all-subscriptions or --subscription ID is required";
         eprintln!("{msg}");
-        crate::cli::json_out::note_error(json!(msg));
-        return failed(opts.json, exit::USAGE, "usage", &scope, t);
+        return failed(opts.json, exit::USAGE, "usage", &scope, t, json!(msg));
     }
     let kind_of = |e: &crate::error::Error| match e {
         crate::error::Error::Usage(_) => "usage",
@@ -152,18 +157,25 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
         crate::error::Error::Api(_) => "service",
         crate::error::Error::Incomplete(_) => "incomplete",
         crate::error::Error::Cancelled => "interrupted",
-        crate::error::Error::Other(_) => "other",
+        _ => "other",
     };
     let mut settings = match opts.settings() {
         Ok(s) => s,
-        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t),
+        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
     };
     let session = match super::session(opts) {
         Ok(s) => s,
-        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t),
+        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
     };
-    if let Err(code) = super::sign_in(&session).await {
-        return failed(opts.json, code, "sign_in", &scope, t);
+    if let Err(e) = super::sign_in(&session).await {
+        return failed(
+            opts.json,
+            fail(&e.error),
+            "sign_in",
+            &scope,
+            t,
+            info(&e.error),
+        );
     }
     let mut unseen = vec![];
     let targets = match &opts.management_group {
@@ -179,19 +191,25 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
                     settings.management_group = Some(r.scope(opts.prune_subscription_assignments));
                     r.targets
                 }
-                Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t),
+                Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
             }
         }
         None => match super::resolve_targets(&session, opts).await {
             Ok(t) => t,
-            Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t),
+            Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
         },
     };
     if targets.is_empty() {
         let msg = "spot-connect reconcile: no enabled subscription in scope";
         eprintln!("{msg}");
-        crate::cli::json_out::note_error(json!(msg));
-        return failed(opts.json, exit::FAILED, "empty_scope", &scope, t);
+        return failed(
+            opts.json,
+            exit::FAILED,
+            "empty_scope",
+            &scope,
+            t,
+            json!(msg),
+        );
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let many = targets.len() > 1;
@@ -217,7 +235,7 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
     let _ = printer.await;
     let mut report = match result {
         Ok(r) => r,
-        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t),
+        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
     };
     report.problems.extend(unseen);
     let code = exit_code(&report);

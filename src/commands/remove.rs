@@ -1,42 +1,33 @@
 //! `spot-connect remove`: lists what would be deleted, changed or kept, asks, then removes.
 //! `--yes` skips the question; stdin not a terminal without `--yes` → exit 2.
 
-use super::{fail, progress_line};
-use crate::cli::{Cli, CommonOpts, RemoveOpts, exit};
+use super::report::Outcome;
+use super::{CommandError, CommandResult, Kind, Status};
+use crate::cli::{Cli, CommonOpts, RemoveOpts};
 use crate::onboard::remove::{RemovalAction, RemoveOptions};
 use std::io::IsTerminal;
 
-pub async fn remove(cli: &Cli, ro: &RemoveOpts) -> i32 {
+pub async fn remove(cli: &Cli, ro: &RemoveOpts) -> CommandResult {
     super::interruptible(run(&cli.opts, ro)).await
 }
 
-async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
-    let settings = match opts.settings() {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
+async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
+    let settings = opts.settings()?;
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
-        eprintln!(
-            "spot-connect remove: --subscription ID (repeatable) or --all-subscriptions is required"
-        );
-        return exit::USAGE;
+        return Err(CommandError::usage(
+            "--subscription ID (repeatable) or --all-subscriptions is required",
+        ));
     }
     if !opts.yes && !std::io::stdin().is_terminal() {
-        eprintln!("spot-connect remove: deletes objects: needs --yes when stdin is not a terminal");
-        return exit::USAGE;
+        return Err(CommandError::usage(
+            "deletes objects: needs --yes when stdin is not a terminal",
+        ));
     }
-    let (session, targets) = match super::status::signed_in(opts, "remove", true).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (session, targets) = super::status::signed_in(opts, true).await?;
     let ropts = RemoveOptions {
         delete_spot_account: ro.delete_spot_account,
     };
-    let plans =
-        match crate::onboard::remove::plan_removal(&session, &targets, &settings, ropts).await {
-            Ok(p) => p,
-            Err(e) => return fail(&e),
-        };
+    let plans = crate::onboard::remove::plan_removal(&session, &targets, &settings, ropts).await?;
     for p in &plans {
         eprintln!(
             "Tenant {} ({} subscription(s))",
@@ -49,22 +40,25 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
                 RemovalAction::Update => "update",
                 RemovalAction::Keep => "keep  ",
             };
-            eprintln!("  {a} {} {} [{}]: {}", i.object, i.name, i.id, i.reason);
+            let hint = i
+                .hint
+                .map(|h| format!("; {}", super::hint_text(h)))
+                .unwrap_or_default();
+            eprintln!(
+                "  {a} {} {} [{}]: {}{hint}",
+                i.object, i.name, i.id, i.reason
+            );
         }
     }
     let changes = plans.iter().map(|p| p.changes().count()).sum::<usize>();
     if changes == 0 {
         eprintln!("  nothing of spot-connect's to remove");
-        if opts.json {
-            crate::cli::json_out::print(&serde_json::json!({"plans": plans, "results": []}));
-        }
-        return exit::DONE;
+        return Ok(Outcome::new(Status::Done, document(&plans, &[])));
     }
     if !opts.yes {
         eprint!("Remove these? [y/N] ");
         if !confirm_line().await {
-            eprintln!("  nothing was changed");
-            return exit::FAILED;
+            return Err(CommandError::new(Kind::Declined, "nothing was changed"));
         }
     }
     let mut results = Vec::new();
@@ -72,25 +66,63 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let printer = tokio::spawn(async move {
             while let Some(x) = rx.recv().await {
-                if let Some(line) = progress_line(&x) {
-                    eprintln!("{line}");
-                }
+                super::lines::say("", &x);
             }
         });
         results.extend(crate::onboard::remove::remove(&session, p, tx).await);
         let _ = printer.await;
+        super::lines::done();
     }
     let failed = results.iter().filter(|r| !r.done).count();
-    if opts.json {
-        crate::cli::json_out::print(&serde_json::json!({"plans": plans, "results": results}));
-    }
+    let json = document(&plans, &results);
     if failed == 0 {
         eprintln!("  ✓ removed");
-        exit::DONE
+        Ok(Outcome::new(Status::Done, json))
     } else {
-        eprintln!("  ✗ {failed} item(s) could not be removed (see above); run remove again");
-        exit::FAILED
+        Err(CommandError::new(
+            Kind::Failed,
+            format!("{failed} item(s) could not be removed (see above); run remove again"),
+        )
+        .with_json(json))
     }
+}
+
+/// `remove --json` (docs/json.md): per subscription the items that concern it; the tenants'
+/// removal plans and each removal's result beside.
+pub fn document(
+    plans: &[crate::onboard::remove::RemovalPlan],
+    results: &[crate::onboard::remove::RemovalResult],
+) -> super::report::Document {
+    let subscriptions = plans.iter().flat_map(|p| {
+        p.subscriptions.iter().map(move |sub| {
+            let items: Vec<_> = p
+                .items
+                .iter()
+                .filter(|i| i.subscription_id.as_deref() == Some(sub.as_str()))
+                .collect();
+            serde_json::json!({"subscription_id": sub, "tenant_id": p.tenant_id, "items": items})
+        })
+    });
+    let n = |a: RemovalAction| {
+        plans
+            .iter()
+            .flat_map(|p| &p.items)
+            .filter(|i| i.action == a)
+            .count()
+    };
+    super::report::Document::new("remove")
+        .subscriptions(subscriptions)
+        .count(
+            "subscriptions",
+            plans.iter().map(|p| p.subscriptions.len()).sum(),
+        )
+        .count("delete", n(RemovalAction::Delete))
+        .count("update", n(RemovalAction::Update))
+        .count("keep", n(RemovalAction::Keep))
+        .count("done", results.iter().filter(|r| r.done).count())
+        .count("failed", results.iter().filter(|r| !r.done).count())
+        .with("plans", plans)
+        .with("results", results)
 }
 
 /// Reads a y/yes answer from stdin (the question is already printed).

@@ -2,77 +2,92 @@
 //! Read-only. Exit 0 unless something we manage is broken, expires within `--warn-within`
 //! days, or could not be seen: then 3 (issue 16 §9).
 
-use super::fail;
-use crate::cli::{Cli, CommonOpts, StatusOpts, exit};
+use super::report::Outcome;
+use super::{CommandError, CommandResult, Kind, Status};
+use crate::cli::{Cli, CommonOpts, StatusOpts};
 use crate::onboard::status::{Health, SubscriptionStatus};
 use crate::onboard::{Session, Target};
 
-/// Signs in and resolves `--subscription`/`--all-subscriptions`; on failure, the exit code.
+/// Signs in and resolves `--subscription`/`--all-subscriptions`.
 pub(crate) async fn signed_in(
     opts: &CommonOpts,
-    cmd: &str,
     need_targets: bool,
-) -> Result<(Session, Vec<Target>), i32> {
+) -> Result<(Session, Vec<Target>), CommandError> {
     if need_targets && opts.subscriptions.is_empty() && !opts.all_subscriptions {
-        eprintln!(
-            "spot-connect {cmd}: --subscription ID (repeatable) or --all-subscriptions is required"
-        );
-        return Err(exit::USAGE);
+        return Err(CommandError::usage(
+            "--subscription ID (repeatable) or --all-subscriptions is required",
+        ));
     }
-    let session = super::session(opts).map_err(|e| fail(&e))?;
+    let session = super::session(opts)?;
     super::sign_in(&session).await?;
     if opts.subscriptions.is_empty() && !opts.all_subscriptions {
         return Ok((session, vec![]));
     }
-    match super::resolve_targets(&session, opts).await {
-        Ok(t) if t.is_empty() && need_targets => {
-            eprintln!("spot-connect {cmd}: no enabled subscription");
-            Err(exit::FAILED)
-        }
-        Ok(t) => Ok((session, t)),
-        Err(e) => Err(fail(&e)),
+    let t = super::resolve_targets(&session, opts).await?;
+    if t.is_empty() && need_targets {
+        return Err(CommandError::new(
+            Kind::EmptyScope,
+            "no enabled subscription",
+        ));
     }
+    Ok((session, t))
 }
 
-pub async fn status(cli: &Cli, o: &StatusOpts) -> i32 {
+pub async fn status(cli: &Cli, o: &StatusOpts) -> CommandResult {
     super::interruptible(run(&cli.opts, o)).await
 }
 
-async fn run(opts: &CommonOpts, o: &StatusOpts) -> i32 {
-    let settings = match opts.settings() {
-        Ok(s) => s,
-        Err(e) => return fail(&e),
-    };
-    let (session, targets) = match signed_in(opts, "status", true).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+async fn run(opts: &CommonOpts, o: &StatusOpts) -> CommandResult {
+    let settings = opts.settings()?;
+    let (session, targets) = signed_in(opts, true).await?;
     let warn = time::Duration::days(i64::from(o.warn_within));
     let mut list =
-        match crate::onboard::status::status_within(&session, &targets, &settings, warn).await {
-            Ok(l) => l,
-            Err(e) => return fail(&e),
-        };
+        crate::onboard::status::status_within(&session, &targets, &settings, warn).await?;
     let unheld = crate::onboard::orphans::status_lines(&session, &targets).await;
     for u in &unheld {
         for s in list.iter_mut().filter(|s| s.tenant_id == u.tenant_id) {
             s.unheld_secrets.extend(u.key_ids.iter().cloned());
         }
     }
-    if opts.json {
-        crate::cli::json_out::print(&serde_json::to_value(&list).unwrap_or_default());
-    } else {
-        print!("{}", table(&list, time::OffsetDateTime::now_utc()));
-    }
     for u in &unheld {
         eprintln!("  ! {}", u.line);
     }
     super::say_skipped();
-    if list.iter().any(|s| s.verdict.needs_attention()) {
-        exit::PARTIAL
+    let status = if list.iter().any(|s| s.verdict.needs_attention()) {
+        Status::Partial
     } else {
-        exit::DONE
+        Status::Done
+    };
+    Ok(Outcome {
+        status,
+        text: table(&list, time::OffsetDateTime::now_utc()),
+        json: document(&list),
+    })
+}
+
+/// `status --json` (docs/json.md): each subscription's status; a count per verdict.
+pub fn document(list: &[SubscriptionStatus]) -> super::report::Document {
+    let mut d = super::report::Document::new("status")
+        .subscriptions(list)
+        .count("subscriptions", list.len());
+    for h in [
+        Health::Connected,
+        Health::NotOurs,
+        Health::Expiring,
+        Health::Broken,
+        Health::NotOnboarded,
+        Health::Unknown,
+    ] {
+        let key = serde_json::to_value(h)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        d = d.count(&key, list.iter().filter(|s| s.verdict == h).count());
     }
+    d.count(
+        "needs_attention",
+        list.iter().filter(|s| s.verdict.needs_attention()).count(),
+    )
 }
 
 /// The human table: one row per subscription, then the reasons for each broken one.

@@ -31,7 +31,7 @@ use crate::azure::graph::{
     APP_REGISTRATION_APP_ROLES, APP_REGISTRATION_ROLES, AppRoleAssignment, Application,
     DirectoryRole, Graph, ServicePrincipal,
 };
-use crate::error::{ApiError, Error, ErrorClass, Result};
+use crate::error::{ApiError, Error, ErrorClass, Hint, Result};
 use crate::spot::{AzureCredentials, AzureCredentialsInfo, SpotAccount};
 use futures::{FutureExt, StreamExt};
 use std::sync::Mutex;
@@ -132,7 +132,7 @@ impl Foreign {
     /// The plan's line for a connection kept as it is.
     fn keep_line(&self) -> String {
         format!(
-            "connected through {}, secret expires {}: keep (Spot account {} is not ours: nothing is changed; --take-over replaces its credentials with ours)",
+            "connected through {}, secret expires {}: keep (Spot account {} is not ours: nothing is changed)",
             self.app(),
             self.expiry(),
             self.account.account_id

@@ -316,7 +316,7 @@ where
             Err(e) => return Err(e),
         }
     }
-    Err(Error::Other("no client secret lifetime to try".into()))
+    Err(Error::Internal("no client secret lifetime to try".into()))
 }
 
 /// The policy id in "… as per assigned policy '<id>'.".

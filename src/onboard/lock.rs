@@ -133,9 +133,8 @@ async fn acquire_at(
     busy: fn(Option<u32>) -> String,
     mut on_wait: impl FnMut(Option<u32>),
 ) -> Result<RunLock> {
-    let io = |e: std::io::Error| {
-        Error::Other(format!("cannot use the lock file {}: {e}", path.display()))
-    };
+    let io =
+        |e: std::io::Error| Error::local(format!("cannot use the lock file {}", path.display()), e);
     if let Some(dir) = path.parent() {
         ensure_private_dir(state_dir)
             .and_then(|_| ensure_private_dir(dir))
@@ -145,7 +144,7 @@ async fn acquire_at(
     for sub in ["state", "reports"] {
         let dir = state_dir.join(sub);
         ensure_private_dir(&dir)
-            .map_err(|e| Error::Other(format!("cannot write under {}: {e}", dir.display())))?;
+            .map_err(|e| Error::local(format!("cannot write under {}", dir.display()), e))?;
     }
     // No symlink followed, a regular file of ours in a directory of ours (`safe_fs`).
     let (mut file, first_time) = crate::safe_fs::open_in_place(&path).map_err(io)?;
@@ -157,7 +156,7 @@ async fn acquire_at(
             Err(TryLockError::WouldBlock) => {
                 if t0.elapsed() >= wait {
                     let pid = read_pid(&mut file);
-                    return Err(Error::Other(busy(pid)));
+                    return Err(Error::Busy(busy(pid)));
                 }
                 if !said {
                     said = true;

@@ -218,7 +218,7 @@ impl Session {
                         "subscription {id} is unknown: the signed-in identity cannot see it in any of its {} tenant(s)",
                         d.tenants.len().max(1)
                     );
-                    return Err(Error::Other(msg));
+                    return Err(Error::NotFound(msg));
                 }
             }
         }
@@ -410,8 +410,8 @@ pub async fn apply(
         if fresh.blocked().next().is_none() && fresh.writes().all(listed) {
             &fresh
         } else {
-            let e = Error::Other(
-                "another spot-connect run changed these subscriptions after this plan was made: nothing was changed; run `spot-connect plan` again".into(),
+            let e = Error::Conflict(
+                "another spot-connect run changed these subscriptions after this plan was made: nothing was changed".into(),
             );
             return stopped_before_writing(plan, &e, t0);
         }

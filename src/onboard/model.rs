@@ -3,7 +3,7 @@
 
 pub use crate::azure::prompt::BrowserPrompt;
 use crate::azure::prompt::SignInPrompt;
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, Error, Hint};
 use serde::Serialize;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -74,17 +74,18 @@ pub struct ErrorInfo {
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiError>,
+    /// What to do about it, as data: each front end words it (`commands::hint_text`,
+    /// `app::hint_text`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub hint: Option<Hint>,
 }
 
 impl From<&Error> for ErrorInfo {
     fn from(e: &Error) -> Self {
-        let api = e.api().cloned();
         ErrorInfo {
             summary: e.to_string(),
-            hint: api.as_ref().and_then(|a| a.hint()).map(str::to_string),
-            api,
+            hint: e.hints().first().copied(),
+            api: e.api().cloned(),
         }
     }
 }
@@ -244,6 +245,10 @@ pub struct PlanItem {
     /// Whose the object found is (None: nothing found yet, or not a question of ownership).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ownership: Option<Ownership>,
+    /// What the operator can do about a blocked or kept item (another name, a take-over), as
+    /// data each front end words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<Hint>,
 }
 
 impl PlanItem {
@@ -261,6 +266,11 @@ impl PlanItem {
             ownership: Some(Ownership::Ours),
             ..self
         }
+    }
+
+    pub fn with_hint(mut self, h: Option<Hint>) -> PlanItem {
+        self.hint = h;
+        self
     }
 }
 

@@ -535,6 +535,7 @@ mod tests {
             reason: reason.into(),
             drift: None,
             ownership: None,
+            hint: None,
         }
     }
 

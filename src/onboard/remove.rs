@@ -52,6 +52,9 @@ pub struct RemovalItem {
     pub id: String,
     pub action: RemovalAction,
     pub reason: String,
+    /// What the operator can do about a kept item (delete the Spot account too), as data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<crate::error::Hint>,
     #[serde(skip)]
     op: Op,
 }
@@ -107,6 +110,7 @@ fn item(
         id: id.into(),
         action,
         reason,
+        hint: None,
         op,
     }
 }
@@ -323,11 +327,14 @@ pub async fn plan_removal(
                     "created by spot-connect (the id our create call recorded, the name we gave it); --delete-spot-account: the account and everything in it is deleted".into(),
                     Op::DeleteSpotAccount(id.clone()),
                 )),
-                AccountKind::Created => items.push(account_item(
-                    RemovalAction::Keep,
-                    "Spot has no call to delete Azure credentials: the account stays, and can no longer reach Azure once the assignment is gone (--delete-spot-account deletes it)".into(),
-                    Op::None,
-                )),
+                AccountKind::Created => items.push(RemovalItem {
+                    hint: Some(crate::error::Hint::DeleteSpotAccount),
+                    ..account_item(
+                        RemovalAction::Keep,
+                        "Spot has no call to delete Azure credentials: the account stays, and can no longer reach Azure once the assignment is gone".into(),
+                        Op::None,
+                    )
+                }),
                 AccountKind::Chosen => items.push(account_item(
                     RemovalAction::Keep,
                     "chosen, not created by spot-connect: never deleted".into(),
@@ -612,7 +619,7 @@ pub async fn remove(
         let r = if failed_rank.is_some_and(|f| f < rank)
             && matches!(it.op, Op::DeleteRole(_) | Op::DeleteApp(_))
         {
-            Err(crate::error::Error::Other(
+            Err(crate::error::Error::Skipped(
                 "kept: an earlier removal failed and this one depends on it".into(),
             ))
         } else {

@@ -139,8 +139,8 @@ pub async fn rotate(
     let app_name = settings.app_name_for(tenant);
     let (app, _) = lookup::find_app(session, &ctx.graph, tenant, &app_name).await?;
     let app = app.ok_or_else(|| {
-        Error::Other(format!(
-            "tenant {tenant} has no app registration of ours named {app_name}: nothing to rotate (run apply first)"
+        Error::NotFound(format!(
+            "tenant {tenant} has no app registration of ours named {app_name}: nothing to rotate (onboard it first)"
         ))
     })?;
 
@@ -179,7 +179,7 @@ pub async fn rotate(
         users
     };
     if users.is_empty() {
-        return Err(Error::Other(format!(
+        return Err(Error::NotFound(format!(
             "no Spot account uses the app {} ({}): nothing to rotate",
             app.display_name, app.app_id
         )));

@@ -178,10 +178,10 @@ impl HandOver<'_> {
     }
 }
 
-/// A secret removed while a run was handing it to Spot: Spot cannot use it.
+/// The tenant's new secret is gone from the app before Spot could take it.
 pub(crate) fn secret_removed(key_id: &str, app: &str) -> Error {
-    Error::Other(format!(
-        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another --state-dir, or by hand): Spot cannot use it; run `spot-connect apply` again for a new one"
+    Error::Conflict(format!(
+        "the client secret {key_id} of {app} was removed while this run was handing it to Spot (by a spot-connect run with another state directory, or by hand): Spot cannot use it; a next run makes a new one"
     ))
 }
 

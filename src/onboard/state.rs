@@ -189,7 +189,7 @@ impl Store {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || snapshot.save(&dir))
             .await
-            .map_err(|e| Error::Other(format!("the state writer stopped: {e}")))?
+            .map_err(|e| Error::Internal(format!("the state writer stopped: {e}")))?
     }
 }
 
@@ -233,30 +233,35 @@ impl State {
         match read {
             Ok(bytes) => {
                 let s: State = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::Other(format!(
-                        "state file {} is damaged ({e}); move it away to start over",
-                        p.display()
-                    ))
+                    Error::local(
+                        format!("state file {}", p.display()),
+                        format!("damaged ({e}); move it away to start over"),
+                    )
                 })?;
                 if s.version != VERSION {
-                    return Err(Error::Other(format!(
-                        "state file {} has version {}, this spot-connect reads version {VERSION}: use the spot-connect that wrote it, or move the file away to start over",
-                        p.display(),
-                        s.version
-                    )));
+                    return Err(Error::local(
+                        format!("state file {}", p.display()),
+                        format!(
+                            "version {}, this spot-connect reads version {VERSION}: use the spot-connect that wrote it, or move the file away to start over",
+                            s.version
+                        ),
+                    ));
                 }
                 if s.tenant_id != tenant || s.subscription_id != subscription {
-                    return Err(Error::Other(format!(
-                        "state file {} belongs to another subscription",
-                        p.display()
-                    )));
+                    return Err(Error::local(
+                        format!("state file {}", p.display()),
+                        "it belongs to another subscription",
+                    ));
                 }
                 Ok(s)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(State::new(tenant, subscription))
             }
-            Err(e) => Err(Error::Other(format!("cannot read the state file: {e}"))),
+            Err(e) => Err(Error::local(
+                format!("cannot read the state file {}", p.display()),
+                e,
+            )),
         }
     }
 
@@ -291,15 +296,15 @@ impl State {
         ensure_private_dir(state_dir)
             .and_then(|_| ensure_private_dir(dir))
             .map_err(|e| {
-                Error::Other(format!(
-                    "cannot create the state directory {}: {e}",
-                    dir.display()
-                ))
+                Error::local(
+                    format!("cannot create the state directory {}", dir.display()),
+                    e,
+                )
             })?;
         self.updated_at = Some(OffsetDateTime::now_utc());
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
         write_private(&p, &bytes)
-            .map_err(|e| Error::Other(format!("cannot write state file {}: {e}", p.display())))
+            .map_err(|e| Error::local(format!("cannot write state file {}", p.display()), e))
     }
 }
 

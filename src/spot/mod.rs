@@ -125,7 +125,7 @@ pub fn spot_date(t: OffsetDateTime) -> Result<String> {
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
     t.format(&f)
-        .map_err(|e| Error::Other(format!("cannot format a date: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot format a date: {e}")))
 }
 
 #[derive(Clone)]

@@ -226,9 +226,12 @@ fn op_lines(lines: &mut Vec<Line<'static>>, ops: &[OpLine], t: Theme, now: Now) 
             Span::styled(sub, t.dim()),
         ]));
         if let Status::Failed { error, .. } = &l.status
-            && let Some(h) = &error.hint
+            && let Some(h) = error.hint
         {
-            lines.push(Line::from(Span::styled(format!("    {h}"), t.dim())));
+            lines.push(Line::from(Span::styled(
+                format!("    {}", crate::app::hint_text(h)),
+                t.dim(),
+            )));
         }
     }
 }
@@ -492,6 +495,12 @@ pub(super) fn remove(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rec
                     format!("      {}", r.reason),
                     t.dim(),
                 )));
+                if let Some(h) = r.hint {
+                    lines.push(Line::from(Span::styled(
+                        format!("      {}", crate::app::hint_text(h)),
+                        t.dim(),
+                    )));
+                }
             }
             lines.push(Line::from(""));
             if changes == 0 {

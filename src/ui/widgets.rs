@@ -39,10 +39,10 @@ pub(crate) fn error_lines(e: &ErrorInfo, t: Theme, retry: bool) -> Vec<Line<'sta
             ),
         ]));
     }
-    if let Some(h) = &e.hint {
+    if let Some(h) = e.hint {
         v.push(Line::from(vec![
             Span::styled("  what to do: ", t.bold()),
-            Span::raw(h.clone()),
+            Span::raw(crate::app::hint_text(h)),
         ]));
     }
     if retry {

@@ -199,7 +199,8 @@ async fn apply_json_reports_then_plan_reports_all_reused_and_nothing_secret_leak
         .run(&["apply", "--subscription", sub, "--yes", "--json"], &[])
         .await;
     assert_eq!(code, 0, "{stderr}");
-    let report: Value = serde_json::from_str(&stdout).expect("--json prints the report");
+    let doc: Value = serde_json::from_str(&stdout).expect("--json prints the report");
+    let report = &doc["subscriptions"][0];
     assert_eq!(report["verdict"], "connected");
     assert!(report["secret_expires"].is_string());
     assert_eq!(report["objects"].as_array().unwrap().len(), 7);
@@ -484,9 +485,9 @@ async fn one_spot_account_cannot_take_several_subscriptions_and_several_connect_
         )
         .await;
     assert_eq!(code, 0, "{stderr}");
-    let reports: Value = serde_json::from_str(&stdout).unwrap();
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
     assert!(
-        reports
+        doc["subscriptions"]
             .as_array()
             .unwrap()
             .iter()
@@ -707,7 +708,8 @@ async fn a_same_named_role_made_by_someone_else_at_another_subscription_blocks_p
         )
         .await;
     assert_eq!(code, spot_connect::cli::exit::FAILED, "{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let report = &doc["subscriptions"][0];
     assert_eq!(report["verdict"], "failed");
     assert!(
         report["error"]["summary"]
@@ -800,7 +802,7 @@ async fn plan_json_of_four_subscriptions_in_two_tenants_is_what_apply_writes() {
     let (code, stdout, stderr) = env.run(&args, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     let reports: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(reports.as_array().unwrap().len(), 4);
+    assert_eq!(reports["subscriptions"].as_array().unwrap().len(), 4);
     let after = env.sim.state();
 
     // Object by object: what the simulator holds now and did not before is what the plan said.

@@ -270,7 +270,11 @@ async fn a_blocked_device_code_ends_with_conditional_access_and_the_browser_way_
     assert!(device_code_blocked(api), "{api:?}");
     let text = e.to_string();
     assert!(text.contains("Conditional Access"), "{text}");
-    assert!(text.contains("--auth browser"), "{text}");
+    // The way out is a hint value (the CLI words it `--auth browser`, the wizard `press b`).
+    assert_eq!(
+        e.hints(),
+        vec![spot_connect::error::Hint::SignInWithBrowser]
+    );
     assert!(text.contains("AADSTS53003"), "{text}");
     println!("blocked device code: {text}");
 }

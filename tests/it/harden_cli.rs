@@ -451,7 +451,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
     let v: Value = serde_json::from_str(&stdout).expect("a JSON error object");
     assert_eq!(v["exit_code"], 2);
     assert!(
-        v["error"]["summary"].as_str().unwrap().contains("prod"),
+        v["error"]["message"].as_str().unwrap().contains("prod"),
         "{v}"
     );
     assert_eq!(env.sim.requests().as_array().map_or(0, Vec::len), before);
@@ -469,7 +469,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
     assert_eq!(code, 1, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).expect("a JSON error object");
     assert!(
-        v["error"]["summary"].as_str().unwrap().contains("unknown"),
+        v["error"]["message"].as_str().unwrap().contains("unknown"),
         "{v}"
     );
 
@@ -887,7 +887,11 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     // And in `--json`, on the subscription's entry.
     let (_, stdout, _) = env.run(&["status", "--subscription", SUB, "--json"]).await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(v[0]["unheld_secrets"], serde_json::json!([orphan]), "{v}");
+    assert_eq!(
+        v["subscriptions"][0]["unheld_secrets"],
+        serde_json::json!([orphan]),
+        "{v}"
+    );
     let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("no Spot account holds"), "{stderr}");
@@ -897,7 +901,7 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     assert!(st.orphan_key_ids.is_empty(), "{:?}", st.orphan_key_ids);
     let (_, stdout, _) = env.run(&["status", "--subscription", SUB, "--json"]).await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
-    assert!(v[0].get("unheld_secrets").is_none(), "{v}");
+    assert!(v["subscriptions"][0].get("unheld_secrets").is_none(), "{v}");
     env.sim.shutdown().await;
 }
 

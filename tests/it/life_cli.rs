@@ -93,7 +93,7 @@ async fn apply_many_then_status_rotate_and_remove_from_the_command_line() {
     let (code, out, err) = env.run(&args).await;
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).expect("JSON on stdout");
-    let reports = v.as_array().unwrap();
+    let reports = v["subscriptions"].as_array().unwrap();
     assert_eq!(reports.len(), 2);
     assert!(reports.iter().all(|r| r["verdict"] == "connected"), "{v:#}");
     // The steps of both subscriptions run at once: their lines in the scheduler's order.
@@ -104,7 +104,8 @@ async fn apply_many_then_status_rotate_and_remove_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(
-        v.as_array()
+        v["subscriptions"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|s| s["verdict"] == "connected"),

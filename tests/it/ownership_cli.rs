@@ -388,7 +388,7 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
     let (code, out, _) = env.run(&["status", "--all-subscriptions", "--json"]).await;
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
-    let verdicts: Vec<&str> = v
+    let verdicts: Vec<&str> = v["subscriptions"]
         .as_array()
         .unwrap()
         .iter()

@@ -843,6 +843,7 @@ fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_o
                 .into(),
         drift: None,
         ownership: None,
+        hint: None,
     });
     let kept = Plan::new(p.subscriptions.clone(), items);
     feed(

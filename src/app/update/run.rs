@@ -126,7 +126,7 @@ pub(super) fn on_applied(s: &mut State, report: RunReport) {
             ErrorInfo {
                 summary: format!("{failed} subscription(s) not connected"),
                 api: None,
-                hint: Some("press r to plan the failed ones again".into()),
+                hint: Some(crate::error::Hint::RunAgain),
             },
         )
     });

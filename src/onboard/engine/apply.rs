@@ -50,7 +50,7 @@ pub(super) struct SubRun {
 }
 
 pub(super) fn dependency(what: &str) -> Error {
-    Error::Other(format!("skipped: {what} did not complete"))
+    Error::Skipped(format!("skipped: {what} did not complete"))
 }
 
 pub(crate) async fn apply(
@@ -96,7 +96,8 @@ pub(super) async fn apply_inner(
     let t0 = Instant::now();
     let throttled0 = session.http.throttled_count();
     let Some(facts) = plan.facts.as_deref() else {
-        let e = Error::Other("this plan was not made by onboard::plan: nothing was changed".into());
+        let e =
+            Error::Internal("this plan was not made by onboard::plan: nothing was changed".into());
         return RunReport {
             reports: plan
                 .subscriptions
@@ -149,18 +150,14 @@ pub(super) async fn apply_inner(
             && blocked.iter().any(|b| b.step == Step::AppRegistration);
         let error = ErrorInfo {
             summary: format!("nothing was changed: {}", reasons.join("; ")),
-            hint: api
-                .as_ref()
-                .and_then(ApiError::hint)
-                .map(str::to_string)
-                .or_else(|| {
-                    rights_blocked.then(|| match session.auth.method() {
-                        AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
-                            SP_APP_RIGHTS_HINT.to_string()
-                        }
-                        _ => APP_RIGHTS_HINT.to_string(),
-                    })
-                }),
+            hint: api.as_ref().and_then(ApiError::hint).or_else(|| {
+                rights_blocked.then(|| match session.auth.method() {
+                    AuthMethod::ClientSecret | AuthMethod::WorkloadIdentity => {
+                        Hint::ServicePrincipalAppRights
+                    }
+                    _ => Hint::AppRegistrationRights,
+                })
+            }),
             api,
         };
         for step in RUN_STEPS {
@@ -497,7 +494,7 @@ impl TenantRun<'_> {
                 .as_ref()
                 .map(|e| e.summary.clone())
                 .unwrap_or_default();
-            Err(Error::Other(format!("not started: {why}")))
+            Err(Error::Skipped(format!("not started: {why}")))
         } else {
             let account_f = self.account_step(i, &run);
             let assign_f = async {
@@ -615,7 +612,11 @@ impl TenantRun<'_> {
                         self.wrote_azure.store(true, Ordering::Relaxed);
                         (a, Outcome::Created)
                     }
-                    _ => return Err(Error::Other("the app registration step was blocked".into())),
+                    _ => {
+                        return Err(Error::Blocked(
+                            "the app registration step was blocked".into(),
+                        ));
+                    }
                 };
                 self.save_shared(|s| {
                     s.app_object_id = Some(app.id.clone());
@@ -808,7 +809,7 @@ impl TenantRun<'_> {
             async {
                 let (outcome, detail) = match &self.f.role {
                     RoleFact::Foreign(_) => {
-                        return Err(Error::Other("the custom role step was blocked".into()));
+                        return Err(Error::Blocked("the custom role step was blocked".into()));
                     }
                     RoleFact::Ours(r) => {
                         let missing: Vec<String> = scopes
@@ -913,7 +914,7 @@ impl TenantRun<'_> {
             if let Some(r) = &now
                 && !is_our_role(r)
             {
-                return Err(Error::Other(format!(
+                return Err(Error::Conflict(format!(
                     "the custom role {} ({}) is no longer ours (no spot-connect marker): not changed",
                     r.properties.role_name, r.id
                 )));
@@ -970,8 +971,8 @@ impl TenantRun<'_> {
             last = Some(r);
             must_write = false;
         }
-        Err(Error::Other(format!(
-            "the custom role {name} kept losing its assignable scopes to other writers ({ROLE_MERGES} merges): run again"
+        Err(Error::Conflict(format!(
+            "the custom role {name} kept losing its assignable scopes to other writers ({ROLE_MERGES} merges)"
         )))
     }
 
@@ -1003,12 +1004,12 @@ impl TenantRun<'_> {
             AccountFact::Reuse(a, _, _) => (format!("using {}", a.account_id), &sf.account),
             AccountFact::Create(n) => (format!("creating Spot account {n}"), &sf.account),
             AccountFact::Keep(f) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Blocked(format!(
                     "Spot account {} is not ours: kept",
                     f.account.account_id
                 )));
             }
-            AccountFact::Blocked(why, _) => return Err(Error::Other(why.clone())),
+            AccountFact::Blocked(why, _) => return Err(Error::Blocked(why.clone())),
         };
         // The operator picked it (`--spot-account`, `--take-over`): recorded as chosen, so no
         // run ever deletes it.
@@ -1092,7 +1093,7 @@ impl TenantRun<'_> {
                         (a, Outcome::Created, String::new())
                     }
                     AccountFact::Keep(_) | AccountFact::Blocked(..) => {
-                        return Err(Error::Other("the Spot account step was blocked".into()));
+                        return Err(Error::Blocked("the Spot account step was blocked".into()));
                     }
                 };
                 Self::object(

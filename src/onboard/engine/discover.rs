@@ -327,7 +327,7 @@ pub(super) async fn lookup_sub(
         Err(Error::Api(e))
             if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
         {
-            return Err(Error::Other(format!(
+            return Err(Error::NotFound(format!(
                 "subscription {} was not found in tenant {} ({e})",
                 t.subscription_id, t.tenant_id
             )));

@@ -377,11 +377,12 @@ pub(super) fn items(f: &TenantFacts, m: &MgFacts) -> Vec<PlanItem> {
                 PlanAction::Blocked,
                 Some(r.id.clone()),
                 format!(
-                    "a role named {} exists ({}) but was not made by spot-connect: it is never changed; choose another name with --role-name",
+                    "a role named {} exists ({}) but was not made by spot-connect: it is never changed",
                     d.role_name, r.id
                 ),
             )
-            .not_ours(),
+            .not_ours()
+            .with_hint(Some(crate::error::Hint::ChooseRoleName)),
             (RoleFact::Ours(r), _) => {
                 let missing = f
                     .subs
@@ -673,7 +674,7 @@ impl TenantRun<'_> {
         let guid = match &d.role {
             RoleFact::Ours(r) => r.name.clone(),
             RoleFact::Foreign(r) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Blocked(format!(
                     "{} ({}) is not ours: not changed",
                     d.role_name, r.id
                 )));
@@ -689,7 +690,7 @@ impl TenantRun<'_> {
             if let Some(r) = &now
                 && !is_our_role(r)
             {
-                return Err(Error::Other(format!(
+                return Err(Error::Conflict(format!(
                     "the custom role {} ({}) is no longer ours: not changed",
                     r.properties.role_name, r.id
                 )));
@@ -727,8 +728,8 @@ impl TenantRun<'_> {
                 return Ok((r, outcome));
             }
         }
-        Err(Error::Other(format!(
-            "the custom role {} kept losing its assignable scopes to other writers: run again",
+        Err(Error::Conflict(format!(
+            "the custom role {} kept losing its assignable scopes to other writers",
             d.role_name
         )))
     }

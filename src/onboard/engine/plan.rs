@@ -24,6 +24,7 @@ pub(super) fn tenant_item(
         reason,
         drift: None,
         ownership: None,
+        hint: None,
     }
 }
 
@@ -119,25 +120,20 @@ pub(super) fn app_items(f: &TenantFacts) -> Vec<PlanItem> {
             PlanAction::Blocked,
             None,
             format!(
-                "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over; choose another name with --app-name",
+                "{k} app registration(s) named {} exist but are not managed by spot-connect (no \"spot-connect\" tag): they are never taken over",
                 f.app_name
             ),
         )
-        .not_ours()),
+        .not_ours()
+        .with_hint(Some(Hint::ChooseAppName))),
         AppFact::Unreadable(e, api) => items.push(shared(
             Step::AppRegistration,
             "app registration",
             &f.app_name,
             PlanAction::Blocked,
             None,
-            format!(
-                "cannot read app registrations ({e}).{}",
-                api.as_ref()
-                    .and_then(ApiError::hint)
-                    .map(|h| format!(" {h}"))
-                    .unwrap_or_default()
-            ),
-        )),
+            format!("cannot read app registrations ({e})"),
+        ).with_hint(api.as_ref().and_then(ApiError::hint))),
     }
     items
 }
@@ -267,10 +263,10 @@ pub(super) fn role_items(facts: &Facts, f: &TenantFacts) -> Vec<PlanItem> {
             PlanAction::Blocked,
             Some(r.id.clone()),
             format!(
-                "a role named {} exists ({}) but was not made by spot-connect (no marker in its description): it is never changed; choose another name with --role-name",
+                "a role named {} exists ({}) but was not made by spot-connect (no marker in its description): it is never changed",
                 f.role_name, r.id
             ),
-        ),
+        ).with_hint(Some(Hint::ChooseRoleName)),
         RoleFact::Ours(r) => {
             let d = drift.clone().unwrap_or_default();
             let mut why = Vec::new();
@@ -373,21 +369,17 @@ pub(super) fn subscription_items(f: &TenantFacts, s: &SubFacts) -> Vec<PlanItem>
             Some(f.account.account_id.clone()),
             f.keep_line(),
         )
-        .not_ours(),
+        .not_ours()
+        .with_hint(Some(Hint::TakeOver)),
         AccountFact::Blocked(why, e) => sub(
             Step::SpotAccount,
             "Spot account",
             "",
             PlanAction::Blocked,
             None,
-            format!(
-                "{why}{}",
-                e.as_ref()
-                    .and_then(ApiError::hint)
-                    .map(|h| format!(": {h}"))
-                    .unwrap_or_default()
-            ),
-        ),
+            why.clone(),
+        )
+        .with_hint(e.as_ref().and_then(ApiError::hint)),
     });
     let scope = s.scope();
     // At a management group: one assignment there covers them all (mg::items).
@@ -495,6 +487,7 @@ pub(super) fn keep_item(s: &SubFacts) -> Option<PlanItem> {
         reason: f.keep_line(),
         drift: None,
         ownership: Some(Ownership::NotOurs),
+        hint: Some(Hint::TakeOver),
     })
 }
 

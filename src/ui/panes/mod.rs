@@ -153,6 +153,11 @@ pub(super) fn plan_line(s: &State, i: &PlanItem, t: Theme, w: usize) -> Vec<Line
     for l in wrap_words(&i.reason, w.saturating_sub(8)) {
         v.push(Line::from(Span::styled(format!("        {l}"), t.dim())));
     }
+    if let Some(h) = i.hint {
+        for l in wrap_words(crate::app::hint_text(h), w.saturating_sub(8)) {
+            v.push(Line::from(Span::styled(format!("        {l}"), t.dim())));
+        }
+    }
     if let Some(id) = &i.id {
         v.push(Line::from(Span::styled(
             format!("        id {id}"),

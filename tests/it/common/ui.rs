@@ -157,6 +157,7 @@ fn plan_item(
         reason: reason.into(),
         drift: None,
         ownership: None,
+        hint: None,
     }
 }
 
@@ -310,10 +311,7 @@ pub fn connect_error() -> ErrorInfo {
     };
     ErrorInfo {
         summary: "connecting the subscription to Spot failed".into(),
-        hint: Some(
-            "Check that the role assignment exists, then retry: Azure may still be propagating it."
-                .into(),
-        ),
+        hint: Some(spot_connect::error::Hint::AssignmentPropagating),
         api: Some(api),
     }
 }
@@ -702,6 +700,7 @@ pub fn removal_rows() -> Vec<spot_connect::app::state::RemovalRow> {
         id: id.into(),
         action,
         reason: reason.into(),
+        hint: None,
     };
     vec![
         row(
