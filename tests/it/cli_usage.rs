@@ -442,6 +442,7 @@ async fn waits_are_one_line_each_and_the_summary_counts_the_runs_429s() {
                 seed::SUB_CONTOSO_PROD,
                 "--subscription",
                 seed::SUB_CONTOSO_DEV,
+                "--json",
             ],
             Duration::from_secs(300),
         )
@@ -490,6 +491,8 @@ async fn waits_are_one_line_each_and_the_summary_counts_the_runs_429s() {
         .count();
     assert_eq!(n429, sent, "{summary}");
     assert!(sent > 0, "the faults include 429s: {summary}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["replies_429"], sent, "{doc:#}");
     let secs: f64 = summary
         .split(" in ")
         .nth(1)
