@@ -127,11 +127,51 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub debug: bool,
 
+    /// The onboarding options: the wizard's (no command), and those given before a command.
+    /// The onboarding commands take them after their name too ([`Cli::try_parse_from`] merges
+    /// both into this field); `sim`, `man` and `completions` do not list them.
     #[command(flatten)]
     pub opts: CommonOpts,
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses the process's arguments (see [`Cli::try_parse_from`]).
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::env::args_os())
+    }
+
+    /// Parses a command line. The onboarding options may come before the command (`spot-connect
+    /// --json plan`) or after it (`spot-connect plan --json`): both are merged into `opts` (a
+    /// repeatable option from both places, a single one from after the command when given
+    /// there), then checked together (`--subscription` with `--all-subscriptions` is refused
+    /// wherever each was given).
+    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let m = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&m)?;
+        if let Some((_, sub)) = m.subcommand() {
+            if let Some(given) = cli.command.as_mut().and_then(Command::common_mut) {
+                let given = std::mem::take(given);
+                cli.opts = CommonOpts::merge(std::mem::take(&mut cli.opts), given, sub);
+            }
+            if let Some(Command::Sim(s)) = &cli.command
+                && s.state_dir.is_some()
+            {
+                cli.opts.state_dir.clone_from(&s.state_dir);
+            }
+        }
+        if let Some(msg) = cli.opts.conflict() {
+            return Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, msg));
+        }
+        Ok(cli)
+    }
 }
 
 // `Sim` carries the simulator's options inline: the enum is parsed once per process, so its size
@@ -140,7 +180,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Onboard without the full-screen UI (automation, CI).
-    Apply,
+    Apply(ApplyOpts),
     /// Read-only: what apply would create, reuse or change, and why.
     Plan(PlanOpts),
     /// What exists for a subscription: secret expiry, role drift, Spot connection.
@@ -153,7 +193,7 @@ pub enum Command {
     /// is broken, expires within --warn-within, or could not be seen: then 3.
     Status(StatusOpts),
     /// New secret -> Spot -> old secret removed.
-    RotateSecret,
+    RotateSecret(RotateOpts),
     /// Undo what spot-connect created.
     Remove(RemoveOpts),
     /// Keep a scope connected, unattended (cron, a systemd timer, a Kubernetes CronJob).
@@ -174,9 +214,9 @@ pub enum Command {
     Reconcile(ReconcileOpts),
     /// Forget the Azure sign-in kept in the OS keyring (SPOT_CONNECT_KEYRING names its service,
     /// default spot-connect; `off` keeps none). The next command signs in again.
-    Logout,
+    Logout(LogoutOpts),
     /// Run the simulated clouds on their own.
-    Sim(SimOpts),
+    Sim(SimArgs),
     /// Print the shell completion script (bash: `source <(spot-connect completions bash)`).
     Completions {
         #[arg(value_enum)]
@@ -186,81 +226,131 @@ pub enum Command {
     Man,
 }
 
+impl Command {
+    /// The onboarding options given after the command's name (None: `sim`, `man`,
+    /// `completions`, which take none).
+    fn common_mut(&mut self) -> Option<&mut CommonOpts> {
+        match self {
+            Command::Apply(o) => Some(&mut o.common),
+            Command::Plan(o) => Some(&mut o.common),
+            Command::Status(o) => Some(&mut o.common),
+            Command::RotateSecret(o) => Some(&mut o.common),
+            Command::Remove(o) => Some(&mut o.common),
+            Command::Reconcile(o) => Some(&mut o.common),
+            Command::Logout(_) | Command::Sim(_) | Command::Completions { .. } | Command::Man => {
+                None
+            }
+        }
+    }
+}
+
+/// `spot-connect logout`: its only option.
+#[derive(Debug, Clone, Args, Default)]
+pub struct LogoutOpts {
+    /// One JSON document on stdout (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `spot-connect sim`: the simulator's own options, and where it writes its files.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub sim: SimOpts,
+    /// Where endpoints.json, the CA and the log go (default: $XDG_STATE_HOME/spot-connect).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `spot-connect apply`: the onboarding options.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ApplyOpts {
+    #[command(flatten)]
+    pub common: CommonOpts,
+}
+
+/// `spot-connect rotate-secret`: the onboarding options.
+#[derive(Debug, Clone, Args, Default)]
+pub struct RotateOpts {
+    #[command(flatten)]
+    pub common: CommonOpts,
+}
+
 /// The sign-in method (defined with the clients: the engine and the clients need it too).
 pub use crate::azure::auth::AuthMethod;
 
 #[derive(Debug, Clone, Args, Default)]
 pub struct CommonOpts {
     /// Subscription id (repeatable: several subscriptions in one run).
-    #[arg(long = "subscription", global = true, value_name = "ID", value_parser = parse_subscription_id, conflicts_with = "all_subscriptions")]
+    #[arg(long = "subscription", value_name = "ID", value_parser = parse_subscription_id, conflicts_with = "all_subscriptions")]
     pub subscriptions: Vec<String>,
     /// Every enabled subscription the sign-in can see.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub all_subscriptions: bool,
     /// A management group: every enabled subscription below it (nested groups included) is
     /// connected; the custom role is the group's own, assigned once at the group.
-    #[arg(long, global = true, value_name = "ID", conflicts_with_all = ["subscriptions", "all_subscriptions"])]
+    #[arg(long, value_name = "ID", conflicts_with_all = ["subscriptions", "all_subscriptions"])]
     pub management_group: Option<String>,
     /// With --management-group: leave this subscription out of Spot (repeatable). It still
     /// inherits the group's role assignment.
-    #[arg(long = "exclude-subscription", global = true, value_name = "ID", value_parser = parse_subscription_id, requires = "management_group")]
+    #[arg(long = "exclude-subscription", value_name = "ID", value_parser = parse_subscription_id, requires = "management_group")]
     pub exclude_subscriptions: Vec<String>,
     /// With --management-group: remove our subscription-scope role assignments (of an earlier
     /// per-subscription run) once the group's assignment is seen in effect there.
-    #[arg(long, global = true, requires = "management_group")]
+    #[arg(long, requires = "management_group")]
     pub prune_subscription_assignments: bool,
     /// Directory (tenant) id to sign in to (default: the sign-in's home tenant).
-    #[arg(long, global = true, value_name = "ID")]
+    #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
     /// `act-…` to use that Spot account, or `new` to create one.
-    #[arg(long, global = true, value_name = "act-…|new")]
+    #[arg(long, value_name = "act-…|new")]
     pub spot_account: Option<String>,
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, value_enum)]
     pub auth: Option<AuthMethod>,
     /// `--auth browser`: the local port the sign-in redirects to (http://localhost:PORT);
     /// default: a free port. Fix it to forward it with `ssh -L PORT:localhost:PORT`.
-    #[arg(long, global = true, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub redirect_port: Option<u16>,
     /// Display name of the app registration (default: spot-connect-<tenant prefix>).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub app_name: Option<String>,
     /// Name of the custom role (default: Spot.io Custom Role).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub role_name: Option<String>,
     /// Client secret lifetime in months. A tenant's app management policy with a shorter
     /// passwordLifetime caps it (the plan says so); one that forbids passwords blocks the plan.
-    #[arg(long, global = true, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub secret_months: u32,
     /// Role JSON to use instead of the embedded Spot policy (ARM or az CLI shape).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    #[arg(long, global = true, value_enum, default_value_t = Cloud::Public)]
+    #[arg(long, value_enum, default_value_t = Cloud::Public)]
     pub cloud: Cloud,
     /// Custom endpoints, as written by `spot-connect sim`.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub endpoints: Option<PathBuf>,
     /// Where state files, reports and the log go (default: $XDG_STATE_HOME/spot-connect).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Read the Spot token from this file instead of SPOTINST_TOKEN.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub spot_token_file: Option<PathBuf>,
     /// Machine-readable report on stdout.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub json: bool,
     /// Do not ask before writing.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub yes: bool,
     /// Replace the Spot credentials of a subscription already connected through an app that is
     /// not ours with ours. Cannot be undone (Spot has no call that restores or deletes
     /// credentials); the other app is never touched, and the account is never deleted by
     /// `remove`. Without it such a connection is kept as it is.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub take_over: bool,
     /// With --all-subscriptions: a tenant whose subscriptions cannot all be listed (refused,
     /// failed, more than 500 pages) is skipped, and said so, instead of stopping the run with
     /// exit 3.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub skip_unreachable: bool,
 }
 
@@ -269,6 +359,8 @@ pub struct StatusOpts {
     /// A secret of ours that ends within this many days is `expiring` (exit 3).
     #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub warn_within: u32,
+    #[command(flatten)]
+    pub common: CommonOpts,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -277,6 +369,8 @@ pub struct PlanOpts {
     /// `terraform plan -detailed-exitcode` (1: failed or blocked; 2: usage).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub common: CommonOpts,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -284,6 +378,8 @@ pub struct ReconcileOpts {
     /// Rotate a secret of ours that ends within this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub rotate_within: u32,
+    #[command(flatten)]
+    pub common: CommonOpts,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -291,6 +387,8 @@ pub struct RemoveOpts {
     /// Also delete the Spot account (cannot be undone).
     #[arg(long)]
     pub delete_spot_account: bool,
+    #[command(flatten)]
+    pub common: CommonOpts,
 }
 
 /// Default state directory: `$XDG_STATE_HOME/spot-connect`, else `~/.local/state/spot-connect`.
@@ -305,6 +403,78 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 impl CommonOpts {
+    /// `top` (before the command) and `sub` (after it) as one: repeatable options from both,
+    /// flags set in either, any other option from `sub` when given there (`m`: the command's
+    /// matches), else from `top`.
+    fn merge(top: CommonOpts, sub: CommonOpts, m: &clap::ArgMatches) -> CommonOpts {
+        use clap::parser::ValueSource;
+        let given = |id: &str| {
+            matches!(
+                m.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        macro_rules! pick {
+            ($f:ident) => {
+                if given(stringify!($f)) {
+                    sub.$f
+                } else {
+                    top.$f
+                }
+            };
+        }
+        CommonOpts {
+            subscriptions: [top.subscriptions, sub.subscriptions].concat(),
+            all_subscriptions: top.all_subscriptions || sub.all_subscriptions,
+            management_group: pick!(management_group),
+            exclude_subscriptions: [top.exclude_subscriptions, sub.exclude_subscriptions].concat(),
+            prune_subscription_assignments: top.prune_subscription_assignments
+                || sub.prune_subscription_assignments,
+            tenant: pick!(tenant),
+            spot_account: pick!(spot_account),
+            auth: pick!(auth),
+            redirect_port: pick!(redirect_port),
+            app_name: pick!(app_name),
+            role_name: pick!(role_name),
+            secret_months: pick!(secret_months),
+            policy: pick!(policy),
+            cloud: pick!(cloud),
+            endpoints: pick!(endpoints),
+            state_dir: pick!(state_dir),
+            spot_token_file: pick!(spot_token_file),
+            json: top.json || sub.json,
+            yes: top.yes || sub.yes,
+            take_over: top.take_over || sub.take_over,
+            skip_unreachable: top.skip_unreachable || sub.skip_unreachable,
+        }
+    }
+
+    /// Options that cannot go together, given before and after the command (clap checks each
+    /// place on its own).
+    fn conflict(&self) -> Option<String> {
+        let subs = !self.subscriptions.is_empty();
+        let mg = self.management_group.is_some();
+        if subs && self.all_subscriptions {
+            return Some(
+                "the argument '--subscription <ID>' cannot be used with '--all-subscriptions'"
+                    .into(),
+            );
+        }
+        if mg && (subs || self.all_subscriptions) {
+            return Some(
+                "the argument '--management-group <ID>' cannot be used with '--subscription <ID>' or '--all-subscriptions'"
+                    .into(),
+            );
+        }
+        if !mg && (!self.exclude_subscriptions.is_empty() || self.prune_subscription_assignments) {
+            return Some(
+                "--exclude-subscription and --prune-subscription-assignments need --management-group <ID>"
+                    .into(),
+            );
+        }
+        None
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(default_state_dir)
     }
@@ -362,7 +532,7 @@ mod tests {
             "--yes",
         ])
         .unwrap();
-        assert!(matches!(c.command, Some(Command::Apply)));
+        assert!(matches!(c.command, Some(Command::Apply(_))));
         assert_eq!(
             c.opts.subscriptions,
             vec![

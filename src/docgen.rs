@@ -45,7 +45,7 @@ pub fn write_man_page(out: &mut dyn Write) -> io::Result<()> {
     }
     roff.to_writer(&mut page.next())?;
 
-    // Options every command takes (they are global).
+    // The onboarding options (the wizard's; the onboarding commands take them too).
     man.render_options_section(&mut page.next())?;
     write_commands(&cmd, &mut page)?;
 
@@ -138,9 +138,13 @@ fn write_commands(cmd: &clap::Command, page: &mut Page) -> io::Result<()> {
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
+        // The onboarding options are the page's OPTIONS (the wizard's, before any command):
+        // a command lists only its own beside them.
+        let top: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
         let own: Vec<clap::Arg> = sub
             .get_arguments()
             .filter(|a| !a.is_global_set() && !a.is_hide_set())
+            .filter(|a| !top.contains(&a.get_id().as_str()))
             .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
             .cloned()
             .collect();

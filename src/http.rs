@@ -255,7 +255,7 @@ impl Http {
             .user_agent(concat!("spot-connect/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca_pem {
             let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| Error::Other(format!("invalid CA certificate: {e}")))?;
+                .map_err(|e| Error::Usage(format!("invalid CA certificate: {e}")))?;
             builder = builder.tls_certs_only([cert]);
         }
         let client = builder

@@ -1,4 +1,3 @@
-use clap::Parser;
 use spot_connect::cli::{Cli, Command, exit, json_out};
 use spot_connect::commands::{CommandError, CommandResult, report};
 use spot_connect::error::Error;
@@ -14,7 +13,7 @@ enum Ended {
 
 fn main() {
     let started = std::time::Instant::now();
-    let mut cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             // `--json`: a usage error is a JSON error object on stdout too.
@@ -129,18 +128,20 @@ fn main() {
     let ended = rt.block_on(async {
         match &cli.command {
             None => Ended::Printed(app::run(&cli).await),
-            Some(Command::Apply) => Ended::Command(commands::apply(&cli).await),
+            Some(Command::Apply(_)) => Ended::Command(commands::apply(&cli).await),
             Some(Command::Plan(o)) => Ended::Command(commands::plan(&cli, o).await),
             Some(Command::Status(o)) => Ended::Command(commands::status::status(&cli, o).await),
-            Some(Command::RotateSecret) => {
+            Some(Command::RotateSecret(_)) => {
                 Ended::Command(commands::rotate::rotate_secret(&cli).await)
             }
             Some(Command::Remove(o)) => Ended::Command(commands::remove::remove(&cli, o).await),
             Some(Command::Reconcile(o)) => {
                 Ended::Printed(commands::reconcile::reconcile(&cli, o).await)
             }
-            Some(Command::Logout) => Ended::Printed(commands::logout::logout(cli.opts.json)),
-            Some(Command::Sim(o)) => match sim::run_cli(o.clone(), state_dir.clone()).await {
+            Some(Command::Logout(o)) => {
+                Ended::Printed(commands::logout::logout(cli.opts.json || o.json))
+            }
+            Some(Command::Sim(o)) => match sim::run_cli(o.sim.clone(), state_dir.clone()).await {
                 Ok(()) => Ended::Printed(exit::DONE),
                 Err(e) => {
                     eprintln!("spot-connect sim: {e}");
@@ -237,13 +238,13 @@ fn command_of_args() -> &'static str {
 fn command_name(cli: &Cli) -> &'static str {
     match &cli.command {
         None => "",
-        Some(Command::Apply) => "apply",
+        Some(Command::Apply(_)) => "apply",
         Some(Command::Plan(_)) => "plan",
         Some(Command::Status(_)) => "status",
-        Some(Command::RotateSecret) => "rotate-secret",
+        Some(Command::RotateSecret(_)) => "rotate-secret",
         Some(Command::Remove(_)) => "remove",
         Some(Command::Reconcile(_)) => "reconcile",
-        Some(Command::Logout) => "logout",
+        Some(Command::Logout(_)) => "logout",
         Some(Command::Sim(_)) => "sim",
         Some(Command::Completions { .. }) => "completions",
         Some(Command::Man) => "man",

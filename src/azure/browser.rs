@@ -93,7 +93,7 @@ pub fn authorize_url(
 ) -> Result<String> {
     let base = format!("{}/{}/oauth2/v2.0/authorize", o.login, o.tenant);
     let mut u = url::Url::parse(&base)
-        .map_err(|e| Error::Other(format!("invalid sign-in address {base}: {e}")))?;
+        .map_err(|e| Error::Usage(format!("invalid sign-in address {base}: {e}")))?;
     {
         let mut q = u.query_pairs_mut();
         q.append_pair("client_id", &o.client_id)
@@ -250,11 +250,11 @@ impl Listener {
                     Some(p) => Error::Usage(format!(
                         "--redirect-port {p}: cannot listen on localhost:{p}: {e}"
                     )),
-                    None => Error::Other(format!("cannot listen on localhost: {e}")),
+                    None => Error::local("cannot listen on localhost", e),
                 })?;
             let got = v4
                 .local_addr()
-                .map_err(|e| Error::Other(format!("cannot read the listener's port: {e}")))?
+                .map_err(|e| Error::local("cannot read the listener's port", e))?
                 .port();
             match TcpListener::bind(("::1", got)).await {
                 Ok(v6) => {
@@ -286,15 +286,17 @@ impl Listener {
                         continue;
                     }
                     None => {
-                        return Err(Error::Other(format!(
-                            "cannot find a port free on both 127.0.0.1 and [::1] ({PORT_TRIES} tried)"
-                        )));
+                        return Err(Error::local(
+                            "cannot find a port free on both 127.0.0.1 and [::1]",
+                            format!("{PORT_TRIES} tried"),
+                        ));
                     }
                 },
                 Err(e) => {
-                    return Err(Error::Other(format!(
-                        "cannot listen on [::1]:{got} for the sign-in's redirect: {e}"
-                    )));
+                    return Err(Error::local(
+                        format!("cannot listen on [::1]:{got} for the sign-in's redirect"),
+                        e,
+                    ));
                 }
             }
         }

@@ -308,7 +308,7 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
     }
     let report = apply_plan(&session, &plan, opts, started).await;
     say_skipped();
-    apply_result(&report, apply_document(&report))
+    apply_result(&report, apply_document(&report, session.http.replies_429()))
 }
 
 /// `plan --json` (docs/json.md): per subscription its own items; every item (the tenants'
@@ -341,8 +341,9 @@ pub fn plan_document(plan: &Plan) -> report::Document {
         .with("counts", &plan.counts)
 }
 
-/// `apply --json` (docs/json.md): each subscription's report; the run's counts and time.
-pub fn apply_document(r: &RunReport) -> report::Document {
+/// `apply --json` (docs/json.md): each subscription's report; the run's counts (`replies_429`:
+/// every 429 reply of the run) and time.
+pub fn apply_document(r: &RunReport, replies_429: u64) -> report::Document {
     let kept = r
         .reports
         .iter()
@@ -355,6 +356,10 @@ pub fn apply_document(r: &RunReport) -> report::Document {
         .count("connected", connected)
         .count("kept", kept)
         .count("failed", r.failed())
+        .count(
+            "replies_429",
+            usize::try_from(replies_429).unwrap_or(usize::MAX),
+        )
         .count(
             "throttled_429",
             usize::try_from(r.throttled).unwrap_or(usize::MAX),

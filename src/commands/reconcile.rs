@@ -6,7 +6,7 @@
 //! failed, was blocked, could not be seen, or kept an old secret it could not prove unheld.
 //! Objects that are not ours are listed and never change the code.
 
-use super::{fail, progress_line};
+use super::fail;
 use crate::cli::{Cli, CommonOpts, ReconcileOpts, exit};
 use crate::onboard::reconcile::{self, ReconcileOptions, ReconcileReport};
 use serde_json::json;
@@ -223,9 +223,7 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
                 } => format!("[{}]", &s[..s.len().min(8)]),
                 _ => "[tenant]".into(),
             };
-            if let Some(line) = progress_line(&p) {
-                eprintln!("{prefix}{line}");
-            }
+            super::lines::say(&prefix, &p);
         }
     });
     let opts_r = ReconcileOptions {
@@ -233,6 +231,7 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
     };
     let result = reconcile::reconcile(&session, &targets, &settings, opts_r, tx).await;
     let _ = printer.await;
+    super::lines::done();
     let mut report = match result {
         Ok(r) => r,
         Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),

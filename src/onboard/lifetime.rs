@@ -306,7 +306,7 @@ where
                     .unwrap_or_default();
                 return Err(Error::Api(crate::error::ApiError {
                     message: format!(
-                        "{} The tenant's app management policy{policy} refused a client secret of {}: Spot cannot be connected with a secret this policy allows; ask an administrator for the policy's maximum lifetime (then use --secret-months) or to exempt the app.",
+                        "{} The tenant's app management policy{policy} refused a client secret of {}: Spot cannot be connected with a secret this policy allows; ask an administrator for the policy's maximum lifetime (then choose fewer months) or to exempt the app.",
                         e.message,
                         refused.join(", ")
                     ),

@@ -443,6 +443,7 @@ async fn waits_are_one_line_each_and_the_summary_counts_the_runs_429s() {
                 seed::SUB_CONTOSO_PROD,
                 "--subscription",
                 seed::SUB_CONTOSO_DEV,
+                "--json",
             ],
             Duration::from_secs(300),
         )
@@ -491,6 +492,8 @@ async fn waits_are_one_line_each_and_the_summary_counts_the_runs_429s() {
         .count();
     assert_eq!(n429, sent, "{summary}");
     assert!(sent > 0, "the faults include 429s: {summary}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["replies_429"], sent, "{doc:#}");
     let secs: f64 = summary
         .split(" in ")
         .nth(1)
@@ -608,6 +611,104 @@ async fn a_dns_or_proxy_failure_says_so_and_names_https_proxy() {
         !out.stderr.contains("pw@"),
         "no proxy password: {}",
         out.stderr
+    );
+    env.sim.shutdown().await;
+}
+
+/// `sim`, `man` and `completions` list only their own options (issue 21 §12): the onboarding
+/// options belong to the onboarding commands (and the wizard), which still take them before
+/// or after their name.
+#[test]
+fn sim_man_and_completions_list_only_their_own_options() {
+    // The options a --help lists: each line's first long option.
+    let listed = |help: &str| -> Vec<String> {
+        help.lines()
+            .filter_map(|l| {
+                l.split_whitespace()
+                    .map(|w| w.trim_end_matches(','))
+                    .find(|w| w.starts_with("--"))
+                    .filter(|_| l.trim_start().starts_with('-'))
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let onboarding = [
+        "--subscription",
+        "--all-subscriptions",
+        "--role-name",
+        "--app-name",
+        "--auth",
+        "--json",
+        "--yes",
+        "--take-over",
+        "--endpoints",
+    ];
+    for cmd in ["sim", "man", "completions"] {
+        let help = stdout_of(&[cmd, "--help"]);
+        let options = listed(&help);
+        for o in onboarding {
+            assert!(
+                !options.iter().any(|x| x == o),
+                "{cmd} --help lists {o}:\n{help}"
+            );
+        }
+    }
+    let sim = stdout_of(&["sim", "--help"]);
+    assert!(
+        sim.contains("--listen") && sim.contains("--state-dir"),
+        "{sim}"
+    );
+    for cmd in [
+        "apply",
+        "plan",
+        "status",
+        "remove",
+        "rotate-secret",
+        "reconcile",
+    ] {
+        let help = stdout_of(&[cmd, "--help"]);
+        let options = listed(&help);
+        for o in onboarding {
+            assert!(
+                options.iter().any(|x| x == o),
+                "{cmd} --help lacks {o}:\n{help}"
+            );
+        }
+    }
+    // The wizard's own: the options with no command.
+    assert!(stdout_of(&["--help"]).contains("--role-name"));
+    // Given before and after the command, still refused together.
+    let (code, err) = usage(&[
+        "--subscription",
+        "5c000001-0000-4000-8000-0000000000a1",
+        "plan",
+        "--all-subscriptions",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--all-subscriptions"), "{err}");
+}
+
+/// `-v` writes debug lines to the log file and `--debug` trace lines; without them (and
+/// without SPOT_CONNECT_LOG / RUST_LOG) neither (issue 21 §11/§12).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_and_debug_raise_the_log_files_level() {
+    let env = Sim::start(SimOpts::default()).await;
+    let mut levels = vec![];
+    for (i, flag) in [None, Some("-v"), Some("--debug")].into_iter().enumerate() {
+        let dir = env.dir.path().join(format!("state-{i}"));
+        let mut args = vec!["plan", "--subscription", seed::SUB_CONTOSO_PROD];
+        args.extend(flag);
+        let mut c = env.cmd(As::CiOperator, &dir, &args);
+        c.env_remove("SPOT_CONNECT_LOG").env_remove("RUST_LOG");
+        let out = crate::common::cli::output(c, Duration::from_secs(120)).await;
+        assert_eq!(out.code, 0, "{flag:?}: {}", out.stderr);
+        let log = std::fs::read_to_string(spot_connect::logging::log_path(&dir)).unwrap();
+        levels.push((log.contains(" DEBUG "), log.contains(" TRACE ")));
+    }
+    assert_eq!(
+        levels,
+        [(false, false), (true, false), (true, true)],
+        "(debug lines, trace lines) without a flag, with -v, with --debug"
     );
     env.sim.shutdown().await;
 }
