@@ -60,7 +60,19 @@ fn fast() -> SimOpts {
 }
 
 async fn run(sim: &Sim, service: &str, args: &[&str]) -> Out {
-    let mut c = sim.cmd(As::Operator, &sim.state_dir(), args);
+    // `logout` takes no onboarding option (nothing of the simulator to name).
+    let mut c = if args.first() == Some(&"logout") {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"));
+        c.env("SPOT_CONNECT_KEYRING", service)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    } else {
+        sim.cmd(As::Operator, &sim.state_dir(), args)
+    };
     c.env("SPOT_CONNECT_KEYRING", service);
     output(c, Duration::from_secs(120)).await
 }

@@ -448,6 +448,7 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
     }
     // `man` takes no onboarding option (issue 21 §12): run it as it is.
     let man = std::process::Command::new(env!("CARGO_BIN_EXE_spot-connect"))
+        .env("SPOT_CONNECT_KEYRING", "off")
         .arg("man")
         .output()
         .expect("runs");
