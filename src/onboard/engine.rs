@@ -1579,6 +1579,9 @@ struct TenantRun<'a> {
     /// Scopes whose assignment this run made or found, and how many assignment steps ended.
     assigned: Mutex<Vec<String>>,
     assignments_ended: AtomicUsize,
+    /// Subscriptions not yet at their connection's read-back (the last one reads what the
+    /// checks after the run need alongside, see `connect_step`).
+    connects_left: AtomicUsize,
     assignments_done: tokio::sync::Notify,
     new_secret: OnceCell<(SecretRecord, Secret)>,
     /// The tenant's ARM write budget.
@@ -1611,8 +1614,9 @@ pub(super) async fn apply(
 /// What the checks after the run need, read alongside the connection's read-back when the plan
 /// creates exactly one Spot account, so they cost no round trip of the run's chain: the Spot
 /// accounts (the race check, `lock::RunGuard::race_reports`, needs a listing made after that
-/// account was created) and our app with its live secrets (the orphan audit's). A run that
-/// creates several accounts reads these once, after all of them.
+/// account was created) and our app with its live secrets (the orphan audit's). A one-tenant
+/// run that creates several accounts reads them alongside its last read-back (every
+/// subscription then at its read-back); any other run reads them once, after all of them.
 #[derive(Default)]
 pub(super) struct AfterConnect {
     pub accounts: Option<Vec<SpotAccount>>,
@@ -1776,6 +1780,7 @@ async fn apply_inner(
             wrote_role: AtomicBool::new(false),
             assigned: Mutex::new(vec![]),
             assignments_ended: AtomicUsize::new(0),
+            connects_left: AtomicUsize::new(f.subs.len()),
             assignments_done: tokio::sync::Notify::new(),
             new_secret: OnceCell::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
@@ -2826,16 +2831,20 @@ impl TenantRun<'_> {
                     })
                     .await?;
                 // Read back: Spot must report this app and this subscription. When this is the
-                // one account the run created, the race check's listing goes alongside.
-                let list_too = matches!(s.account, AccountFact::Create(_))
-                    && self
-                        .facts
-                        .tenants
-                        .iter()
-                        .flat_map(|t| &t.subs)
-                        .filter(|x| matches!(x.account, AccountFact::Create(_)))
-                        .count()
-                        == 1;
+                // one account the run created, the race check's listing goes alongside; so it
+                // does with the last read-back of a one-tenant run that creates several (every
+                // subscription of the run is then at its read-back: every account it created
+                // exists, and the tenant's secret has been handed to Spot).
+                let created = self
+                    .facts
+                    .tenants
+                    .iter()
+                    .flat_map(|t| &t.subs)
+                    .filter(|x| matches!(x.account, AccountFact::Create(_)))
+                    .count();
+                let last = self.connects_left.fetch_sub(1, Ordering::SeqCst) == 1;
+                let list_too = (matches!(s.account, AccountFact::Create(_)) && created == 1)
+                    || (last && created > 1 && self.facts.tenants.len() == 1);
                 let (back, list, live) = tokio::join!(
                     read(|| spot.get_azure_credentials(&account.account_id)),
                     async {
