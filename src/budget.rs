@@ -8,17 +8,23 @@
 //! known by a key (`tenant/{tenant}/writes`, `subscription/{id}/reads`, …) and estimated from
 //! what was observed:
 //!
-//! - the last reply's remaining count `r` (ARM's figure is whole tokens: the bucket holds at
-//!   least `r`), taken when that reply arrived;
-//! - the requests sent after the request of that reply (they may not be counted in `r` yet);
+//! - the remaining counts of the recent replies (ARM's figure is whole tokens: the bucket held
+//!   at least `r` when it counted that request). Requests sent together reach ARM in any
+//!   order, so the reply to the last one sent is not the latest count: the lowest of the
+//!   recent counts is (with the refill since each added, it is the one fewest requests were
+//!   counted after);
+//! - the requests sent and not yet answered (they may not be counted in any reply yet);
 //! - the refill rate, which ARM does not announce: estimated from two observations, as the
 //!   tokens gained between them (`r2 - r1` plus the requests sent in between) over the time
-//!   between them; one token is taken off for the rounding of `r`, so the estimate errs low.
+//!   between their requests; one token is taken off for the rounding of `r`, so the estimate
+//!   errs low. The first of the two is the lowest count seen since the bucket was last seen
+//!   (nearly) full: measured from a high count, the interval may include time when the bucket
+//!   was full and its refill was lost, which would make the estimate far too low.
 //!
 //! A request goes when every bucket it draws on holds a token by that estimate; otherwise it
 //! waits until the refill should have brought one. While the refill is unknown and a bucket looks
-//! empty it waits for the next reply (or, with nothing in flight, sends one probe 100 ms after the last reply).
-//! A wrong estimate cannot drift: each reply resets the count to ARM's own figure.
+//! empty it waits for the next reply (or, with nothing unanswered, sends one probe 100 ms after
+//! the last reply). A wrong estimate cannot drift: each reply resets the count to ARM's own figure.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -81,15 +87,22 @@ const HISTORY: Duration = Duration::from_secs(10);
 /// With the refill unknown, a bucket that looks empty and nothing in flight: probe after this
 /// (ARM's documented refills are 10 to 25 per second).
 const PROBE: Duration = Duration::from_millis(100);
-/// No reply for this long to the requests in flight: they are taken as lost.
+/// No reply for this long to a request: it is taken as lost.
 const LOST: Duration = Duration::from_secs(2);
 /// How often a request waiting on the next reply looks again.
 const POLL: Duration = Duration::from_millis(20);
+/// Requests sent this close together may reach ARM in either order: while the refill is
+/// unknown, the counts of the replies to requests sent this close to the latest one are
+/// compared.
+const REORDER: Duration = Duration::from_millis(25);
+/// Replies remembered for the estimate (older ones, with the refill since added, are higher
+/// than a recent one).
+const RECENT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Bucket {
-    /// The last observation: ARM's remaining count, when it arrived, and when its request left.
-    last: Option<Observation>,
+    /// The recent observations, by the time their requests left.
+    recent: VecDeque<Observation>,
     /// The observation the refill is measured from.
     base: Option<Observation>,
     /// Tokens per second, once measured.
@@ -97,63 +110,127 @@ struct Bucket {
     /// The highest remaining count seen (a reply near it: the bucket was full, so the refill
     /// had stopped and is measured afresh from there).
     max_seen: f64,
-    /// When requests drawing on this bucket were sent.
-    sent: VecDeque<Instant>,
+    /// Requests drawing on this bucket: when they were sent, and whether answered.
+    sent: VecDeque<Sent>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Instant,
+    answered: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Observation {
     remaining: f64,
-    at: Instant,
     request_sent: Instant,
 }
 
 impl Bucket {
-    fn sent_after(&self, t: Instant) -> usize {
-        self.sent.iter().rev().take_while(|s| **s > t).count()
+    fn sent_between(&self, a: Instant, b: Instant) -> usize {
+        self.sent.iter().filter(|s| s.at > a && s.at <= b).count()
     }
 
-    fn sent_between(&self, a: Instant, b: Instant) -> usize {
-        self.sent.iter().filter(|s| **s > a && **s <= b).count()
+    /// Requests sent and not answered (nor lost).
+    fn unanswered(&self, now: Instant) -> usize {
+        self.sent
+            .iter()
+            .filter(|s| !s.answered && now.saturating_duration_since(s.at) < LOST)
+            .count()
+    }
+
+    /// The tokens this bucket should hold now, less the requests unanswered (None: no reply
+    /// seen yet).
+    fn available(&self, now: Instant) -> Option<f64> {
+        let latest = self.recent.iter().map(|o| o.request_sent).max()?;
+        let refill = self.refill.unwrap_or(0.0);
+        let level = self
+            .recent
+            .iter()
+            .filter(|o| refill > 0.0 || o.request_sent + REORDER >= latest)
+            .map(|o| {
+                (o.remaining + refill * now.saturating_duration_since(o.request_sent).as_secs_f64())
+                    .min(self.max_seen + 1.0)
+            })
+            .fold(f64::INFINITY, f64::min);
+        Some(level - self.unanswered(now) as f64)
     }
 
     /// How long a request must wait before this bucket should hold a token for it.
     fn wait(&self, now: Instant) -> Duration {
-        let Some(last) = self.last else {
+        // ARM counted each request one trip after it was sent, as it will count this one: the
+        // refill since is the time since its send. Without a refill, only the replies to the
+        // latest requests say what is left. The bucket holds at least one more than the
+        // highest count seen.
+        let Some(avail) = self.available(now) else {
             return Duration::ZERO;
         };
-        let in_flight = self.sent_after(last.request_sent) as f64;
         let refill = self.refill.unwrap_or(0.0);
-        let avail = last.remaining + refill * now.saturating_duration_since(last.at).as_secs_f64()
-            - in_flight;
-        if avail >= 1.0 {
+        let unanswered = self.unanswered(now);
+        // Once the refill is known, one token is kept in reserve (when the bucket holds a few):
+        // the estimate is off by a token now and then (rounding, requests counted out of
+        // order), and a refused write waits a whole Retry-After. It costs the time of one token
+        // once, not a slower rate.
+        let need = if refill > 0.0 && self.max_seen >= 4.0 {
+            2.0
+        } else {
+            1.0
+        };
+        if avail >= need {
             return Duration::ZERO;
         }
         if refill > 0.0 {
-            return Duration::from_secs_f64((1.0 - avail) / refill) + Duration::from_millis(1);
+            return Duration::from_secs_f64((need - avail) / refill) + Duration::from_millis(1);
         }
-        let since = now.saturating_duration_since(last.at);
-        if in_flight > 0.0 && since < LOST {
+        if unanswered > 0 {
             // A reply is coming: it says more.
             return POLL;
         }
-        PROBE.saturating_sub(since)
+        let last_reply = self.recent.back().map_or(now, |o| o.request_sent);
+        PROBE.saturating_sub(now.saturating_duration_since(last_reply))
     }
 
     fn observe(&mut self, remaining: f64, request_sent: Instant, at: Instant) {
-        // A reply to a request older than the one last observed says less.
-        if self.last.is_some_and(|l| l.request_sent > request_sent) {
-            return;
+        // Its request is answered: the latest unanswered one sent by then (the token was
+        // taken just before it left).
+        if let Some(s) = self
+            .sent
+            .iter_mut()
+            .rev()
+            .find(|s| !s.answered && s.at <= request_sent)
+        {
+            s.answered = true;
         }
         let o = Observation {
             remaining,
-            at,
             request_sent,
         };
-        if remaining >= self.max_seen - 1.0 || self.base.is_none() {
-            self.base = Some(o);
-        } else if let Some(b) = self.base {
-            let span = at.saturating_duration_since(b.at);
+        // Measured from the lowest count since the bucket was last seen (nearly) full: from
+        // there on it was not full, so it refilled the whole time (see the module's note).
+        if remaining >= self.max_seen - 1.0 || self.base.is_none_or(|b| remaining < b.remaining) {
+            // The requests answered by now were counted before this one (else a count would be
+            // lower): the ones counted after it are those sent after the latest of them.
+            let counted = self
+                .sent
+                .iter()
+                .filter(|s| s.answered)
+                .map(|s| s.at)
+                .max()
+                .map_or(request_sent, |t| t.max(request_sent));
+            self.base = Some(Observation {
+                remaining,
+                request_sent: counted,
+            });
+        } else if let Some(b) = self.base
+            // A request sent alone: no other one may have been counted on either side of it.
+            && self
+                .sent
+                .iter()
+                .filter(|s| s.at + REORDER > request_sent && s.at < request_sent + REORDER)
+                .count()
+                <= 1
+        {
+            let span = request_sent.saturating_duration_since(b.request_sent);
             if span >= MIN_BASELINE {
                 let used = self.sent_between(b.request_sent, request_sent) as f64;
                 let gained = remaining - b.remaining + used - 1.0;
@@ -164,11 +241,22 @@ impl Bucket {
             }
         }
         self.max_seen = self.max_seen.max(remaining);
-        self.last = Some(o);
+        let i = self
+            .recent
+            .partition_point(|r| r.request_sent <= request_sent);
+        self.recent.insert(i, o);
+        let newest = self.recent.back().map_or(request_sent, |r| r.request_sent);
+        while self
+            .recent
+            .front()
+            .is_some_and(|r| newest.saturating_duration_since(r.request_sent) > RECENT)
+        {
+            self.recent.pop_front();
+        }
         while self
             .sent
             .front()
-            .is_some_and(|s| at.saturating_duration_since(*s) > HISTORY)
+            .is_some_and(|s| at.saturating_duration_since(s.at) > HISTORY)
         {
             self.sent.pop_front();
         }
@@ -199,7 +287,10 @@ impl Budgets {
                     .unwrap_or_default();
                 if wait.is_zero() {
                     for k in keys {
-                        b.entry(k.clone()).or_default().sent.push_back(now);
+                        b.entry(k.clone()).or_default().sent.push_back(Sent {
+                            at: now,
+                            answered: false,
+                        });
                     }
                     return;
                 }
@@ -213,7 +304,10 @@ impl Budgets {
     pub fn resent(&self, keys: &[String], at: Instant) {
         let mut b = self.lock();
         for k in keys {
-            b.entry(k.clone()).or_default().sent.push_back(at);
+            b.entry(k.clone()).or_default().sent.push_back(Sent {
+                at,
+                answered: false,
+            });
         }
     }
 
@@ -226,6 +320,14 @@ impl Budgets {
                 .or_default()
                 .observe(*r as f64, request_sent, now);
         }
+    }
+
+    /// What bucket `key` should hold now, less the requests not yet answered (None: nothing
+    /// heard of it yet).
+    pub fn available(&self, key: &str) -> Option<f64> {
+        self.lock()
+            .get(key)
+            .and_then(|b| b.available(Instant::now()))
     }
 
     /// The refill rate measured for `key` (tokens per second), if any.
@@ -267,6 +369,47 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    /// Sixteen requests sent together reach ARM in the reverse order: the reply to the last
+    /// one sent says 19 left, the reply to the first 4. What is left is 4, whatever order the
+    /// replies arrive in: a next burst sends 4 and then waits for a reply (taking the reply to
+    /// the latest request as the count, it would send 19, and ARM would refuse 15).
+    #[test]
+    fn requests_counted_out_of_order_the_lowest_recent_count_is_what_is_left() {
+        for reversed_replies in [false, true] {
+            let mut b = Bucket::default();
+            let t0 = Instant::now();
+            let at = |us: u64| t0 + Duration::from_micros(us);
+            for i in 0..16u64 {
+                b.sent.push_back(Sent {
+                    at: at(i * 100),
+                    answered: false,
+                });
+            }
+            let mut order: Vec<u64> = (0..16).collect();
+            if reversed_replies {
+                order.reverse();
+            }
+            for i in order {
+                // Request i was counted (15 - i)th: 20 - 1 - (15 - i) left.
+                b.observe((4 + i) as f64, at(i * 100 + 10), at(50_000));
+            }
+            let now = at(60_000);
+            let mut sent = 0;
+            while b.wait(now).is_zero() {
+                b.sent.push_back(Sent {
+                    at: now,
+                    answered: false,
+                });
+                sent += 1;
+                assert!(sent < 20);
+            }
+            assert_eq!(sent, 4, "reversed replies: {reversed_replies}");
+            assert_eq!(b.wait(now), POLL, "a reply is coming");
+            // The refill is not measured across the burst.
+            assert!(b.refill.is_none());
+        }
     }
 
     /// A simulated bucket (size 20, refill 20/s) and a client that sends as soon as the

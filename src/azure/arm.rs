@@ -231,6 +231,26 @@ impl Observer for BudgetObserver<'_> {
     }
 }
 
+/// Sends an ARM request of `tenant` paced on the budget ARM announces (`crate::budget`): it
+/// waits for a token of every bucket the request draws on, and its reply's counts are fed back.
+pub(crate) async fn paced_send(
+    http: &Http,
+    tenant: &str,
+    method: &Method,
+    url: &str,
+    req: reqwest::RequestBuilder,
+) -> std::result::Result<crate::http::Reply, ApiError> {
+    let buckets = budget::buckets_of(tenant, url, budget::Kind::of(method));
+    let keys: Vec<String> = buckets.iter().map(|(k, _)| k.clone()).collect();
+    http.budgets.acquire(&keys).await;
+    let observer = BudgetObserver {
+        budgets: &http.budgets,
+        buckets: &buckets,
+        keys: &keys,
+    };
+    http.send_observed(Service::Arm, req, &observer).await
+}
+
 #[derive(Clone)]
 pub struct Arm {
     http: Http,
@@ -251,23 +271,14 @@ impl Arm {
 
     async fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Value> {
         let token = token_with_retry(&self.auth, &self.tenant, Audience::Arm).await?;
-        // Paced on the budget ARM announces (`crate::budget`): wait for a token of every
-        // bucket this request draws on.
-        let buckets = budget::buckets_of(&self.tenant, url, budget::Kind::of(&method));
-        let keys: Vec<String> = buckets.iter().map(|(k, _)| k.clone()).collect();
-        self.http.budgets.acquire(&keys).await;
-        let mut req = self.http.request(method, url).bearer_auth(token.expose());
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(token.expose());
         if let Some(b) = body {
             req = req.json(b);
         }
-        let observer = BudgetObserver {
-            budgets: &self.http.budgets,
-            buckets: &buckets,
-            keys: &keys,
-        };
-        Ok(self
-            .http
-            .send_observed(Service::Arm, req, &observer)
+        Ok(paced_send(&self.http, &self.tenant, &method, url, req)
             .await?
             .body)
     }

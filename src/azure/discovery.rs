@@ -63,14 +63,36 @@ async fn get_all(
     token: &str,
     url: String,
 ) -> Result<Vec<Value>, crate::error::ApiError> {
+    get_all_each(http, None, token, url, |_| {}).await
+}
+
+/// [`get_all`], handing each page's `value` to `page` as it arrives; with `tenant`, each page
+/// is paced on that tenant's ARM read budget (`crate::budget`).
+async fn get_all_each(
+    http: &Http,
+    tenant: Option<&str>,
+    token: &str,
+    url: String,
+    mut page: impl FnMut(&[Value]),
+) -> Result<Vec<Value>, crate::error::ApiError> {
     let mut pages = Pages::new(Service::Arm, &url)?;
     let mut out = Vec::new();
     let mut next = Some(url);
     while let Some(url) = next.take() {
         let req = http.request(reqwest::Method::GET, &url).bearer_auth(token);
-        let body = http.send(Service::Arm, req).await?.body;
+        let body = match tenant {
+            Some(t) => {
+                crate::azure::arm::paced_send(http, t, &reqwest::Method::GET, &url, req)
+                    .await?
+                    .body
+            }
+            None => http.send(Service::Arm, req).await?.body,
+        };
         match body.get("value").and_then(Value::as_array) {
-            Some(v) => out.extend(v.iter().cloned()),
+            Some(v) => {
+                page(v);
+                out.extend(v.iter().cloned());
+            }
             None => {
                 return Err(crate::error::ApiError {
                     service: Service::Arm,
@@ -139,15 +161,25 @@ fn reason(e: &Error) -> String {
     }
 }
 
+/// What discovery hands on as it goes: each subscription as soon as its page has arrived
+/// (the whole listing, and what it leaves out, is known only at the end).
+pub type OnSubscription<'a> = &'a (dyn Fn(&Subscription) + Sync);
+
 async fn subscriptions_of(
     auth: &Auth,
     endpoints: &Endpoints,
     http: &Http,
     tenant: &str,
+    on: OnSubscription<'_>,
 ) -> Result<Vec<Subscription>> {
     let token = auth.token(Some(tenant), Audience::Arm).await?;
     let url = format!("{}/subscriptions?api-version={API_VERSION}", endpoints.arm);
-    let values = get_all(http, token.expose(), url).await?;
+    let values = get_all_each(http, Some(tenant), token.expose(), url, |page| {
+        page.iter()
+            .filter_map(|v| parse_subscription(v, tenant))
+            .for_each(|s| on(&s))
+    })
+    .await?;
     Ok(values
         .iter()
         .filter_map(|v| parse_subscription(v, tenant))
@@ -156,8 +188,19 @@ async fn subscriptions_of(
 
 /// Lists tenants and their subscriptions. With `--tenant`, only that tenant.
 pub async fn discover(auth: &Auth, endpoints: &Endpoints, http: &Http) -> Result<Discovery> {
+    discover_each(auth, endpoints, http, &|_| {}).await
+}
+
+/// [`discover`], handing on each subscription as soon as its page has arrived (`on`), so a
+/// caller can start on it while later pages are still coming. The result is [`discover`]'s.
+pub async fn discover_each(
+    auth: &Auth,
+    endpoints: &Endpoints,
+    http: &Http,
+    on: OnSubscription<'_>,
+) -> Result<Discovery> {
     let tenants = list_tenants(auth, endpoints, http).await?;
-    discover_in(auth, endpoints, http, tenants).await
+    discover_in_each(auth, endpoints, http, tenants, on).await
 }
 
 /// The tenants the sign-in can see (with `--tenant`, only that one): the first half of
@@ -198,10 +241,20 @@ pub async fn discover_in(
     http: &Http,
     tenants: Vec<Tenant>,
 ) -> Result<Discovery> {
+    discover_in_each(auth, endpoints, http, tenants, &|_| {}).await
+}
+
+async fn discover_in_each(
+    auth: &Auth,
+    endpoints: &Endpoints,
+    http: &Http,
+    tenants: Vec<Tenant>,
+    on: OnSubscription<'_>,
+) -> Result<Discovery> {
     let results = futures::future::join_all(
         tenants
             .iter()
-            .map(|t| subscriptions_of(auth, endpoints, http, &t.tenant_id)),
+            .map(|t| subscriptions_of(auth, endpoints, http, &t.tenant_id, on)),
     )
     .await;
     let mut discovery = Discovery {

@@ -156,6 +156,42 @@ async fn resolve_targets(session: &Session, opts: &CommonOpts) -> Result<Vec<Tar
         }
     }
 }
+
+/// [`resolve_targets`] and the plan of its targets in one pipeline (`onboard::plan_listed`),
+/// tried again on transient errors of the resolution. The plan's own result is returned as
+/// it is (None: no target).
+async fn resolve_and_plan(
+    session: &Session,
+    opts: &CommonOpts,
+    settings: &onboard::Settings,
+) -> Result<(Vec<Target>, Option<Result<onboard::Plan, Error>>), Error> {
+    let mut tries = 0u64;
+    loop {
+        match onboard::plan_listed(
+            session,
+            &opts.subscriptions,
+            opts.all_subscriptions,
+            opts.skip_unreachable,
+            settings,
+        )
+        .await
+        {
+            Err(e) if crate::onboard::retry::is_transient(&e) && tries < 3 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(500 * tries)).await;
+            }
+            Ok((r, plan)) => {
+                if let Ok(mut s) = SKIPPED.lock() {
+                    s.clone_from(&r.unreachable);
+                }
+                say_skipped();
+                return Ok((r.targets, plan));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `--management-group`: the enabled subscriptions below the group (nested groups included,
 /// `--exclude-subscription` left out), the tree printed on stderr, and the group put into the
 /// settings for the engine.
@@ -261,9 +297,14 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
     }
     let session = session(opts)?;
     sign_in(&session).await?;
-    let targets = match &opts.management_group {
-        Some(_) => management_group_targets(&session, opts, &mut settings).await?,
-        None => resolve_targets(&session, opts).await?,
+    // `--subscription`/`--all-subscriptions`: planned while discovery still lists them
+    // (`onboard::plan_listed`, issue 20 §4); the same targets and plan as one after the other.
+    let (targets, planned) = match &opts.management_group {
+        Some(_) => (
+            management_group_targets(&session, opts, &mut settings).await?,
+            None,
+        ),
+        None => resolve_and_plan(&session, opts, &settings).await?,
     };
     if targets.is_empty() {
         return Err(CommandError::new(
@@ -285,7 +326,10 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
         );
     }
     // `apply` plans exactly as `plan` does, and writes exactly that plan.
-    let plan = onboard::plan(&session, &targets, &settings).await?;
+    let plan = match planned {
+        Some(p) => p?,
+        None => onboard::plan(&session, &targets, &settings).await?,
+    };
     eprint!("{}", plan_text(&plan));
     let blocked = plan.blocked().next().is_some();
     if !write {

@@ -68,8 +68,11 @@ const SP_APP_RIGHTS_HINT: &str = "ask an administrator to grant it Microsoft Gra
 /// Subscriptions in flight at once within a tenant (their ARM writes are paced by the tenant's
 /// write budget, `pace::WriteBudget`, not by this).
 const CONCURRENCY: usize = 16;
-/// Subscriptions looked up at once (reads only).
-const LOOKUP_CONCURRENCY: usize = 32;
+/// Subscriptions looked up at once, as a rolling window (reads only; ARM's are paced by its
+/// read budget, `crate::budget`). Each look-up in flight holds a connection to ARM and one to
+/// Spot: more at once means more TLS handshakes at the same moment, which on a small machine
+/// delay the tenant's own look-ups on the plan's critical path (docs/performance.md).
+const LOOKUP_CONCURRENCY: usize = 48;
 
 // ---------------------------------------------------------------------------------------------
 // Facts: what exists, looked up before anything is written. They travel with the `Plan`.

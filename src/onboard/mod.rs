@@ -165,6 +165,28 @@ impl Session {
         skip_unreachable: bool,
     ) -> Result<Resolved> {
         let d = self.discover().await?;
+        resolve(&d, subscription_ids, all, skip_unreachable)
+    }
+}
+
+/// Whether discovery's `s` is one of the targets [`resolve`] will pick (a subscription it
+/// refuses is not).
+fn wanted(s: &discovery::Subscription, subscription_ids: &[String], all: bool) -> bool {
+    s.selectable()
+        && (all
+            || subscription_ids
+                .iter()
+                .any(|id| s.subscription_id.eq_ignore_ascii_case(id)))
+}
+
+/// [`Session::resolve_targets`] of a finished discovery.
+fn resolve(
+    d: &Discovery,
+    subscription_ids: &[String],
+    all: bool,
+    skip_unreachable: bool,
+) -> Result<Resolved> {
+    {
         let unreachable: Vec<crate::error::Unseen> = d
             .skipped
             .iter()
@@ -228,6 +250,34 @@ impl Session {
             unreachable: if all { unreachable } else { vec![] },
         })
     }
+}
+
+/// [`Session::resolve_targets`] then [`plan`] of its targets, as one pipeline: a subscription's
+/// own look-ups start as soon as the page of `GET /subscriptions` that lists it has arrived,
+/// while later pages are still coming. The result is exactly theirs (the same targets in the
+/// same order, the same plan). Err: the resolution's error, as `resolve_targets` returns it;
+/// else the plan's result (None: no target to plan). Nothing is written either way.
+pub async fn plan_listed(
+    session: &Session,
+    subscription_ids: &[String],
+    all: bool,
+    skip_unreachable: bool,
+    settings: &Settings,
+) -> Result<(Resolved, Option<Result<Plan>>)> {
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Target>();
+    let resolved = async move {
+        let tx = tx;
+        let on = |s: &discovery::Subscription| {
+            if wanted(s, subscription_ids, all) {
+                let _ = tx.unbounded_send(Target::from(s));
+            }
+        };
+        let d =
+            discovery::discover_each(&session.auth, &session.endpoints, &session.http, &on).await?;
+        drop(tx);
+        resolve(&d, subscription_ids, all, skip_unreachable)
+    };
+    engine::plan_listed(session, settings, rx, resolved, |r: &Resolved| &r.targets).await
 }
 
 /// The subscriptions a run is for, and what it could not see (skipped with

@@ -510,16 +510,33 @@ fn settle(session: &Session, tenant: &str, app: &Application, audit: &Audit) {
             .any(|p| p.key_id.eq_ignore_ascii_case(k))
     };
     let held = |k: &str| audit.held.iter().any(|h| h.eq_ignore_ascii_case(k));
+    let mut changed: Vec<State> = Vec::new();
     for mut s in State::load_tenant_siblings(&session.state_dir, tenant, "") {
         let before = (s.secret_intents.clone(), s.orphan_key_ids.clone());
         s.secret_intents.retain(|e| live_unchecked_ends.contains(e));
         s.orphan_key_ids
             .retain(|k| live(k) && !held(k) && !audit.orphans.contains(k));
         if before != (s.secret_intents.clone(), s.orphan_key_ids.clone()) {
-            let _ = s.save(&session.state_dir);
+            changed.push(s);
         }
     }
+    // Each file written (and synced) as before, several at once: after a run of 100
+    // subscriptions every one of their files drops the run's secret intent, and 100 syncs one
+    // after the other put 0.2 s on the end of the run (issue 20 §3).
+    let per = changed.len().div_ceil(SETTLE_WRITERS).max(1);
+    std::thread::scope(|scope| {
+        for chunk in changed.chunks_mut(per) {
+            scope.spawn(|| {
+                for s in chunk {
+                    let _ = s.save(&session.state_dir);
+                }
+            });
+        }
+    });
 }
+
+/// State files [`settle`] writes at once.
+const SETTLE_WRITERS: usize = 16;
 
 /// Drops removed keyIds from every state file of the tenant (orphan lists, a stale record).
 pub fn forget(session: &Session, tenant: &str, removed: &[String]) {

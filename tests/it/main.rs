@@ -25,6 +25,7 @@ mod many_writers;
 mod mgmt_cli;
 mod mgmt_sim;
 mod ownership_cli;
+mod plan_pipeline;
 mod reconcile_cli;
 mod retry_sends;
 mod secret_policy;

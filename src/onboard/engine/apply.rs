@@ -33,6 +33,9 @@ pub(super) struct TenantRun<'a> {
     /// Scopes whose assignment this run made or found, and how many assignment steps ended.
     pub(super) assigned: Mutex<Vec<String>>,
     pub(super) assignments_ended: AtomicUsize,
+    /// Subscriptions not yet at their connection's read-back (the last one reads what the
+    /// checks after the run need alongside, see `connect_step`).
+    pub(super) connects_left: AtomicUsize,
     pub(super) assignments_done: tokio::sync::Notify,
     /// The tenant's ARM write budget.
     pub(super) budget: WriteBudget,
@@ -64,8 +67,9 @@ pub(crate) async fn apply(
 /// What the checks after the run need, read alongside the connection's read-back when the plan
 /// creates exactly one Spot account, so they cost no round trip of the run's chain: the Spot
 /// accounts (the race check, `lock::RunGuard::race_reports`, needs a listing made after that
-/// account was created) and our app with its live secrets (the orphan audit's). A run that
-/// creates several accounts reads these once, after all of them.
+/// account was created) and our app with its live secrets (the orphan audit's). A one-tenant
+/// run that creates several accounts reads them alongside its last read-back (every
+/// subscription then at its read-back); any other run reads them once, after all of them.
 #[derive(Default)]
 pub(crate) struct AfterConnect {
     pub accounts: Option<Vec<SpotAccount>>,
@@ -226,6 +230,7 @@ pub(super) async fn apply_inner(
             wrote_role: AtomicBool::new(false),
             assigned: Mutex::new(vec![]),
             assignments_ended: AtomicUsize::new(0),
+            connects_left: AtomicUsize::new(f.subs.len()),
             assignments_done: tokio::sync::Notify::new(),
             budget: WriteBudget::new(session.http.throttled_count()),
             listed,
@@ -1244,29 +1249,36 @@ impl TenantRun<'_> {
                 // may not see them yet (secrets::HandOver waits, and reads back).
                 let app_object = store.get(|s| s.app_object_id.clone());
                 // When this is the one account the run created, the race check's listing goes
-                // alongside the read-back.
-                let list_too = matches!(s.account, AccountFact::Create(_))
-                    && self
-                        .facts
-                        .tenants
-                        .iter()
-                        .flat_map(|t| &t.subs)
-                        .filter(|x| matches!(x.account, AccountFact::Create(_)))
-                        .count()
-                        == 1;
+                // alongside the read-back; so it does with the last read-back of a one-tenant run
+                // that creates several (every subscription of the run is then past its set: every
+                // account it created exists, and the tenant's secret has been handed to Spot).
+                // Decided when the read-back starts (`alongside` runs after the set).
+                let created = self
+                    .facts
+                    .tenants
+                    .iter()
+                    .flat_map(|t| &t.subs)
+                    .filter(|x| matches!(x.account, AccountFact::Create(_)))
+                    .count();
                 let alongside = async {
+                    let last = self.connects_left.fetch_sub(1, Ordering::SeqCst) == 1;
+                    let list_too = (matches!(s.account, AccountFact::Create(_)) && created == 1)
+                        || (last && created > 1 && self.facts.tenants.len() == 1);
                     if !list_too {
-                        return (None, None);
+                        return None;
                     }
-                    tokio::join!(async { read(|| spot.list_accounts()).await.ok() }, async {
-                        match &app_object {
-                            Some(obj) => read(|| self.graph.get_application(obj))
-                                .await
-                                .ok()
-                                .flatten(),
-                            None => None,
+                    Some(tokio::join!(
+                        async { read(|| spot.list_accounts()).await.ok() },
+                        async {
+                            match &app_object {
+                                Some(obj) => read(|| self.graph.get_application(obj))
+                                    .await
+                                    .ok()
+                                    .flatten(),
+                                None => None,
+                            }
                         }
-                    })
+                    ))
                 };
                 let hand_over = secrets::HandOver {
                     spot,
@@ -1276,14 +1288,14 @@ impl TenantRun<'_> {
                     creds: &creds,
                     key_id: &rec.key_id,
                 };
-                let (list, live) = hand_over
+                let listed = hand_over
                     .run(
                         &self.backoff,
                         self.waiting(Some(sub), Step::ConnectSpot),
                         alongside,
                     )
                     .await?;
-                if list_too {
+                if let Some((list, live)) = listed {
                     let mut after = lock(self.listed);
                     after.accounts = list;
                     after.app = live.map(|a| (self.f.tenant.clone(), a));

@@ -8,7 +8,7 @@ pub(crate) async fn plan(
     targets: &[Target],
     settings: &Settings,
 ) -> Result<Plan> {
-    plan_renewing(session, targets, settings, None).await
+    plan_with(session, targets, settings, None, None).await
 }
 
 /// [`plan`], where a secret Spot holds for a subscription that ends by `renew_before` (or whose
@@ -19,6 +19,131 @@ pub(crate) async fn plan_renewing(
     targets: &[Target],
     settings: &Settings,
     renew_before: Option<OffsetDateTime>,
+) -> Result<Plan> {
+    plan_with(session, targets, settings, renew_before, None).await
+}
+
+/// Subscriptions' own look-ups begun before the targets were all known
+/// ([`plan_listed`]), by (tenant, subscription) in lower case; with Spot's account list they
+/// were made alongside.
+pub(super) struct Prefetch<'a> {
+    pub(super) accounts: AccountsF<'a>,
+    pub(super) subs: Mutex<std::collections::HashMap<(String, String), Result<SubFacts>>>,
+}
+
+pub(super) fn prefetch_key(t: &Target) -> (String, String) {
+    (
+        t.tenant_id.to_ascii_lowercase(),
+        t.subscription_id.to_ascii_lowercase(),
+    )
+}
+
+/// Spot's accounts, listed once per plan (or why the token was refused).
+pub(super) fn list_accounts(session: &Session) -> AccountsF<'_> {
+    async {
+        match read(|| session.spot.list_accounts()).await {
+            Ok(a) => Ok(Ok(a)),
+            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Err(e)),
+            Err(e) => Err(e),
+        }
+    }
+    .boxed()
+    .shared()
+}
+
+/// The plan of the subscriptions discovery lists, made while it lists them: each one's own
+/// look-ups (permissions, its Spot account and credentials) start as soon as `listed` hands
+/// it on (the page of `GET /subscriptions` holding it has arrived), while `resolved` is still
+/// reading later pages. `resolved` ends with the targets, in their order; the plan is then
+/// made of them exactly as [`plan`] makes it: a look-up made ahead is used only for a target
+/// it was made for, from the same state file (else it is made again), and the tenant-wide
+/// look-ups, which depend on the whole set, start once it is known. Same items, same order.
+/// Err: the resolution's error; then the plan's result (None: no target).
+pub(crate) async fn plan_listed<R>(
+    session: &Session,
+    settings: &Settings,
+    listed: futures::channel::mpsc::UnboundedReceiver<Target>,
+    resolved: impl std::future::Future<Output = Result<R>>,
+    targets_of: impl Fn(&R) -> &[Target],
+) -> Result<(R, Option<Result<Plan>>)> {
+    check_settings(settings)?;
+    let accounts = list_accounts(session);
+    // Handed on (whose look-up started) and looked up, by key.
+    let started = Mutex::new(std::collections::HashSet::new());
+    let done = Mutex::new(std::collections::HashMap::new());
+    let ahead = listed
+        // Not at the expense of the listing: the pages draw on the tenant's ARM read budget too
+        // (a tenant of thousands is looked up after its listing, beyond what the budget holds).
+        .filter(|t| {
+            let key = format!("tenant/{}/reads", t.tenant_id.to_ascii_lowercase());
+            let left = session.http.budgets.available(&key);
+            std::future::ready(left.is_none_or(|l| l >= AHEAD_RESERVE))
+        })
+        .map(|t| {
+            let key = prefetch_key(&t);
+            lock(&started).insert(key.clone());
+            let (accounts, done) = (accounts.clone(), &done);
+            async move {
+                let arm = lookup::arm(session, &t.tenant_id);
+                if let Ok(state) = State::load(&session.state_dir, &t.tenant_id, &t.subscription_id)
+                {
+                    let found = lookup_sub(session, &arm, settings, &t, state, accounts).await;
+                    lock(done).insert(key, found);
+                }
+            }
+        })
+        .buffer_unordered(LOOKUP_CONCURRENCY)
+        .for_each(|()| async {});
+    let mut ahead = std::pin::pin!(ahead);
+    let mut resolved = std::pin::pin!(resolved);
+    let resolved = tokio::select! {
+        r = &mut resolved => r,
+        () = &mut ahead => resolved.await,
+    };
+    // An error: the look-ups still going are dropped (reads only).
+    let resolved = resolved?;
+    // The ones still going are awaited when every one is of a target; else (a tenant left out,
+    // a subscription the resolution refused) they are dropped and the rest looked up afresh.
+    let wanted: std::collections::HashSet<(String, String)> =
+        targets_of(&resolved).iter().map(prefetch_key).collect();
+    if lock(&started).iter().all(|k| wanted.contains(k)) {
+        (&mut ahead).await;
+    }
+    let pre = Prefetch {
+        accounts: accounts.clone(),
+        subs: Mutex::new(std::mem::take(&mut *lock(&done))),
+    };
+    let targets = targets_of(&resolved);
+    if targets.is_empty() {
+        return Ok((resolved, None));
+    }
+    let plan = plan_with(session, targets, settings, None, Some(pre)).await;
+    Ok((resolved, Some(plan)))
+}
+
+/// A subscription is looked up while the listing goes on only while its tenant's ARM read
+/// budget holds at least this much (ARM's bucket is 250).
+pub(super) const AHEAD_RESERVE: f64 = 100.0;
+
+/// The checks of the settings alone, before anything is looked up.
+pub(super) fn check_settings(settings: &Settings) -> Result<()> {
+    if !SECRET_MONTHS.contains(&settings.secret_months) {
+        return Err(Error::Usage(format!(
+            "a client secret of {} months: the lifetime must be {} to {} months",
+            settings.secret_months,
+            SECRET_MONTHS.start(),
+            SECRET_MONTHS.end()
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn plan_with<'a>(
+    session: &'a Session,
+    targets: &[Target],
+    settings: &Settings,
+    renew_before: Option<OffsetDateTime>,
+    pre: Option<Prefetch<'a>>,
 ) -> Result<Plan> {
     let mut targets: Vec<Target> = targets.to_vec();
     let mut seen = std::collections::HashSet::new();
@@ -33,28 +158,20 @@ pub(crate) async fn plan_renewing(
         ));
     }
     // Every check the plan can make comes before any write (issue 16 §8).
-    if !SECRET_MONTHS.contains(&settings.secret_months) {
-        return Err(Error::Usage(format!(
-            "a client secret of {} months: the lifetime must be {} to {} months",
-            settings.secret_months,
-            SECRET_MONTHS.start(),
-            SECRET_MONTHS.end()
-        )));
-    }
+    check_settings(settings)?;
     let policy = Policy::load(settings.policy_file.as_deref())?;
     // At a management group, a role with DataActions cannot be assigned: split (mg.rs).
     let (policy, data_policy) = mg::split_policy(policy, settings);
     // Spot's accounts, listed once, alongside the tenants' lookups (each subscription waits
     // for them only where it needs them).
-    let accounts: AccountsF<'_> = async {
-        match read(|| session.spot.list_accounts()).await {
-            Ok(a) => Ok(Ok(a)),
-            Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Ok(Err(e)),
-            Err(e) => Err(e),
-        }
-    }
-    .boxed()
-    .shared();
+    let (accounts, ahead) = match pre {
+        Some(p) => (
+            p.accounts,
+            p.subs.into_inner().unwrap_or_else(|e| e.into_inner()),
+        ),
+        None => (list_accounts(session), Default::default()),
+    };
+    let ahead = Mutex::new(ahead);
     let mut tenants: Vec<String> = Vec::new();
     for t in &targets {
         if !tenants.contains(&t.tenant_id) {
@@ -73,6 +190,7 @@ pub(crate) async fn plan_renewing(
             accounts.clone(),
             &names,
             data_policy.as_ref(),
+            &ahead,
         )
     });
     let mut tenants = futures::future::try_join_all(lookups).await?;
@@ -118,6 +236,8 @@ pub(super) type AccountsF<'a> = futures::future::Shared<
     >,
 >;
 
+// `ahead`: the look-ups `plan_listed` made while the listing went on.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn lookup_tenant(
     session: &Session,
     settings: &Settings,
@@ -126,6 +246,7 @@ pub(super) async fn lookup_tenant(
     accounts: AccountsF<'_>,
     names: &Mutex<Vec<String>>,
     data_policy: Option<&Policy>,
+    ahead: &Mutex<std::collections::HashMap<(String, String), Result<SubFacts>>>,
 ) -> Result<TenantFacts> {
     let graph = lookup::graph(session, tenant);
     let arm = lookup::arm(session, tenant);
@@ -164,21 +285,31 @@ pub(super) async fn lookup_tenant(
         Ok((fact, sp?, own))
     };
     let role_f = lookup::find_role(session, &arm, tenant, &role_name, &scopes);
-    let subs_f = async {
-        let mut out = Vec::new();
-        let all: Vec<(&Target, State)> = subs.iter().copied().zip(states).collect();
-        let mut all = all.into_iter().peekable();
-        while all.peek().is_some() {
-            let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
-            let found =
-                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
-                    lookup_sub(session, &arm, settings, t, state, accounts.clone())
-                }))
-                .await;
-            out.extend(found);
-        }
-        out
-    };
+    // In order, up to LOOKUP_CONCURRENCY at once (a new one as soon as one ends, not in
+    // chunks that wait for their slowest).
+    // (The futures are made first: a closure in the stream trips the Send check of callers.)
+    let looks: Vec<_> = subs
+        .iter()
+        .copied()
+        .zip(states)
+        .map(|(t, state)| {
+            // Made ahead (`plan_listed`) for this very target and state file: taken as it is.
+            let made = lock(ahead)
+                .remove(&prefetch_key(t))
+                .and_then(Result::ok)
+                .filter(|f| f.target == *t && f.state == state);
+            let (arm, accounts) = (&arm, accounts.clone());
+            async move {
+                match made {
+                    Some(f) => Ok(f),
+                    None => lookup_sub(session, arm, settings, t, state, accounts).await,
+                }
+            }
+        })
+        .collect();
+    let subs_f = futures::stream::iter(looks)
+        .buffered(LOOKUP_CONCURRENCY)
+        .collect::<Vec<_>>();
     let (app, role, rights, subs, tenant_policy) = tokio::join!(
         app_f,
         role_f,
