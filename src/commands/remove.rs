@@ -11,13 +11,14 @@ pub async fn remove(cli: &Cli, ro: &RemoveOpts) -> i32 {
 }
 
 async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
-    let settings = match opts.settings() {
+    let mut settings = match opts.settings() {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    if opts.subscriptions.is_empty() && !opts.all_subscriptions {
+    let group = opts.management_group.as_deref();
+    if opts.subscriptions.is_empty() && !opts.all_subscriptions && group.is_none() {
         eprintln!(
-            "spot-connect remove: --subscription ID (repeatable) or --all-subscriptions is required"
+            "spot-connect remove: --subscription ID (repeatable), --all-subscriptions or --management-group ID is required"
         );
         return exit::USAGE;
     }
@@ -25,10 +26,22 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> i32 {
         eprintln!("spot-connect remove: deletes objects: needs --yes when stdin is not a terminal");
         return exit::USAGE;
     }
-    let (session, targets) = match super::status::signed_in(opts, "remove", true).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (session, mut targets) =
+        match super::status::signed_in(opts, "remove", group.is_none()).await {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
+    // --management-group: what is ours at the group (its assignment and role) and for every
+    // enabled subscription below it (nested groups included).
+    if let Some(g) = group {
+        match crate::onboard::fleet::resolve(&session, g, &opts.exclude_subscriptions).await {
+            Ok(r) => {
+                settings.management_group = Some(r.scope(false));
+                targets = r.targets;
+            }
+            Err(e) => return fail(&e),
+        }
+    }
     let ropts = RemoveOptions {
         delete_spot_account: ro.delete_spot_account,
     };

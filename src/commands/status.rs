@@ -43,16 +43,32 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let (session, targets) = match signed_in(opts, "status", true).await {
+    let group = opts.management_group.as_deref();
+    let (session, targets) = match signed_in(opts, "status", group.is_none()).await {
         Ok(x) => x,
         Err(code) => return code,
     };
     let warn = time::Duration::days(i64::from(o.warn_within));
-    let mut list =
-        match crate::onboard::status::status_within(&session, &targets, &settings, warn).await {
-            Ok(l) => l,
+    // --management-group: every subscription below it, and the group's role and assignment.
+    let (targets, mut list, header) = match group {
+        Some(g) => match crate::onboard::status::group_status(&session, g, &settings, warn).await {
+            Ok(gs) => (gs.targets.clone(), gs.subscriptions.clone(), gs.lines()),
             Err(e) => return fail(&e),
-        };
+        },
+        None => {
+            match crate::onboard::status::status_within(&session, &targets, &settings, warn).await {
+                Ok(l) => (targets, l, vec![]),
+                Err(e) => return fail(&e),
+            }
+        }
+    };
+    for l in header.iter().map(|l| crate::text::clean(l)) {
+        if opts.json {
+            eprintln!("{l}");
+        } else {
+            println!("{l}");
+        }
+    }
     let unheld = crate::onboard::orphans::status_lines(&session, &targets).await;
     for u in &unheld {
         for s in list.iter_mut().filter(|s| s.tenant_id == u.tenant_id) {
