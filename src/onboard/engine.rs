@@ -429,20 +429,26 @@ async fn lookup_tenant(
         Ok((fact, sp?, own))
     };
     let role_f = status::find_role(session, &arm, tenant, &role_name, &scopes);
-    let subs_f = async {
-        let mut out = Vec::new();
-        let all: Vec<(&Target, State)> = subs.iter().copied().zip(states).collect();
-        let mut all = all.into_iter().peekable();
-        while all.peek().is_some() {
-            let chunk: Vec<_> = all.by_ref().take(LOOKUP_CONCURRENCY).collect();
-            let found =
-                futures::future::join_all(chunk.into_iter().map(|(t, state)| {
-                    lookup_sub(session, &arm, settings, t, state, accounts.clone())
-                }))
-                .await;
-            out.extend(found);
+    let sub_permissions = settings.management_group.is_none() || data_policy.is_some();
+    // LOOKUP_CONCURRENCY subscriptions in flight, the next one starting as soon as one ends
+    // (a window, not rounds that wait for their slowest), in the targets' order.
+    let subs_f = {
+        use futures::StreamExt;
+        let mut lookups = Vec::with_capacity(subs.len());
+        for (t, state) in subs.iter().copied().zip(states) {
+            lookups.push(lookup_sub(
+                session,
+                &arm,
+                settings,
+                t,
+                state,
+                accounts.clone(),
+                sub_permissions,
+            ));
         }
-        out
+        futures::stream::iter(lookups)
+            .buffered(LOOKUP_CONCURRENCY)
+            .collect::<Vec<_>>()
     };
     let (app, role, rights, subs, tenant_policy) = tokio::join!(
         app_f,
@@ -542,6 +548,7 @@ async fn lookup_sub(
     t: &Target,
     state: State,
     accounts: AccountsF<'_>,
+    sub_permissions: bool,
 ) -> Result<SubFacts> {
     let scope = scope_of(&t.subscription_id);
     let sub = t.subscription_id.as_str();
@@ -584,11 +591,35 @@ async fn lookup_sub(
             Err(e) => Err(e),
         }
     };
-    let (permissions, accounts, connected, named) =
-        tokio::join!(read(|| arm.permissions(&scope)), accounts, connected, named);
+    // At a management group without the DataActions split nothing of the plan is decided by
+    // the caller's permissions at each subscription (the group's are read once, mg::lookup):
+    // not read, so that a pass over a thousand subscriptions makes no ARM read per subscription.
+    let permissions = async {
+        if sub_permissions {
+            Some(read(|| arm.permissions(&scope)).await)
+        } else {
+            None
+        }
+    };
+    let (permissions, accounts, connected) = tokio::join!(permissions, accounts, connected);
     let accounts = accounts?;
+    let connected = connected?;
+    // The account the state (or --spot-account) names is usually the one connected to the
+    // subscription, already read with its credentials: looked up on its own only otherwise.
+    let named = match (&named_id, &connected) {
+        (Some(id), Ok(list)) if list.iter().any(|(a, _)| a.account_id == *id) => list
+            .iter()
+            .find(|(a, _)| a.account_id == *id)
+            .map(|(a, c)| Some((id.clone(), Some((a.clone(), c.clone())))))
+            .unwrap_or_default(),
+        _ => named.await?,
+    };
     let permissions = match permissions {
-        Ok(p) => Some(p),
+        None => Ok(None),
+        Some(p) => p.map(Some),
+    };
+    let permissions = match permissions {
+        Ok(p) => p,
         Err(Error::Api(e))
             if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
         {
@@ -601,7 +632,7 @@ async fn lookup_sub(
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let (account, spot) = match connected? {
+    let (account, spot) = match connected {
         Err(e) => (
             AccountFact::Blocked(
                 format!("the Spot token was refused ({} {})", e.status, e.code),
@@ -615,7 +646,7 @@ async fn lookup_sub(
             Some(SpotLook {
                 connected,
                 org: accounts,
-                named: named?,
+                named,
             }),
         ),
     };
