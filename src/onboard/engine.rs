@@ -450,14 +450,42 @@ async fn lookup_tenant(
             .buffered(LOOKUP_CONCURRENCY)
             .collect::<Vec<_>>()
     };
-    let (app, role, rights, subs, tenant_policy) = tokio::join!(
-        app_f,
-        role_f,
+    // The tenant's app and role, then (at a management group) the group's facts: alongside the
+    // subscriptions' look-ups, which they do not wait for.
+    let tenant_f = async {
+        let (app, role) = tokio::join!(app_f, role_f);
+        let (app, sp, own) = app?;
+        let role = match role? {
+            None => RoleFact::Missing,
+            Some(r) if is_our_role(&r) => RoleFact::Ours(r),
+            Some(r) => RoleFact::Foreign(r),
+        };
+        let mg = match &settings.management_group {
+            Some(m) => Some(
+                mg::lookup(
+                    session,
+                    &arm,
+                    settings,
+                    m,
+                    sp.as_ref(),
+                    &role,
+                    &subs,
+                    data_policy,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok::<_, Error>((app, sp, own, role, mg))
+    };
+    let (tenant_facts, rights, subs_found, tenant_policy) = tokio::join!(
+        tenant_f,
         app_rights(session, &graph, tenant),
         subs_f,
         lifetime::read_tenant(&graph)
     );
-    let (app, sp, own_policies) = app?;
+    let (app, sp, own_policies, role, mg) = tenant_facts?;
+    let subs = subs_found;
     let secret_limit = lifetime::evaluate(
         &tenant_policy,
         own_policies.as_ref(),
@@ -468,11 +496,6 @@ async fn lookup_tenant(
         OffsetDateTime::now_utc(),
         settings.secret_months,
     );
-    let role = match role? {
-        None => RoleFact::Missing,
-        Some(r) if is_our_role(&r) => RoleFact::Ours(r),
-        Some(r) => RoleFact::Foreign(r),
-    };
     let mut subs = subs.into_iter().collect::<Result<Vec<_>>>()?;
     let our_app = match &app {
         AppFact::Ours(a) => Some(a.app_id.clone()),
@@ -511,22 +534,6 @@ async fn lookup_tenant(
         }
         (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
     }
-    let mg = match &settings.management_group {
-        Some(m) => Some(
-            mg::lookup(
-                session,
-                &arm,
-                settings,
-                m,
-                sp.as_ref(),
-                &role,
-                &subs,
-                data_policy,
-            )
-            .await?,
-        ),
-        None => None,
-    };
     Ok(TenantFacts {
         tenant: tenant.to_string(),
         app_name,
