@@ -12,10 +12,11 @@ pub async fn remove(cli: &Cli, ro: &RemoveOpts) -> CommandResult {
 }
 
 async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
-    let settings = opts.settings()?;
-    if opts.subscriptions.is_empty() && !opts.all_subscriptions {
+    let mut settings = opts.settings()?;
+    let group = opts.management_group.as_deref();
+    if opts.subscriptions.is_empty() && !opts.all_subscriptions && group.is_none() {
         return Err(CommandError::usage(
-            "--subscription ID (repeatable) or --all-subscriptions is required",
+            "--subscription ID (repeatable), --all-subscriptions or --management-group ID is required",
         ));
     }
     if !opts.yes && !std::io::stdin().is_terminal() {
@@ -23,7 +24,14 @@ async fn run(opts: &CommonOpts, ro: &RemoveOpts) -> CommandResult {
             "deletes objects: needs --yes when stdin is not a terminal",
         ));
     }
-    let (session, targets) = super::status::signed_in(opts, true).await?;
+    let (session, mut targets) = super::status::signed_in(opts, group.is_none()).await?;
+    // --management-group: what is ours at the group (its assignment and role) and for every
+    // enabled subscription below it (nested groups included).
+    if let Some(g) = group {
+        let r = crate::onboard::fleet::resolve(&session, g, &opts.exclude_subscriptions).await?;
+        settings.management_group = Some(r.scope(false));
+        targets = r.targets;
+    }
     let ropts = RemoveOptions {
         delete_spot_account: ro.delete_spot_account,
     };

@@ -39,10 +39,34 @@ pub async fn status(cli: &Cli, o: &StatusOpts) -> CommandResult {
 
 async fn run(opts: &CommonOpts, o: &StatusOpts) -> CommandResult {
     let settings = opts.settings()?;
-    let (session, targets) = signed_in(opts, true).await?;
+    let group = opts.management_group.as_deref();
+    let (session, targets) = signed_in(opts, group.is_none()).await?;
     let warn = time::Duration::days(i64::from(o.warn_within));
-    let mut list =
-        crate::onboard::status::status_within(&session, &targets, &settings, warn).await?;
+    // --management-group: every subscription below it, and the group's role and assignment.
+    let (targets, mut list, header) = match group {
+        Some(g) => {
+            let gs = crate::onboard::status::group_status(&session, g, &settings, warn).await?;
+            (gs.targets.clone(), gs.subscriptions.clone(), gs.lines())
+        }
+        None => {
+            let l =
+                crate::onboard::status::status_within(&session, &targets, &settings, warn).await?;
+            (targets, l, vec![])
+        }
+    };
+    let header: String = header
+        .iter()
+        .map(|l| {
+            format!(
+                "{}
+",
+                crate::text::clean(l)
+            )
+        })
+        .collect();
+    if opts.json {
+        eprint!("{header}");
+    }
     let unheld = crate::onboard::orphans::status_lines(&session, &targets).await;
     for u in &unheld {
         for s in list.iter_mut().filter(|s| s.tenant_id == u.tenant_id) {
@@ -60,7 +84,7 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> CommandResult {
     };
     Ok(Outcome {
         status,
-        text: table(&list, time::OffsetDateTime::now_utc()),
+        text: format!("{header}{}", table(&list, time::OffsetDateTime::now_utc())),
         json: document(&list),
     })
 }

@@ -219,7 +219,18 @@ pub(crate) async fn find_assignment(
     sp_id: &str,
     role: &RoleDefinition,
 ) -> Result<Option<RoleAssignment>> {
-    let scope = scope_of(subscription);
+    find_assignment_at(arm, &scope_of(subscription), sp_id, role).await
+}
+
+/// Our role's assignment to our service principal at `scope` itself (a subscription, or a
+/// management group: `/providers/Microsoft.Management/managementGroups/{id}`).
+pub(crate) async fn find_assignment_at(
+    arm: &Arm,
+    scope: &str,
+    sp_id: &str,
+    role: &RoleDefinition,
+) -> Result<Option<RoleAssignment>> {
+    let scope = scope.to_string();
     let list = read(|| arm.list_role_assignments(&scope, sp_id)).await?;
     Ok(list.into_iter().find(|a| {
         arm::same_role(&a.properties.role_definition_id, &role.id)

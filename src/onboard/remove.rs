@@ -194,90 +194,76 @@ pub async fn plan_removal(
         let is_target = |s: &str| sub_ids.iter().any(|x| x.eq_ignore_ascii_case(s));
         let scopes: Vec<String> = sub_ids.iter().map(|s| scope_of(s)).collect();
         let a = lookup::arm(session, tenant);
-        let role_name = settings.role_name();
-        let role = lookup::find_role(session, &a, tenant, &role_name, &scopes).await;
         let (app, foreign_apps) = app;
-        let role = role?;
         let sp = match &app {
             Some(app) => read(|| g.get_service_principal_by_app_id(&app.app_id)).await?,
             None => None,
         };
-        let our_role = role.as_ref().filter(|r| is_our_role(r));
-
-        // Role assignments.
-        for t in &subs {
-            let sub = t.subscription_id.as_str();
-            if let (Some(r), Some(sp)) = (our_role, &sp)
-                && let Some(asg) = find_assignment(&a, sub, &sp.id, r).await?
+        // The roles assigned per subscription: Spot's, and at a management group the
+        // DataActions half of a split policy (engine/mg.rs).
+        let mut remaining_scopes = Vec::new();
+        let mut per_sub = vec![settings.role_name()];
+        if settings.management_group.is_some() {
+            per_sub.push(super::fleet::data_role_name(&settings.role_name()));
+        }
+        for role_name in &per_sub {
+            let role = lookup::find_role(session, &a, tenant, role_name, &scopes).await?;
+            let our_role = role.as_ref().filter(|r| is_our_role(r));
+            // Role assignments.
+            for t in &subs {
+                let sub = t.subscription_id.as_str();
+                if let (Some(r), Some(sp)) = (our_role, &sp)
+                    && let Some(asg) = find_assignment(&a, sub, &sp.id, r).await?
+                {
+                    items.push(item(
+                        Some(sub),
+                        "role assignment",
+                        &r.properties.role_name,
+                        &asg.id,
+                        RemovalAction::Delete,
+                        format!(
+                            "{role_name} assigned to our service principal at {}",
+                            scope_of(sub)
+                        ),
+                        Op::DeleteAssignment(asg.id.clone()),
+                    ));
+                }
+            }
+            // The role.
+            let (items_of_role, left) = role_items(role.as_ref(), |s| {
+                s.strip_prefix("/subscriptions/")
+                    .is_some_and(|x| is_target(x.trim_end_matches('/')))
+            });
+            items.extend(items_of_role);
+            remaining_scopes.extend(left);
+        }
+        // `--management-group`: the group's own role and its one assignment at the group.
+        if let Some(m) = &settings.management_group {
+            let mg_scope = super::fleet::scope(&m.id);
+            let name = super::fleet::mg_role_name(&settings.role_name(), &m.id);
+            let role =
+                lookup::find_role(session, &a, tenant, &name, std::slice::from_ref(&mg_scope))
+                    .await?;
+            if let (Some(r), Some(sp)) = (role.as_ref().filter(|r| is_our_role(r)), &sp)
+                && let Some(asg) = lookup::find_assignment_at(&a, &mg_scope, &sp.id, r).await?
             {
                 items.push(item(
-                    Some(sub),
+                    None,
                     "role assignment",
                     &r.properties.role_name,
                     &asg.id,
                     RemovalAction::Delete,
                     format!(
-                        "{role_name} assigned to our service principal at {}",
-                        scope_of(sub)
+                        "{name} assigned to our service principal at management group {} ({mg_scope}): every subscription below it loses it",
+                        m.id
                     ),
                     Op::DeleteAssignment(asg.id.clone()),
                 ));
             }
-        }
-
-        // The role.
-        let mut remaining_scopes = Vec::new();
-        match (&role, our_role) {
-            (Some(r), None) => items.push(item(
-                None,
-                "custom role",
-                &r.properties.role_name,
-                &r.id,
-                RemovalAction::Keep,
-                "not made by spot-connect (no marker in its description): never touched".into(),
-                Op::None,
-            )),
-            (_, Some(r)) => {
-                let (gone, left): (Vec<String>, Vec<String>) = r
-                    .properties
-                    .assignable_scopes
-                    .iter()
-                    .cloned()
-                    .partition(|s| {
-                        s.strip_prefix("/subscriptions/")
-                            .is_some_and(|x| is_target(x.trim_end_matches('/')))
-                    });
-                remaining_scopes = left.clone();
-                if left.is_empty() {
-                    items.push(item(
-                        None,
-                        "custom role",
-                        &r.properties.role_name,
-                        &r.id,
-                        RemovalAction::Delete,
-                        "no other subscription uses it".into(),
-                        Op::DeleteRole(role_path(
-                            &r.id,
-                            r.properties.assignable_scopes.first().map(String::as_str),
-                        )),
-                    ));
-                } else if !gone.is_empty() {
-                    items.push(item(
-                        None,
-                        "custom role",
-                        &r.properties.role_name,
-                        &r.id,
-                        RemovalAction::Update,
-                        format!(
-                            "remove {} from its assignable scopes; {} other subscription(s) keep it",
-                            gone.join(", "),
-                            left.len()
-                        ),
-                        Op::SetRoleScopes(Box::new(r.clone()), left),
-                    ));
-                }
-            }
-            (None, None) => {}
+            let (items_of_role, left) =
+                role_items(role.as_ref(), |s| lookup::same_scope(s, &mg_scope));
+            items.extend(items_of_role);
+            remaining_scopes.extend(left);
         }
 
         // Spot accounts, and whether other subscriptions' accounts use our app.
@@ -478,6 +464,69 @@ pub async fn plan_removal(
         });
     }
     Ok(plans)
+}
+
+/// What `remove` does with a custom role found under our name: one not ours is kept; ours loses
+/// the scopes `ours_scope` picks (deleted when none is left). Returns the items and the scopes
+/// that stay (other subscriptions or groups still use the role).
+fn role_items(
+    role: Option<&RoleDefinition>,
+    ours_scope: impl Fn(&str) -> bool,
+) -> (Vec<RemovalItem>, Vec<String>) {
+    let Some(r) = role else {
+        return (vec![], vec![]);
+    };
+    if !is_our_role(r) {
+        return (
+            vec![item(
+                None,
+                "custom role",
+                &r.properties.role_name,
+                &r.id,
+                RemovalAction::Keep,
+                "not made by spot-connect (no marker in its description): never touched".into(),
+                Op::None,
+            )],
+            vec![],
+        );
+    }
+    let (gone, left): (Vec<String>, Vec<String>) = r
+        .properties
+        .assignable_scopes
+        .iter()
+        .cloned()
+        .partition(|s| ours_scope(s));
+    let out = if left.is_empty() {
+        vec![item(
+            None,
+            "custom role",
+            &r.properties.role_name,
+            &r.id,
+            RemovalAction::Delete,
+            "nothing else uses it".into(),
+            Op::DeleteRole(role_path(
+                &r.id,
+                r.properties.assignable_scopes.first().map(String::as_str),
+            )),
+        )]
+    } else if !gone.is_empty() {
+        vec![item(
+            None,
+            "custom role",
+            &r.properties.role_name,
+            &r.id,
+            RemovalAction::Update,
+            format!(
+                "remove {} from its assignable scopes; {} other scope(s) keep it",
+                gone.join(", "),
+                left.len()
+            ),
+            Op::SetRoleScopes(Box::new(r.clone()), left.clone()),
+        )]
+    } else {
+        vec![]
+    };
+    (out, left)
 }
 
 /// A subscription's Spot account as `remove` sees it.

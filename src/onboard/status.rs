@@ -2,15 +2,15 @@
 //! within 30 days; broken, and why). The lookups it shares with the other steps are in `lookup.rs`.
 
 use super::lookup::{
-    account_for, arm, find_app, find_assignment, find_role, graph, is_fatal, is_our_role, read,
-    same_scope, scope_of, secret_in_use,
+    account_for, arm, find_app, find_assignment, find_assignment_at, find_role, graph, is_fatal,
+    is_our_role, read, same_scope, scope_of, secret_in_use,
 };
 use super::model::{AccountKind, Drift};
 use super::policy::{self, Policy};
 use super::secrets::EXPIRY_WARNING;
 use super::state::State;
 use super::{Session, Settings, Target};
-use crate::azure::arm::{Arm, RoleDefinition};
+use crate::azure::arm::{Arm, RoleAssignment, RoleDefinition};
 use crate::azure::graph::{Application, Graph};
 use crate::error::{Error, Result};
 use crate::spot::{AzureCredentialsInfo, SpotAccount};
@@ -154,8 +154,16 @@ pub async fn status_within(
         let g = graph(session, tenant);
         let a = arm(session, tenant);
         let app_name = settings.app_name_for(tenant);
-        let role_name = settings.role_name();
-        let scopes: Vec<String> = subs.iter().map(|t| scope_of(&t.subscription_id)).collect();
+        // At a management group: the group's own role, assignable and assigned there once.
+        let group = settings.management_group.as_ref();
+        let role_name = match group {
+            Some(m) => super::fleet::mg_role_name(&settings.role_name(), &m.id),
+            None => settings.role_name(),
+        };
+        let scopes: Vec<String> = match group {
+            Some(m) => vec![super::fleet::scope(&m.id)],
+            None => subs.iter().map(|t| scope_of(&t.subscription_id)).collect(),
+        };
         let (app, role) = tokio::join!(
             find_app(session, &g, tenant, &app_name),
             find_role(session, &a, tenant, &role_name, &scopes)
@@ -179,7 +187,33 @@ pub async fn status_within(
             },
             None => None,
         };
+        // The group's one assignment, read once for every subscription below it.
+        let mg = match (group, &role, &sp) {
+            (Some(m), Some(r), Some(sp)) => {
+                let scope = super::fleet::scope(&m.id);
+                let found = match find_assignment_at(&a, &scope, &sp.id, r).await {
+                    Ok(x) => Ok(x),
+                    Err(e) if is_fatal(&e) => return Err(e),
+                    Err(e) => Err(format!(
+                        "role assignment at management group {}: cannot check: {e}",
+                        m.id
+                    )),
+                };
+                Some(GroupFacts {
+                    id: m.id.clone(),
+                    scope,
+                    assignment: found,
+                })
+            }
+            (Some(m), _, _) => Some(GroupFacts {
+                id: m.id.clone(),
+                scope: super::fleet::scope(&m.id),
+                assignment: Ok(None),
+            }),
+            (None, _, _) => None,
+        };
         let ctx = TenantFacts {
+            mg,
             graph: &g,
             app: app.as_ref(),
             app_name: &app_name,
@@ -209,7 +243,136 @@ pub async fn status_within(
         .collect())
 }
 
+/// `status --management-group`: every subscription below the group (nested groups included):
+/// the enabled ones checked against the group's role and its one assignment at the group, the
+/// others listed (not enabled, or not visible to the signed-in identity).
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupStatus {
+    pub tenant_id: String,
+    pub group_id: String,
+    pub display_name: String,
+    /// The tree, one line per group and subscription, indented by depth.
+    pub tree: Vec<String>,
+    /// The group's own role (its name whether or not it exists).
+    pub role_name: String,
+    pub role: Option<RoleInfo>,
+    /// Our role's assignment to our service principal at the group.
+    pub role_assignment_id: Option<String>,
+    pub subscriptions: Vec<SubscriptionStatus>,
+    /// The enabled subscriptions below it (the ones checked).
+    #[serde(skip)]
+    pub targets: Vec<Target>,
+}
+
+impl GroupStatus {
+    /// The lines `status` prints above its table.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "Management group {} ({}), tenant {}: {} subscription(s) below it (nested groups included), {} enabled",
+            self.display_name,
+            self.group_id,
+            self.tenant_id,
+            self.subscriptions.len(),
+            self.targets.len()
+        )];
+        out.extend(self.tree.iter().map(|l| format!("  {l}")));
+        out.push(match &self.role {
+            Some(r) => format!(
+                "role {} ({}): {}",
+                r.name,
+                r.id,
+                if r.assignable_here {
+                    "assignable at the group"
+                } else {
+                    "NOT assignable at the group"
+                }
+            ),
+            None => format!("role {}: not found", self.role_name),
+        });
+        out.push(match &self.role_assignment_id {
+            Some(a) => {
+                format!("assignment at the group (every subscription below inherits it): {a}")
+            }
+            None => "no assignment of ours at the group".into(),
+        });
+        out
+    }
+}
+
+/// See [`GroupStatus`]. Read-only.
+pub async fn group_status(
+    session: &Session,
+    group: &str,
+    settings: &Settings,
+    warn_within: time::Duration,
+) -> Result<GroupStatus> {
+    let r = super::fleet::resolve(session, group, &[]).await?;
+    let mut settings = settings.clone();
+    settings.management_group = Some(r.scope(false));
+    let mut rows = if r.targets.is_empty() {
+        vec![]
+    } else {
+        status_within(session, &r.targets, &settings, warn_within).await?
+    };
+    let row = |t: &Target, verdict: Health| SubscriptionStatus {
+        tenant_id: t.tenant_id.clone(),
+        subscription_id: t.subscription_id.clone(),
+        subscription_name: t.subscription_name.clone(),
+        verdict,
+        problems: vec![],
+        app: None,
+        service_principal_id: None,
+        secret: None,
+        role: None,
+        role_assignment_id: None,
+        spot_account: None,
+        note: None,
+        unheld_secrets: vec![],
+    };
+    for (t, state) in &r.not_enabled {
+        let mut s = row(t, Health::NotOnboarded);
+        s.note = Some(format!(
+            "{state}: below management group {} but not enabled, so not connected (it still inherits the group's role assignment)",
+            r.group_id
+        ));
+        rows.push(s);
+    }
+    for u in &r.unseen {
+        let t = Target {
+            tenant_id: r.tenant_id.clone(),
+            subscription_id: u.clone(),
+            subscription_name: String::new(),
+        };
+        let mut s = row(&t, Health::Unknown);
+        s.problems.push(format!(
+            "below management group {} but the signed-in identity cannot see it (not in its subscription list): cannot check",
+            r.group_id
+        ));
+        rows.push(s);
+    }
+    Ok(GroupStatus {
+        tenant_id: r.tenant_id.clone(),
+        group_id: r.group_id.clone(),
+        display_name: r.display_name.clone(),
+        tree: r.tree_lines().into_iter().skip(1).collect(),
+        role_name: super::fleet::mg_role_name(&settings.role_name(), &r.group_id),
+        role: rows.iter().find_map(|s| s.role.clone()),
+        role_assignment_id: rows.iter().find_map(|s| s.role_assignment_id.clone()),
+        subscriptions: rows,
+        targets: r.targets,
+    })
+}
+
+/// `--management-group`: the group and our role's one assignment there.
+struct GroupFacts {
+    id: String,
+    scope: String,
+    /// Err: it could not be read (why).
+    assignment: std::result::Result<Option<RoleAssignment>, String>,
+}
+
 struct TenantFacts<'a> {
+    mg: Option<GroupFacts>,
     graph: &'a Graph,
     app: Option<&'a Application>,
     app_name: &'a str,
@@ -233,7 +396,11 @@ async fn one(
     let mut problems = Vec::new();
     let mut unseen = Vec::new();
     let state = State::load(&session.state_dir, &t.tenant_id, &t.subscription_id).ok();
-    let scope = scope_of(&t.subscription_id);
+    // At a management group the role is assignable, and assigned, at the group.
+    let scope = match &f.mg {
+        Some(m) => m.scope.clone(),
+        None => scope_of(&t.subscription_id),
+    };
     let recorded_account = state.as_ref().and_then(|s| s.spot_account_id.clone());
     let mut st = SubscriptionStatus {
         tenant_id: t.tenant_id.clone(),
@@ -395,8 +562,15 @@ async fn one(
             })
         }
     };
-    let assignment = match (f.role, f.sp_id) {
-        (Some(r), Some(sp)) => match find_assignment(arm, &t.subscription_id, sp, r).await {
+    let assignment = match (f.role, f.sp_id, &f.mg) {
+        (Some(_), Some(_), Some(m)) => match &m.assignment {
+            Ok(a) => a.clone(),
+            Err(e) => {
+                unseen.push(e.clone());
+                None
+            }
+        },
+        (Some(r), Some(sp), None) => match find_assignment(arm, &t.subscription_id, sp, r).await {
             Ok(a) => a,
             Err(e) if is_fatal(&e) => return Err(e),
             Err(e) => {
@@ -407,9 +581,13 @@ async fn one(
         _ => None,
     };
     if assignment.is_none() && f.role.is_some() && f.sp_id.is_some() {
-        problems.push(format!(
-            "the role is not assigned to the app's service principal at {scope}"
-        ));
+        problems.push(match &f.mg {
+            Some(m) => format!(
+                "the role is not assigned to the app's service principal at management group {} ({scope}), which this subscription would inherit",
+                m.id
+            ),
+            None => format!("the role is not assigned to the app's service principal at {scope}"),
+        });
     }
     match (&acct, &creds) {
         (None, _) if unseen.iter().any(|u| u.starts_with("Spot")) => {}

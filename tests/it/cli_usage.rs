@@ -501,7 +501,8 @@ async fn waits_are_one_line_each_and_the_summary_counts_the_runs_429s() {
         .and_then(|s| s.parse().ok())
         .expect("seconds");
     assert!(
-        secs <= wall && secs >= wall * 0.6,
+        // The summary rounds to a tenth of a second.
+        secs <= wall + 0.05 && secs >= wall * 0.6,
         "the run's time {secs} s, measured {wall:.1} s: {summary}"
     );
     env.sim.shutdown().await;

@@ -2,7 +2,7 @@
 //! (contoso-spot > contoso-spot-prod): one role of the group's own and ONE assignment at the
 //! group, every enabled subscription below connected (nested included), exclusions, the
 //! subscription-scope assignments of an earlier run kept then pruned, the DataActions split, and
-//! the limits refused in the plan with nothing written.
+//! the limits refused in the plan with nothing written; `status` and `remove` at the group.
 
 use crate::common::cli::{As, Sim, sends};
 use serde_json::Value;
@@ -393,4 +393,246 @@ async fn a_full_management_group_is_refused_in_the_plan_and_nothing_is_written()
         assert_eq!(state[k], state0[k], "{k} unchanged");
     }
     assert_eq!(state["spot"]["accounts"], state0["spot"]["accounts"]);
+}
+
+/// Our service principal's id (of the app spot-connect made in Contoso).
+fn our_sp(state: &Value) -> String {
+    let app = state["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["displayName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("spot-connect-"))
+        })
+        .expect("our app");
+    state["servicePrincipals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["appId"] == app["appId"])
+        .and_then(|s| s["id"].as_str())
+        .expect("our service principal")
+        .to_string()
+}
+
+/// The names of `principal`'s role assignments at the group `id`.
+fn at_group(state: &Value, id: &str, principal: &str) -> Vec<String> {
+    state["roleAssignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["scope"] == mg(id) && a["principalId"] == principal)
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `status --management-group`: every subscription below the group (the nested one and the
+/// disabled one included) and the group's role and assignment; an assignment deleted out of
+/// band at the group makes every enabled subscription below it broken (exit 3).
+#[tokio::test]
+async fn status_at_a_management_group_lists_every_subscription_below_and_the_groups_assignment() {
+    let sim = Sim::start(fast()).await;
+    let apply = sim
+        .run(
+            As::CiOperator,
+            &["apply", "--management-group", MG_SPOT, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let before = writes(&sim.sim);
+    let out = sim
+        .run(
+            As::CiOperator,
+            &["status", "--management-group", MG_SPOT],
+            LIMIT,
+        )
+        .await;
+    eprintln!(
+        "$ spot-connect status --management-group {MG_SPOT}\n{}{}",
+        out.stdout, out.stderr
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for s in [
+        "Management group Contoso Spot (contoso-spot)",
+        "Contoso Spot Production (contoso-spot-prod)",
+        &format!("role {MG_ROLE} ("),
+        "assignable at the group",
+        &format!(
+            "assignment at the group (every subscription below inherits it): {}/providers/Microsoft.Authorization/roleAssignments/",
+            mg(MG_SPOT)
+        ),
+    ] {
+        assert!(out.stdout.contains(s), "{s:?} not in\n{}", out.stdout);
+    }
+    let json_out = sim
+        .run(
+            As::CiOperator,
+            &["status", "--management-group", MG_SPOT, "--json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(json_out.code, 0, "{}", json_out.stderr);
+    let v: Value = serde_json::from_str(&json_out.stdout).unwrap();
+    let rows = v
+        .as_array()
+        .or_else(|| v["subscriptions"].as_array())
+        .expect("the rows");
+    let verdict = |sub: &str| {
+        rows.iter()
+            .find(|r| r["subscription_id"] == sub)
+            .map(|r| r["verdict"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{sub} not in {v}"))
+    };
+    assert_eq!(verdict(SUB_CONTOSO_DEV), "connected");
+    assert_eq!(verdict(SUB_CONTOSO_PROD), "connected", "nested");
+    assert_eq!(verdict(SUB_CONTOSO_LEGACY), "not_onboarded", "disabled");
+    let row = rows
+        .iter()
+        .find(|r| r["subscription_id"] == SUB_CONTOSO_PROD)
+        .unwrap();
+    assert_eq!(row["role"]["name"], MG_ROLE);
+    assert!(
+        row["role_assignment_id"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&mg(MG_SPOT))),
+        "the group's assignment: {row}"
+    );
+    assert_eq!(writes(&sim.sim), before, "status is read-only");
+
+    // Our assignment at the group is deleted out of band: broken, exit 3, and why.
+    let state = sim.sim.state();
+    let ours = at_group(&state, MG_SPOT, &our_sp(&state));
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    sim.sim.delete_role_assignment(&ours[0]);
+    let out = sim
+        .run(
+            As::CiOperator,
+            &["status", "--management-group", MG_SPOT],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("no assignment of ours at the group")
+            && out.stdout.contains(
+                "not assigned to the app's service principal at management group contoso-spot"
+            ),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `remove --management-group`: the plan first (nothing without --yes off a terminal), then
+/// what is ours at the group (its assignment, its role), the app, and with
+/// --delete-spot-account the Spot accounts of the subscriptions below; another principal's
+/// assignments at the group stay.
+#[tokio::test]
+async fn remove_at_a_management_group_removes_ours_there_and_nothing_else() {
+    let sim = Sim::start(fast()).await;
+    let apply = sim
+        .run(
+            As::CiOperator,
+            &["apply", "--management-group", MG_SPOT, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let sp = our_sp(&sim.sim.state());
+    assert_eq!(at_group(&sim.sim.state(), MG_SPOT, &sp).len(), 1);
+    // Another team's assignments at the group: not ours.
+    sim.sim.fill_group_assignments(MG_SPOT, 3);
+    let others = |state: &Value| -> usize {
+        state["roleAssignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["scope"] == mg(MG_SPOT) && a["principalType"] == "User")
+            .count()
+    };
+    let others_before = others(&sim.sim.state());
+    assert!(others_before >= 3);
+    // Not a terminal and no --yes: usage, nothing removed.
+    let before = writes(&sim.sim);
+    let refused = sim
+        .run(
+            As::CiOperator,
+            &["remove", "--management-group", MG_SPOT],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(writes(&sim.sim), before);
+    let out = sim
+        .run(
+            As::CiOperator,
+            &[
+                "remove",
+                "--management-group",
+                MG_SPOT,
+                "--delete-spot-account",
+                "--yes",
+            ],
+            LIMIT,
+        )
+        .await;
+    eprintln!(
+        "$ spot-connect remove --management-group {MG_SPOT} --delete-spot-account --yes\n{}",
+        out.stderr
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("delete role assignment")
+            && out.stderr.contains("at management group contoso-spot")
+            && out
+                .stderr
+                .contains(&format!("delete custom role {MG_ROLE}")),
+        "{}",
+        out.stderr
+    );
+    let state = sim.sim.state();
+    assert!(role(&state, MG_ROLE).is_none(), "the group's role is gone");
+    assert!(
+        !state["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["displayName"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("spot-connect-"))),
+        "the app is gone (nothing else uses it)"
+    );
+    assert!(
+        at_group(&state, MG_SPOT, &sp).is_empty(),
+        "our assignment at the group is gone"
+    );
+    assert_eq!(others(&state), others_before, "not ours: kept");
+    for sub in [SUB_CONTOSO_DEV, SUB_CONTOSO_PROD] {
+        assert!(
+            !state["spot"]["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["providerExternalId"] == sub),
+            "{sub}: its Spot account (ours) deleted"
+        );
+    }
+    // Nothing of ours left: a second remove changes nothing.
+    let before = writes(&sim.sim);
+    let again = sim
+        .run(
+            As::CiOperator,
+            &["remove", "--management-group", MG_SPOT, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("nothing of spot-connect's to remove"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(writes(&sim.sim), before);
 }

@@ -87,7 +87,9 @@ pub(crate) async fn plan_listed<R>(
                 let arm = lookup::arm(session, &t.tenant_id);
                 if let Ok(state) = State::load(&session.state_dir, &t.tenant_id, &t.subscription_id)
                 {
-                    let found = lookup_sub(session, &arm, settings, &t, state, accounts).await;
+                    // Never at a management group (plan_listed resolves subscriptions): permissions read.
+                    let found =
+                        lookup_sub(session, &arm, settings, &t, state, accounts, true).await;
                     lock(done).insert(key, found);
                 }
             }
@@ -285,8 +287,9 @@ pub(super) async fn lookup_tenant(
         Ok((fact, sp?, own))
     };
     let role_f = lookup::find_role(session, &arm, tenant, &role_name, &scopes);
-    // In order, up to LOOKUP_CONCURRENCY at once (a new one as soon as one ends, not in
-    // chunks that wait for their slowest).
+    let sub_permissions = settings.management_group.is_none() || data_policy.is_some();
+    // LOOKUP_CONCURRENCY subscriptions in flight, the next one starting as soon as one ends
+    // (a window, not rounds that wait for their slowest), in the targets' order.
     // (The futures are made first: a closure in the stream trips the Send check of callers.)
     let looks: Vec<_> = subs
         .iter()
@@ -302,7 +305,10 @@ pub(super) async fn lookup_tenant(
             async move {
                 match made {
                     Some(f) => Ok(f),
-                    None => lookup_sub(session, arm, settings, t, state, accounts).await,
+                    None => {
+                        lookup_sub(session, arm, settings, t, state, accounts, sub_permissions)
+                            .await
+                    }
                 }
             }
         })
@@ -310,14 +316,42 @@ pub(super) async fn lookup_tenant(
     let subs_f = futures::stream::iter(looks)
         .buffered(LOOKUP_CONCURRENCY)
         .collect::<Vec<_>>();
-    let (app, role, rights, subs, tenant_policy) = tokio::join!(
-        app_f,
-        role_f,
+    // The tenant's app and role, then (at a management group) the group's facts: alongside the
+    // subscriptions' look-ups, which they do not wait for.
+    let tenant_f = async {
+        let (app, role) = tokio::join!(app_f, role_f);
+        let (app, sp, own) = app?;
+        let role = match role? {
+            None => RoleFact::Missing,
+            Some(r) if is_our_role(&r) => RoleFact::Ours(r),
+            Some(r) => RoleFact::Foreign(r),
+        };
+        let mg = match &settings.management_group {
+            Some(m) => Some(
+                mg::lookup(
+                    session,
+                    &arm,
+                    settings,
+                    m,
+                    sp.as_ref(),
+                    &role,
+                    &subs,
+                    data_policy,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok::<_, Error>((app, sp, own, role, mg))
+    };
+    let (tenant_facts, rights, subs_found, tenant_policy) = tokio::join!(
+        tenant_f,
         app_rights(session, &graph, tenant),
         subs_f,
         lifetime::read_tenant(&graph)
     );
-    let (app, sp, own_policies) = app?;
+    let (app, sp, own_policies, role, mg) = tenant_facts?;
+    let subs = subs_found;
     let secret_limit = lifetime::evaluate(
         &tenant_policy,
         own_policies.as_ref(),
@@ -328,11 +362,6 @@ pub(super) async fn lookup_tenant(
         OffsetDateTime::now_utc(),
         settings.secret_months,
     );
-    let role = match role? {
-        None => RoleFact::Missing,
-        Some(r) if is_our_role(&r) => RoleFact::Ours(r),
-        Some(r) => RoleFact::Foreign(r),
-    };
     let mut subs = subs.into_iter().collect::<Result<Vec<_>>>()?;
     let our_app = match &app {
         AppFact::Ours(a) => Some(a.app_id.clone()),
@@ -371,22 +400,6 @@ pub(super) async fn lookup_tenant(
         }
         (s.secret_reuse, s.secret_reason) = secret_decision(&app, s);
     }
-    let mg = match &settings.management_group {
-        Some(m) => Some(
-            mg::lookup(
-                session,
-                &arm,
-                settings,
-                m,
-                sp.as_ref(),
-                &role,
-                &subs,
-                data_policy,
-            )
-            .await?,
-        ),
-        None => None,
-    };
     Ok(TenantFacts {
         tenant: tenant.to_string(),
         app_name,
@@ -408,6 +421,7 @@ pub(super) async fn lookup_sub(
     t: &Target,
     state: State,
     accounts: AccountsF<'_>,
+    sub_permissions: bool,
 ) -> Result<SubFacts> {
     let scope = scope_of(&t.subscription_id);
     let sub = t.subscription_id.as_str();
@@ -450,11 +464,35 @@ pub(super) async fn lookup_sub(
             Err(e) => Err(e),
         }
     };
-    let (permissions, accounts, connected, named) =
-        tokio::join!(read(|| arm.permissions(&scope)), accounts, connected, named);
+    // At a management group without the DataActions split nothing of the plan is decided by
+    // the caller's permissions at each subscription (the group's are read once, mg::lookup):
+    // not read, so that a pass over a thousand subscriptions makes no ARM read per subscription.
+    let permissions = async {
+        if sub_permissions {
+            Some(read(|| arm.permissions(&scope)).await)
+        } else {
+            None
+        }
+    };
+    let (permissions, accounts, connected) = tokio::join!(permissions, accounts, connected);
     let accounts = accounts?;
+    let connected = connected?;
+    // The account the state (or --spot-account) names is usually the one connected to the
+    // subscription, already read with its credentials: looked up on its own only otherwise.
+    let named = match (&named_id, &connected) {
+        (Some(id), Ok(list)) if list.iter().any(|(a, _)| a.account_id == *id) => list
+            .iter()
+            .find(|(a, _)| a.account_id == *id)
+            .map(|(a, c)| Some((id.clone(), Some((a.clone(), c.clone())))))
+            .unwrap_or_default(),
+        _ => named.await?,
+    };
     let permissions = match permissions {
-        Ok(p) => Some(p),
+        None => Ok(None),
+        Some(p) => p.map(Some),
+    };
+    let permissions = match permissions {
+        Ok(p) => p,
         Err(Error::Api(e))
             if e.has_code("SubscriptionNotFound") || e.has_code("InvalidSubscriptionId") =>
         {
@@ -467,7 +505,7 @@ pub(super) async fn lookup_sub(
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let (account, spot) = match connected? {
+    let (account, spot) = match connected {
         Err(e) => (
             AccountFact::Blocked(
                 format!("the Spot token was refused ({} {})", e.status, e.code),
@@ -481,7 +519,7 @@ pub(super) async fn lookup_sub(
             Some(SpotLook {
                 connected,
                 org: accounts,
-                named: named?,
+                named,
             }),
         ),
     };

@@ -92,27 +92,45 @@ pub(super) async fn lookup(
     m: &MgScope,
     sp: Option<&ServicePrincipal>,
     role: &RoleFact,
-    subs: &[SubFacts],
+    subs: &[&Target],
     data_policy: Option<&Policy>,
 ) -> Result<MgFacts> {
     let scope = fleet::scope(&m.id);
     let tenant = subs
         .first()
-        .map(|s| s.target.tenant_id.clone())
+        .map(|s| s.tenant_id.clone())
         .unwrap_or_default();
-    let permissions = match read(|| arm.permissions(&scope)).await {
+    // The caller's permissions at the group, our assignment there, and the per-subscription
+    // role (of an earlier run without --management-group): independent reads, at once.
+    let base_id = format!(
+        "/providers/Microsoft.Authorization/roleDefinitions/{}",
+        policy::role_definition_guid(&tenant, &settings.role_name())
+    );
+    let base_f = async {
+        match sp {
+            Some(_) => read(|| arm.get_role_definition(&base_id)).await,
+            None => Ok(None),
+        }
+    };
+    let assignment_f = async {
+        match (sp, role) {
+            (Some(sp), RoleFact::Ours(r)) => {
+                let list = read(|| arm.list_role_assignments(&scope, &sp.id)).await?;
+                Ok::<_, Error>(listed_at(&list, &scope, &r.id))
+            }
+            _ => Ok(None),
+        }
+    };
+    let (permissions, assignment, base) =
+        tokio::join!(read(|| arm.permissions(&scope)), assignment_f, base_f);
+    let permissions = match permissions {
         Ok(p) => Some(p),
         Err(Error::Api(e)) if e.class() == ErrorClass::Permission => Some(vec![]),
         Err(Error::Api(e)) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e),
     };
-    let assignment = match (sp, role) {
-        (Some(sp), RoleFact::Ours(r)) => {
-            let list = read(|| arm.list_role_assignments(&scope, &sp.id)).await?;
-            listed_at(&list, &scope, &r.id)
-        }
-        _ => None,
-    };
+    let assignment = assignment?;
+    let base = base?;
     let at_group = if assignment.is_none() {
         read(|| arm.count_role_assignments_at(&scope)).await.ok()
     } else {
@@ -135,27 +153,21 @@ pub(super) async fn lookup(
     // Subscription-scope assignments of the per-subscription role (an earlier run without
     // --management-group): only when that role exists and is ours.
     let mut legacy = Vec::new();
-    if let Some(sp) = sp {
-        let id = format!(
-            "/providers/Microsoft.Authorization/roleDefinitions/{}",
-            policy::role_definition_guid(&tenant, &settings.role_name())
-        );
-        if let Some(base) = read(|| arm.get_role_definition(&id)).await?
-            && is_our_role(&base)
-        {
-            for chunk in subs.chunks(LOOKUP_CONCURRENCY) {
-                let found = futures::future::join_all(chunk.iter().map(|s| {
-                    let sub = s.target.subscription_id.clone();
-                    let base = &base;
-                    async move {
-                        let a = find_assignment(arm, &sub, &sp.id, base).await?;
-                        Ok::<_, Error>(a.map(|assignment| Legacy { sub, assignment }))
-                    }
-                }))
-                .await;
-                for f in found {
-                    legacy.extend(f?);
+    if let (Some(sp), Some(base)) = (sp, base)
+        && is_our_role(&base)
+    {
+        for chunk in subs.chunks(LOOKUP_CONCURRENCY) {
+            let found = futures::future::join_all(chunk.iter().map(|s| {
+                let sub = s.subscription_id.clone();
+                let base = &base;
+                async move {
+                    let a = find_assignment(arm, &sub, &sp.id, base).await?;
+                    Ok::<_, Error>(a.map(|assignment| Legacy { sub, assignment }))
                 }
+            }))
+            .await;
+            for f in found {
+                legacy.extend(f?);
             }
         }
     }
@@ -175,11 +187,11 @@ pub(super) async fn lookup(
             let mut assigned = Vec::new();
             if let (Some(sp), RoleFact::Ours(r)) = (sp, &role) {
                 for s in subs {
-                    if find_assignment(arm, &s.target.subscription_id, &sp.id, r)
+                    if find_assignment(arm, &s.subscription_id, &sp.id, r)
                         .await?
                         .is_some()
                     {
-                        assigned.push(s.target.subscription_id.to_ascii_lowercase());
+                        assigned.push(s.subscription_id.to_ascii_lowercase());
                     }
                 }
             }
