@@ -21,6 +21,9 @@ use std::time::Duration;
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 const SIDEBAR_WIDTH: u16 = 28;
+/// The spinner's frame period: the finest time step anything on screen has (the wizard looks
+/// again at this pace while something moves, `app::screen::next_frame`).
+pub const SPINNER_FRAME: Duration = Duration::from_millis(100);
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /// The colours in use: the 16 ANSI ones, or none.
@@ -71,7 +74,7 @@ impl Theme {
 }
 
 pub(crate) fn spinner(now: Now) -> &'static str {
-    SPINNER[(now.mono.as_millis() / 100) as usize % SPINNER.len()]
+    SPINNER[(now.mono.as_millis() / SPINNER_FRAME.as_millis()) as usize % SPINNER.len()]
 }
 
 /// "0.4s", "12s", "3m05s".
