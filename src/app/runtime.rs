@@ -496,6 +496,8 @@ impl Runner {
                 Effect::PasteRedirect(address) => {
                     self.session.auth.paste_redirect(address.expose());
                 }
+                // The flow's future is dropped in the credential: nothing polls after this.
+                Effect::CancelSignIn => self.session.auth.cancel_sign_in(),
                 Effect::SignIn => self.sign_in(),
                 Effect::Plan {
                     generation,

@@ -94,6 +94,9 @@ impl TokenCache {
     }
 }
 
+/// The error of an interactive sign-in the operator cancelled.
+pub const SIGN_IN_CANCELLED: &str = "the sign-in was cancelled";
+
 pub const LOST_REPLY: &str = "the identity platform's reply to the sign-in was lost in transit";
 
 /// A token for `scope` in `tenant` from a refresh token (reference/azure-api.md §3.4).
@@ -336,6 +339,8 @@ pub struct DeviceCodeCredential {
     /// Addresses pasted by the operator, for the browser flow in progress.
     paste_tx: tokio::sync::mpsc::UnboundedSender<String>,
     pastes: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// The operator cancelled the interactive flow in progress (the wizard's Esc).
+    cancel: tokio::sync::Notify,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -379,6 +384,7 @@ impl DeviceCodeCredential {
             last_failure: Mutex::new(None),
             paste_tx,
             pastes: tokio::sync::Mutex::new(pastes),
+            cancel: tokio::sync::Notify::new(),
         })
     }
 
@@ -391,6 +397,13 @@ impl DeviceCodeCredential {
     /// [`SignInPrompt::Refused`].
     pub fn paste_redirect(&self, address: &str) {
         let _ = self.paste_tx.send(address.to_string());
+    }
+
+    /// Cancels the interactive flow in progress, if any: its device code is polled no more (a
+    /// browser sign-in stops listening), and it ends with [`SIGN_IN_CANCELLED`]. A later call
+    /// that needs a sign-in starts a new flow.
+    pub fn cancel_interactive(&self) {
+        self.cancel.notify_waiters();
     }
 
     pub fn has_refresh_token(&self) -> bool {
@@ -491,8 +504,28 @@ impl DeviceCodeCredential {
         }
     }
 
-    /// One interactive sign-in at `tenant`'s authority for `scope`.
+    /// One interactive sign-in at `tenant`'s authority for `scope`, until it ends or is
+    /// cancelled ([`Self::cancel_interactive`]: the flow's future is dropped, so nothing polls).
     async fn run_interactive(
+        &self,
+        tenant: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenGrant> {
+        let cancelled = self.cancel.notified();
+        tokio::pin!(cancelled);
+        // Registered before the flow starts: a cancel from now on ends it.
+        cancelled.as_mut().enable();
+        tokio::select! {
+            r = self.run_flow(tenant, scope, claims) => r,
+            () = cancelled => {
+                tracing::info!(%tenant, "interactive sign-in cancelled by the operator");
+                Err(Error::Auth(SIGN_IN_CANCELLED.into()))
+            }
+        }
+    }
+
+    async fn run_flow(
         &self,
         tenant: &str,
         scope: &str,

@@ -135,6 +135,8 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         draw_reauth(frame, state, theme, now, body);
     } else if state.reauth_waiting() {
         draw_reauth_waiting(frame, state, theme, body);
+    } else if let Some(tenant) = &state.sign_in_cancelled {
+        draw_border_note(frame, theme, body, tenant, " sign-in cancelled ");
     }
     if state.show_help {
         draw_help(frame, state, theme, area);
@@ -532,9 +534,19 @@ fn draw_reauth_waiting(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let Some((tenant, _)) = &s.sign_in_again else {
         return;
     };
-    let tail = " waits: s sign in ";
+    draw_border_note(
+        frame,
+        t,
+        area,
+        &s.tenant_label(tenant),
+        " waits: s sign in ",
+    );
+}
+
+/// " {name}{tail}" on the right of the body's top border, reversed.
+fn draw_border_note(frame: &mut Frame, t: Theme, area: Rect, name: &str, tail: &str) {
     let room = (area.width as usize).saturating_sub(tail.chars().count() + 4);
-    let name = widgets::fit(&s.tenant_label(tenant), room.min(36));
+    let name = widgets::fit(name, room.min(36));
     let text = format!(" {name}{tail}");
     let w = (text.chars().count() as u16).min(area.width);
     let r = Rect {
