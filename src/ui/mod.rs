@@ -21,6 +21,8 @@ use std::time::Duration;
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 const SIDEBAR_WIDTH: u16 = 28;
+/// "HH:MM:SS " before each log entry.
+const STAMP_WIDTH: usize = 9;
 /// The spinner's frame period: the finest time step anything on screen has (the wizard looks
 /// again at this pace while something moves, `app::screen::next_frame`).
 pub const SPINNER_FRAME: Duration = Duration::from_millis(100);
@@ -320,29 +322,56 @@ fn draw_log(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         .as_ref()
         .filter(|q| q.within == SearchIn::Log && !q.text.is_empty())
         .map(|q| q.text.to_lowercase());
-    let lines: Vec<Line> = s
-        .log
-        .iter()
-        .take(end)
-        .skip(end.saturating_sub(h))
-        .map(|l| {
-            // The wall clock of the line: the frame's, less the time since the line came.
-            let wall = now.wall - now.mono.saturating_sub(l.at);
-            let stamp = format!(
-                "{:02}:{:02}:{:02} ",
-                wall.hour(),
-                wall.minute(),
-                wall.second()
-            );
-            let hit = find
-                .as_ref()
-                .is_some_and(|f| l.text.to_lowercase().contains(f.as_str()));
-            Line::from(vec![
-                Span::styled(stamp, t.dim()),
-                Span::styled(l.text.clone(), if hit { t.key() } else { Style::default() }),
-            ])
-        })
-        .collect();
+    // Lines wider than the pane wrap (never cut): the stamp starts an entry's first row, its
+    // other rows are indented under the text. Filled from the newest entry up with whole
+    // entries (an entry is never shown without its stamp); only an entry taller than the pane
+    // alone shows its first rows.
+    let text_w = (area.width as usize).saturating_sub(2 + STAMP_WIDTH).max(1);
+    let mut rows: Vec<Line> = Vec::with_capacity(h);
+    for l in s.log.iter().take(end).rev() {
+        if rows.len() >= h {
+            break;
+        }
+        // The wall clock of the line: the frame's, less the time since the line came.
+        let wall = now.wall - now.mono.saturating_sub(l.at);
+        let stamp = format!(
+            "{:02}:{:02}:{:02} ",
+            wall.hour(),
+            wall.minute(),
+            wall.second()
+        );
+        let hit = find
+            .as_ref()
+            .is_some_and(|f| l.text.to_lowercase().contains(f.as_str()));
+        let style = if hit { t.key() } else { Style::default() };
+        let parts: Vec<String> = l
+            .text
+            .split('\n')
+            .flat_map(|seg| widgets::wrap_words(seg, text_w))
+            .collect();
+        let entry: Vec<Line> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let lead = if i == 0 {
+                    Span::styled(stamp.clone(), t.dim())
+                } else {
+                    Span::raw(" ".repeat(STAMP_WIDTH))
+                };
+                Line::from(vec![lead, Span::styled(part, style)])
+            })
+            .collect();
+        if rows.is_empty() && entry.len() > h {
+            rows.extend(entry.into_iter().take(h).rev());
+            break;
+        }
+        if rows.len() + entry.len() > h {
+            break;
+        }
+        rows.extend(entry.into_iter().rev());
+    }
+    rows.reverse();
+    let lines = rows;
     // The title names the log file (its middle elided when long).
     let room = (area.width as usize).saturating_sub(22);
     let title = match &s.log_path {
