@@ -631,7 +631,8 @@ impl Auth {
     }
 
     /// Cancels the interactive sign-in in progress (device code or browser), if any: nothing
-    /// is polled or listened for after it; the sign-in ends with an error saying so.
+    /// is polled or listened for after it; the sign-in ends with an error saying so, and a
+    /// tenant's sign-in again so cancelled is not started again by this session.
     pub fn cancel_sign_in(&self) {
         if let Backend::DeviceCode(c) = &self.inner.backend {
             c.cancel_interactive();

@@ -341,6 +341,11 @@ pub struct DeviceCodeCredential {
     pastes: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
     /// The operator cancelled the interactive flow in progress (the wizard's Esc).
     cancel: tokio::sync::Notify,
+    /// The tenant whose sign-in again is in progress, and the tenants whose sign-in again the
+    /// operator cancelled: they are not asked again in this run (another lookup would
+    /// otherwise open a new prompt right after the Esc).
+    again_for: Mutex<Option<String>>,
+    cancelled: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -385,6 +390,8 @@ impl DeviceCodeCredential {
             paste_tx,
             pastes: tokio::sync::Mutex::new(pastes),
             cancel: tokio::sync::Notify::new(),
+            again_for: Mutex::new(None),
+            cancelled: Mutex::new(Default::default()),
         })
     }
 
@@ -402,7 +409,12 @@ impl DeviceCodeCredential {
     /// Cancels the interactive flow in progress, if any: its device code is polled no more (a
     /// browser sign-in stops listening), and it ends with [`SIGN_IN_CANCELLED`]. A later call
     /// that needs a sign-in starts a new flow.
+    /// A tenant's sign-in again that is cancelled is not started again in this run: what needs
+    /// the tenant fails at once with the same error.
     pub fn cancel_interactive(&self) {
+        if let Some(t) = lock(&self.again_for).clone() {
+            lock(&self.cancelled).insert(t);
+        }
         self.cancel.notify_waiters();
     }
 
@@ -699,12 +711,17 @@ impl DeviceCodeCredential {
         {
             return Ok(t);
         }
+        if lock(&self.cancelled).contains(tenant) {
+            return Err(Error::Auth(SIGN_IN_CANCELLED.into()));
+        }
         tracing::info!(%tenant, reason, "tenant asks for an interactive sign-in");
         (self.prompt)(SignInPrompt::Again {
             tenant: tenant.to_string(),
             reason: reason.to_string(),
         });
+        *lock(&self.again_for) = Some(tenant.to_string());
         let result = self.run_interactive(tenant, scope, claims).await;
+        *lock(&self.again_for) = None;
         (self.prompt)(SignInPrompt::Finished {
             tenant: tenant.to_string(),
             ok: result.is_ok(),

@@ -630,10 +630,29 @@ async fn a_cancelled_sign_in_again_polls_the_simulator_no_more() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(polls(), at_cancel, "polled after the cancel");
     println!("token requests at Fabrikam: {at_cancel} up to the cancel, 0 in the 3.5 s after");
-    // A later call signs in again from scratch (a new code), as `r` does.
-    let again = tokio::spawn({
-        let a = auth.clone();
-        async move { a.token(Some(FABRIKAM_TENANT_ID), Audience::Arm).await }
-    });
-    bounded(again).await.unwrap().unwrap().unwrap();
+    // Not asked again in this run: a later call for the tenant fails at once, no new code.
+    let codes = format!("/{FABRIKAM_TENANT_ID}/oauth2/v2.0/devicecode");
+    let count = |p: &str| {
+        sim.requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str() == Some(p))
+            .count()
+    };
+    let issued = count(&codes);
+    let e = bounded(auth.token(Some(FABRIKAM_TENANT_ID), Audience::Graph))
+        .await
+        .unwrap()
+        .expect_err("still cancelled");
+    assert!(e.to_string().contains("the sign-in was cancelled"), "{e}");
+    assert_eq!(count(&codes), issued, "no new device code");
+    // Other tenants are not affected.
+    bounded(auth.token(
+        Some(spot_connect::sim::seed::CONTOSO_TENANT_ID),
+        Audience::Graph,
+    ))
+    .await
+    .unwrap()
+    .unwrap();
 }

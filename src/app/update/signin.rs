@@ -245,8 +245,9 @@ pub(super) fn copy(s: &mut State, what: &str, text: String) -> Vec<Effect> {
 }
 
 /// Esc in the sign-in-again box: the tenant's sign-in is cancelled (nothing polls for it any
-/// more), the box closes on the pane behind it, and the log and the pane say so. What needed
-/// the tenant fails with "the sign-in was cancelled" and is retried as any failure (`r`).
+/// more), the box closes on the pane behind it, and the log and the pane say so. What needs
+/// the tenant fails with "the sign-in was cancelled"; the tenant is not asked again in this
+/// run (a next run signs in there).
 pub(super) fn cancel_sign_in_again(s: &mut State) -> Vec<Effect> {
     let Some((tenant, _)) = s.sign_in_again.clone() else {
         return vec![];
