@@ -62,7 +62,10 @@ pub enum Cmd {
     LogBottom,
     /// The picker: the management-group tree instead of the subscriptions, and back.
     Groups,
-    /// Close the sign-in-again box (the sign-in goes on waiting).
+    /// Cancel the tenant's sign-in again (nothing polls after it): the box closes, back to the
+    /// pane behind it.
+    CancelSignIn,
+    /// Hide the sign-in-again box (the sign-in goes on waiting).
     CloseSignIn,
     /// Show the sign-in-again box that was closed.
     ShowSignIn,
@@ -244,9 +247,17 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[k(KeyCode::Esc)],
         key_label: "Esc",
-        cmd: Cmd::CloseSignIn,
-        label: "close",
+        cmd: Cmd::CancelSignIn,
+        label: "cancel",
         contexts: &[Ctx::SignInAgain],
+        footer: true,
+    },
+    Binding {
+        keys: &[c('h')],
+        key_label: "h",
+        cmd: Cmd::CloseSignIn,
+        label: "hide",
+        contexts: &[Ctx::SignInAgainNav],
         footer: true,
     },
     Binding {

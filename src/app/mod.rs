@@ -8,6 +8,7 @@ pub mod clipboard;
 pub mod closing;
 pub mod keymap;
 mod runtime;
+pub mod screen;
 pub mod state;
 pub mod update;
 

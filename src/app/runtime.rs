@@ -1,6 +1,7 @@
 //! The event loop: the terminal, the one action channel, signals, and the effects `update` asks
 //! for (sign-in, discovery, Spot accounts, plan, apply) run as tokio tasks.
 
+use super::screen::{self, Screen};
 use super::state::{Init, Now, State};
 use super::update::{self, Action, Choices, Effect, SignalKind};
 use crate::cli::{AuthMethod, Cli, exit};
@@ -17,9 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
-
-/// Spinner / countdown frame period, only while something animates.
-const TICK: Duration = Duration::from_millis(100);
 
 /// `--demo`: latency per simulated call, and Azure's replication delay.
 const DEMO_LATENCY_MS: u64 = 80;
@@ -133,7 +131,7 @@ pub async fn run(cli: &Cli) -> i32 {
             };
         }
     };
-    let mut terminal = match ratatui::try_init() {
+    let terminal = match ratatui::try_init() {
         Ok(t) => t,
         Err(e) => {
             eprintln!(
@@ -166,7 +164,7 @@ pub async fn run(cli: &Cli) -> i32 {
         apply: None,
         tasks: vec![],
     };
-    let (code, state) = event_loop(&mut terminal, setup.init, &mut rt, rx, entered).await;
+    let (code, state) = event_loop(terminal, setup.init, &mut rt, rx, entered).await;
     // Stop cleanly: the engine checkpoints after every write; cancelling it between two awaits
     // loses nothing a next run cannot find again.
     stop.store(true, Ordering::SeqCst);
@@ -223,13 +221,13 @@ impl CliExt for Cli {
 }
 
 async fn event_loop(
-    terminal: &mut ratatui::DefaultTerminal,
+    terminal: ratatui::DefaultTerminal,
     init: Init,
     rt: &mut Runner,
     mut rx: UnboundedReceiver<Action>,
     entered: Instant,
 ) -> (i32, Option<State>) {
-    let mut frames: u64 = 0;
+    let mut screen = Screen::new(terminal);
     let t0 = Instant::now();
     let wall0 = time::OffsetDateTime::now_utc();
     let now = || {
@@ -243,28 +241,30 @@ async fn event_loop(
     let fx = update::start(&mut state, now().mono);
     rt.run_effects(fx);
     loop {
-        let n = now();
-        // Outside the full screen (the address printed raw) nothing is drawn until a key.
-        if !state.url_printed
-            && let Err(e) = terminal.draw(|f| crate::ui::draw(f, &state, n))
-        {
-            tracing::error!("drawing failed: {e}");
-            return (exit::FAILED, Some(state));
-        }
-        frames += 1;
-        if frames == 1 {
-            tracing::info!(
-                "first frame {} ms after the wizard started",
-                entered.elapsed().as_millis()
-            );
-        }
-        let first = if state.animating() {
-            tokio::select! {
-                a = rx.recv() => a,
-                _ = tokio::time::sleep(TICK) => Some(Action::Tick),
+        // Everything that arrived is in the state: the latest frame only, and only if it
+        // differs from what the terminal shows (`Screen::show`). Outside the full screen (the
+        // address printed raw) nothing is drawn until a key.
+        if !state.url_printed {
+            let n = now();
+            match screen.show(&state, n) {
+                Ok(true) if screen.draws() == 1 => tracing::info!(
+                    "first frame {} ms after the wizard started",
+                    entered.elapsed().as_millis()
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("drawing failed: {e}");
+                    return (exit::FAILED, Some(state));
+                }
             }
-        } else {
-            rx.recv().await
+        }
+        // Something on screen moves: look again at its next frame; otherwise wait for news.
+        let first = match screen::next_frame(&state, now().mono) {
+            Some(at) => tokio::select! {
+                a = rx.recv() => a,
+                _ = tokio::time::sleep_until((t0 + at).into()) => Some(Action::Tick),
+            },
+            None => rx.recv().await,
         };
         let Some(first) = first else {
             return (exit::FAILED, Some(state));
@@ -278,7 +278,7 @@ async fn event_loop(
         }
         for a in batch {
             let fx = update::update(&mut state, a, now().mono);
-            let fx = screen_effects(terminal, fx);
+            let fx = screen_effects(&mut screen, fx);
             if let Some(code) = rt.run_effects(fx) {
                 return (code, Some(state));
             }
@@ -288,7 +288,10 @@ async fn event_loop(
 
 /// Performs the effects on the terminal itself (clipboard, leaving and re-entering the full
 /// screen); returns the others.
-fn screen_effects(terminal: &mut ratatui::DefaultTerminal, fx: Vec<Effect>) -> Vec<Effect> {
+fn screen_effects(
+    screen: &mut Screen<ratatui::backend::CrosstermBackend<std::io::Stdout>>,
+    fx: Vec<Effect>,
+) -> Vec<Effect> {
     use ratatui::crossterm::{cursor, execute, terminal as term};
     let mut rest = vec![];
     for e in fx {
@@ -315,7 +318,7 @@ fn screen_effects(terminal: &mut ratatui::DefaultTerminal, fx: Vec<Effect>) -> V
             Effect::ResumeScreen => {
                 execute!(std::io::stdout(), term::EnterAlternateScreen, cursor::Hide)
                     // Everything is drawn again.
-                    .and_then(|()| terminal.clear())
+                    .and_then(|()| screen.clear())
             }
             _ => {
                 rest.push(e);
@@ -493,6 +496,8 @@ impl Runner {
                 Effect::PasteRedirect(address) => {
                     self.session.auth.paste_redirect(address.expose());
                 }
+                // The flow's future is dropped in the credential: nothing polls after this.
+                Effect::CancelSignIn => self.session.auth.cancel_sign_in(),
                 Effect::SignIn => self.sign_in(),
                 Effect::Plan {
                     generation,

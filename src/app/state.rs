@@ -322,6 +322,9 @@ pub struct State {
     pub sign_in_again: Option<(String, String)>,
     /// The operator closed the sign-in-again box (Esc): the sign-in still waits, `s` shows it.
     pub sign_in_again_hidden: bool,
+    /// The tenant (as shown) whose sign-in again the operator just cancelled (Esc): the pane
+    /// says so until the next key.
+    pub sign_in_cancelled: Option<String>,
     /// The tenants the sign-in sees, as listed before their subscriptions (names them while
     /// the discovery runs).
     pub tenants_listed: Vec<crate::azure::discovery::Tenant>,
@@ -527,6 +530,7 @@ impl State {
             sign_in_note: None,
             sign_in_again: None,
             sign_in_again_hidden: false,
+            sign_in_cancelled: None,
             tenants_listed: vec![],
             copied: None,
             url_printed: false,

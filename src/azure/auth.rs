@@ -630,6 +630,15 @@ impl Auth {
         }
     }
 
+    /// Cancels the interactive sign-in in progress (device code or browser), if any: nothing
+    /// is polled or listened for after it; the sign-in ends with an error saying so, and a
+    /// tenant's sign-in again so cancelled is not started again by this session.
+    pub fn cancel_sign_in(&self) {
+        if let Backend::DeviceCode(c) = &self.inner.backend {
+            c.cancel_interactive();
+        }
+    }
+
     /// `--tenant`, when given.
     pub fn requested_tenant(&self) -> Option<&str> {
         self.inner.tenant.as_deref()

@@ -98,6 +98,9 @@ impl TokenCache {
     }
 }
 
+/// The error of an interactive sign-in the operator cancelled.
+pub const SIGN_IN_CANCELLED: &str = "the sign-in was cancelled";
+
 pub const LOST_REPLY: &str = "the identity platform's reply to the sign-in was lost in transit";
 
 /// A token for `scope` in `tenant` from a refresh token (reference/azure-api.md §3.4).
@@ -342,6 +345,13 @@ pub struct DeviceCodeCredential {
     pastes: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<String>>,
     /// Where the sign-in is kept between commands (None: in memory only).
     keyring: std::sync::OnceLock<Arc<Keyring>>,
+    /// The operator cancelled the interactive flow in progress (the wizard's Esc).
+    cancel: tokio::sync::Notify,
+    /// The tenant whose sign-in again is in progress, and the tenants whose sign-in again the
+    /// operator cancelled: they are not asked again in this run (another lookup would
+    /// otherwise open a new prompt right after the Esc).
+    again_for: Mutex<Option<String>>,
+    cancelled: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl fmt::Debug for DeviceCodeCredential {
@@ -386,6 +396,9 @@ impl DeviceCodeCredential {
             paste_tx,
             pastes: tokio::sync::Mutex::new(pastes),
             keyring: std::sync::OnceLock::new(),
+            cancel: tokio::sync::Notify::new(),
+            again_for: Mutex::new(None),
+            cancelled: Mutex::new(Default::default()),
         })
     }
 
@@ -461,6 +474,18 @@ impl DeviceCodeCredential {
     /// [`SignInPrompt::Refused`].
     pub fn paste_redirect(&self, address: &str) {
         let _ = self.paste_tx.send(address.to_string());
+    }
+
+    /// Cancels the interactive flow in progress, if any: its device code is polled no more (a
+    /// browser sign-in stops listening), and it ends with [`SIGN_IN_CANCELLED`]. A later call
+    /// that needs a sign-in starts a new flow.
+    /// A tenant's sign-in again that is cancelled is not started again in this run: what needs
+    /// the tenant fails at once with the same error.
+    pub fn cancel_interactive(&self) {
+        if let Some(t) = lock(&self.again_for).clone() {
+            lock(&self.cancelled).insert(t);
+        }
+        self.cancel.notify_waiters();
     }
 
     pub fn has_refresh_token(&self) -> bool {
@@ -567,8 +592,28 @@ impl DeviceCodeCredential {
         }
     }
 
-    /// One interactive sign-in at `tenant`'s authority for `scope`.
+    /// One interactive sign-in at `tenant`'s authority for `scope`, until it ends or is
+    /// cancelled ([`Self::cancel_interactive`]: the flow's future is dropped, so nothing polls).
     async fn run_interactive(
+        &self,
+        tenant: &str,
+        scope: &str,
+        claims: Option<&str>,
+    ) -> Result<TokenGrant> {
+        let cancelled = self.cancel.notified();
+        tokio::pin!(cancelled);
+        // Registered before the flow starts: a cancel from now on ends it.
+        cancelled.as_mut().enable();
+        tokio::select! {
+            r = self.run_flow(tenant, scope, claims) => r,
+            () = cancelled => {
+                tracing::info!(%tenant, "interactive sign-in cancelled by the operator");
+                Err(Error::Auth(SIGN_IN_CANCELLED.into()))
+            }
+        }
+    }
+
+    async fn run_flow(
         &self,
         tenant: &str,
         scope: &str,
@@ -749,12 +794,17 @@ impl DeviceCodeCredential {
         {
             return Ok(t);
         }
+        if lock(&self.cancelled).contains(tenant) {
+            return Err(Error::Auth(SIGN_IN_CANCELLED.into()));
+        }
         tracing::info!(%tenant, reason, "tenant asks for an interactive sign-in");
         (self.prompt)(SignInPrompt::Again {
             tenant: tenant.to_string(),
             reason: reason.to_string(),
         });
+        *lock(&self.again_for) = Some(tenant.to_string());
         let result = self.run_interactive(tenant, scope, claims).await;
+        *lock(&self.again_for) = None;
         (self.prompt)(SignInPrompt::Finished {
             tenant: tenant.to_string(),
             ok: result.is_ok(),

@@ -21,6 +21,11 @@ use std::time::Duration;
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
 const SIDEBAR_WIDTH: u16 = 28;
+/// "HH:MM:SS " before each log entry.
+const STAMP_WIDTH: usize = 9;
+/// The spinner's frame period: the finest time step anything on screen has (the wizard looks
+/// again at this pace while something moves, `app::screen::next_frame`).
+pub const SPINNER_FRAME: Duration = Duration::from_millis(100);
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 /// The colours in use: the 16 ANSI ones, or none.
@@ -71,7 +76,7 @@ impl Theme {
 }
 
 pub(crate) fn spinner(now: Now) -> &'static str {
-    SPINNER[(now.mono.as_millis() / 100) as usize % SPINNER.len()]
+    SPINNER[(now.mono.as_millis() / SPINNER_FRAME.as_millis()) as usize % SPINNER.len()]
 }
 
 /// "0.4s", "12s", "3m05s".
@@ -132,6 +137,8 @@ pub fn draw(frame: &mut Frame, state: &State, now: Now) {
         draw_reauth(frame, state, theme, now, body);
     } else if state.reauth_waiting() {
         draw_reauth_waiting(frame, state, theme, body);
+    } else if let Some(tenant) = &state.sign_in_cancelled {
+        draw_border_note(frame, theme, body, tenant, " sign-in cancelled ");
     }
     if state.show_help {
         draw_help(frame, state, theme, area);
@@ -315,29 +322,56 @@ fn draw_log(frame: &mut Frame, s: &State, t: Theme, now: Now, area: Rect) {
         .as_ref()
         .filter(|q| q.within == SearchIn::Log && !q.text.is_empty())
         .map(|q| q.text.to_lowercase());
-    let lines: Vec<Line> = s
-        .log
-        .iter()
-        .take(end)
-        .skip(end.saturating_sub(h))
-        .map(|l| {
-            // The wall clock of the line: the frame's, less the time since the line came.
-            let wall = now.wall - now.mono.saturating_sub(l.at);
-            let stamp = format!(
-                "{:02}:{:02}:{:02} ",
-                wall.hour(),
-                wall.minute(),
-                wall.second()
-            );
-            let hit = find
-                .as_ref()
-                .is_some_and(|f| l.text.to_lowercase().contains(f.as_str()));
-            Line::from(vec![
-                Span::styled(stamp, t.dim()),
-                Span::styled(l.text.clone(), if hit { t.key() } else { Style::default() }),
-            ])
-        })
-        .collect();
+    // Lines wider than the pane wrap (never cut): the stamp starts an entry's first row, its
+    // other rows are indented under the text. Filled from the newest entry up with whole
+    // entries (an entry is never shown without its stamp); only an entry taller than the pane
+    // alone shows its first rows.
+    let text_w = (area.width as usize).saturating_sub(2 + STAMP_WIDTH).max(1);
+    let mut rows: Vec<Line> = Vec::with_capacity(h);
+    for l in s.log.iter().take(end).rev() {
+        if rows.len() >= h {
+            break;
+        }
+        // The wall clock of the line: the frame's, less the time since the line came.
+        let wall = now.wall - now.mono.saturating_sub(l.at);
+        let stamp = format!(
+            "{:02}:{:02}:{:02} ",
+            wall.hour(),
+            wall.minute(),
+            wall.second()
+        );
+        let hit = find
+            .as_ref()
+            .is_some_and(|f| l.text.to_lowercase().contains(f.as_str()));
+        let style = if hit { t.key() } else { Style::default() };
+        let parts: Vec<String> = l
+            .text
+            .split('\n')
+            .flat_map(|seg| widgets::wrap_words(seg, text_w))
+            .collect();
+        let entry: Vec<Line> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let lead = if i == 0 {
+                    Span::styled(stamp.clone(), t.dim())
+                } else {
+                    Span::raw(" ".repeat(STAMP_WIDTH))
+                };
+                Line::from(vec![lead, Span::styled(part, style)])
+            })
+            .collect();
+        if rows.is_empty() && entry.len() > h {
+            rows.extend(entry.into_iter().take(h).rev());
+            break;
+        }
+        if rows.len() + entry.len() > h {
+            break;
+        }
+        rows.extend(entry.into_iter().rev());
+    }
+    rows.reverse();
+    let lines = rows;
     // The title names the log file (its middle elided when long).
     let room = (area.width as usize).saturating_sub(22);
     let title = match &s.log_path {
@@ -529,9 +563,19 @@ fn draw_reauth_waiting(frame: &mut Frame, s: &State, t: Theme, area: Rect) {
     let Some((tenant, _)) = &s.sign_in_again else {
         return;
     };
-    let tail = " waits: s sign in ";
+    draw_border_note(
+        frame,
+        t,
+        area,
+        &s.tenant_label(tenant),
+        " waits: s sign in ",
+    );
+}
+
+/// " {name}{tail}" on the right of the body's top border, reversed.
+fn draw_border_note(frame: &mut Frame, t: Theme, area: Rect, name: &str, tail: &str) {
     let room = (area.width as usize).saturating_sub(tail.chars().count() + 4);
-    let name = widgets::fit(&s.tenant_label(tenant), room.min(36));
+    let name = widgets::fit(name, room.min(36));
     let text = format!(" {name}{tail}");
     let w = (text.chars().count() as u16).min(area.width);
     let r = Rect {

@@ -36,6 +36,7 @@ mod ui_e2e_tmux;
 mod ui_groups;
 mod ui_lists;
 mod ui_readme;
+mod ui_redraw;
 mod ui_snapshots;
 mod ui_styles;
 mod ui_tenants;

@@ -402,7 +402,7 @@ fn reauth_device_code_state() -> State {
 }
 
 #[test]
-fn the_sign_in_again_box_takes_the_keys_and_esc_closes_it_not_the_pane() {
+fn the_sign_in_again_box_takes_the_keys_and_h_hides_it_not_the_pane() {
     use ratatui::crossterm::event::KeyCode;
     let mut s = reauth_device_code_state();
     let (sel, selected) = (s.sub_sel, s.selected.clone());
@@ -419,11 +419,12 @@ fn the_sign_in_again_box_takes_the_keys_and_esc_closes_it_not_the_pane() {
     let screen = render(&s, 80, 24, now(4.2));
     assert_eq!(
         footer(&screen).trim(),
-        "Esc close  c copy code  u copy URL  q quit"
+        "Esc cancel  h hide  c copy code  u copy URL  q quit"
     );
-    // Esc closes the box: the pane stays, the sign-in still waits and says so.
-    feed(&mut s, 4.3, vec![key(KeyCode::Esc)]);
-    assert_eq!(s.pane, Pane::Subscription, "Esc went to the pane behind");
+    // `h` hides the box: the pane stays, the sign-in still waits and says so.
+    let fx = feed(&mut s, 4.3, vec![ch('h')]);
+    assert!(fx.is_empty(), "hiding cancels nothing: {fx:?}");
+    assert_eq!(s.pane, Pane::Subscription, "h went to the pane behind");
     assert!(!s.reauth_open() && s.reauth_waiting());
     let screen = render(&s, 80, 24, now(4.4));
     assert!(!screen.contains("Sign in again"), "{screen}");
@@ -447,33 +448,82 @@ fn the_sign_in_again_box_takes_the_keys_and_esc_closes_it_not_the_pane() {
 }
 
 #[test]
-fn esc_in_the_box_s_paste_field_closes_the_box_and_s_gives_the_field_back() {
+fn esc_cancels_the_tenants_sign_in_and_says_so_on_the_pane_behind() {
+    use ratatui::crossterm::event::KeyCode;
+    let mut s = reauth_device_code_state();
+    let fx = feed(&mut s, 4.3, vec![key(KeyCode::Esc)]);
+    assert!(
+        matches!(fx.as_slice(), [Effect::CancelSignIn]),
+        "the loop is told to stop the sign-in: {fx:?}"
+    );
+    // Back on the pane the box was over, with its keys; nothing waits, no code shown.
+    assert_eq!(s.pane, Pane::Subscription);
+    assert!(!s.reauth_open() && !s.reauth_waiting());
+    assert!(s.device_code.is_none() && s.sign_in_again.is_none());
+    let last = &s.log.back().unwrap().text;
+    assert!(
+        last.contains("sign-in to Fabrikam") && last.contains("cancelled (Esc)"),
+        "{last}"
+    );
+    let screen = render(&s, 80, 24, now(4.4));
+    assert!(!screen.contains("Sign in again"), "{screen}");
+    assert!(!screen.contains("waits: s sign in"), "{screen}");
+    assert!(screen.contains("Fabrikam sign-in cancelled"), "{screen}");
+    // The credential's own end of the flow changes nothing more; `s` shows nothing.
+    feed(
+        &mut s,
+        4.5,
+        vec![Action::Progress(Progress::SignInFinished {
+            tenant: TENANT2.into(),
+            ok: false,
+        })],
+    );
+    let fx = feed(&mut s, 4.6, vec![ch('s')]);
+    assert!(fx.is_empty() && !s.reauth_open());
+    // Said once: the next key moves on and the note goes.
+    assert!(!render(&s, 80, 24, now(4.7)).contains("sign-in cancelled"));
+    // A second Esc is the pane's own (back), not another cancel.
+    let fx = feed(&mut s, 4.8, vec![key(KeyCode::Esc)]);
+    assert!(!fx.iter().any(|e| matches!(e, Effect::CancelSignIn)));
+}
+
+#[test]
+fn esc_in_the_box_s_paste_field_cancels_and_tab_h_hides_it() {
     use ratatui::crossterm::event::KeyCode;
     let mut s = at_subscription();
     s.auth_method = AuthMethod::Browser;
-    feed(
-        &mut s,
-        4.0,
-        vec![
-            Action::Progress(Progress::SignInAgain {
-                tenant: TENANT2.into(),
-                reason: "multi-factor authentication is required there (AADSTS50076)".into(),
-            }),
-            Action::Progress(Progress::Browser(browser(TENANT2))),
-        ],
-    );
+    let open = |s: &mut State, t: f64| {
+        feed(
+            s,
+            t,
+            vec![
+                Action::Progress(Progress::SignInAgain {
+                    tenant: TENANT2.into(),
+                    reason: "multi-factor authentication is required there (AADSTS50076)".into(),
+                }),
+                Action::Progress(Progress::Browser(browser(TENANT2))),
+            ],
+        );
+    };
+    open(&mut s, 4.0);
     assert_eq!(s.field, Some(Field::Paste));
-    // Letters are the address's, never commands (q quits nowhere here).
-    let fx = feed(&mut s, 4.1, vec![ch('q'), ch('s')]);
+    // Letters are the address's, never commands (q quits nowhere, h hides nothing here).
+    let fx = feed(&mut s, 4.1, vec![ch('q'), ch('s'), ch('h')]);
     assert!(fx.is_empty(), "{fx:?}");
-    assert_eq!(s.paste.lines().join(""), "qs");
-    feed(&mut s, 4.2, vec![key(KeyCode::Esc)]);
+    assert_eq!(s.paste.lines().join(""), "qsh");
+    // Tab leaves the field, `h` hides the box; `s` gives the field back.
+    feed(&mut s, 4.2, vec![key(KeyCode::Tab), ch('h')]);
     assert_eq!(s.pane, Pane::Subscription);
     assert_eq!(s.field, None, "the pane behind gets the keys");
     assert!(!s.reauth_open() && s.reauth_waiting());
     feed(&mut s, 4.3, vec![ch('s')]);
     assert!(s.reauth_open());
     assert_eq!(s.field, Some(Field::Paste));
+    // Esc, even in the field: the browser sign-in is cancelled too.
+    let fx = feed(&mut s, 4.4, vec![key(KeyCode::Esc)]);
+    assert!(matches!(fx.as_slice(), [Effect::CancelSignIn]), "{fx:?}");
+    assert_eq!((s.pane, s.field), (Pane::Subscription, None));
+    assert!(!s.reauth_waiting() && s.browser.is_none());
 }
 
 #[test]
@@ -503,4 +553,106 @@ fn a_tenant_asking_while_its_subscriptions_are_listed_is_named_by_name_and_domai
         "{screen}"
     );
     assert!(screen.contains(&format!("tenant id {TENANT2}")), "{screen}");
+}
+
+/// The wizard's Esc (`Effect::CancelSignIn` -> `Auth::cancel_sign_in`) against the simulator:
+/// Fabrikam asks to be signed in to again, its device code is polled, Esc: the token call ends
+/// with "the sign-in was cancelled" and the simulator's request log gets no poll after it.
+#[tokio::test]
+async fn a_cancelled_sign_in_again_polls_the_simulator_no_more() {
+    use spot_connect::azure::auth::{Audience, Auth, PromptFn, SignInPrompt};
+    use spot_connect::sim::seed::FABRIKAM_TENANT_ID;
+    use std::sync::Arc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    // The first sign-in is approved after 2.5 s; Fabrikam's code would be too, 2.5 s after it
+    // is issued: the cancel comes after its first poll (1 s interval), before that.
+    let sim = spot_connect::sim::start(
+        &spot_connect::cli::SimOpts {
+            approve_after: 2500,
+            device_interval: 1,
+            require_interaction: vec![FABRIKAM_TENANT_ID.into()],
+            ..Default::default()
+        },
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let http = spot_connect::http::Http::new(Some(&sim.ca_pem())).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let prompt: PromptFn = Arc::new(move |p| drop(tx.send(p)));
+    let auth = Auth::with_redirect_port(
+        AuthMethod::DeviceCode,
+        &sim.endpoints(),
+        &http,
+        None,
+        None,
+        prompt,
+    )
+    .unwrap();
+    fn bounded<F: std::future::Future>(f: F) -> tokio::time::Timeout<F> {
+        tokio::time::timeout(Duration::from_secs(30), f)
+    }
+    bounded(auth.sign_in()).await.unwrap().unwrap();
+    let polls = || {
+        let token = format!("/{FABRIKAM_TENANT_ID}/oauth2/v2.0/token");
+        sim.requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str() == Some(token.as_str()))
+            .count()
+    };
+    let fabrikam = {
+        let a = auth.clone();
+        tokio::spawn(async move { a.token(Some(FABRIKAM_TENANT_ID), Audience::Arm).await })
+    };
+    // Its sign-in again starts (the box opens) and its device code is polled.
+    loop {
+        match bounded(rx.recv()).await.unwrap().unwrap() {
+            SignInPrompt::Again { tenant, .. } => assert_eq!(tenant, FABRIKAM_TENANT_ID),
+            SignInPrompt::DeviceCode(_) => break,
+            _ => {}
+        }
+    }
+    let t = std::time::Instant::now();
+    // The refused refresh is one request to the token endpoint; the first poll makes two.
+    while polls() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no poll");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    auth.cancel_sign_in();
+    let r = bounded(fabrikam).await.unwrap().unwrap();
+    let e = r.expect_err("cancelled");
+    assert!(e.to_string().contains("the sign-in was cancelled"), "{e}");
+    let at_cancel = polls();
+    // Three poll intervals later: not one more poll (and the code was never redeemed).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(polls(), at_cancel, "polled after the cancel");
+    println!("token requests at Fabrikam: {at_cancel} up to the cancel, 0 in the 3.5 s after");
+    // Not asked again in this run: a later call for the tenant fails at once, no new code.
+    let codes = format!("/{FABRIKAM_TENANT_ID}/oauth2/v2.0/devicecode");
+    let count = |p: &str| {
+        sim.requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str() == Some(p))
+            .count()
+    };
+    let issued = count(&codes);
+    let e = bounded(auth.token(Some(FABRIKAM_TENANT_ID), Audience::Graph))
+        .await
+        .unwrap()
+        .expect_err("still cancelled");
+    assert!(e.to_string().contains("the sign-in was cancelled"), "{e}");
+    assert_eq!(count(&codes), issued, "no new device code");
+    // Other tenants are not affected.
+    bounded(auth.token(
+        Some(spot_connect::sim::seed::CONTOSO_TENANT_ID),
+        Audience::Graph,
+    ))
+    .await
+    .unwrap()
+    .unwrap();
 }

@@ -787,6 +787,58 @@ fn a_tenant_that_requires_interaction_gets_the_sign_in_again_box_and_is_listed()
     rt.block_on(sim.shutdown());
 }
 
+/// Esc in the sign-in-again box of a real terminal cancels Fabrikam's device-code sign-in:
+/// the box goes, the pane says so, and the simulator's request log gets no token poll at
+/// Fabrikam after it (its code would have been approved 3 s after it was issued).
+#[test]
+fn esc_cancels_a_tenants_sign_in_again_and_nothing_polls_after_it() {
+    let t = Tmux::new("reauthesc");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let opts = spot_connect::cli::SimOpts {
+        approve_after: 3000,
+        require_interaction: vec![spot_connect::sim::seed::FABRIKAM_TENANT_ID.into()],
+        ..Default::default()
+    };
+    let sim = rt
+        .block_on(spot_connect::sim::start(&opts, &t.dir.path().join("sim")))
+        .expect("simulator");
+    let token = format!(
+        "/{}/oauth2/v2.0/token",
+        spot_connect::sim::seed::FABRIKAM_TENANT_ID
+    );
+    let polls = || {
+        sim.requests()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["path"].as_str() == Some(token.as_str()))
+            .count()
+    };
+    t.start_with(1, &format!("--endpoints {}", sim.endpoints_path.display()));
+    t.wait_for(1, "asks you to sign in again", Duration::from_secs(60));
+    t.send(1, "Escape");
+    let after = t.wait_for(1, "sign-in cancelled", Duration::from_secs(10));
+    println!("--- after Esc (80x24) ---\n{after}");
+    assert!(!after.contains("Sign in again"), "{after}");
+    std::thread::sleep(Duration::from_millis(500));
+    let at_esc = polls();
+    // Past the moment the simulator would have approved the code: not one poll more.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(polls(), at_esc, "Fabrikam's device code polled after Esc");
+    println!("token requests at Fabrikam: {at_esc} up to Esc, 0 in the 4 s after");
+    let screen = t.screen(1);
+    assert!(
+        !screen.contains("5 subscription(s) in 2 tenant(s)"),
+        "Fabrikam cannot have been listed: {screen}"
+    );
+    // Not asked again: the management-group listing after the discovery needed Fabrikam too.
+    assert!(!screen.contains("Sign in again"), "{screen}");
+    t.send(1, "q");
+    assert_eq!(t.exit_code(1), 0);
+    t.assert_terminal_restored(1);
+    rt.block_on(sim.shutdown());
+}
+
 /// `--demo` without `--state-dir` keeps its simulator, state and reports in a new directory of
 /// its own (0700, under TMPDIR), never in the operator's real state dir (issue 21 §8), and says
 /// where when it ends.

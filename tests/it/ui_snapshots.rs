@@ -233,6 +233,59 @@ fn log_pane() {
 }
 
 #[test]
+fn log_pane_wraps_long_lines_with_the_stamp_on_the_first() {
+    let mut s = with_log(2);
+    let long = "connecting to Spot failed: Spot rejected the credentials (ValidationError: the \
+                service principal a1b2c3d4-1111-4222-8333-000000000010 holds no role with Spot's \
+                actions on subscription 9b1c3e7a-5d2f-4c8e-a1b0-6f4d2e8c7a13) END";
+    feed(
+        &mut s,
+        31.0,
+        vec![
+            Action::Progress(Progress::Log {
+                message: long.into(),
+            }),
+            Action::Progress(Progress::Log {
+                message: "the newest line".into(),
+            }),
+        ],
+    );
+    let screen = render(&s, 80, 24, now(32.0));
+    insta::assert_snapshot!("log_wrapped_80x24", screen);
+    let rows: Vec<&str> = screen.lines().filter(|l| l.starts_with('│')).collect();
+    let first = rows
+        .iter()
+        .position(|r| r.contains("connecting to Spot failed"))
+        .expect("the entry is shown");
+    assert!(rows[first].contains("23:30:31 connecting"), "{screen}");
+    // Nothing cut: the end of the entry is on screen, on rows indented under the text and
+    // with no stamp of their own.
+    let end = rows
+        .iter()
+        .position(|r| r.contains(") END"))
+        .expect("{screen}");
+    assert!(end > first, "{screen}");
+    for r in &rows[first + 1..=end] {
+        assert!(r.starts_with("│         ") && !r.contains("23:30"), "{r}");
+    }
+    assert!(
+        rows[end + 1].contains("23:30:31 the newest line"),
+        "{screen}"
+    );
+    // Only whole entries: no room is left for an older one, so the long entry starts right
+    // under the top border, with its stamp (no older entry's tail above it).
+    let all: Vec<&str> = screen.lines().collect();
+    let at = all
+        .iter()
+        .position(|r| r.contains("23:30:31 connecting"))
+        .unwrap();
+    assert!(all[at - 1].starts_with("┌ Log"), "{screen}");
+    for r in &rows {
+        assert!(r.chars().count() <= 80, "{r}");
+    }
+}
+
+#[test]
 fn too_small_terminal() {
     let s = started_state();
     insta::assert_snapshot!("too_small_79x24", render(&s, 79, 24, now(1.0)));

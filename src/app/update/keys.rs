@@ -16,6 +16,8 @@ pub(super) fn on_key(s: &mut State, key: KeyEvent, at: Duration) -> Vec<Effect> 
         s.url_printed = false;
         return vec![Effect::ResumeScreen];
     }
+    // "Sign-in cancelled" was said; the next key is the operator moving on.
+    s.sign_in_cancelled = None;
     let active = s.contexts();
     let pane = s.pane;
     let fx = match keymap::lookup(&key, &active) {
@@ -212,6 +214,7 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             s.show_help = false;
             vec![]
         }
+        Cmd::CancelSignIn => signin::cancel_sign_in_again(s),
         Cmd::CloseSignIn => {
             s.sign_in_again_hidden = true;
             if s.field == Some(Field::Paste) {
@@ -219,7 +222,7 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
             }
             if let Some((tenant, _)) = &s.sign_in_again {
                 let t = s.tenant_label(tenant);
-                log(s, format!("sign-in box for {t} closed: s shows it again"));
+                log(s, format!("sign-in box for {t} hidden: s shows it again"));
             }
             vec![]
         }

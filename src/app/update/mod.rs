@@ -101,6 +101,8 @@ pub enum Effect {
     UseBrowserSignIn,
     /// The address the operator pasted, for the browser sign-in waiting for it.
     PasteRedirect(Secret),
+    /// Cancel the interactive sign-in in progress (the operator's Esc): it polls no more.
+    CancelSignIn,
     /// Plan the selected subscriptions (one or many: the engine groups them by tenant).
     Plan {
         generation: u64,

@@ -213,6 +213,7 @@ pub(super) fn on_sign_in_progress(s: &mut State, p: Progress, at: Duration) {
             );
             s.sign_in_again = Some((tenant, reason));
             s.sign_in_again_hidden = false;
+            s.sign_in_cancelled = None;
         }
         Progress::RedirectRefused { message } => {
             log(s, format!("address refused: {message}"));
@@ -241,6 +242,27 @@ pub(super) fn copy(s: &mut State, what: &str, text: String) -> Vec<Effect> {
     log(s, format!("{what} copied to the clipboard (OSC 52)"));
     s.copied = Some(what.to_string());
     vec![Effect::Copy { text }]
+}
+
+/// Esc in the sign-in-again box: the tenant's sign-in is cancelled (nothing polls for it any
+/// more), the box closes on the pane behind it, and the log and the pane say so. What needs
+/// the tenant fails with "the sign-in was cancelled"; the tenant is not asked again in this
+/// run (a next run signs in there).
+pub(super) fn cancel_sign_in_again(s: &mut State) -> Vec<Effect> {
+    let Some((tenant, _)) = s.sign_in_again.clone() else {
+        return vec![];
+    };
+    let t = s.tenant_label(&tenant);
+    log(
+        s,
+        format!(
+            "sign-in to {t} cancelled (Esc): no longer polled; what needs it fails and says so"
+        ),
+    );
+    s.sign_in_cancelled = Some(t);
+    s.device_code = None;
+    end_interactive(s);
+    vec![Effect::CancelSignIn]
 }
 
 /// The interactive sign-in ended: its browser prompt, note and paste field go.
