@@ -22,6 +22,8 @@ pub const MG_PROPAGATION_BUDGET: Duration = Duration::from_secs(30 * 60);
 pub struct MgScope {
     pub id: String,
     pub display_name: String,
+    /// The group's tenant (a group with no enabled subscription below it still has one).
+    pub tenant_id: String,
     /// `--exclude-subscription`: below the group, left out of Spot (they still inherit the
     /// group's role assignment: the plan says so).
     pub excluded: Vec<Target>,
@@ -56,6 +58,7 @@ impl MgResolved {
         MgScope {
             id: self.group_id.clone(),
             display_name: self.display_name.clone(),
+            tenant_id: self.tenant_id.clone(),
             excluded: self.excluded.clone(),
             prune_subscription_assignments: prune,
         }

@@ -124,6 +124,13 @@ pub async fn plan_removal(
     opts: RemoveOptions,
 ) -> Result<Vec<RemovalPlan>> {
     let mut tenants: Vec<&str> = targets.iter().map(|t| t.tenant_id.as_str()).collect();
+    // At a management group with no enabled subscription below it: the group's own objects
+    // (its assignment and role) are still planned, in the group's tenant.
+    if let Some(m) = &settings.management_group
+        && tenants.is_empty()
+    {
+        tenants.push(&m.tenant_id);
+    }
     tenants.dedup();
     let tenants: Vec<&str> = tenants
         .into_iter()

@@ -636,3 +636,49 @@ async fn remove_at_a_management_group_removes_ours_there_and_nothing_else() {
     );
     assert_eq!(writes(&sim.sim), before);
 }
+
+/// A group whose subscriptions have all moved out of it still has its own objects of ours
+/// (the group's role and its assignment there): `remove --management-group` finds them in the
+/// group's tenant and removes them, though no enabled subscription is below it.
+#[tokio::test]
+async fn remove_at_a_group_with_no_subscription_left_below_it_removes_the_groups_own_objects() {
+    let sim = Sim::start(fast()).await;
+    let apply = sim
+        .run(
+            As::CiOperator,
+            &["apply", "--management-group", MG_SPOT_PROD, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let sp = our_sp(&sim.sim.state());
+    assert_eq!(at_group(&sim.sim.state(), MG_SPOT_PROD, &sp).len(), 1);
+    let prod_role = format!("Spot.io Custom Role ({MG_SPOT_PROD})");
+    assert!(role(&sim.sim.state(), &prod_role).is_some());
+    // Its one subscription moves up to the parent group: none is left below the group.
+    sim.sim.place_subscription(MG_SPOT, SUB_CONTOSO_PROD, "");
+    let out = sim
+        .run(
+            As::CiOperator,
+            &["remove", "--management-group", MG_SPOT_PROD, "--yes"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("at management group {MG_SPOT_PROD}"))
+            && out
+                .stderr
+                .contains(&format!("delete custom role {prod_role}")),
+        "{}",
+        out.stderr
+    );
+    let state = sim.sim.state();
+    assert!(
+        at_group(&state, MG_SPOT_PROD, &sp).is_empty(),
+        "{}",
+        out.stderr
+    );
+    assert!(role(&state, &prod_role).is_none(), "{}", out.stderr);
+}
