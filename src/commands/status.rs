@@ -43,15 +43,20 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> CommandResult {
     let (session, targets) = signed_in(opts, group.is_none()).await?;
     let warn = time::Duration::days(i64::from(o.warn_within));
     // --management-group: every subscription below it, and the group's role and assignment.
-    let (targets, mut list, header) = match group {
+    let (targets, mut list, header, group_status) = match group {
         Some(g) => {
             let gs = crate::onboard::status::group_status(&session, g, &settings, warn).await?;
-            (gs.targets.clone(), gs.subscriptions.clone(), gs.lines())
+            (
+                gs.targets.clone(),
+                gs.subscriptions.clone(),
+                gs.lines(),
+                Some(gs),
+            )
         }
         None => {
             let l =
                 crate::onboard::status::status_within(&session, &targets, &settings, warn).await?;
-            (targets, l, vec![])
+            (targets, l, vec![], None)
         }
     };
     let header: String = header
@@ -85,7 +90,22 @@ async fn run(opts: &CommonOpts, o: &StatusOpts) -> CommandResult {
     Ok(Outcome {
         status,
         text: format!("{header}{}", table(&list, time::OffsetDateTime::now_utc())),
-        json: document(&list),
+        json: match group_status {
+            // The group itself (its tree, its role, our assignment there) beside the rows.
+            Some(gs) => document(&list).with(
+                "management_group",
+                serde_json::json!({
+                    "group_id": gs.group_id,
+                    "display_name": gs.display_name,
+                    "tenant_id": gs.tenant_id,
+                    "tree": gs.tree,
+                    "role_name": gs.role_name,
+                    "role": gs.role,
+                    "role_assignment_id": gs.role_assignment_id,
+                }),
+            ),
+            None => document(&list),
+        },
     })
 }
 

@@ -476,10 +476,21 @@ async fn status_at_a_management_group_lists_every_subscription_below_and_the_gro
         .await;
     assert_eq!(json_out.code, 0, "{}", json_out.stderr);
     let v: Value = serde_json::from_str(&json_out.stdout).unwrap();
-    let rows = v
-        .as_array()
-        .or_else(|| v["subscriptions"].as_array())
-        .expect("the rows");
+    let rows = v["subscriptions"].as_array().expect("the rows");
+    // The group itself: its role and our one assignment there, beside the rows.
+    let group = &v["management_group"];
+    assert_eq!(group["group_id"], MG_SPOT, "{v:#}");
+    assert_eq!(group["role_name"], MG_ROLE, "{v:#}");
+    assert!(
+        group["role_assignment_id"]
+            .as_str()
+            .is_some_and(|a| a.starts_with(&mg(MG_SPOT))),
+        "{v:#}"
+    );
+    assert!(
+        group["tree"].as_array().is_some_and(|t| t.len() >= 3),
+        "{v:#}"
+    );
     let verdict = |sub: &str| {
         rows.iter()
             .find(|r| r["subscription_id"] == sub)
