@@ -442,6 +442,32 @@ pub(super) fn subscription_items(f: &TenantFacts, s: &SubFacts) -> Vec<PlanItem>
                     .unwrap_or_default()
             ),
         ),
+        // Spot holds this app's credentials with a secret the run replaces (it ends soon, or
+        // reconcile renews it): the connection is updated, not made.
+        (None, AccountFact::Reuse(a, _, _))
+            if s.spot_creds.as_ref().is_some_and(|c| {
+                matches!(&f.app, AppFact::Ours(app) if c
+                    .client_id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(&app.app_id)))
+            }) =>
+        {
+            sub(
+                Step::ConnectSpot,
+                "Spot connection",
+                &a.name,
+                PlanAction::Update,
+                Some(a.account_id.clone()),
+                format!(
+                    "Spot holds this app's credentials{}: replaced with the tenant's new secret (Spot validates it), then read back",
+                    s.spot_creds
+                        .as_ref()
+                        .and_then(|c| c.expiration_date.clone())
+                        .map(|d| format!(" (expire {d})"))
+                        .unwrap_or_default()
+                ),
+            )
+        }
         (_, a) => sub(
             Step::ConnectSpot,
             "Spot connection",
