@@ -91,6 +91,13 @@ impl Document {
         self
     }
 
+    /// Any other value in `summary` (reconcile's `line`).
+    pub fn summary_value<T: Serialize>(mut self, key: &str, v: T) -> Document {
+        self.summary
+            .insert(key.into(), serde_json::to_value(v).unwrap_or_default());
+        self
+    }
+
     /// A duration in `duration`, as `<key>_ms`.
     pub fn ms(mut self, key: &str, ms: u64) -> Document {
         self.duration.insert(format!("{key}_ms"), ms.into());
@@ -199,6 +206,8 @@ pub enum Kind {
     Failed,
     /// A file of ours on this machine.
     Local,
+    /// `reconcile`: an error stopped the apply after the pass had its report.
+    Stopped,
     Internal,
 }
 
