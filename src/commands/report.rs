@@ -370,6 +370,12 @@ pub fn hint_text(h: Hint) -> &'static str {
             "check the network: DNS, a firewall, or the proxy (HTTPS_PROXY; NO_PROXY for hosts \
              reached directly)"
         }
+        Hint::Excluded => "left out with --exclude-subscription: run without it to connect it",
+        Hint::PruneSubscriptionAssignments => {
+            "--prune-subscription-assignments removes it once the assignment at the management \
+             group is seen in effect"
+        }
+        Hint::ChosenAccount => "it was chosen with --spot-account or --take-over",
     }
 }
 
@@ -427,6 +433,12 @@ mod tests {
             (Hint::SkipUnreachable, "--skip-unreachable"),
             (Hint::RunAgain, "spot-connect apply"),
             (Hint::CheckNetwork, "HTTPS_PROXY"),
+            (Hint::Excluded, "--exclude-subscription"),
+            (
+                Hint::PruneSubscriptionAssignments,
+                "--prune-subscription-assignments",
+            ),
+            (Hint::ChosenAccount, "--spot-account or --take-over"),
         ] {
             assert!(hint_text(h).contains(flag), "{h:?}: {}", hint_text(h));
         }
