@@ -204,6 +204,14 @@ pub enum Hint {
     SkipUnreachable,
     /// No connection could be made: check the network, DNS and proxy.
     CheckNetwork,
+    /// A subscription below the management group was left out of the run: include it to
+    /// connect it.
+    Excluded,
+    /// A subscription-scope assignment of ours is kept beside the one at the management group:
+    /// pruning removes it once the group's is seen in effect.
+    PruneSubscriptionAssignments,
+    /// A Spot account the operator chose (named, or taken over): never deleted.
+    ChosenAccount,
 }
 
 impl Hint {
@@ -224,6 +232,9 @@ impl Hint {
         Hint::RunAgain,
         Hint::SkipUnreachable,
         Hint::CheckNetwork,
+        Hint::Excluded,
+        Hint::PruneSubscriptionAssignments,
+        Hint::ChosenAccount,
     ];
 }
 

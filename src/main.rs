@@ -5,7 +5,7 @@ use spot_connect::{app, commands, docgen, logging, sim};
 use std::io::Write;
 
 /// How a run ended, before `main` prints it: a command's result, or a code another front end
-/// (the wizard, the simulator, `reconcile`) picked and printed itself.
+/// (the wizard, the simulator) picked and printed itself.
 enum Ended {
     Command(CommandResult),
     Printed(i32),
@@ -136,11 +136,9 @@ fn main() {
             }
             Some(Command::Remove(o)) => Ended::Command(commands::remove::remove(&cli, o).await),
             Some(Command::Reconcile(o)) => {
-                Ended::Printed(commands::reconcile::reconcile(&cli, o).await)
+                Ended::Command(commands::reconcile::reconcile(&cli, o).await)
             }
-            Some(Command::Logout(o)) => {
-                Ended::Printed(commands::logout::logout(cli.opts.json || o.json))
-            }
+            Some(Command::Logout(_)) => Ended::Command(commands::logout::logout()),
             Some(Command::Sim(o)) => match sim::run_cli(o.sim.clone(), state_dir.clone()).await {
                 Ok(()) => Ended::Printed(exit::DONE),
                 Err(e) => {
@@ -193,12 +191,14 @@ fn finish(cli: &Cli, ended: Ended, started: std::time::Instant) -> ! {
             // A wait still drawn ends before the result.
             commands::lines::done();
             let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            // `logout` takes no onboarding options: its `--json` is its own.
+            let json = cli.opts.json || matches!(&cli.command, Some(Command::Logout(o)) if o.json);
             match &r {
-                Ok(o) if cli.opts.json => json_out::print(&o.json.finish(code, None, ms)),
+                Ok(o) if json => json_out::print(&o.json.finish(code, None, ms)),
                 Ok(o) => print!("{}", o.text),
                 Err(e) => {
                     eprint!("{}", report::error_text(name, e));
-                    if cli.opts.json {
+                    if json {
                         let doc = e
                             .json
                             .as_deref()

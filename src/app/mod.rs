@@ -68,6 +68,12 @@ pub fn hint_text(h: crate::error::Hint) -> &'static str {
             "check the network: DNS, a firewall, or the proxy (HTTPS_PROXY; NO_PROXY for hosts \
              reached directly)"
         }
+        Hint::Excluded => "left out of this run: include it in the selection to connect it",
+        Hint::PruneSubscriptionAssignments => {
+            "kept by the wizard: it is no longer needed once the assignment at the management \
+             group is seen in effect"
+        }
+        Hint::ChosenAccount => "it was chosen on the Spot account pane or taken over on the review",
     }
 }
 
@@ -91,5 +97,6 @@ mod tests {
         assert!(super::hint_text(Hint::ChooseRoleName).contains("Role name field"));
         assert!(super::hint_text(Hint::SignInWithBrowser).contains("press b"));
         assert!(super::hint_text(Hint::TakeOver).contains("press t"));
+        assert!(super::hint_text(Hint::ChosenAccount).contains("Spot account pane"));
     }
 }

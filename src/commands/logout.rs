@@ -2,8 +2,9 @@
 //! (issue 21 §13; `azure::keyring`). `SPOT_CONNECT_KEYRING` names the keyring service (default
 //! `spot-connect`; a CI job or a test can use its own); `off` keeps nothing.
 
+use super::CommandResult;
+use super::report::{CommandError, Document, Outcome, Status};
 use crate::azure::keyring::{DEFAULT_SERVICE, Keyring};
-use crate::cli::exit;
 use crate::error::Error;
 use std::sync::Arc;
 
@@ -32,42 +33,26 @@ pub fn keyring() -> Result<Option<Arc<Keyring>>, Error> {
 /// `spot-connect logout`: forgets the sign-in kept in the keyring. Only this machine's copy:
 /// the refresh token itself stays valid at the identity platform until it expires or an
 /// administrator revokes the user's sessions. With `--json`, one document with the envelope's
-/// keys (docs/json.md) and `keyring: {service, removed}` (service null: `off`).
-pub fn logout(json: bool) -> i32 {
-    let started = std::time::Instant::now();
-    let (code, service, removed, error) = forget();
-    if json {
-        crate::cli::json_out::print(&serde_json::json!({
-            "schema_version": 1,
-            "command": "logout",
-            "exit_code": code,
-            "subscriptions": [],
-            "summary": { "removed": u8::from(removed) },
-            "duration": { "total_ms": started.elapsed().as_millis() as u64 },
-            "error": error.map(|message| serde_json::json!({
-                "kind": "usage", "message": message, "hints": [],
-            })),
-            "keyring": { "service": service, "removed": removed },
-        }));
-    }
-    code
-}
-
-/// The exit code, the service (None: `off`), whether a sign-in was removed, and the message
-/// of a usage error.
-fn forget() -> (i32, Option<String>, bool, Option<String>) {
+/// keys (docs/json.md) and `keyring: {service, removed}` (service null: `off`); `main` prints
+/// it and picks the code.
+pub fn logout() -> CommandResult {
+    let doc = |service: Option<String>, removed: bool| {
+        Document::new("logout")
+            .count("removed", usize::from(removed))
+            .with(
+                "keyring",
+                serde_json::json!({ "service": service, "removed": removed }),
+            )
+    };
     let keyring = match keyring() {
         Ok(Some(k)) => k,
         Ok(None) => {
             eprintln!(
                 "spot-connect logout: {KEYRING_ENV}=off: no sign-in is kept, nothing to remove"
             );
-            return (exit::DONE, None, false, None);
+            return Ok(Outcome::new(Status::Done, doc(None, false)));
         }
-        Err(e) => {
-            eprintln!("spot-connect logout: {e}");
-            return (exit::USAGE, None, false, Some(e.to_string()));
-        }
+        Err(e) => return Err(CommandError::from(e).with_json(doc(None, false))),
     };
     let service = keyring.service().to_string();
     let removed = match keyring.forget_all() {
@@ -88,5 +73,5 @@ fn forget() -> (i32, Option<String>, bool, Option<String>) {
             false
         }
     };
-    (exit::DONE, Some(service), removed, None)
+    Ok(Outcome::new(Status::Done, doc(Some(service), removed)))
 }

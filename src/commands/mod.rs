@@ -25,7 +25,7 @@ pub mod rotate;
 pub mod signin;
 pub mod status;
 
-/// What every command but `reconcile` returns to `main` (report.rs).
+/// What every command returns to `main` (report.rs).
 pub type CommandResult = Result<report::Outcome, CommandError>;
 
 pub async fn apply(cli: &Cli) -> CommandResult {
@@ -49,17 +49,6 @@ impl OnSignal for CommandResult {
                 "interrupted ({signal}); what was done is recorded, run the command again to continue"
             ),
         ))
-    }
-}
-
-/// `reconcile` still hands back its exit code.
-impl OnSignal for i32 {
-    fn interrupted(signal: &str) -> Self {
-        let e = <CommandResult as OnSignal>::interrupted(signal);
-        if let Err(e) = &e {
-            eprint!("{}", report::error_text("reconcile", e));
-        }
-        report::exit_code(&e)
     }
 }
 
@@ -239,16 +228,6 @@ pub(crate) fn say_skipped() {
             u.what, u.reason
         );
     }
-}
-
-/// `reconcile`'s way to end on an error (it still hands back its exit code): printed as `main`
-/// prints a command's error, the code picked by the same function.
-fn fail(e: &Error) -> i32 {
-    let e = Err(CommandError::from(e.clone()));
-    if let Err(c) = &e {
-        eprint!("{}", report::error_text("reconcile", c));
-    }
-    report::exit_code(&e)
 }
 
 /// The `Session` for a command, with the sign-in prompts on stderr (and, for a browser

@@ -6,12 +6,13 @@
 //! failed, was blocked, could not be seen, or kept an old secret it could not prove unheld.
 //! Objects that are not ours are listed and never change the code.
 
-use super::fail;
-use crate::cli::{Cli, CommonOpts, ReconcileOpts, exit};
+use super::CommandResult;
+use super::report::{CommandError, Document, Kind, Outcome, Status};
+use crate::cli::{Cli, CommonOpts, ReconcileOpts};
 use crate::onboard::reconcile::{self, ReconcileOptions, ReconcileReport};
 use serde_json::json;
 
-pub async fn reconcile(cli: &Cli, o: &ReconcileOpts) -> i32 {
+pub async fn reconcile(cli: &Cli, o: &ReconcileOpts) -> CommandResult {
     super::interruptible(run(&cli.opts, o)).await
 }
 
@@ -63,120 +64,65 @@ pub fn summary(r: &ReconcileReport, code: i32) -> String {
     )
 }
 
-/// The `error` object of the document (shapes.md): `{kind, message, hints}`.
-fn error_object(kind: &str, info: &serde_json::Value) -> serde_json::Value {
-    let message = info
-        .get("summary")
-        .and_then(|v| v.as_str())
-        .or(info.as_str())
-        .unwrap_or("spot-connect reconcile failed (see stderr)");
-    let hints: Vec<&str> = info
-        .get("hint")
-        .and_then(|h| h.as_str())
-        .into_iter()
-        .collect();
-    json!({"kind": kind, "message": message, "hints": hints})
-}
-
-/// The one document of `--json` (shapes.md's envelope; reconcile's own fields beside it).
-fn document(
-    code: i32,
-    report: Option<&ReconcileReport>,
-    scope: &serde_json::Value,
-    started: std::time::Instant,
-    error: serde_json::Value,
-) -> serde_json::Value {
-    let mut v = report
-        .and_then(|r| serde_json::to_value(r).ok())
-        .unwrap_or_else(|| json!({"subscriptions": []}));
-    let mut summary = report.map(counts).unwrap_or_default();
-    if let Some(r) = report {
-        summary.insert("line".into(), json!(self::summary(r, code)));
+/// The one document of `--json` (shapes.md's envelope, built by `report::Document`;
+/// reconcile's own fields beside it). `line`: the one-line summary (`summary.line`).
+fn document(report: &ReconcileReport, scope: &serde_json::Value, line: &str) -> Document {
+    let mut d = Document::new("reconcile")
+        .subscriptions(&report.subscriptions)
+        .with("scope", scope)
+        .with("secrets", &report.secrets)
+        .with("roles", &report.roles)
+        .with("not_ours", &report.not_ours)
+        .with("planned_writes", report.planned_writes)
+        .with("applied", report.applied)
+        .with("problems", &report.problems);
+    if let Some(stopped) = &report.stopped {
+        d = d.with("stopped", stopped);
     }
-    if let Some(m) = v.as_object_mut() {
-        m.insert("schema_version".into(), json!(1));
-        m.insert("command".into(), json!("reconcile"));
-        m.insert("exit_code".into(), json!(code));
-        m.insert("scope".into(), scope.clone());
-        m.insert("summary".into(), serde_json::Value::Object(summary));
-        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        m.insert("duration".into(), json!({"total_ms": ms}));
-        m.insert("error".into(), error);
+    for (k, v) in counts(report) {
+        d = d.summary_value(&k, v);
     }
-    v
+    d.summary_value("line", line)
 }
 
-/// A pass that failed before it had a report: the message on stderr (already), and with
-/// `--json` the document with `error` set (from `info`: a message or an `ErrorInfo`) and no
-/// subscription.
-fn failed(
-    json: bool,
-    code: i32,
-    kind: &str,
-    scope: &serde_json::Value,
-    t: std::time::Instant,
-    info: serde_json::Value,
-) -> i32 {
-    if json {
-        crate::cli::json_out::print(&document(code, None, scope, t, error_object(kind, &info)));
+/// A pass that failed before it had a report: the error, with the document of no
+/// subscription but its scope (`main` prints both).
+fn failed(scope: &serde_json::Value) -> impl Fn(CommandError) -> CommandError + '_ {
+    move |e| e.with_json(Document::new("reconcile").with("scope", scope))
+}
+
+/// How a pass that has its report ended (see the module doc; `report::exit_code` picks the
+/// code): the apply stopped (1), something we manage needs attention (3), or done (0). The
+/// document is set afterwards.
+fn ended(r: &ReconcileReport) -> CommandResult {
+    if let Some(stopped) = &r.stopped {
+        let mut e = CommandError::new(Kind::Stopped, stopped.summary.clone());
+        e.hints.extend(stopped.hint);
+        return Err(e);
     }
-    code
-}
-
-/// An error as `failed` takes it.
-fn info(e: &crate::error::Error) -> serde_json::Value {
-    serde_json::to_value(crate::onboard::model::ErrorInfo::from(e)).unwrap_or_default()
-}
-
-/// 0 / 1 / 3 (see the module doc).
-pub fn exit_code(r: &ReconcileReport) -> i32 {
-    if r.stopped.is_some() {
-        exit::FAILED
-    } else if r.problems.is_empty() {
-        exit::DONE
+    let status = if r.problems.is_empty() {
+        Status::Done
     } else {
-        exit::PARTIAL
-    }
+        Status::Partial
+    };
+    Ok(Outcome::new(status, Document::new("reconcile")))
 }
 
-async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
-    let t = std::time::Instant::now();
+async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> CommandResult {
     let scope = match &opts.management_group {
         Some(g) => json!({"management_group": g}),
         None if opts.all_subscriptions => json!({"all_subscriptions": true}),
         None => json!({"subscriptions": opts.subscriptions}),
     };
     if opts.subscriptions.is_empty() && !opts.all_subscriptions && opts.management_group.is_none() {
-        let msg = "spot-connect reconcile: one of --management-group ID, --all-subscriptions or --subscription ID is required";
-        eprintln!("{msg}");
-        return failed(opts.json, exit::USAGE, "usage", &scope, t, json!(msg));
+        return Err(failed(&scope)(CommandError::usage(
+            "one of --management-group ID, --all-subscriptions or --subscription ID is required",
+        )));
     }
-    let kind_of = |e: &crate::error::Error| match e {
-        crate::error::Error::Usage(_) => "usage",
-        crate::error::Error::Auth(_) => "sign_in",
-        crate::error::Error::Api(_) => "service",
-        crate::error::Error::Incomplete(_) => "incomplete",
-        crate::error::Error::Cancelled => "interrupted",
-        _ => "other",
-    };
-    let mut settings = match opts.settings() {
-        Ok(s) => s,
-        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
-    };
-    let session = match super::session(opts) {
-        Ok(s) => s,
-        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
-    };
-    if let Err(e) = super::sign_in(&session).await {
-        return failed(
-            opts.json,
-            fail(&e.error),
-            "sign_in",
-            &scope,
-            t,
-            info(&e.error),
-        );
-    }
+    let fail = failed(&scope);
+    let mut settings = opts.settings().map_err(|e| fail(e.into()))?;
+    let session = super::session(opts).map_err(|e| fail(e.into()))?;
+    super::sign_in(&session).await.map_err(&fail)?;
     let mut unseen = vec![];
     let targets = match &opts.management_group {
         Some(g) => {
@@ -191,25 +137,18 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
                     settings.management_group = Some(r.scope(opts.prune_subscription_assignments));
                     r.targets
                 }
-                Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
+                Err(e) => return Err(fail(e.into())),
             }
         }
-        None => match super::resolve_targets(&session, opts).await {
-            Ok(t) => t,
-            Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
-        },
+        None => super::resolve_targets(&session, opts)
+            .await
+            .map_err(|e| fail(e.into()))?,
     };
     if targets.is_empty() {
-        let msg = "spot-connect reconcile: no enabled subscription in scope";
-        eprintln!("{msg}");
-        return failed(
-            opts.json,
-            exit::FAILED,
-            "empty_scope",
-            &scope,
-            t,
-            json!(msg),
-        );
+        return Err(fail(CommandError::new(
+            Kind::EmptyScope,
+            "no enabled subscription in scope",
+        )));
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let many = targets.len() > 1;
@@ -232,12 +171,10 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
     let result = reconcile::reconcile(&session, &targets, &settings, opts_r, tx).await;
     let _ = printer.await;
     super::lines::done();
-    let mut report = match result {
-        Ok(r) => r,
-        Err(e) => return failed(opts.json, fail(&e), kind_of(&e), &scope, t, info(&e)),
-    };
+    let mut report = result.map_err(|e| fail(e.into()))?;
     report.problems.extend(unseen);
-    let code = exit_code(&report);
+    let result = ended(&report);
+    let code = super::report::exit_code(&result);
     for p in &report.problems {
         eprintln!("  ! {}", crate::text::clean(p));
     }
@@ -250,13 +187,68 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> i32 {
         );
     }
     let line = summary(&report, code);
-    if opts.json {
-        let error = match &report.stopped {
-            Some(e) => error_object("stopped", &serde_json::to_value(e).unwrap_or_default()),
-            None => serde_json::Value::Null,
-        };
-        crate::cli::json_out::print(&document(code, Some(&report), &scope, t, error));
-    }
     eprintln!("{line}");
-    code
+    let doc = document(&report, &scope, &line);
+    match result {
+        Ok(o) => Ok(Outcome { json: doc, ..o }),
+        Err(e) => Err(e.with_json(doc)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::exit;
+    use crate::error::Hint;
+    use crate::onboard::model::ErrorInfo;
+
+    fn report() -> ReconcileReport {
+        ReconcileReport {
+            subscriptions: vec![],
+            secrets: vec![],
+            roles: vec![],
+            not_ours: vec![],
+            planned_writes: 0,
+            applied: false,
+            stopped: None,
+            problems: vec![],
+        }
+    }
+
+    /// A pass's report picks its result; `report::exit_code` (the one place) its code.
+    #[test]
+    fn a_pass_ends_done_partial_or_stopped_with_its_hint() {
+        let mut r = report();
+        assert_eq!(super::super::report::exit_code(&ended(&r)), exit::DONE);
+        r.problems.push("blocked".into());
+        assert_eq!(super::super::report::exit_code(&ended(&r)), exit::PARTIAL);
+        r.stopped = Some(ErrorInfo {
+            summary: "the sign-in was refused".into(),
+            api: None,
+            hint: Some(Hint::SignInWithBrowser),
+        });
+        let e = ended(&r).unwrap_err();
+        assert_eq!(e.kind, Kind::Stopped);
+        assert_eq!(e.message(), "the sign-in was refused");
+        assert_eq!(e.hints, vec![Hint::SignInWithBrowser]);
+        assert_eq!(super::super::report::exit_code(&Err(e)), exit::FAILED);
+        // The document keeps reconcile's keys beside the envelope, and `summary.line`.
+        let d =
+            document(&r, &json!({"all_subscriptions": true}), "reconcile: 0").finish(1, None, 5);
+        for k in [
+            "scope",
+            "secrets",
+            "roles",
+            "not_ours",
+            "planned_writes",
+            "applied",
+            "stopped",
+            "problems",
+        ] {
+            assert!(d.get(k).is_some(), "{k} missing: {d}");
+        }
+        assert_eq!(d["summary"]["line"], "reconcile: 0");
+        assert_eq!(d["summary"]["problems"], 1);
+        assert_eq!(d["duration"]["total_ms"], 5);
+    }
 }

@@ -91,6 +91,13 @@ impl Document {
         self
     }
 
+    /// Any other value in `summary` (reconcile's `line`).
+    pub fn summary_value<T: Serialize>(mut self, key: &str, v: T) -> Document {
+        self.summary
+            .insert(key.into(), serde_json::to_value(v).unwrap_or_default());
+        self
+    }
+
     /// A duration in `duration`, as `<key>_ms`.
     pub fn ms(mut self, key: &str, ms: u64) -> Document {
         self.duration.insert(format!("{key}_ms"), ms.into());
@@ -199,6 +206,8 @@ pub enum Kind {
     Failed,
     /// A file of ours on this machine.
     Local,
+    /// `reconcile`: an error stopped the apply after the pass had its report.
+    Stopped,
     Internal,
 }
 
@@ -361,6 +370,12 @@ pub fn hint_text(h: Hint) -> &'static str {
             "check the network: DNS, a firewall, or the proxy (HTTPS_PROXY; NO_PROXY for hosts \
              reached directly)"
         }
+        Hint::Excluded => "left out with --exclude-subscription: run without it to connect it",
+        Hint::PruneSubscriptionAssignments => {
+            "--prune-subscription-assignments removes it once the assignment at the management \
+             group is seen in effect"
+        }
+        Hint::ChosenAccount => "it was chosen with --spot-account or --take-over",
     }
 }
 
@@ -418,6 +433,12 @@ mod tests {
             (Hint::SkipUnreachable, "--skip-unreachable"),
             (Hint::RunAgain, "spot-connect apply"),
             (Hint::CheckNetwork, "HTTPS_PROXY"),
+            (Hint::Excluded, "--exclude-subscription"),
+            (
+                Hint::PruneSubscriptionAssignments,
+                "--prune-subscription-assignments",
+            ),
+            (Hint::ChosenAccount, "--spot-account or --take-over"),
         ] {
             assert!(hint_text(h).contains(flag), "{h:?}: {}", hint_text(h));
         }

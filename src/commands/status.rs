@@ -174,8 +174,13 @@ pub fn table(list: &[SubscriptionStatus], _now: time::OffsetDateTime) -> String 
         ));
     }
     for s in list.iter().filter(|s| s.note.is_some()) {
+        // A connection that is not ours: what the command line can do about it.
+        let hint = match s.verdict {
+            Health::NotOurs => format!(" ({})", super::hint_text(crate::error::Hint::TakeOver)),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "\n{} is {}: {}\n",
+            "\n{} is {}: {}{hint}\n",
             s.subscription_id,
             s.verdict.label(),
             s.note.as_deref().unwrap_or_default()

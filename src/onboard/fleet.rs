@@ -136,14 +136,15 @@ pub async fn resolve(session: &Session, id: &str, exclude: &[String]) -> Result<
         }
     }
     let Some((tenant, arm, group)) = found else {
+        let tenants = d.tenants.len().max(1);
         return Err(match last_err {
+            // Not `Error::Api`: ARM answers 403 for a group that does not exist too ("or the
+            // scope is invalid"), and the 403's hint (Owner on the subscription) would mislead.
             Some(e) => Error::Other(format!(
-                "management group {id} could not be read in any of the {} tenant(s) signed in to: {e}",
-                d.tenants.len().max(1)
+                "management group {id} could not be read in any of the {tenants} tenant(s) signed in to: {e}"
             )),
-            None => Error::Other(format!(
-                "management group {id} was not found in any of the {} tenant(s) signed in to",
-                d.tenants.len().max(1)
+            None => Error::NotFound(format!(
+                "management group {id} was not found in any of the {tenants} tenant(s) signed in to"
             )),
         });
     };

@@ -170,27 +170,33 @@ pub async fn plan_removal(
             .collect();
         let mut items = Vec::new();
         for s in spot.iter().filter(|s| in_use.contains(&s.subscription_id)) {
-            items.push(item(
-                Some(&s.subscription_id),
-                "Spot account",
-                s.account_name.as_deref().unwrap_or_default(),
-                s.account_id.as_deref().unwrap_or_default(),
-                RemovalAction::Keep,
-                "chosen (--spot-account or --take-over), not created by spot-connect: never deleted, --delete-spot-account or not".into(),
-                Op::None,
-            ));
-            items.push(item(
-                Some(&s.subscription_id),
-                "role assignment, client secret and app registration",
-                "used by the chosen Spot account",
-                s.account_id.as_deref().unwrap_or_default(),
-                RemovalAction::Keep,
-                format!(
-                    "Spot account {} was chosen (--spot-account or --take-over), not created by spot-connect: it is never deleted, and the role assignment, client secret and app registration it uses are kept so that it keeps working",
-                    s.account_id.as_deref().unwrap_or("?")
-                ),
-                Op::None,
-            ));
+            items.push(RemovalItem {
+                hint: Some(crate::error::Hint::ChosenAccount),
+                ..item(
+                    Some(&s.subscription_id),
+                    "Spot account",
+                    s.account_name.as_deref().unwrap_or_default(),
+                    s.account_id.as_deref().unwrap_or_default(),
+                    RemovalAction::Keep,
+                    "chosen, not created by spot-connect: never deleted, even when deleting the Spot accounts we created is asked for".into(),
+                    Op::None,
+                )
+            });
+            items.push(RemovalItem {
+                hint: Some(crate::error::Hint::ChosenAccount),
+                ..item(
+                    Some(&s.subscription_id),
+                    "role assignment, client secret and app registration",
+                    "used by the chosen Spot account",
+                    s.account_id.as_deref().unwrap_or_default(),
+                    RemovalAction::Keep,
+                    format!(
+                        "Spot account {} was chosen, not created by spot-connect: it is never deleted, and the role assignment, client secret and app registration it uses are kept so that it keeps working",
+                        s.account_id.as_deref().unwrap_or("?")
+                    ),
+                    Op::None,
+                )
+            });
         }
         let all_subs: Vec<String> = subs.iter().map(|t| t.subscription_id.clone()).collect();
         let subs: Vec<&Target> = subs
@@ -317,7 +323,7 @@ pub async fn plan_removal(
             match sp.kind {
                 AccountKind::Created if opts.delete_spot_account => items.push(account_item(
                     RemovalAction::Delete,
-                    "created by spot-connect (the id our create call recorded, the name we gave it); --delete-spot-account: the account and everything in it is deleted".into(),
+                    "created by spot-connect (the id our create call recorded, the name we gave it); its deletion was asked for: the account and everything in it is deleted".into(),
                     Op::DeleteSpotAccount(id.clone()),
                 )),
                 AccountKind::Created => items.push(RemovalItem {

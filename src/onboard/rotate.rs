@@ -213,7 +213,7 @@ pub async fn rotate(
     );
     let note = limit.plan_note(months, now);
     if let SecretLimit::Blocked { .. } = &limit {
-        let e = Error::Other(format!(
+        let e = Error::Blocked(format!(
             "nothing was changed: the new secret of app {} cannot be made: {}",
             app.display_name,
             note.unwrap_or_default()

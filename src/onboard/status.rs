@@ -501,7 +501,7 @@ async fn one(
             .unwrap_or_else(|| "(unknown)".into());
         st.verdict = Health::NotOurs;
         st.note = Some(format!(
-            "connected through {name}, secret expires {expires}: not ours, left as it is (apply --take-over replaces it)"
+            "connected through {name}, secret expires {expires}: not ours, left as it is"
         ));
         st.spot_account = Some(SpotInfo {
             account_id: a.account_id.clone(),

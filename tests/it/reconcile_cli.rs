@@ -618,3 +618,38 @@ async fn at_scale_a_pass_with_nothing_to_do_over_1000_subscriptions_reads_only()
         again_s / bound.max(0.001)
     );
 }
+
+/// A management group that no tenant signed in to lets us read (ARM answers 403 "or the scope
+/// is invalid" for one that does not exist): exit 1, named, without the 403's subscription-Owner
+/// hint, in the one document `main` prints, with the pass's scope.
+#[tokio::test]
+async fn an_unreadable_management_group_is_named_in_the_document() {
+    let sim = Sim::start(fast()).await;
+    let out = sim
+        .run(
+            As::CiOperator,
+            &["reconcile", "--management-group", "mg-not-there", "--json"],
+            LIMIT,
+        )
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let r = json(&out.stdout);
+    assert_eq!(r["command"], "reconcile");
+    assert_eq!(r["exit_code"], 1);
+    assert_eq!(r["error"]["kind"], "failed", "{r}");
+    assert_eq!(r["error"]["hints"], serde_json::json!([]), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mg-not-there")),
+        "{r}"
+    );
+    assert_eq!(r["scope"]["management_group"], "mg-not-there", "{r}");
+    assert_eq!(r["subscriptions"].as_array().map(Vec::len), Some(0));
+    assert!(
+        out.stderr
+            .contains("spot-connect reconcile: management group mg-not-there could not be read"),
+        "{}",
+        out.stderr
+    );
+}

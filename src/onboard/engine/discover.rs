@@ -577,7 +577,7 @@ pub(super) fn account_fact(
                 AccountFact::Reuse(
                     a.clone(),
                     AccountKind::Chosen,
-                    "taken over with --take-over: chosen, never deleted".into(),
+                    "taken over as asked: chosen, never deleted".into(),
                 ),
                 c.clone(),
                 notes,
@@ -634,7 +634,7 @@ pub(super) fn account_fact(
                 AccountFact::Reuse(
                     a.clone(),
                     AccountKind::Chosen,
-                    "the account you chose (--spot-account): connected, never deleted".into(),
+                    "the account you chose: connected, never deleted".into(),
                 ),
                 None,
                 notes,

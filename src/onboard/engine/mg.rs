@@ -328,6 +328,7 @@ pub(super) fn items(f: &TenantFacts, m: &MgFacts) -> Vec<PlanItem> {
     for t in &m.excluded {
         out.push(PlanItem {
             subscription_id: Some(t.subscription_id.clone()),
+            hint: Some(crate::error::Hint::Excluded),
             ..item(
                 Step::Subscription,
                 "excluded subscription",
@@ -335,32 +336,35 @@ pub(super) fn items(f: &TenantFacts, m: &MgFacts) -> Vec<PlanItem> {
                 PlanAction::Keep,
                 None,
                 format!(
-                    "left out of Spot (--exclude-subscription): no Spot account or connection is made for it; it still inherits the role assignment at management group {} (Azure RBAC has no exclusion below an assignment)",
+                    "left out of Spot: no Spot account or connection is made for it; it still inherits the role assignment at management group {} (Azure RBAC has no exclusion below an assignment)",
                     m.id
                 ),
             )
         });
     }
     for l in &m.legacy {
-        let (action, reason) = if m.prune {
+        let (action, reason, hint) = if m.prune {
             (
                 PlanAction::Update,
                 format!(
-                    "--prune-subscription-assignments: removed once the assignment at management group {} is seen in effect at this subscription (checked after the connections; otherwise kept and said so)",
+                    "pruned as asked: removed once the assignment at management group {} is seen in effect at this subscription (checked after the connections; otherwise kept and said so)",
                     m.id
                 ),
+                None,
             )
         } else {
             (
                 PlanAction::Keep,
                 format!(
-                    "kept: live connections rely on it while the assignment at management group {} takes effect (up to 30 minutes); --prune-subscription-assignments removes it once that is seen in effect",
+                    "kept: live connections rely on it while the assignment at management group {} takes effect (up to 30 minutes)",
                     m.id
                 ),
+                Some(crate::error::Hint::PruneSubscriptionAssignments),
             )
         };
         out.push(PlanItem {
             subscription_id: Some(l.sub.clone()),
+            hint,
             ..item(
                 Step::RoleAssignment,
                 "subscription role assignment",
@@ -789,7 +793,7 @@ impl TenantRun<'_> {
                     Step::RoleAssignment,
                     StepEvent::Skipped {
                         reason: format!(
-                            "the subscription-scope assignment {} is kept: the assignment at management group {} is not yet seen in effect here (propagation can take 30 minutes); run again with --prune-subscription-assignments later",
+                            "the subscription-scope assignment {} is kept: the assignment at management group {} is not yet seen in effect here (propagation can take 30 minutes); a later run that prunes subscription-scope assignments removes it",
                             l.assignment.name, m.id
                         ),
                     },
