@@ -32,6 +32,13 @@ pub struct Out {
     pub stderr: String,
 }
 
+impl Out {
+    /// `(code, stdout, stderr)`, the shape the older CLI modules destructure.
+    pub fn parts(self) -> (i32, String, String) {
+        (self.code, self.stdout, self.stderr)
+    }
+}
+
 impl Sim {
     pub async fn start(opts: SimOpts) -> Sim {
         let dir = tempfile::tempdir().unwrap();
