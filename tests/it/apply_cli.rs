@@ -4,7 +4,7 @@
 //! (tests/it/snapshots/it__apply_cli__*.snap), the volatile parts redacted by
 //! `common::cli::Redact`; `--json` documents are checked field by field.
 
-use crate::common::cli::{As, Redact, Sim, output};
+use crate::common::cli::{As, Redact, Sim, output, sim_wrapper};
 use serde_json::{Value, json};
 use spot_connect::cli::SimOpts;
 use spot_connect::sim::seed;
@@ -13,14 +13,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-/// A fresh simulator; runs as the seeded operator (device code), no terminal.
-struct Env(Sim);
-
-impl std::ops::Deref for Env {
-    type Target = Sim;
-    fn deref(&self) -> &Sim {
-        &self.0
-    }
+sim_wrapper! {
+    /// A fresh simulator; runs as the seeded operator (device code), no terminal.
+    Env
 }
 
 impl Env {

@@ -2,7 +2,7 @@
 //! once, bad input (exit codes, no panic, `--json` errors), the state dir's mode, the `sim`
 //! endpoints file, and `rotate-secret` after a lost `removePassword` reply.
 
-use crate::common::cli::{As, BIN, Sim, output};
+use crate::common::cli::{As, BIN, Sim, output, sim_wrapper};
 use serde_json::Value;
 use spot_connect::cli::SimOpts;
 use spot_connect::sim::seed;
@@ -13,14 +13,9 @@ use tokio::process::Command;
 
 const SUB: &str = seed::SUB_CONTOSO_PROD;
 
-/// A fresh simulator; runs as Contoso's CI operator (client secret: no device-code wait).
-struct Env(Sim);
-
-impl std::ops::Deref for Env {
-    type Target = Sim;
-    fn deref(&self) -> &Sim {
-        &self.0
-    }
+sim_wrapper! {
+    /// A fresh simulator; runs as Contoso's CI operator (client secret: no device-code wait).
+    Env
 }
 
 impl Env {

@@ -3,7 +3,7 @@
 //! the other, the shared role's lost update made deterministic with `faults/delay`,
 //! `rotate-secret` during an `apply` of the same state dir, and a policy the plan refuses.
 
-use crate::common::cli::{As, Sim, output};
+use crate::common::cli::{As, Sim, output, sim_wrapper};
 use serde_json::Value;
 use spot_connect::cli::SimOpts;
 use spot_connect::sim::seed;
@@ -14,15 +14,10 @@ use tokio::process::Command;
 const ROLE: &str = "Spot.io Custom Role";
 type Run = (i32, String, String);
 
-/// A fresh simulator; runs as the seeded operator (device code, approved by the simulator):
-/// Owner in both tenants.
-struct Env(Sim);
-
-impl std::ops::Deref for Env {
-    type Target = Sim;
-    fn deref(&self) -> &Sim {
-        &self.0
-    }
+sim_wrapper! {
+    /// A fresh simulator; runs as the seeded operator (device code, approved by the simulator):
+    /// Owner in both tenants.
+    Env
 }
 
 impl Env {

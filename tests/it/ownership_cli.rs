@@ -2,20 +2,15 @@
 //! is (created, chosen, not ours), a connection made by hand kept and taken over only with
 //! `--take-over`, a Spot token that sees fewer accounts, a partial listing, `status` verdicts.
 
-use crate::common::cli::{As, Redact, Sim, output};
+use crate::common::cli::{As, Redact, Sim, output, sim_wrapper};
 use serde_json::Value;
 use spot_connect::cli::SimOpts;
 use spot_connect::sim::seed;
 use std::time::Duration;
 
-/// A fresh simulator that approves the device code at once; runs as the seeded operator.
-struct Env(Sim);
-
-impl std::ops::Deref for Env {
-    type Target = Sim;
-    fn deref(&self) -> &Sim {
-        &self.0
-    }
+sim_wrapper! {
+    /// A fresh simulator that approves the device code at once; runs as the seeded operator.
+    Env
 }
 
 impl Env {

@@ -15,6 +15,23 @@ pub struct Sim {
     pub dir: tempfile::TempDir,
 }
 
+/// `struct $name(Sim)` that derefs to [`Sim`]: a module's own way to run the binary, on top of
+/// the shared one (`env.sim`, `env.dir`, `env.cmd(…)` reach the `Sim`; `env.0` moves it out).
+macro_rules! sim_wrapper {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        struct $name($crate::common::cli::Sim);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::common::cli::Sim;
+            fn deref(&self) -> &$crate::common::cli::Sim {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use sim_wrapper;
+
 /// How a run signs in.
 #[derive(Clone, Copy)]
 pub enum As {
