@@ -106,6 +106,23 @@ pub struct Graph {
     tenant: String,
 }
 
+/// What we create an application with, by POST or by upsert: single-tenant, the
+/// `https://spot.io` Web redirect URI, our marker.
+fn app_body(name: &str) -> Value {
+    json!({
+        "displayName": name,
+        "signInAudience": "AzureADMyOrg",
+        "web": { "redirectUris": [REDIRECT_URI] },
+        "tags": [APP_TAG],
+        "notes": APP_NOTES,
+    })
+}
+
+/// `/servicePrincipals(appId='…')`: the alternate key of a service principal.
+fn sp_by_app_id(app_id: &str) -> String {
+    format!("/servicePrincipals(appId='{}')", app_id.replace('\'', "''"))
+}
+
 const APP_SELECT: &str = "id,appId,displayName,uniqueName,signInAudience,tags,notes,web,passwordCredentials,createdDateTime";
 
 impl Graph {
@@ -141,6 +158,18 @@ impl Graph {
         Ok(self.http.send(Service::Graph, req).await?.body)
     }
 
+    /// A call whose 404 means "already gone": deleting what another run deleted is done.
+    async fn call_gone_ok(&self, method: Method, url: &str, body: Option<&Value>) -> Result<()> {
+        not_found_is_none::<Value>(self.call(method, url, body).await).map(|_| ())
+    }
+
+    /// `PATCH` with `Prefer: create-if-missing` (an upsert by alternate key): the object in the
+    /// reply when it was created (201), an empty body when it existed and was updated (204).
+    async fn create_if_missing(&self, url: &str, body: &Value) -> Result<Value> {
+        self.call_with(Method::PATCH, url, Some(body), Some("create-if-missing"))
+            .await
+    }
+
     /// `/applications(uniqueName='…')`: the alternate key of an application.
     fn app_by_unique_name(&self, unique_name: &str) -> String {
         format!(
@@ -166,17 +195,9 @@ impl Graph {
     /// that uniqueName exists, updates it (204): sent twice after a lost reply, it is still one
     /// app. The same properties as [`Graph::create_application`].
     pub async fn upsert_application(&self, unique_name: &str, name: &str) -> Result<Application> {
-        let body = json!({
-            "displayName": name,
-            "signInAudience": "AzureADMyOrg",
-            "web": { "redirectUris": [REDIRECT_URI] },
-            "tags": [APP_TAG],
-            "notes": APP_NOTES,
-        });
+        let body = app_body(name);
         let url = self.url(&self.app_by_unique_name(unique_name), &[]);
-        let v = self
-            .call_with(Method::PATCH, &url, Some(&body), Some("create-if-missing"))
-            .await?;
+        let v = self.create_if_missing(&url, &body).await?;
         if v.get("appId").is_some() {
             return parse(v);
         }
@@ -190,13 +211,9 @@ impl Graph {
     /// `Prefer: create-if-missing` creates the app's service principal (201) or leaves the
     /// existing one (204, read back).
     pub async fn upsert_service_principal(&self, app_id: &str) -> Result<ServicePrincipal> {
-        let url = self.url(
-            &format!("/servicePrincipals(appId='{}')", app_id.replace('\'', "''")),
-            &[],
-        );
-        let body = json!({"accountEnabled": true});
+        let url = self.url(&sp_by_app_id(app_id), &[]);
         let v = self
-            .call_with(Method::PATCH, &url, Some(&body), Some("create-if-missing"))
+            .create_if_missing(&url, &json!({"accountEnabled": true}))
             .await?;
         if v.get("id").is_some() {
             return parse(v);
@@ -246,13 +263,7 @@ impl Graph {
 
     /// Creates a single-tenant app with the `https://spot.io` Web redirect URI and our marker.
     pub async fn create_application(&self, name: &str) -> Result<Application> {
-        let body = json!({
-            "displayName": name,
-            "signInAudience": "AzureADMyOrg",
-            "web": { "redirectUris": [REDIRECT_URI] },
-            "tags": [APP_TAG],
-            "notes": APP_NOTES,
-        });
+        let body = app_body(name);
         parse(
             self.call(Method::POST, &self.url("/applications", &[]), Some(&body))
                 .await?,
@@ -260,15 +271,8 @@ impl Graph {
     }
 
     pub async fn delete_application(&self, id: &str) -> Result<()> {
-        not_found_is_none::<Value>(
-            self.call(
-                Method::DELETE,
-                &self.url(&format!("/applications/{id}"), &[]),
-                None,
-            )
-            .await,
-        )
-        .map(|_| ())
+        let url = self.url(&format!("/applications/{id}"), &[]);
+        self.call_gone_ok(Method::DELETE, &url, None).await
     }
 
     /// Adds a client secret ending at `end`. The value is returned only here.
@@ -298,11 +302,8 @@ impl Graph {
             &format!("/applications/{app_object_id}/removePassword"),
             &[],
         );
-        not_found_is_none::<Value>(
-            self.call(Method::POST, &url, Some(&json!({"keyId": key_id})))
-                .await,
-        )
-        .map(|_| ())
+        self.call_gone_ok(Method::POST, &url, Some(&json!({"keyId": key_id})))
+            .await
     }
 
     /// The service principal of `app_id`; None when there is none (yet).
@@ -310,10 +311,7 @@ impl Graph {
         &self,
         app_id: &str,
     ) -> Result<Option<ServicePrincipal>> {
-        let url = self.url(
-            &format!("/servicePrincipals(appId='{}')", app_id.replace('\'', "''")),
-            &[],
-        );
+        let url = self.url(&sp_by_app_id(app_id), &[]);
         not_found_is_none(self.call(Method::GET, &url, None).await)
     }
 
@@ -330,15 +328,8 @@ impl Graph {
     }
 
     pub async fn delete_service_principal(&self, id: &str) -> Result<()> {
-        not_found_is_none::<Value>(
-            self.call(
-                Method::DELETE,
-                &self.url(&format!("/servicePrincipals/{id}"), &[]),
-                None,
-            )
-            .await,
-        )
-        .map(|_| ())
+        let url = self.url(&format!("/servicePrincipals/{id}"), &[]);
+        self.call_gone_ok(Method::DELETE, &url, None).await
     }
 }
 

@@ -1977,6 +1977,10 @@ fn secret_policy(w: &World, app: &Application) -> SecretPolicy {
 
 /// An ISO 8601 duration as Graph writes `maxLifetime` (`P90D`, `P4DT12H30M5S`, `P1Y`): years
 /// count 365 days, months 30 (a guess: Graph does not say). None when malformed.
+///
+/// Written apart from the client's `onboard/lifetime.rs` on purpose: the simulator judges the
+/// end dates the client derives from `maxLifetime`, and a parser both shared would agree with
+/// itself about any mistake (tests/it/layers.rs keeps sim/ from the client's modules).
 pub(crate) fn iso8601_duration(s: &str) -> Option<time::Duration> {
     let rest = s.trim().strip_prefix('P')?;
     let (date, clock) = match rest.split_once('T') {
@@ -2021,12 +2025,7 @@ pub(crate) fn set_tenant_secret_policy(
     tenant: &str,
     policy: &str,
 ) -> crate::error::Result<()> {
-    let Some(t) = w
-        .tenants
-        .iter()
-        .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
-        .map(|t| t.id.clone())
-    else {
+    let Some(t) = w.tenant_named(tenant).map(|t| t.id.clone()) else {
         return Err(crate::error::Error::Usage(format!(
             "--secret-lifetime-policy {tenant}={policy}: no simulated tenant {tenant}"
         )));

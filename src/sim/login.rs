@@ -100,9 +100,7 @@ pub(crate) fn resolve_user_tenant(
         return Ok(user.home_tenant.clone());
     }
     let t = w
-        .tenants
-        .iter()
-        .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
+        .tenant_named(tenant)
         .ok_or((90002, format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")))?;
     if w.user_tenants(user_id).contains(&t.id) {
         Ok(t.id.clone())
@@ -299,18 +297,15 @@ const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 /// endpoints carry that word and the issuer the literal `{tenantid}`.
 fn discovery(sim: &Sim, ctx: &Ctx, tenant: &str) -> Resp {
     let lower = tenant.to_ascii_lowercase();
-    let (path_tenant, issuer_tenant) =
-        if matches!(lower.as_str(), "organizations" | "common") {
-            (lower.clone(), "{tenantid}".to_string())
-        } else {
-            let w = sim.world();
-            let Some(t) = w.tenants.iter().find(|t| {
-                t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant)
-            }) else {
-                return oauth_error(ctx, 400, "invalid_tenant", 90002, &tenant_not_found(tenant));
-            };
-            (t.id.clone(), t.id.clone())
+    let (path_tenant, issuer_tenant) = if matches!(lower.as_str(), "organizations" | "common") {
+        (lower.clone(), "{tenantid}".to_string())
+    } else {
+        let w = sim.world();
+        let Some(t) = w.tenant_named(tenant) else {
+            return oauth_error(ctx, 400, "invalid_tenant", 90002, &tenant_not_found(tenant));
         };
+        (t.id.clone(), t.id.clone())
+    };
     let login = &sim.origins.login;
     let host = login.strip_prefix("https://").unwrap_or(login);
     let ep = |p: &str| format!("{login}/{path_tenant}/{p}");
@@ -383,11 +378,7 @@ pub(crate) fn handle(sim: &Sim, ctx: &Ctx) -> Resp {
     let known_tenant = matches!(
         tenant.to_ascii_lowercase().as_str(),
         "organizations" | "common"
-    ) || sim
-        .world()
-        .tenants
-        .iter()
-        .any(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant));
+    ) || sim.world().tenant_named(tenant).is_some();
     if !known_tenant {
         return oauth_error(
             ctx,
@@ -784,24 +775,10 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
         );
     };
     let mut w = sim.world();
-    let Some(tenant_id) = w
-        .tenants
-        .iter()
-        .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
-        .map(|t| t.id.clone())
-    else {
-        return oauth_error(
-            ctx,
-            400,
-            "invalid_request",
-            90002,
-            &format!("Tenant '{tenant}' not found."),
-        );
+    let (tenant_id, client_id) = match client_tenant(&w, ctx, tenant, form) {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
-    let client_id = form
-        .get("client_id")
-        .map(String::as_str)
-        .unwrap_or_default();
     match check_client_secret(&w, &tenant_id, client_id, secret) {
         Ok(p) => {
             let body = issue_tokens(
@@ -825,6 +802,30 @@ fn client_credentials(sim: &Sim, ctx: &Ctx, tenant: &str, form: &HashMap<String,
             oauth_error(ctx, status, error, code, msg)
         }
     }
+}
+
+/// The tenant a client-credentials request names (by id or domain) and its `client_id`, or the
+/// AADSTS90002 reply when no such tenant is simulated.
+fn client_tenant<'f>(
+    w: &World,
+    ctx: &Ctx,
+    tenant: &str,
+    form: &'f HashMap<String, String>,
+) -> Result<(String, &'f str), Resp> {
+    let Some(t) = w.tenant_named(tenant) else {
+        return Err(oauth_error(
+            ctx,
+            400,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        ));
+    };
+    let client_id = form
+        .get("client_id")
+        .map(String::as_str)
+        .unwrap_or_default();
+    Ok((t.id.clone(), client_id))
 }
 
 /// `client_assertion_type` of a federated token (RFC 7523 §2.2).
@@ -870,24 +871,10 @@ fn client_assertion(
         );
     };
     let mut w = sim.world();
-    let Some(tenant_id) = w
-        .tenants
-        .iter()
-        .find(|t| t.id.eq_ignore_ascii_case(tenant) || t.domain.eq_ignore_ascii_case(tenant))
-        .map(|t| t.id.clone())
-    else {
-        return oauth_error(
-            ctx,
-            400,
-            "invalid_request",
-            90002,
-            &format!("Tenant '{tenant}' not found."),
-        );
+    let (tenant_id, client_id) = match client_tenant(&w, ctx, tenant, form) {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
-    let client_id = form
-        .get("client_id")
-        .map(String::as_str)
-        .unwrap_or_default();
     let Some(app) = w
         .applications
         .iter()

@@ -1059,6 +1059,14 @@ impl World {
         })
     }
 
+    /// The simulated tenant named by its id or its domain (either case), as the identity
+    /// platform accepts either in a path.
+    pub fn tenant_named(&self, id_or_domain: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| {
+            t.id.eq_ignore_ascii_case(id_or_domain) || t.domain.eq_ignore_ascii_case(id_or_domain)
+        })
+    }
+
     /// The tenants the person behind user object `id` has an object in.
     pub fn user_tenants(&self, id: &str) -> Vec<String> {
         let Some(home) = self.user(id).map(|u| u.home_id.clone()) else {

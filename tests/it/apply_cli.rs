@@ -4,34 +4,23 @@
 //! (tests/it/snapshots/it__apply_cli__*.snap), the volatile parts redacted by
 //! `common::cli::Redact`; `--json` documents are checked field by field.
 
-use crate::common::cli::Redact;
+use crate::common::cli::{As, Redact, Sim, output, sim_wrapper};
 use serde_json::{Value, json};
 use spot_connect::cli::SimOpts;
-use spot_connect::sim::{self, SimHandle, seed};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use spot_connect::sim::seed;
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
-
-struct Env {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+sim_wrapper! {
+    /// A fresh simulator; runs as the seeded operator (device code), no terminal.
+    Env
 }
 
 impl Env {
     async fn start(opts: SimOpts) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(&opts, &dir.path().join("sim"))
-            .await
-            .expect("simulator starts");
-        Env { sim, dir }
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
+        Env(Sim::start(opts).await)
     }
 
     fn redact(&self) -> Redact {
@@ -40,23 +29,7 @@ impl Env {
 
     /// `spot-connect <args> --endpoints … --state-dir …`, no terminal, clean environment.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.env("SPOT_CONNECT_KEYRING", "off");
-        c.args(args)
-            .arg("--endpoints")
-            .arg(&self.sim.endpoints_path)
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .env_remove("SPOTINST_TOKEN")
-            .env_remove("AZURE_TENANT_ID")
-            .env_remove("AZURE_CLIENT_ID")
-            .env_remove("AZURE_CLIENT_SECRET")
-            .env("SPOT_CONNECT_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        c
+        self.0.cmd(As::Operator, &self.state_dir(), args)
     }
 
     async fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
@@ -64,15 +37,7 @@ impl Env {
         for (k, v) in envs {
             c.env(k, v);
         }
-        let out = tokio::time::timeout(Duration::from_secs(240), c.output())
-            .await
-            .expect("finishes in time")
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        output(c, Duration::from_secs(240)).await.parts()
     }
 }
 
@@ -254,7 +219,7 @@ async fn apply_json_reports_then_plan_reports_all_reused_and_nothing_secret_leak
             n.len()
         );
     }
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// What an operator reads, command by command: `plan` (what would be created and why), `apply`
@@ -292,7 +257,7 @@ async fn plan_apply_status_and_plan_again_transcripts() {
     }
     insta::assert_snapshot!("plan_apply_status_plan", t);
     assert_converged(&env.sim.state(), sub);
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,7 +296,7 @@ async fn killed_mid_run_the_next_run_converges() {
         .await;
     assert_eq!(code, 0, "{stderr}");
     assert_converged(&env.sim.state(), sub);
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +340,7 @@ async fn the_limited_user_gets_a_permission_message_and_nothing_is_created() {
     );
     assert!(!stderr.contains(seed::CI_LIMITED_SECRET));
     assert_eq!(counts(&env.sim.state()), before, "nothing created");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,7 +405,7 @@ async fn clear_failures_for_wrong_token_unknown_subscription_long_secret_and_mis
     assert_eq!(code, 2, "{stderr}");
     t += &format!("\n{}", r.transcript(&args, code, &stdout, &stderr));
     insta::assert_snapshot!("clear_failures", t);
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,7 +461,7 @@ async fn one_spot_account_cannot_take_several_subscriptions_and_several_connect_
     let state = env.sim.state();
     assert_converged(&state, seed::SUB_CONTOSO_PROD);
     assert_converged(&state, seed::SUB_CONTOSO_DEV);
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[cfg(unix)]
@@ -545,7 +510,7 @@ async fn sigterm_mid_run_exits_130_and_the_next_run_converges() {
         .await;
     assert_eq!(code, 0, "{stderr}");
     assert_converged(&env.sim.state(), sub);
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -625,7 +590,7 @@ async fn an_owner_who_may_not_register_applications_is_blocked_before_anything_i
         .cloned()
         .collect();
     assert!(writes.is_empty(), "no write was even tried: {writes:#?}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// A role named like ours, made by someone else (no spot-connect marker) and assignable only
@@ -736,7 +701,7 @@ async fn a_same_named_role_made_by_someone_else_at_another_subscription_blocks_p
         .map(|r| format!("{} {} {}", r["service"], r["method"], r["path"]))
         .collect::<Vec<_>>();
     assert!(writes.is_empty(), "no write reached a service: {writes:#?}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// The plan is the contract: `plan --json` for three subscriptions of Contoso and one of
@@ -995,7 +960,7 @@ async fn plan_json_of_four_subscriptions_in_two_tenants_is_what_apply_writes() {
             .all(|i| i["action"] == "reuse"),
         "{again:#}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// Graph and ARM as an SDK (or `az rest`) calls them, for the e2e below.
@@ -1200,5 +1165,5 @@ async fn a_service_principal_made_and_granted_through_graph_connects_with_client
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains(&secret));
     assert_converged(&env.sim.state(), sub);
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }

@@ -1,52 +1,28 @@
 //! The onboarding engine against the in-process simulator: what it creates, that it creates it
 //! once, and that it converges after faults, replication delay and interruptions.
 
+use crate::common::sim::Engine;
 use serde_json::Value;
-use spot_connect::cli::{CommonOpts, SimOpts};
+use spot_connect::cli::SimOpts;
 use spot_connect::onboard::model::{
     Outcome, PlanAction, Progress, Report, Step, StepEvent, Verdict,
 };
-use spot_connect::onboard::{self, Session, Settings, Target};
-use spot_connect::secret::Secret;
-use spot_connect::sim::{self, SimHandle, seed};
+use spot_connect::onboard::{self, Settings, Target};
+use spot_connect::sim::seed;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-struct Env {
-    sim: SimHandle,
-    _dir: tempfile::TempDir,
-    state_dir: std::path::PathBuf,
-    session: Session,
-}
+type Env = Engine;
 
 async fn env(opts: SimOpts) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = sim::start(&opts, &dir.path().join("sim"))
-        .await
-        .expect("simulator starts");
-    let state_dir = dir.path().join("state");
-    let common = CommonOpts {
-        state_dir: Some(state_dir.clone()),
-        ..Default::default()
-    };
-    let endpoints = (
-        sim.endpoints(),
-        Secret::new(sim.endpoints.spot_token.clone()),
-    );
-    let session = Session::build(&common, Some(endpoints), Arc::new(|_| {})).expect("session");
-    session
+    let env = Engine::start(opts).await;
+    env.session
         .auth
         .sign_in()
         .await
         .expect("device code sign-in (auto-approved)");
-    Env {
-        sim,
-        _dir: dir,
-        state_dir,
-        session,
-    }
+    env
 }
 
 fn prod() -> Target {

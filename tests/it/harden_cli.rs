@@ -2,69 +2,39 @@
 //! once, bad input (exit codes, no panic, `--json` errors), the state dir's mode, the `sim`
 //! endpoints file, and `rotate-secret` after a lost `removePassword` reply.
 
+use crate::common::cli::{As, BIN, Sim, output, sim_wrapper};
 use serde_json::Value;
 use spot_connect::cli::SimOpts;
-use spot_connect::sim::{self, SimHandle, seed};
+use spot_connect::sim::seed;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
 const SUB: &str = seed::SUB_CONTOSO_PROD;
 
-struct Env {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+sim_wrapper! {
+    /// A fresh simulator; runs as Contoso's CI operator (client secret: no device-code wait).
+    Env
 }
 
 impl Env {
     async fn start(opts: SimOpts) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(&opts, &dir.path().join("sim"))
-            .await
-            .expect("simulator starts");
-        Env { sim, dir }
+        Env(Sim::start(opts).await)
     }
 
-    fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    /// `spot-connect <args>` as the CI operator (client secret: no device-code wait).
+    /// `spot-connect <args>` as the CI operator, without the debug log (stderr as an operator
+    /// sees it).
     fn cmd_in(&self, state_dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.env("SPOT_CONNECT_KEYRING", "off");
-        c.args(args)
-            .args(["--auth", "client-secret"])
-            .arg("--endpoints")
-            .arg(&self.sim.endpoints_path)
-            .arg("--state-dir")
-            .arg(state_dir)
-            .env_remove("SPOTINST_TOKEN")
-            .env("AZURE_TENANT_ID", seed::CONTOSO_TENANT_ID)
-            .env("AZURE_CLIENT_ID", seed::CI_OPERATOR_CLIENT_ID)
-            .env("AZURE_CLIENT_SECRET", seed::CI_OPERATOR_SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut c = self.0.cmd(As::CiOperator, state_dir, args);
+        c.env_remove("SPOT_CONNECT_LOG");
         c
     }
 
     async fn run_in(&self, state_dir: &Path, args: &[&str]) -> (i32, String, String) {
-        let out = tokio::time::timeout(
-            Duration::from_secs(180),
-            self.cmd_in(state_dir, args).output(),
-        )
-        .await
-        .expect("finishes in time")
-        .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        output(self.cmd_in(state_dir, args), Duration::from_secs(180))
+            .await
+            .parts()
     }
 
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
@@ -182,7 +152,7 @@ async fn kill_storm_then_one_clean_run_leaves_one_of_each_and_no_orphan_secret()
         .await;
     assert_eq!(code, 0, "{stderr}");
     let whole = c0.elapsed().as_millis() as u64;
-    calibrate.sim.shutdown().await;
+    calibrate.0.sim.shutdown().await;
     let mut failures = Vec::new();
     let mut killed_mid_run = 0;
     let t0 = Instant::now();
@@ -211,7 +181,7 @@ async fn kill_storm_then_one_clean_run_leaves_one_of_each_and_no_orphan_secret()
         if !p.is_empty() {
             failures.push((trial, p));
         }
-        env.sim.shutdown().await;
+        env.0.sim.shutdown().await;
     }
     eprintln!(
         "kill storm: {TRIALS} trials x {KILLS} kills ({killed_mid_run} killed mid-run; a whole run takes {whole} ms), seed {seed_value}, {:?}, failures: {}",
@@ -260,7 +230,7 @@ async fn two_at_once_same_state_dir_never_duplicates() {
         if !p.is_empty() {
             failures.push((trial, p));
         }
-        env.sim.shutdown().await;
+        env.0.sim.shutdown().await;
     }
     eprintln!(
         "two at once, same state dir: {TRIALS} trials, {refused} second runs refused, failures: {}",
@@ -297,7 +267,7 @@ async fn apply_stops_with_the_holders_pid_while_another_run_holds_the_lock() {
     drop(held);
     let (code, _, stderr) = env.run(&["apply", "--subscription", SUB, "--yes"]).await;
     assert_eq!(code, 0, "{stderr}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// What two runs with separate state dirs left, and how each ended: one of each object, no
@@ -356,7 +326,7 @@ async fn two_at_once_separate_state_dirs_settle_on_one_of_each() {
             Ok(o) => outcomes.push(o),
             Err(e) => failures.push((trial, e)),
         }
-        env.sim.shutdown().await;
+        env.0.sim.shutdown().await;
     }
     eprintln!(
         "two at once, separate state dirs: {TRIALS} trials, {outcomes:?}, failures: {}",
@@ -397,7 +367,7 @@ async fn a_run_held_back_in_the_race_gives_way_deleting_only_its_own_account() {
     );
     // Well inside the propagation budget (180 s).
     assert!(took < Duration::from_secs(60), "{took:?}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// A second run with another state dir, started once the first has registered its app: no
@@ -435,7 +405,7 @@ async fn a_run_from_another_state_dir_during_another_converges_on_its_objects() 
         Ok("both connected" | "race settled") => {}
         other => panic!("{other:?}"),
     }
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,7 +467,7 @@ async fn bad_input_exits_2_before_sign_in_without_a_panic_and_json_says_why() {
             && !stderr.contains("panicked"),
         "{stderr}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[cfg(unix)]
@@ -538,7 +508,7 @@ async fn an_existing_state_dir_keeps_its_mode_and_a_shared_one_is_refused() {
     let (code, _, stderr) = env.run_in(&fresh, &["plan", "--subscription", SUB]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(mode(&fresh), 0o700, "a missing dir is made 0700");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// A victim file behind a planted link: its bytes and mode before and after the run.
@@ -690,7 +660,7 @@ async fn a_planted_symlink_is_never_written_through() {
     assert_eq!(std::fs::read_dir(&elsewhere3).unwrap().count(), 0);
 
     eprintln!("planted links:\n  {}", figures.join("\n  "));
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// Issue 17 §1, across users: the victim (`nobody`, run with setpriv) points --state-dir at a
@@ -750,7 +720,7 @@ async fn another_users_directory_or_file_is_refused() {
     assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
     let figure2 = planted.check("a log file of uid 65534 in our dir");
     eprintln!("{figure}\n{figure2}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -809,7 +779,7 @@ async fn rotate_secret_after_a_lost_remove_password_reply_succeeds_and_status_se
     let (code, _, stderr) = env.run(&["status", "--subscription", SUB]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("held by no Spot account"), "{stderr}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// An orphan a killed run left (added, never recorded): `status` reports it, `apply` removes it.
@@ -902,7 +872,7 @@ async fn status_reports_and_apply_removes_a_secret_no_spot_account_holds() {
     let (_, stdout, _) = env.run(&["status", "--subscription", SUB, "--json"]).await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert!(v["subscriptions"][0].get("unheld_secrets").is_none(), "{v}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// Throttling replies with `Retry-After` are announced as they happen, on stderr.
@@ -921,7 +891,7 @@ async fn retry_after_waits_are_shown_live() {
         "a 429/503 with Retry-After: 1 is announced: {stderr}"
     );
     assert_eq!(problems(&env.sim.state(), SUB), Vec::<String>::new());
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1185,5 +1155,5 @@ async fn a_token_from_az_for_another_tenant_is_refused() {
             && stderr.contains("signed in as ops@contoso.com"),
         "{stderr}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }

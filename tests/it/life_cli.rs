@@ -3,19 +3,14 @@
 //! the operator reads is one snapshot of the whole walk
 //! (tests/it/snapshots/it__life_cli__apply_status_rotate_remove.snap).
 
-use crate::common::cli::{As, Redact, Sim};
+use crate::common::cli::{As, Redact, Sim, sim_wrapper};
 use serde_json::Value;
 use spot_connect::sim::{SimOpts, seed};
 use std::time::Duration;
 
-/// The operator (device code, approved at once) against a fresh simulator.
-struct Env(Sim);
-
-impl std::ops::Deref for Env {
-    type Target = Sim;
-    fn deref(&self) -> &Sim {
-        &self.0
-    }
+sim_wrapper! {
+    /// The operator (device code, approved at once) against a fresh simulator.
+    Env
 }
 
 impl Env {

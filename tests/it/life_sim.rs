@@ -1,54 +1,34 @@
 //! Life after onboarding against the in-process simulator: `status` verdicts, `rotate-secret`
 //! (also killed half-way), `remove` (ours only), and many subscriptions at once.
 
+use crate::common::sim::Engine;
 use serde_json::{Value, json};
 use spot_connect::azure::arm::Arm;
 use spot_connect::azure::auth::Audience;
-use spot_connect::cli::{CommonOpts, SimOpts};
+use spot_connect::cli::SimOpts;
 use spot_connect::onboard::model::{Progress, Step, StepEvent, Verdict};
 use spot_connect::onboard::remove::{RemoveOptions, plan_removal, remove};
 use spot_connect::onboard::rotate::rotate;
 use spot_connect::onboard::status::{Health, status};
 use spot_connect::onboard::{self, Session, Settings, Target};
 use spot_connect::secret::Secret;
-use spot_connect::sim::{self, SimHandle, seed};
+use spot_connect::sim::seed;
 use spot_connect::spot::AzureCredentials;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 const ROLE: &str = "Spot.io Custom Role";
 
-struct Env {
-    sim: SimHandle,
-    _dir: tempfile::TempDir,
-    session: Session,
-}
+type Env = Engine;
 
 async fn env(opts: SimOpts) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = sim::start(&opts, &dir.path().join("sim"))
-        .await
-        .expect("simulator starts");
-    let common = CommonOpts {
-        state_dir: Some(dir.path().join("state")),
-        ..Default::default()
-    };
-    let endpoints = (
-        sim.endpoints(),
-        Secret::new(sim.endpoints.spot_token.clone()),
-    );
-    let session = Session::build(&common, Some(endpoints), Arc::new(|_| {})).expect("session");
+    let env = Engine::start(opts).await;
     let mut tries = 0;
-    while let Err(e) = session.auth.sign_in().await {
+    while let Err(e) = env.session.auth.sign_in().await {
         tries += 1;
         assert!(tries < 5, "sign-in: {e}");
     }
-    Env {
-        sim,
-        _dir: dir,
-        session,
-    }
+    env
 }
 
 fn target(sub: &str, name: &str) -> Target {

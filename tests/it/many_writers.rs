@@ -3,70 +3,43 @@
 //! the other, the shared role's lost update made deterministic with `faults/delay`,
 //! `rotate-secret` during an `apply` of the same state dir, and a policy the plan refuses.
 
+use crate::common::cli::{As, Sim, output, sim_wrapper};
 use serde_json::Value;
 use spot_connect::cli::SimOpts;
-use spot_connect::sim::{self, SimHandle, seed};
+use spot_connect::sim::seed;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
 const ROLE: &str = "Spot.io Custom Role";
 type Run = (i32, String, String);
 
-struct Env {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+sim_wrapper! {
+    /// A fresh simulator; runs as the seeded operator (device code, approved by the simulator):
+    /// Owner in both tenants.
+    Env
 }
 
 impl Env {
     async fn start(opts: SimOpts) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = sim::start(&opts, &dir.path().join("sim"))
-            .await
-            .expect("simulator starts");
-        Env { sim, dir }
+        Env(Sim::start(opts).await)
     }
 
     fn dir(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.0.dir.path().join(name)
     }
 
-    /// `spot-connect <args>` as the seeded operator (device code, approved by the simulator):
-    /// Owner in both tenants.
+    /// `spot-connect <args>` as the seeded operator, without the debug log.
     fn cmd_in(&self, state_dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.env("SPOT_CONNECT_KEYRING", "off");
-        c.args(args)
-            .arg("--endpoints")
-            .arg(&self.sim.endpoints_path)
-            .arg("--state-dir")
-            .arg(state_dir)
-            .env_remove("SPOTINST_TOKEN")
-            .env_remove("AZURE_TENANT_ID")
-            .env_remove("AZURE_CLIENT_ID")
-            .env_remove("AZURE_CLIENT_SECRET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut c = self.0.cmd(As::Operator, state_dir, args);
+        c.env_remove("SPOT_CONNECT_LOG");
         c
     }
 
     async fn run_in(&self, state_dir: &Path, args: &[&str]) -> Run {
-        let out = tokio::time::timeout(
-            Duration::from_secs(400),
-            self.cmd_in(state_dir, args).output(),
-        )
-        .await
-        .expect("finishes in time")
-        .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        output(self.cmd_in(state_dir, args), Duration::from_secs(400))
+            .await
+            .parts()
     }
 
     async fn apply_in(&self, state_dir: &Path, sub: &str) -> Run {
@@ -235,7 +208,7 @@ async fn a_ci_matrix_of_fresh_state_dirs_over_two_tenants_exits_0_with_one_of_ea
         if !p.is_empty() {
             failures.push((trial, p));
         }
-        env.sim.shutdown().await;
+        env.0.sim.shutdown().await;
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
@@ -276,7 +249,7 @@ async fn two_operators_one_after_the_other_converge_from_a_new_state_dir() {
     assert_eq!(code, 0, "{stderr}");
     let (p, _) = census(&env.sim.state(), &[(c, prod), (c, dev)]);
     assert_eq!(p, Vec::<String>::new(), "{stderr}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// The lost update of the shared role, made deterministic: two runs (separate state dirs) for
@@ -312,7 +285,7 @@ async fn the_role_race_repairs_the_role_instead_of_waiting_for_propagation() {
     let repaired = |r: &Run| r.2.contains("repairing it") || r.2.contains("merging again");
     assert!(repaired(&ra) || repaired(&rb), "a: {}\nb: {}", ra.2, rb.2);
     assert!(took < Duration::from_secs(120), "{took:?}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// `rotate-secret` while an `apply` of the same state dir is handing a new secret over: the
@@ -360,7 +333,7 @@ async fn rotate_secret_during_an_apply_of_the_same_state_dir_waits_and_both_end_
         1,
         "the rotation removed the old one"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// A `--policy` file the plan can know is too large: refused before anything is written (the
@@ -413,7 +386,7 @@ async fn a_policy_too_large_is_refused_before_anything_is_written() {
         arr(&before["spot"], "accounts").len(),
         arr(&after["spot"], "accounts").len()
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// Run A connects subscription A; run B, from another state dir with a Spot token that cannot
@@ -460,5 +433,5 @@ async fn a_spot_token_that_sees_fewer_accounts_keeps_another_runs_secret() {
     assert_eq!(code, 0, "{stderr}");
     let (p, _) = census(&env.sim.state(), &[(c, a), (c, b)]);
     assert_eq!(p, Vec::<String>::new(), "{stderr}");
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }

@@ -2,34 +2,28 @@
 //! is (created, chosen, not ours), a connection made by hand kept and taken over only with
 //! `--take-over`, a Spot token that sees fewer accounts, a partial listing, `status` verdicts.
 
-use crate::common::cli::Redact;
+use crate::common::cli::{As, Redact, Sim, output, sim_wrapper};
 use serde_json::Value;
 use spot_connect::cli::SimOpts;
-use spot_connect::sim::{self, SimHandle, seed};
-use std::process::Stdio;
+use spot_connect::sim::seed;
 use std::time::Duration;
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spot-connect");
-
-struct Env {
-    sim: SimHandle,
-    dir: tempfile::TempDir,
+sim_wrapper! {
+    /// A fresh simulator that approves the device code at once; runs as the seeded operator.
+    Env
 }
 
 impl Env {
     async fn start(opts: SimOpts) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = SimOpts {
+        Env(Sim::start(SimOpts {
             approve_after: 0,
             ..opts
-        };
-        let sim = sim::start(&opts, &dir.path().join("sim")).await.unwrap();
-        Env { sim, dir }
+        })
+        .await)
     }
 
     fn state_dir(&self, n: &str) -> std::path::PathBuf {
-        self.dir.path().join(n)
+        self.0.dir.path().join(n)
     }
 
     /// `spot-connect <args>` with the state dir `state`, and `SPOTINST_TOKEN` when given.
@@ -39,30 +33,12 @@ impl Env {
         token: Option<&str>,
         args: &[&str],
     ) -> (i32, String, String) {
-        let mut c = Command::new(BIN);
-        c.env("SPOT_CONNECT_KEYRING", "off");
-        c.args(args)
-            .arg("--endpoints")
-            .arg(&self.sim.endpoints_path)
-            .arg("--state-dir")
-            .arg(self.state_dir(state))
-            .env_remove("SPOTINST_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut c = self.0.cmd(As::Operator, &self.state_dir(state), args);
+        c.env_remove("SPOT_CONNECT_LOG");
         if let Some(t) = token {
             c.env("SPOTINST_TOKEN", t);
         }
-        let out = tokio::time::timeout(Duration::from_secs(240), c.output())
-            .await
-            .expect("finishes in time")
-            .expect("runs");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        output(c, Duration::from_secs(240)).await.parts()
     }
 
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
@@ -205,7 +181,7 @@ async fn a_connection_made_by_hand_is_kept_then_taken_over_only_with_take_over_a
             .iter()
             .any(|a| a["id"] == seed::FABRIKAM_SPOT_APP_OBJECT_ID)
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// A state file that names objects we did not create (edited, or copied from elsewhere: the
@@ -278,7 +254,7 @@ async fn a_state_file_naming_foreign_objects_never_gets_them_adopted_or_deleted(
             .iter()
             .any(|a| a["id"] == seed::CI_OPERATOR_APP_OBJECT_ID)
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// A Spot token that is not an Organization Admin's cannot list the organization's accounts:
@@ -321,7 +297,7 @@ async fn a_spot_token_that_sees_fewer_accounts_is_named_in_the_plan() {
         plan.contains("reuse   Spot account Contoso Dev: chosen: already connected"),
         "{plan}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// More than 500 pages of subscriptions in a tenant: `--all-subscriptions` names the tenant
@@ -363,7 +339,7 @@ async fn a_listing_cut_short_is_never_taken_for_the_whole() {
             && !err.contains(seed::SUB_CONTOSO_DEV),
         "{err}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// `status` verdicts (issue 16 §9): never-onboarded subscriptions and a connection that is not
@@ -457,7 +433,7 @@ async fn status_verdicts_and_exit_codes_over_onboarded_not_onboarded_and_not_our
         man.contains("not onboarded") && man.contains("warn\\-within"),
         "{man}"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }
 
 /// An empty Spot account with the subscription's name, made by hand while a run creates its
@@ -527,5 +503,5 @@ async fn an_empty_same_name_account_made_by_hand_during_a_run_changes_nothing_th
         our_apps(&s)[0]["appId"],
         "connected through our app"
     );
-    env.sim.shutdown().await;
+    env.0.sim.shutdown().await;
 }

@@ -1,40 +1,19 @@
 //! Issue 20 §4: a tenant's subscriptions are planned while later pages of `GET /subscriptions`
 //! are still coming (`onboard::plan_listed`), and nothing about the plan changes for it.
 
+use crate::common::sim::Engine;
 use serde_json::Value;
-use spot_connect::cli::{CommonOpts, SimOpts};
+use spot_connect::cli::SimOpts;
 use spot_connect::onboard::Plan;
-use spot_connect::onboard::{self, Session, Settings};
-use spot_connect::secret::Secret;
-use spot_connect::sim::{self, SimHandle, seed};
-use std::sync::Arc;
+use spot_connect::onboard::{self, Settings};
+use spot_connect::sim::seed;
 
-struct Env {
-    sim: SimHandle,
-    _dir: tempfile::TempDir,
-    session: Session,
-}
+type Env = Engine;
 
 async fn env(opts: SimOpts) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = sim::start(&opts, &dir.path().join("sim"))
-        .await
-        .expect("simulator starts");
-    let common = CommonOpts {
-        state_dir: Some(dir.path().join("state")),
-        ..Default::default()
-    };
-    let endpoints = (
-        sim.endpoints(),
-        Secret::new(sim.endpoints.spot_token.clone()),
-    );
-    let session = Session::build(&common, Some(endpoints), Arc::new(|_| {})).expect("session");
-    session.auth.sign_in().await.expect("sign-in");
-    Env {
-        sim,
-        _dir: dir,
-        session,
-    }
+    let env = Engine::start(opts).await;
+    env.session.auth.sign_in().await.expect("sign-in");
+    env
 }
 
 /// `--all-subscriptions` planned as the commands plan it now (pipelined).

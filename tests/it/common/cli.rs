@@ -15,6 +15,23 @@ pub struct Sim {
     pub dir: tempfile::TempDir,
 }
 
+/// `struct $name(Sim)` that derefs to [`Sim`]: a module's own way to run the binary, on top of
+/// the shared one (`env.sim`, `env.dir`, `env.cmd(…)` reach the `Sim`; `env.0` moves it out).
+macro_rules! sim_wrapper {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        struct $name($crate::common::cli::Sim);
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::common::cli::Sim;
+            fn deref(&self) -> &$crate::common::cli::Sim {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use sim_wrapper;
+
 /// How a run signs in.
 #[derive(Clone, Copy)]
 pub enum As {
@@ -30,6 +47,13 @@ pub struct Out {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Out {
+    /// `(code, stdout, stderr)`, the shape the older CLI modules destructure.
+    pub fn parts(self) -> (i32, String, String) {
+        (self.code, self.stdout, self.stderr)
+    }
 }
 
 impl Sim {
