@@ -1317,22 +1317,34 @@ impl TenantRun<'_> {
                         });
                     })
                     .await?;
+                // It held this app's credentials with the secret replaced (renewal): updated,
+                // as the plan said.
+                let renewed = s.spot_creds.as_ref().is_some_and(|c| {
+                    c.client_id
+                        .as_deref()
+                        .is_some_and(|id| id.eq_ignore_ascii_case(app))
+                });
+                let (outcome, what) = if renewed {
+                    (Outcome::Updated, "holds the new secret")
+                } else {
+                    (Outcome::Created, "connected")
+                };
                 Self::object(
                     run,
                     Step::ConnectSpot,
                     "Spot connection",
                     &account.name,
                     &account.account_id,
-                    Outcome::Created,
+                    outcome,
                 );
                 let detail = format!(
-                    "{} connected; secret expires {}",
+                    "{} {what}; secret expires {}",
                     account.account_id,
                     rec.end_date_time.date()
                 );
                 Ok((
                     rec.end_date_time,
-                    Outcome::Created,
+                    outcome,
                     Some(account.account_id.clone()),
                     detail,
                 ))
