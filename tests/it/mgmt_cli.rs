@@ -13,6 +13,11 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(240);
 const MG_ROLE: &str = "Spot.io Custom Role (contoso-spot)";
 
+/// A command of ci-operator (client secret) against `sim`, within LIMIT.
+async fn ci(sim: &Sim, args: &[&str]) -> crate::common::cli::Out {
+    sim.run(As::CiOperator, args, LIMIT).await
+}
+
 fn fast() -> SimOpts {
     SimOpts {
         approve_after: 0,
@@ -85,13 +90,7 @@ fn writes(sim: &spot_connect::sim::SimHandle) -> usize {
 #[tokio::test]
 async fn apply_at_a_management_group_connects_the_two_level_tree_with_one_assignment() {
     let sim = Sim::start(fast()).await;
-    let out = sim
-        .run(
-            As::CiOperator,
-            &["apply", "--management-group", MG_SPOT, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let out = ci(&sim, &["apply", "--management-group", MG_SPOT, "--yes"]).await;
     // The transcript the lead shows (cargo test … -- --nocapture).
     eprintln!(
         "$ spot-connect apply --management-group {MG_SPOT} --yes\n{}",
@@ -127,13 +126,11 @@ async fn apply_at_a_management_group_connects_the_two_level_tree_with_one_assign
         "disabled: not connected"
     );
     // Nothing left to do: the plan writes nothing (exit 0 with --detailed-exitcode).
-    let again = sim
-        .run(
-            As::CiOperator,
-            &["plan", "--management-group", MG_SPOT, "--detailed-exitcode"],
-            LIMIT,
-        )
-        .await;
+    let again = ci(
+        &sim,
+        &["plan", "--management-group", MG_SPOT, "--detailed-exitcode"],
+    )
+    .await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
         again
@@ -147,20 +144,18 @@ async fn apply_at_a_management_group_connects_the_two_level_tree_with_one_assign
 #[tokio::test]
 async fn an_excluded_subscription_gets_no_spot_connection_and_the_plan_says_it_still_inherits() {
     let sim = Sim::start(fast()).await;
-    let out = sim
-        .run(
-            As::CiOperator,
-            &[
-                "apply",
-                "--management-group",
-                MG_SPOT,
-                "--exclude-subscription",
-                SUB_CONTOSO_DEV,
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let out = ci(
+        &sim,
+        &[
+            "apply",
+            "--management-group",
+            MG_SPOT,
+            "--exclude-subscription",
+            SUB_CONTOSO_DEV,
+            "--yes",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains("excluded subscription")
@@ -173,20 +168,18 @@ async fn an_excluded_subscription_gets_no_spot_connection_and_the_plan_says_it_s
     assert!(!connected(&state, SUB_CONTOSO_DEV), "excluded");
     // An exclusion that is not below the group is refused before anything is written.
     let before = writes(&sim.sim);
-    let bad = sim
-        .run(
-            As::CiOperator,
-            &[
-                "apply",
-                "--management-group",
-                MG_SPOT_PROD,
-                "--exclude-subscription",
-                SUB_CONTOSO_DEV,
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let bad = ci(
+        &sim,
+        &[
+            "apply",
+            "--management-group",
+            MG_SPOT_PROD,
+            "--exclude-subscription",
+            SUB_CONTOSO_DEV,
+            "--yes",
+        ],
+    )
+    .await;
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(
         bad.stderr.contains("is not below management group"),
@@ -204,33 +197,25 @@ async fn subscription_assignments_are_kept_then_pruned_once_the_groups_is_in_eff
     })
     .await;
     // An earlier per-subscription run.
-    let first = sim
-        .run(
-            As::CiOperator,
-            &[
-                "apply",
-                "--subscription",
-                SUB_CONTOSO_DEV,
-                "--subscription",
-                SUB_CONTOSO_PROD,
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let first = ci(
+        &sim,
+        &[
+            "apply",
+            "--subscription",
+            SUB_CONTOSO_DEV,
+            "--subscription",
+            SUB_CONTOSO_PROD,
+            "--yes",
+        ],
+    )
+    .await;
     assert_eq!(first.code, 0, "{}", first.stderr);
     let subs = [
         format!("/subscriptions/{SUB_CONTOSO_DEV}"),
         format!("/subscriptions/{SUB_CONTOSO_PROD}"),
     ];
     // At the group: its assignment is made, the subscriptions' are kept.
-    let second = sim
-        .run(
-            As::CiOperator,
-            &["apply", "--management-group", MG_SPOT, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let second = ci(&sim, &["apply", "--management-group", MG_SPOT, "--yes"]).await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
         second.stderr.contains("subscription role assignment"),
@@ -242,19 +227,17 @@ async fn subscription_assignments_are_kept_then_pruned_once_the_groups_is_in_eff
     assert_eq!(our_assignment_scopes(&sim.sim.state()), all);
     let made = std::time::Instant::now();
     // Pruning before the group's is in effect (15 s): kept, and said so.
-    let early = sim
-        .run(
-            As::CiOperator,
-            &[
-                "apply",
-                "--management-group",
-                MG_SPOT,
-                "--prune-subscription-assignments",
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let early = ci(
+        &sim,
+        &[
+            "apply",
+            "--management-group",
+            MG_SPOT,
+            "--prune-subscription-assignments",
+            "--yes",
+        ],
+    )
+    .await;
     assert_eq!(early.code, 0, "{}", early.stderr);
     if made.elapsed() < Duration::from_secs(14) {
         assert!(
@@ -265,19 +248,17 @@ async fn subscription_assignments_are_kept_then_pruned_once_the_groups_is_in_eff
         assert_eq!(our_assignment_scopes(&sim.sim.state()), all);
     }
     tokio::time::sleep(Duration::from_secs(16).saturating_sub(made.elapsed())).await;
-    let prune = sim
-        .run(
-            As::CiOperator,
-            &[
-                "apply",
-                "--management-group",
-                MG_SPOT,
-                "--prune-subscription-assignments",
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let prune = ci(
+        &sim,
+        &[
+            "apply",
+            "--management-group",
+            MG_SPOT,
+            "--prune-subscription-assignments",
+            "--yes",
+        ],
+    )
+    .await;
     eprintln!(
         "$ spot-connect apply --management-group {MG_SPOT} --prune-subscription-assignments --yes\n{}",
         prune.stderr
@@ -312,13 +293,11 @@ async fn a_policy_with_data_actions_is_split_actions_at_the_group_data_actions_p
     let sim = Sim::start(fast()).await;
     let policy = policy_with_data_actions(sim.dir.path());
     let policy = policy.to_str().unwrap();
-    let plan = sim
-        .run(
-            As::CiOperator,
-            &["plan", "--management-group", MG_SPOT, "--policy", policy],
-            LIMIT,
-        )
-        .await;
+    let plan = ci(
+        &sim,
+        &["plan", "--management-group", MG_SPOT, "--policy", policy],
+    )
+    .await;
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert!(
         plan.stderr
@@ -326,20 +305,18 @@ async fn a_policy_with_data_actions_is_split_actions_at_the_group_data_actions_p
         "{}",
         plan.stderr
     );
-    let out = sim
-        .run(
-            As::CiOperator,
-            &[
-                "apply",
-                "--management-group",
-                MG_SPOT,
-                "--policy",
-                policy,
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let out = ci(
+        &sim,
+        &[
+            "apply",
+            "--management-group",
+            MG_SPOT,
+            "--policy",
+            policy,
+            "--yes",
+        ],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let state = sim.sim.state();
     let at_group = role(&state, MG_ROLE).unwrap();
@@ -373,13 +350,7 @@ async fn a_full_management_group_is_refused_in_the_plan_and_nothing_is_written()
     sim.sim.fill_group_assignments(MG_SPOT, 498);
     let before = writes(&sim.sim);
     let state0 = sim.sim.state();
-    let out = sim
-        .run(
-            As::CiOperator,
-            &["apply", "--management-group", MG_SPOT, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let out = ci(&sim, &["apply", "--management-group", MG_SPOT, "--yes"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("already holds 500 role assignments")
@@ -434,22 +405,10 @@ fn at_group(state: &Value, id: &str, principal: &str) -> Vec<String> {
 #[tokio::test]
 async fn status_at_a_management_group_lists_every_subscription_below_and_the_groups_assignment() {
     let sim = Sim::start(fast()).await;
-    let apply = sim
-        .run(
-            As::CiOperator,
-            &["apply", "--management-group", MG_SPOT, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let apply = ci(&sim, &["apply", "--management-group", MG_SPOT, "--yes"]).await;
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let before = writes(&sim.sim);
-    let out = sim
-        .run(
-            As::CiOperator,
-            &["status", "--management-group", MG_SPOT],
-            LIMIT,
-        )
-        .await;
+    let out = ci(&sim, &["status", "--management-group", MG_SPOT]).await;
     eprintln!(
         "$ spot-connect status --management-group {MG_SPOT}\n{}{}",
         out.stdout, out.stderr
@@ -467,13 +426,7 @@ async fn status_at_a_management_group_lists_every_subscription_below_and_the_gro
     ] {
         assert!(out.stdout.contains(s), "{s:?} not in\n{}", out.stdout);
     }
-    let json_out = sim
-        .run(
-            As::CiOperator,
-            &["status", "--management-group", MG_SPOT, "--json"],
-            LIMIT,
-        )
-        .await;
+    let json_out = ci(&sim, &["status", "--management-group", MG_SPOT, "--json"]).await;
     assert_eq!(json_out.code, 0, "{}", json_out.stderr);
     let v: Value = serde_json::from_str(&json_out.stdout).unwrap();
     let rows = v["subscriptions"].as_array().expect("the rows");
@@ -518,13 +471,7 @@ async fn status_at_a_management_group_lists_every_subscription_below_and_the_gro
     let ours = at_group(&state, MG_SPOT, &our_sp(&state));
     assert_eq!(ours.len(), 1, "{ours:?}");
     sim.sim.delete_role_assignment(&ours[0]);
-    let out = sim
-        .run(
-            As::CiOperator,
-            &["status", "--management-group", MG_SPOT],
-            LIMIT,
-        )
-        .await;
+    let out = ci(&sim, &["status", "--management-group", MG_SPOT]).await;
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("no assignment of ours at the group")
@@ -543,13 +490,7 @@ async fn status_at_a_management_group_lists_every_subscription_below_and_the_gro
 #[tokio::test]
 async fn remove_at_a_management_group_removes_ours_there_and_nothing_else() {
     let sim = Sim::start(fast()).await;
-    let apply = sim
-        .run(
-            As::CiOperator,
-            &["apply", "--management-group", MG_SPOT, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let apply = ci(&sim, &["apply", "--management-group", MG_SPOT, "--yes"]).await;
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let sp = our_sp(&sim.sim.state());
     assert_eq!(at_group(&sim.sim.state(), MG_SPOT, &sp).len(), 1);
@@ -567,28 +508,20 @@ async fn remove_at_a_management_group_removes_ours_there_and_nothing_else() {
     assert!(others_before >= 3);
     // Not a terminal and no --yes: usage, nothing removed.
     let before = writes(&sim.sim);
-    let refused = sim
-        .run(
-            As::CiOperator,
-            &["remove", "--management-group", MG_SPOT],
-            LIMIT,
-        )
-        .await;
+    let refused = ci(&sim, &["remove", "--management-group", MG_SPOT]).await;
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert_eq!(writes(&sim.sim), before);
-    let out = sim
-        .run(
-            As::CiOperator,
-            &[
-                "remove",
-                "--management-group",
-                MG_SPOT,
-                "--delete-spot-account",
-                "--yes",
-            ],
-            LIMIT,
-        )
-        .await;
+    let out = ci(
+        &sim,
+        &[
+            "remove",
+            "--management-group",
+            MG_SPOT,
+            "--delete-spot-account",
+            "--yes",
+        ],
+    )
+    .await;
     eprintln!(
         "$ spot-connect remove --management-group {MG_SPOT} --delete-spot-account --yes\n{}",
         out.stderr
@@ -632,13 +565,7 @@ async fn remove_at_a_management_group_removes_ours_there_and_nothing_else() {
     }
     // Nothing of ours left: a second remove changes nothing.
     let before = writes(&sim.sim);
-    let again = sim
-        .run(
-            As::CiOperator,
-            &["remove", "--management-group", MG_SPOT, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let again = ci(&sim, &["remove", "--management-group", MG_SPOT, "--yes"]).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
         again.stderr.contains("nothing of spot-connect's to remove"),
@@ -654,13 +581,11 @@ async fn remove_at_a_management_group_removes_ours_there_and_nothing_else() {
 #[tokio::test]
 async fn remove_at_a_group_with_no_subscription_left_below_it_removes_the_groups_own_objects() {
     let sim = Sim::start(fast()).await;
-    let apply = sim
-        .run(
-            As::CiOperator,
-            &["apply", "--management-group", MG_SPOT_PROD, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let apply = ci(
+        &sim,
+        &["apply", "--management-group", MG_SPOT_PROD, "--yes"],
+    )
+    .await;
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let sp = our_sp(&sim.sim.state());
     assert_eq!(at_group(&sim.sim.state(), MG_SPOT_PROD, &sp).len(), 1);
@@ -668,13 +593,11 @@ async fn remove_at_a_group_with_no_subscription_left_below_it_removes_the_groups
     assert!(role(&sim.sim.state(), &prod_role).is_some());
     // Its one subscription moves up to the parent group: none is left below the group.
     sim.sim.place_subscription(MG_SPOT, SUB_CONTOSO_PROD, "");
-    let out = sim
-        .run(
-            As::CiOperator,
-            &["remove", "--management-group", MG_SPOT_PROD, "--yes"],
-            LIMIT,
-        )
-        .await;
+    let out = ci(
+        &sim,
+        &["remove", "--management-group", MG_SPOT_PROD, "--yes"],
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
