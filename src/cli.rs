@@ -19,6 +19,38 @@ pub mod exit {
     /// `plan --detailed-exitcode`: the plan would change something.
     pub const CHANGES: i32 = 4;
     pub const INTERRUPTED: i32 = 130;
+
+    /// How a run ended, whatever front end ran it (a command's result through
+    /// `commands::report::ending`, the wizard's own end, the simulator's): [`Ending::code`] is
+    /// the one place an exit code is picked, and `main` the one caller that exits with it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Ending {
+        /// Everything done, or nothing asked of the run (0).
+        Done,
+        /// Partly done, or something we manage needs attention (3).
+        Partial,
+        /// `plan --detailed-exitcode`: the plan has changes (4).
+        Changes,
+        /// A usage error: nothing was changed (2).
+        Usage,
+        /// It failed (1).
+        Failed,
+        /// The operator or a signal stopped it before its end (130).
+        Interrupted,
+    }
+
+    impl Ending {
+        pub fn code(self) -> i32 {
+            match self {
+                Ending::Done => DONE,
+                Ending::Partial => PARTIAL,
+                Ending::Changes => CHANGES,
+                Ending::Usage => USAGE,
+                Ending::Failed => FAILED,
+                Ending::Interrupted => INTERRUPTED,
+            }
+        }
+    }
 }
 
 /// `spot-connect --version`: the crate version and the git commit it was built from (build.rs;

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod docgen;
 pub mod endpoints;
+pub mod entry;
 pub mod error;
 pub mod http;
 pub mod logging;

@@ -13,7 +13,7 @@ pub mod state;
 pub mod update;
 
 pub use runtime::{PANIC_EXIT, panic_hook};
-pub use state::{Init, Now, Pane, State};
+pub use state::{Ending, Init, Now, Pane, State};
 pub use update::{Action, Effect, SignalKind, update};
 
 use crate::cli::Cli;
@@ -77,8 +77,9 @@ pub fn hint_text(h: crate::error::Hint) -> &'static str {
     }
 }
 
-/// Runs the wizard (against the simulator when `cli.demo`). Returns the exit code.
-pub async fn run(cli: &Cli) -> i32 {
+/// Runs the wizard (against the simulator when `cli.demo`): how it ended, or why it could not
+/// start.
+pub async fn run(cli: &Cli) -> Result<Ending, crate::error::Error> {
     runtime::run(cli).await
 }
 

@@ -4,7 +4,8 @@
 use super::screen::{self, Screen};
 use super::state::{Init, Now, State};
 use super::update::{self, Action, Choices, Effect, SignalKind};
-use crate::cli::{AuthMethod, Cli, exit};
+use crate::cli::exit::Ending;
+use crate::cli::{AuthMethod, Cli};
 use crate::endpoints::Endpoints;
 use crate::error::Error;
 use crate::onboard::model::{ErrorInfo, Progress};
@@ -116,30 +117,20 @@ fn shown_path(p: &std::path::Path) -> String {
     }
 }
 
-/// Runs the wizard to its end. Returns the exit code.
-pub async fn run(cli: &Cli) -> i32 {
+/// Runs the wizard to its end: how it ended, or why it could not start (`main` prints that
+/// and picks the exit code).
+pub async fn run(cli: &Cli) -> Result<Ending, Error> {
     let entered = Instant::now();
     let (tx, rx) = unbounded_channel::<Action>();
-    let setup = match setup(cli, &tx).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot start the wizard: {e}");
-            eprintln!("spot-connect: {e}");
-            return match e {
-                Error::Usage(_) => exit::USAGE,
-                _ => exit::FAILED,
-            };
-        }
-    };
-    let terminal = match ratatui::try_init() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "spot-connect: cannot open the terminal: {e} (use `spot-connect apply` without one)"
-            );
-            return exit::FAILED;
-        }
-    };
+    let setup = setup(cli, &tx).await.inspect_err(|e| {
+        tracing::error!("cannot start the wizard: {e}");
+    })?;
+    let terminal = ratatui::try_init().map_err(|e| {
+        Error::local(
+            "cannot open the terminal (use `spot-connect apply` without one)",
+            e,
+        )
+    })?;
     install_panic_hook();
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
@@ -164,7 +155,7 @@ pub async fn run(cli: &Cli) -> i32 {
         apply: None,
         tasks: vec![],
     };
-    let (code, state) = event_loop(terminal, setup.init, &mut rt, rx, entered).await;
+    let (ending, state) = event_loop(terminal, setup.init, &mut rt, rx, entered).await;
     // Stop cleanly: the engine checkpoints after every write; cancelling it between two awaits
     // loses nothing a next run cannot find again.
     stop.store(true, Ordering::SeqCst);
@@ -195,7 +186,7 @@ pub async fn run(cli: &Cli) -> i32 {
             let _ = writeln!(out, "{l}");
         }
     }
-    code
+    Ok(ending)
 }
 
 trait CliExt {
@@ -226,7 +217,7 @@ async fn event_loop(
     rt: &mut Runner,
     mut rx: UnboundedReceiver<Action>,
     entered: Instant,
-) -> (i32, Option<State>) {
+) -> (Ending, Option<State>) {
     let mut screen = Screen::new(terminal);
     let t0 = Instant::now();
     let wall0 = time::OffsetDateTime::now_utc();
@@ -254,7 +245,7 @@ async fn event_loop(
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!("drawing failed: {e}");
-                    return (exit::FAILED, Some(state));
+                    return (Ending::Failed, Some(state));
                 }
             }
         }
@@ -267,7 +258,7 @@ async fn event_loop(
             None => rx.recv().await,
         };
         let Some(first) = first else {
-            return (exit::FAILED, Some(state));
+            return (Ending::Failed, Some(state));
         };
         let mut batch = vec![first];
         while let Ok(a) = rx.try_recv() {
@@ -279,8 +270,8 @@ async fn event_loop(
         for a in batch {
             let fx = update::update(&mut state, a, now().mono);
             let fx = screen_effects(&mut screen, fx);
-            if let Some(code) = rt.run_effects(fx) {
-                return (code, Some(state));
+            if let Some(ending) = rt.run_effects(fx) {
+                return (ending, Some(state));
             }
         }
     }
@@ -453,12 +444,12 @@ impl Runner {
         }));
     }
 
-    /// Starts the effects; returns the exit code when one says to quit.
-    fn run_effects(&mut self, fx: Vec<Effect>) -> Option<i32> {
+    /// Starts the effects; returns how the wizard ends when one says to quit.
+    fn run_effects(&mut self, fx: Vec<Effect>) -> Option<Ending> {
         self.tasks.retain(|t| !t.is_finished());
         for e in fx {
             match e {
-                Effect::Quit(code) => return Some(code),
+                Effect::Quit(ending) => return Some(ending),
                 // The terminal's own (`screen_effects`).
                 Effect::Copy { .. } | Effect::PrintUrl { .. } | Effect::ResumeScreen => {}
                 Effect::LoadSpotAccounts { token } => {

@@ -421,9 +421,13 @@ pub struct State {
     /// The operator chose, in the review, to take over connections that are not ours
     /// (`--take-over`): the plan is made again with it.
     pub take_over: bool,
-    /// Set when the wizard ends: the exit code.
-    pub exit: Option<i32>,
+    /// Set when the wizard ends: how (`main` picks the exit code from it).
+    pub exit: Option<Ending>,
 }
+
+/// How the wizard ended, as data (never `Changes` or `Usage`): `main` turns it into the exit
+/// code as it does a command's result.
+pub use crate::cli::exit::Ending;
 
 pub const LOG_LINES: usize = 200;
 

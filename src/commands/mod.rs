@@ -709,7 +709,7 @@ async fn confirm() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::exit;
+    use crate::cli::exit::Ending;
     use crate::onboard::model::{ErrorInfo, Report, Step};
     use std::time::Duration;
 
@@ -795,32 +795,32 @@ mod tests {
         };
         use Verdict::*;
         assert_eq!(
-            report::exit_code(&apply_result(
+            report::ending(&apply_result(
                 &run(vec![r(Connected), r(Connected)], false),
                 report::Document::new("apply")
             )),
-            exit::DONE
+            Ending::Done
         );
         assert_eq!(
-            report::exit_code(&apply_result(
+            report::ending(&apply_result(
                 &run(vec![r(Connected), r(Failed)], false),
                 report::Document::new("apply")
             )),
-            exit::PARTIAL
+            Ending::Partial
         );
         assert_eq!(
-            report::exit_code(&apply_result(
+            report::ending(&apply_result(
                 &run(vec![r(Failed), r(Failed)], false),
                 report::Document::new("apply")
             )),
-            exit::FAILED
+            Ending::Failed
         );
         assert_eq!(
-            report::exit_code(&apply_result(
+            report::ending(&apply_result(
                 &run(vec![r(Connected), r(Failed)], true),
                 report::Document::new("apply")
             )),
-            exit::FAILED
+            Ending::Failed
         );
     }
 

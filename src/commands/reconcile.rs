@@ -174,7 +174,7 @@ async fn run(opts: &CommonOpts, o: &ReconcileOpts) -> CommandResult {
     let mut report = result.map_err(|e| fail(e.into()))?;
     report.problems.extend(unseen);
     let result = ended(&report);
-    let code = super::report::exit_code(&result);
+    let code = super::report::ending(&result).code();
     for p in &report.problems {
         eprintln!("  ! {}", crate::text::clean(p));
     }
@@ -215,13 +215,16 @@ mod tests {
         }
     }
 
-    /// A pass's report picks its result; `report::exit_code` (the one place) its code.
+    /// A pass's report picks its result; `report::ending` its ending, and `Ending::code` (the one place) its code.
     #[test]
     fn a_pass_ends_done_partial_or_stopped_with_its_hint() {
         let mut r = report();
-        assert_eq!(super::super::report::exit_code(&ended(&r)), exit::DONE);
+        assert_eq!(super::super::report::ending(&ended(&r)).code(), exit::DONE);
         r.problems.push("blocked".into());
-        assert_eq!(super::super::report::exit_code(&ended(&r)), exit::PARTIAL);
+        assert_eq!(
+            super::super::report::ending(&ended(&r)).code(),
+            exit::PARTIAL
+        );
         r.stopped = Some(ErrorInfo {
             summary: "the sign-in was refused".into(),
             api: None,
@@ -231,7 +234,7 @@ mod tests {
         assert_eq!(e.kind, Kind::Stopped);
         assert_eq!(e.message(), "the sign-in was refused");
         assert_eq!(e.hints, vec![Hint::SignInWithBrowser]);
-        assert_eq!(super::super::report::exit_code(&Err(e)), exit::FAILED);
+        assert_eq!(super::super::report::ending(&Err(e)).code(), exit::FAILED);
         // The document keeps reconcile's keys beside the envelope, and `summary.line`.
         let d =
             document(&r, &json!({"all_subscriptions": true}), "reconcile: 0").finish(1, None, 5);

@@ -4,7 +4,7 @@
 //! ([`exit_code`], the one place that maps a result to a code: shapes.md). Hints travel as data
 //! ([`Hint`]) and are worded here for the command line ([`hint_text`]: flags and commands).
 
-use crate::cli::exit;
+use crate::cli::exit::Ending;
 use crate::error::{Error, Hint};
 use serde::Serialize;
 
@@ -306,22 +306,28 @@ impl CommandError {
     }
 }
 
-/// The one place a command's result becomes an exit code (shapes.md: 0 done, 1 failed, 2
-/// usage, 3 partial, 4 plan changes, 130 interrupted).
-pub fn exit_code(r: &Result<Outcome, CommandError>) -> i32 {
+/// How a command's result ended (its exit code is [`Ending::code`]; shapes.md: 0 done, 1
+/// failed, 2 usage, 3 partial, 4 plan changes, 130 interrupted).
+pub fn ending(r: &Result<Outcome, CommandError>) -> Ending {
     match r {
         Ok(o) => match o.status {
-            Status::Done => exit::DONE,
-            Status::Partial => exit::PARTIAL,
-            Status::Changes => exit::CHANGES,
+            Status::Done => Ending::Done,
+            Status::Partial => Ending::Partial,
+            Status::Changes => Ending::Changes,
         },
         Err(e) => match e.kind {
-            Kind::Usage => exit::USAGE,
-            Kind::Interrupted => exit::INTERRUPTED,
-            Kind::Incomplete => exit::PARTIAL,
-            _ => exit::FAILED,
+            Kind::Usage => Ending::Usage,
+            Kind::Interrupted => Ending::Interrupted,
+            Kind::Incomplete => Ending::Partial,
+            _ => Ending::Failed,
         },
     }
+}
+
+/// A command's result's exit code.
+#[cfg(test)]
+fn exit_code(r: &Result<Outcome, CommandError>) -> i32 {
+    ending(r).code()
 }
 
 /// A hint as the command line words it: the flag or command that does it.
@@ -401,6 +407,7 @@ pub fn error_text(command: &str, e: &CommandError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::exit;
 
     #[test]
     fn the_kind_picks_the_exit_code() {

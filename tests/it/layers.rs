@@ -274,3 +274,69 @@ fn the_engines_modules_import_each_other_without_a_cycle() {
     );
     assert_eq!(a_cycle(&graph), None, "src/onboard/ imports: {graph:#?}");
 }
+
+/// The sources of `src/` outside their `#[cfg(test)]` modules: (file, text).
+fn non_test_sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                let src = std::fs::read_to_string(&path).unwrap();
+                let code = match src.find("#[cfg(test)]\nmod tests") {
+                    Some(i) => src[..i].to_string(),
+                    None => src,
+                };
+                let name = path.strip_prefix(&root).unwrap().display().to_string();
+                out.push((name, code));
+            }
+        }
+    }
+    out
+}
+
+/// One place picks the exit code (`cli::exit::Ending::code`) and one ends the process with it
+/// (`entry.rs`): no front end names a code or exits by itself (the wizard's panic hook aside,
+/// which ends a process that cannot go on), and nothing below the entry imports it.
+#[test]
+fn the_exit_code_is_picked_in_one_place() {
+    let codes = [
+        "DONE",
+        "FAILED",
+        "USAGE",
+        "PARTIAL",
+        "CHANGES",
+        "INTERRUPTED",
+    ];
+    let mut found = Vec::new();
+    for (file, code) in non_test_sources() {
+        // cli.rs defines the codes; docgen.rs lists them in the man page.
+        if file != "cli.rs" && file != "docgen.rs" {
+            for c in codes {
+                if code.contains(&format!("exit::{c}")) {
+                    found.push(format!("{file}: exit::{c}"));
+                }
+            }
+        }
+        let exits = code.matches("process::exit(").count();
+        let allowed = match file.as_str() {
+            "entry.rs" => usize::MAX,
+            "app/runtime.rs" => 1,
+            _ => 0,
+        };
+        if exits > allowed {
+            found.push(format!("{file}: {exits} process::exit"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "exit codes picked outside cli::exit: {found:?}"
+    );
+    let below = ["app", "ui", "commands", "onboard", "azure", "spot", "sim"];
+    let found = offences(&below, &["entry"]);
+    assert!(found.is_empty(), "imports of the entry: {found:?}");
+}

@@ -224,9 +224,10 @@ fn the_footer_fits_80_columns_on_every_pane_whole() {
     }
 }
 
+/// The exit code the wizard ends with when an effect says to quit.
 fn quit_code(fx: &[Effect]) -> Option<i32> {
     fx.iter().find_map(|e| match e {
-        Effect::Quit(c) => Some(*c),
+        Effect::Quit(ending) => Some(ending.code()),
         _ => None,
     })
 }

@@ -190,18 +190,18 @@ pub(super) fn on_cmd(s: &mut State, cmd: Cmd, at: Duration) -> Vec<Effect> {
     match cmd {
         Cmd::Quit => {
             if s.confirm_quit {
-                return quit(s, exit::INTERRUPTED);
+                return quit(s, Ending::Interrupted);
             }
             if s.busy() {
                 s.confirm_quit = true;
                 s.show_help = false;
                 vec![]
             } else {
-                let code = exit_code(s);
-                quit(s, code)
+                let ending = ending(s);
+                quit(s, ending)
             }
         }
-        Cmd::Yes => quit(s, exit::INTERRUPTED),
+        Cmd::Yes => quit(s, Ending::Interrupted),
         Cmd::No => {
             s.confirm_quit = false;
             vec![]
@@ -489,8 +489,8 @@ pub(super) fn advance(s: &mut State, at: Duration) -> Vec<Effect> {
             }
         }
         Pane::Done => {
-            let code = exit_code(s);
-            return quit(s, code);
+            let ending = ending(s);
+            return quit(s, ending);
         }
     }
     signin::refresh_pre_steps(s, at);

@@ -19,7 +19,6 @@ use super::state::*;
 pub use super::state::{account_choice, one_account_for_several, secs};
 use crate::azure::auth::Identity;
 use crate::azure::discovery::Discovery;
-use crate::cli::exit;
 use crate::onboard::Plan;
 use crate::onboard::SpotAccountChoice;
 use crate::onboard::Target;
@@ -133,8 +132,8 @@ pub enum Effect {
     PrintUrl { url: String },
     /// Back to the full screen after `PrintUrl`, redrawn whole.
     ResumeScreen,
-    /// Stop everything and leave with this exit code.
-    Quit(i32),
+    /// Stop everything and leave, ending so.
+    Quit(Ending),
 }
 
 /// Applies `action` received at `at` (time since the wizard started).
@@ -159,7 +158,7 @@ fn update_inner(s: &mut State, action: Action, at: Duration) -> Vec<Effect> {
         Action::Tick => vec![],
         Action::Signal(kind) => {
             log(s, format!("received {kind:?} signal: stopping"));
-            quit(s, exit::INTERRUPTED)
+            quit(s, Ending::Interrupted)
         }
         Action::SpotAccounts(r) => signin::on_spot_accounts(s, r, at),
         Action::SignedIn(r) => signin::on_signed_in(s, r, at),
@@ -243,20 +242,20 @@ fn clear_error(s: &mut State, origin: Origin) {
     }
 }
 
-fn quit(s: &mut State, code: i32) -> Vec<Effect> {
-    s.exit = Some(code);
-    vec![Effect::Quit(code)]
+fn quit(s: &mut State, ending: Ending) -> Vec<Effect> {
+    s.exit = Some(ending);
+    vec![Effect::Quit(ending)]
 }
 
-/// The exit code if the operator leaves now.
-fn exit_code(s: &State) -> i32 {
+/// How the wizard ends if the operator leaves now.
+fn ending(s: &State) -> Ending {
     match &s.run {
-        Run::Finished(b) if b.failed() == 0 && b.stopped.is_none() => exit::DONE,
-        Run::Finished(b) if b.failed() < b.reports.len() => exit::PARTIAL,
-        Run::Finished(_) | Run::Failed(_) => exit::FAILED,
+        Run::Finished(b) if b.failed() == 0 && b.stopped.is_none() => Ending::Done,
+        Run::Finished(b) if b.failed() < b.reports.len() => Ending::Partial,
+        Run::Finished(_) | Run::Failed(_) => Ending::Failed,
         // Nothing onboarded: leaving the start screen or a life screen is not an interruption.
-        Run::NotStarted if s.pane.full_width() => exit::DONE,
-        _ => exit::INTERRUPTED,
+        Run::NotStarted if s.pane.full_width() => Ending::Done,
+        _ => Ending::Interrupted,
     }
 }
 
