@@ -343,14 +343,17 @@ async fn graph_and_arm_refuse_missing_or_wrong_tokens() {
 
 #[tokio::test]
 async fn expired_access_tokens_are_refused() {
+    // `exp` is in whole seconds: a lifetime of 3 s is more than 2 s from the token's issue,
+    // time enough for the first call even on a loaded machine (with 1 s, a token issued late
+    // in a second could expire before it was used).
     let t = start(SimOpts {
-        token_lifetime: 1,
+        token_lifetime: 3,
         ..fast()
     })
     .await;
     let g = t.operator("graph").await;
     assert_eq!(t.get("/graph/v1.0/organization", &g).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let r = t.get("/graph/v1.0/organization", &g).await;
     assert_graph_error(&r, 401, "InvalidAuthenticationToken");
     assert!(
