@@ -154,6 +154,7 @@ pub async fn run(cli: &Cli) -> Result<Ending, Error> {
         prompt: setup.prompt,
         apply: None,
         tasks: vec![],
+        plans: Arc::default(),
     };
     let (ending, state) = event_loop(terminal, setup.init, &mut rt, rx, entered).await;
     // Stop cleanly: the engine checkpoints after every write; cancelling it between two awaits
@@ -332,6 +333,10 @@ struct Runner {
     prompt: crate::azure::auth::PromptFn,
     apply: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
+    /// The plans the engine made, by the wizard's plan generation: the wizard's state holds
+    /// their views, and `Effect::Apply` names the generation it confirmed. Only the newest is
+    /// kept (an older one is never applied: the wizard ignores its `Planned`).
+    plans: Arc<std::sync::Mutex<Option<(u64, onboard::Plan)>>>,
 }
 
 impl Runner {
@@ -496,10 +501,19 @@ impl Runner {
                     choices,
                 } => {
                     let settings = self.settings(&choices);
+                    let plans = self.plans.clone();
                     self.spawn(|s| async move {
                         let result = onboard::plan(&s, &targets, &settings)
                             .await
                             .map_err(|e| info(&e));
+                        let result = result.map(|plan| {
+                            let view = plan.view().clone();
+                            let mut kept = plans.lock().unwrap_or_else(|e| e.into_inner());
+                            if kept.as_ref().is_none_or(|(g, _)| *g <= generation) {
+                                *kept = Some((generation, plan));
+                            }
+                            view
+                        });
                         Action::Planned { generation, result }
                     });
                 }
@@ -539,12 +553,23 @@ impl Runner {
                         Action::Removed(out)
                     });
                 }
-                Effect::Apply { plan } => {
+                Effect::Apply { generation } => {
                     if let Some(h) = &self.apply
                         && !h.is_finished()
                     {
                         continue;
                     }
+                    let kept = self.plans.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    let Some((_, plan)) = kept.filter(|(g, _)| *g == generation) else {
+                        // The wizard confirms only a plan it was sent: nothing to carry out.
+                        tracing::error!("no plan of generation {generation} to apply");
+                        let e = crate::error::Error::Internal(
+                            "the confirmed plan is not the one made last: nothing was changed"
+                                .into(),
+                        );
+                        let _ = self.tx.send(Action::Applied(Err(info(&e))));
+                        continue;
+                    };
                     let h = self.background_with_progress(|s, ptx| async move {
                         let mut r = onboard::apply(&s, &plan, ptx).await;
                         for report in &mut r.reports {

@@ -4,7 +4,7 @@ use super::keymap::Ctx;
 use crate::azure::auth::AuthMethod;
 use crate::azure::auth::Identity;
 use crate::azure::discovery::{Discovery, Subscription};
-use crate::onboard::Plan;
+use crate::onboard::PlanView;
 use crate::onboard::Target;
 use crate::onboard::model::{
     BrowserPrompt, DeviceCodePrompt, ErrorInfo, Outcome, PlanItem, RunReport, Step,
@@ -373,7 +373,7 @@ pub struct State {
     pub remove: OpPhase<Vec<RemovalResult>>,
     pub op_lines: Vec<OpLine>,
 
-    pub plan: Load<Plan>,
+    pub plan: Load<PlanView>,
     pub plan_gen: u64,
     pub app_name: TextArea<'static>,
     pub app_name_default: Option<String>,

@@ -8,11 +8,11 @@
 
 use crate::cli::{Cli, CommonOpts};
 use crate::error::Error;
-use crate::onboard::Plan;
 use crate::onboard::model::{Outcome, PlanAction, Progress, RunReport, StepEvent, Verdict};
 use crate::onboard::policy::Policy;
 use crate::onboard::state::save_report;
 use crate::onboard::{self, Session, Target};
+use crate::onboard::{Plan, PlanView};
 pub use report::{CommandError, Kind, Status, hint_text};
 use std::io::IsTerminal;
 
@@ -336,7 +336,7 @@ async fn run(opts: &CommonOpts, write: bool, detailed: bool) -> CommandResult {
 
 /// `plan --json` (docs/json.md): per subscription its own items; every item (the tenants'
 /// shared ones too) in the plan's order beside.
-pub fn plan_document(plan: &Plan) -> report::Document {
+pub fn plan_document(plan: &PlanView) -> report::Document {
     let subscriptions = plan.subscriptions.iter().map(|t| {
         let items: Vec<&crate::onboard::model::PlanItem> = plan
             .items
@@ -635,7 +635,7 @@ fn progress_text(p: &Progress) -> Option<String> {
 
 /// The plan as the operator reads it: per tenant its shared objects, then each subscription's,
 /// then how many objects of each kind.
-pub fn plan_text(plan: &Plan) -> String {
+pub fn plan_text(plan: &PlanView) -> String {
     let mut out = String::new();
     let mut last: Option<(&str, Option<&str>)> = None;
     for i in &plan.items {
@@ -692,7 +692,7 @@ pub fn plan_text(plan: &Plan) -> String {
 }
 
 /// "Plan: app registration 1 create; role assignment 3 create, 1 reuse; …"
-pub fn counts_line(plan: &Plan) -> String {
+pub fn counts_line(plan: &PlanView) -> String {
     let kinds: Vec<String> = plan
         .counts
         .iter()

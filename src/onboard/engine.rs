@@ -51,7 +51,7 @@ use plan::*;
 pub(crate) use rights::*;
 mod mg;
 mod planned;
-pub use planned::Plan;
+pub use planned::{Plan, PlanView};
 pub(super) mod view;
 
 const NEED_ROLE_DEF_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::Secret;
 use crate::spot::SpotClient;
-pub use engine::Plan;
+pub use engine::{Plan, PlanView};
 use model::{Progress, RunReport};
 use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedSender;
@@ -425,10 +425,7 @@ pub async fn apply(
     progress: UnboundedSender<Progress>,
 ) -> RunReport {
     let t0 = std::time::Instant::now();
-    let Some(facts) = plan.facts.clone() else {
-        // engine::apply refuses it, writing nothing.
-        return engine::apply(session, plan, progress).await;
-    };
+    let facts = plan.facts.clone();
     // One run per subscription at a time, and the tenants' locks for their shared objects,
     // before anything is written.
     let guard = match lock::guard(session, &plan.subscriptions, &progress).await {

@@ -16,10 +16,10 @@
 //!
 //! A pass with nothing to do makes no write.
 
-use super::Plan;
 use super::engine::view::{self, Held};
 use super::model::{ErrorInfo, Ownership, PlanAction, Progress, RunReport, Verdict};
 use super::rotate::{self, RotateReport};
+use super::{Plan, PlanView};
 use super::{Session, Settings, Target};
 use crate::error::Result;
 use serde::Serialize;
@@ -290,7 +290,7 @@ pub async fn reconcile(
 
 /// The report of a pass from its plan, the apply's report (None: not run) and the secrets.
 fn assemble(
-    plan: &Plan,
+    plan: &PlanView,
     run: Option<&RunReport>,
     secrets: Vec<SecretOutcome>,
     planned_writes: usize,
@@ -559,7 +559,7 @@ mod tests {
             subscription_id: "s".into(),
             subscription_name: "S".into(),
         };
-        let plan = Plan::new(vec![target], vec![worded, marked]);
+        let plan = PlanView::new(vec![target], vec![worded, marked]);
         let r = assemble(&plan, None, vec![], 0, OffsetDateTime::now_utc(), &[]);
         let listed: Vec<&str> = r.not_ours.iter().map(|n| n.object.as_str()).collect();
         assert_eq!(listed, ["app registration"], "{r:?}");

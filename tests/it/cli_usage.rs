@@ -238,7 +238,7 @@ fn a_name_clash_is_worded_by_each_front_end_in_its_own_terms() {
     use crate::common::ui::{at_subscription, enter, feed, now, plan, render};
     use spot_connect::app::update::Action;
     use spot_connect::error::Hint;
-    use spot_connect::onboard::Plan;
+    use spot_connect::onboard::PlanView;
     use spot_connect::onboard::model::{PlanAction, Step};
     let mut p = plan();
     let role = p
@@ -249,7 +249,7 @@ fn a_name_clash_is_worded_by_each_front_end_in_its_own_terms() {
     role.action = PlanAction::Blocked;
     role.reason = "a role named Spot.io Custom Role exists but was not made by spot-connect: it is never changed".into();
     role.hint = Some(Hint::ChooseRoleName);
-    let p = Plan::new(p.subscriptions.clone(), p.items);
+    let p = PlanView::new(p.subscriptions.clone(), p.items);
 
     let cli = spot_connect::commands::plan_text(&p);
     let line = cli

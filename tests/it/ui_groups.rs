@@ -197,7 +197,7 @@ async fn the_picker_offers_a_whole_management_group_and_connects_it_as_apply_doe
         vec![
             Action::Planned {
                 generation: g,
-                result: Ok(plan.clone()),
+                result: Ok(plan.view().clone()),
             },
             enter(),
             enter(),

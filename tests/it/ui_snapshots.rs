@@ -560,7 +560,7 @@ fn at_blocked_review() -> State {
         .expect("a role assignment in the plan");
     ra.action = spot_connect::onboard::model::PlanAction::Blocked;
     ra.reason = BLOCKED_REASON.into();
-    let p = spot_connect::onboard::Plan::new(p.subscriptions.clone(), p.items);
+    let p = spot_connect::onboard::PlanView::new(p.subscriptions.clone(), p.items);
     let g = s.plan_gen;
     feed(
         &mut s,

@@ -111,9 +111,11 @@ fn enter_at_every_prompt_completes_the_wizard() {
     let fx = feed(&mut s, 6.0, vec![enter()]);
     assert_eq!(s.pane, Pane::Apply);
     match &fx[..] {
-        [Effect::Apply { plan: p }] => {
-            // Exactly the plan the review showed.
-            assert_eq!(**p, plan());
+        [Effect::Apply { generation }] => {
+            // Exactly the plan the review showed: the generation the engine made it for.
+            assert_eq!(*generation, s.plan_gen);
+            let p = s.plan.ready().expect("the reviewed plan");
+            assert_eq!(*p, plan());
             assert_eq!(p.subscriptions[0].subscription_id, SUB);
         }
         other => panic!("expected one Apply effect, got {other:?}"),
@@ -280,7 +282,10 @@ fn r_retries_a_failed_run_and_resets_failed_steps() {
     );
     let fx = feed(&mut s, 31.0, vec![enter()]);
     assert!(
-        matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions[0].subscription_id == SUB)
+        matches!(&fx[..], [Effect::Apply { generation }] if *generation == g)
+            && s.plan
+                .ready()
+                .is_some_and(|p| p.subscriptions[0].subscription_id == SUB)
     );
     assert!(matches!(s.run, Run::Running { .. }));
     assert_eq!(s.status(Step::ConnectSpot), &Status::Pending);
@@ -520,7 +525,10 @@ fn space_selects_several_and_they_run_through_bulk() {
     );
     let fx = feed(&mut s, 6.5, vec![enter(), enter(), enter(), enter()]);
     match &fx[..] {
-        [Effect::Apply { plan: p }] => assert_eq!(**p, plan(), "the reviewed plan"),
+        [Effect::Apply { generation }] => {
+            assert_eq!(*generation, g, "the reviewed plan's generation");
+            assert_eq!(s.plan.ready(), Some(&plan()), "the reviewed plan");
+        }
         other => panic!("expected the run of the plan, got {other:?}"),
     }
     feed(
@@ -812,12 +820,13 @@ fn the_review_scrolls_when_the_plan_does_not_fit() {
     assert_eq!(s.review_scroll, 1);
     // Enter still applies the reviewed plan.
     let fx = feed(&mut s, 6.0, vec![enter()]);
-    assert!(matches!(&fx[..], [Effect::Apply { plan: p }] if p.subscriptions.len() == 2));
+    assert!(matches!(&fx[..], [Effect::Apply { generation }] if *generation == s.plan_gen));
+    assert_eq!(s.plan.ready().map(|p| p.subscriptions.len()), Some(2));
 }
 
 #[test]
 fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_one() {
-    use spot_connect::onboard::Plan;
+    use spot_connect::onboard::PlanView;
     use spot_connect::onboard::model::{PlanAction, PlanItem};
     // No connection that is not ours: `t` does nothing.
     let mut s = at_confirm();
@@ -846,7 +855,7 @@ fn t_in_the_review_takes_over_a_connection_that_is_not_ours_only_when_there_is_o
         ownership: None,
         hint: None,
     });
-    let kept = Plan::new(p.subscriptions.clone(), items);
+    let kept = PlanView::new(p.subscriptions.clone(), items);
     feed(
         &mut s,
         6.0,

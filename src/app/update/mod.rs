@@ -19,7 +19,7 @@ use super::state::*;
 pub use super::state::{account_choice, one_account_for_several, secs};
 use crate::azure::auth::Identity;
 use crate::azure::discovery::Discovery;
-use crate::onboard::Plan;
+use crate::onboard::PlanView;
 use crate::onboard::SpotAccountChoice;
 use crate::onboard::Target;
 use crate::onboard::model::ErrorInfo;
@@ -60,9 +60,11 @@ pub enum Action {
     GroupsListed(Result<Vec<crate::onboard::fleet::MgResolved>, ErrorInfo>),
     /// The discovered subscriptions this state directory's records show connected.
     KnownConnected(std::collections::BTreeSet<String>),
+    /// The plan of that generation, as shown (the runtime keeps the plan itself, with its
+    /// facts, for `Effect::Apply`).
     Planned {
         generation: u64,
-        result: Result<Plan, ErrorInfo>,
+        result: Result<PlanView, ErrorInfo>,
     },
     Progress(Progress),
     /// The run of the confirmed plan (one subscription or many).
@@ -108,8 +110,9 @@ pub enum Effect {
         targets: Vec<Target>,
         choices: Choices,
     },
-    /// Carry out the plan the operator confirmed, exactly.
-    Apply { plan: Box<Plan> },
+    /// Carry out the plan the operator confirmed, exactly: the one the engine made for this
+    /// plan generation (the runtime kept it when it sent `Action::Planned`).
+    Apply { generation: u64 },
     /// Read the status of these subscriptions.
     ReadStatus {
         targets: Vec<Target>,

@@ -7,7 +7,7 @@ use crate::onboard::model::Step;
 pub(super) fn on_planned(
     s: &mut State,
     generation: u64,
-    result: Result<Plan, ErrorInfo>,
+    result: Result<PlanView, ErrorInfo>,
 ) -> Vec<Effect> {
     if generation != s.plan_gen {
         return vec![];
@@ -35,7 +35,7 @@ pub(super) fn on_planned(
 }
 
 /// The names the plan will use are shown in the fields, unless the operator typed their own.
-pub(super) fn prefill_names(s: &mut State, p: &Plan) {
+pub(super) fn prefill_names(s: &mut State, p: &PlanView) {
     let name_of = |step: Step, object: &str| {
         p.items
             .iter()

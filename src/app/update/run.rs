@@ -45,7 +45,7 @@ pub(super) fn start_apply(s: &mut State, at: Duration) -> Vec<Effect> {
         );
     }
     vec![Effect::Apply {
-        plan: Box::new(plan),
+        generation: s.plan_gen,
     }]
 }
 

@@ -56,14 +56,6 @@ pub(super) fn dependency(what: &str) -> Error {
     Error::Skipped(format!("skipped: {what} did not complete"))
 }
 
-pub(crate) async fn apply(
-    session: &Session,
-    plan: &Plan,
-    progress: UnboundedSender<Progress>,
-) -> RunReport {
-    apply_listing(session, plan, progress).await.0
-}
-
 /// What the checks after the run need, read alongside the connection's read-back when the plan
 /// creates exactly one Spot account, so they cost no round trip of the run's chain: the Spot
 /// accounts (the race check, `lock::RunGuard::race_reports`, needs a listing made after that
@@ -77,7 +69,8 @@ pub(crate) struct AfterConnect {
     pub app: Option<(String, Application)>,
 }
 
-/// [`apply`], and what it read for the checks after the run ([`AfterConnect`]).
+/// The run of `plan` (what `onboard::apply` starts, inside its locks), and what it read for the
+/// checks after the run ([`AfterConnect`]).
 pub(crate) async fn apply_listing(
     session: &Session,
     plan: &Plan,
@@ -99,21 +92,7 @@ pub(super) async fn apply_inner(
 ) -> RunReport {
     let t0 = Instant::now();
     let throttled0 = session.http.throttled_count();
-    let Some(facts) = plan.facts.as_deref() else {
-        let e =
-            Error::Internal("this plan was not made by onboard::plan: nothing was changed".into());
-        return RunReport {
-            reports: plan
-                .subscriptions
-                .iter()
-                .map(|t| failed_report(t, ErrorInfo::from(&e)))
-                .collect(),
-            stopped: Some(ErrorInfo::from(&e)),
-            throttled: 0,
-            peak_concurrency: 0,
-            total_ms: 0,
-        };
-    };
+    let facts = &*plan.facts;
     let emit = |sub: Option<&str>, step, event| {
         let _ = progress.send(Progress::Step {
             subscription: sub.map(str::to_string),

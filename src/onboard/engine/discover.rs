@@ -225,9 +225,7 @@ pub(super) async fn plan_with<'a>(
         .flat_map(|t| plan_items(&facts, t))
         .collect();
     items.extend(facts.kept.iter().filter_map(keep_item));
-    let mut plan = Plan::new(targets, items);
-    plan.facts = Some(std::sync::Arc::new(facts));
-    Ok(plan)
+    Ok(Plan::made(PlanView::new(targets, items), facts))
 }
 
 /// Spot's accounts (or why the token was refused), listed once per plan.

@@ -1,43 +1,82 @@
-//! The plan type: what `apply` will do, with the facts `plan` found travelling beside it (never
-//! serialized), so that the model types below the engine know nothing of the engine.
+//! The plan types: [`PlanView`], what `apply` will do as front ends show it (any front end or
+//! test can make one), and [`Plan`], a view together with the facts `onboard::plan` found
+//! (never serialized). Only the engine makes a `Plan`, so the plan `apply` is given always has
+//! its facts: there is nothing to check at run time. The model types below the engine know
+//! nothing of it.
 
 use super::Facts;
 use crate::onboard::Target;
 use crate::onboard::model::{KindCount, PlanAction, PlanItem};
 use serde::Serialize;
+use std::sync::Arc;
 
-/// What `apply` will do: every object of every subscription, the tenant's shared ones once.
-/// `onboard::apply` carries out exactly this plan (the facts it was made from travel with it,
-/// never serialized).
-#[derive(Clone, Serialize)]
-pub struct Plan {
+/// What `apply` will do, as shown: every object of every subscription, the tenant's shared
+/// ones once.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlanView {
     pub subscriptions: Vec<Target>,
     pub items: Vec<PlanItem>,
     /// Per kind of object, in the order of first appearance.
     pub counts: Vec<KindCount>,
-    #[serde(skip)]
-    pub(crate) facts: Option<std::sync::Arc<Facts>>,
+}
+
+/// A plan `onboard::apply` can carry out: exactly its view, with the facts it was made from
+/// (made only by `onboard::plan`; read as its [`PlanView`] through `Deref`).
+#[derive(Clone)]
+pub struct Plan {
+    view: PlanView,
+    pub(crate) facts: Arc<Facts>,
+}
+
+impl Plan {
+    /// The plan of `facts` (the engine's: `onboard::plan`).
+    pub(crate) fn made(view: PlanView, facts: Facts) -> Plan {
+        Plan {
+            view,
+            facts: Arc::new(facts),
+        }
+    }
+
+    pub fn view(&self) -> &PlanView {
+        &self.view
+    }
+
+    pub fn into_view(self) -> PlanView {
+        self.view
+    }
+}
+
+impl std::ops::Deref for Plan {
+    type Target = PlanView;
+    fn deref(&self) -> &PlanView {
+        &self.view
+    }
+}
+
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.view.serialize(s)
+    }
 }
 
 impl PartialEq for Plan {
     fn eq(&self, o: &Plan) -> bool {
-        self.subscriptions == o.subscriptions && self.items == o.items
+        self.view == o.view
     }
 }
 
 impl std::fmt::Debug for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plan")
-            .field("subscriptions", &self.subscriptions)
-            .field("items", &self.items)
+            .field("subscriptions", &self.view.subscriptions)
+            .field("items", &self.view.items)
             .finish_non_exhaustive()
     }
 }
 
-impl Plan {
-    /// A plan of these items (for front ends and tests); `apply` refuses it: only a plan made by
-    /// `onboard::plan` can be applied.
-    pub fn new(subscriptions: Vec<Target>, items: Vec<PlanItem>) -> Plan {
+impl PlanView {
+    /// The view of these items, with their counts.
+    pub fn new(subscriptions: Vec<Target>, items: Vec<PlanItem>) -> PlanView {
         let mut counts: Vec<KindCount> = Vec::new();
         for i in &items {
             let c = match counts.iter().position(|c| c.object == i.object) {
@@ -58,11 +97,10 @@ impl Plan {
                 PlanAction::Keep => c.keep += 1,
             }
         }
-        Plan {
+        PlanView {
             subscriptions,
             items,
             counts,
-            facts: None,
         }
     }
 

@@ -19,9 +19,7 @@ pub struct Held {
 /// Every connection of the plan's subscriptions that goes through our app, with the end of the
 /// secret Spot holds (its `expirationDate`).
 pub(crate) fn held_secrets(plan: &Plan) -> Vec<Held> {
-    let Some(facts) = plan.facts.as_deref() else {
-        return vec![];
-    };
+    let facts = &*plan.facts;
     let mut out = Vec::new();
     for t in &facts.tenants {
         let AppFact::Ours(app) = &t.app else { continue };

@@ -11,7 +11,7 @@ use spot_connect::azure::auth::Identity;
 use spot_connect::azure::discovery::{Discovery, Subscription, Tenant};
 use spot_connect::cli::AuthMethod;
 use spot_connect::error::{ApiError, Service};
-use spot_connect::onboard::Plan;
+use spot_connect::onboard::PlanView;
 use spot_connect::onboard::model::*;
 use spot_connect::spot::SpotAccount;
 use std::time::Duration;
@@ -250,18 +250,18 @@ fn target_of(sub: &str, name: &str) -> spot_connect::onboard::Target {
 }
 
 /// The plan of Contoso Production, in the engine's order.
-pub fn plan() -> Plan {
+pub fn plan() -> PlanView {
     let mut items = shared_items();
     items.extend(sub_items(SUB, "Contoso Production"));
-    Plan::new(vec![target_of(SUB, "Contoso Production")], items)
+    PlanView::new(vec![target_of(SUB, "Contoso Production")], items)
 }
 
 /// The plan of Contoso Production and Contoso Staging: the shared objects once.
-pub fn plan_many() -> Plan {
+pub fn plan_many() -> PlanView {
     let mut items = shared_items();
     items.extend(sub_items(SUB, "Contoso Production"));
     items.extend(sub_items(SUB3, "Contoso Staging"));
-    Plan::new(
+    PlanView::new(
         vec![
             target_of(SUB, "Contoso Production"),
             target_of(SUB3, "Contoso Staging"),
@@ -772,7 +772,7 @@ pub fn bulk_report() -> RunReport {
 
 /// Contoso Production (Contoso) and Fabrikam Analytics (Fabrikam) planned together: each
 /// tenant its own app registration (its default name), secret and role.
-pub fn plan_two_tenants() -> Plan {
+pub fn plan_two_tenants() -> PlanView {
     let mut items = shared_items();
     items.extend(sub_items(SUB, "Contoso Production"));
     let mut other = shared_items();
@@ -793,7 +793,7 @@ pub fn plan_two_tenants() -> Plan {
     items.extend(fab);
     let mut t2 = target_of(SUB4, "Fabrikam Analytics");
     t2.tenant_id = TENANT2.into();
-    Plan::new(vec![target_of(SUB, "Contoso Production"), t2], items)
+    PlanView::new(vec![target_of(SUB, "Contoso Production"), t2], items)
 }
 
 /// On the Subscription pane: Contoso Production and Fabrikam Analytics selected, Enter
